@@ -1,0 +1,1 @@
+//! Tokio wiring of the Roost MQTT broker: listeners, connection drivers, registry, timers.

@@ -1,0 +1,1 @@
+//! Sans-IO subscription trie, shared subscription groups and retained-message index.

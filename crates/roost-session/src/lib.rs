@@ -1,0 +1,1 @@
+//! Sans-IO per-client MQTT session state machine.

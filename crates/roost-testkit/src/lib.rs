@@ -1,0 +1,1 @@
+//! Test helpers for Roost: raw-packet MQTT client and fixtures.
