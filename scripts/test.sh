@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The one test command for Roost, run by developers and by CI (.ci/run).
+#
+# Sections, cheapest first, stopping at the first failure:
+#   deps        scripts/install-test-deps.sh (mosquitto clients, paho-mqtt, MQTT.js)
+#   fmt         cargo fmt --all -- --check
+#   spec        python3 scripts/spec_coverage.py --check (--strict with SPEC_STRICT=1)
+#   clippy      cargo clippy --workspace --all-targets -- -D warnings
+#   unit        cargo nextest run (or cargo test) on the workspace, except the
+#               integration tests of the roost binary, which run under interop
+#   doc         cargo test --doc --workspace
+#   build       cargo build -p roost (the binary the interop suites start)
+#   interop-rs  crates/roost/tests/*.rs (rumqttc and raw-packet tests against the binary)
+#   interop-py  pytest interop/python (paho-mqtt, mosquitto_pub/sub)
+#   interop-js  node --test in interop/node (MQTT.js)
+#   fuzz        scripts/fuzz-smoke.sh, when it exists
+#
+# Environment:
+#   INTEROP=0        skip deps and the interop-* sections (default 1)
+#   FUZZ_SECONDS=N   seconds per fuzz target; 0 skips fuzzing (default 30)
+#   SPEC_STRICT=1    also fail when a statement has neither a test nor an exemption
+#   ONLY="a b"       run only the named sections (e.g. ONLY="build interop-py")
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+INTEROP=${INTEROP:-1}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+SPEC_STRICT=${SPEC_STRICT:-0}
+ONLY=${ONLY:-}
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+export FUZZ_SECONDS
+
+# Bounds for whole suites, so a hung test cannot eat the CI budget (90 min).
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-1200}
+
+summary=()
+run_start=$SECONDS
+
+print_summary() {
+    printf '\n==== summary\n'
+    local line
+    for line in "${summary[@]}"; do printf '  %s\n' "$line"; done
+    printf '  total %ds\n' $((SECONDS - run_start))
+}
+
+# section NAME COMMAND...: runs one step with a header and a timing line.
+section() {
+    local name=$1
+    shift
+    if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then
+        return 0
+    fi
+    printf '\n==== %s: %s\n' "$name" "$*"
+    local start=$SECONDS rc=0
+    "$@" || rc=$?
+    local took=$((SECONDS - start))
+    if [ "$rc" -ne 0 ]; then
+        summary+=("$(printf '%-11s FAILED (exit %d) after %ds' "$name" "$rc" "$took")")
+        print_summary
+        printf '\ntest.sh: section "%s" failed\n' "$name" >&2
+        exit "$rc"
+    fi
+    summary+=("$(printf '%-11s ok  %4ds' "$name" "$took")")
+}
+
+skip() {
+    summary+=("$(printf '%-11s skipped (%s)' "$1" "$2")")
+}
+
+have_nextest() { cargo nextest --version >/dev/null 2>&1; }
+
+# The integration tests of the roost binary need the built broker; they run in
+# the interop-rs section so that INTEROP=0 leaves them out.
+NEXTEST_BINARY_TESTS='package(roost) & kind(test)'
+
+unit_tests() {
+    if have_nextest; then
+        cargo nextest run --workspace --locked --no-tests=warn -E "not ($NEXTEST_BINARY_TESTS)"
+    else
+        cargo test --workspace --locked --exclude roost --lib --bins --tests \
+            && cargo test --locked -p roost --bins
+    fi
+}
+
+doc_tests() {
+    cargo test --doc --workspace --locked
+}
+
+target_dir() {
+    cargo metadata --format-version 1 --no-deps --locked \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+build_binary() {
+    cargo build --locked -p roost || return
+    local dir
+    dir=$(target_dir) || return
+    ROOST_BIN="$dir/debug/roost"
+    export ROOST_BIN
+    [ -x "$ROOST_BIN" ] || { echo "no binary at $ROOST_BIN" >&2; return 1; }
+    echo "ROOST_BIN=$ROOST_BIN"
+}
+
+interop_rust() {
+    if have_nextest; then
+        timeout -k 30 "$SUITE_TIMEOUT" cargo nextest run --locked --no-tests=warn -E "$NEXTEST_BINARY_TESTS"
+    else
+        timeout -k 30 "$SUITE_TIMEOUT" cargo test --locked -p roost --test '*'
+    fi
+}
+
+interop_python() {
+    timeout -k 30 "$SUITE_TIMEOUT" python3 -m pytest interop/python
+}
+
+interop_node() {
+    (cd interop/node && timeout -k 30 "$SUITE_TIMEOUT" node --test --test-concurrency=2)
+}
+
+spec_coverage() {
+    if [ "$SPEC_STRICT" = 1 ]; then
+        python3 scripts/spec_coverage.py --strict
+    else
+        python3 scripts/spec_coverage.py --check
+    fi
+}
+
+fuzz_smoke() {
+    bash scripts/fuzz-smoke.sh
+}
+
+if [ "$INTEROP" = 1 ]; then
+    section deps scripts/install-test-deps.sh
+else
+    skip deps "INTEROP=0"
+fi
+section fmt cargo fmt --all -- --check
+section spec spec_coverage
+section clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+section unit unit_tests
+section doc doc_tests
+if [ "$INTEROP" = 1 ]; then
+    section build build_binary
+    section interop-rs interop_rust
+    section interop-py interop_python
+    section interop-js interop_node
+else
+    skip interop "INTEROP=0"
+fi
+if [ ! -f scripts/fuzz-smoke.sh ]; then
+    skip fuzz "no scripts/fuzz-smoke.sh"
+elif [ "$FUZZ_SECONDS" = 0 ]; then
+    skip fuzz "FUZZ_SECONDS=0"
+else
+    section fuzz fuzz_smoke
+fi
+
+print_summary
+printf '\ntest.sh: all sections passed\n'
