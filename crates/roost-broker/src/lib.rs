@@ -1,1 +1,37 @@
-//! Tokio wiring of the Roost MQTT broker: listeners, connection drivers, registry, timers.
+//! # roost-broker
+//!
+//! The tokio wiring of the Roost MQTT broker: listeners, one task per
+//! connection driving a sans-IO [`roost_session::Session`], the session
+//! registry, the shared router and retained store, and timers.
+//!
+//! ```text
+//!  listener ──accept──▶ driver task ── decode ──▶ Session::handle_packet
+//!                          │  ▲                        │ Inbound::Publish
+//!                          │  └── outbox doorbell ◀── Core::publish ── Router::route ──▶ other slots
+//!                          └── writev(headers + payload Bytes) ◀── Session::poll_transmit
+//! ```
+//!
+//! Embed it:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), roost_broker::BrokerError> {
+//! let broker = roost_broker::Broker::builder().bind().await?;
+//! let handle = broker.handle();
+//! tokio::spawn(broker.run());
+//! handle.shutdown();
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod broker;
+pub mod config;
+mod core;
+mod driver;
+mod listener;
+mod metrics;
+mod slot;
+
+pub use auth::{AuthExchange, AuthStep, EnhancedAuth};
+pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
+pub use config::{Config, ConfigError};
+pub use metrics::Stats;

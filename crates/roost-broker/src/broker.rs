@@ -1,0 +1,159 @@
+//! The embedding API: build a [`Broker`] from a [`Config`], run it, and
+//! control it through a [`BrokerHandle`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use roost_codec::{PublishProperties, QoS};
+use roost_session::Message;
+
+use crate::auth::EnhancedAuth;
+use crate::config::Config;
+use crate::core::Core;
+use crate::listener::BoundListener;
+use crate::metrics::Stats;
+
+/// Errors starting a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Builds a broker.
+#[derive(Default)]
+pub struct BrokerBuilder {
+    config: Config,
+    enhanced_auth: Option<Arc<dyn EnhancedAuth>>,
+}
+
+impl std::fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl BrokerBuilder {
+    /// Uses this configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Installs an enhanced-authentication mechanism (MQTT 5.0 AUTH).
+    pub fn enhanced_auth(mut self, auth: Arc<dyn EnhancedAuth>) -> Self {
+        self.enhanced_auth = Some(auth);
+        self
+    }
+
+    /// Binds every listener. Nothing is accepted until [`Broker::run`].
+    pub async fn bind(self) -> Result<Broker, BrokerError> {
+        let core = Core::new(self.config, self.enhanced_auth);
+        let mut listeners = Vec::new();
+        for listener in core.config.effective_listeners() {
+            let addr = listener.bind;
+            let bound = BoundListener::bind(listener).await.map_err(|source| BrokerError::Bind { addr, source })?;
+            listeners.push(bound);
+        }
+        Ok(Broker { core, listeners })
+    }
+}
+
+/// A bound broker.
+#[derive(Debug)]
+pub struct Broker {
+    core: Arc<Core>,
+    listeners: Vec<BoundListener>,
+}
+
+impl Broker {
+    /// Starts building a broker.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder::default()
+    }
+
+    /// The addresses the listeners are bound to (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|l| l.local_addr).collect()
+    }
+
+    /// A handle to control the running broker.
+    pub fn handle(&self) -> BrokerHandle {
+        BrokerHandle { core: Arc::clone(&self.core) }
+    }
+
+    /// Serves until [`BrokerHandle::shutdown`] is called, then waits (bounded)
+    /// for connections to close.
+    pub async fn run(self) {
+        let mut tasks = Vec::new();
+        for listener in self.listeners {
+            let anonymous = listener.config.anonymous_allowed();
+            tracing::info!(
+                "listening on mqtt://{} (anonymous clients {})",
+                listener.local_addr,
+                if anonymous { "allowed" } else { "refused" }
+            );
+            tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
+        }
+        let mut shutdown = self.core.shutdown.subscribe();
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        // Connections see the same signal and close with 0x8B; give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.core.metrics.snapshot().connections_current > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!("broker stopped");
+    }
+}
+
+/// Controls a running broker; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BrokerHandle {
+    core: Arc<Core>,
+}
+
+impl BrokerHandle {
+    /// Begins a graceful shutdown: listeners stop, clients get DISCONNECT 0x8B.
+    pub fn shutdown(&self) {
+        self.core.shutdown.send_replace(true);
+    }
+
+    /// Publishes a message from the application. Returns how many sessions it reached.
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS, retain: bool) -> usize {
+        let message = Message {
+            topic: ByteString::from(topic),
+            payload,
+            qos,
+            retain,
+            properties: PublishProperties::default(),
+            expires_at: None,
+            publisher: None,
+        };
+        self.core.publish(message, None, Instant::now())
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.core.metrics.snapshot();
+        stats.sessions = self.core.sessions.len() as u64;
+        stats.subscriptions = self.core.router.read().subscription_count() as u64;
+        stats.retained_messages = self.core.retained.read().len() as u64;
+        stats
+    }
+}

@@ -1,0 +1,401 @@
+//! Broker configuration: one TOML file, overridable by `ROOST_*` environment
+//! variables. Unknown keys are errors that name the key and its line.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use roost_codec::QoS;
+use roost_session::{QueueFullPolicy, SessionConfig};
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listeners; when empty, one TCP listener on 127.0.0.1:1883.
+    pub listeners: Vec<ListenerConfig>,
+    /// MQTT protocol options.
+    pub mqtt: MqttConfig,
+    /// Server-wide limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listeners: Vec::new(),
+            mqtt: MqttConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The kind of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// MQTT over plain TCP.
+    Tcp,
+}
+
+/// One listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Transport kind.
+    #[serde(default = "default_kind")]
+    pub kind: ListenerKind,
+    /// Address to bind, e.g. `127.0.0.1:1883` or `0.0.0.0:1883`.
+    pub bind: SocketAddr,
+    /// Maximum simultaneous connections on this listener (0 = unlimited).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Allow clients without credentials. Defaults to true only on loopback
+    /// addresses, like Mosquitto 2.
+    #[serde(default)]
+    pub allow_anonymous: Option<bool>,
+}
+
+fn default_kind() -> ListenerKind {
+    ListenerKind::Tcp
+}
+
+impl ListenerConfig {
+    /// The default listener: TCP on loopback.
+    pub fn loopback(port: u16) -> Self {
+        Self {
+            kind: ListenerKind::Tcp,
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            max_connections: 0,
+            allow_anonymous: None,
+        }
+    }
+
+    /// Whether anonymous clients are accepted on this listener.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous.unwrap_or_else(|| self.bind.ip().is_loopback())
+    }
+}
+
+/// Shared subscription strategy names as they appear in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStrategyConfig {
+    /// Pick a random member.
+    Random,
+    /// Cycle through members.
+    #[default]
+    RoundRobin,
+    /// Keep the same member while it stays subscribed.
+    Sticky,
+    /// Hash the publisher's client id.
+    HashClientid,
+    /// Hash the topic.
+    HashTopic,
+}
+
+/// What to do when a session's message queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuePolicyConfig {
+    /// Drop the oldest queued message.
+    DropOldest,
+    /// Drop the new message.
+    #[default]
+    DropNewest,
+}
+
+/// MQTT protocol options advertised in CONNACK and enforced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Receive Maximum we advertise: unacknowledged QoS 1/2 PUBLISH a client may send.
+    pub receive_maximum: u16,
+    /// Highest QoS we accept (0, 1 or 2).
+    pub maximum_qos: u8,
+    /// Whether retained messages are supported.
+    pub retain_available: bool,
+    /// Largest packet we accept, in bytes.
+    pub max_packet_size: u32,
+    /// Topic aliases a client may use towards us.
+    pub topic_alias_maximum: u16,
+    /// Assign topic aliases on messages we send when the client allows it.
+    pub outbound_topic_aliases: bool,
+    /// Wildcard subscriptions allowed.
+    pub wildcard_subscription_available: bool,
+    /// Subscription identifiers allowed.
+    pub subscription_identifiers_available: bool,
+    /// Shared subscriptions allowed.
+    pub shared_subscription_available: bool,
+    /// Shared subscription member selection.
+    pub shared_subscription_strategy: SharedStrategyConfig,
+    /// Cap on the client's keep-alive, in seconds (0 = no cap).
+    pub max_keep_alive: u16,
+    /// Cap on Session Expiry Interval, in seconds.
+    pub max_session_expiry_interval: u32,
+    /// Seconds a socket may stay open without sending CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Outbound unacknowledged QoS 1/2 messages per client.
+    pub max_inflight: u16,
+    /// Messages queued per session beyond the inflight window (and while offline).
+    pub max_queued_messages: usize,
+    /// Policy when that queue is full.
+    pub queue_full_policy: QueuePolicyConfig,
+    /// Queue QoS 0 messages for offline persistent sessions.
+    pub queue_qos0_offline: bool,
+    /// Deepest topic accepted (levels).
+    pub max_topic_levels: usize,
+    /// Subscriptions per client.
+    pub max_subscriptions: usize,
+    /// Longest client identifier accepted.
+    pub max_client_id_len: usize,
+    /// Response Information prefix returned when a client requests it; empty = none.
+    pub response_information: String,
+    /// Check that payloads flagged as UTF-8 (Payload Format Indicator 1) are valid UTF-8.
+    pub validate_utf8_payload: bool,
+    /// Retained messages kept at most (0 = unlimited).
+    pub max_retained_messages: usize,
+    /// Largest retained payload in bytes (0 = unlimited).
+    pub max_retained_payload: usize,
+    /// Deliveries waiting in one connection's outbox before new QoS 0 are dropped.
+    pub max_outbox: usize,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            receive_maximum: 1024,
+            maximum_qos: 2,
+            retain_available: true,
+            max_packet_size: 1024 * 1024,
+            topic_alias_maximum: 64,
+            outbound_topic_aliases: true,
+            wildcard_subscription_available: true,
+            subscription_identifiers_available: true,
+            shared_subscription_available: true,
+            shared_subscription_strategy: SharedStrategyConfig::RoundRobin,
+            max_keep_alive: 0,
+            max_session_expiry_interval: u32::MAX,
+            connect_timeout_secs: 10,
+            max_inflight: 1024,
+            max_queued_messages: 10_000,
+            queue_full_policy: QueuePolicyConfig::DropNewest,
+            queue_qos0_offline: false,
+            max_topic_levels: 128,
+            max_subscriptions: 10_000,
+            max_client_id_len: 65_535,
+            response_information: String::new(),
+            validate_utf8_payload: false,
+            max_retained_messages: 1_000_000,
+            max_retained_payload: 0,
+            max_outbox: 100_000,
+        }
+    }
+}
+
+/// Server-wide limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Total simultaneous connections (0 = unlimited).
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_connections: 0 }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `roost_broker=debug`. `RUST_LOG` wins.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// A configuration error that names the key and, when known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or a key has a wrong type / is unknown.
+    #[error("invalid config {origin}: {message}")]
+    Invalid {
+        /// File path or "environment".
+        origin: String,
+        /// toml's message: includes the line, column and key path.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config value `{key}`: {message}")]
+    Value {
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the configuration: the TOML file if given (errors name the key and
+    /// line), then `ROOST_<SECTION>__<KEY>=value` environment overrides such as
+    /// `ROOST_MQTT__MAX_INFLIGHT=100` (values parsed as TOML, else as strings).
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_string()),
+        };
+        // Parse the file on its own first so its errors carry line numbers.
+        let config = Self::from_toml(&text, &origin)?;
+        let overrides: Vec<(Vec<String>, String)> = env
+            .filter_map(|(name, value)| {
+                let path = name.strip_prefix("ROOST_")?;
+                let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+                (keys.len() == 2).then_some((keys, value))
+            })
+            .collect();
+        if overrides.is_empty() {
+            return Ok(config);
+        }
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|e| ConfigError::Invalid { origin: origin.clone(), message: e.to_string() })?;
+        for (keys, value) in overrides {
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let section = table
+                .entry(keys[0].clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match section {
+                toml::Value::Table(t) => {
+                    t.insert(keys[1].clone(), parsed);
+                }
+                _ => {
+                    return Err(ConfigError::Value {
+                        key: keys.join("."),
+                        message: "environment override of a non-table section".into(),
+                    });
+                }
+            }
+        }
+        let config = Config::deserialize(table).map_err(|e| ConfigError::Invalid {
+            origin: "environment (ROOST_* variables)".into(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Invalid { origin: origin.to_string(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Value { key: key.to_string(), message: message.to_string() })
+        };
+        if self.mqtt.receive_maximum == 0 {
+            return bad("mqtt.receive_maximum", "must be at least 1");
+        }
+        if self.mqtt.maximum_qos > 2 {
+            return bad("mqtt.maximum_qos", "must be 0, 1 or 2");
+        }
+        if self.mqtt.max_packet_size < 64 {
+            return bad("mqtt.max_packet_size", "must be at least 64 bytes");
+        }
+        if self.mqtt.max_inflight == 0 {
+            return bad("mqtt.max_inflight", "must be at least 1");
+        }
+        if self.mqtt.connect_timeout_secs == 0 {
+            return bad("mqtt.connect_timeout_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Listeners to open: the configured ones, or the loopback default.
+    pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
+        if self.listeners.is_empty() { vec![ListenerConfig::loopback(1883)] } else { self.listeners.clone() }
+    }
+
+    /// The session settings derived from `[mqtt]`.
+    pub fn session_config(&self) -> SessionConfig {
+        let m = &self.mqtt;
+        SessionConfig {
+            receive_maximum: m.receive_maximum,
+            maximum_qos: QoS::from_u8(m.maximum_qos).unwrap_or(QoS::ExactlyOnce),
+            retain_available: m.retain_available,
+            maximum_packet_size: m.max_packet_size,
+            topic_alias_maximum: m.topic_alias_maximum,
+            outbound_topic_aliases: m.outbound_topic_aliases,
+            wildcard_subscription_available: m.wildcard_subscription_available,
+            subscription_identifiers_available: m.subscription_identifiers_available,
+            shared_subscription_available: m.shared_subscription_available,
+            server_keep_alive: (m.max_keep_alive > 0).then_some(m.max_keep_alive),
+            max_session_expiry_interval: m.max_session_expiry_interval,
+            max_inflight: m.max_inflight,
+            max_queued_messages: m.max_queued_messages,
+            queue_full_policy: match m.queue_full_policy {
+                QueuePolicyConfig::DropOldest => QueueFullPolicy::DropOldest,
+                QueuePolicyConfig::DropNewest => QueueFullPolicy::DropNewest,
+            },
+            queue_qos0_offline: m.queue_qos0_offline,
+            max_topic_levels: m.max_topic_levels,
+            max_subscriptions: m.max_subscriptions,
+            max_client_id_len: m.max_client_id_len,
+            response_information: (!m.response_information.is_empty()).then(|| m.response_information.clone()),
+            validate_utf8_payload: m.validate_utf8_payload,
+            ..SessionConfig::default()
+        }
+    }
+
+    /// How long a socket may stay silent before CONNECT.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.mqtt.connect_timeout_secs)
+    }
+}
+

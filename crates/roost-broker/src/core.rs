@@ -1,0 +1,331 @@
+//! The broker's shared state and the operations every connection uses:
+//! routing a message, the retained store, and the session lifecycle (attach,
+//! park, expire, will).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use roost_codec::QoS;
+use roost_router::{RetainedIndex, Router, SharedStrategy, Target};
+use roost_session::{Delivery, Message, SessionConfig, SessionState};
+use smallvec::SmallVec;
+use tokio::sync::watch;
+
+use crate::auth::EnhancedAuth;
+use crate::config::{Config, SharedStrategyConfig};
+use crate::metrics::Metrics;
+use crate::slot::{Handover, Parked, Pushed, SessionKey, SessionSlot};
+
+/// Everything connections share.
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) session_config: Arc<SessionConfig>,
+    pub(crate) sessions: DashMap<ByteString, Arc<SessionSlot>>,
+    pub(crate) router: RwLock<Router<SessionKey>>,
+    pub(crate) retained: RwLock<RetainedIndex<Arc<Message>>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) enhanced_auth: Option<Arc<dyn EnhancedAuth>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) next_connection_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("sessions", &self.sessions.len()).finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(config: Config, enhanced_auth: Option<Arc<dyn EnhancedAuth>>) -> Arc<Self> {
+        let strategy = match config.mqtt.shared_subscription_strategy {
+            SharedStrategyConfig::Random => SharedStrategy::Random,
+            SharedStrategyConfig::RoundRobin => SharedStrategy::RoundRobin,
+            SharedStrategyConfig::Sticky => SharedStrategy::Sticky,
+            SharedStrategyConfig::HashClientid => SharedStrategy::HashClientId,
+            SharedStrategyConfig::HashTopic => SharedStrategy::HashTopic,
+        };
+        let session_config = Arc::new(config.session_config());
+        Arc::new(Self {
+            config,
+            session_config,
+            sessions: DashMap::new(),
+            router: RwLock::new(Router::new(strategy)),
+            retained: RwLock::new(RetainedIndex::new()),
+            metrics: Metrics::default(),
+            enhanced_auth,
+            shutdown: watch::channel(false).0,
+            next_connection_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Routes one application message: updates the retained store when RETAIN
+    /// is set, then pushes one delivery to every matching session (one per
+    /// shared group). Returns how many sessions it reached.
+    pub(crate) fn publish(&self, message: Message, publisher: Option<&SessionKey>, now: Instant) -> usize {
+        let message = Arc::new(message);
+        if message.retain {
+            self.store_retained(&message);
+        }
+        let mut targets: Vec<Target<SessionKey>> = Vec::new();
+        let publisher_id = message.publisher.as_deref().unwrap_or("");
+        {
+            let router = self.router.read();
+            router.route_with(&message.topic, publisher, publisher_id, &|k: &SessionKey| k.0.is_online(), &mut targets);
+        }
+        if targets.is_empty() {
+            Metrics::inc(&self.metrics.messages_no_subscribers);
+            return 0;
+        }
+        let reached = targets.len();
+        for target in targets {
+            let delivery = Delivery {
+                qos: message.qos.min(target.qos),
+                retain: target.retain_as_published && message.retain,
+                subscription_ids: target.subscription_ids,
+                message: Arc::clone(&message),
+            };
+            self.push(&target.key.0, delivery, now);
+        }
+        reached
+    }
+
+    /// Pushes one delivery into a session, counting the outcome.
+    pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
+        match slot.push(delivery, self.config.mqtt.max_outbox, &self.session_config, now) {
+            Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
+            Pushed::Dropped => Metrics::inc(&self.metrics.messages_dropped),
+        }
+    }
+
+    /// Stores, replaces or (empty payload) deletes a retained message
+    /// [MQTT-3.3.1-5..7], within the configured limits.
+    fn store_retained(&self, message: &Arc<Message>) {
+        let mut retained = self.retained.write();
+        if message.payload.is_empty() {
+            retained.remove(&message.topic);
+            return;
+        }
+        let max_payload = self.config.mqtt.max_retained_payload;
+        if max_payload > 0 && message.payload.len() > max_payload {
+            tracing::debug!(topic = %message.topic, size = message.payload.len(), "retained payload over limit, not stored");
+            return;
+        }
+        let max_count = self.config.mqtt.max_retained_messages;
+        if max_count > 0 && retained.len() >= max_count && retained.get(&message.topic).is_none() {
+            tracing::warn!(topic = %message.topic, "retained message limit reached, not stored");
+            return;
+        }
+        retained.insert(&message.topic, Arc::clone(message));
+    }
+
+    /// Retained messages matching `filter`, as deliveries at most `qos`; expired
+    /// ones are skipped (and removed).
+    pub(crate) fn retained_for(&self, filter: &str, qos: QoS, sub_id: Option<u32>, now: Instant) -> Vec<Delivery> {
+        let mut found: Vec<Arc<Message>> = Vec::new();
+        self.retained.read().matches(filter, &mut found);
+        let mut expired = false;
+        let deliveries = found
+            .into_iter()
+            .filter(|m| {
+                let live = !m.is_expired(now);
+                expired |= !live;
+                live
+            })
+            .map(|message| Delivery {
+                qos: message.qos.min(qos),
+                retain: true,
+                subscription_ids: sub_id.into_iter().collect::<SmallVec<[u32; 2]>>(),
+                message,
+            })
+            .collect();
+        if expired {
+            self.retained.write().retain(|_, m| !m.is_expired(now));
+        }
+        deliveries
+    }
+
+    /// Ends a session for good: removes its subscriptions and its registry
+    /// entry, and re-dispatches undelivered shared-subscription messages to other
+    /// members.
+    pub(crate) fn end_session(&self, slot: &Arc<SessionSlot>, state: Option<&mut SessionState>, now: Instant) {
+        let key = SessionKey(Arc::clone(slot));
+        {
+            let mut inner = slot.inner.lock();
+            inner.ended = true;
+            inner.parked = None;
+            inner.outbox.clear();
+        }
+        let removed_subs = self.router.write().remove_all(&key);
+        self.sessions.remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
+        if let Some(state) = state {
+            self.redispatch_shared(state, &key, now);
+        }
+        tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
+    }
+
+    /// Undelivered QoS 1/2 messages of a leaving shared-subscription member go to
+    /// another member of the same group [MQTT-4.8.2-*: at most once per group].
+    pub(crate) fn redispatch_shared(&self, state: &mut SessionState, leaving: &SessionKey, now: Instant) {
+        let undelivered = state.take_undelivered();
+        if undelivered.is_empty() {
+            return;
+        }
+        let mut targets = Vec::new();
+        for delivery in undelivered {
+            if delivery.qos == QoS::AtMostOnce {
+                continue;
+            }
+            targets.clear();
+            let message = &delivery.message;
+            let publisher_id = message.publisher.as_deref().unwrap_or("");
+            self.router.read().route_with(&message.topic, None, publisher_id, &|k: &SessionKey| k != leaving && k.0.is_online(), &mut targets);
+            if let Some(target) = targets.iter().find(|t| t.shared && &t.key != leaving) {
+                let redelivery = Delivery {
+                    qos: message.qos.min(target.qos),
+                    retain: false,
+                    subscription_ids: target.subscription_ids.clone(),
+                    message: Arc::clone(message),
+                };
+                self.push(&target.key.0, redelivery, now);
+            }
+        }
+    }
+
+    /// Detaches a connection from its session. If another connection took the
+    /// session over meanwhile, the state and will are handed to it. Otherwise
+    /// the session is parked (or ended when its expiry interval is 0) and the
+    /// will-delay / expiry timer is armed.
+    pub(crate) fn detach(
+        self: &Arc<Self>,
+        slot: &Arc<SessionSlot>,
+        connection_id: u64,
+        mut state: SessionState,
+        will: Option<(Message, u32)>,
+        now: Instant,
+    ) {
+        let expiry = state.session_expiry_interval();
+        let expires_at = (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry)));
+        let mut inner = slot.inner.lock();
+        let mine = inner.link.as_ref().is_some_and(|l| l.connection_id == connection_id);
+        if !mine {
+            if let Some(tx) = inner.handover.take() {
+                drop(inner);
+                let _ = tx.send(Handover { state, will });
+            }
+            return;
+        }
+        inner.link = None;
+        if expiry == 0 {
+            // Mark the slot dead under this same lock so a concurrent CONNECT
+            // cannot attach to a session that is about to be removed.
+            inner.ended = true;
+            drop(inner);
+            if let Some((will, _)) = will {
+                self.publish_will(will, now);
+            }
+            self.end_session(slot, Some(&mut state), now);
+            return;
+        }
+        let backlog: Vec<Delivery> = inner.outbox.drain(..).collect();
+        for d in backlog {
+            state.enqueue_offline(d, &self.session_config, now);
+        }
+        let will = will.take_will(expires_at, now);
+        inner.generation += 1;
+        inner.parked = Some(Parked { state, will, expires_at });
+        let generation = inner.generation;
+        drop(inner);
+        self.arm_timer(slot, generation);
+    }
+
+    /// One task per parked session sleeps until its next deadline (will or
+    /// expiry); a newer generation (client came back) makes it stale.
+    fn arm_timer(self: &Arc<Self>, slot: &Arc<SessionSlot>, generation: u64) {
+        let next = {
+            let inner = slot.inner.lock();
+            let Some(parked) = inner.parked.as_ref() else { return };
+            match (parked.will.as_ref().map(|w| w.1), parked.expires_at) {
+                (Some(w), Some(e)) => Some(w.min(e)),
+                (Some(w), None) => Some(w),
+                (None, e) => e,
+            }
+        };
+        let Some(deadline) = next else { return };
+        let core = Arc::clone(self);
+        let slot = Arc::clone(slot);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+            core.on_parked_deadline(&slot, generation);
+        });
+    }
+
+    fn on_parked_deadline(self: &Arc<Self>, slot: &Arc<SessionSlot>, generation: u64) {
+        let now = Instant::now();
+        let (will, expired_state) = {
+            let mut inner = slot.inner.lock();
+            if inner.generation != generation || inner.ended {
+                return;
+            }
+            let Some(parked) = inner.parked.as_mut() else { return };
+            let will = match parked.will.take() {
+                Some((message, at)) if at <= now => Some(message),
+                other => {
+                    parked.will = other;
+                    None
+                }
+            };
+            let expired = parked.expires_at.is_some_and(|e| e <= now);
+            let state = if expired { inner.parked.take().map(|p| p.state) } else { None };
+            if state.is_some() {
+                inner.ended = true;
+            }
+            (will, state)
+        };
+        if let Some(will) = will {
+            self.publish_will(will, now);
+        }
+        if let Some(mut state) = expired_state {
+            Metrics::inc(&self.metrics.sessions_expired);
+            self.end_session(slot, Some(&mut state), now);
+        } else {
+            self.arm_timer(slot, generation);
+        }
+    }
+
+    pub(crate) fn publish_will(&self, will: Message, now: Instant) {
+        Metrics::inc(&self.metrics.wills_published);
+        tracing::debug!(topic = %will.topic, "publishing will message");
+        self.publish(will, None, now);
+    }
+
+    /// True once shutdown has begun.
+    pub(crate) fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+impl SessionSlot {
+    /// A live connection owns this session.
+    pub(crate) fn is_online(&self) -> bool {
+        self.inner.lock().link.is_some()
+    }
+}
+
+/// Turns a will and its delay into a will with its fire time.
+trait TakeWill {
+    fn take_will(self, expires_at: Option<Instant>, now: Instant) -> Option<(Message, Instant)>;
+}
+
+impl TakeWill for Option<(Message, u32)> {
+    fn take_will(self, expires_at: Option<Instant>, now: Instant) -> Option<(Message, Instant)> {
+        self.map(|(message, delay)| {
+            let at = now + Duration::from_secs(u64::from(delay));
+            // The will goes out at the earlier of its delay and the session's end [MQTT-3.1.3-9].
+            (message, expires_at.map_or(at, |e| e.min(at)))
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! The CONNECT phase of a connection: read CONNECT within the connect
+//! timeout, check it, run enhanced authentication, then attach to the
+//! client id's session (resume, takeover or fresh).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use roost_codec::{
+    Auth, AuthProperties, ConnAck, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion, ReasonCode,
+};
+use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::AuthStep;
+use crate::config::ListenerConfig;
+use crate::core::Core;
+use crate::slot::{Control, Handover, Link, SessionKey, SessionSlot};
+
+/// How long a taken-over connection has to hand its session over.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection that passed CONNECT and owns its session.
+pub(crate) struct Attached {
+    pub(crate) session: Session,
+    pub(crate) slot: Arc<SessionSlot>,
+    pub(crate) connection_id: u64,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) decoder: Decoder,
+    pub(crate) auth_method: Option<ByteString>,
+}
+
+/// Why the CONNECT phase ended without a session.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// Socket closed, timed out or sent garbage; nothing more to send.
+    Silent(&'static str),
+    /// A CONNACK with this refusal was (or should be) sent.
+    ConnAck(ReasonCode),
+}
+
+/// Reads bytes until one packet decodes.
+async fn read_packet<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    decoder: &mut Decoder,
+    rbuf: &mut BytesMut,
+) -> Result<Packet, Option<DecodeError>> {
+    loop {
+        match decoder.decode(rbuf) {
+            Ok(Some(packet)) => return Ok(packet),
+            Ok(None) => {}
+            Err(e) => return Err(Some(e)),
+        }
+        rbuf.reserve(4096);
+        match reader.read_buf(rbuf).await {
+            Ok(0) | Err(_) => return Err(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Sends a refusing CONNACK in the client's version.
+async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, version: ProtocolVersion, reason: ReasonCode) {
+    let connack = Packet::ConnAck(ConnAck { session_present: false, reason_code: reason, ..ConnAck::default() });
+    let mut buf = BytesMut::new();
+    if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
+        let _ = writer.write_all(&buf).await;
+        let _ = writer.flush().await;
+    }
+}
+
+/// Runs the whole CONNECT phase.
+pub(crate) async fn handshake<R, W>(
+    core: &Arc<Core>,
+    listener: &ListenerConfig,
+    peer: SocketAddr,
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+) -> Result<Attached, Refused>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut decoder = Decoder::server(core.config.mqtt.max_packet_size);
+    let first = tokio::time::timeout(core.config.connect_timeout(), read_packet(reader, &mut decoder, rbuf)).await;
+    let connect = match first {
+        Err(_) => return Err(Refused::Silent("no CONNECT within the connect timeout")),
+        Ok(Err(None)) => return Err(Refused::Silent("closed before CONNECT")),
+        Ok(Err(Some(e))) => {
+            // An unsupported protocol level gets CONNACK 0x84 / return code 1 [MQTT-3.1.2-2].
+            let reason = ReasonCode::from(&e);
+            tracing::debug!(%peer, error = %e, "bad CONNECT");
+            if reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
+                refuse(writer, ProtocolVersion::V311, reason).await;
+                return Err(Refused::ConnAck(reason));
+            }
+            if let Some(version) = decoder.version() {
+                if version.is_v5() {
+                    refuse(writer, version, reason).await;
+                }
+            }
+            return Err(Refused::Silent("malformed CONNECT"));
+        }
+        Ok(Ok(Packet::Connect(connect))) => *connect,
+        Ok(Ok(_)) => return Err(Refused::Silent("first packet is not CONNECT")),
+    };
+    let version = connect.protocol;
+    if let Err(reason) = check_connect(&connect, &core.session_config) {
+        refuse(writer, version, reason).await;
+        return Err(Refused::ConnAck(reason));
+    }
+    if core.shutting_down() {
+        refuse(writer, version, ReasonCode::SERVER_UNAVAILABLE).await;
+        return Err(Refused::ConnAck(ReasonCode::SERVER_UNAVAILABLE));
+    }
+
+    // Authentication: enhanced (AUTH exchange) when the client names a method,
+    // otherwise the listener's anonymous policy.
+    let auth = match connect.properties.authentication_method.clone() {
+        Some(method) => Some(enhanced_auth(core, &connect, method, &mut decoder, reader, writer, rbuf).await?),
+        None => {
+            if connect.username.is_none() && !listener.anonymous_allowed() {
+                refuse(writer, version, ReasonCode::NOT_AUTHORIZED).await;
+                return Err(Refused::ConnAck(ReasonCode::NOT_AUTHORIZED));
+            }
+            None
+        }
+    };
+
+    let assigned = connect.client_id.is_empty().then(|| ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple())));
+    let client_id = assigned.clone().unwrap_or_else(|| connect.client_id.clone());
+    let connection_id = core.next_connection_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let now = Instant::now();
+    let (slot, previous) = attach(core, &client_id, connect.clean_start, connection_id, &control_tx, now).await;
+    let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
+    let session = Session::accept(connect, assigned, previous, Arc::clone(&core.session_config), auth, now);
+    Ok(Attached { session, slot, connection_id, control: control_rx, decoder, auth_method })
+}
+
+/// Runs an enhanced authentication exchange until success or failure.
+async fn enhanced_auth<R, W>(
+    core: &Arc<Core>,
+    connect: &Connect,
+    method: ByteString,
+    decoder: &mut Decoder,
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+) -> Result<AuthSuccess, Refused>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let version = connect.protocol;
+    let exchange = core.enhanced_auth.as_ref().and_then(|a| a.begin(&method, &connect.client_id));
+    let Some(mut exchange) = exchange else {
+        refuse(writer, version, ReasonCode::BAD_AUTHENTICATION_METHOD).await;
+        return Err(Refused::ConnAck(ReasonCode::BAD_AUTHENTICATION_METHOD));
+    };
+    let mut data: Option<Bytes> = connect.properties.authentication_data.clone();
+    let deadline = tokio::time::Instant::now() + core.config.connect_timeout();
+    loop {
+        match exchange.step(data.take()) {
+            AuthStep::Success(final_data) => return Ok(AuthSuccess { method, data: final_data }),
+            AuthStep::Fail(reason) => {
+                refuse(writer, version, reason).await;
+                return Err(Refused::ConnAck(reason));
+            }
+            AuthStep::Continue(challenge) => {
+                let auth = Packet::Auth(Auth {
+                    reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
+                    properties: AuthProperties {
+                        authentication_method: Some(method.clone()),
+                        authentication_data: Some(challenge),
+                        ..AuthProperties::default()
+                    },
+                });
+                let mut buf = BytesMut::new();
+                if Encoder::new(version).encode(&auth, &mut buf).is_err() || writer.write_all(&buf).await.is_err() {
+                    return Err(Refused::Silent("write failed during authentication"));
+                }
+                let reply = tokio::time::timeout_at(deadline, read_packet(reader, decoder, rbuf)).await;
+                match reply {
+                    Ok(Ok(Packet::Auth(reply))) => {
+                        // The method must not change during the exchange [MQTT-4.12.0-5 / 3.15.2-1].
+                        if reply.reason_code != ReasonCode::CONTINUE_AUTHENTICATION
+                            || reply.properties.authentication_method.as_ref() != Some(&method)
+                        {
+                            refuse(writer, version, ReasonCode::PROTOCOL_ERROR).await;
+                            return Err(Refused::ConnAck(ReasonCode::PROTOCOL_ERROR));
+                        }
+                        data = reply.properties.authentication_data;
+                    }
+                    Ok(Ok(_)) => {
+                        refuse(writer, version, ReasonCode::PROTOCOL_ERROR).await;
+                        return Err(Refused::ConnAck(ReasonCode::PROTOCOL_ERROR));
+                    }
+                    Ok(Err(Some(e))) => {
+                        refuse(writer, version, ReasonCode::from(&e)).await;
+                        return Err(Refused::ConnAck(ReasonCode::from(&e)));
+                    }
+                    Ok(Err(None)) => return Err(Refused::Silent("closed during authentication")),
+                    Err(_) => return Err(Refused::Silent("authentication timed out")),
+                }
+            }
+        }
+    }
+}
+
+/// Attaches a new connection to the session of `client_id`: takes a live
+/// connection over, resumes a parked session, or starts fresh. Returns the
+/// slot and the state to resume (None when starting clean).
+async fn attach(
+    core: &Arc<Core>,
+    client_id: &ByteString,
+    clean_start: bool,
+    connection_id: u64,
+    control: &mpsc::Sender<Control>,
+    now: Instant,
+) -> (Arc<SessionSlot>, Option<SessionState>) {
+    loop {
+        let slot = core
+            .sessions
+            .entry(client_id.clone())
+            .or_insert_with(|| SessionSlot::new(client_id.clone()))
+            .clone();
+        let mut inner = slot.inner.lock();
+        if inner.ended {
+            // Lost a race with the session's end: drop the stale entry and retry.
+            drop(inner);
+            core.sessions.remove_if(client_id, |_, v| Arc::ptr_eq(v, &slot));
+            continue;
+        }
+        let old_link = inner.link.replace(Link { connection_id, control: control.clone() });
+        inner.generation += 1; // parked timers become stale
+        let (previous, pending_will) = if let Some(old) = old_link {
+            let (tx, rx) = oneshot::channel();
+            inner.handover = Some(tx);
+            drop(inner);
+            tracing::info!(%client_id, "session taken over by a new connection");
+            let _ = old.control.try_send(Control::Takeover);
+            match tokio::time::timeout(HANDOVER_TIMEOUT, rx).await {
+                Ok(Ok(Handover { state, will })) => (Some(state), will.map(|(m, delay)| (m, delay == 0))),
+                _ => {
+                    tracing::warn!(%client_id, "previous connection did not hand its session over in time");
+                    (None, None)
+                }
+            }
+        } else {
+            let parked = inner.parked.take();
+            drop(inner);
+            match parked {
+                // A reconnect before the will delay elapsed cancels the will [MQTT-3.1.3-9].
+                Some(p) => (Some(p.state), p.will.map(|(m, _)| (m, false))),
+                None => (None, None),
+            }
+        };
+        let key = SessionKey(Arc::clone(&slot));
+        let previous = if clean_start {
+            // Clean Start ends the old session: its will goes out now, its
+            // subscriptions go away [MQTT-3.1.2-4].
+            if let Some((will, _)) = pending_will {
+                core.publish_will(will, now);
+            }
+            if let Some(mut old) = previous {
+                core.router.write().remove_all(&key);
+                core.redispatch_shared(&mut old, &key, now);
+            }
+            slot.inner.lock().outbox.clear();
+            None
+        } else {
+            if let Some((will, publish_now)) = pending_will {
+                if publish_now {
+                    core.publish_will(will, now);
+                }
+            }
+            previous
+        };
+        return (slot, previous);
+    }
+}
+
+/// Builds the will to publish for a connection that ends abnormally.
+pub(crate) fn will_of(session: &Session, now: Instant) -> Option<(Message, u32)> {
+    session
+        .will()
+        .map(|w| (Message::from_will(w.clone(), Some(session.client_id().clone()), now), session.will_delay()))
+}

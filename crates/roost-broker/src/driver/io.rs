@@ -1,0 +1,99 @@
+//! Outgoing bytes of one connection: packet headers are encoded into a scratch
+//! buffer and PUBLISH payloads are chained as they are (the same `Bytes` every
+//! subscriber shares), then written with one vectored write per turn.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+
+use bytes::{Buf, Bytes, BytesMut};
+use roost_codec::{Encoder, Packet};
+use tokio::io::AsyncWrite;
+
+/// At most this many slices per `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Encoded-but-unwritten output of a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    chunks: VecDeque<Bytes>,
+    scratch: BytesMut,
+    pending: usize,
+}
+
+impl Outgoing {
+    /// Encodes one packet. A PUBLISH payload is chained, not copied. Returns
+    /// false when the packet could not be encoded (too large for the peer).
+    pub(crate) fn push(&mut self, encoder: &Encoder, packet: &Packet) -> bool {
+        let before = self.scratch.len();
+        let encoded = match packet {
+            Packet::Publish(publish) => encoder.encode_publish_header(publish, &mut self.scratch),
+            other => encoder.encode(other, &mut self.scratch),
+        };
+        if encoded.is_err() {
+            self.scratch.truncate(before);
+            return false;
+        }
+        self.pending += self.scratch.len() - before;
+        if let Packet::Publish(publish) = packet {
+            if !publish.payload.is_empty() {
+                self.seal();
+                self.pending += publish.payload.len();
+                self.chunks.push_back(publish.payload.clone());
+            }
+        }
+        true
+    }
+
+    /// Moves encoded header bytes into the chunk queue.
+    fn seal(&mut self) {
+        if !self.scratch.is_empty() {
+            self.chunks.push_back(self.scratch.split().freeze());
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// Prepares for a write: seals the scratch buffer.
+    pub(crate) fn prepare(&mut self) {
+        self.seal();
+        if self.chunks.is_empty() && self.scratch.capacity() > 64 * 1024 {
+            // Do not keep a large buffer around for an idle connection.
+            self.scratch = BytesMut::new();
+        }
+    }
+
+    /// Writes as much as the socket takes in one vectored write.
+    pub(crate) async fn write_some<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> std::io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut n = 0;
+        for chunk in self.chunks.iter().take(MAX_IOVECS) {
+            slices[n] = IoSlice::new(chunk);
+            n += 1;
+        }
+        let slices = &slices[..n];
+        std::future::poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, slices)).await
+    }
+
+    /// Drops `written` bytes from the front.
+    pub(crate) fn advance(&mut self, mut written: usize) {
+        self.pending = self.pending.saturating_sub(written);
+        while written > 0 {
+            let Some(front) = self.chunks.front_mut() else { break };
+            if front.len() <= written {
+                written -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The connected phase: the select loop over socket reads, socket writes, the
+//! outbox doorbell, the session's timer, control commands and shutdown.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use roost_codec::ReasonCode;
+use roost_session::{Delivery, Violation};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::connect::{Attached, will_of};
+use super::inbound::{Flow, handle_packet};
+use super::io::Outgoing;
+use crate::core::Core;
+use crate::slot::{Control, SessionKey};
+
+/// Read at least this much per read call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop taking deliveries from the outbox while this much output is unwritten.
+const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
+/// How long a closing connection may take to flush its last packets.
+const CLOSE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How the connection ended.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// The client sent DISCONNECT.
+    Disconnect { publish_will: bool },
+    /// The socket closed or failed without DISCONNECT.
+    Lost,
+    /// We closed it because the client broke the protocol.
+    Violation(ReasonCode),
+    /// Another connection took the client id over.
+    TakenOver,
+    /// Administrative close or shutdown.
+    Closed(ReasonCode),
+}
+
+/// Drives a connected client until the connection ends, then detaches it.
+pub(crate) async fn run<R, W>(core: &Arc<Core>, attached: Attached, mut reader: R, mut writer: W, mut rbuf: BytesMut)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Attached { mut session, slot, connection_id, mut control, mut decoder, auth_method } = attached;
+    decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
+    let key = SessionKey(Arc::clone(&slot));
+    let mut out = Outgoing::default();
+    let mut batch: VecDeque<Delivery> = VecDeque::new();
+    let mut shutdown = core.shutdown.subscribe();
+    let mut exchange = None;
+
+    // Deliveries that arrived while attaching.
+    let now = Instant::now();
+    slot.drain_outbox(&mut batch);
+    for d in batch.drain(..) {
+        session.handle_delivery(now, d);
+    }
+
+    let ending = loop {
+        let now = Instant::now();
+        let encoder = session.encoder();
+        while let Some(packet) = session.poll_transmit(now) {
+            if !out.push(&encoder, &packet) {
+                tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
+            }
+        }
+        out.prepare();
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
+
+        tokio::select! {
+            biased;
+            command = control.recv() => match command {
+                Some(Control::Takeover) => break Ending::TakenOver,
+                Some(Control::Close(reason)) => break Ending::Closed(reason),
+                None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+            },
+            _ = shutdown.changed() => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+            written = out.write_some(&mut writer), if !out.is_empty() => match written {
+                Ok(0) | Err(_) => break Ending::Lost,
+                Ok(n) => out.advance(n),
+            },
+            read = reader.read_buf(&mut rbuf) => match read {
+                Ok(0) | Err(_) => break Ending::Lost,
+                Ok(_) => {
+                    let now = Instant::now();
+                    let mut ended = None;
+                    loop {
+                        match decoder.decode(&mut rbuf) {
+                            Ok(Some(packet)) => match handle_packet(core, &mut session, &key, packet, &auth_method, &mut exchange, now) {
+                                Ok(Flow::Continue) => {}
+                                Ok(Flow::Disconnect { publish_will }) => {
+                                    ended = Some(Ending::Disconnect { publish_will });
+                                    break;
+                                }
+                                Err(violation) => {
+                                    ended = Some(violation_ending(&violation, session.client_id()));
+                                    break;
+                                }
+                            },
+                            Ok(None) => break,
+                            Err(e) => {
+                                ended = Some(violation_ending(&Violation::from(e), session.client_id()));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(ending) = ended {
+                        break ending;
+                    }
+                    if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+                        // Give a burst's large buffer back instead of holding it while idle.
+                        rbuf = BytesMut::new();
+                    }
+                }
+            },
+            _ = slot.doorbell.notified(), if accept_deliveries => {
+                let now = Instant::now();
+                slot.drain_outbox(&mut batch);
+                for d in batch.drain(..) {
+                    session.handle_delivery(now, d);
+                }
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Err(violation) = session.handle_timeout(Instant::now()) {
+                    break violation_ending(&violation, session.client_id());
+                }
+            },
+        }
+    };
+
+    finish(core, session, &slot, connection_id, ending, &mut out, &mut writer).await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn violation_ending(violation: &Violation, client_id: &str) -> Ending {
+    tracing::info!(%client_id, %violation, spec = violation.spec_id().unwrap_or("-"), "closing connection: protocol violation");
+    Ending::Violation(violation.reason_code())
+}
+
+/// Sends the closing DISCONNECT (5.0), flushes, publishes or hands over the
+/// will, and detaches the session.
+async fn finish<W: AsyncWrite + Unpin>(
+    core: &Arc<Core>,
+    mut session: roost_session::Session,
+    slot: &Arc<crate::slot::SessionSlot>,
+    connection_id: u64,
+    ending: Ending,
+    out: &mut Outgoing,
+    writer: &mut W,
+) {
+    let now = Instant::now();
+    let close_reason = match &ending {
+        Ending::Violation(rc) | Ending::Closed(rc) => Some(*rc),
+        Ending::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
+        Ending::Disconnect { .. } | Ending::Lost => None,
+    };
+    if let Some(reason) = close_reason {
+        if let Some(packet) = session.close(reason, None, None) {
+            out.push(&session.encoder(), &packet);
+        }
+        out.prepare();
+        let flush = async {
+            while !out.is_empty() {
+                match out.write_some(writer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.advance(n),
+                }
+            }
+            let _ = writer.shutdown().await;
+        };
+        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
+    }
+    let will = match ending {
+        Ending::Disconnect { publish_will: false } => None,
+        _ => will_of(&session, now),
+    };
+    let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)) {
+        // The broker is going away: a delayed will could never fire, send it now.
+        will.map(|(m, _)| (m, 0))
+    } else {
+        will
+    };
+    tracing::debug!(client_id = %session.client_id(), ?ending, "connection closed");
+    let state = session.into_state();
+    core.detach(slot, connection_id, state, will, now);
+}

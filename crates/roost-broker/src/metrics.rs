@@ -1,0 +1,74 @@
+//! Broker-wide counters. Relaxed atomics: they are statistics, not
+//! synchronisation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters readable through [`crate::BrokerHandle::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) connections_current: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) messages_delivered: AtomicU64,
+    pub(crate) messages_dropped: AtomicU64,
+    pub(crate) messages_no_subscribers: AtomicU64,
+    pub(crate) wills_published: AtomicU64,
+    pub(crate) sessions_expired: AtomicU64,
+}
+
+/// A snapshot of the broker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections open now.
+    pub connections_current: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Connections refused (limits, bad CONNECT, authentication).
+    pub connections_refused: u64,
+    /// Application messages received from clients.
+    pub messages_received: u64,
+    /// Deliveries handed to subscriber sessions.
+    pub messages_delivered: u64,
+    /// Deliveries dropped (full queues, expiry, too large).
+    pub messages_dropped: u64,
+    /// Messages that matched no subscriber.
+    pub messages_no_subscribers: u64,
+    /// Will messages published.
+    pub wills_published: u64,
+    /// Sessions that expired.
+    pub sessions_expired: u64,
+    /// Sessions known (online and offline).
+    pub sessions: u64,
+    /// Subscriptions in the router.
+    pub subscriptions: u64,
+    /// Retained messages stored.
+    pub retained_messages: u64,
+}
+
+impl Metrics {
+    pub(crate) fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            connections_current: get(&self.connections_current),
+            connections_total: get(&self.connections_total),
+            connections_refused: get(&self.connections_refused),
+            messages_received: get(&self.messages_received),
+            messages_delivered: get(&self.messages_delivered),
+            messages_dropped: get(&self.messages_dropped),
+            messages_no_subscribers: get(&self.messages_no_subscribers),
+            wills_published: get(&self.wills_published),
+            sessions_expired: get(&self.sessions_expired),
+            ..Stats::default()
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! A session's slot in the registry: the rendezvous between publishers (who
+//! push deliveries) and the connection driver that owns the live session.
+//!
+//! While a driver is attached, deliveries wait in the slot's outbox until the
+//! driver drains it in one swap (doorbell + batch, as in rumqttd). While the
+//! client is offline, deliveries go straight into the parked session's bounded
+//! queue.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytestring::ByteString;
+use parking_lot::Mutex;
+use roost_codec::{QoS, ReasonCode};
+use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Commands a broker sends to the driver that owns a session.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Another connection took the client id: send DISCONNECT 0x8E, close, and
+    /// hand the session over through the slot's `handover` sender.
+    Takeover,
+    /// Close the connection with this reason (administrative action, shutdown).
+    Close(ReasonCode),
+}
+
+/// What an old connection hands to the one taking its client id over.
+#[derive(Debug)]
+pub(crate) struct Handover {
+    /// The persistent session.
+    pub(crate) state: SessionState,
+    /// The old connection's will, not yet published, with its delay in seconds.
+    pub(crate) will: Option<(Message, u32)>,
+}
+
+/// The attached driver.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) connection_id: u64,
+    pub(crate) control: mpsc::Sender<Control>,
+}
+
+/// An offline session waiting for its client, its will delay or its expiry.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub(crate) state: SessionState,
+    /// Will to publish at `will_at` unless the client comes back first.
+    pub(crate) will: Option<(Message, Instant)>,
+    /// When the session ends (None = never).
+    pub(crate) expires_at: Option<Instant>,
+}
+
+/// Mutable part of a slot.
+#[derive(Debug, Default)]
+pub(crate) struct SlotInner {
+    pub(crate) link: Option<Link>,
+    pub(crate) outbox: VecDeque<Delivery>,
+    pub(crate) parked: Option<Parked>,
+    /// Bumped on every attach and park; timers armed for an older generation are stale.
+    pub(crate) generation: u64,
+    /// The session is gone; deliveries are discarded.
+    pub(crate) ended: bool,
+    /// Set by a connection taking this session over; the old driver sends its
+    /// state through it when it ends.
+    pub(crate) handover: Option<oneshot::Sender<Handover>>,
+}
+
+/// One client id's session slot.
+#[derive(Debug)]
+pub(crate) struct SessionSlot {
+    pub(crate) client_id: ByteString,
+    pub(crate) inner: Mutex<SlotInner>,
+    pub(crate) doorbell: Notify,
+    /// Messages dropped for this session (outbox full, queue full, expired).
+    pub(crate) dropped: AtomicU64,
+}
+
+/// Result of pushing a delivery into a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Handed to the live connection.
+    Online,
+    /// Stored in the offline queue.
+    Queued,
+    /// Dropped (counted).
+    Dropped,
+}
+
+impl SessionSlot {
+    pub(crate) fn new(client_id: ByteString) -> Arc<Self> {
+        Arc::new(Self {
+            client_id,
+            inner: Mutex::new(SlotInner::default()),
+            doorbell: Notify::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Pushes a delivery without blocking. A full outbox drops QoS 0 first; QoS
+    /// 1/2 are kept up to twice the limit, then dropped too (counted), so a stuck
+    /// consumer can never grow memory without bound.
+    pub(crate) fn push(&self, delivery: Delivery, max_outbox: usize, config: &SessionConfig, now: Instant) -> Pushed {
+        let mut inner = self.inner.lock();
+        if inner.ended {
+            return Pushed::Dropped;
+        }
+        if let Some(parked) = inner.parked.as_mut() {
+            return match parked.state.enqueue_offline(delivery, config, now) {
+                EnqueueOutcome::Queued => Pushed::Queued,
+                EnqueueOutcome::DroppedOldest => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    Pushed::Queued
+                }
+                _ => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    Pushed::Dropped
+                }
+            };
+        }
+        let len = inner.outbox.len();
+        let limit = if delivery.qos == QoS::AtMostOnce { max_outbox } else { max_outbox.saturating_mul(2) };
+        if len >= limit {
+            drop(inner);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Pushed::Dropped;
+        }
+        inner.outbox.push_back(delivery);
+        let was_empty = len == 0;
+        drop(inner);
+        if was_empty {
+            self.doorbell.notify_one();
+        }
+        Pushed::Online
+    }
+
+    /// Swaps the whole outbox out under a short lock.
+    pub(crate) fn drain_outbox(&self, into: &mut VecDeque<Delivery>) {
+        let mut inner = self.inner.lock();
+        std::mem::swap(&mut inner.outbox, into);
+    }
+}
+
+/// The router's key for a session: the slot, compared by identity.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionKey(pub(crate) Arc<SessionSlot>);
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
