@@ -1,4 +1,136 @@
-//! The `roost` binary.
-fn main() {
-    println!("roost {}", env!("CARGO_PKG_VERSION"));
+//! `roost`: the Roost MQTT broker server.
+//!
+//! With no arguments it listens on 127.0.0.1:1883 and accepts anonymous
+//! clients (loopback only, like Mosquitto 2). `-p` changes that port, `-c`
+//! reads a TOML configuration file, `ROOST_<SECTION>__<KEY>` variables
+//! override single keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use roost_broker::config::{Config, ListenerConfig, LogFormat};
+use roost_broker::Broker;
+
+/// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
+#[derive(Debug, Parser)]
+#[command(name = "roost", version, about)]
+struct Cli {
+    /// Port of the default loopback listener (0 picks a free port). Ignored when the
+    /// config file defines listeners, unless no listener is configured.
+    #[arg(short = 'p', long = "port")]
+    port: Option<u16>,
+    /// TOML configuration file.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Log filter (overrides the config; RUST_LOG overrides both), e.g. `debug`.
+    #[arg(long = "log-level")]
+    log_level: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long = "log-json")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a configuration file and exit.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match Config::load(Some(file), std::env::vars()) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("roost: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let mut config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("roost: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(port) = cli.port {
+        if config.listeners.is_empty() {
+            config.listeners.push(ListenerConfig::loopback(port));
+        } else if let Some(first) = config.listeners.first_mut() {
+            first.bind.set_port(port);
+        }
+    }
+    init_logging(&config, cli.log_level.as_deref(), cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roost: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let broker = match Broker::builder().config(config).bind().await {
+        Ok(broker) => broker,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = broker.handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        handle.shutdown();
+    });
+    broker.run().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(config: &Config, level: Option<&str>, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = level.unwrap_or(&config.log.level);
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json || config.log.format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
