@@ -1,1 +1,104 @@
-//! Sans-IO subscription trie, shared subscription groups and retained-message index.
+//! # roost-router
+//!
+//! Sans-IO routing core of Roost: who receives a message. It holds the
+//! subscription trie, picks members of shared groups and indexes retained
+//! messages. No I/O, no clock, no async runtime: the broker owns the locking
+//! (a read-mostly `RwLock` around [`Router`]; [`Router::route`] takes `&self`).
+//!
+//! ## The subscription trie
+//!
+//! One node per filter level. Literal levels live in a hash map (std's
+//! randomly keyed SipHash: levels come from clients, so the map must resist
+//! hash flooding); `+` has its own child and `#` its own subscriber slot, so
+//! matching a topic never scans siblings. Subscriptions `a/b`, `a/+/c`,
+//! `a/#`, `#` and `$SYS/#`:
+//!
+//! ```text
+//!  (root) ── hash: {#}
+//!    ├── "a" ── hash: {a/#}
+//!    │     ├── "b"   exact: {a/b}
+//!    │     └── plus ── "c"   exact: {a/+/c}
+//!    └── "$SYS" ── hash: {$SYS/#}
+//! ```
+//!
+//! Routing `a/b` walks the topic once, with an explicit stack: at the root it
+//! takes the `#` slot, then `"a"` (whose `#` slot matches: `a/#` also matches
+//! `a`), then `"b"` and `plus` (a dead end for `a/b`: `c` is missing). A topic
+//! starting with `$` skips the root's `#` slot and `plus` [MQTT-4.7.2-1].
+//!
+//! Each slot holds the non-shared subscriptions (one per subscriber key) and
+//! the shared groups at that filter. A subscriber matched through several
+//! filters gets one [`Target`] (max QoS, all subscription identifiers); each
+//! matched shared group adds one member as its own target. Unsubscribing
+//! frees the nodes it leaves empty ([`Router::node_count`] returns to 0).
+//!
+//! Every walk is iterative, so a filter or topic with tens of thousands of
+//! levels cannot overflow a stack; any string is accepted without panicking.
+//!
+//! ## Topic filters, as matched here
+//!
+//! A level is a wildcard only when it is exactly `+`, or exactly `#` as the
+//! last level. Levels are never normalised [MQTT-4.7.3-4]: empty levels count,
+//! case matters.
+//!
+//! | filter | matches | does not match |
+//! | --- | --- | --- |
+//! | `sport/tennis/player1` | `sport/tennis/player1` | `sport/tennis/player1/ranking`, `Sport/tennis/player1` |
+//! | `sport/tennis/+` | `sport/tennis/player1`, `sport/tennis/` | `sport/tennis`, `sport/tennis/player1/ranking` |
+//! | `sport/#` | `sport`, `sport/`, `sport/tennis/player1` | `sports`, `$SYS/sport` |
+//! | `#` | every topic not starting with `$` | `$SYS/uptime` |
+//! | `+` | `finance`, the (invalid) empty topic | `/finance`, `$SYS` |
+//! | `+/+` | `/finance`, `a/b` | `finance`, `$SYS/uptime` |
+//! | `/+` | `/finance` | `finance` |
+//! | `+/monitor/Clients` | `a/monitor/Clients` | `$SYS/monitor/Clients` [MQTT-4.7.2-1] |
+//! | `$SYS/#` | `$SYS`, `$SYS/broker/uptime` | `$SYS2/x` |
+//! | `a//b` | `a//b` | `a/b` |
+//!
+//! Invalid filters are rejected by the codec before they reach the router
+//! [MQTT-4.7.1-1] [MQTT-4.7.1-2]; if one gets here anyway it is stored as
+//! literals, never panics, and matches the same topics as [`topic_matches`]:
+//!
+//! | invalid filter | treated as |
+//! | --- | --- |
+//! | `sport/tennis#` | literal level `tennis#` |
+//! | `sport/#/ranking` | literal level `#` (not last) |
+//! | `sport+` | literal level `sport+` |
+//! | empty filter | one empty level: matches only the (invalid) empty topic |
+//!
+//! Shared subscriptions arrive already split: [`Router::subscribe`] takes the
+//! group of `$share/{group}/{filter}` and the filter separately.
+//!
+//! ## Retained messages
+//!
+//! [`RetainedIndex`] is a second trie, keyed by topic and queried by filter
+//! (the reverse of routing), with ordered children for paginated listing.
+
+mod keyed;
+mod retained;
+mod route;
+mod router;
+mod shared;
+mod topic;
+mod trie;
+
+pub use retained::{Iter as RetainedIter, RetainedIndex};
+pub use route::Target;
+pub use router::Router;
+pub use shared::SharedStrategy;
+pub use topic::topic_matches;
+
+use roost_codec::SubscriptionOptions;
+
+/// Key identifying a subscriber (the broker uses its session key type).
+pub trait SubscriberKey: Clone + Eq + std::hash::Hash + Send + Sync + 'static {}
+
+impl<T: Clone + Eq + std::hash::Hash + Send + Sync + 'static> SubscriberKey for T {}
+
+/// One subscription's options as granted, and its MQTT 5.0 identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Subscription {
+    /// Options of the SUBSCRIBE entry, with `qos` the granted maximum.
+    pub options: SubscriptionOptions,
+    /// Subscription Identifier (MQTT 5.0), echoed in matching PUBLISHes.
+    pub identifier: Option<u32>,
+}

@@ -1,0 +1,288 @@
+//! The public subscription router: the trie plus a per-subscriber index of
+//! its filters (for `remove_all` and `subscriptions_of`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::RandomState;
+
+use smallvec::SmallVec;
+
+use crate::keyed::KeyedVec;
+use crate::route::{Collector, Target};
+use crate::shared::{PickInput, SharedStrategy, SplitMix};
+use crate::topic::is_dollar_topic;
+use crate::trie::Node;
+use crate::{SubscriberKey, Subscription};
+
+/// Names one subscription of one subscriber: its filter and, for a shared
+/// subscription, its group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FilterKey {
+    filter: Box<str>,
+    group: Option<Box<str>>,
+}
+
+impl FilterKey {
+    fn new(filter: &str, group: Option<&str>) -> Self {
+        Self {
+            filter: filter.into(),
+            group: group.map(Box::from),
+        }
+    }
+}
+
+/// Subscriptions of every subscriber, matched against topics.
+///
+/// Mutation takes `&mut self`; [`Router::route`] takes `&self` and is safe to
+/// call concurrently (shared-group state is atomic), so the broker can keep
+/// the router behind a read-mostly lock.
+pub struct Router<K: SubscriberKey> {
+    root: Node<K>,
+    strategy: SharedStrategy,
+    rng: SplitMix,
+    count: usize,
+    by_key: HashMap<K, KeyedVec<FilterKey, ()>, RandomState>,
+}
+
+impl<K: SubscriberKey> fmt::Debug for Router<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("strategy", &self.strategy)
+            .field("subscriptions", &self.count)
+            .field("subscribers", &self.by_key.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: SubscriberKey> Default for Router<K> {
+    fn default() -> Self {
+        Self::new(SharedStrategy::default())
+    }
+}
+
+impl<K: SubscriberKey> Router<K> {
+    /// An empty router picking shared-group members with `strategy`.
+    pub fn new(strategy: SharedStrategy) -> Self {
+        Self::with_seed(strategy, SplitMix::random_seed())
+    }
+
+    /// Like [`Router::new`] with a fixed seed for the random and sticky
+    /// strategies, for reproducible tests and simulations.
+    pub fn with_seed(strategy: SharedStrategy, seed: u64) -> Self {
+        Self {
+            root: Node::default(),
+            strategy,
+            rng: SplitMix::new(seed),
+            count: 0,
+            by_key: HashMap::default(),
+        }
+    }
+
+    /// The strategy used for shared groups.
+    pub fn strategy(&self) -> SharedStrategy {
+        self.strategy
+    }
+
+    /// Changes the strategy (e.g. on configuration reload); group state is kept.
+    pub fn set_strategy(&mut self, strategy: SharedStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Adds or replaces (same key, filter and group) a subscription
+    /// [MQTT-3.8.4-3]. Returns true if it already existed (Retain Handling 1
+    /// sends retained messages only when it did not).
+    ///
+    /// `filter` should already be validated; any string is accepted without
+    /// panicking (see the crate docs for how invalid filters behave).
+    pub fn subscribe(
+        &mut self,
+        key: K,
+        filter: &str,
+        share_group: Option<&str>,
+        sub: Subscription,
+    ) -> bool {
+        let existed = self
+            .root
+            .insert(filter, key.clone(), share_group, sub)
+            .is_some();
+        if !existed {
+            self.count += 1;
+            self.by_key
+                .entry(key)
+                .or_default()
+                .insert(FilterKey::new(filter, share_group), ());
+        }
+        existed
+    }
+
+    /// Removes one subscription; returns true if it existed. Trie nodes left
+    /// empty are freed.
+    pub fn unsubscribe(&mut self, key: &K, filter: &str, share_group: Option<&str>) -> bool {
+        if self.root.remove(filter, key, share_group).is_none() {
+            return false;
+        }
+        self.count -= 1;
+        if let Some(filters) = self.by_key.get_mut(key) {
+            filters.remove(&FilterKey::new(filter, share_group));
+            if filters.is_empty() {
+                self.forget_key(key);
+            }
+        }
+        true
+    }
+
+    /// Removes every subscription of `key` (its session ended); returns how many.
+    pub fn remove_all(&mut self, key: &K) -> usize {
+        let Some(filters) = self.forget_key(key) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for (fk, ()) in filters.items() {
+            if self
+                .root
+                .remove(&fk.filter, key, fk.group.as_deref())
+                .is_some()
+            {
+                removed += 1;
+            }
+        }
+        self.count -= removed;
+        removed
+    }
+
+    fn forget_key(&mut self, key: &K) -> Option<KeyedVec<FilterKey, ()>> {
+        let filters = self.by_key.remove(key);
+        let map = &mut self.by_key;
+        if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+            map.shrink_to(map.len() * 2);
+        }
+        filters
+    }
+
+    /// Appends the targets of one message published to `topic`.
+    ///
+    /// Every subscriber matched through non-shared subscriptions appears once,
+    /// with the maximum QoS [MQTT-3.3.4-2], all subscription identifiers
+    /// [MQTT-3.3.4-3], and `retain_as_published` if any of them has it. A
+    /// non-shared subscription with No Local does not match when `publisher`
+    /// is its subscriber [MQTT-3.8.3-3]. Each matched shared group adds one
+    /// member as a separate target with `shared = true` (No Local is ignored
+    /// there: setting it on a shared subscription is a protocol error
+    /// [MQTT-3.8.3-4]). Wildcards at the first level do not match `$` topics
+    /// [MQTT-4.7.2-1].
+    ///
+    /// `publisher` is the publishing subscriber (None for messages the broker
+    /// makes up); `publisher_id` its client id, hashed by
+    /// [`SharedStrategy::HashClientId`]. Nothing is allocated for topics of up
+    /// to 16 levels and fan-outs of up to 32, beyond the growth of `out`.
+    pub fn route(
+        &self,
+        topic: &str,
+        publisher: Option<&K>,
+        publisher_id: &str,
+        out: &mut Vec<Target<K>>,
+    ) {
+        self.route_inner(topic, publisher, publisher_id, None, out);
+    }
+
+    /// Like [`Router::route`], but a shared group's pick skips members for
+    /// which `available` is false (e.g. offline) while any member is
+    /// available; if none is, the pick is made among all members, so the
+    /// message is queued for one of them rather than lost.
+    pub fn route_with(
+        &self,
+        topic: &str,
+        publisher: Option<&K>,
+        publisher_id: &str,
+        available: &dyn Fn(&K) -> bool,
+        out: &mut Vec<Target<K>>,
+    ) {
+        self.route_inner(topic, publisher, publisher_id, Some(available), out);
+    }
+
+    fn route_inner(
+        &self,
+        topic: &str,
+        publisher: Option<&K>,
+        publisher_id: &str,
+        available: Option<&dyn Fn(&K) -> bool>,
+        out: &mut Vec<Target<K>>,
+    ) {
+        let levels: SmallVec<[&str; 16]> = topic.split('/').collect();
+        let pick = PickInput {
+            strategy: self.strategy,
+            rng: &self.rng,
+            publisher_id,
+            topic,
+            available,
+            exclude: None,
+        };
+        let mut collector = Collector::new(out, publisher);
+        self.root
+            .for_each_match(&levels, is_dollar_topic(topic), |subscribers| {
+                collector.add_direct(&subscribers.direct);
+                for group in &subscribers.shared {
+                    if let Some((key, sub)) = group.pick(&pick) {
+                        collector.add_shared(key, sub);
+                    }
+                }
+            });
+    }
+
+    /// Picks a member of the shared group `group` at `filter` other than
+    /// `exclude`, with the router's strategy; for re-dispatching a message
+    /// when the member it was sent to leaves. `publisher_id` and `topic` are
+    /// those of the message (for the hash strategies).
+    pub fn pick_shared_member(
+        &self,
+        group: &str,
+        filter: &str,
+        exclude: &K,
+        publisher_id: &str,
+        topic: &str,
+    ) -> Option<(K, Subscription)> {
+        let shared = self.root.slot(filter)?.group(group)?;
+        let pick = PickInput {
+            strategy: self.strategy,
+            rng: &self.rng,
+            publisher_id,
+            topic,
+            available: None,
+            exclude: Some(exclude),
+        };
+        shared.pick(&pick).map(|(key, sub)| (key.clone(), *sub))
+    }
+
+    /// Number of subscriptions (shared memberships count one each).
+    pub fn subscription_count(&self) -> usize {
+        self.count
+    }
+
+    /// Number of subscribers with at least one subscription.
+    pub fn subscriber_count(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Number of trie nodes below the root: 0 when empty. For tests (pruning)
+    /// and metrics; walks the whole trie.
+    pub fn node_count(&self) -> usize {
+        self.root.descendant_count()
+    }
+
+    /// The subscriptions of `key` as (filter, share group, subscription), in
+    /// no particular order; for the session view and persistence.
+    pub fn subscriptions_of(&self, key: &K) -> Vec<(String, Option<String>, Subscription)> {
+        let Some(filters) = self.by_key.get(key) else {
+            return Vec::new();
+        };
+        filters
+            .items()
+            .iter()
+            .filter_map(|(fk, ())| {
+                let group = fk.group.as_deref();
+                let sub = self.root.slot(&fk.filter)?.get(key, group)?;
+                Some((fk.filter.to_string(), group.map(String::from), *sub))
+            })
+            .collect()
+    }
+}
