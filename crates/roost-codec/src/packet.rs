@@ -131,12 +131,6 @@ pub struct Connect {
     pub properties: ConnectProperties,
 }
 
-impl Default for ProtocolVersion {
-    fn default() -> Self {
-        Self::V5
-    }
-}
-
 impl std::fmt::Debug for Connect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connect")
@@ -346,7 +340,11 @@ pub struct PubResponse {
 impl PubResponse {
     /// A successful response with no properties.
     pub fn success(packet_id: PacketId) -> Self {
-        Self { packet_id, reason_code: ReasonCode::SUCCESS, properties: AckProperties::default() }
+        Self {
+            packet_id,
+            reason_code: ReasonCode::SUCCESS,
+            properties: AckProperties::default(),
+        }
     }
 }
 
@@ -476,7 +474,10 @@ impl std::fmt::Debug for AuthProperties {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthProperties")
             .field("authentication_method", &self.authentication_method)
-            .field("authentication_data", &self.authentication_data.as_ref().map(|_| "<redacted>"))
+            .field(
+                "authentication_data",
+                &self.authentication_data.as_ref().map(|_| "<redacted>"),
+            )
             .field("reason_string", &self.reason_string)
             .field("user_properties", &self.user_properties)
             .finish()

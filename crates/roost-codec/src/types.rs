@@ -7,13 +7,15 @@ use std::num::NonZeroU16;
 pub type PacketId = NonZeroU16;
 
 /// The protocol level carried in CONNECT. Fixed for the rest of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Defaults to 5.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ProtocolVersion {
     /// MQTT 3.1, protocol name `MQIsdp`, level 3.
     V31,
     /// MQTT 3.1.1, protocol name `MQTT`, level 4.
     V311,
     /// MQTT 5.0, protocol name `MQTT`, level 5.
+    #[default]
     V5,
 }
 
