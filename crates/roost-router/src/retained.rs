@@ -150,6 +150,18 @@ impl<M: Clone> RetainedIndex<M> {
         self.len
     }
 
+    /// Number of trie nodes below the root: 0 when empty. For tests (pruning)
+    /// and metrics; walks the whole index.
+    pub fn node_count(&self) -> usize {
+        let mut count = 0;
+        let mut stack = vec![&self.root];
+        while let Some(node) = stack.pop() {
+            count += node.children.len();
+            stack.extend(node.children.values());
+        }
+        count
+    }
+
     /// True when nothing is retained.
     pub fn is_empty(&self) -> bool {
         self.len == 0
