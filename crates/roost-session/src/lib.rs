@@ -1,1 +1,54 @@
-//! Sans-IO per-client MQTT session state machine.
+//! # roost-session
+//!
+//! The sans-IO, per-client MQTT state machine: what each packet *means* for
+//! one client. No sockets, no tasks, no clock reads: every time-dependent
+//! call takes `now`, so tests drive it with a virtual clock and the broker
+//! wires it to tokio.
+//!
+//! ```text
+//!            CONNECT ─▶ check_connect ─▶ (auth) ─▶ Session::accept ─▶ CONNACK (+ resend on resume)
+//!                                                        │
+//!  decoded Packet ─▶ handle_packet(now) ─▶ Inbound ─▶ broker: route / authorize / router update
+//!                        │   Err(Violation) ─▶ close(reason) ─▶ DISCONNECT       │
+//!                        │                                                        ▼
+//!                        │                            complete_publish / complete_subscribe / …
+//!  Delivery (Arc<Message>) ─▶ handle_delivery(now) ─▶ window? ─yes─▶ PUBLISH ──┐
+//!                                                        └─no──▶ pending queue  │
+//!                                                                               ▼
+//!                                  poll_transmit() ─▶ Packet ─▶ broker encodes (header + payload Bytes)
+//!                                  poll_timeout() / handle_timeout(now) ─▶ keep-alive
+//!                                  into_state() ─▶ SessionState (stored, resumed later)
+//! ```
+//!
+//! The session is split by concern: [`inflight`] (outbound window and packet
+//! identifiers), the inbound receive-maximum quota and awaiting-PUBREL set
+//! (in [`SessionState`]), `alias` (topic aliases, both directions),
+//! [`keepalive`], [`will`] (timer arithmetic for the broker), and one file
+//! per inbound packet type under `session/handle/`. [`violation`] holds the
+//! one table from misbehaviour to reason code.
+
+mod alias;
+mod config;
+mod connect;
+pub mod inflight;
+pub mod keepalive;
+mod message;
+mod reason;
+mod session;
+mod state;
+mod subscribe_check;
+pub mod violation;
+pub mod will;
+
+pub use config::{QueueFullPolicy, SessionConfig};
+pub use connect::{AuthSuccess, check_connect, connack_refusal};
+pub use inflight::{Inflight, InflightEntry, OutboundStage};
+pub use keepalive::{EffectiveKeepAlive, effective_keep_alive};
+pub use message::{Delivery, Message};
+pub use session::{DeliveryOutcome, DropReason, Inbound, Session, SessionStats};
+pub use state::{
+    DropCounters, EnqueueOutcome, InboundQos2, SessionState, Subscription, Subscriptions,
+};
+pub use subscribe_check::validate_subscribe;
+pub use violation::Violation;
+pub use will::{SESSION_NEVER_EXPIRES, session_expires_at, will_fire_at};

@@ -1,0 +1,155 @@
+//! Topic aliases, both directions. Both maps belong to one network
+//! connection and are never carried to the next [MQTT-3.3.2-7].
+
+use std::collections::HashMap;
+
+use bytestring::ByteString;
+
+use crate::violation::Violation;
+
+/// Aliases the client sets on its PUBLISH packets (5.0).
+#[derive(Debug, Default)]
+pub(crate) struct InboundAliases {
+    /// Our Topic Alias Maximum as advertised in CONNACK.
+    maximum: u16,
+    /// `topics[a - 1]` is the topic of alias `a`; grown on first use, so a
+    /// client that never uses aliases costs nothing.
+    topics: Vec<Option<ByteString>>,
+}
+
+impl InboundAliases {
+    pub(crate) fn new(maximum: u16) -> Self {
+        Self {
+            maximum,
+            topics: Vec::new(),
+        }
+    }
+
+    /// Resolves the topic of an inbound PUBLISH: a non-empty topic with an
+    /// alias (re)binds the alias; an empty topic uses the bound one.
+    pub(crate) fn resolve(
+        &mut self,
+        alias: Option<u16>,
+        topic: ByteString,
+    ) -> Result<ByteString, Violation> {
+        let Some(alias) = alias else {
+            return if topic.is_empty() {
+                Err(Violation::EmptyTopic)
+            } else {
+                Ok(topic)
+            };
+        };
+        // Every alias in 1..=maximum is accepted [MQTT-3.3.2-12]; 0 and
+        // anything above are not [MQTT-3.3.2-8] [MQTT-3.2.2-17].
+        if alias == 0 || alias > self.maximum {
+            return Err(Violation::TopicAliasInvalid {
+                alias,
+                maximum: self.maximum,
+            });
+        }
+        let index = usize::from(alias - 1);
+        if topic.is_empty() {
+            return self
+                .topics
+                .get(index)
+                .and_then(Option::clone)
+                .ok_or(Violation::UnknownTopicAlias(alias));
+        }
+        if self.topics.len() <= index {
+            self.topics.resize(index + 1, None);
+        }
+        if let Some(slot) = self.topics.get_mut(index) {
+            *slot = Some(topic.clone());
+        }
+        Ok(topic)
+    }
+}
+
+/// What to put on one outbound PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AliasPlan {
+    /// No alias: full topic.
+    None,
+    /// Send topic and this new alias; commit after the packet is accepted.
+    Assign(u16),
+    /// The alias is already bound: send it with an empty topic.
+    Reuse(u16),
+}
+
+/// Aliases the server assigns on PUBLISH packets to the client (5.0).
+///
+/// Policy: the first `maximum` distinct topics get aliases 1, 2, … in the
+/// order they are sent, and keep them for the connection; later topics are
+/// sent in full. No eviction, so there is no bookkeeping per message beyond
+/// one map lookup.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundAliases {
+    /// The client's Topic Alias Maximum (0 = none may be sent [MQTT-3.1.2-27]).
+    maximum: u16,
+    assigned: HashMap<ByteString, u16>,
+}
+
+impl OutboundAliases {
+    pub(crate) fn new(maximum: u16) -> Self {
+        Self {
+            maximum,
+            assigned: HashMap::new(),
+        }
+    }
+
+    /// Decides the alias for `topic` without changing state.
+    pub(crate) fn plan(&self, topic: &str) -> AliasPlan {
+        if self.maximum == 0 {
+            return AliasPlan::None;
+        }
+        if let Some(&alias) = self.assigned.get(topic) {
+            return AliasPlan::Reuse(alias);
+        }
+        // Never above the client's maximum [MQTT-3.1.2-26] and never 0
+        // [MQTT-3.3.2-8]: aliases run 1..=maximum.
+        match u16::try_from(self.assigned.len()) {
+            Ok(used) if used < self.maximum => AliasPlan::Assign(used + 1),
+            _ => AliasPlan::None,
+        }
+    }
+
+    /// Records an `Assign` plan once its PUBLISH is on its way.
+    pub(crate) fn commit(&mut self, plan: AliasPlan, topic: &ByteString) {
+        if let AliasPlan::Assign(alias) = plan {
+            self.assigned.insert(topic.clone(), alias);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_aliases_stop_at_maximum() {
+        let mut a = OutboundAliases::new(2);
+        for (topic, want) in [
+            ("a", AliasPlan::Assign(1)),
+            ("b", AliasPlan::Assign(2)),
+            ("c", AliasPlan::None),
+        ] {
+            let plan = a.plan(topic);
+            assert_eq!(plan, want);
+            a.commit(plan, &ByteString::from(topic));
+        }
+        assert_eq!(a.plan("a"), AliasPlan::Reuse(1));
+    }
+
+    #[test]
+    fn inbound_alias_rebinds() {
+        let mut a = InboundAliases::new(3);
+        assert_eq!(a.resolve(Some(3), "x".into()), Ok("x".into()));
+        assert_eq!(a.resolve(Some(3), "".into()), Ok("x".into()));
+        assert_eq!(a.resolve(Some(3), "y".into()), Ok("y".into()));
+        assert_eq!(a.resolve(Some(3), "".into()), Ok("y".into()));
+        assert_eq!(
+            a.resolve(Some(2), "".into()),
+            Err(Violation::UnknownTopicAlias(2))
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Answers the broker decides: PUBACK/PUBREC after routing, SUBACK, UNSUBACK
+//! and AUTH.
+
+use roost_codec::{
+    AckProperties, Auth, Packet, PacketId, PubResponse, QoS, ReasonCode, SubAck, Subscribe,
+    UnsubAck, Unsubscribe,
+};
+
+use super::Session;
+use crate::reason;
+use crate::state::{InboundQos2, Subscription};
+
+impl Session {
+    /// Completes an [`super::Inbound::Publish`] of QoS 1/2 after routing:
+    /// queues PUBACK [MQTT-4.3.2-4] or PUBREC [MQTT-4.3.3-8] with the same
+    /// packet identifier and `reason` (0x00 Success, 0x10 No matching
+    /// subscribers, 0x87 Not authorized, 0x97 Quota exceeded, 0x99 …; a code
+    /// PUBACK cannot carry becomes 0x80). QoS 2 with a success code waits for
+    /// PUBREL; with an error code the identifier is free again [MQTT-4.3.3-9].
+    /// QoS 0 needs no completion (ignored).
+    pub fn complete_publish(&mut self, packet_id: PacketId, qos: QoS, reason: ReasonCode) {
+        let rc = reason::for_puback(reason);
+        let response = PubResponse {
+            packet_id,
+            reason_code: rc,
+            properties: AckProperties::default(),
+        };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                self.inbound_qos1_unacked = self.inbound_qos1_unacked.saturating_sub(1);
+                self.push(Packet::PubAck(response));
+            }
+            QoS::ExactlyOnce => {
+                if rc.is_error() {
+                    self.state.inbound_qos2.remove(&packet_id);
+                } else {
+                    self.state
+                        .inbound_qos2
+                        .insert(packet_id, InboundQos2::AwaitingPubRel(rc));
+                }
+                self.push(Packet::PubRec(response));
+            }
+        }
+    }
+
+    /// Completes an [`super::Inbound::Subscribe`]: one result per filter, in
+    /// order (granted QoS 0x00..=0x02 or a failure code; missing results are
+    /// 0x80). Granted subscriptions replace any with the same filter
+    /// [MQTT-3.8.4-3] and are recorded in the session state. Queues one
+    /// SUBACK with the SUBSCRIBE's packet identifier [MQTT-3.8.4-1]
+    /// [MQTT-3.8.4-2] and one code per filter in filter order [MQTT-3.9.3-1];
+    /// 3.1.1 clients see any failure as 0x80.
+    pub fn complete_subscribe(&mut self, subscribe: &Subscribe, results: &[ReasonCode]) {
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        for (i, (filter, options)) in subscribe.filters.iter().enumerate() {
+            let rc = results
+                .get(i)
+                .copied()
+                .unwrap_or(ReasonCode::UNSPECIFIED_ERROR);
+            let rc = reason::for_suback(rc, self.version);
+            if let Some(granted) = QoS::from_u8(rc.0) {
+                let mut options = *options;
+                options.qos = granted;
+                let identifier = subscribe.properties.subscription_identifier;
+                self.state.subscriptions.insert(
+                    filter.clone(),
+                    Subscription {
+                        options,
+                        identifier,
+                    },
+                );
+            }
+            codes.push(rc);
+        }
+        self.push(Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: AckProperties::default(),
+        }));
+    }
+
+    /// Completes an [`super::Inbound::Unsubscribe`]: one result per filter
+    /// (0x00 Success, 0x11 No subscription existed, or a failure that keeps
+    /// the subscription). Missing results are filled in by the session: 0x00
+    /// when the exact filter was subscribed [MQTT-3.10.4-1], else 0x11.
+    /// Queues one UNSUBACK with the packet identifier [MQTT-3.10.4-4]
+    /// [MQTT-3.10.4-5], codes in filter order (5.0) [MQTT-3.11.3-1].
+    pub fn complete_unsubscribe(&mut self, unsubscribe: &Unsubscribe, results: &[ReasonCode]) {
+        let v5 = self.version.is_v5();
+        let mut codes = Vec::with_capacity(if v5 { unsubscribe.filters.len() } else { 0 });
+        for (i, filter) in unsubscribe.filters.iter().enumerate() {
+            let existed = self.state.subscriptions.contains_key(filter);
+            let default = if existed {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            };
+            let rc = reason::for_unsuback(results.get(i).copied().unwrap_or(default));
+            if !rc.is_error() {
+                self.state.subscriptions.remove(filter);
+            }
+            if v5 {
+                codes.push(rc);
+            }
+        }
+        self.push(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes: codes,
+            properties: AckProperties::default(),
+        }));
+    }
+
+    /// Queues the server's AUTH in a (re-)authentication exchange: 0x18
+    /// Continue authentication with data, or 0x00 Success (any other code is
+    /// sent as 0x18 [MQTT-3.15.2-1]; refuse by `close` instead). The
+    /// Authentication Method is always CONNECT's [MQTT-4.12.0-5]. Nothing is
+    /// sent to 3.x clients or to clients that did not use enhanced
+    /// authentication [MQTT-4.12.0-6]. Reason String and User Properties are
+    /// left out when the client set Request Problem Information to 0
+    /// [MQTT-3.1.2-29].
+    pub fn send_auth(&mut self, mut auth: Auth) {
+        let Some(method) = self.auth_method.clone() else {
+            return;
+        };
+        if !self.version.is_v5() {
+            return;
+        }
+        auth.reason_code = reason::for_server_auth(auth.reason_code);
+        auth.properties.authentication_method = Some(method);
+        if !self.peer.problem_information {
+            auth.properties.reason_string = None;
+            auth.properties.user_properties.clear();
+        }
+        self.reauth_in_progress = auth.reason_code == ReasonCode::CONTINUE_AUTHENTICATION;
+        self.push(Packet::Auth(auth));
+    }
+}

@@ -1,0 +1,24 @@
+//! PUBCOMP from the client: ends an outbound QoS 2 flow [MQTT-4.3.3-5] and
+//! frees its packet identifier and window slot. Unknown identifiers are ignored.
+
+use std::time::Instant;
+
+use roost_codec::PubResponse;
+
+use super::super::{Inbound, Session};
+use crate::inflight::OutboundStage;
+
+impl Session {
+    pub(super) fn handle_pubcomp(&mut self, now: Instant, comp: &PubResponse) -> Inbound {
+        let awaiting = self
+            .state
+            .inflight
+            .get(comp.packet_id)
+            .is_some_and(|e| matches!(e.stage, OutboundStage::AwaitingPubComp));
+        if awaiting {
+            self.state.inflight.remove(comp.packet_id);
+            self.fill_window(now);
+        }
+        Inbound::Nothing
+    }
+}

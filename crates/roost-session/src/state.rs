@@ -1,0 +1,199 @@
+//! The persistent part of a session: what survives a disconnect while the
+//! session has not expired, and moves between connections on takeover or resume.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytestring::ByteString;
+use roost_codec::{PacketId, QoS, ReasonCode, SubscriptionOptions};
+
+use crate::config::{QueueFullPolicy, SessionConfig};
+use crate::inflight::Inflight;
+use crate::message::Delivery;
+
+/// One granted subscription as the session remembers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// Subscription options as granted (QoS = granted QoS).
+    pub options: SubscriptionOptions,
+    /// Subscription Identifier, if the SUBSCRIBE carried one.
+    pub identifier: Option<u32>,
+}
+
+/// Subscriptions keyed by the full filter text as sent (including any
+/// `$share/<group>/` prefix). Ordered, so iteration is deterministic.
+pub type Subscriptions = BTreeMap<ByteString, Subscription>;
+
+/// Where an inbound QoS 2 message is in its flow (the receiver side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboundQos2 {
+    /// Handed to the broker; PUBREC not yet sent (`complete_publish` pending).
+    Routing,
+    /// PUBREC sent with this (success) reason; waiting for PUBREL.
+    AwaitingPubRel(ReasonCode),
+}
+
+/// Messages dropped by this session, by cause. Every drop is counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    /// Message Expiry Interval ran out before delivery started.
+    pub expired: u64,
+    /// Larger than the client's Maximum Packet Size.
+    pub too_large: u64,
+    /// Queue full (either policy).
+    pub queue_full: u64,
+    /// QoS 0 while offline, with `queue_qos0_offline = false`.
+    pub qos0_offline: u64,
+}
+
+impl DropCounters {
+    /// Sum of all causes.
+    pub fn total(&self) -> u64 {
+        self.expired + self.too_large + self.queue_full + self.qos0_offline
+    }
+}
+
+/// Result of queueing a delivery while the client is offline (or beyond its window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// Queued.
+    Queued,
+    /// The queue was full and the policy is `DropNewest`: this delivery was dropped.
+    DroppedNewest,
+    /// The queue was full and the policy is `DropOldest`: the oldest queued
+    /// delivery was dropped and this one queued.
+    DroppedOldest,
+    /// QoS 0 while offline and `queue_qos0_offline` is false: dropped.
+    DroppedQos0,
+    /// Already expired: dropped.
+    Expired,
+}
+
+/// Persistent part of a session. Moves between connections (takeover,
+/// resume); survives disconnects until the Session Expiry Interval passes.
+#[derive(Debug)]
+pub struct SessionState {
+    /// The client identifier (assigned by the server when the client sent none).
+    pub client_id: ByteString,
+    /// Granted subscriptions.
+    pub subscriptions: Subscriptions,
+    /// Outbound QoS 1/2 deliveries sent but not completed, in send order.
+    pub inflight: Inflight,
+    /// Deliveries waiting to be sent (offline, or beyond the inflight
+    /// window), oldest first, bounded by `max_queued_messages`.
+    pub(crate) pending: VecDeque<Delivery>,
+    /// Inbound QoS 2 packet identifiers not yet released by PUBREL.
+    pub(crate) inbound_qos2: BTreeMap<PacketId, InboundQos2>,
+    /// Session Expiry Interval in seconds currently in force.
+    pub(crate) session_expiry_interval: u32,
+    /// Drop counters.
+    pub(crate) dropped: DropCounters,
+}
+
+impl SessionState {
+    /// An empty session for `client_id`.
+    pub fn new(client_id: ByteString) -> Self {
+        Self {
+            client_id,
+            subscriptions: Subscriptions::new(),
+            inflight: Inflight::default(),
+            pending: VecDeque::new(),
+            inbound_qos2: BTreeMap::new(),
+            session_expiry_interval: 0,
+            dropped: DropCounters::default(),
+        }
+    }
+
+    /// Queues a delivery while no connection is attached. Applies the expiry
+    /// check, the QoS 0 offline policy and the queue limit with its policy.
+    pub fn enqueue_offline(
+        &mut self,
+        delivery: Delivery,
+        config: &SessionConfig,
+        now: Instant,
+    ) -> EnqueueOutcome {
+        if delivery.message.is_expired(now) {
+            self.dropped.expired += 1;
+            return EnqueueOutcome::Expired;
+        }
+        if delivery.qos == QoS::AtMostOnce && !config.queue_qos0_offline {
+            self.dropped.qos0_offline += 1;
+            return EnqueueOutcome::DroppedQos0;
+        }
+        self.enqueue(delivery, config)
+    }
+
+    /// Appends to the pending queue, applying the limit and policy.
+    pub(crate) fn enqueue(&mut self, delivery: Delivery, config: &SessionConfig) -> EnqueueOutcome {
+        if self.pending.len() < config.max_queued_messages {
+            self.pending.push_back(delivery);
+            return EnqueueOutcome::Queued;
+        }
+        self.dropped.queue_full += 1;
+        match config.queue_full_policy {
+            QueueFullPolicy::DropNewest => EnqueueOutcome::DroppedNewest,
+            QueueFullPolicy::DropOldest => {
+                if self.pending.pop_front().is_none() {
+                    // A zero-length queue holds nothing to make room with.
+                    return EnqueueOutcome::DroppedNewest;
+                }
+                self.pending.push_back(delivery);
+                EnqueueOutcome::DroppedOldest
+            }
+        }
+    }
+
+    /// The Session Expiry Interval in seconds (`u32::MAX` = never expires).
+    pub fn session_expiry_interval(&self) -> u32 {
+        self.session_expiry_interval
+    }
+
+    /// Sets the Session Expiry Interval (e.g. when restoring from a store).
+    pub fn set_session_expiry_interval(&mut self, seconds: u32) {
+        self.session_expiry_interval = seconds;
+    }
+
+    /// Total messages dropped by this session.
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped.total()
+    }
+
+    /// Drop counters by cause.
+    pub fn drop_counters(&self) -> DropCounters {
+        self.dropped
+    }
+
+    /// Deliveries waiting to be sent.
+    pub fn queued_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queued deliveries, oldest first.
+    pub fn queued(&self) -> impl Iterator<Item = &Delivery> {
+        self.pending.iter()
+    }
+
+    /// Outbound QoS 1/2 deliveries in flight.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Inbound QoS 2 packet identifiers awaiting PUBREL (or PUBREC), ascending.
+    pub fn inbound_qos2(&self) -> impl Iterator<Item = (PacketId, InboundQos2)> + '_ {
+        self.inbound_qos2.iter().map(|(id, stage)| (*id, *stage))
+    }
+
+    /// Restores an inbound QoS 2 identifier (from a session store).
+    pub fn restore_inbound_qos2(&mut self, id: PacketId, stage: InboundQos2) {
+        self.inbound_qos2.insert(id, stage);
+    }
+
+    /// Drains every delivery the client has not acknowledged and every queued
+    /// QoS > 0 delivery, in order (inflight first). Used to re-dispatch
+    /// shared-subscription messages when a session ends.
+    pub fn take_undelivered(&mut self) -> Vec<Delivery> {
+        let mut out: Vec<Delivery> = self.inflight.drain_unacknowledged().collect();
+        out.extend(self.pending.drain(..).filter(|d| d.qos != QoS::AtMostOnce));
+        out
+    }
+}
