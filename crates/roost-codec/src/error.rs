@@ -294,6 +294,12 @@ impl DecodeError {
             Self::PublishQos3 => Some("MQTT-3.3.1-4"),
             Self::DupOnQos0 => Some("MQTT-3.3.1-2"),
             Self::NonMinimalVarint { .. } => v5.then_some("MQTT-1.5.5-1"),
+            // A User Property is a UTF-8 String Pair [MQTT-1.5.7-1] (5.0 only).
+            Self::InvalidUtf8 { field } | Self::NullCharacter { field }
+                if v5 && field.starts_with("User Property") =>
+            {
+                Some("MQTT-1.5.7-1")
+            }
             Self::InvalidUtf8 { .. } => pick("MQTT-1.5.4-1", "MQTT-1.5.3-1"),
             Self::NullCharacter { .. } => pick("MQTT-1.5.4-2", "MQTT-1.5.3-2"),
             Self::TopicAliasZero => Some("MQTT-3.3.2-8"),
