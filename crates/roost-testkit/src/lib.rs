@@ -1,1 +1,23 @@
-//! Test helpers for Roost: raw-packet MQTT client and fixtures.
+//! Test helpers for Roost.
+//!
+//! * [`RawClient`]: an MQTT client that sends and receives exactly the packets
+//!   a test gives it (or raw bytes, for malformed input), over a tokio
+//!   `TcpStream` with the `roost-codec` encoder and decoder. For conformance
+//!   and negative tests where a real client library would hide the wire.
+//! * [`BrokerProcess`]: runs the `roost` binary on a free port (`roost -p 0`),
+//!   reads the port from its `listening on mqtt://IP:PORT` log line, keeps its
+//!   stderr for failure reports and stops it (SIGTERM, then SIGKILL) on drop.
+//! * [`packets`]: short builders for the packets tests send.
+//!
+//! Every wait takes a timeout: a test fails with a clear error instead of
+//! hanging.
+
+mod broker_process;
+pub mod packets;
+mod raw_client;
+
+pub use broker_process::{BrokerBuilder, BrokerProcess, StartError};
+pub use raw_client::{HandshakeError, RawClient, RecvError, SendError};
+
+/// The default bound for one wait in tests (a CONNACK, a SUBACK, a message).
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
