@@ -18,8 +18,9 @@ const UNINDEX_BELOW: usize = INDEX_ABOVE / 2;
 #[derive(Debug, Clone)]
 pub(crate) struct KeyedVec<K, V> {
     items: Vec<(K, V)>,
-    /// Key -> position in `items`; present only when `items` is long.
-    index: Option<HashMap<K, usize, RandomState>>,
+    /// Key -> position in `items`; present only when `items` is long. Boxed
+    /// so the common short list costs one pointer for it, not a whole map.
+    index: Option<Box<HashMap<K, usize, RandomState>>>,
 }
 
 impl<K, V> Default for KeyedVec<K, V> {
@@ -69,18 +70,22 @@ impl<K: Eq + Hash + Clone, V> KeyedVec<K, V> {
             return Some(std::mem::replace(slot, value));
         }
         let at = self.items.len();
+        if at == 0 {
+            // Most lists hold a single entry: do not start at Vec's default of 4.
+            self.items.reserve_exact(1);
+        }
         if let Some(index) = &mut self.index {
             index.insert(key.clone(), at);
         }
         self.items.push((key, value));
         if self.index.is_none() && self.items.len() > INDEX_ABOVE {
-            self.index = Some(
+            self.index = Some(Box::new(
                 self.items
                     .iter()
                     .enumerate()
                     .map(|(i, (k, _))| (k.clone(), i))
                     .collect(),
-            );
+            ));
         }
         None
     }
