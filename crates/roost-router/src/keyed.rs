@@ -20,6 +20,10 @@ pub(crate) struct KeyedVec<K, V> {
     items: Vec<(K, V)>,
     /// Key -> position in `items`; present only when `items` is long. Boxed
     /// so the common short list costs one pointer for it, not a whole map.
+    #[expect(
+        clippy::box_collection,
+        reason = "an unboxed map is 48 bytes in every short list that never needs it"
+    )]
     index: Option<Box<HashMap<K, usize, RandomState>>>,
 }
 
