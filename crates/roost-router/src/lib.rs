@@ -68,6 +68,23 @@
 //! Shared subscriptions arrive already split: [`Router::subscribe`] takes the
 //! group of `$share/{group}/{filter}` and the filter separately.
 //!
+//! ## Cost
+//!
+//! Measured with `benches/trie.rs` on the 2-core build machine (topics like
+//! `site/{s}/device/{d}/temp`; 70% literal filters, 20% `.../+`, 10% `#`):
+//!
+//! | subscriptions | route (≈6 targets) | memory per subscription |
+//! | --- | --- | --- |
+//! | 1,000 | 190 ns | ≈430 B |
+//! | 100,000 | 450 ns | ≈450 B |
+//! | 1,000,000 | 810 ns | ≈450 B |
+//!
+//! Memory is the resident-set growth while building the router, divided by
+//! the subscription count; it includes the per-subscriber index used by
+//! [`Router::remove_all`]. One route to 1,000 subscribers (half of them via
+//! two overlapping filters) takes ≈40 µs; subscribing runs at ≈3 million
+//! subscriptions per second.
+//!
 //! ## Retained messages
 //!
 //! [`RetainedIndex`] is a second trie, keyed by topic and queried by filter

@@ -173,8 +173,10 @@ impl<K: SubscriberKey> Router<K> {
     ///
     /// `publisher` is the publishing subscriber (None for messages the broker
     /// makes up); `publisher_id` its client id, hashed by
-    /// [`SharedStrategy::HashClientId`]. Nothing is allocated for topics of up
-    /// to 16 levels and fan-outs of up to 32, beyond the growth of `out`.
+    /// [`SharedStrategy::HashClientId`]. Besides the growth of `out`, nothing
+    /// is allocated for topics of up to 16 levels, targets with up to two
+    /// subscription identifiers, and fan-outs of up to 32 subscribers (larger
+    /// fan-outs matched through several filters build one dedup map per call).
     pub fn route(
         &self,
         topic: &str,

@@ -318,3 +318,31 @@ fn many_subscribers_on_one_filter_subscribe_and_leave_quickly() {
     }
     assert_eq!(r.node_count(), 0);
 }
+
+#[test]
+fn very_deep_filters_subscribe_route_and_prune_without_overflow() {
+    let mut r: Router<u8> = Router::default();
+    let deep = "l/".repeat(40_000);
+    let deep_plus = format!("{}+", "l/".repeat(40_000));
+    r.subscribe(1, &deep, None, sub(0));
+    r.subscribe(2, &deep_plus, None, sub(0));
+    let mut out = vec![];
+    r.route(&deep, None, "", &mut out);
+    assert_eq!(out.len(), 2);
+    assert!(r.unsubscribe(&1, &deep, None));
+    assert!(
+        r.node_count() >= 40_000,
+        "the + path still needs the shared prefix"
+    );
+    assert!(r.unsubscribe(&2, &deep_plus, None));
+    assert_eq!(r.node_count(), 0);
+    r.subscribe(3, &deep, Some("g"), sub(0));
+    drop(r);
+}
+
+#[test]
+fn router_and_retained_index_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Router<u64>>();
+    assert_send_sync::<roost_router::RetainedIndex<std::sync::Arc<[u8]>>>();
+}
