@@ -9,16 +9,9 @@ use roost_codec::{DecodeError, PacketType, QoS, ReasonCode};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Violation {
-    /// The decoder rejected the bytes.
-    #[error("decode error ({reason}): {detail}")]
-    Decode {
-        /// Reason code from roost-codec's table.
-        reason: ReasonCode,
-        /// The spec statement violated, if the decoder named one.
-        spec_id: Option<&'static str>,
-        /// The decoder's message.
-        detail: String,
-    },
+    /// The decoder rejected the bytes (its own table gives the reason code).
+    #[error("decode error: {0}")]
+    Decode(#[from] DecodeError),
     /// A second CONNECT on the same connection [MQTT-3.1.0-2].
     #[error("second CONNECT on a connection [MQTT-3.1.0-2]")]
     SecondConnect,
@@ -96,7 +89,7 @@ impl Violation {
     /// The normative statement this violation breaks, when the spec numbers one.
     pub fn spec_id(&self) -> Option<&'static str> {
         match self {
-            Self::Decode { spec_id, .. } => *spec_id,
+            Self::Decode(e) => e.spec_id(),
             Self::SecondConnect => Some("MQTT-3.1.0-2"),
             Self::ReceiveMaximumExceeded => Some("MQTT-3.3.4-7"),
             Self::TopicAliasInvalid { alias: 0, .. } => Some("MQTT-3.3.2-8"),
@@ -126,7 +119,7 @@ impl Violation {
 impl From<&Violation> for ReasonCode {
     fn from(v: &Violation) -> Self {
         match v {
-            Violation::Decode { reason, .. } => *reason,
+            Violation::Decode(e) => ReasonCode::from(e),
             Violation::SecondConnect
             | Violation::ServerOnlyPacket(_)
             | Violation::V5OnlyPacket(_)
@@ -146,21 +139,5 @@ impl From<&Violation> for ReasonCode {
             Violation::PayloadFormatInvalid => ReasonCode::PAYLOAD_FORMAT_INVALID,
             Violation::KeepAliveTimeout => ReasonCode::KEEP_ALIVE_TIMEOUT,
         }
-    }
-}
-
-impl From<&DecodeError> for Violation {
-    fn from(e: &DecodeError) -> Self {
-        Violation::Decode {
-            reason: ReasonCode::from(e),
-            spec_id: e.spec_id(),
-            detail: e.to_string(),
-        }
-    }
-}
-
-impl From<DecodeError> for Violation {
-    fn from(e: DecodeError) -> Self {
-        Violation::from(&e)
     }
 }

@@ -29,7 +29,10 @@ fn stored_state(client_id: &str) -> SessionState {
     let mut s = SessionState::new(client_id.into());
     s.subscriptions.insert(
         "a/b".into(),
-        Subscription { options: SubscriptionOptions::default(), identifier: None },
+        Subscription {
+            options: SubscriptionOptions::default(),
+            identifier: None,
+        },
     );
     s
 }
@@ -41,7 +44,10 @@ fn v311_mqtt_3_1_3_8_empty_client_id_with_clean_session_0_is_identifier_rejected
     let mut c = v311("");
     c.clean_start = false;
     let rc = check_connect(&c, &config()).unwrap_err();
-    assert_eq!(ConnectReturnCode::from_reason(rc), ConnectReturnCode::IdentifierRejected);
+    assert_eq!(
+        ConnectReturnCode::from_reason(rc),
+        ConnectReturnCode::IdentifierRejected
+    );
     let ack = connack_refusal(&c, rc, None, None);
     assert!(!ack.session_present);
     assert_eq!(ack.reason_code, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
@@ -59,7 +65,10 @@ fn v311_mqtt_3_1_3_6_empty_client_id_with_clean_session_1_is_assigned_one() {
 #[test]
 fn v31_empty_client_id_is_rejected() {
     let c = connect(ProtocolVersion::V31, "");
-    assert_eq!(check_connect(&c, &config()), Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID));
+    assert_eq!(
+        check_connect(&c, &config()),
+        Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+    );
 }
 
 #[test]
@@ -80,7 +89,10 @@ fn mqtt_3_1_3_5_short_alphanumeric_client_ids_are_allowed() {
 #[test]
 fn v5_mqtt_3_1_3_8_client_id_over_limit_is_refused_with_0x85() {
     let cfg = config_with(|c| c.max_client_id_len = 8);
-    assert_eq!(check_connect(&v5("123456789"), &cfg), Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID));
+    assert_eq!(
+        check_connect(&v5("123456789"), &cfg),
+        Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+    );
     assert_eq!(check_connect(&v5("12345678"), &cfg), Ok(()));
 }
 
@@ -89,7 +101,10 @@ fn v311_mqtt_3_1_3_9_rejected_client_id_gets_return_code_2() {
     let cfg = config_with(|c| c.max_client_id_len = 4);
     let c = v311("too-long");
     let rc = check_connect(&c, &cfg).unwrap_err();
-    assert_eq!(ConnectReturnCode::from_reason(rc), ConnectReturnCode::IdentifierRejected);
+    assert_eq!(
+        ConnectReturnCode::from_reason(rc),
+        ConnectReturnCode::IdentifierRejected
+    );
 }
 
 #[test]
@@ -100,15 +115,31 @@ fn v5_mqtt_3_1_3_6_empty_client_id_accepted_and_mqtt_3_1_3_7_assigned_id_returne
     let mut s = Session::accept(c, Some("roost-abc".into()), None, config(), None, t0());
     let out = drain(&mut s);
     let ack = connack(&out);
-    assert_eq!(ack.properties.assigned_client_identifier.as_deref(), Some("roost-abc"));
+    assert_eq!(
+        ack.properties.assigned_client_identifier.as_deref(),
+        Some("roost-abc")
+    );
     assert_eq!(s.client_id(), "roost-abc");
 }
 
 #[test]
 fn v5_mqtt_3_2_2_16_connack_carries_assigned_client_identifier() {
-    let mut s = Session::accept(v5(""), Some("assigned-7".into()), None, config(), None, t0());
+    let mut s = Session::accept(
+        v5(""),
+        Some("assigned-7".into()),
+        None,
+        config(),
+        None,
+        t0(),
+    );
     let out = drain(&mut s);
-    assert_eq!(connack(&out).properties.assigned_client_identifier.as_deref(), Some("assigned-7"));
+    assert_eq!(
+        connack(&out)
+            .properties
+            .assigned_client_identifier
+            .as_deref(),
+        Some("assigned-7")
+    );
 }
 
 #[test]
@@ -132,7 +163,10 @@ fn v5_mqtt_3_2_2_13_will_retain_unsupported_is_refused_with_0x9a() {
     let cfg = config_with(|c| c.retain_available = false);
     let mut c = v5("c");
     c.will = Some(will(QoS::AtMostOnce, true));
-    assert_eq!(check_connect(&c, &cfg), Err(ReasonCode::RETAIN_NOT_SUPPORTED));
+    assert_eq!(
+        check_connect(&c, &cfg),
+        Err(ReasonCode::RETAIN_NOT_SUPPORTED)
+    );
     c.will = Some(will(QoS::AtMostOnce, false));
     assert_eq!(check_connect(&c, &cfg), Ok(()));
 }
@@ -143,7 +177,10 @@ fn will_topic_must_be_a_valid_topic_name() {
     let mut w = will(QoS::AtMostOnce, false);
     w.topic = "will/#".into();
     c.will = Some(w);
-    assert_eq!(check_connect(&c, &config()), Err(ReasonCode::TOPIC_NAME_INVALID));
+    assert_eq!(
+        check_connect(&c, &config()),
+        Err(ReasonCode::TOPIC_NAME_INVALID)
+    );
 }
 
 #[test]
@@ -153,7 +190,10 @@ fn will_payload_flagged_utf8_must_be_utf8() {
     w.payload = Bytes::from_static(&[0xff, 0xfe]);
     w.properties.payload_format_indicator = Some(true);
     c.will = Some(w);
-    assert_eq!(check_connect(&c, &config()), Err(ReasonCode::PAYLOAD_FORMAT_INVALID));
+    assert_eq!(
+        check_connect(&c, &config()),
+        Err(ReasonCode::PAYLOAD_FORMAT_INVALID)
+    );
 }
 
 // ---------------------------------------------------------------- CONNACK
@@ -168,7 +208,10 @@ fn v5_mqtt_3_1_4_5_connack_success() {
 fn v311_mqtt_3_1_4_4_connack_zero_return_code() {
     let (_, out) = accept_with(v311("c"), None, config(), t0());
     assert_eq!(connack(&out).reason_code, ReasonCode::SUCCESS);
-    assert_eq!(ConnectReturnCode::from_reason(connack(&out).reason_code), ConnectReturnCode::Accepted);
+    assert_eq!(
+        ConnectReturnCode::from_reason(connack(&out).reason_code),
+        ConnectReturnCode::Accepted
+    );
 }
 
 #[test]
@@ -203,7 +246,11 @@ fn v311_mqtt_3_2_2_1_and_mqtt_3_1_2_6_clean_session_1_present_0() {
     let (s, out) = accept_with(v311("c"), Some(stored_state("c")), config(), t0());
     assert!(!connack(&out).session_present);
     assert!(s.subscriptions().is_empty());
-    assert_eq!(s.session_expiry_interval(), 0, "a clean session lasts as long as the connection");
+    assert_eq!(
+        s.session_expiry_interval(),
+        0,
+        "a clean session lasts as long as the connection"
+    );
 }
 
 #[test]
@@ -213,7 +260,11 @@ fn v311_mqtt_3_2_2_2_and_mqtt_3_1_2_4_clean_session_0_with_state_present_1() {
     let (s, out) = accept_with(c, Some(stored_state("c")), config(), t0());
     assert!(connack(&out).session_present);
     assert!(s.subscriptions().contains_key("a/b"));
-    assert_eq!(s.session_expiry_interval(), u32::MAX, "kept after disconnect");
+    assert_eq!(
+        s.session_expiry_interval(),
+        u32::MAX,
+        "kept after disconnect"
+    );
 }
 
 #[test]
@@ -246,7 +297,10 @@ fn v311_mqtt_3_2_2_4_refusal_has_session_present_0() {
     c.clean_start = false;
     let ack = connack_refusal(&c, ReasonCode::BAD_USER_NAME_OR_PASSWORD, None, None);
     assert!(!ack.session_present);
-    assert_eq!(ConnectReturnCode::from_reason(ack.reason_code), ConnectReturnCode::BadUserNameOrPassword);
+    assert_eq!(
+        ConnectReturnCode::from_reason(ack.reason_code),
+        ConnectReturnCode::BadUserNameOrPassword
+    );
 }
 
 #[test]
@@ -255,7 +309,10 @@ fn v5_mqtt_3_2_2_8_refusal_uses_a_connect_reason_code() {
     assert_eq!(ack.reason_code, ReasonCode::UNSPECIFIED_ERROR);
     let ack = connack_refusal(&v5("c"), ReasonCode::SERVER_MOVED, None, Some("other:1883"));
     assert_eq!(ack.reason_code, ReasonCode::SERVER_MOVED);
-    assert_eq!(ack.properties.server_reference.as_deref(), Some("other:1883"));
+    assert_eq!(
+        ack.properties.server_reference.as_deref(),
+        Some("other:1883")
+    );
 }
 
 #[test]
@@ -279,10 +336,19 @@ fn v5_mqtt_3_2_2_19_refusal_reason_string_left_out_when_too_large() {
 
 #[test]
 fn v5_mqtt_3_2_2_9_maximum_qos_advertised_when_qos_2_unsupported() {
-    let (_, out) = accept_with(v5("c"), None, config_with(|c| c.maximum_qos = QoS::AtLeastOnce), t0());
+    let (_, out) = accept_with(
+        v5("c"),
+        None,
+        config_with(|c| c.maximum_qos = QoS::AtLeastOnce),
+        t0(),
+    );
     assert_eq!(connack(&out).properties.maximum_qos, Some(QoS::AtLeastOnce));
     let (_, out) = accept_with(v5("c"), None, config(), t0());
-    assert_eq!(connack(&out).properties.maximum_qos, None, "absent means QoS 2");
+    assert_eq!(
+        connack(&out).properties.maximum_qos,
+        None,
+        "absent means QoS 2"
+    );
 }
 
 #[test]
@@ -338,12 +404,18 @@ fn v5_mqtt_3_1_2_28_response_information_only_when_requested() {
     let mut c = v5("dev1");
     c.properties.request_response_information = Some(true);
     let (_, out) = accept_with(c, None, cfg, t0());
-    assert_eq!(connack(&out).properties.response_information.as_deref(), Some("roost/response/dev1"));
+    assert_eq!(
+        connack(&out).properties.response_information.as_deref(),
+        Some("roost/response/dev1")
+    );
 }
 
 #[test]
 fn v5_mqtt_4_12_0_6_no_authentication_method_in_connack_without_one_in_connect() {
-    let auth = AuthSuccess { method: "SCRAM-SHA-256".into(), data: Some(Bytes::from_static(b"x")) };
+    let auth = AuthSuccess {
+        method: "SCRAM-SHA-256".into(),
+        data: Some(Bytes::from_static(b"x")),
+    };
     let mut s = Session::accept(v5("c"), None, None, config(), Some(auth), t0());
     let out = drain(&mut s);
     assert_eq!(connack(&out).properties.authentication_method, None);
@@ -354,7 +426,10 @@ fn v5_mqtt_4_12_0_6_no_authentication_method_in_connack_without_one_in_connect()
 fn v5_mqtt_4_12_0_5_connack_carries_connect_authentication_method() {
     let mut c = v5("c");
     c.properties.authentication_method = Some("SCRAM-SHA-256".into());
-    let auth = AuthSuccess { method: "SCRAM-SHA-256".into(), data: Some(Bytes::from_static(b"final")) };
+    let auth = AuthSuccess {
+        method: "SCRAM-SHA-256".into(),
+        data: Some(Bytes::from_static(b"final")),
+    };
     let mut s = Session::accept(c, None, None, config(), Some(auth), t0());
     let out = drain(&mut s);
     let p = &connack(&out).properties;
@@ -364,7 +439,10 @@ fn v5_mqtt_4_12_0_5_connack_carries_connect_authentication_method() {
 
 #[test]
 fn auth_success_debug_redacts_data() {
-    let auth = AuthSuccess { method: "m".into(), data: Some(Bytes::from_static(b"secret")) };
+    let auth = AuthSuccess {
+        method: "m".into(),
+        data: Some(Bytes::from_static(b"secret")),
+    };
     assert!(!format!("{auth:?}").contains("secret"));
 }
 
@@ -372,7 +450,8 @@ fn auth_success_debug_redacts_data() {
 fn v5_mqtt_3_2_0_2_only_one_connack_per_connection() {
     let mut s = session(v5("c"));
     s.handle_packet(t0(), Packet::PingReq).unwrap();
-    s.handle_packet(t0(), Packet::Publish(publish("t", QoS::AtMostOnce, None))).unwrap();
+    s.handle_packet(t0(), Packet::Publish(publish("t", QoS::AtMostOnce, None)))
+        .unwrap();
     let _ = s.handle_delivery(t0(), delivery("t", QoS::AtLeastOnce));
     let out = drain(&mut s);
     assert!(out.iter().all(|p| !matches!(p, Packet::ConnAck(_))));

@@ -39,7 +39,11 @@ fn v5_mqtt_3_1_2_22_any_packet_resets_the_timer() {
     let mut s = session(with_keep_alive(v5("c"), 10));
     s.handle_packet(at(10.0), Packet::PingReq).unwrap();
     assert_eq!(s.poll_timeout(), Some(at(25.0)));
-    s.handle_packet(at(20.0), Packet::Publish(publish("t", QoS::AtMostOnce, None))).unwrap();
+    s.handle_packet(
+        at(20.0),
+        Packet::Publish(publish("t", QoS::AtMostOnce, None)),
+    )
+    .unwrap();
     assert_eq!(s.poll_timeout(), Some(at(35.0)));
     assert_eq!(s.handle_timeout(at(34.0)), Ok(()));
     // Even a packet that turns out to be a violation shows the peer is alive.
@@ -70,7 +74,11 @@ fn v5_server_keep_alive_caps_client_value() {
     // Asking for more than the cap, or for none at all, gets the cap.
     for asked in [0, 31, 600] {
         let (s, out) = accept_with(with_keep_alive(v5("c"), asked), None, cfg.clone(), t0());
-        assert_eq!(connack(&out).properties.server_keep_alive, Some(30), "asked {asked}");
+        assert_eq!(
+            connack(&out).properties.server_keep_alive,
+            Some(30),
+            "asked {asked}"
+        );
         assert_eq!(s.keep_alive(), 30);
         assert_eq!(s.poll_timeout(), Some(at(45.0)));
     }
@@ -94,7 +102,10 @@ fn v311_server_keep_alive_cap_does_not_apply() {
     let cfg = config_with(|c| c.server_keep_alive = Some(30));
     let (s, _) = accept_with(with_keep_alive(v311("c"), 600), None, cfg, t0());
     assert_eq!(s.keep_alive(), 600);
-    assert_eq!(effective_keep_alive(0, Some(30), roost_codec::ProtocolVersion::V311).seconds, 0);
+    assert_eq!(
+        effective_keep_alive(0, Some(30), roost_codec::ProtocolVersion::V311).seconds,
+        0
+    );
 }
 
 #[test]
@@ -102,7 +113,10 @@ fn keep_alive_deadline_is_exactly_one_and_a_half_times() {
     let mut s = session(with_keep_alive(v5("c"), 1));
     assert_eq!(s.poll_timeout(), Some(t0() + Duration::from_millis(1500)));
     let mut s2 = session(with_keep_alive(v5("c"), u16::MAX));
-    assert_eq!(s2.poll_timeout(), Some(t0() + Duration::from_millis(u64::from(u16::MAX) * 1500)));
+    assert_eq!(
+        s2.poll_timeout(),
+        Some(t0() + Duration::from_millis(u64::from(u16::MAX) * 1500))
+    );
     assert_eq!(s.handle_timeout(t0() + Duration::from_millis(1499)), Ok(()));
     assert_eq!(s2.handle_timeout(at(90_000.0)), Ok(()));
 }

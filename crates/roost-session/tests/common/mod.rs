@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::{
-    ConnAck, Connect, Packet, PacketId, ProtocolVersion, PubResponse, Publish, PublishProperties, QoS,
-    ReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions,
+    ConnAck, Connect, Packet, PacketId, ProtocolVersion, PubResponse, Publish, PublishProperties,
+    QoS, ReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions,
 };
 use roost_session::{Delivery, Inbound, Message, Session, SessionConfig, SessionState};
 
@@ -31,7 +31,13 @@ pub fn pid(n: u16) -> PacketId {
 }
 
 pub fn connect(version: ProtocolVersion, client_id: &str) -> Connect {
-    Connect { protocol: version, clean_start: true, keep_alive: 60, client_id: client_id.into(), ..Connect::default() }
+    Connect {
+        protocol: version,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: client_id.into(),
+        ..Connect::default()
+    }
 }
 
 pub fn v5(client_id: &str) -> Connect {
@@ -122,7 +128,15 @@ pub fn subscribe(id: u16, filters: &[(&str, QoS)]) -> Subscribe {
         packet_id: pid(id),
         filters: filters
             .iter()
-            .map(|(f, q)| (ByteString::from(*f), SubscriptionOptions { qos: *q, ..SubscriptionOptions::default() }))
+            .map(|(f, q)| {
+                (
+                    ByteString::from(*f),
+                    SubscriptionOptions {
+                        qos: *q,
+                        ..SubscriptionOptions::default()
+                    },
+                )
+            })
             .collect(),
         properties: SubscribeProperties::default(),
     }
@@ -133,7 +147,10 @@ pub fn ack(id: u16) -> PubResponse {
 }
 
 pub fn ack_with(id: u16, rc: ReasonCode) -> PubResponse {
-    PubResponse { reason_code: rc, ..PubResponse::success(pid(id)) }
+    PubResponse {
+        reason_code: rc,
+        ..PubResponse::success(pid(id))
+    }
 }
 
 /// The PUBLISH packets among `packets`.
