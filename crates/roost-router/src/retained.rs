@@ -30,6 +30,17 @@ impl<M> Default for RetainedNode<M> {
     }
 }
 
+impl<M> RetainedNode<M> {
+    /// The node of `topic` below this one, if it exists.
+    fn descendant_mut(&mut self, topic: &str) -> Option<&mut RetainedNode<M>> {
+        let mut node = self;
+        for level in topic.split('/') {
+            node = node.children.get_mut(level)?;
+        }
+        Some(node)
+    }
+}
+
 impl<M> Drop for RetainedNode<M> {
     fn drop(&mut self) {
         // Iterative teardown: a topic can have 32,768 levels.
@@ -79,6 +90,15 @@ impl<M: Clone> RetainedIndex<M> {
 
     /// Stores `msg` as the retained message of `topic`; returns the one it replaces.
     pub fn insert(&mut self, topic: &str, msg: M) -> Option<M> {
+        // Fast path, no allocation: the topic's node exists (a device
+        // updating its retained state).
+        if let Some(node) = self.root.descendant_mut(topic) {
+            let previous = node.msg.replace(msg);
+            if previous.is_none() {
+                self.len += 1;
+            }
+            return previous;
+        }
         let mut node = &mut self.root;
         for level in topic.split('/') {
             node = node.children.entry(Box::from(level)).or_default();
@@ -92,10 +112,7 @@ impl<M: Clone> RetainedIndex<M> {
 
     /// Removes the retained message of `topic`, freeing nodes left empty.
     pub fn remove(&mut self, topic: &str) -> Option<M> {
-        let mut node = &mut self.root;
-        for level in topic.split('/') {
-            node = node.children.get_mut(level)?;
-        }
+        let node = self.root.descendant_mut(topic)?;
         let removed = node.msg.take()?;
         self.len -= 1;
         if node.children.is_empty() {

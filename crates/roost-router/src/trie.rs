@@ -199,6 +199,18 @@ impl<K> Node<K> {
         node.exact.as_deref()
     }
 
+    /// The subscriber slot of `filter`, if it exists, for changing it.
+    fn slot_mut(&mut self, filter: &str) -> Option<&mut Subscribers<K>> {
+        let mut node = self;
+        for level in filter_levels(filter) {
+            if level == FilterLevel::Hash {
+                return node.hash.as_deref_mut();
+            }
+            node = node.child_mut(level)?;
+        }
+        node.exact.as_deref_mut()
+    }
+
     /// Calls `visit` for every slot whose filter matches `topic_levels`.
     /// `dollar` applies the rule that wildcards at the first level do not
     /// match `$` topics [MQTT-4.7.2-1].
@@ -240,6 +252,10 @@ impl<K: SubscriberKey> Node<K> {
         group: Option<&str>,
         sub: Subscription,
     ) -> Option<Subscription> {
+        // Fast path, no allocation: the filter already has a slot.
+        if let Some(slot) = self.slot_mut(filter) {
+            return slot.insert(key, group, sub);
+        }
         let mut node = self;
         let mut hash = false;
         for level in filter_levels(filter) {
