@@ -70,20 +70,21 @@
 //!
 //! ## Cost
 //!
-//! Measured with `benches/trie.rs` on the 2-core build machine (topics like
-//! `site/{s}/device/{d}/temp`; 70% literal filters, 20% `.../+`, 10% `#`):
+//! Measured with `benches/trie.rs` on the shared 2-core build machine (topics
+//! like `site/{s}/device/{d}/temp`; 70% literal filters, 20% `.../+`, 10%
+//! `#`; ranges are over runs with and without other builds competing):
 //!
-//! | subscriptions | route (≈6 targets) | memory per subscription |
+//! | subscriptions | route (≈5-6 targets) | memory per subscription |
 //! | --- | --- | --- |
-//! | 1,000 | 190 ns | ≈430 B |
-//! | 100,000 | 450 ns | ≈450 B |
-//! | 1,000,000 | 810 ns | ≈450 B |
+//! | 1,000 | 190-210 ns | ≈430-490 B |
+//! | 100,000 | 450-540 ns | ≈400-450 B |
+//! | 1,000,000 | 810-850 ns | ≈440 B |
 //!
 //! Memory is the resident-set growth while building the router, divided by
 //! the subscription count; it includes the per-subscriber index used by
-//! [`Router::remove_all`]. One route to 1,000 subscribers (half of them via
-//! two overlapping filters) takes ≈40 µs; subscribing runs at ≈3 million
-//! subscriptions per second.
+//! [`Router::remove_all`] (about a third of it). One route to 1,000
+//! subscribers (half of them via two overlapping filters) takes 40-47 µs;
+//! subscribing new filters runs at 2-3 million per second.
 //!
 //! ## Retained messages
 //!
