@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use roost_codec::{PublishProperties, QoS};
+use roost_codec::{PublishProperties, QoS, ReasonCode};
 use roost_session::Message;
 
 use crate::auth::EnhancedAuth;
@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::listener::BoundListener;
 use crate::metrics::Stats;
+use crate::slot::Control;
 
 /// Errors starting a broker.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +147,16 @@ impl BrokerHandle {
             publisher: None,
         };
         self.core.publish(message, None, Instant::now())
+    }
+
+    /// Closes the connection of `client_id` with DISCONNECT 0x98 Administrative
+    /// action (5.0). Returns false when no such client is connected.
+    pub fn disconnect_client(&self, client_id: &str) -> bool {
+        let Some(slot) = self.core.sessions.get(client_id).map(|s| Arc::clone(&s)) else {
+            return false;
+        };
+        let control = slot.inner.lock().link.as_ref().map(|l| l.control.clone());
+        control.is_some_and(|c| c.try_send(Control::Close(ReasonCode::ADMINISTRATIVE_ACTION)).is_ok())
     }
 
     /// Current counters.

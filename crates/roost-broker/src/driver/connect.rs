@@ -34,12 +34,20 @@ pub(crate) struct Attached {
 }
 
 /// Why the CONNECT phase ended without a session.
-#[derive(Debug)]
 pub(crate) enum Refused {
     /// Socket closed, timed out or sent garbage; nothing more to send.
     Silent(&'static str),
     /// A CONNACK with this refusal was (or should be) sent.
     ConnAck(ReasonCode),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Silent(why) => f.write_str(why),
+            Self::ConnAck(reason) => write!(f, "CONNACK {reason}"),
+        }
+    }
 }
 
 /// Reads bytes until one packet decodes.
@@ -229,36 +237,27 @@ async fn attach(
             .entry(client_id.clone())
             .or_insert_with(|| SessionSlot::new(client_id.clone()))
             .clone();
-        let mut inner = slot.inner.lock();
-        if inner.ended {
-            // Lost a race with the session's end: drop the stale entry and retry.
-            drop(inner);
-            core.sessions.remove_if(client_id, |_, v| Arc::ptr_eq(v, &slot));
-            continue;
-        }
-        let old_link = inner.link.replace(Link { connection_id, control: control.clone() });
-        inner.generation += 1; // parked timers become stale
-        let (previous, pending_will) = if let Some(old) = old_link {
-            let (tx, rx) = oneshot::channel();
-            inner.handover = Some(tx);
-            drop(inner);
-            tracing::info!(%client_id, "session taken over by a new connection");
-            let _ = old.control.try_send(Control::Takeover);
-            match tokio::time::timeout(HANDOVER_TIMEOUT, rx).await {
-                Ok(Ok(Handover { state, will })) => (Some(state), will.map(|(m, delay)| (m, delay == 0))),
-                _ => {
-                    tracing::warn!(%client_id, "previous connection did not hand its session over in time");
-                    (None, None)
+        let claimed = claim(&slot, Link { connection_id, control: control.clone() });
+        let (previous, pending_will) = match claimed {
+            Claim::Ended => {
+                // Lost a race with the session's end: drop the stale entry and retry.
+                core.sessions.remove_if(client_id, |_, v| Arc::ptr_eq(v, &slot));
+                continue;
+            }
+            Claim::TakeOver { old_control, handover } => {
+                tracing::info!(%client_id, "session taken over by a new connection");
+                let _ = old_control.try_send(Control::Takeover);
+                match tokio::time::timeout(HANDOVER_TIMEOUT, handover).await {
+                    Ok(Ok(Handover { state, will })) => (Some(state), will.map(|(m, delay)| (m, delay == 0))),
+                    _ => {
+                        tracing::warn!(%client_id, "previous connection did not hand its session over in time");
+                        (None, None)
+                    }
                 }
             }
-        } else {
-            let parked = inner.parked.take();
-            drop(inner);
-            match parked {
-                // A reconnect before the will delay elapsed cancels the will [MQTT-3.1.3-9].
-                Some(p) => (Some(p.state), p.will.map(|(m, _)| (m, false))),
-                None => (None, None),
-            }
+            // A reconnect before the will delay elapsed cancels the will [MQTT-3.1.3-9].
+            Claim::Parked(Some(p)) => (Some(p.state), p.will.map(|(m, _)| (m, false))),
+            Claim::Parked(None) => (None, None),
         };
         let key = SessionKey(Arc::clone(&slot));
         let previous = if clean_start {
@@ -282,6 +281,33 @@ async fn attach(
             previous
         };
         return (slot, previous);
+    }
+}
+
+/// What claiming a slot found.
+enum Claim {
+    /// The slot's session already ended.
+    Ended,
+    /// A live connection owns it; it must hand the session over.
+    TakeOver { old_control: mpsc::Sender<Control>, handover: oneshot::Receiver<Handover> },
+    /// No live connection; the parked session, if any.
+    Parked(Option<crate::slot::Parked>),
+}
+
+/// Installs `link` as the slot's connection under one lock.
+fn claim(slot: &SessionSlot, link: Link) -> Claim {
+    let mut inner = slot.inner.lock();
+    if inner.ended {
+        return Claim::Ended;
+    }
+    inner.generation += 1; // parked timers become stale
+    match inner.link.replace(link) {
+        Some(old) => {
+            let (tx, rx) = oneshot::channel();
+            inner.handover = Some(tx);
+            Claim::TakeOver { old_control: old.control, handover: rx }
+        }
+        None => Claim::Parked(inner.parked.take()),
     }
 }
 

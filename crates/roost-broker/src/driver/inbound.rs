@@ -20,6 +20,8 @@ use crate::slot::SessionKey;
 pub(crate) enum Flow {
     Continue,
     Disconnect { publish_will: bool },
+    /// Close with DISCONNECT and this reason (e.g. failed re-authentication).
+    Close(ReasonCode),
 }
 
 /// Feeds one packet to the session and carries out what it asks for.
@@ -50,7 +52,7 @@ pub(crate) fn handle_packet(
         Inbound::Subscribe(subscribe) => subscribe_all(core, session, key, &subscribe, now),
         Inbound::Unsubscribe(unsubscribe) => unsubscribe_all(core, session, key, &unsubscribe),
         Inbound::Disconnect { publish_will, .. } => return Ok(Flow::Disconnect { publish_will }),
-        Inbound::Auth(auth) => reauthenticate(core, session, auth, auth_method, exchange)?,
+        Inbound::Auth(auth) => return Ok(reauthenticate(core, session, auth, auth_method, exchange)),
     }
     Ok(Flow::Continue)
 }
@@ -58,7 +60,7 @@ pub(crate) fn handle_packet(
 /// Applies each filter of a SUBSCRIBE, answers SUBACK, then sends retained
 /// messages per Retain Handling [MQTT-3.3.1-9..11].
 fn subscribe_all(core: &Core, session: &mut Session, key: &SessionKey, subscribe: &Subscribe, now: Instant) {
-    let refusals = validate_subscribe(session, subscribe, &core.session_config);
+    let refusals = validate_subscribe(subscribe, &core.session_config);
     let max_qos = core.session_config.maximum_qos;
     let identifier = subscribe.properties.subscription_identifier;
     let mut results = Vec::with_capacity(subscribe.filters.len());
@@ -121,34 +123,29 @@ fn unsubscribe_all(core: &Core, session: &mut Session, key: &SessionKey, unsubsc
 }
 
 /// Re-authentication on a live connection (AUTH 0x19, then 0x18 rounds)
-/// [MQTT-4.12.1-*]. The method must be the one used at CONNECT.
+/// [MQTT-4.12.1-*]. The session has already checked the method matches the
+/// one used at CONNECT [MQTT-4.12.0-5].
 fn reauthenticate(
     core: &Core,
     session: &mut Session,
     auth: Auth,
     auth_method: &Option<ByteString>,
     exchange: &mut Option<Box<dyn AuthExchange>>,
-) -> Result<(), Violation> {
-    let method = auth.properties.authentication_method.clone();
-    let Some(connect_method) = auth_method.clone() else {
-        // A client that did not use enhanced authentication must not send AUTH [MQTT-4.12.0-7];
-        // a different method is a Protocol Error [MQTT-4.12.0-5].
-        return Err(Violation::UnexpectedAuth);
+) -> Flow {
+    let Some(method) = auth_method.clone() else {
+        return Flow::Close(ReasonCode::PROTOCOL_ERROR);
     };
-    if method.as_ref() != Some(&connect_method) {
-        return Err(Violation::UnexpectedAuth);
-    }
     if auth.reason_code == ReasonCode::REAUTHENTICATE {
-        *exchange = core.enhanced_auth.as_ref().and_then(|a| a.begin(&connect_method, session.client_id()));
+        *exchange = core.enhanced_auth.as_ref().and_then(|a| a.begin(&method, session.client_id()));
     }
     let Some(current) = exchange.as_mut() else {
-        return Err(Violation::UnexpectedAuth);
+        return Flow::Close(ReasonCode::PROTOCOL_ERROR);
     };
     let step = current.step(auth.properties.authentication_data);
     let reply = |reason_code: ReasonCode, data| Auth {
         reason_code,
         properties: AuthProperties {
-            authentication_method: Some(connect_method.clone()),
+            authentication_method: Some(method.clone()),
             authentication_data: data,
             ..AuthProperties::default()
         },
@@ -161,8 +158,9 @@ fn reauthenticate(
         }
         AuthStep::Fail(reason) => {
             *exchange = None;
-            return Err(Violation::AuthenticationFailed(reason));
+            // Failed re-authentication: DISCONNECT and close [MQTT-4.12.1-2].
+            return Flow::Close(reason);
         }
     }
-    Ok(())
+    Flow::Continue
 }

@@ -31,7 +31,7 @@ where
         }
         Err(refused) => {
             Metrics::inc(&core.metrics.connections_refused);
-            tracing::debug!(%peer, ?refused, "connection refused");
+            tracing::debug!(%peer, %refused, "connection refused");
         }
     }
 }

@@ -99,6 +99,10 @@ where
                                     ended = Some(Ending::Disconnect { publish_will });
                                     break;
                                 }
+                                Ok(Flow::Close(reason)) => {
+                                    ended = Some(Ending::Closed(reason));
+                                    break;
+                                }
                                 Err(violation) => {
                                     ended = Some(violation_ending(&violation, session.client_id()));
                                     break;
