@@ -1,0 +1,52 @@
+//! In-process broker for integration tests: binds port 0 on loopback, runs
+//! on the test's runtime, shuts down when the guard drops.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use roost_broker::{Broker, BrokerHandle, Config, EnhancedAuth};
+
+/// A running broker; shuts down on drop.
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    pub handle: BrokerHandle,
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+/// Parses a TOML config (listeners are replaced by one loopback listener on port 0).
+pub fn config(toml: &str) -> Config {
+    let mut config = match Config::from_toml(toml, "test") {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {e}"),
+    };
+    config.listeners = vec![roost_broker::config::ListenerConfig::loopback(0)];
+    config
+}
+
+/// Starts a broker with default settings.
+pub async fn start() -> TestBroker {
+    start_with(config(""), None).await
+}
+
+/// Starts a broker with this config and optional enhanced authentication.
+pub async fn start_with(config: Config, auth: Option<Arc<dyn EnhancedAuth>>) -> TestBroker {
+    let mut builder = Broker::builder().config(config);
+    if let Some(auth) = auth {
+        builder = builder.enhanced_auth(auth);
+    }
+    let broker = match builder.bind().await {
+        Ok(b) => b,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = broker.local_addrs()[0];
+    let handle = broker.handle();
+    tokio::spawn(broker.run());
+    TestBroker { addr, handle }
+}
