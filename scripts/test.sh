@@ -77,24 +77,24 @@ NEXTEST_BINARY_TESTS='package(roost) & kind(test)'
 
 unit_tests() {
     if have_nextest; then
-        cargo nextest run --workspace --locked --no-tests=warn -E "not ($NEXTEST_BINARY_TESTS)"
+        cargo nextest run --workspace --no-tests=warn -E "not ($NEXTEST_BINARY_TESTS)"
     else
-        cargo test --workspace --locked --exclude roost --lib --bins --tests \
-            && cargo test --locked -p roost --bins
+        cargo test --workspace --exclude roost --lib --bins --tests \
+            && cargo test -p roost --bins
     fi
 }
 
 doc_tests() {
-    cargo test --doc --workspace --locked
+    cargo test --doc --workspace
 }
 
 target_dir() {
-    cargo metadata --format-version 1 --no-deps --locked \
+    cargo metadata --format-version 1 --no-deps \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
 build_binary() {
-    cargo build --locked -p roost || return
+    cargo build -p roost || return
     local dir
     dir=$(target_dir) || return
     ROOST_BIN="$dir/debug/roost"
@@ -105,9 +105,9 @@ build_binary() {
 
 interop_rust() {
     if have_nextest; then
-        timeout -k 30 "$SUITE_TIMEOUT" cargo nextest run --locked --no-tests=warn -E "$NEXTEST_BINARY_TESTS"
+        timeout -k 30 "$SUITE_TIMEOUT" cargo nextest run --workspace --no-tests=warn -E "$NEXTEST_BINARY_TESTS"
     else
-        timeout -k 30 "$SUITE_TIMEOUT" cargo test --locked -p roost --test '*'
+        timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test '*'
     fi
 }
 
@@ -138,7 +138,7 @@ else
 fi
 section fmt cargo fmt --all -- --check
 section spec spec_coverage
-section clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+section clippy cargo clippy --workspace --all-targets -- -D warnings
 section unit unit_tests
 section doc doc_tests
 if [ "$INTEROP" = 1 ]; then

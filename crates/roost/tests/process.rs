@@ -1,0 +1,122 @@
+//! The `roost` binary's process contract (listening line, port 0, graceful
+//! SIGTERM) and wire-level checks with the raw-packet client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use roost_codec::{Packet, ProtocolVersion, QoS, ReasonCode};
+use roost_testkit::packets::{self, unique_id};
+use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
+
+fn start_broker() -> BrokerProcess {
+    BrokerProcess::start(env!("CARGO_BIN_EXE_roost")).expect("start roost")
+}
+
+#[tokio::test]
+async fn port_0_listens_on_loopback_and_accepts_mqtt_5_and_3_1_1() {
+    let broker = start_broker();
+    assert!(
+        broker.addr().ip().is_loopback(),
+        "default listener is loopback only: {}",
+        broker.addr()
+    );
+    assert_ne!(broker.addr().port(), 0);
+    let (_v5, ack) = RawClient::connect_v5(broker.addr(), &unique_id("raw-v5"))
+        .await
+        .unwrap();
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    let (_v311, ack) = RawClient::connect_v311(broker.addr(), &unique_id("raw-v311"))
+        .await
+        .unwrap();
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut broker = start_broker();
+    let status = broker.stop().unwrap();
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}\n{}",
+        broker.log()
+    );
+}
+
+#[tokio::test]
+async fn v5_mqtt_3_1_0_2_second_connect_is_a_protocol_error() {
+    let broker = start_broker();
+    let client_id = unique_id("raw-v5");
+    let (mut client, _) = RawClient::connect_v5(broker.addr(), &client_id)
+        .await
+        .unwrap();
+    client
+        .send(packets::connect(ProtocolVersion::V5, &client_id))
+        .await
+        .unwrap();
+    let disconnect = client.expect_closed(TIMEOUT).await.unwrap();
+    if let Some(disconnect) = disconnect {
+        assert_eq!(disconnect.reason_code, ReasonCode::PROTOCOL_ERROR);
+    }
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_1_0_2_second_connect_disconnects() {
+    let broker = start_broker();
+    let client_id = unique_id("raw-v311");
+    let (mut client, _) = RawClient::connect_v311(broker.addr(), &client_id)
+        .await
+        .unwrap();
+    client
+        .send(packets::connect(ProtocolVersion::V311, &client_id))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.expect_closed(TIMEOUT).await.unwrap(),
+        None,
+        "3.1.1 servers send no DISCONNECT"
+    );
+}
+
+#[tokio::test]
+async fn raw_publish_reaches_raw_subscriber() {
+    let broker = start_broker();
+    let topic = format!("roost-it/{}/raw", unique_id("raw"));
+    let (mut subscriber, _) = RawClient::connect_v5(broker.addr(), &unique_id("raw-sub"))
+        .await
+        .unwrap();
+    subscriber
+        .send(packets::subscribe(1, &topic, QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    match subscriber.recv(TIMEOUT).await.unwrap() {
+        Packet::SubAck(ack) => assert_eq!(ack.reason_codes, vec![ReasonCode::GRANTED_QOS_1]),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+
+    let (mut publisher, _) = RawClient::connect_v311(broker.addr(), &unique_id("raw-pub"))
+        .await
+        .unwrap();
+    publisher
+        .send(packets::publish(
+            &topic,
+            &b"hello"[..],
+            QoS::AtLeastOnce,
+            Some(7),
+        ))
+        .await
+        .unwrap();
+    match publisher.recv(TIMEOUT).await.unwrap() {
+        Packet::PubAck(ack) => assert_eq!(ack.packet_id, packets::pid(7)),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+
+    let delivered = subscriber.recv_publish(TIMEOUT).await.unwrap();
+    assert_eq!(
+        (delivered.topic.as_ref(), &delivered.payload[..]),
+        (topic.as_str(), &b"hello"[..])
+    );
+    assert_eq!(delivered.qos, QoS::AtLeastOnce);
+    let packet_id = delivered.packet_id.expect("QoS 1 PUBLISH has a packet id");
+    subscriber
+        .send(packets::puback(packet_id.get()))
+        .await
+        .unwrap();
+}

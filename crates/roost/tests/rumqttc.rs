@@ -1,0 +1,336 @@
+//! Interop with rumqttc (MQTT 5 `rumqttc::v5` and MQTT 3.1.1 `rumqttc`)
+//! against the `roost` binary started on a free port.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use roost_testkit::{BrokerProcess, TIMEOUT, packets::unique_id};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+fn start_broker() -> BrokerProcess {
+    BrokerProcess::start(env!("CARGO_BIN_EXE_roost")).expect("start roost")
+}
+
+/// Waits for the next event that `pick` accepts, skipping others (PINGRESP,
+/// acknowledgements the test does not look at).
+async fn next<E: std::fmt::Debug, T>(
+    events: &mut mpsc::UnboundedReceiver<Result<E, String>>,
+    what: &str,
+    mut pick: impl FnMut(E) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Some(Ok(event)) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                Some(Err(error)) => panic!("connection failed while waiting for {what}: {error}"),
+                None => panic!("event loop ended while waiting for {what}"),
+            }
+        }
+    };
+    match timeout(TIMEOUT, wait).await {
+        Ok(found) => found,
+        Err(_) => panic!("no {what} within {TIMEOUT:?}"),
+    }
+}
+
+mod v5 {
+    use bytes::Bytes;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties, SubscribeReasonCode};
+    use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+
+    use super::*;
+
+    pub(super) type Events = mpsc::UnboundedReceiver<Result<Packet, String>>;
+
+    /// Connects a client and returns it with the stream of packets it receives.
+    pub(super) async fn connect(broker: &BrokerProcess) -> (AsyncClient, Events) {
+        let addr = broker.addr();
+        let mut options =
+            MqttOptions::new(unique_id("rumqttc-v5"), addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, eventloop) = AsyncClient::new(options, 64);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        tokio::spawn(drive(eventloop, tx));
+        let connack = next(&mut events, "CONNACK", |p| match p {
+            Packet::ConnAck(ack) => Some(ack),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            connack.code,
+            rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success
+        );
+        (client, events)
+    }
+
+    async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet, String>>) {
+        loop {
+            let sent = match eventloop.poll().await {
+                Ok(Event::Incoming(packet)) => tx.send(Ok(packet)),
+                Ok(Event::Outgoing(_)) => Ok(()),
+                Err(error) => {
+                    let _ = tx.send(Err(error.to_string()));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub(super) async fn subscribe(
+        client: &AsyncClient,
+        events: &mut Events,
+        filter: &str,
+        qos: QoS,
+    ) {
+        client.subscribe(filter, qos).await.unwrap();
+        let suback = next(events, "SUBACK", |p| match p {
+            Packet::SubAck(ack) => Some(ack),
+            _ => None,
+        })
+        .await;
+        assert_eq!(suback.return_codes, vec![SubscribeReasonCode::Success(qos)]);
+    }
+
+    /// Publishes and waits until the QoS flow has completed.
+    pub(super) async fn publish(
+        client: &AsyncClient,
+        events: &mut Events,
+        topic: &str,
+        qos: QoS,
+        payload: Bytes,
+        properties: Option<PublishProperties>,
+    ) {
+        match properties {
+            Some(properties) => client
+                .publish_with_properties(topic, qos, false, payload, properties)
+                .await
+                .unwrap(),
+            None => client.publish(topic, qos, false, payload).await.unwrap(),
+        }
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                next(events, "PUBACK", |p| {
+                    matches!(p, Packet::PubAck(_)).then_some(())
+                })
+                .await
+            }
+            QoS::ExactlyOnce => {
+                next(events, "PUBCOMP", |p| {
+                    matches!(p, Packet::PubComp(_)).then_some(())
+                })
+                .await
+            }
+        }
+    }
+
+    pub(super) async fn exchange(qos: QoS) {
+        let broker = start_broker();
+        let topic = format!("roost-it/{}/data", unique_id("rumqttc-v5"));
+        let (subscriber, mut sub_events) = connect(&broker).await;
+        subscribe(&subscriber, &mut sub_events, &topic, QoS::ExactlyOnce).await;
+        let (publisher, mut pub_events) = connect(&broker).await;
+        let payloads: Vec<Bytes> = (0..3)
+            .map(|i| Bytes::from(format!("message {i} at {qos:?}")))
+            .collect();
+        for payload in &payloads {
+            publish(
+                &publisher,
+                &mut pub_events,
+                &topic,
+                qos,
+                payload.clone(),
+                None,
+            )
+            .await;
+        }
+        for expected in &payloads {
+            let publish = next(&mut sub_events, "PUBLISH", |p| match p {
+                Packet::Publish(publish) => Some(publish),
+                _ => None,
+            })
+            .await;
+            assert_eq!(publish.topic, Bytes::from(topic.clone()));
+            assert_eq!(&publish.payload, expected, "lost, duplicated or reordered");
+            assert_eq!(publish.qos, qos, "min(published QoS, granted QoS 2)");
+        }
+    }
+}
+
+mod v311 {
+    use bytes::Bytes;
+    use rumqttc::{
+        AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS,
+        SubscribeReasonCode,
+    };
+
+    use super::*;
+
+    pub(super) type Events = mpsc::UnboundedReceiver<Result<Packet, String>>;
+
+    pub(super) async fn connect(broker: &BrokerProcess) -> (AsyncClient, Events) {
+        let addr = broker.addr();
+        let mut options =
+            MqttOptions::new(unique_id("rumqttc-v4"), addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, eventloop) = AsyncClient::new(options, 64);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        tokio::spawn(drive(eventloop, tx));
+        let connack = next(&mut events, "CONNACK", |p| match p {
+            Packet::ConnAck(ack) => Some(ack),
+            _ => None,
+        })
+        .await;
+        assert_eq!(connack.code, ConnectReturnCode::Success);
+        (client, events)
+    }
+
+    async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet, String>>) {
+        loop {
+            let sent = match eventloop.poll().await {
+                Ok(Event::Incoming(packet)) => tx.send(Ok(packet)),
+                Ok(Event::Outgoing(_)) => Ok(()),
+                Err(error) => {
+                    let _ = tx.send(Err(error.to_string()));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub(super) async fn exchange(qos: QoS) {
+        let broker = start_broker();
+        let topic = format!("roost-it/{}/data", unique_id("rumqttc-v4"));
+        let (subscriber, mut sub_events) = connect(&broker).await;
+        subscriber
+            .subscribe(&topic, QoS::ExactlyOnce)
+            .await
+            .unwrap();
+        let suback = next(&mut sub_events, "SUBACK", |p| match p {
+            Packet::SubAck(ack) => Some(ack),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            suback.return_codes,
+            vec![SubscribeReasonCode::Success(QoS::ExactlyOnce)]
+        );
+
+        let (publisher, mut pub_events) = connect(&broker).await;
+        let payloads: Vec<Bytes> = (0..3)
+            .map(|i| Bytes::from(format!("message {i} at {qos:?}")))
+            .collect();
+        for payload in &payloads {
+            publisher
+                .publish(&topic, qos, false, payload.clone())
+                .await
+                .unwrap();
+            match qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => {
+                    next(&mut pub_events, "PUBACK", |p| {
+                        matches!(p, Packet::PubAck(_)).then_some(())
+                    })
+                    .await;
+                }
+                QoS::ExactlyOnce => {
+                    next(&mut pub_events, "PUBCOMP", |p| {
+                        matches!(p, Packet::PubComp(_)).then_some(())
+                    })
+                    .await;
+                }
+            }
+        }
+        for expected in &payloads {
+            let publish = next(&mut sub_events, "PUBLISH", |p| match p {
+                Packet::Publish(publish) => Some(publish),
+                _ => None,
+            })
+            .await;
+            assert_eq!(publish.topic, topic);
+            assert_eq!(&publish.payload, expected, "lost, duplicated or reordered");
+            assert_eq!(publish.qos, qos, "min(published QoS, granted QoS 2)");
+        }
+    }
+}
+
+#[tokio::test]
+async fn v5_mqtt_3_8_4_8_rumqttc_qos0_exchange() {
+    v5::exchange(rumqttc::v5::mqttbytes::QoS::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn v5_mqtt_3_8_4_8_rumqttc_qos1_exchange() {
+    v5::exchange(rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn v5_mqtt_3_8_4_8_rumqttc_qos2_exchange() {
+    v5::exchange(rumqttc::v5::mqttbytes::QoS::ExactlyOnce).await;
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_8_4_6_rumqttc_qos0_exchange() {
+    v311::exchange(rumqttc::QoS::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_8_4_6_rumqttc_qos1_exchange() {
+    v311::exchange(rumqttc::QoS::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_8_4_6_rumqttc_qos2_exchange() {
+    v311::exchange(rumqttc::QoS::ExactlyOnce).await;
+}
+
+#[tokio::test]
+async fn v5_mqtt_3_3_2_17_v5_mqtt_3_3_2_18_rumqttc_user_properties_forwarded_in_order() {
+    use bytes::Bytes;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+
+    let broker = start_broker();
+    let topic = format!("roost-it/{}/props", unique_id("rumqttc-v5"));
+    let (subscriber, mut sub_events) = v5::connect(&broker).await;
+    v5::subscribe(&subscriber, &mut sub_events, &topic, QoS::AtLeastOnce).await;
+    let (publisher, mut pub_events) = v5::connect(&broker).await;
+    let user_properties: Vec<(String, String)> = [("z", "1"), ("a", "2"), ("z", "3")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let properties = PublishProperties {
+        user_properties: user_properties.clone(),
+        content_type: Some("text/plain".to_owned()),
+        ..PublishProperties::default()
+    };
+    v5::publish(
+        &publisher,
+        &mut pub_events,
+        &topic,
+        QoS::AtLeastOnce,
+        Bytes::from_static(b"x"),
+        Some(properties),
+    )
+    .await;
+    let publish = next(&mut sub_events, "PUBLISH", |p| match p {
+        Packet::Publish(publish) => Some(publish),
+        _ => None,
+    })
+    .await;
+    let received = publish.properties.expect("PUBLISH properties");
+    assert_eq!(received.user_properties, user_properties);
+    assert_eq!(received.content_type.as_deref(), Some("text/plain"));
+}
