@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use bytestring::ByteString;
 
+use crate::detach;
 use crate::violation::Violation;
 
 /// Aliases the client sets on its PUBLISH packets (5.0).
@@ -59,7 +60,8 @@ impl InboundAliases {
             self.topics.resize(index + 1, None);
         }
         if let Some(slot) = self.topics.get_mut(index) {
-            *slot = Some(topic.clone());
+            // Lives as long as the connection: do not pin the read buffer.
+            *slot = Some(detach::string(&topic));
         }
         Ok(topic)
     }
@@ -116,7 +118,8 @@ impl OutboundAliases {
     /// Records an `Assign` plan once its PUBLISH is on its way.
     pub(crate) fn commit(&mut self, plan: AliasPlan, topic: &ByteString) {
         if let AliasPlan::Assign(alias) = plan {
-            self.assigned.insert(topic.clone(), alias);
+            // Lives as long as the connection: do not pin the publisher's buffer.
+            self.assigned.insert(detach::string(topic), alias);
         }
     }
 }

@@ -26,10 +26,50 @@
 //! [`keepalive`], [`will`] (timer arithmetic for the broker), and one file
 //! per inbound packet type under `session/handle/`. [`violation`] holds the
 //! one table from misbehaviour to reason code.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use roost_codec::{Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode};
+//! use roost_session::{Inbound, Session, SessionConfig, check_connect};
+//!
+//! let config = Arc::new(SessionConfig::default());
+//! let now = Instant::now();
+//! let connect = Connect {
+//!     protocol: ProtocolVersion::V5,
+//!     client_id: "sensor-1".into(),
+//!     keep_alive: 30,
+//!     clean_start: true,
+//!     ..Connect::default()
+//! };
+//! assert_eq!(check_connect(&connect, &config), Ok(()));
+//! let mut session = Session::accept(connect, None, None, config, None, now);
+//! assert!(matches!(session.poll_transmit(now), Some(Packet::ConnAck(_))));
+//!
+//! let publish = Publish {
+//!     qos: QoS::AtLeastOnce,
+//!     topic: "a/b".into(),
+//!     packet_id: PacketId::new(1),
+//!     ..Publish::default()
+//! };
+//! match session.handle_packet(now, Packet::Publish(publish))? {
+//!     Inbound::Publish { message, packet_id: Some(id) } => {
+//!         // Route `message` (wrapped in an Arc), then acknowledge it.
+//!         session.complete_publish(id, message.qos, ReasonCode::SUCCESS);
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! assert!(matches!(session.poll_transmit(now), Some(Packet::PubAck(_))));
+//! assert_eq!(session.poll_timeout(), Some(now + std::time::Duration::from_secs(45)));
+//! # Ok::<(), roost_session::Violation>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod alias;
 mod config;
 mod connect;
+mod detach;
 pub mod inflight;
 pub mod keepalive;
 mod message;

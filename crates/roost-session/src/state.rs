@@ -178,6 +178,12 @@ impl SessionState {
         self.inflight.len()
     }
 
+    /// Appends a restored queued delivery (from a session store), bypassing
+    /// the queue limit: it was admitted under it before.
+    pub fn restore_queued(&mut self, delivery: Delivery) {
+        self.pending.push_back(delivery);
+    }
+
     /// Inbound QoS 2 packet identifiers awaiting PUBREL (or PUBREC), ascending.
     pub fn inbound_qos2(&self) -> impl Iterator<Item = (PacketId, InboundQos2)> + '_ {
         self.inbound_qos2.iter().map(|(id, stage)| (*id, *stage))

@@ -15,6 +15,7 @@ use super::{PeerLimits, Session};
 use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::connect::AuthSuccess;
+use crate::detach;
 use crate::inflight::OutboundStage;
 use crate::keepalive::{EffectiveKeepAlive, KeepAlive, effective_keep_alive};
 use crate::state::SessionState;
@@ -56,7 +57,8 @@ impl Session {
             ..
         } = connect;
         let v5 = protocol.is_v5();
-        let client_id = assigned_client_id.clone().unwrap_or(client_id);
+        // Kept for the session's lifetime: copied out of the read buffer.
+        let client_id = detach::string(assigned_client_id.as_ref().unwrap_or(&client_id));
 
         let resumed = if clean_start { None } else { previous };
         let session_present = resumed.is_some();
@@ -113,11 +115,14 @@ impl Session {
             encoder: Encoder::new(protocol).with_max_packet_size(peer.maximum_packet_size),
             version: protocol,
             session_present,
-            will,
+            will: will.as_ref().map(detach::will),
             keep_alive_secs: ka.seconds,
             keep_alive: KeepAlive::new(ka.seconds, now),
             peer,
-            auth_method: properties.authentication_method,
+            auth_method: properties
+                .authentication_method
+                .as_ref()
+                .map(detach::string),
             reauth_in_progress: false,
             connect_expiry_was_zero: requested_expiry == 0,
             inbound_aliases: InboundAliases::new(inbound_alias_max),

@@ -7,6 +7,7 @@ use roost_codec::{
 };
 
 use super::Session;
+use crate::detach;
 use crate::reason;
 use crate::state::{InboundQos2, Subscription};
 
@@ -63,8 +64,9 @@ impl Session {
                 let mut options = *options;
                 options.qos = granted;
                 let identifier = subscribe.properties.subscription_identifier;
+                // Kept for the session's lifetime: do not pin the read buffer.
                 self.state.subscriptions.insert(
-                    filter.clone(),
+                    detach::string(filter),
                     Subscription {
                         options,
                         identifier,

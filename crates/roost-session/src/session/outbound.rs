@@ -37,6 +37,11 @@ impl Session {
         if delivery.qos == QoS::AtMostOnce {
             return self.send(delivery, now);
         }
+        if !self.state.pending.is_empty() {
+            // Normally the queue only holds messages while the window is full;
+            // make sure it is not waiting on a free slot before queueing behind it.
+            self.fill_window(now);
+        }
         if !self.state.pending.is_empty() || self.state.inflight.len() >= self.send_window() {
             let outcome = self.state.enqueue(delivery, &self.config);
             return DeliveryOutcome::from(outcome);
