@@ -177,6 +177,13 @@ fn v31_connack_has_no_session_present_flag() {
     };
     assert_eq!(wire(V31, &Packet::ConnAck(ack.clone())), "20020000");
     assert_eq!(wire(V311, &Packet::ConnAck(ack)), "20020100");
+    // Found by the roundtrip fuzz target: a 3.1 decoder must not report the
+    // reserved bit as Session Present, or decode → encode → decode differs.
+    let mut d = Decoder::client(V31, PROTOCOL_MAX_PACKET_SIZE);
+    let Some(Packet::ConnAck(decoded)) = d.decode(&mut hex("20020100")).unwrap() else {
+        panic!()
+    };
+    assert!(!decoded.session_present);
 }
 
 #[test]

@@ -34,8 +34,10 @@ pub(super) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<ConnAck
         (rc.to_reason(), ConnAckProperties::default())
     };
     r.finish()?;
+    // 3.1 has no Session Present flag: the whole byte is reserved there.
+    let session_present = flags & 0x01 != 0 && version != ProtocolVersion::V31;
     Ok(ConnAck {
-        session_present: flags & 0x01 != 0,
+        session_present,
         reason_code,
         properties,
     })
