@@ -105,7 +105,7 @@ build_binary() {
 
 interop_rust() {
     if have_nextest; then
-        timeout -k 30 "$SUITE_TIMEOUT" cargo nextest run --workspace --no-tests=warn -E "$NEXTEST_BINARY_TESTS"
+        timeout -k 30 "$SUITE_TIMEOUT" cargo nextest run -p roost --no-tests=warn -E "$NEXTEST_BINARY_TESTS"
     else
         timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test '*'
     fi
