@@ -35,7 +35,7 @@ fn sent_auth(s: &mut Session) -> Auth {
 }
 
 #[test]
-fn v5_mqtt_4_12_1_1_and_mqtt_4_12_0_2_and_mqtt_4_12_0_5_reauthentication_exchange() {
+fn v5_mqtt_4_12_1_1_and_v5_mqtt_4_12_0_2_and_v5_mqtt_4_12_0_5_reauthentication_exchange() {
     let mut s = session(with_method(v5("c")));
     let inbound = s
         .handle_packet(

@@ -108,7 +108,7 @@ fn v311_mqtt_3_1_3_9_rejected_client_id_gets_return_code_2() {
 }
 
 #[test]
-fn v5_mqtt_3_1_3_6_empty_client_id_accepted_and_mqtt_3_1_3_7_assigned_id_returned() {
+fn v5_mqtt_3_1_3_6_empty_client_id_accepted_and_v5_mqtt_3_1_3_7_assigned_id_returned() {
     let mut c = v5("");
     c.clean_start = false;
     assert_eq!(check_connect(&c, &config()), Ok(()));
@@ -215,7 +215,7 @@ fn v311_mqtt_3_1_4_4_connack_zero_return_code() {
 }
 
 #[test]
-fn v5_mqtt_3_2_2_2_and_mqtt_3_1_2_4_clean_start_discards_session() {
+fn v5_mqtt_3_2_2_2_and_v5_mqtt_3_1_2_4_clean_start_discards_session() {
     let (s, out) = accept_with(v5("c"), Some(stored_state("c")), config(), t0());
     assert!(!connack(&out).session_present);
     assert!(!s.session_present());
@@ -223,7 +223,7 @@ fn v5_mqtt_3_2_2_2_and_mqtt_3_1_2_4_clean_start_discards_session() {
 }
 
 #[test]
-fn v5_mqtt_3_2_2_3_and_mqtt_3_1_2_5_resume_sets_session_present() {
+fn v5_mqtt_3_2_2_3_and_v5_mqtt_3_1_2_5_resume_sets_session_present() {
     let mut c = v5("c");
     c.clean_start = false;
     let (s, out) = accept_with(c, Some(stored_state("c")), config(), t0());
@@ -233,7 +233,7 @@ fn v5_mqtt_3_2_2_3_and_mqtt_3_1_2_5_resume_sets_session_present() {
 }
 
 #[test]
-fn v5_mqtt_3_2_2_3_and_mqtt_3_1_2_6_no_stored_session_creates_one() {
+fn v5_mqtt_3_2_2_3_and_v5_mqtt_3_1_2_6_no_stored_session_creates_one() {
     let mut c = v5("c");
     c.clean_start = false;
     let (s, out) = accept_with(c, None, config(), t0());
@@ -242,7 +242,7 @@ fn v5_mqtt_3_2_2_3_and_mqtt_3_1_2_6_no_stored_session_creates_one() {
 }
 
 #[test]
-fn v311_mqtt_3_2_2_1_and_mqtt_3_1_2_6_clean_session_1_present_0() {
+fn v311_mqtt_3_2_2_1_and_v311_mqtt_3_1_2_6_clean_session_1_present_0() {
     let (s, out) = accept_with(v311("c"), Some(stored_state("c")), config(), t0());
     assert!(!connack(&out).session_present);
     assert!(s.subscriptions().is_empty());
@@ -254,7 +254,7 @@ fn v311_mqtt_3_2_2_1_and_mqtt_3_1_2_6_clean_session_1_present_0() {
 }
 
 #[test]
-fn v311_mqtt_3_2_2_2_and_mqtt_3_1_2_4_clean_session_0_with_state_present_1() {
+fn v311_mqtt_3_2_2_2_and_v311_mqtt_3_1_2_4_clean_session_0_with_state_present_1() {
     let mut c = v311("c");
     c.clean_start = false;
     let (s, out) = accept_with(c, Some(stored_state("c")), config(), t0());

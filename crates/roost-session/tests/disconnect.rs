@@ -60,7 +60,7 @@ fn v311_mqtt_3_1_2_12_no_will_flag_no_will() {
 }
 
 #[test]
-fn v5_mqtt_3_14_4_3_and_mqtt_3_1_2_10_disconnect_0x00_discards_the_will() {
+fn v5_mqtt_3_14_4_3_and_v5_mqtt_3_1_2_10_disconnect_0x00_discards_the_will() {
     let mut s = session(with_will(v5("c"), None));
     let inbound = s
         .handle_packet(t0(), disconnect(ReasonCode::NORMAL_DISCONNECTION, None))
@@ -122,7 +122,7 @@ fn disconnect_without_a_will_publishes_nothing() {
 }
 
 #[test]
-fn v311_mqtt_3_14_4_3_and_mqtt_3_1_2_10_disconnect_discards_the_will() {
+fn v311_mqtt_3_14_4_3_and_v311_mqtt_3_1_2_10_disconnect_discards_the_will() {
     let mut s = session(with_will(v311("c"), None));
     let inbound = s
         .handle_packet(t0(), disconnect(ReasonCode::NORMAL_DISCONNECTION, None))
@@ -188,7 +188,7 @@ fn v5_mqtt_3_1_2_23_disconnect_updates_session_expiry() {
 }
 
 #[test]
-fn v5_mqtt_3_1_3_9_will_fires_at_the_earlier_of_delay_and_session_expiry() {
+fn v5_mqtt_3_1_2_8_will_fires_at_the_earlier_of_delay_and_session_expiry() {
     let closed = at(100.0);
     assert_eq!(
         will_fire_at(closed, 30, 60),
@@ -222,7 +222,7 @@ fn v5_mqtt_4_1_0_2_session_expires_after_interval() {
 }
 
 #[test]
-fn v5_mqtt_3_1_2_15_and_mqtt_3_1_3_10_will_message_keeps_retain_and_property_order() {
+fn v5_mqtt_3_1_2_15_and_v5_mqtt_3_1_3_10_will_message_keeps_retain_and_property_order() {
     let s = session(with_will(v5("c"), Some(5)));
     let w = s.will().cloned().unwrap();
     let m = Message::from_will(w, Some(s.client_id().clone()), at(10.0));
@@ -245,7 +245,7 @@ fn v5_mqtt_3_1_2_14_non_retained_will_is_published_non_retained() {
 }
 
 #[test]
-fn v311_mqtt_3_1_2_16_and_mqtt_3_1_2_17_will_retain_flag_is_kept() {
+fn v311_mqtt_3_1_2_16_and_v311_mqtt_3_1_2_17_will_retain_flag_is_kept() {
     for retain in [false, true] {
         let mut c = v311("c");
         let mut w = will(None);
@@ -366,4 +366,14 @@ fn deliveries_after_close_are_kept_for_the_next_connection() {
         roost_session::DeliveryOutcome::Dropped(roost_session::DropReason::Qos0WhileOffline)
     );
     assert_eq!(s.into_state().queued_len(), 1);
+}
+
+#[test]
+fn v5_mqtt_3_14_0_1_no_disconnect_before_connack() {
+    let mut s = roost_session::Session::accept(v5("c"), None, None, config(), None, t0());
+    assert!(
+        s.close(ReasonCode::SESSION_TAKEN_OVER, None, None)
+            .is_none()
+    );
+    assert!(s.poll_transmit(t0()).is_none());
 }

@@ -110,7 +110,7 @@ fn v5_mqtt_3_4_2_1_puback_carries_the_routing_outcome() {
 // ---------------------------------------------------------------- QoS 2
 
 #[test]
-fn v5_mqtt_4_3_3_8_and_mqtt_4_3_3_11_qos_2_receiver_flow() {
+fn v5_mqtt_4_3_3_8_and_v5_mqtt_4_3_3_11_qos_2_receiver_flow() {
     let mut s = session(v5("c"));
     let (_, id) = inbound_message(send(&mut s, publish("a", QoS::ExactlyOnce, Some(9))).unwrap());
     assert_eq!(id, Some(pid(9)));
@@ -455,4 +455,81 @@ fn inbound_message_strips_per_hop_properties_and_sets_expiry() {
         format!("{m:?}").contains("<7 bytes>"),
         "payload redacted in Debug"
     );
+}
+
+#[test]
+fn mqtt_3_3_4_1_response_matches_the_publish_qos() {
+    for c in [v5("c"), v311("c")] {
+        let mut s = session(c);
+        for (qos, id) in [
+            (QoS::AtMostOnce, None),
+            (QoS::AtLeastOnce, Some(1)),
+            (QoS::ExactlyOnce, Some(2)),
+        ] {
+            let (m, packet_id) = inbound_message(send(&mut s, publish("a", qos, id)).unwrap());
+            if let Some(packet_id) = packet_id {
+                s.complete_publish(packet_id, m.qos, ReasonCode::SUCCESS);
+            }
+        }
+        assert_eq!(
+            drain(&mut s),
+            [Packet::PubAck(ack(1)), Packet::PubRec(ack(2))]
+        );
+    }
+}
+
+#[test]
+fn v5_mqtt_3_5_2_1_pubrec_uses_pubrec_reason_codes() {
+    let mut s = session(v5("c"));
+    for (id, rc) in [
+        (1, ReasonCode::NO_MATCHING_SUBSCRIBERS),
+        (2, ReasonCode::PAYLOAD_FORMAT_INVALID),
+        (3, ReasonCode::BANNED),
+    ] {
+        inbound_message(send(&mut s, publish("a", QoS::ExactlyOnce, Some(id))).unwrap());
+        s.complete_publish(pid(id), QoS::ExactlyOnce, rc);
+    }
+    let codes: Vec<ReasonCode> = drain(&mut s)
+        .into_iter()
+        .map(|p| match p {
+            Packet::PubRec(r) => r.reason_code,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ReasonCode::NO_MATCHING_SUBSCRIBERS,
+            ReasonCode::PAYLOAD_FORMAT_INVALID,
+            ReasonCode::UNSPECIFIED_ERROR
+        ]
+    );
+}
+
+#[test]
+fn v5_mqtt_3_7_2_1_pubcomp_uses_pubcomp_reason_codes() {
+    let mut s = session(v5("c"));
+    inbound_message(send(&mut s, publish("a", QoS::ExactlyOnce, Some(1))).unwrap());
+    s.complete_publish(pid(1), QoS::ExactlyOnce, ReasonCode::SUCCESS);
+    drain(&mut s);
+    s.handle_packet(t0(), Packet::PubRel(ack(1))).unwrap();
+    s.handle_packet(t0(), Packet::PubRel(ack(1))).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        [
+            Packet::PubComp(ack(1)),
+            Packet::PubComp(ack_with(1, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND))
+        ]
+    );
+}
+
+#[test]
+fn v311_mqtt_3_3_5_2_unauthorized_publish_still_gets_a_positive_ack() {
+    let mut s = session(v311("c"));
+    inbound_message(send(&mut s, publish("a", QoS::AtLeastOnce, Some(9))).unwrap());
+    s.complete_publish(pid(9), QoS::AtLeastOnce, ReasonCode::NOT_AUTHORIZED);
+    let out = drain(&mut s);
+    let mut buf = bytes::BytesMut::new();
+    s.encoder().encode(&out[0], &mut buf).unwrap();
+    assert_eq!(&buf[..], &[0x40, 0x02, 0x00, 0x09], "a plain 3.1.1 PUBACK");
 }

@@ -60,7 +60,7 @@ fn keep_alive_deadline_never_moves_back() {
 }
 
 #[test]
-fn mqtt_3_1_2_22_keep_alive_0_disables_the_timer() {
+fn v5_mqtt_3_1_2_22_and_v311_mqtt_3_1_2_24_keep_alive_0_disables_the_timer() {
     for c in [v5("c"), v311("c")] {
         let mut s = session(with_keep_alive(c, 0));
         assert_eq!(s.poll_timeout(), None);

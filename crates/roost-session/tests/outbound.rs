@@ -48,7 +48,7 @@ fn topics(packets: &[Packet]) -> Vec<String> {
 // ---------------------------------------------------------------- QoS 0
 
 #[test]
-fn v5_mqtt_4_3_1_1_and_mqtt_2_2_1_2_qos_0_has_dup_0_and_no_packet_identifier() {
+fn v5_mqtt_4_3_1_1_v5_mqtt_3_3_1_2_and_v5_mqtt_2_2_1_2_qos_0_has_dup_0_and_no_packet_identifier() {
     let mut s = session(v5("c"));
     assert_eq!(deliver(&mut s, "a", QoS::AtMostOnce), DeliveryOutcome::Sent);
     let p = only_publish(&mut s);
@@ -57,7 +57,8 @@ fn v5_mqtt_4_3_1_1_and_mqtt_2_2_1_2_qos_0_has_dup_0_and_no_packet_identifier() {
 }
 
 #[test]
-fn v311_mqtt_4_3_1_1_and_mqtt_2_3_1_5_qos_0_has_dup_0_and_no_packet_identifier() {
+fn v311_mqtt_4_3_1_1_v311_mqtt_3_3_1_2_and_v311_mqtt_2_3_1_5_qos_0_has_dup_0_and_no_packet_identifier()
+ {
     let mut s = session(v311("c"));
     deliver(&mut s, "a", QoS::AtMostOnce);
     let p = only_publish(&mut s);
@@ -67,8 +68,7 @@ fn v311_mqtt_4_3_1_1_and_mqtt_2_3_1_5_qos_0_has_dup_0_and_no_packet_identifier()
 // ---------------------------------------------------------------- QoS 1
 
 #[test]
-fn v5_mqtt_4_3_2_1_to_3_qos_1_sender_flow() {
-    // mqtt_4_3_2_1 mqtt_4_3_2_2 mqtt_4_3_2_3
+fn v5_mqtt_4_3_2_1_v5_mqtt_4_3_2_2_v5_mqtt_4_3_2_3_qos_1_sender_flow() {
     let mut s = session(v5("c"));
     deliver(&mut s, "a", QoS::AtLeastOnce);
     let p = only_publish(&mut s);
@@ -116,8 +116,8 @@ fn puback_for_unknown_or_qos_2_identifier_is_ignored() {
 // ---------------------------------------------------------------- QoS 2
 
 #[test]
-fn v5_mqtt_4_3_3_1_to_5_and_mqtt_2_2_1_5_qos_2_sender_flow() {
-    // mqtt_4_3_3_1 mqtt_4_3_3_2 mqtt_4_3_3_3 mqtt_4_3_3_4 mqtt_4_3_3_5
+fn v5_mqtt_4_3_3_1_v5_mqtt_4_3_3_2_v5_mqtt_4_3_3_3_v5_mqtt_4_3_3_4_v5_mqtt_4_3_3_5_v5_mqtt_2_2_1_5_qos_2_sender_flow()
+ {
     let mut s = session(v5("c"));
     deliver(&mut s, "a", QoS::ExactlyOnce);
     let p = only_publish(&mut s);
@@ -137,7 +137,7 @@ fn v5_mqtt_4_3_3_1_to_5_and_mqtt_2_2_1_5_qos_2_sender_flow() {
 }
 
 #[test]
-fn v311_mqtt_4_3_3_1_and_mqtt_2_3_1_6_qos_2_sender_flow() {
+fn v311_mqtt_4_3_3_1_and_v311_mqtt_2_3_1_6_qos_2_sender_flow() {
     let mut s = session(v311("c"));
     deliver(&mut s, "a", QoS::ExactlyOnce);
     let id = only_publish(&mut s).packet_id.unwrap();
@@ -168,7 +168,7 @@ fn duplicate_pubrec_gets_pubrel_again() {
 }
 
 #[test]
-fn v5_pubrec_for_unknown_identifier_gets_pubrel_0x92() {
+fn v5_mqtt_3_6_2_1_pubrec_for_unknown_identifier_gets_pubrel_0x92() {
     let mut s = session(v5("c"));
     s.handle_packet(t0(), Packet::PubRec(ack(42))).unwrap();
     assert_eq!(
@@ -198,7 +198,7 @@ fn v5_mqtt_4_4_0_2_error_pubrec_ends_the_flow_without_pubrel() {
 }
 
 #[test]
-fn v5_mqtt_4_4_0_2_and_mqtt_4_8_2_6_error_ack_is_never_retransmitted() {
+fn v5_mqtt_4_4_0_2_and_v5_mqtt_4_8_2_6_error_ack_is_never_retransmitted() {
     let mut c = v5("c");
     c.properties.session_expiry_interval = Some(60);
     let mut s = session(c.clone());
@@ -238,8 +238,7 @@ fn v5_mqtt_4_4_0_2_and_mqtt_4_8_2_6_error_ack_is_never_retransmitted() {
 // ---------------------------------------------------------------- packet identifiers
 
 #[test]
-fn mqtt_2_2_1_4_packet_identifiers_are_non_zero_and_unused() {
-    // v311: mqtt_2_3_1_4 applies the same rule.
+fn v5_mqtt_2_2_1_4_and_v311_mqtt_2_3_1_4_packet_identifiers_are_non_zero_and_unused() {
     for c in [v5("c"), v311("c")] {
         let mut s = session_with(c, config_with(|c| c.max_inflight = 100));
         for i in 0..100 {
@@ -272,7 +271,7 @@ fn v311_mqtt_2_3_1_4_identifier_in_use_is_skipped_after_wrap_around() {
 // ---------------------------------------------------------------- flow control
 
 #[test]
-fn v5_mqtt_3_3_4_9_and_mqtt_4_9_0_2_never_more_than_receive_maximum_unacknowledged() {
+fn v5_mqtt_3_3_4_9_and_v5_mqtt_4_9_0_2_never_more_than_receive_maximum_unacknowledged() {
     let mut s = session(with_receive_maximum(v5("c"), 2));
     assert_eq!(s.send_window(), 2);
     assert_eq!(
@@ -331,7 +330,7 @@ fn window_is_also_bounded_by_max_inflight() {
 }
 
 #[test]
-fn v5_mqtt_3_3_4_10_and_mqtt_4_9_0_3_other_packets_are_not_held_back_by_a_full_window() {
+fn v5_mqtt_3_3_4_10_and_v5_mqtt_4_9_0_3_other_packets_are_not_held_back_by_a_full_window() {
     let mut s = session(with_receive_maximum(v5("c"), 1));
     deliver(&mut s, "held", QoS::AtLeastOnce);
     drain(&mut s);
@@ -381,7 +380,7 @@ fn v5_mqtt_4_6_0_6_messages_are_sent_in_the_order_received() {
 }
 
 #[test]
-fn v311_mqtt_4_6_0_5_and_mqtt_4_6_0_6_ordered_topic_delivery() {
+fn v311_mqtt_4_6_0_5_and_v311_mqtt_4_6_0_6_ordered_topic_delivery() {
     let mut s = session_with(v311("c"), config_with(|c| c.max_inflight = 1));
     for i in 0..5 {
         deliver(&mut s, "same/topic", QoS::ExactlyOnce);
@@ -477,8 +476,8 @@ fn v5_mqtt_4_3_3_7_no_expiry_once_a_qos_2_publish_was_sent() {
 // ---------------------------------------------------------------- forwarding
 
 #[test]
-fn v5_mqtt_3_3_2_4_and_mqtt_3_3_2_15_to_20_properties_forwarded_unaltered() {
-    // mqtt_3_3_2_15 mqtt_3_3_2_16 mqtt_3_3_2_17 mqtt_3_3_2_18 mqtt_3_3_2_20
+fn v5_mqtt_3_3_2_4_v5_mqtt_3_3_2_15_v5_mqtt_3_3_2_16_v5_mqtt_3_3_2_17_v5_mqtt_3_3_2_18_v5_mqtt_3_3_2_20_properties_forwarded_unaltered()
+ {
     let mut p = publish("a", QoS::AtLeastOnce, Some(3));
     p.properties.payload_format_indicator = Some(true);
     p.properties.response_topic = Some("reply/here".into());
@@ -506,7 +505,7 @@ fn v5_mqtt_3_3_2_4_and_mqtt_3_3_2_15_to_20_properties_forwarded_unaltered() {
 }
 
 #[test]
-fn v5_mqtt_3_3_4_3_and_mqtt_3_3_4_4_subscription_identifiers_are_sent() {
+fn v5_mqtt_3_3_4_3_and_v5_mqtt_3_3_4_4_subscription_identifiers_are_sent() {
     let mut s = session(v5("c"));
     let mut d = delivery("a", QoS::AtMostOnce);
     d.subscription_ids = smallvec![7, 42];
@@ -576,7 +575,7 @@ fn payload_is_shared_not_copied() {
 // ---------------------------------------------------------------- topic aliases
 
 #[test]
-fn v5_mqtt_3_1_2_26_and_mqtt_3_3_2_11_aliases_never_exceed_client_maximum() {
+fn v5_mqtt_3_1_2_26_and_v5_mqtt_3_3_2_11_aliases_never_exceed_client_maximum() {
     let mut s = session(with_alias_max(v5("c"), 2));
     for t in ["a", "b", "c", "a", "b", "c"] {
         deliver(&mut s, t, QoS::AtMostOnce);
@@ -649,7 +648,7 @@ fn v5_mqtt_3_3_2_7_outbound_aliases_start_afresh_on_a_new_connection() {
 // ---------------------------------------------------------------- maximum packet size
 
 #[test]
-fn v5_mqtt_3_1_2_24_and_mqtt_3_1_2_25_packet_over_client_maximum_is_dropped() {
+fn v5_mqtt_3_1_2_24_and_v5_mqtt_3_1_2_25_packet_over_client_maximum_is_dropped() {
     let mut c = v5("c");
     c.properties.maximum_packet_size = Some(40);
     let mut s = session_with(with_receive_maximum(c, 1), config());
@@ -711,4 +710,49 @@ fn v5_mqtt_4_4_0_1_no_resend_within_a_connection() {
         s.handle_packet(at(secs), Packet::PingReq).unwrap();
         assert_eq!(drain(&mut s), [Packet::PingResp]);
     }
+}
+
+#[test]
+fn v5_mqtt_3_3_4_5_each_copy_carries_its_own_subscription_identifier() {
+    let mut s = session(v5("c"));
+    let m = message("a/b", QoS::AtMostOnce);
+    for id in [3, 4] {
+        let mut d = Delivery::new(m.clone(), QoS::AtMostOnce, false);
+        d.subscription_ids = smallvec![id];
+        s.handle_delivery(t0(), d);
+    }
+    let out = drain(&mut s);
+    let ids: Vec<Vec<u32>> = publishes(&out)
+        .iter()
+        .map(|p| p.properties.subscription_identifiers.to_vec())
+        .collect();
+    assert_eq!(ids, [vec![3], vec![4]]);
+}
+
+#[test]
+fn v5_mqtt_3_8_4_8_and_v311_mqtt_3_8_4_6_publish_sent_at_the_delivery_qos() {
+    for c in [v5("c"), v311("c")] {
+        let mut s = session(c);
+        let m = message("a", QoS::ExactlyOnce);
+        // The router computed min(published QoS, granted QoS) = 1.
+        s.handle_delivery(t0(), Delivery::new(m, QoS::AtLeastOnce, false));
+        assert_eq!(only_publish(&mut s).qos, QoS::AtLeastOnce);
+    }
+}
+
+#[test]
+fn v5_mqtt_4_9_0_1_send_quota_is_non_zero_and_at_most_receive_maximum() {
+    let s = session_with(
+        with_receive_maximum(v5("c"), 5),
+        config_with(|c| c.max_inflight = 0),
+    );
+    assert_eq!(s.send_window(), 1, "never 0, even when configured so");
+    let s = session_with(with_receive_maximum(v5("c"), 5), config());
+    assert_eq!(s.send_window(), 5);
+    let s = session_with(v5("c"), config_with(|c| c.max_inflight = u16::MAX));
+    assert_eq!(
+        s.send_window(),
+        usize::from(u16::MAX),
+        "absent Receive Maximum is 65,535"
+    );
 }

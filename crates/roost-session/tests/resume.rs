@@ -72,14 +72,14 @@ fn assert_resent_in_order(out: &[Packet], ids: &[u16]) {
 }
 
 #[test]
-fn v5_mqtt_4_4_0_1_and_mqtt_3_3_1_1_unacknowledged_publish_and_pubrel_resent_in_order() {
+fn v5_mqtt_4_4_0_1_and_v5_mqtt_3_3_1_1_unacknowledged_publish_and_pubrel_resent_in_order() {
     let (state, ids) = interrupted(persistent(v5("c")));
     let (_, out) = accept_with(persistent(v5("c")), Some(state), config(), t0());
     assert_resent_in_order(&out, &ids);
 }
 
 #[test]
-fn v311_mqtt_4_4_0_1_and_mqtt_3_3_1_1_unacknowledged_publish_and_pubrel_resent_in_order() {
+fn v311_mqtt_4_4_0_1_and_v311_mqtt_3_3_1_1_unacknowledged_publish_and_pubrel_resent_in_order() {
     let (state, ids) = interrupted(persistent(v311("c")));
     let (_, out) = accept_with(persistent(v311("c")), Some(state), config(), t0());
     assert_resent_in_order(&out, &ids);

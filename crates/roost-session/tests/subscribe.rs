@@ -39,7 +39,7 @@ fn handle_subscribe(s: &mut Session, sub: Subscribe) -> Subscribe {
 }
 
 #[test]
-fn v5_mqtt_3_8_4_1_and_mqtt_3_8_4_2_and_mqtt_2_2_1_6_suback_with_subscribe_identifier() {
+fn v5_mqtt_3_8_4_1_and_v5_mqtt_3_8_4_2_and_v5_mqtt_2_2_1_6_suback_with_subscribe_identifier() {
     let mut s = session(v5("c"));
     let sub = handle_subscribe(&mut s, subscribe(10, &[("a/b", QoS::AtLeastOnce)]));
     s.complete_subscribe(&sub, &[ReasonCode::GRANTED_QOS_1]);
@@ -50,7 +50,8 @@ fn v5_mqtt_3_8_4_1_and_mqtt_3_8_4_2_and_mqtt_2_2_1_6_suback_with_subscribe_ident
 }
 
 #[test]
-fn v311_mqtt_3_8_4_1_and_mqtt_3_8_4_2_and_mqtt_2_3_1_7_suback_with_subscribe_identifier() {
+fn v311_mqtt_3_8_4_1_and_v311_mqtt_3_8_4_2_and_v311_mqtt_2_3_1_7_suback_with_subscribe_identifier()
+{
     let mut s = session(v311("c"));
     let sub = handle_subscribe(&mut s, subscribe(11, &[("a/b", QoS::AtMostOnce)]));
     s.complete_subscribe(&sub, &[ReasonCode::GRANTED_QOS_0]);
@@ -58,8 +59,8 @@ fn v311_mqtt_3_8_4_1_and_mqtt_3_8_4_2_and_mqtt_2_3_1_7_suback_with_subscribe_ide
 }
 
 #[test]
-fn v5_mqtt_3_8_4_5_to_7_and_mqtt_3_9_3_1_one_suback_one_code_per_filter_in_order() {
-    // mqtt_3_8_4_5 mqtt_3_8_4_6 mqtt_3_8_4_7
+fn v5_mqtt_3_8_4_5_v5_mqtt_3_8_4_6_v5_mqtt_3_8_4_7_v5_mqtt_3_9_3_1_one_suback_one_code_per_filter_in_order()
+ {
     let mut s = session(v5("c"));
     let sub = subscribe(
         1,
@@ -96,7 +97,8 @@ fn v5_mqtt_3_8_4_5_to_7_and_mqtt_3_9_3_1_one_suback_one_code_per_filter_in_order
 }
 
 #[test]
-fn v311_mqtt_3_8_4_4_and_mqtt_3_8_4_5_and_mqtt_3_9_3_1_one_suback_one_code_per_filter_in_order() {
+fn v311_mqtt_3_8_4_4_and_v311_mqtt_3_8_4_5_and_v311_mqtt_3_9_3_1_one_suback_one_code_per_filter_in_order()
+ {
     let mut s = session(v311("c"));
     let sub = subscribe(1, &[("a", QoS::ExactlyOnce), ("b", QoS::AtLeastOnce)]);
     s.complete_subscribe(
@@ -331,7 +333,7 @@ fn validate_subscribe_enforces_max_subscriptions() {
 // ---------------------------------------------------------------- UNSUBSCRIBE
 
 #[test]
-fn v5_mqtt_3_10_4_1_exact_filter_is_deleted_and_mqtt_3_11_3_1_codes_in_order() {
+fn v5_mqtt_3_10_4_1_exact_filter_is_deleted_and_v5_mqtt_3_11_3_1_codes_in_order() {
     let mut s = session(v5("c"));
     s.complete_subscribe(
         &subscribe(1, &[("a/+", QoS::AtMostOnce), ("a/b", QoS::AtMostOnce)]),
@@ -362,7 +364,7 @@ fn v5_mqtt_3_10_4_1_exact_filter_is_deleted_and_mqtt_3_11_3_1_codes_in_order() {
 }
 
 #[test]
-fn v5_mqtt_3_10_4_4_and_mqtt_3_10_4_5_unsuback_even_when_nothing_deleted() {
+fn v5_mqtt_3_10_4_4_and_v5_mqtt_3_10_4_5_unsuback_even_when_nothing_deleted() {
     let mut s = session(v5("c"));
     s.complete_unsubscribe(&unsubscribe(6, &["x"]), &[]);
     let ack = unsuback(&mut s);
@@ -378,7 +380,7 @@ fn v5_mqtt_3_10_4_6_many_filters_one_unsuback() {
 }
 
 #[test]
-fn v311_mqtt_3_10_4_4_and_mqtt_3_10_4_5_unsuback_with_the_packet_identifier() {
+fn v311_mqtt_3_10_4_4_and_v311_mqtt_3_10_4_5_unsuback_with_the_packet_identifier() {
     let mut s = session(v311("c"));
     s.complete_subscribe(
         &subscribe(1, &[("a", QoS::AtMostOnce)]),

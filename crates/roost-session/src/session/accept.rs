@@ -130,6 +130,7 @@ impl Session {
             inbound_qos1_unacked: 0,
             transmit: VecDeque::new(),
             closed: false,
+            connack_sent: false,
             config,
             state,
         };

@@ -18,6 +18,8 @@ impl Session {
     ///
     /// Afterwards nothing else is emitted [MQTT-3.14.4-1]: packets still
     /// waiting in `poll_transmit` are discarded, so drain it first to flush them.
+    /// If the CONNACK was never polled, no DISCONNECT is returned: a server
+    /// sends DISCONNECT only after CONNACK [MQTT-3.14.0-1]; just close.
     pub fn close(
         &mut self,
         reason: ReasonCode,
@@ -29,7 +31,7 @@ impl Session {
         }
         self.closed = true;
         self.transmit.clear();
-        if !self.version.is_v5() {
+        if !self.version.is_v5() || !self.connack_sent {
             return None;
         }
         let properties = DisconnectProperties {

@@ -68,6 +68,9 @@ pub struct Session {
     transmit: VecDeque<Packet>,
     /// `close` was called: nothing more goes out [MQTT-3.14.4-1].
     closed: bool,
+    /// The CONNACK has been handed out by `poll_transmit`; before that no
+    /// DISCONNECT may be sent [MQTT-3.14.0-1].
+    connack_sent: bool,
     encoder: Encoder,
 }
 
@@ -250,7 +253,11 @@ impl Session {
     /// PUBLISH packets are meant for `Encoder::encode_publish_header` plus
     /// the payload `Bytes` (zero copy).
     pub fn poll_transmit(&mut self, _now: Instant) -> Option<Packet> {
-        self.transmit.pop_front()
+        let packet = self.transmit.pop_front();
+        if matches!(packet, Some(Packet::ConnAck(_))) {
+            self.connack_sent = true;
+        }
+        packet
     }
 
     /// Packets waiting for [`Session::poll_transmit`].
