@@ -69,6 +69,8 @@ install_pip() {
         # packages are test-only, so installing them beside the system ones is fine.
         if grep -q externally-managed /tmp/roost-pip.err; then
             "${pip[@]}" --break-system-packages
+        elif grep -q -i 'permission denied' /tmp/roost-pip.err; then
+            "${pip[@]}" --user
         else
             cat /tmp/roost-pip.err >&2
             return 1
