@@ -215,7 +215,7 @@ fn v311_mqtt_3_1_4_4_connack_zero_return_code() {
 }
 
 #[test]
-fn v5_mqtt_3_2_2_2_and_v5_mqtt_3_1_2_4_clean_start_discards_session() {
+fn v5_mqtt_3_2_2_2_v5_mqtt_3_1_2_4_and_v5_mqtt_3_1_4_4_clean_start_discards_session() {
     let (s, out) = accept_with(v5("c"), Some(stored_state("c")), config(), t0());
     assert!(!connack(&out).session_present);
     assert!(!s.session_present());
@@ -242,7 +242,7 @@ fn v5_mqtt_3_2_2_3_and_v5_mqtt_3_1_2_6_no_stored_session_creates_one() {
 }
 
 #[test]
-fn v311_mqtt_3_2_2_1_and_v311_mqtt_3_1_2_6_clean_session_1_present_0() {
+fn v311_mqtt_3_2_2_1_v311_mqtt_3_1_2_6_and_v311_mqtt_3_1_4_3_clean_session_1_present_0() {
     let (s, out) = accept_with(v311("c"), Some(stored_state("c")), config(), t0());
     assert!(!connack(&out).session_present);
     assert!(s.subscriptions().is_empty());
@@ -461,4 +461,19 @@ fn v5_mqtt_3_2_0_2_only_one_connack_per_connection() {
 fn client_id_is_kept_as_given() {
     let s = session(v5("Mixed-Case_id"));
     assert_eq!(s.client_id(), &ByteString::from("Mixed-Case_id"));
+}
+
+#[test]
+fn mqtt_3_1_3_2_client_id_identifies_the_session_state() {
+    for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
+        let mut c = connect(version, "device-42");
+        c.clean_start = false;
+        let (s, _) = accept_with(c.clone(), Some(stored_state("device-42")), config(), t0());
+        assert_eq!(s.client_id(), "device-42");
+        let state = s.into_state();
+        assert_eq!(state.client_id, "device-42");
+        let (s, out) = accept_with(c, Some(state), config(), t0());
+        assert!(connack(&out).session_present);
+        assert_eq!(s.state().client_id, "device-42");
+    }
 }

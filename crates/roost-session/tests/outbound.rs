@@ -354,7 +354,7 @@ fn v5_mqtt_3_3_4_10_and_v5_mqtt_4_9_0_3_other_packets_are_not_held_back_by_a_ful
 }
 
 #[test]
-fn v5_mqtt_4_6_0_6_messages_are_sent_in_the_order_received() {
+fn v5_mqtt_4_6_0_5_and_v5_mqtt_4_6_0_6_messages_are_sent_in_the_order_received() {
     let mut s = session(with_receive_maximum(v5("c"), 2));
     for i in 0..10 {
         deliver(&mut s, &format!("t/{i}"), QoS::AtLeastOnce);
@@ -754,5 +754,74 @@ fn v5_mqtt_4_9_0_1_send_quota_is_non_zero_and_at_most_receive_maximum() {
         s.send_window(),
         usize::from(u16::MAX),
         "absent Receive Maximum is 65,535"
+    );
+}
+
+#[test]
+fn v5_mqtt_4_5_0_1_and_v311_mqtt_4_5_0_1_delivery_is_kept_in_session_state_until_acknowledged() {
+    for c in [with_receive_maximum(v5("c"), 1), v311("c")] {
+        let mut s = session_with(c, config_with(|c| c.max_inflight = 1));
+        deliver(&mut s, "sent", QoS::AtLeastOnce);
+        deliver(&mut s, "waiting", QoS::ExactlyOnce);
+        let id = only_publish(&mut s).packet_id.unwrap();
+        assert_eq!((s.state().inflight_len(), s.state().queued_len()), (1, 1));
+        s.handle_packet(t0(), Packet::PubAck(PubResponse::success(id)))
+            .unwrap();
+        assert_eq!((s.state().inflight_len(), s.state().queued_len()), (1, 0));
+    }
+}
+
+#[test]
+fn v5_mqtt_3_10_4_3_and_v311_mqtt_3_10_4_3_started_deliveries_complete_after_unsubscribe() {
+    for c in [with_receive_maximum(v5("c"), 1), v311("c")] {
+        let mut s = session_with(c, config_with(|c| c.max_inflight = 1));
+        s.complete_subscribe(
+            &subscribe(1, &[("a/#", QoS::ExactlyOnce)]),
+            &[ReasonCode::GRANTED_QOS_2],
+        );
+        deliver(&mut s, "a/1", QoS::ExactlyOnce);
+        deliver(&mut s, "a/2", QoS::AtLeastOnce);
+        drain(&mut s);
+        s.complete_unsubscribe(
+            &roost_codec::Unsubscribe {
+                packet_id: pid(2),
+                filters: vec!["a/#".into()],
+                user_properties: vec![],
+            },
+            &[],
+        );
+        drain(&mut s);
+        let id = s.state().inflight.iter().next().unwrap().packet_id;
+        s.handle_packet(t0(), Packet::PubRec(PubResponse::success(id)))
+            .unwrap();
+        assert_eq!(drain(&mut s), [Packet::PubRel(PubResponse::success(id))]);
+        s.handle_packet(t0(), Packet::PubComp(PubResponse::success(id)))
+            .unwrap();
+        assert_eq!(
+            topics(&drain(&mut s)),
+            ["a/2"],
+            "already queued for the client, still delivered"
+        );
+    }
+}
+
+#[test]
+fn v5_mqtt_4_8_2_4_shared_subscription_delivery_completed_on_reconnect() {
+    let mut c = v5("member");
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(60);
+    let mut s = session(c.clone());
+    s.complete_subscribe(
+        &subscribe(1, &[("$share/g/jobs", QoS::AtLeastOnce)]),
+        &[ReasonCode::GRANTED_QOS_1],
+    );
+    drain(&mut s);
+    deliver(&mut s, "jobs", QoS::AtLeastOnce);
+    let id = only_publish(&mut s).packet_id.unwrap();
+    let (_, out) = accept_with(c, Some(s.into_state()), config(), t0());
+    let resent = publishes(&out);
+    assert_eq!(
+        (resent[0].topic.as_ref(), resent[0].packet_id, resent[0].dup),
+        ("jobs", Some(id), true)
     );
 }

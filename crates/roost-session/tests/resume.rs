@@ -116,20 +116,22 @@ fn resumed_flows_complete_normally() {
 }
 
 #[test]
-fn v5_mqtt_3_2_0_1_connack_precedes_resent_and_queued_messages() {
-    let mut s = session(persistent(v5("c")));
-    s.handle_delivery(t0(), delivery("x", QoS::AtLeastOnce));
-    let _ = s.close(roost_codec::ReasonCode::SESSION_TAKEN_OVER, None, None);
-    s.handle_delivery(t0(), delivery("y", QoS::AtLeastOnce));
-    let (_, out) = accept_with(persistent(v5("c")), Some(s.into_state()), config(), t0());
-    assert!(matches!(out[0], Packet::ConnAck(_)));
-    assert_eq!(
-        publishes(&out)
-            .iter()
-            .map(|p| (p.topic.to_string(), p.dup))
-            .collect::<Vec<_>>(),
-        [("x".to_string(), true), ("y".to_string(), false)]
-    );
+fn v5_mqtt_3_2_0_1_and_v311_mqtt_3_2_0_1_connack_precedes_resent_and_queued_messages() {
+    for c in [persistent(v5("c")), persistent(v311("c"))] {
+        let mut s = session(c.clone());
+        s.handle_delivery(t0(), delivery("x", QoS::AtLeastOnce));
+        let _ = s.close(roost_codec::ReasonCode::SESSION_TAKEN_OVER, None, None);
+        s.handle_delivery(t0(), delivery("y", QoS::AtLeastOnce));
+        let (_, out) = accept_with(c, Some(s.into_state()), config(), t0());
+        assert!(matches!(out[0], Packet::ConnAck(_)));
+        assert_eq!(
+            publishes(&out)
+                .iter()
+                .map(|p| (p.topic.to_string(), p.dup))
+                .collect::<Vec<_>>(),
+            [("x".to_string(), true), ("y".to_string(), false)]
+        );
+    }
 }
 
 #[test]
@@ -423,4 +425,24 @@ fn session_state_survives_detach() {
     assert_eq!(state.inflight_len(), 1);
     assert!(state.subscriptions.contains_key("x"));
     assert_eq!(state.session_expiry_interval(), 3600);
+}
+
+#[test]
+fn v5_mqtt_4_1_0_1_and_v311_mqtt_4_1_0_1_and_v311_mqtt_4_1_0_2_state_kept_while_connected() {
+    // Session Expiry 0 / Clean Session 1: the session still lasts as long as the connection.
+    for c in [v5("c"), v311("c")] {
+        let mut s = session_with(c, config_with(|c| c.max_inflight = 1));
+        s.complete_subscribe(
+            &subscribe(1, &[("a", QoS::AtLeastOnce)]),
+            &[roost_codec::ReasonCode::GRANTED_QOS_1],
+        );
+        s.handle_delivery(t0(), delivery("a", QoS::AtLeastOnce));
+        s.handle_delivery(t0(), delivery("a", QoS::AtLeastOnce));
+        for secs in [1.0, 1000.0, 100_000.0] {
+            s.handle_packet(at(secs), Packet::PingReq).unwrap();
+        }
+        assert_eq!(s.session_expiry_interval(), 0);
+        assert!(s.subscriptions().contains_key("a"));
+        assert_eq!((s.state().inflight_len(), s.state().queued_len()), (1, 1));
+    }
 }

@@ -420,3 +420,20 @@ fn v5_mqtt_3_11_3_2_unsubscribe_failure_keeps_the_subscription() {
     );
     assert_eq!(s.subscriptions().len(), 2);
 }
+
+#[test]
+fn v311_mqtt_3_10_4_1_exact_filter_is_deleted() {
+    let mut s = session(v311("c"));
+    s.complete_subscribe(
+        &subscribe(1, &[("a/+", QoS::AtMostOnce), ("a/b", QoS::AtMostOnce)]),
+        &[ReasonCode::GRANTED_QOS_0; 2],
+    );
+    s.complete_unsubscribe(&unsubscribe(2, &["a/#", "a/b"]), &[]);
+    assert_eq!(
+        s.subscriptions()
+            .keys()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["a/+"]
+    );
+}
