@@ -115,7 +115,7 @@ impl Session {
             encoder: Encoder::new(protocol).with_max_packet_size(peer.maximum_packet_size),
             version: protocol,
             session_present,
-            will: will.as_ref().map(detach::will),
+            will: will.as_ref().map(|w| Box::new(detach::will(w))),
             keep_alive_secs: ka.seconds,
             keep_alive: KeepAlive::new(ka.seconds, now),
             peer,

@@ -50,7 +50,8 @@ pub struct Session {
     state: SessionState,
     version: ProtocolVersion,
     session_present: bool,
-    will: Option<LastWill>,
+    /// Boxed: most clients have no Will, and an idle session should stay small.
+    will: Option<Box<LastWill>>,
     keep_alive_secs: u16,
     keep_alive: KeepAlive,
     peer: PeerLimits,
@@ -172,13 +173,13 @@ impl Session {
 
     /// The Will Message; `None` without one or after a DISCONNECT that deletes it.
     pub fn will(&self) -> Option<&LastWill> {
-        self.will.as_ref()
+        self.will.as_deref()
     }
 
     /// Removes and returns the Will (when the broker publishes it, or a new
     /// connection cancels it) [MQTT-3.1.2-10].
     pub fn take_will(&mut self) -> Option<LastWill> {
-        self.will.take()
+        self.will.take().map(|w| *w)
     }
 
     /// Will Delay Interval in seconds (0 without a Will or for 3.x).

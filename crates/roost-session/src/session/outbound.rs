@@ -9,7 +9,10 @@
 use std::time::Instant;
 
 use bytestring::ByteString;
-use roost_codec::{Encoder, Packet, PacketId, ProtocolVersion, Publish, PublishProperties, QoS};
+use roost_codec::{
+    Encoder, PROTOCOL_MAX_PACKET_SIZE, Packet, PacketId, ProtocolVersion, Publish,
+    PublishProperties, QoS,
+};
 
 use super::{DeliveryOutcome, DropReason, Session};
 use crate::alias::AliasPlan;
@@ -151,7 +154,12 @@ pub(super) fn build_publish(
 }
 
 /// True when `publish` encodes within the client's Maximum Packet Size.
+/// Without a limit (3.x, or a 5.0 client that set none) nothing is measured:
+/// the decoder already bounded what came in.
 pub(super) fn publish_fits(encoder: &Encoder, publish: &Publish, maximum: u32) -> bool {
+    if maximum >= PROTOCOL_MAX_PACKET_SIZE {
+        return true;
+    }
     u64::try_from(encoder.publish_len(publish)).is_ok_and(|len| len <= u64::from(maximum))
 }
 
