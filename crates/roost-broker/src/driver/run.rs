@@ -59,7 +59,12 @@ where
         session.handle_delivery(now, d);
     }
 
-    let ending = loop {
+    // Packets that arrived in the same read as CONNECT are already buffered:
+    // handle them now instead of waiting for more bytes.
+    let mut conn = Conn { core, session: &mut session, key: &key, auth_method: &auth_method, exchange: &mut exchange };
+    let early = conn.handle_buffered(&mut decoder, &mut rbuf);
+
+    let ending = if let Some(ending) = early { ending } else { loop {
         let now = Instant::now();
         let encoder = session.encoder();
         while let Some(packet) = session.poll_transmit(now) {
@@ -89,33 +94,8 @@ where
             read = reader.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => break Ending::Lost,
                 Ok(_) => {
-                    let now = Instant::now();
-                    let mut ended = None;
-                    loop {
-                        match decoder.decode(&mut rbuf) {
-                            Ok(Some(packet)) => match handle_packet(core, &mut session, &key, packet, &auth_method, &mut exchange, now) {
-                                Ok(Flow::Continue) => {}
-                                Ok(Flow::Disconnect { publish_will }) => {
-                                    ended = Some(Ending::Disconnect { publish_will });
-                                    break;
-                                }
-                                Ok(Flow::Close(reason)) => {
-                                    ended = Some(Ending::Closed(reason));
-                                    break;
-                                }
-                                Err(violation) => {
-                                    ended = Some(violation_ending(&violation, session.client_id()));
-                                    break;
-                                }
-                            },
-                            Ok(None) => break,
-                            Err(e) => {
-                                ended = Some(violation_ending(&Violation::from(e), session.client_id()));
-                                break;
-                            }
-                        }
-                    }
-                    if let Some(ending) = ended {
+                    let mut conn = Conn { core, session: &mut session, key: &key, auth_method: &auth_method, exchange: &mut exchange };
+                    if let Some(ending) = conn.handle_buffered(&mut decoder, &mut rbuf) {
                         break ending;
                     }
                     if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
@@ -137,9 +117,39 @@ where
                 }
             },
         }
-    };
+    } };
 
     finish(core, session, &slot, connection_id, ending, &mut out, &mut writer).await;
+}
+
+/// What handling inbound packets needs from the connection.
+struct Conn<'a> {
+    core: &'a Arc<Core>,
+    session: &'a mut roost_session::Session,
+    key: &'a SessionKey,
+    auth_method: &'a Option<bytestring::ByteString>,
+    exchange: &'a mut Option<Box<dyn crate::auth::AuthExchange>>,
+}
+
+impl Conn<'_> {
+    /// Handles every complete packet in `rbuf`; `Some` when the connection ends.
+    fn handle_buffered(&mut self, decoder: &mut roost_codec::Decoder, rbuf: &mut BytesMut) -> Option<Ending> {
+        let now = Instant::now();
+        loop {
+            match decoder.decode(rbuf) {
+                Ok(Some(packet)) => {
+                    match handle_packet(self.core, self.session, self.key, packet, self.auth_method, self.exchange, now) {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Disconnect { publish_will }) => return Some(Ending::Disconnect { publish_will }),
+                        Ok(Flow::Close(reason)) => return Some(Ending::Closed(reason)),
+                        Err(violation) => return Some(violation_ending(&violation, self.session.client_id())),
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(violation_ending(&Violation::from(e), self.session.client_id())),
+            }
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -172,6 +182,12 @@ async fn finish<W: AsyncWrite + Unpin>(
         Ending::Disconnect { .. } | Ending::Lost => None,
     };
     if let Some(reason) = close_reason {
+        // What the session queued before the close goes out first: a CONNACK
+        // must precede any DISCONNECT [MQTT-3.14.0-1], acks keep their order.
+        let encoder = session.encoder();
+        while let Some(packet) = session.poll_transmit(now) {
+            out.push(&encoder, &packet);
+        }
         if let Some(packet) = session.close(reason, None, None) {
             out.push(&session.encoder(), &packet);
         }
