@@ -1,0 +1,1 @@
+//! Built-in authenticators and authorizers for Roost.
