@@ -38,233 +38,116 @@ async fn next<E: std::fmt::Debug, T>(
     }
 }
 
-mod v5 {
-    use bytes::Bytes;
-    use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties, SubscribeReasonCode};
-    use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+/// The MQTT 5 (`rumqttc::v5`) and MQTT 3.1.1 (`rumqttc`) clients have the same
+/// shape with different types: one template, instantiated once per version.
+macro_rules! client_module {
+    (mod $name:ident { $($imports:item)* }, id_prefix = $prefix:literal $(,)?) => {
+        mod $name {
+            $($imports)*
+            use bytes::Bytes;
 
-    use super::*;
+            use super::*;
 
-    pub(super) type Events = mpsc::UnboundedReceiver<Result<Packet, String>>;
+            pub(super) type Events = mpsc::UnboundedReceiver<Result<Packet, String>>;
 
-    /// Connects a client and returns it with the stream of packets it receives.
-    pub(super) async fn connect(broker: &BrokerProcess) -> (AsyncClient, Events) {
-        let addr = broker.addr();
-        let mut options =
-            MqttOptions::new(unique_id("rumqttc-v5"), addr.ip().to_string(), addr.port());
-        options.set_keep_alive(Duration::from_secs(30));
-        let (client, eventloop) = AsyncClient::new(options, 64);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        tokio::spawn(drive(eventloop, tx));
-        let connack = next(&mut events, "CONNACK", |p| match p {
-            Packet::ConnAck(ack) => Some(ack),
-            _ => None,
-        })
-        .await;
-        assert_eq!(
-            connack.code,
-            rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success
-        );
-        (client, events)
-    }
+            /// Connects a client and returns it with the stream of packets it receives.
+            pub(super) async fn connect(broker: &BrokerProcess) -> (AsyncClient, Events) {
+                let addr = broker.addr();
+                let mut options = MqttOptions::new(unique_id($prefix), addr.ip().to_string(), addr.port());
+                options.set_keep_alive(Duration::from_secs(30));
+                let (client, eventloop) = AsyncClient::new(options, 64);
+                let (tx, mut events) = mpsc::unbounded_channel();
+                tokio::spawn(drive(eventloop, tx));
+                let connack = next(&mut events, "CONNACK", |p| match p {
+                    Packet::ConnAck(ack) => Some(ack),
+                    _ => None,
+                })
+                .await;
+                assert_eq!(connack.code, ConnectReturnCode::Success);
+                (client, events)
+            }
 
-    async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet, String>>) {
-        loop {
-            let sent = match eventloop.poll().await {
-                Ok(Event::Incoming(packet)) => tx.send(Ok(packet)),
-                Ok(Event::Outgoing(_)) => Ok(()),
-                Err(error) => {
-                    let _ = tx.send(Err(error.to_string()));
-                    return;
+            /// Polls the event loop (which also sends the client's requests) and
+            /// forwards every incoming packet, or the connection error that ends it.
+            async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet, String>>) {
+                loop {
+                    let sent = match eventloop.poll().await {
+                        Ok(Event::Incoming(packet)) => tx.send(Ok(packet)),
+                        Ok(Event::Outgoing(_)) => Ok(()),
+                        Err(error) => {
+                            let _ = tx.send(Err(error.to_string()));
+                            return;
+                        }
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
                 }
-            };
-            if sent.is_err() {
-                return;
             }
-        }
-    }
 
-    pub(super) async fn subscribe(
-        client: &AsyncClient,
-        events: &mut Events,
-        filter: &str,
-        qos: QoS,
-    ) {
-        client.subscribe(filter, qos).await.unwrap();
-        let suback = next(events, "SUBACK", |p| match p {
-            Packet::SubAck(ack) => Some(ack),
-            _ => None,
-        })
-        .await;
-        assert_eq!(suback.return_codes, vec![SubscribeReasonCode::Success(qos)]);
-    }
-
-    /// Publishes and waits until the QoS flow has completed.
-    pub(super) async fn publish(
-        client: &AsyncClient,
-        events: &mut Events,
-        topic: &str,
-        qos: QoS,
-        payload: Bytes,
-        properties: Option<PublishProperties>,
-    ) {
-        match properties {
-            Some(properties) => client
-                .publish_with_properties(topic, qos, false, payload, properties)
-                .await
-                .unwrap(),
-            None => client.publish(topic, qos, false, payload).await.unwrap(),
-        }
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => {
-                next(events, "PUBACK", |p| {
-                    matches!(p, Packet::PubAck(_)).then_some(())
+            pub(super) async fn subscribe(client: &AsyncClient, events: &mut Events, filter: &str, qos: QoS) {
+                client.subscribe(filter, qos).await.unwrap();
+                let suback = next(events, "SUBACK", |p| match p {
+                    Packet::SubAck(ack) => Some(ack),
+                    _ => None,
                 })
-                .await
+                .await;
+                assert_eq!(suback.return_codes, vec![SubscribeReasonCode::Success(qos)]);
             }
-            QoS::ExactlyOnce => {
-                next(events, "PUBCOMP", |p| {
-                    matches!(p, Packet::PubComp(_)).then_some(())
-                })
-                .await
+
+            /// Waits until the QoS flow of the last PUBLISH has completed.
+            pub(super) async fn await_ack(events: &mut Events, qos: QoS) {
+                match qos {
+                    QoS::AtMostOnce => {}
+                    QoS::AtLeastOnce => next(events, "PUBACK", |p| matches!(p, Packet::PubAck(_)).then_some(())).await,
+                    QoS::ExactlyOnce => next(events, "PUBCOMP", |p| matches!(p, Packet::PubComp(_)).then_some(())).await,
+                }
+            }
+
+            pub(super) async fn exchange(qos: QoS) {
+                let broker = start_broker();
+                let topic = format!("roost-it/{}/data", unique_id($prefix));
+                let (subscriber, mut sub_events) = connect(&broker).await;
+                subscribe(&subscriber, &mut sub_events, &topic, QoS::ExactlyOnce).await;
+                let (publisher, mut pub_events) = connect(&broker).await;
+                let payloads: Vec<Bytes> = (0..3).map(|i| Bytes::from(format!("message {i} at {qos:?}"))).collect();
+                for payload in &payloads {
+                    publisher.publish(&topic, qos, false, payload.clone()).await.unwrap();
+                    await_ack(&mut pub_events, qos).await;
+                }
+                for expected in &payloads {
+                    let publish = next(&mut sub_events, "PUBLISH", |p| match p {
+                        Packet::Publish(publish) => Some(publish),
+                        _ => None,
+                    })
+                    .await;
+                    assert_eq!(AsRef::<[u8]>::as_ref(&publish.topic), topic.as_bytes());
+                    assert_eq!(&publish.payload, expected, "lost, duplicated or reordered");
+                    assert_eq!(publish.qos, qos, "min(published QoS, granted QoS 2)");
+                }
             }
         }
-    }
-
-    pub(super) async fn exchange(qos: QoS) {
-        let broker = start_broker();
-        let topic = format!("roost-it/{}/data", unique_id("rumqttc-v5"));
-        let (subscriber, mut sub_events) = connect(&broker).await;
-        subscribe(&subscriber, &mut sub_events, &topic, QoS::ExactlyOnce).await;
-        let (publisher, mut pub_events) = connect(&broker).await;
-        let payloads: Vec<Bytes> = (0..3)
-            .map(|i| Bytes::from(format!("message {i} at {qos:?}")))
-            .collect();
-        for payload in &payloads {
-            publish(
-                &publisher,
-                &mut pub_events,
-                &topic,
-                qos,
-                payload.clone(),
-                None,
-            )
-            .await;
-        }
-        for expected in &payloads {
-            let publish = next(&mut sub_events, "PUBLISH", |p| match p {
-                Packet::Publish(publish) => Some(publish),
-                _ => None,
-            })
-            .await;
-            assert_eq!(publish.topic, Bytes::from(topic.clone()));
-            assert_eq!(&publish.payload, expected, "lost, duplicated or reordered");
-            assert_eq!(publish.qos, qos, "min(published QoS, granted QoS 2)");
-        }
-    }
-}
-
-mod v311 {
-    use bytes::Bytes;
-    use rumqttc::{
-        AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS,
-        SubscribeReasonCode,
     };
-
-    use super::*;
-
-    pub(super) type Events = mpsc::UnboundedReceiver<Result<Packet, String>>;
-
-    pub(super) async fn connect(broker: &BrokerProcess) -> (AsyncClient, Events) {
-        let addr = broker.addr();
-        let mut options =
-            MqttOptions::new(unique_id("rumqttc-v4"), addr.ip().to_string(), addr.port());
-        options.set_keep_alive(Duration::from_secs(30));
-        let (client, eventloop) = AsyncClient::new(options, 64);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        tokio::spawn(drive(eventloop, tx));
-        let connack = next(&mut events, "CONNACK", |p| match p {
-            Packet::ConnAck(ack) => Some(ack),
-            _ => None,
-        })
-        .await;
-        assert_eq!(connack.code, ConnectReturnCode::Success);
-        (client, events)
-    }
-
-    async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet, String>>) {
-        loop {
-            let sent = match eventloop.poll().await {
-                Ok(Event::Incoming(packet)) => tx.send(Ok(packet)),
-                Ok(Event::Outgoing(_)) => Ok(()),
-                Err(error) => {
-                    let _ = tx.send(Err(error.to_string()));
-                    return;
-                }
-            };
-            if sent.is_err() {
-                return;
-            }
-        }
-    }
-
-    pub(super) async fn exchange(qos: QoS) {
-        let broker = start_broker();
-        let topic = format!("roost-it/{}/data", unique_id("rumqttc-v4"));
-        let (subscriber, mut sub_events) = connect(&broker).await;
-        subscriber
-            .subscribe(&topic, QoS::ExactlyOnce)
-            .await
-            .unwrap();
-        let suback = next(&mut sub_events, "SUBACK", |p| match p {
-            Packet::SubAck(ack) => Some(ack),
-            _ => None,
-        })
-        .await;
-        assert_eq!(
-            suback.return_codes,
-            vec![SubscribeReasonCode::Success(QoS::ExactlyOnce)]
-        );
-
-        let (publisher, mut pub_events) = connect(&broker).await;
-        let payloads: Vec<Bytes> = (0..3)
-            .map(|i| Bytes::from(format!("message {i} at {qos:?}")))
-            .collect();
-        for payload in &payloads {
-            publisher
-                .publish(&topic, qos, false, payload.clone())
-                .await
-                .unwrap();
-            match qos {
-                QoS::AtMostOnce => {}
-                QoS::AtLeastOnce => {
-                    next(&mut pub_events, "PUBACK", |p| {
-                        matches!(p, Packet::PubAck(_)).then_some(())
-                    })
-                    .await;
-                }
-                QoS::ExactlyOnce => {
-                    next(&mut pub_events, "PUBCOMP", |p| {
-                        matches!(p, Packet::PubComp(_)).then_some(())
-                    })
-                    .await;
-                }
-            }
-        }
-        for expected in &payloads {
-            let publish = next(&mut sub_events, "PUBLISH", |p| match p {
-                Packet::Publish(publish) => Some(publish),
-                _ => None,
-            })
-            .await;
-            assert_eq!(publish.topic, topic);
-            assert_eq!(&publish.payload, expected, "lost, duplicated or reordered");
-            assert_eq!(publish.qos, qos, "min(published QoS, granted QoS 2)");
-        }
-    }
 }
+
+client_module!(
+    mod v5 {
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, SubscribeReasonCode};
+        use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+    },
+    id_prefix = "rumqttc-v5"
+);
+
+client_module!(
+    mod v311 {
+        use rumqttc::{
+            AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS,
+            SubscribeReasonCode,
+        };
+    },
+    id_prefix = "rumqttc-v4"
+);
 
 #[tokio::test]
 async fn v5_mqtt_3_8_4_8_rumqttc_qos0_exchange() {
@@ -316,15 +199,17 @@ async fn v5_mqtt_3_3_2_17_v5_mqtt_3_3_2_18_rumqttc_user_properties_forwarded_in_
         content_type: Some("text/plain".to_owned()),
         ..PublishProperties::default()
     };
-    v5::publish(
-        &publisher,
-        &mut pub_events,
-        &topic,
-        QoS::AtLeastOnce,
-        Bytes::from_static(b"x"),
-        Some(properties),
-    )
-    .await;
+    publisher
+        .publish_with_properties(
+            &topic,
+            QoS::AtLeastOnce,
+            false,
+            Bytes::from_static(b"x"),
+            properties,
+        )
+        .await
+        .unwrap();
+    v5::await_ack(&mut pub_events, QoS::AtLeastOnce).await;
     let publish = next(&mut sub_events, "PUBLISH", |p| match p {
         Packet::Publish(publish) => Some(publish),
         _ => None,
