@@ -3,7 +3,7 @@
 //! park, expire, will).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 use roost_codec::QoS;
 use roost_router::{RetainedIndex, Router, SharedStrategy, Target};
-use roost_session::{Delivery, Message, SessionConfig, SessionState};
+use roost_session::{Delivery, EnqueueOutcome, Message, Session, SessionConfig, SessionState};
 use smallvec::SmallVec;
 use tokio::sync::watch;
 
@@ -97,8 +97,25 @@ impl Core {
     pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
         match slot.push(delivery, self.config.mqtt.max_outbox, &self.session_config, now) {
             Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
+            Pushed::QueuedDroppedOldest => {
+                Metrics::inc(&self.metrics.messages_delivered);
+                Metrics::inc(&self.metrics.messages_dropped);
+            }
             Pushed::Dropped => Metrics::inc(&self.metrics.messages_dropped),
         }
+    }
+
+    /// Adds the deliveries a live session dropped since `seen` (its queue
+    /// full, expired while queued, too large for the client) to the broker's
+    /// and the slot's drop counters, so every drop shows in `stats()`.
+    pub(crate) fn sync_session_drops(&self, slot: &SessionSlot, seen: &mut u64, session: &Session) {
+        let total = session.stats().dropped.total();
+        if total > *seen {
+            let new = total - *seen;
+            self.metrics.messages_dropped.fetch_add(new, Ordering::Relaxed);
+            slot.dropped.fetch_add(new, Ordering::Relaxed);
+        }
+        *seen = total;
     }
 
     /// Stores, replaces or (empty payload) deletes a retained message
@@ -232,7 +249,10 @@ impl Core {
         }
         let backlog: Vec<Delivery> = inner.outbox.drain(..).collect();
         for d in backlog {
-            state.enqueue_offline(d, &self.session_config, now);
+            if state.enqueue_offline(d, &self.session_config, now) != EnqueueOutcome::Queued {
+                Metrics::inc(&self.metrics.messages_dropped);
+                slot.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let will = will.take_will(expires_at, now);
         inner.generation += 1;

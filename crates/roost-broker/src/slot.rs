@@ -86,6 +86,9 @@ pub(crate) enum Pushed {
     Online,
     /// Stored in the offline queue.
     Queued,
+    /// Stored in the offline queue, which was full: its oldest delivery was
+    /// dropped to make room (counted).
+    QueuedDroppedOldest,
     /// Dropped (counted).
     Dropped,
 }
@@ -113,7 +116,7 @@ impl SessionSlot {
                 EnqueueOutcome::Queued => Pushed::Queued,
                 EnqueueOutcome::DroppedOldest => {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Pushed::Queued
+                    Pushed::QueuedDroppedOldest
                 }
                 _ => {
                     self.dropped.fetch_add(1, Ordering::Relaxed);

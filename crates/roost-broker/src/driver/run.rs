@@ -45,6 +45,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let Attached { mut session, slot, connection_id, mut control, mut decoder, auth_method } = attached;
+    // Drops the session itself makes (queue full, expired, too large for the
+    // client) are counted from here on; earlier ones were counted already.
+    let mut drops_seen = session.stats().dropped.total();
     decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
     let key = SessionKey(Arc::clone(&slot));
     let mut out = Outgoing::default();
@@ -66,6 +69,7 @@ where
 
     let ending = if let Some(ending) = early { ending } else { loop {
         let now = Instant::now();
+        core.sync_session_drops(&slot, &mut drops_seen, &session);
         let encoder = session.encoder();
         while let Some(packet) = session.poll_transmit(now) {
             if !out.push(&encoder, &packet) {
@@ -119,6 +123,7 @@ where
         }
     } };
 
+    core.sync_session_drops(&slot, &mut drops_seen, &session);
     finish(core, session, &slot, connection_id, ending, &mut out, &mut writer).await;
 }
 
