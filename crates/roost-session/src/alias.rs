@@ -43,10 +43,7 @@ impl InboundAliases {
         // Every alias in 1..=maximum is accepted [MQTT-3.3.2-12]; 0 and
         // anything above are not [MQTT-3.3.2-8] [MQTT-3.2.2-17].
         if alias == 0 || alias > self.maximum {
-            return Err(Violation::TopicAliasInvalid {
-                alias,
-                maximum: self.maximum,
-            });
+            return Err(Violation::TopicAliasInvalid(alias));
         }
         let index = usize::from(alias - 1);
         if topic.is_empty() {

@@ -24,14 +24,10 @@ pub enum Violation {
     /// More unacknowledged QoS 1/2 PUBLISH packets than our Receive Maximum.
     #[error("receive maximum exceeded [MQTT-3.3.4-7]")]
     ReceiveMaximumExceeded,
-    /// Topic Alias 0 [MQTT-3.3.2-8] or above the maximum we advertised [MQTT-3.2.2-17].
-    #[error("topic alias {alias} invalid (maximum {maximum})")]
-    TopicAliasInvalid {
-        /// The alias received.
-        alias: u16,
-        /// Our Topic Alias Maximum.
-        maximum: u16,
-    },
+    /// Topic Alias 0 [MQTT-3.3.2-8] or above the maximum we advertised
+    /// [MQTT-3.2.2-17] (any alias when we advertised none [MQTT-3.2.2-18]).
+    #[error("topic alias {0} is 0 or above the server's Topic Alias Maximum")]
+    TopicAliasInvalid(u16),
     /// Empty topic with a Topic Alias that was never set on this connection.
     #[error("topic alias {0} used before it was set")]
     UnknownTopicAlias(u16),
@@ -72,8 +68,10 @@ pub enum Violation {
     #[error("AUTH without an authentication method in CONNECT [MQTT-4.12.0-7]")]
     AuthWithoutMethod,
     /// AUTH with an Authentication Method other than CONNECT's [MQTT-4.12.1-1].
+    /// A protocol error (0x82): 0x8C Bad authentication method is a CONNACK
+    /// code, not a DISCONNECT one.
     #[error("AUTH method differs from CONNECT's [MQTT-4.12.1-1]")]
-    AuthMethodMismatch,
+    BadAuthMethod,
     /// AUTH with a reason code that does not fit the exchange (e.g. 0x18
     /// with no re-authentication in progress).
     #[error("unexpected AUTH reason code {0}")]
@@ -92,16 +90,15 @@ impl Violation {
             Self::Decode(e) => e.spec_id(),
             Self::SecondConnect => Some("MQTT-3.1.0-2"),
             Self::ReceiveMaximumExceeded => Some("MQTT-3.3.4-7"),
-            Self::TopicAliasInvalid { alias: 0, .. } => Some("MQTT-3.3.2-8"),
-            Self::TopicAliasInvalid { maximum: 0, .. } => Some("MQTT-3.2.2-18"),
-            Self::TopicAliasInvalid { .. } => Some("MQTT-3.2.2-17"),
+            Self::TopicAliasInvalid(0) => Some("MQTT-3.3.2-8"),
+            Self::TopicAliasInvalid(_) => Some("MQTT-3.2.2-17"),
             Self::QosNotSupported(_) => Some("MQTT-3.2.2-11"),
             Self::MissingPacketId => Some("MQTT-2.2.1-3"),
             Self::RetainNotSupported => Some("MQTT-3.2.2-14"),
             Self::SharedSubscriptionNoLocal => Some("MQTT-3.8.3-4"),
             Self::KeepAliveTimeout => Some("MQTT-3.1.2-22"),
             Self::AuthWithoutMethod => Some("MQTT-4.12.0-7"),
-            Self::AuthMethodMismatch => Some("MQTT-4.12.1-1"),
+            Self::BadAuthMethod => Some("MQTT-4.12.1-1"),
             Self::ServerOnlyPacket(_)
             | Self::V5OnlyPacket(_)
             | Self::UnknownTopicAlias(_)
@@ -128,11 +125,11 @@ impl From<&Violation> for ReasonCode {
             | Violation::SharedSubscriptionNoLocal
             | Violation::SessionExpiryFromZero
             | Violation::AuthWithoutMethod
-            | Violation::AuthMethodMismatch
+            | Violation::BadAuthMethod
             | Violation::UnexpectedAuthReason(_) => ReasonCode::PROTOCOL_ERROR,
             Violation::MissingPacketId => ReasonCode::MALFORMED_PACKET,
             Violation::ReceiveMaximumExceeded => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-            Violation::TopicAliasInvalid { .. } => ReasonCode::TOPIC_ALIAS_INVALID,
+            Violation::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
             Violation::QosNotSupported(_) => ReasonCode::QOS_NOT_SUPPORTED,
             Violation::RetainNotSupported => ReasonCode::RETAIN_NOT_SUPPORTED,
             Violation::TopicTooDeep { .. } => ReasonCode::TOPIC_NAME_INVALID,

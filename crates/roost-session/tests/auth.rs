@@ -92,11 +92,11 @@ fn v5_mqtt_4_12_1_1_auth_with_another_method_is_refused() {
             Packet::Auth(auth(ReasonCode::REAUTHENTICATE, Some("PLAIN"))),
         )
         .unwrap_err();
-    assert_eq!(err, Violation::AuthMethodMismatch);
+    assert_eq!(err, Violation::BadAuthMethod);
     let err = s
         .handle_packet(t0(), Packet::Auth(auth(ReasonCode::REAUTHENTICATE, None)))
         .unwrap_err();
-    assert_eq!(err, Violation::AuthMethodMismatch);
+    assert_eq!(err, Violation::BadAuthMethod);
 }
 
 #[test]

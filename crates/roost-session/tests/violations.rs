@@ -72,10 +72,7 @@ fn v5_mqtt_3_14_2_1_every_violation_maps_to_a_disconnect_reason_code() {
         Violation::ServerOnlyPacket(PacketType::ConnAck),
         Violation::V5OnlyPacket(PacketType::Auth),
         Violation::ReceiveMaximumExceeded,
-        Violation::TopicAliasInvalid {
-            alias: 0,
-            maximum: 10,
-        },
+        Violation::TopicAliasInvalid(0),
         Violation::UnknownTopicAlias(3),
         Violation::MissingPacketId,
         Violation::EmptyTopic,
@@ -90,7 +87,7 @@ fn v5_mqtt_3_14_2_1_every_violation_maps_to_a_disconnect_reason_code() {
         Violation::SessionExpiryFromZero,
         Violation::KeepAliveTimeout,
         Violation::AuthWithoutMethod,
-        Violation::AuthMethodMismatch,
+        Violation::BadAuthMethod,
         Violation::UnexpectedAuthReason(ReasonCode::SUCCESS),
     ];
     for v in &all {

@@ -20,7 +20,7 @@ impl Session {
             return Err(Violation::AuthWithoutMethod);
         };
         if auth.properties.authentication_method.as_ref() != Some(method) {
-            return Err(Violation::AuthMethodMismatch);
+            return Err(Violation::BadAuthMethod);
         }
         match auth.reason_code {
             ReasonCode::REAUTHENTICATE if !self.reauth_in_progress => {
