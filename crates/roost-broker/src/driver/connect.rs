@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use roost_codec::{
-    Auth, AuthProperties, ConnAck, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion, ReasonCode,
+    Auth, AuthProperties, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion, ReasonCode,
 };
-use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect};
+use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect, connack_refusal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,9 +70,12 @@ async fn read_packet<R: AsyncRead + Unpin>(
     }
 }
 
-/// Sends a refusing CONNACK in the client's version.
+/// Sends a refusing CONNACK in the client's version. The reason goes through
+/// the session's CONNACK table: a code CONNACK cannot carry (e.g. one an
+/// authentication mechanism chose) becomes 0x80 [MQTT-3.2.2-8].
 async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, version: ProtocolVersion, reason: ReasonCode) {
-    let connack = Packet::ConnAck(ConnAck { session_present: false, reason_code: reason, ..ConnAck::default() });
+    let connect = Connect { protocol: version, ..Connect::default() };
+    let connack = Packet::ConnAck(connack_refusal(&connect, reason, None, None));
     let mut buf = BytesMut::new();
     if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
         let _ = writer.write_all(&buf).await;
