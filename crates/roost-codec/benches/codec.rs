@@ -11,6 +11,9 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use roost_codec::*;
 
+/// Packets per read buffer in the `decode_x64` benchmarks.
+const STREAM: usize = 64;
+
 fn publish(version: ProtocolVersion, size: usize) -> Publish {
     let mut p = Publish {
         qos: QoS::AtLeastOnce,
@@ -77,6 +80,21 @@ fn bench_publish(c: &mut Criterion) {
                 b.iter_batched(
                     || BytesMut::from(&bytes[..]),
                     |mut buf| black_box(decoder.decode(&mut buf).unwrap()),
+                    BatchSize::SmallInput,
+                );
+            });
+
+            // The broker's case: one read buffer holding many packets.
+            let stream: BytesMut = (0..STREAM).flat_map(|_| bytes.iter().copied()).collect();
+            group.bench_function(format!("decode_x{STREAM}"), |b| {
+                let mut decoder = Decoder::client(version, PROTOCOL_MAX_PACKET_SIZE);
+                b.iter_batched(
+                    || stream.clone(),
+                    |mut buf| {
+                        while let Some(p) = decoder.decode(&mut buf).unwrap() {
+                            black_box(p);
+                        }
+                    },
                     BatchSize::SmallInput,
                 );
             });

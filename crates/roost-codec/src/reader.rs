@@ -3,7 +3,7 @@
 //! that would cross the end reports [`DecodeError::Truncated`], so a
 //! Remaining Length shorter than the content is always caught.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use bytestring::ByteString;
 
 use crate::error::DecodeError;
@@ -131,11 +131,17 @@ impl Reader {
         Ok(self.buf.slice(start..self.pos))
     }
 
-    /// Everything up to the current end (the PUBLISH payload).
+    /// Everything up to the current end (the PUBLISH payload). Hands over
+    /// the reader's own reference to the packet instead of taking a new one
+    /// (one atomic increment and decrement less per PUBLISH); the reader is
+    /// empty afterwards.
     pub(crate) fn rest(&mut self) -> Bytes {
-        let start = self.pos;
-        self.pos = self.end;
-        self.buf.slice(start..self.end)
+        let mut rest = std::mem::take(&mut self.buf);
+        rest.truncate(self.end);
+        rest.advance(self.pos);
+        self.pos = 0;
+        self.end = 0;
+        rest
     }
 
     /// Binary Data: a Two Byte length then that many bytes.

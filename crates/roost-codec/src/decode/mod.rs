@@ -19,7 +19,7 @@ mod publish;
 mod subscribe;
 mod unsubscribe;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use crate::error::DecodeError;
 use crate::packet::{Packet, PacketType};
@@ -130,8 +130,10 @@ impl Decoder {
             return Ok(None);
         }
 
-        let frame = buf.split_to(size).freeze();
-        let mut r = Reader::new(frame.slice(header..), packet_type);
+        let mut frame = buf.split_to(size).freeze();
+        // Dropping the fixed header in place avoids a second reference count.
+        frame.advance(header);
+        let mut r = Reader::new(frame, packet_type);
         self.parse(packet_type, flags, &mut r).map(Some)
     }
 
