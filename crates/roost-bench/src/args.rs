@@ -62,9 +62,11 @@ pub struct CommonArgs {
     /// Connection rate in connections per second (overrides `-i`; 0 = as fast as possible).
     #[arg(short = 'R', long = "connrate")]
     pub conn_rate: Option<u64>,
-    /// Most TCP+MQTT handshakes in flight at once (keeps the listen backlog
-    /// from overflowing, which would add 1 s SYN retransmits to the latency).
-    #[arg(long = "max-connecting", default_value_t = 256)]
+    /// Most TCP+MQTT handshakes in flight at once. Keep it below the
+    /// broker's listen backlog (Mosquitto uses 100): an overflowing backlog
+    /// drops SYNs, which come back after a 1 s retransmit and swamp the
+    /// connect-rate and latency figures.
+    #[arg(long = "max-connecting", default_value_t = 64)]
     pub max_connecting: usize,
     /// Seconds before a connection attempt counts as failed.
     #[arg(long = "connect-timeout", default_value_t = 30)]
@@ -254,6 +256,12 @@ pub struct PubSubArgs {
     /// QoS 1/2 messages in flight per publisher (also capped by the broker's Receive Maximum).
     #[arg(short = 'F', long = "inflight", default_value_t = 64)]
     pub inflight: u16,
+    /// At maximum rate (`--rate 0`), most deliveries outstanding per process
+    /// (sent × fan-out − received) before publishers wait: keeps kernel
+    /// buffers and broker queues from absorbing an unbounded backlog, so
+    /// throughput and latency at saturation are meaningful (0 = no cap).
+    #[arg(long = "max-backlog", default_value_t = 10_000)]
+    pub max_backlog: u64,
     /// Most seconds to wait after publishing stops for messages still on their way.
     #[arg(long = "drain-timeout", default_value_t = 10)]
     pub drain_timeout_s: u64,

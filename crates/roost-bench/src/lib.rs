@@ -33,6 +33,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod args;
+pub mod backlog;
 pub mod client;
 pub mod clock;
 mod coord;

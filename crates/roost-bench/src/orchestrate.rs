@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::backlog::Backlog;
 use crate::client::{self, ClientConfig};
 use crate::clock::{now_ns, secs_between, sleep_until_ns};
 use crate::coord::Coordinator;
@@ -121,6 +122,9 @@ pub(crate) async fn run(plan: RunPlan, mut coord: Coordinator) -> anyhow::Result
         stop: Arc::clone(&stop),
         events: events_tx,
         progress: Arc::clone(&progress),
+        backlog: plan
+            .backlog
+            .map(|(cap, fan)| Arc::new(Backlog::new(cap, fan, Arc::clone(&progress)))),
     };
     let mut w = Waiter {
         events: &mut events,

@@ -105,6 +105,8 @@ pub struct Progress {
     pub unique: AtomicU64,
     /// Monotonic time of the last receive.
     pub last_recv_ns: AtomicU64,
+    /// Woken when receivers make progress (publishers waiting on the backlog).
+    pub notify: tokio::sync::Notify,
 }
 
 /// What each client task holds to follow the run.
@@ -118,6 +120,8 @@ pub struct Control {
     pub events: mpsc::UnboundedSender<Event>,
     /// Shared receive progress.
     pub progress: Arc<Progress>,
+    /// Outstanding-delivery cap for max-rate publishers, if any.
+    pub backlog: Option<Arc<crate::backlog::Backlog>>,
 }
 
 impl Control {

@@ -111,6 +111,8 @@ pub struct RunPlan {
     /// Copies of each published message the subscribers should receive in
     /// total, when this process sees every subscriber (None otherwise).
     pub deliveries_per_message: Option<u64>,
+    /// Max-rate backlog cap: (deliveries outstanding, deliveries per local message).
+    pub backlog: Option<(u64, f64)>,
 }
 
 impl RunPlan {
@@ -147,6 +149,7 @@ pub fn build(cmd: &BenchCommand, slice: Slice) -> anyhow::Result<RunPlan> {
         duration_ns: 0,
         drain: Duration::from_secs(10),
         deliveries_per_message: None,
+        backlog: None,
     };
     let base_interval = base_connect_interval_ns(common);
     plan.connect_interval_ns = base_interval.saturating_mul(slice.count);
@@ -302,6 +305,18 @@ fn build_pubsub(
             spec: spec(targets, &a.common, start + i, "sub-"),
             role: Role::Subscriber { filter, qos },
         });
+    }
+    let local_subs = slice.range(a.subs).count() as f64;
+    let local_pubs = slice.range(a.pubs).count() as f64;
+    if a.rate == 0 && a.max_backlog > 0 && local_pubs > 0.0 {
+        // Deliveries this process's subscribers see per message its own
+        // publishers send; in fan modes other processes publish at the same
+        // pace, so scale by the share of publishers this process runs.
+        let fan = match a.topic_mode {
+            TopicMode::Pairs => 1.0,
+            TopicMode::Shared | TopicMode::Fanout => local_subs * a.pubs as f64 / local_pubs,
+        };
+        plan.backlog = Some((a.max_backlog, fan));
     }
     let encoder = Encoder::new(plan.client_cfg.version);
     let interval_ns = if a.rate == 0 {

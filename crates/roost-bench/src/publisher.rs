@@ -185,6 +185,16 @@ async fn write_loop(
             }
             continue;
         }
+        if let Some(backlog) = &ctl.backlog {
+            let room = match backlog.room() {
+                0 => backlog.wait_for_room(window.end_ns).await,
+                room => room,
+            };
+            n = n.min(room);
+            if n == 0 {
+                continue;
+            }
+        }
         if uses_permits {
             n = take_permits(permits, n, window, ctl).await;
             if n == 0 {
@@ -209,6 +219,9 @@ async fn write_loop(
         }
         if window.measures(sent_ns) {
             stats.sent_window += n;
+        }
+        if let Some(backlog) = &ctl.backlog {
+            backlog.sent(n);
         }
         writer.lock().await.write_all(&out).await.context("write PUBLISH")?;
         out.clear();

@@ -92,6 +92,7 @@ impl RecvAccount {
             self.progress
                 .last_recv_ns
                 .fetch_max(self.stats.last_ns, Ordering::Relaxed);
+            self.progress.notify.notify_waiters();
             self.new_unique = 0;
         }
     }
