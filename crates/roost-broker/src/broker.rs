@@ -11,11 +11,12 @@ use roost_codec::{PublishProperties, QoS, ReasonCode};
 use roost_session::Message;
 
 use crate::auth::EnhancedAuth;
-use crate::config::Config;
+use crate::config::{Config, ListenAddr};
 use crate::core::Core;
-use crate::listener::BoundListener;
+use crate::listener::{BoundAddress, BoundListener};
 use crate::metrics::Stats;
 use crate::slot::Control;
+use crate::transport::{Reloadable, TlsReloadError};
 
 /// Errors starting a broker.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +24,19 @@ pub enum BrokerError {
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The configured address.
-        addr: SocketAddr,
+        /// The configured address or socket path.
+        addr: ListenAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A listener's transport cannot be set up (certificate files, TLS
+    /// options, a transport left out of the build).
+    #[error("listener {listener}: {message}")]
+    Listener {
+        /// `scheme://address` as configured.
+        listener: String,
+        /// What is wrong, naming the file or option.
+        message: String,
     },
 }
 
@@ -61,11 +71,10 @@ impl BrokerBuilder {
         let core = Core::new(self.config, self.enhanced_auth);
         let mut listeners = Vec::new();
         for listener in core.config.effective_listeners() {
-            let addr = listener.bind;
-            let bound = BoundListener::bind(listener).await.map_err(|source| BrokerError::Bind { addr, source })?;
-            listeners.push(bound);
+            listeners.push(BoundListener::bind(listener, &core.config).await?);
         }
-        Ok(Broker { core, listeners })
+        let tls: Arc<[Arc<dyn Reloadable>]> = listeners.iter().filter_map(BoundListener::reloader).collect();
+        Ok(Broker { core, listeners, tls })
     }
 }
 
@@ -74,6 +83,7 @@ impl BrokerBuilder {
 pub struct Broker {
     core: Arc<Core>,
     listeners: Vec<BoundListener>,
+    tls: Arc<[Arc<dyn Reloadable>]>,
 }
 
 impl Broker {
@@ -82,27 +92,28 @@ impl Broker {
         BrokerBuilder::default()
     }
 
-    /// The addresses the listeners are bound to (useful with port 0).
+    /// The IP addresses the network listeners are bound to, in config order
+    /// (useful with port 0); Unix socket listeners are left out.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.local_addr).collect()
+        self.listeners.iter().filter_map(|l| l.address.addr.inet()).collect()
+    }
+
+    /// Every listener's kind, bound address and URL, in config order.
+    pub fn listeners(&self) -> Vec<BoundAddress> {
+        self.listeners.iter().map(|l| l.address.clone()).collect()
     }
 
     /// A handle to control the running broker.
     pub fn handle(&self) -> BrokerHandle {
-        BrokerHandle { core: Arc::clone(&self.core) }
+        BrokerHandle { core: Arc::clone(&self.core), tls: Arc::clone(&self.tls) }
     }
 
     /// Serves until [`BrokerHandle::shutdown`] is called, then waits (bounded)
     /// for connections to close.
     pub async fn run(self) {
         let mut tasks = Vec::new();
+        crate::listener::announce_all(&self.listeners);
         for listener in self.listeners {
-            let anonymous = listener.config.anonymous_allowed();
-            tracing::info!(
-                "listening on mqtt://{} (anonymous clients {})",
-                listener.local_addr,
-                if anonymous { "allowed" } else { "refused" }
-            );
             tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
         }
         let mut shutdown = self.core.shutdown.subscribe();
@@ -127,6 +138,7 @@ impl Broker {
 #[derive(Debug, Clone)]
 pub struct BrokerHandle {
     core: Arc<Core>,
+    tls: Arc<[Arc<dyn Reloadable>]>,
 }
 
 impl BrokerHandle {
@@ -157,6 +169,22 @@ impl BrokerHandle {
         };
         let control = slot.inner.lock().link.as_ref().map(|l| l.control.clone());
         control.is_some_and(|c| c.try_send(Control::Close(ReasonCode::ADMINISTRATIVE_ACTION)).is_ok())
+    }
+
+    /// Reloads the certificate files of every TLS, WSS and QUIC listener (the
+    /// binary calls it on SIGHUP). New handshakes use the new certificates;
+    /// established connections are not touched. A listener whose files do not
+    /// load keeps its previous certificates. Returns how many reloaded.
+    pub fn reload_tls(&self) -> Result<usize, TlsReloadError> {
+        let mut failures = Vec::new();
+        for listener in self.tls.iter() {
+            if let Err(e) = listener.reload() {
+                tracing::warn!(listener = listener.name(), error = %e, "TLS reload failed; keeping the previous certificates");
+                failures.push(e);
+            }
+        }
+        let reloaded = self.tls.len() - failures.len();
+        if failures.is_empty() { Ok(reloaded) } else { Err(TlsReloadError { failures, reloaded }) }
     }
 
     /// Current counters.

@@ -1,13 +1,17 @@
 //! Broker configuration: one TOML file, overridable by `ROOST_*` environment
 //! variables. Unknown keys are errors that name the key and its line.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use roost_codec::QoS;
 use roost_session::{QueueFullPolicy, SessionConfig};
 use serde::Deserialize;
+
+pub use crate::transport::config::{
+    IdentitySource, ListenAddr, ListenerConfig, ListenerKind, QuicOptions, SniCertificate, TlsConfig, TlsVersion,
+    WebSocketOptions,
+};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,53 +35,6 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
-    }
-}
-
-/// The kind of a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListenerKind {
-    /// MQTT over plain TCP.
-    Tcp,
-}
-
-/// One listener.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerConfig {
-    /// Transport kind.
-    #[serde(default = "default_kind")]
-    pub kind: ListenerKind,
-    /// Address to bind, e.g. `127.0.0.1:1883` or `0.0.0.0:1883`.
-    pub bind: SocketAddr,
-    /// Maximum simultaneous connections on this listener (0 = unlimited).
-    #[serde(default)]
-    pub max_connections: usize,
-    /// Allow clients without credentials. Defaults to true only on loopback
-    /// addresses, like Mosquitto 2.
-    #[serde(default)]
-    pub allow_anonymous: Option<bool>,
-}
-
-fn default_kind() -> ListenerKind {
-    ListenerKind::Tcp
-}
-
-impl ListenerConfig {
-    /// The default listener: TCP on loopback.
-    pub fn loopback(port: u16) -> Self {
-        Self {
-            kind: ListenerKind::Tcp,
-            bind: SocketAddr::from(([127, 0, 0, 1], port)),
-            max_connections: 0,
-            allow_anonymous: None,
-        }
-    }
-
-    /// Whether anonymous clients are accepted on this listener.
-    pub fn anonymous_allowed(&self) -> bool {
-        self.allow_anonymous.unwrap_or_else(|| self.bind.ip().is_loopback())
     }
 }
 

@@ -30,8 +30,11 @@ mod driver;
 mod listener;
 mod metrics;
 mod slot;
+mod transport;
 
 pub use auth::{AuthExchange, AuthStep, EnhancedAuth};
 pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
 pub use config::{Config, ConfigError};
+pub use listener::BoundAddress;
+pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};
 pub use metrics::Stats;

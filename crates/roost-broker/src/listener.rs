@@ -1,80 +1,293 @@
-//! Listeners: accept loops that hand each socket to a connection driver.
-//! Transports only produce an `AsyncRead + AsyncWrite` stream plus the peer
-//! address; no protocol logic lives here.
+//! Listeners: bind every configured transport, announce it, and accept until
+//! shutdown. Each accepted connection passes admission (connection limits,
+//! connect rate), its transport stack (PROXY header, TLS, WebSocket) within
+//! the handshake timeout, then goes to the one connection driver. No protocol
+//! logic lives here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::ListenerConfig;
+use crate::broker::BrokerError;
+use crate::config::{Config, ListenAddr, ListenerConfig, ListenerKind};
 use crate::core::Core;
 use crate::driver;
 use crate::metrics::Metrics;
+use crate::transport::admission::Gate;
+use crate::transport::stack::Stack;
+use crate::transport::{ConnectionInfo, ListenerError, PeerAddr, QuicListener, Reloadable};
+
+/// Pause after a failed `accept` (EMFILE and friends) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Where a listener ended up listening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BoundAddress {
+    /// The transport.
+    pub kind: ListenerKind,
+    /// The bound address (the real port when 0 was configured) or socket path.
+    pub addr: ListenAddr,
+    /// The URL clients use, as logged: `mqtt://127.0.0.1:1883`, `ws://127.0.0.1:8083/mqtt`.
+    pub url: String,
+}
 
 /// A bound listener, ready to accept.
 #[derive(Debug)]
 pub(crate) struct BoundListener {
     pub(crate) config: Arc<ListenerConfig>,
-    pub(crate) tcp: TcpListener,
-    pub(crate) local_addr: SocketAddr,
+    pub(crate) address: BoundAddress,
+    socket: Socket,
+}
+
+#[derive(Debug)]
+enum Socket {
+    /// TCP or Unix sockets with their transport stack.
+    Stream {
+        accept: StreamSocket,
+        stack: Arc<Stack>,
+    },
+    /// A QUIC endpoint.
+    Quic(QuicListener),
+}
+
+#[derive(Debug)]
+enum StreamSocket {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(crate::transport::unix::UnixSocket),
+}
+
+/// One accepted stream socket.
+enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
 }
 
 impl BoundListener {
-    pub(crate) async fn bind(config: ListenerConfig) -> std::io::Result<Self> {
-        let tcp = TcpListener::bind(config.bind).await?;
-        let local_addr = tcp.local_addr()?;
-        Ok(Self { config: Arc::new(config), tcp, local_addr })
+    /// Binds the socket and loads what the transport needs (certificates).
+    pub(crate) async fn bind(config: ListenerConfig, broker: &Config) -> Result<Self, BrokerError> {
+        let configured = config.bind.clone();
+        let refuse = |e: ListenerError| match e {
+            ListenerError::Io(source) => BrokerError::Bind {
+                addr: configured.clone(),
+                source,
+            },
+            ListenerError::Config(message) => BrokerError::Listener {
+                listener: format!("{}://{}", config.kind.scheme(), configured),
+                message,
+            },
+        };
+        let name = format!("{}://{}", config.kind.scheme(), configured);
+        let (socket, local) = match (&config.bind, config.kind) {
+            (ListenAddr::Inet(addr), ListenerKind::Quic) => {
+                let quic =
+                    QuicListener::bind(&config, &broker.mqtt, *addr, name).map_err(refuse)?;
+                let local = quic.local_addr();
+                (Socket::Quic(quic), ListenAddr::Inet(local))
+            }
+            (ListenAddr::Inet(addr), _) => {
+                let stack =
+                    Stack::new(&config, &name).map_err(|m| refuse(ListenerError::Config(m)))?;
+                let tcp = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| refuse(e.into()))?;
+                let local = tcp.local_addr().map_err(|e| refuse(e.into()))?;
+                (
+                    Socket::Stream {
+                        accept: StreamSocket::Tcp(tcp),
+                        stack: Arc::new(stack),
+                    },
+                    ListenAddr::Inet(local),
+                )
+            }
+            #[cfg(unix)]
+            (ListenAddr::Unix(path), _) => {
+                let stack =
+                    Stack::new(&config, &name).map_err(|m| refuse(ListenerError::Config(m)))?;
+                let unix = crate::transport::unix::UnixSocket::bind(path)
+                    .await
+                    .map_err(|e| refuse(e.into()))?;
+                (
+                    Socket::Stream {
+                        accept: StreamSocket::Unix(unix),
+                        stack: Arc::new(stack),
+                    },
+                    ListenAddr::Unix(path.clone()),
+                )
+            }
+            #[cfg(not(unix))]
+            (ListenAddr::Unix(_), _) => {
+                return Err(refuse(ListenerError::Config(
+                    "Unix domain sockets need a Unix system".into(),
+                )));
+            }
+        };
+        let path = if config.kind.uses_websocket() {
+            config.websocket.path.as_str()
+        } else {
+            ""
+        };
+        let url = format!("{}://{}{}", config.kind.scheme(), local, path);
+        Ok(Self {
+            address: BoundAddress {
+                kind: config.kind,
+                addr: local,
+                url,
+            },
+            config: Arc::new(config),
+            socket,
+        })
+    }
+
+    /// The TLS reload handle of a TLS-based listener.
+    pub(crate) fn reloader(&self) -> Option<Arc<dyn Reloadable>> {
+        match &self.socket {
+            Socket::Stream { stack, .. } => stack.reloader(),
+            Socket::Quic(quic) => Some(quic.reloader()),
+        }
+    }
+
+    /// Logs `listening on <url> (anonymous clients allowed|refused)`.
+    pub(crate) fn announce(&self) {
+        let anonymous = if self.config.anonymous_allowed() {
+            "allowed"
+        } else {
+            "refused"
+        };
+        tracing::info!(
+            "listening on {} (anonymous clients {anonymous})",
+            self.address.url
+        );
     }
 
     /// Accepts until shutdown.
     pub(crate) async fn run(self, core: Arc<Core>) {
-        let open = Arc::new(AtomicUsize::new(0));
-        let mut shutdown = core.shutdown.subscribe();
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.changed() => break,
-                accepted = self.tcp.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: log, back off briefly, keep serving.
-                    tracing::warn!(listener = %self.local_addr, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if !admit(&core, &self.config, &open) {
-                Metrics::inc(&core.metrics.connections_refused);
-                tracing::info!(%peer, listener = %self.local_addr, "connection limit reached, refusing");
-                drop(stream);
-                continue;
+        match self.socket {
+            Socket::Quic(quic) => quic.run(core, self.config).await,
+            Socket::Stream { accept, stack } => {
+                run_stream(core, self.config, accept, stack, self.address).await
             }
-            spawn_connection(Arc::clone(&core), Arc::clone(&self.config), Arc::clone(&open), stream, peer);
         }
     }
 }
 
-/// Checks the listener's and the server's connection limits.
-fn admit(core: &Core, config: &ListenerConfig, open: &AtomicUsize) -> bool {
-    let total = core.metrics.connections_current.load(Ordering::Relaxed) as usize;
-    let server_max = core.config.limits.max_connections;
-    if server_max > 0 && total >= server_max {
-        return false;
+/// Announces every listener. TCP listeners come last: test harnesses wait for
+/// the first `listening on mqtt://` line, and by then every other listener's
+/// line has been written too.
+pub(crate) fn announce_all(listeners: &[BoundListener]) {
+    let (tcp, others): (Vec<_>, Vec<_>) = listeners
+        .iter()
+        .partition(|l| l.config.kind == ListenerKind::Tcp);
+    for listener in others.into_iter().chain(tcp) {
+        listener.announce();
     }
-    config.max_connections == 0 || open.load(Ordering::Relaxed) < config.max_connections
 }
 
-fn spawn_connection(core: Arc<Core>, config: Arc<ListenerConfig>, open: Arc<AtomicUsize>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    open.fetch_add(1, Ordering::Relaxed);
-    Metrics::inc(&core.metrics.connections_current);
-    Metrics::inc(&core.metrics.connections_total);
-    tokio::spawn(async move {
-        driver::serve(Arc::clone(&core), config, stream, peer).await;
-        open.fetch_sub(1, Ordering::Relaxed);
-        core.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
-    });
+async fn run_stream(
+    core: Arc<Core>,
+    config: Arc<ListenerConfig>,
+    accept: StreamSocket,
+    stack: Arc<Stack>,
+    address: BoundAddress,
+) {
+    let gate = Gate::new(Arc::clone(&core), &config);
+    let mut shutdown = core.shutdown.subscribe();
+    stack.watch(core.shutdown.subscribe());
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = accept_one(&accept) => accepted,
+        };
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(listener = %address.url, error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let ticket = match gate.admit() {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                let peer = match &accepted {
+                    Accepted::Tcp(_, peer) => PeerAddr::Inet(*peer),
+                    #[cfg(unix)]
+                    Accepted::Unix(_) => PeerAddr::Unix,
+                };
+                tracing::info!(%peer, listener = %address.url, open = gate.open(), %refusal, "refusing connection");
+                continue;
+            }
+        };
+        let (core, config, stack) = (Arc::clone(&core), Arc::clone(&config), Arc::clone(&stack));
+        tokio::spawn(async move {
+            serve_stream(core, config, stack, accepted).await;
+            drop(ticket);
+        });
+    }
+}
+
+async fn accept_one(socket: &StreamSocket) -> std::io::Result<Accepted> {
+    match socket {
+        StreamSocket::Tcp(tcp) => tcp
+            .accept()
+            .await
+            .map(|(stream, peer)| Accepted::Tcp(stream, peer)),
+        #[cfg(unix)]
+        StreamSocket::Unix(unix) => unix.accept().await.map(Accepted::Unix),
+    }
+}
+
+async fn serve_stream(
+    core: Arc<Core>,
+    config: Arc<ListenerConfig>,
+    stack: Arc<Stack>,
+    accepted: Accepted,
+) {
+    match accepted {
+        Accepted::Tcp(stream, peer) => {
+            let _ = stream.set_nodelay(true);
+            let info = ConnectionInfo::new(PeerAddr::Inet(peer), config.kind);
+            if stack.is_plain() {
+                // Plain TCP keeps its concrete type: no boxing on the hot path.
+                driver::serve(core, config, stream, info).await;
+            } else {
+                establish_and_serve(core, config, &stack, Box::new(stream), info).await;
+            }
+        }
+        #[cfg(unix)]
+        Accepted::Unix(stream) => {
+            let info = ConnectionInfo::new(PeerAddr::Unix, config.kind);
+            establish_and_serve(core, config, &stack, Box::new(stream), info).await;
+        }
+    }
+}
+
+async fn establish_and_serve(
+    core: Arc<Core>,
+    config: Arc<ListenerConfig>,
+    stack: &Stack,
+    stream: crate::transport::BoxedStream,
+    mut info: ConnectionInfo,
+) {
+    let socket_peer = info.peer;
+    let established = tokio::time::timeout(
+        config.handshake_timeout(),
+        stack.establish(stream, &mut info),
+    )
+    .await;
+    match established {
+        Ok(Ok(stream)) => driver::serve(core, config, stream, info).await,
+        Ok(Err(why)) => {
+            Metrics::inc(&core.metrics.connections_refused);
+            tracing::debug!(peer = %socket_peer, listener = %config.kind, %why, "connection refused by its transport");
+        }
+        Err(_) => {
+            Metrics::inc(&core.metrics.connections_refused);
+            tracing::debug!(peer = %socket_peer, listener = %config.kind, timeout = ?config.handshake_timeout(), "transport handshake timed out");
+        }
+    }
 }

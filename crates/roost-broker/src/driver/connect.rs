@@ -2,7 +2,6 @@
 //! timeout, check it, run enhanced authentication, then attach to the
 //! client id's session (resume, takeover or fresh).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use crate::auth::AuthStep;
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::slot::{Control, Handover, Link, SessionKey, SessionSlot};
+use crate::transport::ConnectionInfo;
 
 /// How long a taken-over connection has to hand its session over.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,7 +87,7 @@ async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, version: ProtocolVersion,
 pub(crate) async fn handshake<R, W>(
     core: &Arc<Core>,
     listener: &ListenerConfig,
-    peer: SocketAddr,
+    info: &ConnectionInfo,
     reader: &mut R,
     writer: &mut W,
     rbuf: &mut BytesMut,
@@ -97,8 +97,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut decoder = Decoder::server(core.config.mqtt.max_packet_size);
+    let peer = info.peer;
     let first = tokio::time::timeout(core.config.connect_timeout(), read_packet(reader, &mut decoder, rbuf)).await;
-    let connect = match first {
+    let mut connect = match first {
         Err(_) => return Err(Refused::Silent("no CONNECT within the connect timeout")),
         Ok(Err(None)) => return Err(Refused::Silent("closed before CONNECT")),
         Ok(Err(Some(e))) => {
@@ -120,6 +121,11 @@ where
         Ok(Ok(_)) => return Err(Refused::Silent("first packet is not CONNECT")),
     };
     let version = connect.protocol;
+    // A client certificate's identity may stand in for the user name / client id.
+    if let Err(reason) = crate::transport::apply_identity(listener, info, &mut connect) {
+        refuse(writer, version, reason).await;
+        return Err(Refused::ConnAck(reason));
+    }
     if let Err(reason) = check_connect(&connect, &core.session_config) {
         refuse(writer, version, reason).await;
         return Err(Refused::ConnAck(reason));

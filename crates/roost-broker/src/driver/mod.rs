@@ -7,7 +7,6 @@ mod inbound;
 mod io;
 mod run;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -16,15 +15,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
+use crate::transport::ConnectionInfo;
 
-/// Serves one accepted connection until it closes.
-pub(crate) async fn serve<S>(core: Arc<Core>, listener: Arc<ListenerConfig>, stream: S, peer: SocketAddr)
+/// Serves one accepted connection until it closes. `info` is what the
+/// transport learnt (peer address, TLS identity).
+pub(crate) async fn serve<S>(core: Arc<Core>, listener: Arc<ListenerConfig>, stream: S, info: ConnectionInfo)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::new();
-    match connect::handshake(&core, &listener, peer, &mut reader, &mut writer, &mut rbuf).await {
+    let peer = info.peer;
+    match connect::handshake(&core, &listener, &info, &mut reader, &mut writer, &mut rbuf).await {
         Ok(attached) => {
             tracing::debug!(%peer, client_id = %attached.session.client_id(), "client connected");
             run::run(&core, attached, reader, writer, rbuf).await;

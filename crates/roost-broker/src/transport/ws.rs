@@ -1,0 +1,482 @@
+//! MQTT over WebSocket: the HTTP upgrade (path, subprotocol, origin,
+//! forwarding headers) and [`WsStream`], which turns binary WebSocket
+//! messages into the byte stream the driver reads. MQTT packets may span
+//! messages and one message may hold several packets: the driver's decoder
+//! sees bytes only. Text frames are refused with close code 1003.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::config::WebSocketOptions;
+use super::http_head::{self, HeadError, RequestHead};
+use super::prefixed::Prefixed;
+use super::trusted::TrustedProxies;
+
+/// Largest WebSocket message we send; larger output goes out in several
+/// messages (MQTT packets may span messages).
+const MAX_OUTGOING_MESSAGE: usize = 128 * 1024;
+
+/// The WebSocket settings of a listener, parsed once.
+#[derive(Debug)]
+pub(crate) struct WsSettings {
+    options: WebSocketOptions,
+    trusted: TrustedProxies,
+    config: WebSocketConfig,
+}
+
+impl WsSettings {
+    pub(crate) fn new(options: &WebSocketOptions) -> Self {
+        let config = WebSocketConfig::default()
+            .max_frame_size(Some(options.max_frame_size))
+            .max_message_size(Some(options.max_frame_size));
+        Self {
+            options: options.clone(),
+            trusted: TrustedProxies::new(&options.trusted_proxies),
+            config,
+        }
+    }
+}
+
+/// A refused upgrade, for the log.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WsRefused {
+    /// No (complete) HTTP request.
+    #[error("{0}")]
+    Head(#[from] HeadError),
+    /// Answered with an HTTP error status.
+    #[error("HTTP {status}: {why}")]
+    Status {
+        /// The status sent.
+        status: u16,
+        /// Why.
+        why: String,
+    },
+    /// The WebSocket handshake itself failed.
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(#[from] WsError),
+}
+
+/// An accepted WebSocket connection.
+pub(crate) struct Upgraded<S> {
+    pub(crate) stream: WsStream<Prefixed<Prefixed<S>>>,
+    /// The client address from trusted forwarding headers.
+    pub(crate) forwarded: Option<IpAddr>,
+    /// The subprotocol agreed on.
+    pub(crate) subprotocol: Option<String>,
+}
+
+/// Reads and checks the upgrade request, then completes the handshake.
+// tungstenite's callback signature fixes the (large) error type.
+#[allow(clippy::result_large_err)]
+pub(crate) async fn accept<S>(
+    settings: &WsSettings,
+    mut stream: S,
+    peer: Option<SocketAddr>,
+) -> Result<Upgraded<S>, WsRefused>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (head, raw, rest) = match http_head::read(&mut stream).await {
+        Ok(read) => read,
+        Err(HeadError::Bad(why)) => {
+            http_head::refuse(&mut stream, 400, "Bad Request", "", why).await;
+            return Err(HeadError::Bad(why).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let subprotocol = match check(&settings.options, &head) {
+        Ok(subprotocol) => subprotocol,
+        Err(refusal) => {
+            http_head::refuse(
+                &mut stream,
+                refusal.status,
+                refusal.reason,
+                refusal.headers,
+                &refusal.why,
+            )
+            .await;
+            return Err(WsRefused::Status {
+                status: refusal.status,
+                why: refusal.why,
+            });
+        }
+    };
+    let forwarded = match peer {
+        Some(peer) if !settings.trusted.is_empty() => settings.trusted.client_ip(
+            peer.ip(),
+            head.header("x-forwarded-for"),
+            head.header("x-real-ip"),
+        ),
+        _ => None,
+    };
+    // The head goes to tungstenite on its own; bytes the client sent after it
+    // (frames sent without waiting for 101) follow once the handshake is done.
+    let replay = Prefixed::new(raw, Prefixed::new(rest, stream));
+    let chosen = subprotocol.clone();
+    let callback =
+        move |_request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
+            if let Some(protocol) = chosen
+                .as_deref()
+                .and_then(|p| HeaderValue::from_str(p).ok())
+            {
+                response
+                    .headers_mut()
+                    .insert("Sec-WebSocket-Protocol", protocol);
+            }
+            Ok(response)
+        };
+    let ws =
+        tokio_tungstenite::accept_hdr_async_with_config(replay, callback, Some(settings.config))
+            .await?;
+    Ok(Upgraded {
+        stream: WsStream::new(ws),
+        forwarded,
+        subprotocol,
+    })
+}
+
+/// An HTTP refusal.
+struct Refusal {
+    status: u16,
+    reason: &'static str,
+    headers: &'static str,
+    why: String,
+}
+
+fn refusal(status: u16, reason: &'static str, why: String) -> Refusal {
+    Refusal {
+        status,
+        reason,
+        headers: "",
+        why,
+    }
+}
+
+/// Checks the upgrade request; returns the subprotocol to agree on.
+fn check(options: &WebSocketOptions, head: &RequestHead) -> Result<Option<String>, Refusal> {
+    if head.method != "GET" {
+        return Err(refusal(
+            405,
+            "Method Not Allowed",
+            format!("method {} is not GET", head.method),
+        ));
+    }
+    if head.path != options.path {
+        return Err(refusal(
+            404,
+            "Not Found",
+            format!("path {} is not the MQTT path {}", head.path, options.path),
+        ));
+    }
+    if !head.has_token("upgrade", "websocket") || !head.has_token("connection", "upgrade") {
+        return Err(Refusal {
+            status: 426,
+            reason: "Upgrade Required",
+            headers: "Upgrade: websocket\r\n",
+            why: "not a WebSocket upgrade request".into(),
+        });
+    }
+    if let Some(origin) = head.header("origin")
+        && !options.allowed_origins.is_empty()
+        && !options
+            .allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    {
+        return Err(refusal(
+            403,
+            "Forbidden",
+            format!("origin {origin} is not allowed"),
+        ));
+    }
+    let offered = head.tokens("sec-websocket-protocol");
+    if offered.is_empty() {
+        if options.require_subprotocol {
+            return Err(refusal(
+                400,
+                "Bad Request",
+                "no WebSocket subprotocol offered (expected mqtt)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    // The client's order of preference among the ones we speak.
+    match offered.iter().find(|o| {
+        options
+            .subprotocols
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(o))
+    }) {
+        Some(chosen) => Ok(Some(chosen.clone())),
+        None => Err(refusal(
+            400,
+            "Bad Request",
+            format!(
+                "unsupported WebSocket subprotocol {} (supported: {})",
+                offered.join(", "),
+                options.subprotocols.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Binary WebSocket messages as a byte stream.
+pub(crate) struct WsStream<S> {
+    ws: WebSocketStream<S>,
+    /// What is left of the last binary message.
+    pending: Bytes,
+    /// The peer closed (or broke) the WebSocket: reads return end of stream.
+    eof: bool,
+}
+
+impl<S> std::fmt::Debug for WsStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsStream")
+            .field("pending", &self.pending.len())
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> WsStream<S> {
+    pub(crate) fn new(ws: WebSocketStream<S>) -> Self {
+        Self {
+            ws,
+            pending: Bytes::new(),
+            eof: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    /// Queues a close frame and tries once to send it (best effort: the
+    /// connection is being dropped anyway).
+    fn close_with(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &'static str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        if let Poll::Ready(Ok(())) = Pin::new(&mut self.ws).poll_ready(cx)
+            && Pin::new(&mut self.ws)
+                .start_send(Message::Close(Some(frame)))
+                .is_ok()
+        {
+            let _ = Pin::new(&mut self.ws).poll_flush(cx);
+        }
+    }
+}
+
+fn to_io(error: WsError) -> io::Error {
+    match error {
+        WsError::Io(e) => e,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            io::Error::from(io::ErrorKind::BrokenPipe)
+        }
+        other => io::Error::new(io::ErrorKind::InvalidData, other),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(buf.remaining());
+                buf.put_slice(&this.pending[..n]);
+                this.pending.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+                Some(Ok(Message::Binary(data))) => this.pending = data,
+                // tungstenite answers pings (and close frames) by itself.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => this.eof = true,
+                Some(Ok(Message::Text(_))) => {
+                    tracing::debug!("WebSocket text frame: MQTT needs binary frames; closing");
+                    this.close_with(cx, CloseCode::Unsupported, "MQTT needs binary frames");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "WebSocket text frame",
+                    )));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "WebSocket read failed");
+                    if matches!(e, WsError::Capacity(_)) {
+                        this.close_with(cx, CloseCode::Size, "frame too large");
+                    }
+                    return Poll::Ready(Err(to_io(e)));
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    /// One binary message per call, made of as many slices as fit in
+    /// [`MAX_OUTGOING_MESSAGE`] (at least part of the first).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(to_io)?;
+        let mut message = BytesMut::with_capacity(total.min(MAX_OUTGOING_MESSAGE));
+        for slice in bufs {
+            let room = MAX_OUTGOING_MESSAGE - message.len();
+            if room == 0 {
+                break;
+            }
+            message.extend_from_slice(&slice[..slice.len().min(room)]);
+        }
+        let written = message.len();
+        Pin::new(&mut this.ws)
+            .start_send(Message::Binary(message.freeze()))
+            .map_err(to_io)?;
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().ws)
+            .poll_flush(cx)
+            .map_err(to_io)
+    }
+
+    /// Sends a normal close frame and flushes it.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().ws)
+            .poll_close(cx)
+            .map_err(to_io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(lines: &[(&str, &str)]) -> RequestHead {
+        RequestHead {
+            method: "GET".into(),
+            path: "/mqtt".into(),
+            headers: lines
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    const UPGRADE: [(&str, &str); 2] = [("upgrade", "websocket"), ("connection", "Upgrade")];
+
+    #[test]
+    fn the_clients_preferred_supported_subprotocol_is_chosen() {
+        let options = WebSocketOptions::default();
+        let request = head(&[
+            UPGRADE[0],
+            UPGRADE[1],
+            ("sec-websocket-protocol", "wamp, mqttv3.1, mqtt"),
+        ]);
+        assert_eq!(
+            check(&options, &request).ok().flatten().as_deref(),
+            Some("mqttv3.1")
+        );
+        let none = head(&UPGRADE);
+        assert_eq!(
+            check(&options, &none).ok(),
+            Some(None),
+            "no subprotocol offered: accepted unless required"
+        );
+        let strict = WebSocketOptions {
+            require_subprotocol: true,
+            ..WebSocketOptions::default()
+        };
+        assert_eq!(check(&strict, &none).err().map(|r| r.status), Some(400));
+    }
+
+    #[test]
+    fn wrong_subprotocol_path_origin_and_plain_http_are_refused_with_a_status() {
+        let options = WebSocketOptions {
+            allowed_origins: vec!["https://app.example".into()],
+            ..WebSocketOptions::default()
+        };
+        let wrong = head(&[UPGRADE[0], UPGRADE[1], ("sec-websocket-protocol", "chat")]);
+        assert_eq!(check(&options, &wrong).err().map(|r| r.status), Some(400));
+        let mut elsewhere = head(&UPGRADE);
+        elsewhere.path = "/other".into();
+        assert_eq!(
+            check(&options, &elsewhere).err().map(|r| r.status),
+            Some(404)
+        );
+        let plain = head(&[("host", "x")]);
+        assert_eq!(check(&options, &plain).err().map(|r| r.status), Some(426));
+        let foreign = head(&[UPGRADE[0], UPGRADE[1], ("origin", "https://evil.example")]);
+        assert_eq!(check(&options, &foreign).err().map(|r| r.status), Some(403));
+        let friendly = head(&[UPGRADE[0], UPGRADE[1], ("origin", "https://app.example")]);
+        assert!(check(&options, &friendly).is_ok());
+    }
+}
+
+/// The WebSocket step of a listener's stack.
+#[derive(Debug, Clone)]
+pub(crate) struct WsStage {
+    settings: std::sync::Arc<WsSettings>,
+}
+
+impl WsStage {
+    pub(crate) fn new(options: &WebSocketOptions) -> Result<Self, String> {
+        Ok(Self {
+            settings: std::sync::Arc::new(WsSettings::new(options)),
+        })
+    }
+
+    /// Upgrades `stream`; returns the message stream and the client address
+    /// reported by a trusted proxy, if any.
+    pub(crate) async fn accept(
+        &self,
+        stream: super::BoxedStream,
+        peer: Option<SocketAddr>,
+    ) -> Result<(super::BoxedStream, Option<IpAddr>), String> {
+        let upgraded = accept(&self.settings, stream, peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::trace!(subprotocol = ?upgraded.subprotocol, "WebSocket upgraded");
+        Ok((
+            Box::new(super::flush::FlushOnRead::new(upgraded.stream)),
+            upgraded.forwarded,
+        ))
+    }
+}
