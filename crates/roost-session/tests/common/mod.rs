@@ -13,7 +13,9 @@ use roost_codec::{
     ConnAck, Connect, Packet, PacketId, ProtocolVersion, PubResponse, Publish, PublishProperties,
     QoS, ReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions,
 };
-use roost_session::{Delivery, Inbound, Message, Session, SessionConfig, SessionState};
+use roost_session::{
+    Delivery, DeliveryOutcome, Inbound, Message, Session, SessionConfig, SessionState,
+};
 
 /// The virtual clock's origin.
 pub fn t0() -> Instant {
@@ -170,4 +172,35 @@ pub fn inbound_message(inbound: Inbound) -> (Message, Option<PacketId>) {
         Inbound::Publish { message, packet_id } => (message, packet_id),
         other => panic!("expected Inbound::Publish, got {other:?}"),
     }
+}
+
+/// The one PUBLISH `s` has queued.
+pub fn only_publish(s: &mut Session) -> Publish {
+    let out = drain(s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    match out.into_iter().next() {
+        Some(Packet::Publish(p)) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
+
+pub fn with_receive_maximum(mut c: Connect, n: u16) -> Connect {
+    c.properties.receive_maximum = Some(n);
+    c
+}
+
+pub fn with_alias_max(mut c: Connect, n: u16) -> Connect {
+    c.properties.topic_alias_maximum = Some(n);
+    c
+}
+
+pub fn deliver(s: &mut Session, topic: &str, qos: QoS) -> DeliveryOutcome {
+    s.handle_delivery(t0(), delivery(topic, qos))
+}
+
+pub fn topics(packets: &[Packet]) -> Vec<String> {
+    publishes(packets)
+        .iter()
+        .map(|p| p.topic.to_string())
+        .collect()
 }
