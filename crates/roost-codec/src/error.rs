@@ -10,7 +10,9 @@ use crate::topic::TopicError;
 use crate::types::{ProtocolVersion, ReasonCode};
 
 /// Why bytes from the peer could not be decoded. Every error closes the
-/// connection; [`ReasonCode::from`] gives the 5.0 reason code to report.
+/// connection; [`ReasonCode::from`] gives the 5.0 reason code to report and
+/// [`DecodeError::spec_id_in`] the violated statement (messages quote an id
+/// only where it is the same in every version).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -28,7 +30,7 @@ pub enum DecodeError {
         packet_type: u8,
     },
     /// Fixed-header flag bits differ from the values the spec reserves.
-    #[error("{packet_type:?} fixed header flags 0x{flags:X} are reserved [MQTT-2.1.3-1]")]
+    #[error("{packet_type:?} fixed header flags 0x{flags:X} are reserved")]
     InvalidFixedHeaderFlags {
         /// The packet type.
         packet_type: PacketType,
@@ -48,7 +50,7 @@ pub enum DecodeError {
         field: &'static str,
     },
     /// A Variable Byte Integer not encoded in the fewest bytes [MQTT-1.5.5-1].
-    #[error("{field} is not minimally encoded [MQTT-1.5.5-1]")]
+    #[error("{field} is not minimally encoded")]
     NonMinimalVarint {
         /// What was being read.
         field: &'static str,
@@ -81,13 +83,13 @@ pub enum DecodeError {
 
     // ------------------------------------------------------------ strings
     /// A UTF-8 Encoded String is ill-formed, or encodes a surrogate [MQTT-1.5.4-1].
-    #[error("{field} is not well-formed UTF-8 [MQTT-1.5.4-1]")]
+    #[error("{field} is not well-formed UTF-8")]
     InvalidUtf8 {
         /// The field.
         field: &'static str,
     },
     /// A UTF-8 Encoded String contains U+0000 [MQTT-1.5.4-2].
-    #[error("{field} contains U+0000 [MQTT-1.5.4-2]")]
+    #[error("{field} contains U+0000")]
     NullCharacter {
         /// The field.
         field: &'static str,
@@ -165,7 +167,7 @@ pub enum DecodeError {
     #[error("PUBLISH Topic Name contains a wildcard [MQTT-3.3.2-2]")]
     WildcardInTopicName,
     /// PUBLISH Topic Name is empty and there is no Topic Alias [MQTT-4.7.3-1].
-    #[error("PUBLISH Topic Name is empty and no Topic Alias is given [MQTT-4.7.3-1]")]
+    #[error("PUBLISH Topic Name is empty and no Topic Alias is given")]
     EmptyTopicName,
     /// The Will Topic is not a valid Topic Name.
     #[error("Will Topic is invalid: {error}")]
@@ -190,7 +192,7 @@ pub enum DecodeError {
 
     // ------------------------------------------------------------ packet ids, SUBSCRIBE
     /// Packet Identifier 0 where a non-zero one is required [MQTT-2.2.1-3].
-    #[error("{packet_type:?} has Packet Identifier 0 [MQTT-2.2.1-3]")]
+    #[error("{packet_type:?} has Packet Identifier 0")]
     PacketIdZero {
         /// The packet type.
         packet_type: PacketType,
@@ -202,7 +204,7 @@ pub enum DecodeError {
         packet_type: PacketType,
     },
     /// Reserved bits of the Subscription Options are set [MQTT-3.8.3-5].
-    #[error("Subscription Options 0x{options:02X} have reserved bits set [MQTT-3.8.3-5]")]
+    #[error("Subscription Options 0x{options:02X} have reserved bits set")]
     SubscriptionOptionsReserved {
         /// The options byte.
         options: u8,
@@ -214,7 +216,7 @@ pub enum DecodeError {
     #[error("Subscription Options have Retain Handling 3")]
     RetainHandling3,
     /// No Local set on a shared subscription [MQTT-3.8.3-4].
-    #[error("No Local is set on shared subscription [MQTT-3.8.3-4]")]
+    #[error("No Local is set on a shared subscription")]
     NoLocalOnSharedSubscription,
 
     // ------------------------------------------------------------ reason codes
@@ -227,7 +229,7 @@ pub enum DecodeError {
         code: u8,
     },
     /// CONNACK Acknowledge Flags bits 7-1 are not 0 [MQTT-3.2.2-1].
-    #[error("CONNACK flags 0x{flags:02X} have reserved bits set [MQTT-3.2.2-1]")]
+    #[error("CONNACK flags 0x{flags:02X} have reserved bits set")]
     ConnAckReservedFlags {
         /// The flags byte.
         flags: u8,
@@ -255,16 +257,16 @@ pub enum DecodeError {
     #[error("CONNECT reserved flag is set [MQTT-3.1.2-3]")]
     ConnectReservedFlag,
     /// Will QoS is 3.
-    #[error("Will QoS is 3 [MQTT-3.1.2-12]")]
+    #[error("Will QoS is 3")]
     WillQos3,
     /// Will QoS is not 0 while the Will Flag is 0.
-    #[error("Will QoS is set without the Will Flag [MQTT-3.1.2-11]")]
+    #[error("Will QoS is set without the Will Flag")]
     WillQosWithoutWill,
     /// Will Retain is set while the Will Flag is 0.
-    #[error("Will Retain is set without the Will Flag [MQTT-3.1.2-13]")]
+    #[error("Will Retain is set without the Will Flag")]
     WillRetainWithoutWill,
     /// 3.1 / 3.1.1: Password Flag set without the User Name Flag [MQTT-3.1.2-22].
-    #[error("Password Flag is set without the User Name Flag [MQTT-3.1.2-22]")]
+    #[error("Password Flag is set without the User Name Flag")]
     PasswordWithoutUsername,
 }
 
