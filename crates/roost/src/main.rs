@@ -95,8 +95,23 @@ async fn serve(config: Config) -> ExitCode {
         tracing::info!("shutting down");
         handle.shutdown();
     });
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(broker.handle()));
     broker.run().await;
     ExitCode::SUCCESS
+}
+
+/// SIGHUP reloads what can change live: the TLS certificates of every listener.
+#[cfg(unix)]
+async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
+    while hangup.recv().await.is_some() {
+        match handle.reload_tls() {
+            Ok(reloaded) => tracing::info!(listeners = reloaded, "SIGHUP: TLS certificates reloaded"),
+            Err(e) => tracing::warn!("SIGHUP: {e}"),
+        }
+    }
 }
 
 async fn wait_for_signal() {
