@@ -21,16 +21,15 @@ use std::time::Instant;
 
 use bytestring::ByteString;
 use roost_codec::{
-    Auth, Encoder, LastWill, Packet, PacketId, ProtocolVersion, Subscribe, Unsubscribe,
+    Auth, Encoder, LastWill, Packet, PacketId, ProtocolVersion, ReasonCode, Subscribe, Unsubscribe,
 };
 
 use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::keepalive::KeepAlive;
 use crate::message::Message;
-use crate::state::{DropCounters, SessionState, Subscriptions};
+use crate::state::{DropCounters, InboundQos2, SessionState, Subscriptions};
 use crate::violation::Violation;
-use roost_codec::ReasonCode;
 
 /// What the client's CONNECT said about what it accepts.
 #[derive(Debug, Clone, Copy)]
@@ -293,8 +292,8 @@ impl Session {
     pub fn into_state(self) -> SessionState {
         let mut state = self.state;
         for stage in state.inbound_qos2.values_mut() {
-            if *stage == crate::state::InboundQos2::Routing {
-                *stage = crate::state::InboundQos2::AwaitingPubRel(ReasonCode::SUCCESS);
+            if *stage == InboundQos2::Routing {
+                *stage = InboundQos2::AwaitingPubRel(ReasonCode::SUCCESS);
             }
         }
         state

@@ -2,9 +2,9 @@
 //! Maximum and `max_inflight`), the pending queue, packet identifiers,
 //! outbound topic aliases and the client's Maximum Packet Size.
 //!
-//! Hot path: a delivery costs an `Arc` clone of nothing (the `Delivery` is
-//! moved in), two refcount increments (topic, payload) and, for 5.0, a clone
-//! of the message properties; the payload is never copied.
+//! Hot path: the `Delivery` is moved in (no extra `Arc` clone); building the
+//! PUBLISH costs two refcount increments (topic, payload) and, for 5.0, a
+//! clone of the message properties. The payload is never copied.
 
 use std::time::Instant;
 
@@ -63,8 +63,11 @@ impl Session {
                 self.state.dropped.expired += 1;
                 continue;
             }
-            // Drops are counted inside.
-            let _ = self.send(delivery, now);
+            // Drops are counted inside. `Queued` means no identifier was free
+            // (only possible with 65,535 in flight): stop rather than spin.
+            if self.send(delivery, now) == DeliveryOutcome::Queued {
+                break;
+            }
         }
     }
 
