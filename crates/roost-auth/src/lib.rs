@@ -1,1 +1,43 @@
-//! Built-in authenticators and authorizers for Roost.
+//! # roost-auth
+//!
+//! The built-in authenticators and authorizers of Roost, implementing the
+//! traits of `roost-hooks`. Each one is built from a serde config struct
+//! (unknown keys rejected) and is `Send + Sync`; the broker puts them in its
+//! chains in the order the configuration lists them.
+//!
+//! ```text
+//!  CONNECT ──▶ BanAuthenticator (0x8A Banned)      banned.rs
+//!          ──▶ TlsIdentityAuthenticator            tls_identity.rs
+//!          ──▶ PasswordFile (Mosquitto $6$/$7$/argon2id)   password/
+//!          ──▶ JwtAuthenticator (HS*/RS*/ES*/EdDSA, JWKS)  jwt/
+//!          ──▶ HttpAuthenticator (EMQX-style webhook)       http/
+//!  AUTH    ──▶ ScramAuthenticator (SCRAM-SHA-256/512)       scram/
+//!  PUBLISH / SUBSCRIBE ──▶ AclFile (first match wins)       acl/
+//!                      ──▶ HttpAuthorizer (async check + sync cache)
+//! ```
+//!
+//! File-backed components (`PasswordFile`, `AclFile`, `ScramAuthenticator`)
+//! load at startup, report malformed input as `path:line: what`, and have a
+//! `reload()` that keeps the previous contents when the new file is bad.
+//!
+//! Secrets (passwords, tokens, hashes, SCRAM keys, configured keys) never
+//! appear in `Debug` output or logs, and every secret comparison is constant
+//! time. The file formats and config keys are described in `docs/auth.md`.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod error;
+mod file;
+mod secret;
+
+pub mod acl;
+pub mod banned;
+pub mod password;
+pub mod tls_identity;
+pub mod topic;
+
+pub use acl::{AclFile, AclFileConfig, NoMatch};
+pub use banned::{Ban, BanAuthenticator, BanList, BanTarget, BannedConfig};
+pub use error::{ConfigError, FileError};
+pub use password::{PasswordFile, PasswordFileConfig, UnknownUser};
+pub use secret::Secret;
+pub use tls_identity::{TlsIdentityAuthenticator, TlsIdentityConfig};

@@ -1,0 +1,197 @@
+//! Mosquitto-compatible password files: `user:hash` lines, an
+//! [`Authenticator`] over them, and the edits behind `roost passwd`.
+
+mod edit;
+mod hash;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+use roost_hooks::{AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ReasonCode};
+use serde::Deserialize;
+
+pub use edit::{delete_user, set_password};
+pub use hash::{DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_LEN, HashKind, PasswordHash};
+
+use crate::FileError;
+use crate::file::significant_lines;
+
+/// What to answer for a user name the file does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownUser {
+    /// CONNACK 0x86 Bad User Name or Password (the default).
+    #[default]
+    Refuse,
+    /// Let the next authenticator in the chain decide.
+    Ignore,
+}
+
+/// `[auth.password_file]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordFileConfig {
+    /// The password file (Mosquitto format).
+    pub path: PathBuf,
+    /// `"refuse"` (default) or `"ignore"` for user names not in the file.
+    #[serde(default)]
+    pub unknown_user: UnknownUser,
+}
+
+/// A loaded password file; reloadable while in use.
+///
+/// As an [`Authenticator`]: a client without a user name is ignored (the
+/// broker's anonymous policy decides); a listed user with the right password
+/// is accepted; a listed user with a wrong or missing password is refused
+/// with 0x86; an unlisted user is refused with 0x86 or ignored, per
+/// [`UnknownUser`].
+pub struct PasswordFile {
+    path: PathBuf,
+    entries: ArcSwap<HashMap<String, PasswordHash>>,
+    unknown_user: UnknownUser,
+}
+
+impl fmt::Debug for PasswordFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordFile")
+            .field("path", &self.path)
+            .field("users", &self.entries.load().len())
+            .field("unknown_user", &self.unknown_user)
+            .finish()
+    }
+}
+
+impl PasswordFile {
+    /// Loads `path`; unknown users are refused.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, FileError> {
+        let path = path.as_ref().to_path_buf();
+        let entries = parse_file(&path)?;
+        Ok(Self {
+            path,
+            entries: ArcSwap::from_pointee(entries),
+            unknown_user: UnknownUser::Refuse,
+        })
+    }
+
+    /// Loads the file a config names.
+    pub fn from_config(config: &PasswordFileConfig) -> Result<Self, FileError> {
+        Ok(Self::load(&config.path)?.with_unknown_user(config.unknown_user))
+    }
+
+    /// Sets the policy for unlisted users.
+    pub fn with_unknown_user(mut self, policy: UnknownUser) -> Self {
+        self.unknown_user = policy;
+        self
+    }
+
+    /// Re-reads the file. On error the previous entries stay in force and the
+    /// error is returned for logging.
+    pub fn reload(&self) -> Result<(), FileError> {
+        let entries = parse_file(&self.path)?;
+        self.entries.store(Arc::new(entries));
+        Ok(())
+    }
+
+    /// The file this was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.entries.load().len()
+    }
+
+    /// True when the file lists no user.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when `user` is listed and `password` matches its hash.
+    pub fn check(&self, user: &str, password: &[u8]) -> bool {
+        match self.entries.load().get(user) {
+            Some(hash) => hash.verify(password),
+            None => false,
+        }
+    }
+
+    async fn decide(&self, user: &str, password: Option<&[u8]>) -> AuthResult {
+        let entries = self.entries.load_full();
+        let Some(hash) = entries.get(user).cloned() else {
+            if self.unknown_user == UnknownUser::Ignore {
+                return AuthResult::Ignore;
+            }
+            // Spend about the time a real check takes, so the answer's timing
+            // does not tell which user names exist.
+            let _ = DUMMY_HASH.verify(password.unwrap_or_default());
+            tracing::debug!(user, "password file: unknown user refused");
+            return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        };
+        let Some(password) = password else {
+            tracing::debug!(user, "password file: no password given");
+            return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        };
+        let ok = if hash.is_expensive() && tokio::runtime::Handle::try_current().is_ok() {
+            let password = password.to_vec();
+            tokio::task::spawn_blocking(move || hash.verify(&password))
+                .await
+                .unwrap_or(false)
+        } else {
+            hash.verify(password)
+        };
+        if ok {
+            AuthResult::Accept(Grant::default())
+        } else {
+            tracing::debug!(user, "password file: wrong password");
+            AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        }
+    }
+}
+
+static DUMMY_HASH: LazyLock<PasswordHash> =
+    LazyLock::new(|| PasswordHash::pbkdf2(b"", vec![0; DEFAULT_SALT_LEN], DEFAULT_PBKDF2_ITERATIONS));
+
+impl Authenticator for PasswordFile {
+    fn name(&self) -> &str {
+        "password_file"
+    }
+
+    fn authenticate<'a>(&'a self, request: &'a ConnectRequest<'a>) -> BoxFuture<'a, AuthResult> {
+        Box::pin(async move {
+            match request.client.username.as_deref() {
+                None => AuthResult::Ignore,
+                Some(user) => self.decide(user, request.password).await,
+            }
+        })
+    }
+}
+
+/// Parses the text of a password file; errors name `path` and the line.
+pub(crate) fn parse_text(path: &Path, text: &str) -> Result<HashMap<String, PasswordHash>, FileError> {
+    let mut entries = HashMap::new();
+    for (line_no, line) in significant_lines(text) {
+        let (user, hash) = line
+            .split_once(':')
+            .ok_or_else(|| FileError::parse(path, line_no, "expected user:hash"))?;
+        if user.is_empty() {
+            return Err(FileError::parse(path, line_no, "empty user name"));
+        }
+        let hash = PasswordHash::parse(hash).map_err(|m| FileError::parse(path, line_no, m))?;
+        if entries.insert(user.to_owned(), hash).is_some() {
+            return Err(FileError::parse(
+                path,
+                line_no,
+                format!("user {user:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(entries)
+}
+
+fn parse_file(path: &Path) -> Result<HashMap<String, PasswordHash>, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError::io(path, e))?;
+    parse_text(path, &text)
+}
