@@ -46,7 +46,12 @@ pub struct CommonArgs {
     pub help: Option<bool>,
     /// Broker host(s), comma separated; clients use them round-robin.
     /// Only loopback addresses are allowed unless `--allow-remote`.
-    #[arg(short = 'h', long = "host", default_value = "127.0.0.1", value_delimiter = ',')]
+    #[arg(
+        short = 'h',
+        long = "host",
+        default_value = "127.0.0.1",
+        value_delimiter = ','
+    )]
     pub hosts: Vec<String>,
     /// Broker port.
     #[arg(short = 'p', long = "port", default_value_t = 1883)]
@@ -96,10 +101,10 @@ pub struct CommonArgs {
     /// address has its own ~28k ephemeral ports, needed past ~28k connections.
     #[arg(long = "ifaddr", value_delimiter = ',')]
     pub ifaddr: Vec<String>,
-    /// MQTT over WebSocket (not supported yet: the broker has no WebSocket listener).
+    /// MQTT over WebSocket (not supported by this tool yet: fails with a clear error).
     #[arg(long = "ws")]
     pub ws: bool,
-    /// MQTT over TLS (not supported yet: the broker has no TLS listener).
+    /// MQTT over TLS (not supported by this tool yet: fails with a clear error).
     #[arg(short = 'S', long = "ssl")]
     pub ssl: bool,
     /// Allow a host that is not a loopback address.

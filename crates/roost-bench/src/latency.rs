@@ -142,6 +142,9 @@ impl SharedHist {
 
     /// A copy of the histogram as it is now.
     pub fn snapshot(&self) -> LatencyHist {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }

@@ -29,7 +29,13 @@ pub(crate) fn run_parent(cmd: &BenchCommand) -> anyhow::Result<()> {
     let procs = common.procs;
     // Validate the arguments (hosts, sizes, file limits) before spawning anything.
     for index in 0..procs as u64 {
-        plan::build(cmd, Slice { index, count: procs as u64 })?;
+        plan::build(
+            cmd,
+            Slice {
+                index,
+                count: procs as u64,
+            },
+        )?;
     }
     let probe = common.broker_pid.map(BrokerProbe::new).transpose()?;
     let mut samples = Samples::default();
@@ -71,7 +77,13 @@ pub(crate) fn run_parent(cmd: &BenchCommand) -> anyhow::Result<()> {
             }
             let _ = tx.send((i, None));
         });
-        children.push(Proc { child, stdin, ready: None, result: None, done: false });
+        children.push(Proc {
+            child,
+            stdin,
+            ready: None,
+            result: None,
+            done: false,
+        });
     }
     drop(tx);
     ignore_interrupts_in_parent();
@@ -152,7 +164,11 @@ fn drive(
             Ok((i, None)) => {
                 children[i].done = true;
                 if children[i].result.is_none() {
-                    let status = children[i].child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    let status = children[i]
+                        .child
+                        .wait()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
                     bail!("child process {i} ended without a result ({status})");
                 }
             }
@@ -230,7 +246,10 @@ fn kill_all(children: &mut [Proc]) {
 /// run and report, so the parent must survive it to merge their results.
 fn ignore_interrupts_in_parent() {
     std::thread::spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async {

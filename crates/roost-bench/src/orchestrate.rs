@@ -81,7 +81,8 @@ impl Tally {
                 if granted {
                     self.sub_granted += 1;
                 } else {
-                    self.raw.add_error("subscribe: refused by the broker".to_owned());
+                    self.raw
+                        .add_error("subscribe: refused by the broker".to_owned());
                 }
             }
             Event::SubscribeFailed(e) => {
@@ -109,7 +110,10 @@ enum WaitEnd {
 }
 
 /// Runs the plan; returns the raw result and the broker samples.
-pub(crate) async fn run(plan: RunPlan, mut coord: Coordinator) -> anyhow::Result<(RawResult, Samples)> {
+pub(crate) async fn run(
+    plan: RunPlan,
+    mut coord: Coordinator,
+) -> anyhow::Result<(RawResult, Samples)> {
     let loadgen_cpu_start = procstat::sample(None).map_or(0.0, |s| s.cpu_s);
     let interrupt = spawn_interrupt_watch();
     let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
@@ -156,7 +160,10 @@ pub(crate) async fn run(plan: RunPlan, mut coord: Coordinator) -> anyhow::Result
     eprintln!(
         "roost-bench: {} of {n_clients} clients connected in {:.2} s",
         w.tally.connected,
-        secs_between(w.tally.raw.connect.first_ns, w.tally.last_connack_ns.max(w.tally.raw.connect.first_ns)),
+        secs_between(
+            w.tally.raw.connect.first_ns,
+            w.tally.last_connack_ns.max(w.tally.raw.connect.first_ns)
+        ),
     );
     coord.barrier("connected").await?;
 
@@ -169,7 +176,10 @@ pub(crate) async fn run(plan: RunPlan, mut coord: Coordinator) -> anyhow::Result
         eprintln!(
             "roost-bench: {} of {subs} subscriptions granted in {:.2} s",
             w.tally.sub_granted,
-            secs_between(w.tally.raw.subscribe.first_ns, w.tally.last_suback_ns.max(w.tally.raw.subscribe.first_ns)),
+            secs_between(
+                w.tally.raw.subscribe.first_ns,
+                w.tally.last_suback_ns.max(w.tally.raw.subscribe.first_ns)
+            ),
         );
         coord.barrier("subscribed").await?;
     }
@@ -196,7 +206,8 @@ pub(crate) async fn run(plan: RunPlan, mut coord: Coordinator) -> anyhow::Result
     stop.store(true, Ordering::Relaxed);
 
     // Let publishers finish their last batch and in-flight messages arrive.
-    let drain_until = now_ns().saturating_add(u64::try_from(plan.drain.as_nanos()).unwrap_or(u64::MAX));
+    let drain_until =
+        now_ns().saturating_add(u64::try_from(plan.drain.as_nanos()).unwrap_or(u64::MAX));
     let pubs = w.tally.connected_pubs;
     w.wait(Some(drain_until), |t| t.pubs_done + lost_pubs(t) >= pubs)
         .await;
@@ -396,7 +407,13 @@ async fn launch(
         let Ok(permit) = Arc::clone(&connecting).acquire_owned().await else {
             break;
         };
-        set.spawn(client_task(client, Arc::clone(&cfg), ctl.clone(), e2e.clone(), permit));
+        set.spawn(client_task(
+            client,
+            Arc::clone(&cfg),
+            ctl.clone(),
+            e2e.clone(),
+            permit,
+        ));
     }
     set
 }
@@ -445,12 +462,16 @@ async fn client_task(
         }
         Role::Publisher(plan) => {
             let waited = session
-                .serve(&mut ctl, Until::Phase(|p| matches!(p, Phase::Run(_) | Phase::Stop)))
+                .serve(
+                    &mut ctl,
+                    Until::Phase(|p| matches!(p, Phase::Run(_) | Phase::Stop)),
+                )
                 .await;
             let phase = *ctl.phase.borrow();
             match (waited, phase) {
                 (Ok(()), Phase::Run(window)) => {
-                    let (stats, result) = publisher::publish(session, *plan, window, &mut ctl).await;
+                    let (stats, result) =
+                        publisher::publish(session, *plan, window, &mut ctl).await;
                     report_lost(&ctl, result);
                     Outcome {
                         publish: Some(stats),

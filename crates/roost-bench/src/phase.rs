@@ -42,7 +42,11 @@ impl Window {
         } else {
             warm_ns.saturating_add(duration_ns)
         };
-        Self { start_ns, warm_ns, end_ns }
+        Self {
+            start_ns,
+            warm_ns,
+            end_ns,
+        }
     }
 
     /// True if `t_ns` falls in the measured part (after warm-up, before the end).

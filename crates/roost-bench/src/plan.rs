@@ -160,7 +160,10 @@ pub fn build(cmd: &BenchCommand, slice: Slice) -> anyhow::Result<RunPlan> {
             plan.duration_ns = secs_to_ns(a.duration_s);
             for i in slice.range(a.count) {
                 let spec = spec(&targets, common, common.start_number + i, "");
-                plan.clients.push(ClientPlan { spec, role: Role::Idle });
+                plan.clients.push(ClientPlan {
+                    spec,
+                    role: Role::Idle,
+                });
             }
             a.count
         }
@@ -226,7 +229,12 @@ fn build_sub(plan: &mut RunPlan, a: &SubArgs, targets: &Targets, slice: Slice) {
     let qos = qos(a.qos);
     for i in slice.range(a.count) {
         let spec = spec(targets, &a.common, a.common.start_number + i, "");
-        let filter = expand_topic(&a.topic, spec.index, &spec.client_id, a.common.username.as_deref());
+        let filter = expand_topic(
+            &a.topic,
+            spec.index,
+            &spec.client_id,
+            a.common.username.as_deref(),
+        );
         plan.clients.push(ClientPlan {
             spec,
             role: Role::Subscriber { filter, qos },
@@ -234,17 +242,30 @@ fn build_sub(plan: &mut RunPlan, a: &SubArgs, targets: &Targets, slice: Slice) {
     }
 }
 
-fn build_pub(plan: &mut RunPlan, a: &PubArgs, targets: &Targets, slice: Slice) -> anyhow::Result<()> {
+fn build_pub(
+    plan: &mut RunPlan,
+    a: &PubArgs,
+    targets: &Targets,
+    slice: Slice,
+) -> anyhow::Result<()> {
     plan.duration_ns = secs_to_ns(a.duration_s);
     plan.warmup_ns = secs_to_ns(a.warmup_s);
     let encoder = Encoder::new(plan.client_cfg.version);
     let interval_ns = a.msg_interval_ms.saturating_mul(1_000_000);
     for i in slice.range(a.count) {
         let spec = spec(targets, &a.common, a.common.start_number + i, "");
-        let topic = expand_topic(&a.topic, spec.index, &spec.client_id, a.common.username.as_deref());
+        let topic = expand_topic(
+            &a.topic,
+            spec.index,
+            &spec.client_id,
+            a.common.username.as_deref(),
+        );
         let limit = share_of(a.limit, a.count, i);
         if limit == 0 {
-            plan.clients.push(ClientPlan { spec, role: Role::Idle });
+            plan.clients.push(ClientPlan {
+                spec,
+                role: Role::Idle,
+            });
             continue;
         }
         let publish = PublishPlan {
@@ -272,13 +293,20 @@ fn build_pubsub(
     slice: Slice,
 ) -> anyhow::Result<()> {
     if a.size < HEADER_LEN {
-        bail!("-s {}: pubsub payloads need at least {HEADER_LEN} bytes (publisher, sequence, timestamp)", a.size);
+        bail!(
+            "-s {}: pubsub payloads need at least {HEADER_LEN} bytes (publisher, sequence, timestamp)",
+            a.size
+        );
     }
     if a.pubs == 0 || a.subs == 0 {
         bail!("pubsub needs at least one publisher and one subscriber (--pubs, --subs)");
     }
     if a.topic_mode == TopicMode::Pairs && a.pubs != a.subs {
-        bail!("--topic-mode pairs needs as many publishers as subscribers ({} vs {})", a.pubs, a.subs);
+        bail!(
+            "--topic-mode pairs needs as many publishers as subscribers ({} vs {})",
+            a.pubs,
+            a.subs
+        );
     }
     if a.duration_s == 0 {
         bail!("pubsub needs --duration of at least 1 second");
@@ -372,7 +400,8 @@ fn stagger(interval_ns: u64, i: u64, n: u64) -> u64 {
 }
 
 fn publisher_index(index: u64) -> anyhow::Result<u32> {
-    u32::try_from(index).with_context(|| format!("publisher index {index} does not fit the payload header"))
+    u32::try_from(index)
+        .with_context(|| format!("publisher index {index} does not fit the payload header"))
 }
 
 fn qos(level: u8) -> QoS {
@@ -388,7 +417,9 @@ fn check_files(clients: usize, slice: Slice, total: u64) -> anyhow::Result<()> {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    let needed = u64::try_from(clients).unwrap_or(u64::MAX).saturating_add(SPARE_FILES);
+    let needed = u64::try_from(clients)
+        .unwrap_or(u64::MAX)
+        .saturating_add(SPARE_FILES);
     if needed > limit {
         let per_proc = limit.saturating_sub(SPARE_FILES).max(1);
         let procs = total.div_ceil(per_proc).max(slice.count + 1);

@@ -14,7 +14,11 @@ pub struct Samples(pub Vec<(String, ProcSample)>);
 impl Samples {
     /// The last sample taken under `name`.
     pub fn get(&self, name: &str) -> Option<ProcSample> {
-        self.0.iter().rev().find(|(n, _)| n == name).map(|(_, s)| *s)
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| *s)
     }
 }
 

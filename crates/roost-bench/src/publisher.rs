@@ -165,7 +165,8 @@ async fn write_loop(
         if n == 0 {
             // Ahead of schedule: sleep until the next message is due (or a
             // ping is, or the run stops).
-            let next_due = schedule_start.saturating_add(stats.sent.saturating_mul(plan.interval_ns));
+            let next_due =
+                schedule_start.saturating_add(stats.sent.saturating_mul(plan.interval_ns));
             let wake = match ping_ns {
                 Some(p) => next_due.min(last_write.saturating_add(p)),
                 None => next_due,
@@ -179,7 +180,12 @@ async fn write_loop(
                 && now_ns() >= last_write.saturating_add(p)
             {
                 client::encode_pingreq(encoder, &mut out)?;
-                writer.lock().await.write_all(&out).await.context("write PINGREQ")?;
+                writer
+                    .lock()
+                    .await
+                    .write_all(&out)
+                    .await
+                    .context("write PINGREQ")?;
                 out.clear();
                 last_write = now_ns();
             }
@@ -202,7 +208,8 @@ async fn write_loop(
             }
         }
         if paced {
-            let scheduled = schedule_start.saturating_add(stats.sent.saturating_mul(plan.interval_ns));
+            let scheduled =
+                schedule_start.saturating_add(stats.sent.saturating_mul(plan.interval_ns));
             stats.max_lag_ns = stats.max_lag_ns.max(now.saturating_sub(scheduled));
         }
         let sent_ns = now_ns();
@@ -223,7 +230,12 @@ async fn write_loop(
         if let Some(backlog) = &ctl.backlog {
             backlog.sent(n);
         }
-        writer.lock().await.write_all(&out).await.context("write PUBLISH")?;
+        writer
+            .lock()
+            .await
+            .write_all(&out)
+            .await
+            .context("write PUBLISH")?;
         out.clear();
         last_write = sent_ns;
         if !paced {
@@ -305,7 +317,12 @@ async fn read_acks(
             }
         }
         if !out.is_empty() {
-            writer.lock().await.write_all(&out).await.context("write PUBREL")?;
+            writer
+                .lock()
+                .await
+                .write_all(&out)
+                .await
+                .context("write PUBREL")?;
             out.clear();
         }
         permits.add_permits(released);

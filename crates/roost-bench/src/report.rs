@@ -182,7 +182,13 @@ impl Report {
             .iter()
             .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
             .collect();
-        let _ = writeln!(s, "{}  ({})  procs={}", self.scenario, params.join(" "), self.procs);
+        let _ = writeln!(
+            s,
+            "{}  ({})  procs={}",
+            self.scenario,
+            params.join(" "),
+            self.procs
+        );
         let c = &self.connect;
         let _ = writeln!(
             s,
@@ -210,7 +216,15 @@ impl Report {
             let _ = writeln!(
                 s,
                 "publish    {} clients sent {} ({} in the {:.1} s window = {:.0} msg/s); acked {}, rejected {}, unacked {}; max schedule lag {:.1} ms",
-                p.clients, p.sent, p.sent_in_window, self.window_s, p.rate_per_s, p.acked, p.rejected, p.unacked, p.max_schedule_lag_ms
+                p.clients,
+                p.sent,
+                p.sent_in_window,
+                self.window_s,
+                p.rate_per_s,
+                p.acked,
+                p.rejected,
+                p.unacked,
+                p.max_schedule_lag_ms
             );
         }
         if let Some(r) = &self.receive {
@@ -221,7 +235,13 @@ impl Report {
             let _ = writeln!(
                 s,
                 "receive    {} clients received {} ({} in window = {:.0} msg/s); unique {}; {loss}; duplicates {}; reordered {}",
-                r.clients, r.received, r.received_in_window, r.rate_per_s, r.unique, r.duplicates, r.reordered
+                r.clients,
+                r.received,
+                r.received_in_window,
+                r.rate_per_s,
+                r.unique,
+                r.duplicates,
+                r.reordered
             );
             if r.latency_us.count > 0 {
                 let _ = writeln!(s, "latency    {}", latency_line(&r.latency_us));
@@ -232,7 +252,9 @@ impl Report {
             if let (Some(cpu), Some(per_m), Some(basis)) =
                 (b.cpu_s_window, b.cpu_s_per_million_msgs, &b.msgs_basis)
             {
-                parts.push(format!("CPU {cpu:.2} s in window = {per_m:.3} CPU-s per million {basis}"));
+                parts.push(format!(
+                    "CPU {cpu:.2} s in window = {per_m:.3} CPU-s per million {basis}"
+                ));
             }
             if let Some(v) = b.cpu_ms_per_connection {
                 parts.push(format!("{v:.3} CPU-ms per connection"));
@@ -271,7 +293,9 @@ fn receive_report(cmd: &BenchCommand, raw: &RawResult, window_s: f64) -> Receive
     let expected = match cmd {
         BenchCommand::Pubsub(a) => Some(match a.topic_mode {
             TopicMode::Pairs => raw.publish.sent,
-            TopicMode::Shared | TopicMode::Fanout => raw.publish.sent.saturating_mul(raw.subscribe.ok),
+            TopicMode::Shared | TopicMode::Fanout => {
+                raw.publish.sent.saturating_mul(raw.subscribe.ok)
+            }
         }),
         _ => None,
     };
@@ -342,14 +366,16 @@ fn broker_report(raw: &RawResult, samples: &Samples) -> Option<BrokerReport> {
         && conns > 0
     {
         b.cpu_ms_per_connection = Some((c.cpu_s - b0.cpu_s).max(0.0) * 1e3 / conns as f64);
-        b.rss_per_connection_bytes = Some((c.rss_bytes as f64 - b0.rss_bytes as f64) / conns as f64);
+        b.rss_per_connection_bytes =
+            Some((c.rss_bytes as f64 - b0.rss_bytes as f64) / conns as f64);
     }
     let subs = raw.subscribe.ok;
     if let (Some(c), Some(s)) = (connected, subscribed)
         && subs > 0
     {
         b.cpu_us_per_subscription = Some((s.cpu_s - c.cpu_s).max(0.0) * 1e6 / subs as f64);
-        b.rss_per_subscription_bytes = Some((s.rss_bytes as f64 - c.rss_bytes as f64) / subs as f64);
+        b.rss_per_subscription_bytes =
+            Some((s.rss_bytes as f64 - c.rss_bytes as f64) / subs as f64);
     }
     Some(b)
 }

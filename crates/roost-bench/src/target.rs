@@ -2,7 +2,7 @@
 //! but loopback unless told otherwise: it can open tens of thousands of
 //! connections a second, which must never be aimed at someone's server by a
 //! typo. TLS and WebSocket flags are accepted (emqtt-bench has them) but
-//! refused with a clear message until the broker has those listeners.
+//! refused with a clear message: this tool speaks plain TCP only, for now.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -81,14 +81,14 @@ fn pick<T>(items: &[T], index: u64) -> Option<&T> {
 pub fn refuse_unsupported_transports(common: &CommonArgs) -> anyhow::Result<()> {
     if common.ws {
         bail!(
-            "--ws: MQTT over WebSocket is not supported yet (the broker has no WebSocket \
-             listener yet); run without --ws to use plain TCP"
+            "--ws: MQTT over WebSocket is not supported by roost bench yet; \
+             run without --ws to use plain TCP"
         );
     }
     if common.ssl {
         bail!(
-            "-S/--ssl: MQTT over TLS is not supported yet (the broker has no TLS listener \
-             yet); run without -S to use plain TCP"
+            "-S/--ssl: MQTT over TLS is not supported by roost bench yet; \
+             run without -S to use plain TCP"
         );
     }
     Ok(())
