@@ -9,7 +9,7 @@ use bytestring::ByteString;
 use roost_codec::topic::parse_shared;
 use roost_codec::{Auth, AuthProperties, Packet, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
 use roost_router::Subscription;
-use roost_session::{Inbound, Session, Violation, validate_subscribe};
+use roost_session::{Inbound, Session, Violation};
 
 use crate::auth::{AuthExchange, AuthStep};
 use crate::core::Core;
@@ -60,7 +60,9 @@ pub(crate) fn handle_packet(
 /// Applies each filter of a SUBSCRIBE, answers SUBACK, then sends retained
 /// messages per Retain Handling [MQTT-3.3.1-9..11].
 fn subscribe_all(core: &Core, session: &mut Session, key: &SessionKey, subscribe: &Subscribe, now: Instant) {
-    let refusals = validate_subscribe(subscribe, &core.session_config);
+    // Counts the session's existing subscriptions against max_subscriptions
+    // (a replaced filter takes no new quota), not just this packet's filters.
+    let refusals = session.validate_subscribe(subscribe);
     let max_qos = core.session_config.maximum_qos;
     let identifier = subscribe.properties.subscription_identifier;
     let mut results = Vec::with_capacity(subscribe.filters.len());
