@@ -32,7 +32,12 @@ pub(crate) struct TlsReloader {
     quic: bool,
     current: ArcSwap<ServerConfig>,
     on_reload: parking_lot::Mutex<Option<OnReload>>,
+    /// Size and modification time of the files at the last load attempt.
+    loaded: parking_lot::Mutex<Fingerprint>,
 }
+
+/// Size and modification time of each file (None when unreadable).
+type Fingerprint = Vec<Option<(u64, SystemTime)>>;
 
 impl std::fmt::Debug for TlsReloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,6 +54,7 @@ impl TlsReloader {
         config: &TlsConfig,
         quic: bool,
     ) -> Result<Arc<Self>, TlsError> {
+        let loaded = fingerprint(&config.files());
         let current = server_config(config, quic).map_err(|e| TlsError(format!("{name}: {e}")))?;
         Ok(Arc::new(Self {
             name,
@@ -56,6 +62,7 @@ impl TlsReloader {
             quic,
             current: ArcSwap::new(current),
             on_reload: parking_lot::Mutex::new(None),
+            loaded: parking_lot::Mutex::new(loaded),
         }))
     }
 
@@ -77,6 +84,8 @@ impl TlsReloader {
     /// Re-reads the files and swaps the new configuration in; on error the
     /// old one stays.
     pub(crate) fn reload(&self) -> Result<(), String> {
+        // Taken before reading: a change during the read is seen by the next check.
+        *self.loaded.lock() = fingerprint(&self.config.files());
         let fresh =
             server_config(&self.config, self.quic).map_err(|e| format!("{}: {e}", self.name))?;
         if let Some(on_reload) = self.on_reload.lock().as_ref() {
@@ -97,17 +106,14 @@ impl TlsReloader {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let files = this.config.files();
-            let mut seen = fingerprint(&files).await;
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     () = tokio::time::sleep(interval) => {}
                 }
-                let now = fingerprint(&files).await;
-                if now == seen {
+                if fingerprint(&files) == *this.loaded.lock() {
                     continue;
                 }
-                seen = now;
                 if let Err(e) = this.reload() {
                     tracing::warn!(listener = %this.name, error = %e, "certificate files changed but cannot be loaded; keeping the previous certificates");
                 }
@@ -116,12 +122,15 @@ impl TlsReloader {
     }
 }
 
-/// Size and modification time of each file (None when unreadable).
-async fn fingerprint(files: &[PathBuf]) -> Vec<Option<(u64, SystemTime)>> {
-    let mut out = Vec::with_capacity(files.len());
-    for file in files {
-        let meta = tokio::fs::metadata(file).await.ok();
-        out.push(meta.and_then(|m| Some((m.len(), m.modified().ok()?))));
-    }
-    out
+/// Size and modification time of each file: a few `stat` calls, cheap
+/// enough to run on the runtime's thread.
+fn fingerprint(files: &[PathBuf]) -> Fingerprint {
+    files
+        .iter()
+        .map(|file| {
+            std::fs::metadata(file)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
 }

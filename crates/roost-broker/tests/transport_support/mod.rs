@@ -54,7 +54,11 @@ pub async fn start(toml: &str) -> TestBroker {
 
 /// Starts a broker from a config.
 pub async fn start_config(config: Config) -> TestBroker {
-    let broker = Broker::builder().config(config).bind().await.unwrap_or_else(|e| panic!("bind: {e}"));
+    let broker = Broker::builder()
+        .config(config)
+        .bind()
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
     let listeners = broker.listeners();
     let handle = broker.handle();
     tokio::spawn(broker.run());
@@ -73,7 +77,12 @@ pub struct Client<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub fn new(stream: S, version: ProtocolVersion) -> Self {
-        Self { stream, rbuf: BytesMut::new(), decoder: Decoder::client(version, 1 << 20), encoder: Encoder::new(version) }
+        Self {
+            stream,
+            rbuf: BytesMut::new(),
+            decoder: Decoder::client(version, 1 << 20),
+            encoder: Encoder::new(version),
+        }
     }
 
     /// CONNECT (clean, keep-alive 30) and the CONNACK, whatever it says.
@@ -123,12 +132,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 }
             }
         };
-        tokio::time::timeout(T, read).await.unwrap_or_else(|_| panic!("nothing from the broker within {T:?}"))
+        tokio::time::timeout(T, read)
+            .await
+            .unwrap_or_else(|_| panic!("nothing from the broker within {T:?}"))
     }
 
     /// Subscribes at QoS 1 and waits for the SUBACK.
     pub async fn subscribe(&mut self, filter: &str) {
-        self.send(Packet::Subscribe(packets::subscribe(1, filter, QoS::AtLeastOnce))).await;
+        self.send(Packet::Subscribe(packets::subscribe(
+            1,
+            filter,
+            QoS::AtLeastOnce,
+        )))
+        .await;
         match self.recv().await {
             Some(Packet::SubAck(_)) => {}
             other => panic!("expected SUBACK, got {other:?}"),
@@ -137,7 +153,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// Publishes at QoS 1 and waits for the PUBACK.
     pub async fn publish(&mut self, topic: &str, payload: &[u8]) {
-        self.send(Packet::Publish(packets::publish(topic, Bytes::copy_from_slice(payload), QoS::AtLeastOnce, Some(7)))).await;
+        self.send(Packet::Publish(packets::publish(
+            topic,
+            Bytes::copy_from_slice(payload),
+            QoS::AtLeastOnce,
+            Some(7),
+        )))
+        .await;
         loop {
             match self.recv().await {
                 Some(Packet::PubAck(_)) => return,
@@ -152,7 +174,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         match self.recv().await {
             Some(Packet::Publish(publish)) => {
                 if let Some(id) = publish.packet_id {
-                    self.send(Packet::PubAck(roost_codec::PubResponse::success(id))).await;
+                    self.send(Packet::PubAck(roost_codec::PubResponse::success(id)))
+                        .await;
                 }
                 publish
             }
@@ -178,8 +201,12 @@ pub async fn tcp(addr: SocketAddr) -> TcpStream {
 }
 
 /// Checks a round trip: `sub` subscribed to `topic` gets what `publisher` sends.
-pub async fn round_trip<A, B>(publisher: &mut Client<A>, sub: &mut Client<B>, topic: &str, payload: &[u8])
-where
+pub async fn round_trip<A, B>(
+    publisher: &mut Client<A>,
+    sub: &mut Client<B>,
+    topic: &str,
+    payload: &[u8],
+) where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
@@ -220,13 +247,22 @@ impl Pki {
     pub fn new(ca_name: &str) -> Self {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
         let key = rcgen::KeyPair::generate().unwrap();
         let ca = rcgen::CertifiedIssuer::self_signed(params, key).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Self { dir, ca, next_serial: Mutex::new(100) }
+        Self {
+            dir,
+            ca,
+            next_serial: Mutex::new(100),
+        }
     }
 
     pub fn ca_file(&self) -> PathBuf {
@@ -244,7 +280,14 @@ impl Pki {
             KeyKind::Rsa => {
                 let path = dir.join(format!("rsa-{}.pem", uuid()));
                 let status = std::process::Command::new("openssl")
-                    .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+                    .args([
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                        "-out",
+                    ])
                     .arg(&path)
                     .stderr(std::process::Stdio::null())
                     .status()
@@ -257,12 +300,22 @@ impl Pki {
     }
 
     /// Issues a certificate; `file` names the files in the directory.
-    pub fn issue(&self, file: &str, subject: &[(rcgen::DnType, &str)], dns: &[&str], kind: KeyKind) -> CertFiles {
-        let mut params = rcgen::CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    pub fn issue(
+        &self,
+        file: &str,
+        subject: &[(rcgen::DnType, &str)],
+        dns: &[&str],
+        kind: KeyKind,
+    ) -> CertFiles {
+        let mut params =
+            rcgen::CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         for (ty, value) in subject {
             params.distinguished_name.push(ty.clone(), *value);
         }
-        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
         let serial = {
             let mut next = self.next_serial.lock().unwrap();
             *next += 1;
@@ -275,12 +328,22 @@ impl Pki {
         let key_path = self.dir.path().join(format!("{file}.key"));
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        CertFiles { cert: cert_path, key: key_path, serial, der: cert.der().to_vec() }
+        CertFiles {
+            cert: cert_path,
+            key: key_path,
+            serial,
+            der: cert.der().to_vec(),
+        }
     }
 
     /// A server certificate for `localhost` (and 127.0.0.1).
     pub fn server(&self, file: &str, kind: KeyKind) -> CertFiles {
-        self.issue(file, &[(rcgen::DnType::CommonName, "localhost")], &["localhost"], kind)
+        self.issue(
+            file,
+            &[(rcgen::DnType::CommonName, "localhost")],
+            &["localhost"],
+            kind,
+        )
     }
 
     /// A client certificate with this CN (and O=Acme, C=DE).
@@ -342,10 +405,15 @@ pub struct TlsClient {
 impl TlsClient {
     pub fn config(&self, pki: &Pki) -> rustls::ClientConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions: &[&'static rustls::SupportedProtocolVersion] =
-            if self.tls12_only { &[&rustls::version::TLS12] } else { &[&rustls::version::TLS12, &rustls::version::TLS13] };
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if self.tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS12, &rustls::version::TLS13]
+        };
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls_pki_types::CertificateDer::from(pki.ca_der())).unwrap();
+        roots
+            .add(rustls_pki_types::CertificateDer::from(pki.ca_der()))
+            .unwrap();
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .unwrap()
@@ -353,7 +421,10 @@ impl TlsClient {
         let mut config = match &self.client_cert {
             Some(files) => {
                 use rustls_pki_types::pem::PemObject;
-                let certs = rustls_pki_types::CertificateDer::pem_file_iter(&files.cert).unwrap().map(|c| c.unwrap()).collect();
+                let certs = rustls_pki_types::CertificateDer::pem_file_iter(&files.cert)
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect();
                 let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&files.key).unwrap();
                 builder.with_client_auth_cert(certs, key).unwrap()
             }
@@ -364,9 +435,16 @@ impl TlsClient {
     }
 
     /// Connects and handshakes.
-    pub async fn connect(&self, pki: &Pki, addr: SocketAddr) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    pub async fn connect(
+        &self,
+        pki: &Pki,
+        addr: SocketAddr,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(self.config(pki)));
-        let name = self.server_name.clone().unwrap_or_else(|| "localhost".into());
+        let name = self
+            .server_name
+            .clone()
+            .unwrap_or_else(|| "localhost".into());
         let name = rustls_pki_types::ServerName::try_from(name).unwrap();
         let stream = tcp(addr).await;
         let mut tls = connector.connect(name, stream).await?;
@@ -379,15 +457,25 @@ impl TlsClient {
 
 // ------------------------------------------------------------------ QUIC client
 
-pub async fn quic_connect(pki: &Pki, addr: SocketAddr, tls: &TlsClient) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+pub async fn quic_connect(
+    pki: &Pki,
+    addr: SocketAddr,
+    tls: &TlsClient,
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
     let mut config = tls.config(pki);
     if config.alpn_protocols.is_empty() {
         config.alpn_protocols = vec![b"mqtt".to_vec()];
     }
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).map_err(|e| e.to_string())?;
-    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|e| e.to_string())?;
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(config).map_err(|e| e.to_string())?;
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(|e| e.to_string())?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let connection = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+    let connection = endpoint
+        .connect(addr, "localhost")
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((endpoint, connection))
 }
 
@@ -435,7 +523,10 @@ impl Logs {
             if text.contains(needle) {
                 return text;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no log line with {needle:?} within {T:?}; logs:\n{text}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?} within {T:?}; logs:\n{text}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -445,7 +536,10 @@ impl Logs {
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + T;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {T:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {T:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
