@@ -52,3 +52,64 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), FileE
     }
     Ok(())
 }
+
+/// Replaces every line of `path` that belongs to `user` (its text before the
+/// first `:` is `user`) with `new_lines`, placed where the first old line was
+/// (or appended). `new_lines` empty = delete. Comments and other lines are
+/// kept in order. Creates the file when missing. Returns whether `user` had
+/// lines before. The write is atomic and the file gets mode 0600.
+pub(crate) fn replace_user_lines(
+    path: &Path,
+    user: &str,
+    new_lines: &[String],
+) -> Result<bool, FileError> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(FileError::io(path, e)),
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let mut found = false;
+    for line in old.lines() {
+        if line_user(line) == Some(user) {
+            if !found {
+                out.extend(new_lines.iter().map(String::as_str));
+            }
+            found = true;
+        } else {
+            out.push(line);
+        }
+    }
+    if !found {
+        out.extend(new_lines.iter().map(String::as_str));
+    }
+    let mut text = out.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    write_atomically(path, text.as_bytes())?;
+    Ok(found)
+}
+
+/// The user a `user:...` line belongs to; `None` for blanks and comments.
+fn line_user(line: &str) -> Option<&str> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return None;
+    }
+    trimmed.split_once(':').map(|(u, _)| u)
+}
+
+/// Checks a user name that is about to be written into a `user:...` file.
+pub(crate) fn check_user_name(path: &Path, user: &str) -> Result<(), FileError> {
+    if user.is_empty() || user.contains([':', '\n', '\r']) || user.trim() != user || user.starts_with('#') {
+        return Err(FileError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a user name must be non-empty, without ':', line breaks or surrounding spaces, and must not start with '#'",
+            ),
+        ));
+    }
+    Ok(())
+}

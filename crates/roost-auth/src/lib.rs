@@ -27,17 +27,22 @@
 
 mod error;
 mod file;
+mod http_client;
 mod secret;
 
 pub mod acl;
 pub mod banned;
+pub mod jwt;
 pub mod password;
+pub mod scram;
 pub mod tls_identity;
 pub mod topic;
 
 pub use acl::{AclFile, AclFileConfig, NoMatch};
 pub use banned::{Ban, BanAuthenticator, BanList, BanTarget, BannedConfig};
 pub use error::{ConfigError, FileError};
+pub use jwt::{JwksConfig, JwtAuthenticator, JwtConfig};
 pub use password::{PasswordFile, PasswordFileConfig, UnknownUser};
+pub use scram::{Mechanism, ScramAuthenticator, ScramConfig, ScramCredentials};
 pub use secret::Secret;
 pub use tls_identity::{TlsIdentityAuthenticator, TlsIdentityConfig};

@@ -1,7 +1,7 @@
 //! The ACL file: ordered `allow|deny <who> <action> <filter>` rules, first
 //! match wins, as an [`Authorizer`].
 
-mod rule;
+pub(crate) mod rule;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

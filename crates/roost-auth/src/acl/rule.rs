@@ -147,7 +147,8 @@ impl FilterTemplate {
     }
 }
 
-fn safe_value(value: Option<&str>) -> Option<&str> {
+/// The value when it is safe to put into a topic filter level (see [`FilterTemplate::expand`]).
+pub(crate) fn safe_value(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.is_empty() && !v.starts_with('$') && !v.contains(['+', '#', '/', '\0']))
 }
 
