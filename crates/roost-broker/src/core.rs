@@ -166,9 +166,10 @@ impl Core {
     }
 
     /// Ends a session for good: removes its subscriptions and its registry
-    /// entry, and re-dispatches undelivered shared-subscription messages to other
-    /// members.
-    pub(crate) fn end_session(&self, slot: &Arc<SessionSlot>, state: Option<&mut SessionState>, now: Instant) {
+    /// entry. Messages still queued or in flight for it are discarded and
+    /// counted: once a session ends, a shared-subscription message it held must
+    /// not go to another member [MQTT-4.8.2-5].
+    pub(crate) fn end_session(&self, slot: &Arc<SessionSlot>, state: Option<&mut SessionState>, _now: Instant) {
         let key = SessionKey(Arc::clone(slot));
         {
             let mut inner = slot.inner.lock();
@@ -179,36 +180,16 @@ impl Core {
         let removed_subs = self.router.write().remove_all(&key);
         self.sessions.remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
         if let Some(state) = state {
-            self.redispatch_shared(state, &key, now);
+            self.discard_undelivered(state);
         }
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
     }
 
-    /// Undelivered QoS 1/2 messages of a leaving shared-subscription member go to
-    /// another member of the same group [MQTT-4.8.2-*: at most once per group].
-    pub(crate) fn redispatch_shared(&self, state: &mut SessionState, leaving: &SessionKey, now: Instant) {
-        let undelivered = state.take_undelivered();
-        if undelivered.is_empty() {
-            return;
-        }
-        let mut targets = Vec::new();
-        for delivery in undelivered {
-            if delivery.qos == QoS::AtMostOnce {
-                continue;
-            }
-            targets.clear();
-            let message = &delivery.message;
-            let publisher_id = message.publisher.as_deref().unwrap_or("");
-            self.router.read().route_with(&message.topic, None, publisher_id, &|k: &SessionKey| k != leaving && k.0.is_online(), &mut targets);
-            if let Some(target) = targets.iter().find(|t| t.shared && &t.key != leaving) {
-                let redelivery = Delivery {
-                    qos: message.qos.min(target.qos),
-                    retain: false,
-                    subscription_ids: target.subscription_ids.clone(),
-                    message: Arc::clone(message),
-                };
-                self.push(&target.key.0, redelivery, now);
-            }
+    /// Counts the messages an ending session leaves behind as dropped.
+    pub(crate) fn discard_undelivered(&self, state: &mut SessionState) {
+        let left = state.take_undelivered().len() as u64;
+        if left > 0 {
+            self.metrics.messages_dropped.fetch_add(left, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -82,6 +82,9 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Install the signal handlers before binding: a SIGTERM that arrives right
+    // after the "listening" line must shut down gracefully, not kill the process.
+    let signals = Signals::install();
     let broker = match Broker::builder().config(config).bind().await {
         Ok(broker) => broker,
         Err(e) => {
@@ -91,7 +94,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     let handle = broker.handle();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down");
         handle.shutdown();
     });
@@ -114,24 +117,34 @@ async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, registered up front.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self { term: signal(SignalKind::terminate()).ok() }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -277,7 +277,7 @@ async fn attach(
             }
             if let Some(mut old) = previous {
                 core.router.write().remove_all(&key);
-                core.redispatch_shared(&mut old, &key, now);
+                core.discard_undelivered(&mut old);
             }
             slot.inner.lock().outbox.clear();
             None
