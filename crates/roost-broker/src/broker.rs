@@ -49,7 +49,9 @@ pub struct BrokerBuilder {
 
 impl std::fmt::Debug for BrokerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("BrokerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,8 +75,15 @@ impl BrokerBuilder {
         for listener in core.config.effective_listeners() {
             listeners.push(BoundListener::bind(listener, &core.config).await?);
         }
-        let tls: Arc<[Arc<dyn Reloadable>]> = listeners.iter().filter_map(BoundListener::reloader).collect();
-        Ok(Broker { core, listeners, tls })
+        let tls: Arc<[Arc<dyn Reloadable>]> = listeners
+            .iter()
+            .filter_map(BoundListener::reloader)
+            .collect();
+        Ok(Broker {
+            core,
+            listeners,
+            tls,
+        })
     }
 }
 
@@ -95,7 +104,10 @@ impl Broker {
     /// The IP addresses the network listeners are bound to, in config order
     /// (useful with port 0); Unix socket listeners are left out.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.address.addr.inet()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.address.addr.inet())
+            .collect()
     }
 
     /// Every listener's kind, bound address and URL, in config order.
@@ -105,7 +117,10 @@ impl Broker {
 
     /// A handle to control the running broker.
     pub fn handle(&self) -> BrokerHandle {
-        BrokerHandle { core: Arc::clone(&self.core), tls: Arc::clone(&self.tls) }
+        BrokerHandle {
+            core: Arc::clone(&self.core),
+            tls: Arc::clone(&self.tls),
+        }
     }
 
     /// Serves until [`BrokerHandle::shutdown`] is called, then waits (bounded)
@@ -168,7 +183,10 @@ impl BrokerHandle {
             return false;
         };
         let control = slot.inner.lock().link.as_ref().map(|l| l.control.clone());
-        control.is_some_and(|c| c.try_send(Control::Close(ReasonCode::ADMINISTRATIVE_ACTION)).is_ok())
+        control.is_some_and(|c| {
+            c.try_send(Control::Close(ReasonCode::ADMINISTRATIVE_ACTION))
+                .is_ok()
+        })
     }
 
     /// Reloads the certificate files of every TLS, WSS and QUIC listener (the
@@ -184,7 +202,11 @@ impl BrokerHandle {
             }
         }
         let reloaded = self.tls.len() - failures.len();
-        if failures.is_empty() { Ok(reloaded) } else { Err(TlsReloadError { failures, reloaded }) }
+        if failures.is_empty() {
+            Ok(reloaded)
+        } else {
+            Err(TlsReloadError { failures, reloaded })
+        }
     }
 
     /// Current counters.

@@ -9,8 +9,8 @@ use roost_session::{QueueFullPolicy, SessionConfig};
 use serde::Deserialize;
 
 pub use crate::transport::config::{
-    IdentitySource, ListenAddr, ListenerConfig, ListenerKind, QuicOptions, SniCertificate, TlsConfig, TlsVersion,
-    WebSocketOptions,
+    IdentitySource, ListenAddr, ListenerConfig, ListenerKind, QuicOptions, SniCertificate,
+    TlsConfig, TlsVersion, WebSocketOptions,
 };
 
 /// The whole configuration file.
@@ -191,7 +191,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -254,8 +257,10 @@ impl Config {
         if overrides.is_empty() {
             return Ok(config);
         }
-        let mut table: toml::Table = toml::from_str(&text)
-            .map_err(|e| ConfigError::Invalid { origin: origin.clone(), message: e.to_string() })?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
         for (keys, value) in overrides {
             let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
                 .ok()
@@ -286,15 +291,20 @@ impl Config {
 
     /// Parses TOML text; `origin` names the source in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Invalid { origin: origin.to_string(), message: e.to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: &str| {
-            Err(ConfigError::Value { key: key.to_string(), message: message.to_string() })
+            Err(ConfigError::Value {
+                key: key.to_string(),
+                message: message.to_string(),
+            })
         };
         if self.mqtt.receive_maximum == 0 {
             return bad("mqtt.receive_maximum", "must be at least 1");
@@ -316,7 +326,11 @@ impl Config {
 
     /// Listeners to open: the configured ones, or the loopback default.
     pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
-        if self.listeners.is_empty() { vec![ListenerConfig::loopback(1883)] } else { self.listeners.clone() }
+        if self.listeners.is_empty() {
+            vec![ListenerConfig::loopback(1883)]
+        } else {
+            self.listeners.clone()
+        }
     }
 
     /// The session settings derived from `[mqtt]`.
@@ -344,7 +358,8 @@ impl Config {
             max_topic_levels: m.max_topic_levels,
             max_subscriptions: m.max_subscriptions,
             max_client_id_len: m.max_client_id_len,
-            response_information: (!m.response_information.is_empty()).then(|| m.response_information.clone()),
+            response_information: (!m.response_information.is_empty())
+                .then(|| m.response_information.clone()),
             validate_utf8_payload: m.validate_utf8_payload,
             ..SessionConfig::default()
         }
@@ -355,4 +370,3 @@ impl Config {
         Duration::from_secs(self.mqtt.connect_timeout_secs)
     }
 }
-

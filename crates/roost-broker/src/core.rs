@@ -35,7 +35,9 @@ pub(crate) struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("sessions", &self.sessions.len()).finish_non_exhaustive()
+        f.debug_struct("Core")
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,7 +67,12 @@ impl Core {
     /// Routes one application message: updates the retained store when RETAIN
     /// is set, then pushes one delivery to every matching session (one per
     /// shared group). Returns how many sessions it reached.
-    pub(crate) fn publish(&self, message: Message, publisher: Option<&SessionKey>, now: Instant) -> usize {
+    pub(crate) fn publish(
+        &self,
+        message: Message,
+        publisher: Option<&SessionKey>,
+        now: Instant,
+    ) -> usize {
         let message = Arc::new(message);
         if message.retain {
             self.store_retained(&message);
@@ -74,7 +81,13 @@ impl Core {
         let publisher_id = message.publisher.as_deref().unwrap_or("");
         {
             let router = self.router.read();
-            router.route_with(&message.topic, publisher, publisher_id, &|k: &SessionKey| k.0.is_online(), &mut targets);
+            router.route_with(
+                &message.topic,
+                publisher,
+                publisher_id,
+                &|k: &SessionKey| k.0.is_online(),
+                &mut targets,
+            );
         }
         if targets.is_empty() {
             Metrics::inc(&self.metrics.messages_no_subscribers);
@@ -95,7 +108,12 @@ impl Core {
 
     /// Pushes one delivery into a session, counting the outcome.
     pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
-        match slot.push(delivery, self.config.mqtt.max_outbox, &self.session_config, now) {
+        match slot.push(
+            delivery,
+            self.config.mqtt.max_outbox,
+            &self.session_config,
+            now,
+        ) {
             Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
             Pushed::QueuedDroppedOldest => {
                 Metrics::inc(&self.metrics.messages_delivered);
@@ -112,7 +130,9 @@ impl Core {
         let total = session.stats().dropped.total();
         if total > *seen {
             let new = total - *seen;
-            self.metrics.messages_dropped.fetch_add(new, Ordering::Relaxed);
+            self.metrics
+                .messages_dropped
+                .fetch_add(new, Ordering::Relaxed);
             slot.dropped.fetch_add(new, Ordering::Relaxed);
         }
         *seen = total;
@@ -141,7 +161,13 @@ impl Core {
 
     /// Retained messages matching `filter`, as deliveries at most `qos`; expired
     /// ones are skipped (and removed).
-    pub(crate) fn retained_for(&self, filter: &str, qos: QoS, sub_id: Option<u32>, now: Instant) -> Vec<Delivery> {
+    pub(crate) fn retained_for(
+        &self,
+        filter: &str,
+        qos: QoS,
+        sub_id: Option<u32>,
+        now: Instant,
+    ) -> Vec<Delivery> {
         let mut found: Vec<Arc<Message>> = Vec::new();
         self.retained.read().matches(filter, &mut found);
         let mut expired = false;
@@ -169,7 +195,12 @@ impl Core {
     /// entry. Messages still queued or in flight for it are discarded and
     /// counted: once a session ends, a shared-subscription message it held must
     /// not go to another member [MQTT-4.8.2-5].
-    pub(crate) fn end_session(&self, slot: &Arc<SessionSlot>, state: Option<&mut SessionState>, _now: Instant) {
+    pub(crate) fn end_session(
+        &self,
+        slot: &Arc<SessionSlot>,
+        state: Option<&mut SessionState>,
+        _now: Instant,
+    ) {
         let key = SessionKey(Arc::clone(slot));
         {
             let mut inner = slot.inner.lock();
@@ -178,7 +209,8 @@ impl Core {
             inner.outbox.clear();
         }
         let removed_subs = self.router.write().remove_all(&key);
-        self.sessions.remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
+        self.sessions
+            .remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
         if let Some(state) = state {
             self.discard_undelivered(state);
         }
@@ -189,7 +221,9 @@ impl Core {
     pub(crate) fn discard_undelivered(&self, state: &mut SessionState) {
         let left = state.take_undelivered().len() as u64;
         if left > 0 {
-            self.metrics.messages_dropped.fetch_add(left, std::sync::atomic::Ordering::Relaxed);
+            self.metrics
+                .messages_dropped
+                .fetch_add(left, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -208,7 +242,10 @@ impl Core {
         let expiry = state.session_expiry_interval();
         let expires_at = (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry)));
         let mut inner = slot.inner.lock();
-        let mine = inner.link.as_ref().is_some_and(|l| l.connection_id == connection_id);
+        let mine = inner
+            .link
+            .as_ref()
+            .is_some_and(|l| l.connection_id == connection_id);
         if !mine {
             if let Some(tx) = inner.handover.take() {
                 drop(inner);
@@ -237,7 +274,11 @@ impl Core {
         }
         let will = will.take_will(expires_at, now);
         inner.generation += 1;
-        inner.parked = Some(Parked { state, will, expires_at });
+        inner.parked = Some(Parked {
+            state,
+            will,
+            expires_at,
+        });
         let generation = inner.generation;
         drop(inner);
         self.arm_timer(slot, generation);
@@ -248,7 +289,9 @@ impl Core {
     fn arm_timer(self: &Arc<Self>, slot: &Arc<SessionSlot>, generation: u64) {
         let next = {
             let inner = slot.inner.lock();
-            let Some(parked) = inner.parked.as_ref() else { return };
+            let Some(parked) = inner.parked.as_ref() else {
+                return;
+            };
             match (parked.will.as_ref().map(|w| w.1), parked.expires_at) {
                 (Some(w), Some(e)) => Some(w.min(e)),
                 (Some(w), None) => Some(w),
@@ -271,7 +314,9 @@ impl Core {
             if inner.generation != generation || inner.ended {
                 return;
             }
-            let Some(parked) = inner.parked.as_mut() else { return };
+            let Some(parked) = inner.parked.as_mut() else {
+                return;
+            };
             let will = match parked.will.take() {
                 Some((message, at)) if at <= now => Some(message),
                 other => {
@@ -280,7 +325,11 @@ impl Core {
                 }
             };
             let expired = parked.expires_at.is_some_and(|e| e <= now);
-            let state = if expired { inner.parked.take().map(|p| p.state) } else { None };
+            let state = if expired {
+                inner.parked.take().map(|p| p.state)
+            } else {
+                None
+            };
             if state.is_some() {
                 inner.ended = true;
             }

@@ -36,5 +36,5 @@ pub use auth::{AuthExchange, AuthStep, EnhancedAuth};
 pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
 pub use config::{Config, ConfigError};
 pub use listener::BoundAddress;
-pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};
 pub use metrics::Stats;
+pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};

@@ -106,7 +106,13 @@ impl SessionSlot {
     /// Pushes a delivery without blocking. A full outbox drops QoS 0 first; QoS
     /// 1/2 are kept up to twice the limit, then dropped too (counted), so a stuck
     /// consumer can never grow memory without bound.
-    pub(crate) fn push(&self, delivery: Delivery, max_outbox: usize, config: &SessionConfig, now: Instant) -> Pushed {
+    pub(crate) fn push(
+        &self,
+        delivery: Delivery,
+        max_outbox: usize,
+        config: &SessionConfig,
+        now: Instant,
+    ) -> Pushed {
         let mut inner = self.inner.lock();
         if inner.ended {
             return Pushed::Dropped;
@@ -125,7 +131,11 @@ impl SessionSlot {
             };
         }
         let len = inner.outbox.len();
-        let limit = if delivery.qos == QoS::AtMostOnce { max_outbox } else { max_outbox.saturating_mul(2) };
+        let limit = if delivery.qos == QoS::AtMostOnce {
+            max_outbox
+        } else {
+            max_outbox.saturating_mul(2)
+        };
         if len >= limit {
             drop(inner);
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use roost_broker::config::{Config, ListenerConfig, LogFormat};
 use roost_broker::Broker;
+use roost_broker::config::{Config, ListenerConfig, LogFormat};
 
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]
@@ -71,7 +71,10 @@ fn main() -> ExitCode {
         }
     }
     init_logging(&config, cli.log_level.as_deref(), cli.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("roost: cannot start the runtime: {e}");
@@ -108,10 +111,14 @@ async fn serve(config: Config) -> ExitCode {
 #[cfg(unix)]
 async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
     while hangup.recv().await.is_some() {
         match handle.reload_tls() {
-            Ok(reloaded) => tracing::info!(listeners = reloaded, "SIGHUP: TLS certificates reloaded"),
+            Ok(reloaded) => {
+                tracing::info!(listeners = reloaded, "SIGHUP: TLS certificates reloaded")
+            }
             Err(e) => tracing::warn!("SIGHUP: {e}"),
         }
     }
@@ -128,7 +135,9 @@ impl Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            Self { term: signal(SignalKind::terminate()).ok() }
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+            }
         }
         #[cfg(not(unix))]
         {
@@ -156,7 +165,10 @@ fn init_logging(config: &Config, level: Option<&str>, json: bool) {
         .or_else(|_| EnvFilter::try_new(default))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json || config.log.format == LogFormat::Json {
         builder.json().init();
     } else {

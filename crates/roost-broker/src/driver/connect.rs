@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use roost_codec::{
-    Auth, AuthProperties, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion, ReasonCode,
+    Auth, AuthProperties, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion,
+    ReasonCode,
 };
 use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect, connack_refusal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -73,8 +74,15 @@ async fn read_packet<R: AsyncRead + Unpin>(
 /// Sends a refusing CONNACK in the client's version. The reason goes through
 /// the session's CONNACK table: a code CONNACK cannot carry (e.g. one an
 /// authentication mechanism chose) becomes 0x80 [MQTT-3.2.2-8].
-async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, version: ProtocolVersion, reason: ReasonCode) {
-    let connect = Connect { protocol: version, ..Connect::default() };
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    version: ProtocolVersion,
+    reason: ReasonCode,
+) {
+    let connect = Connect {
+        protocol: version,
+        ..Connect::default()
+    };
     let connack = Packet::ConnAck(connack_refusal(&connect, reason, None, None));
     let mut buf = BytesMut::new();
     if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
@@ -98,7 +106,11 @@ where
 {
     let mut decoder = Decoder::server(core.config.mqtt.max_packet_size);
     let peer = info.peer;
-    let first = tokio::time::timeout(core.config.connect_timeout(), read_packet(reader, &mut decoder, rbuf)).await;
+    let first = tokio::time::timeout(
+        core.config.connect_timeout(),
+        read_packet(reader, &mut decoder, rbuf),
+    )
+    .await;
     let mut connect = match first {
         Err(_) => return Err(Refused::Silent("no CONNECT within the connect timeout")),
         Ok(Err(None)) => return Err(Refused::Silent("closed before CONNECT")),
@@ -138,7 +150,9 @@ where
     // Authentication: enhanced (AUTH exchange) when the client names a method,
     // otherwise the listener's anonymous policy.
     let auth = match connect.properties.authentication_method.clone() {
-        Some(method) => Some(enhanced_auth(core, &connect, method, &mut decoder, reader, writer, rbuf).await?),
+        Some(method) => {
+            Some(enhanced_auth(core, &connect, method, &mut decoder, reader, writer, rbuf).await?)
+        }
         None => {
             if connect.username.is_none() && !listener.anonymous_allowed() {
                 refuse(writer, version, ReasonCode::NOT_AUTHORIZED).await;
@@ -148,15 +162,44 @@ where
         }
     };
 
-    let assigned = connect.client_id.is_empty().then(|| ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple())));
-    let client_id = assigned.clone().unwrap_or_else(|| connect.client_id.clone());
-    let connection_id = core.next_connection_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let assigned = connect
+        .client_id
+        .is_empty()
+        .then(|| ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple())));
+    let client_id = assigned
+        .clone()
+        .unwrap_or_else(|| connect.client_id.clone());
+    let connection_id = core
+        .next_connection_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (control_tx, control_rx) = mpsc::channel(4);
     let now = Instant::now();
-    let (slot, previous) = attach(core, &client_id, connect.clean_start, connection_id, &control_tx, now).await;
+    let (slot, previous) = attach(
+        core,
+        &client_id,
+        connect.clean_start,
+        connection_id,
+        &control_tx,
+        now,
+    )
+    .await;
     let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
-    let session = Session::accept(connect, assigned, previous, Arc::clone(&core.session_config), auth, now);
-    Ok(Attached { session, slot, connection_id, control: control_rx, decoder, auth_method })
+    let session = Session::accept(
+        connect,
+        assigned,
+        previous,
+        Arc::clone(&core.session_config),
+        auth,
+        now,
+    );
+    Ok(Attached {
+        session,
+        slot,
+        connection_id,
+        control: control_rx,
+        decoder,
+        auth_method,
+    })
 }
 
 /// Runs an enhanced authentication exchange until success or failure.
@@ -174,7 +217,10 @@ where
     W: AsyncWrite + Unpin,
 {
     let version = connect.protocol;
-    let exchange = core.enhanced_auth.as_ref().and_then(|a| a.begin(&method, &connect.client_id));
+    let exchange = core
+        .enhanced_auth
+        .as_ref()
+        .and_then(|a| a.begin(&method, &connect.client_id));
     let Some(mut exchange) = exchange else {
         refuse(writer, version, ReasonCode::BAD_AUTHENTICATION_METHOD).await;
         return Err(Refused::ConnAck(ReasonCode::BAD_AUTHENTICATION_METHOD));
@@ -183,7 +229,12 @@ where
     let deadline = tokio::time::Instant::now() + core.config.connect_timeout();
     loop {
         match exchange.step(data.take()) {
-            AuthStep::Success(final_data) => return Ok(AuthSuccess { method, data: final_data }),
+            AuthStep::Success(final_data) => {
+                return Ok(AuthSuccess {
+                    method,
+                    data: final_data,
+                });
+            }
             AuthStep::Fail(reason) => {
                 refuse(writer, version, reason).await;
                 return Err(Refused::ConnAck(reason));
@@ -198,10 +249,13 @@ where
                     },
                 });
                 let mut buf = BytesMut::new();
-                if Encoder::new(version).encode(&auth, &mut buf).is_err() || writer.write_all(&buf).await.is_err() {
+                if Encoder::new(version).encode(&auth, &mut buf).is_err()
+                    || writer.write_all(&buf).await.is_err()
+                {
                     return Err(Refused::Silent("write failed during authentication"));
                 }
-                let reply = tokio::time::timeout_at(deadline, read_packet(reader, decoder, rbuf)).await;
+                let reply =
+                    tokio::time::timeout_at(deadline, read_packet(reader, decoder, rbuf)).await;
                 match reply {
                     Ok(Ok(Packet::Auth(reply))) => {
                         // The method must not change during the exchange [MQTT-4.12.0-5 / 3.15.2-1].
@@ -246,18 +300,30 @@ async fn attach(
             .entry(client_id.clone())
             .or_insert_with(|| SessionSlot::new(client_id.clone()))
             .clone();
-        let claimed = claim(&slot, Link { connection_id, control: control.clone() });
+        let claimed = claim(
+            &slot,
+            Link {
+                connection_id,
+                control: control.clone(),
+            },
+        );
         let (previous, pending_will) = match claimed {
             Claim::Ended => {
                 // Lost a race with the session's end: drop the stale entry and retry.
-                core.sessions.remove_if(client_id, |_, v| Arc::ptr_eq(v, &slot));
+                core.sessions
+                    .remove_if(client_id, |_, v| Arc::ptr_eq(v, &slot));
                 continue;
             }
-            Claim::TakeOver { old_control, handover } => {
+            Claim::TakeOver {
+                old_control,
+                handover,
+            } => {
                 tracing::info!(%client_id, "session taken over by a new connection");
                 let _ = old_control.try_send(Control::Takeover);
                 match tokio::time::timeout(HANDOVER_TIMEOUT, handover).await {
-                    Ok(Ok(Handover { state, will })) => (Some(state), will.map(|(m, delay)| (m, delay == 0))),
+                    Ok(Ok(Handover { state, will })) => {
+                        (Some(state), will.map(|(m, delay)| (m, delay == 0)))
+                    }
                     _ => {
                         tracing::warn!(%client_id, "previous connection did not hand its session over in time");
                         (None, None)
@@ -298,7 +364,10 @@ enum Claim {
     /// The slot's session already ended.
     Ended,
     /// A live connection owns it; it must hand the session over.
-    TakeOver { old_control: mpsc::Sender<Control>, handover: oneshot::Receiver<Handover> },
+    TakeOver {
+        old_control: mpsc::Sender<Control>,
+        handover: oneshot::Receiver<Handover>,
+    },
     /// No live connection; the parked session, if any.
     Parked(Option<crate::slot::Parked>),
 }
@@ -314,7 +383,10 @@ fn claim(slot: &SessionSlot, link: Link) -> Claim {
         Some(old) => {
             let (tx, rx) = oneshot::channel();
             inner.handover = Some(tx);
-            Claim::TakeOver { old_control: old.control, handover: rx }
+            Claim::TakeOver {
+                old_control: old.control,
+                handover: rx,
+            }
         }
         None => Claim::Parked(inner.parked.take()),
     }
@@ -322,7 +394,10 @@ fn claim(slot: &SessionSlot, link: Link) -> Claim {
 
 /// Builds the will to publish for a connection that ends abnormally.
 pub(crate) fn will_of(session: &Session, now: Instant) -> Option<(Message, u32)> {
-    session
-        .will()
-        .map(|w| (Message::from_will(w.clone(), Some(session.client_id().clone()), now), session.will_delay()))
+    session.will().map(|w| {
+        (
+            Message::from_will(w.clone(), Some(session.client_id().clone()), now),
+            session.will_delay(),
+        )
+    })
 }

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use bytestring::ByteString;
 use roost_codec::topic::parse_shared;
-use roost_codec::{Auth, AuthProperties, Packet, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
+use roost_codec::{
+    Auth, AuthProperties, Packet, ReasonCode, RetainHandling, Subscribe, Unsubscribe,
+};
 use roost_router::Subscription;
 use roost_session::{Inbound, Session, Violation};
 
@@ -19,7 +21,9 @@ use crate::slot::SessionKey;
 /// Whether the connection goes on.
 pub(crate) enum Flow {
     Continue,
-    Disconnect { publish_will: bool },
+    Disconnect {
+        publish_will: bool,
+    },
     /// Close with DISCONNECT and this reason (e.g. failed re-authentication).
     Close(ReasonCode),
 }
@@ -52,14 +56,22 @@ pub(crate) fn handle_packet(
         Inbound::Subscribe(subscribe) => subscribe_all(core, session, key, &subscribe, now),
         Inbound::Unsubscribe(unsubscribe) => unsubscribe_all(core, session, key, &unsubscribe),
         Inbound::Disconnect { publish_will, .. } => return Ok(Flow::Disconnect { publish_will }),
-        Inbound::Auth(auth) => return Ok(reauthenticate(core, session, auth, auth_method, exchange)),
+        Inbound::Auth(auth) => {
+            return Ok(reauthenticate(core, session, auth, auth_method, exchange));
+        }
     }
     Ok(Flow::Continue)
 }
 
 /// Applies each filter of a SUBSCRIBE, answers SUBACK, then sends retained
 /// messages per Retain Handling [MQTT-3.3.1-9..11].
-fn subscribe_all(core: &Core, session: &mut Session, key: &SessionKey, subscribe: &Subscribe, now: Instant) {
+fn subscribe_all(
+    core: &Core,
+    session: &mut Session,
+    key: &SessionKey,
+    subscribe: &Subscribe,
+    now: Instant,
+) {
     // Counts the session's existing subscriptions against max_subscriptions
     // (a replaced filter takes no new quota), not just this packet's filters.
     let refusals = session.validate_subscribe(subscribe);
@@ -81,7 +93,15 @@ fn subscribe_all(core: &Core, session: &mut Session, key: &SessionKey, subscribe
                 Some(shared) => (Some(shared.group), shared.filter),
                 None => (None, &**filter),
             };
-            let existed = router.subscribe(key.clone(), bare_filter, group, Subscription { options, identifier });
+            let existed = router.subscribe(
+                key.clone(),
+                bare_filter,
+                group,
+                Subscription {
+                    options,
+                    identifier,
+                },
+            );
             results.push(ReasonCode(granted as u8));
             // Shared subscriptions never get retained messages on subscribe [MQTT-4.8.2-*].
             let send_retained = group.is_none()
@@ -103,7 +123,12 @@ fn subscribe_all(core: &Core, session: &mut Session, key: &SessionKey, subscribe
     }
 }
 
-fn unsubscribe_all(core: &Core, session: &mut Session, key: &SessionKey, unsubscribe: &Unsubscribe) {
+fn unsubscribe_all(
+    core: &Core,
+    session: &mut Session,
+    key: &SessionKey,
+    unsubscribe: &Unsubscribe,
+) {
     let mut router = core.router.write();
     let results: Vec<ReasonCode> = unsubscribe
         .filters
@@ -138,7 +163,10 @@ fn reauthenticate(
         return Flow::Close(ReasonCode::PROTOCOL_ERROR);
     };
     if auth.reason_code == ReasonCode::REAUTHENTICATE {
-        *exchange = core.enhanced_auth.as_ref().and_then(|a| a.begin(&method, session.client_id()));
+        *exchange = core
+            .enhanced_auth
+            .as_ref()
+            .and_then(|a| a.begin(&method, session.client_id()));
     }
     let Some(current) = exchange.as_mut() else {
         return Flow::Close(ReasonCode::PROTOCOL_ERROR);
@@ -153,7 +181,9 @@ fn reauthenticate(
         },
     };
     match step {
-        AuthStep::Continue(data) => session.send_auth(reply(ReasonCode::CONTINUE_AUTHENTICATION, Some(data))),
+        AuthStep::Continue(data) => {
+            session.send_auth(reply(ReasonCode::CONTINUE_AUTHENTICATION, Some(data)))
+        }
         AuthStep::Success(data) => {
             *exchange = None;
             session.send_auth(reply(ReasonCode::SUCCESS, data));

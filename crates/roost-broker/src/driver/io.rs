@@ -71,7 +71,10 @@ impl Outgoing {
     }
 
     /// Writes as much as the socket takes in one vectored write.
-    pub(crate) async fn write_some<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> std::io::Result<usize> {
+    pub(crate) async fn write_some<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+    ) -> std::io::Result<usize> {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut n = 0;
         for chunk in self.chunks.iter().take(MAX_IOVECS) {
@@ -86,7 +89,9 @@ impl Outgoing {
     pub(crate) fn advance(&mut self, mut written: usize) {
         self.pending = self.pending.saturating_sub(written);
         while written > 0 {
-            let Some(front) = self.chunks.front_mut() else { break };
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
             if front.len() <= written {
                 written -= front.len();
                 self.chunks.pop_front();

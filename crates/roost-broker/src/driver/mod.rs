@@ -19,8 +19,12 @@ use crate::transport::ConnectionInfo;
 
 /// Serves one accepted connection until it closes. `info` is what the
 /// transport learnt (peer address, TLS identity).
-pub(crate) async fn serve<S>(core: Arc<Core>, listener: Arc<ListenerConfig>, stream: S, info: ConnectionInfo)
-where
+pub(crate) async fn serve<S>(
+    core: Arc<Core>,
+    listener: Arc<ListenerConfig>,
+    stream: S,
+    info: ConnectionInfo,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);

@@ -39,12 +39,24 @@ pub(crate) enum Ending {
 }
 
 /// Drives a connected client until the connection ends, then detaches it.
-pub(crate) async fn run<R, W>(core: &Arc<Core>, attached: Attached, mut reader: R, mut writer: W, mut rbuf: BytesMut)
-where
+pub(crate) async fn run<R, W>(
+    core: &Arc<Core>,
+    attached: Attached,
+    mut reader: R,
+    mut writer: W,
+    mut rbuf: BytesMut,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Attached { mut session, slot, connection_id, mut control, mut decoder, auth_method } = attached;
+    let Attached {
+        mut session,
+        slot,
+        connection_id,
+        mut control,
+        mut decoder,
+        auth_method,
+    } = attached;
     // Drops the session itself makes (queue full, expired, too large for the
     // client) are counted from here on; earlier ones were counted already.
     let mut drops_seen = session.stats().dropped.total();
@@ -55,8 +67,20 @@ where
     let mut shutdown = core.shutdown.subscribe();
     let mut exchange = None;
 
-    // Deliveries that arrived while attaching.
+    // CONNACK is the session's first packet. A client whose Maximum Packet
+    // Size cannot hold it cannot be served: close without sending anything
+    // (nothing larger than that size [MQTT-3.1.2-24], and no DISCONNECT
+    // before a CONNACK [MQTT-3.14.0-1]) rather than leave it waiting.
     let now = Instant::now();
+    if let Some(connack) = session.poll_transmit(now) {
+        if !out.push(&session.encoder(), &connack) {
+            tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
+            finish(core, session, &slot, connection_id, Ending::Lost, &mut out, &mut writer).await;
+            return;
+        }
+    }
+
+    // Deliveries that arrived while attaching.
     slot.drain_outbox(&mut batch);
     for d in batch.drain(..) {
         session.handle_delivery(now, d);
@@ -64,67 +88,86 @@ where
 
     // Packets that arrived in the same read as CONNECT are already buffered:
     // handle them now instead of waiting for more bytes.
-    let mut conn = Conn { core, session: &mut session, key: &key, auth_method: &auth_method, exchange: &mut exchange };
+    let mut conn = Conn {
+        core,
+        session: &mut session,
+        key: &key,
+        auth_method: &auth_method,
+        exchange: &mut exchange,
+    };
     let early = conn.handle_buffered(&mut decoder, &mut rbuf);
 
-    let ending = if let Some(ending) = early { ending } else { loop {
-        let now = Instant::now();
-        core.sync_session_drops(&slot, &mut drops_seen, &session);
-        let encoder = session.encoder();
-        while let Some(packet) = session.poll_transmit(now) {
-            if !out.push(&encoder, &packet) {
-                tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
+    let ending = if let Some(ending) = early {
+        ending
+    } else {
+        loop {
+            let now = Instant::now();
+            core.sync_session_drops(&slot, &mut drops_seen, &session);
+            let encoder = session.encoder();
+            while let Some(packet) = session.poll_transmit(now) {
+                if !out.push(&encoder, &packet) {
+                    tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
+                }
+            }
+            out.prepare();
+            let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+            let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(READ_CHUNK);
+            }
+
+            tokio::select! {
+                biased;
+                command = control.recv() => match command {
+                    Some(Control::Takeover) => break Ending::TakenOver,
+                    Some(Control::Close(reason)) => break Ending::Closed(reason),
+                    None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                },
+                _ = shutdown.changed() => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                written = out.write_some(&mut writer), if !out.is_empty() => match written {
+                    Ok(0) | Err(_) => break Ending::Lost,
+                    Ok(n) => out.advance(n),
+                },
+                read = reader.read_buf(&mut rbuf) => match read {
+                    Ok(0) | Err(_) => break Ending::Lost,
+                    Ok(_) => {
+                        let mut conn = Conn { core, session: &mut session, key: &key, auth_method: &auth_method, exchange: &mut exchange };
+                        if let Some(ending) = conn.handle_buffered(&mut decoder, &mut rbuf) {
+                            break ending;
+                        }
+                        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+                            // Give a burst's large buffer back instead of holding it while idle.
+                            rbuf = BytesMut::new();
+                        }
+                    }
+                },
+                _ = slot.doorbell.notified(), if accept_deliveries => {
+                    let now = Instant::now();
+                    slot.drain_outbox(&mut batch);
+                    for d in batch.drain(..) {
+                        session.handle_delivery(now, d);
+                    }
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    if let Err(violation) = session.handle_timeout(Instant::now()) {
+                        break violation_ending(&violation, session.client_id());
+                    }
+                },
             }
         }
-        out.prepare();
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
-        let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            rbuf.reserve(READ_CHUNK);
-        }
-
-        tokio::select! {
-            biased;
-            command = control.recv() => match command {
-                Some(Control::Takeover) => break Ending::TakenOver,
-                Some(Control::Close(reason)) => break Ending::Closed(reason),
-                None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
-            },
-            _ = shutdown.changed() => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
-            written = out.write_some(&mut writer), if !out.is_empty() => match written {
-                Ok(0) | Err(_) => break Ending::Lost,
-                Ok(n) => out.advance(n),
-            },
-            read = reader.read_buf(&mut rbuf) => match read {
-                Ok(0) | Err(_) => break Ending::Lost,
-                Ok(_) => {
-                    let mut conn = Conn { core, session: &mut session, key: &key, auth_method: &auth_method, exchange: &mut exchange };
-                    if let Some(ending) = conn.handle_buffered(&mut decoder, &mut rbuf) {
-                        break ending;
-                    }
-                    if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
-                        // Give a burst's large buffer back instead of holding it while idle.
-                        rbuf = BytesMut::new();
-                    }
-                }
-            },
-            _ = slot.doorbell.notified(), if accept_deliveries => {
-                let now = Instant::now();
-                slot.drain_outbox(&mut batch);
-                for d in batch.drain(..) {
-                    session.handle_delivery(now, d);
-                }
-            },
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                if let Err(violation) = session.handle_timeout(Instant::now()) {
-                    break violation_ending(&violation, session.client_id());
-                }
-            },
-        }
-    } };
+    };
 
     core.sync_session_drops(&slot, &mut drops_seen, &session);
-    finish(core, session, &slot, connection_id, ending, &mut out, &mut writer).await;
+    finish(
+        core,
+        session,
+        &slot,
+        connection_id,
+        ending,
+        &mut out,
+        &mut writer,
+    )
+    .await;
 }
 
 /// What handling inbound packets needs from the connection.
@@ -138,20 +181,41 @@ struct Conn<'a> {
 
 impl Conn<'_> {
     /// Handles every complete packet in `rbuf`; `Some` when the connection ends.
-    fn handle_buffered(&mut self, decoder: &mut roost_codec::Decoder, rbuf: &mut BytesMut) -> Option<Ending> {
+    fn handle_buffered(
+        &mut self,
+        decoder: &mut roost_codec::Decoder,
+        rbuf: &mut BytesMut,
+    ) -> Option<Ending> {
         let now = Instant::now();
         loop {
             match decoder.decode(rbuf) {
                 Ok(Some(packet)) => {
-                    match handle_packet(self.core, self.session, self.key, packet, self.auth_method, self.exchange, now) {
+                    match handle_packet(
+                        self.core,
+                        self.session,
+                        self.key,
+                        packet,
+                        self.auth_method,
+                        self.exchange,
+                        now,
+                    ) {
                         Ok(Flow::Continue) => {}
-                        Ok(Flow::Disconnect { publish_will }) => return Some(Ending::Disconnect { publish_will }),
+                        Ok(Flow::Disconnect { publish_will }) => {
+                            return Some(Ending::Disconnect { publish_will });
+                        }
                         Ok(Flow::Close(reason)) => return Some(Ending::Closed(reason)),
-                        Err(violation) => return Some(violation_ending(&violation, self.session.client_id())),
+                        Err(violation) => {
+                            return Some(violation_ending(&violation, self.session.client_id()));
+                        }
                     }
                 }
                 Ok(None) => return None,
-                Err(e) => return Some(violation_ending(&Violation::from(e), self.session.client_id())),
+                Err(e) => {
+                    return Some(violation_ending(
+                        &Violation::from(e),
+                        self.session.client_id(),
+                    ));
+                }
             }
         }
     }
@@ -209,7 +273,9 @@ async fn finish<W: AsyncWrite + Unpin>(
         let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
     }
     let will = match ending {
-        Ending::Disconnect { publish_will: false } => None,
+        Ending::Disconnect {
+            publish_will: false,
+        } => None,
         _ => will_of(&session, now),
     };
     let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)) {
