@@ -75,7 +75,16 @@ pub(crate) async fn run<R, W>(
     if let Some(connack) = session.poll_transmit(now) {
         if !out.push(&session.encoder(), &connack) {
             tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
-            finish(core, session, &slot, connection_id, Ending::Lost, &mut out, &mut writer).await;
+            finish(
+                core,
+                session,
+                &slot,
+                connection_id,
+                Ending::Lost,
+                &mut out,
+                &mut writer,
+            )
+            .await;
             return;
         }
     }
