@@ -14,7 +14,7 @@ pub use crate::transport::config::{
 };
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Listeners; when empty, one TCP listener on 127.0.0.1:1883.
@@ -25,17 +25,6 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listeners: Vec::new(),
-            mqtt: MqttConfig::default(),
-            limits: LimitsConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -155,17 +144,11 @@ impl Default for MqttConfig {
 }
 
 /// Server-wide limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Total simultaneous connections (0 = unlimited).
     pub max_connections: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self { max_connections: 0 }
-    }
 }
 
 /// Log output format.

@@ -122,10 +122,8 @@ where
                 refuse(writer, ProtocolVersion::V311, reason).await;
                 return Err(Refused::ConnAck(reason));
             }
-            if let Some(version) = decoder.version() {
-                if version.is_v5() {
-                    refuse(writer, version, reason).await;
-                }
+            if let Some(version) = decoder.version().filter(|v| v.is_v5()) {
+                refuse(writer, version, reason).await;
             }
             return Err(Refused::Silent("malformed CONNECT"));
         }
@@ -348,10 +346,8 @@ async fn attach(
             slot.inner.lock().outbox.clear();
             None
         } else {
-            if let Some((will, publish_now)) = pending_will {
-                if publish_now {
-                    core.publish_will(will, now);
-                }
+            if let Some((will, true)) = pending_will {
+                core.publish_will(will, now);
             }
             previous
         };
@@ -368,8 +364,8 @@ enum Claim {
         old_control: mpsc::Sender<Control>,
         handover: oneshot::Receiver<Handover>,
     },
-    /// No live connection; the parked session, if any.
-    Parked(Option<crate::slot::Parked>),
+    /// No live connection; the parked session, if any (boxed: it is large).
+    Parked(Option<Box<crate::slot::Parked>>),
 }
 
 /// Installs `link` as the slot's connection under one lock.
@@ -388,7 +384,7 @@ fn claim(slot: &SessionSlot, link: Link) -> Claim {
                 handover: rx,
             }
         }
-        None => Claim::Parked(inner.parked.take()),
+        None => Claim::Parked(inner.parked.take().map(Box::new)),
     }
 }
 

@@ -35,12 +35,12 @@ impl Outgoing {
             return false;
         }
         self.pending += self.scratch.len() - before;
-        if let Packet::Publish(publish) = packet {
-            if !publish.payload.is_empty() {
-                self.seal();
-                self.pending += publish.payload.len();
-                self.chunks.push_back(publish.payload.clone());
-            }
+        if let Packet::Publish(publish) = packet
+            && !publish.payload.is_empty()
+        {
+            self.seal();
+            self.pending += publish.payload.len();
+            self.chunks.push_back(publish.payload.clone());
         }
         true
     }

@@ -72,21 +72,21 @@ pub(crate) async fn run<R, W>(
     // (nothing larger than that size [MQTT-3.1.2-24], and no DISCONNECT
     // before a CONNACK [MQTT-3.14.0-1]) rather than leave it waiting.
     let now = Instant::now();
-    if let Some(connack) = session.poll_transmit(now) {
-        if !out.push(&session.encoder(), &connack) {
-            tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
-            finish(
-                core,
-                session,
-                &slot,
-                connection_id,
-                Ending::Lost,
-                &mut out,
-                &mut writer,
-            )
-            .await;
-            return;
-        }
+    if let Some(connack) = session.poll_transmit(now)
+        && !out.push(&session.encoder(), &connack)
+    {
+        tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
+        finish(
+            core,
+            session,
+            &slot,
+            connection_id,
+            Ending::Lost,
+            &mut out,
+            &mut writer,
+        )
+        .await;
+        return;
     }
 
     // Deliveries that arrived while attaching.
