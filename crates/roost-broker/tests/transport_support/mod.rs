@@ -482,14 +482,28 @@ pub async fn quic_connect(
 // ------------------------------------------------------------------ log capture
 
 /// Everything logged (debug and up) on this thread while the guard lives.
+///
+/// One global subscriber writes every event into the buffer of the thread
+/// that emits it, if that thread captures: per-thread scoped subscribers
+/// would race with tracing's global callsite-interest cache when tests run
+/// in parallel. Use a current-thread runtime so the broker's tasks log on
+/// the test's thread.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for LogWriter {
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        SINK.with(|sink| {
+            if let Some(buffer) = sink.borrow().as_ref() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -498,17 +512,30 @@ impl std::io::Write for LogWriter {
     }
 }
 
+/// Stops capturing when dropped.
+pub struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|sink| *sink.borrow_mut() = None);
+    }
+}
+
 impl Logs {
-    /// Captures the logs of the current thread (use a current-thread runtime).
-    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+    /// Captures the logs of the current thread.
+    pub fn capture() -> (Self, CaptureGuard) {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadSink)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
         let logs = Self::default();
-        let buffer = Arc::clone(&logs.0);
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(Arc::clone(&buffer)))
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        SINK.with(|sink| *sink.borrow_mut() = Some(Arc::clone(&logs.0)));
+        (logs, CaptureGuard)
     }
 
     pub fn text(&self) -> String {
