@@ -40,10 +40,22 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Load generator: `conn`, `sub`, `pub` (emqtt-bench flags) and `pubsub`
+    /// (end-to-end latency, loss, duplicates, reordering).
+    Bench(roost_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        return match roost_bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("roost bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match Config::load(Some(file), std::env::vars()) {
             Ok(_) => {
