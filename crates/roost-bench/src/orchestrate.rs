@@ -211,11 +211,12 @@ pub(crate) async fn run(
     let pubs = w.tally.connected_pubs;
     w.wait(Some(drain_until), |t| t.pubs_done + lost_pubs(t) >= pubs)
         .await;
+    let mut drain_timed_out = false;
     if n_subs > 0 && n_pubs > 0 {
         let expected = plan
             .deliveries_per_message
             .map(|fan| w.tally.sent_total.saturating_mul(fan));
-        drain(&mut w, &progress, expected, end_ns, drain_until).await;
+        drain_timed_out = drain(&mut w, &progress, expected, end_ns, drain_until).await;
     }
 
     // Phase 4: stop and collect.
@@ -227,6 +228,7 @@ pub(crate) async fn run(
         end_ns,
     };
     raw.e2e_latency = e2e.snapshot().to_buckets();
+    raw.drain_timed_out = drain_timed_out;
     raw.loadgen_cpu_s = procstat::sample(None).map_or(0.0, |s| s.cpu_s) - loadgen_cpu_start;
     Ok((raw, coord.into_samples()))
 }
@@ -239,26 +241,27 @@ fn lost_pubs(t: &Tally) -> usize {
 
 /// Waits until every message sent has arrived (when the expected count is
 /// known), nothing arrived for a second, or the drain deadline passes.
+/// Returns true if the deadline cut it short while messages still arrived.
 async fn drain(
     w: &mut Waiter<'_>,
     progress: &Progress,
     expected: Option<u64>,
     end_ns: u64,
     deadline_ns: u64,
-) {
+) -> bool {
     loop {
         let now = now_ns();
         let unique = progress.unique.load(Ordering::Relaxed);
         let last = progress.last_recv_ns.load(Ordering::Relaxed).max(end_ns);
-        if expected.is_some_and(|e| unique >= e)
-            || now.saturating_sub(last) >= DRAIN_IDLE_NS
-            || now >= deadline_ns
-        {
-            return;
+        if expected.is_some_and(|e| unique >= e) || now.saturating_sub(last) >= DRAIN_IDLE_NS {
+            return false;
+        }
+        if now >= deadline_ns {
+            return true;
         }
         let tick = now.saturating_add(20_000_000).min(deadline_ns);
         if w.wait(Some(tick), |_| false).await == WaitEnd::Interrupted {
-            return;
+            return false;
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct RawResult {
     pub e2e_latency: Vec<(u64, u64)>,
     /// The run window; `end_ns` is when publishing actually stopped.
     pub window: Window,
+    /// Messages were still arriving when the drain timeout ended the run:
+    /// "lost" then includes messages that were merely late.
+    pub drain_timed_out: bool,
     /// Established connections that broke before the end.
     pub lost_connections: u64,
     /// CPU seconds the load generator itself used.
@@ -96,6 +99,7 @@ impl RawResult {
             warm_ns: min_nonzero(self.window.warm_ns, other.window.warm_ns),
             end_ns: self.window.end_ns.max(other.window.end_ns),
         };
+        self.drain_timed_out |= other.drain_timed_out;
         self.lost_connections += other.lost_connections;
         self.loadgen_cpu_s += other.loadgen_cpu_s;
         for (message, count) in &other.errors {

@@ -100,6 +100,9 @@ pub struct ReceiveReport {
     pub lost: Option<u64>,
     /// `lost / expected`.
     pub loss_ratio: Option<f64>,
+    /// True if messages were still arriving when the drain timeout
+    /// (`--drain-timeout`) ended the run: `lost` includes late messages.
+    pub drain_timed_out: bool,
     /// Messages received more than once.
     pub duplicates: u64,
     /// Messages that arrived after a later one of the same publisher.
@@ -117,6 +120,9 @@ pub struct ReceiveReport {
 pub struct BrokerReport {
     /// Broker CPU seconds during the measurement window.
     pub cpu_s_window: Option<f64>,
+    /// Broker CPU use during the window as a fraction of one core (near 1.0
+    /// for a single-threaded broker means it was the bottleneck).
+    pub cpu_cores_window: Option<f64>,
     /// Broker CPU seconds per million messages in the window.
     pub cpu_s_per_million_msgs: Option<f64>,
     /// What the messages above are: "delivered" (received by subscribers) or "published".
@@ -229,7 +235,15 @@ impl Report {
         }
         if let Some(r) = &self.receive {
             let loss = match (r.lost, r.loss_ratio) {
-                (Some(lost), Some(ratio)) => format!("lost {lost} ({:.4}%)", ratio * 100.0),
+                (Some(lost), Some(ratio)) => format!(
+                    "lost {lost} ({:.4}%{})",
+                    ratio * 100.0,
+                    if r.drain_timed_out {
+                        ", still arriving at the drain timeout"
+                    } else {
+                        ""
+                    }
+                ),
                 _ => format!("gaps {}", r.gaps),
             };
             let _ = writeln!(
@@ -253,7 +267,8 @@ impl Report {
                 (b.cpu_s_window, b.cpu_s_per_million_msgs, &b.msgs_basis)
             {
                 parts.push(format!(
-                    "CPU {cpu:.2} s in window = {per_m:.3} CPU-s per million {basis}"
+                    "CPU {cpu:.2} s in window ({:.0}% of a core) = {per_m:.3} CPU-s per million {basis}",
+                    b.cpu_cores_window.unwrap_or(0.0) * 100.0
                 ));
             }
             if let Some(v) = b.cpu_ms_per_connection {
@@ -311,6 +326,7 @@ fn receive_report(cmd: &BenchCommand, raw: &RawResult, window_s: f64) -> Receive
         loss_ratio: expected
             .zip(lost)
             .map(|(e, l)| if e == 0 { 0.0 } else { l as f64 / e as f64 }),
+        drain_timed_out: raw.drain_timed_out,
         duplicates: r.seq.duplicates,
         reordered: r.seq.reordered,
         gaps: r.seq.gaps,
@@ -357,6 +373,8 @@ fn broker_report(raw: &RawResult, samples: &Samples) -> Option<BrokerReport> {
         };
         if raw.publish.clients > 0 || raw.receive.received > 0 {
             b.cpu_s_window = Some(cpu);
+            let secs = secs_between(raw.window.warm_ns, raw.window.end_ns);
+            b.cpu_cores_window = (secs > 0.0).then(|| cpu / secs);
             b.msgs_basis = Some(basis.to_owned());
             b.cpu_s_per_million_msgs = (msgs > 0).then(|| cpu * 1e6 / msgs as f64);
         }
@@ -414,6 +432,7 @@ fn params(cmd: &BenchCommand) -> BTreeMap<String, serde_json::Value> {
             p.insert("duration_s".into(), json!(a.duration_s));
             p.insert("warmup_s".into(), json!(a.warmup_s));
             p.insert("inflight".into(), json!(a.inflight));
+            p.insert("max_backlog".into(), json!(a.max_backlog));
         }
     }
     p

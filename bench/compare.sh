@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Roost vs Mosquitto on this machine: same load generator (roost-bench), same
+# scenarios, alternating brokers, a fresh broker process for every run, medians
+# over REPEAT runs. Prints a table (both figures and the ratio) and writes it to
+# bench/results/<date>.md. Method: docs/performance.md.
+#
+#   bench/compare.sh                 full run (REPEAT=3, 20 s windows, 10,000 clients)
+#   QUICK=1 bench/compare.sh         smoke check (REPEAT=1, 3 s windows, 2,000 clients)
+#
+# Environment:
+#   REPEAT     runs per scenario and broker (median reported)
+#   DURATION   measured seconds of the message scenarios; WARMUP seconds before it
+#   CONNS      clients of the conn and sub scenarios
+#   SCENARIOS  subset of: fanin fanout p2p-max p2p-20k conn sub
+#   BROKERS    subset of: roost mosquitto
+#   PIN        1 (default) = broker on CPU 1, load generator on CPU 0 (taskset); 0 = no pinning
+#   OUT        results file (default bench/results/<date>[-quick].md)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    REPEAT=${REPEAT:-1}; DURATION=${DURATION:-3}; WARMUP=${WARMUP:-1}; CONNS=${CONNS:-2000}
+    DEFAULT_OUT="bench/results/$(date -u +%Y-%m-%d)-quick.md"
+else
+    REPEAT=${REPEAT:-3}; DURATION=${DURATION:-20}; WARMUP=${WARMUP:-5}; CONNS=${CONNS:-10000}
+    DEFAULT_OUT="bench/results/$(date -u +%Y-%m-%d).md"
+fi
+SCENARIOS=${SCENARIOS:-"fanin fanout p2p-max p2p-20k conn sub"}
+BROKERS=${BROKERS:-"roost mosquitto"}
+PIN=${PIN:-1}
+OUT=${OUT:-$DEFAULT_OUT}
+
+log() { echo "compare: $*" >&2; }
+
+# ---------------------------------------------------------------- build & tools
+log "building roost and roost-bench (release)"
+cargo build --release -p roost -p roost-bench
+ROOST="$ROOT/target/release/roost"
+BENCH="$ROOT/target/release/roost-bench"
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    log "installing Debian mosquitto"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y mosquitto
+fi
+MOSQUITTO=$(command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
+MOSQUITTO_VERSION=$({ "$MOSQUITTO" -h 2>&1 || true; } | awk 'NR==1 {print $3}')
+
+# Broker on CPU 1, load generator on CPU 0: they do not fight over one core,
+# and the broker's CPU-seconds per message are comparable across brokers.
+BROKER_PIN=()
+BENCH_PIN=()
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    BROKER_PIN=(taskset -c 1)
+    BENCH_PIN=(taskset -c 0)
+fi
+
+RUN_DIR="$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%S)"
+mkdir -p "$RUN_DIR" "$(dirname "$OUT")"
+TMP=$(mktemp -d)
+BROKER_PID=""
+cleanup() {
+    if [ -n "$BROKER_PID" ]; then
+        kill "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------- brokers
+# Equivalent settings: loopback listener, anonymous clients, no persistence,
+# queues large enough not to drop in these scenarios, 1024 QoS 1/2 messages in
+# flight per client, Nagle off (Roost always sets TCP_NODELAY; Mosquitto's
+# default would add up to 40 ms of delayed-ACK latency per delivery).
+start_broker() {
+    local kind=$1 port log
+    port=$(free_port)
+    log="$TMP/$kind-$port.log"
+    case $kind in
+        roost)
+            ROOST_MQTT__MAX_QUEUED_MESSAGES=1000000 ROOST_MQTT__MAX_INFLIGHT=1024 \
+                "${BROKER_PIN[@]}" "$ROOST" -p "$port" 2>"$log" &
+            ;;
+        mosquitto)
+            cat >"$TMP/mosquitto-$port.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 1000000
+max_inflight_messages 1024
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+log_type warning
+EOF
+            "${BROKER_PIN[@]}" "$MOSQUITTO" -c "$TMP/mosquitto-$port.conf" 2>"$log" &
+            ;;
+        *) log "unknown broker $kind"; return 1 ;;
+    esac
+    BROKER_PID=$!
+    BROKER_PORT=$port
+    for _ in $(seq 100); do
+        if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            log "$kind exited at start-up:"; cat "$log" >&2; BROKER_PID=""; return 1
+        fi
+        if [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "$kind is not listening on $port after 10 s"; cat "$log" >&2
+    return 1
+}
+
+stop_broker() {
+    if [ -n "$BROKER_PID" ]; then
+        kill "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+        BROKER_PID=""
+    fi
+}
+
+# ---------------------------------------------------------------- scenarios
+scenario_args() {
+    local window=(--duration "$DURATION" --warmup "$WARMUP" -i 0)
+    case $1 in
+        fanin)   echo pubsub --pubs 16 --subs 1 --topic-mode shared -q 0 -s 16 "${window[@]}" ;;
+        fanout)  echo pubsub --pubs 1 --subs 100 --topic-mode fanout -q 0 -s 16 "${window[@]}" ;;
+        p2p-max) echo pubsub --pubs 100 --subs 100 --topic-mode pairs -q 1 -s 256 "${window[@]}" ;;
+        p2p-20k) echo pubsub --pubs 100 --subs 100 --topic-mode pairs -q 1 -s 256 --rate 20000 "${window[@]}" ;;
+        conn)    echo conn -c "$CONNS" -i 0 --duration 2 ;;
+        sub)     echo sub -c "$CONNS" -i 0 -t 'bench/%i' -q 1 --duration 1 ;;
+        *) log "unknown scenario $1"; return 1 ;;
+    esac
+}
+
+run_one() {
+    local scenario=$1 broker=$2 r=$3 args out
+    read -r -a args <<<"$(scenario_args "$scenario")"
+    out="$RUN_DIR/$scenario.$broker.$r.json"
+    start_broker "$broker" || return 1
+    log "$scenario on $broker (run $r/$REPEAT): roost-bench ${args[*]}"
+    if ! "${BENCH_PIN[@]}" "$BENCH" "${args[@]}" -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json \
+        >"$out" 2>"$TMP/bench.log"; then
+        log "roost-bench failed for $scenario on $broker:"; tail -20 "$TMP/bench.log" >&2
+        rm -f "$out"
+    fi
+    stop_broker
+}
+
+for r in $(seq "$REPEAT"); do
+    # Alternate which broker goes first, so drift on a shared machine hits both.
+    order=$BROKERS
+    if [ $((r % 2)) = 0 ]; then order=$(echo "$BROKERS" | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}'); fi
+    for scenario in $SCENARIOS; do
+        for broker in $order; do
+            run_one "$scenario" "$broker" "$r" || log "skipped $scenario on $broker (run $r)"
+        done
+    done
+done
+
+# ---------------------------------------------------------------- report
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+    echo "# Roost vs Mosquitto, $(date -u +%Y-%m-%d) $( [ "$QUICK" = 1 ] && echo '(quick mode)')"
+    echo
+    echo "- Commit: \`$COMMIT\`; Mosquitto $MOSQUITTO_VERSION (Debian); load generator \`roost-bench\` (release)"
+    echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM"
+    echo "- Medians of $REPEAT run(s) per cell; message windows ${DURATION} s after ${WARMUP} s warm-up; conn/sub with $CONNS clients"
+    echo "- Pinning: $( [ ${#BROKER_PIN[@]} -gt 0 ] && echo 'broker on CPU 1, load generator on CPU 0' || echo 'none')"
+    echo "- Raw JSON: \`${RUN_DIR#"$ROOT"/}\`"
+    echo
+    python3 "$ROOT/bench/summarize.py" "$RUN_DIR" $BROKERS
+    echo
+    echo "Commands (each against a fresh broker, with \`-p PORT --broker-pid PID --json\`):"
+    echo
+    for scenario in $SCENARIOS; do
+        echo "- $scenario: \`roost-bench $(scenario_args "$scenario")\`"
+    done
+} >"$OUT"
+cat "$OUT"
+log "written to $OUT"
