@@ -115,7 +115,9 @@ impl BanList {
         for (i, entry) in config.entries.iter().enumerate() {
             let target = BanTarget::parse(&entry.who)
                 .map_err(|m| ConfigError::invalid(format!("banned entry {}: {m}", i + 1)))?;
-            let expires_at = entry.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            let expires_at = entry
+                .expires_at
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
             list.add(Ban::new(target, expires_at));
         }
         Ok(list)
@@ -163,7 +165,10 @@ impl BanList {
             .users
             .iter()
             .map(|(k, t)| Ban::new(BanTarget::Username(k.clone()), *t));
-        let nets = sets.nets.iter().map(|(n, t)| Ban::new(BanTarget::Ip(*n), *t));
+        let nets = sets
+            .nets
+            .iter()
+            .map(|(n, t)| Ban::new(BanTarget::Ip(*n), *t));
         clients
             .chain(users)
             .chain(nets)

@@ -30,7 +30,10 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), FileE
     rand::fill(&mut suffix);
     let tmp = dir.join(format!(
         ".{name}.tmp-{}",
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     ));
     let result = (|| {
         let mut options = std::fs::OpenOptions::new();
@@ -102,7 +105,11 @@ fn line_user(line: &str) -> Option<&str> {
 
 /// Checks a user name that is about to be written into a `user:...` file.
 pub(crate) fn check_user_name(path: &Path, user: &str) -> Result<(), FileError> {
-    if user.is_empty() || user.contains([':', '\n', '\r']) || user.trim() != user || user.starts_with('#') {
+    if user.is_empty()
+        || user.contains([':', '\n', '\r'])
+        || user.trim() != user
+        || user.starts_with('#')
+    {
         return Err(FileError::io(
             path,
             std::io::Error::new(

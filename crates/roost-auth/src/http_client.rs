@@ -9,7 +9,10 @@ use crate::ConfigError;
 /// Builds a client with a request timeout. `ca_file` (PEM) replaces the
 /// system roots when given. Installs ring as the process's rustls provider if
 /// none is installed yet (the broker installs the same one at startup).
-pub(crate) fn build(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, ConfigError> {
+pub(crate) fn build(
+    timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, ConfigError> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another installer is fine: a provider is then set.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -19,11 +22,13 @@ pub(crate) fn build(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            ConfigError::invalid(format!("{}: {e}", path.display()))
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| ConfigError::invalid(format!("{}: {e}", path.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            ConfigError::invalid(format!("{}: not a PEM certificate bundle: {e}", path.display()))
+            ConfigError::invalid(format!(
+                "{}: not a PEM certificate bundle: {e}",
+                path.display()
+            ))
         })?;
         if certs.is_empty() {
             return Err(ConfigError::invalid(format!(

@@ -25,6 +25,7 @@
 //! time. The file formats and config keys are described in `docs/auth.md`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod cache;
 mod error;
 mod file;
 mod http_client;
@@ -32,6 +33,7 @@ mod secret;
 
 pub mod acl;
 pub mod banned;
+pub mod http;
 pub mod jwt;
 pub mod password;
 pub mod scram;
@@ -41,6 +43,7 @@ pub mod topic;
 pub use acl::{AclFile, AclFileConfig, NoMatch};
 pub use banned::{Ban, BanAuthenticator, BanList, BanTarget, BannedConfig};
 pub use error::{ConfigError, FileError};
+pub use http::{HttpAclConfig, HttpAuthConfig, HttpAuthenticator, HttpAuthorizer};
 pub use jwt::{JwksConfig, JwtAuthenticator, JwtConfig};
 pub use password::{PasswordFile, PasswordFileConfig, UnknownUser};
 pub use scram::{Mechanism, ScramAuthenticator, ScramConfig, ScramCredentials};

@@ -15,7 +15,9 @@ pub use rule::{FilterTemplate, Permission, Rule, RuleAction, Who};
 
 use crate::FileError;
 use crate::file::significant_lines;
-use crate::topic::{covers, intersects, is_valid_filter, is_valid_topic, matches, strip_shared_prefix};
+use crate::topic::{
+    covers, intersects, is_valid_filter, is_valid_topic, matches, strip_shared_prefix,
+};
 
 /// What the ACL answers when no rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

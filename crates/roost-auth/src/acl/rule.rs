@@ -36,9 +36,9 @@ impl Who {
         if token == "all" {
             return Ok(Self::All);
         }
-        let (kind, value) = token
-            .split_once(':')
-            .ok_or_else(|| format!("expected user:<name>, client:<id>, ip:<cidr> or all, got {token:?}"))?;
+        let (kind, value) = token.split_once(':').ok_or_else(|| {
+            format!("expected user:<name>, client:<id>, ip:<cidr> or all, got {token:?}")
+        })?;
         if value.is_empty() {
             return Err(format!("empty value in {token:?}"));
         }
@@ -46,7 +46,9 @@ impl Who {
             "user" => Ok(Self::User(value.to_owned())),
             "client" => Ok(Self::Client(value.to_owned())),
             "ip" => parse_net(value).map(Self::Ip),
-            _ => Err(format!("unknown kind {kind:?} (expected user, client, ip or all)")),
+            _ => Err(format!(
+                "unknown kind {kind:?} (expected user, client, ip or all)"
+            )),
         }
     }
 
@@ -88,7 +90,9 @@ impl RuleAction {
             "publish" => Ok(Self::Publish),
             "subscribe" => Ok(Self::Subscribe),
             "all" => Ok(Self::All),
-            _ => Err(format!("unknown action {token:?} (expected publish, subscribe or all)")),
+            _ => Err(format!(
+                "unknown action {token:?} (expected publish, subscribe or all)"
+            )),
         }
     }
 
@@ -177,7 +181,8 @@ impl Rule {
         };
         let (who, rest) = next_token(rest).ok_or("missing <who> (user:, client:, ip: or all)")?;
         let who = Who::parse(who)?;
-        let (action, rest) = next_token(rest).ok_or("missing action (publish, subscribe or all)")?;
+        let (action, rest) =
+            next_token(rest).ok_or("missing action (publish, subscribe or all)")?;
         let action = RuleAction::parse(action)?;
         let filter = rest.trim();
         if filter.is_empty() {

@@ -51,9 +51,12 @@ pub(crate) fn claim_as_string(value: &Value) -> Option<String> {
 }
 
 fn timestamp(value: &Value) -> Option<SystemTime> {
-    let secs = value
-        .as_u64()
-        .or_else(|| value.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))?;
+    let secs = value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })?;
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
@@ -92,7 +95,12 @@ fn acl_lists(acl: &Value, username: Option<&str>, client_id: &str) -> (Vec<Strin
                     "all" | "pubsub" => (true, true),
                     _ => continue,
                 };
-                for filter in list.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                for filter in list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
                     add(filter, p, s);
                 }
             }
@@ -112,11 +120,13 @@ fn acl_lists(acl: &Value, username: Option<&str>, client_id: &str) -> (Vec<Strin
                     Some("all") | None => (true, true),
                     Some(_) => continue,
                 };
-                let topics = rule
-                    .get("topic")
-                    .and_then(Value::as_str)
-                    .into_iter()
-                    .chain(rule.get("topics").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str));
+                let topics = rule.get("topic").and_then(Value::as_str).into_iter().chain(
+                    rule.get("topics")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str),
+                );
                 for filter in topics {
                     add(filter, p, s);
                 }
@@ -163,9 +173,18 @@ mod tests {
             "acl": {"pub": ["up/${clientid}"], "sub": ["down/%u/#"], "all": ["both"]}}));
         let g = grant_from_claims(&c, &mapping(), None, "c1");
         assert_eq!(g.username.as_deref(), Some("dev1"));
-        assert_eq!(g.publish_acl.unwrap(), vec!["up/c1".to_string(), "both".into()]);
-        assert_eq!(g.subscribe_acl.unwrap(), vec!["down/dev1/#".to_string(), "both".into()]);
-        assert_eq!(g.expires_at, Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000)));
+        assert_eq!(
+            g.publish_acl.unwrap(),
+            vec!["up/c1".to_string(), "both".into()]
+        );
+        assert_eq!(
+            g.subscribe_acl.unwrap(),
+            vec!["down/dev1/#".to_string(), "both".into()]
+        );
+        assert_eq!(
+            g.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
     }
 
     #[test]

@@ -62,7 +62,12 @@ impl fmt::Debug for JwksCache {
 pub(crate) struct Unavailable;
 
 impl JwksCache {
-    pub(crate) fn new(url: String, client: reqwest::Client, refresh_every: Duration, min_refetch: Duration) -> Self {
+    pub(crate) fn new(
+        url: String,
+        client: reqwest::Client,
+        refresh_every: Duration,
+        min_refetch: Duration,
+    ) -> Self {
         Self {
             url,
             client,

@@ -175,10 +175,14 @@ fn family_algorithms(family: AlgorithmFamily) -> Vec<Algorithm> {
 }
 
 fn asymmetric_algorithms() -> Vec<Algorithm> {
-    [AlgorithmFamily::Rsa, AlgorithmFamily::Ec, AlgorithmFamily::Ed]
-        .iter()
-        .flat_map(|f| f.algorithms().iter().copied())
-        .collect()
+    [
+        AlgorithmFamily::Rsa,
+        AlgorithmFamily::Ec,
+        AlgorithmFamily::Ed,
+    ]
+    .iter()
+    .flat_map(|f| f.algorithms().iter().copied())
+    .collect()
 }
 
 impl JwtAuthenticator {
@@ -224,8 +228,9 @@ impl JwtAuthenticator {
             let raw = match (&config.secret, &config.secret_file) {
                 (Some(s), _) => s.expose().as_bytes().to_vec(),
                 (None, Some(path)) => {
-                    let text = std::fs::read_to_string(path)
-                        .map_err(|e| ConfigError::invalid(format!("jwt: {}: {e}", path.display())))?;
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        ConfigError::invalid(format!("jwt: {}: {e}", path.display()))
+                    })?;
                     text.trim().as_bytes().to_vec()
                 }
                 (None, None) => Vec::new(),
@@ -241,16 +246,19 @@ impl JwtAuthenticator {
             if key.try_get_as_bytes().map(<[u8]>::is_empty).unwrap_or(true) {
                 return Err(ConfigError::invalid("jwt: the secret is empty"));
             }
-            (KeySource::Static(key), family_algorithms(AlgorithmFamily::Hmac))
+            (
+                KeySource::Static(key),
+                family_algorithms(AlgorithmFamily::Hmac),
+            )
         };
         let algorithms = if config.algorithms.is_empty() {
             allowed
         } else {
             let mut list = Vec::new();
             for name in &config.algorithms {
-                let alg: Algorithm = name
-                    .parse()
-                    .map_err(|_| ConfigError::invalid(format!("jwt: unknown algorithm {name:?}")))?;
+                let alg: Algorithm = name.parse().map_err(|_| {
+                    ConfigError::invalid(format!("jwt: unknown algorithm {name:?}"))
+                })?;
                 if !allowed.contains(&alg) {
                     return Err(ConfigError::invalid(format!(
                         "jwt: algorithm {name} does not fit the configured key"
@@ -278,7 +286,9 @@ impl JwtAuthenticator {
             validation.set_issuer(&config.issuer);
         }
         if config.match_username && config.username_claim.is_none() {
-            return Err(ConfigError::invalid("jwt: match_username needs username_claim"));
+            return Err(ConfigError::invalid(
+                "jwt: match_username needs username_claim",
+            ));
         }
         Ok(Self {
             from: config.from,
@@ -308,7 +318,8 @@ impl JwtAuthenticator {
             tracing::debug!(why, "jwt: token refused");
             ReasonCode::BAD_USER_NAME_OR_PASSWORD
         };
-        let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed header or unsupported alg"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| refuse("malformed header or unsupported alg"))?;
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(refuse("algorithm not allowed"));
         }
@@ -388,7 +399,11 @@ impl JwtAuthenticator {
     }
 }
 
-fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Map<String, Value>, String> {
+fn decode(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<Map<String, Value>, String> {
     jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
         .map(|data| data.claims)
         .map_err(|e| format!("{:?}", e.kind()))
@@ -400,9 +415,10 @@ fn looks_like_jwt(text: &str) -> bool {
     parts.len() == 3
         && !parts[0].is_empty()
         && !parts[1].is_empty()
-        && parts
-            .iter()
-            .all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'='))
+        && parts.iter().all(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+        })
 }
 
 impl Authenticator for JwtAuthenticator {

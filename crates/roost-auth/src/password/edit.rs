@@ -9,7 +9,12 @@ use crate::file::{check_user_name, replace_user_lines};
 /// Sets `user`'s password in the file at `path`, creating the file when it
 /// does not exist. Other lines (comments included) are kept in order. The
 /// file is replaced atomically and gets mode 0600.
-pub fn set_password(path: &Path, user: &str, password: &str, kind: HashKind) -> Result<(), FileError> {
+pub fn set_password(
+    path: &Path,
+    user: &str,
+    password: &str,
+    kind: HashKind,
+) -> Result<(), FileError> {
     check_user_name(path, user)?;
     let hash = PasswordHash::create(password.as_bytes(), kind)
         .map_err(|m| FileError::io(path, std::io::Error::other(m)))?;

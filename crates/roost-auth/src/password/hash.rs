@@ -54,7 +54,10 @@ impl fmt::Debug for PasswordHash {
         match self {
             Self::Sha512 { .. } => f.write_str("PasswordHash::Sha512(<redacted>)"),
             Self::Pbkdf2Sha512 { iterations, .. } => {
-                write!(f, "PasswordHash::Pbkdf2Sha512(iterations={iterations}, <redacted>)")
+                write!(
+                    f,
+                    "PasswordHash::Pbkdf2Sha512(iterations={iterations}, <redacted>)"
+                )
             }
             Self::Argon2id(_) => f.write_str("PasswordHash::Argon2id(<redacted>)"),
         }
@@ -79,7 +82,8 @@ impl PasswordHash {
         }
         if let Some(rest) = text.strip_prefix("$7$") {
             let mut parts = rest.splitn(3, '$');
-            let (Some(iterations), Some(salt), Some(hash)) = (parts.next(), parts.next(), parts.next())
+            let (Some(iterations), Some(salt), Some(hash)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err("a $7$ hash needs the form $7$<iterations>$<salt>$<hash>".into());
             };
@@ -235,10 +239,24 @@ mod tests {
 
     #[test]
     fn malformed_hashes_are_rejected_with_a_reason() {
-        for bad in ["plain", "$7$x$AAAA$AAAA", "$7$101$!!$AAAA", "$6$AAAA", "$argon2id$nope"] {
+        for bad in [
+            "plain",
+            "$7$x$AAAA$AAAA",
+            "$7$101$!!$AAAA",
+            "$6$AAAA",
+            "$argon2id$nope",
+        ] {
             assert!(PasswordHash::parse(bad).is_err(), "{bad}");
         }
-        let short_salt = format!("$7$101${}${}", STANDARD.encode([0u8; 5]), STANDARD.encode([0u8; 64]));
-        assert!(PasswordHash::parse(&short_salt).unwrap_err().contains("12 or 64"));
+        let short_salt = format!(
+            "$7$101${}${}",
+            STANDARD.encode([0u8; 5]),
+            STANDARD.encode([0u8; 64])
+        );
+        assert!(
+            PasswordHash::parse(&short_salt)
+                .unwrap_err()
+                .contains("12 or 64")
+        );
     }
 }

@@ -151,8 +151,9 @@ impl PasswordFile {
     }
 }
 
-static DUMMY_HASH: LazyLock<PasswordHash> =
-    LazyLock::new(|| PasswordHash::pbkdf2(b"", vec![0; DEFAULT_SALT_LEN], DEFAULT_PBKDF2_ITERATIONS));
+static DUMMY_HASH: LazyLock<PasswordHash> = LazyLock::new(|| {
+    PasswordHash::pbkdf2(b"", vec![0; DEFAULT_SALT_LEN], DEFAULT_PBKDF2_ITERATIONS)
+});
 
 impl Authenticator for PasswordFile {
     fn name(&self) -> &str {
@@ -170,7 +171,10 @@ impl Authenticator for PasswordFile {
 }
 
 /// Parses the text of a password file; errors name `path` and the line.
-pub(crate) fn parse_text(path: &Path, text: &str) -> Result<HashMap<String, PasswordHash>, FileError> {
+pub(crate) fn parse_text(
+    path: &Path,
+    text: &str,
+) -> Result<HashMap<String, PasswordHash>, FileError> {
     let mut entries = HashMap::new();
     for (line_no, line) in significant_lines(text) {
         let (user, hash) = line

@@ -139,8 +139,11 @@ pub(crate) fn parse_text(path: &Path, text: &str) -> Result<CredentialMap, FileE
         if user.is_empty() {
             return Err(err("empty user name".into()));
         }
-        let mechanism = Mechanism::from_name(mech)
-            .ok_or_else(|| err(format!("unknown mechanism {mech:?} (expected SCRAM-SHA-256 or SCRAM-SHA-512)")))?;
+        let mechanism = Mechanism::from_name(mech).ok_or_else(|| {
+            err(format!(
+                "unknown mechanism {mech:?} (expected SCRAM-SHA-256 or SCRAM-SHA-512)"
+            ))
+        })?;
         let iterations: u32 = iterations
             .parse()
             .map_err(|_| err("the iteration count must be a positive integer".into()))?;
@@ -158,7 +161,10 @@ pub(crate) fn parse_text(path: &Path, text: &str) -> Result<CredentialMap, FileE
         )
         .map_err(err)?;
         if map.insert((user.to_owned(), mechanism), creds).is_some() {
-            return Err(err(format!("user {user:?} has two {} lines", mechanism.name())));
+            return Err(err(format!(
+                "user {user:?} has two {} lines",
+                mechanism.name()
+            )));
         }
     }
     Ok(map)
@@ -167,11 +173,18 @@ pub(crate) fn parse_text(path: &Path, text: &str) -> Result<CredentialMap, FileE
 /// Sets `user`'s SCRAM credentials for both mechanisms in the credentials
 /// file at `path` (created when missing), derived from `password` with fresh
 /// salts. The file is replaced atomically and gets mode 0600.
-pub fn set_scram_password(path: &Path, user: &str, password: &str, iterations: u32) -> Result<(), FileError> {
+pub fn set_scram_password(
+    path: &Path,
+    user: &str,
+    password: &str,
+    iterations: u32,
+) -> Result<(), FileError> {
     check_user_name(path, user)?;
     let lines: Vec<String> = Mechanism::ALL
         .iter()
-        .map(|&m| ScramCredentials::generate(m, password.as_bytes(), iterations.max(1)).to_line(user))
+        .map(|&m| {
+            ScramCredentials::generate(m, password.as_bytes(), iterations.max(1)).to_line(user)
+        })
         .collect();
     replace_user_lines(path, user, &lines)?;
     Ok(())

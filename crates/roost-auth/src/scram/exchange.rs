@@ -114,9 +114,21 @@ impl ScramExchange {
         let seed = [m.name().as_bytes(), b"\0", username.as_bytes()].concat();
         let mut salt = m.hmac(&self.inner.fake_key, &seed);
         salt.truncate(16);
-        let stored = m.hmac(&self.inner.fake_key, &[b"stored\0".as_slice(), &seed].concat());
-        let server = m.hmac(&self.inner.fake_key, &[b"server\0".as_slice(), &seed].concat());
-        match ScramCredentials::from_parts(m, salt.clone(), self.inner.unknown_iterations, stored, server) {
+        let stored = m.hmac(
+            &self.inner.fake_key,
+            &[b"stored\0".as_slice(), &seed].concat(),
+        );
+        let server = m.hmac(
+            &self.inner.fake_key,
+            &[b"server\0".as_slice(), &seed].concat(),
+        );
+        match ScramCredentials::from_parts(
+            m,
+            salt.clone(),
+            self.inner.unknown_iterations,
+            stored,
+            server,
+        ) {
             Ok(c) => c,
             // Cannot happen (lengths come from the same hash); still fail closed.
             Err(_) => ScramCredentials::derive(m, &self.inner.fake_key, &salt, 1),

@@ -36,7 +36,11 @@ pub(crate) fn parse_client_first(msg: &str) -> Result<ClientFirst<'_>, &'static 
         return Err("empty user name");
     }
     if !authzid.is_empty() {
-        let authzid = decode_saslname(authzid.strip_prefix("a=").ok_or("bad authorization identity")?)?;
+        let authzid = decode_saslname(
+            authzid
+                .strip_prefix("a=")
+                .ok_or("bad authorization identity")?,
+        )?;
         if authzid != username {
             return Err("authorization identity differs from the user name");
         }
@@ -113,7 +117,9 @@ fn decode_saslname(text: &str) -> Result<String, &'static str> {
 pub(crate) fn valid_nonce(nonce: &str) -> bool {
     !nonce.is_empty()
         && nonce.len() <= MAX_NONCE_LEN
-        && nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        && nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
 }
 
 #[cfg(test)]

@@ -133,7 +133,10 @@ impl ScramAuthenticator {
     pub fn insert(&self, user: &str, credentials: ScramCredentials) {
         self.inner.credentials.rcu(|map| {
             let mut map = CredentialMap::clone(map);
-            map.insert((user.to_owned(), credentials.mechanism()), credentials.clone());
+            map.insert(
+                (user.to_owned(), credentials.mechanism()),
+                credentials.clone(),
+            );
             map
         });
     }
