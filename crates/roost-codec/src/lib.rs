@@ -18,6 +18,30 @@
 //! statement it enforces (see [`DecodeError::spec_id`]), and
 //! `ReasonCode::from(&DecodeError)` is the one table that maps errors to
 //! reason codes. See `docs/codec.md` for the full rule table.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use roost_codec::{Decoder, Encoder, Packet, ProtocolVersion, ReasonCode};
+//!
+//! // A 3.1.1 CONNECT (client id "c") followed by half of a PINGREQ.
+//! let mut read_buf = BytesMut::from(&b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01c\xc0"[..]);
+//! let mut decoder = Decoder::server(1024 * 1024);
+//! let Some(Packet::Connect(connect)) = decoder.decode(&mut read_buf)? else { unreachable!() };
+//! assert_eq!(decoder.version(), Some(ProtocolVersion::V311));
+//! assert_eq!(&*connect.client_id, "c");
+//! assert_eq!(decoder.decode(&mut read_buf)?, None); // need more bytes
+//!
+//! // Errors map to a reason code in one place.
+//! let mut garbage = BytesMut::from(&b"\x36\x00"[..]); // PUBLISH with QoS 3
+//! let err = decoder.decode(&mut garbage).unwrap_err();
+//! assert_eq!(ReasonCode::from(&err), ReasonCode::MALFORMED_PACKET);
+//! assert_eq!(err.spec_id(), Some("MQTT-3.3.1-4"));
+//!
+//! let mut out = BytesMut::new();
+//! Encoder::new(ProtocolVersion::V311).encode(&Packet::PingResp, &mut out)?;
+//! assert_eq!(&out[..], b"\xd0\x00");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 // Tests may unwrap: a panic there is a failed test, not a peer-triggered crash.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
