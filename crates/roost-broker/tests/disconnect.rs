@@ -97,19 +97,18 @@ async fn v5_connect_during_shutdown_is_refused_with_0x88_or_not_accepted() {
     broker.handle.shutdown();
     closed_with(&mut held, ReasonCode::SERVER_SHUTTING_DOWN).await;
     // The listener is closed, or the CONNECT is refused: never accepted.
-    if let Ok(mut late) = RawClient::connect(broker.addr, ProtocolVersion::V5).await {
-        if late
+    if let Ok(mut late) = RawClient::connect(broker.addr, ProtocolVersion::V5).await
+        && late
             .send(connect(ProtocolVersion::V5, "late"))
             .await
             .is_ok()
-        {
-            match late.recv(T).await {
-                Ok(Packet::ConnAck(ack)) => {
-                    assert_eq!(ack.reason_code, ReasonCode::SERVER_UNAVAILABLE)
-                }
-                Ok(other) => panic!("{other:?}"),
-                Err(_) => {}
+    {
+        match late.recv(T).await {
+            Ok(Packet::ConnAck(ack)) => {
+                assert_eq!(ack.reason_code, ReasonCode::SERVER_UNAVAILABLE)
             }
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => {}
         }
     }
 }

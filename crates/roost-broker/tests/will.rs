@@ -371,7 +371,7 @@ async fn v5_mqtt_3_1_3_10_will_properties_are_forwarded_with_user_property_order
     assert_eq!(p.payload_format_indicator, Some(true));
     assert!(
         p.message_expiry_interval
-            .is_some_and(|e| e <= 600 && e >= 590),
+            .is_some_and(|e| (590..=600).contains(&e)),
         "{p:?}"
     );
     assert_eq!(p.content_type.as_deref(), Some("text/plain"));
