@@ -413,6 +413,6 @@ fn remote_hosts_and_unsupported_transports_are_refused() {
     let err = |args: &[&str]| format!("{:#}", roost_bench::run(parse(args)).unwrap_err());
     assert!(err(&["-h", "192.0.2.1"]).contains("not a loopback address"));
     assert!(err(&["--ifaddr", "192.0.2.1"]).contains("not a loopback address"));
-    assert!(err(&["--ws"]).contains("not supported yet"));
-    assert!(err(&["-S"]).contains("not supported yet"));
+    assert!(err(&["--ws"]).contains("not supported by roost bench yet"));
+    assert!(err(&["-S"]).contains("not supported by roost bench yet"));
 }
