@@ -132,7 +132,9 @@ pub(crate) async fn run<R, W>(
                     Some(Control::Close(reason)) => break Ending::Closed(reason),
                     None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
                 },
-                _ = shutdown.changed() => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                // `wait_for` also sees a shutdown that began before this
+                // connection subscribed (between its CONNECT check and here).
+                _ = shutdown.wait_for(|down| *down) => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
                 written = out.write_some(&mut writer), if !out.is_empty() => match written {
                     Ok(0) | Err(_) => break Ending::Lost,
                     Ok(n) => out.advance(n),
