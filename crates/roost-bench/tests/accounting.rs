@@ -416,3 +416,47 @@ fn remote_hosts_and_unsupported_transports_are_refused() {
     assert!(err(&["--ws"]).contains("not supported by roost bench yet"));
     assert!(err(&["-S"]).contains("not supported by roost bench yet"));
 }
+
+/// How the `roost` binary embeds the tool: `roost bench <scenario> …`.
+#[derive(Debug, Parser)]
+#[command(name = "roost", version)]
+struct RoostCli {
+    #[arg(short = 'p', long = "port")]
+    port: Option<u16>,
+    #[command(subcommand)]
+    command: Option<RoostCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RoostCommand {
+    Bench(BenchArgs),
+}
+
+#[test]
+fn embeds_as_a_roost_subcommand_without_flag_clashes() {
+    let cli = RoostCli::try_parse_from([
+        "roost",
+        "bench",
+        "sub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "1999",
+        "-V",
+        "3",
+        "-c",
+        "2",
+        "-t",
+        "a/%i",
+    ])
+    .unwrap();
+    assert_eq!(cli.port, None, "-p belongs to the scenario, not to roost");
+    let Some(RoostCommand::Bench(bench)) = cli.command else {
+        panic!("expected bench")
+    };
+    let BenchCommand::Sub(a) = bench.command else {
+        panic!("expected sub")
+    };
+    assert_eq!((a.common.port, a.common.version, a.count), (1999, 3, 2));
+    assert_eq!(a.common.hosts, ["127.0.0.1"]);
+}
