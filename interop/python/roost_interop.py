@@ -3,7 +3,8 @@ paho client wrapper whose every wait is bounded.
 
 The broker is the `roost` binary (env ROOST_BIN, default target/debug/roost),
 started as `roost -p 0`; its port is read from the `listening on mqtt://IP:PORT`
-line it logs on stderr.
+line it logs on stderr (other listeners: `mqtts://`, `ws://`, `wss://`, `quic://`,
+collected in `BrokerProcess.listeners`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Upper bound for any single wait on the broker (CONNACK, SUBACK, a message).
 TIMEOUT = float(os.environ.get("ROOST_TEST_TIMEOUT", "10"))
 STARTUP_TIMEOUT = 10.0
-LISTENING = re.compile(r"listening on mqtt://(\[[^\]]+\]|[^\s:/]+):(\d+)")
+LISTENING = re.compile(r"listening on (mqtts|mqtt|wss|ws|quic)://(\[[^\]]+\]|[^\s:/]+):(\d+)")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 V5 = 5
@@ -54,7 +55,8 @@ def unique(prefix: str) -> str:
 class BrokerProcess:
     """A `roost -p 0` child process; stderr is kept for failure reports."""
 
-    def __init__(self, *extra_args: str):
+    def __init__(self, *extra_args: str, expect: tuple[str, ...] = ("mqtt",)):
+        """`expect`: the listener schemes to wait for (e.g. ("mqtt", "wss") with `-c FILE`)."""
         binary = roost_binary()
         if not binary.exists():
             raise FileNotFoundError(f"roost binary not found at {binary}: run `cargo build -p roost` or set ROOST_BIN")
@@ -67,6 +69,9 @@ class BrokerProcess:
         self._ready = threading.Event()
         self.host = ""
         self.port = 0
+        self.expect = set(expect)
+        # scheme -> (host, port) of the first listener of that scheme.
+        self.listeners: dict[str, tuple[str, int]] = {}
         self.process = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -76,10 +81,10 @@ class BrokerProcess:
         )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        if not self._ready.wait(STARTUP_TIMEOUT) or not self.port:
+        if not self._ready.wait(STARTUP_TIMEOUT) or not self.expect <= self.listeners.keys():
             self.stop()
             raise RuntimeError(
-                f"roost did not log 'listening on mqtt://' within {STARTUP_TIMEOUT}s "
+                f"roost did not log 'listening on' {sorted(self.expect)} within {STARTUP_TIMEOUT}s "
                 f"(exit code {self.process.returncode}); stderr:\n{self.log()}"
             )
 
@@ -92,9 +97,12 @@ class BrokerProcess:
             if not self._ready.is_set():
                 match = LISTENING.search(line)
                 if match:
-                    self.host = match.group(1).strip("[]")
-                    self.port = int(match.group(2))
-                    self._ready.set()
+                    scheme, host, port = match.group(1), match.group(2).strip("[]"), int(match.group(3))
+                    self.listeners.setdefault(scheme, (host, port))
+                    if scheme == "mqtt" and not self.port:
+                        self.host, self.port = host, port
+                    if self.expect <= self.listeners.keys():
+                        self._ready.set()
         # The process closed stderr (exited): wake a waiting constructor.
         self._ready.set()
 
