@@ -1,12 +1,14 @@
 // Starts the roost binary as `roost -p 0` and reads its port from the
-// `listening on mqtt://IP:PORT` line it logs on stderr.
+// `listening on mqtt://IP:PORT` line it logs on stderr. Other listeners
+// (`mqtts://`, `ws://…/mqtt`, `wss://…/mqtt`, `quic://`) are announced before
+// the TCP one and collected in `listeners`.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const LISTENING = /listening on mqtt:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)/
+const LISTENING = /listening on (mqtts|mqtt|wss|ws|quic):\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)(\/\S*)?/
 const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g // eslint-disable-line no-control-regex
 const STARTUP_TIMEOUT_MS = 10_000
 
@@ -15,7 +17,7 @@ export function roostBinary () {
   return path.isAbsolute(configured) ? configured : path.join(repoRoot, configured)
 }
 
-/** A running broker: `url`, `log()` (its stderr so far) and `stop()`. */
+/** A running broker: `url`, `listeners` (scheme -> { host, port, url }), `log()` (its stderr so far) and `stop()`. */
 export async function startBroker (...extraArgs) {
   const binary = roostBinary()
   if (!existsSync(binary)) {
@@ -27,6 +29,7 @@ export async function startBroker (...extraArgs) {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' }
   })
   const lines = []
+  const listeners = {}
   let pending = ''
   const log = () => lines.join('\n')
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
@@ -43,8 +46,13 @@ export async function startBroker (...extraArgs) {
         lines.push(line)
         const match = LISTENING.exec(line)
         if (match) {
-          clearTimeout(timer)
-          resolve({ host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) })
+          const [, scheme, rawHost, port, path = ''] = match
+          const host = rawHost.replace(/^\[|\]$/g, '')
+          listeners[scheme] ??= { host, port: Number(port), url: `${scheme}://${rawHost}:${port}${path}` }
+          if (scheme === 'mqtt') {
+            clearTimeout(timer)
+            resolve({ host, port: Number(port) })
+          }
         }
       }
     })
@@ -60,6 +68,7 @@ export async function startBroker (...extraArgs) {
   return {
     ...address,
     url: `mqtt://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
+    listeners,
     log,
     /** SIGTERM, then SIGKILL after a bounded wait. */
     async stop (graceMs = 5000) {
