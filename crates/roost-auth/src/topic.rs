@@ -70,9 +70,11 @@ fn covers_levels(rule: &[&str], req: &[&str], first: bool) -> bool {
         (None, Some(_)) | (Some(_), None) => false,
         (Some((rl, r_rest)), Some((ql, q_rest))) => {
             let level_ok = match (*rl, *ql) {
-                // The request matches any number of levels here; only `#` in
-                // the rule (handled above) matches all of them.
-                (_, "#") => false,
+                // The request matches this level's parent and anything below
+                // it. Only a rule `#` (handled above) matches the parent too,
+                // except in the first level, where there is no parent topic
+                // and `+/#` matches every topic `#` does.
+                (_, "#") => return first && r_rest == ["#"] && *rl == "+",
                 ("+", "+") => true,
                 (_, "+") => false,
                 ("+", q) => !(first && q.starts_with('$')),
@@ -160,6 +162,8 @@ mod tests {
         assert!(covers("a/#", "a"));
         assert!(!covers("a", "a/#"));
         assert!(covers("+/#", "+/+"));
+        assert!(covers("+/#", "#"));
+        assert!(!covers("a/+/#", "a/#"));
     }
 
     #[test]
