@@ -22,7 +22,11 @@ pub fn drain(decoder: &mut Decoder, data: &[u8]) {
                 }
             }
             Ok(None) => {
-                assert_eq!(buf.len(), before, "need-more must leave the buffer untouched");
+                assert_eq!(
+                    buf.len(),
+                    before,
+                    "need-more must leave the buffer untouched"
+                );
                 return;
             }
             Err(e) => {

@@ -10,7 +10,9 @@ use roost_codec::{Decoder, ProtocolVersion};
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let max = if selector & 0x80 != 0 { 64 } else { 1 << 20 };
     let mut decoder = match selector % 4 {
         0 => Decoder::server(max),

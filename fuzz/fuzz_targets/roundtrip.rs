@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use roost_codec::{Decoder, Encoder, Packet, ProtocolVersion};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let version = match selector % 3 {
         0 => ProtocolVersion::V31,
         1 => ProtocolVersion::V311,
@@ -30,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
             let mut header = BytesMut::new();
             assert!(encoder.encode_publish_header(p, &mut header).is_ok());
             header.extend_from_slice(&p.payload);
-            assert_eq!(header, wire, "header + payload differs from the full encoding");
+            assert_eq!(
+                header, wire,
+                "header + payload differs from the full encoding"
+            );
         }
         let mut again = Decoder::client(version, 1 << 20);
         let mut copy = wire.clone();
