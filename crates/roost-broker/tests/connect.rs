@@ -1001,3 +1001,63 @@ async fn v5_mqtt_3_1_4_5_accepted_client_exchanges_messages() {
         }
     }
 }
+
+// ------------------------------------------------------------- transport
+
+#[tokio::test]
+async fn v5_mqtt_4_2_0_1_and_v311_mqtt_7_1_1_1_packets_split_byte_by_byte_arrive_whole_and_in_order()
+ {
+    let broker = common::start().await;
+    for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
+        let id = format!("dribble-{}", version.level());
+        let encoder = roost_codec::Encoder::new(version);
+        let mut bytes = bytes::BytesMut::new();
+        encoder
+            .encode(
+                &Packet::Connect(Box::new(connect(version, &id))),
+                &mut bytes,
+            )
+            .unwrap();
+        encoder
+            .encode(
+                &Packet::Subscribe(subscribe(1, "dribble/t", QoS::AtMostOnce)),
+                &mut bytes,
+            )
+            .unwrap();
+        for i in 0..20u8 {
+            let p = publish(
+                "dribble/t",
+                vec![i],
+                QoS::AtLeastOnce,
+                Some(u16::from(i) + 1),
+            );
+            encoder.encode(&Packet::Publish(p), &mut bytes).unwrap();
+        }
+        encoder.encode(&Packet::PingReq, &mut bytes).unwrap();
+
+        let mut client = RawClient::connect(broker.addr, version).await.unwrap();
+        for byte in bytes.iter() {
+            client.send_bytes(&[*byte]).await.unwrap();
+        }
+        assert!(
+            matches!(client.recv(T).await.unwrap(), Packet::ConnAck(a) if a.reason_code == ReasonCode::SUCCESS)
+        );
+        assert!(matches!(client.recv(T).await.unwrap(), Packet::SubAck(_)));
+        // Own messages come back through the subscription, so they may trail
+        // the PINGRESP: read until every ack, the PINGRESP and every message.
+        let (mut acks, mut payloads, mut pong) = (Vec::new(), Vec::new(), false);
+        while !(pong && acks.len() == 20 && payloads.len() == 20) {
+            match client.recv(T).await.unwrap() {
+                Packet::PubAck(a) => acks.push(a.packet_id.get()),
+                Packet::Publish(p) => payloads.push(p.payload[0]),
+                Packet::PingResp => {
+                    assert_eq!(acks.len(), 20, "PINGRESP after every PUBACK");
+                    pong = true;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(acks, (1..=20).collect::<Vec<u16>>(), "{version:?}");
+        assert_eq!(payloads, (0..20).collect::<Vec<u8>>(), "{version:?}");
+    }
+}
