@@ -196,17 +196,19 @@ impl ConnectionInfo {
 /// client certificate's CN or DN replaces the CONNECT user name / client id
 /// (like Mosquitto's `use_identity_as_username`). A listener that asks for it
 /// refuses a client without a usable certificate identity (0x87 Not
-/// authorized / 3.1.1 return code 5).
+/// authorized / 3.1.1 return code 5). Returns true when the certificate
+/// became the user name: it is then the client's credential, no password is
+/// checked.
 pub(crate) fn apply_identity(
     listener: &ListenerConfig,
     info: &ConnectionInfo,
     connect: &mut Connect,
-) -> Result<(), ReasonCode> {
+) -> Result<bool, ReasonCode> {
     let Some(tls) = &listener.tls else {
-        return Ok(());
+        return Ok(false);
     };
     if !tls.uses_identity() {
-        return Ok(());
+        return Ok(false);
     }
     let identity = info
         .identity()
@@ -223,5 +225,5 @@ pub(crate) fn apply_identity(
     if tls.use_identity_as_client_id {
         connect.client_id = identity.into();
     }
-    Ok(())
+    Ok(tls.use_identity_as_username)
 }
