@@ -182,6 +182,9 @@ where
     )
     .await;
     let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
+    // Drops the resumed state already counted; accept may add more (expired
+    // while queued, too large for the new Maximum Packet Size).
+    let mut drops_counted = previous.as_ref().map_or(0, SessionState::dropped_messages);
     let session = Session::accept(
         connect,
         assigned,
@@ -190,6 +193,7 @@ where
         auth,
         now,
     );
+    core.sync_session_drops(&slot, &mut drops_counted, &session);
     Ok(Attached {
         session,
         slot,
