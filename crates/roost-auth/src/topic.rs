@@ -5,6 +5,12 @@
 //! `#` matches the parent level and any number of levels below, and a
 //! wildcard in the first level never matches a topic starting with `$`
 //! (so a rule `#` grants nothing under `$SYS/`).
+//!
+//! `covers` and `intersects` treat the empty topic (one empty level) as if
+//! it were a topic name. It is not valid, so in that corner `covers` is
+//! stricter and `intersects` wider than necessary: both err on the safe side
+//! for authorization. `tests/topic_relations.rs` checks all three against
+//! brute force.
 
 /// True when `filter` is a valid MQTT topic filter: non-empty, no NUL, `+`
 /// and `#` only as whole levels, `#` only as the last level.
