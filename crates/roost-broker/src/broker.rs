@@ -10,9 +10,11 @@ use bytestring::ByteString;
 use roost_codec::{PublishProperties, QoS, ReasonCode};
 use roost_session::Message;
 
-use crate::auth::EnhancedAuth;
+use roost_hooks::{Authenticator, Authorizer, EnhancedAuthenticator, Hooks};
+
 use crate::config::{Config, ListenAddr};
 use crate::core::Core;
+use crate::extensions::{Extensions, PanicPolicy};
 use crate::listener::{BoundAddress, BoundListener};
 use crate::metrics::Stats;
 use crate::slot::Control;
@@ -44,7 +46,7 @@ pub enum BrokerError {
 #[derive(Default)]
 pub struct BrokerBuilder {
     config: Config,
-    enhanced_auth: Option<Arc<dyn EnhancedAuth>>,
+    ext: Extensions,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -62,15 +64,41 @@ impl BrokerBuilder {
         self
     }
 
-    /// Installs an enhanced-authentication mechanism (MQTT 5.0 AUTH).
-    pub fn enhanced_auth(mut self, auth: Arc<dyn EnhancedAuth>) -> Self {
-        self.enhanced_auth = Some(auth);
+    /// Appends an authenticator to the chain (asked in order; the first that
+    /// accepts or refuses decides).
+    pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.ext.authenticators.push(authenticator);
+        self
+    }
+
+    /// Installs the MQTT 5.0 enhanced-authentication mechanism(s) (AUTH exchanges).
+    pub fn enhanced_authenticator(mut self, auth: Arc<dyn EnhancedAuthenticator>) -> Self {
+        self.ext.enhanced = Some(auth);
+        self
+    }
+
+    /// Appends an authorizer to the chain (asked in order; the first that
+    /// allows or denies decides; otherwise the default ACL policy applies).
+    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.ext.authorizers.push(authorizer);
+        self
+    }
+
+    /// Installs per-packet hooks.
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.ext.hooks = Some(hooks);
+        self
+    }
+
+    /// What a panicking hook means (deny by default).
+    pub fn hook_panic_policy(mut self, policy: PanicPolicy) -> Self {
+        self.ext.panic_policy = policy;
         self
     }
 
     /// Binds every listener. Nothing is accepted until [`Broker::run`].
     pub async fn bind(self) -> Result<Broker, BrokerError> {
-        let core = Core::new(self.config, self.enhanced_auth);
+        let core = Core::new(self.config, self.ext);
         let mut listeners = Vec::new();
         for listener in core.config.effective_listeners() {
             listeners.push(BoundListener::bind(listener, &core.config).await?);

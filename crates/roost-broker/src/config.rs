@@ -25,6 +25,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Authorization policy.
+    pub security: SecurityConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -149,6 +151,39 @@ impl Default for MqttConfig {
 pub struct LimitsConfig {
     /// Total simultaneous connections (0 = unlimited).
     pub max_connections: usize,
+}
+
+/// What happens when no authorizer decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AclDefault {
+    /// Allow the action.
+    #[default]
+    Allow,
+    /// Deny the action.
+    Deny,
+}
+
+/// How a denied PUBLISH is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeniedPublish {
+    /// MQTT 5.0: PUBACK/PUBREC 0x87 Not authorized; 3.x (no reason codes):
+    /// acknowledged and dropped, like Mosquitto. QoS 0 is dropped silently.
+    #[default]
+    Acknowledge,
+    /// Close the connection (DISCONNECT 0x87 in 5.0).
+    Disconnect,
+}
+
+/// Authorization options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Decision when no authorizer allows or denies (no ACL configured = allow).
+    pub acl_default: AclDefault,
+    /// Answer to a denied PUBLISH.
+    pub denied_publish: DeniedPublish,
 }
 
 /// Log output format.

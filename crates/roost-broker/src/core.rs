@@ -15,8 +15,8 @@ use roost_session::{Delivery, EnqueueOutcome, Message, Session, SessionConfig, S
 use smallvec::SmallVec;
 use tokio::sync::watch;
 
-use crate::auth::EnhancedAuth;
 use crate::config::{Config, SharedStrategyConfig};
+use crate::extensions::Extensions;
 use crate::metrics::Metrics;
 use crate::slot::{Handover, Parked, Pushed, SessionKey, SessionSlot};
 
@@ -28,7 +28,7 @@ pub(crate) struct Core {
     pub(crate) router: RwLock<Router<SessionKey>>,
     pub(crate) retained: RwLock<RetainedIndex<Arc<Message>>>,
     pub(crate) metrics: Metrics,
-    pub(crate) enhanced_auth: Option<Arc<dyn EnhancedAuth>>,
+    pub(crate) ext: Extensions,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) next_connection_id: AtomicU64,
 }
@@ -42,7 +42,7 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    pub(crate) fn new(config: Config, enhanced_auth: Option<Arc<dyn EnhancedAuth>>) -> Arc<Self> {
+    pub(crate) fn new(config: Config, ext: Extensions) -> Arc<Self> {
         let strategy = match config.mqtt.shared_subscription_strategy {
             SharedStrategyConfig::Random => SharedStrategy::Random,
             SharedStrategyConfig::RoundRobin => SharedStrategy::RoundRobin,
@@ -58,7 +58,7 @@ impl Core {
             router: RwLock::new(Router::new(strategy)),
             retained: RwLock::new(RetainedIndex::new()),
             metrics: Metrics::default(),
-            enhanced_auth,
+            ext,
             shutdown: watch::channel(false).0,
             next_connection_id: AtomicU64::new(1),
         })

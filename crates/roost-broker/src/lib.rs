@@ -22,17 +22,18 @@
 //! # Ok(()) }
 //! ```
 
-mod auth;
 mod broker;
 pub mod config;
 mod core;
+mod extensions;
 mod driver;
 mod listener;
 mod metrics;
 mod slot;
 mod transport;
 
-pub use auth::{AuthExchange, AuthStep, EnhancedAuth};
+pub use extensions::PanicPolicy;
+pub use roost_hooks as hooks;
 pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
 pub use config::{Config, ConfigError};
 pub use listener::BoundAddress;

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use roost_broker::{AuthExchange, AuthStep, EnhancedAuth};
+use roost_broker::hooks::{
+    AuthExchange, AuthStep, BoxFuture, ClientInfo, EnhancedAuthenticator, Grant, ready,
+};
 use roost_codec::{Auth, AuthProperties, ConnAck, Connect, Packet, ProtocolVersion, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish};
@@ -29,8 +31,8 @@ const T: Duration = Duration::from_secs(5);
 /// `ODD`: fails with 0x98, which is not a CONNACK reason code.
 struct TestAuth;
 
-impl EnhancedAuth for TestAuth {
-    fn begin(&self, method: &str, _client_id: &str) -> Option<Box<dyn AuthExchange>> {
+impl EnhancedAuthenticator for TestAuth {
+    fn begin(&self, method: &str, _client: &ClientInfo) -> Option<Box<dyn AuthExchange>> {
         match method {
             "CHALLENGE" => Some(Box::new(Challenge { challenged: false })),
             "ONESHOT" => Some(Box::new(OneShot)),
@@ -45,7 +47,13 @@ struct Challenge {
 }
 
 impl AuthExchange for Challenge {
-    fn step(&mut self, data: Option<Bytes>) -> AuthStep {
+    fn step(&mut self, data: Option<Bytes>) -> BoxFuture<'_, AuthStep> {
+        ready(self.decide(data))
+    }
+}
+
+impl Challenge {
+    fn decide(&mut self, data: Option<Bytes>) -> AuthStep {
         let data = data.unwrap_or_default();
         if !self.challenged {
             if &data[..] != b"hello" {
@@ -55,7 +63,10 @@ impl AuthExchange for Challenge {
             return AuthStep::Continue(Bytes::from_static(b"challenge"));
         }
         if &data[..] == b"response" {
-            AuthStep::Success(Some(Bytes::from_static(b"welcome")))
+            AuthStep::Success {
+                data: Some(Bytes::from_static(b"welcome")),
+                grant: Grant::default(),
+            }
         } else {
             AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
         }
@@ -65,20 +76,23 @@ impl AuthExchange for Challenge {
 struct OneShot;
 
 impl AuthExchange for OneShot {
-    fn step(&mut self, data: Option<Bytes>) -> AuthStep {
-        if data.as_deref() == Some(&b"secret"[..]) {
-            AuthStep::Success(None)
+    fn step(&mut self, data: Option<Bytes>) -> BoxFuture<'_, AuthStep> {
+        ready(if data.as_deref() == Some(&b"secret"[..]) {
+            AuthStep::Success {
+                data: None,
+                grant: Grant::default(),
+            }
         } else {
             AuthStep::Fail(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
-        }
+        })
     }
 }
 
 struct Odd;
 
 impl AuthExchange for Odd {
-    fn step(&mut self, _data: Option<Bytes>) -> AuthStep {
-        AuthStep::Fail(ReasonCode::ADMINISTRATIVE_ACTION)
+    fn step(&mut self, _data: Option<Bytes>) -> BoxFuture<'_, AuthStep> {
+        ready(AuthStep::Fail(ReasonCode::ADMINISTRATIVE_ACTION))
     }
 }
 

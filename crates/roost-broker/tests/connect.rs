@@ -953,15 +953,23 @@ async fn v311_password_without_user_name_is_malformed_and_closed() {
 }
 
 #[tokio::test]
-async fn user_name_satisfies_a_listener_without_anonymous_access() {
+async fn unverified_user_name_is_refused_on_a_listener_without_anonymous_access() {
+    // No authenticator vouches for "alice": a bare user name must not open a
+    // listener that refuses anonymous clients (like Mosquitto 2).
     let mut config = common::config("");
     config.listeners[0].allow_anonymous = Some(false);
     let broker = common::start_with(config, None).await;
     let mut c = v311("named");
     c.username = Some(ByteString::from("alice"));
     c.password = Some(bytes::Bytes::from_static(b"pw"));
-    let (_c, ack) = RawClient::connect_with(broker.addr, c).await.unwrap();
-    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    let mut client = RawClient::connect(broker.addr, ProtocolVersion::V311)
+        .await
+        .unwrap();
+    client.send(Packet::Connect(Box::new(c))).await.unwrap();
+    match client.recv(T).await.unwrap() {
+        Packet::ConnAck(ack) => assert_eq!(ack.reason_code, ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
 }
 
 // --------------------------------------------------------- after CONNACK
@@ -1060,4 +1068,49 @@ async fn v5_mqtt_4_2_0_1_and_v311_mqtt_7_1_1_1_packets_split_byte_by_byte_arrive
         assert_eq!(acks, (1..=20).collect::<Vec<u16>>(), "{version:?}");
         assert_eq!(payloads, (0..20).collect::<Vec<u8>>(), "{version:?}");
     }
+}
+
+// ------------------------------------------- 3.1.1 refusals without a return code
+
+/// Encodes a 3.1.1 CONNECT for a raw exchange.
+fn v311_bytes(c: Connect) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    roost_codec::Encoder::new(ProtocolVersion::V311)
+        .encode(&Packet::Connect(Box::new(c)), &mut buf)
+        .unwrap();
+    buf.to_vec()
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_2_2_6_will_topic_with_a_wildcard_closes_without_connack() {
+    let broker = common::start().await;
+    let mut c = v311("bad-will311");
+    c.will = Some(will("bad/#", QoS::AtMostOnce, false));
+    assert_eq!(
+        raw_exchange(broker.addr, &v311_bytes(c)).await,
+        [] as [u8; 0]
+    );
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_2_2_6_will_qos_above_the_servers_maximum_closes_without_connack() {
+    let broker = common::start_with(common::config("[mqtt]\nmaximum_qos = 1"), None).await;
+    let mut c = v311("will-qos311");
+    c.will = Some(will("w/t", QoS::ExactlyOnce, false));
+    // 3.1.1 has no return code for it (0x03 would claim the service is down).
+    assert_eq!(
+        raw_exchange(broker.addr, &v311_bytes(c)).await,
+        [] as [u8; 0]
+    );
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_2_2_6_will_retain_without_retain_support_closes_without_connack() {
+    let broker = common::start_with(common::config("[mqtt]\nretain_available = false"), None).await;
+    let mut c = v311("will-retain311");
+    c.will = Some(will("w/t", QoS::AtMostOnce, true));
+    assert_eq!(
+        raw_exchange(broker.addr, &v311_bytes(c)).await,
+        [] as [u8; 0]
+    );
 }

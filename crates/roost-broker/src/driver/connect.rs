@@ -11,11 +11,11 @@ use roost_codec::{
     Auth, AuthProperties, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion,
     ReasonCode,
 };
+use roost_hooks::{AuthResult, AuthStep, ClientInfo, ConnectRequest, Decision, Grant};
 use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect, connack_refusal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::AuthStep;
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::slot::{Control, Handover, Link, SessionKey, SessionSlot};
@@ -32,6 +32,8 @@ pub(crate) struct Attached {
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) decoder: Decoder,
     pub(crate) auth_method: Option<ByteString>,
+    pub(crate) client: Arc<ClientInfo>,
+    pub(crate) grant: Grant,
 }
 
 /// Why the CONNECT phase ended without a session.
@@ -79,6 +81,11 @@ async fn refuse<W: AsyncWrite + Unpin>(
     version: ProtocolVersion,
     reason: ReasonCode,
 ) {
+    if !version.is_v5() && !has_v3_return_code(reason) {
+        // 3.x: no return code applies, so close without a CONNACK
+        // [MQTT-3.2.2-6 (3.1.1)] rather than claim e.g. "server unavailable".
+        return;
+    }
     let connect = Connect {
         protocol: version,
         ..Connect::default()
@@ -89,6 +96,28 @@ async fn refuse<W: AsyncWrite + Unpin>(
         let _ = writer.write_all(&buf).await;
         let _ = writer.flush().await;
     }
+}
+
+/// Whether a 3.1 / 3.1.1 CONNACK return code (Table 3.1) describes `reason`:
+/// 1 unacceptable protocol version, 2 identifier rejected, 3 server
+/// unavailable (also for busy, quota, rate and "use another server"), 4 bad
+/// user name or password, 5 not authorized.
+fn has_v3_return_code(reason: ReasonCode) -> bool {
+    matches!(
+        reason,
+        ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
+            | ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+            | ReasonCode::SERVER_UNAVAILABLE
+            | ReasonCode::SERVER_BUSY
+            | ReasonCode::QUOTA_EXCEEDED
+            | ReasonCode::CONNECTION_RATE_EXCEEDED
+            | ReasonCode::USE_ANOTHER_SERVER
+            | ReasonCode::SERVER_MOVED
+            | ReasonCode::BAD_USER_NAME_OR_PASSWORD
+            | ReasonCode::BAD_AUTHENTICATION_METHOD
+            | ReasonCode::NOT_AUTHORIZED
+            | ReasonCode::BANNED
+    )
 }
 
 /// Runs the whole CONNECT phase.
@@ -132,10 +161,13 @@ where
     };
     let version = connect.protocol;
     // A client certificate's identity may stand in for the user name / client id.
-    if let Err(reason) = crate::transport::apply_identity(listener, info, &mut connect) {
-        refuse(writer, version, reason).await;
-        return Err(Refused::ConnAck(reason));
-    }
+    let certified = match crate::transport::apply_identity(listener, info, &mut connect) {
+        Ok(certified) => certified,
+        Err(reason) => {
+            refuse(writer, version, reason).await;
+            return Err(Refused::ConnAck(reason));
+        }
+    };
     if let Err(reason) = check_connect(&connect, &core.session_config) {
         refuse(writer, version, reason).await;
         return Err(Refused::ConnAck(reason));
@@ -145,21 +177,6 @@ where
         return Err(Refused::ConnAck(ReasonCode::SERVER_UNAVAILABLE));
     }
 
-    // Authentication: enhanced (AUTH exchange) when the client names a method,
-    // otherwise the listener's anonymous policy.
-    let auth = match connect.properties.authentication_method.clone() {
-        Some(method) => {
-            Some(enhanced_auth(core, &connect, method, &mut decoder, reader, writer, rbuf).await?)
-        }
-        None => {
-            if connect.username.is_none() && !listener.anonymous_allowed() {
-                refuse(writer, version, ReasonCode::NOT_AUTHORIZED).await;
-                return Err(Refused::ConnAck(ReasonCode::NOT_AUTHORIZED));
-            }
-            None
-        }
-    };
-
     let assigned = connect
         .client_id
         .is_empty()
@@ -167,6 +184,74 @@ where
     let client_id = assigned
         .clone()
         .unwrap_or_else(|| connect.client_id.clone());
+    let mut client = client_info(info, &connect, &client_id);
+
+    // Authentication: enhanced (AUTH exchange) when the client names a method,
+    // otherwise the authenticator chain, then the listener's anonymous policy.
+    let (auth, grant) = match connect.properties.authentication_method.clone() {
+        Some(method) => {
+            let (success, grant) = enhanced_auth(
+                core,
+                &connect,
+                &client,
+                method,
+                &mut decoder,
+                reader,
+                writer,
+                rbuf,
+            )
+            .await?;
+            (Some(success), grant)
+        }
+        // The verified client certificate is the credential (Mosquitto's
+        // use_identity_as_username): no password check.
+        None if certified => (None, Grant::default()),
+        None => {
+            let request = ConnectRequest::new(
+                &client,
+                connect.password.as_deref(),
+                connect.clean_start,
+                connect.keep_alive,
+                &connect.properties.user_properties,
+            );
+            match core.ext.authenticate(&request).await {
+                AuthResult::Accept(grant) => (None, grant),
+                AuthResult::Refuse(reason) => {
+                    tracing::info!(%peer, %client_id, %reason, "authentication refused");
+                    refuse(writer, version, reason).await;
+                    return Err(Refused::ConnAck(reason));
+                }
+                AuthResult::Ignore => {
+                    // Nobody vouched for the client: only anonymous access is left.
+                    // Credentials that no authenticator recognised are refused
+                    // rather than silently downgraded to anonymous.
+                    let anonymous_ok = listener.anonymous_allowed()
+                        && (connect.username.is_none() || core.ext.authenticators.is_empty());
+                    if !anonymous_ok {
+                        let reason = if connect.username.is_some() {
+                            ReasonCode::BAD_USER_NAME_OR_PASSWORD
+                        } else {
+                            ReasonCode::NOT_AUTHORIZED
+                        };
+                        refuse(writer, version, reason).await;
+                        return Err(Refused::ConnAck(reason));
+                    }
+                    (None, Grant::default())
+                }
+            }
+        }
+    };
+    if let Some(name) = &grant.username {
+        client.username = Some(ByteString::from(name.as_str()));
+    }
+    let client = Arc::new(client);
+    if let Some(hooks) = &core.ext.hooks
+        && let Decision::Deny { reason, .. } = core.ext.decide(hooks.on_connect(&client)).await
+    {
+        refuse(writer, version, reason).await;
+        return Err(Refused::ConnAck(reason));
+    }
+
     let connection_id = core
         .next_connection_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -182,6 +267,7 @@ where
     )
     .await;
     let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
+    let resumed = previous.is_some();
     // Drops the resumed state already counted; accept may add more (expired
     // while queued, too large for the new Maximum Packet Size).
     let mut drops_counted = previous.as_ref().map_or(0, SessionState::dropped_messages);
@@ -201,28 +287,62 @@ where
         control: control_rx,
         decoder,
         auth_method,
+        client: Arc::clone(&client),
+        grant,
+    })
+    .inspect(|_| {
+        core.ext.notify(|h| {
+            if resumed {
+                h.on_session_resumed(&client);
+            } else {
+                h.on_session_created(&client);
+            }
+        });
     })
 }
 
+/// The hooks' view of a connecting client.
+fn client_info(info: &ConnectionInfo, connect: &Connect, client_id: &ByteString) -> ClientInfo {
+    let peer = match info.peer {
+        crate::transport::PeerAddr::Inet(addr) => addr,
+        // Unix-socket peers have no address; they appear as 0.0.0.0:0.
+        crate::transport::PeerAddr::Unix => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let tls = info
+        .identity()
+        .map(|id| roost_hooks::TlsIdentity::new(id.common_name.clone(), id.subject_dn.clone()));
+    ClientInfo::new(
+        client_id.clone(),
+        connect.username.clone(),
+        peer,
+        connect.protocol,
+        Arc::from(info.listener.scheme()),
+    )
+    .with_tls(tls)
+}
+
 /// Runs an enhanced authentication exchange until success or failure.
+#[allow(clippy::too_many_arguments)] // one exchange needs the whole connection context
 async fn enhanced_auth<R, W>(
     core: &Arc<Core>,
     connect: &Connect,
+    client: &ClientInfo,
     method: ByteString,
     decoder: &mut Decoder,
     reader: &mut R,
     writer: &mut W,
     rbuf: &mut BytesMut,
-) -> Result<AuthSuccess, Refused>
+) -> Result<(AuthSuccess, Grant), Refused>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let version = connect.protocol;
     let exchange = core
-        .enhanced_auth
+        .ext
+        .enhanced
         .as_ref()
-        .and_then(|a| a.begin(&method, &connect.client_id));
+        .and_then(|a| a.begin(&method, client));
     let Some(mut exchange) = exchange else {
         refuse(writer, version, ReasonCode::BAD_AUTHENTICATION_METHOD).await;
         return Err(Refused::ConnAck(ReasonCode::BAD_AUTHENTICATION_METHOD));
@@ -230,12 +350,9 @@ where
     let mut data: Option<Bytes> = connect.properties.authentication_data.clone();
     let deadline = tokio::time::Instant::now() + core.config.connect_timeout();
     loop {
-        match exchange.step(data.take()) {
-            AuthStep::Success(final_data) => {
-                return Ok(AuthSuccess {
-                    method,
-                    data: final_data,
-                });
+        match exchange.step(data.take()).await {
+            AuthStep::Success { data, grant } => {
+                return Ok((AuthSuccess { method, data }, grant));
             }
             AuthStep::Fail(reason) => {
                 refuse(writer, version, reason).await;

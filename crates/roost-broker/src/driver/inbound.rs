@@ -1,6 +1,7 @@
 //! What the broker does with each decoded packet once the session has
-//! validated it: route publishes, update the router for (un)subscribes, run
-//! re-authentication.
+//! validated it: authorize and route publishes, update the router for
+//! (un)subscribes, run re-authentication — with the embedder's authorizers
+//! and hooks consulted on the way. With none registered, no hook code runs.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,10 +11,14 @@ use roost_codec::topic::parse_shared;
 use roost_codec::{
     Auth, AuthProperties, Packet, ReasonCode, RetainHandling, Subscribe, Unsubscribe,
 };
-use roost_router::Subscription;
-use roost_session::{Inbound, Session, Violation};
+use roost_hooks::{
+    Action, AuthExchange, AuthStep, ClientInfo, Decision, Grant, MessageView, PublishCtx,
+    PublishDecision, SubscribeCtx,
+};
+use roost_router::{Subscription, topic_matches};
+use roost_session::{Inbound, Message, Session, Violation};
 
-use crate::auth::{AuthExchange, AuthStep};
+use crate::config::{AclDefault, DeniedPublish};
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::slot::SessionKey;
@@ -28,53 +33,220 @@ pub(crate) enum Flow {
     Close(ReasonCode),
 }
 
+/// What handling one packet needs from its connection.
+pub(crate) struct Inputs<'a> {
+    pub(crate) core: &'a Arc<Core>,
+    pub(crate) key: &'a SessionKey,
+    pub(crate) client: &'a Arc<ClientInfo>,
+    pub(crate) grant: &'a Grant,
+    pub(crate) auth_method: &'a Option<ByteString>,
+}
+
 /// Feeds one packet to the session and carries out what it asks for.
-pub(crate) fn handle_packet(
-    core: &Arc<Core>,
+pub(crate) async fn handle_packet(
+    inputs: &Inputs<'_>,
     session: &mut Session,
-    key: &SessionKey,
-    packet: Packet,
-    auth_method: &Option<ByteString>,
     exchange: &mut Option<Box<dyn AuthExchange>>,
+    packet: Packet,
     now: Instant,
 ) -> Result<Flow, Violation> {
+    let core = inputs.core;
+    if let Some(hooks) = &core.ext.hooks {
+        // Acknowledgements and pings are handled inside the session; offer
+        // them to the hooks first.
+        let client = inputs.client.as_ref();
+        let hook = match &packet {
+            Packet::PubAck(a) => Some(hooks.on_puback(client, a.packet_id, a.reason_code)),
+            Packet::PubRec(a) => Some(hooks.on_pubrec(client, a.packet_id, a.reason_code)),
+            Packet::PubRel(a) => Some(hooks.on_pubrel(client, a.packet_id, a.reason_code)),
+            Packet::PubComp(a) => Some(hooks.on_pubcomp(client, a.packet_id, a.reason_code)),
+            Packet::PingReq => Some(hooks.on_ping(client)),
+            Packet::Auth(a) => Some(hooks.on_auth(client, a.reason_code)),
+            _ => None,
+        };
+        if let Some(hook) = hook
+            && let Decision::Deny { reason, .. } = core.ext.decide(hook).await
+        {
+            return Ok(Flow::Close(reason));
+        }
+    }
     match session.handle_packet(now, packet)? {
         Inbound::Nothing => {}
         Inbound::Publish { message, packet_id } => {
-            Metrics::inc(&core.metrics.messages_received);
-            let qos = message.qos;
-            let reached = core.publish(message, Some(key), now);
-            if let Some(packet_id) = packet_id {
-                let reason = if reached == 0 && session.version().is_v5() {
-                    ReasonCode::NO_MATCHING_SUBSCRIBERS
-                } else {
-                    ReasonCode::SUCCESS
-                };
-                session.complete_publish(packet_id, qos, reason);
-            }
+            return Ok(publish(inputs, session, message, packet_id, now).await);
         }
-        Inbound::Subscribe(subscribe) => subscribe_all(core, session, key, &subscribe, now),
-        Inbound::Unsubscribe(unsubscribe) => unsubscribe_all(core, session, key, &unsubscribe),
+        Inbound::Subscribe(subscribe) => subscribe_all(inputs, session, &subscribe, now).await,
+        Inbound::Unsubscribe(unsubscribe) => unsubscribe_all(inputs, session, &unsubscribe).await,
         Inbound::Disconnect { publish_will, .. } => return Ok(Flow::Disconnect { publish_will }),
         Inbound::Auth(auth) => {
-            return Ok(reauthenticate(core, session, auth, auth_method, exchange));
+            return Ok(reauthenticate(inputs, session, auth, exchange).await);
         }
     }
     Ok(Flow::Continue)
 }
 
+/// Authorizes, offers to `on_publish`, routes, and acknowledges one message.
+async fn publish(
+    inputs: &Inputs<'_>,
+    session: &mut Session,
+    mut message: Message,
+    packet_id: Option<roost_codec::PacketId>,
+    now: Instant,
+) -> Flow {
+    let core = inputs.core;
+    Metrics::inc(&core.metrics.messages_received);
+    // The acknowledgement flow runs at the QoS the client used, whatever a
+    // hook does to the routed copy.
+    let flow_qos = message.qos;
+    let action = Action::Publish {
+        qos: message.qos,
+        retain: message.retain,
+    };
+    if !authorized(inputs, action, &message.topic) {
+        tracing::info!(client_id = %inputs.client.client_id, topic = %message.topic, "publish not authorized");
+        return refuse_publish(
+            inputs,
+            session,
+            &message,
+            packet_id,
+            ReasonCode::NOT_AUTHORIZED,
+        );
+    }
+    if let Some(hooks) = &core.ext.hooks {
+        let view = MessageView::new(
+            message.topic.clone(),
+            message.payload.clone(),
+            message.qos,
+            message.retain,
+            message.properties.user_properties.clone(),
+        );
+        let mut ctx = PublishCtx::new(inputs.client, packet_id, view);
+        match core.ext.decide_publish(hooks.on_publish(&mut ctx)).await {
+            PublishDecision::Allow => {
+                let rewritten = ctx.message;
+                if rewritten.topic != message.topic
+                    && roost_codec::topic::validate_topic_name(&rewritten.topic).is_err()
+                {
+                    tracing::warn!(topic = %rewritten.topic, "on_publish rewrote the topic to an invalid name; keeping the original");
+                } else {
+                    message.topic = rewritten.topic;
+                }
+                message.payload = rewritten.payload;
+                message.qos = rewritten.qos;
+                message.retain = rewritten.retain;
+                message.properties.user_properties = rewritten.user_properties;
+            }
+            PublishDecision::Deny { reason, .. } => {
+                return refuse_publish(inputs, session, &message, packet_id, reason);
+            }
+            PublishDecision::Disconnect(reason) => return Flow::Close(reason),
+        }
+    }
+    let reached = core.publish(message, Some(inputs.key), now);
+    if reached > 0 {
+        // A client subscribed to its own topic gets its copy in order with
+        // everything else this connection sends (acks, PINGRESP).
+        let mut own = std::collections::VecDeque::new();
+        inputs.key.0.drain_outbox(&mut own);
+        for delivery in own {
+            session.handle_delivery(now, delivery);
+        }
+    }
+    if let Some(packet_id) = packet_id {
+        let reason = if reached == 0 && session.version().is_v5() {
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else {
+            ReasonCode::SUCCESS
+        };
+        session.complete_publish(packet_id, flow_qos, reason);
+    }
+    Flow::Continue
+}
+
+/// Answers a refused PUBLISH: 5.0 gets the reason code in PUBACK/PUBREC; 3.x
+/// cannot carry one, so the message is acknowledged and dropped (like
+/// Mosquitto) — or the connection is closed when configured.
+fn refuse_publish(
+    inputs: &Inputs<'_>,
+    session: &mut Session,
+    message: &Message,
+    packet_id: Option<roost_codec::PacketId>,
+    reason: ReasonCode,
+) -> Flow {
+    Metrics::inc(&inputs.core.metrics.messages_dropped);
+    if inputs.core.config.security.denied_publish == DeniedPublish::Disconnect {
+        return Flow::Close(reason);
+    }
+    if let Some(packet_id) = packet_id {
+        let code = if session.version().is_v5() {
+            reason
+        } else {
+            ReasonCode::SUCCESS
+        };
+        session.complete_publish(packet_id, message.qos, code);
+    }
+    Flow::Continue
+}
+
+/// Authorization for one action: `$SYS` is never writable by clients; the
+/// credential's own ACL (e.g. JWT claims) must allow it; then the authorizer
+/// chain, then the default policy.
+fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str) -> bool {
+    let grant = inputs.grant;
+    if matches!(action, Action::Publish { .. }) && (topic == "$SYS" || topic.starts_with("$SYS/")) {
+        return false;
+    }
+    if grant.superuser {
+        return true;
+    }
+    let claim = match action {
+        Action::Publish { .. } => grant.publish_acl.as_ref(),
+        Action::Subscribe { .. } => grant.subscribe_acl.as_ref(),
+    };
+    if let Some(allowed) = claim
+        && !allowed
+            .iter()
+            .any(|f| topic_matches(f, topic) || f == topic)
+    {
+        return false;
+    }
+    let ext = &inputs.core.ext;
+    if ext.authorizers.is_empty() {
+        return inputs.core.config.security.acl_default == AclDefault::Allow;
+    }
+    ext.authorize(inputs.client, action, topic)
+        .unwrap_or(inputs.core.config.security.acl_default == AclDefault::Allow)
+}
+
 /// Applies each filter of a SUBSCRIBE, answers SUBACK, then sends retained
 /// messages per Retain Handling [MQTT-3.3.1-9..11].
-fn subscribe_all(
-    core: &Core,
+async fn subscribe_all(
+    inputs: &Inputs<'_>,
     session: &mut Session,
-    key: &SessionKey,
     subscribe: &Subscribe,
     now: Instant,
 ) {
+    let core = inputs.core;
     // Counts the session's existing subscriptions against max_subscriptions
     // (a replaced filter takes no new quota), not just this packet's filters.
-    let refusals = session.validate_subscribe(subscribe);
+    let mut refusals = session.validate_subscribe(subscribe);
+    for ((filter, options), refusal) in subscribe.filters.iter().zip(refusals.iter_mut()) {
+        if refusal.is_some() {
+            continue;
+        }
+        let bare = parse_shared(filter).map_or(&**filter, |s| s.filter);
+        if !authorized(inputs, Action::Subscribe { qos: options.qos }, bare) {
+            tracing::info!(client_id = %inputs.client.client_id, %filter, "subscription not authorized");
+            *refusal = Some(ReasonCode::NOT_AUTHORIZED);
+            continue;
+        }
+        if let Some(hooks) = &core.ext.hooks {
+            let ctx = SubscribeCtx::new(inputs.client, filter, *options);
+            if let Decision::Deny { reason, .. } = core.ext.decide(hooks.on_subscribe(&ctx)).await {
+                *refusal = Some(reason);
+            }
+        }
+    }
     let max_qos = core.session_config.maximum_qos;
     let identifier = subscribe.properties.subscription_identifier;
     let mut results = Vec::with_capacity(subscribe.filters.len());
@@ -94,7 +266,7 @@ fn subscribe_all(
                 None => (None, &**filter),
             };
             let existed = router.subscribe(
-                key.clone(),
+                inputs.key.clone(),
                 bare_filter,
                 group,
                 Subscription {
@@ -123,22 +295,34 @@ fn subscribe_all(
     }
 }
 
-fn unsubscribe_all(
-    core: &Core,
-    session: &mut Session,
-    key: &SessionKey,
-    unsubscribe: &Unsubscribe,
-) {
+async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe: &Unsubscribe) {
+    let core = inputs.core;
+    let mut refusals: Vec<Option<ReasonCode>> = vec![None; unsubscribe.filters.len()];
+    if let Some(hooks) = &core.ext.hooks {
+        for (filter, refusal) in unsubscribe.filters.iter().zip(refusals.iter_mut()) {
+            if let Decision::Deny { reason, .. } = core
+                .ext
+                .decide(hooks.on_unsubscribe(inputs.client, filter))
+                .await
+            {
+                *refusal = Some(reason);
+            }
+        }
+    }
     let mut router = core.router.write();
     let results: Vec<ReasonCode> = unsubscribe
         .filters
         .iter()
-        .map(|filter| {
+        .zip(refusals)
+        .map(|(filter, refusal)| {
+            if let Some(reason) = refusal {
+                return reason;
+            }
             let (group, bare) = match parse_shared(filter) {
                 Some(shared) => (Some(shared.group), shared.filter),
                 None => (None, &**filter),
             };
-            if router.unsubscribe(key, bare, group) {
+            if router.unsubscribe(inputs.key, bare, group) {
                 ReasonCode::SUCCESS
             } else {
                 ReasonCode::NO_SUBSCRIPTION_EXISTED
@@ -152,26 +336,27 @@ fn unsubscribe_all(
 /// Re-authentication on a live connection (AUTH 0x19, then 0x18 rounds)
 /// [MQTT-4.12.1-*]. The session has already checked the method matches the
 /// one used at CONNECT [MQTT-4.12.0-5].
-fn reauthenticate(
-    core: &Core,
+async fn reauthenticate(
+    inputs: &Inputs<'_>,
     session: &mut Session,
     auth: Auth,
-    auth_method: &Option<ByteString>,
     exchange: &mut Option<Box<dyn AuthExchange>>,
 ) -> Flow {
-    let Some(method) = auth_method.clone() else {
+    let Some(method) = inputs.auth_method.clone() else {
         return Flow::Close(ReasonCode::PROTOCOL_ERROR);
     };
     if auth.reason_code == ReasonCode::REAUTHENTICATE {
-        *exchange = core
-            .enhanced_auth
+        *exchange = inputs
+            .core
+            .ext
+            .enhanced
             .as_ref()
-            .and_then(|a| a.begin(&method, session.client_id()));
+            .and_then(|a| a.begin(&method, inputs.client));
     }
     let Some(current) = exchange.as_mut() else {
         return Flow::Close(ReasonCode::PROTOCOL_ERROR);
     };
-    let step = current.step(auth.properties.authentication_data);
+    let step = current.step(auth.properties.authentication_data).await;
     let reply = |reason_code: ReasonCode, data| Auth {
         reason_code,
         properties: AuthProperties {
@@ -182,9 +367,9 @@ fn reauthenticate(
     };
     match step {
         AuthStep::Continue(data) => {
-            session.send_auth(reply(ReasonCode::CONTINUE_AUTHENTICATION, Some(data)))
+            session.send_auth(reply(ReasonCode::CONTINUE_AUTHENTICATION, Some(data)));
         }
-        AuthStep::Success(data) => {
+        AuthStep::Success { data, .. } => {
             *exchange = None;
             session.send_auth(reply(ReasonCode::SUCCESS, data));
         }

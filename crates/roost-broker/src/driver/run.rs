@@ -11,10 +11,11 @@ use roost_session::{Delivery, Violation};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connect::{Attached, will_of};
-use super::inbound::{Flow, handle_packet};
+use super::inbound::{Flow, Inputs, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
 use crate::slot::{Control, SessionKey};
+use roost_hooks::{AuthExchange, DisconnectCause};
 
 /// Read at least this much per read call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -56,6 +57,8 @@ pub(crate) async fn run<R, W>(
         mut control,
         mut decoder,
         auth_method,
+        client,
+        grant,
     } = attached;
     // Drops the session itself makes (queue full, expired, too large for the
     // client) are counted from here on; earlier ones were counted already.
@@ -97,20 +100,43 @@ pub(crate) async fn run<R, W>(
 
     // Packets that arrived in the same read as CONNECT are already buffered:
     // handle them now instead of waiting for more bytes.
-    let mut conn = Conn {
+    let inputs = Inputs {
         core,
-        session: &mut session,
         key: &key,
+        client: &client,
+        grant: &grant,
         auth_method: &auth_method,
-        exchange: &mut exchange,
     };
-    let early = conn.handle_buffered(&mut decoder, &mut rbuf);
+    let early = handle_buffered(
+        &inputs,
+        &mut session,
+        &mut exchange,
+        &mut decoder,
+        &mut rbuf,
+    )
+    .await;
+    // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
+    let credentials_expire = grant.expires_at.map(|at| {
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
 
     let ending = if let Some(ending) = early {
         ending
     } else {
         loop {
             let now = Instant::now();
+            if out.pending() < OUTPUT_HIGH_WATER {
+                // Take what is already waiting (e.g. this client's own
+                // messages routed back to it) so it goes out in this write,
+                // in order with the acknowledgements just queued.
+                slot.drain_outbox(&mut batch);
+                for d in batch.drain(..) {
+                    session.handle_delivery(now, d);
+                }
+            }
             core.sync_session_drops(&slot, &mut drops_seen, &session);
             let encoder = session.encoder();
             while let Some(packet) = session.poll_transmit(now) {
@@ -134,7 +160,7 @@ pub(crate) async fn run<R, W>(
                 },
                 // `wait_for` also sees a shutdown that began before this
                 // connection subscribed (between its CONNECT check and here).
-                _ = shutdown.wait_for(|down| *down) => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                _ = async { let _ = shutdown.wait_for(|down| *down).await; } => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
                 written = out.write_some(&mut writer), if !out.is_empty() => match written {
                     Ok(0) | Err(_) => break Ending::Lost,
                     Ok(n) => out.advance(n),
@@ -142,8 +168,7 @@ pub(crate) async fn run<R, W>(
                 read = reader.read_buf(&mut rbuf) => match read {
                     Ok(0) | Err(_) => break Ending::Lost,
                     Ok(_) => {
-                        let mut conn = Conn { core, session: &mut session, key: &key, auth_method: &auth_method, exchange: &mut exchange };
-                        if let Some(ending) = conn.handle_buffered(&mut decoder, &mut rbuf) {
+                        if let Some(ending) = handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf).await {
                             break ending;
                         }
                         if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
@@ -159,6 +184,10 @@ pub(crate) async fn run<R, W>(
                         session.handle_delivery(now, d);
                     }
                 },
+                _ = sleep_until(credentials_expire), if credentials_expire.is_some() => {
+                    tracing::info!(client_id = %client.client_id, "credentials expired; closing");
+                    break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME);
+                },
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     if let Err(violation) = session.handle_timeout(Instant::now()) {
                         break violation_ending(&violation, session.client_id());
@@ -169,6 +198,8 @@ pub(crate) async fn run<R, W>(
     };
 
     core.sync_session_drops(&slot, &mut drops_seen, &session);
+    core.ext
+        .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
     finish(
         core,
         session,
@@ -181,54 +212,42 @@ pub(crate) async fn run<R, W>(
     .await;
 }
 
-/// What handling inbound packets needs from the connection.
-struct Conn<'a> {
-    core: &'a Arc<Core>,
-    session: &'a mut roost_session::Session,
-    key: &'a SessionKey,
-    auth_method: &'a Option<bytestring::ByteString>,
-    exchange: &'a mut Option<Box<dyn crate::auth::AuthExchange>>,
+/// Handles every complete packet in `rbuf`; `Some` when the connection ends.
+async fn handle_buffered(
+    inputs: &Inputs<'_>,
+    session: &mut roost_session::Session,
+    exchange: &mut Option<Box<dyn AuthExchange>>,
+    decoder: &mut roost_codec::Decoder,
+    rbuf: &mut BytesMut,
+) -> Option<Ending> {
+    let now = Instant::now();
+    loop {
+        match decoder.decode(rbuf) {
+            Ok(Some(packet)) => match handle_packet(inputs, session, exchange, packet, now).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Disconnect { publish_will }) => {
+                    return Some(Ending::Disconnect { publish_will });
+                }
+                Ok(Flow::Close(reason)) => return Some(Ending::Closed(reason)),
+                Err(violation) => return Some(violation_ending(&violation, session.client_id())),
+            },
+            Ok(None) => return None,
+            Err(e) => return Some(violation_ending(&Violation::from(e), session.client_id())),
+        }
+    }
 }
 
-impl Conn<'_> {
-    /// Handles every complete packet in `rbuf`; `Some` when the connection ends.
-    fn handle_buffered(
-        &mut self,
-        decoder: &mut roost_codec::Decoder,
-        rbuf: &mut BytesMut,
-    ) -> Option<Ending> {
-        let now = Instant::now();
-        loop {
-            match decoder.decode(rbuf) {
-                Ok(Some(packet)) => {
-                    match handle_packet(
-                        self.core,
-                        self.session,
-                        self.key,
-                        packet,
-                        self.auth_method,
-                        self.exchange,
-                        now,
-                    ) {
-                        Ok(Flow::Continue) => {}
-                        Ok(Flow::Disconnect { publish_will }) => {
-                            return Some(Ending::Disconnect { publish_will });
-                        }
-                        Ok(Flow::Close(reason)) => return Some(Ending::Closed(reason)),
-                        Err(violation) => {
-                            return Some(violation_ending(&violation, self.session.client_id()));
-                        }
-                    }
-                }
-                Ok(None) => return None,
-                Err(e) => {
-                    return Some(violation_ending(
-                        &Violation::from(e),
-                        self.session.client_id(),
-                    ));
-                }
-            }
+fn disconnect_cause(ending: &Ending) -> DisconnectCause {
+    match ending {
+        Ending::Disconnect {
+            publish_will: false,
+        } => DisconnectCause::Client(ReasonCode::NORMAL_DISCONNECTION),
+        Ending::Disconnect { publish_will: true } => {
+            DisconnectCause::Client(ReasonCode::DISCONNECT_WITH_WILL)
         }
+        Ending::Lost => DisconnectCause::Lost,
+        Ending::Violation(rc) | Ending::Closed(rc) => DisconnectCause::Server(*rc),
+        Ending::TakenOver => DisconnectCause::Server(ReasonCode::SESSION_TAKEN_OVER),
     }
 }
 

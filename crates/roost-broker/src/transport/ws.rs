@@ -212,13 +212,14 @@ fn check(options: &WebSocketOptions, head: &RequestHead) -> Result<Option<String
         }
         return Ok(None);
     }
-    // The client's order of preference among the ones we speak.
-    match offered.iter().find(|o| {
-        options
-            .subprotocols
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(o))
-    }) {
+    // Our order of preference among the ones the client offers: `mqtt`
+    // whenever it is offered [MQTT-6.0.0-4], `mqttv3.1` only for clients that
+    // offer nothing better.
+    let chosen = options
+        .subprotocols
+        .iter()
+        .find_map(|ours| offered.iter().find(|o| o.eq_ignore_ascii_case(ours)));
+    match chosen {
         Some(chosen) => Ok(Some(chosen.clone())),
         None => Err(refusal(
             400,
@@ -403,7 +404,7 @@ mod tests {
     const UPGRADE: [(&str, &str); 2] = [("upgrade", "websocket"), ("connection", "Upgrade")];
 
     #[test]
-    fn the_clients_preferred_supported_subprotocol_is_chosen() {
+    fn mqtt_6_0_0_4_mqtt_is_selected_whenever_offered() {
         let options = WebSocketOptions::default();
         let request = head(&[
             UPGRADE[0],
@@ -412,6 +413,15 @@ mod tests {
         ]);
         assert_eq!(
             check(&options, &request).ok().flatten().as_deref(),
+            Some("mqtt")
+        );
+        let old = head(&[
+            UPGRADE[0],
+            UPGRADE[1],
+            ("sec-websocket-protocol", "mqttv3.1"),
+        ]);
+        assert_eq!(
+            check(&options, &old).ok().flatten().as_deref(),
             Some("mqttv3.1")
         );
         let none = head(&UPGRADE);

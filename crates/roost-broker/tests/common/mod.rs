@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use roost_broker::{Broker, BrokerHandle, Config, EnhancedAuth};
+use roost_broker::hooks::EnhancedAuthenticator;
+use roost_broker::{Broker, BrokerHandle, Config};
 
 /// A running broker; shuts down on drop.
 pub struct TestBroker {
@@ -36,10 +37,13 @@ pub async fn start() -> TestBroker {
 }
 
 /// Starts a broker with this config and optional enhanced authentication.
-pub async fn start_with(config: Config, auth: Option<Arc<dyn EnhancedAuth>>) -> TestBroker {
+pub async fn start_with(
+    config: Config,
+    auth: Option<Arc<dyn EnhancedAuthenticator>>,
+) -> TestBroker {
     let mut builder = Broker::builder().config(config);
     if let Some(auth) = auth {
-        builder = builder.enhanced_auth(auth);
+        builder = builder.enhanced_authenticator(auth);
     }
     let broker = match builder.bind().await {
         Ok(b) => b,

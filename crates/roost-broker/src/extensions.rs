@@ -1,0 +1,259 @@
+//! The embedder's extensions: authenticator chain, enhanced authentication,
+//! authorizer chain and hooks. Fixed at build time; when a list is empty the
+//! broker skips it, so an embedder who registers nothing pays nothing.
+//!
+//! A hook that panics is contained: the panic is logged and the configured
+//! fallback decision applies (deny by default).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use roost_codec::ReasonCode;
+use roost_hooks::{
+    AclResult, Action, AuthResult, Authenticator, Authorizer, BoxFuture, ClientInfo,
+    ConnectRequest, Decision, EnhancedAuthenticator, Hooks, PublishDecision,
+};
+
+/// What happens when a hook panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PanicPolicy {
+    /// Treat the panic as a denial (reason 0x83 Implementation specific error).
+    #[default]
+    Deny,
+    /// Treat the panic as an allow.
+    Allow,
+}
+
+/// Everything an embedder plugged in.
+#[derive(Default)]
+pub(crate) struct Extensions {
+    pub(crate) authenticators: Vec<Arc<dyn Authenticator>>,
+    pub(crate) enhanced: Option<Arc<dyn EnhancedAuthenticator>>,
+    pub(crate) authorizers: Vec<Arc<dyn Authorizer>>,
+    pub(crate) hooks: Option<Arc<dyn Hooks>>,
+    pub(crate) panic_policy: PanicPolicy,
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extensions")
+            .field(
+                "authenticators",
+                &self
+                    .authenticators
+                    .iter()
+                    .map(|a| a.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("enhanced", &self.enhanced.is_some())
+            .field(
+                "authorizers",
+                &self
+                    .authorizers
+                    .iter()
+                    .map(|a| a.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("hooks", &self.hooks.is_some())
+            .finish()
+    }
+}
+
+impl Extensions {
+    /// Runs the authenticator chain: the first Accept or Refuse wins; `Ignore`
+    /// from every authenticator (or an empty chain) yields `Ignore`.
+    pub(crate) async fn authenticate(&self, request: &ConnectRequest<'_>) -> AuthResult {
+        for authenticator in &self.authenticators {
+            let outcome = guarded(authenticator.authenticate(request)).await;
+            match outcome {
+                Some(AuthResult::Ignore) => continue,
+                Some(decided) => return decided,
+                None => {
+                    tracing::error!(
+                        authenticator = authenticator.name(),
+                        "authenticator panicked; refusing"
+                    );
+                    return AuthResult::Refuse(ReasonCode::UNSPECIFIED_ERROR);
+                }
+            }
+        }
+        AuthResult::Ignore
+    }
+
+    /// Runs the authorizer chain; `None` when every authorizer ignored the action.
+    pub(crate) fn authorize(
+        &self,
+        client: &ClientInfo,
+        action: Action,
+        topic: &str,
+    ) -> Option<bool> {
+        for authorizer in &self.authorizers {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                authorizer.authorize(client, action, topic)
+            }));
+            match result {
+                Ok(AclResult::Allow) => return Some(true),
+                Ok(AclResult::Deny) => return Some(false),
+                Ok(AclResult::Ignore) => {}
+                Err(_) => {
+                    tracing::error!(
+                        authorizer = authorizer.name(),
+                        "authorizer panicked; denying"
+                    );
+                    return Some(false);
+                }
+            }
+        }
+        None
+    }
+
+    /// Awaits a decision hook, applying the panic policy.
+    pub(crate) async fn decide(&self, hook: BoxFuture<'_, Decision>) -> Decision {
+        match guarded(hook).await {
+            Some(decision) => decision,
+            None => self.on_panic(),
+        }
+    }
+
+    /// Awaits `on_publish`, applying the panic policy.
+    pub(crate) async fn decide_publish(
+        &self,
+        hook: BoxFuture<'_, PublishDecision>,
+    ) -> PublishDecision {
+        match guarded(hook).await {
+            Some(decision) => decision,
+            None => match self.on_panic() {
+                Decision::Allow => PublishDecision::Allow,
+                Decision::Deny {
+                    reason,
+                    reason_string,
+                } => PublishDecision::Deny {
+                    reason,
+                    reason_string,
+                },
+            },
+        }
+    }
+
+    fn on_panic(&self) -> Decision {
+        tracing::error!(policy = ?self.panic_policy, "hook panicked");
+        match self.panic_policy {
+            PanicPolicy::Allow => Decision::Allow,
+            PanicPolicy::Deny => Decision::deny(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR),
+        }
+    }
+
+    /// Calls a notification hook, containing a panic.
+    pub(crate) fn notify(&self, call: impl FnOnce(&dyn Hooks)) {
+        if let Some(hooks) = &self.hooks
+            && std::panic::catch_unwind(AssertUnwindSafe(|| call(hooks.as_ref()))).is_err()
+        {
+            tracing::error!("notification hook panicked");
+        }
+    }
+}
+
+/// Polls a boxed future, turning a panic into `None`.
+fn guarded<T>(future: BoxFuture<'_, T>) -> Guarded<'_, T> {
+    Guarded { future }
+}
+
+struct Guarded<'a, T> {
+    future: BoxFuture<'a, T>,
+}
+
+impl<T> Future for Guarded<'_, T> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = &mut self.future;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Some(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_hooks::ready;
+
+    struct Panicky;
+
+    impl Authenticator for Panicky {
+        fn name(&self) -> &str {
+            "panicky"
+        }
+        fn authenticate<'a>(
+            &'a self,
+            _request: &'a ConnectRequest<'a>,
+        ) -> BoxFuture<'a, AuthResult> {
+            Box::pin(async { panic!("boom") })
+        }
+    }
+
+    fn client() -> ClientInfo {
+        ClientInfo::new(
+            "c".into(),
+            None,
+            ([127, 0, 0, 1], 1).into(),
+            roost_codec::ProtocolVersion::V5,
+            "tcp".into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_authenticator_refuses_instead_of_crashing() {
+        let ext = Extensions {
+            authenticators: vec![Arc::new(Panicky)],
+            ..Extensions::default()
+        };
+        let client = client();
+        let request = ConnectRequest::new(&client, None, true, 60, &[]);
+        assert_eq!(
+            ext.authenticate(&request).await,
+            AuthResult::Refuse(ReasonCode::UNSPECIFIED_ERROR)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hook_follows_the_panic_policy() {
+        let deny = Extensions::default();
+        let boom: BoxFuture<'_, Decision> = Box::pin(async { panic!("boom") });
+        assert_eq!(
+            deny.decide(boom).await,
+            Decision::deny(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR)
+        );
+        let allow = Extensions {
+            panic_policy: PanicPolicy::Allow,
+            ..Extensions::default()
+        };
+        let boom: BoxFuture<'_, Decision> = Box::pin(async { panic!("boom") });
+        assert_eq!(allow.decide(boom).await, Decision::Allow);
+        assert_eq!(allow.decide(ready(Decision::Allow)).await, Decision::Allow);
+    }
+
+    #[tokio::test]
+    async fn an_empty_chain_ignores() {
+        let ext = Extensions::default();
+        let client = client();
+        let request = ConnectRequest::new(&client, None, true, 60, &[]);
+        assert_eq!(ext.authenticate(&request).await, AuthResult::Ignore);
+        assert_eq!(
+            ext.authorize(
+                &client,
+                Action::Subscribe {
+                    qos: roost_codec::QoS::AtMostOnce
+                },
+                "a"
+            ),
+            None
+        );
+    }
+}
