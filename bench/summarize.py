@@ -24,9 +24,10 @@ MESSAGE_METRICS = [
     ("lost messages", "receive.lost", 1, "lower"),
     ("broker CPU-s per million deliveries", "broker.cpu_s_per_million_msgs", 1, "lower"),
     ("broker CPU use (cores)", "broker.cpu_cores_window", 1, None),
-    ("broker CPU use (cores)", "broker.cpu_cores_window", 1, None),
+    ("broker waiting for a CPU (cores)", "broker.cpu_wait_cores_window", 1, None),
     ("broker RSS at end (MiB)", "broker.rss_end_bytes", 1 / MIB, "lower"),
     ("load generator CPU-s", "loadgen_cpu_s", 1, None),
+    ("load generator waiting for a CPU (s)", "loadgen_wait_s", 1, None),
 ]
 
 METRICS = {

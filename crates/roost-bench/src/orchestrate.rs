@@ -114,7 +114,7 @@ pub(crate) async fn run(
     plan: RunPlan,
     mut coord: Coordinator,
 ) -> anyhow::Result<(RawResult, Samples)> {
-    let loadgen_cpu_start = procstat::sample(None).map_or(0.0, |s| s.cpu_s);
+    let loadgen_start = procstat::sample(None).unwrap_or_default();
     let interrupt = spawn_interrupt_watch();
     let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
     let stop = Arc::new(AtomicBool::new(false));
@@ -229,7 +229,9 @@ pub(crate) async fn run(
     };
     raw.e2e_latency = e2e.snapshot().to_buckets();
     raw.drain_timed_out = drain_timed_out;
-    raw.loadgen_cpu_s = procstat::sample(None).map_or(0.0, |s| s.cpu_s) - loadgen_cpu_start;
+    let loadgen_end = procstat::sample(None).unwrap_or_default();
+    raw.loadgen_cpu_s = (loadgen_end.cpu_s - loadgen_start.cpu_s).max(0.0);
+    raw.loadgen_wait_s = (loadgen_end.runqueue_wait_s - loadgen_start.runqueue_wait_s).max(0.0);
     Ok((raw, coord.into_samples()))
 }
 

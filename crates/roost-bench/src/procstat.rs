@@ -1,7 +1,9 @@
 //! CPU time and memory of a process, from /proc: how much the broker spent
 //! on a phase (utime+stime delta over clock ticks) and how much it holds
-//! (VmRSS, VmHWM). Also used on ourselves to show whether the load generator
-//! was the bottleneck.
+//! (VmRSS, VmHWM), and how long its threads sat runnable waiting for a CPU
+//! (schedstat): on a shared machine that tells a starved broker from a slow
+//! one. Also used on ourselves to show whether the load generator was the
+//! bottleneck.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,10 @@ pub struct ProcSample {
     pub rss_bytes: u64,
     /// Peak resident set size, bytes.
     pub hwm_bytes: u64,
+    /// Seconds the live threads spent runnable but waiting for a CPU
+    /// (sum over /proc/PID/task/*/schedstat; 0 if unavailable).
+    #[serde(default)]
+    pub runqueue_wait_s: f64,
 }
 
 /// Reads the resource use of `pid`, or of this process when `None`.
@@ -30,7 +36,26 @@ pub fn sample(pid: Option<u32>) -> anyhow::Result<ProcSample> {
         cpu_s: ticks as f64 / per_second as f64,
         rss_bytes: parse_status_kb(&status, "VmRSS:").unwrap_or(0) * 1024,
         hwm_bytes: parse_status_kb(&status, "VmHWM:").unwrap_or(0) * 1024,
+        runqueue_wait_s: runqueue_wait_ns(&dir) as f64 / 1e9,
     })
+}
+
+/// Sum of the run-queue wait of every thread of the process, ns.
+fn runqueue_wait_ns(dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("{dir}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|text| parse_schedstat_wait_ns(&text))
+        .sum()
+}
+
+/// The second field of /proc/PID/task/TID/schedstat: time spent waiting on
+/// a run queue, ns.
+pub fn parse_schedstat_wait_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// utime + stime (fields 14 and 15 of /proc/PID/stat) in clock ticks. The

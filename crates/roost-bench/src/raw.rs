@@ -66,6 +66,9 @@ pub struct RawResult {
     pub lost_connections: u64,
     /// CPU seconds the load generator itself used.
     pub loadgen_cpu_s: f64,
+    /// Seconds the load generator's threads waited for a CPU.
+    #[serde(default)]
+    pub loadgen_wait_s: f64,
     /// Error messages and how often each happened.
     pub errors: BTreeMap<String, u64>,
 }
@@ -102,6 +105,7 @@ impl RawResult {
         self.drain_timed_out |= other.drain_timed_out;
         self.lost_connections += other.lost_connections;
         self.loadgen_cpu_s += other.loadgen_cpu_s;
+        self.loadgen_wait_s += other.loadgen_wait_s;
         for (message, count) in &other.errors {
             self.add_errors(message.clone(), *count);
         }

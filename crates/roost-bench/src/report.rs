@@ -37,6 +37,8 @@ pub struct Report {
     pub broker: Option<BrokerReport>,
     /// CPU seconds the load generator used (all processes).
     pub loadgen_cpu_s: f64,
+    /// Seconds the load generator's threads spent runnable but waiting for a CPU.
+    pub loadgen_wait_s: f64,
     /// Established connections that broke during the run.
     pub lost_connections: u64,
     /// Errors by message.
@@ -123,6 +125,9 @@ pub struct BrokerReport {
     /// Broker CPU use during the window as a fraction of one core (near 1.0
     /// for a single-threaded broker means it was the bottleneck).
     pub cpu_cores_window: Option<f64>,
+    /// Average number of broker threads runnable but waiting for a CPU during
+    /// the window (> 0.1 means the machine, not the broker, set the pace).
+    pub cpu_wait_cores_window: Option<f64>,
     /// Broker CPU seconds per million messages in the window.
     pub cpu_s_per_million_msgs: Option<f64>,
     /// What the messages above are: "delivered" (received by subscribers) or "published".
@@ -175,6 +180,7 @@ impl Report {
             receive,
             broker: broker_report(raw, samples),
             loadgen_cpu_s: raw.loadgen_cpu_s,
+            loadgen_wait_s: raw.loadgen_wait_s,
             lost_connections: raw.lost_connections,
             errors: raw.errors.clone(),
         }
@@ -267,8 +273,9 @@ impl Report {
                 (b.cpu_s_window, b.cpu_s_per_million_msgs, &b.msgs_basis)
             {
                 parts.push(format!(
-                    "CPU {cpu:.2} s in window ({:.0}% of a core) = {per_m:.3} CPU-s per million {basis}",
-                    b.cpu_cores_window.unwrap_or(0.0) * 100.0
+                    "CPU {cpu:.2} s in window ({:.0}% of a core, {:.0}% waiting for a CPU) = {per_m:.3} CPU-s per million {basis}",
+                    b.cpu_cores_window.unwrap_or(0.0) * 100.0,
+                    b.cpu_wait_cores_window.unwrap_or(0.0) * 100.0
                 ));
             }
             if let Some(v) = b.cpu_ms_per_connection {
@@ -293,8 +300,8 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "loadgen    CPU {:.2} s; {} connections lost",
-            self.loadgen_cpu_s, self.lost_connections
+            "loadgen    CPU {:.2} s, {:.2} s waiting for a CPU; {} connections lost",
+            self.loadgen_cpu_s, self.loadgen_wait_s, self.lost_connections
         );
         for (message, count) in &self.errors {
             let _ = writeln!(s, "error      {count} × {message}");
@@ -375,6 +382,8 @@ fn broker_report(raw: &RawResult, samples: &Samples) -> Option<BrokerReport> {
             b.cpu_s_window = Some(cpu);
             let secs = secs_between(raw.window.warm_ns, raw.window.end_ns);
             b.cpu_cores_window = (secs > 0.0).then(|| cpu / secs);
+            b.cpu_wait_cores_window =
+                (secs > 0.0).then(|| (e.runqueue_wait_s - w.runqueue_wait_s).max(0.0) / secs);
             b.msgs_basis = Some(basis.to_owned());
             b.cpu_s_per_million_msgs = (msgs > 0).then(|| cpu * 1e6 / msgs as f64);
         }

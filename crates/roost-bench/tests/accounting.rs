@@ -460,3 +460,13 @@ fn embeds_as_a_roost_subcommand_without_flag_clashes() {
     assert_eq!((a.common.port, a.common.version, a.count), (1999, 3, 2));
     assert_eq!(a.common.hosts, ["127.0.0.1"]);
 }
+
+#[test]
+fn schedstat_wait_is_the_second_field() {
+    use roost_bench::procstat::parse_schedstat_wait_ns;
+    assert_eq!(
+        parse_schedstat_wait_ns("82286 2835900 2\n"),
+        Some(2_835_900)
+    );
+    assert_eq!(parse_schedstat_wait_ns("82286"), None);
+}
