@@ -1114,3 +1114,48 @@ async fn v311_mqtt_3_2_2_6_will_retain_without_retain_support_closes_without_con
         [] as [u8; 0]
     );
 }
+
+// ------------------------------------------- 3.1.1 refusals without a return code
+
+/// Encodes a 3.1.1 CONNECT for a raw exchange.
+fn v311_bytes(c: Connect) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    roost_codec::Encoder::new(ProtocolVersion::V311)
+        .encode(&Packet::Connect(Box::new(c)), &mut buf)
+        .unwrap();
+    buf.to_vec()
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_2_2_6_will_topic_with_a_wildcard_closes_without_connack() {
+    let broker = common::start().await;
+    let mut c = v311("bad-will311");
+    c.will = Some(will("bad/#", QoS::AtMostOnce, false));
+    assert_eq!(
+        raw_exchange(broker.addr, &v311_bytes(c)).await,
+        [] as [u8; 0]
+    );
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_2_2_6_will_qos_above_the_servers_maximum_closes_without_connack() {
+    let broker = common::start_with(common::config("[mqtt]\nmaximum_qos = 1"), None).await;
+    let mut c = v311("will-qos311");
+    c.will = Some(will("w/t", QoS::ExactlyOnce, false));
+    // 3.1.1 has no return code for it (0x03 would claim the service is down).
+    assert_eq!(
+        raw_exchange(broker.addr, &v311_bytes(c)).await,
+        [] as [u8; 0]
+    );
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_2_2_6_will_retain_without_retain_support_closes_without_connack() {
+    let broker = common::start_with(common::config("[mqtt]\nretain_available = false"), None).await;
+    let mut c = v311("will-retain311");
+    c.will = Some(will("w/t", QoS::AtMostOnce, true));
+    assert_eq!(
+        raw_exchange(broker.addr, &v311_bytes(c)).await,
+        [] as [u8; 0]
+    );
+}
