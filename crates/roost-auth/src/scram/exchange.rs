@@ -196,3 +196,40 @@ impl AuthExchange for ScramExchange {
         roost_hooks::ready(step)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scram::ScramAuthenticator;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// The SCRAM-SHA-256 exchange printed in RFC 7677 §3.
+    #[tokio::test]
+    async fn rfc_7677_example_exchange() {
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let creds = ScramCredentials::derive(Mechanism::Sha256, b"pencil", &salt, 4096);
+        let auth = ScramAuthenticator::new();
+        let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let mut ex = ScramExchange::new(Arc::clone(&auth.inner), Mechanism::Sha256);
+        ex.state = State::SentServerFirst(Box::new(Pending {
+            username: "user".into(),
+            credentials: creds,
+            real: true,
+            gs2_header: "n,,".into(),
+            client_first_bare: "n=user,r=rOprNGfwEbeRWgbNEkqO".into(),
+            server_first: format!("r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"),
+            nonce: nonce.into(),
+        }));
+        let client_final =
+            format!("c=biws,r={nonce},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        let step = ex.step(Some(Bytes::from(client_final))).await;
+        let AuthStep::Success { data, grant } = step else {
+            panic!("expected success, got {step:?}");
+        };
+        assert_eq!(
+            data.as_deref(),
+            Some(&b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="[..])
+        );
+        assert_eq!(grant.username.as_deref(), Some("user"));
+    }
+}
