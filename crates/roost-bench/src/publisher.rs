@@ -100,8 +100,9 @@ pub async fn publish(
     .await;
     ctl.report(crate::phase::Event::PublisherDone { sent: stats.sent });
 
-    // Wait for the acknowledgements of what is still in flight.
-    if window_size > 0 {
+    // Wait for the acknowledgements of what is still in flight (not after
+    // a write failure: the connection is gone).
+    if window_size > 0 && outcome.is_ok() {
         let all = u32::from(window_size);
         if let Ok(Ok(held)) = tokio::time::timeout(plan.drain, permits.acquire_many(all)).await {
             drop(held);
