@@ -92,7 +92,8 @@ async fn expect_closed(client: &mut RawClient, reason: ReasonCode) {
 }
 
 #[tokio::test]
-async fn mqtt_3_3_1_2_qos_0_delivery_has_dup_0() {
+async fn mqtt_3_3_1_2_mqtt_4_3_1_1_v5_mqtt_2_2_1_2_v311_mqtt_2_3_1_5_qos_0_delivery_has_dup_0_and_no_packet_identifier()
+ {
     let broker = common::start().await;
     for version in BOTH {
         let mut subscriber = open(broker.addr, version, "dup0-sub").await;
@@ -370,5 +371,30 @@ async fn qos_1_and_2_payloads_reach_subscribers_unchanged() {
             .unwrap();
         let got = subscriber.recv_publish(T).await.unwrap();
         assert_eq!(got.payload, payload);
+    }
+}
+
+#[tokio::test]
+async fn mqtt_4_7_3_3_longest_topic_name_and_filter_are_handled_unchanged() {
+    let broker = common::start().await;
+    for version in BOTH {
+        // 65,535 bytes (the most a two-byte length prefix can carry) in 66
+        // levels, within the default max_topic_levels.
+        let topic: String = (0..65_535)
+            .map(|i| if i % 1000 == 999 { '/' } else { 'x' })
+            .collect();
+        let mut subscriber = open(broker.addr, version, "long-sub").await;
+        assert_eq!(
+            sub(&mut subscriber, &topic, QoS::AtMostOnce).await,
+            ReasonCode::GRANTED_QOS_0
+        );
+        let mut publisher = open(broker.addr, version, "long-pub").await;
+        publisher
+            .send(publish(&topic, &b"x"[..], QoS::AtMostOnce, None))
+            .await
+            .unwrap();
+        let got = subscriber.recv_publish(T).await.unwrap();
+        assert_eq!(got.topic.len(), 65_535);
+        assert_eq!(&*got.topic, topic.as_str());
     }
 }

@@ -751,3 +751,35 @@ async fn mqtt_3_6_1_1_pubrel_with_reserved_flags_wrong_closes() {
         }
     }
 }
+
+#[tokio::test]
+async fn v311_mqtt_2_3_1_1_v5_mqtt_2_2_1_3_packet_identifier_0_closes() {
+    let broker = common::start().await;
+    for version in BOTH {
+        // QoS 1 PUBLISH, SUBSCRIBE and UNSUBSCRIBE, each with Packet Identifier 0.
+        let properties: &[u8] = if version.is_v5() { &[0] } else { &[] };
+        let mut publish = vec![0x32, 0, 0, 1, b't', 0, 0];
+        publish.extend_from_slice(properties);
+        let mut subscribe = vec![0x82, 0, 0, 0];
+        subscribe.extend_from_slice(properties);
+        subscribe.extend_from_slice(&[0, 1, b't', 0]);
+        let mut unsubscribe = vec![0xA2, 0, 0, 0];
+        unsubscribe.extend_from_slice(properties);
+        unsubscribe.extend_from_slice(&[0, 1, b't']);
+        for mut packet in [publish, subscribe, unsubscribe] {
+            packet[1] = (packet.len() - 2) as u8;
+            let mut client = open(broker.addr, version, "pid0").await;
+            client.send_bytes(&packet).await.unwrap();
+            let disconnect = client.expect_closed(T).await.unwrap();
+            if version.is_v5() {
+                let reason = disconnect.map(|d| d.reason_code);
+                assert!(
+                    reason.is_some_and(|r| r.is_error()),
+                    "{packet:?}: {reason:?}"
+                );
+            } else {
+                assert_eq!(disconnect, None);
+            }
+        }
+    }
+}

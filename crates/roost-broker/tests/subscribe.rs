@@ -360,7 +360,8 @@ async fn v5_mqtt_3_8_3_4_no_local_on_a_shared_subscription_is_a_protocol_error()
 }
 
 #[tokio::test]
-async fn mqtt_3_8_4_1_mqtt_3_8_4_2_suback_carries_the_subscribe_packet_identifier() {
+async fn mqtt_3_8_4_1_mqtt_3_8_4_2_v5_mqtt_2_2_1_6_v311_mqtt_2_3_1_7_suback_carries_the_subscribe_packet_identifier()
+ {
     let broker = common::start().await;
     for version in BOTH {
         let mut client = open(broker.addr, version, "subackid").await;
@@ -802,7 +803,7 @@ async fn mqtt_3_10_4_3_deliveries_already_started_complete_after_unsubscribe() {
 }
 
 #[tokio::test]
-async fn v5_mqtt_3_10_4_4_v5_mqtt_3_10_4_5_v311_mqtt_3_10_4_4_v311_mqtt_3_10_4_5_unsuback_carries_the_identifier_even_when_nothing_was_removed()
+async fn v5_mqtt_3_10_4_4_v5_mqtt_3_10_4_5_v5_mqtt_2_2_1_6_v311_mqtt_3_10_4_4_v311_mqtt_3_10_4_5_v311_mqtt_2_3_1_7_unsuback_carries_the_identifier_even_when_nothing_was_removed()
  {
     let broker = common::start().await;
     for version in BOTH {
