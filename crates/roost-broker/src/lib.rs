@@ -25,17 +25,17 @@
 mod broker;
 pub mod config;
 mod core;
-mod extensions;
 mod driver;
+mod extensions;
 mod listener;
 mod metrics;
 mod slot;
 mod transport;
 
-pub use extensions::PanicPolicy;
-pub use roost_hooks as hooks;
 pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
 pub use config::{Config, ConfigError};
+pub use extensions::PanicPolicy;
 pub use listener::BoundAddress;
 pub use metrics::Stats;
+pub use roost_hooks as hooks;
 pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};
