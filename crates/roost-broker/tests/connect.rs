@@ -131,7 +131,7 @@ async fn subscribed(client: &mut RawClient, filter: &str) {
 // ------------------------------------------------- protocol name and level
 
 #[tokio::test]
-async fn v5_mqtt_3_1_2_1_bad_protocol_name_gets_0x84_or_nothing_then_close() {
+async fn v5_mqtt_3_1_2_1_bad_protocol_name_gets_unsupported_version_then_close() {
     let broker = common::start().await;
     let mut bytes = raw_connect_v5(0x02);
     bytes[5] = b'X'; // "MQTX"
