@@ -375,3 +375,39 @@ async fn offline_queue_drop_oldest_keeps_the_newest_and_counts_the_drops() {
     }
     next_is_marker(&broker, &mut subscriber, "oo/marker").await;
 }
+
+#[tokio::test]
+async fn qos_0_is_kept_for_offline_sessions_when_configured() {
+    let broker =
+        common::start_with(common::config("[mqtt]\nqueue_qos0_offline = true\n"), None).await;
+    let id = unique_id("q0off");
+    let mut c = connect(ProtocolVersion::V5, &id);
+    c.properties.session_expiry_interval = Some(600);
+    let mut subscriber = open_with(broker.addr, c.clone()).await;
+    sub(&mut subscriber, "qz/#", QoS::AtLeastOnce).await;
+    subscriber
+        .send(Packet::Disconnect(Default::default()))
+        .await
+        .unwrap();
+    subscriber.expect_closed(T).await.unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    while broker.handle.stats().connections_current > 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    broker
+        .handle
+        .publish("qz/t", payload(1), QoS::AtMostOnce, false);
+    broker
+        .handle
+        .publish("qz/t", payload(2), QoS::AtLeastOnce, false);
+    c.clean_start = false;
+    let mut subscriber = open_with(broker.addr, c).await;
+    let first = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!(
+        (&first.payload[..], first.qos),
+        (&[1u8][..], QoS::AtMostOnce)
+    );
+    assert_eq!(&subscriber.recv_publish(T).await.unwrap().payload[..], &[2]);
+    assert_eq!(broker.handle.stats().messages_dropped, 0);
+}

@@ -469,3 +469,38 @@ async fn request_response_round_trip_through_the_broker() {
         Some(Bytes::from_static(b"req-1"))
     );
 }
+
+#[tokio::test]
+async fn v5_mqtt_3_3_2_5_message_expired_behind_a_full_window_is_not_delivered() {
+    let broker = common::start().await;
+    let mut c = connect(ProtocolVersion::V5, &unique_id("exp-window"));
+    c.properties.receive_maximum = Some(1);
+    let mut subscriber = open_with(broker.addr, c).await;
+    sub(&mut subscriber, "ew/#").await;
+    let mut publisher = open(broker.addr, "exp-window-pub").await;
+    publisher
+        .send(publish("ew/first", &b"1"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    let mut short = publish("ew/short", &b"2"[..], QoS::AtLeastOnce, Some(2));
+    short.properties.message_expiry_interval = Some(1);
+    publisher.send(short).await.unwrap();
+    publisher
+        .send(publish("ew/last", &b"3"[..], QoS::AtLeastOnce, Some(3)))
+        .await
+        .unwrap();
+    let first = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!(&*first.topic, "ew/first");
+    // The other two wait behind the window of one; the short one expires there.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let dropped = broker.handle.stats().messages_dropped;
+    subscriber
+        .send(roost_testkit::packets::puback(
+            first.packet_id.unwrap().get(),
+        ))
+        .await
+        .unwrap();
+    let next = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!(&*next.topic, "ew/last");
+    assert_eq!(broker.handle.stats().messages_dropped, dropped + 1);
+}
