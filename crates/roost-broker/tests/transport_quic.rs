@@ -39,7 +39,7 @@ fn presented(connection: &quinn::Connection) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn quic_client_exchanges_messages_with_a_tcp_client() {
+async fn mqtt_4_2_0_1_quic_stream_carries_messages_both_ways_with_a_tcp_client() {
     let (logs, _guard) = Logs::capture();
     let pki = Pki::new("quic-ca");
     let server = pki.server("server", KeyKind::Ecdsa);

@@ -296,7 +296,6 @@ async fn bind_error_names_the_address() {
         .config(config)
         .bind()
         .await
-        .err()
-        .expect("port in use");
+        .expect_err("port in use");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }

@@ -150,8 +150,7 @@ async fn unknown_cipher_suite_or_missing_file_is_a_startup_error() {
         .config(config)
         .bind()
         .await
-        .err()
-        .expect("unknown suite");
+        .expect_err("unknown suite");
     assert!(err.to_string().contains("TLS_NULL"), "{err}");
     let mut missing = server.clone();
     missing.key = pki.dir.path().join("absent.key");
@@ -160,8 +159,7 @@ async fn unknown_cipher_suite_or_missing_file_is_a_startup_error() {
         .config(config)
         .bind()
         .await
-        .err()
-        .expect("missing key");
+        .expect_err("missing key");
     assert!(err.to_string().contains("absent.key"), "{err}");
     let other = pki.server("other", KeyKind::Ecdsa);
     let mismatched = CertFiles {
@@ -173,8 +171,7 @@ async fn unknown_cipher_suite_or_missing_file_is_a_startup_error() {
         .config(config)
         .bind()
         .await
-        .err()
-        .expect("key of another certificate");
+        .expect_err("key of another certificate");
     assert!(err.to_string().contains("does not belong"), "{err}");
 }
 

@@ -129,7 +129,7 @@ fn http_status(error: WsError) -> u16 {
 }
 
 #[tokio::test]
-async fn websocket_client_exchanges_messages_with_a_tcp_client() {
+async fn mqtt_6_0_0_4_websocket_client_gets_mqtt_and_exchanges_with_a_tcp_client() {
     let (logs, _guard) = Logs::capture();
     let broker = start(&format!("{}{}", listener("ws", ""), listener("tcp", ""))).await;
     let ws_addr = broker.addr(ListenerKind::Ws);
@@ -174,7 +174,7 @@ async fn older_clients_get_mqttv31_and_clients_without_subprotocol_are_served() 
 }
 
 #[tokio::test]
-async fn packets_may_span_messages_and_share_one() {
+async fn mqtt_6_0_0_2_packets_may_span_messages_and_share_one() {
     let broker = start(&listener("ws", "")).await;
     let mut client = ws(
         broker.addr(ListenerKind::Ws),
@@ -301,7 +301,7 @@ async fn plain_http_request_gets_426_and_mqtt_bytes_get_400() {
 }
 
 #[tokio::test]
-async fn text_frame_is_refused_with_close_code_1003() {
+async fn mqtt_6_0_0_1_text_frame_closes_the_connection_with_code_1003() {
     let broker = start(&listener("ws", "")).await;
     let mut client = ws(broker.addr(ListenerKind::Ws), &[]).await.unwrap();
     client.connect("ws-text").await;

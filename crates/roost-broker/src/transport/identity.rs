@@ -119,8 +119,56 @@ fn escape_value(value: &str, out: &mut String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn certificate(subject: &[(rcgen::DnType, &str)], dns: &[&str]) -> Vec<u8> {
+        let names: Vec<String> = dns.iter().map(|s| s.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (ty, value) in subject {
+            params.distinguished_name.push(ty.clone(), *value);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn subject_dn_is_rfc_4514_most_specific_first() {
+        let der = certificate(
+            &[
+                (rcgen::DnType::CountryName, "DE"),
+                (rcgen::DnType::OrganizationName, "Acme, Inc"),
+                (rcgen::DnType::CommonName, "sensor-1"),
+            ],
+            &[],
+        );
+        let identity = client_identity(&der).unwrap();
+        assert_eq!(identity.common_name.as_deref(), Some("sensor-1"));
+        assert_eq!(identity.subject_dn, "CN=sensor-1,O=Acme\\, Inc,C=DE");
+    }
+
+    #[test]
+    fn certificate_without_cn_has_a_dn_only() {
+        let der = certificate(&[(rcgen::DnType::OrganizationName, "Acme")], &[]);
+        let identity = client_identity(&der).unwrap();
+        assert_eq!(identity.common_name, None);
+        assert_eq!(identity.subject_dn, "O=Acme");
+        assert_eq!(
+            identity.as_configured(crate::config::IdentitySource::Cn),
+            None
+        );
+    }
+
+    #[test]
+    fn dns_names_come_from_the_san_extension() {
+        let der = certificate(
+            &[(rcgen::DnType::CommonName, "ignored")],
+            &["A.example", "b.example"],
+        );
+        assert_eq!(dns_names(&der), ["a.example", "b.example"]);
+    }
 
     #[test]
     fn escaping_follows_rfc_4514() {
