@@ -278,6 +278,13 @@ impl JwtAuthenticator {
         } else {
             Default::default()
         };
+        // A configured audience or issuer must also be present in the token.
+        if !config.audience.is_empty() {
+            validation.required_spec_claims.insert("aud".to_owned());
+        }
+        if !config.issuer.is_empty() {
+            validation.required_spec_claims.insert("iss".to_owned());
+        }
         validation.validate_aud = !config.audience.is_empty();
         if !config.audience.is_empty() {
             validation.set_audience(&config.audience);
@@ -323,8 +330,12 @@ impl JwtAuthenticator {
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(refuse("algorithm not allowed"));
         }
+        // jsonwebtoken wants every listed algorithm to fit the key, and a
+        // JWKS mixes families: verify against exactly the (allowed) header alg.
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
         match &self.keys {
-            KeySource::Static(key) => decode(token, key, &self.validation).map_err(|e| refuse(&e)),
+            KeySource::Static(key) => decode(token, key, &validation).map_err(|e| refuse(&e)),
             KeySource::Jwks(cache) => {
                 let set = cache.keys(header.kid.as_deref()).await.map_err(|_| {
                     tracing::warn!("jwt: no JWKS keys available; refusing with Server unavailable");
@@ -340,7 +351,7 @@ impl JwtAuthenticator {
                 });
                 let mut last = "no key for this kid and algorithm".to_owned();
                 for k in candidates {
-                    match decode(token, &k.key, &self.validation) {
+                    match decode(token, &k.key, &validation) {
                         Ok(claims) => return Ok(claims),
                         Err(e) => last = e,
                     }
