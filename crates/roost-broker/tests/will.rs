@@ -576,3 +576,27 @@ async fn v5_shutdown_publishes_delayed_wills_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn v311_mqtt_3_1_2_8_refused_connect_never_publishes_its_will() {
+    let broker = common::start_with(common::config("[mqtt]\nmax_client_id_len = 32"), None).await;
+    let mut w = watcher(broker.addr, "will/#", QoS::AtLeastOnce).await;
+    // Refused (identifier too long), so the will was never stored.
+    let c = willed(
+        ProtocolVersion::V311,
+        "an-identifier-longer-than-thirty-two-bytes",
+        will("will/refused", QoS::AtMostOnce, false),
+    );
+    let mut client = RawClient::connect(broker.addr, ProtocolVersion::V311)
+        .await
+        .unwrap();
+    client.send(c).await.unwrap();
+    match client.recv(T).await.unwrap() {
+        Packet::ConnAck(ack) => {
+            assert_eq!(ack.reason_code, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.expect_closed(T).await.unwrap(), None);
+    next_is_marker(broker.addr, &mut w, "will/refused").await;
+}
