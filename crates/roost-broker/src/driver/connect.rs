@@ -86,11 +86,6 @@ async fn refuse<W: AsyncWrite + Unpin>(
         // [MQTT-3.2.2-6 (3.1.1)] rather than claim e.g. "server unavailable".
         return;
     }
-    if !version.is_v5() && !has_v3_return_code(reason) {
-        // 3.x: no return code applies, so close without a CONNACK
-        // [MQTT-3.2.2-6 (3.1.1)] rather than claim e.g. "server unavailable".
-        return;
-    }
     let connect = Connect {
         protocol: version,
         ..Connect::default()
@@ -101,28 +96,6 @@ async fn refuse<W: AsyncWrite + Unpin>(
         let _ = writer.write_all(&buf).await;
         let _ = writer.flush().await;
     }
-}
-
-/// Whether a 3.1 / 3.1.1 CONNACK return code (Table 3.1) describes `reason`:
-/// 1 unacceptable protocol version, 2 identifier rejected, 3 server
-/// unavailable (also for busy, quota, rate and "use another server"), 4 bad
-/// user name or password, 5 not authorized.
-fn has_v3_return_code(reason: ReasonCode) -> bool {
-    matches!(
-        reason,
-        ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
-            | ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
-            | ReasonCode::SERVER_UNAVAILABLE
-            | ReasonCode::SERVER_BUSY
-            | ReasonCode::QUOTA_EXCEEDED
-            | ReasonCode::CONNECTION_RATE_EXCEEDED
-            | ReasonCode::USE_ANOTHER_SERVER
-            | ReasonCode::SERVER_MOVED
-            | ReasonCode::BAD_USER_NAME_OR_PASSWORD
-            | ReasonCode::BAD_AUTHENTICATION_METHOD
-            | ReasonCode::NOT_AUTHORIZED
-            | ReasonCode::BANNED
-    )
 }
 
 /// Whether a 3.1 / 3.1.1 CONNACK return code (Table 3.1) describes `reason`:
