@@ -8,8 +8,11 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use roost_broker::Broker;
+use roost_broker::hooks::{AclResult, Action, Authorizer, ClientInfo};
 use roost_codec::{
     Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, SubAck,
 };
@@ -782,4 +785,132 @@ async fn v311_mqtt_2_3_1_1_v5_mqtt_2_2_1_3_packet_identifier_0_closes() {
             }
         }
     }
+}
+
+/// Denies publishing under `denied/`; has no opinion on anything else.
+struct DenyPrefix;
+
+impl Authorizer for DenyPrefix {
+    fn name(&self) -> &str {
+        "deny-prefix"
+    }
+
+    fn authorize(&self, _client: &ClientInfo, action: Action, topic: &str) -> AclResult {
+        match action {
+            Action::Publish { .. } if topic.starts_with("denied/") => AclResult::Deny,
+            _ => AclResult::Ignore,
+        }
+    }
+}
+
+/// A broker with the [`DenyPrefix`] authorizer.
+async fn start_denying(toml: &str) -> common::TestBroker {
+    let broker = Broker::builder()
+        .config(common::config(toml))
+        .authorizer(Arc::new(DenyPrefix))
+        .bind()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let handle = broker.handle();
+    tokio::spawn(broker.run());
+    common::TestBroker { addr, handle }
+}
+
+#[tokio::test]
+async fn v5_mqtt_4_3_3_9_after_an_error_pubrec_the_identifier_starts_a_new_message() {
+    let broker = start_denying("").await;
+    let mut subscriber = open(broker.addr, ProtocolVersion::V5, "errrec-sub").await;
+    sub(&mut subscriber, "#", QoS::ExactlyOnce).await;
+    let mut publisher = open(broker.addr, ProtocolVersion::V5, "errrec").await;
+    publisher
+        .send(publish("denied/t", &b"no"[..], QoS::ExactlyOnce, Some(5)))
+        .await
+        .unwrap();
+    let refused = ack(publisher.recv(T).await.unwrap());
+    assert_eq!(
+        (refused.packet_id, refused.reason_code),
+        (pid(5), ReasonCode::NOT_AUTHORIZED)
+    );
+    // Same identifier, no PUBREL in between: a new message, routed and acknowledged.
+    publisher
+        .send(publish("ok/t", &b"yes"[..], QoS::ExactlyOnce, Some(5)))
+        .await
+        .unwrap();
+    let accepted = ack(publisher.recv(T).await.unwrap());
+    assert_eq!(
+        (accepted.packet_id, accepted.reason_code),
+        (pid(5), ReasonCode::SUCCESS)
+    );
+    let got = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!((&*got.topic, &got.payload[..]), ("ok/t", &b"yes"[..]));
+    publisher.send(pubrel(5)).await.unwrap();
+    assert_eq!(
+        ack(publisher.recv(T).await.unwrap()).reason_code,
+        ReasonCode::SUCCESS
+    );
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_3_5_2_unauthorized_publish_is_acknowledged_and_dropped() {
+    let broker = start_denying("").await;
+    let mut subscriber = open(broker.addr, ProtocolVersion::V311, "deny311-sub").await;
+    sub(&mut subscriber, "#", QoS::ExactlyOnce).await;
+    let mut publisher = open(broker.addr, ProtocolVersion::V311, "deny311").await;
+    publisher
+        .send(publish("denied/1", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    let puback = publisher.recv(T).await.unwrap();
+    assert!(
+        matches!(&puback, Packet::PubAck(a) if a.packet_id == pid(1)),
+        "{puback:?}"
+    );
+    publisher
+        .send(publish("denied/2", &b"x"[..], QoS::ExactlyOnce, Some(2)))
+        .await
+        .unwrap();
+    assert!(matches!(publisher.recv(T).await.unwrap(), Packet::PubRec(a) if a.packet_id == pid(2)));
+    publisher.send(pubrel(2)).await.unwrap();
+    assert!(
+        matches!(publisher.recv(T).await.unwrap(), Packet::PubComp(a) if a.packet_id == pid(2))
+    );
+    // Neither reached the subscriber.
+    next_is_marker(&mut publisher, &mut subscriber, "allowed/marker").await;
+}
+
+#[tokio::test]
+async fn v311_mqtt_3_3_5_2_unauthorized_publish_closes_when_configured() {
+    let broker = start_denying("[security]\ndenied_publish = \"disconnect\"\n").await;
+    for version in BOTH {
+        let mut publisher = open(broker.addr, version, "denyclose").await;
+        publisher
+            .send(publish("denied/t", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+            .await
+            .unwrap();
+        let disconnect = publisher.expect_closed(T).await.unwrap();
+        if version.is_v5() {
+            assert_eq!(
+                disconnect.map(|d| d.reason_code),
+                Some(ReasonCode::NOT_AUTHORIZED)
+            );
+        } else {
+            assert_eq!(disconnect, None);
+        }
+    }
+}
+
+#[tokio::test]
+async fn v5_unauthorized_publish_is_answered_with_0x87() {
+    let broker = start_denying("").await;
+    let mut publisher = open(broker.addr, ProtocolVersion::V5, "deny5").await;
+    publisher
+        .send(publish("denied/t", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    let puback = ack(publisher.recv(T).await.unwrap());
+    assert_eq!(
+        (puback.packet_id, puback.reason_code),
+        (pid(1), ReasonCode::NOT_AUTHORIZED)
+    );
 }
