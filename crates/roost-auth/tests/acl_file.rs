@@ -22,21 +22,27 @@ fn acl(text: &str) -> AclFile {
 
 #[test]
 fn first_matching_rule_wins_and_no_match_is_ignore() {
-    let a = acl(
-        "# comment\n\
+    let a = acl("# comment\n\
          deny  user:alice publish sensors/secret\n\
          allow user:alice all     sensors/#\n\
          \n\
-         allow all        subscribe public/#\n",
-    );
+         allow all        subscribe public/#\n");
     let alice = client("c1", Some("alice"));
     let bob = client("c2", Some("bob"));
     assert_eq!(a.authorize(&alice, PUB, "sensors/secret"), AclResult::Deny);
     assert_eq!(a.authorize(&alice, PUB, "sensors/a/temp"), AclResult::Allow);
-    assert_eq!(a.authorize(&alice, PUB, "sensors"), AclResult::Allow, "# matches the parent");
+    assert_eq!(
+        a.authorize(&alice, PUB, "sensors"),
+        AclResult::Allow,
+        "# matches the parent"
+    );
     assert_eq!(a.authorize(&bob, PUB, "sensors/a"), AclResult::Ignore);
     assert_eq!(a.authorize(&bob, SUB, "public/+/x"), AclResult::Allow);
-    assert_eq!(a.authorize(&bob, PUB, "public/x"), AclResult::Ignore, "subscribe-only rule");
+    assert_eq!(
+        a.authorize(&bob, PUB, "public/x"),
+        AclResult::Ignore,
+        "subscribe-only rule"
+    );
 }
 
 #[test]
@@ -65,15 +71,16 @@ fn no_match_policy_is_configurable() {
 
 #[test]
 fn who_matches_client_id_and_ip_networks() {
-    let a = acl(
-        "allow client:dev-1 publish up/dev-1\n\
+    let a = acl("allow client:dev-1 publish up/dev-1\n\
          allow ip:10.0.0.0/8 publish lan/#\n\
          allow ip:2001:db8::/32 publish v6/#\n\
-         allow ip:192.168.1.7 publish host/#\n",
-    );
+         allow ip:192.168.1.7 publish host/#\n");
     let dev1 = client("dev-1", None);
     assert_eq!(a.authorize(&dev1, PUB, "up/dev-1"), AclResult::Allow);
-    assert_eq!(a.authorize(&client("dev-2", None), PUB, "up/dev-1"), AclResult::Ignore);
+    assert_eq!(
+        a.authorize(&client("dev-2", None), PUB, "up/dev-1"),
+        AclResult::Ignore
+    );
     let lan = client_from("x", None, "10.1.2.3:1000");
     assert_eq!(a.authorize(&lan, PUB, "lan/a"), AclResult::Allow);
     // An IPv4-mapped IPv6 peer is the IPv4 address.
@@ -89,16 +96,20 @@ fn who_matches_client_id_and_ip_networks() {
 
 #[test]
 fn placeholders_expand_to_user_name_and_client_id() {
-    let a = acl(
-        "allow all all users/%u/#\n\
-         allow all publish devices/%c/state\n",
-    );
+    let a = acl("allow all all users/%u/#\n\
+         allow all publish devices/%c/state\n");
     let alice = client("dev7", Some("alice"));
     assert_eq!(a.authorize(&alice, PUB, "users/alice/x"), AclResult::Allow);
     assert_eq!(a.authorize(&alice, SUB, "users/alice/#"), AclResult::Allow);
     assert_eq!(a.authorize(&alice, PUB, "users/bob/x"), AclResult::Ignore);
-    assert_eq!(a.authorize(&alice, PUB, "devices/dev7/state"), AclResult::Allow);
-    assert_eq!(a.authorize(&alice, PUB, "devices/dev8/state"), AclResult::Ignore);
+    assert_eq!(
+        a.authorize(&alice, PUB, "devices/dev7/state"),
+        AclResult::Allow
+    );
+    assert_eq!(
+        a.authorize(&alice, PUB, "devices/dev8/state"),
+        AclResult::Ignore
+    );
 }
 
 #[test]
@@ -106,20 +117,44 @@ fn placeholder_values_with_wildcards_or_separators_do_not_widen_access() {
     let a = acl("allow all all users/%u/#\nallow all subscribe c/%c\n");
     for bad in ["+", "#", "a/b", "$SYS", ""] {
         let c = client("id", Some(bad));
-        assert_eq!(a.authorize(&c, SUB, "users/+/#"), AclResult::Ignore, "user {bad:?}");
-        assert_eq!(a.authorize(&c, SUB, "users/#"), AclResult::Ignore, "user {bad:?}");
-        assert_eq!(a.authorize(&c, PUB, "users/x/y"), AclResult::Ignore, "user {bad:?}");
+        assert_eq!(
+            a.authorize(&c, SUB, "users/+/#"),
+            AclResult::Ignore,
+            "user {bad:?}"
+        );
+        assert_eq!(
+            a.authorize(&c, SUB, "users/#"),
+            AclResult::Ignore,
+            "user {bad:?}"
+        );
+        assert_eq!(
+            a.authorize(&c, PUB, "users/x/y"),
+            AclResult::Ignore,
+            "user {bad:?}"
+        );
     }
     let anonymous = client("id", None);
-    assert_eq!(a.authorize(&anonymous, PUB, "users/id/x"), AclResult::Ignore);
+    assert_eq!(
+        a.authorize(&anonymous, PUB, "users/id/x"),
+        AclResult::Ignore
+    );
     let wild = client("#", None);
     assert_eq!(a.authorize(&wild, SUB, "c/#"), AclResult::Ignore);
 
     // For a deny rule, an unsafe value makes the rule apply (fail closed).
     let d = acl("deny all all private/%u/#\nallow all all #\n");
-    assert_eq!(d.authorize(&client("i", Some("a/b")), PUB, "public"), AclResult::Deny);
-    assert_eq!(d.authorize(&client("i", Some("ann")), PUB, "public"), AclResult::Allow);
-    assert_eq!(d.authorize(&client("i", Some("ann")), PUB, "private/ann/x"), AclResult::Deny);
+    assert_eq!(
+        d.authorize(&client("i", Some("a/b")), PUB, "public"),
+        AclResult::Deny
+    );
+    assert_eq!(
+        d.authorize(&client("i", Some("ann")), PUB, "public"),
+        AclResult::Allow
+    );
+    assert_eq!(
+        d.authorize(&client("i", Some("ann")), PUB, "private/ann/x"),
+        AclResult::Deny
+    );
 }
 
 #[test]
@@ -127,14 +162,20 @@ fn sys_topics_are_never_writable_and_readable_only_where_allowed() {
     let a = acl("allow all all #\nallow user:admin all $SYS/#\n");
     let admin = client("a", Some("admin"));
     let user = client("u", Some("user"));
-    assert_eq!(a.authorize(&admin, PUB, "$SYS/broker/uptime"), AclResult::Deny);
+    assert_eq!(
+        a.authorize(&admin, PUB, "$SYS/broker/uptime"),
+        AclResult::Deny
+    );
     assert_eq!(a.authorize(&admin, PUB, "$SYS"), AclResult::Deny);
     assert_eq!(a.authorize(&admin, SUB, "$SYS/#"), AclResult::Allow);
     assert_eq!(a.authorize(&admin, SUB, "$SYS/broker/+"), AclResult::Allow);
     // `#` grants everything except `$` topics (MQTT-4.7.2-1 matching).
     assert_eq!(a.authorize(&user, SUB, "#"), AclResult::Allow);
     assert_eq!(a.authorize(&user, SUB, "$SYS/#"), AclResult::Deny);
-    assert_eq!(a.authorize(&user, SUB, "$SYS/broker/uptime"), AclResult::Deny);
+    assert_eq!(
+        a.authorize(&user, SUB, "$SYS/broker/uptime"),
+        AclResult::Deny
+    );
 
     // Even with no-match = allow, an unmatched $SYS subscription is denied.
     let open = acl("allow all publish x\n").with_no_match(NoMatch::Allow);
@@ -144,20 +185,33 @@ fn sys_topics_are_never_writable_and_readable_only_where_allowed() {
 
 #[test]
 fn subscriptions_need_a_covering_allow_and_overlapping_deny_wins() {
-    let a = acl(
-        "deny  all subscribe sensors/secret\n\
+    let a = acl("deny  all subscribe sensors/secret\n\
          allow all subscribe sensors/#\n\
-         allow all subscribe rooms/+\n",
-    );
+         allow all subscribe rooms/+\n");
     let c = client("c", None);
     assert_eq!(a.authorize(&c, SUB, "sensors/+/temp"), AclResult::Allow);
     assert_eq!(a.authorize(&c, SUB, "sensors/public"), AclResult::Allow);
-    assert_eq!(a.authorize(&c, SUB, "sensors/#"), AclResult::Deny, "would receive sensors/secret");
-    assert_eq!(a.authorize(&c, SUB, "sensors/+"), AclResult::Deny, "would receive sensors/secret");
+    assert_eq!(
+        a.authorize(&c, SUB, "sensors/#"),
+        AclResult::Deny,
+        "would receive sensors/secret"
+    );
+    assert_eq!(
+        a.authorize(&c, SUB, "sensors/+"),
+        AclResult::Deny,
+        "would receive sensors/secret"
+    );
     assert_eq!(a.authorize(&c, SUB, "rooms/kitchen"), AclResult::Allow);
-    assert_eq!(a.authorize(&c, SUB, "rooms/#"), AclResult::Ignore, "rooms/+ does not cover rooms/#");
+    assert_eq!(
+        a.authorize(&c, SUB, "rooms/#"),
+        AclResult::Ignore,
+        "rooms/+ does not cover rooms/#"
+    );
     // Shared subscriptions are judged by their topic filter.
-    assert_eq!(a.authorize(&c, SUB, "$share/g/rooms/kitchen"), AclResult::Allow);
+    assert_eq!(
+        a.authorize(&c, SUB, "$share/g/rooms/kitchen"),
+        AclResult::Allow
+    );
     assert_eq!(a.authorize(&c, SUB, "$share/g/sensors/#"), AclResult::Deny);
     // Malformed requests are denied.
     assert_eq!(a.authorize(&c, SUB, "rooms/#/x"), AclResult::Deny);
@@ -167,18 +221,29 @@ fn subscriptions_need_a_covering_allow_and_overlapping_deny_wins() {
 #[test]
 fn parse_errors_name_the_line() {
     let cases = [
-        ("allow all publish a\npermit all publish b\n", 2, "allow or deny"),
+        (
+            "allow all publish a\npermit all publish b\n",
+            2,
+            "allow or deny",
+        ),
         ("allow someone publish a\n", 1, "user:<name>"),
         ("allow all read a\n", 1, "unknown action"),
         ("allow all publish\n", 1, "missing topic filter"),
-        ("\n# x\nallow all publish a/#/b\n", 3, "not a valid topic filter"),
+        (
+            "\n# x\nallow all publish a/#/b\n",
+            3,
+            "not a valid topic filter",
+        ),
         ("allow ip:10.0.0.300/8 publish a\n", 1, "not an IP address"),
         ("allow user: publish a\n", 1, "empty value"),
     ];
     for (text, line, what) in cases {
         let err = AclFile::from_text("rules.acl", text).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, FileError::Parse { line: l, .. } if l == line), "{msg}");
+        assert!(
+            matches!(err, FileError::Parse { line: l, .. } if l == line),
+            "{msg}"
+        );
         assert!(msg.starts_with(&format!("rules.acl:{line}: ")), "{msg}");
         assert!(msg.contains(what), "{msg}");
     }
@@ -187,7 +252,10 @@ fn parse_errors_name_the_line() {
 #[test]
 fn topic_filters_may_contain_spaces() {
     let a = acl("allow all publish living room/lamp\n");
-    assert_eq!(a.authorize(&client("c", None), PUB, "living room/lamp"), AclResult::Allow);
+    assert_eq!(
+        a.authorize(&client("c", None), PUB, "living room/lamp"),
+        AclResult::Allow
+    );
 }
 
 #[test]
@@ -204,6 +272,10 @@ fn reload_keeps_rules_on_error() {
     std::fs::write(&path, "deny all publish a\nbroken\n").unwrap();
     let err = a.reload().unwrap_err();
     assert!(err.to_string().contains(":2: "), "{err}");
-    assert_eq!(a.authorize(&c, PUB, "a"), AclResult::Deny, "previous rules stay");
+    assert_eq!(
+        a.authorize(&c, PUB, "a"),
+        AclResult::Deny,
+        "previous rules stay"
+    );
     assert_eq!(a.len(), 1);
 }

@@ -34,7 +34,12 @@ fn mint(alg: Algorithm, key: &EncodingKey, claims: &Value, kid: Option<&str>) ->
 }
 
 fn hs(alg: Algorithm, claims: &Value) -> String {
-    mint(alg, &EncodingKey::from_secret(SECRET.as_bytes()), claims, None)
+    mint(
+        alg,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        claims,
+        None,
+    )
 }
 
 fn valid_claims() -> Value {
@@ -65,7 +70,10 @@ async fn hmac_tokens_are_accepted_with_expiry_and_mapped_user_name() {
         let result = with_password(&auth, &token).await;
         let grant = accepted(&result);
         assert_eq!(grant.username.as_deref(), Some("alice"), "{alg:?}");
-        assert_eq!(grant.expires_at, Some(UNIX_EPOCH + Duration::from_secs(exp)));
+        assert_eq!(
+            grant.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(exp))
+        );
         assert_eq!(grant.publish_acl, None);
     }
 }
@@ -74,13 +82,22 @@ async fn hmac_tokens_are_accepted_with_expiry_and_mapped_user_name() {
 async fn expired_and_not_yet_valid_tokens_are_refused_with_leeway() {
     let auth = hmac_auth("leeway_secs = 30");
     let now = get_current_timestamp();
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &json!({"exp": now - 120}))).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS256, &json!({"exp": now - 120}))).await,
+        refused()
+    );
     // Within the leeway.
     accepted(&with_password(&auth, &hs(Algorithm::HS256, &json!({"exp": now - 5}))).await);
     let future = json!({"exp": now + 600, "nbf": now + 300});
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &future)).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS256, &future)).await,
+        refused()
+    );
     // exp is required by default...
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &json!({"sub": "x"}))).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS256, &json!({"sub": "x"}))).await,
+        refused()
+    );
     // ...unless turned off.
     let lax = hmac_auth("require_exp = false");
     accepted(&with_password(&lax, &hs(Algorithm::HS256, &json!({"sub": "x"}))).await);
@@ -93,11 +110,20 @@ async fn issuer_and_audience_are_checked() {
     let good = json!({"exp": exp, "aud": "mqtt", "iss": "https://idp"});
     accepted(&with_password(&auth, &hs(Algorithm::HS256, &good)).await);
     let wrong_aud = json!({"exp": exp, "aud": "web", "iss": "https://idp"});
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &wrong_aud)).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS256, &wrong_aud)).await,
+        refused()
+    );
     let wrong_iss = json!({"exp": exp, "aud": "mqtt", "iss": "https://evil"});
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &wrong_iss)).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS256, &wrong_iss)).await,
+        refused()
+    );
     let no_aud = json!({"exp": exp, "iss": "https://idp"});
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &no_aud)).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS256, &no_aud)).await,
+        refused()
+    );
 }
 
 #[tokio::test]
@@ -110,16 +136,26 @@ async fn wrong_signature_none_algorithm_and_disallowed_algorithm_are_refused() {
     // A tampered payload under the original signature.
     let token = hs(Algorithm::HS256, &valid_claims());
     let parts: Vec<&str> = token.split('.').collect();
-    let evil = URL_SAFE_NO_PAD.encode(json!({"sub": "root", "exp": get_current_timestamp() + 600}).to_string());
-    assert_eq!(with_password(&auth, &format!("{}.{evil}.{}", parts[0], parts[2])).await, refused());
+    let evil = URL_SAFE_NO_PAD
+        .encode(json!({"sub": "root", "exp": get_current_timestamp() + 600}).to_string());
+    assert_eq!(
+        with_password(&auth, &format!("{}.{evil}.{}", parts[0], parts[2])).await,
+        refused()
+    );
 
     // alg=none, unsigned.
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(valid_claims().to_string());
-    assert_eq!(with_password(&auth, &format!("{header}.{payload}.")).await, refused());
+    assert_eq!(
+        with_password(&auth, &format!("{header}.{payload}.")).await,
+        refused()
+    );
 
     // A valid HS512 token when only HS256 is allowed.
-    assert_eq!(with_password(&auth, &hs(Algorithm::HS512, &valid_claims())).await, refused());
+    assert_eq!(
+        with_password(&auth, &hs(Algorithm::HS512, &valid_claims())).await,
+        refused()
+    );
 }
 
 #[tokio::test]
@@ -127,10 +163,19 @@ async fn non_jwt_credentials_are_refused_or_ignored_per_config() {
     let strict = hmac_auth("");
     let lenient = hmac_auth("not_a_jwt = \"ignore\"");
     let c = client("c", Some("alice"));
-    assert_eq!(authenticate(&strict, &c, Some(b"plain password")).await, refused());
-    assert_eq!(authenticate(&lenient, &c, Some(b"plain password")).await, AuthResult::Ignore);
+    assert_eq!(
+        authenticate(&strict, &c, Some(b"plain password")).await,
+        refused()
+    );
+    assert_eq!(
+        authenticate(&lenient, &c, Some(b"plain password")).await,
+        AuthResult::Ignore
+    );
     // JWT-shaped but malformed is refused either way.
-    assert_eq!(authenticate(&lenient, &c, Some(b"abc.def.ghi")).await, refused());
+    assert_eq!(
+        authenticate(&lenient, &c, Some(b"abc.def.ghi")).await,
+        refused()
+    );
     // No password: not this authenticator's business.
     assert_eq!(authenticate(&strict, &c, None).await, AuthResult::Ignore);
 }
@@ -148,8 +193,14 @@ async fn match_username_requires_the_claim_to_equal_the_connect_user() {
     let auth = hmac_auth("username_claim = \"sub\"\nmatch_username = true");
     let token = hs(Algorithm::HS256, &valid_claims());
     accepted(&authenticate(&auth, &client("c", Some("alice")), Some(token.as_bytes())).await);
-    assert_eq!(authenticate(&auth, &client("c", Some("bob")), Some(token.as_bytes())).await, refused());
-    assert_eq!(authenticate(&auth, &client("c", None), Some(token.as_bytes())).await, refused());
+    assert_eq!(
+        authenticate(&auth, &client("c", Some("bob")), Some(token.as_bytes())).await,
+        refused()
+    );
+    assert_eq!(
+        authenticate(&auth, &client("c", None), Some(token.as_bytes())).await,
+        refused()
+    );
 }
 
 #[tokio::test]
@@ -159,11 +210,22 @@ async fn acl_and_superuser_claims_map_into_the_grant() {
         "sub": "alice", "exp": get_current_timestamp() + 600, "admin": true,
         "acl": {"pub": ["devices/${clientid}/up"], "sub": ["users/%u/#"]}
     });
-    let result = authenticate(&auth, &client("dev9", Some("ignored")), Some(hs(Algorithm::HS256, &claims).as_bytes())).await;
+    let result = authenticate(
+        &auth,
+        &client("dev9", Some("ignored")),
+        Some(hs(Algorithm::HS256, &claims).as_bytes()),
+    )
+    .await;
     let grant = accepted(&result);
     assert!(grant.superuser);
-    assert_eq!(grant.publish_acl.as_deref(), Some(&["devices/dev9/up".to_owned()][..]));
-    assert_eq!(grant.subscribe_acl.as_deref(), Some(&["users/alice/#".to_owned()][..]));
+    assert_eq!(
+        grant.publish_acl.as_deref(),
+        Some(&["devices/dev9/up".to_owned()][..])
+    );
+    assert_eq!(
+        grant.subscribe_acl.as_deref(),
+        Some(&["users/alice/#".to_owned()][..])
+    );
 }
 
 #[tokio::test]
@@ -171,12 +233,15 @@ async fn base64_secret_and_secret_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret");
     std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-    let from_file = JwtAuthenticator::from_config(&config(&format!("secret_file = {:?}", path))).unwrap();
+    let from_file =
+        JwtAuthenticator::from_config(&config(&format!("secret_file = {:?}", path))).unwrap();
     accepted(&with_password(&from_file, &hs(Algorithm::HS256, &valid_claims())).await);
 
     let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
-    let from_b64 =
-        JwtAuthenticator::from_config(&config(&format!("secret = \"{b64}\"\nsecret_base64 = true"))).unwrap();
+    let from_b64 = JwtAuthenticator::from_config(&config(&format!(
+        "secret = \"{b64}\"\nsecret_base64 = true"
+    )))
+    .unwrap();
     accepted(&with_password(&from_b64, &hs(Algorithm::HS256, &valid_claims())).await);
 }
 
@@ -212,18 +277,28 @@ async fn rsa_ec_and_ed25519_public_keys() {
         ),
     ];
     for (public, private, algs) in cases {
-        let auth = JwtAuthenticator::from_config(&config(&format!("public_key_file = {public:?}"))).unwrap();
+        let auth = JwtAuthenticator::from_config(&config(&format!("public_key_file = {public:?}")))
+            .unwrap();
         for alg in algs {
             let token = mint(alg, &private, &valid_claims(), None);
             accepted(&with_password(&auth, &token).await);
         }
         // HMAC tokens are never accepted by a public-key authenticator.
-        assert_eq!(with_password(&auth, &hs(Algorithm::HS256, &valid_claims())).await, refused());
+        assert_eq!(
+            with_password(&auth, &hs(Algorithm::HS256, &valid_claims())).await,
+            refused()
+        );
     }
     // Key confusion: the RSA public key used as an HMAC secret.
-    let auth = JwtAuthenticator::from_config(&config(&format!("public_key_file = {rsa_public:?}"))).unwrap();
+    let auth = JwtAuthenticator::from_config(&config(&format!("public_key_file = {rsa_public:?}")))
+        .unwrap();
     let pem = std::fs::read(&rsa_public).unwrap();
-    let confused = mint(Algorithm::HS256, &EncodingKey::from_secret(&pem), &valid_claims(), None);
+    let confused = mint(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(&pem),
+        &valid_claims(),
+        None,
+    );
     assert_eq!(with_password(&auth, &confused).await, refused());
 }
 
@@ -239,7 +314,10 @@ fn invalid_configs_are_rejected() {
         "secret = \"s\"\nmatch_username = true",
     ];
     for text in bad {
-        assert!(JwtAuthenticator::from_config(&config(text)).is_err(), "{text}");
+        assert!(
+            JwtAuthenticator::from_config(&config(text)).is_err(),
+            "{text}"
+        );
     }
     assert!(toml::from_str::<JwtConfig>("secret = \"s\"\nunknown = 1").is_err());
 }
@@ -317,12 +395,21 @@ async fn jwks_keys_are_fetched_cached_and_refetched_for_an_unknown_kid() {
     let forged = mint(Algorithm::ES256, &stranger.key, &valid_claims(), Some("k1"));
     assert_eq!(with_password(&auth, &forged).await, refused());
     // HS256 signed with the symmetric key the document lists: never trusted.
-    let sym = mint(Algorithm::HS256, &EncodingKey::from_secret(b"secret"), &valid_claims(), Some("sym"));
+    let sym = mint(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"secret"),
+        &valid_claims(),
+        Some("sym"),
+    );
     assert_eq!(with_password(&auth, &sym).await, refused());
     // The last two tokens named known kids: no extra fetch.
     assert_eq!(server.count(), 3);
     let requests = server.requests.lock().clone();
-    assert!(requests.iter().all(|r| r.method == "GET" && r.target == "/jwks"));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "GET" && r.target == "/jwks")
+    );
 }
 
 #[tokio::test]
@@ -354,6 +441,9 @@ async fn unreachable_jwks_refuses_with_server_unavailable() {
     .unwrap();
     let k1 = ec_signer("k1");
     let t = mint(Algorithm::ES256, &k1.key, &valid_claims(), Some("k1"));
-    assert_eq!(with_password(&auth, &t).await, AuthResult::Refuse(ReasonCode::SERVER_UNAVAILABLE));
+    assert_eq!(
+        with_password(&auth, &t).await,
+        AuthResult::Refuse(ReasonCode::SERVER_UNAVAILABLE)
+    );
     assert!(!auth.refresh_jwks().await);
 }

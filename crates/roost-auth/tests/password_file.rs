@@ -53,13 +53,19 @@ async fn file_written_by_mosquitto_passwd_is_accepted() {
         authenticate(&file, &alice, Some(b"s3cret:with:colons")).await,
         AuthResult::Accept(Default::default())
     );
-    assert_eq!(authenticate(&file, &alice, Some(b"s3cret")).await, refuse_bad_credentials());
+    assert_eq!(
+        authenticate(&file, &alice, Some(b"s3cret")).await,
+        refuse_bad_credentials()
+    );
     let bob = client("c2", Some("bob"));
     assert_eq!(
         authenticate(&file, &bob, Some(b"hunter2")).await,
         AuthResult::Accept(Default::default())
     );
-    assert_eq!(authenticate(&file, &bob, Some(b"hunter3")).await, refuse_bad_credentials());
+    assert_eq!(
+        authenticate(&file, &bob, Some(b"hunter3")).await,
+        refuse_bad_credentials()
+    );
     assert!(file.check("carol", "pässwörd".as_bytes()));
     assert!(!file.check("carol", b"passwort"));
 }
@@ -75,19 +81,36 @@ async fn unknown_user_policy_and_anonymous_clients() {
         unknown_user: UnknownUser::Refuse,
     })
     .unwrap();
-    let ignore = PasswordFile::load(&path).unwrap().with_unknown_user(UnknownUser::Ignore);
+    let ignore = PasswordFile::load(&path)
+        .unwrap()
+        .with_unknown_user(UnknownUser::Ignore);
     let mallory = client("m", Some("mallory"));
-    assert_eq!(authenticate(&refuse, &mallory, Some(b"pw")).await, refuse_bad_credentials());
-    assert_eq!(authenticate(&ignore, &mallory, Some(b"pw")).await, AuthResult::Ignore);
+    assert_eq!(
+        authenticate(&refuse, &mallory, Some(b"pw")).await,
+        refuse_bad_credentials()
+    );
+    assert_eq!(
+        authenticate(&ignore, &mallory, Some(b"pw")).await,
+        AuthResult::Ignore
+    );
 
     // A known user is refused whatever the policy; no password = refused.
     let alice = client("a", Some("alice"));
-    assert_eq!(authenticate(&ignore, &alice, Some(b"nope")).await, refuse_bad_credentials());
-    assert_eq!(authenticate(&ignore, &alice, None).await, refuse_bad_credentials());
+    assert_eq!(
+        authenticate(&ignore, &alice, Some(b"nope")).await,
+        refuse_bad_credentials()
+    );
+    assert_eq!(
+        authenticate(&ignore, &alice, None).await,
+        refuse_bad_credentials()
+    );
 
     // No user name: the anonymous policy of the broker decides.
     let anonymous = client("anon", None);
-    assert_eq!(authenticate(&refuse, &anonymous, None).await, AuthResult::Ignore);
+    assert_eq!(
+        authenticate(&refuse, &anonymous, None).await,
+        AuthResult::Ignore
+    );
 }
 
 #[test]
@@ -118,8 +141,14 @@ fn parse_errors_name_the_file_and_line() {
         std::fs::write(&path, text).unwrap();
         let err = PasswordFile::load(&path).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, FileError::Parse { line: l, .. } if l == line), "{msg}");
-        assert!(msg.starts_with(&format!("{}:{line}: ", path.display())), "{msg}");
+        assert!(
+            matches!(err, FileError::Parse { line: l, .. } if l == line),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with(&format!("{}:{line}: ", path.display())),
+            "{msg}"
+        );
         assert!(msg.contains(what), "{msg}");
     }
     // A duplicate user is an error on the second line.
@@ -209,7 +238,10 @@ async fn argon2id_entries_verify_on_a_blocking_thread() {
         authenticate(&file, &alice, Some(b"pw")).await,
         AuthResult::Accept(Default::default())
     );
-    assert_eq!(authenticate(&file, &alice, Some(b"px")).await, refuse_bad_credentials());
+    assert_eq!(
+        authenticate(&file, &alice, Some(b"px")).await,
+        refuse_bad_credentials()
+    );
 }
 
 // ---- optional: the real Mosquitto broker accepts a file we wrote -------
@@ -277,9 +309,16 @@ fn mosquitto_broker_accepts_a_file_we_wrote() {
         if let Some(code) = connect_code(port, "alice", "wonderland") {
             break code;
         }
-        assert!(Instant::now() < deadline, "mosquitto did not answer within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not answer within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, 0, "mosquitto refused our $7$ hash");
-    assert_eq!(connect_code(port, "alice", "wrong"), Some(5), "wrong password is not authorised");
+    assert_eq!(
+        connect_code(port, "alice", "wrong"),
+        Some(5),
+        "wrong password is not authorised"
+    );
 }

@@ -34,12 +34,31 @@ fn alg(m: Mechanism) -> &'static str {
 }
 
 /// A credentials line computed by the Python client.
-fn python_line(py: &str, m: Mechanism, user: &str, password: &str, iterations: u32, salt_b64: &str) -> String {
+fn python_line(
+    py: &str,
+    m: Mechanism,
+    user: &str,
+    password: &str,
+    iterations: u32,
+    salt_b64: &str,
+) -> String {
     let out = Command::new(py)
-        .args([SCRIPT, "derive", alg(m), user, password, &iterations.to_string(), salt_b64])
+        .args([
+            SCRIPT,
+            "derive",
+            alg(m),
+            user,
+            password,
+            &iterations.to_string(),
+            salt_b64,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -49,7 +68,13 @@ async fn step(ex: &mut Box<dyn AuthExchange>, data: &[u8]) -> AuthStep {
 
 /// Runs the Python client against one exchange; returns the server's last
 /// step and whether the client verified the server signature.
-async fn python_login(py: &str, auth: &ScramAuthenticator, m: Mechanism, user: &str, password: &str) -> (AuthStep, bool) {
+async fn python_login(
+    py: &str,
+    auth: &ScramAuthenticator,
+    m: Mechanism,
+    user: &str,
+    password: &str,
+) -> (AuthStep, bool) {
     let mut child = Command::new(py)
         .args([SCRIPT, "login", alg(m), user, password])
         .stdin(Stdio::piped())
@@ -59,7 +84,9 @@ async fn python_login(py: &str, auth: &ScramAuthenticator, m: Mechanism, user: &
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    let mut ex = auth.begin(m.name(), &client("c", None)).expect("method supported");
+    let mut ex = auth
+        .begin(m.name(), &client("c", None))
+        .expect("method supported");
 
     stdout.read_line(&mut line).unwrap();
     let server_first = match step(&mut ex, line.trim().as_bytes()).await {
@@ -94,8 +121,22 @@ async fn python_client_authenticates_with_both_mechanisms_and_verifies_the_serve
     let path = dir.path().join("scram");
     // Credentials computed by the independent implementation.
     let lines = [
-        python_line(py, Mechanism::Sha256, "alice", "correct horse", 4096, "c2FsdHNhbHRzYWx0"),
-        python_line(py, Mechanism::Sha512, "alice", "correct horse", 10000, "QSBkaWZmZXJlbnQgc2FsdA=="),
+        python_line(
+            py,
+            Mechanism::Sha256,
+            "alice",
+            "correct horse",
+            4096,
+            "c2FsdHNhbHRzYWx0",
+        ),
+        python_line(
+            py,
+            Mechanism::Sha512,
+            "alice",
+            "correct horse",
+            10000,
+            "QSBkaWZmZXJlbnQgc2FsdA==",
+        ),
     ];
     std::fs::write(&path, lines.join("\n")).unwrap();
     let auth = ScramAuthenticator::from_config(&ScramConfig {
@@ -110,7 +151,10 @@ async fn python_client_authenticates_with_both_mechanisms_and_verifies_the_serve
             AuthStep::Success { grant, .. } => assert_eq!(grant.username.as_deref(), Some("alice")),
             other => panic!("{m:?}: expected success, got {other:?}"),
         }
-        assert!(server_verified, "{m:?}: the client rejected the server signature");
+        assert!(
+            server_verified,
+            "{m:?}: the client rejected the server signature"
+        );
     }
 }
 
@@ -129,7 +173,10 @@ async fn derive_matches_the_independent_derivation() {
 async fn wrong_password_fails_after_the_exchange() {
     let Some(py) = python() else { return };
     let auth = ScramAuthenticator::new();
-    auth.insert("bob", ScramCredentials::generate(Mechanism::Sha256, b"right", 4096));
+    auth.insert(
+        "bob",
+        ScramCredentials::generate(Mechanism::Sha256, b"right", 4096),
+    );
     let (last, verified) = python_login(py, &auth, Mechanism::Sha256, "bob", "wrong").await;
     assert_eq!(last, AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
     assert!(!verified);
@@ -138,7 +185,10 @@ async fn wrong_password_fails_after_the_exchange() {
 #[tokio::test]
 async fn unknown_user_gets_a_believable_exchange_then_fails() {
     let auth = ScramAuthenticator::new();
-    auth.insert("bob", ScramCredentials::generate(Mechanism::Sha256, b"pw", DEFAULT_SCRAM_ITERATIONS));
+    auth.insert(
+        "bob",
+        ScramCredentials::generate(Mechanism::Sha256, b"pw", DEFAULT_SCRAM_ITERATIONS),
+    );
     let mut salts = Vec::new();
     for _ in 0..2 {
         let mut ex = auth.begin("SCRAM-SHA-256", &client("c", None)).unwrap();
@@ -152,16 +202,25 @@ async fn unknown_user_gets_a_believable_exchange_then_fails() {
         salts.push(attrs[1].to_owned());
         let nonce = &attrs[0][2..];
         let fin = format!("c=biws,r={nonce},p={}", "A".repeat(43) + "=");
-        assert_eq!(step(&mut ex, fin.as_bytes()).await, AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
+        assert_eq!(
+            step(&mut ex, fin.as_bytes()).await,
+            AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
+        );
     }
-    assert_eq!(salts[0], salts[1], "the stand-in salt is stable, like a real one");
+    assert_eq!(
+        salts[0], salts[1],
+        "the stand-in salt is stable, like a real one"
+    );
 }
 
 #[tokio::test]
 async fn reauthentication_is_a_fresh_exchange() {
     let Some(py) = python() else { return };
     let auth = ScramAuthenticator::new();
-    auth.insert("carol", ScramCredentials::generate(Mechanism::Sha512, b"pw", 4096));
+    auth.insert(
+        "carol",
+        ScramCredentials::generate(Mechanism::Sha512, b"pw", 4096),
+    );
     for _ in 0..2 {
         let (last, verified) = python_login(py, &auth, Mechanism::Sha512, "carol", "pw").await;
         assert!(matches!(last, AuthStep::Success { .. }), "{last:?}");
@@ -175,8 +234,17 @@ async fn server_nonces_differ_between_exchanges() {
     let mut nonces = Vec::new();
     for _ in 0..2 {
         let mut ex = auth.begin("SCRAM-SHA-256", &client("c", None)).unwrap();
-        let AuthStep::Continue(first) = step(&mut ex, b"n,,n=u,r=same").await else { panic!() };
-        nonces.push(String::from_utf8(first.to_vec()).unwrap().split(',').next().unwrap().to_owned());
+        let AuthStep::Continue(first) = step(&mut ex, b"n,,n=u,r=same").await else {
+            panic!()
+        };
+        nonces.push(
+            String::from_utf8(first.to_vec())
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_ne!(nonces[0], nonces[1]);
 }
@@ -184,27 +252,44 @@ async fn server_nonces_differ_between_exchanges() {
 #[tokio::test]
 async fn tampered_or_malformed_messages_fail() {
     let auth = ScramAuthenticator::new();
-    auth.insert("u", ScramCredentials::generate(Mechanism::Sha256, b"pw", 4096));
+    auth.insert(
+        "u",
+        ScramCredentials::generate(Mechanism::Sha256, b"pw", 4096),
+    );
     let begin = || auth.begin("SCRAM-SHA-256", &client("c", None)).unwrap();
 
     // No client-first at all, channel binding, and garbage.
     for first in [&b""[..], b"p=tls-unique,,n=u,r=x", b"\xff\xfe", b"n,,n=u"] {
         let mut ex = begin();
-        assert_eq!(step(&mut ex, first).await, AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
+        assert_eq!(
+            step(&mut ex, first).await,
+            AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
+        );
     }
     let mut ex = begin();
-    assert_eq!(ex.step(None).await, AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
+    assert_eq!(
+        ex.step(None).await,
+        AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
+    );
 
     // Wrong combined nonce, wrong channel-binding echo.
     for bad in ["c=biws,r=othernonce,p=AAAA", "c=eSws,r={n},p=AAAA"] {
         let mut ex = begin();
-        let AuthStep::Continue(first) = step(&mut ex, b"n,,n=u,r=abc").await else { panic!() };
+        let AuthStep::Continue(first) = step(&mut ex, b"n,,n=u,r=abc").await else {
+            panic!()
+        };
         let first = String::from_utf8(first.to_vec()).unwrap();
         let nonce = &first.split(',').next().unwrap()[2..];
         let msg = bad.replace("{n}", nonce);
-        assert_eq!(step(&mut ex, msg.as_bytes()).await, AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
+        assert_eq!(
+            step(&mut ex, msg.as_bytes()).await,
+            AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
+        );
         // After the end, anything more is a protocol error.
-        assert_eq!(step(&mut ex, b"x").await, AuthStep::Fail(ReasonCode::PROTOCOL_ERROR));
+        assert_eq!(
+            step(&mut ex, b"x").await,
+            AuthStep::Fail(ReasonCode::PROTOCOL_ERROR)
+        );
     }
 }
 
@@ -230,7 +315,10 @@ fn credentials_file_errors_name_the_line_and_reload_keeps_old_entries() {
         ("x:SCRAM-SHA-256:4096:AAAA:AAAA:AAAA", "32 bytes"),
         ("x:SCRAM-SHA-256:lots:AAAA:AAAA:AAAA", "iteration count"),
         ("x:SCRAM-SHA-256:4096:AAAA", "expected user:"),
-        ("x:SCRAM-SHA-256:4096:!!:AAAA:AAAA", "salt is not valid base64"),
+        (
+            "x:SCRAM-SHA-256:4096:!!:AAAA:AAAA",
+            "salt is not valid base64",
+        ),
     ];
     for (bad, what) in cases {
         std::fs::write(&path, format!("# c\n{good}{bad}\n")).unwrap();
@@ -241,7 +329,12 @@ fn credentials_file_errors_name_the_line_and_reload_keeps_old_entries() {
         assert_eq!(auth.len(), 2, "previous credentials stay in force");
     }
     std::fs::write(&path, format!("{good}{}", good.lines().next().unwrap())).unwrap();
-    assert!(auth.reload().unwrap_err().to_string().contains("two SCRAM-SHA-256 lines"));
+    assert!(
+        auth.reload()
+            .unwrap_err()
+            .to_string()
+            .contains("two SCRAM-SHA-256 lines")
+    );
 }
 
 #[test]

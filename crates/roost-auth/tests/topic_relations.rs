@@ -18,7 +18,10 @@ fn level() -> impl Strategy<Value = String> {
 }
 
 fn filter() -> impl Strategy<Value = String> {
-    (proptest::collection::vec(level(), 0..=MAX_FILTER_LEVELS), any::<bool>())
+    (
+        proptest::collection::vec(level(), 0..=MAX_FILTER_LEVELS),
+        any::<bool>(),
+    )
         .prop_filter_map("valid filters only", |(mut levels, hash)| {
             if hash || levels.is_empty() {
                 levels.push("#".to_owned());

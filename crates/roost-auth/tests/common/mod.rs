@@ -29,7 +29,11 @@ pub fn client_from(client_id: &str, username: Option<&str>, peer: &str) -> Clien
 }
 
 /// Runs one authentication.
-pub async fn authenticate(auth: &dyn Authenticator, client: &ClientInfo, password: Option<&[u8]>) -> AuthResult {
+pub async fn authenticate(
+    auth: &dyn Authenticator,
+    client: &ClientInfo,
+    password: Option<&[u8]>,
+) -> AuthResult {
     let request = ConnectRequest::new(client, password, true, 60, &[]);
     auth.authenticate(&request).await
 }
@@ -75,7 +79,9 @@ impl TestServer {
 }
 
 /// Serves plain HTTP with `handler` until the runtime ends.
-pub async fn serve(handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static) -> TestServer {
+pub async fn serve(
+    handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+) -> TestServer {
     serve_with(handler, None).await
 }
 
@@ -91,7 +97,9 @@ pub async fn serve_with(
     let log = Arc::clone(&requests);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let handler = Arc::clone(&handler);
             let log = Arc::clone(&log);
             let tls = tls.clone();
@@ -110,7 +118,11 @@ pub async fn serve_with(
     TestServer { addr, requests }
 }
 
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, handler: &Handler, log: &Mutex<Vec<Request>>) {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    handler: &Handler,
+    log: &Mutex<Vec<Request>>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -173,7 +185,10 @@ pub async fn closed_port() -> u16 {
 pub async fn wait_until(mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
