@@ -1,0 +1,64 @@
+//! Reads every row of a consistent fjall snapshot into a [`StoreState`].
+
+use std::path::Path;
+
+use fjall::{Database, Readable};
+
+use crate::codec::decode;
+use crate::disk::fjall_error;
+use crate::disk::keys;
+use crate::disk::keyspaces::{Keyspaces, Ks};
+use crate::error::StoreError;
+use crate::state::StoreState;
+use roost_codec::ReasonCode;
+
+/// Loads the whole store as of one instant.
+pub(crate) fn load(db: &Database, ks: &Keyspaces, path: &Path) -> Result<StoreState, StoreError> {
+    let snapshot = db.snapshot();
+    let mut state = StoreState::default();
+    for kind in Ks::ALL {
+        let what = kind.name();
+        for guard in snapshot.iter(ks.get(kind)) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| fjall_error(e, path, &format!("reading {what}")))?;
+            match kind {
+                Ks::Sessions => {
+                    let id = keys::parse_client(&key, what)?;
+                    state.sessions.insert(id, decode(&value, what)?);
+                }
+                Ks::Subscriptions => {
+                    let k = keys::parse_client_text(&key, what)?;
+                    state.subscriptions.insert(k, decode(&value, what)?);
+                }
+                Ks::Messages => {
+                    let k = keys::parse_client_seq(&key, what)?;
+                    state.messages.insert(k, decode(&value, what)?);
+                }
+                Ks::Inflight => {
+                    let k = keys::parse_client_seq(&key, what)?;
+                    state.inflight.insert(k, decode(&value, what)?);
+                }
+                Ks::Inbound => {
+                    let k = keys::parse_client_packet_id(&key, what)?;
+                    let [reason] = <[u8; 1]>::try_from(&value[..])
+                        .map_err(|_| StoreError::Corrupt(format!("{what}: reason code")))?;
+                    state.inbound.insert(k, ReasonCode(reason));
+                }
+                Ks::Retained => {
+                    let topic = keys::parse_text(&key, what)?;
+                    state.retained.insert(topic, decode(&value, what)?);
+                }
+                Ks::Wills => {
+                    let id = keys::parse_client(&key, what)?;
+                    state.wills.insert(id, decode(&value, what)?);
+                }
+                Ks::Delayed => {
+                    let id = keys::parse_u64(&key, what)?;
+                    state.delayed.insert(id, decode(&value, what)?);
+                }
+            }
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,289 @@
+//! Write-behind with group commit: submitters hand batches to one thread,
+//! which applies everything waiting as one store batch and fsyncs it
+//! according to the [`Durability`] policy.
+//!
+//! ```text
+//!  submit(batch) ──▶ bounded queue (deltas) ──▶ writer thread:
+//!    └─ Ticket           take all waiting ──▶ store.apply(group) ──▶ fsync? ──▶ complete tickets
+//! ```
+//!
+//! Runtime-agnostic: a std thread and a mutex/condvar queue. A [`Ticket`]
+//! can be waited on from a plain thread or `.await`ed on any executor.
+//! `submit` blocks while the queue is full; async callers use
+//! [`Writer::try_submit`] or call `submit` from a blocking context.
+
+mod queue;
+mod stats;
+mod ticket;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::delta::Delta;
+use crate::error::StoreError;
+use crate::store::Store;
+use queue::{Pending, Popped, PushError, Queue};
+use stats::Counters;
+pub use stats::WriterStats;
+pub use ticket::Ticket;
+use ticket::TicketCell;
+
+/// When a batch counts as stored (see `docs/persistence.md` for what each
+/// mode keeps on `kill -9` and on power loss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Tickets complete once applied; the writer never fsyncs (the OS
+    /// writes back on its own schedule, and at [`Writer::close`]).
+    None,
+    /// Tickets complete once applied; the writer fsyncs at most
+    /// `fsync_interval` after a write.
+    Async {
+        /// Longest time applied data waits for an fsync.
+        fsync_interval: Duration,
+    },
+    /// Tickets complete after the group containing the batch is applied and
+    /// fsynced (group commit).
+    Sync,
+}
+
+/// Writer settings.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterConfig {
+    /// The durability policy.
+    pub durability: Durability,
+    /// Deltas that may wait in the queue before `submit` blocks (and
+    /// `try_submit` refuses).
+    pub max_queued_deltas: usize,
+    /// Deltas applied as one store batch at most (one group commit).
+    pub max_group_deltas: usize,
+}
+
+impl WriterConfig {
+    /// Defaults for `durability`: 65,536 queued deltas, groups of 8,192.
+    pub fn new(durability: Durability) -> Self {
+        Self {
+            durability,
+            max_queued_deltas: 65_536,
+            max_group_deltas: 8_192,
+        }
+    }
+}
+
+/// Why [`Writer::try_submit`] did not take a batch.
+#[derive(Debug)]
+pub enum TrySubmitError {
+    /// The queue is full; the batch is handed back.
+    Full(Vec<Delta>),
+    /// The writer is closed; the batch is handed back.
+    Closed(Vec<Delta>),
+}
+
+/// The write-behind writer. Dropping it closes the queue, lets the thread
+/// store what is queued, fsyncs and joins (as [`Writer::close`], ignoring
+/// the result).
+#[derive(Debug)]
+pub struct Writer {
+    queue: Arc<Queue>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `store`.
+    pub fn spawn<S: Store + 'static>(store: S, config: WriterConfig) -> Result<Writer, StoreError> {
+        let queue = Arc::new(Queue::new(config.max_queued_deltas));
+        let counters = Arc::new(Counters::default());
+        let thread = {
+            let queue = Arc::clone(&queue);
+            let counters = Arc::clone(&counters);
+            std::thread::Builder::new()
+                .name("roost-store-writer".into())
+                .spawn(move || run(&store, &queue, &counters, config))
+                .map_err(|e| StoreError::io("starting the store writer thread", e))?
+        };
+        Ok(Writer {
+            queue,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a batch (applied atomically, in submission order). Blocks
+    /// while the queue is full; each such wait is counted in
+    /// [`WriterStats::stalls`].
+    pub fn submit(&self, batch: Vec<Delta>) -> Result<Ticket, StoreError> {
+        self.push(batch, false, true)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Queues a batch without blocking.
+    pub fn try_submit(&self, batch: Vec<Delta>) -> Result<Ticket, TrySubmitError> {
+        self.push(batch, false, false)
+    }
+
+    /// A ticket that completes once everything submitted before it is
+    /// applied *and* fsynced, whatever the durability.
+    pub fn flush_ticket(&self) -> Result<Ticket, StoreError> {
+        self.push(Vec::new(), true, true)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Blocks until everything submitted so far is applied and fsynced.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_ticket()?.wait()
+    }
+
+    /// Counters and current lag.
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot(self.queue.queued_weight())
+    }
+
+    /// Stores what is queued, fsyncs, stops the thread. Returns the first
+    /// error of that final stretch.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        self.queue.close();
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(StoreError::Backend {
+                    backend: "writer",
+                    message: "the writer thread panicked".into(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn push(&self, deltas: Vec<Delta>, force_sync: bool, block: bool) -> Result<Ticket, TrySubmitError> {
+        let cell = TicketCell::new();
+        let pending = Pending {
+            deltas,
+            ticket: Arc::clone(&cell),
+            force_sync,
+        };
+        match self.queue.push(pending, block) {
+            Ok(stall) => {
+                self.counters.submitted(stall);
+                Ok(Ticket::new(cell))
+            }
+            Err(PushError::Full(p)) => {
+                self.counters.refused();
+                Err(TrySubmitError::Full(p.deltas))
+            }
+            Err(PushError::Closed(p)) => Err(TrySubmitError::Closed(p.deltas)),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The outcome has nowhere to go; `close` reports it.
+        let _ = self.shutdown();
+    }
+}
+
+/// Fails every batch still queued when the thread ends, however it ends
+/// (including a panic in the store), so no ticket waits forever.
+struct FailLeftovers<'a>(&'a Queue);
+
+impl Drop for FailLeftovers<'_> {
+    fn drop(&mut self) {
+        for p in self.0.close_and_drain() {
+            p.ticket.complete(Err(StoreError::Closed));
+        }
+    }
+}
+
+/// The writer thread.
+fn run<S: Store>(
+    store: &S,
+    queue: &Queue,
+    counters: &Counters,
+    config: WriterConfig,
+) -> Result<(), StoreError> {
+    let _leftovers = FailLeftovers(queue);
+    let interval = match config.durability {
+        Durability::Async { fsync_interval } => Some(fsync_interval),
+        Durability::None | Durability::Sync => None,
+    };
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    let mut close_result = Ok(());
+    loop {
+        // In async mode, wake up when applied data is due for its fsync.
+        let timeout = match interval {
+            Some(i) if unsynced => Some(i.saturating_sub(last_sync.elapsed())),
+            _ => None,
+        };
+        match queue.pop_group(config.max_group_deltas, timeout) {
+            Popped::Closed => {
+                if unsynced {
+                    close_result = sync(store, counters);
+                }
+                return close_result;
+            }
+            Popped::Timeout => {
+                if unsynced {
+                    // Failures are counted and kept in stats; nobody waits on them.
+                    let _ = sync(store, counters);
+                    unsynced = false;
+                    last_sync = Instant::now();
+                }
+            }
+            Popped::Group(group) => {
+                let force = group.iter().any(|p| p.force_sync);
+                let count = group.len();
+                let mut tickets = Vec::with_capacity(count);
+                let mut deltas = Vec::new();
+                for p in group {
+                    tickets.push((p.ticket, p.force_sync));
+                    if deltas.is_empty() {
+                        deltas = p.deltas;
+                    } else {
+                        deltas.extend(p.deltas);
+                    }
+                }
+                let applied = if deltas.is_empty() {
+                    Ok(())
+                } else {
+                    let r = store.apply(&deltas);
+                    counters.applied(count as u64, &r);
+                    unsynced |= r.is_ok();
+                    r
+                };
+                let due = match config.durability {
+                    Durability::Sync => true,
+                    Durability::Async { fsync_interval } => last_sync.elapsed() >= fsync_interval,
+                    Durability::None => false,
+                };
+                let synced = if (due || force) && unsynced {
+                    let r = sync(store, counters);
+                    unsynced = false;
+                    last_sync = Instant::now();
+                    r
+                } else {
+                    Ok(())
+                };
+                let strict = config.durability == Durability::Sync;
+                for (ticket, forced) in tickets {
+                    let outcome = if strict || forced {
+                        applied.clone().and(synced.clone())
+                    } else {
+                        applied.clone()
+                    };
+                    ticket.complete(outcome);
+                }
+            }
+        }
+    }
+}
+
+fn sync<S: Store>(store: &S, counters: &Counters) -> Result<(), StoreError> {
+    let r = store.sync();
+    counters.synced(&r);
+    r
+}
