@@ -30,6 +30,10 @@ install_apt() {
     command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 \
         || missing+=(mosquitto-clients)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    # Certificates for the TLS / mTLS / WSS tests are made at test time with openssl.
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # The Redis store tests start their own redis-server on a free port.
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
         say "apt-get not found; install ${missing[*]} by hand" >&2

@@ -11,7 +11,7 @@ use roost_codec::{Encoder, Packet};
 use tokio::io::AsyncWrite;
 
 /// At most this many slices per `writev`.
-const MAX_IOVECS: usize = 64;
+const MAX_IOVECS: usize = 512;
 
 /// Encoded-but-unwritten output of a connection.
 #[derive(Debug, Default)]
