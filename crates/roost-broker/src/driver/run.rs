@@ -18,7 +18,10 @@ use crate::slot::{Control, SessionKey};
 use roost_hooks::{AuthExchange, DisconnectCause};
 
 /// Read at least this much per read call.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// What an idle connection reserves for its next read: small, so thousands of
+/// idle clients hold almost nothing; it doubles while reads fill it.
+const IDLE_READ: usize = 128;
 /// Stop taking deliveries from the outbox while this much output is unwritten.
 const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
 /// How long a closing connection may take to flush its last packets.
@@ -69,6 +72,7 @@ pub(crate) async fn run<R, W>(
     let mut batch: VecDeque<Delivery> = VecDeque::new();
     let mut shutdown = core.shutdown.subscribe();
     let mut exchange = None;
+    let mut next_read = IDLE_READ;
 
     // CONNACK is the session's first packet. A client whose Maximum Packet
     // Size cannot hold it cannot be served: close without sending anything
@@ -147,8 +151,8 @@ pub(crate) async fn run<R, W>(
             out.prepare();
             let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
             let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                rbuf.reserve(READ_CHUNK);
+            if rbuf.capacity() - rbuf.len() < next_read / 2 {
+                rbuf.reserve(next_read);
             }
 
             tokio::select! {
@@ -167,12 +171,16 @@ pub(crate) async fn run<R, W>(
                 },
                 read = reader.read_buf(&mut rbuf) => match read {
                     Ok(0) | Err(_) => break Ending::Lost,
-                    Ok(_) => {
+                    Ok(n) => {
+                        // Adapt the next read to the traffic: double while reads
+                        // fill the buffer, fall back to a small one when they do not.
+                        next_read = if n >= next_read { (next_read * 2).min(READ_CHUNK) } else { IDLE_READ.max(n.next_power_of_two()) };
                         if let Some(ending) = handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf).await {
                             break ending;
                         }
-                        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
-                            // Give a burst's large buffer back instead of holding it while idle.
+                        if rbuf.is_empty() {
+                            // Hold no read buffer between bursts: the decoded
+                            // packets own their slices, the rest is released.
                             rbuf = BytesMut::new();
                         }
                     }
