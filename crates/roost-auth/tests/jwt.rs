@@ -447,3 +447,24 @@ async fn unreachable_jwks_refuses_with_server_unavailable() {
     );
     assert!(!auth.refresh_jwks().await);
 }
+
+#[tokio::test]
+async fn background_refresher_fetches_on_schedule() {
+    let k1 = ec_signer("k1");
+    let doc = jwks_of(&[&k1]);
+    let server = serve(move |_| (200, doc.clone())).await;
+    let auth = JwtAuthenticator::from_config(&config(&format!(
+        "[jwks]\nurl = \"{}\"\nrefresh_secs = 1",
+        server.url("/")
+    )))
+    .unwrap();
+    let task = tokio::spawn(auth.jwks_refresher().unwrap());
+    common::wait_until(|| server.count() >= 2).await;
+    task.abort();
+    // The keys are already there: a CONNECT does not wait for a fetch.
+    let before = server.count();
+    let t = mint(Algorithm::ES256, &k1.key, &valid_claims(), Some("k1"));
+    accepted(&with_password(&auth, &t).await);
+    assert_eq!(server.count(), before);
+    assert!(hmac_auth("").jwks_refresher().is_none());
+}

@@ -79,6 +79,11 @@ impl JwksCache {
         }
     }
 
+    /// How often the document is refetched.
+    pub(crate) fn refresh_every(&self) -> Duration {
+        self.refresh_every
+    }
+
     /// The keys to try for a token: refreshed first when the set is older
     /// than the refresh interval or does not know `kid` (at most once per
     /// `min_refetch`, so random `kid`s cannot hammer the endpoint).

@@ -6,6 +6,7 @@ mod keys;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
@@ -137,7 +138,7 @@ pub struct JwtConfig {
 
 enum KeySource {
     Static(DecodingKey),
-    Jwks(JwksCache),
+    Jwks(Arc<JwksCache>),
 }
 
 /// Verifies a JWT from the CONNECT password (or user name).
@@ -209,7 +210,7 @@ impl JwtAuthenticator {
                 Duration::from_secs(jwks.refresh_secs.max(1)),
                 Duration::from_secs(jwks.min_refetch_secs),
             );
-            (KeySource::Jwks(cache), asymmetric_algorithms())
+            (KeySource::Jwks(Arc::new(cache)), asymmetric_algorithms())
         } else if let Some(path) = &config.public_key_file {
             let pem = std::fs::read(path)
                 .map_err(|e| ConfigError::invalid(format!("jwt: {}: {e}", path.display())))?;
@@ -317,6 +318,22 @@ impl JwtAuthenticator {
             KeySource::Jwks(cache) => cache.refresh(true).await,
             KeySource::Static(_) => true,
         }
+    }
+
+    /// With JWKS: a future that refetches the document every
+    /// `jwks.refresh_secs` forever, for the broker to spawn (and abort at
+    /// shutdown) so no CONNECT waits for a scheduled refresh. Without JWKS: `None`.
+    pub fn jwks_refresher(&self) -> Option<BoxFuture<'static, ()>> {
+        let KeySource::Jwks(cache) = &self.keys else {
+            return None;
+        };
+        let cache = Arc::clone(cache);
+        Some(Box::pin(async move {
+            loop {
+                cache.refresh(true).await;
+                tokio::time::sleep(cache.refresh_every()).await;
+            }
+        }))
     }
 
     /// Verifies `token`; the claims on success, the CONNACK code otherwise.
