@@ -16,6 +16,16 @@
 //!                      ──▶ HttpAuthorizer (async check + sync cache)
 //! ```
 //!
+//! | built-in | built from |
+//! | --- | --- |
+//! | [`BanAuthenticator`] over a shared [`BanList`] | [`BannedConfig`] |
+//! | [`TlsIdentityAuthenticator`] | [`TlsIdentityConfig`] |
+//! | [`PasswordFile`] | [`PasswordFileConfig`] |
+//! | [`JwtAuthenticator`] | [`JwtConfig`] |
+//! | [`HttpAuthenticator`] / [`HttpAuthorizer`] | [`HttpAuthConfig`] / [`HttpAclConfig`] |
+//! | [`ScramAuthenticator`] | [`ScramConfig`] |
+//! | [`AclFile`] | [`AclFileConfig`] |
+//!
 //! File-backed components (`PasswordFile`, `AclFile`, `ScramAuthenticator`)
 //! load at startup, report malformed input as `path:line: what`, and have a
 //! `reload()` that keeps the previous contents when the new file is bad.
