@@ -42,3 +42,32 @@ pub(crate) fn build(
         .build()
         .map_err(|e| ConfigError::invalid(format!("HTTP client: {e}")))
 }
+
+/// `scheme://host[:port]/path` of a URL, for logs and `Debug`: user info
+/// and the query string (which may carry credentials) are left out.
+pub(crate) fn loggable_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            match u.port() {
+                Some(port) => format!("{}://{host}:{port}{}", u.scheme(), u.path()),
+                None => format!("{}://{host}{}", u.scheme(), u.path()),
+            }
+        }
+        Err(_) => "<invalid url>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_url_drops_credentials_and_query() {
+        assert_eq!(
+            loggable_url("https://user:pw@auth.example:8443/check?key=s3cret"),
+            "https://auth.example:8443/check"
+        );
+        assert_eq!(loggable_url("http://h/x"), "http://h/x");
+    }
+}

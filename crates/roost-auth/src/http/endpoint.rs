@@ -46,7 +46,7 @@ pub(crate) struct Endpoint {
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
-            .field("url", &self.url.as_str())
+            .field("url", &http_client::loggable_url(self.url.as_str()))
             .field("method", &self.method)
             .field("body", &self.body)
             .field(
@@ -160,8 +160,9 @@ impl Endpoint {
         interpret(status, &body)
     }
 
-    pub(crate) fn url(&self) -> &str {
-        self.url.as_str()
+    /// The URL without user info or query, for logs.
+    pub(crate) fn url(&self) -> String {
+        http_client::loggable_url(self.url.as_str())
     }
 }
 

@@ -76,7 +76,7 @@ fn default_max_entries() -> usize {
 }
 
 /// `[auth.http]` settings (authentication).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAuthConfig {
     /// The service URL (http or https).
@@ -111,7 +111,7 @@ pub struct HttpAuthConfig {
 }
 
 /// `[auth.http_acl]` settings (authorization).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAclConfig {
     /// The service URL (http or https).
@@ -235,7 +235,7 @@ impl HttpAuthenticator {
                 }
                 Err(why) => {
                     tracing::warn!(
-                        url = self.endpoint.url(),
+                        url = %self.endpoint.url(),
                         client_id = %request.client.client_id,
                         error = %why,
                         "http authentication service unavailable; refusing the client (0x88)"
@@ -419,7 +419,7 @@ impl AuthzInner {
             }
             Err(why) => {
                 tracing::warn!(
-                    url = self.endpoint.url(),
+                    url = %self.endpoint.url(),
                     client_id = %client.client_id,
                     error = %why,
                     "http authorization service unavailable; denying"
@@ -446,3 +446,25 @@ impl Authorizer for HttpAuthorizer {
         }
     }
 }
+
+/// `Debug` for the HTTP configs: the URL without credentials or query, and
+/// parameter and header names only (templates may hold static secrets).
+macro_rules! redacted_debug {
+    ($t:ty) => {
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("url", &crate::http_client::loggable_url(&self.url))
+                    .field("method", &self.method)
+                    .field("body", &self.body)
+                    .field("params", &self.params.keys().collect::<Vec<_>>())
+                    .field("headers", &self.headers.keys().collect::<Vec<_>>())
+                    .field("timeout_ms", &self.timeout_ms)
+                    .field("cache_ttl_secs", &self.cache_ttl_secs)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+redacted_debug!(HttpAuthConfig);
+redacted_debug!(HttpAclConfig);

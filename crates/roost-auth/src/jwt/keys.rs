@@ -10,6 +10,8 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use parking_lot::Mutex;
 
+use crate::http_client;
+
 /// One usable key of a JWKS document.
 #[derive(Clone)]
 pub(crate) struct JwkKey {
@@ -51,7 +53,7 @@ pub(crate) struct JwksCache {
 impl fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwksCache")
-            .field("url", &self.url)
+            .field("url", &http_client::loggable_url(&self.url))
             .field("keys", &self.keys.load().keys.len())
             .finish_non_exhaustive()
     }
@@ -116,7 +118,7 @@ impl JwksCache {
         }
         match self.fetch().await {
             Ok(keys) => {
-                tracing::debug!(url = %self.url, keys = keys.len(), "jwks: fetched");
+                tracing::debug!(url = %http_client::loggable_url(&self.url), keys = keys.len(), "jwks: fetched");
                 self.keys.store(Arc::new(KeySet {
                     keys,
                     fetched_at: Some(Instant::now()),
@@ -124,7 +126,7 @@ impl JwksCache {
                 true
             }
             Err(why) => {
-                tracing::warn!(url = %self.url, error = %why, "jwks: fetch failed; keeping the previous keys");
+                tracing::warn!(url = %http_client::loggable_url(&self.url), error = %why, "jwks: fetch failed; keeping the previous keys");
                 false
             }
         }

@@ -60,7 +60,7 @@ fn default_acl_claim() -> Option<String> {
 }
 
 /// `[auth.jwt.jwks]`: where to fetch verification keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwksConfig {
     /// The JWKS URL (http or https).
@@ -78,6 +78,18 @@ pub struct JwksConfig {
     /// PEM file of CA certificates to trust instead of the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for JwksConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksConfig")
+            .field("url", &http_client::loggable_url(&self.url))
+            .field("refresh_secs", &self.refresh_secs)
+            .field("min_refetch_secs", &self.min_refetch_secs)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// `[auth.jwt]` settings. Exactly one of `secret`, `secret_file`,
