@@ -172,10 +172,13 @@ done
 
 # ---------------------------------------------------------------- report
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (built from a working tree with uncommitted changes)"
+fi
 {
     echo "# Roost vs Mosquitto, $(date -u +%Y-%m-%d) $( [ "$QUICK" = 1 ] && echo '(quick mode)')"
     echo
-    echo "- Commit: \`$COMMIT\`; Mosquitto $MOSQUITTO_VERSION (Debian); load generator \`roost-bench\` (release)"
+    echo "- Commit: $COMMIT; Mosquitto $MOSQUITTO_VERSION (Debian); load generator \`roost-bench\` (release)"
     echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM"
     echo "- Medians of $REPEAT run(s) per cell; message windows ${DURATION} s after ${WARMUP} s warm-up; conn/sub with $CONNS clients"
     echo "- Pinning: $( [ ${#BROKER_PIN[@]} -gt 0 ] && echo 'broker on CPU 1, load generator on CPU 0' || echo 'none')"
