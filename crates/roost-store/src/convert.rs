@@ -14,7 +14,9 @@ use roost_session::{
 };
 use smallvec::SmallVec;
 
-use crate::record::{InflightStage, QueuedMessage, StoredMessage, StoredProperties, SubscriptionRecord};
+use crate::record::{
+    InflightStage, QueuedMessage, StoredMessage, StoredProperties, SubscriptionRecord,
+};
 use crate::snapshot::SessionSnapshot;
 
 /// `instant` on the wall clock.
@@ -170,7 +172,9 @@ impl SessionSnapshot {
             };
             match stage {
                 Some((packet_id, stage)) => {
-                    state.inflight.push_restored(InflightEntry { packet_id, stage });
+                    state
+                        .inflight
+                        .push_restored(InflightEntry { packet_id, stage });
                     inflight_seqs.push((packet_id, m.seq));
                 }
                 None => {

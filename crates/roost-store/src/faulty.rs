@@ -31,7 +31,8 @@ impl<S: Store> FaultyStore<S> {
     /// Lets `more` further operations through (counting from now).
     pub fn heal(&self, more: u64) {
         let done = self.ops.load(Ordering::SeqCst);
-        self.fail_after.store(done.saturating_add(more), Ordering::SeqCst);
+        self.fail_after
+            .store(done.saturating_add(more), Ordering::SeqCst);
     }
 
     /// Operations attempted so far.

@@ -46,9 +46,7 @@ impl SessionSnapshot {
     /// The next free message sequence number for this session (1 past the
     /// highest stored; 0 when none is stored).
     pub fn next_seq(&self) -> u64 {
-        self.messages
-            .last()
-            .map_or(0, |m| m.seq.saturating_add(1))
+        self.messages.last().map_or(0, |m| m.seq.saturating_add(1))
     }
 }
 

@@ -39,7 +39,10 @@ pub(crate) mod required {
 pub(crate) mod optional {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         t.map(split).serialize(s)
     }
 

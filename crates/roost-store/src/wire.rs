@@ -87,7 +87,10 @@ mod tests {
         for b in 0..=u8::MAX {
             match options_from_byte(b) {
                 Some(o) => assert_eq!(options_to_byte(&o), b),
-                None => assert!(b & 0xC0 != 0 || b & 0b11 == 3 || (b >> 4) & 0b11 == 3, "{b:#x}"),
+                None => assert!(
+                    b & 0xC0 != 0 || b & 0b11 == 3 || (b >> 4) & 0b11 == 3,
+                    "{b:#x}"
+                ),
             }
         }
     }

@@ -46,7 +46,10 @@ fn utf8(bytes: &[u8], what: &str) -> Result<ByteString, StoreError> {
 }
 
 /// Splits a key into its client id and the rest.
-pub(crate) fn split_client<'k>(key: &'k [u8], what: &str) -> Result<(ByteString, &'k [u8]), StoreError> {
+pub(crate) fn split_client<'k>(
+    key: &'k [u8],
+    what: &str,
+) -> Result<(ByteString, &'k [u8]), StoreError> {
     let corrupt = || StoreError::Corrupt(format!("{what} key of {} bytes", key.len()));
     let (len, rest) = key.split_first_chunk::<2>().ok_or_else(corrupt)?;
     let len = usize::from(u16::from_be_bytes(*len));
@@ -58,13 +61,18 @@ pub(crate) fn split_client<'k>(key: &'k [u8], what: &str) -> Result<(ByteString,
 pub(crate) fn parse_client(key: &[u8], what: &str) -> Result<ByteString, StoreError> {
     let (id, rest) = split_client(key, what)?;
     if !rest.is_empty() {
-        return Err(StoreError::Corrupt(format!("{what} key has trailing bytes")));
+        return Err(StoreError::Corrupt(format!(
+            "{what} key has trailing bytes"
+        )));
     }
     Ok(id)
 }
 
 /// `client prefix ‖ text`.
-pub(crate) fn parse_client_text(key: &[u8], what: &str) -> Result<(ByteString, ByteString), StoreError> {
+pub(crate) fn parse_client_text(
+    key: &[u8],
+    what: &str,
+) -> Result<(ByteString, ByteString), StoreError> {
     let (id, rest) = split_client(key, what)?;
     Ok((id, utf8(rest, what)?))
 }
@@ -118,7 +126,10 @@ mod tests {
     #[test]
     fn truncated_keys_are_corrupt_not_panics() {
         for key in [&[][..], &[0][..], &[0, 5, b'a'][..]] {
-            assert!(matches!(split_client(key, "t"), Err(StoreError::Corrupt(_))));
+            assert!(matches!(
+                split_client(key, "t"),
+                Err(StoreError::Corrupt(_))
+            ));
         }
     }
 }

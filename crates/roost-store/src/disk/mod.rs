@@ -77,7 +77,10 @@ impl DiskStore {
 
 impl Store for DiskStore {
     fn apply(&self, batch: &[Delta]) -> Result<(), StoreError> {
-        let _serial = self.apply_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut overlay = Overlay::new(&self.keyspaces, &self.path);
         for delta in batch {
             overlay.add(delta)?;

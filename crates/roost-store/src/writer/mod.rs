@@ -158,7 +158,12 @@ impl Writer {
         }
     }
 
-    fn push(&self, deltas: Vec<Delta>, force_sync: bool, block: bool) -> Result<Ticket, TrySubmitError> {
+    fn push(
+        &self,
+        deltas: Vec<Delta>,
+        force_sync: bool,
+        block: bool,
+    ) -> Result<Ticket, TrySubmitError> {
         let cell = TicketCell::new();
         let pending = Pending {
             deltas,

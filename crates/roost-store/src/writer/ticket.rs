@@ -59,7 +59,11 @@ impl Ticket {
 
     /// Blocks until the batch is handled; returns the store's verdict.
     pub fn wait(self) -> Result<(), StoreError> {
-        let mut slot = self.cell.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .cell
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(r) = slot.result.take() {
                 return r;
@@ -76,7 +80,11 @@ impl Ticket {
     /// stays valid and can be waited on again).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), StoreError>> {
         let deadline = Instant::now() + timeout;
-        let mut slot = self.cell.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .cell
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(r) = slot.result.take() {
                 return Some(r);
@@ -96,7 +104,11 @@ impl Future for Ticket {
     type Output = Result<(), StoreError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.cell.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .cell
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match slot.result.take() {
             Some(r) => Poll::Ready(r),
             None => {

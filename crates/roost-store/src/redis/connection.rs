@@ -1,0 +1,92 @@
+//! One blocking connection, re-opened once when it breaks.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::{Client, Connection, RedisError, RedisResult};
+
+use crate::error::StoreError;
+
+/// The client and its current connection.
+pub(crate) struct Link {
+    client: Client,
+    timeout: Duration,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection info holds the password: show only the address.
+        f.debug_struct("Link")
+            .field(
+                "addr",
+                &self.client.get_connection_info().addr().to_string(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn redis_error(e: &RedisError) -> StoreError {
+    StoreError::Backend {
+        backend: "redis",
+        message: e.to_string(),
+    }
+}
+
+impl Link {
+    /// Parses the URL and connects (so a wrong address or password fails now).
+    pub(crate) fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client =
+            Client::open(url).map_err(|e| StoreError::Invalid(format!("redis URL: {e}")))?;
+        let link = Link {
+            client,
+            timeout,
+            conn: Mutex::new(None),
+        };
+        let conn = link.open_connection()?;
+        *link.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+        Ok(link)
+    }
+
+    fn open_connection(&self) -> Result<Connection, StoreError> {
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| redis_error(&e))?;
+        conn.set_read_timeout(Some(self.timeout))
+            .and_then(|()| conn.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| redis_error(&e))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on the connection; when the connection broke, opens a new
+    /// one and runs `f` once more (callers only send idempotent commands).
+    pub(crate) fn run<T>(
+        &self,
+        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        for attempt in 0..2 {
+            let conn = match guard.as_mut() {
+                Some(c) => c,
+                None => guard.insert(self.open_connection()?),
+            };
+            match f(conn) {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt == 0 && (e.is_io_error() || e.is_connection_dropped()) => {
+                    *guard = None;
+                }
+                Err(e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                        *guard = None;
+                    }
+                    return Err(redis_error(&e));
+                }
+            }
+        }
+        Err(StoreError::Backend {
+            backend: "redis",
+            message: "connection lost twice in a row".into(),
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! The Redis backend: the same deltas and snapshot on a Redis server (7.0
+//! command set), for a broker whose state lives outside it. Key layout in
+//! [`keys`]; every batch is one `MULTI`/`EXEC` transaction, so it is applied
+//! whole or not at all.
+//!
+//! The API is blocking (redis-rs's synchronous connection): call it from the
+//! [`crate::Writer`] thread or `spawn_blocking`, never from inside an async
+//! task. A dropped connection is re-opened once per call and the batch sent
+//! again; that is safe because every delta is idempotent.
+//!
+//! [`Store::sync`] asks nothing of the server: durability is the server's
+//! persistence configuration (`appendonly yes` with `appendfsync always` or
+//! `everysec`). Redis replication is asynchronous; a failover can lose
+//! writes the primary acknowledged.
+
+mod connection;
+mod keys;
+mod load;
+
+use std::time::Duration;
+
+use redis::Pipeline;
+
+use crate::FORMAT_VERSION;
+use crate::codec::encode;
+use crate::delta::Delta;
+use crate::error::StoreError;
+use crate::record::InflightRecord;
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use connection::Link;
+use keys::{ClientKey, FIELD_RECORD, FIELD_WILL, Keys};
+
+/// How to reach the server.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// `redis://[user][:password@]host[:port][/db]` or `rediss://…` (TLS).
+    pub url: String,
+    /// Prepended to every key (no braces), e.g. `roost:`.
+    pub key_prefix: String,
+    /// Connect, read and write timeout.
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// `url` with prefix `roost:` and a 5 s timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: "roost:".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The Redis-backed store.
+#[derive(Debug)]
+pub struct RedisStore {
+    link: Link,
+    keys: Keys,
+}
+
+impl RedisStore {
+    /// Connects, then checks the stored format version (stamping it on an
+    /// empty prefix; refusing another version, or data without one).
+    pub fn open(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let keys = Keys::new(&config.key_prefix)?;
+        let link = Link::connect(&config.url, config.timeout)?;
+        let store = RedisStore { link, keys };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        let key = self.keys.format();
+        let stored: Option<String> = self.link.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        match stored {
+            Some(v) => {
+                let found: u32 = v.trim().parse().map_err(|_| {
+                    StoreError::Corrupt(format!("format version {v:?} under {key}"))
+                })?;
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Ok(())
+            }
+            None => {
+                let any = load::scan(&self.link, &self.keys.all_pattern())?;
+                if let Some(k) = any.first() {
+                    return Err(StoreError::Corrupt(format!(
+                        "keys under the prefix (e.g. {}) but no {key}",
+                        String::from_utf8_lossy(k)
+                    )));
+                }
+                self.link.run(|c| {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(FORMAT_VERSION.to_string())
+                        .arg("NX")
+                        .query::<()>(c)
+                })
+            }
+        }
+    }
+
+    fn add(&self, pipe: &mut Pipeline, delta: &Delta) -> Result<(), StoreError> {
+        let k = &self.keys;
+        match delta {
+            Delta::SessionUpsert {
+                client_id,
+                record,
+                subscriptions,
+            } => {
+                pipe.hset(
+                    k.client(client_id, ClientKey::Session),
+                    FIELD_RECORD,
+                    encode(record)?,
+                )
+                .ignore();
+                let subs = k.client(client_id, ClientKey::Subs);
+                pipe.del(&subs).ignore();
+                if !subscriptions.is_empty() {
+                    let mut fields = Vec::with_capacity(subscriptions.len());
+                    for (filter, sub) in subscriptions {
+                        fields.push((filter.as_bytes().to_vec(), encode(sub)?));
+                    }
+                    pipe.hset_multiple(&subs, &fields).ignore();
+                }
+            }
+            Delta::SessionDelete { client_id } => {
+                pipe.hdel(k.client(client_id, ClientKey::Session), FIELD_RECORD)
+                    .ignore();
+                for kind in [
+                    ClientKey::Subs,
+                    ClientKey::Queue,
+                    ClientKey::Inflight,
+                    ClientKey::Inbound,
+                ] {
+                    pipe.del(k.client(client_id, kind)).ignore();
+                }
+            }
+            Delta::SubAdd {
+                client_id,
+                filter,
+                subscription,
+            } => {
+                pipe.hset(
+                    k.client(client_id, ClientKey::Subs),
+                    &**filter,
+                    encode(subscription)?,
+                )
+                .ignore();
+            }
+            Delta::SubDelete { client_id, filter } => {
+                pipe.hdel(k.client(client_id, ClientKey::Subs), &**filter)
+                    .ignore();
+            }
+            Delta::MessageEnqueue {
+                client_id,
+                seq,
+                message,
+            } => {
+                pipe.hset(k.client(client_id, ClientKey::Queue), seq, encode(message)?)
+                    .ignore();
+            }
+            Delta::MessageAck { client_id, seq } => {
+                pipe.hdel(k.client(client_id, ClientKey::Queue), seq)
+                    .ignore();
+                pipe.hdel(k.client(client_id, ClientKey::Inflight), seq)
+                    .ignore();
+            }
+            Delta::OutboundStage {
+                client_id,
+                seq,
+                packet_id,
+                stage,
+            } => {
+                let record = InflightRecord {
+                    packet_id: *packet_id,
+                    stage: *stage,
+                };
+                pipe.hset(
+                    k.client(client_id, ClientKey::Inflight),
+                    seq,
+                    encode(&record)?,
+                )
+                .ignore();
+            }
+            Delta::InboundQos2 {
+                client_id,
+                packet_id,
+                reason_code,
+            } => {
+                pipe.hset(
+                    k.client(client_id, ClientKey::Inbound),
+                    packet_id.get(),
+                    &[reason_code.0][..],
+                )
+                .ignore();
+            }
+            Delta::InboundQos2Release {
+                client_id,
+                packet_id,
+            } => {
+                pipe.hdel(k.client(client_id, ClientKey::Inbound), packet_id.get())
+                    .ignore();
+            }
+            Delta::RetainSet { topic, message } => {
+                pipe.hset(k.retained(topic), &**topic, encode(message)?)
+                    .ignore();
+            }
+            Delta::RetainDelete { topic } => {
+                pipe.hdel(k.retained(topic), &**topic).ignore();
+            }
+            Delta::WillSet { client_id, will } => {
+                pipe.hset(
+                    k.client(client_id, ClientKey::Session),
+                    FIELD_WILL,
+                    encode(will)?,
+                )
+                .ignore();
+            }
+            Delta::WillDelete { client_id } => {
+                pipe.hdel(k.client(client_id, ClientKey::Session), FIELD_WILL)
+                    .ignore();
+            }
+            Delta::DelayedPut { id, delayed } => {
+                pipe.hset(k.delayed(), id, encode(delayed)?).ignore();
+            }
+            Delta::DelayedDelete { id } => {
+                pipe.hdel(k.delayed(), id).ignore();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for RedisStore {
+    fn apply(&self, batch: &[Delta]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for delta in batch {
+            self.add(&mut pipe, delta)?;
+        }
+        self.link.run(|c| pipe.query::<()>(c))
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn restore(&self) -> Result<Snapshot, StoreError> {
+        load::load(&self.link, &self.keys).map(|s| s.into_snapshot())
+    }
+}
