@@ -3,6 +3,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod model;
+#[cfg(feature = "redis")]
+pub mod redis_server;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

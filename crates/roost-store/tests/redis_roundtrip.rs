@@ -1,0 +1,197 @@
+//! The Redis backend against a real redis-server (started per test):
+//! every delta kind, reopen, key layout, credentials, db numbers, format
+//! checks and a dropped connection.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::redis_server::RedisServer;
+use roost_store::redis::{RedisConfig, RedisStore};
+use roost_store::{FORMAT_VERSION, Store, StoreError};
+
+fn config(url: String, prefix: &str) -> RedisConfig {
+    RedisConfig {
+        key_prefix: prefix.into(),
+        ..RedisConfig::new(url)
+    }
+}
+
+fn raw(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("raw connection")
+}
+
+#[test]
+fn redis_restores_every_delta_kind() {
+    let server = RedisServer::start(&[]);
+    let store = RedisStore::open(&config(server.url("", ""), "t1:")).expect("open");
+    common::apply_every_kind(&store);
+    assert_eq!(
+        store.restore().expect("restore"),
+        common::every_kind_snapshot()
+    );
+}
+
+#[test]
+fn redis_restores_after_reopen_and_prefixes_are_isolated() {
+    let server = RedisServer::start(&[]);
+    {
+        let store = RedisStore::open(&config(server.url("", ""), "a:")).expect("open");
+        common::apply_every_kind(&store);
+    }
+    let reopened = RedisStore::open(&config(server.url("", ""), "a:")).expect("reopen");
+    assert_eq!(
+        reopened.restore().expect("restore"),
+        common::every_kind_snapshot()
+    );
+    let other = RedisStore::open(&config(server.url("", ""), "b:")).expect("other prefix");
+    assert_eq!(
+        other.restore().expect("restore"),
+        roost_store::Snapshot::default()
+    );
+}
+
+#[test]
+fn every_key_of_a_client_carries_its_hash_tag() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let store = RedisStore::open(&config(url.clone(), "mq:")).expect("open");
+    common::apply_every_kind(&store);
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("mq:*")
+        .query(&mut raw(&url))
+        .expect("keys");
+    keys.sort();
+    let client_1: Vec<&String> = keys.iter().filter(|k| k.contains("client-1")).collect();
+    assert_eq!(
+        client_1,
+        [
+            "mq:{c:client-1}:in",
+            "mq:{c:client-1}:inf",
+            "mq:{c:client-1}:q",
+            "mq:{c:client-1}:s",
+            "mq:{c:client-1}:subs"
+        ]
+    );
+    assert!(keys.contains(&"mq:{meta}:format".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"mq:{dly}".to_owned()), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("mq:{ret:")), "{keys:?}");
+    // The deleted session left nothing behind.
+    assert!(!keys.iter().any(|k| k.contains("gone-3")), "{keys:?}");
+}
+
+#[test]
+fn password_user_and_db_number_come_from_the_url() {
+    let server = RedisServer::start(&["--requirepass", "pw"]);
+    let url = server.url(":pw@", "/3");
+    let store = RedisStore::open(&config(url.clone(), "p:")).expect("open with password");
+    common::apply_every_kind(&store);
+    let in_db3: i64 = redis::cmd("DBSIZE").query(&mut raw(&url)).expect("dbsize");
+    assert!(in_db3 > 0);
+    let in_db0: i64 = redis::cmd("DBSIZE")
+        .query(&mut raw(&server.url(":pw@", "/0")))
+        .expect("dbsize");
+    assert_eq!(in_db0, 0);
+
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "roost", "on", ">secret", "~*", "+@all"][..])
+        .query(&mut raw(&url))
+        .expect("acl setuser");
+    let as_user = RedisStore::open(&config(server.url("roost:secret@", "/3"), "p:"))
+        .expect("open as ACL user");
+    assert_eq!(
+        as_user.restore().expect("restore"),
+        common::every_kind_snapshot()
+    );
+
+    match RedisStore::open(&config(server.url(":wrong@", ""), "p:")) {
+        Err(StoreError::Backend {
+            backend: "redis", ..
+        }) => {}
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_newer_format_version_is_refused() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let _: () = redis::cmd("SET")
+        .arg("f:{meta}:format")
+        .arg((FORMAT_VERSION + 1).to_string())
+        .query(&mut raw(&url))
+        .expect("set");
+    match RedisStore::open(&config(url, "f:")) {
+        Err(StoreError::UnsupportedFormat { found, .. }) => assert_eq!(found, FORMAT_VERSION + 1),
+        other => panic!("expected UnsupportedFormat, got {other:?}"),
+    }
+}
+
+#[test]
+fn data_without_a_format_version_is_refused() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let _: () = redis::cmd("HSET")
+        .arg(&["x:{dly}", "1", "junk"][..])
+        .query(&mut raw(&url))
+        .expect("hset");
+    assert!(matches!(
+        RedisStore::open(&config(url, "x:")),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn a_garbled_value_is_reported_corrupt() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let store = RedisStore::open(&config(url.clone(), "g:")).expect("open");
+    let _: () = redis::cmd("HSET")
+        .arg(&["g:{c:c}:s", "rec", "\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}"][..])
+        .query(&mut raw(&url))
+        .expect("hset");
+    assert!(matches!(store.restore(), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn a_killed_connection_is_reopened_and_the_batch_lands() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let store = RedisStore::open(&config(url.clone(), "k:")).expect("open");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+        .query(&mut raw(&url))
+        .expect("client kill");
+    common::apply_every_kind(&store);
+    assert_eq!(
+        store.restore().expect("restore"),
+        common::every_kind_snapshot()
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_not_a_hang() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut cfg = config(format!("redis://127.0.0.1:{port}"), "u:");
+    cfg.timeout = std::time::Duration::from_secs(1);
+    assert!(matches!(
+        RedisStore::open(&cfg),
+        Err(StoreError::Backend {
+            backend: "redis",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_prefix_with_braces_is_refused() {
+    let server = RedisServer::start(&[]);
+    assert!(matches!(
+        RedisStore::open(&config(server.url("", ""), "bad{x}:")),
+        Err(StoreError::Invalid(_))
+    ));
+}
