@@ -40,6 +40,9 @@ pub enum BrokerError {
         /// What is wrong, naming the file or option.
         message: String,
     },
+    /// A built-in authenticator or authorizer (`[auth]`) cannot be set up.
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// Builds a broker.
@@ -97,8 +100,12 @@ impl BrokerBuilder {
     }
 
     /// Binds every listener. Nothing is accepted until [`Broker::run`].
-    pub async fn bind(self) -> Result<Broker, BrokerError> {
-        let core = Core::new(self.config, self.ext);
+    pub async fn bind(mut self) -> Result<Broker, BrokerError> {
+        let (builtins, tasks) = crate::builtin_auth::install(&self.config.auth, &mut self.ext)
+            .map_err(BrokerError::Auth)?;
+        let background: Vec<tokio::task::JoinHandle<()>> =
+            tasks.into_iter().map(tokio::spawn).collect();
+        let core = Core::new(self.config, self.ext, builtins);
         let mut listeners = Vec::new();
         for listener in core.config.effective_listeners() {
             listeners.push(BoundListener::bind(listener, &core.config).await?);
@@ -111,6 +118,7 @@ impl BrokerBuilder {
             core,
             listeners,
             tls,
+            background,
         })
     }
 }
@@ -121,6 +129,8 @@ pub struct Broker {
     core: Arc<Core>,
     listeners: Vec<BoundListener>,
     tls: Arc<[Arc<dyn Reloadable>]>,
+    /// Built-ins' background work (JWKS refresh), stopped with the broker.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Broker {
@@ -173,6 +183,9 @@ impl Broker {
         while self.core.metrics.snapshot().connections_current > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        for task in &self.background {
+            task.abort();
+        }
         tracing::info!("broker stopped");
     }
 }
@@ -221,6 +234,29 @@ impl BrokerHandle {
     /// binary calls it on SIGHUP). New handshakes use the new certificates;
     /// established connections are not touched. A listener whose files do not
     /// load keeps its previous certificates. Returns how many reloaded.
+    /// Re-reads the built-in authentication and ACL files (SIGHUP). A file
+    /// that fails to parse keeps its previous contents; the errors (naming the
+    /// file and line) are returned for logging.
+    pub fn reload_auth(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (name, reload) in &self.core.builtins.reloads {
+            match reload() {
+                Ok(()) => tracing::info!(builtin = name, "reloaded"),
+                Err(e) => {
+                    tracing::error!(builtin = name, error = %e, "reload failed; keeping the previous rules");
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
+    /// The ban list, when `[auth.banned]` is configured: add, remove, list bans
+    /// at run time.
+    pub fn bans(&self) -> Option<Arc<roost_auth::BanList>> {
+        self.core.builtins.bans.clone()
+    }
+
     pub fn reload_tls(&self) -> Result<usize, TlsReloadError> {
         let mut failures = Vec::new();
         for listener in self.tls.iter() {

@@ -27,6 +27,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Authorization policy.
     pub security: SecurityConfig,
+    /// Built-in authentication and authorization (docs/auth.md).
+    pub auth: crate::builtin_auth::AuthConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.

@@ -29,6 +29,7 @@ pub(crate) struct Core {
     pub(crate) retained: RwLock<RetainedIndex<Arc<Message>>>,
     pub(crate) metrics: Metrics,
     pub(crate) ext: Extensions,
+    pub(crate) builtins: crate::builtin_auth::Builtins,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) next_connection_id: AtomicU64,
 }
@@ -42,7 +43,11 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    pub(crate) fn new(config: Config, ext: Extensions) -> Arc<Self> {
+    pub(crate) fn new(
+        config: Config,
+        ext: Extensions,
+        builtins: crate::builtin_auth::Builtins,
+    ) -> Arc<Self> {
         let strategy = match config.mqtt.shared_subscription_strategy {
             SharedStrategyConfig::Random => SharedStrategy::Random,
             SharedStrategyConfig::RoundRobin => SharedStrategy::RoundRobin,
@@ -59,6 +64,7 @@ impl Core {
             retained: RwLock::new(RetainedIndex::new()),
             metrics: Metrics::default(),
             ext,
+            builtins,
             shutdown: watch::channel(false).0,
             next_connection_id: AtomicU64::new(1),
         })

@@ -23,6 +23,7 @@
 //! ```
 
 mod broker;
+pub mod builtin_auth;
 pub mod config;
 mod core;
 mod driver;

@@ -6,69 +6,19 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use roost_codec::{Packet, ProtocolVersion, QoS, ReasonCode};
+use roost_codec::{ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
-use roost_testkit::packets::{connect, publish, subscribe, unique_id};
+use roost_testkit::packets::{publish, unique_id};
+
+use common::barrier::next_is_marker;
+use common::clients::{expect_closed, open, sub};
+use common::raw::{framed, string};
 
 const T: Duration = Duration::from_secs(5);
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V5, ProtocolVersion::V311];
-
-async fn open(addr: SocketAddr, version: ProtocolVersion, prefix: &str) -> RawClient {
-    RawClient::connect_with(addr, connect(version, &unique_id(prefix)))
-        .await
-        .unwrap()
-        .0
-}
-
-/// Subscribes to one filter and returns the SUBACK code.
-async fn sub(client: &mut RawClient, filter: &str, qos: QoS) -> ReasonCode {
-    client.send(subscribe(1, filter, qos)).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::SubAck(ack) => ack.reason_codes[0],
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
-}
-
-/// Publishes a QoS 0 marker and requires it to be the next PUBLISH the
-/// subscriber gets: whatever the publisher routed earlier would be ahead of it.
-async fn next_is_marker(publisher: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
-    publisher
-        .send(publish(topic, &b"marker"[..], QoS::AtMostOnce, None))
-        .await
-        .unwrap();
-    let got = subscriber.recv_publish(T).await.unwrap();
-    assert_eq!((&*got.topic, &got.payload[..]), (topic, &b"marker"[..]));
-}
-
-/// One control packet from a fixed-header byte and a body.
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-/// A length-prefixed string field with arbitrary bytes.
-fn string(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
 
 /// A QoS 0 PUBLISH with this raw topic (no properties for 3.1.1, an empty
 /// property block for 5.0).
@@ -78,17 +28,7 @@ fn raw_publish(version: ProtocolVersion, topic: &[u8]) -> Vec<u8> {
         body.push(0);
     }
     body.extend_from_slice(b"x");
-    frame(0x30, &body)
-}
-
-/// The server closes: 5.0 with DISCONNECT `reason` first, 3.1.1 silently.
-async fn expect_closed(client: &mut RawClient, reason: ReasonCode) {
-    let disconnect = client.expect_closed(T).await.unwrap();
-    if client.version().is_v5() {
-        assert_eq!(disconnect.map(|d| d.reason_code), Some(reason));
-    } else {
-        assert_eq!(disconnect, None);
-    }
+    framed(0x30, &body)
 }
 
 #[tokio::test]
@@ -139,7 +79,7 @@ async fn mqtt_3_3_1_4_publish_with_qos_3_closes() {
         if version.is_v5() {
             body.push(0);
         }
-        client.send_bytes(&frame(0x36, &body)).await.unwrap();
+        client.send_bytes(&framed(0x36, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -277,7 +217,7 @@ async fn v5_mqtt_3_3_4_6_subscription_identifier_from_a_client_is_a_protocol_err
     // Property block: Subscription Identifier (0x0B) = 1.
     body.extend_from_slice(&[2, 0x0B, 1]);
     body.extend_from_slice(b"x");
-    client.send_bytes(&frame(0x30, &body)).await.unwrap();
+    client.send_bytes(&framed(0x30, &body)).await.unwrap();
     expect_closed(&mut client, ReasonCode::PROTOCOL_ERROR).await;
 }
 

@@ -21,15 +21,11 @@ use roost_testkit::packets::{
     connect, pid, puback, pubcomp, publish, pubrec, pubrel, subscribe, unique_id,
 };
 
+use common::barrier::{assert_quiet, next_is_marker};
+use common::clients::{drop_and_wait, open};
+
 const T: Duration = Duration::from_secs(5);
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V5, ProtocolVersion::V311];
-
-async fn open(addr: SocketAddr, version: ProtocolVersion, prefix: &str) -> RawClient {
-    RawClient::connect_with(addr, connect(version, &unique_id(prefix)))
-        .await
-        .unwrap()
-        .0
-}
 
 /// CONNECT that keeps the session after the connection ends (Clean Start 0:
 /// with a fresh client id there is no session yet, so none is resumed).
@@ -61,38 +57,6 @@ async fn sub(client: &mut RawClient, filter: &str, qos: QoS) {
     }
 }
 
-/// PINGREQ answered by PINGRESP as the very next packet: nothing else was
-/// queued for this client before it.
-async fn nothing_queued(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    assert_eq!(client.recv(T).await.unwrap(), Packet::PingResp);
-}
-
-async fn next_is_marker(publisher: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
-    publisher
-        .send(publish(topic, &b"marker"[..], QoS::AtMostOnce, None))
-        .await
-        .unwrap();
-    let got = subscriber.recv_publish(T).await.unwrap();
-    assert_eq!((&*got.topic, &got.payload[..]), (topic, &b"marker"[..]));
-}
-
-/// Drops the connection without DISCONNECT and waits until the broker has
-/// parked the session (a new connection for it would otherwise race the old
-/// driver; both paths are correct, this keeps the test about resume).
-async fn go_offline(broker: &common::TestBroker, client: RawClient) {
-    let before = broker.handle.stats().connections_current;
-    client.drop_connection().await.unwrap();
-    let deadline = tokio::time::Instant::now() + T;
-    while broker.handle.stats().connections_current >= before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the broker never saw the close"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 fn ack(packet: Packet) -> PubResponse {
     match packet {
         Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => a,
@@ -119,7 +83,7 @@ async fn mqtt_3_3_4_1_v5_mqtt_2_2_1_5_v311_mqtt_2_3_1_6_response_follows_the_qos
             .send(publish("r/t", &b"0"[..], QoS::AtMostOnce, None))
             .await
             .unwrap();
-        nothing_queued(&mut client).await;
+        assert_quiet(&mut client).await;
         client
             .send(publish("r/t", &b"1"[..], QoS::AtLeastOnce, Some(7)))
             .await
@@ -214,7 +178,7 @@ async fn v5_mqtt_4_3_2_3_mqtt_4_4_0_1_mqtt_3_3_1_1_v311_mqtt_2_3_1_4_unacknowled
         let first = subscriber.recv_publish(T).await.unwrap();
         let second = subscriber.recv_publish(T).await.unwrap();
         assert!(!first.dup && !second.dup);
-        go_offline(&broker, subscriber).await;
+        drop_and_wait(&broker, subscriber).await;
 
         let mut subscriber = resume(broker.addr, version, &id).await;
         for original in [&first, &second] {
@@ -234,12 +198,12 @@ async fn v5_mqtt_4_3_2_3_mqtt_4_4_0_1_mqtt_3_3_1_1_v311_mqtt_2_3_1_4_unacknowled
             .send(puback(second.packet_id.unwrap().get()))
             .await
             .unwrap();
-        nothing_queued(&mut subscriber).await;
-        go_offline(&broker, subscriber).await;
+        assert_quiet(&mut subscriber).await;
+        drop_and_wait(&broker, subscriber).await;
 
         // Acknowledged: never sent again.
         let mut subscriber = resume(broker.addr, version, &id).await;
-        nothing_queued(&mut subscriber).await;
+        assert_quiet(&mut subscriber).await;
     }
 }
 
@@ -292,7 +256,7 @@ async fn v5_mqtt_4_3_3_1_v5_mqtt_4_3_3_2_v5_mqtt_4_3_3_3_v311_mqtt_4_3_3_1_outbo
             .unwrap();
         let sent = subscriber.recv_publish(T).await.unwrap();
         assert_eq!((sent.qos, sent.dup), (QoS::ExactlyOnce, false));
-        go_offline(&broker, subscriber).await;
+        drop_and_wait(&broker, subscriber).await;
 
         let mut subscriber = resume(broker.addr, version, &id).await;
         let again = subscriber.recv_publish(T).await.unwrap();
@@ -322,7 +286,7 @@ async fn v5_mqtt_4_3_3_4_v5_mqtt_4_3_3_5_v5_mqtt_4_3_3_6_v311_mqtt_4_3_3_1_after
             matches!(&rel, Packet::PubRel(r) if r.packet_id == packet_id),
             "{rel:?}"
         );
-        go_offline(&broker, subscriber).await;
+        drop_and_wait(&broker, subscriber).await;
 
         // PUBREL still unacknowledged: re-sent, and the PUBLISH is not.
         let mut subscriber = resume(broker.addr, version, &id).await;
@@ -331,13 +295,13 @@ async fn v5_mqtt_4_3_3_4_v5_mqtt_4_3_3_5_v5_mqtt_4_3_3_6_v311_mqtt_4_3_3_1_after
             matches!(&rel, Packet::PubRel(r) if r.packet_id == packet_id),
             "{rel:?}"
         );
-        nothing_queued(&mut subscriber).await;
+        assert_quiet(&mut subscriber).await;
         subscriber.send(pubcomp(packet_id.get())).await.unwrap();
-        nothing_queued(&mut subscriber).await;
-        go_offline(&broker, subscriber).await;
+        assert_quiet(&mut subscriber).await;
+        drop_and_wait(&broker, subscriber).await;
 
         let mut subscriber = resume(broker.addr, version, &id).await;
-        nothing_queued(&mut subscriber).await;
+        assert_quiet(&mut subscriber).await;
     }
 }
 
@@ -355,7 +319,7 @@ async fn v5_mqtt_4_3_3_7_message_expiry_is_not_applied_once_the_publish_was_sent
     message.properties.message_expiry_interval = Some(1);
     publisher.send(message).await.unwrap();
     let sent = subscriber.recv_publish(T).await.unwrap();
-    go_offline(&broker, subscriber).await;
+    drop_and_wait(&broker, subscriber).await;
     // Let the Message Expiry Interval run out while the PUBLISH is unacknowledged.
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
@@ -476,11 +440,11 @@ async fn v5_mqtt_4_4_0_2_error_acknowledgement_ends_the_flow_without_retransmiss
         .await
         .unwrap();
     // No PUBREL for the refused QoS 2 message.
-    nothing_queued(&mut subscriber).await;
-    go_offline(&broker, subscriber).await;
+    assert_quiet(&mut subscriber).await;
+    drop_and_wait(&broker, subscriber).await;
 
     let mut subscriber = resume(broker.addr, v5, &id).await;
-    nothing_queued(&mut subscriber).await;
+    assert_quiet(&mut subscriber).await;
 }
 
 #[tokio::test]
@@ -560,7 +524,7 @@ async fn v5_mqtt_4_5_0_1_v311_mqtt_4_5_0_1_messages_for_an_offline_session_are_k
             .await
             .unwrap();
         sub(&mut subscriber, "off/#", QoS::ExactlyOnce).await;
-        go_offline(&broker, subscriber).await;
+        drop_and_wait(&broker, subscriber).await;
         let mut publisher = open(broker.addr, version, "offline-pub").await;
         for (i, qos) in [QoS::AtLeastOnce, QoS::ExactlyOnce, QoS::AtLeastOnce]
             .into_iter()

@@ -14,17 +14,13 @@ use roost_codec::{
     Packet, ProtocolVersion, Publish, QoS, ReasonCode, RetainHandling, SubscriptionOptions,
 };
 use roost_testkit::RawClient;
-use roost_testkit::packets::{connect, publish, subscribe, subscribe_with, unique_id};
+use roost_testkit::packets::{publish, subscribe_with, unique_id};
+
+use common::barrier::assert_quiet;
+use common::clients::{open, sub};
 
 const T: Duration = Duration::from_secs(5);
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V5, ProtocolVersion::V311];
-
-async fn open(addr: SocketAddr, version: ProtocolVersion, prefix: &str) -> RawClient {
-    RawClient::connect_with(addr, connect(version, &unique_id(prefix)))
-        .await
-        .unwrap()
-        .0
-}
 
 /// A PUBLISH with RETAIN set.
 fn retained(topic: &str, payload: &'static [u8], qos: QoS, packet_id: Option<u16>) -> Publish {
@@ -67,27 +63,12 @@ async fn sub_with(
     }
 }
 
-async fn sub(client: &mut RawClient, filter: &str, qos: QoS) -> ReasonCode {
-    client.send(subscribe(1, filter, qos)).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::SubAck(ack) => ack.reason_codes[0],
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
-}
-
 fn handling(retain_handling: RetainHandling) -> SubscriptionOptions {
     SubscriptionOptions {
         qos: QoS::AtLeastOnce,
         retain_handling,
         ..SubscriptionOptions::default()
     }
-}
-
-/// PINGREQ answered by PINGRESP as the very next packet: retained messages
-/// for a SUBSCRIBE are queued right behind its SUBACK, so none were.
-async fn nothing_queued(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    assert_eq!(client.recv(T).await.unwrap(), Packet::PingResp);
 }
 
 /// A fresh subscriber to `filter`: the retained messages it got, in order.
@@ -308,7 +289,7 @@ async fn v5_mqtt_3_3_1_10_retain_handling_1_sends_retained_messages_only_for_a_n
     assert!(client.recv_publish(T).await.unwrap().retain);
     // The subscription exists now: no retained message this time.
     sub_with(&mut client, "rh/t", handling(RetainHandling::SendIfNew)).await;
-    nothing_queued(&mut client).await;
+    assert_quiet(&mut client).await;
 }
 
 #[tokio::test]
@@ -320,7 +301,7 @@ async fn v5_mqtt_3_3_1_11_retain_handling_2_never_sends_retained_messages() {
     let mut client = open(broker.addr, ProtocolVersion::V5, "rh2").await;
     for _ in 0..2 {
         sub_with(&mut client, "rh/#", handling(RetainHandling::DoNotSend)).await;
-        nothing_queued(&mut client).await;
+        assert_quiet(&mut client).await;
     }
     // Live messages still arrive.
     broker

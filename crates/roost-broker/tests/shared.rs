@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,14 +14,10 @@ use roost_codec::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, puback, pubrec, subscribe, unique_id, unsubscribe};
 
-const T: Duration = Duration::from_secs(5);
+use common::barrier::{assert_quiet, next_is_broker_marker};
+use common::clients::{drop_and_wait, open, sub};
 
-async fn open(addr: SocketAddr, version: ProtocolVersion, prefix: &str) -> RawClient {
-    RawClient::connect_with(addr, connect(version, &unique_id(prefix)))
-        .await
-        .unwrap()
-        .0
-}
+const T: Duration = Duration::from_secs(5);
 
 /// A 5.0 CONNECT whose session outlives the connection.
 fn persistent(client_id: &str) -> Connect {
@@ -30,45 +25,6 @@ fn persistent(client_id: &str) -> Connect {
     c.clean_start = false;
     c.properties.session_expiry_interval = Some(600);
     c
-}
-
-async fn sub(client: &mut RawClient, filter: &str, qos: QoS) -> ReasonCode {
-    client.send(subscribe(1, filter, qos)).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::SubAck(ack) => ack.reason_codes[0],
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
-}
-
-/// Publishes a QoS 0 marker to `topic` from the broker and requires it to be
-/// the next PUBLISH `client` gets (`topic` must match only a non-shared
-/// subscription of `client`).
-async fn next_is_marker(broker: &common::TestBroker, client: &mut RawClient, topic: &str) {
-    broker
-        .handle
-        .publish(topic, Bytes::from_static(b"marker"), QoS::AtMostOnce, false);
-    let got = client.recv_publish(T).await.unwrap();
-    assert_eq!((&*got.topic, &got.payload[..]), (topic, &b"marker"[..]));
-}
-
-async fn nothing_queued(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    assert_eq!(client.recv(T).await.unwrap(), Packet::PingResp);
-}
-
-/// Closes the connection without DISCONNECT and waits until the broker has
-/// finished with it (detached, and for a session that ends, re-dispatched).
-async fn leave(broker: &common::TestBroker, client: RawClient) {
-    let before = broker.handle.stats().connections_current;
-    client.drop_connection().await.unwrap();
-    let deadline = tokio::time::Instant::now() + T;
-    while broker.handle.stats().connections_current >= before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the broker never saw the close"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]
@@ -136,7 +92,7 @@ async fn each_group_gets_one_copy_of_each_message() {
                 .unwrap();
             seen_g.push(got.payload[0]);
         }
-        next_is_marker(&broker, member, &format!("marker/g{i}")).await;
+        next_is_broker_marker(&broker, member, &format!("marker/g{i}")).await;
     }
     seen_g.sort_unstable();
     assert_eq!(
@@ -147,7 +103,7 @@ async fn each_group_gets_one_copy_of_each_message() {
     for i in 0..9u8 {
         assert_eq!(&group_h.recv_publish(T).await.unwrap().payload[..], &[i]);
     }
-    next_is_marker(&broker, &mut group_h, "marker/h").await;
+    next_is_broker_marker(&broker, &mut group_h, "marker/h").await;
 }
 
 #[tokio::test]
@@ -174,7 +130,7 @@ async fn shared_subscription_gets_no_retained_messages() {
     for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
         let mut member = open(broker.addr, version, "sh-retained").await;
         sub(&mut member, "$share/g/ret/#", QoS::AtLeastOnce).await;
-        nothing_queued(&mut member).await;
+        assert_quiet(&mut member).await;
     }
 }
 
@@ -213,7 +169,7 @@ async fn v5_mqtt_4_8_2_4_qos_2_in_flight_is_completed_with_the_same_member_when_
         .handle
         .publish("q2/t", Bytes::from_static(b"x"), QoS::ExactlyOnce, false);
     let sent = a.recv_publish(T).await.unwrap();
-    leave(&broker, a).await;
+    drop_and_wait(&broker, a).await;
 
     let mut b = open(broker.addr, ProtocolVersion::V5, "sh-b").await;
     sub(&mut b, "$share/g/q2/t", QoS::ExactlyOnce).await;
@@ -230,7 +186,7 @@ async fn v5_mqtt_4_8_2_4_qos_2_in_flight_is_completed_with_the_same_member_when_
     );
     a.send(pubrec(sent.packet_id.unwrap().get())).await.unwrap();
     assert!(matches!(a.recv(T).await.unwrap(), Packet::PubRel(_)));
-    next_is_marker(&broker, &mut b, "marker/b").await;
+    next_is_broker_marker(&broker, &mut b, "marker/b").await;
 }
 
 #[tokio::test]
@@ -246,8 +202,8 @@ async fn v5_mqtt_4_8_2_5_qos_2_in_flight_is_not_sent_to_another_member_when_the_
     sub(&mut b, "$share/g/e2/t", QoS::ExactlyOnce).await;
     sub(&mut b, "marker/b", QoS::AtMostOnce).await;
     // A's session has no expiry interval: it ends with the connection.
-    leave(&broker, a).await;
-    next_is_marker(&broker, &mut b, "marker/b").await;
+    drop_and_wait(&broker, a).await;
+    next_is_broker_marker(&broker, &mut b, "marker/b").await;
 }
 
 #[tokio::test]
@@ -265,9 +221,9 @@ async fn qos_1_held_by_an_ending_member_is_discarded_and_counted() {
     sub(&mut b, "$share/g/e1/t", QoS::AtLeastOnce).await;
     sub(&mut b, "marker/b", QoS::AtMostOnce).await;
     let dropped = broker.handle.stats().messages_dropped;
-    leave(&broker, a).await;
+    drop_and_wait(&broker, a).await;
     assert_eq!(broker.handle.stats().messages_dropped, dropped + 1);
-    next_is_marker(&broker, &mut b, "marker/b").await;
+    next_is_broker_marker(&broker, &mut b, "marker/b").await;
 }
 
 #[tokio::test]
@@ -289,13 +245,13 @@ async fn v5_mqtt_4_8_2_6_refused_message_is_not_sent_to_another_member() {
     refuse_2.reason_code = ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR;
     a.send(Packet::PubAck(refuse_1)).await.unwrap();
     a.send(Packet::PubRec(refuse_2)).await.unwrap();
-    nothing_queued(&mut a).await;
+    assert_quiet(&mut a).await;
 
     let mut b = open(broker.addr, ProtocolVersion::V5, "sh-refuse-b").await;
     sub(&mut b, "$share/g/rf/#", QoS::ExactlyOnce).await;
     sub(&mut b, "marker/b", QoS::AtMostOnce).await;
-    leave(&broker, a).await;
-    next_is_marker(&broker, &mut b, "marker/b").await;
+    drop_and_wait(&broker, a).await;
+    next_is_broker_marker(&broker, &mut b, "marker/b").await;
 }
 
 #[tokio::test]
@@ -313,8 +269,8 @@ async fn leaving_member_does_not_duplicate_a_message_into_another_group() {
     let got = b.recv_publish(T).await.unwrap();
     b.send(puback(got.packet_id.unwrap().get())).await.unwrap();
     // A leaves with the message unacknowledged; group h already had its copy.
-    leave(&broker, a).await;
-    next_is_marker(&broker, &mut b, "marker/b").await;
+    drop_and_wait(&broker, a).await;
+    next_is_broker_marker(&broker, &mut b, "marker/b").await;
 }
 
 #[tokio::test]
@@ -332,8 +288,8 @@ async fn leaving_non_shared_subscriber_does_not_duplicate_a_message_into_a_group
     let got = b.recv_publish(T).await.unwrap();
     b.send(puback(got.packet_id.unwrap().get())).await.unwrap();
     // A leaves holding its own (non-shared) copy: group g already had one.
-    leave(&broker, a).await;
-    next_is_marker(&broker, &mut b, "marker/b").await;
+    drop_and_wait(&broker, a).await;
+    next_is_broker_marker(&broker, &mut b, "marker/b").await;
 }
 
 #[tokio::test]
@@ -344,7 +300,7 @@ async fn online_members_are_preferred_over_offline_ones() {
         .await
         .unwrap();
     sub(&mut a, "$share/g/on/t", QoS::AtLeastOnce).await;
-    leave(&broker, a).await;
+    drop_and_wait(&broker, a).await;
     let mut b = open(broker.addr, ProtocolVersion::V5, "sh-off-b").await;
     sub(&mut b, "$share/g/on/t", QoS::AtLeastOnce).await;
     for i in 0..4u8 {
@@ -360,7 +316,7 @@ async fn online_members_are_preferred_over_offline_ones() {
     let (mut a, _) = RawClient::connect_with(broker.addr, persistent(&a_id))
         .await
         .unwrap();
-    nothing_queued(&mut a).await;
+    assert_quiet(&mut a).await;
 }
 
 #[tokio::test]
@@ -389,7 +345,7 @@ async fn unsubscribing_from_a_shared_subscription_stops_delivery() {
     broker
         .handle
         .publish("us/t", Bytes::from_static(b"2"), QoS::AtMostOnce, false);
-    next_is_marker(&broker, &mut member, "marker/m").await;
+    next_is_broker_marker(&broker, &mut member, "marker/m").await;
 }
 
 #[tokio::test]

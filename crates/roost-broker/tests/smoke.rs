@@ -1,5 +1,7 @@
 //! The smallest end-to-end check: a QoS 1 message goes from one raw client to another.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

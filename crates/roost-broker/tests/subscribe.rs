@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::{
-    Connect, Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
     SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use roost_testkit::RawClient;
@@ -21,16 +20,12 @@ use roost_testkit::packets::{
     connect, pid, puback, publish, pubrec, subscribe, subscribe_with, unique_id, unsubscribe,
 };
 
+use common::barrier::{assert_quiet, next_is_marker};
+use common::clients::{expect_closed, open, open_with, sub};
+use common::raw::framed;
+
 const T: Duration = Duration::from_secs(5);
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V5, ProtocolVersion::V311];
-
-async fn open(addr: SocketAddr, version: ProtocolVersion, prefix: &str) -> RawClient {
-    open_with(addr, connect(version, &unique_id(prefix))).await
-}
-
-async fn open_with(addr: SocketAddr, connect: Connect) -> RawClient {
-    RawClient::connect_with(addr, connect).await.unwrap().0
-}
 
 fn options(qos: QoS) -> SubscriptionOptions {
     SubscriptionOptions {
@@ -65,34 +60,6 @@ async fn unsuback(client: &mut RawClient) -> UnsubAck {
     }
 }
 
-/// Subscribes to one filter and returns its reason code.
-async fn sub(client: &mut RawClient, filter: &str, qos: QoS) -> ReasonCode {
-    client.send(subscribe(1, filter, qos)).await.unwrap();
-    suback(client).await.reason_codes[0]
-}
-
-async fn next_is_marker(publisher: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
-    publisher
-        .send(publish(topic, &b"marker"[..], QoS::AtMostOnce, None))
-        .await
-        .unwrap();
-    let got = subscriber.recv_publish(T).await.unwrap();
-    assert_eq!((&*got.topic, &got.payload[..]), (topic, &b"marker"[..]));
-}
-
-/// PINGREQ answered by PINGRESP as the very next packet.
-async fn nothing_queued(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    assert_eq!(client.recv(T).await.unwrap(), Packet::PingResp);
-}
-
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    assert!(body.len() < 128, "short frames only");
-    let mut out = vec![first, body.len() as u8];
-    out.extend_from_slice(body);
-    out
-}
-
 /// Body of a SUBSCRIBE (id 1) with one raw filter and options byte.
 fn raw_subscribe_body(version: ProtocolVersion, filter: &[u8], options: u8) -> Vec<u8> {
     let mut body = vec![0, 1];
@@ -118,15 +85,6 @@ fn raw_unsubscribe_body(version: ProtocolVersion, filters: &[&[u8]]) -> Vec<u8> 
     body
 }
 
-async fn expect_closed(client: &mut RawClient, reason: ReasonCode) {
-    let disconnect = client.expect_closed(T).await.unwrap();
-    if client.version().is_v5() {
-        assert_eq!(disconnect.map(|d| d.reason_code), Some(reason));
-    } else {
-        assert_eq!(disconnect, None);
-    }
-}
-
 // ------------------------------------------------------------- SUBSCRIBE
 
 #[tokio::test]
@@ -135,7 +93,7 @@ async fn mqtt_3_8_1_1_subscribe_with_wrong_reserved_flags_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "subflags").await;
         let body = raw_subscribe_body(version, b"a/b", 0);
-        client.send_bytes(&frame(0x80, &body)).await.unwrap();
+        client.send_bytes(&framed(0x80, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -146,7 +104,7 @@ async fn mqtt_3_8_3_1_topic_filter_that_is_not_utf8_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "subutf8").await;
         let body = raw_subscribe_body(version, &[b'a', 0xFF], 0);
-        client.send_bytes(&frame(0x82, &body)).await.unwrap();
+        client.send_bytes(&framed(0x82, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -157,7 +115,7 @@ async fn v5_mqtt_3_8_3_2_v311_mqtt_3_8_3_3_subscribe_without_filters_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "subempty").await;
         let body: &[u8] = if version.is_v5() { &[0, 1, 0] } else { &[0, 1] };
-        client.send_bytes(&frame(0x82, body)).await.unwrap();
+        client.send_bytes(&framed(0x82, body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::PROTOCOL_ERROR).await;
     }
 }
@@ -175,7 +133,7 @@ async fn v5_mqtt_3_8_3_5_v311_mqtt_3_8_3_4_reserved_option_bits_or_qos_3_close()
     for (version, byte) in cases {
         let mut client = open(broker.addr, version, "subreserved").await;
         let body = raw_subscribe_body(version, b"a/b", byte);
-        client.send_bytes(&frame(0x82, &body)).await.unwrap();
+        client.send_bytes(&framed(0x82, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -625,7 +583,7 @@ async fn v5_mqtt_4_7_1_1_v5_mqtt_4_7_1_2_v311_mqtt_4_7_1_2_v311_mqtt_4_7_1_3_mis
         for filter in [&b"a/#/b"[..], b"a#", b"a/b#", b"a+", b"a/+b/c", b"+a"] {
             let mut client = open(broker.addr, version, "badwild").await;
             let body = raw_subscribe_body(version, filter, 0);
-            client.send_bytes(&frame(0x82, &body)).await.unwrap();
+            client.send_bytes(&framed(0x82, &body)).await.unwrap();
             expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
         }
     }
@@ -637,7 +595,7 @@ async fn mqtt_4_7_3_1_empty_topic_filter_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "emptyfilter").await;
         let body = raw_subscribe_body(version, b"", 0);
-        client.send_bytes(&frame(0x82, &body)).await.unwrap();
+        client.send_bytes(&framed(0x82, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -648,7 +606,7 @@ async fn mqtt_4_7_3_2_null_character_in_a_topic_filter_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "nullfilter").await;
         let body = raw_subscribe_body(version, b"a/\0", 0);
-        client.send_bytes(&frame(0x82, &body)).await.unwrap();
+        client.send_bytes(&framed(0x82, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -684,7 +642,7 @@ async fn mqtt_3_10_1_1_unsubscribe_with_wrong_reserved_flags_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "unsubflags").await;
         let body = raw_unsubscribe_body(version, &[b"a/b"]);
-        client.send_bytes(&frame(0xA0, &body)).await.unwrap();
+        client.send_bytes(&framed(0xA0, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -695,7 +653,7 @@ async fn mqtt_3_10_3_1_unsubscribe_filter_that_is_not_utf8_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "unsubutf8").await;
         let body = raw_unsubscribe_body(version, &[&[0xC0, 0x80]]);
-        client.send_bytes(&frame(0xA2, &body)).await.unwrap();
+        client.send_bytes(&framed(0xA2, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::MALFORMED_PACKET).await;
     }
 }
@@ -706,7 +664,7 @@ async fn mqtt_3_10_3_2_unsubscribe_without_filters_closes() {
     for version in BOTH {
         let mut client = open(broker.addr, version, "unsubempty").await;
         let body = raw_unsubscribe_body(version, &[]);
-        client.send_bytes(&frame(0xA2, &body)).await.unwrap();
+        client.send_bytes(&framed(0xA2, &body)).await.unwrap();
         expect_closed(&mut client, ReasonCode::PROTOCOL_ERROR).await;
     }
 }
@@ -798,7 +756,7 @@ async fn mqtt_3_10_4_3_deliveries_already_started_complete_after_unsubscribe() {
             .send(Packet::PubComp(roost_codec::PubResponse::success(q2)))
             .await
             .unwrap();
-        nothing_queued(&mut subscriber).await;
+        assert_quiet(&mut subscriber).await;
     }
 }
 
@@ -852,7 +810,7 @@ async fn v5_mqtt_3_10_4_6_v5_mqtt_3_11_3_1_v5_mqtt_3_11_3_2_v311_mqtt_3_10_4_6_s
             assert!(ack.reason_codes.is_empty());
         }
         assert_eq!(broker.handle.stats().subscriptions, before - 2);
-        nothing_queued(&mut client).await;
+        assert_quiet(&mut client).await;
     }
 }
 
@@ -892,5 +850,5 @@ async fn v5_retain_handling_options_are_kept_per_subscription() {
     suback(&mut client).await;
     let got = client.recv_publish(T).await.unwrap();
     assert_eq!((&*got.topic, got.retain), ("rk/a", true));
-    nothing_queued(&mut client).await;
+    assert_quiet(&mut client).await;
 }

@@ -40,15 +40,41 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Create, update or delete a user in a Mosquitto-compatible password file.
+    Passwd {
+        /// The password file (created when missing).
+        file: PathBuf,
+        /// The user name.
+        user: String,
+        /// The password; read from standard input when absent.
+        #[arg(short = 'b', long = "password")]
+        password: Option<String>,
+        /// Delete the user instead.
+        #[arg(short = 'D', long = "delete")]
+        delete: bool,
+        /// Hash with argon2id instead of PBKDF2-SHA512 (`$7$`, Mosquitto's default).
+        #[arg(long = "argon2")]
+        argon2: bool,
+    },
     /// Load generator: `conn`, `sub`, `pub` (emqtt-bench flags) and `pubsub`
     /// (end-to-end latency, loss, duplicates, reordering).
-    Bench(roost_bench::BenchArgs),
+    Bench(Box<roost_bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Passwd {
+        file,
+        user,
+        password,
+        delete,
+        argon2,
+    }) = &cli.command
+    {
+        return passwd(file, user, password.as_deref(), *delete, *argon2);
+    }
     if let Some(Command::Bench(args)) = cli.command {
-        return match roost_bench::run(args) {
+        return match roost_bench::run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("roost bench: {e:#}");
@@ -119,7 +145,8 @@ async fn serve(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP reloads what can change live: the TLS certificates of every listener.
+/// SIGHUP reloads what can change live: the TLS certificates of every listener
+/// and the password, SCRAM and ACL files (a bad file keeps the old rules).
 #[cfg(unix)]
 async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -132,6 +159,52 @@ async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
                 tracing::info!(listeners = reloaded, "SIGHUP: TLS certificates reloaded")
             }
             Err(e) => tracing::warn!("SIGHUP: {e}"),
+        }
+        let _ = handle.reload_auth();
+    }
+}
+
+/// `roost passwd`: edits a password file like `mosquitto_passwd`.
+fn passwd(
+    file: &std::path::Path,
+    user: &str,
+    password: Option<&str>,
+    delete: bool,
+    argon2: bool,
+) -> ExitCode {
+    use roost_auth::password::{HashKind, delete_user, set_password};
+    let result = if delete {
+        delete_user(file, user).map(|found| {
+            if !found {
+                eprintln!("roost passwd: {user} is not in {}", file.display());
+            }
+        })
+    } else {
+        let password = match password {
+            Some(p) => p.to_string(),
+            None => {
+                let mut line = String::new();
+                if std::io::stdin().read_line(&mut line).is_err()
+                    || line.trim_end_matches(['\r', '\n']).is_empty()
+                {
+                    eprintln!("roost passwd: give the password with -b or on standard input");
+                    return ExitCode::from(2);
+                }
+                line.trim_end_matches(['\r', '\n']).to_string()
+            }
+        };
+        let kind = if argon2 {
+            HashKind::Argon2id
+        } else {
+            HashKind::Pbkdf2Sha512
+        };
+        set_password(file, user, &password, kind)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roost passwd: {e}");
+            ExitCode::FAILURE
         }
     }
 }

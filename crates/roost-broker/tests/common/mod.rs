@@ -1,13 +1,22 @@
 //! In-process broker for integration tests: binds port 0 on loopback, runs
 //! on the test's runtime, shuts down when the guard drops.
 
-#![allow(dead_code, unreachable_pub)]
+// Test helpers fail the test on anything unexpected: unwrap/expect is how.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod barrier;
+pub mod clients;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use roost_broker::hooks::EnhancedAuthenticator;
 use roost_broker::{Broker, BrokerHandle, Config};
+
+/// How long a helper waits for the broker before the test fails.
+pub const T: Duration = Duration::from_secs(5);
 
 /// A running broker; shuts down on drop.
 pub struct TestBroker {
