@@ -136,7 +136,7 @@ impl Writer {
 
     /// Counters and current lag.
     pub fn stats(&self) -> WriterStats {
-        self.counters.snapshot(self.queue.queued_weight())
+        self.counters.snapshot(self.queue.lag())
     }
 
     /// Stores what is queued, fsyncs, stops the thread. Returns the first

@@ -49,6 +49,8 @@ struct Inner {
     items: VecDeque<Pending>,
     weight: usize,
     closed: bool,
+    /// Submitters blocked waiting for room.
+    waiting: usize,
 }
 
 /// The queue. `capacity` bounds the deltas waiting; a single batch larger
@@ -101,10 +103,12 @@ impl Queue {
                 return Err(PushError::Full(p));
             }
             stalled_since.get_or_insert_with(Instant::now);
+            inner.waiting += 1;
             inner = self
                 .not_full
                 .wait(inner)
                 .unwrap_or_else(PoisonError::into_inner);
+            inner.waiting -= 1;
         }
         inner.weight += weight;
         inner.items.push_back(p);
@@ -175,8 +179,9 @@ impl Queue {
         rest
     }
 
-    /// Deltas waiting (barriers count one).
-    pub(crate) fn queued_weight(&self) -> usize {
-        self.lock().weight
+    /// Deltas waiting (barriers count one) and submitters blocked for room.
+    pub(crate) fn lag(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.weight, inner.waiting)
     }
 }

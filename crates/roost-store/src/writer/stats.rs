@@ -28,6 +28,8 @@ pub struct WriterStats {
     pub failures: u64,
     /// Deltas waiting in the queue right now: the writer's lag.
     pub queued_deltas: usize,
+    /// Submitters blocked right now because the queue is full.
+    pub waiting_submitters: usize,
     /// The last failure, if any.
     pub last_error: Option<StoreError>,
 }
@@ -80,7 +82,10 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self, queued_deltas: usize) -> WriterStats {
+    pub(crate) fn snapshot(
+        &self,
+        (queued_deltas, waiting_submitters): (usize, usize),
+    ) -> WriterStats {
         WriterStats {
             submitted: self.submitted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
@@ -91,6 +96,7 @@ impl Counters {
             syncs: self.syncs.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             queued_deltas,
+            waiting_submitters,
             last_error: self
                 .last_error
                 .lock()

@@ -2,6 +2,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod gated;
 pub mod model;
 #[cfg(feature = "redis")]
 pub mod redis_server;
