@@ -191,3 +191,31 @@ fn an_oversized_client_id_is_an_invalid_delta_not_a_panic() {
     }]);
     assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
 }
+
+#[test]
+fn a_key_beyond_fjalls_limit_is_an_invalid_delta_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DiskStore::open(dir.path()).expect("open");
+    let r = store.apply(&[Delta::SubDelete {
+        client_id: "c".repeat(40_000).into(),
+        filter: "f".repeat(40_000).into(),
+    }]);
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+}
+
+#[test]
+fn the_empty_topic_is_stored_like_any_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DiskStore::open(dir.path()).expect("open");
+    let message = common::bare("", b"x");
+    store
+        .apply(&[Delta::RetainSet {
+            topic: common::id(""),
+            message: message.clone(),
+        }])
+        .expect("apply");
+    assert_eq!(
+        store.restore().expect("restore").retained,
+        vec![(common::id(""), message)]
+    );
+}

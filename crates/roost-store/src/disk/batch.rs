@@ -33,12 +33,22 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    fn put(&mut self, ks: Ks, key: Vec<u8>, value: Vec<u8>) {
+    fn put(&mut self, ks: Ks, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
+        keys::check_len(&key)?;
+        if u32::try_from(value.len()).is_err() {
+            return Err(StoreError::Invalid(format!(
+                "record of {} bytes (at most 4 GiB)",
+                value.len()
+            )));
+        }
         self.writes.insert((ks, key), Some(value));
+        Ok(())
     }
 
-    fn del(&mut self, ks: Ks, key: Vec<u8>) {
+    fn del(&mut self, ks: Ks, key: Vec<u8>) -> Result<(), StoreError> {
+        keys::check_len(&key)?;
         self.writes.insert((ks, key), None);
+        Ok(())
     }
 
     /// Deletes every key starting with `prefix`, stored or pending.
@@ -72,16 +82,16 @@ impl<'a> Overlay<'a> {
                 subscriptions,
             } => {
                 let prefix = keys::client(client_id)?;
-                self.put(Ks::Sessions, prefix.clone(), encode(record)?);
+                self.put(Ks::Sessions, prefix.clone(), encode(record)?)?;
                 self.del_prefix(Ks::Subscriptions, &prefix)?;
                 for (filter, sub) in subscriptions {
                     let key = keys::client_with(client_id, filter.as_bytes())?;
-                    self.put(Ks::Subscriptions, key, encode(sub)?);
+                    self.put(Ks::Subscriptions, key, encode(sub)?)?;
                 }
             }
             Delta::SessionDelete { client_id } => {
                 let prefix = keys::client(client_id)?;
-                self.del(Ks::Sessions, prefix.clone());
+                self.del(Ks::Sessions, prefix.clone())?;
                 for ks in [Ks::Subscriptions, Ks::Messages, Ks::Inflight, Ks::Inbound] {
                     self.del_prefix(ks, &prefix)?;
                 }
@@ -92,13 +102,13 @@ impl<'a> Overlay<'a> {
                 subscription,
             } => {
                 let key = keys::client_with(client_id, filter.as_bytes())?;
-                self.put(Ks::Subscriptions, key, encode(subscription)?);
+                self.put(Ks::Subscriptions, key, encode(subscription)?)?;
             }
             Delta::SubDelete { client_id, filter } => {
                 self.del(
                     Ks::Subscriptions,
                     keys::client_with(client_id, filter.as_bytes())?,
-                );
+                )?;
             }
             Delta::MessageEnqueue {
                 client_id,
@@ -106,12 +116,12 @@ impl<'a> Overlay<'a> {
                 message,
             } => {
                 let key = keys::client_with(client_id, &seq.to_be_bytes())?;
-                self.put(Ks::Messages, key, encode(message)?);
+                self.put(Ks::Messages, key, encode(message)?)?;
             }
             Delta::MessageAck { client_id, seq } => {
                 let key = keys::client_with(client_id, &seq.to_be_bytes())?;
-                self.del(Ks::Messages, key.clone());
-                self.del(Ks::Inflight, key);
+                self.del(Ks::Messages, key.clone())?;
+                self.del(Ks::Inflight, key)?;
             }
             Delta::OutboundStage {
                 client_id,
@@ -124,7 +134,7 @@ impl<'a> Overlay<'a> {
                     packet_id: *packet_id,
                     stage: *stage,
                 };
-                self.put(Ks::Inflight, key, encode(&record)?);
+                self.put(Ks::Inflight, key, encode(&record)?)?;
             }
             Delta::InboundQos2 {
                 client_id,
@@ -132,32 +142,32 @@ impl<'a> Overlay<'a> {
                 reason_code,
             } => {
                 let key = keys::client_with(client_id, &packet_id.get().to_be_bytes())?;
-                self.put(Ks::Inbound, key, vec![reason_code.0]);
+                self.put(Ks::Inbound, key, vec![reason_code.0])?;
             }
             Delta::InboundQos2Release {
                 client_id,
                 packet_id,
             } => {
                 let key = keys::client_with(client_id, &packet_id.get().to_be_bytes())?;
-                self.del(Ks::Inbound, key);
+                self.del(Ks::Inbound, key)?;
             }
             Delta::RetainSet { topic, message } => {
-                self.put(Ks::Retained, topic.as_bytes().to_vec(), encode(message)?);
+                self.put(Ks::Retained, keys::topic(topic)?, encode(message)?)?;
             }
             Delta::RetainDelete { topic } => {
-                self.del(Ks::Retained, topic.as_bytes().to_vec());
+                self.del(Ks::Retained, keys::topic(topic)?)?;
             }
             Delta::WillSet { client_id, will } => {
-                self.put(Ks::Wills, keys::client(client_id)?, encode(will)?);
+                self.put(Ks::Wills, keys::client(client_id)?, encode(will)?)?;
             }
             Delta::WillDelete { client_id } => {
-                self.del(Ks::Wills, keys::client(client_id)?);
+                self.del(Ks::Wills, keys::client(client_id)?)?;
             }
             Delta::DelayedPut { id, delayed } => {
-                self.put(Ks::Delayed, id.to_be_bytes().to_vec(), encode(delayed)?);
+                self.put(Ks::Delayed, id.to_be_bytes().to_vec(), encode(delayed)?)?;
             }
             Delta::DelayedDelete { id } => {
-                self.del(Ks::Delayed, id.to_be_bytes().to_vec());
+                self.del(Ks::Delayed, id.to_be_bytes().to_vec())?;
             }
         }
         Ok(())

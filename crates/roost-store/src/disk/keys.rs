@@ -9,7 +9,7 @@
 //!  inflight       : client prefix ‖ seq u64 BE
 //!  inbound        : client prefix ‖ packet id u16 BE
 //!  wills          : client prefix
-//!  retained       : topic bytes
+//!  retained       : u16 BE length ‖ topic bytes          (never empty: fjall refuses empty keys)
 //!  delayed        : id u64 BE
 //! ```
 
@@ -22,7 +22,7 @@ use crate::error::StoreError;
 pub(crate) fn client(client_id: &str) -> Result<Vec<u8>, StoreError> {
     let len = u16::try_from(client_id.len()).map_err(|_| {
         StoreError::Invalid(format!(
-            "client id of {} bytes (at most 65,535)",
+            "client id or topic of {} bytes (at most 65,535)",
             client_id.len()
         ))
     })?;
@@ -30,6 +30,22 @@ pub(crate) fn client(client_id: &str) -> Result<Vec<u8>, StoreError> {
     key.extend_from_slice(&len.to_be_bytes());
     key.extend_from_slice(client_id.as_bytes());
     Ok(key)
+}
+
+/// fjall keys are 1 to 65,535 bytes; longer ones are refused, not panicked on.
+pub(crate) fn check_len(key: &[u8]) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > usize::from(u16::MAX) {
+        return Err(StoreError::Invalid(format!(
+            "key of {} bytes (client id + filter or topic must fit in 65,533 bytes)",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The key of a retained topic.
+pub(crate) fn topic(topic: &str) -> Result<Vec<u8>, StoreError> {
+    client(topic)
 }
 
 /// `client prefix ‖ suffix`.
@@ -98,9 +114,9 @@ pub(crate) fn parse_client_packet_id(
     Ok((id, pid))
 }
 
-/// A text key (retained topic).
-pub(crate) fn parse_text(key: &[u8], what: &str) -> Result<ByteString, StoreError> {
-    utf8(key, what)
+/// A retained topic key.
+pub(crate) fn parse_topic(key: &[u8], what: &str) -> Result<ByteString, StoreError> {
+    parse_client(key, what)
 }
 
 /// A `u64 BE` key (delayed id).

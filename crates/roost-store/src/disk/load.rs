@@ -46,7 +46,7 @@ pub(crate) fn load(db: &Database, ks: &Keyspaces, path: &Path) -> Result<StoreSt
                     state.inbound.insert(k, ReasonCode(reason));
                 }
                 Ks::Retained => {
-                    let topic = keys::parse_text(&key, what)?;
+                    let topic = keys::parse_topic(&key, what)?;
                     state.retained.insert(topic, decode(&value, what)?);
                 }
                 Ks::Wills => {
