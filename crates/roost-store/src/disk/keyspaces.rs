@@ -75,6 +75,11 @@ impl Keyspaces {
         })
     }
 
+    /// Every keyspace, `meta` included.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Keyspace> {
+        std::iter::once(&self.meta).chain(self.data.iter())
+    }
+
     /// The handle of `ks`.
     pub(crate) fn get(&self, ks: Ks) -> &Keyspace {
         &self.data[ks as usize]
