@@ -113,6 +113,33 @@ pub struct MqttConfig {
     pub max_retained_payload: usize,
     /// Deliveries waiting in one connection's outbox before new QoS 0 are dropped.
     pub max_outbox: usize,
+    /// Server redirection (MQTT 5.0 §4.11): send every 5.0 client elsewhere.
+    pub redirect: RedirectConfig,
+}
+
+/// Server redirection: CONNACK refuses 5.0 clients with 0x9C Use another
+/// server or 0x9D Server moved and a Server Reference naming where to go.
+/// 3.x clients cannot be redirected and are served normally.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectConfig {
+    /// `"none"` (default), `"use_another_server"` (temporary) or `"server_moved"` (permanent).
+    pub mode: RedirectMode,
+    /// The Server Reference sent, e.g. `"mqtt2.example.com:1883"`.
+    pub server_reference: String,
+}
+
+/// How clients are redirected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectMode {
+    /// Serve clients here.
+    #[default]
+    None,
+    /// 0x9C: temporarily use another server.
+    UseAnotherServer,
+    /// 0x9D: the server moved for good.
+    ServerMoved,
 }
 
 impl Default for MqttConfig {
@@ -143,6 +170,7 @@ impl Default for MqttConfig {
             max_retained_messages: 1_000_000,
             max_retained_payload: 0,
             max_outbox: 100_000,
+            redirect: RedirectConfig::default(),
         }
     }
 }
@@ -337,6 +365,14 @@ impl Config {
         }
         if self.mqtt.max_inflight == 0 {
             return bad("mqtt.max_inflight", "must be at least 1");
+        }
+        if self.mqtt.redirect.mode != RedirectMode::None
+            && self.mqtt.redirect.server_reference.is_empty()
+        {
+            return bad(
+                "mqtt.redirect.server_reference",
+                "required when mqtt.redirect.mode is set",
+            );
         }
         if self.mqtt.connect_timeout_secs == 0 {
             return bad("mqtt.connect_timeout_secs", "must be at least 1");

@@ -98,6 +98,15 @@ async fn refuse<W: AsyncWrite + Unpin>(
     }
 }
 
+/// The redirection reason code, when redirection is configured.
+fn redirect_reason(core: &Core) -> Option<ReasonCode> {
+    match core.config.mqtt.redirect.mode {
+        crate::config::RedirectMode::None => None,
+        crate::config::RedirectMode::UseAnotherServer => Some(ReasonCode::USE_ANOTHER_SERVER),
+        crate::config::RedirectMode::ServerMoved => Some(ReasonCode::SERVER_MOVED),
+    }
+}
+
 /// Whether a 3.1 / 3.1.1 CONNACK return code (Table 3.1) describes `reason`:
 /// 1 unacceptable protocol version, 2 identifier rejected, 3 server
 /// unavailable (also for busy, quota, rate and "use another server"), 4 bad
@@ -171,6 +180,19 @@ where
     if let Err(reason) = check_connect(&connect, &core.session_config) {
         refuse(writer, version, reason).await;
         return Err(Refused::ConnAck(reason));
+    }
+    if let Some(reason) = redirect_reason(core) {
+        if version.is_v5() {
+            // Server redirection [MQTT-4.11]: refuse with a Server Reference.
+            let reference = core.config.mqtt.redirect.server_reference.as_str();
+            let connack = Packet::ConnAck(connack_refusal(&connect, reason, None, Some(reference)));
+            let mut buf = BytesMut::new();
+            if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
+                let _ = writer.write_all(&buf).await;
+                let _ = writer.flush().await;
+            }
+            return Err(Refused::ConnAck(reason));
+        }
     }
     if core.shutting_down() {
         refuse(writer, version, ReasonCode::SERVER_UNAVAILABLE).await;
