@@ -181,18 +181,18 @@ where
         refuse(writer, version, reason).await;
         return Err(Refused::ConnAck(reason));
     }
-    if let Some(reason) = redirect_reason(core) {
-        if version.is_v5() {
-            // Server redirection [MQTT-4.11]: refuse with a Server Reference.
-            let reference = core.config.mqtt.redirect.server_reference.as_str();
-            let connack = Packet::ConnAck(connack_refusal(&connect, reason, None, Some(reference)));
-            let mut buf = BytesMut::new();
-            if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
-                let _ = writer.write_all(&buf).await;
-                let _ = writer.flush().await;
-            }
-            return Err(Refused::ConnAck(reason));
+    if let Some(reason) = redirect_reason(core)
+        && version.is_v5()
+    {
+        // Server redirection [MQTT-4.11]: refuse with a Server Reference.
+        let reference = core.config.mqtt.redirect.server_reference.as_str();
+        let connack = Packet::ConnAck(connack_refusal(&connect, reason, None, Some(reference)));
+        let mut buf = BytesMut::new();
+        if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
+            let _ = writer.write_all(&buf).await;
+            let _ = writer.flush().await;
         }
+        return Err(Refused::ConnAck(reason));
     }
     if core.shutting_down() {
         refuse(writer, version, ReasonCode::SERVER_UNAVAILABLE).await;
