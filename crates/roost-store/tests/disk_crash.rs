@@ -3,6 +3,7 @@
 //! and prints each acknowledged sequence number; the parent SIGKILLs it at
 //! random moments, reopens the store and checks that every acknowledged
 //! batch is there, whole, and that the store always opens and restores.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! under `tests/golden/v1/`) must restore to the same snapshot in every later
 //! version. When the format changes, bump `FORMAT_VERSION`, keep a reader
 //! for v1, and add `tests/golden/v2/` beside this one; never regenerate v1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! what an independent model says, on the disk store (also after reopen)
 //! and on the memory store. A faulty wrapper failing mid-way leaves exactly
 //! the batches before the failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -72,7 +73,7 @@ fn message() -> impl Strategy<Value = StoredMessage> {
 
 fn delta() -> impl Strategy<Value = Delta> {
     let seq = 0u64..4;
-    let pid = (1u16..4).prop_map(|n| common::pid(n));
+    let pid = (1u16..4).prop_map(common::pid);
     prop_oneof![
         (
             client(),

@@ -1,5 +1,6 @@
 //! The disk backend restores exactly what was applied, across reopen, and
 //! refuses with a clear error what it cannot open.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "disk")]
 
 mod common;

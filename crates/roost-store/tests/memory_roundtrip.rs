@@ -1,4 +1,5 @@
 //! The memory backend restores exactly what was applied, for every delta kind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The Redis backend against a real redis-server (started per test):
 //! every delta kind, reopen, key layout, credentials, db numbers, format
 //! checks and a dropped connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
 mod common;

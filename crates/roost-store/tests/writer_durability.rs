@@ -1,5 +1,6 @@
 //! The write-behind writer: group commit, what each durability mode waits
 //! for, the bounded queue's policy, and failures reaching the tickets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
