@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "disk", feature = "redis"))]
 mod codec;
 pub mod convert;
 mod delta;

@@ -1,5 +1,5 @@
 //! The embedded disk backend: fjall (an LSM tree with a write-ahead journal)
-//! under a data directory. One keyspace per kind of row (see [`keys`] for
+//! under a data directory. One keyspace per kind of row (see `docs/persistence.md` for
 //! the key layout), values are postcard-encoded records, and the `meta`
 //! keyspace holds [`crate::FORMAT_VERSION`].
 //!

@@ -1,6 +1,6 @@
 //! The Redis backend: the same deltas and snapshot on a Redis server (7.0
 //! command set), for a broker whose state lives outside it. Key layout in
-//! [`keys`]; every batch is one `MULTI`/`EXEC` transaction, so it is applied
+//! `docs/persistence.md`; every batch is one `MULTI`/`EXEC` transaction, so it is applied
 //! whole or not at all.
 //!
 //! The API is blocking (redis-rs's synchronous connection): call it from the
