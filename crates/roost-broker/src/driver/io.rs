@@ -64,25 +64,33 @@ impl Outgoing {
     /// Prepares for a write: seals the scratch buffer.
     pub(crate) fn prepare(&mut self) {
         self.seal();
-        if self.chunks.is_empty() && self.scratch.capacity() > 64 * 1024 {
-            // Do not keep a large buffer around for an idle connection.
-            self.scratch = BytesMut::new();
+        if self.chunks.is_empty() {
+            // Idle: hold no output buffers. The next packet allocates afresh.
+            if self.scratch.capacity() > 0 {
+                self.scratch = BytesMut::new();
+            }
+            if self.chunks.capacity() > 8 {
+                self.chunks = VecDeque::new();
+            }
         }
     }
 
-    /// Writes as much as the socket takes in one vectored write.
-    pub(crate) async fn write_some<W: AsyncWrite + Unpin>(
-        &self,
-        writer: &mut W,
-    ) -> std::io::Result<usize> {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut n = 0;
-        for chunk in self.chunks.iter().take(MAX_IOVECS) {
-            slices[n] = IoSlice::new(chunk);
-            n += 1;
-        }
-        let slices = &slices[..n];
-        std::future::poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, slices)).await
+    /// Writes as much as the socket takes in one vectored write. The slice
+    /// array lives on the stack of each poll, not in the connection's future,
+    /// so it costs idle connections nothing.
+    pub(crate) fn write_some<'a, W: AsyncWrite + Unpin>(
+        &'a self,
+        writer: &'a mut W,
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+        std::future::poll_fn(move |cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut n = 0;
+            for chunk in self.chunks.iter().take(MAX_IOVECS) {
+                slices[n] = IoSlice::new(chunk);
+                n += 1;
+            }
+            Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..n])
+        })
     }
 
     /// Drops `written` bytes from the front.
