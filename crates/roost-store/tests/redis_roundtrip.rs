@@ -196,3 +196,46 @@ fn a_prefix_with_braces_is_refused() {
         Err(StoreError::Invalid(_))
     ));
 }
+
+#[test]
+fn rediss_with_a_private_ca_round_trips_and_an_untrusted_server_is_refused() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert_path = dir.path().join("server.pem");
+    let key_path = dir.path().join("server.key");
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let (cert_arg, key_arg) = (cert_path.to_string_lossy(), key_path.to_string_lossy());
+    let server = RedisServer::start_on(
+        "--tls-port",
+        &[
+            "--port",
+            "0",
+            "--tls-cert-file",
+            &cert_arg,
+            "--tls-key-file",
+            &key_arg,
+            "--tls-ca-cert-file",
+            &cert_arg,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{}", server.port);
+    let mut cfg = config(url.clone(), "tls:");
+    cfg.ca_cert_pem = Some(cert.cert.pem().into_bytes());
+    let store = RedisStore::open(&cfg).expect("open over TLS");
+    common::apply_every_kind(&store);
+    assert_eq!(
+        store.restore().expect("restore"),
+        common::every_kind_snapshot()
+    );
+
+    // Without the private CA the server's certificate is not trusted.
+    let mut untrusted = config(url, "tls:");
+    untrusted.timeout = std::time::Duration::from_secs(2);
+    match RedisStore::open(&untrusted) {
+        Err(e) => assert!(e.to_string().to_lowercase().contains("certificate"), "{e}"),
+        Ok(_) => panic!("an untrusted server certificate was accepted"),
+    }
+}

@@ -3,9 +3,10 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::{Client, Connection, RedisError, RedisResult, TlsCertificates};
 
 use crate::error::StoreError;
+use crate::redis::RedisConfig;
 
 /// The client and its current connection.
 pub(crate) struct Link {
@@ -35,12 +36,21 @@ pub(crate) fn redis_error(e: &RedisError) -> StoreError {
 
 impl Link {
     /// Parses the URL and connects (so a wrong address or password fails now).
-    pub(crate) fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client =
-            Client::open(url).map_err(|e| StoreError::Invalid(format!("redis URL: {e}")))?;
+    pub(crate) fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        let client = match &config.ca_cert_pem {
+            None => Client::open(config.url.as_str()),
+            Some(pem) => Client::build_with_tls(
+                config.url.as_str(),
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| StoreError::Invalid(format!("redis URL: {e}")))?;
         let link = Link {
             client,
-            timeout,
+            timeout: config.timeout,
             conn: Mutex::new(None),
         };
         let conn = link.open_connection()?;

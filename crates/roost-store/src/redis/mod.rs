@@ -40,6 +40,9 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Connect, read and write timeout.
     pub timeout: Duration,
+    /// PEM of the CA that signed the server's certificate (`rediss://`
+    /// only); `None` trusts the system's root certificates.
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -49,6 +52,7 @@ impl RedisConfig {
             url: url.into(),
             key_prefix: "roost:".into(),
             timeout: Duration::from_secs(5),
+            ca_cert_pem: None,
         }
     }
 }
@@ -65,7 +69,7 @@ impl RedisStore {
     /// empty prefix; refusing another version, or data without one).
     pub fn open(config: &RedisConfig) -> Result<RedisStore, StoreError> {
         let keys = Keys::new(&config.key_prefix)?;
-        let link = Link::connect(&config.url, config.timeout)?;
+        let link = Link::connect(config)?;
         let store = RedisStore { link, keys };
         store.check_format()?;
         Ok(store)

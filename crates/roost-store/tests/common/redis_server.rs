@@ -15,13 +15,19 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` without persistence; `extra` are more arguments.
     pub fn start(extra: &[&str]) -> RedisServer {
+        Self::start_on("--port", extra)
+    }
+
+    /// Like [`RedisServer::start`], the free port given with `port_flag`
+    /// (`--tls-port` for a TLS-only server, with `--port 0` in `extra`).
+    pub fn start_on(port_flag: &str, extra: &[&str]) -> RedisServer {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
             let mut cmd = Command::new("redis-server");
             cmd.args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-                .args(["--port", &port.to_string()])
                 .args(extra)
+                .args([port_flag, &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
