@@ -21,6 +21,8 @@ use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use common::barrier::assert_quiet;
+
 const T: Duration = Duration::from_secs(5);
 
 // ------------------------------------------------------- test mechanisms
@@ -157,14 +159,6 @@ async fn authenticated(addr: SocketAddr, id: &str) -> RawClient {
     let ack = recv_connack(&mut client).await;
     assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
     client
-}
-
-async fn assert_quiet(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::PingResp => {}
-        other => panic!("expected nothing but PINGRESP, got {other:?}"),
-    }
 }
 
 // ------------------------------------------------- CONNECT-time exchange

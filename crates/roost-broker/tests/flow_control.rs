@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,11 +13,10 @@ use roost_codec::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, puback, publish, pubrec, subscribe, unique_id, unsubscribe};
 
-const T: Duration = Duration::from_secs(5);
+use common::barrier::next_is_broker_marker;
+use common::clients::{open_with, sub};
 
-async fn open_with(addr: SocketAddr, connect: Connect) -> RawClient {
-    RawClient::connect_with(addr, connect).await.unwrap().0
-}
+const T: Duration = Duration::from_secs(5);
 
 /// A 5.0 client that accepts at most `receive_maximum` unacknowledged
 /// QoS 1/2 PUBLISH packets.
@@ -26,22 +24,6 @@ fn with_receive_maximum(prefix: &str, receive_maximum: u16) -> Connect {
     let mut c = connect(ProtocolVersion::V5, &unique_id(prefix));
     c.properties.receive_maximum = Some(receive_maximum);
     c
-}
-
-async fn sub(client: &mut RawClient, filter: &str, qos: QoS) {
-    client.send(subscribe(1, filter, qos)).await.unwrap();
-    assert!(matches!(client.recv(T).await.unwrap(), Packet::SubAck(_)));
-}
-
-/// Publishes a QoS 0 marker from the broker itself and requires it to be the
-/// next PUBLISH: every delivery pushed earlier was already handled by the
-/// subscriber's session (QoS 0 is never held back by the send quota).
-async fn next_is_marker(broker: &common::TestBroker, subscriber: &mut RawClient, topic: &str) {
-    broker
-        .handle
-        .publish(topic, Bytes::from_static(b"marker"), QoS::AtMostOnce, false);
-    let got = subscriber.recv_publish(T).await.unwrap();
-    assert_eq!((&*got.topic, &got.payload[..]), (topic, &b"marker"[..]));
 }
 
 fn payload(i: u8) -> Bytes {
@@ -95,7 +77,7 @@ async fn v5_mqtt_3_3_4_9_v5_mqtt_4_9_0_1_v5_mqtt_4_9_0_2_broker_never_exceeds_th
         inflight.push(got);
     }
     // The send quota is zero: nothing but QoS 0 may come now.
-    next_is_marker(&broker, &mut subscriber, "rmo/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "rmo/marker").await;
 
     // Completing one flow frees exactly one slot. QoS 2 frees it at PUBCOMP.
     let first = inflight.remove(0);
@@ -104,7 +86,7 @@ async fn v5_mqtt_3_3_4_9_v5_mqtt_4_9_0_1_v5_mqtt_4_9_0_2_broker_never_exceeds_th
         .await
         .unwrap();
     assert_eq!(&subscriber.recv_publish(T).await.unwrap().payload[..], &[3]);
-    next_is_marker(&broker, &mut subscriber, "rmo/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "rmo/marker").await;
 
     let second = inflight.remove(0);
     assert_eq!(second.qos, QoS::ExactlyOnce);
@@ -116,7 +98,7 @@ async fn v5_mqtt_3_3_4_9_v5_mqtt_4_9_0_1_v5_mqtt_4_9_0_2_broker_never_exceeds_th
         subscriber.recv(T).await.unwrap(),
         Packet::PubRel(_)
     ));
-    next_is_marker(&broker, &mut subscriber, "rmo/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "rmo/marker").await;
     subscriber
         .send(Packet::PubComp(roost_codec::PubResponse::success(
             second.packet_id.unwrap(),
@@ -124,7 +106,7 @@ async fn v5_mqtt_3_3_4_9_v5_mqtt_4_9_0_1_v5_mqtt_4_9_0_2_broker_never_exceeds_th
         .await
         .unwrap();
     assert_eq!(&subscriber.recv_publish(T).await.unwrap().payload[..], &[4]);
-    next_is_marker(&broker, &mut subscriber, "rmo/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "rmo/marker").await;
 }
 
 #[tokio::test]
@@ -163,7 +145,7 @@ async fn v5_mqtt_3_3_4_10_v5_mqtt_4_9_0_3_other_packets_flow_while_the_send_quot
         matches!(subscriber.recv(T).await.unwrap(), Packet::PubAck(a) if a.packet_id.get() == 9)
     );
     // And QoS 0 deliveries are not held back by the quota.
-    next_is_marker(&broker, &mut subscriber, "q0/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "q0/marker").await;
 
     subscriber
         .send(puback(held.packet_id.unwrap().get()))
@@ -188,7 +170,7 @@ async fn max_inflight_caps_the_window_when_the_client_allows_more() {
     }
     let first = subscriber.recv_publish(T).await.unwrap();
     subscriber.recv_publish(T).await.unwrap();
-    next_is_marker(&broker, &mut subscriber, "mi/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "mi/marker").await;
     subscriber
         .send(puback(first.packet_id.unwrap().get()))
         .await
@@ -276,7 +258,7 @@ async fn full_session_queue_drops_newest_and_counts_it() {
             .unwrap();
     }
     assert_eq!(got, vec![0, 1, 2]);
-    next_is_marker(&broker, &mut subscriber, "qf/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "qf/marker").await;
     assert_eq!(broker.handle.stats().messages_dropped, 2);
 }
 
@@ -339,7 +321,7 @@ async fn offline_queue_is_bounded_and_drops_are_counted() {
     for i in 0..2u8 {
         assert_eq!(&subscriber.recv_publish(T).await.unwrap().payload[..], &[i]);
     }
-    next_is_marker(&broker, &mut subscriber, "oq/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "oq/marker").await;
 }
 
 #[tokio::test]
@@ -373,7 +355,7 @@ async fn offline_queue_drop_oldest_keeps_the_newest_and_counts_the_drops() {
     for i in 3..5u8 {
         assert_eq!(&subscriber.recv_publish(T).await.unwrap().payload[..], &[i]);
     }
-    next_is_marker(&broker, &mut subscriber, "oo/marker").await;
+    next_is_broker_marker(&broker, &mut subscriber, "oo/marker").await;
 }
 
 #[tokio::test]

@@ -7,26 +7,19 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::{
-    Connect, Packet, ProtocolVersion, Publish, PublishProperties, QoS, ReasonCode, Subscribe,
+    Packet, ProtocolVersion, Publish, PublishProperties, QoS, ReasonCode, Subscribe,
 };
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, subscribe, unique_id};
 
+use common::clients::{expect_disconnect, open_v5, open_with};
+
 const T: Duration = Duration::from_secs(5);
-
-async fn open_with(addr: SocketAddr, connect: Connect) -> RawClient {
-    RawClient::connect_with(addr, connect).await.unwrap().0
-}
-
-async fn open(addr: SocketAddr, prefix: &str) -> RawClient {
-    open_with(addr, connect(ProtocolVersion::V5, &unique_id(prefix))).await
-}
 
 async fn send_subscribe(client: &mut RawClient, request: Subscribe) {
     client.send(request).await.unwrap();
@@ -64,18 +57,13 @@ fn all_properties() -> PublishProperties {
 /// subscriber received.
 async fn forwarded(properties: PublishProperties) -> Publish {
     let broker = common::start().await;
-    let mut subscriber = open(broker.addr, "props-sub").await;
+    let mut subscriber = open_v5(broker.addr, "props-sub").await;
     sub(&mut subscriber, "props/#").await;
-    let mut publisher = open(broker.addr, "props-pub").await;
+    let mut publisher = open_v5(broker.addr, "props-pub").await;
     let mut message = publish("props/t", &b"{}"[..], QoS::AtLeastOnce, Some(1));
     message.properties = properties;
     publisher.send(message).await.unwrap();
     subscriber.recv_publish(T).await.unwrap()
-}
-
-async fn expect_disconnect(client: &mut RawClient, reason: ReasonCode) {
-    let disconnect = client.expect_closed(T).await.unwrap();
-    assert_eq!(disconnect.map(|d| d.reason_code), Some(reason));
 }
 
 /// A PUBLISH (QoS 0, topic "p/t", payload "x") with a raw property block.
@@ -142,7 +130,7 @@ async fn properties_not_set_by_the_publisher_are_not_added() {
 #[tokio::test]
 async fn v5_mqtt_3_3_2_13_response_topic_that_is_not_utf8_closes() {
     let broker = common::start().await;
-    let mut client = open(broker.addr, "rt-utf8").await;
+    let mut client = open_v5(broker.addr, "rt-utf8").await;
     // Response Topic (0x08) = 0xFF 0xFE.
     client
         .send_bytes(&raw_publish_with_properties(&[0x08, 0, 2, 0xFF, 0xFE]))
@@ -155,7 +143,7 @@ async fn v5_mqtt_3_3_2_13_response_topic_that_is_not_utf8_closes() {
 async fn v5_mqtt_3_3_2_14_response_topic_with_wildcards_is_a_protocol_error() {
     let broker = common::start().await;
     for topic in [&b"a/+"[..], b"#"] {
-        let mut client = open(broker.addr, "rt-wild").await;
+        let mut client = open_v5(broker.addr, "rt-wild").await;
         let mut properties = vec![0x08, 0, topic.len() as u8];
         properties.extend_from_slice(topic);
         client
@@ -169,7 +157,7 @@ async fn v5_mqtt_3_3_2_14_response_topic_with_wildcards_is_a_protocol_error() {
 #[tokio::test]
 async fn v5_mqtt_3_3_2_19_content_type_that_is_not_utf8_closes() {
     let broker = common::start().await;
-    let mut client = open(broker.addr, "ct-utf8").await;
+    let mut client = open_v5(broker.addr, "ct-utf8").await;
     // Content Type (0x03) = an overlong encoding of '/'.
     client
         .send_bytes(&raw_publish_with_properties(&[0x03, 0, 2, 0xC0, 0xAF]))
@@ -197,7 +185,7 @@ async fn v5_mqtt_3_3_2_5_message_expired_while_queued_for_an_offline_client_is_n
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let mut publisher = open(broker.addr, "exp-off-pub").await;
+    let mut publisher = open_v5(broker.addr, "exp-off-pub").await;
     let mut short = publish("ex/short", &b"short"[..], QoS::AtLeastOnce, Some(1));
     short.properties.message_expiry_interval = Some(1);
     publisher.send(short).await.unwrap();
@@ -236,7 +224,7 @@ async fn v5_mqtt_3_3_2_6_message_expiry_interval_is_reduced_by_the_time_waited()
     sub(&mut subscriber, "ec/#").await;
 
     // Delivered at once: the interval is forwarded as received.
-    let mut publisher = open(broker.addr, "exp-count-pub").await;
+    let mut publisher = open_v5(broker.addr, "exp-count-pub").await;
     let mut message = publish("ec/t", &b"x"[..], QoS::AtLeastOnce, Some(1));
     message.properties.message_expiry_interval = Some(30);
     publisher.send(message.clone()).await.unwrap();
@@ -278,7 +266,7 @@ async fn v5_mqtt_3_3_2_6_message_expiry_interval_is_reduced_by_the_time_waited()
 #[tokio::test]
 async fn v5_mqtt_3_3_4_3_v5_mqtt_3_3_4_4_one_copy_carries_every_matching_subscription_identifier() {
     let broker = common::start().await;
-    let mut subscriber = open(broker.addr, "subids").await;
+    let mut subscriber = open_v5(broker.addr, "subids").await;
     sub_with_id(&mut subscriber, "si/#", 1).await;
     sub_with_id(&mut subscriber, "si/+", 2).await;
     sub(&mut subscriber, "si/t").await;
@@ -310,7 +298,7 @@ async fn v5_mqtt_3_3_4_3_retained_message_sent_on_subscribe_carries_the_subscrip
     broker
         .handle
         .publish("sr/t", Bytes::from_static(b"r"), QoS::AtMostOnce, true);
-    let mut subscriber = open(broker.addr, "subid-retained").await;
+    let mut subscriber = open_v5(broker.addr, "subid-retained").await;
     sub_with_id(&mut subscriber, "sr/#", 42).await;
     let got = subscriber.recv_publish(T).await.unwrap();
     assert!(got.retain);
@@ -320,7 +308,7 @@ async fn v5_mqtt_3_3_4_3_retained_message_sent_on_subscribe_carries_the_subscrip
 #[tokio::test]
 async fn replacing_a_subscription_replaces_its_identifier() {
     let broker = common::start().await;
-    let mut subscriber = open(broker.addr, "subid-replace").await;
+    let mut subscriber = open_v5(broker.addr, "subid-replace").await;
     sub_with_id(&mut subscriber, "rr/t", 5).await;
     sub_with_id(&mut subscriber, "rr/t", 6).await;
     broker
@@ -349,9 +337,9 @@ async fn v311_subscriber_gets_the_message_without_properties_and_v5_gets_them_fr
         .await
         .unwrap();
     assert!(matches!(old.recv(T).await.unwrap(), Packet::SubAck(_)));
-    let mut new = open(broker.addr, "p5").await;
+    let mut new = open_v5(broker.addr, "p5").await;
     sub(&mut new, "mix/#").await;
-    let mut publisher = open(broker.addr, "pmix").await;
+    let mut publisher = open_v5(broker.addr, "pmix").await;
     let mut message = publish("mix/t", &b"x"[..], QoS::AtMostOnce, None);
     message.properties = all_properties();
     publisher.send(message).await.unwrap();
@@ -384,9 +372,9 @@ async fn v311_subscriber_gets_the_message_without_properties_and_v5_gets_them_fr
 async fn payload_flagged_utf8_is_checked_when_configured() {
     let config = common::config("[mqtt]\nvalidate_utf8_payload = true\n");
     let broker = common::start_with(config, None).await;
-    let mut subscriber = open(broker.addr, "pfi-sub").await;
+    let mut subscriber = open_v5(broker.addr, "pfi-sub").await;
     sub(&mut subscriber, "pf/#").await;
-    let mut publisher = open(broker.addr, "pfi-pub").await;
+    let mut publisher = open_v5(broker.addr, "pfi-pub").await;
     // Not flagged as UTF-8: not checked.
     publisher
         .send(publish("pf/raw", &b"\xff"[..], QoS::AtMostOnce, None))
@@ -437,7 +425,7 @@ async fn request_response_round_trip_through_the_broker() {
     let (mut requester, connack) = RawClient::connect_with(broker.addr, c).await.unwrap();
     let reply_to = format!("{}/reply", connack.properties.response_information.unwrap());
     sub(&mut requester, &reply_to).await;
-    let mut responder = open(broker.addr, "responder").await;
+    let mut responder = open_v5(broker.addr, "responder").await;
     sub(&mut responder, "service/echo").await;
 
     let mut request = publish("service/echo", &b"ping"[..], QoS::AtLeastOnce, Some(1));
@@ -477,7 +465,7 @@ async fn v5_mqtt_3_3_2_5_message_expired_behind_a_full_window_is_not_delivered()
     c.properties.receive_maximum = Some(1);
     let mut subscriber = open_with(broker.addr, c).await;
     sub(&mut subscriber, "ew/#").await;
-    let mut publisher = open(broker.addr, "exp-window-pub").await;
+    let mut publisher = open_v5(broker.addr, "exp-window-pub").await;
     publisher
         .send(publish("ew/first", &b"1"[..], QoS::AtLeastOnce, Some(1)))
         .await

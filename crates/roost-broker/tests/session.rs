@@ -13,7 +13,10 @@ use roost_codec::{
     Connect, Disconnect, DisconnectProperties, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
 };
 use roost_testkit::RawClient;
-use roost_testkit::packets::{connect, disconnect, pid, publish, pubrec, subscribe};
+use roost_testkit::packets::{connect, disconnect, pid, publish, pubrec};
+
+use common::barrier::assert_quiet;
+use common::clients::subscribed;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -27,14 +30,6 @@ fn resuming(version: ProtocolVersion, id: &str, expiry: u32) -> Connect {
         c.properties.session_expiry_interval = Some(expiry);
     }
     c
-}
-
-async fn subscribed(client: &mut RawClient, filter: &str, qos: QoS) {
-    client.send(subscribe(1, filter, qos)).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::SubAck(ack) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
 }
 
 /// DISCONNECT 0x00 and wait until the server has closed the connection.
@@ -54,15 +49,6 @@ async fn publish_acked(addr: std::net::SocketAddr, topic: &str, payload: &'stati
         QoS::AtMostOnce => assert_quiet(&mut p).await,
         QoS::AtLeastOnce => assert!(matches!(p.recv(T).await.unwrap(), Packet::PubAck(_))),
         QoS::ExactlyOnce => assert!(matches!(p.recv(T).await.unwrap(), Packet::PubRec(_))),
-    }
-}
-
-/// The next packet after a PINGREQ must be its PINGRESP.
-async fn assert_quiet(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::PingResp => {}
-        other => panic!("expected nothing but PINGRESP, got {other:?}"),
     }
 }
 

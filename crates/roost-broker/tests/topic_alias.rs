@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,15 +14,9 @@ use roost_codec::{Connect, Packet, ProtocolVersion, Publish, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, subscribe, unique_id};
 
+use common::clients::{expect_disconnect, open_v5, open_with};
+
 const T: Duration = Duration::from_secs(5);
-
-async fn open_with(addr: SocketAddr, connect: Connect) -> RawClient {
-    RawClient::connect_with(addr, connect).await.unwrap().0
-}
-
-async fn open(addr: SocketAddr, prefix: &str) -> RawClient {
-    open_with(addr, connect(ProtocolVersion::V5, &unique_id(prefix))).await
-}
 
 /// A 5.0 client that accepts up to `maximum` topic aliases from the broker.
 fn accepting_aliases(prefix: &str, maximum: u16) -> Connect {
@@ -47,11 +40,6 @@ fn aliased(topic: &str, alias: u16, payload: &'static [u8]) -> Publish {
     p
 }
 
-async fn expect_disconnect(client: &mut RawClient, reason: ReasonCode) {
-    let disconnect = client.expect_closed(T).await.unwrap();
-    assert_eq!(disconnect.map(|d| d.reason_code), Some(reason));
-}
-
 /// What a client does with the aliases the broker sends: returns the topic.
 fn resolve(aliases: &mut HashMap<u16, String>, publish: &Publish) -> String {
     match publish.properties.topic_alias {
@@ -71,7 +59,7 @@ fn resolve(aliases: &mut HashMap<u16, String>, publish: &Publish) -> String {
 async fn v5_mqtt_3_3_2_12_every_alias_up_to_our_maximum_is_accepted_and_can_be_rebound() {
     let config = common::config("[mqtt]\ntopic_alias_maximum = 3\n");
     let broker = common::start_with(config, None).await;
-    let mut subscriber = open(broker.addr, "alias-in-sub").await;
+    let mut subscriber = open_v5(broker.addr, "alias-in-sub").await;
     sub(&mut subscriber, "ai/#").await;
     let (mut client, connack) = RawClient::connect_v5(broker.addr, &unique_id("alias-in"))
         .await
@@ -111,7 +99,7 @@ async fn v5_mqtt_3_3_2_12_every_alias_up_to_our_maximum_is_accepted_and_can_be_r
 #[tokio::test]
 async fn v5_mqtt_3_3_2_8_topic_alias_0_is_0x94() {
     let broker = common::start().await;
-    let mut client = open(broker.addr, "alias0").await;
+    let mut client = open_v5(broker.addr, "alias0").await;
     // Topic "a", Property Length 3, Topic Alias (0x23) = 0, payload "x".
     let packet = [0x30, 0x08, 0x00, 0x01, b'a', 0x03, 0x23, 0x00, 0x00, b'x'];
     client.send_bytes(&packet).await.unwrap();
@@ -122,7 +110,7 @@ async fn v5_mqtt_3_3_2_8_topic_alias_0_is_0x94() {
 async fn v5_mqtt_3_3_2_9_v5_mqtt_3_2_2_17_alias_above_our_maximum_is_0x94() {
     let config = common::config("[mqtt]\ntopic_alias_maximum = 3\n");
     let broker = common::start_with(config, None).await;
-    let mut client = open(broker.addr, "aliasmax").await;
+    let mut client = open_v5(broker.addr, "aliasmax").await;
     client.send(aliased("a/b", 4, b"x")).await.unwrap();
     expect_disconnect(&mut client, ReasonCode::TOPIC_ALIAS_INVALID).await;
 }
@@ -142,7 +130,7 @@ async fn v5_mqtt_3_2_2_18_any_alias_when_our_maximum_is_0_is_0x94() {
 #[tokio::test]
 async fn alias_used_before_it_was_set_is_a_protocol_error() {
     let broker = common::start().await;
-    let mut client = open(broker.addr, "aliasunset").await;
+    let mut client = open_v5(broker.addr, "aliasunset").await;
     client.send(aliased("", 1, b"x")).await.unwrap();
     expect_disconnect(&mut client, ReasonCode::PROTOCOL_ERROR).await;
 }
