@@ -273,3 +273,43 @@ fn a_ticket_can_be_awaited_without_any_runtime() {
 }
 
 use std::future::Future as _;
+
+struct PanickingStore;
+
+impl Store for PanickingStore {
+    fn apply(&self, _: &[Delta]) -> Result<(), StoreError> {
+        panic!("a bug in a store");
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn restore(&self) -> Result<roost_store::Snapshot, StoreError> {
+        Ok(roost_store::Snapshot::default())
+    }
+}
+
+#[test]
+fn a_panicking_store_fails_the_tickets_instead_of_leaving_them_waiting() {
+    let writer = Writer::spawn(PanickingStore, WriterConfig::new(Durability::Sync)).expect("spawn");
+    let ticket = writer.submit(vec![retain(1)]).expect("submit");
+    assert!(matches!(
+        ticket.wait_timeout(LONG),
+        Some(Err(StoreError::Closed))
+    ));
+    // The writer is gone: later batches are refused, not queued forever.
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        match writer.try_submit(vec![retain(2)]) {
+            Err(TrySubmitError::Closed(_)) => break,
+            Ok(t) => assert!(matches!(
+                t.wait_timeout(LONG),
+                Some(Err(StoreError::Closed))
+            )),
+            Err(TrySubmitError::Full(_)) => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "writer never closed");
+    }
+    assert!(writer.close().is_err(), "close reports the dead thread");
+}

@@ -203,6 +203,19 @@ impl Drop for FailLeftovers<'_> {
     }
 }
 
+/// Completes the tickets of the group being stored with `Closed` if the
+/// thread unwinds before it could give them their real outcome (completing
+/// is first-wins, so after a normal completion this does nothing).
+struct GroupGuard(Vec<(Arc<TicketCell>, bool)>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        for (ticket, _) in &self.0 {
+            ticket.complete(Err(StoreError::Closed));
+        }
+    }
+}
+
 /// The writer thread.
 fn run<S: Store>(
     store: &S,
@@ -242,10 +255,10 @@ fn run<S: Store>(
             Popped::Group(group) => {
                 let force = group.iter().any(|p| p.force_sync);
                 let count = group.len();
-                let mut tickets = Vec::with_capacity(count);
+                let mut tickets = GroupGuard(Vec::with_capacity(count));
                 let mut deltas = Vec::new();
                 for p in group {
-                    tickets.push((p.ticket, p.force_sync));
+                    tickets.0.push((p.ticket, p.force_sync));
                     if deltas.is_empty() {
                         deltas = p.deltas;
                     } else {
@@ -274,8 +287,8 @@ fn run<S: Store>(
                     Ok(())
                 };
                 let strict = config.durability == Durability::Sync;
-                for (ticket, forced) in tickets {
-                    let outcome = if strict || forced {
+                for (ticket, forced) in &tickets.0 {
+                    let outcome = if strict || *forced {
                         applied.clone().and(synced.clone())
                     } else {
                         applied.clone()
