@@ -19,6 +19,9 @@ use roost_testkit::packets::{connect, disconnect, pid, publish, subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use common::barrier::assert_quiet;
+use common::raw::{encoded, framed, raw_exchange};
+
 const T: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------- helpers
@@ -30,22 +33,6 @@ async fn connack_for(addr: SocketAddr, connect: Connect) -> (RawClient, ConnAck)
     match client.recv(T).await.unwrap() {
         Packet::ConnAck(ack) => (client, ack),
         other => panic!("expected CONNACK, got {other:?}"),
-    }
-}
-
-/// Sends raw bytes on a fresh connection and returns everything the server
-/// wrote before it closed the connection.
-async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 256];
-    loop {
-        match tokio::time::timeout(T, stream.read(&mut chunk)).await {
-            Err(_) => panic!("server did not close the connection; got {got:02X?}"),
-            Ok(Ok(0)) | Ok(Err(_)) => return got,
-            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
-        }
     }
 }
 
@@ -66,16 +53,6 @@ fn raw_connect_v5(flags: u8) -> Vec<u8> {
     ];
     body.extend_from_slice(&[0x00, 0x01, b'a']);
     framed(0x10, &body)
-}
-
-fn framed(first: u8, body: &[u8]) -> Vec<u8> {
-    assert!(
-        body.len() < 128,
-        "test frames use a one-byte remaining length"
-    );
-    let mut out = vec![first, body.len() as u8];
-    out.extend_from_slice(body);
-    out
 }
 
 fn v5(id: &str) -> Connect {
@@ -103,16 +80,6 @@ fn will(topic: &str, qos: QoS, retain: bool) -> LastWill {
         qos,
         retain,
         ..LastWill::default()
-    }
-}
-
-/// Proves every earlier packet was processed and nothing else was sent:
-/// the next packet after a PINGREQ must be its PINGRESP.
-async fn assert_quiet(client: &mut RawClient) {
-    client.send(Packet::PingReq).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::PingResp => {}
-        other => panic!("expected nothing but PINGRESP, got {other:?}"),
     }
 }
 
@@ -1074,11 +1041,7 @@ async fn v5_mqtt_4_2_0_1_and_v311_mqtt_7_1_1_1_packets_split_byte_by_byte_arrive
 
 /// Encodes a 3.1.1 CONNECT for a raw exchange.
 fn v311_bytes(c: Connect) -> Vec<u8> {
-    let mut buf = bytes::BytesMut::new();
-    roost_codec::Encoder::new(ProtocolVersion::V311)
-        .encode(&Packet::Connect(Box::new(c)), &mut buf)
-        .unwrap();
-    buf.to_vec()
+    encoded(ProtocolVersion::V311, Packet::Connect(Box::new(c)))
 }
 
 #[tokio::test]
