@@ -170,6 +170,13 @@ fn every_acknowledged_sync_batch_survives_sigkill() {
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("cycle {cycle}: child acknowledged nothing in 30 s"));
         acked.insert(first);
+        if cycle == 0 {
+            // While the child holds the directory, this process may not open it.
+            match DiskStore::open(dir.path()) {
+                Err(roost_store::StoreError::Locked { .. }) => {}
+                other => panic!("expected Locked while the child runs, got {other:?}"),
+            }
+        }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;

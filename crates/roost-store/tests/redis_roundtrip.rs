@@ -239,3 +239,28 @@ fn rediss_with_a_private_ca_round_trips_and_an_untrusted_server_is_refused() {
         Ok(_) => panic!("an untrusted server certificate was accepted"),
     }
 }
+
+#[test]
+fn redis_restores_what_the_model_holds() {
+    use proptest::test_runner::{Config, TestRunner};
+    // One server for every case (stopped when the test ends); a fresh prefix per case.
+    let server = RedisServer::start(&[]);
+    let mut runner = TestRunner::new(Config {
+        cases: 32,
+        ..Config::default()
+    });
+    let outcome = runner.run(&common::strategy::batches(), |batches| {
+        let store =
+            RedisStore::open(&config(server.url("", ""), &common::unique("m"))).expect("open");
+        let mut model = common::model::Model::default();
+        for batch in &batches {
+            batch.iter().for_each(|d| model.apply(d));
+            store.apply(batch).expect("apply");
+        }
+        proptest::prop_assert_eq!(store.restore().expect("restore"), model.snapshot());
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}

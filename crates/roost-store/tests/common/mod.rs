@@ -6,6 +6,7 @@ pub mod gated;
 pub mod model;
 #[cfg(feature = "redis")]
 pub mod redis_server;
+pub mod strategy;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
