@@ -220,6 +220,7 @@ impl Core {
         if let Some(state) = state {
             self.discard_undelivered(state);
         }
+        self.ext.notify(|h| h.on_session_expired(&slot.client_id));
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
     }
 
