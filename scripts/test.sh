@@ -13,6 +13,7 @@
 #   interop-rs  crates/roost/tests/*.rs (rumqttc and raw-packet tests against the binary)
 #   interop-py  pytest interop/python (paho-mqtt, mosquitto_pub/sub)
 #   interop-js  node --test in interop/node (MQTT.js)
+#   store-redis cargo test -p roost-store --all-features (Redis backend, real redis-server)
 #   fuzz        scripts/fuzz-smoke.sh, when it exists
 #
 # Environment:
@@ -127,6 +128,12 @@ spec_coverage() {
     fi
 }
 
+# The Redis backend of roost-store against a real redis-server (each test starts
+# its own on a free loopback port); not in the default feature set.
+store_redis() {
+    cargo test -p roost-store --all-features
+}
+
 fuzz_smoke() {
     bash scripts/fuzz-smoke.sh
 }
@@ -146,6 +153,7 @@ if [ "$INTEROP" = 1 ]; then
     section interop-rs interop_rust
     section interop-py interop_python
     section interop-js interop_node
+    section store-redis store_redis
 else
     skip interop "INTEROP=0"
 fi
