@@ -32,6 +32,9 @@ SPEC_STRICT=${SPEC_STRICT:-1}
 ONLY=${ONLY:-}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 export FUZZ_SECONDS
+# Incremental artefacts double the target directory and buy nothing in a
+# one-shot CI build; developers who want them can set CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 # Bounds for whole suites, so a hung test cannot eat the CI budget (90 min).
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-1200}
