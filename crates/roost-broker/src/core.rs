@@ -106,6 +106,7 @@ impl Core {
                 retain: target.retain_as_published && message.retain,
                 subscription_ids: target.subscription_ids,
                 message: Arc::clone(&message),
+                store_seq: None,
             };
             self.push(&target.key.0, delivery, now);
         }
@@ -189,6 +190,7 @@ impl Core {
                 retain: true,
                 subscription_ids: sub_id.into_iter().collect::<SmallVec<[u32; 2]>>(),
                 message,
+                store_seq: None,
             })
             .collect();
         if expired {

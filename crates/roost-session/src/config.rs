@@ -62,6 +62,10 @@ pub struct SessionConfig {
     /// Server Reference to send with 0x9C / 0x9D (not used by the session
     /// itself; kept here for the broker). Default `None`.
     pub server_reference: Option<String>,
+    /// A session store is attached: persistent sessions record
+    /// [`crate::StoreEvent`]s for inbound QoS 2 flows. Default false (no
+    /// store: nothing is recorded).
+    pub store_events: bool,
 }
 
 impl Default for SessionConfig {
@@ -88,6 +92,7 @@ impl Default for SessionConfig {
             response_information: None,
             validate_utf8_payload: true,
             server_reference: None,
+            store_events: false,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct InflightEntry {
     pub packet_id: PacketId,
     /// Where it is in its flow.
     pub stage: OutboundStage,
+    /// The delivery's store sequence number (see [`crate::Delivery::store_seq`]);
+    /// kept here because an entry past PUBREC no longer holds its delivery.
+    pub store_seq: Option<u64>,
 }
 
 /// The outbound inflight window, in original send order.
@@ -91,8 +94,17 @@ impl Inflight {
         self.entries.iter().any(|e| e.packet_id == id)
     }
 
-    pub(crate) fn push(&mut self, packet_id: PacketId, stage: OutboundStage) {
-        self.entries.push_back(InflightEntry { packet_id, stage });
+    pub(crate) fn push(
+        &mut self,
+        packet_id: PacketId,
+        stage: OutboundStage,
+        store_seq: Option<u64>,
+    ) {
+        self.entries.push_back(InflightEntry {
+            packet_id,
+            stage,
+            store_seq,
+        });
     }
 
     fn position(&self, id: PacketId) -> Option<usize> {

@@ -76,6 +76,7 @@ mod message;
 mod reason;
 mod session;
 mod state;
+mod store_event;
 mod subscribe_check;
 pub mod violation;
 pub mod will;
@@ -89,6 +90,7 @@ pub use session::{DeliveryOutcome, DropReason, Inbound, Session, SessionStats};
 pub use state::{
     DropCounters, EnqueueOutcome, InboundQos2, SessionState, Subscription, Subscriptions,
 };
+pub use store_event::StoreEvent;
 pub use subscribe_check::validate_subscribe;
 pub use violation::Violation;
 pub use will::{SESSION_NEVER_EXPIRES, session_expires_at, will_fire_at};

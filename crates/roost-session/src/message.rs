@@ -124,6 +124,10 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription Identifiers of the matching subscriptions.
     pub subscription_ids: SmallVec<[u32; 2]>,
+    /// The delivery's sequence number in the session store, when the session
+    /// is stored (persistent, with a store attached); `None` otherwise. The
+    /// session reports what happens to it as [`crate::StoreEvent`]s.
+    pub store_seq: Option<u64>,
 }
 
 impl Delivery {
@@ -134,6 +138,7 @@ impl Delivery {
             qos,
             retain,
             subscription_ids: SmallVec::new(),
+            store_seq: None,
         }
     }
 }

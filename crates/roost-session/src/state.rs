@@ -10,6 +10,7 @@ use roost_codec::{PacketId, QoS, ReasonCode, SubscriptionOptions};
 use crate::config::{QueueFullPolicy, SessionConfig};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
+use crate::store_event::StoreEvent;
 
 /// One granted subscription as the session remembers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,8 @@ pub struct SessionState {
     pub(crate) session_expiry_interval: u32,
     /// Drop counters.
     pub(crate) dropped: DropCounters,
+    /// Changes a session store must learn, oldest first (empty without a store).
+    pub(crate) store_events: VecDeque<StoreEvent>,
 }
 
 impl SessionState {
@@ -101,6 +104,7 @@ impl SessionState {
             inbound_qos2: BTreeMap::new(),
             session_expiry_interval: 0,
             dropped: DropCounters::default(),
+            store_events: VecDeque::new(),
         }
     }
 
@@ -114,10 +118,12 @@ impl SessionState {
     ) -> EnqueueOutcome {
         if delivery.message.is_expired(now) {
             self.dropped.expired += 1;
+            self.record_dropped(&delivery);
             return EnqueueOutcome::Expired;
         }
         if delivery.qos == QoS::AtMostOnce && !config.queue_qos0_offline {
             self.dropped.qos0_offline += 1;
+            self.record_dropped(&delivery);
             return EnqueueOutcome::DroppedQos0;
         }
         self.enqueue(delivery, config)
@@ -131,16 +137,39 @@ impl SessionState {
         }
         self.dropped.queue_full += 1;
         match config.queue_full_policy {
-            QueueFullPolicy::DropNewest => EnqueueOutcome::DroppedNewest,
+            QueueFullPolicy::DropNewest => {
+                self.record_dropped(&delivery);
+                EnqueueOutcome::DroppedNewest
+            }
             QueueFullPolicy::DropOldest => {
-                if self.pending.pop_front().is_none() {
+                let Some(oldest) = self.pending.pop_front() else {
                     // A zero-length queue holds nothing to make room with.
+                    self.record_dropped(&delivery);
                     return EnqueueOutcome::DroppedNewest;
-                }
+                };
+                self.record_dropped(&oldest);
                 self.pending.push_back(delivery);
                 EnqueueOutcome::DroppedOldest
             }
         }
+    }
+
+    /// Records a store event (callers check the session is stored).
+    pub(crate) fn record(&mut self, event: StoreEvent) {
+        self.store_events.push_back(event);
+    }
+
+    /// Records that a stored delivery was dropped.
+    pub(crate) fn record_dropped(&mut self, delivery: &Delivery) {
+        if let Some(seq) = delivery.store_seq {
+            self.store_events.push_back(StoreEvent::Dropped { seq });
+        }
+    }
+
+    /// The oldest store event not yet taken (see [`StoreEvent`]). The broker
+    /// drains them after each input and turns them into store deltas.
+    pub fn poll_store_event(&mut self) -> Option<StoreEvent> {
+        self.store_events.pop_front()
     }
 
     /// The Session Expiry Interval in seconds (`u32::MAX` = never expires).

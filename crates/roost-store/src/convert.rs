@@ -105,6 +105,7 @@ impl QueuedMessage {
             qos: self.qos,
             retain: self.retain,
             subscription_ids: SmallVec::from_slice(&self.subscription_ids),
+            store_seq: None,
         }
     }
 }
@@ -159,7 +160,9 @@ impl SessionSnapshot {
         let mut inflight_seqs = Vec::new();
         let mut queued_seqs = Vec::new();
         for m in &self.messages {
-            let delivery = m.message.to_delivery(now, wall);
+            let mut delivery = m.message.to_delivery(now, wall);
+            // The session reports what becomes of it under its stored seq.
+            delivery.store_seq = Some(m.seq);
             let stage = match (m.inflight, delivery.qos) {
                 (Some(r), QoS::AtLeastOnce) if r.stage == InflightStage::Sent => {
                     Some((r.packet_id, OutboundStage::AwaitingPubAck(delivery.clone())))
@@ -172,9 +175,11 @@ impl SessionSnapshot {
             };
             match stage {
                 Some((packet_id, stage)) => {
-                    state
-                        .inflight
-                        .push_restored(InflightEntry { packet_id, stage });
+                    state.inflight.push_restored(InflightEntry {
+                        packet_id,
+                        stage,
+                        store_seq: Some(m.seq),
+                    });
                     inflight_seqs.push((packet_id, m.seq));
                 }
                 None => {

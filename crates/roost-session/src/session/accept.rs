@@ -177,6 +177,15 @@ impl Session {
         }
         if !too_large.is_empty() {
             state.dropped.too_large += too_large.len() as u64;
+            let dropped: Vec<u64> = state
+                .inflight
+                .iter()
+                .filter(|e| too_large.contains(&e.packet_id))
+                .filter_map(|e| e.store_seq)
+                .collect();
+            for seq in dropped {
+                state.record(crate::StoreEvent::Dropped { seq });
+            }
             state.inflight.retain(|e| !too_large.contains(&e.packet_id));
         }
     }

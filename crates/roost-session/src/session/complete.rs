@@ -8,10 +8,19 @@ use roost_codec::{
 
 use super::Session;
 use crate::detach;
+use crate::inflight::InflightEntry;
 use crate::reason;
 use crate::state::{InboundQos2, Subscription};
+use crate::store_event::StoreEvent;
 
 impl Session {
+    /// Records that an outbound flow ended (PUBACK, PUBCOMP, error PUBREC).
+    pub(super) fn record_completed(&mut self, entry: Option<&InflightEntry>) {
+        if let Some(seq) = entry.and_then(|e| e.store_seq) {
+            self.state.record(StoreEvent::Completed { seq });
+        }
+    }
+
     /// Completes an [`super::Inbound::Publish`] of QoS 1/2 after routing:
     /// queues PUBACK [MQTT-4.3.2-4] or PUBREC [MQTT-4.3.3-8] with the same
     /// packet identifier and `reason` (0x00 Success, 0x10 No matching
@@ -39,6 +48,12 @@ impl Session {
                     self.state
                         .inbound_qos2
                         .insert(packet_id, InboundQos2::AwaitingPubRel(rc));
+                    if self.stores_inbound() {
+                        self.state.record(StoreEvent::InboundPubRec {
+                            packet_id,
+                            reason_code: rc,
+                        });
+                    }
                 }
                 self.push(Packet::PubRec(response));
             }

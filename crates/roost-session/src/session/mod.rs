@@ -29,6 +29,7 @@ use crate::config::SessionConfig;
 use crate::keepalive::KeepAlive;
 use crate::message::Message;
 use crate::state::{DropCounters, InboundQos2, SessionState, Subscriptions};
+use crate::store_event::StoreEvent;
 use crate::violation::Violation;
 
 /// What the client's CONNECT said about what it accepts.
@@ -297,6 +298,19 @@ impl Session {
             }
         }
         state
+    }
+
+    /// The oldest [`StoreEvent`] not yet taken. The broker drains these
+    /// after each input (packet, delivery, timer) and writes them to its
+    /// store; without a store none are produced.
+    pub fn poll_store_event(&mut self) -> Option<StoreEvent> {
+        self.state.poll_store_event()
+    }
+
+    /// Inbound QoS 2 flows are recorded for the store: a store is attached
+    /// and the session outlives its connection.
+    fn stores_inbound(&self) -> bool {
+        self.config.store_events && self.state.session_expiry_interval > 0
     }
 
     /// Inbound QoS 1/2 messages counted against our Receive Maximum.

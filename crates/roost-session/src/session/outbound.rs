@@ -19,6 +19,7 @@ use crate::alias::AliasPlan;
 use crate::inflight::OutboundStage;
 use crate::message::Delivery;
 use crate::state::EnqueueOutcome;
+use crate::store_event::StoreEvent;
 
 impl Session {
     /// An outbound message for this client. Drops it when expired
@@ -31,6 +32,7 @@ impl Session {
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) -> DeliveryOutcome {
         if delivery.message.is_expired(now) {
             self.state.dropped.expired += 1;
+            self.state.record_dropped(&delivery);
             return DeliveryOutcome::Dropped(DropReason::Expired);
         }
         if self.closed {
@@ -61,6 +63,7 @@ impl Session {
             };
             if delivery.message.is_expired(now) {
                 self.state.dropped.expired += 1;
+                self.state.record_dropped(&delivery);
                 continue;
             }
             // Drops are counted inside. `Queued` means no identifier was free
@@ -81,6 +84,7 @@ impl Session {
         let mut publish = build_publish(self.version, &delivery, placeholder, false, plan, now);
         if !publish_fits(&self.encoder, &publish, self.peer.maximum_packet_size) {
             self.state.dropped.too_large += 1;
+            self.state.record_dropped(&delivery);
             return DeliveryOutcome::Dropped(DropReason::TooLarge);
         }
         let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -96,13 +100,25 @@ impl Session {
         };
         self.outbound_aliases.commit(plan, &delivery.message.topic);
         publish.packet_id = packet_id;
-        if let Some(id) = packet_id {
-            let stage = if delivery.qos == QoS::ExactlyOnce {
-                OutboundStage::AwaitingPubRec(delivery)
-            } else {
-                OutboundStage::AwaitingPubAck(delivery)
-            };
-            self.state.inflight.push(id, stage);
+        let seq = delivery.store_seq;
+        match packet_id {
+            Some(id) => {
+                let stage = if delivery.qos == QoS::ExactlyOnce {
+                    OutboundStage::AwaitingPubRec(delivery)
+                } else {
+                    OutboundStage::AwaitingPubAck(delivery)
+                };
+                self.state.inflight.push(id, stage, seq);
+                if let Some(seq) = seq {
+                    self.state.record(StoreEvent::Sent { seq, packet_id: id });
+                }
+            }
+            // QoS 0 is done once written.
+            None => {
+                if let Some(seq) = seq {
+                    self.state.record(StoreEvent::Completed { seq });
+                }
+            }
         }
         self.push(Packet::Publish(publish));
         DeliveryOutcome::Sent

@@ -17,7 +17,8 @@ impl Session {
             .get(ack.packet_id)
             .is_some_and(|e| matches!(e.stage, OutboundStage::AwaitingPubAck(_)));
         if is_qos1 {
-            self.state.inflight.remove(ack.packet_id);
+            let done = self.state.inflight.remove(ack.packet_id);
+            self.record_completed(done.as_ref());
             self.fill_window(now);
         }
         Inbound::Nothing

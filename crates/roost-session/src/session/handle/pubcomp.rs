@@ -16,7 +16,8 @@ impl Session {
             .get(comp.packet_id)
             .is_some_and(|e| matches!(e.stage, OutboundStage::AwaitingPubComp));
         if awaiting {
-            self.state.inflight.remove(comp.packet_id);
+            let done = self.state.inflight.remove(comp.packet_id);
+            self.record_completed(done.as_ref());
             self.fill_window(now);
         }
         Inbound::Nothing

@@ -8,6 +8,7 @@ use roost_codec::{AckProperties, Packet, PubResponse, ReasonCode};
 
 use super::super::{Inbound, Session};
 use crate::state::InboundQos2;
+use crate::store_event::StoreEvent;
 
 impl Session {
     pub(super) fn handle_pubrel(&mut self, rel: &PubResponse) -> Inbound {
@@ -15,6 +16,10 @@ impl Session {
         let reason_code = match self.state.inbound_qos2.get(&id) {
             Some(InboundQos2::AwaitingPubRel(_)) => {
                 self.state.inbound_qos2.remove(&id);
+                if self.stores_inbound() {
+                    self.state
+                        .record(StoreEvent::InboundReleased { packet_id: id });
+                }
                 ReasonCode::SUCCESS
             }
             Some(InboundQos2::Routing) | None => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
