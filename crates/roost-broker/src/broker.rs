@@ -89,7 +89,7 @@ impl BrokerBuilder {
 
     /// Installs per-packet hooks.
     pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
-        self.ext.hooks = Some(hooks);
+        self.ext.set_hooks(hooks);
         self
     }
 

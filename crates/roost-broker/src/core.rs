@@ -19,6 +19,7 @@ use crate::config::{Config, SharedStrategyConfig};
 use crate::extensions::Extensions;
 use crate::metrics::Metrics;
 use crate::slot::{Handover, Parked, Pushed, SessionKey, SessionSlot};
+use roost_hooks::DropCause;
 
 /// Everything connections share.
 pub(crate) struct Core {
@@ -113,20 +114,33 @@ impl Core {
         reached
     }
 
-    /// Pushes one delivery into a session, counting the outcome.
+    /// Pushes one delivery into a session, counting the outcome (and
+    /// reporting a drop to the hooks that want it).
     pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
+        let events = self.ext.message_events;
+        let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
         match slot.push(
             delivery,
             self.config.mqtt.max_outbox,
             &self.session_config,
             now,
+            events,
         ) {
             Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
-            Pushed::QueuedDroppedOldest => {
+            Pushed::QueuedDroppedOldest(evicted) => {
                 Metrics::inc(&self.metrics.messages_delivered);
                 Metrics::inc(&self.metrics.messages_dropped);
+                if let Some(d) = evicted {
+                    self.ext
+                        .dropped(&slot.client_id, &d.message, d.qos, DropCause::QueueFull);
+                }
             }
-            Pushed::Dropped => Metrics::inc(&self.metrics.messages_dropped),
+            Pushed::Dropped(cause) => {
+                Metrics::inc(&self.metrics.messages_dropped);
+                if let Some((message, qos)) = watched {
+                    self.ext.dropped(&slot.client_id, &message, qos, cause);
+                }
+            }
         }
     }
 
@@ -210,12 +224,13 @@ impl Core {
         _now: Instant,
     ) {
         let key = SessionKey(Arc::clone(slot));
-        {
+        let outbox = {
             let mut inner = slot.inner.lock();
             inner.ended = true;
             inner.parked = None;
-            inner.outbox.clear();
-        }
+            std::mem::take(&mut inner.outbox)
+        };
+        self.report_ended(&slot.client_id, outbox.iter());
         let removed_subs = self.router.write().remove_all(&key);
         self.sessions
             .remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
@@ -226,9 +241,30 @@ impl Core {
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
     }
 
+    /// Reports deliveries discarded because their session ended.
+    pub(crate) fn report_ended<'a>(
+        &self,
+        client_id: &str,
+        deliveries: impl Iterator<Item = &'a Delivery>,
+    ) {
+        if self.ext.message_events {
+            for d in deliveries {
+                self.ext
+                    .dropped(client_id, &d.message, d.qos, DropCause::SessionEnded);
+            }
+        }
+    }
+
     /// Counts the messages an ending session leaves behind as dropped.
     pub(crate) fn discard_undelivered(&self, state: &mut SessionState) {
-        let left = state.take_undelivered().len() as u64;
+        if self.ext.message_events {
+            // QoS 0 still queued is discarded silently by take_undelivered.
+            let qos0 = state.queued().filter(|d| d.qos == QoS::AtMostOnce);
+            self.report_ended(&state.client_id, qos0);
+        }
+        let undelivered = state.take_undelivered();
+        self.report_ended(&state.client_id, undelivered.iter());
+        let left = undelivered.len() as u64;
         if left > 0 {
             self.metrics
                 .messages_dropped
@@ -276,7 +312,7 @@ impl Core {
         }
         let backlog: Vec<Delivery> = inner.outbox.drain(..).collect();
         for d in backlog {
-            if state.enqueue_offline(d, &self.session_config, now) != EnqueueOutcome::Queued {
+            if crate::driver::enqueue_offline(self, &mut state, d, now) != EnqueueOutcome::Queued {
                 Metrics::inc(&self.metrics.messages_dropped);
                 slot.dropped.fetch_add(1, Ordering::Relaxed);
             }

@@ -11,11 +11,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use roost_codec::ReasonCode;
+use roost_codec::{QoS, ReasonCode};
 use roost_hooks::{
     AclResult, Action, AuthResult, Authenticator, Authorizer, BoxFuture, ClientInfo,
-    ConnectRequest, Decision, EnhancedAuthenticator, Hooks, PublishDecision,
+    ConnectRequest, Decision, DropCause, EnhancedAuthenticator, Hooks, MessageView,
+    PublishDecision,
 };
+use roost_session::Message;
 
 /// What happens when a hook panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -35,6 +37,9 @@ pub(crate) struct Extensions {
     pub(crate) enhanced: Option<Arc<dyn EnhancedAuthenticator>>,
     pub(crate) authorizers: Vec<Arc<dyn Authorizer>>,
     pub(crate) hooks: Option<Arc<dyn Hooks>>,
+    /// Hooks are registered and want `on_message_delivered/dropped`: the one
+    /// flag the delivery paths check before building anything.
+    pub(crate) message_events: bool,
     pub(crate) panic_policy: PanicPolicy,
 }
 
@@ -64,6 +69,31 @@ impl std::fmt::Debug for Extensions {
 }
 
 impl Extensions {
+    /// Installs the hooks and reads whether they want message events.
+    pub(crate) fn set_hooks(&mut self, hooks: Arc<dyn Hooks>) {
+        self.message_events =
+            std::panic::catch_unwind(AssertUnwindSafe(|| hooks.wants_message_events()))
+                .unwrap_or(true);
+        self.hooks = Some(hooks);
+    }
+
+    /// Reports a delivered message (see `Hooks::on_message_delivered` for
+    /// the exact point per QoS). No-op unless message events are wanted.
+    pub(crate) fn delivered(&self, client_id: &str, message: &Message, qos: QoS) {
+        if self.message_events {
+            let view = view_of(message, qos);
+            self.notify(|h| h.on_message_delivered(client_id, &view));
+        }
+    }
+
+    /// Reports a discarded message. No-op unless message events are wanted.
+    pub(crate) fn dropped(&self, client_id: &str, message: &Message, qos: QoS, cause: DropCause) {
+        if self.message_events {
+            let view = view_of(message, qos);
+            self.notify(|h| h.on_message_dropped(client_id, &view, cause));
+        }
+    }
+
     /// Runs the authenticator chain: the first Accept or Refuse wins; `Ignore`
     /// from every authenticator (or an empty chain) yields `Ignore`.
     pub(crate) async fn authenticate(&self, request: &ConnectRequest<'_>) -> AuthResult {
@@ -155,6 +185,17 @@ impl Extensions {
             tracing::error!("notification hook panicked");
         }
     }
+}
+
+/// What hooks see of a message delivered (or meant to be) at `qos`.
+fn view_of(message: &Message, qos: QoS) -> MessageView {
+    MessageView::new(
+        message.topic.clone(),
+        message.payload.clone(),
+        qos,
+        message.retain,
+        message.properties.user_properties.clone(),
+    )
 }
 
 /// Polls a boxed future, turning a panic into `None`.

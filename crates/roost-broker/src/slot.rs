@@ -15,6 +15,7 @@ use std::time::Instant;
 use bytestring::ByteString;
 use parking_lot::Mutex;
 use roost_codec::{QoS, ReasonCode};
+use roost_hooks::DropCause;
 use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -80,17 +81,17 @@ pub(crate) struct SessionSlot {
 }
 
 /// Result of pushing a delivery into a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Pushed {
     /// Handed to the live connection.
     Online,
     /// Stored in the offline queue.
     Queued,
     /// Stored in the offline queue, which was full: its oldest delivery was
-    /// dropped to make room (counted).
-    QueuedDroppedOldest,
-    /// Dropped (counted).
-    Dropped,
+    /// dropped to make room (counted); here when `report_evicted` was set.
+    QueuedDroppedOldest(Option<Delivery>),
+    /// Dropped (counted), and why.
+    Dropped(DropCause),
 }
 
 impl SessionSlot {
@@ -105,29 +106,37 @@ impl SessionSlot {
 
     /// Pushes a delivery without blocking. A full outbox drops QoS 0 first; QoS
     /// 1/2 are kept up to twice the limit, then dropped too (counted), so a stuck
-    /// consumer can never grow memory without bound.
+    /// consumer can never grow memory without bound. With `report_evicted`
+    /// (a hook wants drops), a delivery evicted from a full offline queue is
+    /// returned.
     pub(crate) fn push(
         &self,
         delivery: Delivery,
         max_outbox: usize,
         config: &SessionConfig,
         now: Instant,
+        report_evicted: bool,
     ) -> Pushed {
         let mut inner = self.inner.lock();
         if inner.ended {
-            return Pushed::Dropped;
+            return Pushed::Dropped(DropCause::SessionEnded);
         }
         if let Some(parked) = inner.parked.as_mut() {
-            return match parked.state.enqueue_offline(delivery, config, now) {
+            // The queue evicts its front when full under DropOldest.
+            let evicted = (report_evicted
+                && parked.state.queued_len() >= config.max_queued_messages)
+                .then(|| parked.state.queued().next().cloned())
+                .flatten();
+            let outcome = parked.state.enqueue_offline(delivery, config, now);
+            if outcome != EnqueueOutcome::Queued {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return match outcome {
                 EnqueueOutcome::Queued => Pushed::Queued,
-                EnqueueOutcome::DroppedOldest => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Pushed::QueuedDroppedOldest
-                }
-                _ => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Pushed::Dropped
-                }
+                EnqueueOutcome::DroppedOldest => Pushed::QueuedDroppedOldest(evicted),
+                EnqueueOutcome::Expired => Pushed::Dropped(DropCause::Expired),
+                EnqueueOutcome::DroppedQos0 => Pushed::Dropped(DropCause::Offline),
+                EnqueueOutcome::DroppedNewest => Pushed::Dropped(DropCause::QueueFull),
             };
         }
         let len = inner.outbox.len();
@@ -139,7 +148,7 @@ impl SessionSlot {
         if len >= limit {
             drop(inner);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Pushed::Dropped;
+            return Pushed::Dropped(DropCause::QueueFull);
         }
         inner.outbox.push_back(delivery);
         let was_empty = len == 0;

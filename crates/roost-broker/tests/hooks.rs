@@ -12,7 +12,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use roost_broker::hooks::{
     AclResult, Action, AuthResult, Authenticator, Authorizer, BoxFuture, ClientInfo,
-    ConnectRequest, Decision, Grant, Hooks, PublishCtx, PublishDecision, SubscribeCtx, ready,
+    ConnectRequest, Decision, DropCause, Grant, Hooks, MessageView, PublishCtx, PublishDecision,
+    SubscribeCtx, ready,
 };
 use roost_broker::{Broker, BrokerHandle};
 use roost_codec::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
@@ -294,4 +295,367 @@ async fn clients_can_never_publish_to_sys_topics() {
         Packet::PubAck(a) => assert_eq!(a.reason_code, ReasonCode::NOT_AUTHORIZED),
         other => panic!("expected PUBACK 0x87, got {other:?}"),
     }
+}
+
+// ---- on_message_delivered / on_message_dropped ----
+
+/// One message event as a hook saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Delivered {
+        client: String,
+        topic: String,
+        qos: QoS,
+    },
+    Dropped {
+        client: String,
+        topic: String,
+        cause: DropCause,
+    },
+}
+
+/// Records every message event; `wanted` answers `wants_message_events`.
+struct Recorder {
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    wanted: bool,
+}
+
+impl Hooks for Recorder {
+    fn wants_message_events(&self) -> bool {
+        self.wanted
+    }
+    fn on_message_delivered(&self, client_id: &str, message: &MessageView) {
+        let _ = self.events.send(Event::Delivered {
+            client: client_id.to_string(),
+            topic: message.topic.to_string(),
+            qos: message.qos,
+        });
+    }
+    fn on_message_dropped(&self, client_id: &str, message: &MessageView, cause: DropCause) {
+        let _ = self.events.send(Event::Dropped {
+            client: client_id.to_string(),
+            topic: message.topic.to_string(),
+            cause,
+        });
+    }
+}
+
+struct Recorded {
+    broker: common::TestBroker,
+    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+}
+
+impl Recorded {
+    /// The next event (bounded wait).
+    async fn next(&mut self) -> Event {
+        tokio::time::timeout(T, self.events.recv())
+            .await
+            .expect("no message event within the timeout")
+            .expect("recorder gone")
+    }
+
+    /// No event is pending right now (the broker fires hooks before it
+    /// writes the packets the test waited for, so this is not a race).
+    fn none_yet(&mut self) {
+        assert_eq!(self.events.try_recv().ok(), None);
+    }
+}
+
+async fn start_recording(toml: &str, wanted: bool) -> Recorded {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let broker = Broker::builder()
+        .config(common::config(toml))
+        .authorizer(Arc::new(Acl))
+        .hooks(Arc::new(Recorder { events: tx, wanted }))
+        .bind()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let handle = broker.handle();
+    tokio::spawn(broker.run());
+    Recorded {
+        broker: common::TestBroker { addr, handle },
+        events: rx,
+    }
+}
+
+/// A 5.0 client with a persistent session (expiry 300 s) and a given id.
+fn persistent(id: &str) -> Connect {
+    let mut c = connect(ProtocolVersion::V5, id);
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(300);
+    c
+}
+
+fn delivered(client: &str, topic: &str, qos: QoS) -> Event {
+    Event::Delivered {
+        client: client.to_string(),
+        topic: topic.to_string(),
+        qos,
+    }
+}
+
+fn dropped(client: &str, topic: &str, cause: DropCause) -> Event {
+    Event::Dropped {
+        client: client.to_string(),
+        topic: topic.to_string(),
+        cause,
+    }
+}
+
+#[tokio::test]
+async fn qos0_is_reported_delivered_when_handed_to_the_transport() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("ev0");
+    let mut sub =
+        common::clients::open_with(rec.broker.addr, connect(ProtocolVersion::V5, &id)).await;
+    common::clients::subscribed(&mut sub, "ev/0", QoS::AtMostOnce).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "ev0p").await;
+    publ.send(publish("ev/0", &b"x"[..], QoS::AtMostOnce, None))
+        .await
+        .unwrap();
+    assert_eq!(&sub.recv_publish(T).await.unwrap().payload[..], b"x");
+    assert_eq!(rec.next().await, delivered(&id, "ev/0", QoS::AtMostOnce));
+}
+
+#[tokio::test]
+async fn qos1_is_delivered_on_puback_and_qos2_on_pubrec_not_before() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("ev12");
+    let mut sub =
+        common::clients::open_with(rec.broker.addr, connect(ProtocolVersion::V5, &id)).await;
+    common::clients::subscribed(&mut sub, "ev/q", QoS::ExactlyOnce).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "ev12p").await;
+
+    publ.send(publish("ev/q", &b"1"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    let p = sub.recv_publish(T).await.unwrap();
+    assert_eq!(p.qos, QoS::AtLeastOnce);
+    rec.none_yet();
+    sub.send(roost_testkit::packets::puback(p.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+    assert_eq!(rec.next().await, delivered(&id, "ev/q", QoS::AtLeastOnce));
+
+    publ.send(publish("ev/q", &b"2"[..], QoS::ExactlyOnce, Some(2)))
+        .await
+        .unwrap();
+    let p = sub.recv_publish(T).await.unwrap();
+    let pid = p.packet_id.unwrap().get();
+    rec.none_yet();
+    sub.send(roost_testkit::packets::pubrec(pid)).await.unwrap();
+    assert!(matches!(sub.recv(T).await.unwrap(), Packet::PubRel(_)));
+    assert_eq!(rec.next().await, delivered(&id, "ev/q", QoS::ExactlyOnce));
+    sub.send(roost_testkit::packets::pubcomp(pid))
+        .await
+        .unwrap();
+    sub.send(Packet::PingReq).await.unwrap();
+    assert!(matches!(sub.recv(T).await.unwrap(), Packet::PingResp));
+    rec.none_yet();
+}
+
+#[tokio::test]
+async fn a_message_the_client_refuses_is_reported_dropped() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("evrej");
+    let mut sub =
+        common::clients::open_with(rec.broker.addr, connect(ProtocolVersion::V5, &id)).await;
+    common::clients::subscribed(&mut sub, "ev/rej", QoS::AtLeastOnce).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "evrejp").await;
+    publ.send(publish("ev/rej", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    let p = sub.recv_publish(T).await.unwrap();
+    sub.send(Packet::PubAck(roost_codec::PubResponse {
+        packet_id: p.packet_id.unwrap(),
+        reason_code: ReasonCode::UNSPECIFIED_ERROR,
+        properties: Default::default(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        rec.next().await,
+        dropped(
+            &id,
+            "ev/rej",
+            DropCause::Rejected(ReasonCode::UNSPECIFIED_ERROR)
+        )
+    );
+}
+
+#[tokio::test]
+async fn qos0_for_an_offline_session_and_a_full_queue_are_reported_dropped() {
+    let mut rec = start_recording("[mqtt]\nmax_queued_messages = 1\n", true).await;
+    let id = unique_id("evoff");
+    let mut sub = common::clients::open_with(rec.broker.addr, persistent(&id)).await;
+    common::clients::subscribed(&mut sub, "ev/off/#", QoS::AtLeastOnce).await;
+    common::clients::drop_and_wait(&rec.broker, sub).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "evoffp").await;
+    publ.send(publish("ev/off/0", &b"x"[..], QoS::AtMostOnce, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "ev/off/0", DropCause::Offline)
+    );
+    for (i, topic) in ["ev/off/kept", "ev/off/full"].into_iter().enumerate() {
+        let pid = u16::try_from(i + 1).unwrap();
+        publ.send(publish(topic, &b"x"[..], QoS::AtLeastOnce, Some(pid)))
+            .await
+            .unwrap();
+        assert!(matches!(publ.recv(T).await.unwrap(), Packet::PubAck(_)));
+    }
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "ev/off/full", DropCause::QueueFull)
+    );
+    rec.none_yet();
+}
+
+#[tokio::test]
+async fn a_message_expired_in_the_offline_queue_is_reported_when_the_client_returns() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("evexp");
+    let mut sub = common::clients::open_with(rec.broker.addr, persistent(&id)).await;
+    common::clients::subscribed(&mut sub, "ev/exp/#", QoS::AtLeastOnce).await;
+    common::clients::drop_and_wait(&rec.broker, sub).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "evexpp").await;
+    let mut short = publish("ev/exp/short", &b"x"[..], QoS::AtLeastOnce, Some(1));
+    short.properties.message_expiry_interval = Some(1);
+    publ.send(short).await.unwrap();
+    assert!(matches!(publ.recv(T).await.unwrap(), Packet::PubAck(_)));
+    publ.send(publish("ev/exp/long", &b"y"[..], QoS::AtLeastOnce, Some(2)))
+        .await
+        .unwrap();
+    assert!(matches!(publ.recv(T).await.unwrap(), Packet::PubAck(_)));
+    // The expiry interval is in whole seconds: let it run out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut back = common::clients::open_with(rec.broker.addr, persistent(&id)).await;
+    let p = back.recv_publish(T).await.unwrap();
+    assert_eq!(&p.topic[..], "ev/exp/long");
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "ev/exp/short", DropCause::Expired)
+    );
+    back.send(roost_testkit::packets::puback(p.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.next().await,
+        delivered(&id, "ev/exp/long", QoS::AtLeastOnce)
+    );
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_clients_maximum_packet_size_is_reported_dropped() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("evbig");
+    let mut c = connect(ProtocolVersion::V5, &id);
+    c.properties.maximum_packet_size = Some(64);
+    let mut sub = common::clients::open_with(rec.broker.addr, c).await;
+    common::clients::subscribed(&mut sub, "ev/big", QoS::AtMostOnce).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "evbigp").await;
+    publ.send(publish("ev/big", vec![b'x'; 200], QoS::AtMostOnce, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "ev/big", DropCause::TooLarge)
+    );
+}
+
+#[tokio::test]
+async fn messages_left_when_a_session_ends_are_reported_dropped() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("evend");
+    // Session Expiry 0: the session ends with the connection.
+    let mut sub =
+        common::clients::open_with(rec.broker.addr, connect(ProtocolVersion::V5, &id)).await;
+    common::clients::subscribed(&mut sub, "ev/end", QoS::AtLeastOnce).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "evendp").await;
+    publ.send(publish("ev/end", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    // Received, never acknowledged.
+    sub.recv_publish(T).await.unwrap();
+    common::clients::drop_and_wait(&rec.broker, sub).await;
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "ev/end", DropCause::SessionEnded)
+    );
+}
+
+#[tokio::test]
+async fn an_unauthorized_publish_is_reported_dropped_for_the_publisher() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("evacl");
+    let mut publ =
+        common::clients::open_with(rec.broker.addr, connect(ProtocolVersion::V5, &id)).await;
+    publ.send(publish("private/x", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    match publ.recv(T).await.unwrap() {
+        Packet::PubAck(a) => assert_eq!(a.reason_code, ReasonCode::NOT_AUTHORIZED),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "private/x", DropCause::NotAuthorized)
+    );
+}
+
+#[tokio::test]
+async fn hooks_that_opt_out_of_message_events_get_none() {
+    let mut rec = start_recording("", false).await;
+    let mut sub = common::clients::open_v5(rec.broker.addr, "evnone").await;
+    common::clients::subscribed(&mut sub, "ev/none", QoS::AtMostOnce).await;
+    sub.send(publish("ev/none", &b"x"[..], QoS::AtMostOnce, None))
+        .await
+        .unwrap();
+    sub.recv_publish(T).await.unwrap();
+    sub.send(publish("private/x", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    assert!(matches!(sub.recv(T).await.unwrap(), Packet::PubAck(_)));
+    rec.none_yet();
+}
+
+#[tokio::test]
+async fn a_message_expired_behind_a_full_window_is_reported_when_the_window_opens() {
+    let mut rec = start_recording("", true).await;
+    let id = unique_id("evwin");
+    let mut c = connect(ProtocolVersion::V5, &id);
+    c.properties.receive_maximum = Some(1);
+    let mut sub = common::clients::open_with(rec.broker.addr, c).await;
+    common::clients::subscribed(&mut sub, "ev/win/#", QoS::AtLeastOnce).await;
+    let mut publ = common::clients::open_v5(rec.broker.addr, "evwinp").await;
+    publ.send(publish(
+        "ev/win/first",
+        &b"1"[..],
+        QoS::AtLeastOnce,
+        Some(1),
+    ))
+    .await
+    .unwrap();
+    let first = sub.recv_publish(T).await.unwrap();
+    let mut queued = publish("ev/win/queued", &b"2"[..], QoS::AtLeastOnce, Some(2));
+    queued.properties.message_expiry_interval = Some(1);
+    publ.send(queued).await.unwrap();
+    assert!(matches!(publ.recv(T).await.unwrap(), Packet::PubAck(_)));
+    assert!(matches!(publ.recv(T).await.unwrap(), Packet::PubAck(_)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sub.send(roost_testkit::packets::puback(
+        first.packet_id.unwrap().get(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        rec.next().await,
+        delivered(&id, "ev/win/first", QoS::AtLeastOnce)
+    );
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "ev/win/queued", DropCause::Expired)
+    );
 }

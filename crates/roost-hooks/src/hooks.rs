@@ -131,18 +131,27 @@ pub enum DisconnectCause {
     Lost,
 }
 
-/// Why a delivery was dropped.
+/// Why the broker discarded a message instead of delivering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DropCause {
-    /// The session's queue was full.
+    /// The session's queue (or the live connection's outbox) was full.
     QueueFull,
-    /// The message expired before it could be sent.
+    /// The Message Expiry Interval ran out while the message waited.
     Expired,
     /// Larger than the client's Maximum Packet Size.
     TooLarge,
-    /// QoS 0 for an offline session.
+    /// QoS 0 for an offline session (not queued unless `queue_qos0_offline`).
     Offline,
+    /// The session ended (expired, Clean Start, or a connection with Session
+    /// Expiry 0 closed) while still holding the message.
+    SessionEnded,
+    /// The publisher was not authorized to publish to the topic; the message
+    /// was never routed (`client_id` is the publisher's).
+    NotAuthorized,
+    /// The client answered PUBACK / PUBREC with this error reason code
+    /// (0x80 or above): it refused the message.
+    Rejected(ReasonCode),
 }
 
 /// Per-packet hooks. Register one implementation with the broker builder;
@@ -219,9 +228,30 @@ pub trait Hooks: Send + Sync + 'static {
     }
     /// The connection ended.
     fn on_disconnect(&self, client: &ClientInfo, cause: DisconnectCause) {}
-    /// A message was handed to a client's connection.
+    /// Whether this implementation wants [`Hooks::on_message_delivered`] and
+    /// [`Hooks::on_message_dropped`]. Asked once when the broker is built;
+    /// return `false` to spare the per-message cost of building a
+    /// [`MessageView`] when those two hooks are not overridden.
+    fn wants_message_events(&self) -> bool {
+        true
+    }
+    /// A message reached a client. The exact point depends on the QoS it
+    /// was delivered with: **QoS 0** — the PUBLISH was queued for the
+    /// client's transport (written in the same turn of the connection's
+    /// loop; QoS 0 has no acknowledgement). **QoS 1** — the client's PUBACK
+    /// arrived with a success code. **QoS 2** — the client's PUBREC arrived
+    /// with a success code: the client now owns the message and the broker
+    /// never sends it again [MQTT-4.3.3]; PUBREL/PUBCOMP only release the
+    /// packet identifier. `message.qos` is the QoS it was delivered with.
+    /// Runs on the connection's task: keep it short.
     fn on_message_delivered(&self, client_id: &str, message: &MessageView) {}
-    /// A message for a client was dropped.
+    /// The broker discarded a message meant for `client_id` (or, for
+    /// [`DropCause::NotAuthorized`], published by it). Every discard is
+    /// reported once: full queue or outbox, expiry while waiting, too large
+    /// for the client, QoS 0 while offline, left over when the session
+    /// ended, refused by the client, or not authorized. Runs on whichever
+    /// task discarded it (a publisher's, the client's, or a timer): keep it
+    /// short and never block.
     fn on_message_dropped(&self, client_id: &str, message: &MessageView, cause: DropCause) {}
     /// A new session was created.
     fn on_session_created(&self, client: &ClientInfo) {}

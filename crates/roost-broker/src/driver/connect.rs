@@ -293,6 +293,11 @@ where
     // Drops the resumed state already counted; accept may add more (expired
     // while queued, too large for the new Maximum Packet Size).
     let mut drops_counted = previous.as_ref().map_or(0, SessionState::dropped_messages);
+    // Resuming resends what is in flight and fills the window from the
+    // queue, dropping what expired or no longer fits: the hooks hear of it.
+    let held = previous
+        .as_ref()
+        .and_then(|state| super::events::Held::before(core, state, true));
     let session = Session::accept(
         connect,
         assigned,
@@ -302,6 +307,9 @@ where
         now,
     );
     core.sync_session_drops(&slot, &mut drops_counted, &session);
+    if let Some(held) = held {
+        held.report(core, session.state(), now);
+    }
     Ok(Attached {
         session,
         slot,
@@ -486,7 +494,8 @@ async fn attach(
                 core.router.write().remove_all(&key);
                 core.discard_undelivered(&mut old);
             }
-            slot.inner.lock().outbox.clear();
+            let outbox = std::mem::take(&mut slot.inner.lock().outbox);
+            core.report_ended(client_id, outbox.iter());
             None
         } else {
             if let Some((will, true)) = pending_will {

@@ -18,6 +18,7 @@ use roost_hooks::{
 use roost_router::{Subscription, topic_matches};
 use roost_session::{Inbound, Message, Session, Violation};
 
+use super::events::{self, deliver};
 use crate::config::{AclDefault, DeniedPublish};
 use crate::core::Core;
 use crate::metrics::Metrics;
@@ -70,7 +71,23 @@ pub(crate) async fn handle_packet(
             return Ok(Flow::Close(reason));
         }
     }
-    match session.handle_packet(now, packet)? {
+    // A PUBACK / PUBREC completes an outbound message and may move queued
+    // ones into the window: note what the session holds first (only when a
+    // hook wants message events).
+    let acked = events::acked(core, session, &packet);
+    let held = if acked.is_some() || matches!(packet, Packet::PubComp(_)) {
+        events::Held::before(core, session.state(), false)
+    } else {
+        None
+    };
+    let inbound = session.handle_packet(now, packet)?;
+    if let Some(acked) = acked {
+        events::report_acked(core, &inputs.client.client_id, acked);
+    }
+    if let Some(held) = held {
+        held.report(core, session.state(), now);
+    }
+    match inbound {
         Inbound::Nothing => {}
         Inbound::Publish { message, packet_id } => {
             return Ok(publish(inputs, session, message, packet_id, now).await);
@@ -104,6 +121,9 @@ async fn publish(
     };
     if !authorized(inputs, action, &message.topic) {
         tracing::info!(client_id = %inputs.client.client_id, topic = %message.topic, "publish not authorized");
+        let cause = roost_hooks::DropCause::NotAuthorized;
+        core.ext
+            .dropped(&inputs.client.client_id, &message, message.qos, cause);
         return refuse_publish(
             inputs,
             session,
@@ -149,7 +169,7 @@ async fn publish(
         let mut own = std::collections::VecDeque::new();
         inputs.key.0.drain_outbox(&mut own);
         for delivery in own {
-            session.handle_delivery(now, delivery);
+            deliver(core, session, delivery, now);
         }
     }
     if let Some(packet_id) = packet_id {
@@ -290,7 +310,7 @@ async fn subscribe_all(
     session.complete_subscribe(subscribe, &results);
     for (filter, qos) in retained {
         for delivery in core.retained_for(&filter, qos, identifier, now) {
-            session.handle_delivery(now, delivery);
+            deliver(core, session, delivery, now);
         }
     }
 }

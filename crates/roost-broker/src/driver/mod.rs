@@ -3,6 +3,7 @@
 //! output, re-arm its timer. One file per phase.
 
 mod connect;
+mod events;
 mod inbound;
 mod io;
 mod run;
@@ -16,6 +17,8 @@ use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::ConnectionInfo;
+
+pub(crate) use events::enqueue_offline;
 
 /// Serves one accepted connection until it closes. `info` is what the
 /// transport learnt (peer address, TLS identity).

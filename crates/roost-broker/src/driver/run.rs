@@ -11,6 +11,7 @@ use roost_session::{Delivery, Violation};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connect::{Attached, will_of};
+use super::events::deliver;
 use super::inbound::{Flow, Inputs, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
@@ -99,7 +100,7 @@ pub(crate) async fn run<R, W>(
     // Deliveries that arrived while attaching.
     slot.drain_outbox(&mut batch);
     for d in batch.drain(..) {
-        session.handle_delivery(now, d);
+        deliver(core, &mut session, d, now);
     }
 
     // Packets that arrived in the same read as CONNECT are already buffered:
@@ -138,7 +139,7 @@ pub(crate) async fn run<R, W>(
                 // in order with the acknowledgements just queued.
                 slot.drain_outbox(&mut batch);
                 for d in batch.drain(..) {
-                    session.handle_delivery(now, d);
+                    deliver(core, &mut session, d, now);
                 }
             }
             core.sync_session_drops(&slot, &mut drops_seen, &session);
@@ -189,7 +190,7 @@ pub(crate) async fn run<R, W>(
                     let now = Instant::now();
                     slot.drain_outbox(&mut batch);
                     for d in batch.drain(..) {
-                        session.handle_delivery(now, d);
+                        deliver(core, &mut session, d, now);
                     }
                 },
                 _ = sleep_until(credentials_expire), if credentials_expire.is_some() => {
