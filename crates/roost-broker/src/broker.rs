@@ -17,6 +17,7 @@ use crate::core::Core;
 use crate::extensions::{Extensions, PanicPolicy};
 use crate::listener::{BoundAddress, BoundListener};
 use crate::metrics::Stats;
+use crate::retained::{RetainedError, RetainedMessage, RetainedPage};
 use crate::slot::Control;
 use crate::transport::{Reloadable, TlsReloadError};
 
@@ -169,6 +170,9 @@ impl Broker {
         for listener in self.listeners {
             tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
         }
+        // Ends by itself at shutdown.
+        let core = Arc::clone(&self.core);
+        tokio::spawn(async move { core.retained.sweep_until(core.shutdown.subscribe()).await });
         let mut shutdown = self.core.shutdown.subscribe();
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
@@ -278,7 +282,58 @@ impl BrokerHandle {
         let mut stats = self.core.metrics.snapshot();
         stats.sessions = self.core.sessions.len() as u64;
         stats.subscriptions = self.core.router.read().subscription_count() as u64;
-        stats.retained_messages = self.core.retained.read().len() as u64;
+        self.core.retained.fill_stats(&mut stats);
         stats
+    }
+
+    /// One page of the retained messages matching `filter`, in topic order.
+    /// Wildcards work as in a subscription (`#` and `+` at the first level
+    /// skip `$` topics). `after` is the previous page's
+    /// [`RetainedPage::next`] (`None` = from the start); `limit` is clamped
+    /// to 1..=1000. A topic stored during the whole listing shows exactly
+    /// once, whatever is inserted or deleted meanwhile. Expired messages are
+    /// not listed (and are removed).
+    pub fn retained_list(
+        &self,
+        filter: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<RetainedPage, RetainedError> {
+        self.core
+            .retained
+            .list(filter, after, limit, Instant::now())
+    }
+
+    /// The retained message of `topic`; `None` when there is none or it expired.
+    pub fn retained_get(&self, topic: &str) -> Option<RetainedMessage> {
+        self.core.retained.get(topic, Instant::now())
+    }
+
+    /// Stores `payload` as the retained message of `topic`, replacing any,
+    /// without delivering it to anyone now: later subscribers get it, as with
+    /// the seed's `addRetainMessage`. To deliver it to current subscribers as
+    /// well, use [`BrokerHandle::publish`] with `retain = true`. The limits,
+    /// `retain_ttl` and the properties' Message Expiry Interval apply; an
+    /// empty payload deletes, as a retained PUBLISH would.
+    pub fn retained_set(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        properties: PublishProperties,
+    ) -> Result<(), RetainedError> {
+        self.core
+            .retained
+            .set_from_api(topic, payload, qos, properties, Instant::now())
+    }
+
+    /// Deletes the retained message of `topic`; false when there was none.
+    pub fn retained_delete(&self, topic: &str) -> bool {
+        self.core.retained.delete(topic)
+    }
+
+    /// Retained messages stored (expired ones count until they are purged).
+    pub fn retained_count(&self) -> usize {
+        self.core.retained.len()
     }
 }

@@ -111,6 +111,9 @@ pub struct MqttConfig {
     pub max_retained_messages: usize,
     /// Largest retained payload in bytes (0 = unlimited).
     pub max_retained_payload: usize,
+    /// Seconds a retained message is kept after it was stored (0 = until
+    /// replaced, deleted or its Message Expiry runs out).
+    pub retain_ttl: u64,
     /// Deliveries waiting in one connection's outbox before new QoS 0 are dropped.
     pub max_outbox: usize,
     /// Server redirection (MQTT 5.0 §4.11): send every 5.0 client elsewhere.
@@ -169,6 +172,7 @@ impl Default for MqttConfig {
             validate_utf8_payload: false,
             max_retained_messages: 1_000_000,
             max_retained_payload: 0,
+            retain_ttl: 0,
             max_outbox: 100_000,
             redirect: RedirectConfig::default(),
         }

@@ -10,7 +10,7 @@ use bytestring::ByteString;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use roost_codec::QoS;
-use roost_router::{RetainedIndex, Router, SharedStrategy, Target};
+use roost_router::{Router, SharedStrategy, Target};
 use roost_session::{Delivery, EnqueueOutcome, Message, Session, SessionConfig, SessionState};
 use smallvec::SmallVec;
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::config::{Config, SharedStrategyConfig};
 use crate::extensions::Extensions;
 use crate::metrics::Metrics;
+use crate::retained::RetainedStore;
 use crate::slot::{Handover, Parked, Pushed, SessionKey, SessionSlot};
 use roost_hooks::DropCause;
 
@@ -27,7 +28,7 @@ pub(crate) struct Core {
     pub(crate) session_config: Arc<SessionConfig>,
     pub(crate) sessions: DashMap<ByteString, Arc<SessionSlot>>,
     pub(crate) router: RwLock<Router<SessionKey>>,
-    pub(crate) retained: RwLock<RetainedIndex<Arc<Message>>>,
+    pub(crate) retained: RetainedStore,
     pub(crate) metrics: Metrics,
     pub(crate) ext: Extensions,
     pub(crate) builtins: crate::builtin_auth::Builtins,
@@ -57,12 +58,13 @@ impl Core {
             SharedStrategyConfig::HashTopic => SharedStrategy::HashTopic,
         };
         let session_config = Arc::new(config.session_config());
+        let retained = RetainedStore::new(&config.mqtt);
         Arc::new(Self {
             config,
             session_config,
             sessions: DashMap::new(),
             router: RwLock::new(Router::new(strategy)),
-            retained: RwLock::new(RetainedIndex::new()),
+            retained,
             metrics: Metrics::default(),
             ext,
             builtins,
@@ -82,7 +84,7 @@ impl Core {
     ) -> usize {
         let message = Arc::new(message);
         if message.retain {
-            self.store_retained(&message);
+            self.retained.on_publish(&message, now);
         }
         let mut targets: Vec<Target<SessionKey>> = Vec::new();
         let publisher_id = message.publisher.as_deref().unwrap_or("");
@@ -159,27 +161,6 @@ impl Core {
         *seen = total;
     }
 
-    /// Stores, replaces or (empty payload) deletes a retained message
-    /// [MQTT-3.3.1-5..7], within the configured limits.
-    fn store_retained(&self, message: &Arc<Message>) {
-        let mut retained = self.retained.write();
-        if message.payload.is_empty() {
-            retained.remove(&message.topic);
-            return;
-        }
-        let max_payload = self.config.mqtt.max_retained_payload;
-        if max_payload > 0 && message.payload.len() > max_payload {
-            tracing::debug!(topic = %message.topic, size = message.payload.len(), "retained payload over limit, not stored");
-            return;
-        }
-        let max_count = self.config.mqtt.max_retained_messages;
-        if max_count > 0 && retained.len() >= max_count && retained.get(&message.topic).is_none() {
-            tracing::warn!(topic = %message.topic, "retained message limit reached, not stored");
-            return;
-        }
-        retained.insert(&message.topic, Arc::clone(message));
-    }
-
     /// Retained messages matching `filter`, as deliveries at most `qos`; expired
     /// ones are skipped (and removed).
     pub(crate) fn retained_for(
@@ -189,28 +170,16 @@ impl Core {
         sub_id: Option<u32>,
         now: Instant,
     ) -> Vec<Delivery> {
-        let mut found: Vec<Arc<Message>> = Vec::new();
-        self.retained.read().matches(filter, &mut found);
-        let mut expired = false;
-        let deliveries = found
+        self.retained
+            .matching(filter, now)
             .into_iter()
-            .filter(|m| {
-                let live = !m.is_expired(now);
-                expired |= !live;
-                live
+            .map(|message| {
+                let granted = message.qos.min(qos);
+                let mut delivery = Delivery::new(message, granted, true);
+                delivery.subscription_ids = sub_id.into_iter().collect::<SmallVec<[u32; 2]>>();
+                delivery
             })
-            .map(|message| Delivery {
-                qos: message.qos.min(qos),
-                retain: true,
-                subscription_ids: sub_id.into_iter().collect::<SmallVec<[u32; 2]>>(),
-                message,
-                store_seq: None,
-            })
-            .collect();
-        if expired {
-            self.retained.write().retain(|_, m| !m.is_expired(now));
-        }
-        deliveries
+            .collect()
     }
 
     /// Ends a session for good: removes its subscriptions and its registry

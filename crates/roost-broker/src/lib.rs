@@ -30,6 +30,7 @@ mod driver;
 mod extensions;
 mod listener;
 mod metrics;
+mod retained;
 mod slot;
 mod transport;
 
@@ -38,5 +39,6 @@ pub use config::{Config, ConfigError};
 pub use extensions::PanicPolicy;
 pub use listener::BoundAddress;
 pub use metrics::Stats;
+pub use retained::{RetainedError, RetainedMessage, RetainedPage};
 pub use roost_hooks as hooks;
 pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};

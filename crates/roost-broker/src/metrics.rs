@@ -43,8 +43,15 @@ pub struct Stats {
     pub sessions: u64,
     /// Subscriptions in the router.
     pub subscriptions: u64,
-    /// Retained messages stored.
+    /// Retained messages stored (expired ones count until they are purged).
     pub retained_messages: u64,
+    /// Payload bytes of the retained messages stored.
+    pub retained_bytes: u64,
+    /// Retained messages removed because their Message Expiry or `retain_ttl` ran out.
+    pub retained_expired: u64,
+    /// Retained messages not stored because of `max_retained_messages` or
+    /// `max_retained_payload`.
+    pub retained_refused: u64,
 }
 
 impl Metrics {

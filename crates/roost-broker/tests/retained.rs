@@ -4,7 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "retained/api.rs"]
+mod api;
 mod common;
+#[path = "retained/policy.rs"]
+mod policy;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -162,6 +162,18 @@ async fn publish(
             PublishDecision::Disconnect(reason) => return Flow::Close(reason),
         }
     }
+    // A retained message a limit refuses: a 5.0 QoS 1/2 publisher is told
+    // with 0x97 and the message is not routed either (an error code means
+    // "not accepted"); others cannot be told, so it is routed, not retained.
+    if let Some(packet_id) = packet_id
+        && message.retain
+        && session.version().is_v5()
+        && let Err(refused) = core.retained.admit(&message)
+    {
+        tracing::debug!(topic = %message.topic, error = %refused, "retained publish refused");
+        session.complete_publish(packet_id, flow_qos, ReasonCode::QUOTA_EXCEEDED);
+        return Flow::Continue;
+    }
     let reached = core.publish(message, Some(inputs.key), now);
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with

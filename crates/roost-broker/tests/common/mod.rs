@@ -63,3 +63,17 @@ pub async fn start_with(
     tokio::spawn(broker.run());
     TestBroker { addr, handle }
 }
+
+/// Polls `done` every 10 ms until it holds; fails the test naming `what`
+/// after `within`. For states that follow from time passing (expiry, sweeps)
+/// rather than from a packet the test could wait for.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

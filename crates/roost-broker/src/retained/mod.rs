@@ -1,0 +1,329 @@
+//! The broker's retained messages: one [`RetainedStore`] owns the topic index
+//! (`roost_router::RetainedIndex`) and the policies around it — `retain_ttl`,
+//! Message Expiry, the count and payload limits — and keeps its figures
+//! (count, payload bytes, expired, refused) for `stats()`.
+//!
+//! Every change goes through two methods: [`RetainedStore::set`] and
+//! [`RetainedStore::remove`]. Persistence hooks in there, so a retained
+//! message cannot change without the store hearing of it.
+//!
+//! A message past its Message Expiry or its TTL is never handed out; it is
+//! removed when a lookup meets it and by a periodic sweep that scans a
+//! bounded number of entries per tick (`sweep.rs`).
+
+mod list;
+mod sweep;
+mod view;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use parking_lot::{Mutex, RwLock};
+use roost_codec::{PublishProperties, QoS};
+use roost_router::RetainedIndex;
+use roost_session::Message;
+
+use crate::config::MqttConfig;
+use crate::metrics::Stats;
+
+pub use view::{RetainedError, RetainedMessage, RetainedPage};
+
+/// One stored retained message.
+#[derive(Clone)]
+struct Entry {
+    message: Arc<Message>,
+    /// Wall-clock time it was stored (shown by the API, kept by persistence).
+    stored_at: SystemTime,
+    /// When it stops being delivered: the earlier of its Message Expiry and
+    /// the TTL. `None` = kept until replaced or deleted.
+    dies_at: Option<Instant>,
+}
+
+impl Entry {
+    fn is_dead(&self, now: Instant) -> bool {
+        self.dies_at.is_some_and(|at| now >= at)
+    }
+}
+
+/// The limits from `[mqtt]`.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    enabled: bool,
+    ttl: Option<Duration>,
+    max_messages: usize,
+    max_payload: usize,
+}
+
+/// Why a retained message leaves the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// An empty retained PUBLISH [MQTT-3.3.1-6] or the API deleted it.
+    Deleted,
+    /// Its Message Expiry or TTL ran out.
+    Expired,
+}
+
+/// The index and the figures that change with it, under one lock.
+#[derive(Default)]
+struct Inner {
+    index: RetainedIndex<Entry>,
+    /// Payload bytes of every stored message.
+    bytes: u64,
+    /// Entries with a deadline; the sweep has nothing to do while it is 0.
+    mortal: usize,
+}
+
+/// The retained messages of one broker and their policies.
+pub(crate) struct RetainedStore {
+    inner: RwLock<Inner>,
+    policy: Policy,
+    /// Messages removed because their expiry or TTL ran out.
+    expired: AtomicU64,
+    /// Retained messages not stored because of a limit.
+    refused: AtomicU64,
+    /// Where the next sweep tick resumes (`None` = from the first topic).
+    sweep_cursor: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for RetainedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetainedStore")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetainedStore {
+    /// An empty store with the limits of `[mqtt]`.
+    pub(crate) fn new(mqtt: &MqttConfig) -> Self {
+        Self {
+            inner: RwLock::new(Inner::default()),
+            policy: Policy {
+                enabled: mqtt.retain_available,
+                ttl: (mqtt.retain_ttl > 0).then(|| Duration::from_secs(mqtt.retain_ttl)),
+                max_messages: mqtt.max_retained_messages,
+                max_payload: mqtt.max_retained_payload,
+            },
+            expired: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            sweep_cursor: Mutex::new(None),
+        }
+    }
+
+    /// Applies a PUBLISH with RETAIN set: an empty payload removes the topic's
+    /// retained message [MQTT-3.3.1-6] and is not stored [MQTT-3.3.1-7];
+    /// anything else replaces it [MQTT-3.3.1-5] unless a limit refuses it
+    /// (counted; the message is still routed by the caller).
+    pub(crate) fn on_publish(&self, message: &Arc<Message>, now: Instant) {
+        if message.payload.is_empty() {
+            self.remove(&mut self.inner.write(), &message.topic, Removal::Deleted);
+            return;
+        }
+        if let Err(e) = self.store(Arc::clone(message), now) {
+            tracing::debug!(topic = %message.topic, error = %e, "retained message not stored");
+        }
+    }
+
+    /// Whether a limit would refuse to retain `message`; a refusal is counted.
+    /// Lets a 5.0 publisher be told (0x97) before the message is routed.
+    pub(crate) fn admit(&self, message: &Message) -> Result<(), RetainedError> {
+        if message.payload.is_empty() {
+            return Ok(());
+        }
+        let result = self.check(&self.inner.read(), &message.topic, message.payload.len());
+        if result.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Stores `message` as its topic's retained message if the limits allow.
+    fn store(&self, message: Arc<Message>, now: Instant) -> Result<(), RetainedError> {
+        let stored_at = SystemTime::now();
+        let ttl_end = self.policy.ttl.and_then(|ttl| now.checked_add(ttl));
+        let dies_at = match (message.expires_at, ttl_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let entry = Entry {
+            message,
+            stored_at,
+            dies_at,
+        };
+        let mut inner = self.inner.write();
+        if let Err(e) = self.check(&inner, &entry.message.topic, entry.message.payload.len()) {
+            drop(inner);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.set(&mut inner, entry);
+        Ok(())
+    }
+
+    /// The limits: payload size, and the count for a topic not yet stored.
+    fn check(&self, inner: &Inner, topic: &str, size: usize) -> Result<(), RetainedError> {
+        let p = &self.policy;
+        if p.max_payload > 0 && size > p.max_payload {
+            return Err(RetainedError::PayloadTooLarge {
+                size,
+                limit: p.max_payload,
+            });
+        }
+        if p.max_messages > 0
+            && inner.index.len() >= p.max_messages
+            && inner.index.get(topic).is_none()
+        {
+            return Err(RetainedError::StoreFull {
+                limit: p.max_messages,
+            });
+        }
+        Ok(())
+    }
+
+    /// THE place a retained message is set (or replaced).
+    fn set(&self, inner: &mut Inner, entry: Entry) {
+        let size = entry.message.payload.len() as u64;
+        let mortal = entry.dies_at.is_some();
+        let topic = entry.message.topic.clone();
+        let previous = inner.index.insert(&topic, entry);
+        if let Some(previous) = previous {
+            inner.forget(&previous);
+        }
+        inner.bytes += size;
+        inner.mortal += usize::from(mortal);
+    }
+
+    /// THE place a retained message is removed.
+    fn remove(&self, inner: &mut Inner, topic: &str, why: Removal) -> Option<Arc<Message>> {
+        let removed = inner.index.remove(topic)?;
+        inner.forget(&removed);
+        if why == Removal::Expired {
+            self.expired.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(removed.message)
+    }
+
+    /// Removes those of `topics` that are (still) dead at `now`: a topic may
+    /// have been given a fresh message since it was seen dead. Returns how
+    /// many it removed.
+    fn purge(&self, topics: &[impl AsRef<str>], now: Instant) -> usize {
+        if topics.is_empty() {
+            return 0;
+        }
+        let mut inner = self.inner.write();
+        let mut removed = 0;
+        for topic in topics {
+            let topic = topic.as_ref();
+            if inner.index.get(topic).is_some_and(|e| e.is_dead(now)) {
+                self.remove(&mut inner, topic, Removal::Expired);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The live retained messages matching `filter` (for a new subscription);
+    /// dead ones met on the way are removed.
+    pub(crate) fn matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        let mut found: Vec<Entry> = Vec::new();
+        self.inner.read().index.matches(filter, &mut found);
+        let mut dead: Vec<ByteString> = Vec::new();
+        let live = found
+            .into_iter()
+            .filter_map(|e| {
+                if e.is_dead(now) {
+                    dead.push(e.message.topic.clone());
+                    None
+                } else {
+                    Some(e.message)
+                }
+            })
+            .collect();
+        self.purge(&dead, now);
+        live
+    }
+
+    /// The live retained message of `topic`.
+    pub(crate) fn get(&self, topic: &str, now: Instant) -> Option<RetainedMessage> {
+        let entry = self.inner.read().index.get(topic).cloned()?;
+        if entry.is_dead(now) {
+            self.purge(&[topic], now);
+            return None;
+        }
+        Some(RetainedMessage::new(&entry, now))
+    }
+
+    /// Stores a retained message given by the application (not routed). An
+    /// empty payload deletes, as a retained PUBLISH would [MQTT-3.3.1-6].
+    pub(crate) fn set_from_api(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        mut properties: PublishProperties,
+        now: Instant,
+    ) -> Result<(), RetainedError> {
+        if !self.policy.enabled {
+            return Err(RetainedError::Unavailable);
+        }
+        roost_codec::topic::validate_topic_name(topic)
+            .map_err(|e| RetainedError::InvalidTopic(e.to_string()))?;
+        if payload.is_empty() {
+            self.delete(topic);
+            return Ok(());
+        }
+        // Per-hop properties have no meaning on a stored message.
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        let expires_at = properties
+            .message_expiry_interval
+            .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));
+        let message = Message {
+            topic: ByteString::from(topic),
+            payload,
+            qos,
+            retain: true,
+            properties,
+            expires_at,
+            publisher: None,
+        };
+        self.store(Arc::new(message), now)
+    }
+
+    /// Deletes the retained message of `topic`; false when there was none.
+    pub(crate) fn delete(&self, topic: &str) -> bool {
+        self.remove(&mut self.inner.write(), topic, Removal::Deleted)
+            .is_some()
+    }
+
+    /// Retained messages stored (dead ones count until they are purged).
+    pub(crate) fn len(&self) -> usize {
+        self.inner.read().index.len()
+    }
+
+    /// Copies the store's figures into `stats`.
+    pub(crate) fn fill_stats(&self, stats: &mut Stats) {
+        {
+            let inner = self.inner.read();
+            stats.retained_messages = inner.index.len() as u64;
+            stats.retained_bytes = inner.bytes;
+        }
+        stats.retained_expired = self.expired.load(Ordering::Relaxed);
+        stats.retained_refused = self.refused.load(Ordering::Relaxed);
+    }
+}
+
+impl Inner {
+    /// Takes a removed or replaced entry out of the figures.
+    fn forget(&mut self, entry: &Entry) {
+        self.bytes = self
+            .bytes
+            .saturating_sub(entry.message.payload.len() as u64);
+        if entry.dies_at.is_some() {
+            self.mortal = self.mortal.saturating_sub(1);
+        }
+    }
+}
