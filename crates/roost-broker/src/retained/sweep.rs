@@ -70,3 +70,66 @@ impl RetainedStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use roost_codec::{PublishProperties, QoS};
+
+    use super::RetainedStore;
+    use crate::config::MqttConfig;
+    use crate::metrics::Stats;
+
+    fn store_with(ttl: u64, topics: &[&str], now: Instant) -> RetainedStore {
+        let store = RetainedStore::new(&MqttConfig {
+            retain_ttl: ttl,
+            ..MqttConfig::default()
+        });
+        for topic in topics {
+            let set = store.set_from_api(
+                topic,
+                Bytes::from_static(b"x"),
+                QoS::AtMostOnce,
+                PublishProperties::default(),
+                now,
+            );
+            assert_eq!(set, Ok(()));
+        }
+        store
+    }
+
+    #[test]
+    fn each_tick_scans_its_budget_and_the_next_resumes_after_it() {
+        let now = Instant::now();
+        let store = store_with(1, &["a", "b", "c", "d", "e"], now);
+        let later = now + Duration::from_secs(2);
+        assert_eq!(store.sweep(later, 2), 2);
+        assert_eq!(store.sweep(later, 2), 2);
+        assert_eq!(store.sweep(later, 2), 1);
+        assert_eq!(store.len(), 0);
+        let mut stats = Stats::default();
+        store.fill_stats(&mut stats);
+        assert_eq!((stats.retained_expired, stats.retained_bytes), (5, 0));
+    }
+
+    #[test]
+    fn a_pass_that_reaches_the_end_starts_over() {
+        let now = Instant::now();
+        let store = store_with(1, &["a", "b", "c"], now);
+        // Nothing is due yet: the first pass only moves the cursor to the end.
+        assert_eq!(store.sweep(now, 2), 0);
+        assert_eq!(store.sweep(now, 2), 0);
+        let later = now + Duration::from_secs(2);
+        assert_eq!(store.sweep(later, 10), 3);
+    }
+
+    #[test]
+    fn no_deadline_no_sweep() {
+        let now = Instant::now();
+        let store = store_with(0, &["a"], now);
+        assert_eq!(store.sweep(now + Duration::from_secs(3600), 10), 0);
+        assert_eq!(store.len(), 1);
+    }
+}

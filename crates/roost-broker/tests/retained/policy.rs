@@ -286,3 +286,14 @@ async fn retained_message_over_a_limit_from_a_publisher_that_cannot_be_told_is_r
     let stats = broker.handle.stats();
     assert_eq!((stats.retained_messages, stats.retained_refused), (1, 2));
 }
+
+#[test]
+fn a_bad_retain_ttl_is_a_config_error_naming_the_key_and_line() {
+    let err = roost_broker::Config::from_toml("[mqtt]\nretain_ttl = -5\n", "roost.toml")
+        .expect_err("a negative TTL is refused")
+        .to_string();
+    assert!(err.contains("retain_ttl"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    let ok = roost_broker::Config::from_toml("[mqtt]\nretain_ttl = 86400\n", "roost.toml").unwrap();
+    assert_eq!(ok.mqtt.retain_ttl, 86_400);
+}
