@@ -242,6 +242,9 @@ impl BrokerHandle {
     /// that fails to parse keeps its previous contents; the errors (naming the
     /// file and line) are returned for logging.
     pub fn reload_auth(&self) -> Vec<String> {
+        // Sessions forget their cached authorization answers whatever
+        // happens: a file that reloaded has new rules.
+        self.core.ext.invalidate_authz();
         let mut errors = Vec::new();
         for (name, reload) in &self.core.builtins.reloads {
             match reload() {

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use roost_codec::{QoS, ReasonCode};
@@ -41,6 +42,9 @@ pub(crate) struct Extensions {
     /// flag the delivery paths check before building anything.
     pub(crate) message_events: bool,
     pub(crate) panic_policy: PanicPolicy,
+    /// Bumped on every auth reload: per-session authorization caches
+    /// stamped with an older value start over.
+    pub(crate) authz_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Extensions {
@@ -114,31 +118,58 @@ impl Extensions {
         AuthResult::Ignore
     }
 
-    /// Runs the authorizer chain; `None` when every authorizer ignored the action.
-    pub(crate) fn authorize(
+    /// Runs the authorizer chain; the answer is `None` when every authorizer
+    /// ignored the action. An authorizer with an async form is awaited (on
+    /// the calling connection's task); the flag says whether the answer may
+    /// be cached per session (only when no async authorizer was asked).
+    pub(crate) async fn authorize(
         &self,
         client: &ClientInfo,
         action: Action,
         topic: &str,
-    ) -> Option<bool> {
+    ) -> (Option<bool>, bool) {
+        let mut cacheable = true;
         for authorizer in &self.authorizers {
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                authorizer.authorize(client, action, topic)
+            let pending = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                authorizer.authorize_async(client, action, topic)
             }));
+            let result = match pending {
+                Ok(Some(future)) => {
+                    cacheable = false;
+                    guarded(future).await.ok_or(())
+                }
+                Ok(None) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    authorizer.authorize(client, action, topic)
+                }))
+                .map_err(|_| ()),
+                Err(_) => Err(()),
+            };
             match result {
-                Ok(AclResult::Allow) => return Some(true),
-                Ok(AclResult::Deny) => return Some(false),
+                Ok(AclResult::Allow) => return (Some(true), cacheable),
+                Ok(AclResult::Deny) => return (Some(false), cacheable),
                 Ok(AclResult::Ignore) => {}
-                Err(_) => {
+                Err(()) => {
                     tracing::error!(
                         authorizer = authorizer.name(),
                         "authorizer panicked; denying"
                     );
-                    return Some(false);
+                    return (Some(false), false);
                 }
             }
         }
-        None
+        (None, cacheable)
+    }
+
+    /// The current authorization generation: cached answers from an older
+    /// one are stale.
+    pub(crate) fn authz_generation(&self) -> u64 {
+        self.authz_generation.load(Ordering::Acquire)
+    }
+
+    /// Makes every session's cached authorization answers stale (the rules
+    /// were reloaded or changed).
+    pub(crate) fn invalidate_authz(&self) {
+        self.authz_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Awaits a decision hook, applying the panic policy.
@@ -293,8 +324,9 @@ mod tests {
                     qos: roost_codec::QoS::AtMostOnce
                 },
                 "a"
-            ),
-            None
+            )
+            .await,
+            (None, true)
         );
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -118,4 +119,139 @@ async fn a_missing_password_file_is_a_startup_error_naming_it() {
         err.to_string().contains("/nonexistent/roost-passwd"),
         "{err}"
     );
+}
+
+/// Publishes at QoS 1 and returns the PUBACK reason code.
+async fn publish_code(client: &mut RawClient, topic: &str, id: u16) -> ReasonCode {
+    client
+        .send(Packet::Publish(publish(
+            topic,
+            &b"x"[..],
+            QoS::AtLeastOnce,
+            Some(id),
+        )))
+        .await
+        .unwrap();
+    match client.recv(T).await.unwrap() {
+        Packet::PubAck(a) => a.reason_code,
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+fn allowed(code: ReasonCode) -> bool {
+    !code.is_error()
+}
+
+#[tokio::test]
+async fn a_reload_invalidates_the_answers_sessions_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "allow all publish lamp/#\ndeny all all #\n").unwrap();
+    let toml = format!("[auth.acl_file]\npath = {:?}\n", acl.display().to_string());
+    let broker = common::start_with(common::config(&toml), None).await;
+    let mut c = common::clients::open_v5(broker.addr, "reload").await;
+    // Allowed, and now cached for this session.
+    assert!(allowed(publish_code(&mut c, "lamp/1", 1).await));
+    assert!(allowed(publish_code(&mut c, "lamp/1", 2).await));
+    std::fs::write(&acl, "deny all all #\n").unwrap();
+    assert!(broker.handle.reload_auth().is_empty());
+    // The same session, the same topic: the new rules answer.
+    assert_eq!(
+        publish_code(&mut c, "lamp/1", 3).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+}
+
+/// Allows `ok/...` topics, denies the rest; holds `slow/...` answers until
+/// released.
+async fn http_acl_service(release: Arc<tokio::sync::Notify>) -> common::http::HttpStub {
+    common::http::serve(move |body| {
+        let release = Arc::clone(&release);
+        Box::pin(async move {
+            if body.contains("\"topic\":\"slow/") {
+                release.notified().await;
+            }
+            let result = if body.contains("\"topic\":\"ok/") || body.contains("\"topic\":\"slow/") {
+                "allow"
+            } else {
+                "deny"
+            };
+            (200, format!("{{\"result\":\"{result}\"}}"))
+        })
+    })
+    .await
+}
+
+fn http_acl_config(url: &str) -> String {
+    // cache_miss = "ignore" with a default-allow policy: only an awaited
+    // answer can deny the first request.
+    format!("[auth.http_acl]\nurl = {url:?}\ntimeout_ms = 5000\n")
+}
+
+#[tokio::test]
+async fn the_http_authorizer_is_awaited_before_the_first_publish_and_subscribe() {
+    let service = http_acl_service(Arc::new(tokio::sync::Notify::new())).await;
+    let broker = common::start_with(common::config(&http_acl_config(&service.url())), None).await;
+    let mut c = common::clients::open_v5(broker.addr, "httpacl").await;
+    assert_eq!(
+        publish_code(&mut c, "no/1", 1).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    assert!(allowed(publish_code(&mut c, "ok/1", 2).await));
+    assert_eq!(
+        common::clients::sub(&mut c, "no/#", QoS::AtMostOnce).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    assert!(allowed(
+        common::clients::sub(&mut c, "ok/#", QoS::AtMostOnce).await
+    ));
+    assert_eq!(service.count(), 4);
+}
+
+#[tokio::test]
+async fn an_unreachable_http_authorizer_fails_closed() {
+    let port = common::http::closed_port().await;
+    let url = format!("http://127.0.0.1:{port}/acl");
+    let broker = common::start_with(common::config(&http_acl_config(&url)), None).await;
+    let mut c = common::clients::open_v5(broker.addr, "httpdown").await;
+    assert_eq!(
+        publish_code(&mut c, "ok/1", 1).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    assert_eq!(
+        common::clients::sub(&mut c, "ok/#", QoS::AtMostOnce).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_slow_http_authorizer_delays_only_its_own_client() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let service = http_acl_service(Arc::clone(&release)).await;
+    let broker = common::start_with(common::config(&http_acl_config(&service.url())), None).await;
+    let mut slow = common::clients::open_v5(broker.addr, "slow").await;
+    let mut other = common::clients::open_v5(broker.addr, "other").await;
+    slow.send(Packet::Publish(publish(
+        "slow/1",
+        &b"x"[..],
+        QoS::AtLeastOnce,
+        Some(1),
+    )))
+    .await
+    .unwrap();
+    // While the service holds the slow client's answer, another client is
+    // served end to end (ping, authorized publish).
+    other.send(Packet::PingReq).await.unwrap();
+    assert!(matches!(other.recv(T).await.unwrap(), Packet::PingResp));
+    assert!(allowed(publish_code(&mut other, "ok/2", 1).await));
+    // The slow client is still waiting for its PUBACK.
+    assert!(
+        slow.recv(Duration::from_millis(50)).await.is_err(),
+        "the slow client was answered before its authorizer"
+    );
+    release.notify_one();
+    match slow.recv(T).await.unwrap() {
+        Packet::PubAck(a) => assert!(allowed(a.reason_code), "{:?}", a.reason_code),
+        other => panic!("{other:?}"),
+    }
 }

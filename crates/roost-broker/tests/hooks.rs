@@ -659,3 +659,71 @@ async fn a_message_expired_behind_a_full_window_is_reported_when_the_window_open
         dropped(&id, "ev/win/queued", DropCause::Expired)
     );
 }
+
+// ---- per-session authorization cache ----
+
+/// Allows everything and counts how often it is asked.
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Authorizer for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn authorize(&self, _client: &ClientInfo, _action: Action, _topic: &str) -> AclResult {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        AclResult::Allow
+    }
+}
+
+#[tokio::test]
+async fn sync_authorizer_answers_are_cached_per_session_until_a_reload() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let broker = Broker::builder()
+        .config(common::config(""))
+        .authorizer(Arc::new(Counting(Arc::clone(&calls))))
+        .bind()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let guard = common::TestBroker {
+        addr,
+        handle: broker.handle(),
+    };
+    tokio::spawn(broker.run());
+    let count = || calls.load(std::sync::atomic::Ordering::SeqCst);
+    let mut c = common::clients::open_v5(addr, "authzcache").await;
+    for id in 1..=3 {
+        c.send(publish("c/1", &b"x"[..], QoS::AtLeastOnce, Some(id)))
+            .await
+            .unwrap();
+        assert!(matches!(c.recv(T).await.unwrap(), Packet::PubAck(_)));
+    }
+    assert_eq!(
+        count(),
+        1,
+        "the same action on the same topic is asked once"
+    );
+    // Another QoS is another action; another topic is another key.
+    c.send(publish("c/1", &b"x"[..], QoS::AtMostOnce, None))
+        .await
+        .unwrap();
+    c.send(publish("c/2", &b"x"[..], QoS::AtLeastOnce, Some(4)))
+        .await
+        .unwrap();
+    assert!(matches!(c.recv(T).await.unwrap(), Packet::PubAck(_)));
+    assert_eq!(count(), 3);
+    // Another session has its own cache.
+    let mut d = common::clients::open_v5(addr, "authzcache2").await;
+    d.send(publish("c/1", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    assert!(matches!(d.recv(T).await.unwrap(), Packet::PubAck(_)));
+    assert_eq!(count(), 4);
+    // A reload makes every session ask again.
+    assert!(guard.handle.reload_auth().is_empty());
+    c.send(publish("c/1", &b"x"[..], QoS::AtLeastOnce, Some(5)))
+        .await
+        .unwrap();
+    assert!(matches!(c.recv(T).await.unwrap(), Packet::PubAck(_)));
+    assert_eq!(count(), 5);
+}

@@ -1,9 +1,10 @@
-//! Authorization: a chain of synchronous [`Authorizer`]s, consulted on the
-//! hot path (results may be cached per session by the broker).
+//! Authorization: a chain of [`Authorizer`]s, consulted on the publish and
+//! subscribe paths. Synchronous answers are cached per session by the
+//! broker; an authorizer that must wait offers an async form.
 
 use roost_codec::QoS;
 
-use crate::ClientInfo;
+use crate::{BoxFuture, ClientInfo};
 
 /// What a client tries to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,9 +36,32 @@ pub enum AclResult {
 }
 
 /// Decides whether a client may publish to a topic or subscribe to a filter.
+///
+/// Most authorizers answer at once ([`Authorizer::authorize`]); the broker
+/// caches their answers per session (keyed by action and topic) until the
+/// rules are reloaded, so they must depend only on the client, the action
+/// and the rules. One that must wait (e.g. ask an HTTP service) implements
+/// [`Authorizer::authorize_async`]: the broker then awaits it on the
+/// client's own connection task (other connections never wait for it) and
+/// does not cache its answers — it keeps its own cache with its own expiry.
 pub trait Authorizer: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &str;
     /// Checks one action. Must be fast: it runs on the publish path.
     fn authorize(&self, client: &ClientInfo, action: Action, topic: &str) -> AclResult;
+    /// The asynchronous form, for authorizers that must wait. `None` (the
+    /// default) means "call [`Authorizer::authorize`]"; it allocates nothing,
+    /// so synchronous authorizers pay nothing for this method existing.
+    /// When it returns a future, the broker awaits it instead of calling
+    /// `authorize`. It should fail closed (answer `Deny`) when whatever it
+    /// asks cannot answer.
+    fn authorize_async<'a>(
+        &'a self,
+        client: &'a ClientInfo,
+        action: Action,
+        topic: &'a str,
+    ) -> Option<BoxFuture<'a, AclResult>> {
+        let _ = (client, action, topic);
+        None
+    }
 }

@@ -2,14 +2,15 @@
 //! (EMQX style): the broker POSTs (or GETs) templated fields and the answer
 //! says allow, deny or ignore.
 //!
-//! [`Authorizer::authorize`] is synchronous and runs on the publish path, so
-//! it cannot wait for HTTP. [`HttpAuthorizer`] therefore has two faces:
-//! * [`HttpAuthorizer::check_async`]: asks the server (or the cache) and
-//!   caches the answer. The broker calls it where it may wait, e.g. before
-//!   the synchronous chain for a SUBSCRIBE or an uncached PUBLISH topic.
-//! * [`HttpAuthorizer::authorize`] (the trait): answers from the cache; on a
-//!   miss it starts a background [`HttpAuthorizer::prefetch`] and answers per
-//!   `cache_miss` (`ignore` by default, or `deny`).
+//! [`HttpAuthorizer`] has two faces:
+//! * [`Authorizer::authorize_async`] → [`HttpAuthorizer::check_async`]:
+//!   asks the server (or the cache) and caches the answer. The broker awaits
+//!   it on the client's own connection task, so a slow service delays only
+//!   that client.
+//! * [`Authorizer::authorize`] (synchronous, for callers that cannot wait):
+//!   answers from the cache; on a miss it starts a background
+//!   [`HttpAuthorizer::prefetch`] and answers per `cache_miss` (`ignore` by
+//!   default, or `deny`).
 
 mod endpoint;
 mod template;
@@ -418,11 +419,17 @@ impl AuthzInner {
                 r
             }
             Err(why) => {
+                let action = match action {
+                    Action::Publish { .. } => "publish",
+                    Action::Subscribe { .. } => "subscribe",
+                };
                 tracing::warn!(
                     url = %self.endpoint.url(),
                     client_id = %client.client_id,
+                    action,
+                    topic,
                     error = %why,
-                    "http authorization service unavailable; denying"
+                    "http authorization service unavailable; denying (fail closed)"
                 );
                 AclResult::Deny
             }
@@ -444,6 +451,16 @@ impl Authorizer for HttpAuthorizer {
             CacheMiss::Ignore => AclResult::Ignore,
             CacheMiss::Deny => AclResult::Deny,
         }
+    }
+
+    /// The broker awaits this one: the cached answer, or the service's.
+    fn authorize_async<'a>(
+        &'a self,
+        client: &'a ClientInfo,
+        action: Action,
+        topic: &'a str,
+    ) -> Option<BoxFuture<'a, AclResult>> {
+        Some(Box::pin(self.check_async(client, action, topic)))
     }
 }
 

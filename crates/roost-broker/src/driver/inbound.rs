@@ -15,11 +15,12 @@ use roost_hooks::{
     Action, AuthExchange, AuthStep, ClientInfo, Decision, Grant, MessageView, PublishCtx,
     PublishDecision, SubscribeCtx,
 };
-use roost_router::{Subscription, topic_matches};
+use roost_router::Subscription;
 use roost_session::{Inbound, Message, Session, Violation};
 
+use super::authz::{AuthzCache, authorized};
 use super::events::{self, deliver};
-use crate::config::{AclDefault, DeniedPublish};
+use crate::config::DeniedPublish;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::slot::SessionKey;
@@ -41,6 +42,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) client: &'a Arc<ClientInfo>,
     pub(crate) grant: &'a Grant,
     pub(crate) auth_method: &'a Option<ByteString>,
+    /// This session's cached authorization answers.
+    pub(crate) authz: AuthzCache,
 }
 
 /// Feeds one packet to the session and carries out what it asks for.
@@ -119,7 +122,7 @@ async fn publish(
         qos: message.qos,
         retain: message.retain,
     };
-    if !authorized(inputs, action, &message.topic) {
+    if !authorized(inputs, action, &message.topic).await {
         tracing::info!(client_id = %inputs.client.client_id, topic = %message.topic, "publish not authorized");
         let cause = roost_hooks::DropCause::NotAuthorized;
         core.ext
@@ -220,36 +223,6 @@ fn refuse_publish(
     Flow::Continue
 }
 
-/// Authorization for one action: `$SYS` is never writable by clients; the
-/// credential's own ACL (e.g. JWT claims) must allow it; then the authorizer
-/// chain, then the default policy.
-fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str) -> bool {
-    let grant = inputs.grant;
-    if matches!(action, Action::Publish { .. }) && (topic == "$SYS" || topic.starts_with("$SYS/")) {
-        return false;
-    }
-    if grant.superuser {
-        return true;
-    }
-    let claim = match action {
-        Action::Publish { .. } => grant.publish_acl.as_ref(),
-        Action::Subscribe { .. } => grant.subscribe_acl.as_ref(),
-    };
-    if let Some(allowed) = claim
-        && !allowed
-            .iter()
-            .any(|f| topic_matches(f, topic) || f == topic)
-    {
-        return false;
-    }
-    let ext = &inputs.core.ext;
-    if ext.authorizers.is_empty() {
-        return inputs.core.config.security.acl_default == AclDefault::Allow;
-    }
-    ext.authorize(inputs.client, action, topic)
-        .unwrap_or(inputs.core.config.security.acl_default == AclDefault::Allow)
-}
-
 /// Applies each filter of a SUBSCRIBE, answers SUBACK, then sends retained
 /// messages per Retain Handling [MQTT-3.3.1-9..11].
 async fn subscribe_all(
@@ -267,7 +240,7 @@ async fn subscribe_all(
             continue;
         }
         let bare = parse_shared(filter).map_or(&**filter, |s| s.filter);
-        if !authorized(inputs, Action::Subscribe { qos: options.qos }, bare) {
+        if !authorized(inputs, Action::Subscribe { qos: options.qos }, bare).await {
             tracing::info!(client_id = %inputs.client.client_id, %filter, "subscription not authorized");
             *refusal = Some(ReasonCode::NOT_AUTHORIZED);
             continue;

@@ -2,6 +2,7 @@
 //! loop in the quinn style: feed inputs to the sans-IO session, drain its
 //! output, re-arm its timer. One file per phase.
 
+mod authz;
 mod connect;
 mod events;
 mod inbound;

@@ -111,6 +111,7 @@ pub(crate) async fn run<R, W>(
         client: &client,
         grant: &grant,
         auth_method: &auth_method,
+        authz: Default::default(),
     };
     let early = handle_buffered(
         &inputs,

@@ -6,6 +6,7 @@
 
 pub mod barrier;
 pub mod clients;
+pub mod http;
 pub mod raw;
 
 use std::net::SocketAddr;
