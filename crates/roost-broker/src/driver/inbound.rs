@@ -171,9 +171,8 @@ async fn publish(
     if let Some(packet_id) = packet_id
         && message.retain
         && session.version().is_v5()
-        && let Err(refused) = core.retained.admit(&message)
+        && core.retained.admit(&message).is_err()
     {
-        tracing::debug!(topic = %message.topic, error = %refused, "retained publish refused");
         session.complete_publish(packet_id, flow_qos, ReasonCode::QUOTA_EXCEEDED);
         return Flow::Continue;
     }

@@ -116,15 +116,15 @@ impl RetainedStore {
     /// Applies a PUBLISH with RETAIN set: an empty payload removes the topic's
     /// retained message [MQTT-3.3.1-6] and is not stored [MQTT-3.3.1-7];
     /// anything else replaces it [MQTT-3.3.1-5] unless a limit refuses it
-    /// (counted; the message is still routed by the caller).
-    pub(crate) fn on_publish(&self, message: &Arc<Message>, now: Instant) {
+    /// (counted; the message is still routed by the caller). Returns whether
+    /// the store changed.
+    pub(crate) fn on_publish(&self, message: &Arc<Message>, now: Instant) -> bool {
         if message.payload.is_empty() {
-            self.remove(&mut self.inner.write(), &message.topic, Removal::Deleted);
-            return;
+            return self
+                .remove(&mut self.inner.write(), &message.topic, Removal::Deleted)
+                .is_some();
         }
-        if let Err(e) = self.store(Arc::clone(message), now) {
-            tracing::debug!(topic = %message.topic, error = %e, "retained message not stored");
-        }
+        self.store(Arc::clone(message), now).is_ok()
     }
 
     /// Whether a limit would refuse to retain `message`; a refusal is counted.
@@ -134,10 +134,22 @@ impl RetainedStore {
             return Ok(());
         }
         let result = self.check(&self.inner.read(), &message.topic, message.payload.len());
-        if result.is_err() {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &result {
+            self.note_refusal(&message.topic, e);
         }
         result
+    }
+
+    /// Counts a refusal and logs it: every one at `debug`, and at `warn` the
+    /// 1st, 2nd, 4th, 8th... so a full store shows in the logs without
+    /// flooding them.
+    fn note_refusal(&self, topic: &str, error: &RetainedError) {
+        let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if total.is_power_of_two() {
+            tracing::warn!(%topic, %error, refused_so_far = total, "retained message not stored");
+        } else {
+            tracing::debug!(%topic, %error, "retained message not stored");
+        }
     }
 
     /// Stores `message` as its topic's retained message if the limits allow.
@@ -156,7 +168,7 @@ impl RetainedStore {
         let mut inner = self.inner.write();
         if let Err(e) = self.check(&inner, &entry.message.topic, entry.message.payload.len()) {
             drop(inner);
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.note_refusal(&entry.message.topic, &e);
             return Err(e);
         }
         self.set(&mut inner, entry);
