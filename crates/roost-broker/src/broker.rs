@@ -44,6 +44,11 @@ pub enum BrokerError {
     /// A built-in authenticator or authorizer (`[auth]`) cannot be set up.
     #[error("{0}")]
     Auth(String),
+    /// The session store (`[store]`) cannot be opened or restored: the data
+    /// directory is locked, unreadable or of an unknown format, or Redis is
+    /// unreachable. The message names the key and the directory or URL.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Builds a broker.
@@ -94,6 +99,14 @@ impl BrokerBuilder {
         self
     }
 
+    /// Where persistent state is kept (`[store]`; default memory: nothing
+    /// outlives the process). With disk or Redis, sessions, subscriptions,
+    /// queued messages, retained messages and wills survive a restart.
+    pub fn store(mut self, store: crate::persist::StoreConfig) -> Self {
+        self.config.store = store;
+        self
+    }
+
     /// What a panicking hook means (deny by default).
     pub fn hook_panic_policy(mut self, policy: PanicPolicy) -> Self {
         self.ext.panic_policy = policy;
@@ -106,7 +119,21 @@ impl BrokerBuilder {
             .map_err(BrokerError::Auth)?;
         let background: Vec<tokio::task::JoinHandle<()>> =
             tasks.into_iter().map(tokio::spawn).collect();
-        let core = Core::new(self.config, self.ext, builtins);
+        let opened = crate::persist::open(&self.config.store)
+            .await
+            .map_err(BrokerError::Store)?;
+        let (persist, snapshot) = opened.unzip();
+        let core = Core::new(self.config, self.ext, builtins, persist);
+        let restored = match (&core.persist, snapshot) {
+            (Some(persist), Some(snapshot)) => {
+                let restored = crate::persist::restore(&core, snapshot);
+                persist
+                    .start()
+                    .map_err(|e| BrokerError::Store(format!("store: {e}")))?;
+                Some(restored)
+            }
+            _ => None,
+        };
         let mut listeners = Vec::new();
         for listener in core.config.effective_listeners() {
             listeners.push(BoundListener::bind(listener, &core.config).await?);
@@ -120,6 +147,7 @@ impl BrokerBuilder {
             listeners,
             tls,
             background,
+            restored,
         })
     }
 }
@@ -132,6 +160,8 @@ pub struct Broker {
     tls: Arc<[Arc<dyn Reloadable>]>,
     /// Built-ins' background work (JWKS refresh), stopped with the broker.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Timers, wills and delayed messages of the restored state, started by `run`.
+    restored: Option<crate::persist::Restored>,
 }
 
 impl Broker {
@@ -166,6 +196,9 @@ impl Broker {
     /// for connections to close.
     pub async fn run(self) {
         let mut tasks = Vec::new();
+        if let Some(restored) = self.restored {
+            restored.start(&self.core);
+        }
         crate::listener::announce_all(&self.listeners);
         for listener in self.listeners {
             tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
@@ -189,6 +222,10 @@ impl Broker {
         }
         for task in &self.background {
             task.abort();
+        }
+        if self.core.persist.is_some() {
+            let core = Arc::clone(&self.core);
+            let _ = tokio::task::spawn_blocking(move || crate::persist::close(&core)).await;
         }
         tracing::info!("broker stopped");
     }

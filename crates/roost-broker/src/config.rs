@@ -29,6 +29,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Built-in authentication and authorization (docs/auth.md).
     pub auth: crate::builtin_auth::AuthConfig,
+    /// Persistence: backend, data directory, durability (docs/persistence.md).
+    pub store: crate::persist::StoreConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -380,6 +382,9 @@ impl Config {
         }
         if self.mqtt.connect_timeout_secs == 0 {
             return bad("mqtt.connect_timeout_secs", "must be at least 1");
+        }
+        if let Err((key, message)) = self.store.validate() {
+            return bad(key, message);
         }
         Ok(())
     }

@@ -34,6 +34,21 @@ pub(crate) struct Core {
     pub(crate) builtins: crate::builtin_auth::Builtins,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) next_connection_id: AtomicU64,
+    /// The session store (`None`: nothing outlives the process).
+    pub(crate) persist: Option<crate::persist::Persist>,
+}
+
+/// A routed message waiting to be delivered (see [`Core::deliver`]).
+pub(crate) struct Routed {
+    message: Arc<Message>,
+    targets: Vec<Target<SessionKey>>,
+}
+
+impl Routed {
+    /// How many sessions it goes to.
+    pub(crate) fn reached(&self) -> usize {
+        self.targets.len()
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -49,6 +64,7 @@ impl Core {
         config: Config,
         ext: Extensions,
         builtins: crate::builtin_auth::Builtins,
+        persist: Option<crate::persist::Persist>,
     ) -> Arc<Self> {
         let strategy = match config.mqtt.shared_subscription_strategy {
             SharedStrategyConfig::Random => SharedStrategy::Random,
@@ -57,7 +73,9 @@ impl Core {
             SharedStrategyConfig::HashClientid => SharedStrategy::HashClientId,
             SharedStrategyConfig::HashTopic => SharedStrategy::HashTopic,
         };
-        let session_config = Arc::new(config.session_config());
+        let mut session_config = config.session_config();
+        session_config.store_events = persist.is_some();
+        let session_config = Arc::new(session_config);
         let retained = RetainedStore::new(&config.mqtt);
         Arc::new(Self {
             config,
@@ -70,6 +88,7 @@ impl Core {
             builtins,
             shutdown: watch::channel(false).0,
             next_connection_id: AtomicU64::new(1),
+            persist,
         })
     }
 
@@ -82,6 +101,19 @@ impl Core {
         publisher: Option<&SessionKey>,
         now: Instant,
     ) -> usize {
+        let routed = self.route(message, publisher, now);
+        let reached = routed.reached();
+        drop(self.deliver(routed, Vec::new(), now));
+        reached
+    }
+
+    /// First half of [`Core::publish`]: the retained store, and who gets it.
+    pub(crate) fn route(
+        &self,
+        message: Message,
+        publisher: Option<&SessionKey>,
+        now: Instant,
+    ) -> Routed {
         let message = Arc::new(message);
         if message.retain {
             self.retained.on_publish(&message, now);
@@ -100,20 +132,61 @@ impl Core {
         }
         if targets.is_empty() {
             Metrics::inc(&self.metrics.messages_no_subscribers);
-            return 0;
         }
-        let reached = targets.len();
-        for target in targets {
-            let delivery = Delivery {
-                qos: message.qos.min(target.qos),
-                retain: target.retain_as_published && message.retain,
-                subscription_ids: target.subscription_ids,
-                message: Arc::clone(&message),
-                store_seq: None,
-            };
-            self.push(&target.key.0, delivery, now);
+        Routed { message, targets }
+    }
+
+    /// Second half of [`Core::publish`]: with a store, writes one batch (the
+    /// retained change, every stored delivery's enqueue, then `extra`, e.g.
+    /// the publisher's inbound QoS 2 id) before pushing the deliveries, and
+    /// returns its ticket.
+    pub(crate) fn deliver(
+        &self,
+        routed: Routed,
+        extra: Vec<roost_store::Delta>,
+        now: Instant,
+    ) -> Option<roost_store::Ticket> {
+        let Routed { message, targets } = routed;
+        let delivery_for = |target: &Target<SessionKey>| Delivery {
+            qos: message.qos.min(target.qos),
+            retain: target.retain_as_published && message.retain,
+            subscription_ids: target.subscription_ids.clone(),
+            message: Arc::clone(&message),
+            store_seq: None,
+        };
+        let Some(persist) = &self.persist else {
+            for target in &targets {
+                self.push(&target.key.0, delivery_for(target), now);
+            }
+            return None;
+        };
+        let wall = std::time::SystemTime::now();
+        let mut batch = Vec::with_capacity(targets.len() + extra.len() + 1);
+        if message.retain {
+            batch.push(crate::persist::retain_delta(&message, now, wall));
         }
-        reached
+        let keep_qos0 = self.session_config.queue_qos0_offline;
+        let deliveries: Vec<(&SessionSlot, Delivery)> = targets
+            .iter()
+            .map(|target| {
+                let mut delivery = delivery_for(target);
+                persist.stamp(
+                    &target.key.0,
+                    &mut delivery,
+                    &mut batch,
+                    keep_qos0,
+                    now,
+                    wall,
+                );
+                (&*target.key.0, delivery)
+            })
+            .collect();
+        batch.extend(extra);
+        let ticket = persist.submit(batch);
+        for (slot, delivery) in deliveries {
+            self.push(slot, delivery, now);
+        }
+        ticket
     }
 
     /// Pushes one delivery into a session, counting the outcome (and
@@ -206,6 +279,7 @@ impl Core {
         if let Some(state) = state {
             self.discard_undelivered(state);
         }
+        crate::persist::on_session_end(self, slot);
         self.ext.notify(|h| h.on_session_expired(&slot.client_id));
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
     }
@@ -287,6 +361,10 @@ impl Core {
             }
         }
         let will = will.take_will(expires_at, now);
+        let stored = self
+            .persist
+            .is_some()
+            .then(|| crate::persist::on_park(&mut inner.store, &mut state, will.as_ref(), now));
         inner.generation += 1;
         inner.parked = Some(Parked {
             state,
@@ -295,12 +373,15 @@ impl Core {
         });
         let generation = inner.generation;
         drop(inner);
+        if let (Some(persist), Some(batch)) = (&self.persist, stored) {
+            drop(persist.submit(batch));
+        }
         self.arm_timer(slot, generation);
     }
 
     /// One task per parked session sleeps until its next deadline (will or
     /// expiry); a newer generation (client came back) makes it stale.
-    fn arm_timer(self: &Arc<Self>, slot: &Arc<SessionSlot>, generation: u64) {
+    pub(crate) fn arm_timer(self: &Arc<Self>, slot: &Arc<SessionSlot>, generation: u64) {
         let next = {
             let inner = slot.inner.lock();
             let Some(parked) = inner.parked.as_ref() else {
@@ -363,7 +444,15 @@ impl Core {
     pub(crate) fn publish_will(&self, will: Message, now: Instant) {
         Metrics::inc(&self.metrics.wills_published);
         tracing::debug!(topic = %will.topic, "publishing will message");
-        self.publish(will, None, now);
+        // The stored will goes in the same batch as what it routes.
+        let stored = match (&self.persist, &will.publisher) {
+            (Some(_), Some(client_id)) => vec![roost_store::Delta::WillDelete {
+                client_id: client_id.clone(),
+            }],
+            _ => Vec::new(),
+        };
+        let routed = self.route(will, None, now);
+        drop(self.deliver(routed, stored, now));
     }
 
     /// True once shutdown has begun.

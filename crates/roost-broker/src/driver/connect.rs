@@ -298,7 +298,8 @@ where
     let held = previous
         .as_ref()
         .and_then(|state| super::events::Held::before(core, state, true));
-    let session = Session::accept(
+    let clean_start = connect.clean_start;
+    let mut session = Session::accept(
         connect,
         assigned,
         previous,
@@ -313,6 +314,7 @@ where
     Ok(Attached {
         session,
         slot,
+    crate::persist::on_connect(core, &slot, &mut session, clean_start);
         connection_id,
         control: control_rx,
         decoder,

@@ -176,7 +176,19 @@ async fn publish(
         session.complete_publish(packet_id, flow_qos, ReasonCode::QUOTA_EXCEEDED);
         return Flow::Continue;
     }
-    let reached = core.publish(message, Some(inputs.key), now);
+    let routed = core.route(message, Some(inputs.key), now);
+    let reached = routed.reached();
+    if let Some(packet_id) = packet_id {
+        let reason = if reached == 0 && session.version().is_v5() {
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else {
+            ReasonCode::SUCCESS
+        };
+        session.complete_publish(packet_id, flow_qos, reason);
+    }
+    // With a store, the message's enqueues and this client's inbound QoS 2
+    // id are written as one batch before anyone gets it.
+    let ticket = core.deliver(routed, crate::persist::session_events(core, session), now);
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with
         // everything else this connection sends (acks, PINGRESP).
@@ -186,13 +198,9 @@ async fn publish(
             deliver(core, session, delivery, now);
         }
     }
-    if let Some(packet_id) = packet_id {
-        let reason = if reached == 0 && session.version().is_v5() {
-            ReasonCode::NO_MATCHING_SUBSCRIBERS
-        } else {
-            ReasonCode::SUCCESS
-        };
-        session.complete_publish(packet_id, flow_qos, reason);
+    if let Some(persist) = &core.persist {
+        // durability = "sync": PUBACK / PUBREC go out once the batch is fsynced.
+        persist.acknowledged(ticket).await;
     }
     Flow::Continue
 }
@@ -292,6 +300,7 @@ async fn subscribe_all(
         }
     }
     session.complete_subscribe(subscribe, &results);
+    crate::persist::on_subscribe(core, session, subscribe);
     for (filter, qos) in retained {
         for delivery in core.retained_for(&filter, qos, identifier, now) {
             deliver(core, session, delivery, now);
@@ -335,6 +344,7 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
         .collect();
     drop(router);
     session.complete_unsubscribe(unsubscribe, &results);
+    crate::persist::on_unsubscribe(core, session, unsubscribe);
 }
 
 /// Re-authentication on a live connection (AUTH 0x19, then 0x18 rounds)

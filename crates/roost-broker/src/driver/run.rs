@@ -167,6 +167,7 @@ pub(crate) async fn run<R, W>(
                 // `wait_for` also sees a shutdown that began before this
                 // connection subscribed (between its CONNECT check and here).
                 _ = async { let _ = shutdown.wait_for(|down| *down).await; } => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+            crate::persist::flush_events(core, &mut session);
                 written = out.write_some(&mut writer), if !out.is_empty() => match written {
                     Ok(0) | Err(_) => break Ending::Lost,
                     Ok(n) => out.advance(n),
@@ -243,6 +244,8 @@ async fn handle_buffered(
             },
             Ok(None) => return None,
             Err(e) => return Some(violation_ending(&Violation::from(e), session.client_id())),
+
+    crate::persist::flush_events(core, &mut session);
         }
     }
 }

@@ -1,0 +1,79 @@
+//! A session's store events (sent, PUBREC received, completed, dropped,
+//! inbound QoS 2) as deltas.
+
+use bytestring::ByteString;
+use roost_session::{Session, SessionState, StoreEvent};
+use roost_store::{Delta, InflightStage};
+
+use crate::core::Core;
+
+/// The delta for one event of `client_id`'s session.
+pub(crate) fn delta(client_id: &ByteString, event: StoreEvent) -> Delta {
+    let client_id = client_id.clone();
+    match event {
+        StoreEvent::Sent { seq, packet_id } => Delta::OutboundStage {
+            client_id,
+            seq,
+            packet_id,
+            stage: InflightStage::Sent,
+        },
+        StoreEvent::PubRecReceived { seq, packet_id } => Delta::OutboundStage {
+            client_id,
+            seq,
+            packet_id,
+            stage: InflightStage::AwaitingPubComp,
+        },
+        StoreEvent::Completed { seq } | StoreEvent::Dropped { seq } => {
+            Delta::MessageAck { client_id, seq }
+        }
+        StoreEvent::InboundPubRec {
+            packet_id,
+            reason_code,
+        } => Delta::InboundQos2 {
+            client_id,
+            packet_id,
+            reason_code,
+        },
+        StoreEvent::InboundReleased { packet_id } => Delta::InboundQos2Release {
+            client_id,
+            packet_id,
+        },
+    }
+}
+
+/// Appends every pending event of a live session to `batch`.
+pub(crate) fn drain_session(session: &mut Session, batch: &mut Vec<Delta>) {
+    while let Some(event) = session.poll_store_event() {
+        batch.push(delta(session.client_id(), event));
+    }
+}
+
+/// Appends every pending event of a detached session state to `batch`.
+pub(crate) fn drain_state(state: &mut SessionState, batch: &mut Vec<Delta>) {
+    while let Some(event) = state.poll_store_event() {
+        batch.push(delta(&state.client_id, event));
+    }
+}
+
+/// Writes what a live session reported since the last call (called by the
+/// connection's loop after each input). Costs one check without a store.
+pub(crate) fn flush_events(core: &Core, session: &mut Session) {
+    let Some(persist) = &core.persist else {
+        return;
+    };
+    let mut batch = Vec::new();
+    drain_session(session, &mut batch);
+    // The ticket is not awaited: these changes need no acknowledgement.
+    drop(persist.submit(batch));
+}
+
+/// What a live session reported so far, for the batch of the message it is
+/// publishing (its inbound QoS 2 id goes with the message's enqueues).
+/// Empty (no allocation) without a store.
+pub(crate) fn session_events(core: &Core, session: &mut Session) -> Vec<Delta> {
+    let mut batch = Vec::new();
+    if core.persist.is_some() {
+        drain_session(session, &mut batch);
+    }
+    batch
+}

@@ -1,0 +1,194 @@
+//! Persistence: turns broker events into `roost_store` deltas, writes them
+//! through the group-commit [`Writer`], and rebuilds the broker from the
+//! store at startup (docs/persistence.md, "What the broker calls, and when").
+//!
+//! ```text
+//!  connect / subscribe / park / end ─▶ deltas (events.rs, session.rs) ─┐
+//!  routed PUBLISH ─▶ one batch: enqueues + publisher's inbound id ──────┼─▶ Persist::submit ─▶ Writer
+//!  session store events (sent, acked, dropped) ─▶ deltas (events.rs) ──┘        │ Ticket
+//!                                                  durability = sync: PUBACK/PUBREC after the ticket
+//!  startup: open.rs (backend) ─▶ restore.rs (sessions, retained, wills) ─▶ Persist::start
+//! ```
+//!
+//! Without a store (`Core::persist` is `None`) none of this runs: the hot
+//! path pays one `Option` check.
+
+mod config;
+mod events;
+mod open;
+mod publish;
+mod restore;
+mod session;
+mod slot_store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use roost_store::{Delta, Ticket, TrySubmitError, Writer, WriterConfig};
+
+pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
+pub(crate) use events::{flush_events, session_events};
+pub(crate) use open::Opened;
+pub(crate) use publish::retain_delta;
+pub(crate) use restore::{Restored, restore};
+pub(crate) use session::{on_connect, on_park, on_session_end, on_subscribe, on_unsubscribe};
+pub(crate) use slot_store::SlotStore;
+
+/// The broker's link to its store.
+pub(crate) struct Persist {
+    /// `None` until [`Persist::start`] (restore must not write) and after
+    /// [`Persist::close`].
+    writer: RwLock<Option<Writer>>,
+    /// Released by [`Persist::close`], so a disk store's lock goes with it
+    /// even while timer tasks still hold the broker core.
+    opened: Mutex<Option<Opened>>,
+    config: StoreConfig,
+    /// Batches whose store write failed (logged).
+    failures: AtomicU64,
+}
+
+impl std::fmt::Debug for Persist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persist")
+            .field("backend", &self.config.backend)
+            .field("durability", &self.config.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Persist {
+    /// Wraps an opened store; nothing is written until [`Persist::start`].
+    pub(crate) fn new(opened: Opened, config: StoreConfig) -> Self {
+        Self {
+            writer: RwLock::new(None),
+            opened: Mutex::new(Some(opened)),
+            config,
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts the writer (after the restore, per docs/persistence.md).
+    pub(crate) fn start(&self) -> Result<(), roost_store::StoreError> {
+        let config = WriterConfig::new(self.config.writer_durability());
+        let store = self
+            .opened
+            .lock()
+            .as_ref()
+            .map(Opened::store)
+            .ok_or(roost_store::StoreError::Closed)?;
+        let writer = Writer::spawn(store, config)?;
+        *self.writer.write() = Some(writer);
+        Ok(())
+    }
+
+    /// PUBACK / PUBREC wait for the publish's ticket.
+    pub(crate) fn acks_wait(&self) -> bool {
+        self.config.durability == DurabilityConfig::Sync
+    }
+
+    /// Hands a batch to the writer. Never drops a delta: when the queue is
+    /// full it waits for room (off the runtime's worker when it can), which
+    /// is the back-pressure docs/persistence.md describes. `None` for an
+    /// empty batch, or before start / after close (nothing is written then).
+    pub(crate) fn submit(&self, batch: Vec<Delta>) -> Option<Ticket> {
+        if batch.is_empty() {
+            return None;
+        }
+        let guard = self.writer.read();
+        let writer = guard.as_ref()?;
+        match writer.try_submit(batch) {
+            Ok(ticket) => Some(ticket),
+            Err(TrySubmitError::Full(batch)) => {
+                let blocking = || writer.submit(batch);
+                let submitted = match tokio::runtime::Handle::try_current() {
+                    Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(blocking)
+                    }
+                    _ => blocking(),
+                };
+                submitted
+                    .inspect_err(|e| tracing::warn!(error = %e, "store writer refused a batch"))
+                    .ok()
+            }
+            Err(TrySubmitError::Closed(_)) => {
+                tracing::debug!("store writer closed; batch not written");
+                None
+            }
+        }
+    }
+
+    /// Waits for a publish's ticket before its PUBACK / PUBREC goes out, in
+    /// `sync` mode; at once otherwise. A failed write is logged and counted:
+    /// the message was routed in memory, so it is acknowledged anyway.
+    pub(crate) async fn acknowledged(&self, ticket: Option<Ticket>) {
+        if !self.acks_wait() {
+            return;
+        }
+        if let Some(ticket) = ticket
+            && let Err(e) = ticket.await
+        {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "store write failed; acknowledging a message that may not survive a restart");
+        }
+    }
+
+    /// Stops the writer (flushing and fsyncing what it holds), then lets a
+    /// disk store checkpoint so the next start does not replay its journal.
+    /// Blocking: call it off the runtime.
+    pub(crate) fn close(&self) {
+        let writer = self.writer.write().take();
+        if let Some(writer) = writer
+            && let Err(e) = writer.close()
+        {
+            tracing::error!(error = %e, "store writer did not close cleanly");
+        }
+        let opened = self.opened.lock().take();
+        if let Some(opened) = opened
+            && let Err(e) = opened.checkpoint()
+        {
+            tracing::warn!(error = %e, "store checkpoint failed (the next start replays the journal)");
+        }
+        let failures = self.failures.load(Ordering::Relaxed);
+        tracing::info!(failures, "store closed");
+    }
+}
+
+/// Opens the configured store, restores it into `core` and starts the
+/// writer. Blocking parts run off the runtime. Errors name the key and
+/// the directory or URL.
+pub(crate) async fn open(
+    config: &StoreConfig,
+) -> Result<Option<(Persist, roost_store::Snapshot)>, String> {
+    if config.backend == StoreBackend::Memory {
+        return Ok(None);
+    }
+    let cfg = config.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let opened = Opened::open(&cfg)?;
+        let snapshot = opened
+            .restore()
+            .map_err(|e| format!("store: cannot restore: {e}"))?;
+        Ok::<_, String>((opened, snapshot))
+    })
+    .await
+    .map_err(|e| format!("store: opening failed: {e}"))??;
+    let (opened, snapshot) = opened;
+    Ok(Some((Persist::new(opened, config.clone()), snapshot)))
+}
+
+/// Shutdown: writes what parked sessions reported (drops while offline),
+/// then closes the writer and checkpoints. Blocking.
+pub(crate) fn close(core: &crate::core::Core) {
+    let Some(persist) = &core.persist else {
+        return;
+    };
+    let mut batch = Vec::new();
+    for entry in &core.sessions {
+        let mut inner = entry.value().inner.lock();
+        if let Some(parked) = inner.parked.as_mut() {
+            events::drain_state(&mut parked.state, &mut batch);
+        }
+    }
+    drop(persist.submit(batch));
+    persist.close();
+}

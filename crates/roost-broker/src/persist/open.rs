@@ -1,0 +1,102 @@
+//! Opening the configured backend (blocking: disk replays its journal,
+//! Redis connects).
+
+use std::sync::Arc;
+
+use roost_store::{MemoryStore, Snapshot, Store, StoreError};
+
+use super::config::{StoreBackend, StoreConfig};
+
+/// An open store, and the disk store's handle for checkpoints.
+pub(crate) struct Opened {
+    store: Arc<dyn Store>,
+    #[cfg(feature = "disk")]
+    disk: Option<Arc<roost_store::disk::DiskStore>>,
+}
+
+impl Opened {
+    /// Opens the backend `config` names. Errors name the directory or URL.
+    pub(crate) fn open(config: &StoreConfig) -> Result<Self, String> {
+        match config.backend {
+            StoreBackend::Memory => Ok(Self::from_store(Arc::new(MemoryStore::new()))),
+            StoreBackend::Disk => open_disk(config),
+            StoreBackend::Redis => open_redis(config),
+        }
+    }
+
+    /// Any store (tests, embedders).
+    pub(crate) fn from_store(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            #[cfg(feature = "disk")]
+            disk: None,
+        }
+    }
+
+    /// The store, for the writer.
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Reads everything stored.
+    pub(crate) fn restore(&self) -> Result<Snapshot, StoreError> {
+        self.store.restore()
+    }
+
+    /// Writes a disk store's memtables out (nothing for other backends).
+    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "disk")]
+        if let Some(disk) = &self.disk {
+            return disk.checkpoint();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "disk")]
+fn open_disk(config: &StoreConfig) -> Result<Opened, String> {
+    let disk = roost_store::disk::DiskStore::open(&config.data_dir)
+        .map_err(|e| format!("store.data_dir {}: {e}", config.data_dir.display()))?;
+    let disk = Arc::new(disk);
+    Ok(Opened {
+        store: Arc::clone(&disk) as Arc<dyn Store>,
+        disk: Some(disk),
+    })
+}
+
+#[cfg(not(feature = "disk"))]
+fn open_disk(_: &StoreConfig) -> Result<Opened, String> {
+    Err("store.backend = \"disk\": this build has no disk store (feature `disk`)".into())
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(config: &StoreConfig) -> Result<Opened, String> {
+    let r = &config.redis;
+    let mut redis = roost_store::redis::RedisConfig::new(r.url.clone());
+    redis.key_prefix.clone_from(&r.key_prefix);
+    redis.timeout = std::time::Duration::from_millis(r.timeout_ms.max(1));
+    if let Some(path) = &r.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("store.redis.ca_cert {}: {e}", path.display()))?;
+        redis.ca_cert_pem = Some(pem);
+    }
+    let store = roost_store::redis::RedisStore::open(&redis)
+        .map_err(|e| format!("store.redis.url {}: {e}", redacted(&r.url)))?;
+    Ok(Opened::from_store(Arc::new(store)))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(_: &StoreConfig) -> Result<Opened, String> {
+    Err("store.backend = \"redis\": this build has no Redis store (feature `redis`)".into())
+}
+
+/// The URL without its password, for messages.
+#[cfg(feature = "redis")]
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}

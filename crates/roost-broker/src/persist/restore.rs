@@ -1,0 +1,201 @@
+//! Startup: rebuilds sessions, retained messages, wills and delayed
+//! publications from the store's snapshot, in the order docs/persistence.md
+//! gives, before any connection is accepted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytestring::ByteString;
+use roost_codec::topic::parse_shared;
+use roost_router::Subscription;
+use roost_session::Message;
+use roost_store::convert::wall_to_instant;
+use roost_store::{Delta, SessionSnapshot, Snapshot, WillRecord};
+
+use super::slot_store::SlotStore;
+use crate::core::Core;
+use crate::slot::{Parked, SessionKey, SessionSlot};
+
+/// What is left to do once the writer runs (it writes as it goes).
+#[derive(Debug)]
+pub(crate) struct Restored {
+    /// Parked sessions whose will / expiry timer must be armed (with its generation).
+    timers: Vec<(Arc<SessionSlot>, u64)>,
+    /// Wills of clients without a session: due at restart.
+    wills: Vec<Message>,
+    /// Delayed publications: (id, message, when).
+    delayed: Vec<(u64, Message, Instant)>,
+    /// Sessions that expired while the broker was down: deleted from the store.
+    expired: Vec<ByteString>,
+}
+
+/// Loads `snapshot` into `core`: sessions parked with their subscriptions in
+/// the router and their expiry counting the time spent offline, retained
+/// messages into the retained index. Writes nothing.
+pub(crate) fn restore(core: &Core, snapshot: Snapshot) -> Restored {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let Snapshot {
+        sessions,
+        retained,
+        wills,
+        delayed,
+        orphans,
+    } = snapshot;
+    let mut wills: std::collections::BTreeMap<ByteString, WillRecord> = wills.into_iter().collect();
+    let mut timers = Vec::with_capacity(sessions.len());
+    let mut expired = Vec::new();
+    let (mut messages, session_count) = (0usize, sessions.len());
+    for snap in sessions {
+        let expires_at = expires_at(&snap, now, wall);
+        if expires_at.is_some_and(|at| at <= now) {
+            // Its will (if any) is due too: it stays in `wills`.
+            expired.push(snap.client_id.clone());
+            continue;
+        }
+        let will = wills.remove(&snap.client_id);
+        messages += snap.messages.len();
+        timers.push(restore_session(core, &snap, will, expires_at, now, wall));
+    }
+    let retained_count = retained.len();
+    for (_, stored) in retained {
+        let message = Arc::new(stored.to_message(now, wall));
+        if !message.is_expired(now) {
+            core.retained.on_publish(&message, now);
+        }
+    }
+    // A will whose client has no session: its connection was alive at the
+    // crash (or the will was due); it goes out now [MQTT-3.1.2-8].
+    let wills: Vec<Message> = wills
+        .into_values()
+        .map(|w| w.message.to_message(now, wall))
+        .collect();
+    let delayed = delayed
+        .into_iter()
+        .map(|(id, d)| {
+            let at = wall_to_instant(d.publish_at, now, wall).unwrap_or(now);
+            (id, d.message.to_message(now, wall), at)
+        })
+        .collect();
+    tracing::info!(
+        sessions = session_count,
+        expired = expired.len(),
+        messages,
+        retained = retained_count,
+        orphans,
+        "restored from the store"
+    );
+    Restored {
+        timers,
+        wills,
+        delayed,
+        expired,
+    }
+}
+
+/// When a stored session ends: its expiry counts from the disconnect, or
+/// from the restart when the crash ended the connection. `None` = never.
+fn expires_at(snap: &SessionSnapshot, now: Instant, wall: SystemTime) -> Option<Instant> {
+    let expiry = snap.record.expiry_interval;
+    let offline = snap
+        .record
+        .disconnected_at
+        .and_then(|at| wall.duration_since(at).ok())
+        .unwrap_or_default();
+    (expiry != u32::MAX)
+        .then(|| now + Duration::from_secs(u64::from(expiry)).saturating_sub(offline))
+}
+
+/// Parks one stored session and puts its subscriptions in the router.
+fn restore_session(
+    core: &Core,
+    snap: &SessionSnapshot,
+    will: Option<WillRecord>,
+    expires_at: Option<Instant>,
+    now: Instant,
+    wall: SystemTime,
+) -> (Arc<SessionSlot>, u64) {
+    let restored = snap.to_session_state(now, wall);
+    let expiry = restored.state.session_expiry_interval();
+    let will = will.map(|w| {
+        let at = match w.fire_at {
+            Some(at) => wall_to_instant(at, now, wall).unwrap_or(now),
+            None => now + Duration::from_secs(u64::from(w.delay_interval.min(expiry))),
+        };
+        let at = expires_at.map_or(at, |e| e.min(at));
+        (w.message.to_message(now, wall), at)
+    });
+    let slot = SessionSlot::new(snap.client_id.clone());
+    let key = SessionKey(Arc::clone(&slot));
+    {
+        let mut router = core.router.write();
+        for (filter, sub) in &restored.state.subscriptions {
+            let (group, bare) = match parse_shared(filter) {
+                Some(shared) => (Some(shared.group), shared.filter),
+                None => (None, &**filter),
+            };
+            router.subscribe(
+                key.clone(),
+                bare,
+                group,
+                Subscription {
+                    options: sub.options,
+                    identifier: sub.identifier,
+                },
+            );
+        }
+    }
+    let generation = {
+        let mut inner = slot.inner.lock();
+        inner.store = SlotStore {
+            session: true,
+            will: will.is_some(),
+            next_seq: restored.next_seq,
+        };
+        inner.generation += 1;
+        // `into`: the slot may keep its parked session boxed.
+        #[allow(clippy::useless_conversion)]
+        let parked = Parked {
+            state: restored.state,
+            will,
+            expires_at,
+        }
+        .into();
+        inner.parked = Some(parked);
+        inner.generation
+    };
+    core.sessions
+        .insert(snap.client_id.clone(), Arc::clone(&slot));
+    (slot, generation)
+}
+
+impl Restored {
+    /// Arms the restored sessions' timers, publishes the wills that are due
+    /// and schedules delayed publications. Runs once the writer does, so
+    /// what they route is stored.
+    pub(crate) fn start(self, core: &Arc<Core>) {
+        if let Some(persist) = &core.persist {
+            let gone = self
+                .expired
+                .into_iter()
+                .map(|client_id| Delta::SessionDelete { client_id })
+                .collect();
+            drop(persist.submit(gone));
+        }
+        for (slot, generation) in &self.timers {
+            core.arm_timer(slot, *generation);
+        }
+        let now = Instant::now();
+        for will in self.wills {
+            core.publish_will(will, now);
+        }
+        for (id, message, at) in self.delayed {
+            let core = Arc::clone(core);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                let routed = core.route(message, None, Instant::now());
+                drop(core.deliver(routed, vec![Delta::DelayedDelete { id }], Instant::now()));
+            });
+        }
+    }
+}

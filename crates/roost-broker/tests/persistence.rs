@@ -1,0 +1,352 @@
+//! Restarts with a session store: retained messages, persistent sessions
+//! with their subscriptions, queued QoS 1 / QoS 2 messages and QoS 2 flows
+//! caught mid-way (both directions) survive a graceful restart, with the
+//! disk backend and with Redis; time spent offline counts against expiry.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::T;
+use common::clients::{open_v5, subscribed};
+use common::store::{RedisServer, StoredBroker, start_stored};
+use roost_broker::{DurabilityConfig, StoreConfig};
+use roost_codec::{Connect, ConnectProperties, Packet, ProtocolVersion, QoS};
+use roost_testkit::RawClient;
+use roost_testkit::packets::{connect, disconnect, pubcomp, publish, pubrec, pubrel, unique_id};
+
+/// A 5.0 CONNECT resuming (or creating) a session that lasts `expiry` seconds.
+fn persistent(client_id: &str, expiry: u32) -> Connect {
+    Connect {
+        clean_start: false,
+        properties: ConnectProperties {
+            session_expiry_interval: Some(expiry),
+            ..ConnectProperties::default()
+        },
+        ..connect(ProtocolVersion::V5, client_id)
+    }
+}
+
+/// Connects and returns the client with its CONNACK's Session Present.
+async fn resume(broker: &StoredBroker, client_id: &str, expiry: u32) -> (RawClient, bool) {
+    let (client, connack) = RawClient::connect_with(broker.addr, persistent(client_id, expiry))
+        .await
+        .unwrap();
+    (client, connack.session_present)
+}
+
+/// Publishes QoS 1 and waits for PUBACK.
+async fn publish_qos1(client: &mut RawClient, topic: &str, payload: &'static str, id: u16) {
+    client
+        .send(publish(topic, payload, QoS::AtLeastOnce, Some(id)))
+        .await
+        .unwrap();
+    assert!(matches!(client.recv(T).await.unwrap(), Packet::PubAck(_)));
+}
+
+/// Publishes QoS 2 through to PUBCOMP.
+async fn publish_qos2(client: &mut RawClient, topic: &str, payload: &'static str, id: u16) {
+    client
+        .send(publish(topic, payload, QoS::ExactlyOnce, Some(id)))
+        .await
+        .unwrap();
+    assert!(matches!(client.recv(T).await.unwrap(), Packet::PubRec(_)));
+    client.send(pubrel(id)).await.unwrap();
+    assert!(matches!(client.recv(T).await.unwrap(), Packet::PubComp(_)));
+}
+
+/// Normal DISCONNECT, then waits for the broker to close.
+async fn leave(mut client: RawClient) {
+    client.send(disconnect()).await.unwrap();
+    let _ = client.expect_closed(T).await;
+}
+
+fn disk(dir: &tempfile::TempDir) -> StoreConfig {
+    StoreConfig::disk(dir.path())
+}
+
+// ------------------------------------------------------------- scenarios
+
+async fn retained_messages_survive(store: StoreConfig) {
+    let topic = unique_id("persist/retained");
+    let broker = start_stored(store.clone()).await;
+    let mut publisher = open_v5(broker.addr, "pub").await;
+    let mut retained = publish(&topic, "kept", QoS::AtLeastOnce, Some(1));
+    retained.retain = true;
+    publisher.send(retained).await.unwrap();
+    assert!(matches!(
+        publisher.recv(T).await.unwrap(),
+        Packet::PubAck(_)
+    ));
+    leave(publisher).await;
+    broker.stop().await;
+
+    let broker = start_stored(store).await;
+    assert_eq!(broker.handle.stats().retained_messages, 1);
+    let mut subscriber = open_v5(broker.addr, "sub").await;
+    subscribed(&mut subscriber, &topic, QoS::AtLeastOnce).await;
+    let got = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!((got.retain, &got.payload[..]), (true, &b"kept"[..]));
+    broker.stop().await;
+}
+
+async fn session_subscriptions_and_queued_messages_survive(store: StoreConfig) {
+    let id = unique_id("persist-sub");
+    let topic = unique_id("persist/q");
+    let broker = start_stored(store.clone()).await;
+    let (mut subscriber, present) = resume(&broker, &id, 3600).await;
+    assert!(!present);
+    subscribed(&mut subscriber, &format!("{topic}/#"), QoS::ExactlyOnce).await;
+    leave(subscriber).await;
+    let mut publisher = open_v5(broker.addr, "pub").await;
+    publish_qos1(&mut publisher, &format!("{topic}/1"), "one", 1).await;
+    publish_qos2(&mut publisher, &format!("{topic}/2"), "two", 2).await;
+    leave(publisher).await;
+    broker.stop().await;
+
+    let broker = start_stored(store.clone()).await;
+    let (mut subscriber, present) = resume(&broker, &id, 3600).await;
+    assert!(present, "the session came back from the store");
+    let one = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!((one.qos, &one.payload[..]), (QoS::AtLeastOnce, &b"one"[..]));
+    subscriber
+        .send(roost_testkit::packets::puback(one.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+    let two = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!((two.qos, &two.payload[..]), (QoS::ExactlyOnce, &b"two"[..]));
+    let two_id = two.packet_id.unwrap().get();
+    subscriber.send(pubrec(two_id)).await.unwrap();
+    assert!(matches!(
+        subscriber.recv(T).await.unwrap(),
+        Packet::PubRel(_)
+    ));
+    subscriber.send(pubcomp(two_id)).await.unwrap();
+    // The subscription came back too: a new message reaches the session.
+    let mut publisher = open_v5(broker.addr, "pub").await;
+    publish_qos1(&mut publisher, &format!("{topic}/3"), "three", 1).await;
+    let three = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!(&three.payload[..], b"three");
+    subscriber
+        .send(roost_testkit::packets::puback(
+            three.packet_id.unwrap().get(),
+        ))
+        .await
+        .unwrap();
+    leave(publisher).await;
+    leave(subscriber).await;
+    broker.stop().await;
+
+    // Everything acknowledged left the store: nothing is resent.
+    let broker = start_stored(store).await;
+    let (mut subscriber, present) = resume(&broker, &id, 3600).await;
+    assert!(present);
+    common::barrier::assert_quiet(&mut subscriber).await;
+    leave(subscriber).await;
+    broker.stop().await;
+}
+
+/// Outbound QoS 2 caught after PUBREC: on resume only PUBREL is resent.
+async fn outbound_qos2_mid_flight_survives(store: StoreConfig) {
+    let id = unique_id("persist-out");
+    let topic = unique_id("persist/out");
+    let broker = start_stored(store.clone()).await;
+    let (mut subscriber, _) = resume(&broker, &id, 3600).await;
+    subscribed(&mut subscriber, &topic, QoS::ExactlyOnce).await;
+    let mut publisher = open_v5(broker.addr, "pub").await;
+    publish_qos2(&mut publisher, &topic, "mid", 1).await;
+    let got = subscriber.recv_publish(T).await.unwrap();
+    let packet_id = got.packet_id.unwrap().get();
+    subscriber.send(pubrec(packet_id)).await.unwrap();
+    assert!(matches!(
+        subscriber.recv(T).await.unwrap(),
+        Packet::PubRel(_)
+    ));
+    // No PUBCOMP: the flow is mid-way when the broker stops.
+    leave(subscriber).await;
+    leave(publisher).await;
+    broker.stop().await;
+
+    let broker = start_stored(store).await;
+    let (mut subscriber, present) = resume(&broker, &id, 3600).await;
+    assert!(present);
+    match subscriber.recv(T).await.unwrap() {
+        Packet::PubRel(rel) => assert_eq!(rel.packet_id.get(), packet_id),
+        other => panic!("expected the PUBREL again, got {other:?}"),
+    }
+    subscriber.send(pubcomp(packet_id)).await.unwrap();
+    common::barrier::assert_quiet(&mut subscriber).await;
+    leave(subscriber).await;
+    broker.stop().await;
+}
+
+/// Inbound QoS 2 caught after PUBREC: the publisher's resend after the
+/// restart is answered with PUBREC and not routed a second time.
+async fn inbound_qos2_mid_flight_survives(store: StoreConfig) {
+    let id = unique_id("persist-in");
+    let topic = unique_id("persist/in");
+    let broker = start_stored(store.clone()).await;
+    let (mut subscriber, _) = resume(&broker, &unique_id("persist-in-sub"), 3600).await;
+    subscribed(&mut subscriber, &topic, QoS::AtLeastOnce).await;
+    let (mut publisher, _) = resume(&broker, &id, 3600).await;
+    publisher
+        .send(publish(&topic, "once", QoS::ExactlyOnce, Some(7)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        publisher.recv(T).await.unwrap(),
+        Packet::PubRec(_)
+    ));
+    let got = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!(&got.payload[..], b"once");
+    subscriber
+        .send(roost_testkit::packets::puback(got.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+    leave(publisher).await;
+    broker.stop().await;
+    drop(subscriber);
+
+    let broker = start_stored(store).await;
+    let sub_id = unique_id("persist-in-sub2");
+    let (mut subscriber, _) = resume(&broker, &sub_id, 3600).await;
+    subscribed(&mut subscriber, &topic, QoS::AtLeastOnce).await;
+    let (mut publisher, present) = resume(&broker, &id, 3600).await;
+    assert!(present);
+    let mut again = publish(&topic, "once", QoS::ExactlyOnce, Some(7));
+    again.dup = true;
+    publisher.send(again).await.unwrap();
+    assert!(matches!(
+        publisher.recv(T).await.unwrap(),
+        Packet::PubRec(_)
+    ));
+    publisher.send(pubrel(7)).await.unwrap();
+    match publisher.recv(T).await.unwrap() {
+        Packet::PubComp(comp) => assert!(!comp.reason_code.is_error(), "{comp:?}"),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    common::barrier::assert_quiet(&mut subscriber).await;
+    leave(publisher).await;
+    leave(subscriber).await;
+    broker.stop().await;
+}
+
+/// A session that expires while the broker is down is gone after the restart.
+async fn offline_time_counts_against_expiry(store: StoreConfig) {
+    let id = unique_id("persist-exp");
+    let broker = start_stored(store.clone()).await;
+    let (client, _) = resume(&broker, &id, 1).await;
+    leave(client).await;
+    let left = std::time::Instant::now();
+    broker.stop().await;
+    // Time passing is what is tested: stay down past the 1 s expiry.
+    tokio::time::sleep(Duration::from_millis(1200).saturating_sub(left.elapsed())).await;
+
+    let broker = start_stored(store).await;
+    let (client, present) = resume(&broker, &id, 1).await;
+    assert!(!present, "the session expired while the broker was down");
+    leave(client).await;
+    broker.stop().await;
+}
+
+// ------------------------------------------------------------------ disk
+
+#[tokio::test]
+async fn disk_retained_messages_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    retained_messages_survive(disk(&dir)).await;
+}
+
+#[tokio::test]
+async fn disk_session_subscriptions_and_queued_qos1_qos2_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    session_subscriptions_and_queued_messages_survive(disk(&dir)).await;
+}
+
+#[tokio::test]
+async fn disk_outbound_qos2_after_pubrec_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    outbound_qos2_mid_flight_survives(disk(&dir)).await;
+}
+
+#[tokio::test]
+async fn disk_inbound_qos2_after_pubrec_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    inbound_qos2_mid_flight_survives(disk(&dir)).await;
+}
+
+#[tokio::test]
+async fn disk_sync_durability_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk(&dir).with_durability(DurabilityConfig::Sync);
+    session_subscriptions_and_queued_messages_survive(store).await;
+}
+
+#[tokio::test]
+async fn disk_offline_time_counts_against_session_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    offline_time_counts_against_expiry(disk(&dir)).await;
+}
+
+#[tokio::test]
+async fn a_locked_data_dir_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_stored(disk(&dir)).await;
+    let second = roost_broker::Broker::builder()
+        .config(common::config(""))
+        .store(disk(&dir))
+        .bind()
+        .await;
+    let error = second
+        .expect_err("a second broker on the same data dir is refused")
+        .to_string();
+    assert!(
+        error.contains("locked") && error.contains("store.data_dir"),
+        "{error}"
+    );
+    first.stop().await;
+}
+
+// ----------------------------------------------------------------- redis
+
+#[tokio::test]
+async fn redis_retained_messages_survive_restart() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    retained_messages_survive(redis.store()).await;
+}
+
+#[tokio::test]
+async fn redis_session_subscriptions_and_queued_qos1_qos2_survive_restart() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    session_subscriptions_and_queued_messages_survive(redis.store()).await;
+}
+
+#[tokio::test]
+async fn redis_outbound_qos2_after_pubrec_survives_restart() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    outbound_qos2_mid_flight_survives(redis.store()).await;
+}
+
+#[tokio::test]
+async fn redis_inbound_qos2_after_pubrec_survives_restart() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    inbound_qos2_mid_flight_survives(redis.store()).await;
+}
+
+#[tokio::test]
+async fn redis_offline_time_counts_against_session_expiry() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    offline_time_counts_against_expiry(redis.store()).await;
+}
