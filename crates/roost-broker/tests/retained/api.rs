@@ -296,6 +296,47 @@ async fn retained_list_pagination_is_stable_under_concurrent_inserts_and_deletes
 }
 
 #[tokio::test]
+async fn retained_list_returns_every_stored_topic_once_while_another_thread_writes() {
+    let broker = common::start().await;
+    let original: Vec<String> = (0..200).map(|i| format!("cc/{i:03}")).collect();
+    for topic in &original {
+        set(&broker.handle, topic, b"c");
+    }
+    let writer = {
+        let handle = broker.handle.clone();
+        std::thread::spawn(move || {
+            for i in 0..2000 {
+                // New topics all over the key space, and churn on one of them.
+                set(&handle, &format!("cc/{:03}-{i}", i % 200), b"w");
+                handle.retained_delete(&format!("cc/{:03}-{}", i % 200, i / 2));
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = broker
+            .handle
+            .retained_list("cc/+", after.as_deref(), 5)
+            .unwrap();
+        seen.extend(page.messages.iter().map(|m| m.topic.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    writer.join().unwrap();
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a topic was listed twice");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+    assert_eq!(sorted, seen, "listed in topic order");
+    for topic in &original {
+        assert!(unique.contains(topic), "{topic} missing");
+    }
+}
+
+#[tokio::test]
 async fn mqtt_4_7_2_1_retained_list_wildcards_skip_dollar_topics() {
     let broker = common::start().await;
     let handle = &broker.handle;
