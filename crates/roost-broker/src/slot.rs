@@ -68,14 +68,14 @@ pub(crate) struct SlotInner {
     /// Set by a connection taking this session over; the old driver sends its
     /// state through it when it ends.
     pub(crate) handover: Option<oneshot::Sender<Handover>>,
-}
-
     /// The user name (as authorized) of the connections that own this
     /// session; `None` until one attaches (e.g. a session restored from a
     /// store). Another user may not take the client id over.
     pub(crate) owner: Option<Option<ByteString>>,
     /// What the session store holds for this client id.
     pub(crate) store: crate::persist::SlotStore,
+}
+
 /// One client id's session slot.
 #[derive(Debug)]
 pub(crate) struct SessionSlot {

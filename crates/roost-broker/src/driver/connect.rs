@@ -279,15 +279,20 @@ where
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (control_tx, control_rx) = mpsc::channel(4);
     let now = Instant::now();
-    let (slot, previous) = attach(
-        core,
-        &client_id,
-        connect.clean_start,
+    let claimant = Claimant {
         connection_id,
-        &control_tx,
-        now,
-    )
-    .await;
+        control: &control_tx,
+        owner: client.username.as_ref(),
+    };
+    let (slot, previous) = match attach(core, &client_id, connect.clean_start, claimant, now).await
+    {
+        Ok(attached) => attached,
+        Err(reason) => {
+            tracing::warn!(%peer, %client_id, "client id belongs to another user's session; refused");
+            refuse(writer, version, reason).await;
+            return Err(Refused::ConnAck(reason));
+        }
+    };
     let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
     let resumed = previous.is_some();
     // Drops the resumed state already counted; accept may add more (expired
@@ -307,6 +312,7 @@ where
         auth,
         now,
     );
+    crate::persist::on_connect(core, &slot, &mut session, clean_start);
     core.sync_session_drops(&slot, &mut drops_counted, &session);
     if let Some(held) = held {
         held.report(core, session.state(), now);
@@ -314,7 +320,6 @@ where
     Ok(Attached {
         session,
         slot,
-    crate::persist::on_connect(core, &slot, &mut session, clean_start);
         connection_id,
         control: control_rx,
         decoder,
@@ -437,28 +442,27 @@ where
 /// Attaches a new connection to the session of `client_id`: takes a live
 /// connection over, resumes a parked session, or starts fresh. Returns the
 /// slot and the state to resume (None when starting clean).
+///
+/// A session owned by another user name (live or parked) is not attached:
+/// taking over someone else's client id would kick them off and hand their
+/// subscriptions and queued messages to the newcomer. The error is the
+/// CONNACK reason (0x87 Not authorized).
 async fn attach(
     core: &Arc<Core>,
     client_id: &ByteString,
     clean_start: bool,
-    connection_id: u64,
-    control: &mpsc::Sender<Control>,
+    claimant: Claimant<'_>,
     now: Instant,
-) -> (Arc<SessionSlot>, Option<SessionState>) {
+) -> Result<(Arc<SessionSlot>, Option<SessionState>), ReasonCode> {
     loop {
         let slot = core
             .sessions
             .entry(client_id.clone())
             .or_insert_with(|| SessionSlot::new(client_id.clone()))
             .clone();
-        let claimed = claim(
-            &slot,
-            Link {
-                connection_id,
-                control: control.clone(),
-            },
-        );
+        let claimed = claim(&slot, &claimant);
         let (previous, pending_will) = match claimed {
+            Claim::Foreign => return Err(ReasonCode::NOT_AUTHORIZED),
             Claim::Ended => {
                 // Lost a race with the session's end: drop the stale entry and retry.
                 core.sessions
@@ -505,14 +509,23 @@ async fn attach(
             }
             previous
         };
-        return (slot, previous);
+        return Ok((slot, previous));
     }
+}
+
+/// Who asks for a session: the new connection and its authorized user name.
+struct Claimant<'a> {
+    connection_id: u64,
+    control: &'a mpsc::Sender<Control>,
+    owner: Option<&'a ByteString>,
 }
 
 /// What claiming a slot found.
 enum Claim {
     /// The slot's session already ended.
     Ended,
+    /// The session belongs to another user name.
+    Foreign,
     /// A live connection owns it; it must hand the session over.
     TakeOver {
         old_control: mpsc::Sender<Control>,
@@ -523,11 +536,23 @@ enum Claim {
 }
 
 /// Installs `link` as the slot's connection under one lock.
-fn claim(slot: &SessionSlot, link: Link) -> Claim {
+fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
     let mut inner = slot.inner.lock();
     if inner.ended {
         return Claim::Ended;
     }
+    let in_use = inner.link.is_some() || inner.parked.is_some();
+    if in_use
+        && let Some(owner) = &inner.owner
+        && owner.as_ref() != claimant.owner
+    {
+        return Claim::Foreign;
+    }
+    inner.owner = Some(claimant.owner.cloned());
+    let link = Link {
+        connection_id: claimant.connection_id,
+        control: claimant.control.clone(),
+    };
     inner.generation += 1; // parked timers become stale
     match inner.link.replace(link) {
         Some(old) => {
