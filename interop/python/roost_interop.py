@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -63,6 +64,10 @@ class BrokerProcess:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env["NO_COLOR"] = "1"
+        # The server keeps state on disk (./roost-data by default): a private
+        # store per process, so no run sees another's sessions or retained messages.
+        self._data_dir = tempfile.TemporaryDirectory(prefix="roost-data-")
+        env.setdefault("ROOST_STORE__DATA_DIR", self._data_dir.name)
         self.args = [str(binary), "-p", "0", *extra_args]
         self._lines: list[str] = []
         self._lock = threading.Lock()

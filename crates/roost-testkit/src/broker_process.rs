@@ -88,8 +88,13 @@ impl BrokerBuilder {
             Some(_) => Some(tempfile::tempdir().map_err(StartError::Config)?),
             None => None,
         };
+        // The server keeps state on disk (default ./roost-data): each process
+        // gets a private store unless the test passes its own (`--data-dir`
+        // or ROOST_STORE__DATA_DIR), so parallel brokers never share one.
+        let data_dir = tempfile::tempdir().map_err(StartError::Config)?;
         let mut command = Command::new(&self.binary);
         command.arg("-p").arg("0");
+        command.env("ROOST_STORE__DATA_DIR", data_dir.path());
         if let (Some(dir), Some(toml)) = (&config_dir, &self.config) {
             let path = dir.path().join("roost.toml");
             std::fs::write(&path, toml).map_err(StartError::Config)?;
@@ -124,6 +129,7 @@ impl BrokerBuilder {
             reader,
             exit_status: None,
             _config_dir: config_dir,
+            _data_dir: data_dir,
         };
         match addr_rx.recv_timeout(self.startup_timeout) {
             Ok(addr) => {
@@ -152,6 +158,8 @@ pub struct BrokerProcess {
     reader: Option<JoinHandle<()>>,
     exit_status: Option<ExitStatus>,
     _config_dir: Option<tempfile::TempDir>,
+    /// The process's private store directory (removed on drop).
+    _data_dir: tempfile::TempDir,
 }
 
 impl BrokerProcess {

@@ -3,14 +3,16 @@
 //! With no arguments it listens on 127.0.0.1:1883 and accepts anonymous
 //! clients (loopback only, like Mosquitto 2). `-p` changes that port, `-c`
 //! reads a TOML configuration file, `ROOST_<SECTION>__<KEY>` variables
-//! override single keys.
+//! override single keys. Sessions, subscriptions, queued and retained
+//! messages are kept on disk under `./roost-data` (`--data-dir`, or
+//! `[store]` in the config file; docs/persistence.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use roost_broker::Broker;
 use roost_broker::config::{Config, ListenerConfig, LogFormat};
+use roost_broker::{Broker, StoreBackend};
 
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]
@@ -29,6 +31,9 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long = "log-json")]
     log_json: bool,
+    /// Directory of the disk store (overrides `[store] data_dir`; default `./roost-data`).
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -107,6 +112,13 @@ fn main() -> ExitCode {
         } else if let Some(first) = config.listeners.first_mut() {
             first.bind.set_port(port);
         }
+    }
+    // The server keeps its state on disk unless the config says otherwise.
+    if config.store.backend.is_none() {
+        config.store.backend = Some(StoreBackend::Disk);
+    }
+    if let Some(dir) = cli.data_dir {
+        config.store.data_dir = dir;
     }
     init_logging(&config, cli.log_level.as_deref(), cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -246,8 +258,15 @@ impl Signals {
 fn init_logging(config: &Config, level: Option<&str>, json: bool) {
     use tracing_subscriber::EnvFilter;
     let default = level.unwrap_or(&config.log.level);
+    // The disk store's engine logs every table it writes at info: keep it to
+    // warnings unless the filter names it.
+    let default = if default.contains("fjall") || default.contains("lsm_tree") {
+        default.to_string()
+    } else {
+        format!("{default},fjall=warn,lsm_tree=warn")
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(default))
+        .or_else(|_| EnvFilter::try_new(&default))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -3,7 +3,8 @@
 // (`mqtts://`, `ws://…/mqtt`, `wss://…/mqtt`, `quic://`) are announced before
 // the TCP one and collected in `listeners`.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -26,7 +27,13 @@ export async function startBroker (...extraArgs) {
   const args = ['-p', '0', ...extraArgs]
   const child = spawn(binary, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' }
+    // A private store per broker: the server keeps state on disk (./roost-data by default).
+    env: {
+      ROOST_STORE__DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'roost-data-')),
+      ...process.env,
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+      NO_COLOR: '1'
+    }
   })
   const lines = []
   const listeners = {}

@@ -61,8 +61,9 @@ impl Default for RedisStoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `"memory"` (default), `"disk"` or `"redis"`.
-    pub backend: StoreBackend,
+    /// `"memory"`, `"disk"` or `"redis"`. Unset: the embedder's default
+    /// (memory for the library, disk for the `roost` server).
+    pub backend: Option<StoreBackend>,
     /// Directory of the disk store (created when missing).
     pub data_dir: PathBuf,
     /// `"none"`, `"async"` (default) or `"sync"`.
@@ -76,7 +77,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            backend: StoreBackend::Memory,
+            backend: None,
             data_dir: PathBuf::from("roost-data"),
             durability: DurabilityConfig::Async,
             fsync_interval_ms: 10,
@@ -89,7 +90,7 @@ impl StoreConfig {
     /// The disk store under `data_dir` (async durability).
     pub fn disk(data_dir: impl Into<PathBuf>) -> Self {
         Self {
-            backend: StoreBackend::Disk,
+            backend: Some(StoreBackend::Disk),
             data_dir: data_dir.into(),
             ..Self::default()
         }
@@ -98,7 +99,7 @@ impl StoreConfig {
     /// The Redis store at `url` (async durability).
     pub fn redis(url: impl Into<String>) -> Self {
         Self {
-            backend: StoreBackend::Redis,
+            backend: Some(StoreBackend::Redis),
             redis: RedisStoreConfig {
                 url: url.into(),
                 ..RedisStoreConfig::default()
@@ -111,6 +112,11 @@ impl StoreConfig {
     pub fn with_durability(mut self, durability: DurabilityConfig) -> Self {
         self.durability = durability;
         self
+    }
+
+    /// The backend in force (unset = memory).
+    pub fn backend(&self) -> StoreBackend {
+        self.backend.unwrap_or(StoreBackend::Memory)
     }
 
     /// The writer's durability policy.
@@ -126,10 +132,10 @@ impl StoreConfig {
 
     /// Checks values serde cannot: `Err((dotted key, message))`.
     pub(crate) fn validate(&self) -> Result<(), (&'static str, &'static str)> {
-        if self.backend == StoreBackend::Disk && self.data_dir.as_os_str().is_empty() {
+        if self.backend() == StoreBackend::Disk && self.data_dir.as_os_str().is_empty() {
             return Err(("store.data_dir", "required with backend = \"disk\""));
         }
-        if self.backend == StoreBackend::Redis && self.redis.url.is_empty() {
+        if self.backend() == StoreBackend::Redis && self.redis.url.is_empty() {
             return Err(("store.redis.url", "required with backend = \"redis\""));
         }
         if self.durability == DurabilityConfig::Async && self.fsync_interval_ms == 0 {

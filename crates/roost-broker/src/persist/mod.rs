@@ -159,7 +159,7 @@ impl Persist {
 pub(crate) async fn open(
     config: &StoreConfig,
 ) -> Result<Option<(Persist, roost_store::Snapshot)>, String> {
-    if config.backend == StoreBackend::Memory {
+    if config.backend() == StoreBackend::Memory {
         return Ok(None);
     }
     let cfg = config.clone();
@@ -173,6 +173,12 @@ pub(crate) async fn open(
     .await
     .map_err(|e| format!("store: opening failed: {e}"))??;
     let (opened, snapshot) = opened;
+    match config.backend() {
+        StoreBackend::Disk => {
+            tracing::info!(data_dir = %config.data_dir.display(), durability = ?config.durability, "store: disk")
+        }
+        backend => tracing::info!(?backend, durability = ?config.durability, "store"),
+    }
     Ok(Some((Persist::new(opened, config.clone()), snapshot)))
 }
 

@@ -17,7 +17,7 @@ pub(crate) struct Opened {
 impl Opened {
     /// Opens the backend `config` names. Errors name the directory or URL.
     pub(crate) fn open(config: &StoreConfig) -> Result<Self, String> {
-        match config.backend {
+        match config.backend() {
             StoreBackend::Memory => Ok(Self::from_store(Arc::new(MemoryStore::new()))),
             StoreBackend::Disk => open_disk(config),
             StoreBackend::Redis => open_redis(config),
