@@ -366,11 +366,11 @@ impl Core {
             .is_some()
             .then(|| crate::persist::on_park(&mut inner.store, &mut state, will.as_ref(), now));
         inner.generation += 1;
-        inner.parked = Some(Parked {
+        inner.parked = Some(Box::new(Parked {
             state,
             will,
             expires_at,
-        });
+        }));
         let generation = inner.generation;
         drop(inner);
         if let (Some(persist), Some(batch)) = (&self.persist, stored) {

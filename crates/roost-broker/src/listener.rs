@@ -15,7 +15,7 @@ use crate::config::{Config, ListenAddr, ListenerConfig, ListenerKind};
 use crate::core::Core;
 use crate::driver;
 use crate::metrics::Metrics;
-use crate::transport::admission::Gate;
+use crate::transport::admission::{Gate, Ticket};
 use crate::transport::stack::Stack;
 use crate::transport::{ConnectionInfo, ListenerError, PeerAddr, QuicListener, Reloadable};
 
@@ -222,11 +222,22 @@ async fn run_stream(
                 continue;
             }
         };
-        let (core, config, stack) = (Arc::clone(&core), Arc::clone(&config), Arc::clone(&stack));
-        tokio::spawn(async move {
-            serve_stream(core, config, stack, accepted).await;
-            drop(ticket);
-        });
+        let (core, config) = (Arc::clone(&core), Arc::clone(&config));
+        match accepted {
+            Accepted::Tcp(stream, peer) if stack.is_plain() => {
+                // Plain TCP keeps its concrete type (no boxing on the hot
+                // path) and its task is the driver's future itself, with no
+                // wrapper around it: that future is what an idle connection
+                // costs.
+                let _ = stream.set_nodelay(true);
+                let info = ConnectionInfo::new(PeerAddr::Inet(peer), config.kind);
+                tokio::spawn(driver::serve(core, config, stream, info, Some(ticket)));
+            }
+            accepted => {
+                let stack = Arc::clone(&stack);
+                tokio::spawn(serve_stream(core, config, stack, accepted, ticket));
+            }
+        }
     }
 }
 
@@ -241,29 +252,28 @@ async fn accept_one(socket: &StreamSocket) -> std::io::Result<Accepted> {
     }
 }
 
+/// A connection that goes through its transport stack (PROXY header, TLS,
+/// WebSocket, Unix sockets) before the driver.
 async fn serve_stream(
     core: Arc<Core>,
     config: Arc<ListenerConfig>,
     stack: Arc<Stack>,
     accepted: Accepted,
+    ticket: Ticket,
 ) {
-    match accepted {
+    let (stream, info): (crate::transport::BoxedStream, _) = match accepted {
         Accepted::Tcp(stream, peer) => {
             let _ = stream.set_nodelay(true);
             let info = ConnectionInfo::new(PeerAddr::Inet(peer), config.kind);
-            if stack.is_plain() {
-                // Plain TCP keeps its concrete type: no boxing on the hot path.
-                driver::serve(core, config, stream, info).await;
-            } else {
-                establish_and_serve(core, config, &stack, Box::new(stream), info).await;
-            }
+            (Box::new(stream), info)
         }
         #[cfg(unix)]
-        Accepted::Unix(stream) => {
-            let info = ConnectionInfo::new(PeerAddr::Unix, config.kind);
-            establish_and_serve(core, config, &stack, Box::new(stream), info).await;
-        }
-    }
+        Accepted::Unix(stream) => (
+            Box::new(stream),
+            ConnectionInfo::new(PeerAddr::Unix, config.kind),
+        ),
+    };
+    establish_and_serve(core, config, &stack, stream, info, ticket).await;
 }
 
 async fn establish_and_serve(
@@ -272,15 +282,17 @@ async fn establish_and_serve(
     stack: &Stack,
     stream: crate::transport::BoxedStream,
     mut info: ConnectionInfo,
+    ticket: Ticket,
 ) {
     let socket_peer = info.peer;
-    let established = tokio::time::timeout(
+    // Boxed: the TLS / WebSocket handshake state is not needed afterwards.
+    let established = Box::pin(tokio::time::timeout(
         config.handshake_timeout(),
         stack.establish(stream, &mut info),
-    )
+    ))
     .await;
     match established {
-        Ok(Ok(stream)) => driver::serve(core, config, stream, info).await,
+        Ok(Ok(stream)) => driver::serve(core, config, stream, info, Some(ticket)).await,
         Ok(Err(why)) => {
             Metrics::inc(&core.metrics.connections_refused);
             tracing::debug!(peer = %socket_peer, listener = %config.kind, %why, "connection refused by its transport");

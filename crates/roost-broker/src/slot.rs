@@ -60,7 +60,9 @@ pub(crate) struct Parked {
 pub(crate) struct SlotInner {
     pub(crate) link: Option<Link>,
     pub(crate) outbox: VecDeque<Delivery>,
-    pub(crate) parked: Option<Parked>,
+    /// Boxed: a parked session is large (~540 B) and every live
+    /// connection's slot would otherwise carry room for one.
+    pub(crate) parked: Option<Box<Parked>>,
     /// Bumped on every attach and park; timers armed for an older generation are stale.
     pub(crate) generation: u64,
     /// The session is gone; deliveries are discarded.

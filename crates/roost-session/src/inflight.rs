@@ -56,6 +56,13 @@ impl Inflight {
         self.entries.len()
     }
 
+    /// Frees the window's allocation when nothing is in flight (idle).
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.entries.is_empty() && self.entries.capacity() > 0 {
+            self.entries = VecDeque::new();
+        }
+    }
+
     /// True when nothing is in flight.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -203,9 +203,11 @@ where
         .client_id
         .is_empty()
         .then(|| ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple())));
+    // An owned copy: the slot and the hooks' ClientInfo keep it for the
+    // session's life, and a slice would pin the whole CONNECT read buffer.
     let client_id = assigned
         .clone()
-        .unwrap_or_else(|| connect.client_id.clone());
+        .unwrap_or_else(|| ByteString::from(&*connect.client_id));
     let mut client = client_info(info, &connect, &client_id);
 
     // Authentication: enhanced (AUTH exchange) when the client names a method,
@@ -350,7 +352,8 @@ fn client_info(info: &ConnectionInfo, connect: &Connect, client_id: &ByteString)
         .map(|id| roost_hooks::TlsIdentity::new(id.common_name.clone(), id.subject_dn.clone()));
     ClientInfo::new(
         client_id.clone(),
-        connect.username.clone(),
+        // Owned, like the client id: not a slice of the read buffer.
+        connect.username.as_deref().map(ByteString::from),
         peer,
         connect.protocol,
         Arc::from(info.listener.scheme()),
@@ -563,7 +566,7 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
                 handover: rx,
             }
         }
-        None => Claim::Parked(inner.parked.take().map(Box::new)),
+        None => Claim::Parked(inner.parked.take()),
     }
 }
 

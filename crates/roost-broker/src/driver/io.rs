@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use roost_codec::{Encoder, Packet};
@@ -69,28 +70,35 @@ impl Outgoing {
             if self.scratch.capacity() > 0 {
                 self.scratch = BytesMut::new();
             }
-            if self.chunks.capacity() > 8 {
+            if self.chunks.capacity() > 0 {
                 self.chunks = VecDeque::new();
             }
         }
     }
 
-    /// Writes as much as the socket takes in one vectored write. The slice
-    /// array lives on the stack of each poll, not in the connection's future,
-    /// so it costs idle connections nothing.
+    /// Writes as much as the socket takes in one vectored write.
     pub(crate) fn write_some<'a, W: AsyncWrite + Unpin>(
         &'a self,
         writer: &'a mut W,
     ) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
-        std::future::poll_fn(move |cx| {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n = 0;
-            for chunk in self.chunks.iter().take(MAX_IOVECS) {
-                slices[n] = IoSlice::new(chunk);
-                n += 1;
-            }
-            Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..n])
-        })
+        std::future::poll_fn(move |cx| self.poll_write_some(Pin::new(&mut *writer), cx))
+    }
+
+    /// One vectored write attempt. The slice array lives on the stack of
+    /// each poll, not in the connection's future, so it costs idle
+    /// connections nothing.
+    pub(crate) fn poll_write_some<W: AsyncWrite + ?Sized>(
+        &self,
+        writer: Pin<&mut W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut n = 0;
+        for chunk in self.chunks.iter().take(MAX_IOVECS) {
+            slices[n] = IoSlice::new(chunk);
+            n += 1;
+        }
+        writer.poll_write_vectored(cx, &slices[..n])
     }
 
     /// Drops `written` bytes from the front.

@@ -1,6 +1,11 @@
 //! The per-connection task: transport ↔ codec ↔ session ↔ outbox. A thin
 //! loop in the quinn style: feed inputs to the sans-IO session, drain its
 //! output, re-arm its timer. One file per phase.
+//!
+//! The task's future is what every idle connection costs, so its layout is
+//! deliberate: the CONNECT phase runs in a boxed future that is freed once
+//! the client is attached, and the connected phase keeps only what lives as
+//! long as the connection (see `run.rs`).
 
 mod authz;
 mod connect;
@@ -9,6 +14,7 @@ mod inbound;
 mod io;
 mod run;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -18,17 +24,47 @@ use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::ConnectionInfo;
+use crate::transport::admission::Ticket;
 
 pub(crate) use events::enqueue_offline;
 
 /// Serves one accepted connection until it closes. `info` is what the
-/// transport learnt (peer address, TLS identity).
-pub(crate) async fn serve<S>(
+/// transport learnt (peer address, TLS identity); `ticket`, the listener's
+/// admission, is released when the connection ends.
+///
+/// Not an `async fn`: its arguments would stay in the future for the whole
+/// connection. They move into the boxed CONNECT phase instead, and the
+/// long-lived future holds the core, that box, then the connected phase.
+pub(crate) fn serve<S>(
     core: Arc<Core>,
     listener: Arc<ListenerConfig>,
     stream: S,
     info: ConnectionInfo,
-) where
+    ticket: Option<Ticket>,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let connecting = Box::pin(connect_phase(Arc::clone(&core), listener, stream, info));
+    async move {
+        if let Some((attached, stream, rbuf)) = connecting.await {
+            run::run(&core, attached, stream, rbuf).await;
+        }
+        // The connection no longer counts against the listener's limits.
+        drop(ticket);
+    }
+}
+
+/// Reads and checks CONNECT and attaches the session. Reads and writes are
+/// split only for this phase (the CONNECT exchange takes both halves); the
+/// stream is whole again for the connected phase.
+async fn connect_phase<S>(
+    core: Arc<Core>,
+    listener: Arc<ListenerConfig>,
+    stream: S,
+    info: ConnectionInfo,
+) -> Option<(Box<connect::Attached>, S, BytesMut)>
+where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -37,11 +73,12 @@ pub(crate) async fn serve<S>(
     match connect::handshake(&core, &listener, &info, &mut reader, &mut writer, &mut rbuf).await {
         Ok(attached) => {
             tracing::debug!(%peer, client_id = %attached.session.client_id(), "client connected");
-            run::run(&core, attached, reader, writer, rbuf).await;
+            Some((Box::new(attached), reader.unsplit(writer), rbuf))
         }
         Err(refused) => {
             Metrics::inc(&core.metrics.connections_refused);
             tracing::debug!(%peer, %refused, "connection refused");
+            None
         }
     }
 }

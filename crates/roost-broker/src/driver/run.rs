@@ -1,8 +1,16 @@
-//! The connected phase: the select loop over socket reads, socket writes, the
-//! outbox doorbell, the session's timer, control commands and shutdown.
+//! The connected phase: one select loop over the socket (reads and writes in
+//! one readiness-driven future on the unsplit stream), the outbox doorbell,
+//! one timer, control commands and shutdown.
+//!
+//! This future is what an idle connection costs, so it is kept small: the
+//! state that only exists while packets are being handled (the packet
+//! handlers' futures, the closing flush) is boxed for the moment it runs,
+//! and one timer is re-armed in place instead of a new one per turn.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -27,6 +35,8 @@ const IDLE_READ: usize = 128;
 const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Where the timer rests while nothing is due (re-armed before it matters).
+const TIMER_IDLE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
 
 /// How the connection ended.
 #[derive(Debug)]
@@ -43,17 +53,20 @@ pub(crate) enum Ending {
     Closed(ReasonCode),
 }
 
+/// What the socket did in one turn.
+enum Io {
+    /// Bytes were written (0 = the peer is gone).
+    Wrote(std::io::Result<usize>),
+    /// Bytes were read into the read buffer (0 = end of stream).
+    Read(std::io::Result<usize>),
+}
+
 /// Drives a connected client until the connection ends, then detaches it.
-pub(crate) async fn run<R, W>(
-    core: &Arc<Core>,
-    attached: Attached,
-    mut reader: R,
-    mut writer: W,
-    mut rbuf: BytesMut,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+pub(crate) async fn run<S>(core: &Arc<Core>, attached: Box<Attached>, mut stream: S, rbuf: BytesMut)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut rbuf = rbuf;
     let Attached {
         mut session,
         slot,
@@ -63,7 +76,7 @@ pub(crate) async fn run<R, W>(
         auth_method,
         client,
         grant,
-    } = attached;
+    } = *attached;
     // Drops the session itself makes (queue full, expired, too large for the
     // client) are counted from here on; earlier ones were counted already.
     let mut drops_seen = session.stats().dropped.total();
@@ -80,19 +93,17 @@ pub(crate) async fn run<R, W>(
     // (nothing larger than that size [MQTT-3.1.2-24], and no DISCONNECT
     // before a CONNACK [MQTT-3.14.0-1]) rather than leave it waiting.
     let now = Instant::now();
-    if let Some(connack) = session.poll_transmit(now)
-        && !out.push(&session.encoder(), &connack)
-    {
+    if !queue_connack(&mut session, &mut out) {
         tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
-        finish(
+        Box::pin(finish(
             core,
             session,
             &slot,
             connection_id,
             Ending::Lost,
             &mut out,
-            &mut writer,
-        )
+            &mut stream,
+        ))
         .await;
         return;
     }
@@ -113,14 +124,22 @@ pub(crate) async fn run<R, W>(
         auth_method: &auth_method,
         authz: Default::default(),
     };
-    let early = handle_buffered(
-        &inputs,
-        &mut session,
-        &mut exchange,
-        &mut decoder,
-        &mut rbuf,
-    )
-    .await;
+    let early = if rbuf.is_empty() {
+        None
+    } else {
+        Box::pin(handle_buffered(
+            &inputs,
+            &mut session,
+            &mut exchange,
+            &mut decoder,
+            &mut rbuf,
+        ))
+        .await
+    };
+    if rbuf.is_empty() {
+        // The CONNECT read buffer is not kept for the idle wait.
+        rbuf = BytesMut::new();
+    }
     // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
     let credentials_expire = grant.expires_at.map(|at| {
         let left = at
@@ -128,6 +147,10 @@ pub(crate) async fn run<R, W>(
             .unwrap_or_default();
         tokio::time::Instant::now() + left
     });
+    // One timer for the keep-alive deadline and the credentials' expiry,
+    // re-armed in place when the deadline moves.
+    let timer = tokio::time::sleep(TIMER_IDLE);
+    tokio::pin!(timer);
 
     let ending = if let Some(ending) = early {
         ending
@@ -144,6 +167,7 @@ pub(crate) async fn run<R, W>(
                 }
             }
             core.sync_session_drops(&slot, &mut drops_seen, &session);
+            crate::persist::flush_events(core, &mut session);
             let encoder = session.encoder();
             while let Some(packet) = session.poll_transmit(now) {
                 if !out.push(&encoder, &packet) {
@@ -151,7 +175,20 @@ pub(crate) async fn run<R, W>(
                 }
             }
             out.prepare();
-            let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+            if out.is_empty() {
+                // Everything is written: the session's queues need no
+                // memory until the next packet.
+                session.release_idle_memory();
+            }
+            let wake = earliest(
+                session.poll_timeout().map(tokio::time::Instant::from_std),
+                credentials_expire,
+            );
+            if let Some(wake) = wake
+                && wake != timer.deadline()
+            {
+                timer.as_mut().reset(wake);
+            }
             let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
             if rbuf.capacity() - rbuf.len() < next_read / 2 {
                 rbuf.reserve(next_read);
@@ -166,19 +203,17 @@ pub(crate) async fn run<R, W>(
                 },
                 // `wait_for` also sees a shutdown that began before this
                 // connection subscribed (between its CONNECT check and here).
-                _ = async { let _ = shutdown.wait_for(|down| *down).await; } => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
-            crate::persist::flush_events(core, &mut session);
-                written = out.write_some(&mut writer), if !out.is_empty() => match written {
-                    Ok(0) | Err(_) => break Ending::Lost,
-                    Ok(n) => out.advance(n),
-                },
-                read = reader.read_buf(&mut rbuf) => match read {
-                    Ok(0) | Err(_) => break Ending::Lost,
-                    Ok(n) => {
+                () = async { let _ = shutdown.wait_for(|down| *down).await; } => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
+                    Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
+                    Io::Wrote(Ok(n)) => out.advance(n),
+                    Io::Read(Ok(n)) => {
                         // Adapt the next read to the traffic: double while reads
                         // fill the buffer, fall back to a small one when they do not.
                         next_read = if n >= next_read { (next_read * 2).min(READ_CHUNK) } else { IDLE_READ.max(n.next_power_of_two()) };
-                        if let Some(ending) = handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf).await {
+                        // Boxed while it runs: the packet handlers' state is
+                        // large and an idle connection should not carry it.
+                        if let Some(ending) = Box::pin(handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf)).await {
                             break ending;
                         }
                         if rbuf.is_empty() {
@@ -195,11 +230,11 @@ pub(crate) async fn run<R, W>(
                         deliver(core, &mut session, d, now);
                     }
                 },
-                _ = sleep_until(credentials_expire), if credentials_expire.is_some() => {
-                    tracing::info!(client_id = %client.client_id, "credentials expired; closing");
-                    break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME);
-                },
-                _ = sleep_until(deadline), if deadline.is_some() => {
+                () = &mut timer, if wake.is_some() => {
+                    if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                        tracing::info!(client_id = %client.client_id, "credentials expired; closing");
+                        break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME);
+                    }
                     if let Err(violation) = session.handle_timeout(Instant::now()) {
                         break violation_ending(&violation, session.client_id());
                     }
@@ -209,18 +244,60 @@ pub(crate) async fn run<R, W>(
     };
 
     core.sync_session_drops(&slot, &mut drops_seen, &session);
+
+    crate::persist::flush_events(core, &mut session);
     core.ext
         .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
-    finish(
+    Box::pin(finish(
         core,
         session,
         &slot,
         connection_id,
         ending,
         &mut out,
-        &mut writer,
-    )
+        &mut stream,
+    ))
     .await;
+}
+
+/// Encodes the session's CONNACK; false when the client cannot take it.
+fn queue_connack(session: &mut roost_session::Session, out: &mut Outgoing) -> bool {
+    match session.poll_transmit(Instant::now()) {
+        Some(connack) => out.push(&session.encoder(), &connack),
+        None => true,
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(
+    a: Option<tokio::time::Instant>,
+    b: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One turn of the socket: writes pending output when it can, otherwise
+/// reads. Reads and writes share the one stream, so no split (and no lock
+/// per poll) is needed.
+fn socket_turn<'a, S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &'a mut S,
+    out: &'a Outgoing,
+    rbuf: &'a mut BytesMut,
+) -> impl std::future::Future<Output = Io> + 'a {
+    std::future::poll_fn(move |cx| {
+        if !out.is_empty()
+            && let Poll::Ready(written) = out.poll_write_some(Pin::new(&mut *stream), cx)
+        {
+            return Poll::Ready(Io::Wrote(written));
+        }
+        // `read_buf` keeps no state between polls: a fresh one per poll is
+        // the same as keeping one.
+        let read = std::pin::pin!(stream.read_buf(rbuf));
+        read.poll(cx).map(Io::Read)
+    })
 }
 
 /// Handles every complete packet in `rbuf`; `Some` when the connection ends.
@@ -244,8 +321,6 @@ async fn handle_buffered(
             },
             Ok(None) => return None,
             Err(e) => return Some(violation_ending(&Violation::from(e), session.client_id())),
-
-    crate::persist::flush_events(core, &mut session);
         }
     }
 }
@@ -261,13 +336,6 @@ fn disconnect_cause(ending: &Ending) -> DisconnectCause {
         Ending::Lost => DisconnectCause::Lost,
         Ending::Violation(rc) | Ending::Closed(rc) => DisconnectCause::Server(*rc),
         Ending::TakenOver => DisconnectCause::Server(ReasonCode::SESSION_TAKEN_OVER),
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -13,6 +13,7 @@ mod accept;
 mod close;
 mod complete;
 mod handle;
+mod idle;
 mod outbound;
 
 use std::collections::VecDeque;
