@@ -3,9 +3,14 @@
 //! entries (a `Vec` is the smallest and fastest thing to iterate on the route
 //! path), but a popular filter can have 100k subscribers, where a linear scan
 //! on every SUBSCRIBE would be quadratic.
+//!
+//! The first entry lives inline (no allocation): a filter with a single
+//! subscriber, and a subscriber with a single filter, are the common case.
 
 use std::collections::HashMap;
 use std::hash::{Hash, RandomState};
+
+use smallvec::SmallVec;
 
 /// Above this many entries a hash index is kept beside the vector.
 const INDEX_ABOVE: usize = 16;
@@ -17,7 +22,7 @@ const UNINDEX_BELOW: usize = INDEX_ABOVE / 2;
 /// removal moves the last entry into the freed slot), looked up by key.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyedVec<K, V> {
-    items: Vec<(K, V)>,
+    items: SmallVec<[(K, V); 1]>,
     /// Key -> position in `items`; present only when `items` is long. Boxed
     /// so the common short list costs one pointer for it, not a whole map.
     #[expect(
@@ -30,7 +35,7 @@ pub(crate) struct KeyedVec<K, V> {
 impl<K, V> Default for KeyedVec<K, V> {
     fn default() -> Self {
         Self {
-            items: Vec::new(),
+            items: SmallVec::new(),
             index: None,
         }
     }
@@ -74,10 +79,6 @@ impl<K: Eq + Hash + Clone, V> KeyedVec<K, V> {
             return Some(std::mem::replace(slot, value));
         }
         let at = self.items.len();
-        if at == 0 {
-            // Most lists hold a single entry: do not start at Vec's default of 4.
-            self.items.reserve_exact(1);
-        }
         if let Some(index) = &mut self.index {
             index.insert(key.clone(), at);
         }
@@ -116,7 +117,8 @@ impl<K: Eq + Hash + Clone, V> KeyedVec<K, V> {
             }
         }
         if self.items.capacity() > 64 && self.items.len() * 4 < self.items.capacity() {
-            self.items.shrink_to(self.items.len() * 2);
+            // Cannot fail: the new capacity holds every entry.
+            let _ = self.items.try_grow(self.items.len() * 2);
         }
         Some((at, value))
     }

@@ -78,6 +78,7 @@ mod session;
 mod state;
 mod store_event;
 mod subscribe_check;
+mod subscriptions;
 pub mod violation;
 pub mod will;
 
@@ -92,5 +93,6 @@ pub use state::{
 };
 pub use store_event::StoreEvent;
 pub use subscribe_check::validate_subscribe;
+pub use subscriptions::Iter as SubscriptionsIter;
 pub use violation::Violation;
 pub use will::{SESSION_NEVER_EXPIRES, session_expires_at, will_fire_at};

@@ -21,9 +21,7 @@ pub struct Subscription {
     pub identifier: Option<u32>,
 }
 
-/// Subscriptions keyed by the full filter text as sent (including any
-/// `$share/<group>/` prefix). Ordered, so iteration is deterministic.
-pub type Subscriptions = BTreeMap<ByteString, Subscription>;
+pub use crate::subscriptions::Subscriptions;
 
 /// Where an inbound QoS 2 message is in its flow (the receiver side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
