@@ -212,6 +212,21 @@ pub enum DeniedPublish {
     Disconnect,
 }
 
+/// How a denied SUBSCRIBE filter is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeniedSubscribe {
+    /// SUBACK 0x87 Not authorized for that filter (5.0), 0x80 Failure (3.x);
+    /// the other filters are granted.
+    #[default]
+    NotAuthorized,
+    /// SUBACK 0x80 Unspecified error / Failure for that filter in every
+    /// version: the client does not learn that an ACL refused it.
+    Unspecified,
+    /// Close the connection (DISCONNECT 0x87 in 5.0).
+    Disconnect,
+}
+
 /// Authorization options.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -220,6 +235,8 @@ pub struct SecurityConfig {
     pub acl_default: AclDefault,
     /// Answer to a denied PUBLISH.
     pub denied_publish: DeniedPublish,
+    /// Answer to a denied SUBSCRIBE filter.
+    pub denied_subscribe: DeniedSubscribe,
 }
 
 /// Log output format.

@@ -255,3 +255,173 @@ async fn a_slow_http_authorizer_delays_only_its_own_client() {
         other => panic!("{other:?}"),
     }
 }
+
+fn acl_config(acl: &std::path::Path, extra: &str) -> String {
+    format!(
+        "{extra}[auth.acl_file]\npath = {:?}\n",
+        acl.display().to_string()
+    )
+}
+
+#[tokio::test]
+async fn a_denied_filter_can_be_answered_0x80_or_with_a_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "deny all subscribe secret/#\n").unwrap();
+    let quiet = acl_config(&acl, "[security]\ndenied_subscribe = \"unspecified\"\n");
+    let broker = common::start_with(common::config(&quiet), None).await;
+    let mut c = common::clients::open_v5(broker.addr, "unspec").await;
+    assert_eq!(
+        common::clients::sub(&mut c, "secret/a", QoS::AtMostOnce).await,
+        ReasonCode::UNSPECIFIED_ERROR
+    );
+    assert!(
+        !common::clients::sub(&mut c, "open/a", QoS::AtMostOnce)
+            .await
+            .is_error()
+    );
+
+    let strict = acl_config(&acl, "[security]\ndenied_subscribe = \"disconnect\"\n");
+    let broker = common::start_with(common::config(&strict), None).await;
+    let mut c = common::clients::open_v5(broker.addr, "strict").await;
+    c.send(roost_testkit::packets::subscribe(
+        1,
+        "secret/a",
+        QoS::AtMostOnce,
+    ))
+    .await
+    .unwrap();
+    common::clients::expect_disconnect(&mut c, ReasonCode::NOT_AUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn a_corrupt_acl_file_names_its_line_at_startup_and_keeps_the_old_rules_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "allow all all open/#\nallow all\n").unwrap();
+    let err = roost_broker::Broker::builder()
+        .config(common::config(&acl_config(&acl, "")))
+        .bind()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("{}:2", acl.display())), "{err}");
+
+    std::fs::write(&acl, "allow all publish open/#\ndeny all all #\n").unwrap();
+    let broker = common::start_with(common::config(&acl_config(&acl, "")), None).await;
+    let mut c = common::clients::open_v5(broker.addr, "corrupt").await;
+    assert!(allowed(publish_code(&mut c, "open/1", 1).await));
+    std::fs::write(&acl, "deny all all #\nthis is not a rule\n").unwrap();
+    let errors = broker.handle.reload_auth();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(":2"), "{errors:?}");
+    // The old rules are still in force.
+    assert!(allowed(publish_code(&mut c, "open/1", 2).await));
+    assert_eq!(
+        publish_code(&mut c, "closed/1", 3).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+}
+
+const JWT_SECRET: &str = "jwt-secret-never-printed-0123456789";
+const HEADER_TOKEN: &str = "header-token-never-printed";
+const PARAM_SECRET: &str = "param-secret-never-printed";
+
+#[test]
+fn the_auth_config_debug_output_holds_no_secret() {
+    let toml = format!(
+        "[auth.jwt]\nsecret = \"{JWT_SECRET}\"\n\
+         [auth.http]\nurl = \"http://user:pass-in-url@127.0.0.1:1/auth?key=query-secret\"\n\
+         headers = {{ authorization = \"Bearer {HEADER_TOKEN}\" }}\n\
+         params = {{ key = \"{PARAM_SECRET}\", username = \"${{username}}\" }}\n"
+    );
+    let config = roost_broker::Config::from_toml(&toml, "test").unwrap();
+    let shown = format!("{config:?}");
+    for secret in [
+        JWT_SECRET,
+        HEADER_TOKEN,
+        PARAM_SECRET,
+        "pass-in-url",
+        "query-secret",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
+
+/// Collects what the broker logs (at every level) while the test runs.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn wrong_and_right_passwords_never_reach_the_logs() {
+    // A current-thread runtime: the broker's tasks log through this
+    // thread's default subscriber.
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = dir.path().join("passwd");
+    set_password(
+        &passwords,
+        "alice",
+        "right-password-123",
+        HashKind::Pbkdf2Sha512,
+    )
+    .unwrap();
+    let toml = format!(
+        "[auth.password_file]\npath = {:?}\n[auth.jwt]\nsecret = \"{JWT_SECRET}\"\nnot_a_jwt = \"ignore\"\n",
+        passwords.display().to_string()
+    );
+    let broker = common::start_with(common::config(&toml), None).await;
+    assert_eq!(
+        connack(broker.addr, login("alice", b"wrong-password-456"))
+            .await
+            .1,
+        ReasonCode::BAD_USER_NAME_OR_PASSWORD
+    );
+    assert_eq!(
+        connack(broker.addr, login("alice", b"right-password-123"))
+            .await
+            .1,
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(
+        connack(
+            broker.addr,
+            login("bob", b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl")
+        )
+        .await
+        .1,
+        ReasonCode::BAD_USER_NAME_OR_PASSWORD
+    );
+    drop(broker);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("authentication refused"),
+        "logs were not captured: {text}"
+    );
+    for secret in [
+        "wrong-password-456",
+        "right-password-123",
+        "c2lnbmF0dXJl",
+        JWT_SECRET,
+        "$7$",
+    ] {
+        assert!(!text.contains(secret), "{secret} logged:\n{text}");
+    }
+}

@@ -727,3 +727,50 @@ async fn sync_authorizer_answers_are_cached_per_session_until_a_reload() {
     assert!(matches!(c.recv(T).await.unwrap(), Packet::PubAck(_)));
     assert_eq!(count(), 5);
 }
+
+// ---- reason strings ----
+
+/// Refuses every connection with 0x9F and a reason string.
+struct Closed;
+
+impl Hooks for Closed {
+    fn on_connect<'a>(&'a self, _client: &'a ClientInfo) -> BoxFuture<'a, Decision> {
+        ready(Decision::deny_with(
+            ReasonCode::CONNECTION_RATE_EXCEEDED,
+            "maintenance until 10:00",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_on_connect_denial_sends_its_reason_code_and_reason_string() {
+    let broker = Broker::builder()
+        .config(common::config(""))
+        .hooks(Arc::new(Closed))
+        .bind()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let _guard = common::TestBroker {
+        addr,
+        handle: broker.handle(),
+    };
+    tokio::spawn(broker.run());
+    let mut c = RawClient::connect(addr, ProtocolVersion::V5).await.unwrap();
+    c.send(Packet::Connect(Box::new(connect(
+        ProtocolVersion::V5,
+        &unique_id("closed"),
+    ))))
+    .await
+    .unwrap();
+    match c.recv(T).await.unwrap() {
+        Packet::ConnAck(ack) => {
+            assert_eq!(ack.reason_code, ReasonCode::CONNECTION_RATE_EXCEEDED);
+            assert_eq!(
+                ack.properties.reason_string.as_deref(),
+                Some("maintenance until 10:00")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

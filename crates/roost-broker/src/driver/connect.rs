@@ -98,6 +98,29 @@ async fn refuse<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Refuses with the client's CONNECT at hand, so that a hook's Reason
+/// String goes out (5.0, unless the client turned problem information off).
+async fn refuse_explained<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    connect: &Connect,
+    reason: ReasonCode,
+    reason_string: Option<&str>,
+) {
+    if !connect.protocol.is_v5() {
+        refuse(writer, connect.protocol, reason).await;
+        return;
+    }
+    let connack = Packet::ConnAck(connack_refusal(connect, reason, reason_string, None));
+    let mut buf = BytesMut::new();
+    if Encoder::new(connect.protocol)
+        .encode(&connack, &mut buf)
+        .is_ok()
+    {
+        let _ = writer.write_all(&buf).await;
+        let _ = writer.flush().await;
+    }
+}
+
 /// The redirection reason code, when redirection is configured.
 fn redirect_reason(core: &Core) -> Option<ReasonCode> {
     match core.config.mqtt.redirect.mode {
@@ -270,9 +293,12 @@ where
     }
     let client = Arc::new(client);
     if let Some(hooks) = &core.ext.hooks
-        && let Decision::Deny { reason, .. } = core.ext.decide(hooks.on_connect(&client)).await
+        && let Decision::Deny {
+            reason,
+            reason_string,
+        } = core.ext.decide(hooks.on_connect(&client)).await
     {
-        refuse(writer, version, reason).await;
+        refuse_explained(writer, &connect, reason, reason_string.as_deref()).await;
         return Err(Refused::ConnAck(reason));
     }
 

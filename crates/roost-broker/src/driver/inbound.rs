@@ -20,7 +20,7 @@ use roost_session::{Inbound, Message, Session, Violation};
 
 use super::authz::{AuthzCache, authorized};
 use super::events::{self, deliver};
-use crate::config::DeniedPublish;
+use crate::config::{DeniedPublish, DeniedSubscribe};
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::slot::SessionKey;
@@ -95,7 +95,9 @@ pub(crate) async fn handle_packet(
         Inbound::Publish { message, packet_id } => {
             return Ok(publish(inputs, session, message, packet_id, now).await);
         }
-        Inbound::Subscribe(subscribe) => subscribe_all(inputs, session, &subscribe, now).await,
+        Inbound::Subscribe(subscribe) => {
+            return Ok(subscribe_all(inputs, session, &subscribe, now).await);
+        }
         Inbound::Unsubscribe(unsubscribe) => unsubscribe_all(inputs, session, &unsubscribe).await,
         Inbound::Disconnect { publish_will, .. } => return Ok(Flow::Disconnect { publish_will }),
         Inbound::Auth(auth) => {
@@ -237,7 +239,7 @@ async fn subscribe_all(
     session: &mut Session,
     subscribe: &Subscribe,
     now: Instant,
-) {
+) -> Flow {
     let core = inputs.core;
     // Counts the session's existing subscriptions against max_subscriptions
     // (a replaced filter takes no new quota), not just this packet's filters.
@@ -249,7 +251,11 @@ async fn subscribe_all(
         let bare = parse_shared(filter).map_or(&**filter, |s| s.filter);
         if !authorized(inputs, Action::Subscribe { qos: options.qos }, bare).await {
             tracing::info!(client_id = %inputs.client.client_id, %filter, "subscription not authorized");
-            *refusal = Some(ReasonCode::NOT_AUTHORIZED);
+            *refusal = Some(match core.config.security.denied_subscribe {
+                DeniedSubscribe::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
+                DeniedSubscribe::Unspecified => ReasonCode::UNSPECIFIED_ERROR,
+                DeniedSubscribe::Disconnect => return Flow::Close(ReasonCode::NOT_AUTHORIZED),
+            });
             continue;
         }
         if let Some(hooks) = &core.ext.hooks {
@@ -306,6 +312,7 @@ async fn subscribe_all(
             deliver(core, session, delivery, now);
         }
     }
+    Flow::Continue
 }
 
 async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe: &Unsubscribe) {
