@@ -306,7 +306,7 @@ async fn subscribe_all(
         }
     }
     session.complete_subscribe(subscribe, &results);
-    crate::persist::on_subscribe(core, session, subscribe);
+    crate::persist::on_subscribe(core, session, subscribe).await;
     for (filter, qos) in retained {
         for delivery in core.retained_for(&filter, qos, identifier, now) {
             deliver(core, session, delivery, now);
@@ -329,29 +329,31 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
             }
         }
     }
-    let mut router = core.router.write();
-    let results: Vec<ReasonCode> = unsubscribe
-        .filters
-        .iter()
-        .zip(refusals)
-        .map(|(filter, refusal)| {
-            if let Some(reason) = refusal {
-                return reason;
-            }
-            let (group, bare) = match parse_shared(filter) {
-                Some(shared) => (Some(shared.group), shared.filter),
-                None => (None, &**filter),
-            };
-            if router.unsubscribe(inputs.key, bare, group) {
-                ReasonCode::SUCCESS
-            } else {
-                ReasonCode::NO_SUBSCRIPTION_EXISTED
-            }
-        })
-        .collect();
-    drop(router);
+    // A block, not drop(): the guard must be gone before the await below.
+    let results: Vec<ReasonCode> = {
+        let mut router = core.router.write();
+        unsubscribe
+            .filters
+            .iter()
+            .zip(refusals)
+            .map(|(filter, refusal)| {
+                if let Some(reason) = refusal {
+                    return reason;
+                }
+                let (group, bare) = match parse_shared(filter) {
+                    Some(shared) => (Some(shared.group), shared.filter),
+                    None => (None, &**filter),
+                };
+                if router.unsubscribe(inputs.key, bare, group) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect()
+    };
     session.complete_unsubscribe(unsubscribe, &results);
-    crate::persist::on_unsubscribe(core, session, unsubscribe);
+    crate::persist::on_unsubscribe(core, session, unsubscribe).await;
 }
 
 /// Re-authentication on a live connection (AUTH 0x19, then 0x18 rounds)

@@ -167,7 +167,7 @@ where
                 }
             }
             core.sync_session_drops(&slot, &mut drops_seen, &session);
-            crate::persist::flush_events(core, &mut session);
+            crate::persist::flush_events(core, &mut session).await;
             let encoder = session.encoder();
             while let Some(packet) = session.poll_transmit(now) {
                 if !out.push(&encoder, &packet) {
@@ -245,7 +245,7 @@ where
 
     core.sync_session_drops(&slot, &mut drops_seen, &session);
 
-    crate::persist::flush_events(core, &mut session);
+    crate::persist::flush_events(core, &mut session).await;
     core.ext
         .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
     Box::pin(finish(

@@ -56,15 +56,19 @@ pub(crate) fn drain_state(state: &mut SessionState, batch: &mut Vec<Delta>) {
 }
 
 /// Writes what a live session reported since the last call (called by the
-/// connection's loop after each input). Costs one check without a store.
-pub(crate) fn flush_events(core: &Core, session: &mut Session) {
+/// connection's loop after each input, before it writes). In `sync` mode it
+/// waits for the write: a PUBLISH sent with a packet id, a PUBREL after
+/// PUBREC and a PUBCOMP after PUBREL must not reach the client before the
+/// store knows, or a crash would make the broker resend a completed message
+/// or reuse a packet id the client still holds. Costs one check without a store.
+pub(crate) async fn flush_events(core: &Core, session: &mut Session) {
     let Some(persist) = &core.persist else {
         return;
     };
     let mut batch = Vec::new();
     drain_session(session, &mut batch);
-    // The ticket is not awaited: these changes need no acknowledgement.
-    drop(persist.submit(batch));
+    let ticket = persist.submit(batch);
+    persist.acknowledged(ticket).await;
 }
 
 /// What a live session reported so far, for the batch of the message it is

@@ -128,7 +128,7 @@ impl Persist {
             && let Err(e) = ticket.await
         {
             self.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "store write failed; acknowledging a message that may not survive a restart");
+            tracing::error!(error = %e, "store write failed; going on (this change may not survive a restart)");
         }
     }
 

@@ -53,7 +53,7 @@ fn will_set(
 
 /// CONNECT accepted: the session's record (persistent), the end of a stored
 /// session the client replaced (clean start, or expiry now 0), and the will.
-pub(crate) fn on_connect(
+pub(crate) async fn on_connect(
     core: &Core,
     slot: &SessionSlot,
     session: &mut Session,
@@ -101,11 +101,12 @@ pub(crate) fn on_connect(
         None => {}
     }
     events::drain_session(session, &mut batch);
-    drop(persist.submit(batch));
+    // sync: CONNACK / SUBACK / UNSUBACK once the change is stored.
+    persist.acknowledged(persist.submit(batch)).await;
 }
 
 /// After SUBSCRIBE was answered: every filter the session now holds.
-pub(crate) fn on_subscribe(core: &Core, session: &Session, subscribe: &Subscribe) {
+pub(crate) async fn on_subscribe(core: &Core, session: &Session, subscribe: &Subscribe) {
     let Some(persist) = &core.persist else {
         return;
     };
@@ -125,11 +126,12 @@ pub(crate) fn on_subscribe(core: &Core, session: &Session, subscribe: &Subscribe
             })
         })
         .collect();
-    drop(persist.submit(batch));
+    // sync: CONNACK / SUBACK / UNSUBACK once the change is stored.
+    persist.acknowledged(persist.submit(batch)).await;
 }
 
 /// After UNSUBSCRIBE was answered: every filter the session no longer holds.
-pub(crate) fn on_unsubscribe(core: &Core, session: &Session, unsubscribe: &Unsubscribe) {
+pub(crate) async fn on_unsubscribe(core: &Core, session: &Session, unsubscribe: &Unsubscribe) {
     let Some(persist) = &core.persist else {
         return;
     };
@@ -146,7 +148,8 @@ pub(crate) fn on_unsubscribe(core: &Core, session: &Session, unsubscribe: &Unsub
             filter: ByteString::from(&**filter),
         })
         .collect();
-    drop(persist.submit(batch));
+    // sync: CONNACK / SUBACK / UNSUBACK once the change is stored.
+    persist.acknowledged(persist.submit(batch)).await;
 }
 
 /// The connection closed and the session is kept: the disconnect time
