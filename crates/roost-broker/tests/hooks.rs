@@ -774,3 +774,37 @@ async fn an_on_connect_denial_sends_its_reason_code_and_reason_string() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---- credentials that expire ----
+
+/// Accepts everyone with credentials valid for 300 ms (like a JWT `exp`).
+struct ShortLived;
+
+impl Authenticator for ShortLived {
+    fn name(&self) -> &str {
+        "short-lived"
+    }
+    fn authenticate<'a>(&'a self, _request: &'a ConnectRequest<'a>) -> BoxFuture<'a, AuthResult> {
+        let mut grant = Grant::default();
+        grant.expires_at = Some(std::time::SystemTime::now() + Duration::from_millis(300));
+        ready(AuthResult::Accept(grant))
+    }
+}
+
+#[tokio::test]
+async fn expired_credentials_end_the_connection_with_0xa0() {
+    let broker = Broker::builder()
+        .config(common::config(""))
+        .authenticator(Arc::new(ShortLived))
+        .bind()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let _guard = common::TestBroker {
+        addr,
+        handle: broker.handle(),
+    };
+    tokio::spawn(broker.run());
+    let mut c = common::clients::open_with(addr, login(ProtocolVersion::V5, "anyone", b"x")).await;
+    common::clients::expect_disconnect(&mut c, ReasonCode::MAXIMUM_CONNECT_TIME).await;
+}
