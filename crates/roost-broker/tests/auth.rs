@@ -39,6 +39,7 @@ impl EnhancedAuthenticator for TestAuth {
             "CHALLENGE" => Some(Box::new(Challenge { challenged: false })),
             "ONESHOT" => Some(Box::new(OneShot)),
             "ODD" => Some(Box::new(Odd)),
+            "IDENTITY" => Some(Box::new(Identity)),
             _ => None,
         }
     }
@@ -95,6 +96,17 @@ struct Odd;
 impl AuthExchange for Odd {
     fn step(&mut self, _data: Option<Bytes>) -> BoxFuture<'_, AuthStep> {
         ready(AuthStep::Fail(ReasonCode::ADMINISTRATIVE_ACTION))
+    }
+}
+
+/// `IDENTITY`: succeeds at once as the user named by the data.
+struct Identity;
+
+impl AuthExchange for Identity {
+    fn step(&mut self, data: Option<Bytes>) -> BoxFuture<'_, AuthStep> {
+        let mut grant = Grant::default();
+        grant.username = data.map(|d| String::from_utf8_lossy(&d).into_owned());
+        ready(AuthStep::Success { data: None, grant })
     }
 }
 
@@ -549,4 +561,30 @@ async fn v311_mqtt_4_8_0_1_auth_packet_on_a_3_1_1_connection_closes() {
         .unwrap();
     client.send_bytes(&[0xF0, 0x00]).await.unwrap();
     assert_eq!(client.expect_closed(T).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn v5_reauthentication_cannot_switch_to_another_user() {
+    let broker = start().await;
+    let mut client = begin(broker.addr, with_method("who", "IDENTITY", b"alice")).await;
+    assert_eq!(
+        recv_connack(&mut client).await.reason_code,
+        ReasonCode::SUCCESS
+    );
+    // The same user again: fine.
+    client
+        .send(auth(ReasonCode::REAUTHENTICATE, "IDENTITY", b"alice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        recv_auth(&mut client).await.reason_code,
+        ReasonCode::SUCCESS
+    );
+    // Someone else: the connection keeps alice's identity for authorization,
+    // so it is closed rather than left half-switched.
+    client
+        .send(auth(ReasonCode::REAUTHENTICATE, "IDENTITY", b"bob"))
+        .await
+        .unwrap();
+    common::clients::expect_disconnect(&mut client, ReasonCode::NOT_AUTHORIZED).await;
 }

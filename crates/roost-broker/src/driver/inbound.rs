@@ -392,8 +392,17 @@ async fn reauthenticate(
         AuthStep::Continue(data) => {
             session.send_auth(reply(ReasonCode::CONTINUE_AUTHENTICATION, Some(data)));
         }
-        AuthStep::Success { data, .. } => {
+        AuthStep::Success { data, grant } => {
             *exchange = None;
+            // Authorization keeps using the identity of the first
+            // authentication: re-authenticating as someone else ends the
+            // connection instead of leaving it half-switched.
+            if let Some(name) = &grant.username
+                && inputs.client.username.as_deref() != Some(name.as_str())
+            {
+                tracing::warn!(client_id = %inputs.client.client_id, "re-authentication as another user; closing");
+                return Flow::Close(ReasonCode::NOT_AUTHORIZED);
+            }
             session.send_auth(reply(ReasonCode::SUCCESS, data));
         }
         AuthStep::Fail(reason) => {
