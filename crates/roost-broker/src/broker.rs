@@ -127,6 +127,9 @@ impl BrokerBuilder {
         let restored = match (&core.persist, snapshot) {
             (Some(persist), Some(snapshot)) => {
                 let restored = crate::persist::restore(&core, snapshot);
+                // After the restore, which must not write back what it loads.
+                core.retained
+                    .on_change(crate::persist::retained_sink(Arc::downgrade(&core)));
                 persist
                     .start()
                     .map_err(|e| BrokerError::Store(format!("store: {e}")))?;

@@ -162,9 +162,6 @@ impl Core {
         };
         let wall = std::time::SystemTime::now();
         let mut batch = Vec::with_capacity(targets.len() + extra.len() + 1);
-        if message.retain {
-            batch.push(crate::persist::retain_delta(&message, now, wall));
-        }
         let keep_qos0 = self.session_config.queue_qos0_offline;
         let deliveries: Vec<(&SessionSlot, Delivery)> = targets
             .iter()
@@ -182,7 +179,7 @@ impl Core {
             })
             .collect();
         batch.extend(extra);
-        let ticket = persist.submit(batch);
+        let ticket = persist.submit_publish(batch, message.retain);
         for (slot, delivery) in deliveries {
             self.push(slot, delivery, now);
         }

@@ -199,7 +199,8 @@ async fn run_stream(
     stack.watch(core.shutdown.subscribe());
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
+            // `wait_for` also sees a shutdown begun before this task subscribed.
+            _ = shutdown.wait_for(|down| *down) => break,
             accepted = accept_one(&accept) => accepted,
         };
         let accepted = match accepted {

@@ -92,6 +92,42 @@ async fn retained_messages_survive(store: StoreConfig) {
     broker.stop().await;
 }
 
+/// Retained changes made through the API, and a delete by an empty
+/// retained PUBLISH, are what the restarted broker has.
+async fn retained_api_changes_and_deletes_survive(store: StoreConfig) {
+    let kept = unique_id("persist/api-kept");
+    let gone = unique_id("persist/api-gone");
+    let broker = start_stored(store.clone()).await;
+    for topic in [&kept, &gone] {
+        broker
+            .handle
+            .retained_set(topic, "set".into(), QoS::AtLeastOnce, Default::default())
+            .unwrap();
+    }
+    let mut publisher = open_v5(broker.addr, "pub").await;
+    let mut delete = publish(&gone, "", QoS::AtLeastOnce, Some(1));
+    delete.retain = true;
+    publisher.send(delete).await.unwrap();
+    assert!(matches!(
+        publisher.recv(T).await.unwrap(),
+        Packet::PubAck(_)
+    ));
+    leave(publisher).await;
+    broker.stop().await;
+
+    let broker = start_stored(store).await;
+    let got = broker
+        .handle
+        .retained_get(&kept)
+        .expect("kept across the restart");
+    assert_eq!(&got.payload[..], b"set");
+    assert!(
+        broker.handle.retained_get(&gone).is_none(),
+        "the delete was stored too"
+    );
+    broker.stop().await;
+}
+
 async fn session_subscriptions_and_queued_messages_survive(store: StoreConfig) {
     let id = unique_id("persist-sub");
     let topic = unique_id("persist/q");
@@ -260,6 +296,12 @@ async fn disk_retained_messages_survive_restart() {
 }
 
 #[tokio::test]
+async fn disk_retained_api_changes_and_deletes_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    retained_api_changes_and_deletes_survive(disk(&dir)).await;
+}
+
+#[tokio::test]
 async fn disk_session_subscriptions_and_queued_qos1_qos2_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     session_subscriptions_and_queued_messages_survive(disk(&dir)).await;
@@ -317,6 +359,14 @@ async fn redis_retained_messages_survive_restart() {
         return;
     };
     retained_messages_survive(redis.store()).await;
+}
+
+#[tokio::test]
+async fn redis_retained_api_changes_and_deletes_survive_restart() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    retained_api_changes_and_deletes_survive(redis.store()).await;
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ use roost_store::{Delta, Ticket, TrySubmitError, Writer, WriterConfig};
 pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 pub(crate) use events::{flush_events, session_events};
 pub(crate) use open::Opened;
-pub(crate) use publish::retain_delta;
+pub(crate) use publish::retained_sink;
 pub(crate) use restore::{Restored, restore};
 pub(crate) use session::{on_connect, on_park, on_session_end, on_subscribe, on_unsubscribe};
 pub(crate) use slot_store::SlotStore;
@@ -115,6 +115,12 @@ impl Persist {
                 None
             }
         }
+    }
+
+    /// A ticket that completes once everything submitted so far is stored
+    /// (and, in `sync` mode, fsynced).
+    pub(crate) fn barrier(&self) -> Option<Ticket> {
+        self.writer.read().as_ref()?.flush_ticket().ok()
     }
 
     /// Waits for a publish's ticket before its PUBACK / PUBREC goes out, in

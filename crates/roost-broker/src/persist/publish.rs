@@ -6,8 +6,14 @@
 use std::time::{Instant, SystemTime};
 
 use roost_codec::QoS;
-use roost_session::{Delivery, Message};
-use roost_store::{Delta, QueuedMessage, StoredMessage};
+use std::sync::Weak;
+
+use bytestring::ByteString;
+use roost_session::Delivery;
+use roost_store::{Delta, QueuedMessage, StoredMessage, Ticket};
+
+use crate::core::Core;
+use crate::retained::{ChangeSink, RetainedChange};
 
 use super::Persist;
 use crate::slot::SessionSlot;
@@ -44,19 +50,35 @@ impl Persist {
             message: QueuedMessage::from_delivery(delivery, now, wall),
         });
     }
+
+    /// Submits a routed message's batch. A retained message's change went
+    /// to the writer just before (from the retained store); when nothing else
+    /// is written for it, `sync` mode still gets a ticket covering it, so its
+    /// PUBACK waits for the retained write.
+    pub(crate) fn submit_publish(&self, batch: Vec<Delta>, retained: bool) -> Option<Ticket> {
+        if batch.is_empty() && retained && self.acks_wait() {
+            return self.barrier();
+        }
+        self.submit(batch)
+    }
 }
 
-/// The retained-store delta of a PUBLISH with RETAIN: set, or delete for an
-/// empty payload.
-pub(crate) fn retain_delta(message: &Message, now: Instant, wall: SystemTime) -> Delta {
-    if message.payload.is_empty() {
-        Delta::RetainDelete {
-            topic: message.topic.clone(),
-        }
-    } else {
-        Delta::RetainSet {
-            topic: message.topic.clone(),
-            message: StoredMessage::from_message(message, now, wall),
-        }
-    }
+/// The session store's receiver of retained-message changes: every set
+/// and removal (PUBLISH, the API, expiry) becomes a `RetainSet` /
+/// `RetainDelete`. It holds the core weakly: the core owns the retained store.
+pub(crate) fn retained_sink(core: Weak<Core>) -> ChangeSink {
+    Box::new(move |change| {
+        let Some(core) = core.upgrade() else { return };
+        let Some(persist) = &core.persist else { return };
+        let delta = match change {
+            RetainedChange::Set(message) => Delta::RetainSet {
+                topic: message.topic.clone(),
+                message: StoredMessage::from_message(message, Instant::now(), SystemTime::now()),
+            },
+            RetainedChange::Removed(topic) => Delta::RetainDelete {
+                topic: ByteString::from(topic),
+            },
+        };
+        drop(persist.submit(vec![delta]));
+    })
 }

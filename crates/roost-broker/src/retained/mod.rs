@@ -86,7 +86,22 @@ pub(crate) struct RetainedStore {
     refused: AtomicU64,
     /// Where the next sweep tick resumes (`None` = from the first topic).
     sweep_cursor: Mutex<Option<String>>,
+    /// Told of every set and removal (the session store), once installed.
+    changes: std::sync::OnceLock<ChangeSink>,
 }
+
+/// A change of the retained messages, as [`RetainedStore::set`] and
+/// [`RetainedStore::remove`] make it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RetainedChange<'a> {
+    /// The topic's retained message is now this one.
+    Set(&'a Arc<Message>),
+    /// The topic has no retained message any more.
+    Removed(&'a str),
+}
+
+/// Receives every [`RetainedChange`].
+pub(crate) type ChangeSink = Box<dyn Fn(RetainedChange<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for RetainedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +125,15 @@ impl RetainedStore {
             expired: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             sweep_cursor: Mutex::new(None),
+            changes: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs the receiver of every later change (the session store);
+    /// messages put in before (a restore) are not reported. Once only.
+    pub(crate) fn on_change(&self, sink: ChangeSink) {
+        if self.changes.set(sink).is_err() {
+            tracing::warn!("retained change receiver installed twice; keeping the first");
         }
     }
 
@@ -197,6 +221,9 @@ impl RetainedStore {
 
     /// THE place a retained message is set (or replaced).
     fn set(&self, inner: &mut Inner, entry: Entry) {
+        if let Some(sink) = self.changes.get() {
+            sink(RetainedChange::Set(&entry.message));
+        }
         let size = entry.message.payload.len() as u64;
         let mortal = entry.dies_at.is_some();
         let topic = entry.message.topic.clone();
@@ -212,6 +239,9 @@ impl RetainedStore {
     fn remove(&self, inner: &mut Inner, topic: &str, why: Removal) -> Option<Arc<Message>> {
         let removed = inner.index.remove(topic)?;
         inner.forget(&removed);
+        if let Some(sink) = self.changes.get() {
+            sink(RetainedChange::Removed(topic));
+        }
         if why == Removal::Expired {
             self.expired.fetch_add(1, Ordering::Relaxed);
         }
