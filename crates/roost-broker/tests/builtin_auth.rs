@@ -15,6 +15,8 @@ use roost_codec::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, unique_id};
 
+use common::clients::connack;
+
 const T: Duration = Duration::from_secs(5);
 
 fn login(user: &str, password: &'static [u8]) -> Connect {
@@ -22,15 +24,6 @@ fn login(user: &str, password: &'static [u8]) -> Connect {
     c.username = Some(ByteString::from(user));
     c.password = Some(Bytes::from_static(password));
     c
-}
-
-async fn connack(addr: std::net::SocketAddr, c: Connect) -> (RawClient, ReasonCode) {
-    let mut client = RawClient::connect(addr, c.protocol).await.unwrap();
-    client.send(Packet::Connect(Box::new(c))).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::ConnAck(ack) => (client, ack.reason_code),
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
 }
 
 #[tokio::test]

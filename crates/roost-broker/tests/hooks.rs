@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use roost_broker::Broker;
 use roost_broker::hooks::{
     AclResult, Action, AuthResult, Authenticator, Authorizer, BoxFuture, ClientInfo,
     ConnectRequest, Decision, DropCause, Grant, Hooks, MessageView, PublishCtx, PublishDecision,
     SubscribeCtx, ready,
 };
-use roost_broker::{Broker, BrokerHandle};
 use roost_codec::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, subscribe, unique_id};
@@ -84,32 +84,15 @@ impl Hooks for TestHooks {
     }
 }
 
-struct Running {
-    addr: std::net::SocketAddr,
-    handle: BrokerHandle,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-    }
-}
-
-async fn start() -> Running {
-    let broker = Broker::builder()
-        .config(common::config(""))
-        .authenticator(Arc::new(Passwords))
-        .authorizer(Arc::new(Acl))
-        .hooks(Arc::new(TestHooks))
-        .bind()
-        .await
-        .unwrap();
-    let running = Running {
-        addr: broker.local_addrs()[0],
-        handle: broker.handle(),
-    };
-    tokio::spawn(broker.run());
-    running
+async fn start() -> common::TestBroker {
+    common::start_built(
+        Broker::builder()
+            .config(common::config(""))
+            .authenticator(Arc::new(Passwords))
+            .authorizer(Arc::new(Acl))
+            .hooks(Arc::new(TestHooks)),
+    )
+    .await
 }
 
 fn login(version: ProtocolVersion, user: &str, password: &'static [u8]) -> Connect {
@@ -120,12 +103,7 @@ fn login(version: ProtocolVersion, user: &str, password: &'static [u8]) -> Conne
 }
 
 async fn connack_code(addr: std::net::SocketAddr, c: Connect) -> ReasonCode {
-    let mut client = RawClient::connect(addr, c.protocol).await.unwrap();
-    client.send(Packet::Connect(Box::new(c))).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::ConnAck(ack) => ack.reason_code,
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+    common::clients::connack(addr, c).await.1
 }
 
 #[tokio::test]
@@ -363,20 +341,14 @@ impl Recorded {
 
 async fn start_recording(toml: &str, wanted: bool) -> Recorded {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let broker = Broker::builder()
-        .config(common::config(toml))
-        .authorizer(Arc::new(Acl))
-        .hooks(Arc::new(Recorder { events: tx, wanted }))
-        .bind()
-        .await
-        .unwrap();
-    let addr = broker.local_addrs()[0];
-    let handle = broker.handle();
-    tokio::spawn(broker.run());
-    Recorded {
-        broker: common::TestBroker { addr, handle },
-        events: rx,
-    }
+    let broker = common::start_built(
+        Broker::builder()
+            .config(common::config(toml))
+            .authorizer(Arc::new(Acl))
+            .hooks(Arc::new(Recorder { events: tx, wanted })),
+    )
+    .await;
+    Recorded { broker, events: rx }
 }
 
 /// A 5.0 client with a persistent session (expiry 300 s) and a given id.
@@ -678,18 +650,13 @@ impl Authorizer for Counting {
 #[tokio::test]
 async fn sync_authorizer_answers_are_cached_per_session_until_a_reload() {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let broker = Broker::builder()
-        .config(common::config(""))
-        .authorizer(Arc::new(Counting(Arc::clone(&calls))))
-        .bind()
-        .await
-        .unwrap();
-    let addr = broker.local_addrs()[0];
-    let guard = common::TestBroker {
-        addr,
-        handle: broker.handle(),
-    };
-    tokio::spawn(broker.run());
+    let guard = common::start_built(
+        Broker::builder()
+            .config(common::config(""))
+            .authorizer(Arc::new(Counting(Arc::clone(&calls)))),
+    )
+    .await;
+    let addr = guard.addr;
     let count = || calls.load(std::sync::atomic::Ordering::SeqCst);
     let mut c = common::clients::open_v5(addr, "authzcache").await;
     for id in 1..=3 {
@@ -744,19 +711,15 @@ impl Hooks for Closed {
 
 #[tokio::test]
 async fn an_on_connect_denial_sends_its_reason_code_and_reason_string() {
-    let broker = Broker::builder()
-        .config(common::config(""))
-        .hooks(Arc::new(Closed))
-        .bind()
+    let broker = common::start_built(
+        Broker::builder()
+            .config(common::config(""))
+            .hooks(Arc::new(Closed)),
+    )
+    .await;
+    let mut c = RawClient::connect(broker.addr, ProtocolVersion::V5)
         .await
         .unwrap();
-    let addr = broker.local_addrs()[0];
-    let _guard = common::TestBroker {
-        addr,
-        handle: broker.handle(),
-    };
-    tokio::spawn(broker.run());
-    let mut c = RawClient::connect(addr, ProtocolVersion::V5).await.unwrap();
     c.send(Packet::Connect(Box::new(connect(
         ProtocolVersion::V5,
         &unique_id("closed"),
@@ -793,18 +756,13 @@ impl Authenticator for ShortLived {
 
 #[tokio::test]
 async fn expired_credentials_end_the_connection_with_0xa0() {
-    let broker = Broker::builder()
-        .config(common::config(""))
-        .authenticator(Arc::new(ShortLived))
-        .bind()
-        .await
-        .unwrap();
-    let addr = broker.local_addrs()[0];
-    let _guard = common::TestBroker {
-        addr,
-        handle: broker.handle(),
-    };
-    tokio::spawn(broker.run());
-    let mut c = common::clients::open_with(addr, login(ProtocolVersion::V5, "anyone", b"x")).await;
+    let broker = common::start_built(
+        Broker::builder()
+            .config(common::config(""))
+            .authenticator(Arc::new(ShortLived)),
+    )
+    .await;
+    let mut c =
+        common::clients::open_with(broker.addr, login(ProtocolVersion::V5, "anyone", b"x")).await;
     common::clients::expect_disconnect(&mut c, ReasonCode::MAXIMUM_CONNECT_TIME).await;
 }

@@ -16,7 +16,7 @@ use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, unique_id};
 
 use common::barrier::assert_quiet;
-use common::clients::{expect_disconnect, open_with, sub, subscribed};
+use common::clients::{connack, expect_disconnect, open_with, sub, subscribed};
 use common::{T, TestBroker};
 
 /// alice and bob (password "pw"), admin ("root"); rules below.
@@ -73,15 +73,6 @@ async fn puback(client: &mut RawClient, p: Publish) -> ReasonCode {
     match client.recv(T).await.unwrap() {
         Packet::PubAck(a) => a.reason_code,
         other => panic!("expected PUBACK, got {other:?}"),
-    }
-}
-
-async fn connack(addr: SocketAddr, c: Connect) -> (RawClient, ReasonCode) {
-    let mut client = RawClient::connect(addr, c.protocol).await.unwrap();
-    client.send(Packet::Connect(Box::new(c))).await.unwrap();
-    match client.recv(T).await.unwrap() {
-        Packet::ConnAck(ack) => (client, ack.reason_code),
-        other => panic!("expected CONNACK, got {other:?}"),
     }
 }
 

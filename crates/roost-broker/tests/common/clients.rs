@@ -25,6 +25,19 @@ pub async fn open_with(addr: SocketAddr, connect: Connect) -> RawClient {
     RawClient::connect_with(addr, connect).await.unwrap().0
 }
 
+/// Sends `connect` and returns the CONNACK code, whatever it is.
+pub async fn connack(addr: SocketAddr, connect: Connect) -> (RawClient, ReasonCode) {
+    let mut client = RawClient::connect(addr, connect.protocol).await.unwrap();
+    client
+        .send(Packet::Connect(Box::new(connect)))
+        .await
+        .unwrap();
+    match client.recv(T).await.unwrap() {
+        Packet::ConnAck(ack) => (client, ack.reason_code),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
 /// Subscribes to one filter (packet id 1) and returns the SUBACK code.
 pub async fn sub(client: &mut RawClient, filter: &str, qos: QoS) -> ReasonCode {
     client.send(subscribe(1, filter, qos)).await.unwrap();

@@ -56,6 +56,12 @@ pub async fn start_with(
     if let Some(auth) = auth {
         builder = builder.enhanced_authenticator(auth);
     }
+    start_built(builder).await
+}
+
+/// Binds and runs a broker the test built (its own authenticators,
+/// authorizers, hooks).
+pub async fn start_built(builder: roost_broker::BrokerBuilder) -> TestBroker {
     let broker = match builder.bind().await {
         Ok(b) => b,
         Err(e) => panic!("bind: {e}"),
