@@ -418,3 +418,159 @@ async fn wrong_and_right_passwords_never_reach_the_logs() {
         assert!(!text.contains(secret), "{secret} logged:\n{text}");
     }
 }
+
+// ---- SCRAM over MQTT AUTH packets, against an independent client ----
+
+/// The independent SCRAM client of roost-auth's tests (Python hashlib/hmac).
+const SCRAM_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../roost-auth/tests/scram_client.py"
+);
+
+/// One run of `scram_client.py login`: it speaks first, then answers.
+struct ScramClient {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl ScramClient {
+    fn start(user: &str, password: &str) -> Self {
+        let mut child = std::process::Command::new("python3")
+            .args([SCRAM_CLIENT, "login", "sha256", user, password])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for the independent SCRAM client");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// The client's next message (it never waits for the broker to print it).
+    fn read(&mut self) -> Bytes {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.stdout, &mut line).unwrap();
+        Bytes::from(line.trim().to_owned())
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        std::io::Write::write_all(&mut self.stdin, data).unwrap();
+        std::io::Write::write_all(&mut self.stdin, b"\n").unwrap();
+        std::io::Write::flush(&mut self.stdin).unwrap();
+    }
+}
+
+impl Drop for ScramClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scram_auth(reason_code: ReasonCode, data: Bytes) -> Packet {
+    Packet::Auth(roost_codec::Auth {
+        reason_code,
+        properties: roost_codec::AuthProperties {
+            authentication_method: Some(ByteString::from("SCRAM-SHA-256")),
+            authentication_data: Some(data),
+            ..Default::default()
+        },
+    })
+}
+
+async fn recv_auth_data(client: &mut RawClient) -> Bytes {
+    match client.recv(T).await.unwrap() {
+        Packet::Auth(a) => {
+            assert_eq!(a.reason_code, ReasonCode::CONTINUE_AUTHENTICATION);
+            a.properties.authentication_data.unwrap()
+        }
+        other => panic!("expected AUTH, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn scram_over_auth_packets_with_an_independent_client_then_reauthentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("scram");
+    roost_auth::scram::set_scram_password(&creds, "alice", "correct horse", 4096).unwrap();
+    let toml = format!(
+        "[auth.scram]\ncredentials_file = {:?}\n",
+        creds.display().to_string()
+    );
+    let broker = common::start_with(common::config(&toml), None).await;
+
+    // CONNECT carries client-first; AUTH 0x18 rounds; CONNACK carries server-final.
+    let mut py = ScramClient::start("alice", "correct horse");
+    let mut c = connect(ProtocolVersion::V5, &unique_id("scram"));
+    c.properties.authentication_method = Some(ByteString::from("SCRAM-SHA-256"));
+    c.properties.authentication_data = Some(py.read());
+    let mut client = RawClient::connect(broker.addr, ProtocolVersion::V5)
+        .await
+        .unwrap();
+    client.send(Packet::Connect(Box::new(c))).await.unwrap();
+    py.write(&recv_auth_data(&mut client).await);
+    client
+        .send(scram_auth(ReasonCode::CONTINUE_AUTHENTICATION, py.read()))
+        .await
+        .unwrap();
+    let ack = match client.recv(T).await.unwrap() {
+        Packet::ConnAck(ack) => ack,
+        other => panic!("expected CONNACK, got {other:?}"),
+    };
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    py.write(&ack.properties.authentication_data.unwrap());
+    assert_eq!(
+        &py.read()[..],
+        b"OK",
+        "the client did not verify the server"
+    );
+
+    // Re-authentication (AUTH 0x19) on the live connection.
+    let mut again = ScramClient::start("alice", "correct horse");
+    client
+        .send(scram_auth(ReasonCode::REAUTHENTICATE, again.read()))
+        .await
+        .unwrap();
+    again.write(&recv_auth_data(&mut client).await);
+    client
+        .send(scram_auth(
+            ReasonCode::CONTINUE_AUTHENTICATION,
+            again.read(),
+        ))
+        .await
+        .unwrap();
+    match client.recv(T).await.unwrap() {
+        Packet::Auth(a) => {
+            assert_eq!(a.reason_code, ReasonCode::SUCCESS);
+            again.write(&a.properties.authentication_data.unwrap());
+        }
+        other => panic!("expected AUTH 0x00, got {other:?}"),
+    }
+    assert_eq!(&again.read()[..], b"OK");
+
+    // A wrong password: CONNACK 0x87.
+    let mut wrong = ScramClient::start("alice", "battery staple");
+    let mut c = connect(ProtocolVersion::V5, &unique_id("scram-bad"));
+    c.properties.authentication_method = Some(ByteString::from("SCRAM-SHA-256"));
+    c.properties.authentication_data = Some(wrong.read());
+    let mut bad = RawClient::connect(broker.addr, ProtocolVersion::V5)
+        .await
+        .unwrap();
+    bad.send(Packet::Connect(Box::new(c))).await.unwrap();
+    wrong.write(&recv_auth_data(&mut bad).await);
+    bad.send(scram_auth(
+        ReasonCode::CONTINUE_AUTHENTICATION,
+        wrong.read(),
+    ))
+    .await
+    .unwrap();
+    match bad.recv(T).await.unwrap() {
+        Packet::ConnAck(ack) => assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
