@@ -766,3 +766,49 @@ async fn expired_credentials_end_the_connection_with_0xa0() {
         common::clients::open_with(broker.addr, login(ProtocolVersion::V5, "anyone", b"x")).await;
     common::clients::expect_disconnect(&mut c, ReasonCode::MAXIMUM_CONNECT_TIME).await;
 }
+
+// ---- a slow hook delays only its own client ----
+
+/// Holds `on_publish` for `slow/...` topics until released.
+struct Slow(Arc<tokio::sync::Notify>);
+
+impl Hooks for Slow {
+    fn on_publish<'a>(&'a self, ctx: &'a mut PublishCtx<'_>) -> BoxFuture<'a, PublishDecision> {
+        if ctx.message.topic.starts_with("slow/") {
+            let release = Arc::clone(&self.0);
+            return Box::pin(async move {
+                release.notified().await;
+                PublishDecision::Allow
+            });
+        }
+        ready(PublishDecision::Allow)
+    }
+}
+
+#[tokio::test]
+async fn a_slow_async_hook_does_not_stall_other_connections() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let broker = common::start_built(
+        Broker::builder()
+            .config(common::config(""))
+            .hooks(Arc::new(Slow(Arc::clone(&release)))),
+    )
+    .await;
+    let mut slow = common::clients::open_v5(broker.addr, "slowhook").await;
+    let mut other = common::clients::open_v5(broker.addr, "fasthook").await;
+    slow.send(publish("slow/1", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    // Served while the hook holds the slow client's publish.
+    other
+        .send(publish("fast/1", &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    assert!(matches!(other.recv(T).await.unwrap(), Packet::PubAck(_)));
+    assert!(
+        slow.recv(Duration::from_millis(50)).await.is_err(),
+        "the slow client was answered before its hook finished"
+    );
+    release.notify_one();
+    assert!(matches!(slow.recv(T).await.unwrap(), Packet::PubAck(_)));
+}
