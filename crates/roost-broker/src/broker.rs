@@ -274,10 +274,11 @@ impl BrokerHandle {
         })
     }
 
-    /// Reloads the certificate files of every TLS, WSS and QUIC listener (the
-    /// binary calls it on SIGHUP). New handshakes use the new certificates;
-    /// established connections are not touched. A listener whose files do not
-    /// load keeps its previous certificates. Returns how many reloaded.
+    /// Every session (connected or parked), sorted by client id.
+    pub fn clients(&self) -> Vec<crate::ClientSummary> {
+        crate::clients::list(&self.core)
+    }
+
     /// Re-reads the built-in authentication and ACL files (SIGHUP). A file
     /// that fails to parse keeps its previous contents; the errors (naming the
     /// file and line) are returned for logging.
@@ -304,6 +305,10 @@ impl BrokerHandle {
         self.core.builtins.bans.clone()
     }
 
+    /// Reloads the certificate files of every TLS, WSS and QUIC listener (the
+    /// binary calls it on SIGHUP). New handshakes use the new certificates;
+    /// established connections are not touched. A listener whose files do not
+    /// load keeps its previous certificates. Returns how many reloaded.
     pub fn reload_tls(&self) -> Result<usize, TlsReloadError> {
         let mut failures = Vec::new();
         for listener in self.tls.iter() {

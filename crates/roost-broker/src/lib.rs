@@ -24,6 +24,7 @@
 
 mod broker;
 pub mod builtin_auth;
+mod clients;
 pub mod config;
 mod core;
 mod driver;
@@ -36,6 +37,7 @@ mod slot;
 mod transport;
 
 pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
+pub use clients::ClientSummary;
 pub use config::{Config, ConfigError};
 pub use extensions::PanicPolicy;
 pub use listener::BoundAddress;

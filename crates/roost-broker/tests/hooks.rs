@@ -812,3 +812,36 @@ async fn a_slow_async_hook_does_not_stall_other_connections() {
     release.notify_one();
     assert!(matches!(slow.recv(T).await.unwrap(), Packet::PubAck(_)));
 }
+
+// ---- listing clients ----
+
+#[tokio::test]
+async fn the_handle_lists_sessions_with_their_user_and_state() {
+    let broker = start().await;
+    let alice_id = unique_id("list-alice");
+    let mut alice = login(ProtocolVersion::V5, "alice", b"secret");
+    alice.client_id = ByteString::from(alice_id.as_str());
+    alice.clean_start = false;
+    alice.properties.session_expiry_interval = Some(300);
+    let alice = common::clients::open_with(broker.addr, alice).await;
+    let anon_id = unique_id("list-anon");
+    let _anon =
+        common::clients::open_with(broker.addr, connect(ProtocolVersion::V5, &anon_id)).await;
+    let find = |id: &str| {
+        broker
+            .handle
+            .clients()
+            .into_iter()
+            .find(|c| c.client_id == id)
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let a = find(&alice_id);
+    assert_eq!((a.username.as_deref(), a.connected), (Some("alice"), true));
+    let n = find(&anon_id);
+    assert_eq!((n.username, n.connected), (None, true));
+    common::clients::drop_and_wait(&broker, alice).await;
+    assert!(
+        !find(&alice_id).connected,
+        "a parked session is listed offline"
+    );
+}
