@@ -230,8 +230,10 @@ pub trait Hooks: Send + Sync + 'static {
     fn on_disconnect(&self, client: &ClientInfo, cause: DisconnectCause) {}
     /// Whether this implementation wants [`Hooks::on_message_delivered`] and
     /// [`Hooks::on_message_dropped`]. Asked once when the broker is built;
-    /// return `false` to spare the per-message cost of building a
-    /// [`MessageView`] when those two hooks are not overridden.
+    /// return `false` to spare their per-message cost when those two hooks
+    /// are not overridden: a [`MessageView`] per event, and while a client
+    /// has messages queued behind its inflight window, a snapshot of that
+    /// queue (one reference count per message) at each acknowledgement.
     fn wants_message_events(&self) -> bool {
         true
     }
