@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use roost_codec::{QoS, ReasonCode};
 use roost_hooks::DropCause;
 use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 /// Commands a broker sends to the driver that owns a session.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub(crate) struct Handover {
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) connection_id: u64,
-    pub(crate) control: mpsc::Sender<Control>,
+    pub(crate) control: crate::driver::control::ControlSender,
 }
 
 /// An offline session waiting for its client, its will delay or its expiry.

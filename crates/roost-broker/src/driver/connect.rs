@@ -14,7 +14,7 @@ use roost_codec::{
 use roost_hooks::{AuthResult, AuthStep, ClientInfo, ConnectRequest, Decision, Grant};
 use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect, connack_refusal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::config::ListenerConfig;
 use crate::core::Core;
@@ -29,7 +29,7 @@ pub(crate) struct Attached {
     pub(crate) session: Session,
     pub(crate) slot: Arc<SessionSlot>,
     pub(crate) connection_id: u64,
-    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) control: super::control::ControlReceiver,
     pub(crate) decoder: Decoder,
     pub(crate) auth_method: Option<ByteString>,
     pub(crate) client: Arc<ClientInfo>,
@@ -305,7 +305,7 @@ where
     let connection_id = core
         .next_connection_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (control_tx, control_rx) = mpsc::channel(4);
+    let (control_tx, control_rx) = super::control::channel();
     let now = Instant::now();
     let claimant = Claimant {
         connection_id,
@@ -545,7 +545,7 @@ async fn attach(
 /// Who asks for a session: the new connection and its authorized user name.
 struct Claimant<'a> {
     connection_id: u64,
-    control: &'a mpsc::Sender<Control>,
+    control: &'a super::control::ControlSender,
     owner: Option<&'a ByteString>,
 }
 
@@ -557,7 +557,7 @@ enum Claim {
     Foreign,
     /// A live connection owns it; it must hand the session over.
     TakeOver {
-        old_control: mpsc::Sender<Control>,
+        old_control: super::control::ControlSender,
         handover: oneshot::Receiver<Handover>,
     },
     /// No live connection; the parked session, if any (boxed: it is large).

@@ -67,9 +67,9 @@ impl Outgoing {
         self.seal();
         if self.chunks.is_empty() {
             // Idle: hold no output buffers. The next packet allocates afresh.
-            if self.scratch.capacity() > 0 {
-                self.scratch = BytesMut::new();
-            }
+            // Even with no spare capacity left, the handle may still share
+            // the buffer of the last write: let it go.
+            self.scratch = BytesMut::new();
             if self.chunks.capacity() > 0 {
                 self.chunks = VecDeque::new();
             }

@@ -9,6 +9,7 @@
 
 mod authz;
 mod connect;
+pub(crate) mod control;
 mod events;
 mod inbound;
 mod io;

@@ -9,14 +9,14 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use roost_codec::ReasonCode;
 use roost_session::{Delivery, Violation};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::connect::{Attached, will_of};
 use super::events::deliver;
@@ -24,7 +24,7 @@ use super::inbound::{Flow, Inputs, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
 use crate::slot::{Control, SessionKey};
-use roost_hooks::{AuthExchange, DisconnectCause};
+use roost_hooks::{AuthExchange, DisconnectCause, Grant};
 
 /// Read at least this much per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -37,6 +37,9 @@ const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
 const CLOSE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where the timer rests while nothing is due (re-armed before it matters).
 const TIMER_IDLE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
+
+/// The grant of clients whose authentication granted nothing special.
+static NO_GRANT: LazyLock<Grant> = LazyLock::new(Grant::default);
 
 /// How the connection ended.
 #[derive(Debug)]
@@ -67,6 +70,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut rbuf = rbuf;
+    // Moved out in a block of its own, so the box is freed now rather than
+    // when this (connection-long) function returns.
+    let attached = {
+        let boxed = attached;
+        *boxed
+    };
     let Attached {
         mut session,
         slot,
@@ -76,7 +85,9 @@ where
         auth_method,
         client,
         grant,
-    } = *attached;
+    } = attached;
+    // Most clients get the default grant: keep a pointer only for the others.
+    let grant = (grant != Grant::default()).then(|| Box::new(grant));
     // Drops the session itself makes (queue full, expired, too large for the
     // client) are counted from here on; earlier ones were counted already.
     let mut drops_seen = session.stats().dropped.total();
@@ -120,7 +131,7 @@ where
         core,
         key: &key,
         client: &client,
-        grant: &grant,
+        grant: grant.as_deref().unwrap_or(&NO_GRANT),
         auth_method: &auth_method,
         authz: Default::default(),
     };
@@ -141,7 +152,7 @@ where
         rbuf = BytesMut::new();
     }
     // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
-    let credentials_expire = grant.expires_at.map(|at| {
+    let credentials_expire = grant.as_ref().and_then(|g| g.expires_at).map(|at| {
         let left = at
             .duration_since(std::time::SystemTime::now())
             .unwrap_or_default();
@@ -190,7 +201,10 @@ where
                 timer.as_mut().reset(wake);
             }
             let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
-            if rbuf.capacity() - rbuf.len() < next_read / 2 {
+            // An idle connection (small reads, nothing buffered) reads into
+            // the stack first (see `socket_turn`) and holds no read buffer.
+            let idle = next_read == IDLE_READ && rbuf.is_empty();
+            if !idle && rbuf.capacity() - rbuf.len() < next_read / 2 {
                 rbuf.reserve(next_read);
             }
 
@@ -292,6 +306,18 @@ fn socket_turn<'a, S: AsyncRead + AsyncWrite + Unpin>(
             && let Poll::Ready(written) = out.poll_write_some(Pin::new(&mut *stream), cx)
         {
             return Poll::Ready(Io::Wrote(written));
+        }
+        if rbuf.capacity() == 0 {
+            // Idle: wait on a stack buffer, so only bytes that arrive get a
+            // heap buffer (exactly their size).
+            let mut stack = [0u8; IDLE_READ];
+            let mut read = ReadBuf::new(&mut stack);
+            return Pin::new(&mut *stream).poll_read(cx, &mut read).map(|done| {
+                Io::Read(done.map(|()| {
+                    rbuf.extend_from_slice(read.filled());
+                    read.filled().len()
+                }))
+            });
         }
         // `read_buf` keeps no state between polls: a fresh one per poll is
         // the same as keeping one.
