@@ -194,6 +194,13 @@ async fn run_stream(
     stack: Arc<Stack>,
     address: BoundAddress,
 ) {
+    // Before the first client: growing the descriptor table later stalls
+    // accept for milliseconds per doubling (transport/fd_table.rs).
+    #[cfg(unix)]
+    match &accept {
+        StreamSocket::Tcp(tcp) => crate::transport::fd_table::grow_once(tcp),
+        StreamSocket::Unix(unix) => crate::transport::fd_table::grow_once(unix),
+    }
     let gate = Gate::new(Arc::clone(&core), &config);
     let mut shutdown = core.shutdown.subscribe();
     stack.watch(core.shutdown.subscribe());

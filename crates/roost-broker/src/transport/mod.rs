@@ -15,6 +15,8 @@
 pub(crate) mod admission;
 pub(crate) mod config;
 mod disabled;
+#[cfg(unix)]
+pub(crate) mod fd_table;
 #[cfg(any(feature = "tls", feature = "websocket"))]
 pub(crate) mod flush;
 #[cfg(feature = "websocket")]

@@ -45,6 +45,12 @@ impl UnixSocket {
     }
 }
 
+impl std::os::fd::AsFd for UnixSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
 impl Drop for UnixSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
