@@ -85,14 +85,20 @@ pub(crate) enum AliasPlan {
 pub(crate) struct OutboundAliases {
     /// The client's Topic Alias Maximum (0 = none may be sent [MQTT-3.1.2-27]).
     maximum: u16,
-    assigned: HashMap<ByteString, u16>,
+    /// Created on the first assignment: most connections never get one,
+    /// and an empty map still costs 48 bytes in every session.
+    #[expect(
+        clippy::box_collection,
+        reason = "a boxed map is 8 bytes in sessions that never use aliases"
+    )]
+    assigned: Option<Box<HashMap<ByteString, u16>>>,
 }
 
 impl OutboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
         Self {
             maximum,
-            assigned: HashMap::new(),
+            assigned: None,
         }
     }
 
@@ -101,12 +107,13 @@ impl OutboundAliases {
         if self.maximum == 0 {
             return AliasPlan::None;
         }
-        if let Some(&alias) = self.assigned.get(topic) {
+        let assigned = self.assigned.as_deref();
+        if let Some(&alias) = assigned.and_then(|a| a.get(topic)) {
             return AliasPlan::Reuse(alias);
         }
         // Never above the client's maximum [MQTT-3.1.2-26] and never 0
         // [MQTT-3.3.2-8]: aliases run 1..=maximum.
-        match u16::try_from(self.assigned.len()) {
+        match u16::try_from(assigned.map_or(0, HashMap::len)) {
             Ok(used) if used < self.maximum => AliasPlan::Assign(used + 1),
             _ => AliasPlan::None,
         }
@@ -116,7 +123,9 @@ impl OutboundAliases {
     pub(crate) fn commit(&mut self, plan: AliasPlan, topic: &ByteString) {
         if let AliasPlan::Assign(alias) = plan {
             // Lives as long as the connection: do not pin the publisher's buffer.
-            self.assigned.insert(detach::string(topic), alias);
+            self.assigned
+                .get_or_insert_default()
+                .insert(detach::string(topic), alias);
         }
     }
 }

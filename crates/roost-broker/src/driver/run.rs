@@ -165,6 +165,8 @@ where
 
     let ending = if let Some(ending) = early {
         ending
+    } else if *shutdown.borrow_and_update() {
+        Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)
     } else {
         loop {
             let now = Instant::now();
@@ -215,9 +217,13 @@ where
                     Some(Control::Close(reason)) => break Ending::Closed(reason),
                     None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
                 },
-                // `wait_for` also sees a shutdown that began before this
-                // connection subscribed (between its CONNECT check and here).
-                () = async { let _ = shutdown.wait_for(|down| *down).await; } => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                // A shutdown that began before this connection subscribed
+                // (between its CONNECT check and here) is seen before the loop.
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow_and_update() {
+                        break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN);
+                    }
+                },
                 io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
                     Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
                     Io::Wrote(Ok(n)) => out.advance(n),
