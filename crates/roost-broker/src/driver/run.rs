@@ -162,10 +162,27 @@ where
     // re-armed in place when the deadline moves.
     let timer = tokio::time::sleep(TIMER_IDLE);
     tokio::pin!(timer);
+    let already_down = *shutdown.borrow_and_update();
+    // The waits below outlive the loop's turns: a wait that stays pending
+    // stays registered, instead of joining and leaving each `Notify`'s
+    // waiter list (a lock each way) on every turn. Every command ends the
+    // connection, so the command wait never needs renewing.
+    let command = control.recv();
+    tokio::pin!(command);
+    let shutdown_wait = async {
+        while shutdown.changed().await.is_ok() {
+            if *shutdown.borrow_and_update() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(shutdown_wait);
+    let doorbell = slot.doorbell.notified();
+    tokio::pin!(doorbell);
 
     let ending = if let Some(ending) = early {
         ending
-    } else if *shutdown.borrow_and_update() {
+    } else if already_down {
         Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)
     } else {
         loop {
@@ -212,18 +229,14 @@ where
 
             tokio::select! {
                 biased;
-                command = control.recv() => match command {
+                command = &mut command => match command {
                     Some(Control::Takeover) => break Ending::TakenOver,
                     Some(Control::Close(reason)) => break Ending::Closed(reason),
                     None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
                 },
                 // A shutdown that began before this connection subscribed
-                // (between its CONNECT check and here) is seen before the loop.
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow_and_update() {
-                        break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN);
-                    }
-                },
+                // (between its CONNECT check and here) was seen before the loop.
+                () = &mut shutdown_wait => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
                 io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
                     Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
                     Io::Wrote(Ok(n)) => out.advance(n),
@@ -243,7 +256,8 @@ where
                         }
                     }
                 },
-                _ = slot.doorbell.notified(), if accept_deliveries => {
+                () = &mut doorbell, if accept_deliveries => {
+                    doorbell.set(slot.doorbell.notified());
                     let now = Instant::now();
                     slot.drain_outbox(&mut batch);
                     for d in batch.drain(..) {
