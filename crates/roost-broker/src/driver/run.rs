@@ -65,233 +65,247 @@ enum Io {
 }
 
 /// Drives a connected client until the connection ends, then detaches it.
-pub(crate) async fn run<S>(core: &Arc<Core>, attached: Box<Attached>, mut stream: S, rbuf: BytesMut)
+///
+/// Not an `async fn`: its arguments would be copied into locals of the
+/// future (an `async fn` keeps both), and this future lives as long as the
+/// connection. The block below captures them and uses them in place.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice in the connection-long future"
+)]
+pub(crate) fn run<'a, S>(
+    core: &'a Arc<Core>,
+    attached: Box<Attached>,
+    mut stream: S,
+    mut rbuf: BytesMut,
+) -> impl std::future::Future<Output = ()> + 'a
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
-    let mut rbuf = rbuf;
-    // Moved out in a block of its own, so the box is freed now rather than
-    // when this (connection-long) function returns.
-    let attached = {
-        let boxed = attached;
-        *boxed
-    };
-    let Attached {
-        mut session,
-        slot,
-        connection_id,
-        mut control,
-        mut decoder,
-        auth_method,
-        client,
-        grant,
-    } = attached;
-    // Most clients get the default grant: keep a pointer only for the others.
-    let grant = (grant != Grant::default()).then(|| Box::new(grant));
-    // Drops the session itself makes (queue full, expired, too large for the
-    // client) are counted from here on; earlier ones were counted already.
-    let mut drops_seen = session.stats().dropped.total();
-    decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
-    let key = SessionKey(Arc::clone(&slot));
-    let mut out = Outgoing::default();
-    let mut batch: VecDeque<Delivery> = VecDeque::new();
-    let mut shutdown = core.shutdown.subscribe();
-    let mut exchange = None;
-    let mut next_read = IDLE_READ;
+    async move {
+        // Moved out in a block of its own, so the box is freed now rather than
+        // when this (connection-long) function returns.
+        let attached = {
+            let boxed = attached;
+            *boxed
+        };
+        let Attached {
+            mut session,
+            slot,
+            connection_id,
+            mut control,
+            mut decoder,
+            auth_method,
+            client,
+            grant,
+        } = attached;
+        // Most clients get the default grant: keep a pointer only for the others.
+        let grant = (grant != Grant::default()).then(|| Box::new(grant));
+        // Drops the session itself makes (queue full, expired, too large for the
+        // client) are counted from here on; earlier ones were counted already.
+        let mut drops_seen = session.stats().dropped.total();
+        decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
+        let key = SessionKey(Arc::clone(&slot));
+        let mut out = Outgoing::default();
+        let mut batch: VecDeque<Delivery> = VecDeque::new();
+        let mut shutdown = core.shutdown.subscribe();
+        let mut exchange = None;
+        let mut next_read = IDLE_READ;
 
-    // CONNACK is the session's first packet. A client whose Maximum Packet
-    // Size cannot hold it cannot be served: close without sending anything
-    // (nothing larger than that size [MQTT-3.1.2-24], and no DISCONNECT
-    // before a CONNACK [MQTT-3.14.0-1]) rather than leave it waiting.
-    let now = Instant::now();
-    if !queue_connack(&mut session, &mut out) {
-        tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
+        // CONNACK is the session's first packet. A client whose Maximum Packet
+        // Size cannot hold it cannot be served: close without sending anything
+        // (nothing larger than that size [MQTT-3.1.2-24], and no DISCONNECT
+        // before a CONNACK [MQTT-3.14.0-1]) rather than leave it waiting.
+        let now = Instant::now();
+        if !queue_connack(&mut session, &mut out) {
+            tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
+            Box::pin(finish(
+                core,
+                session,
+                &slot,
+                connection_id,
+                Ending::Lost,
+                &mut out,
+                &mut stream,
+            ))
+            .await;
+            return;
+        }
+
+        // Deliveries that arrived while attaching.
+        slot.drain_outbox(&mut batch);
+        for d in batch.drain(..) {
+            deliver(core, &mut session, d, now);
+        }
+
+        // Packets that arrived in the same read as CONNECT are already buffered:
+        // handle them now instead of waiting for more bytes.
+        let inputs = Inputs {
+            core,
+            key: &key,
+            client: &client,
+            grant: grant.as_deref().unwrap_or(&NO_GRANT),
+            auth_method: &auth_method,
+            authz: Default::default(),
+        };
+        let early = if rbuf.is_empty() {
+            None
+        } else {
+            Box::pin(handle_buffered(
+                &inputs,
+                &mut session,
+                &mut exchange,
+                &mut decoder,
+                &mut rbuf,
+            ))
+            .await
+        };
+        if rbuf.is_empty() {
+            // The CONNECT read buffer is not kept for the idle wait.
+            rbuf = BytesMut::new();
+        }
+        // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
+        let credentials_expire = grant.as_ref().and_then(|g| g.expires_at).map(|at| {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
+        // One timer for the keep-alive deadline and the credentials' expiry,
+        // re-armed in place when the deadline moves.
+        let timer = tokio::time::sleep(TIMER_IDLE);
+        tokio::pin!(timer);
+        let already_down = *shutdown.borrow_and_update();
+        // The waits below outlive the loop's turns: a wait that stays pending
+        // stays registered, instead of joining and leaving each `Notify`'s
+        // waiter list (a lock each way) on every turn. Every command ends the
+        // connection, so the command wait never needs renewing.
+        let command = control.recv();
+        tokio::pin!(command);
+        let shutdown_wait = async {
+            while shutdown.changed().await.is_ok() {
+                if *shutdown.borrow_and_update() {
+                    return;
+                }
+            }
+        };
+        tokio::pin!(shutdown_wait);
+        let doorbell = slot.doorbell.notified();
+        tokio::pin!(doorbell);
+
+        let ending = if let Some(ending) = early {
+            ending
+        } else if already_down {
+            Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)
+        } else {
+            loop {
+                let now = Instant::now();
+                if out.pending() < OUTPUT_HIGH_WATER {
+                    // Take what is already waiting (e.g. this client's own
+                    // messages routed back to it) so it goes out in this write,
+                    // in order with the acknowledgements just queued.
+                    slot.drain_outbox(&mut batch);
+                    for d in batch.drain(..) {
+                        deliver(core, &mut session, d, now);
+                    }
+                }
+                core.sync_session_drops(&slot, &mut drops_seen, &session);
+                crate::persist::flush_events(core, &mut session).await;
+                let encoder = session.encoder();
+                while let Some(packet) = session.poll_transmit(now) {
+                    if !out.push(&encoder, &packet) {
+                        tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
+                    }
+                }
+                out.prepare();
+                if out.is_empty() {
+                    // Everything is written: the session's queues need no
+                    // memory until the next packet.
+                    session.release_idle_memory();
+                }
+                let wake = earliest(
+                    session.poll_timeout().map(tokio::time::Instant::from_std),
+                    credentials_expire,
+                );
+                if let Some(wake) = wake
+                    && wake != timer.deadline()
+                {
+                    timer.as_mut().reset(wake);
+                }
+                let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
+                // An idle connection (small reads, nothing buffered) reads into
+                // the stack first (see `socket_turn`) and holds no read buffer.
+                let idle = next_read == IDLE_READ && rbuf.is_empty();
+                if !idle && rbuf.capacity() - rbuf.len() < next_read / 2 {
+                    rbuf.reserve(next_read);
+                }
+
+                tokio::select! {
+                    biased;
+                    command = &mut command => match command {
+                        Some(Control::Takeover) => break Ending::TakenOver,
+                        Some(Control::Close(reason)) => break Ending::Closed(reason),
+                        None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                    },
+                    // A shutdown that began before this connection subscribed
+                    // (between its CONNECT check and here) was seen before the loop.
+                    () = &mut shutdown_wait => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                    io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
+                        Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
+                        Io::Wrote(Ok(n)) => out.advance(n),
+                        Io::Read(Ok(n)) => {
+                            // Adapt the next read to the traffic: double while reads
+                            // fill the buffer, fall back to a small one when they do not.
+                            next_read = if n >= next_read { (next_read * 2).min(READ_CHUNK) } else { IDLE_READ.max(n.next_power_of_two()) };
+                            // Boxed while it runs: the packet handlers' state is
+                            // large and an idle connection should not carry it.
+                            if let Some(ending) = Box::pin(handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf)).await {
+                                break ending;
+                            }
+                            if rbuf.is_empty() {
+                                // Hold no read buffer between bursts: the decoded
+                                // packets own their slices, the rest is released.
+                                rbuf = BytesMut::new();
+                            }
+                        }
+                    },
+                    () = &mut doorbell, if accept_deliveries => {
+                        doorbell.set(slot.doorbell.notified());
+                        let now = Instant::now();
+                        slot.drain_outbox(&mut batch);
+                        for d in batch.drain(..) {
+                            deliver(core, &mut session, d, now);
+                        }
+                    },
+                    () = &mut timer, if wake.is_some() => {
+                        if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                            tracing::info!(client_id = %client.client_id, "credentials expired; closing");
+                            break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME);
+                        }
+                        if let Err(violation) = session.handle_timeout(Instant::now()) {
+                            break violation_ending(&violation, session.client_id());
+                        }
+                    },
+                }
+            }
+        };
+
+        core.sync_session_drops(&slot, &mut drops_seen, &session);
+
+        crate::persist::flush_events(core, &mut session).await;
+        core.ext
+            .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
         Box::pin(finish(
             core,
             session,
             &slot,
             connection_id,
-            Ending::Lost,
+            ending,
             &mut out,
             &mut stream,
         ))
         .await;
-        return;
     }
-
-    // Deliveries that arrived while attaching.
-    slot.drain_outbox(&mut batch);
-    for d in batch.drain(..) {
-        deliver(core, &mut session, d, now);
-    }
-
-    // Packets that arrived in the same read as CONNECT are already buffered:
-    // handle them now instead of waiting for more bytes.
-    let inputs = Inputs {
-        core,
-        key: &key,
-        client: &client,
-        grant: grant.as_deref().unwrap_or(&NO_GRANT),
-        auth_method: &auth_method,
-        authz: Default::default(),
-    };
-    let early = if rbuf.is_empty() {
-        None
-    } else {
-        Box::pin(handle_buffered(
-            &inputs,
-            &mut session,
-            &mut exchange,
-            &mut decoder,
-            &mut rbuf,
-        ))
-        .await
-    };
-    if rbuf.is_empty() {
-        // The CONNECT read buffer is not kept for the idle wait.
-        rbuf = BytesMut::new();
-    }
-    // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
-    let credentials_expire = grant.as_ref().and_then(|g| g.expires_at).map(|at| {
-        let left = at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        tokio::time::Instant::now() + left
-    });
-    // One timer for the keep-alive deadline and the credentials' expiry,
-    // re-armed in place when the deadline moves.
-    let timer = tokio::time::sleep(TIMER_IDLE);
-    tokio::pin!(timer);
-    let already_down = *shutdown.borrow_and_update();
-    // The waits below outlive the loop's turns: a wait that stays pending
-    // stays registered, instead of joining and leaving each `Notify`'s
-    // waiter list (a lock each way) on every turn. Every command ends the
-    // connection, so the command wait never needs renewing.
-    let command = control.recv();
-    tokio::pin!(command);
-    let shutdown_wait = async {
-        while shutdown.changed().await.is_ok() {
-            if *shutdown.borrow_and_update() {
-                return;
-            }
-        }
-    };
-    tokio::pin!(shutdown_wait);
-    let doorbell = slot.doorbell.notified();
-    tokio::pin!(doorbell);
-
-    let ending = if let Some(ending) = early {
-        ending
-    } else if already_down {
-        Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)
-    } else {
-        loop {
-            let now = Instant::now();
-            if out.pending() < OUTPUT_HIGH_WATER {
-                // Take what is already waiting (e.g. this client's own
-                // messages routed back to it) so it goes out in this write,
-                // in order with the acknowledgements just queued.
-                slot.drain_outbox(&mut batch);
-                for d in batch.drain(..) {
-                    deliver(core, &mut session, d, now);
-                }
-            }
-            core.sync_session_drops(&slot, &mut drops_seen, &session);
-            crate::persist::flush_events(core, &mut session).await;
-            let encoder = session.encoder();
-            while let Some(packet) = session.poll_transmit(now) {
-                if !out.push(&encoder, &packet) {
-                    tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
-                }
-            }
-            out.prepare();
-            if out.is_empty() {
-                // Everything is written: the session's queues need no
-                // memory until the next packet.
-                session.release_idle_memory();
-            }
-            let wake = earliest(
-                session.poll_timeout().map(tokio::time::Instant::from_std),
-                credentials_expire,
-            );
-            if let Some(wake) = wake
-                && wake != timer.deadline()
-            {
-                timer.as_mut().reset(wake);
-            }
-            let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
-            // An idle connection (small reads, nothing buffered) reads into
-            // the stack first (see `socket_turn`) and holds no read buffer.
-            let idle = next_read == IDLE_READ && rbuf.is_empty();
-            if !idle && rbuf.capacity() - rbuf.len() < next_read / 2 {
-                rbuf.reserve(next_read);
-            }
-
-            tokio::select! {
-                biased;
-                command = &mut command => match command {
-                    Some(Control::Takeover) => break Ending::TakenOver,
-                    Some(Control::Close(reason)) => break Ending::Closed(reason),
-                    None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
-                },
-                // A shutdown that began before this connection subscribed
-                // (between its CONNECT check and here) was seen before the loop.
-                () = &mut shutdown_wait => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
-                io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
-                    Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
-                    Io::Wrote(Ok(n)) => out.advance(n),
-                    Io::Read(Ok(n)) => {
-                        // Adapt the next read to the traffic: double while reads
-                        // fill the buffer, fall back to a small one when they do not.
-                        next_read = if n >= next_read { (next_read * 2).min(READ_CHUNK) } else { IDLE_READ.max(n.next_power_of_two()) };
-                        // Boxed while it runs: the packet handlers' state is
-                        // large and an idle connection should not carry it.
-                        if let Some(ending) = Box::pin(handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf)).await {
-                            break ending;
-                        }
-                        if rbuf.is_empty() {
-                            // Hold no read buffer between bursts: the decoded
-                            // packets own their slices, the rest is released.
-                            rbuf = BytesMut::new();
-                        }
-                    }
-                },
-                () = &mut doorbell, if accept_deliveries => {
-                    doorbell.set(slot.doorbell.notified());
-                    let now = Instant::now();
-                    slot.drain_outbox(&mut batch);
-                    for d in batch.drain(..) {
-                        deliver(core, &mut session, d, now);
-                    }
-                },
-                () = &mut timer, if wake.is_some() => {
-                    if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
-                        tracing::info!(client_id = %client.client_id, "credentials expired; closing");
-                        break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME);
-                    }
-                    if let Err(violation) = session.handle_timeout(Instant::now()) {
-                        break violation_ending(&violation, session.client_id());
-                    }
-                },
-            }
-        }
-    };
-
-    core.sync_session_drops(&slot, &mut drops_seen, &session);
-
-    crate::persist::flush_events(core, &mut session).await;
-    core.ext
-        .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
-    Box::pin(finish(
-        core,
-        session,
-        &slot,
-        connection_id,
-        ending,
-        &mut out,
-        &mut stream,
-    ))
-    .await;
 }
 
 /// Encodes the session's CONNACK; false when the client cannot take it.
