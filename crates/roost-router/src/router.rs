@@ -223,7 +223,7 @@ impl<K: SubscriberKey> Router<K> {
         self.root
             .for_each_match(&levels, is_dollar_topic(topic), |subscribers| {
                 collector.add_direct(&subscribers.direct);
-                for group in &subscribers.shared {
+                for group in subscribers.groups() {
                     if let Some((key, sub)) = group.pick(&pick) {
                         collector.add_shared(key, sub);
                     }
