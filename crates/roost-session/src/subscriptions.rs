@@ -301,9 +301,15 @@ mod tests {
         let mut ours = Subscriptions::new();
         let mut model = BTreeMap::new();
         // A deterministic shuffle of 0..100 (37 is coprime with 100).
-        let keys: Vec<String> = (0..100u32).map(|i| format!("t/{}", (i * 37) % 100)).collect();
+        let keys: Vec<String> = (0..100u32)
+            .map(|i| format!("t/{}", (i * 37) % 100))
+            .collect();
         for (i, k) in keys.iter().enumerate() {
-            let qos = if i % 2 == 0 { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+            let qos = if i % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            };
             assert_eq!(
                 ours.insert(ByteString::from(k.as_str()), sub(qos)),
                 model.insert(ByteString::from(k.as_str()), sub(qos))
@@ -317,7 +323,10 @@ mod tests {
         );
         for k in keys.iter().step_by(3) {
             assert_eq!(ours.remove(k.as_str()), model.remove(k.as_str()));
-            assert_eq!(ours.contains_key(k.as_str()), model.contains_key(k.as_str()));
+            assert_eq!(
+                ours.contains_key(k.as_str()),
+                model.contains_key(k.as_str())
+            );
         }
         assert!(ours.iter().eq(model.iter()));
         assert!(ours.iter().rev().eq(model.iter().rev()));

@@ -161,7 +161,14 @@ async fn serve(core: Arc<Core>, config: Arc<ListenerConfig>, incoming: quinn::In
     };
     let mut info = ConnectionInfo::new(PeerAddr::Inet(remote), ListenerKind::Quic);
     info.tls = Some(tls_info(&connection));
-    driver::serve(core, config, Box::new(tokio::io::join(recv, send)), info, None).await;
+    driver::serve(
+        core,
+        config,
+        Box::new(tokio::io::join(recv, send)),
+        info,
+        None,
+    )
+    .await;
     // Let the client close once it has everything; then close ourselves.
     let _ = tokio::time::timeout(CLOSE_GRACE, connection.closed()).await;
     connection.close(VarInt::from_u32(0), b"");
