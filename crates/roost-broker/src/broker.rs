@@ -299,10 +299,30 @@ impl BrokerHandle {
         errors
     }
 
-    /// The ban list, when `[auth.banned]` is configured: add, remove, list bans
-    /// at run time.
+    /// The ban list, when `[auth.banned]` is configured: list and remove bans
+    /// at run time. Add them with [`BrokerHandle::ban`], which also closes the
+    /// connections a new ban covers (`BanList::add` alone only refuses later
+    /// CONNECTs).
     pub fn bans(&self) -> Option<Arc<roost_auth::BanList>> {
         self.core.builtins.bans.clone()
+    }
+
+    /// Adds a ban (by client id, user name or network) and closes every live
+    /// connection the ban list now covers: DISCONNECT 0x98 Administrative
+    /// action for 5.0 (0x8A Banned is not a DISCONNECT code), a plain close
+    /// for 3.x, and the will published as for any server-initiated close.
+    /// Their next CONNECT gets 0x8A Banned (3.1.1: return code 5). Returns
+    /// how many connections were closed, or `None` (nothing added) when no
+    /// ban list is configured (`[auth.banned]`).
+    pub fn ban(&self, ban: roost_auth::Ban) -> Option<usize> {
+        let bans = self.core.builtins.bans.as_ref()?;
+        tracing::info!(target = %ban.target, "ban added");
+        bans.add(ban);
+        Some(crate::clients::close_banned(
+            &self.core,
+            bans,
+            std::time::SystemTime::now(),
+        ))
     }
 
     /// Reloads the certificate files of every TLS, WSS and QUIC listener (the

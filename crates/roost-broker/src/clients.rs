@@ -1,6 +1,19 @@
-//! The broker handle's view of its sessions: who is there, connected or not.
+//! The broker handle's view of its sessions: who is there, connected or
+//! not, and closing the live connections a ban now covers.
+
+use std::time::SystemTime;
+
+use roost_auth::BanList;
+use roost_codec::ReasonCode;
 
 use crate::core::Core;
+use crate::slot::Control;
+
+/// DISCONNECT reason for a connection closed by a ban. 0x8A Banned is a
+/// CONNACK code only: a DISCONNECT must use one of its own codes
+/// [MQTT-3.14.2-1], and a ban is an administrative action (the client's next
+/// CONNECT is refused with 0x8A).
+pub(crate) const BANNED_DISCONNECT: ReasonCode = ReasonCode::ADMINISTRATIVE_ACTION;
 
 /// One session as [`crate::BrokerHandle::clients`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,4 +48,28 @@ pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
         .collect();
     out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     out
+}
+
+/// Closes every live connection `bans` covers at `now` (by client id, user
+/// name as authorized, or peer address) with DISCONNECT 0x98 (5.0; 3.x just
+/// closes). Each closes like any server-initiated close: its will is
+/// published. Returns how many were told to close.
+pub(crate) fn close_banned(core: &Core, bans: &BanList, now: SystemTime) -> usize {
+    // Collected first: no registry or slot lock is held while sending.
+    let banned: Vec<_> = core
+        .sessions
+        .iter()
+        .filter_map(|entry| {
+            let inner = entry.value().inner.lock();
+            let link = inner.link.as_ref()?;
+            bans.is_banned(&link.client, now).then(|| {
+                tracing::info!(client_id = %link.client.client_id, peer = %link.client.peer, "banned; closing the connection");
+                link.control.clone()
+            })
+        })
+        .collect();
+    banned
+        .into_iter()
+        .filter(|control| control.try_send(Control::Close(BANNED_DISCONNECT)).is_ok())
+        .count()
 }

@@ -43,6 +43,9 @@ pub(crate) struct Handover {
 pub(crate) struct Link {
     pub(crate) connection_id: u64,
     pub(crate) control: crate::driver::control::ControlSender,
+    /// Who is connected (peer address, authorized user name): what a ban
+    /// added at run time is matched against. Shared with the driver.
+    pub(crate) client: Arc<roost_hooks::ClientInfo>,
 }
 
 /// An offline session waiting for its client, its will delay or its expiry.

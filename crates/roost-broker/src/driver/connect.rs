@@ -310,7 +310,7 @@ where
     let claimant = Claimant {
         connection_id,
         control: &control_tx,
-        owner: client.username.as_ref(),
+        client: &client,
     };
     let (slot, previous) = match attach(core, &client_id, connect.clean_start, claimant, now).await
     {
@@ -321,6 +321,14 @@ where
             return Err(Refused::ConnAck(reason));
         }
     };
+    // A ban added while this client authenticated may have scanned the
+    // registry before the link above was in it: check once more, now that
+    // `BrokerHandle::ban` is sure to see either the link or this check.
+    if let Some(bans) = &core.builtins.bans
+        && bans.is_banned(&client, std::time::SystemTime::now())
+    {
+        let _ = control_tx.try_send(Control::Close(crate::clients::BANNED_DISCONNECT));
+    }
     let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
     let resumed = previous.is_some();
     // Drops the resumed state already counted; accept may add more (expired
@@ -546,7 +554,8 @@ async fn attach(
 struct Claimant<'a> {
     connection_id: u64,
     control: &'a super::control::ControlSender,
-    owner: Option<&'a ByteString>,
+    /// The connecting client; its user name (as authorized) owns the session.
+    client: &'a Arc<ClientInfo>,
 }
 
 /// What claiming a slot found.
@@ -573,14 +582,15 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
     let in_use = inner.link.is_some() || inner.parked.is_some();
     if in_use
         && let Some(owner) = &inner.owner
-        && owner.as_ref() != claimant.owner
+        && owner.as_ref() != claimant.client.username.as_ref()
     {
         return Claim::Foreign;
     }
-    inner.owner = Some(claimant.owner.cloned());
+    inner.owner = Some(claimant.client.username.clone());
     let link = Link {
         connection_id: claimant.connection_id,
         control: claimant.control.clone(),
+        client: Arc::clone(claimant.client),
     };
     inner.generation += 1; // parked timers become stale
     match inner.link.replace(link) {

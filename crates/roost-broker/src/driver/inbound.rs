@@ -31,8 +31,9 @@ pub(crate) enum Flow {
     Disconnect {
         publish_will: bool,
     },
-    /// Close with DISCONNECT and this reason (e.g. failed re-authentication).
-    Close(ReasonCode),
+    /// Close with DISCONNECT, this reason and an optional Reason String (e.g.
+    /// failed re-authentication, a hook's denial).
+    Close(ReasonCode, Option<Box<str>>),
 }
 
 /// What handling one packet needs from its connection.
@@ -69,9 +70,12 @@ pub(crate) async fn handle_packet(
             _ => None,
         };
         if let Some(hook) = hook
-            && let Decision::Deny { reason, .. } = core.ext.decide(hook).await
+            && let Decision::Deny {
+                reason,
+                reason_string,
+            } = core.ext.decide(hook).await
         {
-            return Ok(Flow::Close(reason));
+            return Ok(Flow::Close(reason, reason_string.map(Into::into)));
         }
     }
     // A PUBACK / PUBREC completes an outbound message and may move queued
@@ -135,6 +139,7 @@ async fn publish(
             &message,
             packet_id,
             ReasonCode::NOT_AUTHORIZED,
+            None,
         );
     }
     if let Some(hooks) = &core.ext.hooks {
@@ -161,10 +166,14 @@ async fn publish(
                 message.retain = rewritten.retain;
                 message.properties.user_properties = rewritten.user_properties;
             }
-            PublishDecision::Deny { reason, .. } => {
-                return refuse_publish(inputs, session, &message, packet_id, reason);
+            PublishDecision::Deny {
+                reason,
+                reason_string,
+            } => {
+                let explained = reason_string.as_deref();
+                return refuse_publish(inputs, session, &message, packet_id, reason, explained);
             }
-            PublishDecision::Disconnect(reason) => return Flow::Close(reason),
+            PublishDecision::Disconnect(reason) => return Flow::Close(reason, None),
         }
     }
     // A retained message a limit refuses: a 5.0 QoS 1/2 publisher is told
@@ -207,19 +216,21 @@ async fn publish(
     Flow::Continue
 }
 
-/// Answers a refused PUBLISH: 5.0 gets the reason code in PUBACK/PUBREC; 3.x
-/// cannot carry one, so the message is acknowledged and dropped (like
-/// Mosquitto) — or the connection is closed when configured.
+/// Answers a refused PUBLISH: 5.0 gets the reason code (and the Reason
+/// String, if any) in PUBACK/PUBREC; 3.x cannot carry one, so the message is
+/// acknowledged and dropped (like Mosquitto) — or the connection is closed
+/// when configured.
 fn refuse_publish(
     inputs: &Inputs<'_>,
     session: &mut Session,
     message: &Message,
     packet_id: Option<roost_codec::PacketId>,
     reason: ReasonCode,
+    reason_string: Option<&str>,
 ) -> Flow {
     Metrics::inc(&inputs.core.metrics.messages_dropped);
     if inputs.core.config.security.denied_publish == DeniedPublish::Disconnect {
-        return Flow::Close(reason);
+        return Flow::Close(reason, reason_string.map(Into::into));
     }
     if let Some(packet_id) = packet_id {
         let code = if session.version().is_v5() {
@@ -227,7 +238,7 @@ fn refuse_publish(
         } else {
             ReasonCode::SUCCESS
         };
-        session.complete_publish(packet_id, message.qos, code);
+        session.complete_publish_explained(packet_id, message.qos, code, reason_string);
     }
     Flow::Continue
 }
@@ -244,6 +255,7 @@ async fn subscribe_all(
     // Counts the session's existing subscriptions against max_subscriptions
     // (a replaced filter takes no new quota), not just this packet's filters.
     let mut refusals = session.validate_subscribe(subscribe);
+    let mut explanation = Explanation::default();
     for ((filter, options), refusal) in subscribe.filters.iter().zip(refusals.iter_mut()) {
         if refusal.is_some() {
             continue;
@@ -254,14 +266,21 @@ async fn subscribe_all(
             *refusal = Some(match core.config.security.denied_subscribe {
                 DeniedSubscribe::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
                 DeniedSubscribe::Unspecified => ReasonCode::UNSPECIFIED_ERROR,
-                DeniedSubscribe::Disconnect => return Flow::Close(ReasonCode::NOT_AUTHORIZED),
+                DeniedSubscribe::Disconnect => {
+                    return Flow::Close(ReasonCode::NOT_AUTHORIZED, None);
+                }
             });
             continue;
         }
         if let Some(hooks) = &core.ext.hooks {
             let ctx = SubscribeCtx::new(inputs.client, filter, *options);
-            if let Decision::Deny { reason, .. } = core.ext.decide(hooks.on_subscribe(&ctx)).await {
+            if let Decision::Deny {
+                reason,
+                reason_string,
+            } = core.ext.decide(hooks.on_subscribe(&ctx)).await
+            {
                 *refusal = Some(reason);
+                explanation.add(reason_string);
             }
         }
     }
@@ -305,7 +324,7 @@ async fn subscribe_all(
             }
         }
     }
-    session.complete_subscribe(subscribe, &results);
+    session.complete_subscribe_explained(subscribe, &results, explanation.text());
     crate::persist::on_subscribe(core, session, subscribe).await;
     for (filter, qos) in retained {
         for delivery in core.retained_for(&filter, qos, identifier, now) {
@@ -318,14 +337,19 @@ async fn subscribe_all(
 async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe: &Unsubscribe) {
     let core = inputs.core;
     let mut refusals: Vec<Option<ReasonCode>> = vec![None; unsubscribe.filters.len()];
+    let mut explanation = Explanation::default();
     if let Some(hooks) = &core.ext.hooks {
         for (filter, refusal) in unsubscribe.filters.iter().zip(refusals.iter_mut()) {
-            if let Decision::Deny { reason, .. } = core
+            if let Decision::Deny {
+                reason,
+                reason_string,
+            } = core
                 .ext
                 .decide(hooks.on_unsubscribe(inputs.client, filter))
                 .await
             {
                 *refusal = Some(reason);
+                explanation.add(reason_string);
             }
         }
     }
@@ -352,7 +376,7 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
             })
             .collect()
     };
-    session.complete_unsubscribe(unsubscribe, &results);
+    session.complete_unsubscribe_explained(unsubscribe, &results, explanation.text());
     crate::persist::on_unsubscribe(core, session, unsubscribe).await;
 }
 
@@ -366,7 +390,7 @@ async fn reauthenticate(
     exchange: &mut Option<Box<dyn AuthExchange>>,
 ) -> Flow {
     let Some(method) = inputs.auth_method.clone() else {
-        return Flow::Close(ReasonCode::PROTOCOL_ERROR);
+        return Flow::Close(ReasonCode::PROTOCOL_ERROR, None);
     };
     if auth.reason_code == ReasonCode::REAUTHENTICATE {
         *exchange = inputs
@@ -377,7 +401,7 @@ async fn reauthenticate(
             .and_then(|a| a.begin(&method, inputs.client));
     }
     let Some(current) = exchange.as_mut() else {
-        return Flow::Close(ReasonCode::PROTOCOL_ERROR);
+        return Flow::Close(ReasonCode::PROTOCOL_ERROR, None);
     };
     let step = current.step(auth.properties.authentication_data).await;
     let reply = |reason_code: ReasonCode, data| Auth {
@@ -401,15 +425,40 @@ async fn reauthenticate(
                 && inputs.client.username.as_deref() != Some(name.as_str())
             {
                 tracing::warn!(client_id = %inputs.client.client_id, "re-authentication as another user; closing");
-                return Flow::Close(ReasonCode::NOT_AUTHORIZED);
+                return Flow::Close(ReasonCode::NOT_AUTHORIZED, None);
             }
             session.send_auth(reply(ReasonCode::SUCCESS, data));
         }
         AuthStep::Fail(reason) => {
             *exchange = None;
             // Failed re-authentication: DISCONNECT and close [MQTT-4.12.1-2].
-            return Flow::Close(reason);
+            return Flow::Close(reason, None);
         }
     }
     Flow::Continue
+}
+
+/// The Reason String of a SUBACK / UNSUBACK: one per packet, so the hooks'
+/// reasons for refusing its filters are joined (each distinct one once).
+#[derive(Default)]
+struct Explanation(Option<String>);
+
+impl Explanation {
+    fn add(&mut self, reason_string: Option<String>) {
+        let Some(reason) = reason_string.filter(|r| !r.is_empty()) else {
+            return;
+        };
+        match &mut self.0 {
+            None => self.0 = Some(reason),
+            Some(text) if text.split("; ").any(|r| r == reason) => {}
+            Some(text) => {
+                text.push_str("; ");
+                text.push_str(&reason);
+            }
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
 }

@@ -52,8 +52,9 @@ pub(crate) enum Ending {
     Violation(ReasonCode),
     /// Another connection took the client id over.
     TakenOver,
-    /// Administrative close or shutdown.
-    Closed(ReasonCode),
+    /// Administrative close, shutdown, or a refusal (with the hook's Reason
+    /// String, if any).
+    Closed(ReasonCode, Option<Box<str>>),
 }
 
 /// What the socket did in one turn.
@@ -196,7 +197,7 @@ where
         let ending = if let Some(ending) = early {
             ending
         } else if already_down {
-            Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)
+            Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None)
         } else {
             loop {
                 let now = Instant::now();
@@ -244,12 +245,12 @@ where
                     biased;
                     command = &mut command => match command {
                         Some(Control::Takeover) => break Ending::TakenOver,
-                        Some(Control::Close(reason)) => break Ending::Closed(reason),
-                        None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                        Some(Control::Close(reason)) => break Ending::Closed(reason, None),
+                        None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
                     },
                     // A shutdown that began before this connection subscribed
                     // (between its CONNECT check and here) was seen before the loop.
-                    () = &mut shutdown_wait => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                    () = &mut shutdown_wait => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
                     io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
                         Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
                         Io::Wrote(Ok(n)) => out.advance(n),
@@ -280,7 +281,7 @@ where
                     () = &mut timer, if wake.is_some() => {
                         if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
                             tracing::info!(client_id = %client.client_id, "credentials expired; closing");
-                            break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME);
+                            break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME, None);
                         }
                         if let Err(violation) = session.handle_timeout(Instant::now()) {
                             break violation_ending(&violation, session.client_id());
@@ -376,7 +377,9 @@ async fn handle_buffered(
                 Ok(Flow::Disconnect { publish_will }) => {
                     return Some(Ending::Disconnect { publish_will });
                 }
-                Ok(Flow::Close(reason)) => return Some(Ending::Closed(reason)),
+                Ok(Flow::Close(reason, reason_string)) => {
+                    return Some(Ending::Closed(reason, reason_string));
+                }
                 Err(violation) => return Some(violation_ending(&violation, session.client_id())),
             },
             Ok(None) => return None,
@@ -394,7 +397,7 @@ fn disconnect_cause(ending: &Ending) -> DisconnectCause {
             DisconnectCause::Client(ReasonCode::DISCONNECT_WITH_WILL)
         }
         Ending::Lost => DisconnectCause::Lost,
-        Ending::Violation(rc) | Ending::Closed(rc) => DisconnectCause::Server(*rc),
+        Ending::Violation(rc) | Ending::Closed(rc, _) => DisconnectCause::Server(*rc),
         Ending::TakenOver => DisconnectCause::Server(ReasonCode::SESSION_TAKEN_OVER),
     }
 }
@@ -416,10 +419,11 @@ async fn finish<W: AsyncWrite + Unpin>(
     writer: &mut W,
 ) {
     let now = Instant::now();
-    let close_reason = match &ending {
-        Ending::Violation(rc) | Ending::Closed(rc) => Some(*rc),
-        Ending::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
-        Ending::Disconnect { .. } | Ending::Lost => None,
+    let (close_reason, reason_string) = match &ending {
+        Ending::Violation(rc) => (Some(*rc), None),
+        Ending::Closed(rc, reason_string) => (Some(*rc), reason_string.as_deref()),
+        Ending::TakenOver => (Some(ReasonCode::SESSION_TAKEN_OVER), None),
+        Ending::Disconnect { .. } | Ending::Lost => (None, None),
     };
     if let Some(reason) = close_reason {
         // What the session queued before the close goes out first: a CONNACK
@@ -428,7 +432,7 @@ async fn finish<W: AsyncWrite + Unpin>(
         while let Some(packet) = session.poll_transmit(now) {
             out.push(&encoder, &packet);
         }
-        if let Some(packet) = session.close(reason, None, None) {
+        if let Some(packet) = session.close(reason, reason_string, None) {
             out.push(&session.encoder(), &packet);
         }
         out.prepare();
@@ -449,7 +453,7 @@ async fn finish<W: AsyncWrite + Unpin>(
         } => None,
         _ => will_of(&session, now),
     };
-    let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN)) {
+    let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, _)) {
         // The broker is going away: a delayed will could never fire, send it now.
         will.map(|(m, _)| (m, 0))
     } else {

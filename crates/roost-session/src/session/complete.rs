@@ -1,12 +1,14 @@
 //! Answers the broker decides: PUBACK/PUBREC after routing, SUBACK, UNSUBACK
 //! and AUTH.
 
+use bytestring::ByteString;
 use roost_codec::{
     AckProperties, Auth, Packet, PacketId, PubResponse, QoS, ReasonCode, SubAck, Subscribe,
     UnsubAck, Unsubscribe,
 };
 
 use super::Session;
+use crate::connect::fits;
 use crate::detach;
 use crate::inflight::InflightEntry;
 use crate::reason;
@@ -29,17 +31,31 @@ impl Session {
     /// PUBREL; with an error code the identifier is free again [MQTT-4.3.3-9].
     /// QoS 0 needs no completion (ignored).
     pub fn complete_publish(&mut self, packet_id: PacketId, qos: QoS, reason: ReasonCode) {
+        self.complete_publish_explained(packet_id, qos, reason, None);
+    }
+
+    /// [`Session::complete_publish`] with a Reason String for the PUBACK /
+    /// PUBREC (e.g. why a hook refused the message). It goes out only where
+    /// the client may receive it: see [`Session::complete_subscribe_explained`].
+    pub fn complete_publish_explained(
+        &mut self,
+        packet_id: PacketId,
+        qos: QoS,
+        reason: ReasonCode,
+        reason_string: Option<&str>,
+    ) {
         let rc = reason::for_puback(reason);
         let response = PubResponse {
             packet_id,
             reason_code: rc,
-            properties: AckProperties::default(),
+            properties: self.ack_properties(reason_string),
         };
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 self.inbound_qos1_unacked = self.inbound_qos1_unacked.saturating_sub(1);
-                self.push(Packet::PubAck(response));
+                let ack = self.fitted(Packet::PubAck(response));
+                self.push(ack);
             }
             QoS::ExactlyOnce => {
                 if rc.is_error() {
@@ -55,7 +71,8 @@ impl Session {
                         });
                     }
                 }
-                self.push(Packet::PubRec(response));
+                let ack = self.fitted(Packet::PubRec(response));
+                self.push(ack);
             }
         }
     }
@@ -68,6 +85,21 @@ impl Session {
     /// [MQTT-3.8.4-2] and one code per filter in filter order [MQTT-3.9.3-1];
     /// 3.1.1 clients see any failure as 0x80.
     pub fn complete_subscribe(&mut self, subscribe: &Subscribe, results: &[ReasonCode]) {
+        self.complete_subscribe_explained(subscribe, results, None);
+    }
+
+    /// [`Session::complete_subscribe`] with a Reason String for the SUBACK
+    /// (one per packet, e.g. why filters were refused). Like every
+    /// `*_explained` completion it is sent to 5.0 clients only, never when the
+    /// client set Request Problem Information to 0 [MQTT-3.1.2-29], and it is
+    /// left out when it would make the packet exceed the client's Maximum
+    /// Packet Size [MQTT-3.4.2-2] [MQTT-3.5.2-2] [MQTT-3.9.2-1] [MQTT-3.11.2-1].
+    pub fn complete_subscribe_explained(
+        &mut self,
+        subscribe: &Subscribe,
+        results: &[ReasonCode],
+        reason_string: Option<&str>,
+    ) {
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         for (i, (filter, options)) in subscribe.filters.iter().enumerate() {
             let rc = results
@@ -90,11 +122,12 @@ impl Session {
             }
             codes.push(rc);
         }
-        self.push(Packet::SubAck(SubAck {
+        let ack = self.fitted(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             reason_codes: codes,
-            properties: AckProperties::default(),
+            properties: self.ack_properties(reason_string),
         }));
+        self.push(ack);
     }
 
     /// Completes an [`super::Inbound::Unsubscribe`]: one result per filter
@@ -104,6 +137,17 @@ impl Session {
     /// Queues one UNSUBACK with the packet identifier [MQTT-3.10.4-4]
     /// [MQTT-3.10.4-5], codes in filter order (5.0) [MQTT-3.11.3-1].
     pub fn complete_unsubscribe(&mut self, unsubscribe: &Unsubscribe, results: &[ReasonCode]) {
+        self.complete_unsubscribe_explained(unsubscribe, results, None);
+    }
+
+    /// [`Session::complete_unsubscribe`] with a Reason String for the
+    /// UNSUBACK, sent under the rules of [`Session::complete_subscribe_explained`].
+    pub fn complete_unsubscribe_explained(
+        &mut self,
+        unsubscribe: &Unsubscribe,
+        results: &[ReasonCode],
+        reason_string: Option<&str>,
+    ) {
         let v5 = self.version.is_v5();
         let mut codes = Vec::with_capacity(if v5 { unsubscribe.filters.len() } else { 0 });
         for (i, filter) in unsubscribe.filters.iter().enumerate() {
@@ -121,11 +165,39 @@ impl Session {
                 codes.push(rc);
             }
         }
-        self.push(Packet::UnsubAck(UnsubAck {
+        let ack = self.fitted(Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             reason_codes: codes,
-            properties: AckProperties::default(),
+            properties: self.ack_properties(reason_string),
         }));
+        self.push(ack);
+    }
+
+    /// An acknowledgement's properties: the Reason String only for a 5.0
+    /// client that did not turn problem information off [MQTT-3.1.2-29].
+    fn ack_properties(&self, reason_string: Option<&str>) -> AckProperties {
+        AckProperties {
+            reason_string: reason_string
+                .filter(|_| self.version.is_v5() && self.peer.problem_information)
+                .map(ByteString::from),
+            user_properties: Vec::new(),
+        }
+    }
+
+    /// Drops an acknowledgement's Reason String and User Properties when they
+    /// would take it past the client's Maximum Packet Size [MQTT-3.4.2-2]
+    /// [MQTT-3.4.2-3] [MQTT-3.5.2-2] [MQTT-3.5.2-3] [MQTT-3.9.2-1]
+    /// [MQTT-3.9.2-2] [MQTT-3.11.2-1] [MQTT-3.11.2-2]. Measured only when
+    /// there is a property to drop.
+    fn fitted(&self, mut packet: Packet) -> Packet {
+        let has_properties = ack_properties_mut(&mut packet).is_some_and(|p| !p.is_empty());
+        if has_properties
+            && !fits(&self.encoder, &packet, self.peer.maximum_packet_size)
+            && let Some(properties) = ack_properties_mut(&mut packet)
+        {
+            *properties = AckProperties::default();
+        }
+        packet
     }
 
     /// Queues the server's AUTH in a (re-)authentication exchange: 0x18
@@ -151,5 +223,15 @@ impl Session {
         }
         self.reauth_in_progress = auth.reason_code == ReasonCode::CONTINUE_AUTHENTICATION;
         self.push(Packet::Auth(auth));
+    }
+}
+
+/// The properties of an acknowledgement the broker decides.
+fn ack_properties_mut(packet: &mut Packet) -> Option<&mut AckProperties> {
+    match packet {
+        Packet::PubAck(a) | Packet::PubRec(a) => Some(&mut a.properties),
+        Packet::SubAck(a) => Some(&mut a.properties),
+        Packet::UnsubAck(a) => Some(&mut a.properties),
+        _ => None,
     }
 }
