@@ -1,6 +1,8 @@
 //! Attempts to get around authorization: topic aliases, overlapping
 //! wildcard and shared subscriptions, taking over another user's client id,
-//! and `$SYS`. Users come from a password file, rules from an ACL file.
+//! and `$SYS`; and bans added while their targets are connected. Users come
+//! from a password file, rules from an ACL file, bans from `[auth.banned]`
+//! (empty at start) through the broker handle.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,12 +13,13 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use bytestring::ByteString;
 use roost_auth::password::{HashKind, set_password};
-use roost_codec::{Connect, Packet, ProtocolVersion, Publish, QoS, ReasonCode};
+use roost_auth::{Ban, BanTarget};
+use roost_codec::{Connect, LastWill, Packet, ProtocolVersion, Publish, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, unique_id};
 
 use common::barrier::assert_quiet;
-use common::clients::{connack, expect_disconnect, open_with, sub, subscribed};
+use common::clients::{connack, expect_closed, expect_disconnect, open_with, sub, subscribed};
 use common::{T, TestBroker};
 
 /// alice and bob (password "pw"), admin ("root"); rules below.
@@ -41,7 +44,7 @@ async fn start() -> Secured {
     }
     std::fs::write(&acl, ACL).unwrap();
     let toml = format!(
-        "[mqtt]\ntopic_alias_maximum = 4\n[auth.password_file]\npath = {:?}\n[auth.acl_file]\npath = {:?}\n",
+        "[mqtt]\ntopic_alias_maximum = 4\n[auth.banned]\n[auth.password_file]\npath = {:?}\n[auth.acl_file]\npath = {:?}\n",
         passwords.display().to_string(),
         acl.display().to_string()
     );
@@ -265,4 +268,120 @@ async fn a_denied_publish_can_close_the_connection_when_configured() {
         .await
         .unwrap();
     expect_disconnect(&mut c, ReasonCode::NOT_AUTHORIZED).await;
+}
+
+// ---- bans added at run time ----
+
+/// DISCONNECT reason for a connection a ban closes: 0x8A Banned is not a
+/// DISCONNECT code [MQTT-3.14.2-1], so 0x98 Administrative action.
+const BANNED_CLOSE: ReasonCode = ReasonCode::ADMINISTRATIVE_ACTION;
+
+fn ban(s: &Secured, who: &str) -> usize {
+    let target = BanTarget::parse(who).unwrap();
+    s.broker.handle.ban(Ban::new(target, None)).unwrap()
+}
+
+fn unban(s: &Secured, who: &str) {
+    let bans = s.broker.handle.bans().unwrap();
+    assert!(bans.remove(&BanTarget::parse(who).unwrap()), "{who}");
+}
+
+fn login_v311(id: &str, user: &str) -> Connect {
+    let mut c = login(id, user, b"pw");
+    c.protocol = ProtocolVersion::V311;
+    c
+}
+
+/// The client is still served (a PINGREQ is answered).
+async fn still_connected(client: &mut RawClient) {
+    client.send(Packet::PingReq).await.unwrap();
+    assert!(matches!(client.recv(T).await.unwrap(), Packet::PingResp));
+}
+
+#[tokio::test]
+async fn v5_mqtt_3_14_2_1_banning_a_connected_client_id_disconnects_it_and_publishes_its_will() {
+    let s = start().await;
+    let mut watcher = alice(s.broker.addr).await;
+    subscribed(&mut watcher, "wills/#", QoS::AtLeastOnce).await;
+    let id = unique_id("banned-id");
+    let mut c = login(&id, "alice", b"pw");
+    c.will = Some(LastWill {
+        topic: ByteString::from("wills/banned"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    });
+    let mut target = open_with(s.broker.addr, c.clone()).await;
+    assert_eq!(ban(&s, &format!("client:{id}")), 1);
+    expect_disconnect(&mut target, BANNED_CLOSE).await;
+    // A server-initiated close publishes the will [MQTT-3.1.2-8].
+    assert_eq!(&watcher.recv_publish(T).await.unwrap().payload[..], b"gone");
+    still_connected(&mut watcher).await;
+    // Coming back is refused with 0x8A until the ban is lifted.
+    assert_eq!(
+        connack(s.broker.addr, c.clone()).await.1,
+        ReasonCode::BANNED
+    );
+    unban(&s, &format!("client:{id}"));
+    assert_eq!(connack(s.broker.addr, c).await.1, ReasonCode::SUCCESS);
+}
+
+#[tokio::test]
+async fn banning_a_user_name_closes_its_v5_and_v311_connections_only() {
+    let s = start().await;
+    let mut bob = open_with(s.broker.addr, login(&unique_id("bob"), "bob", b"pw")).await;
+    let mut v5 = alice(s.broker.addr).await;
+    let v311_id = unique_id("alice-311");
+    let mut v311 = open_with(s.broker.addr, login_v311(&v311_id, "alice")).await;
+    assert_eq!(ban(&s, "user:alice"), 2);
+    // 5.0 gets DISCONNECT first; 3.1.1 has none and is just closed.
+    expect_closed(&mut v5, BANNED_CLOSE).await;
+    expect_closed(&mut v311, BANNED_CLOSE).await;
+    still_connected(&mut bob).await;
+    assert_eq!(
+        connack(s.broker.addr, login(&unique_id("alice"), "alice", b"pw"))
+            .await
+            .1,
+        ReasonCode::BANNED
+    );
+    // 3.1.1 has no "banned" return code: 5 Not authorized.
+    assert_eq!(
+        connack(s.broker.addr, login_v311(&v311_id, "alice"))
+            .await
+            .1,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    unban(&s, "user:alice");
+    assert_eq!(
+        connack(s.broker.addr, login_v311(&v311_id, "alice"))
+            .await
+            .1,
+        ReasonCode::SUCCESS
+    );
+}
+
+#[tokio::test]
+async fn banning_an_address_closes_every_connection_from_it() {
+    let s = start().await;
+    let mut a = alice(s.broker.addr).await;
+    let b_id = unique_id("bob-311");
+    let mut b = open_with(s.broker.addr, login_v311(&b_id, "bob")).await;
+    assert_eq!(ban(&s, "ip:127.0.0.1/32"), 2);
+    expect_closed(&mut a, BANNED_CLOSE).await;
+    expect_closed(&mut b, BANNED_CLOSE).await;
+    let again = login(&unique_id("alice"), "alice", b"pw");
+    assert_eq!(
+        connack(s.broker.addr, again.clone()).await.1,
+        ReasonCode::BANNED
+    );
+    unban(&s, "ip:127.0.0.1/32");
+    assert_eq!(connack(s.broker.addr, again).await.1, ReasonCode::SUCCESS);
+}
+
+#[tokio::test]
+async fn banning_needs_a_ban_list() {
+    let broker = common::start().await;
+    let target = BanTarget::parse("user:alice").unwrap();
+    assert_eq!(broker.handle.ban(Ban::new(target, None)), None);
 }
