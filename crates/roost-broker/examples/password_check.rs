@@ -58,11 +58,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind()
         .await?;
     println!("listening on {:?}", broker.local_addrs());
-    let handle = broker.handle();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        handle.shutdown();
-    });
-    broker.run().await;
+    broker.run_until(tokio::signal::ctrl_c()).await;
     Ok(())
 }

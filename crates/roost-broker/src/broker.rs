@@ -232,6 +232,19 @@ impl Broker {
         }
         tracing::info!("broker stopped");
     }
+
+    /// Serves until `stop` completes (for example `tokio::signal::ctrl_c()`),
+    /// then shuts down as [`BrokerHandle::shutdown`] does and waits for it.
+    pub async fn run_until(self, stop: impl Future) {
+        let handle = self.handle();
+        let run = self.run();
+        tokio::pin!(run);
+        tokio::select! {
+            () = &mut run => return,
+            _ = stop => handle.shutdown(),
+        }
+        run.await;
+    }
 }
 
 /// Controls a running broker; cheap to clone.
