@@ -48,6 +48,17 @@ pub enum StoreError {
         /// The backend's own message.
         message: String,
     },
+    /// The backend cannot be reached or cannot take writes right now
+    /// (connection refused, reset or timed out; Redis `LOADING`, `BUSY`,
+    /// `TRYAGAIN`, `MASTERDOWN`, `READONLY`, `CLUSTERDOWN`). The same
+    /// operation may succeed later: the [`crate::Writer`] retries it.
+    #[error("{backend} unavailable: {message}")]
+    Unavailable {
+        /// Which backend ("redis").
+        backend: &'static str,
+        /// The backend's own message.
+        message: String,
+    },
     /// A failure injected by [`crate::FaultyStore`] (tests).
     #[error("injected failure at operation {op}")]
     Injected {
@@ -66,5 +77,12 @@ impl StoreError {
             context: context.into(),
             source: Arc::new(source),
         }
+    }
+
+    /// Whether retrying the same operation later may succeed: only
+    /// [`StoreError::Unavailable`]. Everything else (a bad delta, corrupt or
+    /// foreign data, a disk I/O error) fails the same way again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
     }
 }

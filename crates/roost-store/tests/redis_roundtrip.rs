@@ -179,13 +179,92 @@ fn an_unreachable_server_is_an_error_not_a_hang() {
     };
     let mut cfg = config(format!("redis://127.0.0.1:{port}"), "u:");
     cfg.timeout = std::time::Duration::from_secs(1);
-    assert!(matches!(
-        RedisStore::open(&cfg),
-        Err(StoreError::Backend {
-            backend: "redis",
-            ..
-        })
-    ));
+    match RedisStore::open(&cfg) {
+        Err(
+            e @ StoreError::Unavailable {
+                backend: "redis", ..
+            },
+        ) => assert!(e.is_transient()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_killed_server_is_unavailable_and_the_same_batch_lands_once_it_is_back() {
+    let mut server = RedisServer::start(&[]);
+    let store = RedisStore::open(&config(server.url("", ""), "gone:")).expect("open");
+    server.kill();
+    let batch: Vec<roost_store::Delta> = common::every_kind().concat();
+    match store.apply(&batch) {
+        Err(
+            e @ StoreError::Unavailable {
+                backend: "redis", ..
+            },
+        ) => assert!(e.is_transient()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // A fresh server (no persistence): the format key is gone, the batch
+    // goes to the same store object over a new connection.
+    server.restart(&[]);
+    store
+        .apply(&batch)
+        .expect("applied once the server is back");
+    let mut conn = raw(&server.url("", ""));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("gone:*")
+        .query(&mut conn)
+        .expect("keys");
+    assert!(!keys.is_empty(), "the batch is in the restarted server");
+}
+
+#[test]
+fn a_read_only_replica_is_unavailable_until_promoted() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let store = RedisStore::open(&config(url.clone(), "ro:")).expect("open");
+    // A replica of a primary that is not there: every write is READONLY,
+    // refused inside MULTI (EXECABORT).
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(nowhere)
+        .query(&mut raw(&url))
+        .expect("replicaof");
+    let batch: Vec<roost_store::Delta> = common::every_kind().concat();
+    match store.apply(&batch) {
+        Err(e @ StoreError::Unavailable { .. }) => assert!(e.is_transient(), "{e}"),
+        other => panic!("expected Unavailable (READONLY), got {other:?}"),
+    }
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut raw(&url))
+        .expect("replicaof no one");
+    store.apply(&batch).expect("applied once promoted");
+    assert_eq!(
+        store.restore().expect("restore"),
+        common::every_kind_snapshot()
+    );
+}
+
+#[test]
+fn a_wrong_type_is_a_lasting_error_not_an_outage() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let store = RedisStore::open(&config(url.clone(), "wt:")).expect("open");
+    // The delayed-messages hash key holds a string: HSET fails WRONGTYPE.
+    let _: () = redis::cmd("SET")
+        .arg("wt:{dly}")
+        .arg("x")
+        .query(&mut raw(&url))
+        .expect("set");
+    match store.apply(&common::every_kind().concat()) {
+        Err(e @ StoreError::Backend { .. }) => assert!(!e.is_transient(), "{e}"),
+        other => panic!("expected a lasting Backend error, got {other:?}"),
+    }
 }
 
 #[test]

@@ -1,4 +1,7 @@
-//! One blocking connection, re-opened once when it breaks.
+//! One blocking connection, re-opened once when it breaks. Errors that say
+//! "the server is not there or not taking writes right now" become
+//! [`StoreError::Unavailable`], so the writer retries them instead of
+//! dropping the batch.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -27,10 +30,46 @@ impl std::fmt::Debug for Link {
     }
 }
 
+/// Server error codes meaning "not now": loading a dump, a script running,
+/// a failover or resharding in progress, a replica that was the primary.
+const TRANSIENT_CODES: [&str; 6] = [
+    "LOADING",
+    "BUSY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "READONLY",
+    "CLUSTERDOWN",
+];
+
+/// Whether `e` says the server is unreachable or temporarily refusing
+/// writes (the same command may succeed later), as opposed to a refusal
+/// that would repeat (bad command, authentication, wrong type). A
+/// `MULTI`/`EXEC` refused with `EXECABORT` is judged by the errors of the
+/// commands it queued (a replica answers each write with `READONLY`).
+fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        || e.clone().into_server_errors().is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|(_, s)| TRANSIENT_CODES.contains(&s.code()))
+        })
+}
+
 pub(crate) fn redis_error(e: &RedisError) -> StoreError {
-    StoreError::Backend {
-        backend: "redis",
-        message: e.to_string(),
+    if is_transient(e) {
+        StoreError::Unavailable {
+            backend: "redis",
+            message: e.to_string(),
+        }
+    } else {
+        StoreError::Backend {
+            backend: "redis",
+            message: e.to_string(),
+        }
     }
 }
 
@@ -94,7 +133,7 @@ impl Link {
                 }
             }
         }
-        Err(StoreError::Backend {
+        Err(StoreError::Unavailable {
             backend: "redis",
             message: "connection lost twice in a row".into(),
         })

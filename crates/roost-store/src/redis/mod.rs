@@ -6,7 +6,10 @@
 //! The API is blocking (redis-rs's synchronous connection): call it from the
 //! [`crate::Writer`] thread or `spawn_blocking`, never from inside an async
 //! task. A dropped connection is re-opened once per call and the batch sent
-//! again; that is safe because every delta is idempotent.
+//! again; that is safe because every delta is idempotent. A server that
+//! stays unreachable (or answers `LOADING`, `READONLY`, …) fails the call
+//! with the transient [`StoreError::Unavailable`], which the
+//! [`crate::Writer`] retries with backoff rather than dropping the batch.
 //!
 //! [`Store::sync`] asks nothing of the server: durability is the server's
 //! persistence configuration (`appendonly yes` with `appendfsync always` or

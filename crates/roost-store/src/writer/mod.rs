@@ -7,6 +7,11 @@
 //!    └─ Ticket           take all waiting ──▶ store.apply(group) ──▶ fsync? ──▶ complete tickets
 //! ```
 //!
+//! A transient failure (the backend is unreachable: [`StoreError::is_transient`])
+//! does not drop the group: the thread retries the same group with
+//! exponential backoff, its tickets pending, while later batches queue
+//! behind it up to the queue's limit (see `thread.rs`).
+//!
 //! Runtime-agnostic: a std thread and a mutex/condvar queue. A [`Ticket`]
 //! can be waited on from a plain thread or `.await`ed on any executor.
 //! `submit` blocks while the queue is full; async callers use
@@ -58,15 +63,28 @@ pub struct WriterConfig {
     pub max_queued_deltas: usize,
     /// Deltas applied as one store batch at most (one group commit).
     pub max_group_deltas: usize,
+    /// Wait before the first retry of a group whose apply failed with a
+    /// transient error ([`StoreError::is_transient`]); doubled after each
+    /// further failure.
+    pub retry_initial: Duration,
+    /// Longest wait between two retries.
+    pub retry_max: Duration,
+    /// How long a writer closed during an outage keeps retrying before it
+    /// fails what it still holds, so shutdown cannot hang on a dead server.
+    pub close_grace: Duration,
 }
 
 impl WriterConfig {
-    /// Defaults for `durability`: 65,536 queued deltas, groups of 8,192.
+    /// Defaults for `durability`: 65,536 queued deltas, groups of 8,192;
+    /// retries from 50 ms doubling to 5 s; 10 s of grace at close.
     pub fn new(durability: Durability) -> Self {
         Self {
             durability,
             max_queued_deltas: 65_536,
             max_group_deltas: 8_192,
+            retry_initial: Duration::from_millis(50),
+            retry_max: Duration::from_secs(5),
+            close_grace: Duration::from_secs(10),
         }
     }
 }

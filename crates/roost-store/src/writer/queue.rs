@@ -167,6 +167,30 @@ impl Queue {
         self.not_full.notify_all();
     }
 
+    /// Whether [`Queue::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Waits up to `timeout` (the writer's retry backoff), returning early
+    /// when the queue is closed. Returns whether it is closed.
+    pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        // Pushes wake this condvar too: loop until closed or the deadline.
+        while !inner.closed {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            inner = self
+                .not_empty
+                .wait_timeout(inner, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        inner.closed
+    }
+
     /// Closes and hands back whatever is still queued.
     pub(crate) fn close_and_drain(&self) -> Vec<Pending> {
         let mut inner = self.lock();

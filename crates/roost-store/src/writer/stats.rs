@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 use crate::writer::queue::Stall;
@@ -24,8 +25,20 @@ pub struct WriterStats {
     pub batches_applied: u64,
     /// fsyncs done.
     pub syncs: u64,
-    /// Applies and fsyncs that failed.
+    /// Applies and fsyncs that failed for good (their tickets got the
+    /// error). Transient failures that were retried are in `retries`.
     pub failures: u64,
+    /// The backend is unavailable right now: the writer is retrying a group
+    /// and everything behind it waits in the queue.
+    pub unavailable: bool,
+    /// Outages begun (a group's apply failed transiently after the previous
+    /// apply succeeded).
+    pub outages: u64,
+    /// Applies that failed transiently and were tried again.
+    pub retries: u64,
+    /// How long the current outage has lasted, in microseconds (0 when
+    /// the backend is available).
+    pub outage_micros: u64,
     /// Deltas waiting in the queue right now: the writer's lag.
     pub queued_deltas: usize,
     /// Submitters blocked right now because the queue is full.
@@ -44,7 +57,15 @@ pub(crate) struct Counters {
     batches_applied: AtomicU64,
     syncs: AtomicU64,
     failures: AtomicU64,
+    outages: AtomicU64,
+    retries: AtomicU64,
+    /// Start of the current outage.
+    outage_since: Mutex<Option<Instant>>,
     last_error: Mutex<Option<StoreError>>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Counters {
@@ -52,8 +73,7 @@ impl Counters {
         self.submitted.fetch_add(1, Ordering::Relaxed);
         if let Some(Stall(d)) = stall {
             self.stalls.fetch_add(1, Ordering::Relaxed);
-            let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            self.stall_micros.fetch_add(micros, Ordering::Relaxed);
+            self.stall_micros.fetch_add(micros(d), Ordering::Relaxed);
         }
     }
 
@@ -72,13 +92,40 @@ impl Counters {
         self.record(result);
     }
 
+    /// A transient failure began an outage (the apply will be retried).
+    pub(crate) fn outage_began(&self, since: Instant, error: &StoreError) {
+        self.outages.fetch_add(1, Ordering::Relaxed);
+        *self
+            .outage_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(since);
+        self.last_error(error);
+    }
+
+    /// A transient failure within an outage (the apply will be retried).
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The backend answered again (successfully or with a lasting error).
+    pub(crate) fn outage_ended(&self) {
+        *self
+            .outage_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn last_error(&self, e: &StoreError) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
+    }
+
     fn record(&self, result: &Result<(), StoreError>) {
         if let Err(e) = result {
             self.failures.fetch_add(1, Ordering::Relaxed);
-            *self
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
+            self.last_error(e);
         }
     }
 
@@ -86,6 +133,10 @@ impl Counters {
         &self,
         (queued_deltas, waiting_submitters): (usize, usize),
     ) -> WriterStats {
+        let outage_since = *self
+            .outage_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         WriterStats {
             submitted: self.submitted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
@@ -95,6 +146,10 @@ impl Counters {
             batches_applied: self.batches_applied.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            unavailable: outage_since.is_some(),
+            outages: self.outages.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            outage_micros: outage_since.map_or(0, |t| micros(t.elapsed())),
             queued_deltas,
             waiting_submitters,
             last_error: self

@@ -1,8 +1,15 @@
 //! The writer thread: takes groups off the queue, applies each as one store
 //! batch, fsyncs per the durability policy and completes the tickets.
+//!
+//! A transient apply failure (the backend is unreachable) starts an outage:
+//! the thread retries the *same* group with exponential backoff and pops
+//! nothing else meanwhile, so order holds and nothing is dropped; later
+//! batches wait in the bounded queue (then `submit` blocks). One warning
+//! when an outage begins, one info line when it ends. Closed during an
+//! outage, it retries for `close_grace`, then fails what it still holds.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -51,6 +58,8 @@ pub(crate) fn run<S: Store>(
     let mut last_sync = Instant::now();
     let mut unsynced = false;
     let mut close_result = Ok(());
+    // When the writer, closed during an outage, stops retrying.
+    let mut give_up_at = None;
     loop {
         // In async mode, wake up when applied data is due for its fsync.
         let timeout = match interval {
@@ -88,10 +97,26 @@ pub(crate) fn run<S: Store>(
                 let applied = if deltas.is_empty() {
                     Ok(())
                 } else {
-                    let r = store.apply(&deltas);
-                    counters.applied(count as u64, &r);
-                    unsynced |= r.is_ok();
-                    r
+                    match apply(store, &deltas, queue, counters, &config, &mut give_up_at) {
+                        Applied::Done(r) => {
+                            counters.applied(count as u64, &r);
+                            unsynced |= r.is_ok();
+                            r
+                        }
+                        Applied::GaveUp(e) => {
+                            // Closed and the grace ran out: fail this group
+                            // and everything behind it with the outage's error.
+                            let failed = Err(e.clone());
+                            counters.applied(count as u64, &failed);
+                            for (ticket, _) in &tickets.0 {
+                                ticket.complete(failed.clone());
+                            }
+                            for p in queue.close_and_drain() {
+                                p.ticket.complete(failed.clone());
+                            }
+                            return failed;
+                        }
+                    }
                 };
                 let due = match config.durability {
                     Durability::Sync => true,
@@ -118,6 +143,86 @@ pub(crate) fn run<S: Store>(
             }
         }
     }
+}
+
+/// The outcome of applying one group.
+enum Applied {
+    /// The store's verdict (success or a lasting error).
+    Done(Result<(), StoreError>),
+    /// Still unavailable when the close grace ran out.
+    GaveUp(StoreError),
+}
+
+/// Applies one group, retrying transient failures with backoff until the
+/// store answers for good, or, once the queue is closed, until
+/// `give_up_at` (set `close_grace` after the close is first seen, and kept
+/// across groups so the whole shutdown is bounded).
+fn apply<S: Store>(
+    store: &S,
+    deltas: &[crate::delta::Delta],
+    queue: &Queue,
+    counters: &Counters,
+    config: &WriterConfig,
+    give_up_at: &mut Option<Instant>,
+) -> Applied {
+    let mut backoff = config.retry_initial;
+    let mut outage: Option<(Instant, u64)> = None;
+    loop {
+        let e = match store.apply(deltas) {
+            Err(e) if e.is_transient() => e,
+            done => {
+                if let Some((since, retries)) = outage {
+                    counters.outage_ended();
+                    let duration_ms =
+                        u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::info!(
+                        duration_ms,
+                        retries,
+                        "store available again; writes resumed"
+                    );
+                }
+                return Applied::Done(done);
+            }
+        };
+        let mut wait = backoff;
+        let closed = queue.is_closed();
+        if closed {
+            let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + config.close_grace);
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => wait = wait.min(left),
+                _ => {
+                    counters.outage_ended();
+                    tracing::error!(error = %e, "store still unavailable at shutdown; failing the writes it holds");
+                    return Applied::GaveUp(e);
+                }
+            }
+        }
+        match &mut outage {
+            None => {
+                let now = Instant::now();
+                counters.outage_began(now, &e);
+                tracing::warn!(error = %e, "store unavailable; holding writes and retrying");
+                outage = Some((now, 1));
+            }
+            Some((_, retries)) => *retries += 1,
+        }
+        counters.retried();
+        if closed {
+            std::thread::sleep(wait);
+        } else {
+            // Wakes early on close, to start the grace period.
+            queue.wait_closed(wait);
+        }
+        backoff = next_backoff(backoff, config.retry_max);
+    }
+}
+
+/// Doubles `backoff`, capped at `max` (and at least 1 ms, so a zero
+/// setting cannot spin).
+fn next_backoff(backoff: Duration, max: Duration) -> Duration {
+    backoff
+        .saturating_mul(2)
+        .clamp(Duration::from_millis(1), max.max(Duration::from_millis(1)))
 }
 
 fn sync<S: Store>(store: &S, counters: &Counters) -> Result<(), StoreError> {

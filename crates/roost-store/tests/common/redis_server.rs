@@ -63,6 +63,29 @@ impl RedisServer {
         }
     }
 
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a server again on the same port (after [`RedisServer::kill`]),
+    /// with `extra` arguments. Panics when it does not come up.
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.kill();
+        self.child = Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(extra)
+            .args(["--port", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart redis-server");
+        self.wait_ready(Duration::from_secs(10))
+            .expect("redis-server back on its port");
+    }
+
     /// `redis://127.0.0.1:<port>` plus `rest` (e.g. `/3`).
     pub fn url(&self, userinfo: &str, rest: &str) -> String {
         format!("redis://{userinfo}127.0.0.1:{}{rest}", self.port)
