@@ -91,9 +91,8 @@ start_broker() {
         roost)
             # No persistence on either side: the roost server defaults to its
             # disk store, Mosquitto runs with `persistence false`.
-            ROOST_STORE__BACKEND=memory \
             ROOST_MQTT__MAX_QUEUED_MESSAGES=1000000 ROOST_MQTT__MAX_INFLIGHT=1024 \
-                "${BROKER_PIN[@]}" "$ROOST" -p "$port" 2>"$log" &
+                "${BROKER_PIN[@]}" "$ROOST" -p "$port" --store memory 2>"$log" &
             ;;
         mosquitto)
             cat >"$TMP/mosquitto-$port.conf" <<EOF

@@ -5,14 +5,15 @@
 //! reads a TOML configuration file, `ROOST_<SECTION>__<KEY>` variables
 //! override single keys. Sessions, subscriptions, queued and retained
 //! messages are kept on disk under `./roost-data` (`--data-dir`, or
-//! `[store]` in the config file; docs/persistence.md).
+//! `[store]` in the config file; docs/persistence.md); `--store memory` keeps
+//! them in the process only, `--store redis --redis-url URL` on a Redis server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use roost_broker::config::{Config, ListenerConfig, LogFormat};
-use roost_broker::{Broker, StoreBackend};
+use roost_broker::{Broker, DurabilityConfig, StoreBackend};
 
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]
@@ -34,8 +35,41 @@ struct Cli {
     /// Directory of the disk store (overrides `[store] data_dir`; default `./roost-data`).
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
+    /// Where persistent state is kept (overrides `[store] backend`; default `disk`).
+    #[arg(long = "store", value_enum)]
+    store: Option<StoreArg>,
+    /// Redis server of `--store redis` (overrides `[store.redis] url`),
+    /// e.g. `redis://127.0.0.1:6379/0`.
+    #[arg(long = "redis-url")]
+    redis_url: Option<String>,
+    /// When a write counts as done (overrides `[store] durability`; default `async`).
+    #[arg(long = "durability", value_enum)]
+    durability: Option<DurabilityArg>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--store`: the config's [`StoreBackend`] under clap's value parser, so a
+/// bad value is refused with the list of possible ones.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StoreArg {
+    /// In the process only: lost on restart.
+    Memory,
+    /// fjall under `--data-dir`.
+    Disk,
+    /// A Redis server at `--redis-url`.
+    Redis,
+}
+
+/// `--durability`: the config's [`DurabilityConfig`] (docs/persistence.md).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// Fsync only on shutdown.
+    None,
+    /// Fsync within `fsync_interval_ms` of a write; acknowledge at once.
+    Async,
+    /// Acknowledge QoS 1/2 only once fsynced (group commit).
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,13 +147,7 @@ fn main() -> ExitCode {
             first.bind.set_port(port);
         }
     }
-    // The server keeps its state on disk unless the config says otherwise.
-    if config.store.backend.is_none() {
-        config.store.backend = Some(StoreBackend::Disk);
-    }
-    if let Some(dir) = cli.data_dir {
-        config.store.data_dir = dir;
-    }
+    apply_store_flags(&mut config, &cli);
     init_logging(&config, cli.log_level.as_deref(), cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,6 +160,35 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// `--store`, `--data-dir`, `--redis-url` and `--durability` win over the
+/// config file and the `ROOST_STORE__*` variables. The server keeps its state
+/// on disk unless one of them says otherwise.
+fn apply_store_flags(config: &mut Config, cli: &Cli) {
+    if let Some(store) = cli.store {
+        config.store.backend = Some(match store {
+            StoreArg::Memory => StoreBackend::Memory,
+            StoreArg::Disk => StoreBackend::Disk,
+            StoreArg::Redis => StoreBackend::Redis,
+        });
+    }
+    if config.store.backend.is_none() {
+        config.store.backend = Some(StoreBackend::Disk);
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.store.data_dir.clone_from(dir);
+    }
+    if let Some(url) = &cli.redis_url {
+        config.store.redis.url.clone_from(url);
+    }
+    if let Some(durability) = cli.durability {
+        config.store.durability = match durability {
+            DurabilityArg::None => DurabilityConfig::None,
+            DurabilityArg::Async => DurabilityConfig::Async,
+            DurabilityArg::Sync => DurabilityConfig::Sync,
+        };
+    }
 }
 
 async fn serve(config: Config) -> ExitCode {
