@@ -287,49 +287,42 @@ async fn offline_time_counts_against_expiry(store: StoreConfig) {
     broker.stop().await;
 }
 
-// ------------------------------------------------------------------ disk
+// -------------------------------------------------------------- backends
 
-#[tokio::test]
-async fn disk_retained_messages_survive_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    retained_messages_survive(disk(&dir)).await;
+/// One test module per scenario, with a `disk` test on a fresh data dir and a
+/// `redis` test on a private redis-server.
+macro_rules! on_each_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn disk() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$scenario(super::disk(&dir)).await;
+            }
+
+            #[tokio::test]
+            async fn redis() {
+                let redis = super::RedisServer::start();
+                super::$scenario(redis.store()).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn disk_retained_api_changes_and_deletes_survive_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    retained_api_changes_and_deletes_survive(disk(&dir)).await;
-}
-
-#[tokio::test]
-async fn disk_session_subscriptions_and_queued_qos1_qos2_survive_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    session_subscriptions_and_queued_messages_survive(disk(&dir)).await;
-}
-
-#[tokio::test]
-async fn disk_outbound_qos2_after_pubrec_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    outbound_qos2_mid_flight_survives(disk(&dir)).await;
-}
-
-#[tokio::test]
-async fn disk_inbound_qos2_after_pubrec_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    inbound_qos2_mid_flight_survives(disk(&dir)).await;
-}
+on_each_backend!(
+    retained_messages_survive,
+    retained_api_changes_and_deletes_survive,
+    session_subscriptions_and_queued_messages_survive,
+    outbound_qos2_mid_flight_survives,
+    inbound_qos2_mid_flight_survives,
+    offline_time_counts_against_expiry,
+);
 
 #[tokio::test]
 async fn disk_sync_durability_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let store = disk(&dir).with_durability(DurabilityConfig::Sync);
     session_subscriptions_and_queued_messages_survive(store).await;
-}
-
-#[tokio::test]
-async fn disk_offline_time_counts_against_session_expiry() {
-    let dir = tempfile::tempdir().unwrap();
-    offline_time_counts_against_expiry(disk(&dir)).await;
 }
 
 #[tokio::test]
@@ -349,54 +342,4 @@ async fn a_locked_data_dir_is_a_clear_startup_error() {
         "{error}"
     );
     first.stop().await;
-}
-
-// ----------------------------------------------------------------- redis
-
-#[tokio::test]
-async fn redis_retained_messages_survive_restart() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    retained_messages_survive(redis.store()).await;
-}
-
-#[tokio::test]
-async fn redis_retained_api_changes_and_deletes_survive_restart() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    retained_api_changes_and_deletes_survive(redis.store()).await;
-}
-
-#[tokio::test]
-async fn redis_session_subscriptions_and_queued_qos1_qos2_survive_restart() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    session_subscriptions_and_queued_messages_survive(redis.store()).await;
-}
-
-#[tokio::test]
-async fn redis_outbound_qos2_after_pubrec_survives_restart() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    outbound_qos2_mid_flight_survives(redis.store()).await;
-}
-
-#[tokio::test]
-async fn redis_inbound_qos2_after_pubrec_survives_restart() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    inbound_qos2_mid_flight_survives(redis.store()).await;
-}
-
-#[tokio::test]
-async fn redis_offline_time_counts_against_session_expiry() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    offline_time_counts_against_expiry(redis.store()).await;
 }
