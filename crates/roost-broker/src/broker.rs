@@ -364,6 +364,9 @@ impl BrokerHandle {
         stats.sessions = self.core.sessions.len() as u64;
         stats.subscriptions = self.core.router.read().subscription_count() as u64;
         self.core.retained.fill_stats(&mut stats);
+        if let Some(persist) = &self.core.persist {
+            persist.fill_stats(&mut stats);
+        }
         stats
     }
 

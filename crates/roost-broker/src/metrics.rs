@@ -52,6 +52,19 @@ pub struct Stats {
     /// Retained messages not stored because of `max_retained_messages` or
     /// `max_retained_payload`.
     pub retained_refused: u64,
+    /// Session store (docs/persistence.md, "When Redis goes away"): the
+    /// backend is unreachable right now and writes wait in the queue.
+    pub store_unavailable: bool,
+    /// Store outages begun since start.
+    pub store_outages: u64,
+    /// Store writes that failed transiently and were retried.
+    pub store_retries: u64,
+    /// How long the current store outage has lasted, in milliseconds (0 when none).
+    pub store_outage_ms: u64,
+    /// Deltas waiting for the store writer (its lag).
+    pub store_queued_deltas: u64,
+    /// Store writes that failed for good (their changes may not survive a restart).
+    pub store_failures: u64,
 }
 
 impl Metrics {

@@ -117,6 +117,22 @@ impl Persist {
         }
     }
 
+    /// The writer's outage and lag counters, for `BrokerHandle::stats`
+    /// (nothing before start or after close).
+    pub(crate) fn fill_stats(&self, stats: &mut crate::Stats) {
+        let guard = self.writer.read();
+        let Some(writer) = guard.as_ref() else {
+            return;
+        };
+        let w = writer.stats();
+        stats.store_unavailable = w.unavailable;
+        stats.store_outages = w.outages;
+        stats.store_retries = w.retries;
+        stats.store_outage_ms = w.outage_micros / 1_000;
+        stats.store_queued_deltas = w.queued_deltas as u64;
+        stats.store_failures = w.failures;
+    }
+
     /// A ticket that completes once everything submitted so far is stored
     /// (and, in `sync` mode, fsynced).
     pub(crate) fn barrier(&self) -> Option<Ticket> {
