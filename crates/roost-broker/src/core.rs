@@ -10,6 +10,7 @@ use bytestring::ByteString;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use roost_codec::QoS;
+use roost_codec::topic::parse_shared;
 use roost_router::{Router, SharedStrategy, Target};
 use roost_session::{Delivery, EnqueueOutcome, Message, Session, SessionConfig, SessionState};
 use smallvec::SmallVec;
@@ -259,26 +260,50 @@ impl Core {
     pub(crate) fn end_session(
         &self,
         slot: &Arc<SessionSlot>,
-        state: Option<&mut SessionState>,
+        state: &mut SessionState,
         _now: Instant,
     ) {
-        let key = SessionKey(Arc::clone(slot));
-        let outbox = {
+        let (outbox, state_lost) = {
             let mut inner = slot.inner.lock();
             inner.ended = true;
             inner.parked = None;
-            std::mem::take(&mut inner.outbox)
+            (std::mem::take(&mut inner.outbox), inner.state_lost)
         };
         self.report_ended(&slot.client_id, outbox.iter());
-        let removed_subs = self.router.write().remove_all(&key);
+        let removed_subs = self.unsubscribe_session(slot, state, state_lost);
         self.sessions
             .remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
-        if let Some(state) = state {
-            self.discard_undelivered(state);
-        }
+        self.discard_undelivered(state);
         crate::persist::on_session_end(self, slot);
         self.ext.notify(|h| h.on_session_expired(&slot.client_id));
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
+    }
+
+    /// Removes an ending session's subscriptions from the router; returns
+    /// how many it held. The session's own map is the one list of its
+    /// filters (the router keeps no index per subscriber), so they are passed
+    /// in. `state_lost` (the slot's [`crate::slot::SlotInner::state_lost`]):
+    /// a takeover lost an earlier state, whose subscriptions are still in the
+    /// router but in no map, so the whole trie is searched for the key.
+    pub(crate) fn unsubscribe_session(
+        &self,
+        slot: &Arc<SessionSlot>,
+        state: &SessionState,
+        state_lost: bool,
+    ) -> usize {
+        let key = SessionKey(Arc::clone(slot));
+        let mut router = self.router.write();
+        if state_lost {
+            return router.purge(&key);
+        }
+        let filters = state
+            .subscriptions
+            .keys()
+            .map(|filter| match parse_shared(filter) {
+                Some(shared) => (shared.filter, Some(shared.group)),
+                None => (&**filter, None),
+            });
+        router.remove_all(&key, filters)
     }
 
     /// Reports deliveries discarded because their session ended.
@@ -347,7 +372,7 @@ impl Core {
             if let Some((will, _)) = will {
                 self.publish_will(will, now);
             }
-            self.end_session(slot, Some(&mut state), now);
+            self.end_session(slot, &mut state, now);
             return;
         }
         let backlog: Vec<Delivery> = inner.outbox.drain(..).collect();
@@ -432,7 +457,7 @@ impl Core {
         }
         if let Some(mut state) = expired_state {
             Metrics::inc(&self.metrics.sessions_expired);
-            self.end_session(slot, Some(&mut state), now);
+            self.end_session(slot, &mut state, now);
         } else {
             self.arm_timer(slot, generation);
         }

@@ -465,6 +465,65 @@ async fn v5_mqtt_3_1_2_4_takeover_with_clean_start_discards_the_old_session() {
     assert_quiet(&mut new).await;
 }
 
+/// The router keeps no list of a session's filters: an ending session's
+/// own map says what to remove. Takeover keeps them, a Clean Start takeover
+/// and the end of a session remove exactly that session's (shared ones
+/// included) and leave another client's on the same filters.
+#[tokio::test]
+async fn v5_sessions_that_end_remove_exactly_their_own_subscriptions() {
+    let broker = common::start().await;
+    let subs = || broker.handle.stats().subscriptions;
+    let (mut other, _) = RawClient::connect_with(
+        broker.addr,
+        resuming(ProtocolVersion::V5, "ends-other", 3600),
+    )
+    .await
+    .unwrap();
+    subscribed(&mut other, "ends/a", QoS::AtMostOnce).await;
+    subscribed(&mut other, "$share/g/ends/b", QoS::AtMostOnce).await;
+    let (mut a, _) =
+        RawClient::connect_with(broker.addr, resuming(ProtocolVersion::V5, "ends", 3600))
+            .await
+            .unwrap();
+    for filter in ["ends/a", "$share/g/ends/b", "ends/#"] {
+        subscribed(&mut a, filter, QoS::AtMostOnce).await;
+    }
+    assert_eq!(subs(), 5);
+
+    // Takeover resuming the session: its subscriptions move with it.
+    let (_a2, ack) =
+        RawClient::connect_with(broker.addr, resuming(ProtocolVersion::V5, "ends", 3600))
+            .await
+            .unwrap();
+    assert!(ack.session_present);
+    assert!(a.expect_closed(T).await.is_ok());
+    assert_eq!(subs(), 5);
+
+    // Takeover with Clean Start: the old session's three go, before CONNACK.
+    let (mut a3, ack) = RawClient::connect_v5(broker.addr, "ends").await.unwrap();
+    assert!(!ack.session_present);
+    assert_eq!(subs(), 2);
+
+    // A session ending with its connection (no expiry) removes its own.
+    subscribed(&mut a3, "ends/c", QoS::AtMostOnce).await;
+    subscribed(&mut a3, "$share/g/ends/b", QoS::AtMostOnce).await;
+    assert_eq!(subs(), 4);
+    leave(a3).await;
+    sessions_become(&broker.handle, 1).await;
+    assert_eq!(subs(), 2);
+
+    // The other client's subscriptions on the same filters still deliver.
+    for topic in ["ends/a", "ends/b"] {
+        broker.handle.publish(
+            topic,
+            bytes::Bytes::from_static(b"x"),
+            QoS::AtMostOnce,
+            false,
+        );
+        assert_eq!(other.recv_publish(T).await.unwrap().topic, topic);
+    }
+}
+
 #[tokio::test]
 async fn v5_repeated_takeovers_leave_exactly_one_live_connection() {
     let broker = common::start().await;

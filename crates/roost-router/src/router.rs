@@ -1,35 +1,23 @@
-//! The public subscription router: the trie plus a per-subscriber index of
-//! its filters (for `remove_all` and `subscriptions_of`).
+//! The public subscription router: the trie, and nothing beside it.
+//!
+//! Each subscription is stored once, in its trie slot. There is no
+//! per-subscriber index of filters: the broker's session already keeps its
+//! own map of them, so ending a session passes that list to
+//! [`Router::remove_all`] (an index here cost ~100 B per subscription, a
+//! third of the router's memory). [`Router::purge`] and
+//! [`Router::subscriptions_of`] walk the whole trie instead, for the rare
+//! caller that has lost the list, tests and diagnostics.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
-use std::hash::RandomState;
 
 use smallvec::SmallVec;
 
-use crate::keyed::KeyedVec;
 use crate::route::{Collector, Target};
 use crate::shared::{PickInput, SharedStrategy, SplitMix};
 use crate::topic::is_dollar_topic;
 use crate::trie::Node;
 use crate::{SubscriberKey, Subscription};
-
-/// Names one subscription of one subscriber: its filter and, for a shared
-/// subscription, its group.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FilterKey {
-    filter: Box<str>,
-    group: Option<Box<str>>,
-}
-
-impl FilterKey {
-    fn new(filter: &str, group: Option<&str>) -> Self {
-        Self {
-            filter: filter.into(),
-            group: group.map(Box::from),
-        }
-    }
-}
 
 /// Subscriptions of every subscriber, matched against topics.
 ///
@@ -41,7 +29,6 @@ pub struct Router<K: SubscriberKey> {
     strategy: SharedStrategy,
     rng: SplitMix,
     count: usize,
-    by_key: HashMap<K, KeyedVec<FilterKey, ()>, RandomState>,
 }
 
 impl<K: SubscriberKey> fmt::Debug for Router<K> {
@@ -49,7 +36,6 @@ impl<K: SubscriberKey> fmt::Debug for Router<K> {
         f.debug_struct("Router")
             .field("strategy", &self.strategy)
             .field("subscriptions", &self.count)
-            .field("subscribers", &self.by_key.len())
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +60,6 @@ impl<K: SubscriberKey> Router<K> {
             strategy,
             rng: SplitMix::new(seed),
             count: 0,
-            by_key: HashMap::default(),
         }
     }
 
@@ -101,16 +86,9 @@ impl<K: SubscriberKey> Router<K> {
         share_group: Option<&str>,
         sub: Subscription,
     ) -> bool {
-        let existed = self
-            .root
-            .insert(filter, key.clone(), share_group, sub)
-            .is_some();
+        let existed = self.root.insert(filter, key, share_group, sub).is_some();
         if !existed {
             self.count += 1;
-            self.by_key
-                .entry(key)
-                .or_default()
-                .insert(FilterKey::new(filter, share_group), ());
         }
         existed
     }
@@ -122,27 +100,23 @@ impl<K: SubscriberKey> Router<K> {
             return false;
         }
         self.count -= 1;
-        if let Some(filters) = self.by_key.get_mut(key) {
-            filters.remove(&FilterKey::new(filter, share_group));
-            if filters.is_empty() {
-                self.forget_key(key);
-            }
-        }
         true
     }
 
-    /// Removes every subscription of `key` (its session ended); returns how many.
-    pub fn remove_all(&mut self, key: &K) -> usize {
-        let Some(filters) = self.forget_key(key) else {
-            return 0;
-        };
+    /// Removes the subscriptions of `key` named in `filters` as (filter,
+    /// share group) pairs: the caller's own list of what `key` subscribed to
+    /// (the broker passes the ending session's subscriptions). Returns how
+    /// many existed; pairs `key` does not hold are skipped, so a stale or
+    /// repeated entry is harmless. A subscription left out of `filters`
+    /// stays: see [`Router::purge`] for when the list is lost.
+    pub fn remove_all<'f>(
+        &mut self,
+        key: &K,
+        filters: impl IntoIterator<Item = (&'f str, Option<&'f str>)>,
+    ) -> usize {
         let mut removed = 0;
-        for (fk, ()) in filters.items() {
-            if self
-                .root
-                .remove(&fk.filter, key, fk.group.as_deref())
-                .is_some()
-            {
+        for (filter, group) in filters {
+            if self.root.remove(filter, key, group).is_some() {
                 removed += 1;
             }
         }
@@ -150,13 +124,18 @@ impl<K: SubscriberKey> Router<K> {
         removed
     }
 
-    fn forget_key(&mut self, key: &K) -> Option<KeyedVec<FilterKey, ()>> {
-        let filters = self.by_key.remove(key);
-        let map = &mut self.by_key;
-        if map.capacity() > 64 && map.len() * 4 < map.capacity() {
-            map.shrink_to(map.len() * 2);
-        }
-        filters
+    /// Removes every subscription of `key`, found by walking the whole trie
+    /// (time grows with all subscriptions, not with `key`'s); returns how
+    /// many. For a caller that no longer knows `key`'s filters, e.g. a
+    /// session whose state was lost in a takeover; otherwise use
+    /// [`Router::remove_all`].
+    pub fn purge(&mut self, key: &K) -> usize {
+        let held = self.subscriptions_of(key);
+        self.remove_all(
+            key,
+            held.iter()
+                .map(|(filter, group, _)| (filter.as_str(), group.as_deref())),
+        )
     }
 
     /// Appends the targets of one message published to `topic`.
@@ -260,9 +239,17 @@ impl<K: SubscriberKey> Router<K> {
         self.count
     }
 
-    /// Number of subscribers with at least one subscription.
+    /// Number of subscribers with at least one subscription. Walks the whole
+    /// trie (for tests and diagnostics).
     pub fn subscriber_count(&self) -> usize {
-        self.by_key.len()
+        let mut keys: HashSet<&K> = HashSet::new();
+        self.root.for_each_slot(|_, slot| {
+            keys.extend(slot.direct.items().iter().map(|(k, _)| k));
+            for group in slot.groups() {
+                keys.extend(group.members.items().iter().map(|(k, _)| k));
+            }
+        });
+        keys.len()
     }
 
     /// Number of trie nodes below the root: 0 when empty. For tests (pruning)
@@ -272,19 +259,21 @@ impl<K: SubscriberKey> Router<K> {
     }
 
     /// The subscriptions of `key` as (filter, share group, subscription), in
-    /// no particular order; for the session view and persistence.
+    /// no particular order. Walks the whole trie (time grows with all
+    /// subscriptions): for [`Router::purge`], tests and diagnostics; the
+    /// broker's sessions keep their own list.
     pub fn subscriptions_of(&self, key: &K) -> Vec<(String, Option<String>, Subscription)> {
-        let Some(filters) = self.by_key.get(key) else {
-            return Vec::new();
-        };
-        filters
-            .items()
-            .iter()
-            .filter_map(|(fk, ())| {
-                let group = fk.group.as_deref();
-                let sub = self.root.slot(&fk.filter)?.get(key, group)?;
-                Some((fk.filter.to_string(), group.map(String::from), *sub))
-            })
-            .collect()
+        let mut found = Vec::new();
+        self.root.for_each_slot(|filter, slot| {
+            if let Some(sub) = slot.get(key, None) {
+                found.push((filter.to_string(), None, *sub));
+            }
+            for group in slot.groups() {
+                if let Some(sub) = group.members.get(key) {
+                    found.push((filter.to_string(), Some(group.name.to_string()), *sub));
+                }
+            }
+        });
+        found
     }
 }

@@ -202,6 +202,37 @@ impl<K> Node<K> {
         count
     }
 
+    /// Calls `visit` with every subscriber slot and its filter, rebuilt from
+    /// the path (`a/+/#`). A loop with its own stack, like every walk here;
+    /// it builds one string per node, so it is for rare callers (purging a
+    /// key whose filters are unknown, tests, diagnostics), not per message.
+    pub(crate) fn for_each_slot<'n>(&'n self, mut visit: impl FnMut(&str, &'n Subscribers<K>)) {
+        // (node, its filter, whether it is the root: the root has no level,
+        // while a node reached through an empty level has the filter "").
+        let mut stack: Vec<(&'n Node<K>, String, bool)> = vec![(self, String::new(), true)];
+        while let Some((node, path, root)) = stack.pop() {
+            let below = |level: &str| {
+                if root {
+                    level.to_string()
+                } else {
+                    format!("{path}/{level}")
+                }
+            };
+            if let Some(hash) = node.hash.as_deref() {
+                visit(&below("#"), hash);
+            }
+            if let Some(exact) = node.exact.as_deref() {
+                visit(&path, exact);
+            }
+            for (level, child) in &node.children {
+                stack.push((child, below(level), false));
+            }
+            if let Some(plus) = node.plus.as_deref() {
+                stack.push((plus, below("+"), false));
+            }
+        }
+    }
+
     /// The subscriber slot of `filter`, if the path exists.
     pub(crate) fn slot(&self, filter: &str) -> Option<&Subscribers<K>> {
         let mut node = self;

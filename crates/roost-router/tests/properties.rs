@@ -1,6 +1,9 @@
 //! Property tests: the trie and the retained index agree with the naive
 //! matcher over random filters and topics (including `$` topics, empty
 //! levels, leading and trailing separators), and removal prunes everything.
+//! The router keeps no list of a subscriber's filters: the model plays the
+//! broker's session, passing its own list to `remove_all` (with stale
+//! entries mixed in), or none to `purge`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -57,7 +60,10 @@ fn subscription() -> impl Strategy<Value = Subscription> {
 enum Op {
     Subscribe(u8, String, Option<&'static str>, Subscription),
     Unsubscribe(u8, String, Option<&'static str>),
-    RemoveAll(u8),
+    /// The key's filters as the model lists them, plus these (held by other
+    /// keys, or by nobody): what a caller with a stale list passes.
+    RemoveAll(u8, Vec<(String, Option<&'static str>)>),
+    Purge(u8),
 }
 
 fn group() -> impl Strategy<Value = Option<&'static str>> {
@@ -69,7 +75,9 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0u8..5, filter(), group(), subscription())
             .prop_map(|(k, f, g, s)| Op::Subscribe(k, f, g, s)),
         3 => (0u8..5, filter(), group()).prop_map(|(k, f, g)| Op::Unsubscribe(k, f, g)),
-        1 => (0u8..5).prop_map(Op::RemoveAll),
+        1 => (0u8..5, prop::collection::vec((filter(), group()), 0..3))
+            .prop_map(|(k, extra)| Op::RemoveAll(k, extra)),
+        1 => (0u8..5).prop_map(Op::Purge),
     ]
 }
 
@@ -109,10 +117,24 @@ fn apply(router: &mut Router<u8>, model: &mut Model, op: &Op) {
             let existed = model.remove(&(*k, f.clone(), *g)).is_some();
             assert_eq!(router.unsubscribe(k, f, *g), existed);
         }
-        Op::RemoveAll(k) => {
+        Op::RemoveAll(k, extra) => {
+            let mut listed: Vec<(String, Option<&'static str>)> = model
+                .keys()
+                .filter(|(key, _, _)| key == k)
+                .map(|(_, f, g)| (f.clone(), *g))
+                .collect();
+            listed.extend(extra.iter().cloned());
+            let before = model.len();
+            for (f, g) in &listed {
+                model.remove(&(*k, f.clone(), *g));
+            }
+            let removed = router.remove_all(k, listed.iter().map(|(f, g)| (f.as_str(), *g)));
+            assert_eq!(removed, before - model.len());
+        }
+        Op::Purge(k) => {
             let before = model.len();
             model.retain(|(key, _, _), _| key != k);
-            assert_eq!(router.remove_all(k), before - model.len());
+            assert_eq!(router.purge(k), before - model.len());
         }
     }
     assert_eq!(router.subscription_count(), model.len());
@@ -181,9 +203,22 @@ proptest! {
             prop_assert_eq!(got, want);
         }
 
-        // Removing everything leaves no node behind.
+        let keys: BTreeSet<u8> = model.keys().map(|(k, _, _)| *k).collect();
+        prop_assert_eq!(router.subscriber_count(), keys.len());
+
+        // Removing everything leaves no node behind: half the keys through
+        // their listed filters, half by purging.
         for key in 0u8..5 {
-            router.remove_all(&key);
+            if key % 2 == 0 {
+                let listed: Vec<(String, Option<&'static str>)> = model
+                    .keys()
+                    .filter(|(k, _, _)| *k == key)
+                    .map(|(_, f, g)| (f.clone(), *g))
+                    .collect();
+                router.remove_all(&key, listed.iter().map(|(f, g)| (f.as_str(), *g)));
+            } else {
+                router.purge(&key);
+            }
         }
         prop_assert_eq!(router.subscription_count(), 0);
         prop_assert_eq!(router.node_count(), 0);

@@ -245,19 +245,80 @@ fn pruning_keeps_nodes_still_in_use() {
 }
 
 #[test]
-fn remove_all_drops_every_subscription_of_one_key() {
+fn remove_all_drops_the_listed_subscriptions_of_one_key() {
     let mut r = router();
     for f in ["a", "a/b", "a/#", "+/b"] {
         r.subscribe("c", f, None, sub(0));
         r.subscribe("d", f, None, sub(0));
     }
     r.subscribe("c", "a", Some("g"), sub(0));
-    assert_eq!(r.remove_all(&"c"), 5);
-    assert_eq!(r.remove_all(&"c"), 0);
+    let of_c = [
+        ("a", None),
+        ("a/b", None),
+        ("a/#", None),
+        ("+/b", None),
+        ("a", Some("g")),
+    ];
+    assert_eq!(r.remove_all(&"c", of_c), 5);
+    assert_eq!(r.remove_all(&"c", of_c), 0, "a second call finds nothing");
     assert_eq!(r.subscription_count(), 4);
     assert!(r.subscriptions_of(&"c").is_empty());
     assert_eq!(receivers(&r, "a/b"), ["d"]);
-    assert_eq!(r.remove_all(&"d"), 4);
+    // Entries the key does not hold (another group, never subscribed) are skipped.
+    assert_eq!(
+        r.remove_all(&"d", [("a", Some("g")), ("x", None), ("a", None)]),
+        1
+    );
+    assert_eq!(r.subscription_count(), 3);
+    assert_eq!(r.subscriber_count(), 1);
+    assert_eq!(r.remove_all(&"d", [("a/b", None), ("a/#", None)]), 2);
+    assert_eq!(receivers(&r, "z/b"), ["d"], "+/b was not listed: it stays");
+    assert_eq!(r.remove_all(&"d", [("+/b", None)]), 1);
+    assert_eq!(r.node_count(), 0);
+}
+
+#[test]
+fn purge_finds_every_subscription_of_one_key_without_a_list() {
+    let mut r = router();
+    let filters = [
+        "a",
+        "a/b",
+        "a/#",
+        "+/b",
+        "#",
+        "",
+        "/",
+        "a//b",
+        "+/+/#",
+        "$SYS/#",
+        "sport/#/x",
+        "x+/y",
+    ];
+    for f in filters {
+        r.subscribe("c", f, None, sub(0));
+        r.subscribe("d", f, None, sub(1));
+    }
+    r.subscribe("c", "a/+", Some("g"), sub(0));
+    r.subscribe("c", "#", Some("h"), sub(0));
+    let mut listed = r.subscriptions_of(&"c");
+    listed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut want: Vec<(String, Option<String>, Subscription)> = filters
+        .iter()
+        .map(|f| (f.to_string(), None, sub(0)))
+        .chain([
+            ("a/+".into(), Some("g".into()), sub(0)),
+            ("#".into(), Some("h".into()), sub(0)),
+        ])
+        .collect();
+    want.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(listed, want, "filters are rebuilt from the trie path");
+    assert_eq!(r.subscriber_count(), 2);
+    assert_eq!(r.purge(&"c"), filters.len() + 2);
+    assert_eq!(r.purge(&"c"), 0);
+    assert_eq!(r.subscription_count(), filters.len());
+    assert_eq!(r.subscriber_count(), 1);
+    assert_eq!(receivers(&r, "a/b"), ["d"]);
+    assert_eq!(r.purge(&"d"), filters.len());
     assert_eq!(r.node_count(), 0);
 }
 

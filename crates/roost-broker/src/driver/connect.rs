@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::config::ListenerConfig;
 use crate::core::Core;
-use crate::slot::{Control, Handover, Link, SessionKey, SessionSlot};
+use crate::slot::{Control, Handover, Link, SessionSlot};
 use crate::transport::ConnectionInfo;
 
 /// How long a taken-over connection has to hand its session over.
@@ -518,6 +518,7 @@ async fn attach(
                     }
                     _ => {
                         tracing::warn!(%client_id, "previous connection did not hand its session over in time");
+                        slot.inner.lock().state_lost = true;
                         (None, None)
                     }
                 }
@@ -526,7 +527,6 @@ async fn attach(
             Claim::Parked(Some(p)) => (Some(p.state), p.will.map(|(m, _)| (m, false))),
             Claim::Parked(None) => (None, None),
         };
-        let key = SessionKey(Arc::clone(&slot));
         let previous = if clean_start {
             // Clean Start ends the old session: its will goes out now, its
             // subscriptions go away [MQTT-3.1.2-4].
@@ -534,7 +534,8 @@ async fn attach(
                 core.publish_will(will, now);
             }
             if let Some(mut old) = previous {
-                core.router.write().remove_all(&key);
+                let state_lost = slot.inner.lock().state_lost;
+                core.unsubscribe_session(&slot, &old, state_lost);
                 core.discard_undelivered(&mut old);
             }
             let outbox = std::mem::take(&mut slot.inner.lock().outbox);
