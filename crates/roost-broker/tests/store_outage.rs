@@ -2,7 +2,8 @@
 //! away"): with `redis-server` killed, connected clients keep publishing and
 //! receiving, the stats show the outage, and once the server is back on the
 //! same port and data directory the writes held meanwhile land in Redis, as
-//! a restarted broker proves.
+//! a restarted broker proves. In `sync` mode a PUBACK waits for the outage
+//! to end; traffic that writes nothing is not held up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -226,5 +227,54 @@ async fn clients_keep_being_served_while_redis_is_down_and_the_held_writes_land_
     assert_eq!(receive(&mut parked).await, b"before");
     assert_eq!(receive(&mut parked).await, b"during-1");
     assert_eq!(receive(&mut parked).await, b"during-2");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn in_sync_mode_a_puback_waits_for_redis_and_arrives_once_it_is_back() {
+    let mut redis = DurableRedis::start();
+    let store = redis.store().with_durability(DurabilityConfig::Sync);
+    let topic = unique_id("outage/sync");
+    let live = unique_id("outage/sync-live");
+
+    let broker = start_stored(store.clone()).await;
+    let mut publisher = open_v5(broker.addr, "outage-sync-pub").await;
+    let mut talker = open_v5(broker.addr, "outage-sync-talker").await;
+    let mut listener = open_v5(broker.addr, "outage-sync-listener").await;
+    subscribed(&mut listener, &live, QoS::AtMostOnce).await;
+    send(&mut publisher, &topic, "before", QoS::AtLeastOnce, true).await;
+
+    redis.kill();
+    // A retained QoS 1 publish: its RetainSet must reach Redis before the
+    // PUBACK may go out.
+    let mut held = publish(&topic, "held", QoS::AtLeastOnce, Some(2));
+    held.retain = true;
+    publisher.send(held).await.unwrap();
+    wait_until("the stats to show the outage", T, || {
+        broker.handle.stats().store_unavailable
+    })
+    .await;
+    assert!(
+        publisher.recv(Duration::from_millis(300)).await.is_err(),
+        "no PUBACK while the write is not stored"
+    );
+    // Traffic that writes nothing to the store is not held up.
+    send(&mut talker, &live, "chat", QoS::AtMostOnce, false).await;
+    assert_eq!(receive(&mut listener).await, b"chat");
+
+    redis.restart();
+    match publisher.recv(Duration::from_secs(30)).await.unwrap() {
+        Packet::PubAck(ack) => assert_eq!(ack.packet_id.get(), 2),
+        other => panic!("expected the held PUBACK, got {other:?}"),
+    }
+    let after = broker.handle.stats();
+    assert!(!after.store_unavailable);
+    assert_eq!((after.store_outages, after.store_failures), (1, 0));
+    drop((publisher, talker, listener));
+    broker.stop().await;
+
+    let broker = start_stored(store).await;
+    let got = broker.handle.retained_get(&topic).expect("retained");
+    assert_eq!(&got.payload[..], b"held");
     broker.stop().await;
 }
