@@ -48,9 +48,14 @@ where
 {
     let connecting = Box::pin(connect_phase(Arc::clone(&core), listener, stream, info));
     async move {
-        if let Some((attached, stream, rbuf)) = connecting.await {
-            run::run(&core, attached, stream, rbuf).await;
-        }
+        // `let else`, not `if let`: the temporary an `if let` matches on
+        // lives to the end of its block, and would keep 56 B beside the
+        // connected phase for the whole connection.
+        let Some((attached, stream, rbuf)) = connecting.await else {
+            drop(ticket);
+            return;
+        };
+        run::run(&core, attached, stream, rbuf).await;
         // The connection no longer counts against the listener's limits.
         drop(ticket);
     }

@@ -100,8 +100,7 @@ where
             client,
             grant,
         } = attached;
-        // Most clients get the default grant: keep a pointer only for the others.
-        let grant = (grant != Grant::default()).then(|| Box::new(grant));
+        let grant = boxed_unless_default(grant);
         // Drops the session itself makes (queue full, expired, too large for the
         // client) are counted from here on; earlier ones were counted already.
         let mut drops_seen = session.stats().dropped.total();
@@ -307,6 +306,14 @@ where
         ))
         .await;
     }
+}
+
+/// Most clients get the default grant: keep a pointer only for the others.
+/// A function, not an expression in `run`: comparing borrows the grant, and a
+/// local borrowed in an `async` block keeps its room (96 B) in the
+/// connection-long future even after it is moved out.
+fn boxed_unless_default(grant: Grant) -> Option<Box<Grant>> {
+    (grant != Grant::default()).then(|| Box::new(grant))
 }
 
 /// Encodes the session's CONNACK; false when the client cannot take it.
