@@ -17,6 +17,7 @@
 //! `submit` blocks while the queue is full; async callers use
 //! [`Writer::try_submit`] or call `submit` from a blocking context.
 
+mod coalesce;
 mod queue;
 mod stats;
 mod thread;

@@ -23,6 +23,9 @@ pub struct WriterStats {
     pub groups: u64,
     /// Batches applied (successfully or not), summed over groups.
     pub batches_applied: u64,
+    /// Deltas dropped before apply because a later delta of the same
+    /// group undid or overwrote them (see `writer/coalesce.rs`).
+    pub coalesced: u64,
     /// fsyncs done.
     pub syncs: u64,
     /// Applies and fsyncs that failed for good (their tickets got the
@@ -55,6 +58,7 @@ pub(crate) struct Counters {
     stall_micros: AtomicU64,
     groups: AtomicU64,
     batches_applied: AtomicU64,
+    coalesced: AtomicU64,
     syncs: AtomicU64,
     failures: AtomicU64,
     outages: AtomicU64,
@@ -85,6 +89,12 @@ impl Counters {
         self.groups.fetch_add(1, Ordering::Relaxed);
         self.batches_applied.fetch_add(batches, Ordering::Relaxed);
         self.record(result);
+    }
+
+    pub(crate) fn coalesced(&self, deltas: u64) {
+        if deltas > 0 {
+            self.coalesced.fetch_add(deltas, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn synced(&self, result: &Result<(), StoreError>) {
@@ -144,6 +154,7 @@ impl Counters {
             stall_micros: self.stall_micros.load(Ordering::Relaxed),
             groups: self.groups.load(Ordering::Relaxed),
             batches_applied: self.batches_applied.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             unavailable: outage_since.is_some(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 use crate::store::Store;
+use crate::writer::coalesce::coalesce;
 use crate::writer::queue::{Popped, Queue};
 use crate::writer::stats::Counters;
 use crate::writer::ticket::TicketCell;
@@ -60,6 +61,7 @@ pub(crate) fn run<S: Store>(
     let mut close_result = Ok(());
     // When the writer, closed during an outage, stops retrying.
     let mut give_up_at = None;
+    let mut deltas = Vec::new();
     loop {
         // In async mode, wake up when applied data is due for its fsync.
         let timeout = match interval {
@@ -85,15 +87,13 @@ pub(crate) fn run<S: Store>(
                 let force = group.iter().any(|p| p.force_sync);
                 let count = group.len();
                 let mut tickets = GroupGuard(Vec::with_capacity(count));
-                let mut deltas = Vec::new();
+                // One buffer for the life of the thread: a fresh multi-MB
+                // vector per group cost page faults on every group.
                 for p in group {
                     tickets.0.push((p.ticket, p.force_sync));
-                    if deltas.is_empty() {
-                        deltas = p.deltas;
-                    } else {
-                        deltas.extend(p.deltas);
-                    }
+                    deltas.extend(p.deltas);
                 }
+                counters.coalesced(coalesce(&mut deltas) as u64);
                 let applied = if deltas.is_empty() {
                     Ok(())
                 } else {
@@ -118,6 +118,10 @@ pub(crate) fn run<S: Store>(
                         }
                     }
                 };
+                // Release the payloads now; keep the room, within the group
+                // limit (a single oversized batch may have grown it).
+                deltas.clear();
+                deltas.shrink_to(config.max_group_deltas);
                 let due = match config.durability {
                     Durability::Sync => true,
                     Durability::Async { fsync_interval } => last_sync.elapsed() >= fsync_interval,
