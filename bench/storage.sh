@@ -172,7 +172,9 @@ done
 
 # ---------------------------------------------------------------- report
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+if [ -n "${ROOST_BIN:-}" ] && [ -n "${BENCH_BIN:-}" ]; then
+    COMMIT="prebuilt binaries $ROOST_BIN, $BENCH_BIN (HEAD is $COMMIT)"
+elif [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
     COMMIT="$COMMIT (built from a working tree with uncommitted changes)"
 fi
 {
