@@ -159,6 +159,86 @@ async fn store_disk_keeps_a_retained_message_across_a_restart() {
     );
 }
 
+/// A private redis-server on a free loopback port, killed by its PID on drop.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-test-deps.sh installs it)");
+        let mut server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "redis-server exited at start"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server not listening"
+            );
+            // Nothing to wait on but the port itself.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        server
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn store_redis_uses_the_redis_url_flag_across_a_restart() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("roost-store-flags");
+    let data = dir.0.join("data");
+    let args = [
+        OsStr::new("--store"),
+        OsStr::new("redis"),
+        OsStr::new("--redis-url"),
+        OsStr::new(&redis.url),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ];
+    let topic = format!("store-flags/{}", unique_id("redis"));
+
+    let mut broker = start(&args, "disk");
+    publish_retained(broker.addr(), &topic, b"kept in redis").await;
+    assert!(broker.stop().unwrap().success(), "{}", broker.log());
+    assert!(
+        is_empty_or_missing(&data),
+        "--store redis wrote to {}",
+        data.display()
+    );
+
+    let broker = start(&args, "disk");
+    assert_eq!(
+        first_message_after_subscribe(broker.addr(), &topic).await,
+        (b"kept in redis".to_vec(), true)
+    );
+}
+
 /// Runs the binary with `args` and returns (exit code, stderr).
 fn run(args: &[&str]) -> (Option<i32>, String) {
     let output = std::process::Command::new(BIN)
