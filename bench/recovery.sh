@@ -6,13 +6,16 @@
 # subscribers (Clean Start false, Session Expiry 1 day) subscribe to
 # recovery/<i> at QoS 1 and go away, then SESSIONS publishers send
 # SESSIONS x PER_SESSION QoS 1 messages of SIZE bytes to those topics; the
-# broker is stopped with SIGTERM (a clean shutdown). Then, REPEAT times, a
+# broker is stopped with SIGTERM (a clean shutdown; STOP=kill: SIGKILL). Then, REPEAT times, a
 # fresh broker process is started on that store and timed from exec to the
 # first CONNACK; its RSS is read at that moment. Method: docs/performance.md,
 # "Storage backends".
 #
 #   bench/recovery.sh                      disk store
 #   STORE=redis bench/recovery.sh          redis store (a private redis-server)
+#   STOP=kill bench/recovery.sh            the filling broker and every timed one
+#                                          end with SIGKILL: recovery replays the
+#                                          journal (a crash) instead of a checkpoint
 #
 # Environment: SESSIONS, PER_SESSION, SIZE, REPEAT, STORE (disk|redis),
 # OUT (default bench/results/<date>-recovery-<store>.md), ROOST_BIN and BENCH_BIN
@@ -27,8 +30,14 @@ PER_SESSION=${PER_SESSION:-1000}
 SIZE=${SIZE:-100}
 REPEAT=${REPEAT:-3}
 STORE=${STORE:-disk}
+STOP=${STOP:-term}
+case $STOP in
+    term) SIGNAL=TERM; CRASH="" ;;
+    kill) SIGNAL=KILL; CRASH=-crash ;;
+    *) echo "STOP must be term or kill" >&2; exit 1 ;;
+esac
 TOTAL=$((SESSIONS * PER_SESSION))
-OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d)-recovery-$STORE.md}
+OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d)-recovery-$STORE$CRASH.md}
 
 log() { echo "recovery: $*" >&2; }
 
@@ -98,8 +107,9 @@ started=$(date +%s.%N)
 "$BENCH" pub -p "$PORT" -c "$SESSIONS" -i 0 --prefix rec-pub- -t 'recovery/%i' -q 1 \
     -s "$SIZE" -I 0 -F 64 -L "$TOTAL" >/dev/null 2>"$TMP/pub.log"
 fill_s=$(printf "%.1f" "$(echo "$(date +%s.%N) - $started" | bc)")
-log "published in ${fill_s} s; stopping the broker (SIGTERM)"
-stop_pid "$BROKER_PID"
+log "published in ${fill_s} s; stopping the broker (SIG$SIGNAL)"
+kill -s "$SIGNAL" "$BROKER_PID"
+wait "$BROKER_PID" 2>/dev/null || true
 BROKER_PID=""
 if [ "$STORE" = disk ]; then
     STORE_SIZE="$(du -sh "$TMP/data" | cut -f1) on disk"
@@ -111,7 +121,7 @@ fi
 # Timed from just before exec to the first CONNACK (an MQTT 3.1.1 CONNECT
 # with Clean Session); also when the "restored from the store" line came.
 probe() {
-    python3 - "$ROOST" "$(free_port)" "${STORE_ARGS[@]}" <<'EOF'
+    SIGNAL=$SIGNAL python3 - "$ROOST" "$(free_port)" "${STORE_ARGS[@]}" <<'EOF'
 import os, signal, socket, subprocess, sys, threading, time
 
 roost, port, store_args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -147,7 +157,7 @@ def status(key):
             if line.startswith(key):
                 return int(line.split()[1]) * 1024
 rss, hwm = (status("VmRSS:"), status("VmHWM:")) if ready is not None else (None, None)
-proc.send_signal(signal.SIGTERM)
+proc.send_signal(getattr(signal, "SIG" + os.environ["SIGNAL"]))
 proc.wait(timeout=120)
 if ready is None:
     sys.exit("the broker did not answer CONNECT")
@@ -163,9 +173,15 @@ for r in $(seq "$REPEAT"); do
 done
 
 {
-    echo "# Recovery of $TOTAL queued messages, $STORE store, $(date -u +%Y-%m-%d)"
+    echo "# Recovery of $TOTAL queued messages, $STORE store, broker stopped with SIG$SIGNAL, $(date -u +%Y-%m-%d)"
     echo
-    echo "- Commit: $(git rev-parse --short HEAD)$( [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock)" ] && echo ' (working tree with uncommitted changes)')"
+    if [ -n "${ROOST_BIN:-}" ] && [ -n "${BENCH_BIN:-}" ]; then
+        echo "- Commit: prebuilt binaries $ROOST_BIN, $BENCH_BIN (HEAD is $(git rev-parse --short HEAD))"
+    elif [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock)" ]; then
+        echo "- Commit: $(git rev-parse --short HEAD) (built from a working tree with uncommitted changes)"
+    else
+        echo "- Commit: $(git rev-parse --short HEAD)"
+    fi
     echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), $(df -T "$CARGO_TARGET_DIR" | awk 'NR==2 {print $2}')"
     echo "- Data set: $SESSIONS offline persistent sessions x $PER_SESSION queued QoS 1 messages of $SIZE B, published through the broker in ${fill_s} s; store: $STORE_SIZE"
     echo "- Broker: \`ROOST_MQTT__MAX_QUEUED_MESSAGES=$((PER_SESSION * 2)) roost -p PORT ${STORE_ARGS[*]/#$TMP/\$TMP}\`"
