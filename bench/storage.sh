@@ -56,6 +56,10 @@ ROOST=${ROOST_BIN:-$CARGO_TARGET_DIR/release/roost}
 BENCH=${BENCH_BIN:-$CARGO_TARGET_DIR/release/roost-bench}
 command -v redis-server >/dev/null || { log "redis-server is not installed (scripts/install-test-deps.sh)"; exit 1; }
 
+if [ "$SYSCALLS" = 1 ] && [ "$DURATION" -le 2 ]; then
+    log "SYSCALLS=1 counts over DURATION - 2 s: use DURATION > 2"; exit 1
+fi
+
 BROKER_PIN=()
 BENCH_PIN=()
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
