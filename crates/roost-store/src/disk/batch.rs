@@ -9,7 +9,7 @@ use std::path::Path;
 
 use fjall::Database;
 
-use crate::codec::encode;
+use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::disk::fjall_error;
 use crate::disk::keys;
@@ -116,7 +116,8 @@ impl<'a> Overlay<'a> {
                 message,
             } => {
                 let key = keys::client_with(client_id, &seq.to_be_bytes())?;
-                self.put(Ks::Messages, key, encode(message)?)?;
+                let hint = message_size_hint(&message.message) + 4 * message.subscription_ids.len();
+                self.put(Ks::Messages, key, encode_with_capacity(message, hint)?)?;
             }
             Delta::MessageAck { client_id, seq } => {
                 let key = keys::client_with(client_id, &seq.to_be_bytes())?;

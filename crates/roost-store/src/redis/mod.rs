@@ -25,7 +25,7 @@ use std::time::Duration;
 use redis::Pipeline;
 
 use crate::FORMAT_VERSION;
-use crate::codec::encode;
+use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::error::StoreError;
 use crate::record::InflightRecord;
@@ -170,7 +170,9 @@ impl RedisStore {
                 seq,
                 message,
             } => {
-                pipe.hset(k.client(client_id, ClientKey::Queue), seq, encode(message)?)
+                let hint = message_size_hint(&message.message) + 4 * message.subscription_ids.len();
+                let value = encode_with_capacity(message, hint)?;
+                pipe.hset(k.client(client_id, ClientKey::Queue), seq, value)
                     .ignore();
             }
             Delta::MessageAck { client_id, seq } => {

@@ -76,13 +76,16 @@ pub struct WriterConfig {
 }
 
 impl WriterConfig {
-    /// Defaults for `durability`: 65,536 queued deltas, groups of 8,192;
+    /// Defaults for `durability`: 65,536 queued deltas, groups of up to as
+    /// many (the writer takes everything waiting: the larger the group, the
+    /// more of a message's enqueue, stage and ack it holds together, which
+    /// `coalesce.rs` then drops before any of it is written);
     /// retries from 50 ms doubling to 5 s; 10 s of grace at close.
     pub fn new(durability: Durability) -> Self {
         Self {
             durability,
             max_queued_deltas: 65_536,
-            max_group_deltas: 8_192,
+            max_group_deltas: 65_536,
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
             close_grace: Duration::from_secs(10),

@@ -51,6 +51,10 @@ struct Inner {
     closed: bool,
     /// Submitters blocked waiting for room.
     waiting: usize,
+    /// The writer thread is blocked waiting for a batch. Pushes signal only
+    /// then: a condvar signal is a futex syscall even with nobody waiting,
+    /// and a busy writer would pay one per submitted batch for nothing.
+    writer_waiting: bool,
 }
 
 /// The queue. `capacity` bounds the deltas waiting; a single batch larger
@@ -112,8 +116,11 @@ impl Queue {
         }
         inner.weight += weight;
         inner.items.push_back(p);
+        let wake = inner.writer_waiting;
         drop(inner);
-        self.not_empty.notify_one();
+        if wake {
+            self.not_empty.notify_one();
+        }
         Ok(stalled_since.map(|t| Stall(t.elapsed())))
     }
 
@@ -126,6 +133,7 @@ impl Queue {
             if inner.closed {
                 return Popped::Closed;
             }
+            inner.writer_waiting = true;
             inner = match deadline {
                 None => self
                     .not_empty
@@ -133,6 +141,7 @@ impl Queue {
                     .unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let Some(left) = d.checked_duration_since(Instant::now()) else {
+                        inner.writer_waiting = false;
                         return Popped::Timeout;
                     };
                     self.not_empty
@@ -141,8 +150,9 @@ impl Queue {
                         .0
                 }
             };
+            inner.writer_waiting = false;
         }
-        let mut group = Vec::new();
+        let mut group = Vec::with_capacity(inner.items.len().min(max_weight.max(1)));
         let mut taken = 0;
         while let Some(front) = inner.items.front() {
             if !group.is_empty() && taken + front.weight() > max_weight {
@@ -155,8 +165,11 @@ impl Queue {
             group.push(p);
         }
         inner.weight -= taken;
+        let blocked = inner.waiting > 0;
         drop(inner);
-        self.not_full.notify_all();
+        if blocked {
+            self.not_full.notify_all();
+        }
         Popped::Group(group)
     }
 
@@ -177,7 +190,7 @@ impl Queue {
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
-        // Pushes wake this condvar too: loop until closed or the deadline.
+        // Spurious wake-ups happen: loop until closed or the deadline.
         while !inner.closed {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
