@@ -257,7 +257,7 @@ pub struct BrokerHandle {
 impl BrokerHandle {
     /// Begins a graceful shutdown: listeners stop, clients get DISCONNECT 0x8B.
     pub fn shutdown(&self) {
-        self.core.shutdown.send_replace(true);
+        self.core.begin_shutdown();
     }
 
     /// Publishes a message from the application. Returns how many sessions it reached.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytestring::ByteString;
 use dashmap::DashMap;
 use parking_lot::RwLock;
-use roost_codec::QoS;
 use roost_codec::topic::parse_shared;
+use roost_codec::{QoS, ReasonCode};
 use roost_router::{Router, SharedStrategy, Target};
 use roost_session::{Delivery, EnqueueOutcome, Message, Session, SessionConfig, SessionState};
 use smallvec::SmallVec;
@@ -20,7 +20,7 @@ use crate::config::{Config, SharedStrategyConfig};
 use crate::extensions::Extensions;
 use crate::metrics::Metrics;
 use crate::retained::RetainedStore;
-use crate::slot::{Handover, Parked, Pushed, SessionKey, SessionSlot};
+use crate::slot::{Control, Handover, Parked, Pushed, SessionKey, SessionSlot};
 use roost_hooks::DropCause;
 
 /// Everything connections share.
@@ -480,6 +480,27 @@ impl Core {
     /// True once shutdown has begun.
     pub(crate) fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Begins a graceful shutdown: sets the flag (listeners, the retained
+    /// sweep and new connections watch it), then tells every live connection
+    /// to close with DISCONNECT 0x8B. In that order: a driver checks the flag
+    /// after its link is in its slot, so one that saw it unset is reached here.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        // Collected first: no registry or slot lock is held while sending.
+        let live: Vec<_> = self
+            .sessions
+            .iter()
+            .filter_map(|entry| {
+                let inner = entry.value().inner.lock();
+                inner.link.as_ref().map(|link| link.control.clone())
+            })
+            .collect();
+        for control in live {
+            // A driver already told to close (takeover, ban) ends anyway.
+            let _ = control.try_send(Control::Close(ReasonCode::SERVER_SHUTTING_DOWN));
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The connected phase: one select loop over the socket (reads and writes in
 //! one readiness-driven future on the unsplit stream), the outbox doorbell,
-//! one timer, control commands and shutdown.
+//! one timer and control commands (shutdown is one of them:
+//! [`Core::begin_shutdown`]).
 //!
 //! This future is what an idle connection costs, so it is kept small: the
 //! state that only exists while packets are being handled (the packet
@@ -20,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::connect::{Attached, will_of};
 use super::events::deliver;
-use super::inbound::{Flow, Inputs, handle_packet};
+use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
 use crate::slot::{Control, SessionKey};
@@ -108,7 +109,6 @@ where
         let key = SessionKey(Arc::clone(&slot));
         let mut out = Outgoing::default();
         let mut batch: VecDeque<Delivery> = VecDeque::new();
-        let mut shutdown = core.shutdown.subscribe();
         let mut exchange = None;
         let mut next_read = IDLE_READ;
 
@@ -175,21 +175,17 @@ where
         // re-armed in place when the deadline moves.
         let timer = tokio::time::sleep(TIMER_IDLE);
         tokio::pin!(timer);
-        let already_down = *shutdown.borrow_and_update();
+        // Shutdown reaches a driver as a command to its slot's link, sent after
+        // the flag is set: a driver that reads the flag as unset had its link
+        // in place already, so the command reaches it (no watch receiver and
+        // its 136-byte wait in every connection's future).
+        let already_down = core.shutting_down();
         // The waits below outlive the loop's turns: a wait that stays pending
         // stays registered, instead of joining and leaving each `Notify`'s
         // waiter list (a lock each way) on every turn. Every command ends the
         // connection, so the command wait never needs renewing.
         let command = control.recv();
         tokio::pin!(command);
-        let shutdown_wait = async {
-            while shutdown.changed().await.is_ok() {
-                if *shutdown.borrow_and_update() {
-                    return;
-                }
-            }
-        };
-        tokio::pin!(shutdown_wait);
         let doorbell = slot.doorbell.notified();
         tokio::pin!(doorbell);
 
@@ -247,9 +243,6 @@ where
                         Some(Control::Close(reason)) => break Ending::Closed(reason, None),
                         None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
                     },
-                    // A shutdown that began before this connection subscribed
-                    // (between its CONNECT check and here) was seen before the loop.
-                    () = &mut shutdown_wait => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
                     io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
                         Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
                         Io::Wrote(Ok(n)) => out.advance(n),
@@ -377,22 +370,31 @@ async fn handle_buffered(
     rbuf: &mut BytesMut,
 ) -> Option<Ending> {
     let now = Instant::now();
-    loop {
+    let mut waits = StoreWaits::default();
+    let ending = loop {
         match decoder.decode(rbuf) {
-            Ok(Some(packet)) => match handle_packet(inputs, session, exchange, packet, now).await {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Disconnect { publish_will }) => {
-                    return Some(Ending::Disconnect { publish_will });
+            Ok(Some(packet)) => {
+                match handle_packet(inputs, session, exchange, &mut waits, packet, now).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Disconnect { publish_will }) => {
+                        break Some(Ending::Disconnect { publish_will });
+                    }
+                    Ok(Flow::Close(reason, reason_string)) => {
+                        break Some(Ending::Closed(reason, reason_string));
+                    }
+                    Err(violation) => {
+                        break Some(violation_ending(&violation, session.client_id()));
+                    }
                 }
-                Ok(Flow::Close(reason, reason_string)) => {
-                    return Some(Ending::Closed(reason, reason_string));
-                }
-                Err(violation) => return Some(violation_ending(&violation, session.client_id())),
-            },
-            Ok(None) => return None,
-            Err(e) => return Some(violation_ending(&Violation::from(e), session.client_id())),
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(violation_ending(&Violation::from(e), session.client_id())),
         }
-    }
+    };
+    // Whatever ends this read, acknowledgements queued above leave (now or in
+    // the closing flush) only once their messages are stored.
+    waits.settle(inputs.core).await;
+    ending
 }
 
 fn disconnect_cause(ending: &Ending) -> DisconnectCause {
