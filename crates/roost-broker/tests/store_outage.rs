@@ -279,3 +279,54 @@ async fn in_sync_mode_a_puback_waits_for_redis_and_arrives_once_it_is_back() {
     assert_eq!(&got.payload[..], b"held");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn in_sync_mode_pipelined_publishes_are_routed_while_their_pubacks_wait_for_the_store() {
+    let mut redis = DurableRedis::start();
+    let store = redis.store().with_durability(DurabilityConfig::Sync);
+    let topic = unique_id("outage/pipelined");
+
+    let broker = start_stored(store).await;
+    let mut publisher = open_v5(broker.addr, "outage-pipe-pub").await;
+    let mut listener = open_v5(broker.addr, "outage-pipe-listener").await;
+    subscribed(&mut listener, &topic, QoS::AtMostOnce).await;
+    send(&mut publisher, &topic, "before", QoS::AtLeastOnce, true).await;
+    assert_eq!(receive(&mut listener).await, b"before");
+
+    redis.kill();
+    // Three retained QoS 1 publishes in one write: each writes a RetainSet,
+    // so none may be acknowledged before Redis has it.
+    let burst = ["one", "two", "three"]
+        .into_iter()
+        .zip(1u16..)
+        .map(|(payload, id)| {
+            let mut p = publish(&topic, payload, QoS::AtLeastOnce, Some(id));
+            p.retain = true;
+            p
+        });
+    publisher.send_all(burst).await.unwrap();
+    // The broker reads past the first unacknowledged publish: all three are
+    // routed to the live subscriber (whose session writes nothing) while
+    // their PUBACKs wait for the store.
+    assert_eq!(receive(&mut listener).await, b"one");
+    assert_eq!(receive(&mut listener).await, b"two");
+    assert_eq!(receive(&mut listener).await, b"three");
+    wait_until("the stats to show the outage", T, || {
+        broker.handle.stats().store_unavailable
+    })
+    .await;
+    assert!(
+        publisher.recv(Duration::from_millis(300)).await.is_err(),
+        "no PUBACK while the writes are not stored"
+    );
+
+    redis.restart();
+    for id in 1..=3 {
+        match publisher.recv(Duration::from_secs(30)).await.unwrap() {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id.get(), id, "PUBACKs in order"),
+            other => panic!("expected PUBACK {id}, got {other:?}"),
+        }
+    }
+    drop((publisher, listener));
+    broker.stop().await;
+}

@@ -149,6 +149,21 @@ impl RawClient {
         Ok(())
     }
 
+    /// Encodes several packets and sends them in one write, so the server
+    /// finds them in one read (pipelining).
+    pub async fn send_all<P: IntoPacket>(
+        &mut self,
+        packets: impl IntoIterator<Item = P>,
+    ) -> Result<(), SendError> {
+        self.write_buf.clear();
+        for packet in packets {
+            self.encoder
+                .encode(&packet.into_packet(), &mut self.write_buf)?;
+        }
+        self.stream.write_all(&self.write_buf).await?;
+        Ok(())
+    }
+
     /// Sends bytes as they are: for malformed and partial packets.
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await

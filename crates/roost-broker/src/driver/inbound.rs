@@ -36,6 +36,35 @@ pub(crate) enum Flow {
     Close(ReasonCode, Option<Box<str>>),
 }
 
+/// Publishes whose PUBACK / PUBREC is queued in the session but may only go
+/// out once their batch is stored (`durability = "sync"`). The driver handles
+/// every packet of a read before it waits on them, so a client with many
+/// messages in flight gets them group-committed together instead of one
+/// fsync per message; nothing is written to the client before the wait ends.
+#[derive(Default)]
+pub(crate) struct StoreWaits(Vec<roost_store::Ticket>);
+
+impl StoreWaits {
+    /// Keeps a publish's ticket when acknowledgements wait for the store.
+    fn hold(&mut self, core: &Core, ticket: Option<roost_store::Ticket>) {
+        if let (Some(persist), Some(ticket)) = (&core.persist, ticket)
+            && persist.acks_wait()
+        {
+            self.0.push(ticket);
+        }
+    }
+
+    /// Waits until every held batch is stored (tickets complete in order, so
+    /// after the first wait the rest are mostly done already).
+    pub(crate) async fn settle(&mut self, core: &Core) {
+        if let Some(persist) = &core.persist {
+            for ticket in self.0.drain(..) {
+                persist.acknowledged(Some(ticket)).await;
+            }
+        }
+    }
+}
+
 /// What handling one packet needs from its connection.
 pub(crate) struct Inputs<'a> {
     pub(crate) core: &'a Arc<Core>,
@@ -52,6 +81,7 @@ pub(crate) async fn handle_packet(
     inputs: &Inputs<'_>,
     session: &mut Session,
     exchange: &mut Option<Box<dyn AuthExchange>>,
+    waits: &mut StoreWaits,
     packet: Packet,
     now: Instant,
 ) -> Result<Flow, Violation> {
@@ -97,7 +127,7 @@ pub(crate) async fn handle_packet(
     match inbound {
         Inbound::Nothing => {}
         Inbound::Publish { message, packet_id } => {
-            return Ok(publish(inputs, session, message, packet_id, now).await);
+            return Ok(publish(inputs, session, waits, message, packet_id, now).await);
         }
         Inbound::Subscribe(subscribe) => {
             return Ok(subscribe_all(inputs, session, &subscribe, now).await);
@@ -115,6 +145,7 @@ pub(crate) async fn handle_packet(
 async fn publish(
     inputs: &Inputs<'_>,
     session: &mut Session,
+    waits: &mut StoreWaits,
     mut message: Message,
     packet_id: Option<roost_codec::PacketId>,
     now: Instant,
@@ -209,10 +240,8 @@ async fn publish(
             deliver(core, session, delivery, now);
         }
     }
-    if let Some(persist) = &core.persist {
-        // durability = "sync": PUBACK / PUBREC go out once the batch is fsynced.
-        persist.acknowledged(ticket).await;
-    }
+    // durability = "sync": PUBACK / PUBREC go out once the batch is fsynced.
+    waits.hold(core, ticket);
     Flow::Continue
 }
 

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::connect::{Attached, will_of};
 use super::events::deliver;
-use super::inbound::{Flow, Inputs, handle_packet};
+use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
 use crate::slot::{Control, SessionKey};
@@ -370,22 +370,31 @@ async fn handle_buffered(
     rbuf: &mut BytesMut,
 ) -> Option<Ending> {
     let now = Instant::now();
-    loop {
+    let mut waits = StoreWaits::default();
+    let ending = loop {
         match decoder.decode(rbuf) {
-            Ok(Some(packet)) => match handle_packet(inputs, session, exchange, packet, now).await {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Disconnect { publish_will }) => {
-                    return Some(Ending::Disconnect { publish_will });
+            Ok(Some(packet)) => {
+                match handle_packet(inputs, session, exchange, &mut waits, packet, now).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Disconnect { publish_will }) => {
+                        break Some(Ending::Disconnect { publish_will });
+                    }
+                    Ok(Flow::Close(reason, reason_string)) => {
+                        break Some(Ending::Closed(reason, reason_string));
+                    }
+                    Err(violation) => {
+                        break Some(violation_ending(&violation, session.client_id()));
+                    }
                 }
-                Ok(Flow::Close(reason, reason_string)) => {
-                    return Some(Ending::Closed(reason, reason_string));
-                }
-                Err(violation) => return Some(violation_ending(&violation, session.client_id())),
-            },
-            Ok(None) => return None,
-            Err(e) => return Some(violation_ending(&Violation::from(e), session.client_id())),
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(violation_ending(&Violation::from(e), session.client_id())),
         }
-    }
+    };
+    // Whatever ends this read, acknowledgements queued above leave (now or in
+    // the closing flush) only once their messages are stored.
+    waits.settle(inputs.core).await;
+    ending
 }
 
 fn disconnect_cause(ending: &Ending) -> DisconnectCause {
