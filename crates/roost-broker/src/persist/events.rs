@@ -65,7 +65,13 @@ pub(crate) async fn flush_events(core: &Core, session: &mut Session) {
     let Some(persist) = &core.persist else {
         return;
     };
-    let mut batch = Vec::new();
+    // Most turns have nothing to write: allocate only when there is, with
+    // room for a few deltas so a typical turn does not regrow the vector.
+    let Some(first) = session.poll_store_event() else {
+        return;
+    };
+    let mut batch = Vec::with_capacity(8);
+    batch.push(delta(session.client_id(), first));
     drain_session(session, &mut batch);
     let ticket = persist.submit(batch);
     persist.acknowledged(ticket).await;

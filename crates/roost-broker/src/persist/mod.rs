@@ -159,10 +159,18 @@ impl Persist {
     /// Blocking: call it off the runtime.
     pub(crate) fn close(&self) {
         let writer = self.writer.write().take();
-        if let Some(writer) = writer
-            && let Err(e) = writer.close()
-        {
-            tracing::error!(error = %e, "store writer did not close cleanly");
+        if let Some(writer) = writer {
+            let stats = writer.stats();
+            if let Err(e) = writer.close() {
+                tracing::error!(error = %e, "store writer did not close cleanly");
+            }
+            tracing::info!(
+                groups = stats.groups,
+                batches = stats.batches_applied,
+                coalesced_deltas = stats.coalesced,
+                syncs = stats.syncs,
+                "store writer closed"
+            );
         }
         let opened = self.opened.lock().take();
         if let Some(opened) = opened
