@@ -15,6 +15,7 @@
 #   BROKERS    subset of: roost mosquitto
 #   PIN        1 (default) = broker on CPU 1, load generator on CPU 0 (taskset); 0 = no pinning
 #   OUT        results file (default bench/results/<date>[-quick].md)
+#   ROOST_BIN, BENCH_BIN  prebuilt binaries to run (both set: no build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,10 +37,17 @@ OUT=${OUT:-$DEFAULT_OUT}
 log() { echo "compare: $*" >&2; }
 
 # ---------------------------------------------------------------- build & tools
-log "building roost and roost-bench (release)"
-cargo build --release -p roost -p roost-bench
-ROOST="$ROOT/target/release/roost"
-BENCH="$ROOT/target/release/roost-bench"
+# Where cargo puts them: CARGO_TARGET_DIR when set (a release target shared by
+# several work trees), else the workspace's target/. ROOST_BIN and BENCH_BIN
+# run prebuilt binaries instead (e.g. a build of an older commit, for a
+# before/after comparison) and skip the build.
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ -z "${ROOST_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
+    log "building roost and roost-bench (release)"
+    cargo build --release -p roost -p roost-bench
+fi
+ROOST=${ROOST_BIN:-$TARGET_DIR/release/roost}
+BENCH=${BENCH_BIN:-$TARGET_DIR/release/roost-bench}
 
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     log "installing Debian mosquitto"
@@ -176,6 +184,9 @@ done
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
     COMMIT="$COMMIT (built from a working tree with uncommitted changes)"
+fi
+if [ -n "${ROOST_BIN:-}" ]; then
+    COMMIT="prebuilt roost binary $ROOST_BIN (ROOST_BIN; scripts at $COMMIT)"
 fi
 {
     echo "# Roost vs Mosquitto, $(date -u +%Y-%m-%d) $( [ "$QUICK" = 1 ] && echo '(quick mode)')"
