@@ -93,6 +93,7 @@ pub(crate) fn run<S: Store>(
                     tickets.0.push((p.ticket, p.force_sync));
                     deltas.extend(p.deltas);
                 }
+                let used = deltas.len();
                 counters.coalesced(coalesce(&mut deltas) as u64);
                 let applied = if deltas.is_empty() {
                     Ok(())
@@ -118,10 +119,12 @@ pub(crate) fn run<S: Store>(
                         }
                     }
                 };
-                // Release the payloads now; keep the room, within the group
-                // limit (a single oversized batch may have grown it).
+                // Release the payloads now. Keep room for a group like this
+                // one (steady load reuses it), but give back what a burst
+                // grew: a full group of ~300 B deltas is ~20 MB.
                 deltas.clear();
-                deltas.shrink_to(config.max_group_deltas);
+                let keep = used.saturating_mul(2).max(1_024);
+                deltas.shrink_to(keep.min(config.max_group_deltas.max(1_024)));
                 let due = match config.durability {
                     Durability::Sync => true,
                     Durability::Async { fsync_interval } => last_sync.elapsed() >= fsync_interval,
