@@ -15,6 +15,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use roost_broker::config::{Config, ListenerConfig, LogFormat};
 use roost_broker::{Broker, DurabilityConfig, StoreBackend};
 
+/// With the `mimalloc` feature every allocation goes to mimalloc instead of
+/// glibc malloc, which took about a third of the broker's CPU under a disk
+/// store (issue #7; figures in docs/performance.md, "Allocator").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]
 #[command(name = "roost", version, about)]
