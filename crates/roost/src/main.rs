@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use roost_broker::config::{Config, ListenerConfig, LogFormat};
 use roost_broker::{Broker, DurabilityConfig, StoreBackend};
 
-/// With the `mimalloc` feature every allocation goes to mimalloc instead of
+/// With the `mimalloc` feature (default) every allocation goes to mimalloc instead of
 /// glibc malloc, which took about a third of the broker's CPU under a disk
 /// store (issue #7; figures in docs/performance.md, "Allocator").
 #[cfg(feature = "mimalloc")]
