@@ -37,17 +37,9 @@ OUT=${OUT:-$DEFAULT_OUT}
 log() { echo "compare: $*" >&2; }
 
 # ---------------------------------------------------------------- build & tools
-# Where cargo puts them: CARGO_TARGET_DIR when set (a release target shared by
-# several work trees), else the workspace's target/. ROOST_BIN and BENCH_BIN
-# run prebuilt binaries instead (e.g. a build of an older commit, for a
-# before/after comparison) and skip the build.
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-if [ -z "${ROOST_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
-    log "building roost and roost-bench (release)"
-    cargo build --release -p roost -p roost-bench
-fi
-ROOST=${ROOST_BIN:-$TARGET_DIR/release/roost}
-BENCH=${BENCH_BIN:-$TARGET_DIR/release/roost-bench}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+release_binaries
 
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     log "installing Debian mosquitto"

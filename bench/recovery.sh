@@ -41,17 +41,12 @@ OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d)-recovery-$STORE$CRASH.md}
 
 log() { echo "recovery: $*" >&2; }
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-release}
-# ROOST_BIN and BENCH_BIN (both set) run prebuilt binaries and skip the build.
-if [ -z "${ROOST_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
-    log "building roost and roost-bench (release, $CARGO_TARGET_DIR)"
-    cargo build --release -p roost -p roost-bench
-fi
-ROOST=${ROOST_BIN:-$CARGO_TARGET_DIR/release/roost}
-BENCH=${BENCH_BIN:-$CARGO_TARGET_DIR/release/roost-bench}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+release_binaries
 
 # On the repository's file system, not a tmpfs /tmp.
-TMP=$(mktemp -d "$CARGO_TARGET_DIR/bench-recovery.XXXXXX")
+TMP=$(mktemp -d "$TARGET_DIR/bench-recovery.XXXXXX")
 BROKER_PID=""
 REDIS_PID=""
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -182,7 +177,7 @@ done
     else
         echo "- Commit: $(git rev-parse --short HEAD)"
     fi
-    echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), $(df -T "$CARGO_TARGET_DIR" | awk 'NR==2 {print $2}')"
+    echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), $(df -T "$TARGET_DIR" | awk 'NR==2 {print $2}')"
     echo "- Data set: $SESSIONS offline persistent sessions x $PER_SESSION queued QoS 1 messages of $SIZE B, published through the broker in ${fill_s} s; store: $STORE_SIZE"
     echo "- Broker: \`ROOST_MQTT__MAX_QUEUED_MESSAGES=$((PER_SESSION * 2)) roost -p PORT ${STORE_ARGS[*]/#$TMP/\$TMP}\`"
     echo

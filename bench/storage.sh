@@ -46,14 +46,9 @@ RUN_DIR="$ROOT/bench/results/$STAMP-$SUFFIX"
 log() { echo "storage: $*" >&2; }
 
 # ---------------------------------------------------------------- build
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-release}
-# ROOST_BIN and BENCH_BIN (both set) run prebuilt binaries and skip the build.
-if [ -z "${ROOST_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
-    log "building roost and roost-bench (release, $CARGO_TARGET_DIR)"
-    cargo build --release -p roost -p roost-bench
-fi
-ROOST=${ROOST_BIN:-$CARGO_TARGET_DIR/release/roost}
-BENCH=${BENCH_BIN:-$CARGO_TARGET_DIR/release/roost-bench}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+release_binaries
 command -v redis-server >/dev/null || { log "redis-server is not installed (scripts/install-test-deps.sh)"; exit 1; }
 
 if [ "$SYSCALLS" = 1 ] && [ "$DURATION" -le 2 ]; then
@@ -70,7 +65,7 @@ fi
 mkdir -p "$RUN_DIR" "$(dirname "$OUT")"
 # The data directories live on the same file system as the repository (not a
 # tmpfs /tmp, where fsync costs nothing).
-TMP=$(mktemp -d "$CARGO_TARGET_DIR/bench-storage.XXXXXX")
+TMP=$(mktemp -d "$TARGET_DIR/bench-storage.XXXXXX")
 BROKER_PID=""
 REDIS_PID=""
 stop_pid() { # $1 = PID: SIGTERM, wait for it
@@ -185,7 +180,7 @@ fi
     echo "# Storage backends, $STAMP $( [ "$QUICK" = 1 ] && echo '(quick mode)')"
     echo
     echo "- Commit: $COMMIT; $(redis-server --version | awk '{print $1, $2, $3}')"
-    echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), data on $(df -T "$CARGO_TARGET_DIR" | awk 'NR==2 {print $2}')"
+    echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), data on $(df -T "$TARGET_DIR" | awk 'NR==2 {print $2}')"
     echo "- Medians of $REPEAT run(s); ${DURATION} s windows after ${WARMUP} s warm-up; pinning: $( [ ${#BROKER_PIN[@]} -gt 0 ] && echo 'broker on CPU 1, load generator on CPU 0, redis-server not pinned' || echo none)"
     echo "- Load: \`roost-bench ${BENCH_ARGS[*]} -p PORT --broker-pid PID --json\`"
     echo "- Broker: \`ROOST_MQTT__MAX_QUEUED_MESSAGES=1000000 ROOST_MQTT__MAX_INFLIGHT=1024 roost -p PORT --store memory | --store disk --data-dir DIR --durability async|sync | --store redis --redis-url URL --durability async\`"
