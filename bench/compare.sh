@@ -74,10 +74,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # ---------------------------------------------------------------- brokers
 # Equivalent settings: loopback listener, anonymous clients, no persistence,
 # queues large enough not to drop in these scenarios, 1024 QoS 1/2 messages in

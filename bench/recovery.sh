@@ -49,7 +49,6 @@ release_binaries
 TMP=$(mktemp -d "$TARGET_DIR/bench-recovery.XXXXXX")
 BROKER_PID=""
 REDIS_PID=""
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 cleanup() {
     [ -n "$BROKER_PID" ] && stop_pid "$BROKER_PID"
     [ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID"
@@ -58,17 +57,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_listening() { # PID port name logfile
-    for _ in $(seq 1200); do
-        kill -0 "$1" 2>/dev/null || { log "$3 exited:"; cat "$4" >&2; return 1; }
-        [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ] && return 0
-        sleep 0.05
-    done
-    log "$3 not listening on $2 after 60 s"; cat "$4" >&2; return 1
-}
 
 case $STORE in
     disk)

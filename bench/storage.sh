@@ -68,10 +68,6 @@ mkdir -p "$RUN_DIR" "$(dirname "$OUT")"
 TMP=$(mktemp -d "$TARGET_DIR/bench-storage.XXXXXX")
 BROKER_PID=""
 REDIS_PID=""
-stop_pid() { # $1 = PID: SIGTERM, wait for it
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 cleanup() {
     [ -n "$BROKER_PID" ] && stop_pid "$BROKER_PID"
     [ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID"
@@ -80,20 +76,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-wait_listening() { # $1 = PID, $2 = port, $3 = name, $4 = log file
-    for _ in $(seq 200); do
-        if ! kill -0 "$1" 2>/dev/null; then
-            log "$3 exited at start-up:"; cat "$4" >&2; return 1
-        fi
-        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then return 0; fi
-        sleep 0.05
-    done
-    log "$3 is not listening on $2 after 10 s"; cat "$4" >&2; return 1
-}
 
 # Redis with its append-only file fsynced every second (its usual durable
 # setting), in a directory of its own.
