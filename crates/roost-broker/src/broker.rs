@@ -206,6 +206,7 @@ impl Broker {
         for listener in self.listeners {
             tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
         }
+        self.core.start_dormitory();
         // Ends by itself at shutdown.
         let core = Arc::clone(&self.core);
         tokio::spawn(async move { core.retained.sweep_until(core.shutdown.subscribe()).await });

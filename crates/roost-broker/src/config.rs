@@ -182,11 +182,24 @@ impl Default for MqttConfig {
 }
 
 /// Server-wide limits.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Total simultaneous connections (0 = unlimited).
     pub max_connections: usize,
+    /// A plain-TCP connection without traffic for this long hibernates: it
+    /// gives up its task and keeps only its session (~1 KB less memory per
+    /// idle client); its next packet, delivery or deadline wakes it. 0 = never.
+    pub hibernate_after_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 0,
+            hibernate_after_ms: 1_000,
+        }
+    }
 }
 
 /// What happens when no authorizer decides.

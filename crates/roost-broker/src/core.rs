@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use crate::config::{Config, SharedStrategyConfig};
+use crate::driver::hibernate::Dormitory;
 use crate::extensions::Extensions;
 use crate::metrics::Metrics;
 use crate::retained::RetainedStore;
@@ -37,6 +38,8 @@ pub(crate) struct Core {
     pub(crate) next_connection_id: AtomicU64,
     /// The session store (`None`: nothing outlives the process).
     pub(crate) persist: Option<crate::persist::Persist>,
+    /// Where idle connections hibernate (`None`: they never do).
+    dormitory: Option<Arc<Dormitory>>,
 }
 
 /// A routed message waiting to be delivered (see [`Core::deliver`]).
@@ -78,6 +81,15 @@ impl Core {
         session_config.store_events = persist.is_some();
         let session_config = Arc::new(session_config);
         let retained = RetainedStore::new(&config.mqtt);
+        let dormitory = (config.limits.hibernate_after_ms > 0)
+            .then(|| match Dormitory::new() {
+                Ok(dormitory) => Some(dormitory),
+                Err(e) => {
+                    tracing::warn!(error = %e, "hibernation unavailable: cannot create its epoll set");
+                    None
+                }
+            })
+            .flatten();
         Arc::new(Self {
             config,
             session_config,
@@ -90,7 +102,20 @@ impl Core {
             shutdown: watch::channel(false).0,
             next_connection_id: AtomicU64::new(1),
             persist,
+            dormitory,
         })
+    }
+
+    /// The dormitory, while it takes hibernating connections.
+    pub(crate) fn dormitory(&self) -> Option<&Arc<Dormitory>> {
+        self.dormitory.as_ref().filter(|d| d.is_running())
+    }
+
+    /// Starts watching hibernating connections (a task that ends with the runtime).
+    pub(crate) fn start_dormitory(self: &Arc<Self>) {
+        if let Some(dormitory) = &self.dormitory {
+            tokio::spawn(Arc::clone(dormitory).watch(Arc::clone(self)));
+        }
     }
 
     /// Routes one application message: updates the retained store when RETAIN

@@ -9,6 +9,8 @@ pub(crate) struct Metrics {
     pub(crate) connections_current: AtomicU64,
     pub(crate) connections_total: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
+    pub(crate) connections_hibernating: AtomicU64,
+    pub(crate) hibernations: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) messages_delivered: AtomicU64,
     pub(crate) messages_dropped: AtomicU64,
@@ -27,6 +29,11 @@ pub struct Stats {
     pub connections_total: u64,
     /// Connections refused (limits, bad CONNECT, authentication).
     pub connections_refused: u64,
+    /// Open connections hibernating now (idle, without a task; counted in
+    /// `connections_current` too).
+    pub connections_hibernating: u64,
+    /// Times a connection went into hibernation since start.
+    pub hibernations: u64,
     /// Application messages received from clients.
     pub messages_received: u64,
     /// Deliveries handed to subscriber sessions.
@@ -78,6 +85,8 @@ impl Metrics {
             connections_current: get(&self.connections_current),
             connections_total: get(&self.connections_total),
             connections_refused: get(&self.connections_refused),
+            connections_hibernating: get(&self.connections_hibernating),
+            hibernations: get(&self.hibernations),
             messages_received: get(&self.messages_received),
             messages_delivered: get(&self.messages_delivered),
             messages_dropped: get(&self.messages_dropped),

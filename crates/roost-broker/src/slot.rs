@@ -169,11 +169,20 @@ impl SessionSlot {
         }
         inner.outbox.push_back(delivery);
         let was_empty = len == 0;
+        if was_empty && let Some(link) = &inner.link {
+            // A hibernating connection has no task waiting on the doorbell.
+            link.control.nudge();
+        }
         drop(inner);
         if was_empty {
             self.doorbell.notify_one();
         }
         Pushed::Online
+    }
+
+    /// Deliveries are waiting for the driver.
+    pub(crate) fn has_outbox(&self) -> bool {
+        !self.inner.lock().outbox.is_empty()
     }
 
     /// Swaps the whole outbox out under a short lock.

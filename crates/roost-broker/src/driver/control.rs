@@ -6,6 +6,10 @@
 //! idle connection cost. The driver ends on the first command it receives,
 //! so one pending command is all that is ever needed: later ones are
 //! accepted and dropped, exactly as the driver would ignore them.
+//!
+//! While the connection hibernates (`hibernate.rs`) no driver waits on the
+//! doorbell: the line then holds a [`Sleeper`], which a command, the last
+//! sender leaving, or a delivery ([`ControlSender::nudge`]) wakes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,24 +17,37 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::hibernate::Sleeper;
 use crate::slot::Control;
 
 #[derive(Debug)]
 struct Shared {
-    pending: Mutex<Option<Control>>,
+    line: Mutex<Line>,
     /// Live senders; the receiver sees `None` once the last one is gone.
     senders: AtomicUsize,
     receiver_alive: AtomicBool,
+    /// A sleeper is installed: lets [`ControlSender::nudge`], which runs for
+    /// deliveries, skip the lock while the connection is awake.
+    asleep: AtomicBool,
     doorbell: Notify,
+}
+
+/// What senders and the driver exchange, under one lock: a command and the
+/// sleeper that must hear of it are never missed between two locks.
+#[derive(Debug, Default)]
+struct Line {
+    pending: Option<Control>,
+    sleeper: Option<Sleeper>,
 }
 
 /// A new line: the sending end goes to the session slot, the receiving end
 /// to the driver.
 pub(crate) fn channel() -> (ControlSender, ControlReceiver) {
     let shared = Arc::new(Shared {
-        pending: Mutex::new(None),
+        line: Mutex::new(Line::default()),
         senders: AtomicUsize::new(1),
         receiver_alive: AtomicBool::new(true),
+        asleep: AtomicBool::new(false),
         doorbell: Notify::new(),
     });
     (ControlSender(Arc::clone(&shared)), ControlReceiver(shared))
@@ -52,9 +69,37 @@ impl ControlSender {
         if !self.0.receiver_alive.load(Ordering::Acquire) {
             return Err(command);
         }
-        self.0.pending.lock().get_or_insert(command);
+        let sleeper = {
+            let mut line = self.0.line.lock();
+            line.pending.get_or_insert(command);
+            self.0.take_sleeper(&mut line)
+        };
         self.0.doorbell.notify_one();
+        if let Some(sleeper) = sleeper {
+            sleeper.wake();
+        }
         Ok(())
+    }
+
+    /// Wakes the connection if it hibernates: something (a delivery) is
+    /// waiting for it. A lock-free check while it is awake.
+    pub(crate) fn nudge(&self) {
+        if self.0.asleep.load(Ordering::Acquire) {
+            let sleeper = self.0.take_sleeper(&mut self.0.line.lock());
+            if let Some(sleeper) = sleeper {
+                sleeper.wake();
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn take_sleeper(&self, line: &mut Line) -> Option<Sleeper> {
+        let sleeper = line.sleeper.take();
+        if sleeper.is_some() {
+            self.asleep.store(false, Ordering::Release);
+        }
+        sleeper
     }
 }
 
@@ -70,15 +115,19 @@ impl Drop for ControlSender {
         if self.0.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             // Wake the driver so it sees that nobody can reach it any more.
             self.0.doorbell.notify_one();
+            let sleeper = self.0.take_sleeper(&mut self.0.line.lock());
+            if let Some(sleeper) = sleeper {
+                sleeper.wake();
+            }
         }
     }
 }
 
 impl ControlReceiver {
     /// The next command; `None` once every sender is gone.
-    pub(crate) async fn recv(&mut self) -> Option<Control> {
+    pub(crate) async fn recv(&self) -> Option<Control> {
         loop {
-            if let Some(command) = self.0.pending.lock().take() {
+            if let Some(command) = self.0.line.lock().pending.take() {
                 return Some(command);
             }
             if self.0.senders.load(Ordering::Acquire) == 0 {
@@ -88,6 +137,26 @@ impl ControlReceiver {
             // sent between the checks above and this wait is not missed.
             self.0.doorbell.notified().await;
         }
+    }
+}
+
+impl ControlReceiver {
+    /// Installs the sleeper of a hibernating connection; false (and nothing
+    /// installed) when a command is pending or nobody can send any more:
+    /// the connection must stay awake to act on it.
+    pub(crate) fn sleep(&self, sleeper: Sleeper) -> bool {
+        let mut line = self.0.line.lock();
+        if line.pending.is_some() || self.0.senders.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        line.sleeper = Some(sleeper);
+        self.0.asleep.store(true, Ordering::Release);
+        true
+    }
+
+    /// Removes the sleeper (the connection is awake again).
+    pub(crate) fn wake_up(&self) {
+        drop(self.0.take_sleeper(&mut self.0.line.lock()));
     }
 }
 
@@ -104,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn first_command_wins_and_the_line_closes_with_its_senders() {
-        let (tx, mut rx) = channel();
+        let (tx, rx) = channel();
         let second = tx.clone();
         assert!(tx.try_send(Control::Takeover).is_ok());
         assert!(
@@ -120,7 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_driver_is_woken_and_a_gone_driver_refuses() {
-        let (tx, mut rx) = channel();
+        let (tx, rx) = channel();
         let waiter = tokio::spawn(async move { rx.recv().await.is_some() });
         tokio::task::yield_now().await;
         assert!(tx.try_send(Control::Takeover).is_ok());

@@ -11,6 +11,7 @@ mod authz;
 mod connect;
 pub(crate) mod control;
 mod events;
+pub(crate) mod hibernate;
 mod inbound;
 mod io;
 mod run;
@@ -44,7 +45,7 @@ pub(crate) fn serve<S>(
     ticket: Option<Ticket>,
 ) -> impl Future<Output = ()> + Send
 where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + hibernate::Dormant + Send + Unpin + 'static,
 {
     let connecting = Box::pin(connect_phase(Arc::clone(&core), listener, stream, info));
     async move {
@@ -55,9 +56,10 @@ where
             drop(ticket);
             return;
         };
-        run::run(&core, attached, stream, rbuf).await;
-        // The connection no longer counts against the listener's limits.
-        drop(ticket);
+        let next = run::run(&core, run::Start::Fresh(attached), stream, rbuf).await;
+        // Ended: the connection no longer counts against the listener's
+        // limits. Hibernating: it still does, the ticket goes with it.
+        hibernate::after_run(&core, next, ticket);
     }
 }
 

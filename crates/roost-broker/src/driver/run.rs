@@ -12,19 +12,24 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use roost_codec::ReasonCode;
 use roost_session::{Delivery, Violation};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use bytestring::ByteString;
+use roost_hooks::ClientInfo;
+
 use super::connect::{Attached, will_of};
+use super::control::ControlReceiver;
 use super::events::deliver;
+use super::hibernate::{Dormant, Hibernated};
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
-use crate::slot::{Control, SessionKey};
+use crate::slot::{Control, SessionKey, SessionSlot};
 use roost_hooks::{AuthExchange, DisconnectCause, Grant};
 
 /// Read at least this much per read call.
@@ -66,7 +71,41 @@ enum Io {
     Read(std::io::Result<usize>),
 }
 
-/// Drives a connected client until the connection ends, then detaches it.
+/// What a connected client keeps for as long as it is connected: all that
+/// survives a hibernation (`hibernate.rs`).
+pub(crate) struct Connected {
+    pub(crate) session: roost_session::Session,
+    pub(crate) slot: Arc<SessionSlot>,
+    pub(crate) connection_id: u64,
+    pub(crate) control: ControlReceiver,
+    pub(crate) decoder: roost_codec::Decoder,
+    pub(crate) auth_method: Option<ByteString>,
+    pub(crate) client: Arc<ClientInfo>,
+    /// `None`: the default grant (most clients).
+    pub(crate) grant: Option<Box<Grant>>,
+    /// Drops of the session already counted in the broker's statistics.
+    pub(crate) drops_seen: u64,
+    /// When the client's credentials expire (e.g. a JWT's `exp`).
+    pub(crate) credentials_expire: Option<tokio::time::Instant>,
+}
+
+/// How a connection's task begins.
+pub(crate) enum Start {
+    /// Just attached: CONNACK first.
+    Fresh(Box<Attached>),
+    /// Woken from hibernation.
+    Resumed(Box<Connected>),
+}
+
+/// Why the loop stopped.
+enum Exit {
+    End(Ending),
+    /// Idle: hand the connection to the dormitory.
+    Hibernate,
+}
+
+/// Drives a connected client until the connection ends (then detaches it) or
+/// hibernates (then returns what the dormitory keeps, without its ticket).
 ///
 /// Not an `async fn`: its arguments would be copied into locals of the
 /// future (an `async fn` keeps both), and this future lives as long as the
@@ -77,35 +116,36 @@ enum Io {
 )]
 pub(crate) fn run<'a, S>(
     core: &'a Arc<Core>,
-    attached: Box<Attached>,
+    start: Start,
     mut stream: S,
     mut rbuf: BytesMut,
-) -> impl std::future::Future<Output = ()> + 'a
+) -> impl std::future::Future<Output = Option<Hibernated>> + 'a
 where
-    S: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: AsyncRead + AsyncWrite + Dormant + Unpin + 'a,
 {
     async move {
+        let (fresh, conn) = match start {
+            Start::Fresh(attached) => (true, connected(core, attached)),
+            Start::Resumed(conn) => (false, conn),
+        };
         // Moved out in a block of its own, so the box is freed now rather than
         // when this (connection-long) function returns.
-        let attached = {
-            let boxed = attached;
+        let conn = {
+            let boxed = conn;
             *boxed
         };
-        let Attached {
+        let Connected {
             mut session,
             slot,
             connection_id,
-            mut control,
+            control,
             mut decoder,
             auth_method,
             client,
             grant,
-        } = attached;
-        let grant = boxed_unless_default(grant);
-        // Drops the session itself makes (queue full, expired, too large for the
-        // client) are counted from here on; earlier ones were counted already.
-        let mut drops_seen = session.stats().dropped.total();
-        decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
+            mut drops_seen,
+            credentials_expire,
+        } = conn;
         let key = SessionKey(Arc::clone(&slot));
         let mut out = Outgoing::default();
         let mut batch: VecDeque<Delivery> = VecDeque::new();
@@ -117,7 +157,7 @@ where
         // (nothing larger than that size [MQTT-3.1.2-24], and no DISCONNECT
         // before a CONNACK [MQTT-3.14.0-1]) rather than leave it waiting.
         let now = Instant::now();
-        if !queue_connack(&mut session, &mut out) {
+        if fresh && !queue_connack(&mut session, &mut out) {
             tracing::info!(client_id = %session.client_id(), "CONNACK exceeds the client's Maximum Packet Size; closing");
             Box::pin(finish(
                 core,
@@ -129,176 +169,300 @@ where
                 &mut stream,
             ))
             .await;
-            return;
+            return None;
         }
 
-        // Deliveries that arrived while attaching.
+        // Deliveries that arrived while attaching (or while hibernating).
         slot.drain_outbox(&mut batch);
         for d in batch.drain(..) {
             deliver(core, &mut session, d, now);
         }
 
-        // Packets that arrived in the same read as CONNECT are already buffered:
-        // handle them now instead of waiting for more bytes.
-        let inputs = Inputs {
-            core,
-            key: &key,
-            client: &client,
-            grant: grant.as_deref().unwrap_or(&NO_GRANT),
-            auth_method: &auth_method,
-            authz: Default::default(),
-        };
-        let early = if rbuf.is_empty() {
-            None
-        } else {
-            Box::pin(handle_buffered(
-                &inputs,
-                &mut session,
-                &mut exchange,
-                &mut decoder,
-                &mut rbuf,
-            ))
-            .await
-        };
-        if rbuf.is_empty() {
-            // The CONNECT read buffer is not kept for the idle wait.
-            rbuf = BytesMut::new();
-        }
-        // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
-        let credentials_expire = grant.as_ref().and_then(|g| g.expires_at).map(|at| {
-            let left = at
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default();
-            tokio::time::Instant::now() + left
-        });
-        // One timer for the keep-alive deadline and the credentials' expiry,
-        // re-armed in place when the deadline moves.
-        let timer = tokio::time::sleep(TIMER_IDLE);
-        tokio::pin!(timer);
-        // Shutdown reaches a driver as a command to its slot's link, sent after
-        // the flag is set: a driver that reads the flag as unset had its link
-        // in place already, so the command reaches it (no watch receiver and
-        // its 136-byte wait in every connection's future).
-        let already_down = core.shutting_down();
-        // The waits below outlive the loop's turns: a wait that stays pending
-        // stays registered, instead of joining and leaving each `Notify`'s
-        // waiter list (a lock each way) on every turn. Every command ends the
-        // connection, so the command wait never needs renewing.
-        let command = control.recv();
-        tokio::pin!(command);
-        let doorbell = slot.doorbell.notified();
-        tokio::pin!(doorbell);
+        let exit = {
+            // Packets that arrived in the same read as CONNECT are already
+            // buffered: handle them now instead of waiting for more bytes.
+            let inputs = Inputs {
+                core,
+                key: &key,
+                client: &client,
+                grant: grant.as_deref().unwrap_or(&NO_GRANT),
+                auth_method: &auth_method,
+                authz: Default::default(),
+            };
+            let early = if rbuf.is_empty() {
+                None
+            } else {
+                Box::pin(handle_buffered(
+                    &inputs,
+                    &mut session,
+                    &mut exchange,
+                    &mut decoder,
+                    &mut rbuf,
+                ))
+                .await
+            };
+            if rbuf.is_empty() {
+                // The CONNECT read buffer is not kept for the idle wait.
+                rbuf = BytesMut::new();
+            }
+            // After this long without traffic the connection hibernates, if
+            // its transport can (plain TCP) and the dormitory is there.
+            let hibernate_after = core
+                .dormitory()
+                .filter(|_| stream.can_hibernate())
+                .map(|_| Duration::from_millis(core.config.limits.hibernate_after_ms));
+            let mut last_active = now;
+            let mut timer_turn = false;
+            let mut hibernate_at =
+                hibernate_after.map(|after| tokio::time::Instant::from_std(now + after));
+            // One timer for the keep-alive deadline, the credentials' expiry
+            // and hibernation, re-armed in place when the deadline moves.
+            let timer = tokio::time::sleep(TIMER_IDLE);
+            tokio::pin!(timer);
+            // Shutdown reaches a driver as a command to its slot's link, sent
+            // after the flag is set: a driver that reads the flag as unset had
+            // its link in place already, so the command reaches it (no watch
+            // receiver and its 136-byte wait in every connection's future).
+            let already_down = core.shutting_down();
+            // The waits below outlive the loop's turns: a wait that stays
+            // pending stays registered, instead of joining and leaving each
+            // `Notify`'s waiter list (a lock each way) on every turn. Every
+            // command ends the connection, so the command wait never needs
+            // renewing.
+            let command = control.recv();
+            tokio::pin!(command);
+            let doorbell = slot.doorbell.notified();
+            tokio::pin!(doorbell);
 
-        let ending = if let Some(ending) = early {
-            ending
-        } else if already_down {
-            Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None)
-        } else {
-            loop {
-                let now = Instant::now();
-                if out.pending() < OUTPUT_HIGH_WATER {
-                    // Take what is already waiting (e.g. this client's own
-                    // messages routed back to it) so it goes out in this write,
-                    // in order with the acknowledgements just queued.
-                    slot.drain_outbox(&mut batch);
-                    for d in batch.drain(..) {
-                        deliver(core, &mut session, d, now);
+            if let Some(ending) = early {
+                Exit::End(ending)
+            } else if already_down {
+                Exit::End(Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None))
+            } else {
+                loop {
+                    let now = Instant::now();
+                    if !timer_turn {
+                        last_active = now;
                     }
-                }
-                core.sync_session_drops(&slot, &mut drops_seen, &session);
-                crate::persist::flush_events(core, &mut session).await;
-                let encoder = session.encoder();
-                while let Some(packet) = session.poll_transmit(now) {
-                    if !out.push(&encoder, &packet) {
-                        tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
-                    }
-                }
-                out.prepare();
-                if out.is_empty() {
-                    // Everything is written: the session's queues need no
-                    // memory until the next packet.
-                    session.release_idle_memory();
-                }
-                let wake = earliest(
-                    session.poll_timeout().map(tokio::time::Instant::from_std),
-                    credentials_expire,
-                );
-                if let Some(wake) = wake
-                    && wake != timer.deadline()
-                {
-                    timer.as_mut().reset(wake);
-                }
-                let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
-                // An idle connection (small reads, nothing buffered) reads into
-                // the stack first (see `socket_turn`) and holds no read buffer.
-                let idle = next_read == IDLE_READ && rbuf.is_empty();
-                if !idle && rbuf.capacity() - rbuf.len() < next_read / 2 {
-                    rbuf.reserve(next_read);
-                }
-
-                tokio::select! {
-                    biased;
-                    command = &mut command => match command {
-                        Some(Control::Takeover) => break Ending::TakenOver,
-                        Some(Control::Close(reason)) => break Ending::Closed(reason, None),
-                        None => break Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
-                    },
-                    io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
-                        Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Ending::Lost,
-                        Io::Wrote(Ok(n)) => out.advance(n),
-                        Io::Read(Ok(n)) => {
-                            // Adapt the next read to the traffic: double while reads
-                            // fill the buffer, fall back to a small one when they do not.
-                            next_read = if n >= next_read { (next_read * 2).min(READ_CHUNK) } else { IDLE_READ.max(n.next_power_of_two()) };
-                            // Boxed while it runs: the packet handlers' state is
-                            // large and an idle connection should not carry it.
-                            if let Some(ending) = Box::pin(handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf)).await {
-                                break ending;
-                            }
-                            if rbuf.is_empty() {
-                                // Hold no read buffer between bursts: the decoded
-                                // packets own their slices, the rest is released.
-                                rbuf = BytesMut::new();
-                            }
-                        }
-                    },
-                    () = &mut doorbell, if accept_deliveries => {
-                        doorbell.set(slot.doorbell.notified());
-                        let now = Instant::now();
+                    timer_turn = false;
+                    if out.pending() < OUTPUT_HIGH_WATER {
+                        // Take what is already waiting (e.g. this client's own
+                        // messages routed back to it) so it goes out in this write,
+                        // in order with the acknowledgements just queued.
                         slot.drain_outbox(&mut batch);
                         for d in batch.drain(..) {
                             deliver(core, &mut session, d, now);
                         }
-                    },
-                    () = &mut timer, if wake.is_some() => {
-                        if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
-                            tracing::info!(client_id = %client.client_id, "credentials expired; closing");
-                            break Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME, None);
+                    }
+                    core.sync_session_drops(&slot, &mut drops_seen, &session);
+                    crate::persist::flush_events(core, &mut session).await;
+                    let encoder = session.encoder();
+                    while let Some(packet) = session.poll_transmit(now) {
+                        if !out.push(&encoder, &packet) {
+                            tracing::debug!(client_id = %session.client_id(), "dropped a packet too large for the client");
                         }
-                        if let Err(violation) = session.handle_timeout(Instant::now()) {
-                            break violation_ending(&violation, session.client_id());
-                        }
-                    },
+                    }
+                    out.prepare();
+                    if out.is_empty() {
+                        // Everything is written: the session's queues need no
+                        // memory until the next packet.
+                        session.release_idle_memory();
+                    }
+                    let wake = earliest(
+                        earliest(
+                            session.poll_timeout().map(tokio::time::Instant::from_std),
+                            credentials_expire,
+                        ),
+                        hibernate_at,
+                    );
+                    if let Some(wake) = wake
+                        && wake != timer.deadline()
+                    {
+                        timer.as_mut().reset(wake);
+                    }
+                    let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
+                    // An idle connection (small reads, nothing buffered) reads into
+                    // the stack first (see `socket_turn`) and holds no read buffer.
+                    let idle = next_read == IDLE_READ && rbuf.is_empty();
+                    if !idle && rbuf.capacity() - rbuf.len() < next_read / 2 {
+                        rbuf.reserve(next_read);
+                    }
+
+                    tokio::select! {
+                        biased;
+                        command = &mut command => match command {
+                            Some(Control::Takeover) => break Exit::End(Ending::TakenOver),
+                            Some(Control::Close(reason)) => break Exit::End(Ending::Closed(reason, None)),
+                            None => break Exit::End(Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None)),
+                        },
+                        io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
+                            Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Exit::End(Ending::Lost),
+                            Io::Wrote(Ok(n)) => out.advance(n),
+                            Io::Read(Ok(n)) => {
+                                // Adapt the next read to the traffic: double while reads
+                                // fill the buffer, fall back to a small one when they do not.
+                                next_read = if n >= next_read { (next_read * 2).min(READ_CHUNK) } else { IDLE_READ.max(n.next_power_of_two()) };
+                                // Boxed while it runs: the packet handlers' state is
+                                // large and an idle connection should not carry it.
+                                if let Some(ending) = Box::pin(handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf)).await {
+                                    break Exit::End(ending);
+                                }
+                                if rbuf.is_empty() {
+                                    // Hold no read buffer between bursts: the decoded
+                                    // packets own their slices, the rest is released.
+                                    rbuf = BytesMut::new();
+                                }
+                            }
+                        },
+                        () = &mut doorbell, if accept_deliveries => {
+                            doorbell.set(slot.doorbell.notified());
+                            let now = Instant::now();
+                            slot.drain_outbox(&mut batch);
+                            for d in batch.drain(..) {
+                                deliver(core, &mut session, d, now);
+                            }
+                        },
+                        () = &mut timer, if wake.is_some() => {
+                            timer_turn = true;
+                            if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                                tracing::info!(client_id = %client.client_id, "credentials expired; closing");
+                                break Exit::End(Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME, None));
+                            }
+                            if let Err(violation) = session.handle_timeout(Instant::now()) {
+                                break Exit::End(violation_ending(&violation, session.client_id()));
+                            }
+                            if let (Some(at), Some(after)) = (hibernate_at, hibernate_after)
+                                && at <= tokio::time::Instant::now()
+                            {
+                                let now = Instant::now();
+                                let quiet = out.is_empty()
+                                    && rbuf.is_empty()
+                                    && exchange.is_none()
+                                    && session.transmit_len() == 0
+                                    && !slot.has_outbox()
+                                    && !core.shutting_down();
+                                if quiet && last_active + after <= now {
+                                    break Exit::Hibernate;
+                                }
+                                let next = if quiet { last_active + after } else { now + after };
+                                hibernate_at = Some(tokio::time::Instant::from_std(next));
+                            }
+                        },
+                    }
                 }
             }
         };
 
-        core.sync_session_drops(&slot, &mut drops_seen, &session);
-
-        crate::persist::flush_events(core, &mut session).await;
-        core.ext
-            .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
-        Box::pin(finish(
-            core,
+        let conn = Connected {
             session,
-            &slot,
+            slot,
             connection_id,
-            ending,
-            &mut out,
-            &mut stream,
-        ))
-        .await;
+            control,
+            decoder,
+            auth_method,
+            client,
+            grant,
+            drops_seen,
+            credentials_expire,
+        };
+        let ending = match exit {
+            Exit::End(ending) => ending,
+            Exit::Hibernate => match stream.into_std() {
+                Ok(stream) => {
+                    let deadline = earliest(
+                        conn.session
+                            .poll_timeout()
+                            .map(tokio::time::Instant::from_std),
+                        conn.credentials_expire,
+                    );
+                    return Some(Hibernated {
+                        conn: Box::new(conn),
+                        stream,
+                        ticket: None,
+                        deadline,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(client_id = %conn.client.client_id, error = %e, "could not hand the socket to the dormitory; closing");
+                    let mut gone = tokio::io::sink();
+                    end_connection(core, conn, Ending::Lost, &mut out, &mut gone).await;
+                    return None;
+                }
+            },
+        };
+        end_connection(core, conn, ending, &mut out, &mut stream).await;
+        None
     }
+}
+
+/// Turns a freshly attached client into its connected state.
+fn connected(core: &Core, attached: Box<Attached>) -> Box<Connected> {
+    let Attached {
+        session,
+        slot,
+        connection_id,
+        control,
+        mut decoder,
+        auth_method,
+        client,
+        grant,
+    } = *attached;
+    // Drops the session itself makes (queue full, expired, too large for the
+    // client) are counted from here on; earlier ones were counted already.
+    let drops_seen = session.stats().dropped.total();
+    decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
+    // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
+    let credentials_expire = grant.expires_at.map(|at| {
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
+    Box::new(Connected {
+        session,
+        slot,
+        connection_id,
+        control,
+        decoder,
+        auth_method,
+        client,
+        grant: boxed_unless_default(grant),
+        drops_seen,
+        credentials_expire,
+    })
+}
+
+/// Ends a connection: counts the session's last drops, flushes its store
+/// events, tells the hooks, then closes and detaches (see [`finish`]).
+pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
+    core: &Arc<Core>,
+    conn: Connected,
+    ending: Ending,
+    out: &mut Outgoing,
+    writer: &mut W,
+) {
+    let Connected {
+        mut session,
+        slot,
+        connection_id,
+        client,
+        mut drops_seen,
+        ..
+    } = conn;
+    core.sync_session_drops(&slot, &mut drops_seen, &session);
+    crate::persist::flush_events(core, &mut session).await;
+    core.ext
+        .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
+    Box::pin(finish(
+        core,
+        session,
+        &slot,
+        connection_id,
+        ending,
+        out,
+        writer,
+    ))
+    .await;
 }
 
 /// Most clients get the default grant: keep a pointer only for the others.

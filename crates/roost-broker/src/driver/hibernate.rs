@@ -1,0 +1,382 @@
+//! Hibernation: an idle plain-TCP connection gives its task back.
+//!
+//! A connected client's task — its future, its timer, tokio's registration
+//! of its socket — is about 2 KB that an idle client holds for nothing (an
+//! idle Mosquitto connection costs ~0.7 KB). After
+//! `limits.hibernate_after_ms` without traffic, a connection with nothing to
+//! write, no packet half read and no authentication exchange under way
+//! moves what it must keep ([`Connected`]: the session and its links to the
+//! broker) into a [`Hibernated`] box, hands its socket to the broker's one
+//! [`Dormitory`] and ends its task. The dormitory watches every hibernating
+//! socket in one epoll (kqueue) set, which tokio watches in turn, so it costs
+//! one task in all. The first thing that concerns a hibernating connection
+//! — bytes or a hang-up on its socket, a delivery, a command (takeover,
+//! close, shutdown), its keep-alive or credentials deadline — spawns a new
+//! task that picks up where the old one stopped. EMQX hibernates idle
+//! connection processes in the same spirit.
+//!
+//! Wake-ups cannot be missed: the dormitory installs the connection's
+//! [`Sleeper`] on its command line before it looks at the outbox and the
+//! pending command one last time. A delivery pushed after that look finds
+//! the sleeper (the slot nudges the line under the slot's lock, see
+//! `SessionSlot::push`); a command takes it under the line's lock.
+
+use std::collections::{BTreeSet, HashMap};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mio::unix::SourceFd;
+use parking_lot::Mutex;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::io::Outgoing;
+use super::run::{self, Connected, Ending, Start};
+use crate::core::Core;
+use crate::metrics::Metrics;
+use crate::transport::admission::Ticket;
+
+/// Readiness events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+
+/// A hibernating connection: what its task kept, and its socket.
+pub(crate) struct Hibernated {
+    pub(crate) conn: Box<Connected>,
+    pub(crate) stream: std::net::TcpStream,
+    /// The listener's admission, released when the connection ends.
+    pub(crate) ticket: Option<Ticket>,
+    /// Its keep-alive or credentials deadline, whichever comes first.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// A transport a connection may hibernate on: only a plain TCP socket, whose
+/// whole state is the kernel's. TLS, WebSocket and QUIC streams keep state
+/// in the process, and stay awake.
+pub(crate) trait Dormant: Sized {
+    fn can_hibernate(&self) -> bool {
+        false
+    }
+
+    /// The socket, out of tokio's reactor.
+    fn into_std(self) -> std::io::Result<std::net::TcpStream> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
+impl Dormant for tokio::net::TcpStream {
+    fn can_hibernate(&self) -> bool {
+        true
+    }
+
+    fn into_std(self) -> std::io::Result<std::net::TcpStream> {
+        tokio::net::TcpStream::into_std(self)
+    }
+}
+
+/// Boxed streams (TLS, WebSocket, QUIC, Unix, PROXY-prefixed) stay awake.
+impl<T: ?Sized> Dormant for Box<T> {}
+
+/// How a hibernating connection is woken: through the dormitory, by id.
+#[derive(Debug)]
+pub(crate) struct Sleeper {
+    dormitory: Weak<Dormitory>,
+    id: u64,
+}
+
+impl Sleeper {
+    pub(crate) fn wake(self) {
+        if let Some(dormitory) = self.dormitory.upgrade() {
+            dormitory.queue.lock().wakes.push(self.id);
+            dormitory.bell.notify_one();
+        }
+    }
+}
+
+/// What connections hand the dormitory's task.
+#[derive(Default)]
+struct Queue {
+    arrivals: Vec<Hibernated>,
+    wakes: Vec<u64>,
+}
+
+/// The broker's hibernating connections, watched by one task
+/// ([`Dormitory::watch`]).
+pub(crate) struct Dormitory {
+    queue: Mutex<Queue>,
+    bell: Notify,
+    /// The task is watching: connections may hibernate.
+    running: AtomicBool,
+    /// Taken by the task when it starts.
+    poll: Mutex<Option<mio::Poll>>,
+    registry: mio::Registry,
+}
+
+impl std::fmt::Debug for Dormitory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dormitory")
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dormitory {
+    pub(crate) fn new() -> std::io::Result<Arc<Self>> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        Ok(Arc::new(Self {
+            queue: Mutex::new(Queue::default()),
+            bell: Notify::new(),
+            running: AtomicBool::new(false),
+            poll: Mutex::new(Some(poll)),
+            registry,
+        }))
+    }
+
+    /// Connections may hibernate (the task is watching).
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Takes a connection in; its task ends after this.
+    pub(crate) fn admit(&self, hibernated: Hibernated) {
+        self.queue.lock().arrivals.push(hibernated);
+        self.bell.notify_one();
+    }
+
+    /// The dormitory's task: admits, watches and wakes hibernating
+    /// connections until the broker shuts down, then wakes them all (they
+    /// close with 0x8B as awake ones do).
+    pub(crate) async fn watch(self: Arc<Self>, core: Arc<Core>) {
+        let Some(poll) = self.poll.lock().take() else {
+            return;
+        };
+        // `with_interest` is deprecated because a generic `AsRawFd` might
+        // return another descriptor later; `mio::Poll` owns its epoll
+        // descriptor for its whole life, so that cannot happen here, and the
+        // replacement is `unsafe` (forbidden in this workspace).
+        #[expect(deprecated, reason = "sound for mio::Poll, see above")]
+        let watched = AsyncFd::with_interest(poll, tokio::io::Interest::READABLE);
+        let mut poll = match watched {
+            Ok(poll) => poll,
+            Err(e) => {
+                tracing::warn!(error = %e, "hibernation unavailable: cannot watch its epoll set");
+                return;
+            }
+        };
+        self.running.store(true, Ordering::Release);
+        let mut ward = Ward {
+            dormitory: &self,
+            core: &core,
+            beds: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_id: 0,
+            down: false,
+        };
+        let mut events = mio::Events::with_capacity(EVENTS);
+        let mut shutdown = core.shutdown.subscribe();
+        let mut due = Vec::new();
+        loop {
+            let next_deadline = ward.deadlines.first().map(|&(at, _)| at);
+            let sleep = tokio::time::sleep_until(next_deadline.unwrap_or_else(far_future));
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|down| *down), if !ward.down => {
+                    ward.down = true;
+                    due.extend(ward.beds.keys().copied());
+                }
+                () = self.bell.notified() => {
+                    let Queue { arrivals, wakes } = std::mem::take(&mut *self.queue.lock());
+                    due.extend(wakes);
+                    for hibernated in arrivals {
+                        ward.settle(hibernated);
+                    }
+                }
+                ready = poll.readable_mut() => match ready {
+                    Ok(mut guard) => loop {
+                        events.clear();
+                        match guard.get_inner_mut().poll(&mut events, Some(Duration::ZERO)) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "hibernation: epoll_wait failed");
+                                break;
+                            }
+                        }
+                        if events.is_empty() {
+                            guard.clear_ready();
+                            break;
+                        }
+                        due.extend(events.iter().map(|event| event.token().0 as u64));
+                    },
+                    Err(e) => {
+                        // The reactor failed: nobody would wake these any more.
+                        tracing::error!(error = %e, "hibernation stopped: waking every hibernating connection");
+                        self.running.store(false, Ordering::Release);
+                        ward.down = true;
+                        due.extend(ward.beds.keys().copied());
+                    }
+                },
+                () = sleep, if next_deadline.is_some() => {
+                    let now = Instant::now();
+                    while let Some(&(at, id)) = ward.deadlines.first()
+                        && at <= now
+                    {
+                        ward.deadlines.pop_first();
+                        due.push(id);
+                    }
+                }
+            }
+            for id in due.drain(..) {
+                ward.wake(id);
+            }
+            if ward.down && !self.is_running() && ward.beds.is_empty() {
+                // Stopped after a reactor failure: late arrivals are woken
+                // by `settle` until then, none come after the flag is seen.
+                let Queue { arrivals, .. } = std::mem::take(&mut *self.queue.lock());
+                for hibernated in arrivals {
+                    ward.settle(hibernated);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The dormitory task's own state.
+struct Ward<'a> {
+    dormitory: &'a Arc<Dormitory>,
+    core: &'a Arc<Core>,
+    beds: HashMap<u64, Hibernated>,
+    /// (deadline, id) of the beds that have one.
+    deadlines: BTreeSet<(Instant, u64)>,
+    next_id: u64,
+    /// Shutting down (or stopped): nothing more goes to sleep.
+    down: bool,
+}
+
+impl Ward<'_> {
+    /// Puts an arrival to bed, unless something already waits for it.
+    fn settle(&mut self, hibernated: Hibernated) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let sleeper = Sleeper {
+            dormitory: Arc::downgrade(self.dormitory),
+            id,
+        };
+        let conn = &hibernated.conn;
+        if self.down || !conn.control.sleep(sleeper) {
+            return resume(self.core, hibernated);
+        }
+        // After the sleeper is in: a delivery pushed from now on nudges it.
+        if conn.slot.has_outbox() {
+            return resume(self.core, hibernated);
+        }
+        let fd = hibernated.stream.as_raw_fd();
+        let registered = self.dormitory.registry.register(
+            &mut SourceFd(&fd),
+            mio::Token(id as usize),
+            mio::Interest::READABLE,
+        );
+        if let Err(e) = registered {
+            tracing::warn!(error = %e, "hibernation: cannot watch a socket; keeping it awake");
+            return resume(self.core, hibernated);
+        }
+        if let Some(at) = hibernated.deadline {
+            self.deadlines.insert((at, id));
+        }
+        self.beds.insert(id, hibernated);
+        let metrics = &self.core.metrics;
+        Metrics::inc(&metrics.connections_hibernating);
+        Metrics::inc(&metrics.hibernations);
+    }
+
+    /// Wakes `id` if it still sleeps (wakes for one already woken are stale).
+    fn wake(&mut self, id: u64) {
+        let Some(hibernated) = self.beds.remove(&id) else {
+            return;
+        };
+        if let Some(at) = hibernated.deadline {
+            self.deadlines.remove(&(at, id));
+        }
+        let fd = hibernated.stream.as_raw_fd();
+        if let Err(e) = self.dormitory.registry.deregister(&mut SourceFd(&fd)) {
+            tracing::debug!(error = %e, "hibernation: deregistering a socket failed");
+        }
+        self.core
+            .metrics
+            .connections_hibernating
+            .fetch_sub(1, Ordering::Relaxed);
+        resume(self.core, hibernated);
+    }
+}
+
+/// Gives a hibernated connection a task again.
+fn resume(core: &Arc<Core>, hibernated: Hibernated) {
+    let Hibernated {
+        conn,
+        stream,
+        ticket,
+        ..
+    } = hibernated;
+    conn.control.wake_up();
+    tokio::spawn(awake(Arc::clone(core), conn, stream, ticket));
+}
+
+/// The woken connection's task. Not an `async fn`: its arguments are used
+/// in place, not copied into locals kept beside the connection's future.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice in the connection-long future"
+)]
+fn awake(
+    core: Arc<Core>,
+    conn: Box<Connected>,
+    stream: std::net::TcpStream,
+    ticket: Option<Ticket>,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => {
+                let next = run::run(&core, Start::Resumed(conn), stream, BytesMut::new()).await;
+                after_run(&core, next, ticket);
+            }
+            Err(e) => {
+                tracing::warn!(client_id = %conn.client.client_id, error = %e, "cannot wake a hibernated connection; closing");
+                let mut gone = tokio::io::sink();
+                run::end_connection(
+                    &core,
+                    *conn,
+                    Ending::Lost,
+                    &mut Outgoing::default(),
+                    &mut gone,
+                )
+                .await;
+                drop(ticket);
+            }
+        }
+    }
+}
+
+/// After a connection's task: it ended (its ticket goes), or it hibernates
+/// (the ticket goes with it).
+pub(crate) fn after_run(core: &Arc<Core>, next: Option<Hibernated>, ticket: Option<Ticket>) {
+    let Some(mut hibernated) = next else {
+        drop(ticket);
+        return;
+    };
+    hibernated.ticket = ticket;
+    match core.dormitory() {
+        Some(dormitory) => dormitory.admit(hibernated),
+        // The dormitory stopped since the connection chose to hibernate.
+        None => resume(core, hibernated),
+    }
+}
+
+/// A deadline that never comes (the `sleep` branch is disabled then).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
