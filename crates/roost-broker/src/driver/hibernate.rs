@@ -347,13 +347,14 @@ fn awake(
             Err(e) => {
                 tracing::warn!(client_id = %conn.client.client_id, error = %e, "cannot wake a hibernated connection; closing");
                 let mut gone = tokio::io::sink();
-                run::end_connection(
+                let mut out = Outgoing::default();
+                Box::pin(run::end_connection(
                     &core,
                     *conn,
                     Ending::Lost,
-                    &mut Outgoing::default(),
+                    &mut out,
                     &mut gone,
-                )
+                ))
                 .await;
                 drop(ticket);
             }

@@ -353,7 +353,10 @@ where
             }
         };
 
-        let conn = Connected {
+        // Called once, on the way out: what the connection keeps goes
+        // straight into a box (hibernation) or into the boxed closing future,
+        // and is never a local beside them in this future.
+        let into_conn = move || Connected {
             session,
             slot,
             connection_id,
@@ -365,33 +368,50 @@ where
             drops_seen,
             credentials_expire,
         };
-        let ending = match exit {
-            Exit::End(ending) => ending,
+        match exit {
+            Exit::End(ending) => {
+                Box::pin(end_connection(
+                    core,
+                    into_conn(),
+                    ending,
+                    &mut out,
+                    &mut stream,
+                ))
+                .await;
+                None
+            }
             Exit::Hibernate => match stream.into_std() {
                 Ok(stream) => {
+                    let conn = Box::new(into_conn());
                     let deadline = earliest(
                         conn.session
                             .poll_timeout()
                             .map(tokio::time::Instant::from_std),
                         conn.credentials_expire,
                     );
-                    return Some(Hibernated {
-                        conn: Box::new(conn),
+                    Some(Hibernated {
+                        conn,
                         stream,
                         ticket: None,
                         deadline,
-                    });
+                    })
                 }
                 Err(e) => {
-                    tracing::warn!(client_id = %conn.client.client_id, error = %e, "could not hand the socket to the dormitory; closing");
+                    // (`connection_id` is a copy: the closure holds the original.)
+                    tracing::warn!(connection_id, error = %e, "could not hand the socket to the dormitory; closing");
                     let mut gone = tokio::io::sink();
-                    end_connection(core, conn, Ending::Lost, &mut out, &mut gone).await;
-                    return None;
+                    Box::pin(end_connection(
+                        core,
+                        into_conn(),
+                        Ending::Lost,
+                        &mut out,
+                        &mut gone,
+                    ))
+                    .await;
+                    None
                 }
             },
-        };
-        end_connection(core, conn, ending, &mut out, &mut stream).await;
-        None
+        }
     }
 }
 
