@@ -18,7 +18,10 @@ use crate::raw::RawResult;
 pub struct PacingReport {
     /// The clock publishers slept on.
     pub pacer: PacerKind,
-    /// Planned time between two paced writes of one process, µs.
+    /// Planned time between two paced writes of one process, µs: an
+    /// average. The schedule is even over all processes; with `--procs` each
+    /// process's publishers cover a contiguous part of every interval, so a
+    /// process's own gaps alternate between shorter and longer ones.
     pub planned_gap_us: Option<f64>,
     /// Delay of each paced write behind its message's due time.
     pub lag_us: LatencySummary,
