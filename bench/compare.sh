@@ -14,6 +14,10 @@
 #   SCENARIOS  subset of: fanin fanout p2p-max p2p-20k conn sub
 #   BROKERS    subset of: roost mosquitto
 #   PIN        1 (default) = broker on CPU 1, load generator on CPU 0 (taskset); 0 = no pinning
+#   RT_PRIO    N > 0: run broker and load generator of the fixed-rate scenario (p2p-20k) as
+#              SCHED_FIFO priority N (chrt), so that other work on a shared machine does not
+#              put its time slices into the latency tail; 0 (default) = normal scheduling.
+#              Only the paced scenario: at max rate a real-time pair would starve the machine.
 #   OUT        results file (default bench/results/<date>[-quick].md)
 #   ROOST_BIN, BENCH_BIN  prebuilt binaries to run (both set: no build)
 set -euo pipefail
@@ -32,6 +36,7 @@ fi
 SCENARIOS=${SCENARIOS:-"fanin fanout p2p-max p2p-20k conn sub"}
 BROKERS=${BROKERS:-"roost mosquitto"}
 PIN=${PIN:-1}
+RT_PRIO=${RT_PRIO:-0}
 OUT=${OUT:-$DEFAULT_OUT}
 
 log() { echo "compare: $*" >&2; }
@@ -64,6 +69,7 @@ RUN_DIR="$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%S)"
 mkdir -p "$RUN_DIR" "$(dirname "$OUT")"
 TMP=$(mktemp -d)
 BROKER_PID=""
+RT=()  # chrt prefix of the current run (RT_PRIO, paced scenario only)
 cleanup() {
     if [ -n "$BROKER_PID" ]; then
         kill "$BROKER_PID" 2>/dev/null || true
@@ -88,7 +94,7 @@ start_broker() {
             # No persistence on either side: the roost server defaults to its
             # disk store, Mosquitto runs with `persistence false`.
             ROOST_MQTT__MAX_QUEUED_MESSAGES=1000000 ROOST_MQTT__MAX_INFLIGHT=1024 \
-                "${BROKER_PIN[@]}" "$ROOST" -p "$port" --store memory 2>"$log" &
+                "${RT[@]}" "${BROKER_PIN[@]}" "$ROOST" -p "$port" --store memory 2>"$log" &
             ;;
         mosquitto)
             cat >"$TMP/mosquitto-$port.conf" <<EOF
@@ -102,7 +108,7 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
-            "${BROKER_PIN[@]}" "$MOSQUITTO" -c "$TMP/mosquitto-$port.conf" 2>"$log" &
+            "${RT[@]}" "${BROKER_PIN[@]}" "$MOSQUITTO" -c "$TMP/mosquitto-$port.conf" 2>"$log" &
             ;;
         *) log "unknown broker $kind"; return 1 ;;
     esac
@@ -147,9 +153,11 @@ run_one() {
     local scenario=$1 broker=$2 r=$3 args out
     read -r -a args <<<"$(scenario_args "$scenario")"
     out="$RUN_DIR/$scenario.$broker.$r.json"
+    RT=()
+    if [ "$RT_PRIO" -gt 0 ] && [ "$scenario" = p2p-20k ]; then RT=(chrt -f "$RT_PRIO"); fi
     start_broker "$broker" || return 1
     log "$scenario on $broker (run $r/$REPEAT): roost-bench ${args[*]}"
-    if ! "${BENCH_PIN[@]}" "$BENCH" "${args[@]}" -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json \
+    if ! "${RT[@]}" "${BENCH_PIN[@]}" "$BENCH" "${args[@]}" -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json \
         >"$out" 2>"$TMP/bench.log"; then
         log "roost-bench failed for $scenario on $broker:"; tail -20 "$TMP/bench.log" >&2
         rm -f "$out"
@@ -183,6 +191,8 @@ fi
     echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM"
     echo "- Medians of $REPEAT run(s) per cell; message windows ${DURATION} s after ${WARMUP} s warm-up; conn/sub with $CONNS clients"
     echo "- Pinning: $( [ ${#BROKER_PIN[@]} -gt 0 ] && echo 'broker on CPU 1, load generator on CPU 0' || echo 'none')"
+    echo "- Scheduling: $( [ "$RT_PRIO" -gt 0 ] && echo "p2p-20k broker and load generator SCHED_FIFO $RT_PRIO (RT_PRIO)" || echo 'normal')"
+    echo "- Load generator: $BENCH"
     echo "- Raw JSON: \`${RUN_DIR#"$ROOT"/}\`"
     echo
     python3 "$ROOT/bench/summarize.py" "$RUN_DIR" $BROKERS

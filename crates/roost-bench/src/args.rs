@@ -10,6 +10,8 @@
 
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 
+use crate::pacing::PacerKind;
+
 /// `roost bench`: an MQTT load generator (emqtt-bench compatible flags).
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -118,6 +120,11 @@ pub struct CommonArgs {
     /// the cheapest when the load generator shares cores with the broker).
     #[arg(long = "threads", default_value_t = 1)]
     pub threads: usize,
+    /// How paced publishers (`--rate`, `-I`) wait for their next message:
+    /// `timerfd` (sub-millisecond, sends spread evenly) or `tokio` (the
+    /// runtime's 1 ms timer, which sends in bursts on each tick; for comparison).
+    #[arg(long = "pacer", value_enum, default_value_t = PacerKind::Timerfd)]
+    pub pacer: PacerKind,
     /// Broker process id: sample its CPU time (utime+stime) and RSS from
     /// /proc at each phase, to report CPU per message and memory per client.
     #[arg(long = "broker-pid")]

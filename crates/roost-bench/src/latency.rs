@@ -82,6 +82,14 @@ impl LatencyHist {
         hist
     }
 
+    /// The value at quantile `q` (0..=1) in microseconds (0 when empty).
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        self.hist
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1e3)
+    }
+
     /// Percentiles in microseconds.
     pub fn summary(&self) -> LatencySummary {
         let Some(h) = self.hist.as_ref().filter(|h| !h.is_empty()) else {

@@ -14,6 +14,7 @@ use crate::client::{self, ClientConfig};
 use crate::clock::{now_ns, secs_between, sleep_until_ns};
 use crate::coord::Coordinator;
 use crate::latency::{LatencyHist, SharedHist};
+use crate::pacing::{PaceStats, Pacer};
 use crate::phase::{Control, Event, Phase, Progress, RoleKind, Window};
 use crate::plan::{ClientPlan, Role, RunPlan};
 use crate::probe::Samples;
@@ -129,7 +130,16 @@ pub(crate) async fn run(
         backlog: plan
             .backlog
             .map(|(cap, fan)| Arc::new(Backlog::new(cap, fan, Arc::clone(&progress)))),
+        // The timerfd and its driver task only when someone paces.
+        pacer: if plan.has_paced_publishers() {
+            Pacer::start(plan.pacer)
+        } else {
+            Pacer::Tokio
+        },
+        pace: Arc::new(PaceStats::default()),
     };
+    let pace = Arc::clone(&ctl.pace);
+    let pacer_used = plan.has_paced_publishers().then(|| ctl.pacer.kind());
     let mut w = Waiter {
         events: &mut events,
         interrupt,
@@ -228,6 +238,10 @@ pub(crate) async fn run(
         end_ns,
     };
     raw.e2e_latency = e2e.snapshot().to_buckets();
+    raw.pacer = pacer_used;
+    let (lag, gaps) = pace.snapshot();
+    raw.schedule_lag = lag.to_buckets();
+    raw.send_gaps = gaps.to_buckets();
     raw.drain_timed_out = drain_timed_out;
     let loadgen_end = procstat::sample(None).unwrap_or_default();
     raw.loadgen_cpu_s = (loadgen_end.cpu_s - loadgen_start.cpu_s).max(0.0);

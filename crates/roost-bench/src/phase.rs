@@ -126,6 +126,10 @@ pub struct Control {
     pub progress: Arc<Progress>,
     /// Outstanding-delivery cap for max-rate publishers, if any.
     pub backlog: Option<Arc<crate::backlog::Backlog>>,
+    /// The clock paced publishers sleep on.
+    pub pacer: crate::pacing::Pacer,
+    /// How well paced publishers kept their schedule.
+    pub pace: Arc<crate::pacing::PaceStats>,
 }
 
 impl Control {

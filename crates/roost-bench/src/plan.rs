@@ -11,6 +11,7 @@ use roost_codec::{Encoder, QoS};
 
 use crate::args::{BenchCommand, CommonArgs, PubArgs, PubSubArgs, SubArgs, TopicMode};
 use crate::client::{ClientConfig, ClientSpec};
+use crate::pacing::PacerKind;
 use crate::payload::HEADER_LEN;
 use crate::publisher::PublishPlan;
 use crate::target::Targets;
@@ -113,6 +114,8 @@ pub struct RunPlan {
     pub deliveries_per_message: Option<u64>,
     /// Max-rate backlog cap: (deliveries outstanding, deliveries per local message).
     pub backlog: Option<(u64, f64)>,
+    /// The clock paced publishers sleep on.
+    pub pacer: PacerKind,
 }
 
 impl RunPlan {
@@ -122,6 +125,13 @@ impl RunPlan {
             .iter()
             .filter(|c| matches!(c.role, Role::Publisher(_)))
             .count()
+    }
+
+    /// True if some publisher follows a schedule (`--rate`, `-I`).
+    pub fn has_paced_publishers(&self) -> bool {
+        self.clients
+            .iter()
+            .any(|c| matches!(&c.role, Role::Publisher(p) if p.interval_ns > 0))
     }
 
     /// Number of clients with the subscriber role.
@@ -150,6 +160,7 @@ pub fn build(cmd: &BenchCommand, slice: Slice) -> anyhow::Result<RunPlan> {
         drain: Duration::from_secs(10),
         deliveries_per_message: None,
         backlog: None,
+        pacer: common.pacer,
     };
     let base_interval = base_connect_interval_ns(common);
     plan.connect_interval_ns = base_interval.saturating_mul(slice.count);

@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::{self, READ_BUFFER};
 use crate::clock::{instant_at, now_ns};
+use crate::pacing::{PaceRecorder, due_at, due_by};
 use crate::payload::PayloadHeader;
 use crate::phase::{Control, Window};
 use crate::session::Session;
@@ -147,6 +148,8 @@ async fn write_loop(
     let mut packet_id: u16 = 0;
     let mut last_write = now_ns();
     let ping_ns = ping_every.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let pacer = ctl.pacer.clone();
+    let mut pace = paced.then(|| PaceRecorder::new(Arc::clone(&ctl.pace)));
 
     while stats.sent < limit && !ctl.stopping() {
         let now = now_ns();
@@ -154,11 +157,7 @@ async fn write_loop(
             break;
         }
         let due = if paced {
-            if now < schedule_start {
-                0
-            } else {
-                (now - schedule_start) / plan.interval_ns + 1
-            }
+            due_by(now, schedule_start, plan.interval_ns)
         } else {
             stats.sent + batch_max
         };
@@ -166,15 +165,14 @@ async fn write_loop(
         if n == 0 {
             // Ahead of schedule: sleep until the next message is due (or a
             // ping is, or the run stops).
-            let next_due =
-                schedule_start.saturating_add(stats.sent.saturating_mul(plan.interval_ns));
+            let next_due = due_at(schedule_start, stats.sent, plan.interval_ns);
             let wake = match ping_ns {
                 Some(p) => next_due.min(last_write.saturating_add(p)),
                 None => next_due,
             }
             .min(window.end_ns);
             tokio::select! {
-                () = tokio::time::sleep_until(instant_at(wake)) => {}
+                () = pacer.sleep_until(wake) => {}
                 _ = ctl.phase.changed() => {}
             }
             if let Some(p) = ping_ns
@@ -208,12 +206,16 @@ async fn write_loop(
                 continue;
             }
         }
-        if paced {
-            let scheduled =
-                schedule_start.saturating_add(stats.sent.saturating_mul(plan.interval_ns));
-            stats.max_lag_ns = stats.max_lag_ns.max(now.saturating_sub(scheduled));
-        }
         let sent_ns = now_ns();
+        if paced {
+            let scheduled = due_at(schedule_start, stats.sent, plan.interval_ns);
+            stats.max_lag_ns = stats.max_lag_ns.max(sent_ns.saturating_sub(scheduled));
+            if let Some(pace) = pace.as_mut()
+                && window.measures(sent_ns)
+            {
+                pace.write(sent_ns, scheduled);
+            }
+        }
         for _ in 0..n {
             packet_id = packet_id.checked_add(1).unwrap_or(1);
             let id = NonZeroU16::new(packet_id).unwrap_or(NonZeroU16::MIN);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::latency::LatencyHist;
+use crate::pacing::PacerKind;
 use crate::phase::Window;
 use crate::stats::{PubStats, RecvStats};
 
@@ -57,6 +58,16 @@ pub struct RawResult {
     pub receive: RecvStats,
     /// End-to-end latency buckets (ns, count) of messages sent in the window.
     pub e2e_latency: Vec<(u64, u64)>,
+    /// The clock paced publishers slept on (None: nobody paced).
+    #[serde(default)]
+    pub pacer: Option<PacerKind>,
+    /// Paced writes in the window: lag behind the schedule, buckets (ns, count).
+    #[serde(default)]
+    pub schedule_lag: Vec<(u64, u64)>,
+    /// Paced writes in the window: time since the process's previous paced
+    /// write, buckets (ns, count).
+    #[serde(default)]
+    pub send_gaps: Vec<(u64, u64)>,
     /// The run window; `end_ns` is when publishing actually stopped.
     pub window: Window,
     /// Messages were still arriving when the drain timeout ended the run:
@@ -97,6 +108,9 @@ impl RawResult {
         self.publish.merge(&other.publish);
         self.receive.merge(&other.receive);
         self.e2e_latency = merge_buckets(&self.e2e_latency, &other.e2e_latency);
+        self.pacer = self.pacer.or(other.pacer);
+        self.schedule_lag = merge_buckets(&self.schedule_lag, &other.schedule_lag);
+        self.send_gaps = merge_buckets(&self.send_gaps, &other.send_gaps);
         self.window = Window {
             start_ns: min_nonzero(self.window.start_ns, other.window.start_ns),
             warm_ns: min_nonzero(self.window.warm_ns, other.window.warm_ns),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::args::{BenchCommand, TopicMode};
 use crate::clock::secs_between;
 use crate::latency::{LatencyHist, LatencySummary};
+use crate::pace_report::{self, PacingReport};
 use crate::probe::Samples;
 use crate::raw::{OnceRaw, RawResult};
 
@@ -81,6 +82,8 @@ pub struct PublishReport {
     pub unacked: u64,
     /// Worst delay behind the open-loop schedule, ms (0 when not paced).
     pub max_schedule_lag_ms: f64,
+    /// Pacing accuracy in the window (paced runs only).
+    pub pacing: Option<PacingReport>,
 }
 
 /// Receiving side.
@@ -167,6 +170,7 @@ impl Report {
             rejected: raw.publish.rejected,
             unacked: raw.publish.unacked,
             max_schedule_lag_ms: raw.publish.max_lag_ns as f64 / 1e6,
+            pacing: pace_report::pacing_report(cmd, raw),
         });
         let receive = subscribes.then(|| receive_report(cmd, raw, window_s));
         Self {
@@ -238,6 +242,9 @@ impl Report {
                 p.unacked,
                 p.max_schedule_lag_ms
             );
+            if let Some(pacing) = &p.pacing {
+                let _ = writeln!(s, "{}", pace_report::human_line(pacing));
+            }
         }
         if let Some(r) = &self.receive {
             let loss = match (r.lost, r.loss_ratio) {
@@ -412,6 +419,7 @@ fn params(cmd: &BenchCommand) -> BTreeMap<String, serde_json::Value> {
     let c = cmd.common();
     let mut p = BTreeMap::new();
     p.insert("version".into(), json!(c.version));
+    p.insert("pacer".into(), json!(c.pacer));
     match cmd {
         BenchCommand::Conn(a) => {
             p.insert("clients".into(), json!(a.count));
