@@ -52,7 +52,8 @@ METRICS = {
         ("CONNACK p50 (ms)", "connect.latency_us.p50_us", 1e-3, "lower"),
         ("CONNACK p99 (ms)", "connect.latency_us.p99_us", 1e-3, "lower"),
         ("broker CPU-ms per connection", "broker.cpu_ms_per_connection", 1, "lower"),
-        ("broker RSS per idle connection (bytes)", "broker.rss_per_connection_bytes", 1, "lower"),
+        ("broker RSS per connection, just connected (bytes)", "broker.rss_per_connection_bytes", 1, "lower"),
+        ("broker RSS per idle connection, end of the hold (bytes)", "broker.rss_per_idle_connection_bytes", 1, "lower"),
     ],
     "sub": [
         ("subscriptions granted", "subscribe.ok", 1, "higher"),

@@ -141,6 +141,10 @@ pub struct BrokerReport {
     pub cpu_us_per_subscription: Option<f64>,
     /// RSS growth per connection over the connect phase, bytes.
     pub rss_per_connection_bytes: Option<f64>,
+    /// RSS growth per connection from before the run to its end, for runs
+    /// whose clients only connect and stay idle (`conn`), bytes: what an
+    /// idle client costs once the broker has settled (e.g. hibernated it).
+    pub rss_per_idle_connection_bytes: Option<f64>,
     /// RSS growth per subscription over the subscribe phase, bytes.
     pub rss_per_subscription_bytes: Option<f64>,
     /// RSS before the run, bytes.
@@ -291,6 +295,9 @@ impl Report {
             if let Some(v) = b.rss_per_connection_bytes {
                 parts.push(format!("{v:.0} B RSS per connection"));
             }
+            if let Some(v) = b.rss_per_idle_connection_bytes {
+                parts.push(format!("{v:.0} B RSS per idle connection at the end"));
+            }
             if let Some(v) = b.cpu_us_per_subscription {
                 parts.push(format!("{v:.1} CPU-µs per subscription"));
             }
@@ -402,6 +409,13 @@ fn broker_report(raw: &RawResult, samples: &Samples) -> Option<BrokerReport> {
         b.cpu_ms_per_connection = Some((c.cpu_s - b0.cpu_s).max(0.0) * 1e3 / conns as f64);
         b.rss_per_connection_bytes =
             Some((c.rss_bytes as f64 - b0.rss_bytes as f64) / conns as f64);
+        let idle_only = raw.publish.clients == 0 && raw.subscribe.attempted == 0;
+        if let Some(e) = end
+            && idle_only
+        {
+            b.rss_per_idle_connection_bytes =
+                Some((e.rss_bytes as f64 - b0.rss_bytes as f64) / conns as f64);
+        }
     }
     let subs = raw.subscribe.ok;
     if let (Some(c), Some(s)) = (connected, subscribed)
