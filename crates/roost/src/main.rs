@@ -156,10 +156,7 @@ fn main() -> ExitCode {
     }
     apply_store_flags(&mut config, &cli);
     init_logging(&config, cli.log_level.as_deref(), cli.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder(available_cpus()).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("roost: cannot start the runtime: {e}");
@@ -167,6 +164,27 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// CPUs this process may run on (its affinity mask, e.g. under `taskset`).
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The runtime for `cpus` usable CPUs. On one CPU a multi-threaded runtime
+/// would still have exactly one worker, and pay for the machinery that lets
+/// workers steal from each other on every wake-up; the single-threaded
+/// scheduler cut broker CPU per SUBSCRIBE by ~7 % there
+/// (docs/performance.md §5, "Subscribe"). The trade-off: when the store's
+/// writer queue is full, `Persist::submit` then blocks the one thread until
+/// there is room, where a multi-threaded runtime would move the other
+/// connections to a new thread meanwhile.
+fn runtime_builder(cpus: usize) -> tokio::runtime::Builder {
+    if cpus <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
 }
 
 /// `--store`, `--data-dir`, `--redis-url` and `--durability` win over the
@@ -341,5 +359,25 @@ fn init_logging(config: &Config, level: Option<&str>, json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::runtime_builder;
+
+    #[test]
+    fn one_cpu_gets_the_single_threaded_runtime_and_more_get_workers() {
+        let one = runtime_builder(1).enable_all().build().unwrap();
+        assert_eq!(
+            one.handle().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        );
+        let two = runtime_builder(2).enable_all().build().unwrap();
+        assert_eq!(
+            two.handle().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytestring::ByteString;
 use roost_codec::topic::parse_shared;
 use roost_codec::{
-    Auth, AuthProperties, Packet, ReasonCode, RetainHandling, Subscribe, Unsubscribe,
+    Auth, AuthProperties, Packet, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe,
 };
 use roost_hooks::{
     Action, AuthExchange, AuthStep, ClientInfo, Decision, Grant, MessageView, PublishCtx,
@@ -17,6 +17,7 @@ use roost_hooks::{
 };
 use roost_router::Subscription;
 use roost_session::{Inbound, Message, Session, Violation};
+use smallvec::SmallVec;
 
 use super::authz::{AuthzCache, authorized};
 use super::events::{self, deliver};
@@ -315,8 +316,9 @@ async fn subscribe_all(
     }
     let max_qos = core.session_config.maximum_qos;
     let identifier = subscribe.properties.subscription_identifier;
-    let mut results = Vec::with_capacity(subscribe.filters.len());
-    let mut retained = Vec::new();
+    // Most SUBSCRIBEs carry one filter: the per-filter lists stay on the stack.
+    let mut results: SmallVec<[ReasonCode; 4]> = SmallVec::with_capacity(subscribe.filters.len());
+    let mut retained: SmallVec<[(&str, QoS); 4]> = SmallVec::new();
     {
         let mut router = core.router.write();
         for ((filter, options), refusal) in subscribe.filters.iter().zip(refusals) {
@@ -349,14 +351,14 @@ async fn subscribe_all(
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                retained.push((bare_filter.to_string(), granted));
+                retained.push((bare_filter, granted));
             }
         }
     }
     session.complete_subscribe_explained(subscribe, &results, explanation.text());
     crate::persist::on_subscribe(core, session, subscribe).await;
     for (filter, qos) in retained {
-        for delivery in core.retained_for(&filter, qos, identifier, now) {
+        for delivery in core.retained_for(filter, qos, identifier, now) {
             deliver(core, session, delivery, now);
         }
     }
