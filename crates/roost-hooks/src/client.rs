@@ -40,8 +40,10 @@ pub struct ClientInfo {
     pub protocol: ProtocolVersion,
     /// Name of the listener the client came through (e.g. `tcp`, `tls`, `ws`).
     pub listener: Arc<str>,
-    /// Client certificate identity, when mutual TLS is used.
-    pub tls: Option<TlsIdentity>,
+    /// Client certificate identity, when mutual TLS is used. Boxed: most
+    /// clients have none, and every connection keeps a `ClientInfo` (8 bytes
+    /// instead of 48).
+    pub tls: Option<Box<TlsIdentity>>,
 }
 
 impl ClientInfo {
@@ -65,7 +67,7 @@ impl ClientInfo {
 
     /// With a TLS identity.
     pub fn with_tls(mut self, tls: Option<TlsIdentity>) -> Self {
-        self.tls = tls;
+        self.tls = tls.map(Box::new);
         self
     }
 }

@@ -37,18 +37,28 @@ pub fn effective_keep_alive(
 /// Tracks when the last packet arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct KeepAlive {
-    /// 1.5 × Keep Alive; `None` when keep-alive is off.
-    grace: Option<Duration>,
+    /// The effective Keep Alive in seconds; 0 = off. The grace period is
+    /// derived from it (24 bytes here instead of 32 with a stored `Duration`).
+    seconds: u16,
     last_received: Instant,
 }
 
 impl KeepAlive {
     pub(crate) fn new(seconds: u16, now: Instant) -> Self {
-        let grace = (seconds > 0).then(|| Duration::from_millis(u64::from(seconds) * 1500));
         Self {
-            grace,
+            seconds,
             last_received: now,
         }
+    }
+
+    /// The effective Keep Alive in seconds; 0 = none.
+    pub(crate) fn seconds(&self) -> u16 {
+        self.seconds
+    }
+
+    /// 1.5 × Keep Alive; `None` when keep-alive is off.
+    fn grace(&self) -> Option<Duration> {
+        (self.seconds > 0).then(|| Duration::from_millis(u64::from(self.seconds) * 1500))
     }
 
     /// Any packet from the client resets the timer.
@@ -61,7 +71,7 @@ impl KeepAlive {
 
     /// When the connection is to be considered dead.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.grace.and_then(|g| self.last_received.checked_add(g))
+        self.grace().and_then(|g| self.last_received.checked_add(g))
     }
 
     pub(crate) fn is_expired(&self, now: Instant) -> bool {

@@ -17,10 +17,12 @@ use roost_broker::{Broker, DurabilityConfig, StoreBackend};
 
 /// With the `mimalloc` feature (default) every allocation goes to mimalloc instead of
 /// glibc malloc, which took about a third of the broker's CPU under a disk
-/// store (issue #7; figures in docs/performance.md, "Allocator").
+/// store (issue #7; figures in docs/performance.md, "Allocator"). Through
+/// `roost-alloc`, not `mimalloc::MiMalloc`, whose aligned calls put many
+/// blocks in the next size class up (that crate's documentation).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: roost_alloc::Mimalloc = roost_alloc::Mimalloc;
 
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]

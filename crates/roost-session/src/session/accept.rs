@@ -116,13 +116,12 @@ impl Session {
             version: protocol,
             session_present,
             will: will.as_ref().map(|w| Box::new(detach::will(w))),
-            keep_alive_secs: ka.seconds,
             keep_alive: KeepAlive::new(ka.seconds, now),
             peer,
             auth_method: properties
                 .authentication_method
                 .as_ref()
-                .map(detach::string),
+                .map(|method| Box::new(detach::string(method))),
             reauth_in_progress: false,
             connect_expiry_was_zero: requested_expiry == 0,
             inbound_aliases: InboundAliases::new(inbound_alias_max),
@@ -176,7 +175,7 @@ impl Session {
             }
         }
         if !too_large.is_empty() {
-            state.dropped.too_large += too_large.len() as u64;
+            state.dropped_mut().too_large += too_large.len() as u64;
             let dropped: Vec<u64> = state
                 .inflight
                 .iter()

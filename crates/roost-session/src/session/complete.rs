@@ -209,7 +209,7 @@ impl Session {
     /// left out when the client set Request Problem Information to 0
     /// [MQTT-3.1.2-29].
     pub fn send_auth(&mut self, mut auth: Auth) {
-        let Some(method) = self.auth_method.clone() else {
+        let Some(method) = self.auth_method.as_deref().cloned() else {
             return;
         };
         if !self.version.is_v5() {

@@ -31,7 +31,7 @@ impl Session {
     /// behaves like [`crate::SessionState::enqueue_offline`].
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) -> DeliveryOutcome {
         if delivery.message.is_expired(now) {
-            self.state.dropped.expired += 1;
+            self.state.dropped_mut().expired += 1;
             self.state.record_dropped(&delivery);
             return DeliveryOutcome::Dropped(DropReason::Expired);
         }
@@ -62,7 +62,7 @@ impl Session {
                 break;
             };
             if delivery.message.is_expired(now) {
-                self.state.dropped.expired += 1;
+                self.state.dropped_mut().expired += 1;
                 self.state.record_dropped(&delivery);
                 continue;
             }
@@ -83,7 +83,7 @@ impl Session {
         let placeholder = (delivery.qos != QoS::AtMostOnce).then_some(PacketId::MIN);
         let mut publish = build_publish(self.version, &delivery, placeholder, false, plan, now);
         if !publish_fits(&self.encoder, &publish, self.peer.maximum_packet_size) {
-            self.state.dropped.too_large += 1;
+            self.state.dropped_mut().too_large += 1;
             self.state.record_dropped(&delivery);
             return DeliveryOutcome::Dropped(DropReason::TooLarge);
         }

@@ -19,7 +19,7 @@ impl Session {
         let Some(method) = &self.auth_method else {
             return Err(Violation::AuthWithoutMethod);
         };
-        if auth.properties.authentication_method.as_ref() != Some(method) {
+        if auth.properties.authentication_method.as_ref() != Some(&**method) {
             return Err(Violation::BadAuthMethod);
         }
         match auth.reason_code {

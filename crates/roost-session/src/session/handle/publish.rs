@@ -54,7 +54,7 @@ impl Session {
             (_, None) => return Err(Violation::MissingPacketId),
             (QoS::AtLeastOnce, Some(id)) => {
                 self.take_receive_quota()?;
-                self.inbound_qos1_unacked += 1;
+                self.inbound_qos1_unacked = self.inbound_qos1_unacked.saturating_add(1);
                 Some(id)
             }
             (QoS::ExactlyOnce, Some(id)) => match self.state.inbound_qos2.get(&id) {
