@@ -203,14 +203,20 @@ async fn shutdown_wakes_hibernating_connections_with_0x8b() {
 
 #[tokio::test]
 async fn connections_stay_awake_when_hibernation_is_off() {
-    let broker = start_with(config("[limits]\nhibernate_after_ms = 0\n"), None).await;
-    let (mut c, _) = RawClient::connect_v5(broker.addr, &unique_id("awake"))
+    let awake = start_with(config("[limits]\nhibernate_after_ms = 0\n"), None).await;
+    let (mut c, _) = RawClient::connect_v5(awake.addr, &unique_id("awake"))
         .await
         .unwrap();
-    // Idle far longer than a sleepy broker's 20 ms; a ping proves it is served.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The control: a client of a sleepy broker, connected after `c`, goes to
+    // sleep; by then `c` has been idle at least as long.
+    let sleepy = sleepy_broker().await;
+    let (_control, _) = RawClient::connect_v5(sleepy.addr, &unique_id("control"))
+        .await
+        .unwrap();
+    hibernating(&sleepy, 1).await;
+
+    let stats = awake.handle.stats();
+    assert_eq!((stats.hibernations, stats.connections_hibernating), (0, 0));
     c.send(Packet::PingReq).await.unwrap();
     assert!(matches!(c.recv(T).await.unwrap(), Packet::PingResp));
-    let stats = broker.handle.stats();
-    assert_eq!((stats.hibernations, stats.connections_hibernating), (0, 0));
 }
