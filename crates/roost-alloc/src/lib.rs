@@ -27,7 +27,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libmimalloc_sys as ffi;
 
@@ -102,6 +104,50 @@ unsafe impl GlobalAlloc for Mimalloc {
         debug_assert!(moved.is_null() || moved.addr().is_multiple_of(layout.align()));
         moved.cast()
     }
+}
+
+/// Bumped by [`ask_release`]; each thread remembers the value it last
+/// released at.
+static RELEASE_ASKED: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static RELEASED_AT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Asks every thread to hand its free memory back to the OS the next time it
+/// calls [`release_if_asked`].
+///
+/// mimalloc returns freed pages to the OS only when it purges, and it purges
+/// from inside later allocations and frees: a server that has just freed a
+/// lot and then sits idle (connections that hibernate, a burst that ended)
+/// keeps every freed page resident, since nothing runs that would purge
+/// them. Purging eagerly all the time (`MIMALLOC_PURGE_DELAY=0`) costs 4-7 %
+/// CPU per message (docs/performance.md, "Hibernation"), so the broker asks
+/// for a release at the moments it knows it freed memory and went quiet.
+pub fn ask_release() {
+    RELEASE_ASKED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Hands this thread's free memory back to the OS if [`ask_release`] was
+/// called since this thread last did so. Meant for a runtime's park hook
+/// (`tokio::runtime::Builder::on_thread_park`): a thread about to idle is the
+/// one that can collect its own pages (mimalloc frees a thread's empty pages
+/// only on that thread), and the check costs one atomic load otherwise.
+/// Returns whether it released.
+pub fn release_if_asked() -> bool {
+    let asked = RELEASE_ASKED.load(Ordering::Relaxed);
+    if RELEASED_AT.get() == asked {
+        return false;
+    }
+    RELEASED_AT.set(asked);
+    // SAFETY: mi_collect takes no pointer and may be called at any time on
+    // any thread; `force` frees this thread's empty pages and purges the
+    // arenas' free ranges now instead of after the purge delay.
+    #[expect(unsafe_code, reason = "mimalloc's FFI")]
+    unsafe {
+        ffi::mi_collect(true);
+    }
+    true
 }
 
 #[cfg(test)]

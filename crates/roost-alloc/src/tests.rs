@@ -5,7 +5,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 
-use super::Mimalloc;
+use super::{Mimalloc, ask_release, release_if_asked};
 
 /// More blocks than one 64 KiB mimalloc page holds for any size tested, so
 /// that pages fill up and new ones start.
@@ -112,4 +112,48 @@ fn realloc_keeps_contents_and_alignment_growing_and_shrinking() {
         // SAFETY: `ptr` holds `layout` after the last realloc.
         unsafe { Mimalloc.dealloc(ptr, layout) };
     }
+}
+
+/// The process's resident set, from /proc (Linux only).
+fn rss_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[test]
+fn release_if_asked_releases_once_per_ask_and_returns_freed_pages() {
+    // Another thread of this test binary may ask too; settle this thread first.
+    release_if_asked();
+    assert!(!release_if_asked(), "nothing asked since the last release");
+
+    // 64 MiB in 1 KiB blocks, touched so that they are resident, then freed:
+    // mimalloc keeps the pages until it purges.
+    let layout = Layout::from_size_align(1024, 8).unwrap();
+    let blocks: Vec<*mut u8> = (0..65_536)
+        .map(|_| {
+            // SAFETY: non-zero size.
+            let ptr = unsafe { Mimalloc.alloc(layout) };
+            assert!(!ptr.is_null());
+            // SAFETY: the block holds 1,024 bytes.
+            unsafe { ptr.write_bytes(1, 1024) };
+            ptr
+        })
+        .collect();
+    for ptr in blocks {
+        // SAFETY: allocated above with `layout`.
+        unsafe { Mimalloc.dealloc(ptr, layout) };
+    }
+    let Some(before) = rss_bytes() else {
+        return; // not Linux: nothing to measure the release with
+    };
+
+    ask_release();
+    assert!(release_if_asked(), "asked: this thread releases");
+    assert!(!release_if_asked(), "one release per ask");
+    let after = rss_bytes().unwrap();
+    assert!(
+        after + 32 * 1024 * 1024 <= before,
+        "RSS {before} -> {after}: less than half of the 64 MiB freed went back"
+    );
 }

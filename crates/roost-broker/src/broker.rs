@@ -113,6 +113,17 @@ impl BrokerBuilder {
         self
     }
 
+    /// How to hand memory the broker freed back to the OS. The broker calls
+    /// it about a second after idle connections hibernated (their tasks'
+    /// memory is free then, and nothing else may run that would make the
+    /// allocator purge it). The `roost` server passes
+    /// `roost_alloc::ask_release`; with glibc malloc, `malloc_trim(0)` is the
+    /// equivalent. Without one, freed memory stays with the allocator.
+    pub fn memory_release(mut self, release: fn()) -> Self {
+        self.ext.memory_release = Some(release);
+        self
+    }
+
     /// Binds every listener. Nothing is accepted until [`Broker::run`].
     pub async fn bind(mut self) -> Result<Broker, BrokerError> {
         let (builtins, tasks) = crate::builtin_auth::install(&self.config.auth, &mut self.ext)

@@ -45,6 +45,9 @@ pub(crate) struct Extensions {
     /// Bumped on every auth reload: per-session authorization caches
     /// stamped with an older value start over.
     pub(crate) authz_generation: AtomicU64,
+    /// Asks the allocator to hand freed memory back to the OS; called a
+    /// second after connections hibernated (see `driver::hibernate`).
+    pub(crate) memory_release: Option<fn()>,
 }
 
 impl std::fmt::Debug for Extensions {
@@ -68,6 +71,7 @@ impl std::fmt::Debug for Extensions {
                     .collect::<Vec<_>>(),
             )
             .field("hooks", &self.hooks.is_some())
+            .field("memory_release", &self.memory_release.is_some())
             .finish()
     }
 }

