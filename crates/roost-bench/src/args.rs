@@ -103,12 +103,30 @@ pub struct CommonArgs {
     /// address has its own ~28k ephemeral ports, needed past ~28k connections.
     #[arg(long = "ifaddr", value_delimiter = ',')]
     pub ifaddr: Vec<String>,
-    /// MQTT over WebSocket (not supported by this tool yet: fails with a clear error).
+    /// MQTT over WebSocket (binary frames, subprotocol `mqtt`); with `-S`,
+    /// WebSocket over TLS.
     #[arg(long = "ws")]
     pub ws: bool,
-    /// MQTT over TLS (not supported by this tool yet: fails with a clear error).
+    /// The WebSocket path (`--ws`).
+    #[arg(long = "ws-path", default_value = "/mqtt")]
+    pub ws_path: String,
+    /// MQTT over TLS. The broker's certificate is not verified unless
+    /// `--cacertfile` is given (as emqtt-bench); handshake signatures are.
     #[arg(short = 'S', long = "ssl")]
     pub ssl: bool,
+    /// CA certificates (PEM) to verify the broker's certificate with (`-S`).
+    #[arg(long = "cacertfile")]
+    pub cacertfile: Option<String>,
+    /// Client certificate chain (PEM) for mutual TLS (`-S`, with `--keyfile`).
+    #[arg(long = "certfile")]
+    pub certfile: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "keyfile")]
+    pub keyfile: Option<String>,
+    /// TLS server name (SNI, and the name the certificate must carry);
+    /// default: the first `-h` host.
+    #[arg(long = "sni")]
+    pub sni: Option<String>,
     /// Allow a host that is not a loopback address.
     #[arg(long = "allow-remote")]
     pub allow_remote: bool,

@@ -13,10 +13,11 @@ use roost_codec::{
     Connect, ConnectProperties, Decoder, Disconnect, Encoder, PROTOCOL_MAX_PACKET_SIZE, Packet,
     ProtocolVersion, PubResponse, QoS, Subscribe, SubscribeProperties, SubscriptionOptions,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpSocket;
 
 use crate::clock::now_ns;
+use crate::transport::{self, Stream, Transport};
 
 /// Read buffer size: large reads amortise the syscall over many packets.
 pub const READ_BUFFER: usize = 64 * 1024;
@@ -36,8 +37,10 @@ pub struct ClientConfig {
     pub username: Option<ByteString>,
     /// Password.
     pub password: Option<Bytes>,
-    /// Time allowed for TCP connect + CONNECT/CONNACK.
+    /// Time allowed for TCP connect, TLS and WebSocket handshakes and CONNECT/CONNACK.
     pub connect_timeout: Duration,
+    /// TCP, TLS, WebSocket or WebSocket over TLS.
+    pub transport: Transport,
 }
 
 impl ClientConfig {
@@ -68,8 +71,8 @@ pub struct ClientSpec {
 /// An established MQTT connection (CONNACK received).
 #[derive(Debug)]
 pub struct Connection {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The byte stream (TCP, or TLS / WebSocket over it).
+    pub stream: Stream,
     /// Decoder for server → client packets.
     pub decoder: Decoder,
     /// Encoder for client → server packets.
@@ -83,7 +86,7 @@ pub struct Connection {
 }
 
 /// Connects and completes the MQTT handshake; returns the connection and
-/// the handshake latency (TCP connect start → CONNACK) in nanoseconds.
+/// the handshake latency (TCP connect start → CONNACK, TLS and WebSocket included) in nanoseconds.
 pub async fn connect(spec: &ClientSpec, cfg: &ClientConfig) -> anyhow::Result<(Connection, u64)> {
     let started = now_ns();
     let conn = tokio::time::timeout(cfg.connect_timeout, handshake(spec, cfg))
@@ -104,11 +107,12 @@ async fn handshake(spec: &ClientSpec, cfg: &ClientConfig) -> anyhow::Result<Conn
             .bind(SocketAddr::new(ip, 0))
             .with_context(|| format!("bind {ip}"))?;
     }
-    let mut stream = socket
+    let tcp = socket
         .connect(spec.broker)
         .await
         .with_context(|| format!("TCP connect to {}", spec.broker))?;
-    stream.set_nodelay(true).context("TCP_NODELAY")?;
+    tcp.set_nodelay(true).context("TCP_NODELAY")?;
+    let mut stream = cfg.transport.establish(tcp).await?;
 
     let encoder = Encoder::new(cfg.version);
     let connect = Connect {
@@ -129,7 +133,9 @@ async fn handshake(spec: &ClientSpec, cfg: &ClientConfig) -> anyhow::Result<Conn
     encoder
         .encode(&Packet::Connect(Box::new(connect)), &mut out)
         .context("encode CONNECT")?;
-    stream.write_all(&out).await.context("send CONNECT")?;
+    transport::send(&mut stream, &out)
+        .await
+        .context("send CONNECT")?;
 
     let mut decoder = Decoder::client(cfg.version, PROTOCOL_MAX_PACKET_SIZE);
     let mut rbuf = BytesMut::with_capacity(READ_BUFFER);

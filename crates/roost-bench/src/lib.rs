@@ -56,6 +56,7 @@ pub mod session;
 pub mod stats;
 pub mod target;
 pub mod template;
+pub mod transport;
 
 pub use args::{
     BenchArgs, BenchCommand, CommonArgs, ConnArgs, PubArgs, PubSubArgs, SubArgs, TopicMode,
@@ -75,7 +76,6 @@ use crate::report::Report;
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cmd = &args.command;
     let common = cmd.common();
-    target::refuse_unsupported_transports(common)?;
     if common.procs == 0 {
         bail!("--procs must be at least 1");
     }

@@ -16,6 +16,7 @@ use crate::payload::HEADER_LEN;
 use crate::publisher::PublishPlan;
 use crate::target::Targets;
 use crate::template::PublishTemplate;
+use crate::transport::Transport;
 
 /// Files a process needs besides its client sockets (stdio, runtime, /proc reads).
 const SPARE_FILES: u64 = 64;
@@ -213,6 +214,7 @@ fn client_config(common: &CommonArgs) -> anyhow::Result<ClientConfig> {
             .as_ref()
             .map(|p| Bytes::copy_from_slice(p.as_bytes())),
         connect_timeout: Duration::from_secs(common.connect_timeout_s.max(1)),
+        transport: Transport::from_args(common)?,
     })
 }
 

@@ -12,7 +12,6 @@ use anyhow::{Context, bail};
 use bytes::BytesMut;
 use roost_codec::{Decoder, Encoder, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::{self, READ_BUFFER};
@@ -23,6 +22,7 @@ use crate::phase::{Control, Window};
 use crate::session::Session;
 use crate::stats::PubStats;
 use crate::template::PublishTemplate;
+use crate::transport::{self, ReadHalf, WriteHalf};
 
 /// Bytes per write when publishing as fast as possible: enough messages per
 /// syscall to amortise it, small enough to keep latency samples honest.
@@ -114,7 +114,7 @@ pub async fn publish(
         let mut out = BytesMut::new();
         let mut wr = writer.lock().await;
         if client::encode_disconnect(&encoder, &mut out).is_ok() {
-            let _ = wr.write_all(&out).await;
+            let _ = transport::send(&mut *wr, &out).await;
         }
         let _ = wr.shutdown().await;
     }
@@ -135,7 +135,7 @@ async fn write_loop(
     encoder: &Encoder,
     window: Window,
     ctl: &mut Control,
-    (writer, permits): (&Mutex<OwnedWriteHalf>, &Semaphore),
+    (writer, permits): (&Mutex<WriteHalf>, &Semaphore),
     ping_every: Option<Duration>,
     stats: &mut PubStats,
 ) -> anyhow::Result<()> {
@@ -179,10 +179,7 @@ async fn write_loop(
                 && now_ns() >= last_write.saturating_add(p)
             {
                 client::encode_pingreq(encoder, &mut out)?;
-                writer
-                    .lock()
-                    .await
-                    .write_all(&out)
+                transport::send(&mut *writer.lock().await, &out)
                     .await
                     .context("write PINGREQ")?;
                 out.clear();
@@ -233,10 +230,7 @@ async fn write_loop(
         if let Some(backlog) = &ctl.backlog {
             backlog.sent(n);
         }
-        writer
-            .lock()
-            .await
-            .write_all(&out)
+        transport::send(&mut *writer.lock().await, &out)
             .await
             .context("write PUBLISH")?;
         out.clear();
@@ -285,11 +279,11 @@ async fn take_permits(permits: &Semaphore, want: u64, window: Window, ctl: &mut 
 /// Reads PUBACK / PUBREC / PUBCOMP, answers PUBREC with PUBREL, and returns
 /// in-flight permits. Ends when the broker closes the connection.
 async fn read_acks(
-    mut rd: OwnedReadHalf,
+    mut rd: ReadHalf,
     mut decoder: Decoder,
     mut rbuf: BytesMut,
     encoder: Encoder,
-    writer: Arc<Mutex<OwnedWriteHalf>>,
+    writer: Arc<Mutex<WriteHalf>>,
     permits: Arc<Semaphore>,
 ) -> anyhow::Result<AckCounts> {
     let mut counts = AckCounts::default();
@@ -320,10 +314,7 @@ async fn read_acks(
             }
         }
         if !out.is_empty() {
-            writer
-                .lock()
-                .await
-                .write_all(&out)
+            transport::send(&mut *writer.lock().await, &out)
                 .await
                 .context("write PUBREL")?;
             out.clear();

@@ -20,6 +20,7 @@ use crate::payload::PayloadHeader;
 use crate::phase::{Control, Phase, Progress, Window};
 use crate::seq::{Arrival, SeqBook};
 use crate::stats::RecvStats;
+use crate::transport;
 
 /// Read more once fewer than this many bytes are free in the read buffer.
 const MIN_SPARE: usize = 2 * 1024;
@@ -257,9 +258,7 @@ impl Session {
 
     async fn flush_writes(&mut self) -> anyhow::Result<()> {
         if !self.wbuf.is_empty() {
-            self.conn
-                .stream
-                .write_all(&self.wbuf)
+            transport::send(&mut self.conn.stream, &self.wbuf)
                 .await
                 .context("write")?;
             self.wbuf.clear();

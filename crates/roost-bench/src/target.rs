@@ -1,8 +1,7 @@
 //! Where clients connect to and from. The load generator refuses anything
 //! but loopback unless told otherwise: it can open tens of thousands of
 //! connections a second, which must never be aimed at someone's server by a
-//! typo. TLS and WebSocket flags are accepted (emqtt-bench has them) but
-//! refused with a clear message: this tool speaks plain TCP only, for now.
+//! typo.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -20,7 +19,6 @@ pub struct Targets {
 impl Targets {
     /// Resolves `-h`/`-p`/`--ifaddr`, enforcing loopback unless `--allow-remote`.
     pub fn resolve(common: &CommonArgs) -> anyhow::Result<Self> {
-        refuse_unsupported_transports(common)?;
         let mut brokers = Vec::new();
         for host in &common.hosts {
             let addr = resolve_host(host, common.port)?;
@@ -75,23 +73,6 @@ impl Targets {
 fn pick<T>(items: &[T], index: u64) -> Option<&T> {
     let len = u64::try_from(items.len()).ok().filter(|&n| n > 0)?;
     items.get(usize::try_from(index % len).ok()?)
-}
-
-/// Fails with an honest message for transports the broker does not have yet.
-pub fn refuse_unsupported_transports(common: &CommonArgs) -> anyhow::Result<()> {
-    if common.ws {
-        bail!(
-            "--ws: MQTT over WebSocket is not supported by roost bench yet; \
-             run without --ws to use plain TCP"
-        );
-    }
-    if common.ssl {
-        bail!(
-            "-S/--ssl: MQTT over TLS is not supported by roost bench yet; \
-             run without -S to use plain TCP"
-        );
-    }
-    Ok(())
 }
 
 /// True for 127.0.0.0/8, ::1 and IPv4-mapped loopback.

@@ -3,10 +3,11 @@
 //! provider. Certificates are made at test time with the `openssl` command.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
+use common::pki::Pki;
 use roost_testkit::{BrokerProcess, TIMEOUT, packets::unique_id};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
@@ -17,121 +18,6 @@ use tokio::time::timeout;
 fn install_ring() {
     // Several tests race to install it; only the first succeeds, which is fine.
     let _ = rumqttc::tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-}
-
-fn openssl(args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("these tests need the openssl command");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A CA, a `localhost` server certificate and a client certificate.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique_id("roost-rumqttc-tls"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pki = Self { dir };
-        let (ca, ca_key) = (pki.path("ca.crt"), pki.path("ca.key"));
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-subj",
-            "/CN=Roost rumqttc CA",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        pki.issue(
-            "server",
-            "/CN=localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        );
-        pki.issue(
-            "client",
-            "/O=Acme/CN=rumqttc-device",
-            "extendedKeyUsage=clientAuth\n",
-        );
-        pki
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn issue(&self, name: &str, subject: &str, extensions: &str) {
-        let ext = self.path(&format!("{name}.ext"));
-        std::fs::write(
-            &ext,
-            format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n{extensions}"),
-        )
-        .unwrap();
-        let (key, csr, crt) = (
-            self.path(&format!("{name}.key")),
-            self.path(&format!("{name}.csr")),
-            self.path(&format!("{name}.crt")),
-        );
-        openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subject,
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &self.path("ca.crt"),
-            "-CAkey",
-            &self.path("ca.key"),
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ]);
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(PathBuf::from(self.path(name))).unwrap()
-    }
 }
 
 /// Starts roost with a TLS listener (plus the TCP one the harness waits for)
@@ -150,15 +36,7 @@ fn start(pki: &Pki, listener_extra: &str, tls_extra: &str) -> (BrokerProcess, u1
         .config_toml(toml)
         .start()
         .expect("start roost");
-    // TLS listeners are announced before TCP ones, so the line is already there.
-    let log = broker.log();
-    let port = log
-        .lines()
-        .find_map(|line| line.split("listening on mqtts://").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no mqtts listener in the log:\n{log}"));
+    let port = common::listener_port(&broker, "mqtts");
     (broker, port)
 }
 

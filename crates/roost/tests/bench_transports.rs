@@ -1,0 +1,239 @@
+//! `roost bench` over every stream transport the broker serves: TLS (the
+//! broker's certificate verified against a CA, or not verified, as
+//! emqtt-bench does by default; with a client certificate), WebSocket and
+//! WebSocket over TLS. Each run is the `roost` binary's own `bench`
+//! subcommand against a `roost` broker; its JSON report must show every
+//! client connected and, for `pubsub`, every message delivered once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::pki::Pki;
+use roost_testkit::BrokerProcess;
+use serde_json::Value;
+
+/// A broker with TLS (client certificate required), WS and WSS listeners
+/// beside the TCP one.
+fn start(pki: &Pki) -> BrokerProcess {
+    let tls = format!(
+        "[listeners.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"\n",
+        pki.path("server.crt"),
+        pki.path("server.key"),
+        pki.path("ca.crt"),
+    );
+    let toml = format!(
+        "[[listeners]]\nkind = \"tcp\"\nbind = \"127.0.0.1:0\"\n\
+         [[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:0\"\n{tls}verify_peer = true\n\
+         [[listeners]]\nkind = \"ws\"\nbind = \"127.0.0.1:0\"\n\
+         [[listeners]]\nkind = \"wss\"\nbind = \"127.0.0.1:0\"\n{tls}"
+    );
+    BrokerProcess::builder(env!("CARGO_BIN_EXE_roost"))
+        .config_toml(toml)
+        .start()
+        .expect("start roost")
+}
+
+/// Runs `roost bench <args> --json` and returns its report and whether it
+/// exited successfully.
+fn run_bench(args: &[&str]) -> (Value, bool) {
+    let output = Command::new(env!("CARGO_BIN_EXE_roost"))
+        .arg("bench")
+        .args(args)
+        .args(["--connect-timeout", "5", "--json"])
+        .output()
+        .expect("run roost bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("roost bench {args:?}: no JSON report ({e}):\n{stderr}"));
+    (report, output.status.success())
+}
+
+/// A run that must succeed.
+fn bench(args: &[&str]) -> Value {
+    let (report, ok) = run_bench(args);
+    assert!(ok, "roost bench {args:?} failed: {report}");
+    report
+}
+
+/// A run whose clients fail: its report, whatever the exit status.
+fn bench_report(args: &[&str]) -> Value {
+    run_bench(args).0
+}
+
+fn connected(report: &Value) -> (u64, u64) {
+    let connect = &report["connect"];
+    (
+        connect["ok"].as_u64().unwrap(),
+        connect["failed"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn conn_over_tls_verifies_the_broker_against_a_ca_and_presents_a_client_certificate() {
+    let pki = Pki::new();
+    let broker = start(&pki);
+    let port = common::listener_port(&broker, "mqtts").to_string();
+    let (ca, cert, key) = (
+        pki.path("ca.crt"),
+        pki.path("client.crt"),
+        pki.path("client.key"),
+    );
+    let verified = bench(&[
+        "conn",
+        "-c",
+        "5",
+        "-i",
+        "0",
+        "--duration",
+        "1",
+        "-p",
+        &port,
+        "-S",
+        "--cacertfile",
+        &ca,
+        "--sni",
+        "localhost",
+        "--certfile",
+        &cert,
+        "--keyfile",
+        &key,
+    ]);
+    assert_eq!(connected(&verified), (5, 0));
+    let unverified = bench(&[
+        "conn",
+        "-c",
+        "5",
+        "-i",
+        "0",
+        "--duration",
+        "1",
+        "-p",
+        &port,
+        "-S",
+        "--certfile",
+        &cert,
+        "--keyfile",
+        &key,
+    ]);
+    assert_eq!(connected(&unverified), (5, 0));
+}
+
+#[test]
+fn without_a_client_certificate_the_mutual_tls_listener_refuses() {
+    let pki = Pki::new();
+    let broker = start(&pki);
+    let port = common::listener_port(&broker, "mqtts").to_string();
+    let report = bench_report(&["conn", "-c", "1", "--duration", "1", "-p", &port, "-S"]);
+    assert_eq!(connected(&report), (0, 1));
+}
+
+#[test]
+fn a_ca_that_did_not_sign_the_broker_fails_the_tls_handshake() {
+    let pki = Pki::new();
+    let broker = start(&pki);
+    let port = common::listener_port(&broker, "mqtts").to_string();
+    // The client certificate is no CA: nothing verifies against it.
+    let (ca, cert, key) = (
+        pki.path("client.crt"),
+        pki.path("client.crt"),
+        pki.path("client.key"),
+    );
+    let report = bench_report(&[
+        "conn",
+        "-c",
+        "1",
+        "--duration",
+        "1",
+        "-p",
+        &port,
+        "-S",
+        "--cacertfile",
+        &ca,
+        "--sni",
+        "localhost",
+        "--certfile",
+        &cert,
+        "--keyfile",
+        &key,
+    ]);
+    assert_eq!(connected(&report), (0, 1));
+    assert!(
+        report["errors"].to_string().contains("TLS handshake"),
+        "the failure names the TLS handshake: {report}"
+    );
+}
+
+#[test]
+fn pubsub_over_websocket_delivers_every_message_once() {
+    let pki = Pki::new();
+    let broker = start(&pki);
+    let port = common::listener_port(&broker, "ws").to_string();
+    let report = bench(&[
+        "pubsub",
+        "--pubs",
+        "2",
+        "--subs",
+        "2",
+        "--topic-mode",
+        "pairs",
+        "-q",
+        "1",
+        "-s",
+        "64",
+        "--rate",
+        "200",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "-p",
+        &port,
+        "--ws",
+    ]);
+    assert_eq!(connected(&report), (4, 0));
+    let receive = &report["receive"];
+    assert!(receive["received"].as_u64().unwrap() > 0, "{receive}");
+    assert_eq!(receive["lost"], 0, "{receive}");
+    assert_eq!(receive["duplicates"], 0, "{receive}");
+}
+
+#[test]
+fn pubsub_over_websocket_over_tls_delivers_every_message_once() {
+    let pki = Pki::new();
+    let broker = start(&pki);
+    let port = common::listener_port(&broker, "wss").to_string();
+    let report = bench(&[
+        "pubsub",
+        "--pubs",
+        "2",
+        "--subs",
+        "2",
+        "--topic-mode",
+        "pairs",
+        "-q",
+        "0",
+        "-s",
+        "64",
+        "--rate",
+        "200",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "-p",
+        &port,
+        "--ws",
+        "-S",
+        "--cacertfile",
+        &pki.path("ca.crt"),
+        "--sni",
+        "localhost",
+    ]);
+    assert_eq!(connected(&report), (4, 0));
+    let receive = &report["receive"];
+    assert!(receive["received"].as_u64().unwrap() > 0, "{receive}");
+    assert_eq!(receive["lost"], 0, "{receive}");
+    assert_eq!(receive["duplicates"], 0, "{receive}");
+}
