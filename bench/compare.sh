@@ -18,7 +18,11 @@
 #              SCHED_FIFO priority N (chrt), so that other work on a shared machine does not
 #              put its time slices into the latency tail; 0 (default) = normal scheduling.
 #              Only the paced scenario: at max rate a real-time pair would starve the machine.
-#   OUT        results file (default bench/results/<date>[-quick].md)
+#   TRANSPORT  tcp (default), tls, ws or wss: the clients' transport. TLS uses a self-signed
+#              P-256 certificate made with openssl (both brokers: TLS 1.3, same cipher suite);
+#              Debian's mosquitto is built without WebSocket support, so ws and wss run
+#              with BROKERS=roost only.
+#   OUT        results file (default bench/results/<date>[-quick][-TRANSPORT].md)
 #   ROOST_BIN, BENCH_BIN  prebuilt binaries to run (both set: no build)
 set -euo pipefail
 
@@ -37,6 +41,15 @@ SCENARIOS=${SCENARIOS:-"fanin fanout p2p-max p2p-20k conn sub"}
 BROKERS=${BROKERS:-"roost mosquitto"}
 PIN=${PIN:-1}
 RT_PRIO=${RT_PRIO:-0}
+TRANSPORT=${TRANSPORT:-tcp}
+case $TRANSPORT in
+    tcp) BENCH_TRANSPORT=() ;;
+    tls) BENCH_TRANSPORT=(-S) ;;
+    ws) BENCH_TRANSPORT=(--ws) ;;
+    wss) BENCH_TRANSPORT=(--ws -S) ;;
+    *) echo "compare: TRANSPORT must be tcp, tls, ws or wss, not $TRANSPORT" >&2; exit 2 ;;
+esac
+if [ "$TRANSPORT" != tcp ]; then DEFAULT_OUT="${DEFAULT_OUT%.md}-$TRANSPORT.md"; fi
 OUT=${OUT:-$DEFAULT_OUT}
 
 log() { echo "compare: $*" >&2; }
@@ -54,6 +67,20 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y mosquitto
 fi
 MOSQUITTO=$(command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
+case " $BROKERS " in
+    *" mosquitto "*)
+        if [ "$TRANSPORT" = ws ] || [ "$TRANSPORT" = wss ]; then
+            log "TRANSPORT=$TRANSPORT: Debian's mosquitto has no WebSocket support; run with BROKERS=roost"
+            exit 2
+        fi ;;
+esac
+if { [ "$TRANSPORT" = tls ] || [ "$TRANSPORT" = wss ]; } && ! command -v openssl >/dev/null 2>&1; then
+    log "installing openssl (test certificate)"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y openssl
+fi
 MOSQUITTO_VERSION=$({ "$MOSQUITTO" -h 2>&1 || true; } | awk 'NR==1 {print $3}')
 
 # Broker on CPU 1, load generator on CPU 0: they do not fight over one core,
@@ -80,6 +107,28 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# TLS: one self-signed certificate for both brokers. Roost gets a listener
+# table of the transport's kind (`-p PORT` moves the first listener to PORT).
+CERT="$TMP/tls/server.crt"
+KEY="$TMP/tls/server.key"
+ROOST_CONFIG=()
+if [ "$TRANSPORT" = tls ] || [ "$TRANSPORT" = wss ]; then
+    # Readable by all: Mosquitto started as root reads them as user mosquitto.
+    # A throwaway key for a loopback benchmark.
+    mkdir -m 755 "$TMP/tls"
+    chmod 755 "$TMP"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$KEY" -out "$CERT" \
+        -subj /CN=localhost -days 2 -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    chmod 644 "$CERT" "$KEY"
+fi
+if [ "$TRANSPORT" != tcp ]; then
+    printf '[[listeners]]\nkind = "%s"\nbind = "127.0.0.1:0"\n' "$TRANSPORT" >"$TMP/roost.toml"
+    if [ "$TRANSPORT" = tls ] || [ "$TRANSPORT" = wss ]; then
+        printf '[listeners.tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$CERT" "$KEY" >>"$TMP/roost.toml"
+    fi
+    ROOST_CONFIG=(-c "$TMP/roost.toml")
+fi
+
 # ---------------------------------------------------------------- brokers
 # Equivalent settings: loopback listener, anonymous clients, no persistence,
 # queues large enough not to drop in these scenarios, 1024 QoS 1/2 messages in
@@ -94,7 +143,7 @@ start_broker() {
             # No persistence on either side: the roost server defaults to its
             # disk store, Mosquitto runs with `persistence false`.
             ROOST_MQTT__MAX_QUEUED_MESSAGES=1000000 ROOST_MQTT__MAX_INFLIGHT=1024 \
-                "${RT[@]}" "${BROKER_PIN[@]}" "$ROOST" -p "$port" --store memory 2>"$log" &
+                "${RT[@]}" "${BROKER_PIN[@]}" "$ROOST" "${ROOST_CONFIG[@]}" -p "$port" --store memory 2>"$log" &
             ;;
         mosquitto)
             cat >"$TMP/mosquitto-$port.conf" <<EOF
@@ -108,6 +157,9 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
+            if [ "$TRANSPORT" = tls ]; then
+                printf 'certfile %s\nkeyfile %s\n' "$CERT" "$KEY" >>"$TMP/mosquitto-$port.conf"
+            fi
             "${RT[@]}" "${BROKER_PIN[@]}" "$MOSQUITTO" -c "$TMP/mosquitto-$port.conf" 2>"$log" &
             ;;
         *) log "unknown broker $kind"; return 1 ;;
@@ -157,7 +209,7 @@ run_one() {
     if [ "$RT_PRIO" -gt 0 ] && [ "$scenario" = p2p-20k ]; then RT=(chrt -f "$RT_PRIO"); fi
     start_broker "$broker" || return 1
     log "$scenario on $broker (run $r/$REPEAT): roost-bench ${args[*]}"
-    if ! "${RT[@]}" "${BENCH_PIN[@]}" "$BENCH" "${args[@]}" -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json \
+    if ! "${RT[@]}" "${BENCH_PIN[@]}" "$BENCH" "${args[@]}" "${BENCH_TRANSPORT[@]}" -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json \
         >"$out" 2>"$TMP/bench.log"; then
         log "roost-bench failed for $scenario on $broker:"; tail -20 "$TMP/bench.log" >&2
         rm -f "$out"
@@ -192,6 +244,7 @@ fi
     echo "- Medians of $REPEAT run(s) per cell; message windows ${DURATION} s after ${WARMUP} s warm-up; conn/sub with $CONNS clients"
     echo "- Pinning: $( [ ${#BROKER_PIN[@]} -gt 0 ] && echo 'broker on CPU 1, load generator on CPU 0' || echo 'none')"
     echo "- Scheduling: $( [ "$RT_PRIO" -gt 0 ] && echo "p2p-20k broker and load generator SCHED_FIFO $RT_PRIO (RT_PRIO)" || echo 'normal')"
+    echo "- Transport: $TRANSPORT$( { [ "$TRANSPORT" = tls ] || [ "$TRANSPORT" = wss ]; } && echo ' (self-signed P-256 certificate, not verified by the clients)')"
     echo "- Load generator: $BENCH"
     echo "- Raw JSON: \`${RUN_DIR#"$ROOT"/}\`"
     echo

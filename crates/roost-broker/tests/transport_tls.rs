@@ -58,6 +58,33 @@ async fn exchange_over_tls(kind: KeyKind) {
 }
 
 #[tokio::test]
+async fn after_the_clients_disconnect_the_broker_ends_tls_with_close_notify() {
+    let pki = Pki::new("tls-ca");
+    let server = pki.server("server", KeyKind::Ecdsa);
+    let broker = start(&tls_listener(&server, "")).await;
+    let tls = TlsClient::default();
+    let (mut client, ack) = Client::connect(
+        tls.connect(&pki, broker.addr(ListenerKind::Tls))
+            .await
+            .unwrap(),
+        ProtocolVersion::V5,
+        "tls-goodbye",
+    )
+    .await;
+    assert!(!ack.reason_code.is_error());
+    client
+        .send(Packet::Disconnect(roost_codec::Disconnect::default()))
+        .await;
+    // rustls reports a close without close_notify as UnexpectedEof; a clean
+    // end of stream reads as 0 bytes.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(T, client.stream.read_to_end(&mut rest))
+        .await
+        .expect("the broker closes in time");
+    assert_eq!(read.map_err(|e| e.kind()).ok(), Some(0));
+}
+
+#[tokio::test]
 async fn ecdsa_certificate_serves_mqtt_over_tls() {
     exchange_over_tls(KeyKind::Ecdsa).await;
 }

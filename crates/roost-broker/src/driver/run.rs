@@ -639,6 +639,11 @@ async fn finish<W: AsyncWrite + Unpin>(
             let _ = writer.shutdown().await;
         };
         let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
+    } else if matches!(ending, Ending::Disconnect { .. }) {
+        // The client said goodbye: close our side cleanly too. Over TLS that
+        // is a close_notify (without it a client sees a truncation, not an
+        // end of stream), over WebSocket a close frame; plain TCP a FIN.
+        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, writer.shutdown()).await;
     }
     let will = match ending {
         Ending::Disconnect {
