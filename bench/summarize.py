@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Median table of a bench/compare.sh run.
 
-Usage: summarize.py RUN_DIR BROKER_A BROKER_B
+Usage: summarize.py RUN_DIR BROKER_A [BROKER_B]
 
 RUN_DIR holds <scenario>.<broker>.<run>.json files written by `roost-bench
 --json`. For every scenario and metric the table shows each broker's median
-over the runs and the ratio A / B, with which side is better.
+over the runs and the ratio A / B, with which side is better; with one broker
+(`BROKERS=roost`), its medians only.
 """
 
 import json
@@ -93,10 +94,11 @@ def fmt(value):
 
 
 def main():
-    if len(sys.argv) < 4:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
     run_dir = Path(sys.argv[1])
-    a, b = sys.argv[2], sys.argv[3]
+    a = sys.argv[2]
+    b = sys.argv[3] if len(sys.argv) > 3 else None
     results = {}
     for path in sorted(run_dir.glob("*.json")):
         scenario, broker, _run = path.stem.rsplit(".", 2)
@@ -105,18 +107,27 @@ def main():
         except json.JSONDecodeError as e:
             print(f"<!-- unreadable {path.name}: {e} -->")
 
-    print(f"| scenario | metric | {a} | {b} | {a} / {b} | better |")
-    print("| --- | --- | ---: | ---: | ---: | --- |")
+    if b is None:
+        print(f"| scenario | metric | {a} |")
+        print("| --- | --- | ---: |")
+    else:
+        print(f"| scenario | metric | {a} | {b} | {a} / {b} | better |")
+        print("| --- | --- | ---: | ---: | ---: | --- |")
     for scenario, metrics in METRICS.items():
         if (scenario, a) not in results and (scenario, b) not in results:
             continue
         title = TITLES.get(scenario, scenario)
         for label, path, scale, better in metrics:
             medians = []
-            for broker in (a, b):
+            for broker in (a, b) if b is not None else (a,):
                 values = [lookup(doc, path) for doc in results.get((scenario, broker), [])]
                 values = [v * scale for v in values if v is not None]
                 medians.append(statistics.median(values) if values else None)
+            if b is None:
+                if medians[0] is not None:
+                    print(f"| {title} | {label} | {fmt(medians[0])} |")
+                    title = ""
+                continue
             va, vb = medians
             ratio = va / vb if va is not None and vb not in (None, 0) else None
             winner = ""

@@ -26,8 +26,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::args::CommonArgs;
+
+/// A WebSocket client's read buffer (tungstenite zero-fills all of it, so
+/// it is resident for every client).
+const WS_READ_BUFFER: usize = 16 * 1024;
 
 /// A byte stream of any layered transport.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -137,9 +142,13 @@ where
     request
         .headers_mut()
         .insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
-    let (ws, _response) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .with_context(|| format!("WebSocket upgrade at {url}"))?;
+    // tungstenite allocates its read buffer up front: 128 KiB by default,
+    // too much per client when a run holds thousands.
+    let config = WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER);
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .with_context(|| format!("WebSocket upgrade at {url}"))?;
     Ok(roost_ws::WsStream::new(ws))
 }
 

@@ -38,6 +38,7 @@ fn listener_defaults_follow_the_design_ports() {
         config.listeners[1].websocket.subprotocols,
         ["mqtt", "mqttv3.1"]
     );
+    assert_eq!(config.listeners[1].websocket.read_buffer_size, 8 * 1024);
     assert!(
         config.listeners[2].anonymous_allowed(),
         "a Unix socket is local"
@@ -70,6 +71,10 @@ fn options_that_do_not_fit_the_kind_are_config_errors() {
         (
             "kind = \"ws\"\nwebsocket = { trusted_proxies = [\"nope\"] }",
             "not an IP address",
+        ),
+        (
+            "kind = \"ws\"\nwebsocket = { read_buffer_size = 512 }",
+            "read_buffer_size",
         ),
         ("kind = \"unix\"", "socket"),
         (

@@ -27,6 +27,7 @@ pub(crate) struct WsSettings {
 impl WsSettings {
     pub(crate) fn new(options: &WebSocketOptions) -> Self {
         let config = WebSocketConfig::default()
+            .read_buffer_size(options.read_buffer_size)
             .max_frame_size(Some(options.max_frame_size))
             .max_message_size(Some(options.max_frame_size));
         Self {
