@@ -57,11 +57,6 @@ fn bench(args: &[&str]) -> Value {
     report
 }
 
-/// A run whose clients fail: its report, whatever the exit status.
-fn bench_report(args: &[&str]) -> Value {
-    run_bench(args).0
-}
-
 fn connected(report: &Value) -> (u64, u64) {
     let connect = &report["connect"];
     (
@@ -70,54 +65,43 @@ fn connected(report: &Value) -> (u64, u64) {
     )
 }
 
+/// `conn` over TLS with `clients` clients, verifying the broker against
+/// `ca` when given, presenting the client certificate when `client_cert`;
+/// the report and whether the run succeeded.
+fn conn_over_tls(pki: &Pki, port: &str, ca: Option<&str>, client_cert: bool) -> (Value, bool) {
+    let (cert, key) = (pki.path("client.crt"), pki.path("client.key"));
+    let mut args = vec![
+        "conn",
+        "-c",
+        "3",
+        "-i",
+        "0",
+        "--duration",
+        "1",
+        "-p",
+        port,
+        "-S",
+    ];
+    if let Some(ca) = ca {
+        args.extend_from_slice(&["--cacertfile", ca, "--sni", "localhost"]);
+    }
+    if client_cert {
+        args.extend_from_slice(&["--certfile", &cert, "--keyfile", &key]);
+    }
+    run_bench(&args)
+}
+
 #[test]
 fn conn_over_tls_verifies_the_broker_against_a_ca_and_presents_a_client_certificate() {
     let pki = Pki::new();
     let broker = start(&pki);
     let port = common::listener_port(&broker, "mqtts").to_string();
-    let (ca, cert, key) = (
-        pki.path("ca.crt"),
-        pki.path("client.crt"),
-        pki.path("client.key"),
-    );
-    let verified = bench(&[
-        "conn",
-        "-c",
-        "5",
-        "-i",
-        "0",
-        "--duration",
-        "1",
-        "-p",
-        &port,
-        "-S",
-        "--cacertfile",
-        &ca,
-        "--sni",
-        "localhost",
-        "--certfile",
-        &cert,
-        "--keyfile",
-        &key,
-    ]);
-    assert_eq!(connected(&verified), (5, 0));
-    let unverified = bench(&[
-        "conn",
-        "-c",
-        "5",
-        "-i",
-        "0",
-        "--duration",
-        "1",
-        "-p",
-        &port,
-        "-S",
-        "--certfile",
-        &cert,
-        "--keyfile",
-        &key,
-    ]);
-    assert_eq!(connected(&unverified), (5, 0));
+    let ca = pki.path("ca.crt");
+    for verify in [Some(ca.as_str()), None] {
+        let (report, ok) = conn_over_tls(&pki, &port, verify, true);
+        assert!(ok, "verify against {verify:?}: {report}");
+        assert_eq!(connected(&report), (3, 0), "verify against {verify:?}");
+    }
 }
 
 #[test]
@@ -125,8 +109,8 @@ fn without_a_client_certificate_the_mutual_tls_listener_refuses() {
     let pki = Pki::new();
     let broker = start(&pki);
     let port = common::listener_port(&broker, "mqtts").to_string();
-    let report = bench_report(&["conn", "-c", "1", "--duration", "1", "-p", &port, "-S"]);
-    assert_eq!(connected(&report), (0, 1));
+    let (report, _) = conn_over_tls(&pki, &port, None, false);
+    assert_eq!(connected(&report), (0, 3));
 }
 
 #[test]
@@ -135,30 +119,9 @@ fn a_ca_that_did_not_sign_the_broker_fails_the_tls_handshake() {
     let broker = start(&pki);
     let port = common::listener_port(&broker, "mqtts").to_string();
     // The client certificate is no CA: nothing verifies against it.
-    let (ca, cert, key) = (
-        pki.path("client.crt"),
-        pki.path("client.crt"),
-        pki.path("client.key"),
-    );
-    let report = bench_report(&[
-        "conn",
-        "-c",
-        "1",
-        "--duration",
-        "1",
-        "-p",
-        &port,
-        "-S",
-        "--cacertfile",
-        &ca,
-        "--sni",
-        "localhost",
-        "--certfile",
-        &cert,
-        "--keyfile",
-        &key,
-    ]);
-    assert_eq!(connected(&report), (0, 1));
+    let not_the_ca = pki.path("client.crt");
+    let (report, _) = conn_over_tls(&pki, &port, Some(&not_the_ca), true);
+    assert_eq!(connected(&report), (0, 3));
     assert!(
         report["errors"].to_string().contains("TLS handshake"),
         "the failure names the TLS handshake: {report}"
