@@ -404,7 +404,7 @@ fn protocol_levels_outside_3_to_5_are_refused() {
 }
 
 #[test]
-fn remote_hosts_and_unsupported_transports_are_refused() {
+fn remote_hosts_and_bad_transport_options_are_refused_before_connecting() {
     let parse = |args: &[&str]| {
         let mut all = vec!["roost-bench", "conn", "-c", "1"];
         all.extend_from_slice(args);
@@ -413,8 +413,12 @@ fn remote_hosts_and_unsupported_transports_are_refused() {
     let err = |args: &[&str]| format!("{:#}", roost_bench::run(parse(args)).unwrap_err());
     assert!(err(&["-h", "192.0.2.1"]).contains("not a loopback address"));
     assert!(err(&["--ifaddr", "192.0.2.1"]).contains("not a loopback address"));
-    assert!(err(&["--ws"]).contains("not supported by roost bench yet"));
-    assert!(err(&["-S"]).contains("not supported by roost bench yet"));
+    assert!(err(&["--cacertfile", "ca.pem"]).contains("need -S"));
+    assert!(err(&["-S", "--certfile", "c.pem"]).contains("go together"));
+    let missing = std::env::temp_dir().join("roost-bench-no-such-ca.pem");
+    let missing = missing.to_str().unwrap();
+    assert!(err(&["-S", "--cacertfile", missing]).contains("--cacertfile"));
+    assert!(err(&["-S", "--sni", "not a name"]).contains("not a TLS server name"));
 }
 
 /// How the `roost` binary embeds the tool: `roost bench <scenario> …`.
