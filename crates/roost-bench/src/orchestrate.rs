@@ -208,7 +208,9 @@ pub(crate) async fn run(
     } else if n_pubs > 0 {
         let pubs = w.tally.connected_pubs;
         w.wait(None, |t| t.pubs_done + lost_pubs(t) >= pubs).await;
-    } else {
+    } else if w.tally.connected > 0 {
+        // Held until Ctrl-C; with no client connected there is nothing to
+        // hold, and the report (every attempt failed) is due now.
         w.wait(None, |_| false).await;
     }
     let end_ns = now_ns().min(window.end_ns);

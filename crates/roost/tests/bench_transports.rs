@@ -178,3 +178,33 @@ fn pubsub_over_websocket_delivers_every_message_once() {
 fn pubsub_over_websocket_over_tls_delivers_every_message_once() {
     pubsub_delivers_every_message_once("wss", "0", &["--ws", "-S"]);
 }
+
+#[test]
+fn a_conn_run_whose_clients_all_fail_reports_instead_of_holding_forever() {
+    // A port nobody listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+        .to_string();
+    // `--duration` left at 0: hold until Ctrl-C, which only makes sense
+    // with clients to hold.
+    let child = Command::new(env!("CARGO_BIN_EXE_roost"))
+        .args(["bench", "conn", "-c", "2", "-p", &port, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run roost bench");
+    let pid = child.id().to_string();
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    let Ok(output) = exited.recv_timeout(roost_testkit::TIMEOUT) else {
+        let _ = Command::new("kill").arg(&pid).status();
+        panic!(
+            "roost bench still holds no connection after {:?}",
+            roost_testkit::TIMEOUT
+        );
+    };
+    let report: Value = serde_json::from_slice(&output.unwrap().stdout).expect("a JSON report");
+    assert_eq!(connected(&report), (0, 2));
+}
