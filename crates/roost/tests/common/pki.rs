@@ -6,6 +6,17 @@ use std::process::Command;
 
 use roost_testkit::packets::unique_id;
 
+/// `openssl req` arguments for a new P-256 key, unencrypted, written to
+/// the path that follows.
+const NEW_P256_KEY: &[&str] = &[
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+];
+
 fn openssl(args: &[&str]) {
     let status = Command::new("openssl")
         .args(args)
@@ -33,27 +44,26 @@ impl Pki {
         std::fs::create_dir_all(&dir).unwrap();
         let pki = Self { dir };
         let (ca, ca_key) = (pki.path("ca.crt"), pki.path("ca.key"));
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-subj",
-            "/CN=Roost rumqttc CA",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                NEW_P256_KEY,
+                &[
+                    &ca_key,
+                    "-out",
+                    &ca,
+                    "-subj",
+                    "/CN=Roost test CA",
+                    "-days",
+                    "2",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            ]
+            .concat(),
+        );
         pki.issue(
             "server",
             "/CN=localhost",
@@ -83,20 +93,14 @@ impl Pki {
             self.path(&format!("{name}.csr")),
             self.path(&format!("{name}.crt")),
         );
-        openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subject,
-        ]);
+        openssl(
+            &[
+                &["req"][..],
+                NEW_P256_KEY,
+                &[&key, "-out", &csr, "-subj", subject],
+            ]
+            .concat(),
+        );
         openssl(&[
             "x509",
             "-req",
