@@ -128,6 +128,44 @@ async fn a_publisher_woken_from_hibernation_is_acknowledged_and_routed() {
 }
 
 #[tokio::test]
+async fn topic_aliases_in_both_directions_survive_hibernation() {
+    // An idle session sleeps in its compact form; its aliases must not.
+    let broker = sleepy_broker().await;
+    let mut c = connect(ProtocolVersion::V5, &unique_id("alias-sub"));
+    c.properties.topic_alias_maximum = Some(4);
+    let (mut sub, _) = RawClient::connect_with(broker.addr, c).await.unwrap();
+    sub.send(subscribe(1, "hib/alias", QoS::AtMostOnce))
+        .await
+        .unwrap();
+    assert!(matches!(sub.recv(T).await.unwrap(), Packet::SubAck(_)));
+    let (mut publisher, _) = RawClient::connect_v5(broker.addr, &unique_id("alias-pub"))
+        .await
+        .unwrap();
+    let mut first = publish("hib/alias", "one", QoS::AtMostOnce, None);
+    first.properties.topic_alias = Some(1);
+    publisher.send(first).await.unwrap();
+    let got = sub.recv_publish(T).await.unwrap();
+    assert_eq!(got.topic, "hib/alias");
+    let alias = got
+        .properties
+        .topic_alias
+        .expect("the broker assigns an alias");
+    hibernating(&broker, 2).await;
+
+    // Inbound: the alias alone names the topic [MQTT-3.3.2-12].
+    let mut second = publish("", "two", QoS::AtMostOnce, None);
+    second.properties.topic_alias = Some(1);
+    publisher.send(second).await.unwrap();
+    // Outbound: the broker sends the alias it assigned, without the topic.
+    let got = sub.recv_publish(T).await.unwrap();
+    assert_eq!(&got.payload[..], b"two");
+    assert_eq!(
+        (got.topic.as_ref(), got.properties.topic_alias),
+        ("", Some(alias))
+    );
+}
+
+#[tokio::test]
 async fn keep_alive_expiry_closes_a_hibernating_connection_and_publishes_its_will() {
     let broker = sleepy_broker().await;
     let mut watcher = subscriber(&broker, "hib/will", QoS::AtMostOnce).await;

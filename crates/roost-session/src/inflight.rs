@@ -68,6 +68,19 @@ impl Inflight {
         self.entries.is_empty()
     }
 
+    /// The last packet identifier handed out (0 = none yet).
+    pub(crate) fn last_id(&self) -> u16 {
+        self.last_id
+    }
+
+    /// An empty window whose next identifier follows `last_id`.
+    pub(crate) fn after(last_id: u16) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            last_id,
+        }
+    }
+
     /// Entries in original send order.
     pub fn iter(&self) -> impl Iterator<Item = &InflightEntry> {
         self.entries.iter()

@@ -87,7 +87,7 @@ pub use connect::{AuthSuccess, check_connect, connack_refusal};
 pub use inflight::{Inflight, InflightEntry, OutboundStage};
 pub use keepalive::{EffectiveKeepAlive, effective_keep_alive};
 pub use message::{Delivery, Message};
-pub use session::{DeliveryOutcome, DropReason, Inbound, Session, SessionStats};
+pub use session::{DeliveryOutcome, DropReason, Inbound, QuietSession, Session, SessionStats};
 pub use state::{
     DropCounters, EnqueueOutcome, InboundQos2, SessionState, Subscription, Subscriptions,
 };

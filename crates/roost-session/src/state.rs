@@ -87,7 +87,7 @@ pub struct SessionState {
     pub(crate) session_expiry_interval: u32,
     /// Drop counters; allocated at the first drop, since most sessions never
     /// drop anything (8 bytes instead of 32 in every session).
-    dropped: Option<Box<DropCounters>>,
+    pub(crate) dropped: Option<Box<DropCounters>>,
     /// Changes a session store must learn, oldest first (empty without a store).
     pub(crate) store_events: VecDeque<StoreEvent>,
 }

@@ -31,7 +31,6 @@ pub(crate) struct Attached {
     pub(crate) connection_id: u64,
     pub(crate) control: super::control::ControlReceiver,
     pub(crate) decoder: Decoder,
-    pub(crate) auth_method: Option<ByteString>,
     pub(crate) client: Arc<ClientInfo>,
     pub(crate) grant: Grant,
 }
@@ -329,7 +328,6 @@ where
     {
         let _ = control_tx.try_send(Control::Close(crate::clients::BANNED_DISCONNECT));
     }
-    let auth_method = auth.as_ref().map(|a: &AuthSuccess| a.method.clone());
     let resumed = previous.is_some();
     // Drops the resumed state already counted; accept may add more (expired
     // while queued, too large for the new Maximum Packet Size).
@@ -359,7 +357,6 @@ where
         connection_id,
         control: control_rx,
         decoder,
-        auth_method,
         client: Arc::clone(&client),
         grant,
     })

@@ -20,6 +20,10 @@
 //! pending command one last time. A delivery pushed after that look finds
 //! the sleeper (the slot nudges the line under the slot's lock, see
 //! `SessionSlot::push`); a command takes it under the line's lock.
+//!
+//! The session sleeps in its compact form ([`Dozing`]) when nothing is
+//! under way, which is what makes an idle client cheap: 256 bytes kept
+//! instead of 448 plus the task.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::AsRawFd;
@@ -39,6 +43,7 @@ use super::run::{self, Connected, Ending, Start};
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::admission::Ticket;
+use roost_session::{QuietSession, Session};
 
 /// Readiness events taken per `epoll_wait`.
 const EVENTS: usize = 256;
@@ -50,12 +55,35 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// A hibernating connection: what its task kept, and its socket.
 pub(crate) struct Hibernated {
-    pub(crate) conn: Box<Connected>,
+    pub(crate) conn: Box<Connected<Dozing>>,
     pub(crate) stream: std::net::TcpStream,
     /// The listener's admission, released when the connection ends.
     pub(crate) ticket: Option<Ticket>,
     /// Its keep-alive or credentials deadline, whichever comes first.
     pub(crate) deadline: Option<Instant>,
+}
+
+/// A hibernating connection's session: compact when nothing is under way
+/// (the usual idle client), else boxed as it is (e.g. a PUBACK outstanding).
+pub(crate) enum Dozing {
+    Quiet(QuietSession),
+    Busy(Box<Session>),
+}
+
+impl Dozing {
+    pub(crate) fn new(session: Session) -> Self {
+        match session.into_quiet() {
+            Ok(quiet) => Self::Quiet(quiet),
+            Err(busy) => Self::Busy(Box::new(busy)),
+        }
+    }
+
+    pub(crate) fn wake(self) -> Session {
+        match self {
+            Self::Quiet(quiet) => quiet.wake(),
+            Self::Busy(busy) => *busy,
+        }
+    }
 }
 
 /// A transport a connection may hibernate on: only a plain TCP socket, whose
@@ -362,6 +390,7 @@ fn resume(core: &Arc<Core>, hibernated: Hibernated) {
         ..
     } = hibernated;
     conn.control.wake_up();
+    let conn = Box::new(conn.map_session(Dozing::wake));
     tokio::spawn(awake(Arc::clone(core), conn, stream, ticket));
 }
 

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytestring::ByteString;
 use roost_codec::topic::parse_shared;
 use roost_codec::{
     Auth, AuthProperties, Packet, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe,
@@ -72,7 +71,6 @@ pub(crate) struct Inputs<'a> {
     pub(crate) key: &'a SessionKey,
     pub(crate) client: &'a Arc<ClientInfo>,
     pub(crate) grant: &'a Grant,
-    pub(crate) auth_method: &'a Option<ByteString>,
     /// This session's cached authorization answers.
     pub(crate) authz: AuthzCache,
 }
@@ -420,7 +418,7 @@ async fn reauthenticate(
     auth: Auth,
     exchange: &mut Option<Box<dyn AuthExchange>>,
 ) -> Flow {
-    let Some(method) = inputs.auth_method.clone() else {
+    let Some(method) = session.auth_method().cloned() else {
         return Flow::Close(ReasonCode::PROTOCOL_ERROR, None);
     };
     if auth.reason_code == ReasonCode::REAUTHENTICATE {

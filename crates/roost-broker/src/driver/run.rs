@@ -19,13 +19,12 @@ use roost_codec::ReasonCode;
 use roost_session::{Delivery, Violation};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use bytestring::ByteString;
 use roost_hooks::ClientInfo;
 
 use super::connect::{Attached, will_of};
 use super::control::ControlReceiver;
 use super::events::deliver;
-use super::hibernate::{Dormant, Hibernated};
+use super::hibernate::{Dormant, Dozing, Hibernated};
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
@@ -72,14 +71,14 @@ enum Io {
 }
 
 /// What a connected client keeps for as long as it is connected: all that
-/// survives a hibernation (`hibernate.rs`).
-pub(crate) struct Connected {
-    pub(crate) session: roost_session::Session,
+/// survives a hibernation (`hibernate.rs`, which keeps the session in its
+/// compact form, `S` = [`Dozing`]).
+pub(crate) struct Connected<S = roost_session::Session> {
+    pub(crate) session: S,
     pub(crate) slot: Arc<SessionSlot>,
     pub(crate) connection_id: u64,
     pub(crate) control: ControlReceiver,
     pub(crate) decoder: roost_codec::Decoder,
-    pub(crate) auth_method: Option<ByteString>,
     pub(crate) client: Arc<ClientInfo>,
     /// `None`: the default grant (most clients).
     pub(crate) grant: Option<Box<Grant>>,
@@ -87,6 +86,34 @@ pub(crate) struct Connected {
     pub(crate) drops_seen: u64,
     /// When the client's credentials expire (e.g. a JWT's `exp`).
     pub(crate) credentials_expire: Option<tokio::time::Instant>,
+}
+
+impl<S> Connected<S> {
+    /// The same connection around another form of its session.
+    pub(crate) fn map_session<T>(self, f: impl FnOnce(S) -> T) -> Connected<T> {
+        let Connected {
+            session,
+            slot,
+            connection_id,
+            control,
+            decoder,
+            client,
+            grant,
+            drops_seen,
+            credentials_expire,
+        } = self;
+        Connected {
+            session: f(session),
+            slot,
+            connection_id,
+            control,
+            decoder,
+            client,
+            grant,
+            drops_seen,
+            credentials_expire,
+        }
+    }
 }
 
 /// How a connection's task begins.
@@ -140,7 +167,6 @@ where
             connection_id,
             control,
             mut decoder,
-            auth_method,
             client,
             grant,
             mut drops_seen,
@@ -186,7 +212,6 @@ where
                 key: &key,
                 client: &client,
                 grant: grant.as_deref().unwrap_or(&NO_GRANT),
-                auth_method: &auth_method,
                 authz: Default::default(),
             };
             let early = if rbuf.is_empty() {
@@ -362,7 +387,6 @@ where
             connection_id,
             control,
             decoder,
-            auth_method,
             client,
             grant,
             drops_seen,
@@ -382,7 +406,7 @@ where
             }
             Exit::Hibernate => match stream.into_std() {
                 Ok(stream) => {
-                    let conn = Box::new(into_conn());
+                    let conn = into_conn();
                     let deadline = earliest(
                         conn.session
                             .poll_timeout()
@@ -390,7 +414,7 @@ where
                         conn.credentials_expire,
                     );
                     Some(Hibernated {
-                        conn,
+                        conn: Box::new(conn.map_session(Dozing::new)),
                         stream,
                         ticket: None,
                         deadline,
@@ -423,7 +447,6 @@ fn connected(core: &Core, attached: Box<Attached>) -> Box<Connected> {
         connection_id,
         control,
         mut decoder,
-        auth_method,
         client,
         grant,
     } = *attached;
@@ -444,7 +467,6 @@ fn connected(core: &Core, attached: Box<Attached>) -> Box<Connected> {
         connection_id,
         control,
         decoder,
-        auth_method,
         client,
         grant: boxed_unless_default(grant),
         drops_seen,

@@ -15,6 +15,7 @@ mod complete;
 mod handle;
 mod idle;
 mod outbound;
+mod quiet;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ use crate::message::Message;
 use crate::state::{DropCounters, InboundQos2, SessionState, Subscriptions};
 use crate::store_event::StoreEvent;
 use crate::violation::Violation;
+
+pub use quiet::QuietSession;
 
 /// What the client's CONNECT said about what it accepts.
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +159,12 @@ impl Session {
     /// The client identifier (the assigned one when the server assigned it).
     pub fn client_id(&self) -> &ByteString {
         &self.state.client_id
+    }
+
+    /// The Authentication Method of CONNECT (enhanced authentication), which
+    /// a re-authentication must use again [MQTT-4.12.0-5].
+    pub fn auth_method(&self) -> Option<&ByteString> {
+        self.auth_method.as_deref()
     }
 
     /// Protocol version of the connection.
