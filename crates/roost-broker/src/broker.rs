@@ -289,7 +289,7 @@ impl BrokerHandle {
     /// Closes the connection of `client_id` with DISCONNECT 0x98 Administrative
     /// action (5.0). Returns false when no such client is connected.
     pub fn disconnect_client(&self, client_id: &str) -> bool {
-        let Some(slot) = self.core.sessions.get(client_id).map(|s| Arc::clone(&s)) else {
+        let Some(slot) = self.core.sessions.get(client_id) else {
             return false;
         };
         let control = slot.inner.lock().link.as_ref().map(|l| l.control.clone());

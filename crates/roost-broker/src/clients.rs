@@ -32,20 +32,18 @@ pub struct ClientSummary {
 
 /// Every session in the registry, sorted by client id.
 pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
-    let mut out: Vec<ClientSummary> = core
-        .sessions
-        .iter()
-        .filter_map(|entry| {
-            let slot = entry.value();
-            let inner = slot.inner.lock();
-            (!inner.ended).then(|| ClientSummary {
+    let mut out = Vec::new();
+    core.sessions.for_each(|slot| {
+        let inner = slot.inner.lock();
+        if !inner.ended {
+            out.push(ClientSummary {
                 client_id: slot.client_id.to_string(),
                 username: inner.owner.clone().flatten().map(|u| u.to_string()),
                 connected: inner.link.is_some(),
                 dropped: slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
-            })
-        })
-        .collect();
+            });
+        }
+    });
     out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     out
 }
@@ -56,18 +54,15 @@ pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
 /// published. Returns how many were told to close.
 pub(crate) fn close_banned(core: &Core, bans: &BanList, now: SystemTime) -> usize {
     // Collected first: no registry or slot lock is held while sending.
-    let banned: Vec<_> = core
-        .sessions
-        .iter()
-        .filter_map(|entry| {
-            let inner = entry.value().inner.lock();
-            let link = inner.link.as_ref()?;
-            bans.is_banned(&link.client, now).then(|| {
-                tracing::info!(client_id = %link.client.client_id, peer = %link.client.peer, "banned; closing the connection");
-                link.control.clone()
-            })
-        })
-        .collect();
+    let mut banned = Vec::new();
+    core.sessions.for_each(|slot| {
+        if let Some(link) = &slot.inner.lock().link
+            && bans.is_banned(&link.client, now)
+        {
+            tracing::info!(client_id = %link.client.client_id, peer = %link.client.peer, "banned; closing the connection");
+            banned.push(link.control.clone());
+        }
+    });
     banned
         .into_iter()
         .filter(|control| control.try_send(Control::Close(BANNED_DISCONNECT)).is_ok())

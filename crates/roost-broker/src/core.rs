@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
-use dashmap::DashMap;
 use parking_lot::RwLock;
 use roost_codec::topic::parse_shared;
 use roost_codec::{QoS, ReasonCode};
@@ -28,7 +26,7 @@ use roost_hooks::DropCause;
 pub(crate) struct Core {
     pub(crate) config: Config,
     pub(crate) session_config: Arc<SessionConfig>,
-    pub(crate) sessions: DashMap<ByteString, Arc<SessionSlot>>,
+    pub(crate) sessions: crate::registry::Registry,
     pub(crate) router: RwLock<Router<SessionKey>>,
     pub(crate) retained: RetainedStore,
     pub(crate) metrics: Metrics,
@@ -93,7 +91,7 @@ impl Core {
         Arc::new(Self {
             config,
             session_config,
-            sessions: DashMap::new(),
+            sessions: crate::registry::Registry::default(),
             router: RwLock::new(Router::new(strategy)),
             retained,
             metrics: Metrics::default(),
@@ -296,8 +294,7 @@ impl Core {
         };
         self.report_ended(&slot.client_id, outbox.iter());
         let removed_subs = self.unsubscribe_session(slot, state, state_lost);
-        self.sessions
-            .remove_if(&slot.client_id, |_, v| Arc::ptr_eq(v, slot));
+        self.sessions.remove(slot);
         self.discard_undelivered(state);
         crate::persist::on_session_end(self, slot);
         self.ext.notify(|h| h.on_session_expired(&slot.client_id));
@@ -514,14 +511,12 @@ impl Core {
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
         // Collected first: no registry or slot lock is held while sending.
-        let live: Vec<_> = self
-            .sessions
-            .iter()
-            .filter_map(|entry| {
-                let inner = entry.value().inner.lock();
-                inner.link.as_ref().map(|link| link.control.clone())
-            })
-            .collect();
+        let mut live = Vec::new();
+        self.sessions.for_each(|slot| {
+            if let Some(link) = &slot.inner.lock().link {
+                live.push(link.control.clone());
+            }
+        });
         for control in live {
             // A driver already told to close (takeover, ban) ends anyway.
             let _ = control.try_send(Control::Close(ReasonCode::SERVER_SHUTTING_DOWN));

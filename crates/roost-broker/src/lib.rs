@@ -32,6 +32,7 @@ mod extensions;
 mod listener;
 mod metrics;
 mod persist;
+mod registry;
 mod retained;
 mod slot;
 mod transport;

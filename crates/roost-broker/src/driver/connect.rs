@@ -225,11 +225,17 @@ where
         .client_id
         .is_empty()
         .then(|| ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple())));
-    // An owned copy: the slot and the hooks' ClientInfo keep it for the
-    // session's life, and a slice would pin the whole CONNECT read buffer.
-    let client_id = assigned
-        .clone()
-        .unwrap_or_else(|| ByteString::from(&*connect.client_id));
+    // An owned copy: the session, the slot and the hooks' ClientInfo keep it
+    // for the session's life (one copy for all three; `Session::accept` keeps
+    // CONNECT's), and a slice would pin the whole CONNECT read buffer.
+    let client_id = match &assigned {
+        Some(assigned) => assigned.clone(),
+        None => {
+            let owned = ByteString::from(&*connect.client_id);
+            connect.client_id = owned.clone();
+            owned
+        }
+    };
     let mut client = client_info(info, &connect, &client_id);
 
     // Authentication: enhanced (AUTH exchange) when the client names a method,
@@ -387,7 +393,7 @@ fn client_info(info: &ConnectionInfo, connect: &Connect, client_id: &ByteString)
         connect.username.as_deref().map(ByteString::from),
         peer,
         connect.protocol,
-        Arc::from(info.listener.scheme()),
+        info.listener.shared_scheme(),
     )
     .with_tls(tls)
 }
@@ -489,18 +495,13 @@ async fn attach(
     now: Instant,
 ) -> Result<(Arc<SessionSlot>, Option<SessionState>), ReasonCode> {
     loop {
-        let slot = core
-            .sessions
-            .entry(client_id.clone())
-            .or_insert_with(|| SessionSlot::new(client_id.clone()))
-            .clone();
+        let slot = core.sessions.get_or_create(client_id);
         let claimed = claim(&slot, &claimant);
         let (previous, pending_will) = match claimed {
             Claim::Foreign => return Err(ReasonCode::NOT_AUTHORIZED),
             Claim::Ended => {
                 // Lost a race with the session's end: drop the stale entry and retry.
-                core.sessions
-                    .remove_if(client_id, |_, v| Arc::ptr_eq(v, &slot));
+                core.sessions.remove(&slot);
                 continue;
             }
             Claim::TakeOver {

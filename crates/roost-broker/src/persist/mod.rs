@@ -219,12 +219,11 @@ pub(crate) fn close(core: &crate::core::Core) {
         return;
     };
     let mut batch = Vec::new();
-    for entry in &core.sessions {
-        let mut inner = entry.value().inner.lock();
-        if let Some(parked) = inner.parked.as_mut() {
+    core.sessions.for_each(|slot| {
+        if let Some(parked) = slot.inner.lock().parked.as_mut() {
             events::drain_state(&mut parked.state, &mut batch);
         }
-    }
+    });
     drop(persist.submit(batch));
     persist.close();
 }

@@ -164,8 +164,7 @@ fn restore_session(
         inner.parked = Some(parked);
         inner.generation
     };
-    core.sessions
-        .insert(snap.client_id.clone(), Arc::clone(&slot));
+    core.sessions.insert(Arc::clone(&slot));
     (slot, generation)
 }
 

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -44,6 +45,31 @@ impl ListenerKind {
             Self::Quic => "quic",
             Self::Unix => "unix",
         }
+    }
+
+    /// [`Self::scheme`] as the hooks' `ClientInfo::listener`: one shared
+    /// copy per kind rather than one allocation per connection.
+    pub(crate) fn shared_scheme(self) -> Arc<str> {
+        static SCHEMES: LazyLock<[Arc<str>; 6]> = LazyLock::new(|| {
+            [
+                ListenerKind::Tcp,
+                ListenerKind::Tls,
+                ListenerKind::Ws,
+                ListenerKind::Wss,
+                ListenerKind::Quic,
+                ListenerKind::Unix,
+            ]
+            .map(|kind| Arc::from(kind.scheme()))
+        });
+        let index = match self {
+            Self::Tcp => 0,
+            Self::Tls => 1,
+            Self::Ws => 2,
+            Self::Wss => 3,
+            Self::Quic => 4,
+            Self::Unix => 5,
+        };
+        Arc::clone(&SCHEMES[index])
     }
 
     /// The port used when `bind` names no port.

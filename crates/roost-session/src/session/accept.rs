@@ -26,6 +26,11 @@ impl Session {
     /// Accepts a CONNECT that passed [`crate::check_connect`] and
     /// authentication.
     ///
+    /// - `connect.client_id` (or `assigned_client_id`) is kept for the
+    ///   session's life as given: pass an owned copy, not a slice of a read
+    ///   buffer, which it would pin. (The broker shares one copy between the
+    ///   session, its registry slot and the hooks' `ClientInfo`.) Everything
+    ///   else the session keeps from CONNECT it copies out.
     /// - `assigned_client_id`: `Some(id)` when the client sent an empty
     ///   identifier and the broker chose one [MQTT-3.1.3-6]; 5.0 clients get it
     ///   in CONNACK [MQTT-3.1.3-7] [MQTT-3.2.2-16].
@@ -57,8 +62,7 @@ impl Session {
             ..
         } = connect;
         let v5 = protocol.is_v5();
-        // Kept for the session's lifetime: copied out of the read buffer.
-        let client_id = detach::string(assigned_client_id.as_ref().unwrap_or(&client_id));
+        let client_id = assigned_client_id.clone().unwrap_or(client_id);
 
         let resumed = if clean_start { None } else { previous };
         let session_present = resumed.is_some();
