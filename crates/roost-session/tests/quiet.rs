@@ -42,15 +42,18 @@ fn idle_session() -> Session {
 fn an_idle_session_wakes_with_the_same_state() {
     let s = idle_session();
     let before = format!("{s:?}");
+    let client_id = s.client_id().clone();
     let quiet = s.into_quiet().expect("idle");
-    assert_eq!(quiet.client_id(), "quiet");
-    assert_eq!(format!("{:?}", quiet.wake()), before);
+    assert_eq!(format!("{:?}", quiet.wake(client_id)), before);
 }
 
 #[test]
 fn a_woken_session_goes_on_where_it_stopped() {
     let mut reference = idle_session();
-    let mut woken = idle_session().into_quiet().expect("idle").wake();
+    let mut woken = idle_session()
+        .into_quiet()
+        .expect("idle")
+        .wake("quiet".into());
     // The next delivery uses the alias already sent (topic only once) and
     // the next packet identifier after the acknowledged one, as without the
     // hibernation.

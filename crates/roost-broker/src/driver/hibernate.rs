@@ -22,8 +22,9 @@
 //! `SessionSlot::push`); a command takes it under the line's lock.
 //!
 //! The session sleeps in its compact form ([`Dozing`]) when nothing is
-//! under way, which is what makes an idle client cheap: 256 bytes kept
-//! instead of 448 plus the task.
+//! under way, which is what makes an idle client cheap: one 256-byte box
+//! (with the socket, the ticket and the deadline) and a 16-byte bucket in the
+//! dormitory's table, instead of a 448-byte state and a 2 KB task.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::AsRawFd;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use bytestring::ByteString;
 use mio::unix::SourceFd;
 use parking_lot::Mutex;
 use tokio::io::unix::AsyncFd;
@@ -53,9 +55,10 @@ const EVENTS: usize = 256;
 /// hibernations is released at once, and at most once per this period.
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
-/// A hibernating connection: what its task kept, and its socket.
+/// A hibernating connection: what its task kept, and its socket. Boxed
+/// whole (`Box<Hibernated>`): the dormitory's table holds pointers.
 pub(crate) struct Hibernated {
-    pub(crate) conn: Box<Connected<Dozing>>,
+    pub(crate) conn: Connected<Dozing>,
     pub(crate) stream: std::net::TcpStream,
     /// The listener's admission, released when the connection ends.
     pub(crate) ticket: Option<Ticket>,
@@ -78,9 +81,10 @@ impl Dozing {
         }
     }
 
-    pub(crate) fn wake(self) -> Session {
+    /// The live session; `client_id` is its slot's (the quiet form drops it).
+    pub(crate) fn wake(self, client_id: &ByteString) -> Session {
         match self {
-            Self::Quiet(quiet) => quiet.wake(),
+            Self::Quiet(quiet) => quiet.wake(client_id.clone()),
             Self::Busy(busy) => *busy,
         }
     }
@@ -132,7 +136,7 @@ impl Sleeper {
 /// What connections hand the dormitory's task.
 #[derive(Default)]
 struct Queue {
-    arrivals: Vec<Hibernated>,
+    arrivals: Vec<Box<Hibernated>>,
     wakes: Vec<u64>,
 }
 
@@ -175,7 +179,7 @@ impl Dormitory {
     }
 
     /// Takes a connection in; its task ends after this.
-    pub(crate) fn admit(&self, hibernated: Hibernated) {
+    pub(crate) fn admit(&self, hibernated: Box<Hibernated>) {
         self.queue.lock().arrivals.push(hibernated);
         self.bell.notify_one();
     }
@@ -285,7 +289,7 @@ impl Dormitory {
 struct Ward<'a> {
     dormitory: &'a Arc<Dormitory>,
     core: &'a Arc<Core>,
-    beds: HashMap<u64, Hibernated>,
+    beds: HashMap<u64, Box<Hibernated>>,
     /// (deadline, id) of the beds that have one.
     deadlines: BTreeSet<(Instant, u64)>,
     next_id: u64,
@@ -324,7 +328,7 @@ impl Ward<'_> {
     }
 
     /// Puts an arrival to bed, unless something already waits for it.
-    fn settle(&mut self, hibernated: Hibernated) {
+    fn settle(&mut self, hibernated: Box<Hibernated>) {
         self.next_id += 1;
         let id = self.next_id;
         let sleeper = Sleeper {
@@ -382,15 +386,17 @@ impl Ward<'_> {
 }
 
 /// Gives a hibernated connection a task again.
-fn resume(core: &Arc<Core>, hibernated: Hibernated) {
+fn resume(core: &Arc<Core>, hibernated: Box<Hibernated>) {
     let Hibernated {
         conn,
         stream,
         ticket,
         ..
-    } = hibernated;
+    } = *hibernated;
     conn.control.wake_up();
-    let conn = Box::new(conn.map_session(Dozing::wake));
+    // The slot outlives the move below: it gives the session its id back.
+    let slot = Arc::clone(&conn.slot);
+    let conn = Box::new(conn.map_session(|dozing| dozing.wake(&slot.client_id)));
     tokio::spawn(awake(Arc::clone(core), conn, stream, ticket));
 }
 
@@ -432,7 +438,7 @@ fn awake(
 
 /// After a connection's task: it ended (its ticket goes), or it hibernates
 /// (the ticket goes with it).
-pub(crate) fn after_run(core: &Arc<Core>, next: Option<Hibernated>, ticket: Option<Ticket>) {
+pub(crate) fn after_run(core: &Arc<Core>, next: Option<Box<Hibernated>>, ticket: Option<Ticket>) {
     let Some(mut hibernated) = next else {
         drop(ticket);
         return;

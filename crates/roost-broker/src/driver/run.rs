@@ -146,7 +146,7 @@ pub(crate) fn run<'a, S>(
     start: Start,
     mut stream: S,
     mut rbuf: BytesMut,
-) -> impl std::future::Future<Output = Option<Hibernated>> + 'a
+) -> impl std::future::Future<Output = Option<Box<Hibernated>>> + 'a
 where
     S: AsyncRead + AsyncWrite + Dormant + Unpin + 'a,
 {
@@ -413,12 +413,12 @@ where
                             .map(tokio::time::Instant::from_std),
                         conn.credentials_expire,
                     );
-                    Some(Hibernated {
-                        conn: Box::new(conn.map_session(Dozing::new)),
+                    Some(Box::new(Hibernated {
+                        conn: conn.map_session(Dozing::new),
                         stream,
                         ticket: None,
                         deadline,
-                    })
+                    }))
                 }
                 Err(e) => {
                     // (`connection_id` is a copy: the closure holds the original.)

@@ -38,7 +38,7 @@ impl std::fmt::Display for Refusal {
 #[derive(Debug)]
 pub(crate) struct Gate {
     core: Arc<Core>,
-    open: Arc<AtomicUsize>,
+    open: Arc<OpenCount>,
     max_connections: usize,
     bucket: Option<Mutex<TokenBucket>>,
 }
@@ -55,8 +55,11 @@ impl Gate {
             Mutex::new(TokenBucket::new(rate, burst, Instant::now()))
         });
         Self {
+            open: Arc::new(OpenCount {
+                core: Arc::clone(&core),
+                open: AtomicUsize::new(0),
+            }),
             core,
-            open: Arc::new(AtomicUsize::new(0)),
             max_connections: config.max_connections,
             bucket,
         }
@@ -70,13 +73,10 @@ impl Gate {
             Metrics::inc(&self.core.metrics.connections_refused);
             return Err(refusal);
         }
-        self.open.fetch_add(1, Ordering::Relaxed);
+        self.open.open.fetch_add(1, Ordering::Relaxed);
         Metrics::inc(&self.core.metrics.connections_current);
         Metrics::inc(&self.core.metrics.connections_total);
-        Ok(Ticket {
-            core: Arc::clone(&self.core),
-            open: Arc::clone(&self.open),
-        })
+        Ok(Ticket(Arc::clone(&self.open)))
     }
 
     fn check(&self) -> Result<(), Refusal> {
@@ -89,7 +89,7 @@ impl Gate {
         if server_max > 0 && total >= server_max as u64 {
             return Err(Refusal::ServerFull);
         }
-        if self.max_connections > 0 && self.open.load(Ordering::Relaxed) >= self.max_connections {
+        if self.max_connections > 0 && self.open() >= self.max_connections {
             return Err(Refusal::ListenerFull);
         }
         if let Some(bucket) = &self.bucket
@@ -102,22 +102,27 @@ impl Gate {
 
     /// Connections open on this listener now.
     pub(crate) fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.open.open.load(Ordering::Relaxed)
     }
+}
+
+/// Connections open on one listener, and the server whose total they count
+/// in: what a [`Ticket`] gives back (one pointer per connection).
+#[derive(Debug)]
+struct OpenCount {
+    core: Arc<Core>,
+    open: AtomicUsize,
 }
 
 /// One admitted connection; releases its slot when dropped.
 #[derive(Debug)]
-pub(crate) struct Ticket {
-    core: Arc<Core>,
-    open: Arc<AtomicUsize>,
-}
+pub(crate) struct Ticket(Arc<OpenCount>);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        self.core
-            .metrics
+        let OpenCount { core, open } = &*self.0;
+        open.fetch_sub(1, Ordering::Relaxed);
+        core.metrics
             .connections_current
             .fetch_sub(1, Ordering::Relaxed);
     }

@@ -6,7 +6,9 @@
 //! changes for the session store): 160 of its 344 bytes, empty in every
 //! idle client. A hibernating connection keeps its session for as long as
 //! the client stays idle, so [`Session::into_quiet`] drops the empty ones and
-//! [`QuietSession::wake`] rebuilds them, changing no protocol state.
+//! [`QuietSession::wake`] rebuilds them, changing no protocol state. The
+//! client identifier is left with the caller too (the broker's registry
+//! slot holds it): 152 bytes kept.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -26,7 +28,6 @@ use crate::state::{DropCounters, SessionState, Subscriptions};
 #[derive(Debug)]
 pub struct QuietSession {
     config: Arc<SessionConfig>,
-    client_id: ByteString,
     subscriptions: Subscriptions,
     dropped: Option<Box<DropCounters>>,
     will: Option<Box<LastWill>>,
@@ -52,6 +53,7 @@ impl Session {
     /// The compact form, when nothing is under way: nothing to transmit, in
     /// flight or queued, no inbound QoS 1 or 2 exchange open, nothing owed
     /// to the session store. Otherwise the session comes back unchanged.
+    /// The client identifier is dropped: [`QuietSession::wake`] takes it back.
     pub fn into_quiet(self) -> Result<QuietSession, Session> {
         let state = &self.state;
         let busy = !self.transmit.is_empty()
@@ -83,7 +85,7 @@ impl Session {
             encoder,
         } = self;
         let SessionState {
-            client_id,
+            client_id: _,
             subscriptions,
             inflight,
             pending: _,
@@ -94,7 +96,6 @@ impl Session {
         } = state;
         Ok(QuietSession {
             config,
-            client_id,
             subscriptions,
             dropped,
             will,
@@ -117,16 +118,11 @@ impl Session {
 }
 
 impl QuietSession {
-    /// The client identifier.
-    pub fn client_id(&self) -> &ByteString {
-        &self.client_id
-    }
-
-    /// The live session again, exactly as it was put to sleep.
-    pub fn wake(self) -> Session {
+    /// The live session again, exactly as it was put to sleep, with its
+    /// client identifier (the one [`Session::client_id`] gave before).
+    pub fn wake(self, client_id: ByteString) -> Session {
         let QuietSession {
             config,
-            client_id,
             subscriptions,
             dropped,
             will,
