@@ -48,6 +48,17 @@ fn an_idle_session_wakes_with_the_same_state() {
 }
 
 #[test]
+fn sessions_that_never_used_aliases_wake_with_the_same_state() {
+    for connect in [v5("plain"), v311("plain"), with_alias_max(v5("plain"), 9)] {
+        let mut s = session(connect);
+        s.release_idle_memory();
+        let before = format!("{s:?}");
+        let quiet = s.into_quiet().expect("idle");
+        assert_eq!(format!("{:?}", quiet.wake("plain".into())), before);
+    }
+}
+
+#[test]
 fn a_woken_session_goes_on_where_it_stopped() {
     let mut reference = idle_session();
     let mut woken = idle_session()
