@@ -104,7 +104,11 @@ mod tests {
         let id = ByteString::from("client-1");
         let slot = registry.get_or_create(&id);
         assert!(Arc::ptr_eq(&slot, &registry.get_or_create(&id)));
-        assert!(Arc::ptr_eq(&slot, &registry.get("client-1").unwrap()));
+        assert!(
+            registry
+                .get("client-1")
+                .is_some_and(|found| Arc::ptr_eq(&found, &slot))
+        );
         assert!(registry.get("client-2").is_none());
         assert_eq!(registry.len(), 1);
     }
@@ -118,7 +122,11 @@ mod tests {
         let new = registry.get_or_create(&id);
         assert!(!Arc::ptr_eq(&old, &new));
         registry.remove(&old); // stale: the new slot stays
-        assert!(Arc::ptr_eq(&new, &registry.get("c").unwrap()));
+        assert!(
+            registry
+                .get("c")
+                .is_some_and(|found| Arc::ptr_eq(&found, &new))
+        );
         registry.remove(&new);
         assert_eq!(registry.len(), 0);
     }
@@ -129,7 +137,11 @@ mod tests {
         let first = registry.get_or_create(&ByteString::from("r"));
         let restored = SessionSlot::new(ByteString::from("r"));
         registry.insert(Arc::clone(&restored));
-        assert!(Arc::ptr_eq(&restored, &registry.get("r").unwrap()));
+        assert!(
+            registry
+                .get("r")
+                .is_some_and(|found| Arc::ptr_eq(&found, &restored))
+        );
         assert!(!Arc::ptr_eq(&first, &restored));
         let mut seen = Vec::new();
         registry.for_each(|slot| seen.push(slot.client_id.clone()));

@@ -77,7 +77,7 @@ impl Dozing {
     pub(crate) fn new(session: Session) -> Self {
         match session.into_quiet() {
             Ok(quiet) => Self::Quiet(quiet),
-            Err(busy) => Self::Busy(Box::new(busy)),
+            Err(busy) => Self::Busy(busy),
         }
     }
 
@@ -136,6 +136,10 @@ impl Sleeper {
 /// What connections hand the dormitory's task.
 #[derive(Default)]
 struct Queue {
+    #[expect(
+        clippy::vec_box,
+        reason = "each box moves on into the dormitory's table as it is"
+    )]
     arrivals: Vec<Box<Hibernated>>,
     wakes: Vec<u64>,
 }

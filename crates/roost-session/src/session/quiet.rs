@@ -54,9 +54,10 @@ pub struct QuietSession {
 impl Session {
     /// The compact form, when nothing is under way: nothing to transmit, in
     /// flight or queued, no inbound QoS 1 or 2 exchange open, nothing owed
-    /// to the session store. Otherwise the session comes back unchanged.
+    /// to the session store. Otherwise the session comes back unchanged, in a
+    /// box (it is kept aside just the same, and is large).
     /// The client identifier is dropped: [`QuietSession::wake`] takes it back.
-    pub fn into_quiet(self) -> Result<QuietSession, Session> {
+    pub fn into_quiet(self) -> Result<QuietSession, Box<Session>> {
         let state = &self.state;
         let busy = !self.transmit.is_empty()
             || self.inbound_qos1_unacked != 0
@@ -65,7 +66,7 @@ impl Session {
             || !state.inbound_qos2.is_empty()
             || !state.store_events.is_empty();
         if busy {
-            return Err(self);
+            return Err(Box::new(self));
         }
         let Session {
             config,
