@@ -31,15 +31,6 @@ impl InboundAliases {
         }
     }
 
-    pub(crate) fn maximum(&self) -> u16 {
-        self.maximum
-    }
-
-    /// No alias was ever set: `new(maximum)` rebuilds it.
-    pub(crate) fn is_unused(&self) -> bool {
-        self.topics.is_none()
-    }
-
     /// Resolves the topic of an inbound PUBLISH: a non-empty topic with an
     /// alias (re)binds the alias; an empty topic uses the bound one.
     pub(crate) fn resolve(
@@ -116,15 +107,6 @@ impl OutboundAliases {
             maximum,
             assigned: None,
         }
-    }
-
-    pub(crate) fn maximum(&self) -> u16 {
-        self.maximum
-    }
-
-    /// No alias was ever assigned: `new(maximum)` rebuilds it.
-    pub(crate) fn is_unused(&self) -> bool {
-        self.assigned.is_none()
     }
 
     /// Decides the alias for `topic` without changing state.

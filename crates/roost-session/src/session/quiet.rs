@@ -6,10 +6,9 @@
 //! changes for the session store): 160 of its 344 bytes, empty in every
 //! idle client. A hibernating connection keeps its session for as long as
 //! the client stays idle, so [`Session::into_quiet`] drops the empty ones and
-//! [`QuietSession::wake`] rebuilds them, changing no protocol state. So are
-//! the encoder (it follows from the version and the client's Maximum Packet
-//! Size) and topic alias maps never used, and the client identifier is left
-//! with the caller (the broker's registry slot holds it): 120 bytes kept.
+//! [`QuietSession::wake`] rebuilds them, changing no protocol state. The
+//! client identifier is left with the caller too (the broker's registry
+//! slot holds it): 152 bytes kept.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -34,12 +33,11 @@ pub struct QuietSession {
     will: Option<Box<LastWill>>,
     auth_method: Option<Box<ByteString>>,
     keep_alive: KeepAlive,
-    /// Both directions' alias maps, when either was ever used.
-    aliases: Option<Box<(InboundAliases, OutboundAliases)>>,
-    inbound_alias_maximum: u16,
-    outbound_alias_maximum: u16,
+    inbound_aliases: InboundAliases,
+    outbound_aliases: OutboundAliases,
     peer: PeerLimits,
     session_expiry_interval: u32,
+    encoder: Encoder,
     /// The inflight window's last packet identifier: the next one handed out
     /// follows it, as it would have without the hibernation.
     last_packet_id: u16,
@@ -85,7 +83,7 @@ impl Session {
             transmit: _,
             closed,
             connack_sent,
-            encoder: _,
+            encoder,
         } = self;
         let SessionState {
             client_id: _,
@@ -104,12 +102,11 @@ impl Session {
             will,
             auth_method,
             keep_alive,
-            inbound_alias_maximum: inbound_aliases.maximum(),
-            outbound_alias_maximum: outbound_aliases.maximum(),
-            aliases: (!inbound_aliases.is_unused() || !outbound_aliases.is_unused())
-                .then(|| Box::new((inbound_aliases, outbound_aliases))),
+            inbound_aliases,
+            outbound_aliases,
             peer,
             session_expiry_interval,
+            encoder,
             last_packet_id: inflight.last_id(),
             version,
             session_present,
@@ -132,11 +129,11 @@ impl QuietSession {
             will,
             auth_method,
             keep_alive,
-            aliases,
-            inbound_alias_maximum,
-            outbound_alias_maximum,
+            inbound_aliases,
+            outbound_aliases,
             peer,
             session_expiry_interval,
+            encoder,
             last_packet_id,
             version,
             session_present,
@@ -145,13 +142,6 @@ impl QuietSession {
             closed,
             connack_sent,
         } = self;
-        let (inbound_aliases, outbound_aliases) = match aliases {
-            Some(used) => *used,
-            None => (
-                InboundAliases::new(inbound_alias_maximum),
-                OutboundAliases::new(outbound_alias_maximum),
-            ),
-        };
         Session {
             config,
             state: SessionState {
@@ -178,7 +168,7 @@ impl QuietSession {
             transmit: VecDeque::new(),
             closed,
             connack_sent,
-            encoder: Encoder::new(version).with_max_packet_size(peer.maximum_packet_size),
+            encoder,
         }
     }
 }
