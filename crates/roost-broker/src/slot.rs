@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use roost_codec::{QoS, ReasonCode};
 use roost_hooks::DropCause;
 use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 /// Commands a broker sends to the driver that owns a session.
 #[derive(Debug)]
@@ -92,7 +92,6 @@ pub(crate) struct SlotInner {
 pub(crate) struct SessionSlot {
     pub(crate) client_id: ByteString,
     pub(crate) inner: Mutex<SlotInner>,
-    pub(crate) doorbell: Notify,
     /// Messages dropped for this session (outbox full, queue full, expired).
     pub(crate) dropped: AtomicU64,
 }
@@ -116,7 +115,6 @@ impl SessionSlot {
         Arc::new(Self {
             client_id,
             inner: Mutex::new(SlotInner::default()),
-            doorbell: Notify::new(),
             dropped: AtomicU64::new(0),
         })
     }
@@ -168,14 +166,12 @@ impl SessionSlot {
             return Pushed::Dropped(DropCause::QueueFull);
         }
         inner.outbox.push_back(delivery);
-        let was_empty = len == 0;
-        if was_empty && let Some(link) = &inner.link {
-            // A hibernating connection has no task waiting on the doorbell.
-            link.control.nudge();
-        }
-        drop(inner);
-        if was_empty {
-            self.doorbell.notify_one();
+        if len == 0
+            && let Some(link) = &inner.link
+        {
+            // The driver drains the whole outbox per ring: only the first
+            // delivery of a batch rings (it wakes a hibernating connection).
+            link.control.ring();
         }
         Pushed::Online
     }

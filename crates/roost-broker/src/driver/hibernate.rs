@@ -18,7 +18,7 @@
 //! Wake-ups cannot be missed: the dormitory installs the connection's
 //! [`Sleeper`] on its command line before it looks at the outbox and the
 //! pending command one last time. A delivery pushed after that look finds
-//! the sleeper (the slot nudges the line under the slot's lock, see
+//! the sleeper (the slot rings the line under the slot's lock, see
 //! `SessionSlot::push`); a command takes it under the line's lock.
 //!
 //! The session sleeps in its compact form ([`Dozing`]) when nothing is
@@ -349,7 +349,7 @@ impl Ward<'_> {
         if self.down || !conn.control.sleep(sleeper) {
             return resume(self.core, hibernated);
         }
-        // After the sleeper is in: a delivery pushed from now on nudges it.
+        // After the sleeper is in: a delivery pushed from now on rings it.
         if conn.slot.has_outbox() {
             return resume(self.core, hibernated);
         }

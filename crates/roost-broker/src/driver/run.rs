@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use roost_hooks::ClientInfo;
 
 use super::connect::{Attached, will_of};
-use super::control::ControlReceiver;
+use super::control::{ControlReceiver, Heard};
 use super::events::deliver;
 use super::hibernate::{Dormant, Dozing, Hibernated};
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
@@ -249,14 +249,11 @@ where
             // its link in place already, so the command reaches it (no watch
             // receiver and its 136-byte wait in every connection's future).
             let already_down = core.shutting_down();
-            // The waits below outlive the loop's turns: a wait that stays
-            // pending stays registered, instead of joining and leaving each
-            // `Notify`'s waiter list (a lock each way) on every turn. Every
-            // command ends the connection, so the command wait never needs
-            // renewing.
-            let command = control.recv();
-            tokio::pin!(command);
-            let doorbell = slot.doorbell.notified();
+            // The doorbell (commands and deliveries, see `control.rs`) is
+            // waited on across the loop's turns: a wait that stays pending
+            // stays registered, instead of joining and leaving the `Notify`'s
+            // waiter list (a lock each way) on every turn.
+            let doorbell = control.doorbell();
             tokio::pin!(doorbell);
 
             if let Some(ending) = early {
@@ -315,10 +312,26 @@ where
 
                     tokio::select! {
                         biased;
-                        command = &mut command => match command {
-                            Some(Control::Takeover) => break Exit::End(Ending::TakenOver),
-                            Some(Control::Close(reason)) => break Exit::End(Ending::Closed(reason, None)),
-                            None => break Exit::End(Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None)),
+                        // First, and always enabled: commands must not wait
+                        // behind a busy socket. A ring for deliveries
+                        // while the output is backed up is not lost: the top of
+                        // the loop drains the outbox once the output drains
+                        // (and the slot rings only when its outbox was empty).
+                        () = &mut doorbell => {
+                            doorbell.set(control.doorbell());
+                            match control.take() {
+                                Heard::Command(Control::Takeover) => break Exit::End(Ending::TakenOver),
+                                Heard::Command(Control::Close(reason)) => break Exit::End(Ending::Closed(reason, None)),
+                                Heard::Closed => break Exit::End(Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None)),
+                                Heard::Nothing => {}
+                            }
+                            if accept_deliveries {
+                                let now = Instant::now();
+                                slot.drain_outbox(&mut batch);
+                                for d in batch.drain(..) {
+                                    deliver(core, &mut session, d, now);
+                                }
+                            }
                         },
                         io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
                             Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Exit::End(Ending::Lost),
@@ -337,14 +350,6 @@ where
                                     // packets own their slices, the rest is released.
                                     rbuf = BytesMut::new();
                                 }
-                            }
-                        },
-                        () = &mut doorbell, if accept_deliveries => {
-                            doorbell.set(slot.doorbell.notified());
-                            let now = Instant::now();
-                            slot.drain_outbox(&mut batch);
-                            for d in batch.drain(..) {
-                                deliver(core, &mut session, d, now);
                             }
                         },
                         () = &mut timer, if wake.is_some() => {
