@@ -30,6 +30,9 @@ struct Shared {
     line: Mutex<Line>,
     /// Live senders; the receiver sees `None` once the last one is gone.
     senders: AtomicUsize,
+    /// A command was sent: the driver, which looks every turn, takes the
+    /// lock only then.
+    commanded: AtomicBool,
     receiver_alive: AtomicBool,
     /// A sleeper is installed: lets [`ControlSender::ring`], which runs for
     /// deliveries, skip the lock while the connection is awake.
@@ -51,6 +54,7 @@ pub(crate) fn channel() -> (ControlSender, ControlReceiver) {
     let shared = Arc::new(Shared {
         line: Mutex::new(Line::default()),
         senders: AtomicUsize::new(1),
+        commanded: AtomicBool::new(false),
         receiver_alive: AtomicBool::new(true),
         asleep: AtomicBool::new(false),
         doorbell: Notify::new(),
@@ -77,6 +81,7 @@ impl ControlSender {
         let sleeper = {
             let mut line = self.0.line.lock();
             line.pending.get_or_insert(command);
+            self.0.commanded.store(true, Ordering::Release);
             self.0.take_sleeper(&mut line)
         };
         self.0.doorbell.notify_one();
@@ -148,7 +153,9 @@ impl ControlReceiver {
 
     /// The pending command, if any.
     pub(crate) fn take(&self) -> Heard {
-        if let Some(command) = self.0.line.lock().pending.take() {
+        if self.0.commanded.load(Ordering::Acquire)
+            && let Some(command) = self.0.line.lock().pending.take()
+        {
             return Heard::Command(command);
         }
         if self.0.senders.load(Ordering::Acquire) == 0 {

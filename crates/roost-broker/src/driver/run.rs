@@ -267,6 +267,21 @@ where
                         last_active = now;
                     }
                     timer_turn = false;
+                    // Every turn, so that a busy socket cannot hold a command
+                    // back (a lock-free check unless one was sent).
+                    match control.take() {
+                        Heard::Command(Control::Takeover) => break Exit::End(Ending::TakenOver),
+                        Heard::Command(Control::Close(reason)) => {
+                            break Exit::End(Ending::Closed(reason, None));
+                        }
+                        Heard::Closed => {
+                            break Exit::End(Ending::Closed(
+                                ReasonCode::SERVER_SHUTTING_DOWN,
+                                None,
+                            ));
+                        }
+                        Heard::Nothing => {}
+                    }
                     if out.pending() < OUTPUT_HIGH_WATER {
                         // Take what is already waiting (e.g. this client's own
                         // messages routed back to it) so it goes out in this write,
@@ -302,7 +317,6 @@ where
                     {
                         timer.as_mut().reset(wake);
                     }
-                    let accept_deliveries = out.pending() < OUTPUT_HIGH_WATER;
                     // An idle connection (small reads, nothing buffered) reads into
                     // the stack first (see `socket_turn`) and holds no read buffer.
                     let idle = next_read == IDLE_READ && rbuf.is_empty();
@@ -312,27 +326,6 @@ where
 
                     tokio::select! {
                         biased;
-                        // First, and always enabled: commands must not wait
-                        // behind a busy socket. A ring for deliveries
-                        // while the output is backed up is not lost: the top of
-                        // the loop drains the outbox once the output drains
-                        // (and the slot rings only when its outbox was empty).
-                        () = &mut doorbell => {
-                            doorbell.set(control.doorbell());
-                            match control.take() {
-                                Heard::Command(Control::Takeover) => break Exit::End(Ending::TakenOver),
-                                Heard::Command(Control::Close(reason)) => break Exit::End(Ending::Closed(reason, None)),
-                                Heard::Closed => break Exit::End(Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None)),
-                                Heard::Nothing => {}
-                            }
-                            if accept_deliveries {
-                                let now = Instant::now();
-                                slot.drain_outbox(&mut batch);
-                                for d in batch.drain(..) {
-                                    deliver(core, &mut session, d, now);
-                                }
-                            }
-                        },
                         io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
                             Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Exit::End(Ending::Lost),
                             Io::Wrote(Ok(n)) => out.advance(n),
@@ -352,6 +345,11 @@ where
                                 }
                             }
                         },
+                        // A command or deliveries: the top of the loop acts on
+                        // both (deliveries once the output is below its high
+                        // water; the slot rings only when its outbox was empty,
+                        // so a ring while it is above is not needed again).
+                        () = &mut doorbell => doorbell.set(control.doorbell()),
                         () = &mut timer, if wake.is_some() => {
                             timer_turn = true;
                             if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
