@@ -71,6 +71,8 @@ class BrokerProcess:
         self.args = [str(binary), "-p", "0", *extra_args]
         self._lines: list[str] = []
         self._lock = threading.Lock()
+        # Signalled for every new log line (see `wait_for_log`).
+        self._new_line = threading.Condition(self._lock)
         self._ready = threading.Event()
         self.host = ""
         self.port = 0
@@ -97,8 +99,9 @@ class BrokerProcess:
         assert self.process.stderr is not None
         for raw in self.process.stderr:
             line = ANSI_ESCAPE.sub("", raw.decode("utf-8", "replace")).rstrip("\n")
-            with self._lock:
+            with self._new_line:
                 self._lines.append(line)
+                self._new_line.notify_all()
             if not self._ready.is_set():
                 match = LISTENING.search(line)
                 if match:
@@ -114,6 +117,19 @@ class BrokerProcess:
     def log(self) -> str:
         with self._lock:
             return "\n".join(self._lines)
+
+    def wait_for_log(self, *needles: str, timeout: float = 5.0) -> bool:
+        """Waits until the log contains one of `needles`. The log is read by a
+        thread of its own, so a line the broker wrote before answering a client
+        may arrive here after the answer."""
+        deadline = time.monotonic() + timeout
+        with self._new_line:
+            while not any(needle in line for line in self._lines for needle in needles):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._new_line.wait(left)
+            return True
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""

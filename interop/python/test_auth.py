@@ -344,7 +344,7 @@ def test_an_unreachable_http_authentication_service_fails_closed(start, login):
     # Nothing listens on `port` any more.
     broker = start(f'[auth.http]\nurl = "http://127.0.0.1:{port}/auth"\ntimeout_ms = 2000\n')
     assert login(broker, "web", "pw").connack_code() == SERVER_UNAVAILABLE
-    assert "unavailable" in broker.log() or "unreachable" in broker.log()
+    assert broker.wait_for_log("unavailable", "unreachable"), broker.log()
 
 
 # ----------------------------------------------------------------- bans

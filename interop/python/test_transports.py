@@ -264,7 +264,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(pki, tmp_path,
         while presented_certificate(port, pki.ca) != der(second):
             assert time.monotonic() < deadline, f"no reload after SIGHUP; log:\n{broker.log()}"
             time.sleep(0.05)
-        assert "TLS certificates reloaded" in broker.log()
+        assert broker.wait_for_log("TLS certificates reloaded"), broker.log()
 
         tcp = Client(broker)
         tcp.connect()
