@@ -28,7 +28,7 @@ use crate::slot::Control;
 #[derive(Debug)]
 struct Shared {
     line: Mutex<Line>,
-    /// Live senders; the receiver sees `None` once the last one is gone.
+    /// Live senders; the receiver hears `Heard::Closed` once the last one is gone.
     senders: AtomicUsize,
     /// A command was sent: the driver, which looks every turn, takes the
     /// lock only then.

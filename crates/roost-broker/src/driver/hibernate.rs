@@ -59,10 +59,11 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// whole (`Box<Hibernated>`): the dormitory's table holds pointers.
 ///
 /// 256 bytes, and better not smaller: the socket's tokio registration, freed
-/// as the connection hibernates, is a 256-byte block too, in allocator pages
-/// shared with long-lived session slots (248 B). A box of the same size class
-/// takes the hole back; a 224-byte box measured 220 B *more* RSS per idle
-/// client under mimalloc, the holes left unused (docs/performance.md).
+/// as the connection hibernates, is a 256-byte block too. When it was
+/// measured, those blocks sat in allocator pages shared with long-lived
+/// session slots (then 248 B): a box of the same size class took the holes
+/// back, and a 224-byte box cost 220 B *more* RSS per idle client under
+/// mimalloc (docs/performance.md). Slots are 216 B since; not re-measured.
 pub(crate) struct Hibernated {
     pub(crate) conn: Connected<Dozing>,
     pub(crate) stream: std::net::TcpStream,
