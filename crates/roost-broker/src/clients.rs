@@ -38,7 +38,11 @@ pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
         if !inner.ended {
             out.push(ClientSummary {
                 client_id: slot.client_id.to_string(),
-                username: inner.owner.clone().flatten().map(|u| u.to_string()),
+                username: inner
+                    .owner
+                    .as_ref()
+                    .and_then(|owner| owner.username.as_ref())
+                    .map(|u| u.to_string()),
                 connected: inner.link.is_some(),
                 dropped: slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
             });

@@ -79,10 +79,12 @@ pub(crate) struct SlotInner {
     /// Set by a connection taking this session over; the old driver sends its
     /// state through it when it ends.
     pub(crate) handover: Option<oneshot::Sender<Handover>>,
-    /// The user name (as authorized) of the connections that own this
-    /// session; `None` until one attaches (e.g. a session restored from a
-    /// store). Another user may not take the client id over.
-    pub(crate) owner: Option<Option<ByteString>>,
+    /// The last connection to claim this session: its user name (as
+    /// authorized) owns it, and another user may not take the client id
+    /// over. `None` until one attaches (e.g. a session restored from a
+    /// store). While that connection lives this is its link's `client`, so
+    /// it costs a pointer (a user name kept here cost every slot 40 B).
+    pub(crate) owner: Option<Arc<roost_hooks::ClientInfo>>,
     /// What the session store holds for this client id.
     pub(crate) store: crate::persist::SlotStore,
 }

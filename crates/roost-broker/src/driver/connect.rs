@@ -581,11 +581,11 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
     let in_use = inner.link.is_some() || inner.parked.is_some();
     if in_use
         && let Some(owner) = &inner.owner
-        && owner.as_ref() != claimant.client.username.as_ref()
+        && owner.username != claimant.client.username
     {
         return Claim::Foreign;
     }
-    inner.owner = Some(claimant.client.username.clone());
+    inner.owner = Some(Arc::clone(claimant.client));
     let link = Link {
         connection_id: claimant.connection_id,
         control: claimant.control.clone(),

@@ -26,7 +26,7 @@
 //! (with the socket, the ticket and the deadline) and a 16-byte bucket in the
 //! dormitory's table, instead of a 448-byte state and a 2 KB task.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -40,6 +40,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::deadlines::Deadlines;
 use super::io::Outgoing;
 use super::run::{self, Connected, Ending, Start};
 use crate::core::Core;
@@ -220,7 +221,7 @@ impl Dormitory {
             dormitory: &self,
             core: &core,
             beds: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::new(Instant::now()),
             next_id: 0,
             down: false,
             release_at: None,
@@ -272,17 +273,15 @@ impl Dormitory {
                 () = sleep, if next_deadline.is_some() => {
                     let now = Instant::now();
                     ward.release_if_due(now);
-                    while let Some(&(at, id)) = ward.deadlines.first()
-                        && at <= now
-                    {
-                        ward.deadlines.pop_first();
-                        due.push(id);
-                    }
+                    ward.deadlines.take_due(now, &mut due);
                 }
             }
             for id in due.drain(..) {
                 ward.wake(id);
             }
+            let beds = &ward.beds;
+            ward.deadlines
+                .sweep(beds.len(), |id| beds.contains_key(&id));
             if ward.down && !self.is_running() && ward.beds.is_empty() {
                 // Stopped after a reactor failure: late arrivals are woken
                 // by `settle` until then, none come after the flag is seen.
@@ -301,8 +300,9 @@ struct Ward<'a> {
     dormitory: &'a Arc<Dormitory>,
     core: &'a Arc<Core>,
     beds: HashMap<u64, Box<Hibernated>>,
-    /// (deadline, id) of the beds that have one.
-    deadlines: BTreeSet<(Instant, u64)>,
+    /// The beds' keep-alive and credentials deadlines (entries of beds
+    /// already woken linger until due or swept).
+    deadlines: Deadlines,
     next_id: u64,
     /// Shutting down (or stopped): nothing more goes to sleep.
     down: bool,
@@ -313,8 +313,11 @@ struct Ward<'a> {
 impl Ward<'_> {
     /// The next bed deadline or memory release, whichever comes first.
     fn next_deadline(&self) -> Option<Instant> {
-        let bed = self.deadlines.first().map(|&(at, _)| at);
-        bed.into_iter().chain(self.release_at).min()
+        self.deadlines
+            .next()
+            .into_iter()
+            .chain(self.release_at)
+            .min()
     }
 
     /// Asks for the memory release if it is due.
@@ -365,7 +368,7 @@ impl Ward<'_> {
             return resume(self.core, hibernated);
         }
         if let Some(at) = hibernated.deadline {
-            self.deadlines.insert((at, id));
+            self.deadlines.insert(at, id);
         }
         self.beds.insert(id, hibernated);
         if self.release_at.is_none() && self.core.ext.memory_release.is_some() {
@@ -381,9 +384,6 @@ impl Ward<'_> {
         let Some(hibernated) = self.beds.remove(&id) else {
             return;
         };
-        if let Some(at) = hibernated.deadline {
-            self.deadlines.remove(&(at, id));
-        }
         let fd = hibernated.stream.as_raw_fd();
         if let Err(e) = self.dormitory.registry.deregister(&mut SourceFd(&fd)) {
             tracing::debug!(error = %e, "hibernation: deregistering a socket failed");

@@ -10,6 +10,7 @@
 mod authz;
 mod connect;
 pub(crate) mod control;
+mod deadlines;
 mod events;
 pub(crate) mod hibernate;
 mod inbound;
