@@ -16,12 +16,16 @@ pub(crate) struct InboundAliases {
     /// `topics[a - 1]` is the topic of alias `a`; created and grown on first
     /// use, so a client that never uses aliases costs nothing (boxed: 8 bytes
     /// in every session instead of an empty `Vec`'s 24).
-    #[expect(
-        clippy::box_collection,
-        reason = "a boxed vector is 8 bytes in sessions that never use aliases"
-    )]
-    topics: Option<Box<Vec<Option<ByteString>>>>,
+    topics: InboundTopics,
 }
+
+/// The topics of [`InboundAliases`], apart from their maximum. A boxed
+/// vector: 8 bytes in sessions that never use aliases.
+pub(crate) type InboundTopics = Option<Box<Vec<Option<ByteString>>>>;
+
+/// The assignments of [`OutboundAliases`], apart from their maximum. A
+/// boxed map: 8 bytes in sessions that never use aliases.
+pub(crate) type OutboundAssigned = Option<Box<HashMap<ByteString, u16>>>;
 
 impl InboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
@@ -29,6 +33,17 @@ impl InboundAliases {
             maximum,
             topics: None,
         }
+    }
+
+    /// Maximum and topics apart: a sleeping session packs the maximum with
+    /// its other small fields (8 bytes less than the whole struct).
+    pub(crate) fn into_parts(self) -> (u16, InboundTopics) {
+        (self.maximum, self.topics)
+    }
+
+    /// The aliases [`Self::into_parts`] took apart.
+    pub(crate) fn from_parts(maximum: u16, topics: InboundTopics) -> Self {
+        Self { maximum, topics }
     }
 
     /// Resolves the topic of an inbound PUBLISH: a non-empty topic with an
@@ -94,11 +109,7 @@ pub(crate) struct OutboundAliases {
     maximum: u16,
     /// Created on the first assignment: most connections never get one,
     /// and an empty map still costs 48 bytes in every session.
-    #[expect(
-        clippy::box_collection,
-        reason = "a boxed map is 8 bytes in sessions that never use aliases"
-    )]
-    assigned: Option<Box<HashMap<ByteString, u16>>>,
+    assigned: OutboundAssigned,
 }
 
 impl OutboundAliases {
@@ -107,6 +118,16 @@ impl OutboundAliases {
             maximum,
             assigned: None,
         }
+    }
+
+    /// Maximum and assignments apart (see [`InboundAliases::into_parts`]).
+    pub(crate) fn into_parts(self) -> (u16, OutboundAssigned) {
+        (self.maximum, self.assigned)
+    }
+
+    /// The aliases [`Self::into_parts`] took apart.
+    pub(crate) fn from_parts(maximum: u16, assigned: OutboundAssigned) -> Self {
+        Self { maximum, assigned }
     }
 
     /// Decides the alias for `topic` without changing state.

@@ -49,7 +49,13 @@ fn an_idle_session_wakes_with_the_same_state() {
 
 #[test]
 fn sessions_that_never_used_aliases_wake_with_the_same_state() {
-    for connect in [v5("plain"), v311("plain"), with_alias_max(v5("plain"), 9)] {
+    for connect in [
+        v5("plain"),
+        v311("plain"),
+        with_alias_max(v5("plain"), 9),
+        // The encoder is rebuilt on waking, with the client's limit.
+        with_maximum_packet_size(v5("plain"), 300),
+    ] {
         let mut s = session(connect);
         s.release_idle_memory();
         let before = format!("{s:?}");

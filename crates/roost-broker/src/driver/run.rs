@@ -408,21 +408,11 @@ where
                 None
             }
             Exit::Hibernate => match stream.into_std() {
-                Ok(stream) => {
-                    let conn = into_conn();
-                    let deadline = earliest(
-                        conn.session
-                            .poll_timeout()
-                            .map(tokio::time::Instant::from_std),
-                        conn.credentials_expire,
-                    );
-                    Some(Box::new(Hibernated {
-                        conn: conn.map_session(Dozing::new),
-                        stream,
-                        ticket: None,
-                        deadline,
-                    }))
-                }
+                Ok(stream) => Some(Box::new(Hibernated {
+                    conn: into_conn().map_session(Dozing::new),
+                    stream,
+                    ticket: None,
+                })),
                 Err(e) => {
                     // (`connection_id` is a copy: the closure holds the original.)
                     tracing::warn!(connection_id, error = %e, "could not hand the socket to the dormitory; closing");
@@ -527,7 +517,7 @@ fn queue_connack(session: &mut roost_session::Session, out: &mut Outgoing) -> bo
 }
 
 /// The earlier of two optional deadlines.
-fn earliest(
+pub(crate) fn earliest(
     a: Option<tokio::time::Instant>,
     b: Option<tokio::time::Instant>,
 ) -> Option<tokio::time::Instant> {

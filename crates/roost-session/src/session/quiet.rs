@@ -8,16 +8,19 @@
 //! the client stays idle, so [`Session::into_quiet`] drops the empty ones and
 //! [`QuietSession::wake`] rebuilds them, changing no protocol state. The
 //! client identifier is left with the caller too (the broker's registry
-//! slot holds it): 152 bytes kept.
+//! slot holds it), the encoder is rebuilt from the version and the client's
+//! Maximum Packet Size, and the alias tables' maxima are packed with the
+//! other small fields: 136 bytes kept.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytestring::ByteString;
 use roost_codec::{Encoder, LastWill, ProtocolVersion};
 
 use super::{PeerLimits, Session};
-use crate::alias::{InboundAliases, OutboundAliases};
+use crate::alias::{InboundAliases, InboundTopics, OutboundAliases, OutboundAssigned};
 use crate::config::SessionConfig;
 use crate::inflight::Inflight;
 use crate::keepalive::KeepAlive;
@@ -33,11 +36,12 @@ pub struct QuietSession {
     will: Option<Box<LastWill>>,
     auth_method: Option<Box<ByteString>>,
     keep_alive: KeepAlive,
-    inbound_aliases: InboundAliases,
-    outbound_aliases: OutboundAliases,
+    inbound_alias_topics: InboundTopics,
+    outbound_alias_assigned: OutboundAssigned,
     peer: PeerLimits,
     session_expiry_interval: u32,
-    encoder: Encoder,
+    inbound_alias_maximum: u16,
+    outbound_alias_maximum: u16,
     /// The inflight window's last packet identifier: the next one handed out
     /// follows it, as it would have without the hibernation.
     last_packet_id: u16,
@@ -83,8 +87,10 @@ impl Session {
             transmit: _,
             closed,
             connack_sent,
-            encoder,
+            encoder: _,
         } = self;
+        let (inbound_alias_maximum, inbound_alias_topics) = inbound_aliases.into_parts();
+        let (outbound_alias_maximum, outbound_alias_assigned) = outbound_aliases.into_parts();
         let SessionState {
             client_id: _,
             subscriptions,
@@ -102,11 +108,12 @@ impl Session {
             will,
             auth_method,
             keep_alive,
-            inbound_aliases,
-            outbound_aliases,
+            inbound_alias_topics,
+            outbound_alias_assigned,
             peer,
             session_expiry_interval,
-            encoder,
+            inbound_alias_maximum,
+            outbound_alias_maximum,
             last_packet_id: inflight.last_id(),
             version,
             session_present,
@@ -119,6 +126,16 @@ impl Session {
 }
 
 impl QuietSession {
+    /// When the session needs its connection awake again (the keep-alive
+    /// deadline), as [`Session::poll_timeout`] would say.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            None
+        } else {
+            self.keep_alive.deadline()
+        }
+    }
+
     /// The live session again, exactly as it was put to sleep, with its
     /// client identifier (the one [`Session::client_id`] gave before).
     pub fn wake(self, client_id: ByteString) -> Session {
@@ -129,11 +146,12 @@ impl QuietSession {
             will,
             auth_method,
             keep_alive,
-            inbound_aliases,
-            outbound_aliases,
+            inbound_alias_topics,
+            outbound_alias_assigned,
             peer,
             session_expiry_interval,
-            encoder,
+            inbound_alias_maximum,
+            outbound_alias_maximum,
             last_packet_id,
             version,
             session_present,
@@ -162,13 +180,20 @@ impl QuietSession {
             auth_method,
             reauth_in_progress,
             connect_expiry_was_zero,
-            inbound_aliases,
-            outbound_aliases,
+            inbound_aliases: InboundAliases::from_parts(
+                inbound_alias_maximum,
+                inbound_alias_topics,
+            ),
+            outbound_aliases: OutboundAliases::from_parts(
+                outbound_alias_maximum,
+                outbound_alias_assigned,
+            ),
             inbound_qos1_unacked: 0,
             transmit: VecDeque::new(),
             closed,
             connack_sent,
-            encoder,
+            // What `Session::accept` builds; nothing changes it later.
+            encoder: Encoder::new(version).with_max_packet_size(peer.maximum_packet_size),
         }
     }
 }

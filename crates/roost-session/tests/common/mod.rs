@@ -189,6 +189,11 @@ pub fn with_receive_maximum(mut c: Connect, n: u16) -> Connect {
     c
 }
 
+pub fn with_maximum_packet_size(mut c: Connect, n: u32) -> Connect {
+    c.properties.maximum_packet_size = Some(n);
+    c
+}
+
 pub fn with_alias_max(mut c: Connect, n: u16) -> Connect {
     c.properties.topic_alias_maximum = Some(n);
     c
