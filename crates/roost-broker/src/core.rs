@@ -290,7 +290,7 @@ impl Core {
             let mut inner = slot.inner.lock();
             inner.ended = true;
             inner.parked = None;
-            (std::mem::take(&mut inner.outbox), inner.state_lost)
+            (inner.outbox.take(), inner.state_lost)
         };
         self.report_ended(&slot.client_id, outbox.iter());
         let removed_subs = self.unsubscribe_session(slot, state, state_lost);
@@ -397,7 +397,7 @@ impl Core {
             self.end_session(slot, &mut state, now);
             return;
         }
-        let backlog: Vec<Delivery> = inner.outbox.drain(..).collect();
+        let backlog = inner.outbox.take();
         for d in backlog {
             if crate::driver::enqueue_offline(self, &mut state, d, now) != EnqueueOutcome::Queued {
                 Metrics::inc(&self.metrics.messages_dropped);

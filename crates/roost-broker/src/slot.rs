@@ -62,7 +62,7 @@ pub(crate) struct Parked {
 #[derive(Debug, Default)]
 pub(crate) struct SlotInner {
     pub(crate) link: Option<Link>,
-    pub(crate) outbox: VecDeque<Delivery>,
+    pub(crate) outbox: Outbox,
     /// Boxed: a parked session is large (~540 B) and every live
     /// connection's slot would otherwise carry room for one.
     pub(crate) parked: Option<Box<Parked>>,
@@ -167,7 +167,7 @@ impl SessionSlot {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Pushed::Dropped(DropCause::QueueFull);
         }
-        inner.outbox.push_back(delivery);
+        inner.outbox.push(delivery);
         if len == 0
             && let Some(link) = &inner.link
         {
@@ -183,10 +183,60 @@ impl SessionSlot {
         !self.inner.lock().outbox.is_empty()
     }
 
-    /// Swaps the whole outbox out under a short lock.
-    pub(crate) fn drain_outbox(&self, into: &mut VecDeque<Delivery>) {
+    /// Whether nothing waits for the driver; if so, the outbox's memory
+    /// goes back (a hibernating connection asks, and needs none).
+    pub(crate) fn release_idle_outbox(&self) -> bool {
         let mut inner = self.inner.lock();
-        std::mem::swap(&mut inner.outbox, into);
+        if !inner.outbox.is_empty() {
+            return false;
+        }
+        inner.outbox = Outbox::default();
+        true
+    }
+
+    /// Moves the whole outbox into `into` (empty) under a short lock.
+    pub(crate) fn drain_outbox(&self, into: &mut VecDeque<Delivery>) {
+        self.inner.lock().outbox.swap(into);
+    }
+}
+
+/// Deliveries waiting for the attached driver. Boxed, and made by the first
+/// delivery: an empty `VecDeque` is 32 bytes in every slot, most of them
+/// idle clients' (the box is 8, and takes the slot down a size class).
+#[derive(Debug, Default)]
+pub(crate) struct Outbox(
+    #[expect(
+        clippy::box_collection,
+        reason = "8 bytes in every slot instead of an empty queue's 32"
+    )]
+    Option<Box<VecDeque<Delivery>>>,
+);
+
+impl Outbox {
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |queue| queue.len())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn push(&mut self, delivery: Delivery) {
+        self.0.get_or_insert_default().push_back(delivery);
+    }
+
+    /// Swaps the waiting deliveries with `into`, which the driver passes
+    /// empty: the two buffers take turns, no allocation per batch.
+    pub(crate) fn swap(&mut self, into: &mut VecDeque<Delivery>) {
+        match &mut self.0 {
+            Some(queue) => std::mem::swap(&mut **queue, into),
+            None => debug_assert!(into.is_empty(), "the driver passes an empty batch"),
+        }
+    }
+
+    /// Every waiting delivery, and the queue's memory with them.
+    pub(crate) fn take(&mut self) -> VecDeque<Delivery> {
+        self.0.take().map(|queue| *queue).unwrap_or_default()
     }
 }
 
@@ -205,5 +255,80 @@ impl Eq for SessionKey {}
 impl Hash for SessionKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use roost_codec::{Publish, PublishProperties, QoS};
+    use roost_session::{Delivery, Message, SessionConfig};
+
+    use super::{Link, Pushed, SessionSlot};
+    use crate::driver::control;
+
+    fn delivery(topic: &str) -> Delivery {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: topic.into(),
+            packet_id: None,
+            properties: PublishProperties::default(),
+            payload: bytes::Bytes::from_static(b"x"),
+        };
+        let message = Message::from_publish(publish, None, Instant::now());
+        Delivery::new(Arc::new(message), QoS::AtMostOnce, false)
+    }
+
+    fn attached() -> (Arc<SessionSlot>, control::ControlReceiver) {
+        let slot = SessionSlot::new("outbox".into());
+        let (control, receiver) = control::channel();
+        let client = roost_hooks::ClientInfo::new(
+            "outbox".into(),
+            None,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            roost_codec::ProtocolVersion::V5,
+            "tcp".into(),
+        );
+        slot.inner.lock().link = Some(Link {
+            connection_id: 1,
+            control,
+            client: Arc::new(client),
+        });
+        (slot, receiver)
+    }
+
+    #[test]
+    fn the_outbox_hands_deliveries_over_in_order_and_gives_its_memory_back_when_idle() {
+        let (slot, _receiver) = attached();
+        let config = SessionConfig::default();
+        for topic in ["a", "b", "c"] {
+            let pushed = slot.push(delivery(topic), 10, &config, Instant::now(), false);
+            assert!(matches!(pushed, Pushed::Online), "{pushed:?}");
+        }
+        assert!(!slot.release_idle_outbox(), "deliveries are waiting");
+        let mut batch = VecDeque::new();
+        slot.drain_outbox(&mut batch);
+        let topics: Vec<_> = batch.iter().map(|d| d.message.topic.to_string()).collect();
+        assert_eq!(topics, ["a", "b", "c"]);
+        assert!(!slot.has_outbox());
+        assert!(slot.release_idle_outbox());
+        assert!(slot.inner.lock().outbox.0.is_none(), "the queue was freed");
+        // And it comes back with the next delivery.
+        slot.push(delivery("d"), 10, &config, Instant::now(), false);
+        batch.clear();
+        slot.drain_outbox(&mut batch);
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn a_slot_fits_the_160_byte_size_class_with_its_reference_counts() {
+        // Every client, idle ones included, keeps one.
+        let size = std::mem::size_of::<SessionSlot>() + 2 * std::mem::size_of::<usize>();
+        assert!(size <= 160, "Arc<SessionSlot> is {size} bytes");
     }
 }

@@ -536,7 +536,7 @@ async fn attach(
                 core.unsubscribe_session(&slot, &old, state_lost);
                 core.discard_undelivered(&mut old);
             }
-            let outbox = std::mem::take(&mut slot.inner.lock().outbox);
+            let outbox = slot.inner.lock().outbox.take();
             core.report_ended(client_id, outbox.iter());
             None
         } else {

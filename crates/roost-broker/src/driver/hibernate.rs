@@ -362,7 +362,7 @@ impl Ward<'_> {
             return resume(self.core, hibernated);
         }
         // After the sleeper is in: a delivery pushed from now on rings it.
-        if conn.slot.has_outbox() {
+        if !conn.slot.release_idle_outbox() {
             return resume(self.core, hibernated);
         }
         let fd = hibernated.stream.as_raw_fd();
