@@ -13,7 +13,7 @@ use std::sync::Arc;
 use roost_broker::Broker;
 use roost_broker::config::{Config, ListenerConfig};
 use roost_broker::hooks::{
-    AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ReasonCode, ready,
+    AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ListenerKind, ReasonCode, ready,
 };
 
 /// Users and their passwords. A real one stores hashes (see
@@ -34,7 +34,7 @@ impl Authenticator for Users {
         };
         ready(match (user, self.passwords.get(user)) {
             ("mallory", _) => AuthResult::Refuse(ReasonCode::BANNED),
-            ("guest", _) if &*request.client.listener != "ws" => {
+            ("guest", _) if request.client.listener != ListenerKind::Ws => {
                 AuthResult::Refuse(ReasonCode::NOT_AUTHORIZED)
             }
             (_, Some(expected)) if request.password == Some(expected.as_bytes()) => {

@@ -280,7 +280,7 @@ mod tests {
             None,
             ([127, 0, 0, 1], 1).into(),
             roost_codec::ProtocolVersion::V5,
-            "tcp".into(),
+            roost_hooks::ListenerKind::Tcp,
         )
     }
 

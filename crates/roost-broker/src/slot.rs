@@ -292,7 +292,7 @@ mod tests {
             None,
             std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
             roost_codec::ProtocolVersion::V5,
-            "tcp".into(),
+            roost_hooks::ListenerKind::Tcp,
         );
         slot.inner.lock().link = Some(Link {
             connection_id: 1,

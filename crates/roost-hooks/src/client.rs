@@ -1,10 +1,11 @@
 //! Who is on the other end of a connection.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytestring::ByteString;
 use roost_codec::ProtocolVersion;
+
+use crate::ListenerKind;
 
 /// The identity of a client's TLS certificate (mutual TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +39,8 @@ pub struct ClientInfo {
     pub peer: SocketAddr,
     /// Protocol version of the connection.
     pub protocol: ProtocolVersion,
-    /// Name of the listener the client came through (e.g. `tcp`, `tls`, `ws`).
-    pub listener: Arc<str>,
+    /// The kind of listener the client came through (its transport).
+    pub listener: ListenerKind,
     /// Client certificate identity, when mutual TLS is used. Boxed: most
     /// clients have none, and every connection keeps a `ClientInfo` (8 bytes
     /// instead of 48).
@@ -53,7 +54,7 @@ impl ClientInfo {
         username: Option<ByteString>,
         peer: SocketAddr,
         protocol: ProtocolVersion,
-        listener: Arc<str>,
+        listener: ListenerKind,
     ) -> Self {
         Self {
             client_id,
@@ -69,5 +70,17 @@ impl ClientInfo {
     pub fn with_tls(mut self, tls: Option<TlsIdentity>) -> Self {
         self.tls = tls.map(Box::new);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientInfo;
+
+    #[test]
+    fn client_info_fits_the_128_byte_size_class_with_its_reference_counts() {
+        // Every connection, idle ones included, keeps one in an `Arc`.
+        let size = std::mem::size_of::<ClientInfo>() + 2 * std::mem::size_of::<usize>();
+        assert!(size <= 128, "Arc<ClientInfo> is {size} bytes");
     }
 }

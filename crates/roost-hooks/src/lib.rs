@@ -20,6 +20,7 @@ mod authz;
 mod client;
 mod decision;
 mod hooks;
+mod listener;
 
 pub use auth::{
     AuthExchange, AuthResult, AuthStep, Authenticator, ConnectRequest, EnhancedAuthenticator, Grant,
@@ -30,6 +31,7 @@ pub use decision::Decision;
 pub use hooks::{
     DisconnectCause, DropCause, Hooks, MessageView, PublishCtx, PublishDecision, SubscribeCtx,
 };
+pub use listener::ListenerKind;
 pub use roost_codec::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, UserProperty};
 
 /// A boxed, sendable future: what async trait methods return.

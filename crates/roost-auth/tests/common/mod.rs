@@ -24,7 +24,7 @@ pub fn client_from(client_id: &str, username: Option<&str>, peer: &str) -> Clien
         username.map(ByteString::from),
         peer.parse().unwrap(),
         ProtocolVersion::V5,
-        Arc::from("tcp"),
+        roost_hooks::ListenerKind::Tcp,
     )
 }
 

@@ -393,7 +393,7 @@ fn client_info(info: &ConnectionInfo, connect: &Connect, client_id: &ByteString)
         connect.username.as_deref().map(ByteString::from),
         peer,
         connect.protocol,
-        info.listener.shared_scheme(),
+        info.listener,
     )
     .with_tls(tls)
 }
