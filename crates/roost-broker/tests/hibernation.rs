@@ -1,17 +1,19 @@
 //! Hibernation of idle plain-TCP connections (driver/hibernate.rs): a
 //! connection idle for `limits.hibernate_after_ms` gives up its task, and
 //! everything that concerns it wakes it with its state intact — packets,
-//! deliveries, commands (takeover, shutdown), its keep-alive deadline, the
-//! peer closing.
+//! deliveries, commands (takeover, shutdown), its keep-alive or credentials
+//! deadline, the peer closing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use roost_broker::hooks::{AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ready};
 use roost_codec::{LastWill, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, puback, publish, subscribe, unique_id};
@@ -186,6 +188,36 @@ async fn keep_alive_expiry_closes_a_hibernating_connection_and_publishes_its_wil
         &watcher.recv_publish(T).await.unwrap().payload[..],
         b"gone quiet"
     );
+}
+
+/// Accepts everyone with credentials valid for 600 ms (like a JWT `exp`).
+struct ShortLived;
+
+impl Authenticator for ShortLived {
+    fn name(&self) -> &str {
+        "short-lived"
+    }
+    fn authenticate<'a>(&'a self, _request: &'a ConnectRequest<'a>) -> BoxFuture<'a, AuthResult> {
+        let mut grant = Grant::default();
+        grant.expires_at = Some(SystemTime::now() + Duration::from_millis(600));
+        ready(AuthResult::Accept(grant))
+    }
+}
+
+#[tokio::test]
+async fn credentials_expiring_during_hibernation_close_the_connection_with_0xa0() {
+    let builder = roost_broker::Broker::builder()
+        .config(config("[limits]\nhibernate_after_ms = 20\n"))
+        .authenticator(Arc::new(ShortLived));
+    let broker = start_built(builder).await;
+    let (mut c, _) = RawClient::connect_v5(broker.addr, &unique_id("expiring"))
+        .await
+        .unwrap();
+    // Asleep well before the credentials expire (the box keeps no deadline:
+    // the dormitory derives it from the grant).
+    hibernating(&broker, 1).await;
+    let disconnect = c.expect_closed(T).await.unwrap().unwrap();
+    assert_eq!(disconnect.reason_code, ReasonCode::MAXIMUM_CONNECT_TIME);
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@
 //! `SessionSlot::push`); a command takes it under the line's lock.
 //!
 //! The session sleeps in its compact form ([`Dozing`]) when nothing is
-//! under way, which is what makes an idle client cheap: one 224-byte box
+//! under way, which is what makes an idle client cheap: one 192-byte box
 //! (with the socket and the ticket), a 16-byte bucket in the dormitory's
 //! table and an 8-byte deadline entry, instead of a 448-byte state and a
 //! 2 KB task.
@@ -41,12 +41,16 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::control::ControlReceiver;
 use super::deadlines::Deadlines;
 use super::io::Outgoing;
 use super::run::{self, Connected, Ending, Start};
 use crate::core::Core;
 use crate::metrics::Metrics;
+use crate::slot::SessionSlot;
 use crate::transport::admission::Ticket;
+use roost_codec::Decoder;
+use roost_hooks::{ClientInfo, Grant};
 use roost_session::{QuietSession, Session};
 
 /// Readiness events taken per `epoll_wait`.
@@ -60,18 +64,91 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// A hibernating connection: what its task kept, and its socket. Boxed
 /// whole (`Box<Hibernated>`): the dormitory's table holds pointers.
 ///
-/// At most 224 bytes, a size class of its own among what an idle client
-/// keeps: the socket's tokio registration, freed as the connection
-/// hibernates, is a 256-byte block, and the pages those leave empty go back
-/// to the system. (While session slots were 248 B, those pages stayed half
-/// full of slots and a 256-byte box filling the holes measured better;
-/// docs/performance.md §5.) The deadline is not kept here for that reason:
-/// the dormitory computes it as the box arrives.
+/// At most 192 bytes, a size class of its own among what an idle client
+/// keeps: what can be derived again on waking is left out (the credentials'
+/// deadline comes from the grant, the drops already counted from the
+/// session, the keep-alive deadline from the session's clock). The
+/// socket's tokio registration, freed as the connection hibernates, is a
+/// 256-byte block, and the pages those leave empty go back to the system.
+/// (While session slots were 248 B, those pages stayed half full of slots
+/// and a 256-byte box filling the holes measured better; docs/performance.md
+/// §5.)
 pub(crate) struct Hibernated {
-    pub(crate) conn: Connected<Dozing>,
-    pub(crate) stream: std::net::TcpStream,
+    session: Dozing,
+    slot: Arc<SessionSlot>,
+    connection_id: u64,
+    control: ControlReceiver,
+    decoder: Decoder,
+    client: Arc<ClientInfo>,
+    grant: Option<Box<Grant>>,
+    stream: std::net::TcpStream,
     /// The listener's admission, released when the connection ends.
     pub(crate) ticket: Option<Ticket>,
+}
+
+impl Hibernated {
+    /// What `conn` keeps while it sleeps on `stream`. Its session's drops
+    /// are counted first: a sleeping session drops nothing (a delivery wakes
+    /// it), so on waking every drop it reports has been counted.
+    pub(crate) fn new(core: &Core, conn: Connected, stream: std::net::TcpStream) -> Box<Self> {
+        let Connected {
+            session,
+            slot,
+            connection_id,
+            control,
+            decoder,
+            client,
+            grant,
+            mut drops_seen,
+            credentials_expire: _,
+        } = conn;
+        core.sync_session_drops(&slot, &mut drops_seen, &session);
+        Box::new(Self {
+            session: Dozing::new(session),
+            slot,
+            connection_id,
+            control,
+            decoder,
+            client,
+            grant,
+            stream,
+            ticket: None,
+        })
+    }
+
+    /// When it must wake: its keep-alive or credentials deadline.
+    fn deadline(&self) -> Option<Instant> {
+        let keep_alive = self.session.poll_timeout().map(Instant::from_std);
+        run::earliest(keep_alive, run::credentials_deadline(self.grant.as_deref()))
+    }
+
+    /// The connection awake, with its socket and its ticket.
+    fn wake(self) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
+        let Self {
+            session,
+            slot,
+            connection_id,
+            control,
+            decoder,
+            client,
+            grant,
+            stream,
+            ticket,
+        } = self;
+        let session = session.wake(&slot.client_id);
+        let conn = Connected {
+            drops_seen: session.stats().dropped.total(),
+            credentials_expire: run::credentials_deadline(grant.as_deref()),
+            session,
+            slot,
+            connection_id,
+            control,
+            decoder,
+            client,
+            grant,
+        };
+        (Box::new(conn), stream, ticket)
+    }
 }
 
 /// A hibernating connection's session: compact when nothing is under way
@@ -357,13 +434,12 @@ impl Ward<'_> {
             dormitory: Arc::downgrade(self.dormitory),
             id,
         };
-        let conn = &hibernated.conn;
-        if self.down || !conn.control.sleep(sleeper) {
-            return resume(self.core, hibernated);
+        if self.down || !hibernated.control.sleep(sleeper) {
+            return resume(self.core, *hibernated);
         }
         // After the sleeper is in: a delivery pushed from now on rings it.
-        if !conn.slot.release_idle_outbox() {
-            return resume(self.core, hibernated);
+        if !hibernated.slot.release_idle_outbox() {
+            return resume(self.core, *hibernated);
         }
         let fd = hibernated.stream.as_raw_fd();
         let registered = self.dormitory.registry.register(
@@ -373,12 +449,10 @@ impl Ward<'_> {
         );
         if let Err(e) = registered {
             tracing::warn!(error = %e, "hibernation: cannot watch a socket; keeping it awake");
-            return resume(self.core, hibernated);
+            return resume(self.core, *hibernated);
         }
-        // Computed here rather than kept in the box: 16 bytes more would
-        // take it out of its size class.
-        let keep_alive = conn.session.poll_timeout().map(Instant::from_std);
-        if let Some(at) = run::earliest(keep_alive, conn.credentials_expire) {
+        // Computed here rather than kept in the box (see `Hibernated`).
+        if let Some(at) = hibernated.deadline() {
             self.deadlines.insert(at, id);
         }
         self.beds.insert(id, hibernated);
@@ -403,22 +477,14 @@ impl Ward<'_> {
             .metrics
             .connections_hibernating
             .fetch_sub(1, Ordering::Relaxed);
-        resume(self.core, hibernated);
+        resume(self.core, *hibernated);
     }
 }
 
 /// Gives a hibernated connection a task again.
-fn resume(core: &Arc<Core>, hibernated: Box<Hibernated>) {
-    let Hibernated {
-        conn,
-        stream,
-        ticket,
-        ..
-    } = *hibernated;
-    conn.control.wake_up();
-    // The slot outlives the move below: it gives the session its id back.
-    let slot = Arc::clone(&conn.slot);
-    let conn = Box::new(conn.map_session(|dozing| dozing.wake(&slot.client_id)));
+fn resume(core: &Arc<Core>, hibernated: Hibernated) {
+    hibernated.control.wake_up();
+    let (conn, stream, ticket) = hibernated.wake();
     tokio::spawn(awake(Arc::clone(core), conn, stream, ticket));
 }
 
@@ -469,7 +535,7 @@ pub(crate) fn after_run(core: &Arc<Core>, next: Option<Box<Hibernated>>, ticket:
     match core.dormitory() {
         Some(dormitory) => dormitory.admit(hibernated),
         // The dormitory stopped since the connection chose to hibernate.
-        None => resume(core, hibernated),
+        None => resume(core, *hibernated),
     }
 }
 
@@ -483,8 +549,8 @@ mod tests {
     use super::Hibernated;
 
     #[test]
-    fn a_hibernated_connection_fits_the_224_byte_size_class() {
+    fn a_hibernated_connection_fits_the_192_byte_size_class() {
         let size = std::mem::size_of::<Hibernated>();
-        assert!(size > 192 && size <= 224, "Hibernated is {size} bytes");
+        assert!(size > 160 && size <= 192, "Hibernated is {size} bytes");
     }
 }

@@ -24,7 +24,7 @@ use roost_hooks::ClientInfo;
 use super::connect::{Attached, will_of};
 use super::control::{ControlReceiver, Heard};
 use super::events::deliver;
-use super::hibernate::{Dormant, Dozing, Hibernated};
+use super::hibernate::{Dormant, Hibernated};
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
 use crate::core::Core;
@@ -71,10 +71,9 @@ enum Io {
 }
 
 /// What a connected client keeps for as long as it is connected: all that
-/// survives a hibernation (`hibernate.rs`, which keeps the session in its
-/// compact form, `S` = [`Dozing`]).
-pub(crate) struct Connected<S = roost_session::Session> {
-    pub(crate) session: S,
+/// survives a hibernation (`hibernate.rs` keeps it in a more compact form).
+pub(crate) struct Connected {
+    pub(crate) session: roost_session::Session,
     pub(crate) slot: Arc<SessionSlot>,
     pub(crate) connection_id: u64,
     pub(crate) control: ControlReceiver,
@@ -86,34 +85,6 @@ pub(crate) struct Connected<S = roost_session::Session> {
     pub(crate) drops_seen: u64,
     /// When the client's credentials expire (e.g. a JWT's `exp`).
     pub(crate) credentials_expire: Option<tokio::time::Instant>,
-}
-
-impl<S> Connected<S> {
-    /// The same connection around another form of its session.
-    pub(crate) fn map_session<T>(self, f: impl FnOnce(S) -> T) -> Connected<T> {
-        let Connected {
-            session,
-            slot,
-            connection_id,
-            control,
-            decoder,
-            client,
-            grant,
-            drops_seen,
-            credentials_expire,
-        } = self;
-        Connected {
-            session: f(session),
-            slot,
-            connection_id,
-            control,
-            decoder,
-            client,
-            grant,
-            drops_seen,
-            credentials_expire,
-        }
-    }
 }
 
 /// How a connection's task begins.
@@ -408,11 +379,7 @@ where
                 None
             }
             Exit::Hibernate => match stream.into_std() {
-                Ok(stream) => Some(Box::new(Hibernated {
-                    conn: into_conn().map_session(Dozing::new),
-                    stream,
-                    ticket: None,
-                })),
+                Ok(stream) => Some(Hibernated::new(core, into_conn(), stream)),
                 Err(e) => {
                     // (`connection_id` is a copy: the closure holds the original.)
                     tracing::warn!(connection_id, error = %e, "could not hand the socket to the dormitory; closing");
@@ -447,13 +414,7 @@ fn connected(core: &Core, attached: Box<Attached>) -> Box<Connected> {
     // client) are counted from here on; earlier ones were counted already.
     let drops_seen = session.stats().dropped.total();
     decoder.set_max_packet_size(core.config.mqtt.max_packet_size);
-    // Credentials that expire (e.g. a JWT's `exp`) end the connection then (0xA0).
-    let credentials_expire = grant.expires_at.map(|at| {
-        let left = at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        tokio::time::Instant::now() + left
-    });
+    let credentials_expire = credentials_deadline(Some(&grant));
     Box::new(Connected {
         session,
         slot,
@@ -514,6 +475,17 @@ fn queue_connack(session: &mut roost_session::Session, out: &mut Outgoing) -> bo
         Some(connack) => out.push(&session.encoder(), &connack),
         None => true,
     }
+}
+
+/// When the credentials `grant` gives stop being valid (e.g. a JWT's
+/// `exp`): the connection ends then (0xA0).
+pub(crate) fn credentials_deadline(grant: Option<&Grant>) -> Option<tokio::time::Instant> {
+    grant.and_then(|grant| grant.expires_at).map(|at| {
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    })
 }
 
 /// The earlier of two optional deadlines.
