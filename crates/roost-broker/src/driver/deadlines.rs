@@ -1,14 +1,14 @@
 //! When to wake which hibernating connection: its keep-alive or credentials
 //! deadline.
 //!
-//! Ids sit in coarse buckets ([`TICK`]), 8 bytes each, and a bucket is due
+//! Ids sit in coarse buckets ([`TICK`]), 4 bytes each, and a bucket is due
 //! at its end, so a deadline is met at most one tick late. An exact ordered
 //! set of `(Instant, id)` cost ~50 B per sleeper in B-tree nodes, the
 //! largest share of the dormitory's own bookkeeping.
 //!
 //! A woken connection's entry stays where it is: it is not worth finding.
-//! Ids are never reused (a connection that sleeps again gets a new one), so
-//! a stale entry finds no bed and is ignored, and [`Deadlines::sweep`]
+//! A connection that sleeps again gets a new id (ids are reused only after
+//! 2^32 hibernations), so a stale entry finds no bed and is ignored, and [`Deadlines::sweep`]
 //! drops the stale entries once they could outnumber the live ones.
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ pub(crate) struct Deadlines {
     /// Tick 0 starts here.
     epoch: Instant,
     /// Ids by the tick at whose end they are due.
-    buckets: BTreeMap<u64, Vec<u64>>,
+    buckets: BTreeMap<u64, Vec<u32>>,
     /// Entries in all buckets, stale ones included.
     entries: usize,
 }
@@ -42,7 +42,7 @@ impl Deadlines {
     }
 
     /// Wakes `id` at `at`, or up to one tick later.
-    pub(crate) fn insert(&mut self, at: Instant, id: u64) {
+    pub(crate) fn insert(&mut self, at: Instant, id: u32) {
         let since = at.saturating_duration_since(self.epoch).as_nanos();
         let tick = u64::try_from(since.div_ceil(TICK.as_nanos())).unwrap_or(u64::MAX);
         self.buckets.entry(tick).or_default().push(id);
@@ -60,7 +60,7 @@ impl Deadlines {
 
     /// Moves the ids of every bucket due at `now` into `due` (stale ones
     /// too: the caller finds their beds empty).
-    pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<u64>) {
+    pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<u32>) {
         while let Some(at) = self.next()
             && at <= now
         {
@@ -74,7 +74,7 @@ impl Deadlines {
     /// Drops the entries of connections no longer asleep, when they may
     /// outnumber the `live` sleepers (amortized: at least `live` + slack
     /// wakes between two sweeps).
-    pub(crate) fn sweep(&mut self, live: usize, asleep: impl Fn(u64) -> bool) {
+    pub(crate) fn sweep(&mut self, live: usize, asleep: impl Fn(u32) -> bool) {
         if self.entries <= live.saturating_mul(2).saturating_add(SWEEP_SLACK) {
             return;
         }
@@ -147,11 +147,11 @@ mod tests {
     fn a_sweep_drops_woken_ids_only_once_they_could_outnumber_the_sleepers() {
         let epoch = Instant::now();
         let mut deadlines = Deadlines::new(epoch);
-        let count = 3 * SWEEP_SLACK as u64;
+        let count = 3 * SWEEP_SLACK as u32;
         for id in 0..count {
-            deadlines.insert(epoch + Duration::from_secs(60 + id % 7), id);
+            deadlines.insert(epoch + Duration::from_secs(60 + u64::from(id % 7)), id);
         }
-        let asleep = |id: u64| id.is_multiple_of(10);
+        let asleep = |id: u32| id.is_multiple_of(10);
         let sleepers = (0..count).filter(|&id| asleep(id)).count();
         // Few enough stale entries: nothing is swept.
         deadlines.sweep(count as usize, asleep);
@@ -162,7 +162,7 @@ mod tests {
         let mut due = Vec::new();
         deadlines.take_due(epoch + Duration::from_secs(120), &mut due);
         due.sort_unstable();
-        let expected: Vec<u64> = (0..count).filter(|&id| asleep(id)).collect();
+        let expected: Vec<u32> = (0..count).filter(|&id| asleep(id)).collect();
         assert_eq!(due, expected);
     }
 }

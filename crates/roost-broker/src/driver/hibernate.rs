@@ -27,7 +27,9 @@
 //! table and an 8-byte deadline entry, instead of a 448-byte state and a
 //! 2 KB task.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -74,6 +76,9 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// and a 256-byte box filling the holes measured better; docs/performance.md
 /// §5.)
 pub(crate) struct Hibernated {
+    /// Its bed in the dormitory (set as it arrives there); in the box's
+    /// padding, so the table holds the box alone.
+    id: u32,
     session: Dozing,
     slot: Arc<SessionSlot>,
     connection_id: u64,
@@ -104,6 +109,7 @@ impl Hibernated {
         } = conn;
         core.sync_session_drops(&slot, &mut drops_seen, &session);
         Box::new(Self {
+            id: 0,
             session: Dozing::new(session),
             slot,
             connection_id,
@@ -125,6 +131,7 @@ impl Hibernated {
     /// The connection awake, with its socket and its ticket.
     fn wake(self) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
         let Self {
+            id: _,
             session,
             slot,
             connection_id,
@@ -214,10 +221,21 @@ impl<T: ?Sized> Dormant for Box<T> {}
 #[derive(Debug)]
 pub(crate) struct Sleeper {
     dormitory: Weak<Dormitory>,
-    id: u64,
+    id: u32,
 }
 
 impl Sleeper {
+    /// The dormitory and the id apart, for the control line to keep them in
+    /// less room (`control.rs`).
+    pub(crate) fn into_parts(self) -> (Weak<Dormitory>, u32) {
+        (self.dormitory, self.id)
+    }
+
+    /// The sleeper [`Self::into_parts`] took apart.
+    pub(crate) fn from_parts(dormitory: Weak<Dormitory>, id: u32) -> Self {
+        Self { dormitory, id }
+    }
+
     pub(crate) fn wake(self) {
         if let Some(dormitory) = self.dormitory.upgrade() {
             dormitory.queue.lock().wakes.push(self.id);
@@ -234,7 +252,31 @@ struct Queue {
         reason = "each box moves on into the dormitory's table as it is"
     )]
     arrivals: Vec<Box<Hibernated>>,
-    wakes: Vec<u64>,
+    wakes: Vec<u32>,
+}
+
+/// A bed in the dormitory's table: the box, found by its own id (8-byte
+/// buckets; a map from the id to the box took 16).
+struct Bed(Box<Hibernated>);
+
+impl PartialEq for Bed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Bed {}
+
+impl Hash for Bed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl Borrow<u32> for Bed {
+    fn borrow(&self) -> &u32 {
+        &self.0.id
+    }
 }
 
 /// The broker's hibernating connections, watched by one task
@@ -305,7 +347,7 @@ impl Dormitory {
         let mut ward = Ward {
             dormitory: &self,
             core: &core,
-            beds: HashMap::new(),
+            beds: HashSet::new(),
             deadlines: Deadlines::new(Instant::now()),
             next_id: 0,
             down: false,
@@ -321,7 +363,7 @@ impl Dormitory {
                 biased;
                 _ = shutdown.wait_for(|down| *down), if !ward.down => {
                     ward.down = true;
-                    due.extend(ward.beds.keys().copied());
+                    due.extend(ward.beds.iter().map(|bed| bed.0.id));
                 }
                 () = self.bell.notified() => {
                     let Queue { arrivals, wakes } = std::mem::take(&mut *self.queue.lock());
@@ -345,14 +387,14 @@ impl Dormitory {
                             guard.clear_ready();
                             break;
                         }
-                        due.extend(events.iter().map(|event| event.token().0 as u64));
+                        due.extend(events.iter().filter_map(|event| u32::try_from(event.token().0).ok()));
                     },
                     Err(e) => {
                         // The reactor failed: nobody would wake these any more.
                         tracing::error!(error = %e, "hibernation stopped: waking every hibernating connection");
                         self.running.store(false, Ordering::Release);
                         ward.down = true;
-                        due.extend(ward.beds.keys().copied());
+                        due.extend(ward.beds.iter().map(|bed| bed.0.id));
                     }
                 },
                 () = sleep, if next_deadline.is_some() => {
@@ -364,9 +406,7 @@ impl Dormitory {
             for id in due.drain(..) {
                 ward.wake(id);
             }
-            let beds = &ward.beds;
-            ward.deadlines
-                .sweep(beds.len(), |id| beds.contains_key(&id));
+            ward.sweep_deadlines();
             if ward.down && !self.is_running() && ward.beds.is_empty() {
                 // Stopped after a reactor failure: late arrivals are woken
                 // by `settle` until then, none come after the flag is seen.
@@ -384,11 +424,15 @@ impl Dormitory {
 struct Ward<'a> {
     dormitory: &'a Arc<Dormitory>,
     core: &'a Arc<Core>,
-    beds: HashMap<u64, Box<Hibernated>>,
+    beds: HashSet<Bed>,
     /// The beds' keep-alive and credentials deadlines (entries of beds
     /// already woken linger until due or swept).
     deadlines: Deadlines,
-    next_id: u64,
+    /// The last id handed out. Ids wrap around and skip beds in use; a
+    /// stale wake-up or deadline naming a reused id (after 2^32
+    /// hibernations) wakes its new sleeper early, which only goes back to
+    /// sleep.
+    next_id: u32,
     /// Shutting down (or stopped): nothing more goes to sleep.
     down: bool,
     /// When to ask the allocator to release what hibernated tasks freed.
@@ -426,10 +470,26 @@ impl Ward<'_> {
         }
     }
 
+    /// Drops deadline entries of connections already woken, when they pile up.
+    fn sweep_deadlines(&mut self) {
+        self.deadlines
+            .sweep(self.beds.len(), |id| self.beds.contains(&id));
+    }
+
+    /// The next id no bed uses.
+    fn free_id(&mut self) -> u32 {
+        loop {
+            self.next_id = self.next_id.wrapping_add(1);
+            if !self.beds.contains(&self.next_id) {
+                return self.next_id;
+            }
+        }
+    }
+
     /// Puts an arrival to bed, unless something already waits for it.
-    fn settle(&mut self, hibernated: Box<Hibernated>) {
-        self.next_id += 1;
-        let id = self.next_id;
+    fn settle(&mut self, mut hibernated: Box<Hibernated>) {
+        let id = self.free_id();
+        hibernated.id = id;
         let sleeper = Sleeper {
             dormitory: Arc::downgrade(self.dormitory),
             id,
@@ -455,7 +515,7 @@ impl Ward<'_> {
         if let Some(at) = hibernated.deadline() {
             self.deadlines.insert(at, id);
         }
-        self.beds.insert(id, hibernated);
+        self.beds.insert(Bed(hibernated));
         if self.release_at.is_none() && self.core.ext.memory_release.is_some() {
             self.release_at = Some(Instant::now() + RELEASE_AFTER);
         }
@@ -465,8 +525,8 @@ impl Ward<'_> {
     }
 
     /// Wakes `id` if it still sleeps (wakes for one already woken are stale).
-    fn wake(&mut self, id: u64) {
-        let Some(hibernated) = self.beds.remove(&id) else {
+    fn wake(&mut self, id: u32) {
+        let Some(Bed(hibernated)) = self.beds.take(&id) else {
             return;
         };
         let fd = hibernated.stream.as_raw_fd();
