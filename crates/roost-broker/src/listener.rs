@@ -19,6 +19,12 @@ use crate::transport::admission::{Gate, Ticket};
 use crate::transport::stack::Stack;
 use crate::transport::{ConnectionInfo, ListenerError, PeerAddr, QuicListener, Reloadable};
 
+/// Accepts in a row before the listener lets the connections it spawned run:
+/// during a connection storm, accepting until the backlog is empty (or the
+/// task's budget, 128, runs out) made the first clients wait for the CONNACK
+/// behind a hundred accepts and spawns (docs/performance.md §5).
+const ACCEPT_BURST: u32 = 8;
+
 /// Pause after a failed `accept` (EMFILE and friends) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -204,7 +210,13 @@ async fn run_stream(
     let gate = Gate::new(Arc::clone(&core), &config);
     let mut shutdown = core.shutdown.subscribe();
     stack.watch(core.shutdown.subscribe());
+    let mut in_a_row = 0u32;
     loop {
+        in_a_row += 1;
+        if in_a_row > ACCEPT_BURST {
+            in_a_row = 0;
+            tokio::task::yield_now().await;
+        }
         let accepted = tokio::select! {
             // `wait_for` also sees a shutdown begun before this task subscribed.
             _ = shutdown.wait_for(|down| *down) => break,

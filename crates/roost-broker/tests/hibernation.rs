@@ -10,14 +10,14 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use roost_broker::hooks::{AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ready};
 use roost_codec::{LastWill, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, puback, publish, subscribe, unique_id};
 
+use common::short_lived::ShortLived;
 use common::{TestBroker, config, start_built, start_with, wait_until};
 
 const T: Duration = Duration::from_secs(5);
@@ -190,25 +190,11 @@ async fn keep_alive_expiry_closes_a_hibernating_connection_and_publishes_its_wil
     );
 }
 
-/// Accepts everyone with credentials valid for 600 ms (like a JWT `exp`).
-struct ShortLived;
-
-impl Authenticator for ShortLived {
-    fn name(&self) -> &str {
-        "short-lived"
-    }
-    fn authenticate<'a>(&'a self, _request: &'a ConnectRequest<'a>) -> BoxFuture<'a, AuthResult> {
-        let mut grant = Grant::default();
-        grant.expires_at = Some(SystemTime::now() + Duration::from_millis(600));
-        ready(AuthResult::Accept(grant))
-    }
-}
-
 #[tokio::test]
 async fn credentials_expiring_during_hibernation_close_the_connection_with_0xa0() {
     let builder = roost_broker::Broker::builder()
         .config(config("[limits]\nhibernate_after_ms = 20\n"))
-        .authenticator(Arc::new(ShortLived));
+        .authenticator(Arc::new(ShortLived(Duration::from_millis(600))));
     let broker = start_built(builder).await;
     let (mut c, _) = RawClient::connect_v5(broker.addr, &unique_id("expiring"))
         .await

@@ -740,27 +740,11 @@ async fn an_on_connect_denial_sends_its_reason_code_and_reason_string() {
 
 // ---- credentials that expire ----
 
-/// Accepts everyone with credentials valid for 300 ms (like a JWT `exp`).
-struct ShortLived;
-
-impl Authenticator for ShortLived {
-    fn name(&self) -> &str {
-        "short-lived"
-    }
-    fn authenticate<'a>(&'a self, _request: &'a ConnectRequest<'a>) -> BoxFuture<'a, AuthResult> {
-        let mut grant = Grant::default();
-        grant.expires_at = Some(std::time::SystemTime::now() + Duration::from_millis(300));
-        ready(AuthResult::Accept(grant))
-    }
-}
-
 #[tokio::test]
 async fn expired_credentials_end_the_connection_with_0xa0() {
-    let broker = common::start_built(
-        Broker::builder()
-            .config(common::config(""))
-            .authenticator(Arc::new(ShortLived)),
-    )
+    let broker = common::start_built(Broker::builder().config(common::config("")).authenticator(
+        Arc::new(common::short_lived::ShortLived(Duration::from_millis(300))),
+    ))
     .await;
     let mut c =
         common::clients::open_with(broker.addr, login(ProtocolVersion::V5, "anyone", b"x")).await;

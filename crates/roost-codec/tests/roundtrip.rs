@@ -80,3 +80,18 @@ proptest! {
         }
     }
 }
+
+/// A resumed server decoder is the one that decoded the CONNECT.
+#[test]
+fn a_resumed_server_decoder_is_the_decoder_after_connect() {
+    for v in [
+        ProtocolVersion::V31,
+        ProtocolVersion::V311,
+        ProtocolVersion::V5,
+    ] {
+        assert_eq!(
+            format!("{:?}", Decoder::server_resumed(v, PROTOCOL_MAX_PACKET_SIZE)),
+            format!("{:?}", server_after_connect(v)),
+        );
+    }
+}

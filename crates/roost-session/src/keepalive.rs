@@ -51,6 +51,11 @@ impl KeepAlive {
         }
     }
 
+    /// When the last packet arrived (the clock [`Self::new`] takes back).
+    pub(crate) fn last_received(&self) -> Instant {
+        self.last_received
+    }
+
     /// The effective Keep Alive in seconds; 0 = none.
     pub(crate) fn seconds(&self) -> u16 {
         self.seconds

@@ -30,7 +30,13 @@ pub struct Subscriptions {
 enum Repr {
     /// Sorted by filter, no duplicates.
     Small(Vec<(ByteString, Subscription)>),
-    Large(BTreeMap<ByteString, Subscription>),
+    /// Boxed: the enum is then no larger than the vector (24 bytes in every
+    /// session, and in every hibernating one).
+    #[expect(
+        clippy::box_collection,
+        reason = "24 bytes in every session instead of 32; large maps are rare"
+    )]
+    Large(Box<BTreeMap<ByteString, Subscription>>),
 }
 
 impl Default for Repr {
@@ -126,7 +132,7 @@ impl Subscriptions {
             Err(_) if items.len() >= SMALL_MAX => {
                 let mut map: BTreeMap<_, _> = std::mem::take(items).into_iter().collect();
                 map.insert(filter, sub);
-                self.repr = Repr::Large(map);
+                self.repr = Repr::Large(Box::new(map));
                 None
             }
             Err(at) => {
@@ -281,6 +287,11 @@ impl ExactSizeIterator for Iter<'_> {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_map_is_no_larger_than_its_small_vector() {
+        assert_eq!(std::mem::size_of::<super::Subscriptions>(), 24);
+    }
+
     use super::*;
     use roost_codec::{QoS, SubscriptionOptions};
 

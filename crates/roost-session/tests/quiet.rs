@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use roost_codec::{Packet, PubResponse, QoS, ReasonCode};
-use roost_session::{Inbound, Session};
+use roost_session::{DeliveryOutcome, Inbound, Session};
 
 /// A v5 session with a subscription, an outbound topic alias in use, a
 /// delivery acknowledged (the packet-identifier allocator has moved) and
@@ -62,6 +62,23 @@ fn sessions_that_never_used_aliases_wake_with_the_same_state() {
         let quiet = s.into_quiet().expect("idle");
         assert_eq!(format!("{:?}", quiet.wake("plain".into())), before);
     }
+}
+
+#[test]
+fn a_session_that_dropped_messages_wakes_with_its_drop_counts() {
+    // A 20-byte Maximum Packet Size: the delivery below cannot be sent.
+    let mut s = session(with_maximum_packet_size(v5("dropper"), 20));
+    let outcome = deliver(&mut s, "a/topic/longer/than/the/limit", QoS::AtMostOnce);
+    assert!(
+        matches!(outcome, DeliveryOutcome::Dropped(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(s.stats().dropped.total(), 1);
+    s.release_idle_memory();
+    let before = format!("{s:?}");
+    let woken = s.into_quiet().expect("idle").wake("dropper".into());
+    assert_eq!(format!("{woken:?}"), before);
+    assert_eq!(woken.stats().dropped.total(), 1);
 }
 
 #[test]

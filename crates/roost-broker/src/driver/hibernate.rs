@@ -22,7 +22,7 @@
 //! `SessionSlot::push`); a command takes it under the line's lock.
 //!
 //! The session sleeps in its compact form ([`Dozing`]) when nothing is
-//! under way, which is what makes an idle client cheap: one 192-byte box
+//! under way, which is what makes an idle client cheap: one 160-byte box
 //! (with the socket and the ticket), a 16-byte bucket in the dormitory's
 //! table and an 8-byte deadline entry, instead of a 448-byte state and a
 //! 2 KB task.
@@ -66,10 +66,11 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// A hibernating connection: what its task kept, and its socket. Boxed
 /// whole (`Box<Hibernated>`): the dormitory's table holds pointers.
 ///
-/// At most 192 bytes, a size class of its own among what an idle client
+/// At most 160 bytes, a size class of its own among what an idle client
 /// keeps: what can be derived again on waking is left out (the credentials'
 /// deadline comes from the grant, the drops already counted from the
-/// session, the keep-alive deadline from the session's clock). The
+/// session, the keep-alive deadline from the session's clock, the decoder
+/// from the version and the configured maximum packet size). The
 /// socket's tokio registration, freed as the connection hibernates, is a
 /// 256-byte block, and the pages those leave empty go back to the system.
 /// (While session slots were 248 B, those pages stayed half full of slots
@@ -83,7 +84,6 @@ pub(crate) struct Hibernated {
     slot: Arc<SessionSlot>,
     connection_id: u64,
     control: ControlReceiver,
-    decoder: Decoder,
     client: Arc<ClientInfo>,
     grant: Option<Box<Grant>>,
     stream: std::net::TcpStream,
@@ -101,7 +101,7 @@ impl Hibernated {
             slot,
             connection_id,
             control,
-            decoder,
+            decoder: _,
             client,
             grant,
             mut drops_seen,
@@ -114,7 +114,6 @@ impl Hibernated {
             slot,
             connection_id,
             control,
-            decoder,
             client,
             grant,
             stream,
@@ -129,20 +128,21 @@ impl Hibernated {
     }
 
     /// The connection awake, with its socket and its ticket.
-    fn wake(self) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
+    fn wake(self, core: &Core) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
         let Self {
             id: _,
             session,
             slot,
             connection_id,
             control,
-            decoder,
             client,
             grant,
             stream,
             ticket,
         } = self;
         let session = session.wake(&slot.client_id);
+        // As `run::connected` set it up.
+        let decoder = Decoder::server_resumed(session.version(), core.config.mqtt.max_packet_size);
         let conn = Connected {
             drops_seen: session.stats().dropped.total(),
             credentials_expire: run::credentials_deadline(grant.as_deref()),
@@ -544,7 +544,7 @@ impl Ward<'_> {
 /// Gives a hibernated connection a task again.
 fn resume(core: &Arc<Core>, hibernated: Hibernated) {
     hibernated.control.wake_up();
-    let (conn, stream, ticket) = hibernated.wake();
+    let (conn, stream, ticket) = hibernated.wake(core);
     tokio::spawn(awake(Arc::clone(core), conn, stream, ticket));
 }
 
@@ -609,8 +609,8 @@ mod tests {
     use super::Hibernated;
 
     #[test]
-    fn a_hibernated_connection_fits_the_192_byte_size_class() {
+    fn a_hibernated_connection_fits_the_160_byte_size_class() {
         let size = std::mem::size_of::<Hibernated>();
-        assert!(size > 160 && size <= 192, "Hibernated is {size} bytes");
+        assert!(size > 128 && size <= 160, "Hibernated is {size} bytes");
     }
 }

@@ -8,6 +8,7 @@ pub mod barrier;
 pub mod clients;
 pub mod http;
 pub mod raw;
+pub mod short_lived;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -63,6 +63,17 @@ impl Decoder {
         }
     }
 
+    /// Server side for a connection whose CONNECT already fixed `version`:
+    /// the decoder [`Self::server`] becomes after that CONNECT (e.g. rebuilt
+    /// for a connection resumed after hibernating, which keeps no decoder).
+    pub fn server_resumed(version: ProtocolVersion, max_packet_size: u32) -> Self {
+        Self {
+            role: Role::Server,
+            version: Some(version),
+            max_packet_size,
+        }
+    }
+
     /// Client side with a known version: decodes server → client packets.
     pub fn client(version: ProtocolVersion, max_packet_size: u32) -> Self {
         Self {
