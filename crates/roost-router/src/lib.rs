@@ -92,6 +92,7 @@
 //! [`RetainedIndex`] is a second trie, keyed by topic and queried by filter
 //! (the reverse of routing), with ordered children for paginated listing.
 
+mod children;
 mod hasher;
 mod keyed;
 mod retained;

@@ -5,32 +5,21 @@
 //! 32,768 levels, and recursing that deep would overflow a worker's stack.
 //! For the same reason dropping a node tears its subtree down iteratively.
 
-use std::collections::HashMap;
-
 use smallvec::SmallVec;
 
+use crate::children::Children;
 use crate::keyed::KeyedVec;
 use crate::shared::SharedGroup;
 use crate::topic::{FilterLevel, filter_levels};
 use crate::{SubscriberKey, Subscription};
 
-/// Hasher of the literal-children maps. Topic levels come from clients, so
-/// the map must resist hash flooding: std's randomly keyed SipHash-1-3 (keys
-/// drawn once per process, so the hasher takes no room in each node).
-/// Measured with `benches/trie.rs`: foldhash (randomly seeded, but with no
-/// claim of flooding resistance) made a whole route 16-21% faster (190 -> 149
-/// ns with 1k subscriptions, 446 -> 355 ns with 100k, 809 -> 678 ns with 1M).
-/// Kept SipHash: secure by default; revisit if routing shows up in profiles.
-pub(crate) use crate::hasher::LevelHasher;
-
-/// Literal children of a node, keyed by the level text.
-type Children<K> = HashMap<Box<str>, Node<K>, LevelHasher>;
-
 /// One level of the trie. The root stands for "before the first level".
 #[derive(Debug)]
 pub(crate) struct Node<K> {
-    /// Inline, not boxed: boxing saved 67 bytes per leaf subscription but
-    /// cost up to 9% route time at 1M subscriptions (measured).
+    /// Nodes are inline in their parent's table, not boxed: boxing them
+    /// saved 67 bytes per leaf subscription but cost up to 9% route time at
+    /// 1M subscriptions (measured). The table itself is boxed and made by
+    /// the first child ([`Children`]).
     children: Children<K>,
     plus: Option<Box<Node<K>>>,
     /// Subscriptions to `<path to here>/#` (or `#` at the root).
@@ -42,7 +31,7 @@ pub(crate) struct Node<K> {
 impl<K> Default for Node<K> {
     fn default() -> Self {
         Self {
-            children: HashMap::default(),
+            children: Children::default(),
             plus: None,
             hash: None,
             exact: None,
@@ -152,7 +141,7 @@ impl<K> Node<K> {
     }
 
     fn detach_children(&mut self, stack: &mut Vec<Node<K>>) {
-        for (_, child) in self.children.drain() {
+        for child in self.children.take_all() {
             if !child.is_leaf() {
                 stack.push(child);
             }
@@ -224,7 +213,7 @@ impl<K> Node<K> {
             if let Some(exact) = node.exact.as_deref() {
                 visit(&path, exact);
             }
-            for (level, child) in &node.children {
+            for (level, child) in node.children.iter() {
                 stack.push((child, below(level), false));
             }
             if let Some(plus) = node.plus.as_deref() {
@@ -282,7 +271,7 @@ impl<K> Node<K> {
             if wildcards && let Some(plus) = node.plus.as_deref() {
                 stack.push((plus, depth + 1));
             }
-            if let Some(child) = node.children.get(*level) {
+            if let Some(child) = node.children.get(level) {
                 stack.push((child, depth + 1));
             }
         }
@@ -311,7 +300,7 @@ impl<K: SubscriberKey> Node<K> {
                     break;
                 }
                 FilterLevel::Plus => node.plus.get_or_insert_with(Box::default),
-                FilterLevel::Literal(text) => node.children.entry(Box::from(text)).or_default(),
+                FilterLevel::Literal(text) => node.children.get_or_insert(text),
             };
         }
         let slot = if hash {
@@ -382,13 +371,7 @@ impl<K: SubscriberKey> Node<K> {
             parent = next;
         }
         match path().nth(cut) {
-            Some(FilterLevel::Literal(text)) => {
-                parent.children.remove(text);
-                let children = &mut parent.children;
-                if children.capacity() > 64 && children.len() * 4 < children.capacity() {
-                    children.shrink_to(children.len() * 2);
-                }
-            }
+            Some(FilterLevel::Literal(text)) => parent.children.remove(text),
             Some(FilterLevel::Plus) => parent.plus = None,
             Some(FilterLevel::Hash) | None => {}
         }
