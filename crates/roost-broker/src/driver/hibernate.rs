@@ -23,8 +23,8 @@
 //!
 //! The session sleeps in its compact form ([`Dozing`]) when nothing is
 //! under way, which is what makes an idle client cheap: one 160-byte box
-//! (with the socket and the ticket), a 16-byte bucket in the dormitory's
-//! table and an 8-byte deadline entry, instead of a 448-byte state and a
+//! (with the socket and the ticket), an 8-byte bucket in the dormitory's
+//! table and a 4-byte deadline entry, instead of a 448-byte state and a
 //! 2 KB task.
 
 use std::borrow::Borrow;
