@@ -9,8 +9,8 @@ use roost_session::{QueueFullPolicy, SessionConfig};
 use serde::Deserialize;
 
 pub use crate::transport::config::{
-    IdentitySource, ListenAddr, ListenerConfig, ListenerKind, QuicOptions, SniCertificate,
-    TlsConfig, TlsVersion, WebSocketOptions,
+    DEFER_ACCEPT_SECS, IdentitySource, ListenAddr, ListenerConfig, ListenerKind, QuicOptions,
+    SniCertificate, TlsConfig, TlsVersion, WebSocketOptions,
 };
 
 /// The whole configuration file.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::broker::BrokerError;
-use crate::config::{Config, ListenAddr, ListenerConfig, ListenerKind};
+use crate::config::{Config, DEFER_ACCEPT_SECS, ListenAddr, ListenerConfig, ListenerKind};
 use crate::core::Core;
 use crate::driver;
 use crate::metrics::Metrics;
@@ -101,6 +101,9 @@ impl BoundListener {
                 let tcp = TcpListener::bind(addr)
                     .await
                     .map_err(|e| refuse(e.into()))?;
+                if config.defer_accept {
+                    defer_accept(&tcp, &name);
+                }
                 let local = tcp.local_addr().map_err(|e| refuse(e.into()))?;
                 (
                     Socket::Stream {
@@ -178,6 +181,19 @@ impl BoundListener {
                 run_stream(core, self.config, accept, stack, self.address).await
             }
         }
+    }
+}
+
+/// Asks the kernel to hand over a connection only once its client has
+/// spoken (`defer_accept`). Where the option does not exist the listener
+/// works as without it, woken once more per connection.
+fn defer_accept(tcp: &TcpListener, name: &str) {
+    match roost_sys::set_tcp_defer_accept(tcp, DEFER_ACCEPT_SECS) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            tracing::debug!(listener = name, "TCP_DEFER_ACCEPT is not available here");
+        }
+        Err(e) => tracing::warn!(listener = name, error = %e, "could not set TCP_DEFER_ACCEPT"),
     }
 }
 
@@ -321,5 +337,34 @@ async fn establish_and_serve(
             Metrics::inc(&core.metrics.connections_refused);
             tracing::debug!(peer = %socket_peer, listener = %config.kind, timeout = ?config.handshake_timeout(), "transport handshake timed out");
         }
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The `TCP_DEFER_ACCEPT` period the kernel holds for a bound TCP listener.
+    async fn deferral_of(defer_accept: bool) -> u32 {
+        let mut config = ListenerConfig::loopback(0);
+        config.defer_accept = defer_accept;
+        let bound = BoundListener::bind(config, &Config::default())
+            .await
+            .unwrap();
+        match &bound.socket {
+            Socket::Stream {
+                accept: StreamSocket::Tcp(tcp),
+                ..
+            } => roost_sys::tcp_defer_accept(tcp).unwrap(),
+            _ => panic!("a tcp listener binds a TCP socket"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tcp_listener_defers_accept_unless_configured_not_to() {
+        assert!(ListenerConfig::loopback(0).defer_accept, "on by default");
+        assert_eq!(deferral_of(true).await, DEFER_ACCEPT_SECS);
+        assert_eq!(deferral_of(false).await, 0);
     }
 }

@@ -6,9 +6,12 @@ mod transport_support;
 
 use std::net::SocketAddr;
 
-use roost_broker::config::{ListenAddr, ListenerKind};
+use std::time::Duration;
+
+use roost_broker::config::{DEFER_ACCEPT_SECS, ListenAddr, ListenerKind};
 use roost_broker::{BrokerError, Config};
 use roost_codec::{Packet, ProtocolVersion};
+use roost_testkit::packets;
 use tokio::io::AsyncWriteExt;
 use transport_support::{Client, Logs, T, eventually, listener, start, tcp};
 
@@ -47,6 +50,10 @@ fn listener_defaults_follow_the_design_ports() {
         !config.listeners[3].anonymous_allowed(),
         "0.0.0.0 is not loopback"
     );
+    assert!(
+        config.listeners[0].defer_accept && !config.listeners[2].defer_accept,
+        "TCP-based listeners defer accept by default, Unix sockets cannot"
+    );
     assert_eq!(ListenerKind::Quic.default_port(), 14567);
     assert_eq!(ListenerKind::Wss.default_port(), 8084);
 }
@@ -84,6 +91,10 @@ fn options_that_do_not_fit_the_kind_are_config_errors() {
         (
             "kind = \"tcp\"\nbind = \"localhost:1883\"",
             "not an address",
+        ),
+        (
+            "kind = \"unix\"\nbind = \"/tmp/x.sock\"\ndefer_accept = true",
+            "`defer_accept` does not apply",
         ),
         ("kind = \"tcp\"\nsurprise = 1", "unknown field"),
     ];
@@ -128,6 +139,27 @@ async fn listener_connection_limit_refuses_and_counts_the_extra_connection() {
 }
 
 #[tokio::test]
+async fn a_client_silent_for_longer_than_the_defer_period_is_still_served() {
+    let broker = start(&listener("tcp", "")).await;
+    let addr = broker.addr(ListenerKind::Tcp);
+    let stream = tcp(addr).await;
+    // Silent past the kernel's deferral: the connection is handed over on
+    // the SYN-ACK retransmission, not dropped.
+    let silence = Duration::from_secs(u64::from(DEFER_ACCEPT_SECS)) + Duration::from_millis(500);
+    tokio::time::sleep(silence).await;
+    let (_client, ack) = Client::connect(stream, ProtocolVersion::V5, "late-speaker").await;
+    assert!(!ack.reason_code.is_error());
+}
+
+#[tokio::test]
+async fn a_listener_without_defer_accept_serves_clients() {
+    let broker = start(&listener("tcp", "defer_accept = false")).await;
+    let addr = broker.addr(ListenerKind::Tcp);
+    let (_client, ack) = Client::connect(tcp(addr).await, ProtocolVersion::V5, "undeferred").await;
+    assert!(!ack.reason_code.is_error());
+}
+
+#[tokio::test]
 async fn connect_rate_beyond_the_bucket_is_refused_and_counted() {
     // One new connection per second, a burst of two: the third at once is refused.
     let broker = start(&listener(
@@ -139,7 +171,15 @@ async fn connect_rate_beyond_the_bucket_is_refused_and_counted() {
     let (_a, ack_a) = Client::connect(tcp(addr).await, ProtocolVersion::V5, "rate-a").await;
     let (_b, ack_b) = Client::connect(tcp(addr).await, ProtocolVersion::V5, "rate-b").await;
     assert!(!ack_a.reason_code.is_error() && !ack_b.reason_code.is_error());
+    // The third speaks at once, as clients do: with `defer_accept` a silent
+    // socket reaches the broker only a second later, when the bucket has refilled.
     let mut third = Client::new(tcp(addr).await, ProtocolVersion::V5);
+    third
+        .send(Packet::Connect(Box::new(packets::connect(
+            ProtocolVersion::V5,
+            "rate-c",
+        ))))
+        .await;
     assert!(third.expect_closed().await.is_empty());
     assert_eq!(broker.handle.stats().connections_refused, 1);
 }

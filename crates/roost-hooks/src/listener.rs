@@ -61,9 +61,14 @@ impl ListenerKind {
         matches!(self, Self::Ws | Self::Wss)
     }
 
+    /// Whether the transport runs over TCP (every kind but QUIC and Unix sockets).
+    pub fn is_tcp_based(self) -> bool {
+        matches!(self, Self::Tcp | Self::Tls | Self::Ws | Self::Wss)
+    }
+
     /// Whether a PROXY protocol header can precede the connection (TCP-based kinds).
     pub fn accepts_proxy_protocol(self) -> bool {
-        matches!(self, Self::Tcp | Self::Tls | Self::Ws | Self::Wss)
+        self.is_tcp_based()
     }
 }
 

@@ -83,6 +83,11 @@ pub struct ListenerConfig {
     pub handshake_timeout_secs: u64,
     /// Expect a PROXY protocol v1 or v2 header on every connection.
     pub proxy_protocol: bool,
+    /// Hand a connection to the broker only once the client's first bytes
+    /// have arrived (Linux `TCP_DEFER_ACCEPT`, at most [`DEFER_ACCEPT_SECS`]
+    /// for a silent client): the broker wakes once per new connection instead
+    /// of twice. TCP-based kinds only; on by default there.
+    pub defer_accept: bool,
     /// TLS settings (`tls`, `wss` and `quic` listeners).
     pub tls: Option<TlsConfig>,
     /// WebSocket settings (`ws` and `wss` listeners).
@@ -112,6 +117,7 @@ impl ListenerConfig {
             allow_anonymous: None,
             handshake_timeout_secs: DEFAULT_HANDSHAKE_TIMEOUT_SECS,
             proxy_protocol: false,
+            defer_accept: kind.is_tcp_based(),
             tls: None,
             websocket: WebSocketOptions::default(),
             quic: QuicOptions::default(),
@@ -144,6 +150,11 @@ impl ListenerConfig {
         if self.proxy_protocol && !kind.accepts_proxy_protocol() {
             return Err(format!(
                 "`proxy_protocol` does not apply to a `{kind}` listener"
+            ));
+        }
+        if self.defer_accept && !kind.is_tcp_based() {
+            return Err(format!(
+                "`defer_accept` does not apply to a `{kind}` listener"
             ));
         }
         if self.handshake_timeout_secs == 0 {
@@ -182,6 +193,12 @@ impl ListenerConfig {
     }
 }
 
+/// How long the kernel holds a connection whose client has sent nothing
+/// before handing it over anyway (`defer_accept`). One second, as nginx's
+/// `deferred`: every MQTT client speaks first, and a silent one then meets
+/// the broker's own handshake and CONNECT timeouts.
+pub const DEFER_ACCEPT_SECS: u32 = 1;
+
 /// Default for `handshake_timeout_secs`.
 const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 
@@ -204,6 +221,8 @@ struct RawListener {
     handshake_timeout_secs: u64,
     #[serde(default)]
     proxy_protocol: bool,
+    #[serde(default)]
+    defer_accept: Option<bool>,
     #[serde(default)]
     tls: Option<TlsConfig>,
     websocket: Option<WebSocketOptions>,
@@ -239,6 +258,7 @@ impl TryFrom<RawListener> for ListenerConfig {
             allow_anonymous: raw.allow_anonymous,
             handshake_timeout_secs: raw.handshake_timeout_secs,
             proxy_protocol: raw.proxy_protocol,
+            defer_accept: raw.defer_accept.unwrap_or(kind.is_tcp_based()),
             tls: raw.tls,
             websocket: raw.websocket.unwrap_or_default(),
             quic: raw.quic.unwrap_or_default(),
