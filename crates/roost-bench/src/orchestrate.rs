@@ -14,7 +14,7 @@ use crate::client::{self, ClientConfig};
 use crate::clock::{now_ns, secs_between, sleep_until_ns};
 use crate::coord::Coordinator;
 use crate::latency::{LatencyHist, SharedHist};
-use crate::pacing::{PaceStats, Pacer};
+use crate::pacing::{PaceStats, Pacer, wait_before};
 use crate::phase::{Control, Event, Phase, Progress, RoleKind, Window};
 use crate::plan::{ClientPlan, Role, RunPlan};
 use crate::probe::Samples;
@@ -419,8 +419,8 @@ async fn launch(
     let t0 = now_ns().saturating_add(pacing.offset_ns);
     let mut set = JoinSet::new();
     for (k, client) in clients.into_iter().enumerate() {
-        if pacing.interval_ns > 0 {
-            sleep_until_ns(t0.saturating_add((k as u64).saturating_mul(pacing.interval_ns))).await;
+        if let Some(due) = wait_before(now_ns(), t0, k as u64, pacing.interval_ns) {
+            sleep_until_ns(due).await;
         }
         if ctl.stopping() {
             break;

@@ -32,6 +32,17 @@ pub fn due_at(start_ns: u64, k: u64, interval_ns: u64) -> u64 {
     start_ns.saturating_add(k.saturating_mul(interval_ns))
 }
 
+/// Until when a launcher starting item `k` of the schedule must sleep, or
+/// `None` when the item is already due. tokio's timer rounds every sleep up
+/// to its next 1 ms tick, so sleeping before every item, even one whose time
+/// has come, would start at most about one item per millisecond (`-R 20000`
+/// gave ~920 connections/s); items already due start at once instead, in
+/// bursts of up to a millisecond's worth.
+pub fn wait_before(now_ns: u64, start_ns: u64, k: u64, interval_ns: u64) -> Option<u64> {
+    let due = due_at(start_ns, k, interval_ns);
+    (interval_ns > 0 && due > now_ns).then_some(due)
+}
+
 /// How paced publishers sleep until their next message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -9,6 +9,7 @@ use std::num::NonZeroU16;
 use bytes::BytesMut;
 use clap::Parser;
 use roost_bench::latency::LatencyHist;
+use roost_bench::pacing::wait_before;
 use roost_bench::payload::{HEADER_LEN, PayloadHeader};
 use roost_bench::plan::{Slice, expand_topic, share_of};
 use roost_bench::procstat::{parse_cpu_ticks, parse_status_kb};
@@ -268,6 +269,32 @@ fn message_limit_is_shared_out_exactly() {
     let shares: Vec<u64> = (0..3).map(|i| share_of(10, 3, i)).collect();
     assert_eq!(shares, [4, 3, 3]);
     assert_eq!(share_of(0, 3, 0), u64::MAX, "0 means unlimited");
+}
+
+#[test]
+fn a_launcher_behind_its_schedule_starts_what_is_due_without_sleeping() {
+    // 20,000 connections/s: one due every 50 µs. A millisecond into the
+    // schedule (tokio's timer tick), clients 0..=20 are due and start at
+    // once; the 22nd is 50 µs ahead and is slept for.
+    let (start, interval) = (1_000_000, 50_000);
+    let now = start + 1_000_000;
+    for k in 0..=20 {
+        assert_eq!(wait_before(now, start, k, interval), None, "client {k}");
+    }
+    assert_eq!(
+        wait_before(now, start, 21, interval),
+        Some(start + 21 * interval)
+    );
+    assert_eq!(
+        wait_before(start, start, 0, interval),
+        None,
+        "the first is due at the start"
+    );
+    assert_eq!(
+        wait_before(0, start, 5, 0),
+        None,
+        "no interval: all at once"
+    );
 }
 
 #[test]
