@@ -11,7 +11,9 @@
 #   REPEAT     runs per scenario and broker (median reported)
 #   DURATION   measured seconds of the message scenarios; WARMUP seconds before it
 #   CONNS      clients of the conn and sub scenarios
-#   SCENARIOS  subset of: fanin fanout p2p-max p2p-20k conn sub
+#   SCENARIOS  subset of: fanin fanout p2p-max p2p-20k conn conn-paced sub
+#              (conn-paced: the same clients at 20,000 conn/s, below the load generator's
+#              saturation, so the CONNACK percentiles are the brokers' and not its queue)
 #   BROKERS    subset of: roost mosquitto
 #   PIN        1 (default) = broker on CPU 1, load generator on CPU 0 (taskset); 0 = no pinning
 #   RT_PRIO    N > 0: run broker and load generator of the fixed-rate scenario (p2p-20k) as
@@ -37,7 +39,7 @@ else
     REPEAT=${REPEAT:-3}; DURATION=${DURATION:-20}; WARMUP=${WARMUP:-5}; CONNS=${CONNS:-10000}
     DEFAULT_OUT="bench/results/$(date -u +%Y-%m-%d).md"
 fi
-SCENARIOS=${SCENARIOS:-"fanin fanout p2p-max p2p-20k conn sub"}
+SCENARIOS=${SCENARIOS:-"fanin fanout p2p-max p2p-20k conn conn-paced sub"}
 BROKERS=${BROKERS:-"roost mosquitto"}
 PIN=${PIN:-1}
 RT_PRIO=${RT_PRIO:-0}
@@ -196,6 +198,7 @@ scenario_args() {
         p2p-max) echo pubsub --pubs 100 --subs 100 --topic-mode pairs -q 1 -s 256 "${window[@]}" ;;
         p2p-20k) echo pubsub --pubs 100 --subs 100 --topic-mode pairs -q 1 -s 256 --rate 20000 "${window[@]}" ;;
         conn)    echo conn -c "$CONNS" -i 0 --duration 2 ;;
+        conn-paced) echo conn -c "$CONNS" -R 20000 --duration 2 ;;
         sub)     echo sub -c "$CONNS" -i 0 -t 'bench/%i' -q 1 --duration 1 ;;
         *) log "unknown scenario $1"; return 1 ;;
     esac

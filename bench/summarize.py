@@ -56,6 +56,14 @@ METRICS = {
         ("broker RSS per connection, just connected (bytes)", "broker.rss_per_connection_bytes", 1, "lower"),
         ("broker RSS per idle connection, end of the hold (bytes)", "broker.rss_per_idle_connection_bytes", 1, "lower"),
     ],
+    "conn-paced": [
+        ("connected", "connect.ok", 1, "higher"),
+        ("connect rate (conn/s)", "connect.rate_per_s", 1, "higher"),
+        ("CONNACK p50 (ms)", "connect.latency_us.p50_us", 1e-3, "lower"),
+        ("CONNACK p99 (ms)", "connect.latency_us.p99_us", 1e-3, "lower"),
+        ("CONNACK p99.9 (ms)", "connect.latency_us.p999_us", 1e-3, "lower"),
+        ("broker CPU-ms per connection", "broker.cpu_ms_per_connection", 1, "lower"),
+    ],
     "sub": [
         ("subscriptions granted", "subscribe.ok", 1, "higher"),
         ("SUBACK/s", "subscribe.rate_per_s", 1, "higher"),
@@ -71,6 +79,7 @@ TITLES = {
     "p2p-max": "100 pairs, QoS 1, 256 B, max rate",
     "p2p-20k": "100 pairs, QoS 1, 256 B, 20,000 msg/s",
     "conn": "connect clients at max rate",
+    "conn-paced": "connect clients at 20,000/s",
     "sub": "subscribers, one filter each",
 }
 
