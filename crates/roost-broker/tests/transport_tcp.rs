@@ -144,7 +144,8 @@ async fn a_client_silent_for_longer_than_the_defer_period_is_still_served() {
     let addr = broker.addr(ListenerKind::Tcp);
     let stream = tcp(addr).await;
     // Silent past the kernel's deferral: the connection is handed over on
-    // the SYN-ACK retransmission, not dropped.
+    // the SYN-ACK retransmission, not dropped. The sleep is the behaviour
+    // under test (a client that stays silent), not a wait for an event.
     let silence = Duration::from_secs(u64::from(DEFER_ACCEPT_SECS)) + Duration::from_millis(500);
     tokio::time::sleep(silence).await;
     let (_client, ack) = Client::connect(stream, ProtocolVersion::V5, "late-speaker").await;
