@@ -405,15 +405,16 @@ impl Core {
             }
         }
         let will = will.take_will(expires_at, now);
-        let stored = self
-            .persist
-            .is_some()
-            .then(|| crate::persist::on_park(&mut inner.store, &mut state, will.as_ref(), now));
+        let stored = self.persist.is_some().then(|| {
+            let owner = inner.stored_owner();
+            crate::persist::on_park(&mut inner.store, owner, &mut state, will.as_ref(), now)
+        });
         inner.generation += 1;
         inner.parked = Some(Box::new(Parked {
             state,
             will,
             expires_at,
+            restored_owner: None,
         }));
         let generation = inner.generation;
         drop(inner);

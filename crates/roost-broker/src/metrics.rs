@@ -16,6 +16,9 @@ pub(crate) struct Metrics {
     pub(crate) messages_dropped: AtomicU64,
     pub(crate) messages_no_subscribers: AtomicU64,
     pub(crate) wills_published: AtomicU64,
+    pub(crate) wills_refused: AtomicU64,
+    pub(crate) deliveries_not_authorized: AtomicU64,
+    pub(crate) sessions_refused_owner: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
 }
 
@@ -44,6 +47,13 @@ pub struct Stats {
     pub messages_no_subscribers: u64,
     /// Will messages published.
     pub wills_published: u64,
+    /// CONNECTs refused because the will's topic failed the publish gate.
+    pub wills_refused: u64,
+    /// Deliveries withheld because the subscriber may not read the topic
+    /// (`acl_wildcards = "per_message"`; counted in `messages_dropped` too).
+    pub deliveries_not_authorized: u64,
+    /// CONNECTs refused because the session belongs to another identity.
+    pub sessions_refused_owner: u64,
     /// Sessions that expired.
     pub sessions_expired: u64,
     /// Sessions known (online and offline).
@@ -92,6 +102,9 @@ impl Metrics {
             messages_dropped: get(&self.messages_dropped),
             messages_no_subscribers: get(&self.messages_no_subscribers),
             wills_published: get(&self.wills_published),
+            wills_refused: get(&self.wills_refused),
+            deliveries_not_authorized: get(&self.deliveries_not_authorized),
+            sessions_refused_owner: get(&self.sessions_refused_owner),
             sessions_expired: get(&self.sessions_expired),
             ..Stats::default()
         }

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use roost_codec::{QoS, ReasonCode};
 use roost_hooks::DropCause;
 use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
+use roost_store::SessionOwner;
 use tokio::sync::oneshot;
 
 /// Commands a broker sends to the driver that owns a session.
@@ -56,6 +57,9 @@ pub(crate) struct Parked {
     pub(crate) will: Option<(Message, Instant)>,
     /// When the session ends (None = never).
     pub(crate) expires_at: Option<Instant>,
+    /// The owner the store recorded, for a session restored at start that
+    /// no client has attached to since (then [`SlotInner::owner`] is `None`).
+    pub(crate) restored_owner: Option<SessionOwner>,
 }
 
 /// Mutable part of a slot.
@@ -87,6 +91,36 @@ pub(crate) struct SlotInner {
     pub(crate) owner: Option<Arc<roost_hooks::ClientInfo>>,
     /// What the session store holds for this client id.
     pub(crate) store: crate::persist::SlotStore,
+}
+
+impl SlotInner {
+    /// Who owns the session, as the store records it: the last claimant's
+    /// user name, or what a restored session was stored with.
+    pub(crate) fn stored_owner(&self) -> SessionOwner {
+        match &self.owner {
+            Some(client) => SessionOwner::of(client.username.as_deref()),
+            None => self
+                .parked
+                .as_ref()
+                .and_then(|p| p.restored_owner.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `username` may attach to the session this slot holds: it
+    /// belongs to the same identity, or nobody holds it. `None` when the
+    /// session has no known owner (restored from a format-1 store): it is
+    /// attached by nobody, the claimant starts clean instead.
+    pub(crate) fn may_attach(&self, username: Option<&str>) -> Option<bool> {
+        if self.link.is_none() && self.parked.is_none() {
+            return Some(true);
+        }
+        match self.stored_owner() {
+            SessionOwner::Unknown => None,
+            SessionOwner::Anonymous => Some(username.is_none()),
+            SessionOwner::User(name) => Some(username == Some(&*name)),
+        }
+    }
 }
 
 /// One client id's session slot.

@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 record: SessionRecord {
                     expiry_interval: 86_400,
                     disconnected_at: Some(SystemTime::now()),
+                    owner: roost_store::SessionOwner::Anonymous,
                 },
                 subscriptions: vec![("sensors/#".into(), roost_store_sub())],
             })

@@ -23,12 +23,16 @@
 //!
 //! ```
 //! use std::time::SystemTime;
-//! use roost_store::{Delta, MemoryStore, SessionRecord, Store};
+//! use roost_store::{Delta, MemoryStore, SessionOwner, SessionRecord, Store};
 //!
 //! let store = MemoryStore::new();
 //! store.apply(&[Delta::SessionUpsert {
 //!     client_id: "sensor-1".into(),
-//!     record: SessionRecord { expiry_interval: 3600, disconnected_at: Some(SystemTime::now()) },
+//!     record: SessionRecord {
+//!         expiry_interval: 3600,
+//!         disconnected_at: Some(SystemTime::now()),
+//!         owner: SessionOwner::User("alice".into()),
+//!     },
 //!     subscriptions: Vec::new(),
 //! }])?;
 //! let snapshot = store.restore()?;
@@ -45,6 +49,7 @@ mod delta;
 mod error;
 mod faulty;
 mod memory;
+mod migrate;
 mod record;
 mod snapshot;
 mod state;
@@ -64,8 +69,8 @@ pub use error::StoreError;
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
 pub use record::{
-    DelayedRecord, InflightRecord, InflightStage, QueuedMessage, SessionRecord, StoredMessage,
-    StoredProperties, SubscriptionRecord, WillRecord,
+    DelayedRecord, InflightRecord, InflightStage, QueuedMessage, SessionOwner, SessionRecord,
+    StoredMessage, StoredProperties, SubscriptionRecord, WillRecord,
 };
 pub use snapshot::{SessionSnapshot, Snapshot, SnapshotMessage};
 pub use store::Store;
@@ -74,5 +79,12 @@ pub use writer::{Durability, Ticket, TrySubmitError, Writer, WriterConfig, Write
 /// Version of the stored format (record encodings and key layout) this build
 /// reads and writes. Stored in the store itself (disk: `meta` keyspace;
 /// Redis: `<prefix>{meta}:format`); a store with another version is refused
-/// with [`StoreError::UnsupportedFormat`] rather than misread.
-pub const FORMAT_VERSION: u32 = 1;
+/// with [`StoreError::UnsupportedFormat`] rather than misread. A store of
+/// an older version this build can read ([`OLDEST_READABLE_FORMAT`]) is
+/// migrated in place when opened (`migrate.rs`).
+///
+/// Version 2 added [`SessionRecord::owner`].
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest stored format this build migrates on open.
+pub const OLDEST_READABLE_FORMAT: u32 = 1;

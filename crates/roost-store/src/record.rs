@@ -22,6 +22,34 @@ pub struct SessionRecord {
     /// here (and, for `None`, from the restart: the crash ended the connection).
     #[serde(with = "crate::time::optional")]
     pub disconnected_at: Option<SystemTime>,
+    /// Who may attach to this session (format 2): the identity that created
+    /// it. Restored with the session and checked on every attach.
+    pub owner: SessionOwner,
+}
+
+/// The identity a session belongs to: the user name it was created with, as
+/// authorized (after a certificate or token mapped it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SessionOwner {
+    /// Written by format 1, which did not record an owner. The broker
+    /// resumes such a session for nobody (docs/persistence.md, "Upgrading
+    /// from format 1").
+    #[default]
+    Unknown,
+    /// Created by a client without a user name.
+    Anonymous,
+    /// Created by a client with this user name.
+    User(ByteString),
+}
+
+impl SessionOwner {
+    /// The owner for a client's (authorized) user name.
+    pub fn of(username: Option<&str>) -> Self {
+        match username {
+            Some(name) => Self::User(ByteString::from(name)),
+            None => Self::Anonymous,
+        }
+    }
 }
 
 /// One granted subscription.

@@ -31,6 +31,7 @@ fn a_snapshot_becomes_inflight_window_queue_and_awaiting_pubrel_ids_with_their_s
         record: SessionRecord {
             expiry_interval: 600,
             disconnected_at: Some(common::at(0)),
+            owner: roost_store::SessionOwner::Anonymous,
         },
         subscriptions: vec![(common::id("a/#"), common::sub(QoS::AtLeastOnce, Some(3)))],
         messages: vec![
@@ -139,6 +140,7 @@ fn a_restored_session_resumes_by_resending_its_inflight_window() {
         record: SessionRecord {
             expiry_interval: 600,
             disconnected_at: Some(common::at(0)),
+            owner: roost_store::SessionOwner::Anonymous,
         },
         subscriptions: vec![],
         messages: vec![

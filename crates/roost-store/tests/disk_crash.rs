@@ -69,6 +69,7 @@ fn crash_child_process_entry_point() {
             record: SessionRecord {
                 expiry_interval: u32::MAX,
                 disconnected_at: None,
+                owner: roost_store::SessionOwner::Anonymous,
             },
             subscriptions: Vec::new(),
         }])

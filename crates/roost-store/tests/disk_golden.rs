@@ -1,18 +1,19 @@
-//! The disk format is a contract: a store written by this version (committed
-//! under `tests/golden/v1/`) must restore to the same snapshot in every later
-//! version. When the format changes, bump `FORMAT_VERSION`, keep a reader
-//! for v1, and add `tests/golden/v2/` beside this one; never regenerate v1.
+//! The disk format is a contract: a store written by each version (committed
+//! under `tests/golden/v<N>/`) must restore to the same snapshot in every later
+//! version (older ones migrated on open). When the format changes, bump
+//! `FORMAT_VERSION`, keep a reader for the old one, and add
+//! `tests/golden/v<N+1>/` beside these; never regenerate an existing one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use roost_store::Store;
 use roost_store::disk::DiskStore;
+use roost_store::{SessionOwner, Store};
 
-fn golden_v1() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+fn golden(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -28,13 +29,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Writes `tests/golden/v1` once: `cargo test -p roost-store --test
-/// disk_golden -- --ignored generate`. The first batch is checkpointed into
-/// disk tables, the second stays in the journal, so both are covered.
+/// Writes `tests/golden/v<FORMAT_VERSION>` once: `cargo test -p roost-store
+/// --test disk_golden -- --ignored generate`. The first batch is
+/// checkpointed into disk tables, the second stays in the journal, so both
+/// are covered.
 #[test]
 #[ignore = "writes the committed golden files; run only when creating a new format version"]
-fn generate_golden_v1() {
-    let dir = golden_v1();
+fn generate_golden() {
+    let dir = golden(roost_store::FORMAT_VERSION);
     assert!(
         !dir.exists(),
         "{} exists: golden files are never regenerated",
@@ -63,14 +65,36 @@ fn generate_golden_v1() {
     }
 }
 
+/// Opens a copy of a golden store (opening writes: lock, recovery, migration).
+fn open_copy(version: u32, work: &Path) -> DiskStore {
+    copy_dir(&golden(version), work);
+    DiskStore::open(work).expect("open golden store")
+}
+
 #[test]
-fn the_v1_golden_store_restores_to_the_same_snapshot() {
+fn the_v2_golden_store_restores_to_the_same_snapshot() {
     let work = tempfile::tempdir().expect("tempdir");
-    // Opening writes (lock, recovery): work on a copy, keep the golden files pristine.
-    copy_dir(&golden_v1(), work.path());
-    let store = DiskStore::open(work.path()).expect("open golden v1");
+    let store = open_copy(2, work.path());
     assert_eq!(
-        store.restore().expect("restore golden v1"),
+        store.restore().expect("restore golden v2"),
         common::every_kind_snapshot()
     );
+}
+
+/// Format 1 recorded no session owner: after the migration every session is
+/// [`SessionOwner::Unknown`] (resumed by nobody), and nothing else changed.
+#[test]
+fn the_v1_golden_store_migrates_to_the_same_snapshot_with_unknown_owners() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let store = open_copy(1, work.path());
+    let mut expected = common::every_kind_snapshot();
+    for session in &mut expected.sessions {
+        session.record.owner = SessionOwner::Unknown;
+    }
+    assert_eq!(store.restore().expect("restore golden v1"), expected);
+    // The migration is stamped: the store now reads as the current format
+    // without migrating again, and new sessions keep their owners.
+    drop(store);
+    let store = DiskStore::open(work.path()).expect("reopen migrated store");
+    assert_eq!(store.restore().expect("restore migrated"), expected);
 }

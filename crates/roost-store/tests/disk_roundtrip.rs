@@ -61,6 +61,7 @@ fn session_delete_removes_rows_written_earlier_in_the_same_batch() {
                 record: SessionRecord {
                     expiry_interval: 5,
                     disconnected_at: None,
+                    owner: roost_store::SessionOwner::Anonymous,
                 },
                 subscriptions: vec![(
                     common::id("f"),

@@ -129,6 +129,43 @@ fn a_newer_format_version_is_refused() {
     }
 }
 
+/// A format-1 prefix is migrated when opened: its session records get an
+/// unknown owner (resumed by nobody), and the prefix is stamped format 2.
+#[test]
+fn a_format_1_prefix_is_migrated_with_unknown_owners() {
+    let server = RedisServer::start(&[]);
+    let url = server.url("", "");
+    let mut conn = raw(&url);
+    let _: () = redis::cmd("SET")
+        .arg("m:{meta}:format")
+        .arg("1")
+        .query(&mut conn)
+        .expect("set format");
+    // Format 1's SessionRecord: expiry 3600 (varint 0x90 0x1c), never disconnected.
+    let _: () = redis::cmd("HSET")
+        .arg("m:{c:dev}:s")
+        .arg("rec")
+        .arg(&[0x90u8, 0x1c, 0x00][..])
+        .query(&mut conn)
+        .expect("hset");
+    let store = RedisStore::open(&config(url.clone(), "m:")).expect("open and migrate");
+    let snapshot = store.restore().expect("restore");
+    assert_eq!(snapshot.sessions.len(), 1);
+    assert_eq!(
+        snapshot.sessions[0].record,
+        roost_store::SessionRecord {
+            expiry_interval: 3600,
+            disconnected_at: None,
+            owner: roost_store::SessionOwner::Unknown,
+        }
+    );
+    let format: String = redis::cmd("GET")
+        .arg("m:{meta}:format")
+        .query(&mut conn)
+        .expect("get format");
+    assert_eq!(format, FORMAT_VERSION.to_string());
+}
+
 #[test]
 fn data_without_a_format_version_is_refused() {
     let server = RedisServer::start(&[]);

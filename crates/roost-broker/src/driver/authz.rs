@@ -13,11 +13,12 @@
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use roost_hooks::Action;
+use roost_hooks::{Action, ClientInfo, Grant};
 use roost_router::topic_matches;
 
 use super::inbound::Inputs;
 use crate::config::AclDefault;
+use crate::core::Core;
 
 /// Most answers one session keeps; a full cache starts over.
 pub(crate) const CACHE_ENTRIES: usize = 64;
@@ -66,11 +67,22 @@ impl AuthzCache {
     }
 }
 
-/// Authorization for one action: `$SYS` is never writable by clients; the
-/// credential's own ACL (e.g. JWT claims) must allow it; then the authorizer
-/// chain (cached), then the default policy.
-pub(crate) async fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str) -> bool {
-    let grant = inputs.grant;
+/// The authorization gate for one client's action (see docs/auth.md, "One
+/// gate"): every message a client makes enter routing (PUBLISH, will, a
+/// hook's rewritten topic) and every filter it subscribes with is decided
+/// here, with the identity it connected with.
+///
+/// `$SYS` is never writable by clients; the credential's own ACL (e.g. JWT
+/// claims) must allow it; then the authorizer chain (cached in `cache` when
+/// given), then the default policy.
+pub(crate) async fn gate(
+    core: &Core,
+    client: &ClientInfo,
+    grant: &Grant,
+    cache: Option<&AuthzCache>,
+    action: Action,
+    topic: &str,
+) -> bool {
     if matches!(action, Action::Publish { .. }) && (topic == "$SYS" || topic.starts_with("$SYS/")) {
         return false;
     }
@@ -88,19 +100,31 @@ pub(crate) async fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str)
     {
         return false;
     }
-    let core = inputs.core;
     let default = core.config.security.acl_default == AclDefault::Allow;
     if core.ext.authorizers.is_empty() {
         return default;
     }
     let generation = core.ext.authz_generation();
-    if let Some(allowed) = inputs.authz.get(generation, action, topic) {
+    if let Some(allowed) = cache.and_then(|c| c.get(generation, action, topic)) {
         return allowed;
     }
-    let (answer, cacheable) = core.ext.authorize(inputs.client, action, topic).await;
+    let (answer, cacheable) = core.ext.authorize(client, action, topic).await;
     let allowed = answer.unwrap_or(default);
-    if cacheable {
-        inputs.authz.insert(generation, action, topic, allowed);
+    if cacheable && let Some(cache) = cache {
+        cache.insert(generation, action, topic, allowed);
     }
     allowed
+}
+
+/// [`gate`] for a packet of a connected client, with its session's cache.
+pub(crate) async fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str) -> bool {
+    gate(
+        inputs.core,
+        inputs.client,
+        inputs.grant,
+        Some(&inputs.authz),
+        action,
+        topic,
+    )
+    .await
 }

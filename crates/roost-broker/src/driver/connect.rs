@@ -11,13 +11,14 @@ use roost_codec::{
     Auth, AuthProperties, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion,
     ReasonCode,
 };
-use roost_hooks::{AuthResult, AuthStep, ClientInfo, ConnectRequest, Decision, Grant};
+use roost_hooks::{Action, AuthResult, AuthStep, ClientInfo, ConnectRequest, Decision, Grant};
 use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect, connack_refusal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::config::ListenerConfig;
 use crate::core::Core;
+use crate::metrics::Metrics;
 use crate::slot::{Control, Handover, Link, SessionSlot};
 use crate::transport::ConnectionInfo;
 
@@ -306,6 +307,21 @@ where
         refuse_explained(writer, &connect, reason, reason_string.as_deref()).await;
         return Err(Refused::ConnAck(reason));
     }
+    // The will passes the publish gate at CONNECT, with the identity just
+    // authenticated: a client may not leave behind a message it could not
+    // publish itself (docs/auth.md, "One gate").
+    if let Some(will) = &connect.will {
+        let action = Action::Publish {
+            qos: will.qos,
+            retain: will.retain,
+        };
+        if !super::authz::gate(core, &client, &grant, None, action, &will.topic).await {
+            tracing::info!(%peer, %client_id, topic = %will.topic, "will topic not authorized; CONNECT refused");
+            Metrics::inc(&core.metrics.wills_refused);
+            refuse(writer, version, ReasonCode::NOT_AUTHORIZED).await;
+            return Err(Refused::ConnAck(ReasonCode::NOT_AUTHORIZED));
+        }
+    }
 
     let connection_id = core
         .next_connection_id
@@ -317,11 +333,19 @@ where
         control: &control_tx,
         client: &client,
     };
-    let (slot, previous) = match attach(core, &client_id, connect.clean_start, claimant, now).await
+    let (slot, previous, clean_start) = match attach(
+        core,
+        &client_id,
+        connect.clean_start,
+        claimant,
+        now,
+    )
+    .await
     {
         Ok(attached) => attached,
         Err(reason) => {
             tracing::warn!(%peer, %client_id, "client id belongs to another user's session; refused");
+            Metrics::inc(&core.metrics.sessions_refused_owner);
             refuse(writer, version, reason).await;
             return Err(Refused::ConnAck(reason));
         }
@@ -343,7 +367,6 @@ where
     let held = previous
         .as_ref()
         .and_then(|state| super::events::Held::before(core, state, true));
-    let clean_start = connect.clean_start;
     let mut session = Session::accept(
         connect,
         assigned,
@@ -481,7 +504,8 @@ where
 
 /// Attaches a new connection to the session of `client_id`: takes a live
 /// connection over, resumes a parked session, or starts fresh. Returns the
-/// slot and the state to resume (None when starting clean).
+/// slot, the state to resume (None when starting clean) and whether the
+/// session started clean (asked for, or forced: an unowned stored session).
 ///
 /// A session owned by another user name (live or parked) is not attached:
 /// taking over someone else's client id would kick them off and hand their
@@ -493,10 +517,11 @@ async fn attach(
     clean_start: bool,
     claimant: Claimant<'_>,
     now: Instant,
-) -> Result<(Arc<SessionSlot>, Option<SessionState>), ReasonCode> {
+) -> Result<(Arc<SessionSlot>, Option<SessionState>, bool), ReasonCode> {
     loop {
         let slot = core.sessions.get_or_create(client_id);
         let claimed = claim(&slot, &claimant);
+        let mut forced_clean = false;
         let (previous, pending_will) = match claimed {
             Claim::Foreign => return Err(ReasonCode::NOT_AUTHORIZED),
             Claim::Ended => {
@@ -523,9 +548,14 @@ async fn attach(
             }
             // A reconnect before the will delay elapsed cancels the will [MQTT-3.1.3-9].
             Claim::Parked(Some(p)) => (Some(p.state), p.will.map(|(m, _)| (m, false))),
-            Claim::Parked(None) => (None, None),
+            Claim::Parked(None) | Claim::Unowned(None) => (None, None),
+            Claim::Unowned(Some(p)) => {
+                tracing::warn!(%client_id, "stored session has no recorded owner (format 1); starting clean");
+                forced_clean = true;
+                (Some(p.state), p.will.map(|(m, _)| (m, false)))
+            }
         };
-        let previous = if clean_start {
+        let previous = if clean_start || forced_clean {
             // Clean Start ends the old session: its will goes out now, its
             // subscriptions go away [MQTT-3.1.2-4].
             if let Some((will, _)) = pending_will {
@@ -545,7 +575,7 @@ async fn attach(
             }
             previous
         };
-        return Ok((slot, previous));
+        return Ok((slot, previous, clean_start || forced_clean));
     }
 }
 
@@ -570,6 +600,8 @@ enum Claim {
     },
     /// No live connection; the parked session, if any (boxed: it is large).
     Parked(Option<Box<crate::slot::Parked>>),
+    /// A parked session whose owner is unknown: ended, not resumed.
+    Unowned(Option<Box<crate::slot::Parked>>),
 }
 
 /// Installs `link` as the slot's connection under one lock.
@@ -578,13 +610,11 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
     if inner.ended {
         return Claim::Ended;
     }
-    let in_use = inner.link.is_some() || inner.parked.is_some();
-    if in_use
-        && let Some(owner) = &inner.owner
-        && owner.username != claimant.client.username
-    {
-        return Claim::Foreign;
-    }
+    let unowned = match inner.may_attach(claimant.client.username.as_deref()) {
+        Some(false) => return Claim::Foreign,
+        Some(true) => false,
+        None => true,
+    };
     inner.owner = Some(Arc::clone(claimant.client));
     let link = Link {
         connection_id: claimant.connection_id,
@@ -601,6 +631,9 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
                 handover: rx,
             }
         }
+        // A session without a known owner is resumed by nobody: the
+        // claimant starts clean (docs/persistence.md, "Upgrading from format 1").
+        None if unowned => Claim::Unowned(inner.parked.take()),
         None => Claim::Parked(inner.parked.take()),
     }
 }

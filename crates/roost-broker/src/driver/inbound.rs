@@ -184,13 +184,32 @@ async fn publish(
         match core.ext.decide_publish(hooks.on_publish(&mut ctx)).await {
             PublishDecision::Allow => {
                 let rewritten = ctx.message;
-                if rewritten.topic != message.topic
-                    && roost_codec::topic::validate_topic_name(&rewritten.topic).is_err()
+                let topic = if rewritten.topic == message.topic
+                    || roost_codec::topic::validate_topic_name(&rewritten.topic).is_ok()
                 {
-                    tracing::warn!(topic = %rewritten.topic, "on_publish rewrote the topic to an invalid name; keeping the original");
+                    rewritten.topic
                 } else {
-                    message.topic = rewritten.topic;
+                    tracing::warn!(topic = %rewritten.topic, "on_publish rewrote the topic to an invalid name; keeping the original");
+                    message.topic.clone()
+                };
+                let rewritten_action = Action::Publish {
+                    qos: rewritten.qos,
+                    retain: rewritten.retain,
+                };
+                // A rewrite goes through the same gate as the original: a
+                // hook cannot route a client's message where (or how) the
+                // client may not publish.
+                if (topic != message.topic || rewritten_action != action)
+                    && !authorized(inputs, rewritten_action, &topic).await
+                {
+                    tracing::info!(client_id = %inputs.client.client_id, %topic, "rewritten publish not authorized");
+                    let cause = roost_hooks::DropCause::NotAuthorized;
+                    core.ext
+                        .dropped(&inputs.client.client_id, &message, message.qos, cause);
+                    let reason = ReasonCode::NOT_AUTHORIZED;
+                    return refuse_publish(inputs, session, &message, packet_id, reason, None);
                 }
+                message.topic = topic;
                 message.payload = rewritten.payload;
                 message.qos = rewritten.qos;
                 message.retain = rewritten.retain;

@@ -159,6 +159,8 @@ fn restore_session(
             state: restored.state,
             will,
             expires_at,
+            // Checked on every attach: only this identity resumes it.
+            restored_owner: Some(snap.record.owner.clone()),
         }
         .into();
         inner.parked = Some(parked);

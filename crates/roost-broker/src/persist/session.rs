@@ -5,7 +5,9 @@ use std::time::{Instant, SystemTime};
 use bytestring::ByteString;
 use roost_codec::{Subscribe, Unsubscribe};
 use roost_session::{Message, Session, SessionState, Subscriptions};
-use roost_store::{Delta, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord};
+use roost_store::{
+    Delta, SessionOwner, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord,
+};
 
 use super::events;
 use super::slot_store::SlotStore;
@@ -17,6 +19,7 @@ fn upsert(
     client_id: &ByteString,
     expiry_interval: u32,
     disconnected_at: Option<SystemTime>,
+    owner: SessionOwner,
     subscriptions: &Subscriptions,
 ) -> Delta {
     Delta::SessionUpsert {
@@ -24,6 +27,7 @@ fn upsert(
         record: SessionRecord {
             expiry_interval,
             disconnected_at,
+            owner,
         },
         subscriptions: subscriptions
             .iter()
@@ -70,12 +74,12 @@ pub(crate) async fn on_connect(
         let message = Message::from_will(w.clone(), Some(client_id.clone()), now);
         (message, session.will_delay())
     });
-    let before = {
+    let (before, owner) = {
         let mut inner = slot.inner.lock();
         let before = inner.store;
         inner.store.session = persistent;
         inner.store.will = will.is_some();
-        before
+        (before, inner.stored_owner())
     };
     let mut batch = Vec::new();
     if before.session && (clean_start || !persistent) {
@@ -88,6 +92,7 @@ pub(crate) async fn on_connect(
             &client_id,
             session.session_expiry_interval(),
             None,
+            owner,
             session.subscriptions(),
         ));
     }
@@ -158,6 +163,7 @@ pub(crate) async fn on_unsubscribe(core: &Core, session: &Session, unsubscribe: 
 /// Called under the slot's lock; the caller submits the batch after it.
 pub(crate) fn on_park(
     store: &mut SlotStore,
+    owner: SessionOwner,
     state: &mut SessionState,
     will: Option<&(Message, Instant)>,
     now: Instant,
@@ -168,6 +174,7 @@ pub(crate) fn on_park(
         &client_id,
         state.session_expiry_interval(),
         Some(wall),
+        owner,
         &state.subscriptions,
     )];
     store.session = true;

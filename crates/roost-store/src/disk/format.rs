@@ -1,14 +1,16 @@
 //! The format version kept in the `meta` keyspace: written when a store is
-//! created, checked on every open.
+//! created, checked on every open; an older readable format is migrated
+//! in place (one atomic batch: a crash leaves the old format whole).
 
 use std::path::Path;
 
 use fjall::{Database, PersistMode};
 
-use crate::FORMAT_VERSION;
 use crate::disk::fjall_error;
 use crate::disk::keyspaces::{Keyspaces, Ks};
 use crate::error::StoreError;
+use crate::migrate;
+use crate::{FORMAT_VERSION, OLDEST_READABLE_FORMAT};
 
 /// The `meta` key holding the format version (`u32` big-endian).
 pub const FORMAT_KEY: &str = "format_version";
@@ -32,6 +34,9 @@ pub(crate) fn check_or_init(db: &Database, ks: &Keyspaces, path: &Path) -> Resul
                 ))
             })?;
             let found = u32::from_be_bytes(raw);
+            if (OLDEST_READABLE_FORMAT..FORMAT_VERSION).contains(&found) {
+                return migrate(db, ks, path, found);
+            }
             if found != FORMAT_VERSION {
                 return Err(StoreError::UnsupportedFormat {
                     found,
@@ -60,4 +65,33 @@ pub(crate) fn check_or_init(db: &Database, ks: &Keyspaces, path: &Path) -> Resul
                 .map_err(|e| fjall_error(e, path, "writing the format version"))
         }
     }
+}
+
+/// Rewrites every record whose encoding changed since `from` and stamps the
+/// current version, in one atomic batch, then fsyncs.
+fn migrate(db: &Database, ks: &Keyspaces, path: &Path, from: u32) -> Result<(), StoreError> {
+    let mut batch = db.batch();
+    let mut sessions = 0usize;
+    // 1 → 2: session records gained their owner.
+    let sessions_ks = ks.get(Ks::Sessions);
+    for guard in sessions_ks.iter() {
+        let (key, value) = guard
+            .into_inner()
+            .map_err(|e| fjall_error(e, path, "reading sessions to migrate"))?;
+        batch.insert(sessions_ks, key, migrate::session_record_v1_to_v2(&value)?);
+        sessions += 1;
+    }
+    batch.insert(&ks.meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes());
+    batch
+        .commit()
+        .and_then(|()| db.persist(PersistMode::SyncAll))
+        .map_err(|e| fjall_error(e, path, "migrating the store"))?;
+    tracing::warn!(
+        path = %path.display(),
+        from,
+        to = FORMAT_VERSION,
+        sessions,
+        "store migrated; sessions it held have no recorded owner and will not be resumed"
+    );
+    Ok(())
 }

@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use redis::Pipeline;
 
-use crate::FORMAT_VERSION;
 use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::error::StoreError;
 use crate::record::InflightRecord;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
+use crate::{FORMAT_VERSION, OLDEST_READABLE_FORMAT};
 use connection::Link;
 use keys::{ClientKey, FIELD_RECORD, FIELD_WILL, Keys};
 
@@ -86,6 +86,9 @@ impl RedisStore {
                 let found: u32 = v.trim().parse().map_err(|_| {
                     StoreError::Corrupt(format!("format version {v:?} under {key}"))
                 })?;
+                if (OLDEST_READABLE_FORMAT..FORMAT_VERSION).contains(&found) {
+                    return self.migrate(found);
+                }
                 if found != FORMAT_VERSION {
                     return Err(StoreError::UnsupportedFormat {
                         found,
@@ -111,6 +114,44 @@ impl RedisStore {
                 })
             }
         }
+    }
+
+    /// Rewrites every record whose encoding changed since `from` and stamps
+    /// the current version, in one MULTI/EXEC transaction (all or nothing).
+    fn migrate(&self, from: u32) -> Result<(), StoreError> {
+        let session_keys: Vec<Vec<u8>> = load::scan(&self.link, &self.keys.client_pattern())?
+            .into_iter()
+            .filter(|k| {
+                self.keys
+                    .parse_client(k)
+                    .is_some_and(|(_, kind)| kind == ClientKey::Session)
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut sessions = 0usize;
+        for key in &session_keys {
+            let record: Option<Vec<u8>> = self
+                .link
+                .run(|c| redis::cmd("HGET").arg(key).arg(FIELD_RECORD).query(c))?;
+            if let Some(bytes) = record {
+                let v2 = crate::migrate::session_record_v1_to_v2(&bytes)?;
+                pipe.hset(key, FIELD_RECORD, v2).ignore();
+                sessions += 1;
+            }
+        }
+        pipe.cmd("SET")
+            .arg(self.keys.format())
+            .arg(FORMAT_VERSION.to_string())
+            .ignore();
+        self.link.run(|c| pipe.query::<()>(c))?;
+        tracing::warn!(
+            from,
+            to = FORMAT_VERSION,
+            sessions,
+            "redis store migrated; sessions it held have no recorded owner and will not be resumed"
+        );
+        Ok(())
     }
 
     fn add(&self, pipe: &mut Pipeline, delta: &Delta) -> Result<(), StoreError> {

@@ -163,6 +163,7 @@ mod tests {
             record: SessionRecord {
                 expiry_interval: 60,
                 disconnected_at: None,
+                owner: crate::SessionOwner::Anonymous,
             },
             subscriptions: Vec::new(),
         }

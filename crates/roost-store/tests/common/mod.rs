@@ -14,9 +14,9 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::{PacketId, QoS, ReasonCode, RetainHandling, SubscriptionOptions};
 use roost_store::{
-    DelayedRecord, Delta, InflightRecord, InflightStage, QueuedMessage, SessionRecord,
-    SessionSnapshot, Snapshot, SnapshotMessage, Store, StoredMessage, StoredProperties,
-    SubscriptionRecord, WillRecord,
+    DelayedRecord, Delta, InflightRecord, InflightStage, QueuedMessage, SessionOwner,
+    SessionRecord, SessionSnapshot, Snapshot, SnapshotMessage, Store, StoredMessage,
+    StoredProperties, SubscriptionRecord, WillRecord,
 };
 
 /// A fixed wall-clock time `secs` after a base, with nanoseconds (round-trip check).
@@ -126,6 +126,7 @@ pub fn every_kind() -> Vec<Vec<Delta>> {
                 record: SessionRecord {
                     expiry_interval: 3600,
                     disconnected_at: Some(at(1)),
+                    owner: SessionOwner::User(id("alice")),
                 },
                 subscriptions: vec![
                     (id("a/+"), sub(QoS::AtLeastOnce, None)),
@@ -137,6 +138,7 @@ pub fn every_kind() -> Vec<Vec<Delta>> {
                 record: SessionRecord {
                     expiry_interval: u32::MAX,
                     disconnected_at: None,
+                    owner: SessionOwner::Anonymous,
                 },
                 subscriptions: vec![(id("old"), sub(QoS::AtMostOnce, None))],
             },
@@ -228,6 +230,7 @@ pub fn every_kind() -> Vec<Vec<Delta>> {
                 record: SessionRecord {
                     expiry_interval: 10,
                     disconnected_at: None,
+                    owner: SessionOwner::User(id("bob")),
                 },
                 subscriptions: vec![(id("c3/#"), sub(QoS::AtLeastOnce, None))],
             },
@@ -244,6 +247,7 @@ pub fn every_kind() -> Vec<Vec<Delta>> {
                 record: SessionRecord {
                     expiry_interval: u32::MAX,
                     disconnected_at: Some(at(2)),
+                    owner: SessionOwner::Anonymous,
                 },
                 subscriptions: vec![(id("x/y"), sub(QoS::ExactlyOnce, Some(9)))],
             },
@@ -284,6 +288,7 @@ pub fn every_kind_snapshot() -> Snapshot {
                 record: SessionRecord {
                     expiry_interval: 3600,
                     disconnected_at: Some(at(1)),
+                    owner: SessionOwner::User(id("alice")),
                 },
                 subscriptions: vec![
                     (id("$share/g/b/#"), shared_sub()),
@@ -322,6 +327,7 @@ pub fn every_kind_snapshot() -> Snapshot {
                 record: SessionRecord {
                     expiry_interval: u32::MAX,
                     disconnected_at: Some(at(2)),
+                    owner: SessionOwner::Anonymous,
                 },
                 subscriptions: vec![(id("x/y"), sub(QoS::ExactlyOnce, Some(9)))],
                 messages: vec![],

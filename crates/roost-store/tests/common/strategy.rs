@@ -7,7 +7,7 @@ use bytestring::ByteString;
 use proptest::prelude::*;
 use roost_codec::{QoS, ReasonCode};
 use roost_store::{
-    DelayedRecord, Delta, InflightStage, QueuedMessage, SessionRecord, StoredMessage,
+    DelayedRecord, Delta, InflightStage, QueuedMessage, SessionOwner, SessionRecord, StoredMessage,
     StoredProperties, WillRecord,
 };
 
@@ -81,6 +81,7 @@ pub fn delta() -> impl Strategy<Value = Delta> {
                     record: SessionRecord {
                         expiry_interval,
                         disconnected_at,
+                        owner: SessionOwner::Anonymous,
                     },
                     subscriptions: subs
                         .into_iter()
