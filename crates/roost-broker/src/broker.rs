@@ -273,7 +273,15 @@ impl BrokerHandle {
     }
 
     /// Publishes a message from the application. Returns how many sessions it reached.
+    ///
+    /// The application is the server: its messages are not checked against
+    /// client authorization (docs/auth.md, "One gate"). A topic that is not a
+    /// valid topic name (empty, wildcards, NUL) reaches nobody and is logged.
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS, retain: bool) -> usize {
+        if let Err(e) = roost_codec::topic::validate_topic_name(topic) {
+            tracing::warn!(topic, error = %e, "BrokerHandle::publish: not a valid topic name; dropped");
+            return 0;
+        }
         let message = Message {
             topic: ByteString::from(topic),
             payload,

@@ -2,7 +2,8 @@
 //! every session"): for every path by which a message enters routing, an
 //! allowed and a forbidden case, in 3.1.1 and 5.0, with each source of
 //! authorization — the ACL file, an HTTP authorization service and JWT ACL
-//! claims. Each forbidden case fails if its path skips the gate.
+//! claims — and for a hook's rewrite. Each forbidden case fails if its path
+//! skips the gate. (Topic aliases: `security.rs`.)
 //!
 //! The rules are the same in all three sources: a user may publish and
 //! subscribe under `users/<own name>/`, nowhere else under `users/`; the
@@ -13,12 +14,14 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use jsonwebtoken::{EncodingKey, Header};
 use roost_auth::password::{HashKind, set_password};
+use roost_broker::hooks::{BoxFuture, Hooks, PublishCtx, PublishDecision, ready};
 use roost_codec::{Connect, LastWill, Packet, ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::RawClient;
 use roost_testkit::packets::{connect, publish, unique_id};
@@ -49,6 +52,11 @@ struct Gated {
 }
 
 async fn start(source: Source) -> Gated {
+    start_hooked(source, None).await
+}
+
+/// [`start`] with embedder hooks.
+async fn start_hooked(source: Source, hooks: Option<Arc<dyn Hooks>>) -> Gated {
     let dir = tempfile::tempdir().unwrap();
     let (toml, http) = match source {
         Source::AclFile => {
@@ -103,8 +111,12 @@ async fn start(source: Source) -> Gated {
             (toml, None)
         }
     };
+    let mut builder = roost_broker::Broker::builder().config(common::config(&toml));
+    if let Some(hooks) = hooks {
+        builder = builder.hooks(hooks);
+    }
     Gated {
-        broker: common::start_with(common::config(&toml), None).await,
+        broker: common::start_built(builder).await,
         source,
         _dir: dir,
         _http: http,
@@ -317,5 +329,41 @@ async fn a_client_id_is_attached_only_by_its_owner_for_every_source_and_version(
             let (_alice, code) = connack(gated.addr(), first).await;
             assert_eq!(code, ReasonCode::SUCCESS, "{source:?} {version:?}");
         }
+    }
+}
+
+// ------------------------------------------------------------ hook rewrites
+
+/// Moves `to-bob/<rest>` to `users/bob/<rest>` (forbidden to alice) and
+/// `to-me/<rest>` to `users/alice/<rest>` (allowed).
+struct Rewriter;
+
+impl Hooks for Rewriter {
+    fn on_publish<'a>(&'a self, ctx: &'a mut PublishCtx<'_>) -> BoxFuture<'a, PublishDecision> {
+        let topic = ctx.message.topic.to_string();
+        if let Some(rest) = topic.strip_prefix("to-bob/") {
+            ctx.message.topic = ByteString::from(format!("users/bob/{rest}"));
+        } else if let Some(rest) = topic.strip_prefix("to-me/") {
+            ctx.message.topic = ByteString::from(format!("users/alice/{rest}"));
+        }
+        ready(PublishDecision::Allow)
+    }
+}
+
+#[tokio::test]
+async fn a_hook_rewrite_passes_the_gate_again() {
+    let hooked = start_hooked(Source::AclFile, Some(Arc::new(Rewriter))).await;
+    let mut watcher = hooked.watcher().await;
+    for version in VERSIONS {
+        let mut alice = open_with(hooked.addr(), hooked.login(version, "alice")).await;
+        let code = puback(&mut alice, "to-bob/inbox").await;
+        if version.is_v5() {
+            assert_eq!(code, ReasonCode::NOT_AUTHORIZED);
+        }
+        nothing_leaked(&mut alice, &mut watcher).await;
+        let leaf = unique_id("leaf");
+        assert!(acked(puback(&mut alice, &format!("to-me/{leaf}")).await));
+        let got = watcher.recv_publish(T).await.unwrap();
+        assert_eq!(&*got.topic, format!("users/alice/{leaf}").as_str());
     }
 }

@@ -338,3 +338,22 @@ async fn mqtt_4_7_3_3_longest_topic_name_and_filter_are_handled_unchanged() {
         assert_eq!(&*got.topic, topic.as_str());
     }
 }
+
+/// The embedding API refuses what no client could publish: a wildcard topic
+/// would otherwise reach every subscriber whose filter "matches" the `#`.
+#[tokio::test]
+async fn the_handle_drops_a_publish_to_an_invalid_topic_name() {
+    let broker = common::start().await;
+    let mut sub_all = open(broker.addr, ProtocolVersion::V5, "handle-invalid").await;
+    sub(&mut sub_all, "#", QoS::AtMostOnce).await;
+    for bad in ["a/#", "+", "", "a\0b"] {
+        assert_eq!(
+            broker
+                .handle
+                .publish(bad, Bytes::from_static(b"x"), QoS::AtMostOnce, false),
+            0,
+            "{bad:?}"
+        );
+    }
+    common::barrier::next_is_broker_marker(&broker, &mut sub_all, "handle/marker").await;
+}
