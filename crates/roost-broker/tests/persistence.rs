@@ -287,6 +287,70 @@ async fn offline_time_counts_against_expiry(store: StoreConfig) {
     broker.stop().await;
 }
 
+/// `persistent(client_id, 600)` with a QoS 1 will on `topic` delayed `delay` s.
+fn with_delayed_will(client_id: &str, topic: &str, delay: u32) -> Connect {
+    let mut c = persistent(client_id, 600);
+    c.will = Some(roost_codec::LastWill {
+        topic: topic.into(),
+        payload: bytes::Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: roost_codec::WillProperties {
+            will_delay_interval: Some(delay),
+            ..Default::default()
+        },
+    });
+    c
+}
+
+/// A graceful restart is not the death of every client: a delayed will of a
+/// client connected at shutdown fires after the restart only once its delay
+/// has run out, only if the client has not come back, and exactly once.
+async fn delayed_wills_survive_a_graceful_restart(store: StoreConfig) {
+    let base = unique_id("restart-will");
+    let watcher_id = format!("{base}-watcher");
+    let broker = start_stored(store.clone()).await;
+    let (mut watcher, _) = resume(&broker, &watcher_id, 600).await;
+    subscribed(&mut watcher, &format!("{base}/#"), QoS::AtLeastOnce).await;
+    leave(watcher).await;
+    let (away, returns) = (format!("{base}-away"), format!("{base}-returns"));
+    let mut live = Vec::new();
+    for id in [&away, &returns] {
+        let c = with_delayed_will(id, &format!("{base}/{id}"), 2);
+        live.push(RawClient::connect_with(broker.addr, c).await.unwrap().0);
+    }
+    let shutdown = std::time::Instant::now();
+    broker.stop().await;
+    drop(live);
+
+    let broker = start_stored(store).await;
+    // One client comes back within the delay: its will is cancelled.
+    let (back, present) = resume(&broker, &returns, 600).await;
+    assert!(present);
+    let (mut watcher, present) = resume(&broker, &watcher_id, 600).await;
+    assert!(present);
+    // The other's will arrives, but not before its delay (counted from the
+    // shutdown) has passed.
+    let will = watcher.recv_publish(T).await.unwrap();
+    assert_eq!(&*will.topic, format!("{base}/{away}").as_str());
+    assert!(
+        shutdown.elapsed() >= Duration::from_millis(1900),
+        "the will fired {:?} after the shutdown, before its 2 s delay",
+        shutdown.elapsed()
+    );
+    // Nothing else: not the returning client's will, not a second copy.
+    let mut marker = open_v5(broker.addr, "restart-will-marker").await;
+    let topic = format!("{base}/marker");
+    marker
+        .send(publish(topic.as_str(), "m", QoS::AtMostOnce, None))
+        .await
+        .unwrap();
+    let next = watcher.recv_publish(T).await.unwrap();
+    assert_eq!(&*next.topic, topic.as_str());
+    leave(back).await;
+    broker.stop().await;
+}
+
 // -------------------------------------------------------------- backends
 
 /// One test module per scenario, with a `disk` test on a fresh data dir and a
@@ -316,6 +380,7 @@ on_each_backend!(
     outbound_qos2_mid_flight_survives,
     inbound_qos2_mid_flight_survives,
     offline_time_counts_against_expiry,
+    delayed_wills_survive_a_graceful_restart,
 );
 
 #[tokio::test]

@@ -638,8 +638,14 @@ async fn finish<W: AsyncWrite + Unpin>(
         } => None,
         _ => will_of(&session, now),
     };
-    let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, _)) {
-        // The broker is going away: a delayed will could never fire, send it now.
+    let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, _))
+        && core.persist.is_none()
+    {
+        // The broker is going away and keeps nothing: a delayed will could
+        // never fire, send it now. With a store the session parks as on any
+        // disconnect, its will and disconnect time are stored, and the will
+        // fires after the restart only if the client stays away for the
+        // rest of its delay (docs/persistence.md, "Graceful shutdown").
         will.map(|(m, _)| (m, 0))
     } else {
         will
