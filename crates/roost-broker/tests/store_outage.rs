@@ -330,3 +330,47 @@ async fn in_sync_mode_pipelined_publishes_are_routed_while_their_pubacks_wait_fo
     drop((publisher, listener));
     broker.stop().await;
 }
+
+/// A full store writer queue makes retained *writers* wait for room, but
+/// never readers: a new subscription still gets its retained messages while
+/// another client's retained PUBLISH waits for the store (the change is
+/// handed to the store after the retained index's lock is released).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_writer_queue_does_not_block_retained_lookups() {
+    let mut redis = DurableRedis::start();
+    let mut store = redis.store();
+    store.max_queued_deltas = 4;
+    store.retry_initial_ms = 20;
+    store.retry_max_ms = 50;
+    store.close_grace_ms = 100;
+    let broker = start_stored(store).await;
+    let seed = unique_id("full/seed");
+    let mut publisher = open_v5(broker.addr, "full-pub").await;
+    send(&mut publisher, &seed, "kept", QoS::AtLeastOnce, true).await;
+
+    redis.kill();
+    // Retained sets until the writer's queue is full and one of them waits.
+    let mut writer = open_v5(broker.addr, "full-writer").await;
+    for i in 0..16 {
+        send(
+            &mut writer,
+            &format!("full/{i}"),
+            "x",
+            QoS::AtMostOnce,
+            true,
+        )
+        .await;
+    }
+    wait_until("the writer queue to fill", T, || {
+        broker.handle.stats().store_queued_deltas >= 4
+    })
+    .await;
+
+    let mut reader = open_v5(broker.addr, "full-reader").await;
+    subscribed(&mut reader, &seed, QoS::AtMostOnce).await;
+    assert_eq!(receive(&mut reader).await, b"kept");
+    // The waiting writer is released once the store is back.
+    redis.restart();
+    send(&mut writer, &seed, "after", QoS::AtLeastOnce, true).await;
+    broker.stop().await;
+}

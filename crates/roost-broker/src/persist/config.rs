@@ -70,6 +70,17 @@ pub struct StoreConfig {
     pub durability: DurabilityConfig,
     /// Longest time between a write and its fsync in `async` mode.
     pub fsync_interval_ms: u64,
+    /// Deltas that may wait for the store writer before a publisher waits
+    /// for room (the queue's bound; nothing is ever dropped).
+    pub max_queued_deltas: usize,
+    /// First wait before retrying a write that failed transiently (e.g.
+    /// Redis unreachable); doubled after each failure up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    /// Longest wait between two retries.
+    pub retry_max_ms: u64,
+    /// How long a shutdown during a store outage keeps retrying before it
+    /// gives up on what is still queued (counted in `store_failures`).
+    pub close_grace_ms: u64,
     /// The Redis backend.
     pub redis: RedisStoreConfig,
 }
@@ -81,6 +92,10 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("roost-data"),
             durability: DurabilityConfig::Async,
             fsync_interval_ms: 10,
+            max_queued_deltas: 65_536,
+            retry_initial_ms: 50,
+            retry_max_ms: 5_000,
+            close_grace_ms: 10_000,
             redis: RedisStoreConfig::default(),
         }
     }
@@ -117,6 +132,17 @@ impl StoreConfig {
     /// The backend in force (unset = memory).
     pub fn backend(&self) -> StoreBackend {
         self.backend.unwrap_or(StoreBackend::Memory)
+    }
+
+    /// The writer's settings: the durability policy, the queue bound and
+    /// the retry schedule.
+    pub(crate) fn writer_config(&self) -> roost_store::WriterConfig {
+        let mut config = roost_store::WriterConfig::new(self.writer_durability());
+        config.max_queued_deltas = self.max_queued_deltas.max(1);
+        config.retry_initial = Duration::from_millis(self.retry_initial_ms.max(1));
+        config.retry_max = Duration::from_millis(self.retry_max_ms.max(self.retry_initial_ms));
+        config.close_grace = Duration::from_millis(self.close_grace_ms);
+        config
     }
 
     /// The writer's durability policy.

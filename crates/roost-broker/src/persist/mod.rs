@@ -24,7 +24,7 @@ mod slot_store;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use roost_store::{Delta, Ticket, TrySubmitError, Writer, WriterConfig};
+use roost_store::{Delta, Ticket, TrySubmitError, Writer};
 
 pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 pub(crate) use events::{flush_events, session_events};
@@ -69,7 +69,7 @@ impl Persist {
 
     /// Starts the writer (after the restore, per docs/persistence.md).
     pub(crate) fn start(&self) -> Result<(), roost_store::StoreError> {
-        let config = WriterConfig::new(self.config.writer_durability());
+        let config = self.config.writer_config();
         let store = self
             .opened
             .lock()

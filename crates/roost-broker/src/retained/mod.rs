@@ -15,6 +15,7 @@ mod list;
 mod sweep;
 mod view;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -88,6 +89,19 @@ pub(crate) struct RetainedStore {
     sweep_cursor: Mutex<Option<String>>,
     /// Told of every set and removal (the session store), once installed.
     changes: std::sync::OnceLock<ChangeSink>,
+    /// Changes made under the index lock, in that lock's order, waiting to
+    /// be told to `changes` once the lock is released: telling may block
+    /// (a full store writer queue), and must not block retained lookups.
+    pending: Mutex<VecDeque<OwnedChange>>,
+    /// Held while telling: one teller at a time keeps the changes in order.
+    telling: Mutex<()>,
+}
+
+/// A [`RetainedChange`] waiting in [`RetainedStore::pending`].
+#[derive(Debug)]
+enum OwnedChange {
+    Set(Arc<Message>),
+    Removed(Box<str>),
 }
 
 /// A change of the retained messages, as [`RetainedStore::set`] and
@@ -126,6 +140,33 @@ impl RetainedStore {
             refused: AtomicU64::new(0),
             sweep_cursor: Mutex::new(None),
             changes: std::sync::OnceLock::new(),
+            pending: Mutex::new(VecDeque::new()),
+            telling: Mutex::new(()),
+        }
+    }
+
+    /// Records a change for the receiver (if any); called under the index lock.
+    fn note_change(&self, change: impl FnOnce() -> OwnedChange) {
+        if self.changes.get().is_some() {
+            self.pending.lock().push_back(change());
+        }
+    }
+
+    /// Tells the receiver every pending change, oldest first. Called with
+    /// the index lock released, after every operation that changes it.
+    fn tell_changes(&self) {
+        let Some(sink) = self.changes.get() else {
+            return;
+        };
+        let _one_teller = self.telling.lock();
+        loop {
+            let Some(change) = self.pending.lock().pop_front() else {
+                return;
+            };
+            match &change {
+                OwnedChange::Set(message) => sink(RetainedChange::Set(message)),
+                OwnedChange::Removed(topic) => sink(RetainedChange::Removed(topic)),
+            }
         }
     }
 
@@ -144,9 +185,11 @@ impl RetainedStore {
     /// the store changed.
     pub(crate) fn on_publish(&self, message: &Arc<Message>, now: Instant) -> bool {
         if message.payload.is_empty() {
-            return self
+            let removed = self
                 .remove(&mut self.inner.write(), &message.topic, Removal::Deleted)
                 .is_some();
+            self.tell_changes();
+            return removed;
         }
         self.store(Arc::clone(message), now).is_ok()
     }
@@ -196,6 +239,8 @@ impl RetainedStore {
             return Err(e);
         }
         self.set(&mut inner, entry);
+        drop(inner);
+        self.tell_changes();
         Ok(())
     }
 
@@ -221,9 +266,7 @@ impl RetainedStore {
 
     /// THE place a retained message is set (or replaced).
     fn set(&self, inner: &mut Inner, entry: Entry) {
-        if let Some(sink) = self.changes.get() {
-            sink(RetainedChange::Set(&entry.message));
-        }
+        self.note_change(|| OwnedChange::Set(Arc::clone(&entry.message)));
         let size = entry.message.payload.len() as u64;
         let mortal = entry.dies_at.is_some();
         let topic = entry.message.topic.clone();
@@ -239,9 +282,7 @@ impl RetainedStore {
     fn remove(&self, inner: &mut Inner, topic: &str, why: Removal) -> Option<Arc<Message>> {
         let removed = inner.index.remove(topic)?;
         inner.forget(&removed);
-        if let Some(sink) = self.changes.get() {
-            sink(RetainedChange::Removed(topic));
-        }
+        self.note_change(|| OwnedChange::Removed(topic.into()));
         if why == Removal::Expired {
             self.expired.fetch_add(1, Ordering::Relaxed);
         }
@@ -255,15 +296,18 @@ impl RetainedStore {
         if topics.is_empty() {
             return 0;
         }
-        let mut inner = self.inner.write();
         let mut removed = 0;
-        for topic in topics {
-            let topic = topic.as_ref();
-            if inner.index.get(topic).is_some_and(|e| e.is_dead(now)) {
-                self.remove(&mut inner, topic, Removal::Expired);
-                removed += 1;
+        {
+            let mut inner = self.inner.write();
+            for topic in topics {
+                let topic = topic.as_ref();
+                if inner.index.get(topic).is_some_and(|e| e.is_dead(now)) {
+                    self.remove(&mut inner, topic, Removal::Expired);
+                    removed += 1;
+                }
             }
         }
+        self.tell_changes();
         removed
     }
 
@@ -337,8 +381,11 @@ impl RetainedStore {
 
     /// Deletes the retained message of `topic`; false when there was none.
     pub(crate) fn delete(&self, topic: &str) -> bool {
-        self.remove(&mut self.inner.write(), topic, Removal::Deleted)
-            .is_some()
+        let removed = self
+            .remove(&mut self.inner.write(), topic, Removal::Deleted)
+            .is_some();
+        self.tell_changes();
+        removed
     }
 
     /// Retained messages stored (dead ones count until they are purged).
