@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use roost_hooks::Grant;
 use serde_json::{Map, Value};
 
-use crate::acl::rule::safe_value;
+use crate::acl::rule::{safe_value, substitute};
 use crate::topic::is_valid_filter;
 
 /// How claims map onto the grant.
@@ -137,16 +137,29 @@ fn acl_lists(acl: &Value, username: Option<&str>, client_id: &str) -> (Vec<Strin
     (publish, subscribe)
 }
 
+/// The filter with its placeholders replaced in one pass (a value is never
+/// scanned again: a user name `%c` does not become the client id), or `None`
+/// when a value it needs is unsafe or the result is not a valid filter.
 fn expand(filter: &str, username: Option<&str>, client_id: &str) -> Option<String> {
-    let mut out = filter.to_owned();
-    if out.contains("${username}") || out.contains("%u") {
-        let u = safe_value(username)?;
-        out = out.replace("${username}", u).replace("%u", u);
-    }
-    if out.contains("${clientid}") || out.contains("%c") {
-        let c = safe_value(Some(client_id))?;
-        out = out.replace("${clientid}", c).replace("%c", c);
-    }
+    let user = if filter.contains("${username}") || filter.contains("%u") {
+        safe_value(username)?
+    } else {
+        ""
+    };
+    let id = if filter.contains("${clientid}") || filter.contains("%c") {
+        safe_value(Some(client_id))?
+    } else {
+        ""
+    };
+    let out = substitute(
+        filter,
+        &[
+            ("${username}", user),
+            ("%u", user),
+            ("${clientid}", id),
+            ("%c", id),
+        ],
+    );
     is_valid_filter(&out).then_some(out)
 }
 
@@ -202,6 +215,20 @@ mod tests {
         let g = grant_from_claims(&c, &mapping(), None, "c");
         assert_eq!(g.publish_acl.unwrap(), vec!["fixed"]);
         assert_eq!(g.subscribe_acl.unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_placeholder_inside_the_user_name_is_not_expanded_again() {
+        // User "%c" connecting as client "bob" must not get bob's tree.
+        for user in ["%c", "a${clientid}"] {
+            let c = claims(json!({"sub": user,
+                "acl": {"pub": ["users/%u/#", "users/${username}/x"]}}));
+            let g = grant_from_claims(&c, &mapping(), None, "bob");
+            assert_eq!(
+                g.publish_acl.unwrap(),
+                vec![format!("users/{user}/#"), format!("users/{user}/x")]
+            );
+        }
     }
 
     #[test]

@@ -76,6 +76,28 @@ impl PasswordFile {
         })
     }
 
+    /// Builds a password file from its text (for embedding, tests and
+    /// fuzzing); errors name `origin`. `reload` re-reads the path `origin`.
+    pub fn from_text(origin: &str, text: &str) -> Result<Self, FileError> {
+        let path = PathBuf::from(origin);
+        let entries = parse_text(&path, text)?;
+        Ok(Self {
+            path,
+            entries: ArcSwap::from_pointee(entries),
+            unknown_user: UnknownUser::Refuse,
+        })
+    }
+
+    /// The user names listed, in no particular order.
+    pub fn users(&self) -> Vec<String> {
+        self.entries.load().keys().cloned().collect()
+    }
+
+    /// The stored hash of `user`, if listed.
+    pub fn hash_of(&self, user: &str) -> Option<PasswordHash> {
+        self.entries.load().get(user).cloned()
+    }
+
     /// Loads the file a config names.
     pub fn from_config(config: &PasswordFileConfig) -> Result<Self, FileError> {
         Ok(Self::load(&config.path)?.with_unknown_user(config.unknown_user))

@@ -107,6 +107,13 @@ impl ScramAuthenticator {
         Ok(Self::with_map(Some(path), map, DEFAULT_SCRAM_ITERATIONS))
     }
 
+    /// Builds the authenticator from credentials-file text (for embedding,
+    /// tests and fuzzing); errors name `origin`, which is not re-read.
+    pub fn from_text(origin: &str, text: &str) -> Result<Self, FileError> {
+        let map = credentials::parse_text(Path::new(origin), text)?;
+        Ok(Self::with_map(None, map, DEFAULT_SCRAM_ITERATIONS))
+    }
+
     /// Loads the file a config names.
     pub fn from_config(config: &ScramConfig) -> Result<Self, FileError> {
         let map = parse_file(&config.credentials_file)?;
@@ -139,6 +146,16 @@ impl ScramAuthenticator {
             );
             map
         });
+    }
+
+    /// Every (user, credentials) entry, in no particular order.
+    pub fn entries(&self) -> Vec<(String, ScramCredentials)> {
+        self.inner
+            .credentials
+            .load()
+            .iter()
+            .map(|((user, _), c)| (user.clone(), c.clone()))
+            .collect()
     }
 
     /// Number of (user, mechanism) entries.
