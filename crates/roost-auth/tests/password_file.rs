@@ -115,6 +115,49 @@ async fn unknown_user_policy_and_anonymous_clients() {
     );
 }
 
+/// The fastest of a few runs: the one least disturbed by other load.
+async fn fastest(file: &PasswordFile, user: &str, password: Option<&[u8]>) -> Duration {
+    let c = client("timing", Some(user));
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let result = authenticate(file, &c, password).await;
+        best = best.min(started.elapsed());
+        assert_eq!(result, refuse_bad_credentials());
+    }
+    best
+}
+
+#[tokio::test]
+async fn refusals_cost_a_real_check_whether_or_not_the_user_exists() {
+    // A slow hash (PBKDF2, 100,000 iterations: tens of ms) makes the cost of
+    // one check stand far above everything else an answer does.
+    let mut salt = vec![0u8; 12];
+    salt[0] = 7;
+    let hash = roost_auth::password::PasswordHash::pbkdf2(b"secret", salt, 100_000);
+    let file = PasswordFile::from_text("timing", &format!("alice:{}\n", hash.encode())).unwrap();
+
+    let wrong = fastest(&file, "alice", Some(b"wrong")).await;
+    let missing = fastest(&file, "alice", None).await;
+    let unknown = fastest(&file, "mallory", Some(b"wrong")).await;
+    let unknown_no_password = fastest(&file, "mallory", None).await;
+    // Without the decoy check these answers take microseconds: an attacker
+    // learns that "alice" exists by leaving the password out, or by timing
+    // a wrong one. A factor of 4 leaves room for noise on a busy machine.
+    for (what, took) in [
+        ("known user without a password", missing),
+        ("unknown user", unknown),
+        ("unknown user without a password", unknown_no_password),
+    ] {
+        assert!(
+            took * 4 >= wrong,
+            "{what}: {took:?}, a wrong password for a known user: {wrong:?}"
+        );
+    }
+    assert!(file.check("alice", b"secret"));
+    assert!(!file.check("mallory", b"secret"));
+}
+
 #[test]
 fn config_rejects_unknown_keys_and_reads_the_policy() {
     let c: PasswordFileConfig = toml::from_str("path = \"/x\"\nunknown_user = \"ignore\"").unwrap();

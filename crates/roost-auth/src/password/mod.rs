@@ -133,42 +133,57 @@ impl PasswordFile {
     }
 
     /// True when `user` is listed and `password` matches its hash.
+    /// Unknown users cost a check too (against another entry), so the time
+    /// taken does not tell whether `user` is listed.
     pub fn check(&self, user: &str, password: &[u8]) -> bool {
-        match self.entries.load().get(user) {
+        let entries = self.entries.load();
+        match entries.get(user) {
             Some(hash) => hash.verify(password),
-            None => false,
+            None => {
+                let decoy = entries.values().next().unwrap_or_else(|| &*DUMMY_HASH);
+                let _ = decoy.verify(password);
+                false
+            }
         }
     }
 
     async fn decide(&self, user: &str, password: Option<&[u8]>) -> AuthResult {
         let entries = self.entries.load_full();
-        let Some(hash) = entries.get(user).cloned() else {
-            if self.unknown_user == UnknownUser::Ignore {
-                return AuthResult::Ignore;
-            }
-            // Spend about the time a real check takes, so the answer's timing
-            // does not tell which user names exist.
-            let _ = DUMMY_HASH.verify(password.unwrap_or_default());
-            tracing::debug!(user, "password file: unknown user refused");
-            return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
-        };
-        let Some(password) = password else {
-            tracing::debug!(user, "password file: no password given");
-            return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
-        };
-        let ok = if hash.is_expensive() && tokio::runtime::Handle::try_current().is_ok() {
-            let password = password.to_vec();
-            tokio::task::spawn_blocking(move || hash.verify(&password))
+        let listed = entries.get(user).cloned();
+        if listed.is_none() && self.unknown_user == UnknownUser::Ignore {
+            return AuthResult::Ignore;
+        }
+        // Every answer costs one real check against a hash of the file (the
+        // user's own, or another entry's for an unknown user), even without
+        // a password: the time taken tells neither whether the user exists
+        // nor whether a password was sent.
+        let hash = listed
+            .clone()
+            .or_else(|| entries.values().next().cloned())
+            .unwrap_or_else(|| DUMMY_HASH.clone());
+        let given = password.unwrap_or_default();
+        let matched = if hash.is_expensive() && tokio::runtime::Handle::try_current().is_ok() {
+            let given = given.to_vec();
+            tokio::task::spawn_blocking(move || hash.verify(&given))
                 .await
                 .unwrap_or(false)
         } else {
-            hash.verify(password)
+            hash.verify(given)
         };
-        if ok {
-            AuthResult::Accept(Grant::default())
-        } else {
-            tracing::debug!(user, "password file: wrong password");
-            AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        match (listed, password) {
+            (Some(_), Some(_)) if matched => AuthResult::Accept(Grant::default()),
+            (None, _) => {
+                tracing::debug!(user, "password file: unknown user refused");
+                AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            }
+            (Some(_), None) => {
+                tracing::debug!(user, "password file: no password given");
+                AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            }
+            (Some(_), Some(_)) => {
+                tracing::debug!(user, "password file: wrong password");
+                AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            }
         }
     }
 }
