@@ -317,4 +317,14 @@ fn reload_keeps_rules_on_error() {
         "previous rules stay"
     );
     assert_eq!(a.len(), 1);
+    // A file caught between truncation and write (0 bytes) is not taken:
+    // the deny rules would vanish until the next reload.
+    std::fs::write(&path, "").unwrap();
+    let err = a.reload().unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    assert_eq!(a.authorize(&c, PUB, "a"), AclResult::Deny);
+    // A file meant to have no rules says so with a comment.
+    std::fs::write(&path, "# no rules\n").unwrap();
+    a.reload().unwrap();
+    assert!(a.is_empty());
 }

@@ -239,6 +239,31 @@ async fn reload_applies_a_good_file_and_keeps_entries_on_error() {
     assert!(file.check("alice", b"two"));
 }
 
+#[tokio::test]
+async fn reload_of_a_file_caught_mid_rewrite_keeps_the_old_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    set_password(&path, "alice", "pw", HashKind::Pbkdf2Sha512).unwrap();
+    let file = PasswordFile::load(&path).unwrap();
+    // `cat new > passwd` truncates first: a reload in between sees 0 bytes.
+    std::fs::write(&path, "").unwrap();
+    let err = file.reload().unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    assert!(file.check("alice", b"pw"), "the old entries stay in force");
+    assert_eq!(file.len(), 1);
+    // ... or a line cut short: a parse error, the old entries stay.
+    let other = dir.path().join("other");
+    set_password(&other, "alice", "new", HashKind::Pbkdf2Sha512).unwrap();
+    let line = std::fs::read_to_string(&other).unwrap();
+    std::fs::write(&path, &line[..line.len() / 2]).unwrap();
+    assert!(file.reload().is_err());
+    assert!(file.check("alice", b"pw"));
+    // A file meant to list nobody says so with a comment.
+    std::fs::write(&path, "# nobody\n").unwrap();
+    file.reload().unwrap();
+    assert!(file.is_empty());
+}
+
 #[cfg(unix)]
 #[test]
 fn passwd_edits_are_atomic_0600_and_keep_other_lines() {

@@ -332,6 +332,10 @@ fn credentials_file_errors_name_the_line_and_reload_keeps_old_entries() {
             .to_string()
             .contains("two SCRAM-SHA-256 lines")
     );
+    // A file caught between truncation and write (0 bytes) is not taken.
+    std::fs::write(&path, "").unwrap();
+    assert!(auth.reload().unwrap_err().to_string().contains("empty"));
+    assert_eq!(auth.len(), 2, "previous credentials stay in force");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use roost_hooks::{AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ReasonCode};
 use serde::Deserialize;
 
@@ -17,7 +18,7 @@ pub use edit::{delete_user, set_password};
 pub use hash::{DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_LEN, HashKind, PasswordHash};
 
 use crate::FileError;
-use crate::file::significant_lines;
+use crate::file::{read_for_reload, significant_lines};
 
 /// What to answer for a user name the file does not list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -52,6 +53,9 @@ pub struct PasswordFile {
     path: PathBuf,
     entries: ArcSwap<HashMap<String, PasswordHash>>,
     unknown_user: UnknownUser,
+    /// Held by `reload` from read to store, so two reloads at once cannot
+    /// leave the older file's contents in force.
+    reloading: Mutex<()>,
 }
 
 impl fmt::Debug for PasswordFile {
@@ -73,6 +77,7 @@ impl PasswordFile {
             path,
             entries: ArcSwap::from_pointee(entries),
             unknown_user: UnknownUser::Refuse,
+            reloading: Mutex::new(()),
         })
     }
 
@@ -85,6 +90,7 @@ impl PasswordFile {
             path,
             entries: ArcSwap::from_pointee(entries),
             unknown_user: UnknownUser::Refuse,
+            reloading: Mutex::new(()),
         })
     }
 
@@ -109,10 +115,13 @@ impl PasswordFile {
         self
     }
 
-    /// Re-reads the file. On error the previous entries stay in force and the
-    /// error is returned for logging.
+    /// Re-reads the file. On error (including a zero-byte file, which is
+    /// what a file being rewritten in place looks like) the previous entries
+    /// stay in force and the error is returned for logging.
     pub fn reload(&self) -> Result<(), FileError> {
-        let entries = parse_file(&self.path)?;
+        let _one_at_a_time = self.reloading.lock();
+        let text = read_for_reload(&self.path)?;
+        let entries = parse_text(&self.path, &text)?;
         self.entries.store(Arc::new(entries));
         Ok(())
     }

@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     credentials: ArcSwap<CredentialMap>,
     fake_key: [u8; 32],
     unknown_iterations: u32,
+    /// Held by `reload` from read to store, so two reloads at once cannot
+    /// leave the older file's credentials in force.
+    reloading: parking_lot::Mutex<()>,
 }
 
 /// The SCRAM enhanced authenticator. Each [`EnhancedAuthenticator::begin`]
@@ -96,6 +99,7 @@ impl ScramAuthenticator {
                 credentials: ArcSwap::from_pointee(map),
                 fake_key,
                 unknown_iterations: unknown_iterations.max(1),
+                reloading: parking_lot::Mutex::new(()),
             }),
         }
     }
@@ -126,9 +130,12 @@ impl ScramAuthenticator {
 
     /// Re-reads the credentials file (a no-op without one). On error the
     /// previous credentials stay in force and the error is returned.
+    /// A zero-byte file (a file being rewritten in place) is an error too.
     pub fn reload(&self) -> Result<(), FileError> {
         if let Some(path) = &self.inner.path {
-            let map = parse_file(path)?;
+            let _one_at_a_time = self.inner.reloading.lock();
+            let text = crate::file::read_for_reload(path)?;
+            let map = credentials::parse_text(path, &text)?;
             self.inner.credentials.store(Arc::new(map));
         }
         Ok(())
