@@ -12,6 +12,9 @@ use parking_lot::Mutex;
 
 use crate::http_client;
 
+/// The largest JWKS document read (real ones hold a few keys: a few KiB).
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
 /// One usable key of a JWKS document.
 #[derive(Clone)]
 pub(crate) struct JwkKey {
@@ -143,10 +146,9 @@ impl JwksCache {
         if !status.is_success() {
             return Err(format!("HTTP status {status}"));
         }
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| format!("not a JSON document: {}", e.without_url()))?;
+        let bytes = http_client::read_limited(response, MAX_JWKS_BYTES).await?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("not a JSON document: {e}"))?;
         let list = body
             .get("keys")
             .and_then(serde_json::Value::as_array)
