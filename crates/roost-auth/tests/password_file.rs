@@ -158,6 +158,31 @@ async fn refusals_cost_a_real_check_whether_or_not_the_user_exists() {
     assert!(!file.check("mallory", b"secret"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_checks_run_at_most_one_per_cpu_at_once() {
+    // Anyone can start a check by naming a user; each holds a blocking
+    // thread (and an argon2id hash's memory). Many at once must queue.
+    let hash = roost_auth::password::PasswordHash::pbkdf2(b"secret", vec![1; 12], 20_000);
+    let file = std::sync::Arc::new(
+        PasswordFile::from_text("bound", &format!("alice:{}\n", hash.encode())).unwrap(),
+    );
+    let limit = file.expensive_check_limit();
+    let mut tasks = Vec::new();
+    for i in 0..(limit * 4 + 4) {
+        let file = std::sync::Arc::clone(&file);
+        tasks.push(tokio::spawn(async move {
+            let c = client(&format!("c{i}"), Some("alice"));
+            authenticate(&*file, &c, Some(b"wrong")).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), refuse_bad_credentials());
+    }
+    let peak = file.expensive_check_peak();
+    assert!(peak >= 1, "the checks ran on the bounded path");
+    assert!(peak <= limit, "{peak} checks at once, limit {limit}");
+}
+
 #[test]
 fn config_rejects_unknown_keys_and_reads_the_policy() {
     let c: PasswordFileConfig = toml::from_str("path = \"/x\"\nunknown_user = \"ignore\"").unwrap();

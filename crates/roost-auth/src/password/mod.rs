@@ -56,6 +56,51 @@ pub struct PasswordFile {
     /// Held by `reload` from read to store, so two reloads at once cannot
     /// leave the older file's contents in force.
     reloading: Mutex<()>,
+    /// Expensive checks (argon2id, PBKDF2 above 10,000 iterations) running
+    /// at once are bounded: each holds a blocking thread and, for argon2id,
+    /// its memory cost, and anyone can start one by naming a user.
+    expensive: Arc<ExpensiveChecks>,
+}
+
+/// The bound on concurrent expensive checks, and the most seen at once.
+#[derive(Debug)]
+struct ExpensiveChecks {
+    permits: tokio::sync::Semaphore,
+    limit: usize,
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl ExpensiveChecks {
+    fn new() -> Arc<Self> {
+        // More checks than cores at once only queue for the CPU while
+        // holding their memory.
+        let limit = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Self {
+            permits: tokio::sync::Semaphore::new(limit),
+            limit,
+            running: std::sync::atomic::AtomicUsize::new(0),
+            peak: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `hash.verify(password)` on a blocking thread once a permit is free.
+    async fn verify(self: &Arc<Self>, hash: PasswordHash, password: Vec<u8>) -> bool {
+        use std::sync::atomic::Ordering;
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let now = this.running.fetch_add(1, Ordering::SeqCst) + 1;
+            this.peak.fetch_max(now, Ordering::SeqCst);
+            let ok = hash.verify(&password);
+            this.running.fetch_sub(1, Ordering::SeqCst);
+            ok
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 impl fmt::Debug for PasswordFile {
@@ -78,6 +123,7 @@ impl PasswordFile {
             entries: ArcSwap::from_pointee(entries),
             unknown_user: UnknownUser::Refuse,
             reloading: Mutex::new(()),
+            expensive: ExpensiveChecks::new(),
         })
     }
 
@@ -91,6 +137,7 @@ impl PasswordFile {
             entries: ArcSwap::from_pointee(entries),
             unknown_user: UnknownUser::Refuse,
             reloading: Mutex::new(()),
+            expensive: ExpensiveChecks::new(),
         })
     }
 
@@ -124,6 +171,19 @@ impl PasswordFile {
         let entries = parse_text(&self.path, &text)?;
         self.entries.store(Arc::new(entries));
         Ok(())
+    }
+
+    /// How many expensive checks (argon2id, PBKDF2 above 10,000
+    /// iterations) may run at once: the number of CPUs.
+    pub fn expensive_check_limit(&self) -> usize {
+        self.expensive.limit
+    }
+
+    /// The most expensive checks that have run at once so far.
+    pub fn expensive_check_peak(&self) -> usize {
+        self.expensive
+            .peak
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The file this was loaded from.
@@ -172,10 +232,7 @@ impl PasswordFile {
             .unwrap_or_else(|| DUMMY_HASH.clone());
         let given = password.unwrap_or_default();
         let matched = if hash.is_expensive() && tokio::runtime::Handle::try_current().is_ok() {
-            let given = given.to_vec();
-            tokio::task::spawn_blocking(move || hash.verify(&given))
-                .await
-                .unwrap_or(false)
+            self.expensive.verify(hash, given.to_vec()).await
         } else {
             hash.verify(given)
         };
