@@ -351,6 +351,8 @@ fn invalid_configs_are_rejected() {
         "secret = \"\"",
         "public_key_file = \"/does/not/exist.pem\"",
         "secret = \"s\"\nmatch_username = true",
+        // The token would become the user name (and the session owner).
+        "secret = \"s\"\nfrom = \"username\"",
     ];
     for text in bad {
         assert!(

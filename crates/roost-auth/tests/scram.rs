@@ -362,7 +362,9 @@ fn client_final(password: &[u8], client_first_bare: &str, server_first: &str) ->
     };
     let attrs: Vec<&str> = server_first.split(',').collect();
     let nonce = attrs[0].strip_prefix("r=").unwrap();
-    let salt = STANDARD.decode(attrs[1].strip_prefix("s=").unwrap()).unwrap();
+    let salt = STANDARD
+        .decode(attrs[1].strip_prefix("s=").unwrap())
+        .unwrap();
     let iterations: u32 = attrs[2].strip_prefix("i=").unwrap().parse().unwrap();
     let mut salted = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password, &salt, iterations, &mut salted);
@@ -371,7 +373,11 @@ fn client_final(password: &[u8], client_first_bare: &str, server_first: &str) ->
     let without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let signature = hmac(&stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     format!("{without_proof},p={}", STANDARD.encode(proof))
 }
 

@@ -324,6 +324,14 @@ impl JwtAuthenticator {
         if !config.issuer.is_empty() {
             validation.set_issuer(&config.issuer);
         }
+        // Otherwise the token itself would be the user name: a bearer
+        // credential kept as the session's owner, matched by ACL rules and
+        // changing with every new token.
+        if config.from == TokenField::Username && config.username_claim.is_none() {
+            return Err(ConfigError::invalid(
+                "jwt: from = \"username\" needs username_claim",
+            ));
+        }
         if config.match_username && config.username_claim.is_none() {
             return Err(ConfigError::invalid(
                 "jwt: match_username needs username_claim",
