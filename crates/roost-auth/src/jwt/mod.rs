@@ -473,7 +473,6 @@ impl JwtAuthenticator {
         AuthResult::Accept(grant_from_claims(
             &claims,
             &self.mapping,
-            connect_user,
             &request.client.client_id,
         ))
     }
