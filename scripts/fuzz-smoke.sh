@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every roost-codec fuzz target for a short time (FUZZ_SECONDS each,
+# Runs every fuzz target (roost-codec packets, roost-auth file parsers) for a short time (FUZZ_SECONDS each,
 # default 60) and fails on the first crash. Installs cargo-fuzz if missing.
 # The toolchain is stable: RUSTC_BOOTSTRAP=1 lets cargo-fuzz use the
 # sanitizer flags it needs.
@@ -14,7 +14,7 @@ cd "$root/fuzz"
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(decode_v3 decode_v5 decode_any roundtrip)
+    targets=(decode_v3 decode_v5 decode_any roundtrip acl_file password_file scram_file)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

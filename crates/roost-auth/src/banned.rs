@@ -115,9 +115,18 @@ impl BanList {
         for (i, entry) in config.entries.iter().enumerate() {
             let target = BanTarget::parse(&entry.who)
                 .map_err(|m| ConfigError::invalid(format!("banned entry {}: {m}", i + 1)))?;
-            let expires_at = entry
-                .expires_at
-                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            let expires_at = match entry.expires_at {
+                None => None,
+                // `UNIX_EPOCH + d` panics past the platform's time range.
+                Some(s) => Some(UNIX_EPOCH.checked_add(Duration::from_secs(s)).ok_or_else(
+                    || {
+                        ConfigError::invalid(format!(
+                            "banned entry {}: expires_at {s} is out of range",
+                            i + 1
+                        ))
+                    },
+                )?),
+            };
             list.add(Ban::new(target, expires_at));
         }
         Ok(list)

@@ -14,6 +14,25 @@ pub(crate) fn significant_lines(text: &str) -> impl Iterator<Item = (usize, &str
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
+/// Reads `path` for a `reload()`. A zero-byte file is refused: it is what a
+/// reader sees between the truncation and the write of a file rewritten in
+/// place (`cat > file`, some editors), and taking it would drop every entry.
+/// A file meant to list nothing can hold a comment line.
+pub(crate) fn read_for_reload(path: &Path) -> Result<String, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError::io(path, e))?;
+    if text.is_empty() {
+        return Err(FileError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file is empty (being rewritten?); the previous contents stay in force \
+                 (a file meant to list nothing can hold a comment line)",
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// Replaces `path` with `contents` atomically: a temporary file in the same
 /// directory (mode 0600 on Unix) is written, synced and renamed over `path`,
 /// so a reader sees either the old or the new file, never half of one.

@@ -43,6 +43,31 @@ pub(crate) fn build(
         .map_err(|e| ConfigError::invalid(format!("HTTP client: {e}")))
 }
 
+/// The body of `response`, refused (an error) beyond `limit` bytes: a
+/// service that answers with more than any real answer holds is broken or
+/// hostile, and reading it all would let it fill the broker's memory.
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let too_large = || format!("the answer is larger than {limit} bytes");
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// `scheme://host[:port]/path` of a URL, for logs and `Debug`: user info
 /// and the query string (which may carry credentials) are left out.
 pub(crate) fn loggable_url(url: &str) -> String {

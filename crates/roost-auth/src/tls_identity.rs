@@ -10,7 +10,8 @@ pub struct TlsIdentityConfig {
     /// Refuse (0x87) unless the certificate's Common Name equals the CONNECT user name.
     #[serde(default)]
     pub require_cn_matches_username: bool,
-    /// Use the Common Name as the user name for authorization (`Grant::username`).
+    /// Use the Common Name as the user name for authorization
+    /// (`Grant::username`); a certificate without one is refused (0x87).
     #[serde(default)]
     pub use_cn_as_username: bool,
 }
@@ -47,7 +48,17 @@ impl TlsIdentityAuthenticator {
         }
         let mut grant = Grant::default();
         if self.config.use_cn_as_username {
-            grant.username = cn.map(str::to_owned);
+            // The certificate is the identity: without a Common Name the
+            // CONNECT user name, which the client picks freely, would stand
+            // in for it.
+            let Some(cn) = cn.filter(|c| !c.is_empty()) else {
+                tracing::debug!(
+                    client_id = %request.client.client_id,
+                    "tls identity: certificate without a Common Name refused"
+                );
+                return AuthResult::Refuse(ReasonCode::NOT_AUTHORIZED);
+            };
+            grant.username = Some(cn.to_owned());
         }
         AuthResult::Accept(grant)
     }

@@ -158,6 +158,45 @@ fn placeholder_values_with_wildcards_or_separators_do_not_widen_access() {
 }
 
 #[test]
+fn a_placeholder_in_a_user_name_is_not_expanded_again() {
+    // The user name is put in first; were the result scanned again, a user
+    // named `%c` would get the client id it chose (here another user's
+    // name) and with it that user's tree.
+    let a = acl("allow all all users/%u/#\nallow all all devices/%c/%u\n");
+    let mallory = client("bob", Some("%c"));
+    assert_eq!(
+        a.authorize(&mallory, PUB, "users/bob/inbox"),
+        AclResult::Ignore
+    );
+    assert_eq!(a.authorize(&mallory, SUB, "users/bob/#"), AclResult::Ignore);
+    // Their own (odd but level-safe) name still works literally.
+    assert_eq!(
+        a.authorize(&mallory, PUB, "users/%c/inbox"),
+        AclResult::Allow
+    );
+    // A client id `%u` is not replaced by the user name either.
+    let odd_id = client("%u", Some("carol"));
+    assert_eq!(
+        a.authorize(&odd_id, PUB, "devices/%u/carol"),
+        AclResult::Allow
+    );
+    assert_eq!(
+        a.authorize(&odd_id, PUB, "devices/carol/carol"),
+        AclResult::Ignore
+    );
+    // A user `a/#` or `+` never matches its own pattern (as in Mosquitto).
+    for name in ["a/#", "+", "#"] {
+        let c = client("x", Some(name));
+        assert_eq!(a.authorize(&c, SUB, "users/#"), AclResult::Ignore, "{name}");
+        assert_eq!(
+            a.authorize(&c, PUB, "users/a/b"),
+            AclResult::Ignore,
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn sys_topics_are_never_writable_and_readable_only_where_allowed() {
     let a = acl("allow all all #\nallow user:admin all $SYS/#\n");
     let admin = client("a", Some("admin"));
@@ -278,4 +317,14 @@ fn reload_keeps_rules_on_error() {
         "previous rules stay"
     );
     assert_eq!(a.len(), 1);
+    // A file caught between truncation and write (0 bytes) is not taken:
+    // the deny rules would vanish until the next reload.
+    std::fs::write(&path, "").unwrap();
+    let err = a.reload().unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    assert_eq!(a.authorize(&c, PUB, "a"), AclResult::Deny);
+    // A file meant to have no rules says so with a comment.
+    std::fs::write(&path, "# no rules\n").unwrap();
+    a.reload().unwrap();
+    assert!(a.is_empty());
 }

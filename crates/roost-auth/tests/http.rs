@@ -198,6 +198,77 @@ async fn unreachable_or_failing_service_fails_closed() {
 }
 
 #[tokio::test]
+async fn a_2xx_that_is_not_a_service_answer_fails_closed() {
+    // A wrong URL, or a proxy's page in front of a dead service: 200 with
+    // HTML. Taking "2xx without a result" as allow would let everyone in.
+    let html = serve(|_| (200, "<html><body>It works!</body></html>".into())).await;
+    let c = client("c", Some("u"));
+    let auth = authn(&format!("url = \"{}\"", html.url("/auth")));
+    assert_eq!(
+        authenticate(&auth, &c, Some(b"anything")).await,
+        AuthResult::Refuse(ReasonCode::SERVER_UNAVAILABLE)
+    );
+    let authorizer = authz(&format!("url = \"{}\"", html.url("/acl")));
+    assert_eq!(authorizer.check_async(&c, PUB, "t").await, AclResult::Deny);
+    assert_eq!(
+        authorizer.cached(&c, PUB, "t"),
+        None,
+        "failures are not cached"
+    );
+
+    // An answer far larger than any real one is not read to the end.
+    let huge = format!(r#"{{"result":"allow","pad":"{}"}}"#, "x".repeat(200_000));
+    let big = serve(move |_| (200, huge.clone())).await;
+    let auth = authn(&format!("url = \"{}\"", big.url("/auth")));
+    assert_eq!(
+        authenticate(&auth, &c, Some(b"anything")).await,
+        AuthResult::Refuse(ReasonCode::SERVER_UNAVAILABLE)
+    );
+    let authorizer = authz(&format!("url = \"{}\"", big.url("/acl")));
+    assert_eq!(authorizer.check_async(&c, PUB, "t").await, AclResult::Deny);
+}
+
+#[tokio::test]
+async fn cached_authorization_is_keyed_by_everything_the_service_sees() {
+    // The service lets only MQTT 5.0 clients publish. A 3.1.1 connection
+    // with the same client id, user and address must not reuse the answer
+    // given to the 5.0 one.
+    let server = serve(|req| {
+        let body = req.json();
+        let ok = body["proto"] == "5";
+        (
+            200,
+            format!(r#"{{"result":"{}"}}"#, if ok { "allow" } else { "deny" }),
+        )
+    })
+    .await;
+    let a = authz(&format!(
+        "url = \"{}\"\nparams = {{ clientid = \"${{clientid}}\", username = \"${{username}}\", \
+         proto = \"${{proto_ver}}\", topic = \"${{topic}}\" }}",
+        server.url("/acl")
+    ));
+    let v5 = client("dev", Some("u"));
+    let v311 = roost_hooks::ClientInfo::new(
+        v5.client_id.clone(),
+        v5.username.clone(),
+        v5.peer,
+        roost_hooks::ProtocolVersion::V311,
+        roost_hooks::ListenerKind::Tcp,
+    );
+    assert_eq!(a.check_async(&v5, PUB, "t").await, AclResult::Allow);
+    assert_eq!(a.check_async(&v311, PUB, "t").await, AclResult::Deny);
+    assert_eq!(a.authorize(&v311, PUB, "t"), AclResult::Deny);
+    assert_eq!(a.authorize(&v5, PUB, "t"), AclResult::Allow);
+    assert_eq!(server.count(), 2);
+    // No user name and a user name nobody could type are different requests.
+    let anonymous = client("dev", None);
+    let odd = client("dev", Some("\u{1}"));
+    a.check_async(&anonymous, PUB, "t").await;
+    a.check_async(&odd, PUB, "t").await;
+    assert_eq!(server.count(), 4);
+}
+
+#[tokio::test]
 async fn slow_service_times_out() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -204,6 +204,45 @@ async fn match_username_requires_the_claim_to_equal_the_connect_user() {
 }
 
 #[tokio::test]
+async fn a_token_without_the_configured_username_claim_is_refused() {
+    // Otherwise the CONNECT user name, chosen by the client, would be the
+    // identity the ACL sees: any valid token would make its holder "admin".
+    let auth = hmac_auth("username_claim = \"sub\"");
+    let exp = get_current_timestamp() + 600;
+    let admin = client("c", Some("admin"));
+    for claims in [
+        json!({"exp": exp}),
+        json!({"exp": exp, "sub": ""}),
+        json!({"exp": exp, "sub": ["admin"]}),
+        json!({"exp": exp, "sub": null}),
+    ] {
+        let token = hs(Algorithm::HS256, &claims);
+        assert_eq!(
+            authenticate(&auth, &admin, Some(token.as_bytes())).await,
+            refused(),
+            "{claims}"
+        );
+    }
+    // Without a username claim configured the CONNECT user name is the
+    // identity, as documented.
+    let plain = hmac_auth("");
+    let token = hs(Algorithm::HS256, &json!({"exp": exp}));
+    accepted(&authenticate(&plain, &admin, Some(token.as_bytes())).await);
+}
+
+#[test]
+fn a_leeway_that_would_make_expiry_meaningless_is_a_config_error() {
+    assert!(JwtAuthenticator::from_config(&config("secret = \"s\"\nleeway_secs = 86400")).is_ok());
+    for leeway in ["86401", "9223372036854775807"] {
+        let text = format!("secret = \"s\"\nleeway_secs = {leeway}");
+        assert!(
+            JwtAuthenticator::from_config(&config(&text)).is_err(),
+            "{leeway}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn acl_and_superuser_claims_map_into_the_grant() {
     let auth = hmac_auth("username_claim = \"sub\"\nsuperuser_claim = \"admin\"");
     let claims = json!({
@@ -312,6 +351,8 @@ fn invalid_configs_are_rejected() {
         "secret = \"\"",
         "public_key_file = \"/does/not/exist.pem\"",
         "secret = \"s\"\nmatch_username = true",
+        // The token would become the user name (and the session owner).
+        "secret = \"s\"\nfrom = \"username\"",
     ];
     for text in bad {
         assert!(
@@ -446,6 +487,65 @@ async fn unreachable_jwks_refuses_with_server_unavailable() {
         AuthResult::Refuse(ReasonCode::SERVER_UNAVAILABLE)
     );
     assert!(!auth.refresh_jwks().await);
+}
+
+#[tokio::test]
+async fn keys_are_kept_through_failed_refreshes_only_up_to_max_stale_secs() {
+    let k1 = ec_signer("k1");
+    let doc = jwks_of(&[&k1]);
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = Arc::clone(&up);
+    let server = serve(move |_| {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            (200, doc.clone())
+        } else {
+            (503, String::new())
+        }
+    })
+    .await;
+    let auth = JwtAuthenticator::from_config(&config(&format!(
+        "[jwks]\nurl = \"{}\"\nrefresh_secs = 1\nmin_refetch_secs = 0\nmax_stale_secs = 2",
+        server.url("/")
+    )))
+    .unwrap();
+    assert!(auth.refresh_jwks().await);
+    let t = mint(Algorithm::ES256, &k1.key, &valid_claims(), Some("k1"));
+    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The endpoint fails from now on. Within max_stale_secs the old keys
+    // still verify (an outage of the identity provider does not lock
+    // everyone out)...
+    accepted(&with_password(&auth, &t).await);
+    // ...past it they do not: the deadline passing is what is tested, so
+    // this waits for it (2 s, plus a margin).
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(
+        with_password(&auth, &t).await,
+        AuthResult::Refuse(ReasonCode::SERVER_UNAVAILABLE)
+    );
+    // A fetch that succeeds again restores them.
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    accepted(&with_password(&auth, &t).await);
+}
+
+#[tokio::test]
+async fn encryption_keys_in_a_jwks_are_not_used_to_verify() {
+    let signing = ec_signer("sig");
+    let enc = ec_signer("enc");
+    let ops = ec_signer("ops");
+    let mut doc: Value = serde_json::from_str(&jwks_of(&[&signing, &enc, &ops])).unwrap();
+    doc["keys"][1]["use"] = json!("enc");
+    doc["keys"][2]["key_ops"] = json!(["encrypt"]);
+    let doc = doc.to_string();
+    let server = serve(move |_| (200, doc.clone())).await;
+    let auth =
+        JwtAuthenticator::from_config(&config(&format!("[jwks]\nurl = \"{}\"", server.url("/"))))
+            .unwrap();
+    let good = mint(Algorithm::ES256, &signing.key, &valid_claims(), Some("sig"));
+    accepted(&with_password(&auth, &good).await);
+    for s in [&enc, &ops] {
+        let t = mint(Algorithm::ES256, &s.key, &valid_claims(), Some(s.kid));
+        assert_eq!(with_password(&auth, &t).await, refused(), "{}", s.kid);
+    }
 }
 
 #[tokio::test]

@@ -115,6 +115,74 @@ async fn unknown_user_policy_and_anonymous_clients() {
     );
 }
 
+/// The fastest of a few runs: the one least disturbed by other load.
+async fn fastest(file: &PasswordFile, user: &str, password: Option<&[u8]>) -> Duration {
+    let c = client("timing", Some(user));
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let result = authenticate(file, &c, password).await;
+        best = best.min(started.elapsed());
+        assert_eq!(result, refuse_bad_credentials());
+    }
+    best
+}
+
+#[tokio::test]
+async fn refusals_cost_a_real_check_whether_or_not_the_user_exists() {
+    // A slow hash (PBKDF2, 100,000 iterations: tens of ms) makes the cost of
+    // one check stand far above everything else an answer does.
+    let mut salt = vec![0u8; 12];
+    salt[0] = 7;
+    let hash = roost_auth::password::PasswordHash::pbkdf2(b"secret", salt, 100_000);
+    let file = PasswordFile::from_text("timing", &format!("alice:{}\n", hash.encode())).unwrap();
+
+    let wrong = fastest(&file, "alice", Some(b"wrong")).await;
+    let missing = fastest(&file, "alice", None).await;
+    let unknown = fastest(&file, "mallory", Some(b"wrong")).await;
+    let unknown_no_password = fastest(&file, "mallory", None).await;
+    // Without the decoy check these answers take microseconds: an attacker
+    // learns that "alice" exists by leaving the password out, or by timing
+    // a wrong one. A factor of 4 leaves room for noise on a busy machine.
+    for (what, took) in [
+        ("known user without a password", missing),
+        ("unknown user", unknown),
+        ("unknown user without a password", unknown_no_password),
+    ] {
+        assert!(
+            took * 4 >= wrong,
+            "{what}: {took:?}, a wrong password for a known user: {wrong:?}"
+        );
+    }
+    assert!(file.check("alice", b"secret"));
+    assert!(!file.check("mallory", b"secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_checks_run_at_most_one_per_cpu_at_once() {
+    // Anyone can start a check by naming a user; each holds a blocking
+    // thread (and an argon2id hash's memory). Many at once must queue.
+    let hash = roost_auth::password::PasswordHash::pbkdf2(b"secret", vec![1; 12], 20_000);
+    let file = std::sync::Arc::new(
+        PasswordFile::from_text("bound", &format!("alice:{}\n", hash.encode())).unwrap(),
+    );
+    let limit = file.expensive_check_limit();
+    let mut tasks = Vec::new();
+    for i in 0..(limit * 4 + 4) {
+        let file = std::sync::Arc::clone(&file);
+        tasks.push(tokio::spawn(async move {
+            let c = client(&format!("c{i}"), Some("alice"));
+            authenticate(&*file, &c, Some(b"wrong")).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), refuse_bad_credentials());
+    }
+    let peak = file.expensive_check_peak();
+    assert!(peak >= 1, "the checks ran on the bounded path");
+    assert!(peak <= limit, "{peak} checks at once, limit {limit}");
+}
+
 #[test]
 fn config_rejects_unknown_keys_and_reads_the_policy() {
     let c: PasswordFileConfig = toml::from_str("path = \"/x\"\nunknown_user = \"ignore\"").unwrap();
@@ -194,6 +262,31 @@ async fn reload_applies_a_good_file_and_keeps_entries_on_error() {
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(file.reload(), Err(FileError::Io { .. })));
     assert!(file.check("alice", b"two"));
+}
+
+#[tokio::test]
+async fn reload_of_a_file_caught_mid_rewrite_keeps_the_old_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    set_password(&path, "alice", "pw", HashKind::Pbkdf2Sha512).unwrap();
+    let file = PasswordFile::load(&path).unwrap();
+    // `cat new > passwd` truncates first: a reload in between sees 0 bytes.
+    std::fs::write(&path, "").unwrap();
+    let err = file.reload().unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    assert!(file.check("alice", b"pw"), "the old entries stay in force");
+    assert_eq!(file.len(), 1);
+    // ... or a line cut short: a parse error, the old entries stay.
+    let other = dir.path().join("other");
+    set_password(&other, "alice", "new", HashKind::Pbkdf2Sha512).unwrap();
+    let line = std::fs::read_to_string(&other).unwrap();
+    std::fs::write(&path, &line[..line.len() / 2]).unwrap();
+    assert!(file.reload().is_err());
+    assert!(file.check("alice", b"pw"));
+    // A file meant to list nobody says so with a comment.
+    std::fs::write(&path, "# nobody\n").unwrap();
+    file.reload().unwrap();
+    assert!(file.is_empty());
 }
 
 #[cfg(unix)]

@@ -332,6 +332,10 @@ fn credentials_file_errors_name_the_line_and_reload_keeps_old_entries() {
             .to_string()
             .contains("two SCRAM-SHA-256 lines")
     );
+    // A file caught between truncation and write (0 bytes) is not taken.
+    std::fs::write(&path, "").unwrap();
+    assert!(auth.reload().unwrap_err().to_string().contains("empty"));
+    assert_eq!(auth.len(), 2, "previous credentials stay in force");
 }
 
 #[test]
@@ -343,4 +347,74 @@ fn debug_output_hides_keys() {
     auth.insert("u", creds.clone());
     assert!(!format!("{creds:?}").contains(stored));
     assert!(!format!("{auth:?}").contains(stored));
+}
+
+/// The client side of SCRAM-SHA-256 (RFC 5802 §3), for replay tests.
+fn client_final(password: &[u8], client_first_bare: &str, server_first: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+    let hmac = |key: &[u8], data: &[u8]| {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    };
+    let attrs: Vec<&str> = server_first.split(',').collect();
+    let nonce = attrs[0].strip_prefix("r=").unwrap();
+    let salt = STANDARD
+        .decode(attrs[1].strip_prefix("s=").unwrap())
+        .unwrap();
+    let iterations: u32 = attrs[2].strip_prefix("i=").unwrap().parse().unwrap();
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, &salt, iterations, &mut salted);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let signature = hmac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
+    format!("{without_proof},p={}", STANDARD.encode(proof))
+}
+
+#[tokio::test]
+async fn a_recorded_client_final_is_refused_in_a_new_exchange() {
+    let auth = ScramAuthenticator::new();
+    auth.insert(
+        "u",
+        ScramCredentials::generate(Mechanism::Sha256, b"pw", 4096),
+    );
+    let bare = "n=u,r=fixed-client-nonce";
+    let first = format!("n,,{bare}");
+    let begin = || auth.begin("SCRAM-SHA-256", &client("c", None)).unwrap();
+
+    // A good login, recorded by an eavesdropper.
+    let mut ex = begin();
+    let AuthStep::Continue(server_first) = step(&mut ex, first.as_bytes()).await else {
+        panic!("expected server-first")
+    };
+    let recorded = client_final(b"pw", bare, std::str::from_utf8(&server_first).unwrap());
+    assert!(matches!(
+        step(&mut ex, recorded.as_bytes()).await,
+        AuthStep::Success { .. }
+    ));
+    // Finishing the same exchange again is a protocol error.
+    assert_eq!(
+        step(&mut ex, recorded.as_bytes()).await,
+        AuthStep::Fail(ReasonCode::PROTOCOL_ERROR)
+    );
+    // Replayed into a new exchange with the same client nonce: the server
+    // nonce differs, so the recorded nonce and proof do not fit.
+    let mut ex = begin();
+    let AuthStep::Continue(_) = step(&mut ex, first.as_bytes()).await else {
+        panic!("expected server-first")
+    };
+    assert_eq!(
+        step(&mut ex, recorded.as_bytes()).await,
+        AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
+    );
 }

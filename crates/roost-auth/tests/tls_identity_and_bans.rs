@@ -58,6 +58,26 @@ async fn common_name_can_be_required_to_match_and_become_the_user_name() {
 }
 
 #[tokio::test]
+async fn a_certificate_without_a_common_name_cannot_stand_for_a_chosen_user_name() {
+    // With the CN as the identity, a CN-less certificate must not leave the
+    // CONNECT user name (the client's free choice) in its place.
+    let config: TlsIdentityConfig = toml::from_str("use_cn_as_username = true").unwrap();
+    let auth = TlsIdentityAuthenticator::new(config);
+    assert_eq!(
+        authenticate(&auth, &with_cert(None, Some("admin")), None).await,
+        AuthResult::Refuse(ReasonCode::NOT_AUTHORIZED)
+    );
+    assert_eq!(
+        authenticate(&auth, &with_cert(Some(""), Some("admin")), None).await,
+        AuthResult::Refuse(ReasonCode::NOT_AUTHORIZED)
+    );
+    match authenticate(&auth, &with_cert(Some("dev-1"), Some("admin")), None).await {
+        AuthResult::Accept(g) => assert_eq!(g.username.as_deref(), Some("dev-1")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn banned_clients_are_refused_with_0x8a() {
     let list = Arc::new(BanList::new());
     let auth = BanAuthenticator::new(Arc::clone(&list));
@@ -170,4 +190,15 @@ fn bans_from_config() {
         BanTarget::parse("user:bob").unwrap().to_string(),
         "user:bob"
     );
+}
+
+#[test]
+fn a_ban_expiry_out_of_the_time_range_is_a_config_error_not_a_panic() {
+    // The admin API may build the config from JSON, where u64::MAX is valid.
+    let config: BannedConfig = serde_json::from_str(
+        r#"{"entries": [{"who": "user:x", "expires_at": 18446744073709551615}]}"#,
+    )
+    .unwrap();
+    let err = BanList::from_config(&config).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
 }

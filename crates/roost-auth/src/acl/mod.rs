@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use roost_hooks::{AclResult, Action, Authorizer, ClientInfo};
 use serde::Deserialize;
 
 pub use rule::{FilterTemplate, Permission, Rule, RuleAction, Who};
 
 use crate::FileError;
-use crate::file::significant_lines;
+use crate::file::{read_for_reload, significant_lines};
 use crate::topic::{
     covers, intersects, is_valid_filter, is_valid_topic, matches, strip_shared_prefix,
 };
@@ -62,6 +63,9 @@ pub struct AclFile {
     path: PathBuf,
     rules: ArcSwap<Vec<Rule>>,
     no_match: NoMatch,
+    /// Held by `reload` from read to store, so two reloads at once cannot
+    /// leave the older file's rules in force.
+    reloading: Mutex<()>,
 }
 
 impl fmt::Debug for AclFile {
@@ -83,6 +87,7 @@ impl AclFile {
             path,
             rules: ArcSwap::from_pointee(rules),
             no_match: NoMatch::Ignore,
+            reloading: Mutex::new(()),
         })
     }
 
@@ -99,6 +104,7 @@ impl AclFile {
             path,
             rules: ArcSwap::from_pointee(rules),
             no_match: NoMatch::Ignore,
+            reloading: Mutex::new(()),
         })
     }
 
@@ -108,10 +114,13 @@ impl AclFile {
         self
     }
 
-    /// Re-reads the file. On error the previous rules stay in force and the
-    /// error is returned for logging.
+    /// Re-reads the file. On error (including a zero-byte file, which is
+    /// what a file being rewritten in place looks like) the previous rules
+    /// stay in force and the error is returned for logging.
     pub fn reload(&self) -> Result<(), FileError> {
-        let rules = parse_file(&self.path)?;
+        let _one_at_a_time = self.reloading.lock();
+        let text = read_for_reload(&self.path)?;
+        let rules = parse_text(&self.path, &text)?;
         self.rules.store(Arc::new(rules));
         Ok(())
     }

@@ -131,24 +131,56 @@ impl FilterTemplate {
     /// value could change the filter's shape: it is missing or empty, holds
     /// `+`, `#`, `/` or NUL, or starts with `$`. Such a client must not gain
     /// access through this rule.
+    ///
+    /// The text is scanned once: a value is never scanned again, so a user
+    /// named `%c` does not turn into the client id it chose.
     pub fn expand<'a>(&'a self, client: &ClientInfo) -> Option<Cow<'a, str>> {
         if !self.has_placeholders {
             return Some(Cow::Borrowed(&self.text));
         }
-        let mut out = self.text.clone();
-        if out.contains("%u") {
-            out = out.replace("%u", safe_value(client.username.as_deref())?);
-        }
-        if out.contains("%c") {
-            out = out.replace("%c", safe_value(Some(&client.client_id))?);
-        }
-        Some(Cow::Owned(out))
+        let user = if self.text.contains("%u") {
+            safe_value(client.username.as_deref())?
+        } else {
+            ""
+        };
+        let id = if self.text.contains("%c") {
+            safe_value(Some(&client.client_id))?
+        } else {
+            ""
+        };
+        Some(Cow::Owned(substitute(
+            &self.text,
+            &[("%u", user), ("%c", id)],
+        )))
     }
 
     /// The template as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
+}
+
+/// `template` with every occurrence of a pattern replaced by its value, in
+/// one left-to-right pass: text that came from a value is never searched for
+/// patterns again (a user name `%c` stays `%c`; the client id is not put in).
+pub(crate) fn substitute(template: &str, replacements: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    'scan: while !rest.is_empty() {
+        for (pattern, value) in replacements {
+            if let Some(after) = rest.strip_prefix(pattern) {
+                out.push_str(value);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 /// The value when it is safe to put into a topic filter level (see [`FilterTemplate::expand`]).

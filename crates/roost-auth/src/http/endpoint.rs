@@ -61,6 +61,19 @@ impl fmt::Debug for Endpoint {
 pub(crate) struct Rendered(Vec<(String, String)>);
 
 impl Rendered {
+    /// The rendered values, length-prefixed: a cache key that tells apart
+    /// exactly the requests the service can tell apart (for authorization,
+    /// where no password is rendered).
+    pub(crate) fn key(&self) -> String {
+        let mut key = String::new();
+        for (_, v) in &self.0 {
+            key.push_str(&v.len().to_string());
+            key.push(':');
+            key.push_str(v);
+        }
+        key
+    }
+
     /// A digest of the request, used as a cache key so passwords are not
     /// kept in memory in clear.
     pub(crate) fn digest(&self) -> [u8; 32] {
@@ -153,10 +166,7 @@ impl Endpoint {
             .await
             .map_err(|e| e.without_url().to_string())?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+        let body = http_client::read_limited(response, MAX_ANSWER_BYTES).await?;
         interpret(status, &body)
     }
 
@@ -166,13 +176,29 @@ impl Endpoint {
     }
 }
 
-/// 2xx: the JSON `result` when there is one (`allow`/`deny`/`ignore`, with
-/// `is_superuser` and `expire_at`), else allow. 4xx: deny. Anything else:
-/// the server is not working (`Err`).
+/// The largest answer read from the service; a real one is a few dozen bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// 2xx with an empty body (e.g. 204): allow. 2xx with a JSON object: its
+/// `result` when there is one (`allow`/`deny`/`ignore`, with `is_superuser`
+/// and `expire_at`), else allow. 4xx: deny. Anything else, including a 2xx
+/// whose body is not a JSON object (an HTML page from a proxy or a wrong
+/// URL), means the service is not working (`Err`): never an allow.
 pub(crate) fn interpret(status: u16, body: &[u8]) -> Result<Verdict, String> {
     match status {
         200..=299 => {
-            let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+            let json: Option<serde_json::Value> = if body.trim_ascii().is_empty() {
+                None
+            } else {
+                match serde_json::from_slice(body) {
+                    Ok(v @ serde_json::Value::Object(_)) => Some(v),
+                    _ => {
+                        return Err(format!(
+                            "HTTP status {status} with a body that is not a JSON object"
+                        ));
+                    }
+                }
+            };
             let obj = json.as_ref().and_then(serde_json::Value::as_object);
             let superuser = obj
                 .and_then(|o| o.get("is_superuser"))
@@ -240,5 +266,12 @@ mod tests {
         assert_eq!(interpret(403, b""), Ok(Verdict::Deny));
         assert!(interpret(500, b"").is_err());
         assert!(interpret(302, b"").is_err());
+        // A 2xx that is not an answer of the service is not an allow.
+        assert!(interpret(200, b"<html>Welcome to nginx!</html>").is_err());
+        assert!(interpret(200, b"ok").is_err());
+        assert!(interpret(200, b"true").is_err());
+        assert!(interpret(200, br#"["allow"]"#).is_err());
+        assert_eq!(interpret(200, b"{}"), Ok(allow));
+        assert_eq!(interpret(200, b" \r\n"), Ok(allow));
     }
 }

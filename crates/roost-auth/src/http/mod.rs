@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use crate::cache::TtlCache;
 use crate::{ConfigError, Secret};
-use endpoint::{Endpoint, EndpointSettings, Verdict};
+use endpoint::{Endpoint, EndpointSettings, Rendered, Verdict};
 use template::Vars;
 
 /// The HTTP method used.
@@ -299,19 +299,6 @@ impl fmt::Debug for HttpAuthorizer {
     }
 }
 
-fn cache_key(client: &ClientInfo, action: Action, topic: &str) -> String {
-    let kind = match action {
-        Action::Publish { qos, retain } => format!("p{}{}", qos as u8, u8::from(retain)),
-        Action::Subscribe { qos } => format!("s{}", qos as u8),
-    };
-    format!(
-        "{}\0{}\0{}\0{kind}\0{topic}",
-        client.client_id,
-        client.username.as_deref().unwrap_or("\u{1}"),
-        client.peer.ip().to_canonical()
-    )
-}
-
 impl HttpAuthorizer {
     /// Builds the authorizer.
     pub fn from_config(config: &HttpAclConfig) -> Result<Self, ConfigError> {
@@ -350,23 +337,26 @@ impl HttpAuthorizer {
 
     /// The cached answer, if any.
     pub fn cached(&self, client: &ClientInfo, action: Action, topic: &str) -> Option<AclResult> {
-        self.inner.cache.get(&cache_key(client, action, topic))
+        let (key, _) = self.inner.request(client, action, topic);
+        self.inner.cache.get(&key)
     }
 
     /// Asks the service (unless cached) and caches the answer. Unreachable
     /// service → `Deny` (not cached).
     pub async fn check_async(&self, client: &ClientInfo, action: Action, topic: &str) -> AclResult {
-        let key = cache_key(client, action, topic);
+        let (key, rendered) = self.inner.request(client, action, topic);
         if let Some(r) = self.inner.cache.get(&key) {
             return r;
         }
-        self.inner.fetch(key, client, action, topic).await
+        self.inner
+            .fetch(key, &rendered, client, action, topic)
+            .await
     }
 
     /// Starts a background [`Self::check_async`] on the current tokio
     /// runtime (if any) unless the answer is cached or already being fetched.
     pub fn prefetch(&self, client: &ClientInfo, action: Action, topic: &str) {
-        let key = cache_key(client, action, topic);
+        let (key, rendered) = self.inner.request(client, action, topic);
         if self.inner.cache.get(&key).is_some() {
             return;
         }
@@ -383,7 +373,9 @@ impl HttpAuthorizer {
         let client = client.clone();
         let topic = topic.to_owned();
         runtime.spawn(async move {
-            inner.fetch(key.clone(), &client, action, &topic).await;
+            inner
+                .fetch(key.clone(), &rendered, &client, action, &topic)
+                .await;
             inner.in_flight.lock().remove(&key);
         });
     }
@@ -395,20 +387,29 @@ impl HttpAuthorizer {
 }
 
 impl AuthzInner {
-    async fn fetch(
-        &self,
-        key: String,
-        client: &ClientInfo,
-        action: Action,
-        topic: &str,
-    ) -> AclResult {
+    /// The request the service would get, and its cache key. The key is made
+    /// of exactly the rendered values, so two checks share an answer only
+    /// when the service could not tell them apart (whatever the templates
+    /// use: `${proto_ver}`, `${peerport}`...).
+    fn request(&self, client: &ClientInfo, action: Action, topic: &str) -> (String, Rendered) {
         let vars = Vars {
             client,
             password: None,
             action: Some((action, topic)),
         };
         let rendered = self.endpoint.render(&vars);
-        match self.endpoint.call(&rendered).await {
+        (rendered.key(), rendered)
+    }
+
+    async fn fetch(
+        &self,
+        key: String,
+        rendered: &Rendered,
+        client: &ClientInfo,
+        action: Action,
+        topic: &str,
+    ) -> AclResult {
+        match self.endpoint.call(rendered).await {
             Ok(v) => {
                 let r = match v {
                     Verdict::Allow { .. } => AclResult::Allow,

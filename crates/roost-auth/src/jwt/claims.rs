@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use roost_hooks::Grant;
 use serde_json::{Map, Value};
 
-use crate::acl::rule::safe_value;
+use crate::acl::rule::{safe_value, substitute};
 use crate::topic::is_valid_filter;
 
 /// How claims map onto the grant.
@@ -16,12 +16,13 @@ pub(crate) struct ClaimMapping {
     pub(crate) superuser_claim: Option<String>,
 }
 
-/// Builds the grant. `connect_username` is the CONNECT user name (used for
-/// placeholders when no username claim is mapped).
+/// Builds the grant. `%u`/`${username}` in the ACL claim stand for the
+/// token's own username claim only: the CONNECT user name is the client's
+/// free choice, so without a username claim such filters are dropped
+/// (otherwise `users/%u/#` would reach every user's tree).
 pub(crate) fn grant_from_claims(
     claims: &Map<String, Value>,
     mapping: &ClaimMapping,
-    connect_username: Option<&str>,
     client_id: &str,
 ) -> Grant {
     let mut grant = Grant::default();
@@ -33,7 +34,7 @@ pub(crate) fn grant_from_claims(
         grant.superuser = claims.get(name).and_then(Value::as_bool).unwrap_or(false);
     }
     if let Some(acl) = mapping.acl_claim.as_ref().and_then(|n| claims.get(n)) {
-        let username = grant.username.as_deref().or(connect_username);
+        let username = grant.username.as_deref();
         let (publish, subscribe) = acl_lists(acl, username, client_id);
         grant.publish_acl = Some(publish);
         grant.subscribe_acl = Some(subscribe);
@@ -137,16 +138,29 @@ fn acl_lists(acl: &Value, username: Option<&str>, client_id: &str) -> (Vec<Strin
     (publish, subscribe)
 }
 
+/// The filter with its placeholders replaced in one pass (a value is never
+/// scanned again: a user name `%c` does not become the client id), or `None`
+/// when a value it needs is unsafe or the result is not a valid filter.
 fn expand(filter: &str, username: Option<&str>, client_id: &str) -> Option<String> {
-    let mut out = filter.to_owned();
-    if out.contains("${username}") || out.contains("%u") {
-        let u = safe_value(username)?;
-        out = out.replace("${username}", u).replace("%u", u);
-    }
-    if out.contains("${clientid}") || out.contains("%c") {
-        let c = safe_value(Some(client_id))?;
-        out = out.replace("${clientid}", c).replace("%c", c);
-    }
+    let user = if filter.contains("${username}") || filter.contains("%u") {
+        safe_value(username)?
+    } else {
+        ""
+    };
+    let id = if filter.contains("${clientid}") || filter.contains("%c") {
+        safe_value(Some(client_id))?
+    } else {
+        ""
+    };
+    let out = substitute(
+        filter,
+        &[
+            ("${username}", user),
+            ("%u", user),
+            ("${clientid}", id),
+            ("%c", id),
+        ],
+    );
     is_valid_filter(&out).then_some(out)
 }
 
@@ -171,7 +185,7 @@ mod tests {
     fn pub_sub_object_maps_to_lists_with_placeholders() {
         let c = claims(json!({"sub": "dev1", "exp": 2_000_000_000u64,
             "acl": {"pub": ["up/${clientid}"], "sub": ["down/%u/#"], "all": ["both"]}}));
-        let g = grant_from_claims(&c, &mapping(), None, "c1");
+        let g = grant_from_claims(&c, &mapping(), "c1");
         assert_eq!(g.username.as_deref(), Some("dev1"));
         // Allow-lists are unordered; serde_json maps iterate keys sorted.
         assert_eq!(g.publish_acl.unwrap(), vec!["both", "up/c1"]);
@@ -191,7 +205,7 @@ mod tests {
             {"permission": "deny", "action": "all", "topic": "secret"},
             {"permission": "allow", "action": "all", "topic": "#"}
         ]}));
-        let g = grant_from_claims(&c, &mapping(), Some("u"), "c");
+        let g = grant_from_claims(&c, &mapping(), "c");
         assert_eq!(g.publish_acl.unwrap(), vec!["a", "b", "c/+"]);
         assert_eq!(g.subscribe_acl.unwrap(), vec!["b", "c/+"]);
     }
@@ -199,15 +213,42 @@ mod tests {
     #[test]
     fn unsafe_placeholder_values_drop_the_filter() {
         let c = claims(json!({"sub": "x/#", "acl": {"pub": ["u/%u", "fixed"]}}));
-        let g = grant_from_claims(&c, &mapping(), None, "c");
+        let g = grant_from_claims(&c, &mapping(), "c");
         assert_eq!(g.publish_acl.unwrap(), vec!["fixed"]);
         assert_eq!(g.subscribe_acl.unwrap(), Vec::<String>::new());
     }
 
     #[test]
+    fn a_placeholder_inside_the_user_name_is_not_expanded_again() {
+        // User "%c" connecting as client "bob" must not get bob's tree.
+        for user in ["%c", "a${clientid}"] {
+            let c = claims(json!({"sub": user,
+                "acl": {"pub": ["users/%u/#", "users/${username}/x"]}}));
+            let g = grant_from_claims(&c, &mapping(), "bob");
+            assert_eq!(
+                g.publish_acl.unwrap(),
+                vec![format!("users/{user}/#"), format!("users/{user}/x")]
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_username_claim_user_placeholders_are_dropped() {
+        // The CONNECT user name is the client's choice: "users/%u/#" bound
+        // to it would reach any user's tree.
+        let no_user_claim = ClaimMapping {
+            username_claim: None,
+            ..mapping()
+        };
+        let c = claims(json!({"acl": {"pub": ["users/%u/#", "users/${username}/x", "up/%c"]}}));
+        let g = grant_from_claims(&c, &no_user_claim, "dev1");
+        assert_eq!(g.publish_acl.unwrap(), vec!["up/dev1"]);
+    }
+
+    #[test]
     fn superuser_claim_and_no_acl_claim() {
         let c = claims(json!({"su": true}));
-        let g = grant_from_claims(&c, &mapping(), None, "c");
+        let g = grant_from_claims(&c, &mapping(), "c");
         assert!(g.superuser);
         assert_eq!(g.publish_acl, None);
     }

@@ -12,6 +12,9 @@ use parking_lot::Mutex;
 
 use crate::http_client;
 
+/// The largest JWKS document read (real ones hold a few keys: a few KiB).
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
 /// One usable key of a JWKS document.
 #[derive(Clone)]
 pub(crate) struct JwkKey {
@@ -45,6 +48,9 @@ pub(crate) struct JwksCache {
     client: reqwest::Client,
     refresh_every: Duration,
     min_refetch: Duration,
+    /// Keys older than this (since their fetch) are no longer used; `None`
+    /// = kept until a fetch succeeds.
+    max_stale: Option<Duration>,
     keys: ArcSwap<KeySet>,
     fetching: tokio::sync::Mutex<()>,
     last_attempt: Mutex<Option<Instant>>,
@@ -69,12 +75,14 @@ impl JwksCache {
         client: reqwest::Client,
         refresh_every: Duration,
         min_refetch: Duration,
+        max_stale: Option<Duration>,
     ) -> Self {
         Self {
             url,
             client,
             refresh_every,
             min_refetch,
+            max_stale,
             keys: ArcSwap::from_pointee(KeySet::default()),
             fetching: tokio::sync::Mutex::new(()),
             last_attempt: Mutex::new(None),
@@ -99,14 +107,19 @@ impl JwksCache {
             self.refresh(false).await;
         }
         let keys = self.keys.load_full();
-        if keys.fetched_at.is_none() {
-            return Err(Unavailable);
+        match keys.fetched_at {
+            None => Err(Unavailable),
+            Some(t) if self.max_stale.is_some_and(|max| t.elapsed() > max) => {
+                tracing::warn!(url = %http_client::loggable_url(&self.url), "jwks: keys older than max_stale_secs and no fetch succeeds; refusing tokens");
+                Err(Unavailable)
+            }
+            Some(_) => Ok(keys),
         }
-        Ok(keys)
     }
 
     /// Fetches the document now (rate-limited unless `force`). On failure the
-    /// previous keys stay in use and a warning is logged.
+    /// previous keys stay in use (up to `max_stale` after their fetch) and a
+    /// warning is logged.
     pub(crate) async fn refresh(&self, force: bool) -> bool {
         let _guard = self.fetching.lock().await;
         {
@@ -143,10 +156,9 @@ impl JwksCache {
         if !status.is_success() {
             return Err(format!("HTTP status {status}"));
         }
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| format!("not a JSON document: {}", e.without_url()))?;
+        let bytes = http_client::read_limited(response, MAX_JWKS_BYTES).await?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("not a JSON document: {e}"))?;
         let list = body
             .get("keys")
             .and_then(serde_json::Value::as_array)
@@ -155,12 +167,25 @@ impl JwksCache {
     }
 }
 
-/// A JWK we can verify with, skipping symmetric keys (a JWKS publishes
+/// A JWK we can verify with, skipping encryption keys, symmetric keys (a JWKS publishes
 /// public keys; accepting `oct` keys would invite algorithm confusion) and
 /// anything jsonwebtoken does not support.
 fn usable_key(value: &serde_json::Value) -> Option<JwkKey> {
     if value.get("kty").and_then(serde_json::Value::as_str) == Some("oct") {
         return None;
+    }
+    // A key published for encryption (`"use": "enc"`) or without `verify`
+    // among its `key_ops` is not the issuer's signing key.
+    if value.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
+        return None;
+    }
+    if let Some(ops) = value.get("key_ops") {
+        let verify = ops
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
+        if !verify {
+            return None;
+        }
     }
     let jwk: Jwk = serde_json::from_value(value.clone()).ok()?;
     let key = DecodingKey::from_jwk(&jwk).ok()?;

@@ -49,6 +49,12 @@ fn default_min_refetch() -> u64 {
 fn default_timeout_ms() -> u64 {
     5000
 }
+fn default_max_stale() -> u64 {
+    3600
+}
+/// Largest clock skew accepted for `exp`/`nbf` (a day): more is a
+/// misconfiguration that would make expiry meaningless.
+const MAX_LEEWAY_SECS: u64 = 86_400;
 fn default_leeway() -> u64 {
     30
 }
@@ -78,6 +84,12 @@ pub struct JwksConfig {
     /// PEM file of CA certificates to trust instead of the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// How long keys stay usable when refetching fails (seconds since the
+    /// last successful fetch, default 3600; 0 = forever). Past it, tokens
+    /// are refused with 0x88 until a fetch succeeds: a key the issuer has
+    /// withdrawn cannot be kept alive by blocking the broker's fetches.
+    #[serde(default = "default_max_stale")]
+    pub max_stale_secs: u64,
 }
 
 impl fmt::Debug for JwksConfig {
@@ -88,6 +100,7 @@ impl fmt::Debug for JwksConfig {
             .field("min_refetch_secs", &self.min_refetch_secs)
             .field("timeout_ms", &self.timeout_ms)
             .field("ca_file", &self.ca_file)
+            .field("max_stale_secs", &self.max_stale_secs)
             .finish()
     }
 }
@@ -221,6 +234,7 @@ impl JwtAuthenticator {
                 client,
                 Duration::from_secs(jwks.refresh_secs.max(1)),
                 Duration::from_secs(jwks.min_refetch_secs),
+                (jwks.max_stale_secs > 0).then(|| Duration::from_secs(jwks.max_stale_secs)),
             );
             (KeySource::Jwks(Arc::new(cache)), asymmetric_algorithms())
         } else if let Some(path) = &config.public_key_file {
@@ -281,6 +295,11 @@ impl JwtAuthenticator {
             }
             list
         };
+        if config.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(ConfigError::invalid(format!(
+                "jwt: leeway_secs is at most {MAX_LEEWAY_SECS}"
+            )));
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = algorithms;
         validation.leeway = config.leeway_secs;
@@ -304,6 +323,14 @@ impl JwtAuthenticator {
         }
         if !config.issuer.is_empty() {
             validation.set_issuer(&config.issuer);
+        }
+        // Otherwise the token itself would be the user name: a bearer
+        // credential kept as the session's owner, matched by ACL rules and
+        // changing with every new token.
+        if config.from == TokenField::Username && config.username_claim.is_none() {
+            return Err(ConfigError::invalid(
+                "jwt: from = \"username\" needs username_claim",
+            ));
         }
         if config.match_username && config.username_claim.is_none() {
             return Err(ConfigError::invalid(
@@ -414,6 +441,19 @@ impl JwtAuthenticator {
             Ok(c) => c,
             Err(code) => return AuthResult::Refuse(code),
         };
+        // With a username claim configured, the token names the user: one
+        // without it would leave the identity to the CONNECT user name,
+        // which the client picks freely (any user's ACL rules).
+        if let Some(name) = &self.mapping.username_claim {
+            let claimed = claims
+                .get(name)
+                .and_then(claim_as_string)
+                .filter(|u| !u.is_empty());
+            if claimed.is_none() {
+                tracing::debug!(claim = %name, "jwt: token without the username claim");
+                return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+            }
+        }
         let connect_user = match self.from {
             TokenField::Password => request.client.username.as_deref(),
             TokenField::Username => None,
@@ -433,7 +473,6 @@ impl JwtAuthenticator {
         AuthResult::Accept(grant_from_claims(
             &claims,
             &self.mapping,
-            connect_user,
             &request.client.client_id,
         ))
     }

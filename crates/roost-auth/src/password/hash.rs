@@ -15,6 +15,9 @@ pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 101;
 /// Salt length Mosquitto 2.0 uses for new `$7$` hashes.
 pub const DEFAULT_SALT_LEN: usize = 12;
 const HASH_LEN: usize = 64;
+/// Most memory one argon2id check may use (256 MiB, 13 times the default
+/// 19 MiB): every CONNECT naming the user pays it.
+const MAX_ARGON2_M_COST_KIB: u32 = 256 * 1024;
 
 /// How new hashes are made by [`PasswordHash::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,7 +72,21 @@ impl PasswordHash {
     /// wrong without repeating the hash.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.starts_with("$argon2id$") {
-            PhcHash::new(text).map_err(|e| format!("invalid argon2id hash: {e}"))?;
+            let phc = PhcHash::new(text).map_err(|e| format!("invalid argon2id hash: {e}"))?;
+            // Checked now, not at the first login: a hash that can never
+            // verify, or whose cost the broker would pay on every attempt
+            // by anyone naming this user, is a load error.
+            let params = argon2::Params::try_from(&phc)
+                .map_err(|e| format!("invalid argon2id parameters: {e}"))?;
+            if phc.hash.is_none() {
+                return Err("an argon2id hash needs its hash part".into());
+            }
+            if params.m_cost() > MAX_ARGON2_M_COST_KIB {
+                return Err(format!(
+                    "argon2id memory cost {} KiB is above the {MAX_ARGON2_M_COST_KIB} KiB limit",
+                    params.m_cost()
+                ));
+            }
             return Ok(Self::Argon2id(text.to_owned()));
         }
         if let Some(rest) = text.strip_prefix("$6$") {
@@ -245,6 +262,10 @@ mod tests {
             "$7$101$!!$AAAA",
             "$6$AAAA",
             "$argon2id$nope",
+            // No hash part; parameters the algorithm refuses; 1 GiB per check.
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0",
+            "$argon2id$v=19$m=1,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
         ] {
             assert!(PasswordHash::parse(bad).is_err(), "{bad}");
         }

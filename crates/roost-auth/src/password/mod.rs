@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use roost_hooks::{AuthResult, Authenticator, BoxFuture, ConnectRequest, Grant, ReasonCode};
 use serde::Deserialize;
 
@@ -17,7 +18,7 @@ pub use edit::{delete_user, set_password};
 pub use hash::{DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_LEN, HashKind, PasswordHash};
 
 use crate::FileError;
-use crate::file::significant_lines;
+use crate::file::{read_for_reload, significant_lines};
 
 /// What to answer for a user name the file does not list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -52,6 +53,54 @@ pub struct PasswordFile {
     path: PathBuf,
     entries: ArcSwap<HashMap<String, PasswordHash>>,
     unknown_user: UnknownUser,
+    /// Held by `reload` from read to store, so two reloads at once cannot
+    /// leave the older file's contents in force.
+    reloading: Mutex<()>,
+    /// Expensive checks (argon2id, PBKDF2 above 10,000 iterations) running
+    /// at once are bounded: each holds a blocking thread and, for argon2id,
+    /// its memory cost, and anyone can start one by naming a user.
+    expensive: Arc<ExpensiveChecks>,
+}
+
+/// The bound on concurrent expensive checks, and the most seen at once.
+#[derive(Debug)]
+struct ExpensiveChecks {
+    permits: tokio::sync::Semaphore,
+    limit: usize,
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl ExpensiveChecks {
+    fn new() -> Arc<Self> {
+        // More checks than cores at once only queue for the CPU while
+        // holding their memory.
+        let limit = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Self {
+            permits: tokio::sync::Semaphore::new(limit),
+            limit,
+            running: std::sync::atomic::AtomicUsize::new(0),
+            peak: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `hash.verify(password)` on a blocking thread once a permit is free.
+    async fn verify(self: &Arc<Self>, hash: PasswordHash, password: Vec<u8>) -> bool {
+        use std::sync::atomic::Ordering;
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let now = this.running.fetch_add(1, Ordering::SeqCst) + 1;
+            this.peak.fetch_max(now, Ordering::SeqCst);
+            let ok = hash.verify(&password);
+            this.running.fetch_sub(1, Ordering::SeqCst);
+            ok
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 impl fmt::Debug for PasswordFile {
@@ -73,7 +122,33 @@ impl PasswordFile {
             path,
             entries: ArcSwap::from_pointee(entries),
             unknown_user: UnknownUser::Refuse,
+            reloading: Mutex::new(()),
+            expensive: ExpensiveChecks::new(),
         })
+    }
+
+    /// Builds a password file from its text (for embedding, tests and
+    /// fuzzing); errors name `origin`. `reload` re-reads the path `origin`.
+    pub fn from_text(origin: &str, text: &str) -> Result<Self, FileError> {
+        let path = PathBuf::from(origin);
+        let entries = parse_text(&path, text)?;
+        Ok(Self {
+            path,
+            entries: ArcSwap::from_pointee(entries),
+            unknown_user: UnknownUser::Refuse,
+            reloading: Mutex::new(()),
+            expensive: ExpensiveChecks::new(),
+        })
+    }
+
+    /// The user names listed, in no particular order.
+    pub fn users(&self) -> Vec<String> {
+        self.entries.load().keys().cloned().collect()
+    }
+
+    /// The stored hash of `user`, if listed.
+    pub fn hash_of(&self, user: &str) -> Option<PasswordHash> {
+        self.entries.load().get(user).cloned()
     }
 
     /// Loads the file a config names.
@@ -87,12 +162,28 @@ impl PasswordFile {
         self
     }
 
-    /// Re-reads the file. On error the previous entries stay in force and the
-    /// error is returned for logging.
+    /// Re-reads the file. On error (including a zero-byte file, which is
+    /// what a file being rewritten in place looks like) the previous entries
+    /// stay in force and the error is returned for logging.
     pub fn reload(&self) -> Result<(), FileError> {
-        let entries = parse_file(&self.path)?;
+        let _one_at_a_time = self.reloading.lock();
+        let text = read_for_reload(&self.path)?;
+        let entries = parse_text(&self.path, &text)?;
         self.entries.store(Arc::new(entries));
         Ok(())
+    }
+
+    /// How many expensive checks (argon2id, PBKDF2 above 10,000
+    /// iterations) may run at once: the number of CPUs.
+    pub fn expensive_check_limit(&self) -> usize {
+        self.expensive.limit
+    }
+
+    /// The most expensive checks that have run at once so far.
+    pub fn expensive_check_peak(&self) -> usize {
+        self.expensive
+            .peak
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The file this was loaded from.
@@ -111,42 +202,54 @@ impl PasswordFile {
     }
 
     /// True when `user` is listed and `password` matches its hash.
+    /// Unknown users cost a check too (against another entry), so the time
+    /// taken does not tell whether `user` is listed.
     pub fn check(&self, user: &str, password: &[u8]) -> bool {
-        match self.entries.load().get(user) {
+        let entries = self.entries.load();
+        match entries.get(user) {
             Some(hash) => hash.verify(password),
-            None => false,
+            None => {
+                let decoy = entries.values().next().unwrap_or_else(|| &*DUMMY_HASH);
+                let _ = decoy.verify(password);
+                false
+            }
         }
     }
 
     async fn decide(&self, user: &str, password: Option<&[u8]>) -> AuthResult {
         let entries = self.entries.load_full();
-        let Some(hash) = entries.get(user).cloned() else {
-            if self.unknown_user == UnknownUser::Ignore {
-                return AuthResult::Ignore;
+        let listed = entries.get(user).cloned();
+        if listed.is_none() && self.unknown_user == UnknownUser::Ignore {
+            return AuthResult::Ignore;
+        }
+        // Every answer costs one real check against a hash of the file (the
+        // user's own, or another entry's for an unknown user), even without
+        // a password: the time taken tells neither whether the user exists
+        // nor whether a password was sent.
+        let hash = listed
+            .clone()
+            .or_else(|| entries.values().next().cloned())
+            .unwrap_or_else(|| DUMMY_HASH.clone());
+        let given = password.unwrap_or_default();
+        let matched = if hash.is_expensive() && tokio::runtime::Handle::try_current().is_ok() {
+            self.expensive.verify(hash, given.to_vec()).await
+        } else {
+            hash.verify(given)
+        };
+        match (listed, password) {
+            (Some(_), Some(_)) if matched => AuthResult::Accept(Grant::default()),
+            (None, _) => {
+                tracing::debug!(user, "password file: unknown user refused");
+                AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
             }
-            // Spend about the time a real check takes, so the answer's timing
-            // does not tell which user names exist.
-            let _ = DUMMY_HASH.verify(password.unwrap_or_default());
-            tracing::debug!(user, "password file: unknown user refused");
-            return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
-        };
-        let Some(password) = password else {
-            tracing::debug!(user, "password file: no password given");
-            return AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
-        };
-        let ok = if hash.is_expensive() && tokio::runtime::Handle::try_current().is_ok() {
-            let password = password.to_vec();
-            tokio::task::spawn_blocking(move || hash.verify(&password))
-                .await
-                .unwrap_or(false)
-        } else {
-            hash.verify(password)
-        };
-        if ok {
-            AuthResult::Accept(Grant::default())
-        } else {
-            tracing::debug!(user, "password file: wrong password");
-            AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            (Some(_), None) => {
+                tracing::debug!(user, "password file: no password given");
+                AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            }
+            (Some(_), Some(_)) => {
+                tracing::debug!(user, "password file: wrong password");
+                AuthResult::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+            }
         }
     }
 }

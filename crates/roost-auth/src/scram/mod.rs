@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     credentials: ArcSwap<CredentialMap>,
     fake_key: [u8; 32],
     unknown_iterations: u32,
+    /// Held by `reload` from read to store, so two reloads at once cannot
+    /// leave the older file's credentials in force.
+    reloading: parking_lot::Mutex<()>,
 }
 
 /// The SCRAM enhanced authenticator. Each [`EnhancedAuthenticator::begin`]
@@ -96,6 +99,7 @@ impl ScramAuthenticator {
                 credentials: ArcSwap::from_pointee(map),
                 fake_key,
                 unknown_iterations: unknown_iterations.max(1),
+                reloading: parking_lot::Mutex::new(()),
             }),
         }
     }
@@ -105,6 +109,13 @@ impl ScramAuthenticator {
         let path = path.as_ref().to_path_buf();
         let map = parse_file(&path)?;
         Ok(Self::with_map(Some(path), map, DEFAULT_SCRAM_ITERATIONS))
+    }
+
+    /// Builds the authenticator from credentials-file text (for embedding,
+    /// tests and fuzzing); errors name `origin`, which is not re-read.
+    pub fn from_text(origin: &str, text: &str) -> Result<Self, FileError> {
+        let map = credentials::parse_text(Path::new(origin), text)?;
+        Ok(Self::with_map(None, map, DEFAULT_SCRAM_ITERATIONS))
     }
 
     /// Loads the file a config names.
@@ -119,9 +130,12 @@ impl ScramAuthenticator {
 
     /// Re-reads the credentials file (a no-op without one). On error the
     /// previous credentials stay in force and the error is returned.
+    /// A zero-byte file (a file being rewritten in place) is an error too.
     pub fn reload(&self) -> Result<(), FileError> {
         if let Some(path) = &self.inner.path {
-            let map = parse_file(path)?;
+            let _one_at_a_time = self.inner.reloading.lock();
+            let text = crate::file::read_for_reload(path)?;
+            let map = credentials::parse_text(path, &text)?;
             self.inner.credentials.store(Arc::new(map));
         }
         Ok(())
@@ -139,6 +153,16 @@ impl ScramAuthenticator {
             );
             map
         });
+    }
+
+    /// Every (user, credentials) entry, in no particular order.
+    pub fn entries(&self) -> Vec<(String, ScramCredentials)> {
+        self.inner
+            .credentials
+            .load()
+            .iter()
+            .map(|((user, _), c)| (user.clone(), c.clone()))
+            .collect()
     }
 
     /// Number of (user, mechanism) entries.
