@@ -574,3 +574,24 @@ async fn scram_over_auth_packets_with_an_independent_client_then_reauthenticatio
         other => panic!("expected CONNACK, got {other:?}"),
     }
 }
+
+/// A ban list filters; it verifies no credentials. With only `[auth.banned]`,
+/// a client that sends a user name (with or without a password) is accepted
+/// exactly as with no `[auth.*]` at all; a banned user is still refused.
+#[tokio::test]
+async fn a_ban_list_alone_accepts_named_users_as_no_auth_config_does() {
+    const BANS: &str = "[[auth.banned.entries]]\nwho = \"user:troll\"\n";
+    for toml in ["", BANS] {
+        let broker = common::start_with(common::config(toml), None).await;
+        let mut no_password = login("bob", b"");
+        no_password.password = None;
+        for attempt in [login("alice", b"any password"), no_password] {
+            let user = attempt.username.clone();
+            let (_client, code) = connack(broker.addr, attempt).await;
+            assert_eq!(code, ReasonCode::SUCCESS, "config {toml:?}, user {user:?}");
+        }
+    }
+    let broker = common::start_with(common::config(BANS), None).await;
+    let (_client, code) = connack(broker.addr, login("troll", b"x")).await;
+    assert_eq!(code, ReasonCode::BANNED);
+}
