@@ -158,7 +158,7 @@ async fn v5_mqtt_4_3_2_1_v5_mqtt_4_3_2_2_v5_mqtt_2_2_1_4_v311_mqtt_4_3_2_1_outbo
 }
 
 #[tokio::test]
-async fn v5_mqtt_4_3_2_3_mqtt_4_4_0_1_mqtt_3_3_1_1_v311_mqtt_2_3_1_4_unacknowledged_qos_1_is_resent_on_resume_with_dup_1()
+async fn mqtt_4_4_0_1_mqtt_3_3_1_1_v5_mqtt_4_3_2_3_v311_mqtt_2_3_1_4_unacknowledged_qos_1_is_resent_on_resume_with_dup_1()
  {
     let broker = common::start().await;
     for version in BOTH {
