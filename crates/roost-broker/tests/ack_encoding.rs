@@ -43,13 +43,17 @@ impl Wire {
             &unique_id(prefix),
         ))))
         .await;
-        assert!(matches!(w.next().await, Packet::ConnAck(a) if a.reason_code == ReasonCode::SUCCESS));
+        assert!(
+            matches!(w.next().await, Packet::ConnAck(a) if a.reason_code == ReasonCode::SUCCESS)
+        );
         w
     }
 
     async fn send(&mut self, packet: impl IntoPacket) {
         let mut buf = BytesMut::new();
-        self.encoder.encode(&packet.into_packet(), &mut buf).unwrap();
+        self.encoder
+            .encode(&packet.into_packet(), &mut buf)
+            .unwrap();
         self.stream.write_all(&buf).await.unwrap();
     }
 
@@ -94,12 +98,14 @@ async fn v5_success_acks_without_properties_use_remaining_length_2_on_the_wire()
     let mut publ = Wire::connect(broker.addr, "acks-pub").await;
 
     // Inbound QoS 2 with a subscriber: PUBREC then PUBCOMP, 2-byte forms.
-    publ.send(publish(&topic, &b"x"[..], QoS::ExactlyOnce, Some(7))).await;
+    publ.send(publish(&topic, &b"x"[..], QoS::ExactlyOnce, Some(7)))
+        .await;
     assert_eq!(publ.raw(4).await, "50020007", "PUBREC");
     publ.send(pubrel(7)).await;
     assert_eq!(publ.raw(4).await, "70020007", "PUBCOMP");
     // Inbound QoS 1 with a subscriber: PUBACK.
-    publ.send(publish(&topic, &b"y"[..], QoS::AtLeastOnce, Some(8))).await;
+    publ.send(publish(&topic, &b"y"[..], QoS::AtLeastOnce, Some(8)))
+        .await;
     assert_eq!(publ.raw(4).await, "40020008", "PUBACK");
 
     // Outbound QoS 2: the broker's PUBREL answering the subscriber's PUBREC.
@@ -117,9 +123,11 @@ async fn v5_no_matching_subscribers_is_0x10_by_default_and_0x00_in_2_bytes_when_
     let broker = common::start().await;
     let mut c = Wire::connect(broker.addr, "acks-nobody").await;
     let topic = format!("nobody/{}", unique_id("t"));
-    c.send(publish(&topic, &b"x"[..], QoS::AtLeastOnce, Some(1))).await;
+    c.send(publish(&topic, &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await;
     assert_eq!(c.raw(5).await, "4003000110", "PUBACK 0x10");
-    c.send(publish(&topic, &b"x"[..], QoS::ExactlyOnce, Some(2))).await;
+    c.send(publish(&topic, &b"x"[..], QoS::ExactlyOnce, Some(2)))
+        .await;
     assert_eq!(c.raw(5).await, "5003000210", "PUBREC 0x10");
 
     let quiet = common::start_with(
@@ -128,9 +136,11 @@ async fn v5_no_matching_subscribers_is_0x10_by_default_and_0x00_in_2_bytes_when_
     )
     .await;
     let mut c = Wire::connect(quiet.addr, "acks-nobody-off").await;
-    c.send(publish(&topic, &b"x"[..], QoS::AtLeastOnce, Some(1))).await;
+    c.send(publish(&topic, &b"x"[..], QoS::AtLeastOnce, Some(1)))
+        .await;
     assert_eq!(c.raw(4).await, "40020001", "PUBACK");
-    c.send(publish(&topic, &b"x"[..], QoS::ExactlyOnce, Some(2))).await;
+    c.send(publish(&topic, &b"x"[..], QoS::ExactlyOnce, Some(2)))
+        .await;
     assert_eq!(c.raw(4).await, "50020002", "PUBREC");
     c.send(pubrel(2)).await;
     assert_eq!(c.raw(4).await, "70020002", "PUBCOMP");

@@ -46,11 +46,14 @@ async fn round(broker: &TestBroker, n: usize, hibernate: bool) -> bool {
         let handle = broker.handle.clone();
         wait_until("both connections hibernating", T, || {
             let stats = handle.stats();
-            stats.connections_current >= 2 && stats.connections_hibernating == stats.connections_current
+            stats.connections_current >= 2
+                && stats.connections_hibernating == stats.connections_current
         })
         .await;
     }
-    b.send(subscribe(1, &topic, QoS::AtLeastOnce)).await.unwrap();
+    b.send(subscribe(1, &topic, QoS::AtLeastOnce))
+        .await
+        .unwrap();
     a.send(publish(&topic, &b"first"[..], QoS::AtLeastOnce, Some(1)))
         .await
         .unwrap();
@@ -105,4 +108,3 @@ async fn subscribe_then_publish_elsewhere_hibernated_connections() {
     let missed = misses(&broker, true).await;
     println!("hibernated: {missed} of {ROUNDS} SUBSCRIBE-then-PUBLISH rounds missed the message");
 }
-

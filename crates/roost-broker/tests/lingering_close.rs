@@ -112,8 +112,11 @@ async fn v5_receive_maximum_overflow_is_read_to_the_end_by_a_client_that_keeps_w
             match c.next().await {
                 Some(Packet::PubRec(rec)) => {
                     pubrecs += 1;
-                    c.write(&[pubrel(rec.packet_id.get())], "a PUBREL after the broker's close")
-                        .await;
+                    c.write(
+                        &[pubrel(rec.packet_id.get())],
+                        "a PUBREL after the broker's close",
+                    )
+                    .await;
                 }
                 Some(Packet::Disconnect(d)) => break d,
                 other => panic!("expected PUBREC or DISCONNECT, got {other:?}"),
@@ -179,7 +182,10 @@ async fn a_client_that_never_stops_writing_is_cut_off_after_the_bound() {
     .await
     .expect("the broker never cut the writing client off");
     assert!(
-        matches!(cut.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+        matches!(
+            cut.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+        ),
         "{cut:?}"
     );
     // The bound, plus what the socket buffers on both sides hold.
@@ -203,8 +209,10 @@ async fn a_silent_client_is_let_go_after_the_time_bound() {
     assert!(c.next().await.is_none());
     // The broker's side is half-closed and still reading: it lets go within
     // the bound, which the listener's connection count shows.
-    common::wait_until("the lingering connection to end", Duration::from_secs(4), || {
-        broker.handle.stats().connections_current == 0
-    })
+    common::wait_until(
+        "the lingering connection to end",
+        Duration::from_secs(4),
+        || broker.handle.stats().connections_current == 0,
+    )
     .await;
 }

@@ -186,7 +186,10 @@ impl Decoder {
         if role == Role::Server
             && matches!(
                 packet_type,
-                PacketType::ConnAck | PacketType::SubAck | PacketType::UnsubAck | PacketType::PingResp
+                PacketType::ConnAck
+                    | PacketType::SubAck
+                    | PacketType::UnsubAck
+                    | PacketType::PingResp
             )
         {
             return Err(DecodeError::WrongDirection { packet_type });
