@@ -106,13 +106,16 @@ impl Extensions {
         }
     }
 
-    /// Whether some authenticator in the chain checks credentials. When none
+    /// Whether something checks credentials: an authenticator in the chain
+    /// beyond the filters, or an enhanced authenticator (SCRAM). When nothing
     /// does, a user name is nobody's to verify, and a client that sends one
     /// is treated as with no `[auth.*]` at all (the listener's anonymous
     /// policy decides), instead of being refused for credentials no one
-    /// could have accepted.
+    /// could have accepted. When something does, a user name that skipped
+    /// it (a plain CONNECT to a SCRAM-only broker) is refused rather than
+    /// taken at its word: authorization rules name users.
     pub(crate) fn verifies_credentials(&self) -> bool {
-        self.authenticators.len() > self.filters
+        self.authenticators.len() > self.filters || self.enhanced.is_some()
     }
 
     /// Runs the authenticator chain: the first Accept or Refuse wins; `Ignore`
