@@ -7,7 +7,10 @@ docs/spec-coverage.md.
 
 Naming rule (docs in /README.md): a test that checks statement MQTT-a.b.c-n has
 the token ``mqtt_a_b_c_n`` in its name, prefixed ``v5_`` or ``v311_`` when it
-checks only that version's statement; no prefix means both versions.
+checks only that version's statement; no prefix means both versions. A name that
+begins with ``v5_`` or ``v311_`` is a test of that version: every unprefixed
+token in it counts for that version only (``v5_mqtt_3_2_2_1_and_mqtt_3_2_2_2_x``
+names two 5.0 statements). Tokens in comments and docstrings name nothing.
 
     python3 scripts/spec_coverage.py            # regenerate docs/spec-coverage.md
     python3 scripts/spec_coverage.py --check    # fail if the committed file is stale
@@ -133,6 +136,73 @@ def test_name(line: str, start: int, end: int) -> str:
     return line[start:end]
 
 
+# Comment syntax per file type: line-comment marker, whether /* */ block
+# comments exist, the string quotes, and whether triple-quoted strings
+# (Python docstrings) are comments too.
+COMMENTS = {
+    ".rs": ("//", True, '"', False),
+    ".js": ("//", True, "\"'`", False),
+    ".mjs": ("//", True, "\"'`", False),
+    ".py": ("#", False, "\"'", True),
+    ".toml": ("#", False, "\"'", False),
+}
+
+
+def strip_comments(text: str, suffix: str) -> list[str]:
+    """The file's lines with comments (and Python docstrings) blanked out, so
+    that only code (names, string literals) is scanned. Line numbers keep."""
+    marker, blocks, quotes, docstrings = COMMENTS.get(suffix, ("#", False, "\"'", False))
+    out: list[str] = []
+    in_block = False  # inside /* */ or a triple-quoted string
+    closer = ""
+    for line in text.splitlines():
+        kept = []
+        i = 0
+        quote = ""
+        while i < len(line):
+            if in_block:
+                end = line.find(closer, i)
+                if end < 0:
+                    i = len(line)
+                    break
+                i = end + len(closer)
+                in_block = False
+                continue
+            ch = line[i]
+            if quote:
+                kept.append(ch)
+                if ch == "\\" and i + 1 < len(line):
+                    kept.append(line[i + 1])
+                    i += 2
+                    continue
+                if ch == quote:
+                    quote = ""
+                i += 1
+                continue
+            if docstrings and line.startswith(('"""', "'''"), i):
+                in_block, closer = True, line[i : i + 3]
+                i += 3
+                continue
+            if blocks and line.startswith("/*", i):
+                in_block, closer = True, "*/"
+                i += 2
+                continue
+            if line.startswith(marker, i):
+                break
+            if ch in quotes and not (suffix == ".rs" and ch == "'"):
+                quote = ch
+            kept.append(ch)
+            i += 1
+        out.append("".join(kept))
+    return out
+
+
+def name_scope(name: str) -> str | None:
+    """The version prefix a test name begins with, if any."""
+    match = re.match(r"(?:test_)?(v5|v311)_", name)
+    return match.group(1) if match else None
+
+
 def scan_tests(root: Path, specs: dict[str, dict[str, Statement]]) -> list[str]:
     """Attaches test references to statements; returns tokens naming no statement."""
     unknown: set[str] = set()
@@ -142,12 +212,12 @@ def scan_tests(root: Path, specs: dict[str, dict[str, Statement]]) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(strip_comments(text, path.suffix), start=1):
             for match in TOKEN.finditer(line):
-                prefix = match.group(1)
+                name = test_name(line, match.start(), match.end())
+                prefix = match.group(1) or name_scope(name)
                 sid = "MQTT-{}.{}.{}-{}".format(*match.group(2, 3, 4, 5))
                 versions = [PREFIX_TO_VERSION[prefix]] if prefix else list(VERSIONS)
-                name = test_name(line, match.start(), match.end())
                 reference = f"{rel}:{name}"
                 hits = [v for v in versions if sid in specs[v]]
                 for version in hits:

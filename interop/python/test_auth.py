@@ -363,3 +363,25 @@ def test_banned_clients_get_connack_0x8a(start, login, version):
         assert code == NOT_AUTHORIZED
     assert login(broker, "troll", "x", version=V5).connack_code() == BANNED
     assert login(broker, version=version).connack_code() == SUCCESS
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=VERSION_IDS)
+def test_a_ban_list_alone_accepts_named_users_as_no_auth_config_does(start, login, version):
+    # A ban list filters; it verifies no credentials. With it alone, a client
+    # that sends a user name is accepted exactly as with no [auth.*] at all.
+    plain = start("")
+    banned_only = start('[[auth.banned.entries]]\nwho = "user:troll"\n')
+    for broker in (plain, banned_only):
+        assert login(broker, "alice", "any password", version=version).connack_code() == SUCCESS
+        assert login(broker, "bob", version=version).connack_code() == SUCCESS
+    assert login(banned_only, "troll", "x", version=V5).connack_code() == BANNED
+    # mosquitto_pub with a user name publishes and exits 0 against both.
+    for broker in (plain, banned_only):
+        sent = subprocess.run(
+            [require("mosquitto_pub"), "-h", broker.host, "-p", str(broker.port), "-u", "alice", "-P", "pw",
+             "-V", "mqttv5" if version == V5 else "mqttv311", "-t", f"ban/{unique('t')}", "-m", "x", "-q", "1"],
+            timeout=TIMEOUT,
+            capture_output=True,
+            text=True,
+        )
+        assert sent.returncode == 0, sent.stderr

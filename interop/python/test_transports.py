@@ -22,11 +22,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from roost_interop import TIMEOUT, V5, V311, VERSION_IDS, VERSIONS, BrokerProcess, Client, unique
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def require(tool: str) -> str:
+    """The tool's path; a missing tool fails the test (scripts/install-test-deps.sh installs it)
+    rather than skipping it, so a run without it cannot pass for one that checked."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} not found: run scripts/install-test-deps.sh (Debian packages openssl, mosquitto-clients)")
+    return path
 
 
 def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    subprocess.run([require("openssl"), *args], check=True, capture_output=True, timeout=60)
 
 
 class Pki:
@@ -94,7 +100,7 @@ def brokers():
 
 
 def mosquitto(tool: str, port: int, pki: Pki, *args: str, cert: tuple[Path, Path] | None = None):
-    command = [tool, "-h", "localhost", "-p", str(port), "--cafile", str(pki.ca), *args]
+    command = [require(tool), "-h", "localhost", "-p", str(port), "--cafile", str(pki.ca), *args]
     if cert is not None:
         command += ["--cert", str(cert[0]), "--key", str(cert[1])]
     return command
@@ -107,7 +113,6 @@ def pub_then_sub(pub_cmd: list[str], sub_cmd: list[str]) -> subprocess.Completed
     return subprocess.run(sub_cmd, capture_output=True, text=True, timeout=TIMEOUT + 5)
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="needs mosquitto-clients")
 def test_mosquitto_clients_over_tls(pki, tmp_path, brokers):
     cert, key = pki.server()
     broker = start(tmp_path, '[[listeners]]\nkind = "tls"\nbind = "127.0.0.1:0"\n' + tls_table(cert, key) + TCP,
@@ -122,7 +127,6 @@ def test_mosquitto_clients_over_tls(pki, tmp_path, brokers):
     assert "over tls" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="needs mosquitto-clients")
 def test_mosquitto_clients_over_mutual_tls_with_identity_as_username(pki, tmp_path, brokers):
     cert, key = pki.server()
     extra = f'ca_file = "{pki.ca}"\nverify_peer = true\nuse_identity_as_username = true'

@@ -79,6 +79,11 @@ pub(crate) fn install(
         authenticators.push(Arc::new(BanAuthenticator::new(Arc::clone(&bans))));
         builtins.bans = Some(bans);
     }
+    // The ban list only refuses: it is a filter, not an authenticator, and
+    // on its own leaves user names to the listener's anonymous policy. The
+    // filters lead the chain, ahead of the embedder's (the count says where
+    // they end).
+    let filters = authenticators.len();
     if let Some(c) = &config.tls_identity {
         authenticators.push(Arc::new(TlsIdentityAuthenticator::new(c.clone())));
     }
@@ -132,6 +137,7 @@ pub(crate) fn install(
     }
     authenticators.append(&mut ext.authenticators);
     ext.authenticators = authenticators;
+    ext.filters += filters;
     authorizers.append(&mut ext.authorizers);
     ext.authorizers = authorizers;
     Ok((builtins, tasks))

@@ -120,6 +120,10 @@ pub struct MqttConfig {
     pub max_outbox: usize,
     /// Server redirection (MQTT 5.0 §4.11): send every 5.0 client elsewhere.
     pub redirect: RedirectConfig,
+    /// Answer a 5.0 QoS 1/2 PUBLISH that reached no subscriber with PUBACK /
+    /// PUBREC 0x10 No matching subscribers (as Mosquitto does; a success
+    /// code). `false`: 0x00, in the 2-byte form every other ack uses.
+    pub no_matching_subscribers: bool,
 }
 
 /// Server redirection: CONNACK refuses 5.0 clients with 0x9C Use another
@@ -151,6 +155,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             receive_maximum: 1024,
+            no_matching_subscribers: true,
             maximum_qos: 2,
             retain_available: true,
             max_packet_size: 1024 * 1024,

@@ -35,6 +35,10 @@ pub enum PanicPolicy {
 #[derive(Default)]
 pub(crate) struct Extensions {
     pub(crate) authenticators: Vec<Arc<dyn Authenticator>>,
+    /// How many authenticators at the head of the chain are filters: they
+    /// refuse or ignore, never vouch for a user name (the ban list). A chain
+    /// of filters alone verifies no credentials (see [`Self::verifies_credentials`]).
+    pub(crate) filters: usize,
     pub(crate) enhanced: Option<Arc<dyn EnhancedAuthenticator>>,
     pub(crate) authorizers: Vec<Arc<dyn Authorizer>>,
     pub(crate) hooks: Option<Arc<dyn Hooks>>,
@@ -100,6 +104,18 @@ impl Extensions {
             let view = view_of(message, qos);
             self.notify(|h| h.on_message_dropped(client_id, &view, cause));
         }
+    }
+
+    /// Whether something checks credentials: an authenticator in the chain
+    /// beyond the filters, or an enhanced authenticator (SCRAM). When nothing
+    /// does, a user name is nobody's to verify, and a client that sends one
+    /// is treated as with no `[auth.*]` at all (the listener's anonymous
+    /// policy decides), instead of being refused for credentials no one
+    /// could have accepted. When something does, a user name that skipped
+    /// it (a plain CONNECT to a SCRAM-only broker) is refused rather than
+    /// taken at its word: authorization rules name users.
+    pub(crate) fn verifies_credentials(&self) -> bool {
+        self.authenticators.len() > self.filters || self.enhanced.is_some()
     }
 
     /// Runs the authenticator chain: the first Accept or Refuse wins; `Ignore`

@@ -574,3 +574,48 @@ async fn scram_over_auth_packets_with_an_independent_client_then_reauthenticatio
         other => panic!("expected CONNACK, got {other:?}"),
     }
 }
+
+/// A ban list filters; it verifies no credentials. With only `[auth.banned]`,
+/// a client that sends a user name (with or without a password) is accepted
+/// exactly as with no `[auth.*]` at all; a banned user is still refused.
+#[tokio::test]
+async fn a_ban_list_alone_accepts_named_users_as_no_auth_config_does() {
+    const BANS: &str = "[[auth.banned.entries]]\nwho = \"user:troll\"\n";
+    for toml in ["", BANS] {
+        let broker = common::start_with(common::config(toml), None).await;
+        let mut no_password = login("bob", b"");
+        no_password.password = None;
+        for attempt in [login("alice", b"any password"), no_password] {
+            let user = attempt.username.clone();
+            let (_client, code) = connack(broker.addr, attempt).await;
+            assert_eq!(code, ReasonCode::SUCCESS, "config {toml:?}, user {user:?}");
+        }
+    }
+    let broker = common::start_with(common::config(BANS), None).await;
+    let (_client, code) = connack(broker.addr, login("troll", b"x")).await;
+    assert_eq!(code, ReasonCode::BANNED);
+}
+
+/// The other side of the same rule: with only `[auth.scram]`, something does
+/// verify user names, so a plain CONNECT that claims one (without the AUTH
+/// exchange) is refused 0x86 instead of being taken at its word; a client
+/// without a user name is still anonymous.
+#[tokio::test]
+async fn a_user_name_that_skips_the_only_configured_scram_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("scram");
+    roost_auth::scram::set_scram_password(&creds, "alice", "correct horse", 4096).unwrap();
+    let toml = format!(
+        "[auth.scram]\ncredentials_file = {:?}\n",
+        creds.display().to_string()
+    );
+    let broker = common::start_with(common::config(&toml), None).await;
+    let (_client, code) = connack(broker.addr, login("alice", b"anything")).await;
+    assert_eq!(code, ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+    let (_client, code) = connack(
+        broker.addr,
+        connect(ProtocolVersion::V5, &unique_id("anon")),
+    )
+    .await;
+    assert_eq!(code, ReasonCode::SUCCESS);
+}

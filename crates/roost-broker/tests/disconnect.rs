@@ -239,6 +239,54 @@ async fn v5_mqtt_4_13_1_1_and_mqtt_3_14_2_1_protocol_error_gets_0x82_and_close()
     closed_with(&mut c, ReasonCode::PROTOCOL_ERROR).await;
 }
 
+/// Every packet only a server sends is a Protocol Error from a client (4.13),
+/// 0x82 and not 0x81, whether its body is a 5.0 one or a 3.1.1-shaped one
+/// (which would not parse as 5.0).
+#[tokio::test]
+async fn v5_server_only_packets_from_a_client_get_0x82_whatever_their_body() {
+    let broker = common::start().await;
+    let cases: [(&str, &[u8]); 7] = [
+        ("connack", &[0x20, 0x03, 0x00, 0x00, 0x00]),
+        ("connack-311", &[0x20, 0x02, 0x00, 0x00]),
+        ("suback", &[0x90, 0x04, 0x00, 0x01, 0x00, 0x00]),
+        ("suback-311", &[0x90, 0x03, 0x00, 0x01, 0x00]),
+        ("unsuback", &[0xB0, 0x04, 0x00, 0x01, 0x00, 0x00]),
+        ("unsuback-311", &[0xB0, 0x02, 0x00, 0x01]),
+        ("pingresp", &[0xD0, 0x00]),
+    ];
+    for (name, bytes) in cases {
+        let mut c = v5_then_bytes(broker.addr, &unique_id(name), bytes).await;
+        let d = c.expect_closed(T).await.unwrap();
+        assert_eq!(
+            d.map(|d| d.reason_code),
+            Some(ReasonCode::PROTOCOL_ERROR),
+            "{name}"
+        );
+    }
+    // Reserved fixed-header flags stay malformed (0x81), server-only or not.
+    let mut c = v5_then_bytes(broker.addr, &unique_id("pingresp-flags"), &[0xD1, 0x00]).await;
+    closed_with(&mut c, ReasonCode::MALFORMED_PACKET).await;
+}
+
+/// 3.1.1: a server-only packet from a client just closes the connection.
+#[tokio::test]
+async fn v311_server_only_packets_from_a_client_close_the_connection() {
+    let broker = common::start().await;
+    let cases: [(&str, &[u8]); 4] = [
+        ("connack", &[0x20, 0x02, 0x00, 0x00]),
+        ("suback", &[0x90, 0x03, 0x00, 0x01, 0x00]),
+        ("unsuback", &[0xB0, 0x02, 0x00, 0x01]),
+        ("pingresp", &[0xD0, 0x00]),
+    ];
+    for (name, bytes) in cases {
+        let (mut c, _) = RawClient::connect_v311(broker.addr, &unique_id(name))
+            .await
+            .unwrap();
+        c.send_bytes(bytes).await.unwrap();
+        assert_eq!(c.expect_closed(T).await.unwrap(), None, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn v5_mqtt_4_13_1_1_unknown_disconnect_reason_code_is_a_protocol_error() {
     let broker = common::start().await;

@@ -29,6 +29,14 @@ pub enum DecodeError {
         /// The high nibble of the first byte.
         packet_type: u8,
     },
+    /// A packet only the other side sends: from a client, CONNACK, SUBACK,
+    /// UNSUBACK or PINGRESP. A Protocol Error (4.13), whatever its body
+    /// holds: the body's grammar is the other direction's.
+    #[error("{packet_type:?} is only sent by the other side")]
+    WrongDirection {
+        /// The packet type.
+        packet_type: PacketType,
+    },
     /// Fixed-header flag bits differ from the values the spec reserves.
     #[error("{packet_type:?} fixed header flags 0x{flags:X} are reserved")]
     InvalidFixedHeaderFlags {
@@ -335,6 +343,7 @@ impl DecodeError {
             Self::WillRetainWithoutWill => pick("MQTT-3.1.2-13", "MQTT-3.1.2-15"),
             Self::PasswordWithoutUsername => (!v5).then_some("MQTT-3.1.2-22"),
             Self::ReservedPacketType { .. }
+            | Self::WrongDirection { .. }
             | Self::VarintTooLong { .. }
             | Self::PacketTooLarge { .. }
             | Self::Truncated { .. }
@@ -417,6 +426,7 @@ impl From<&DecodeError> for ReasonCode {
             | E::PasswordWithoutUsername => ReasonCode::MALFORMED_PACKET,
 
             E::FirstPacketNotConnect { .. }
+            | E::WrongDirection { .. }
             | E::DuplicateProperty { .. }
             | E::ReceiveMaximumZero
             | E::MaximumPacketSizeZero

@@ -46,6 +46,24 @@ fn v5_puback_success_without_properties_is_remaining_length_2() {
 }
 
 #[test]
+fn v5_every_pub_response_with_success_and_no_properties_is_remaining_length_2() {
+    let ok = PubResponse::success(pid(0x0102));
+    assert_eq!(wire(V5, &Packet::PubAck(ok.clone())), "40020102");
+    assert_eq!(wire(V5, &Packet::PubRec(ok.clone())), "50020102");
+    assert_eq!(wire(V5, &Packet::PubRel(ok.clone())), "62020102");
+    assert_eq!(wire(V5, &Packet::PubComp(ok.clone())), "70020102");
+    // The same bytes as 3.1.1, which has no reason code.
+    assert_eq!(wire(V311, &Packet::PubRec(ok.clone())), "50020102");
+    assert_eq!(wire(V311, &Packet::PubComp(ok)), "70020102");
+    // A reason code other than Success needs the byte.
+    let missing = PubResponse {
+        reason_code: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        ..PubResponse::success(pid(1))
+    };
+    assert_eq!(wire(V5, &Packet::PubComp(missing)), "7003000192");
+}
+
+#[test]
 fn v5_puback_reason_code_without_properties_is_remaining_length_3() {
     let ack = PubResponse {
         reason_code: ReasonCode::NO_MATCHING_SUBSCRIBERS,

@@ -132,6 +132,23 @@ reject! {
     v311_auth_packet_type_15_is_reserved_before_v5:
         [V311 Server "F0 00", V311 Client "F0 00"]
         => E::ReservedPacketType { packet_type: 15 }, MALFORMED_PACKET, None;
+    // A packet only a server sends is a Protocol Error from a client (4.13),
+    // whatever its body (a 3.1.1-shaped CONNACK on a 5.0 connection too).
+    connack_from_a_client_is_a_protocol_error:
+        [V5 Server "20 03 00 00 00", V5 Server "20 02 00 00", V311 Server "20 02 00 00"]
+        => E::WrongDirection { packet_type: T::ConnAck }, PROTOCOL_ERROR, None;
+    suback_from_a_client_is_a_protocol_error:
+        [V5 Server "90 04 0001 00 00", V5 Server "90 03 0001 00", V311 Server "90 03 0001 00"]
+        => E::WrongDirection { packet_type: T::SubAck }, PROTOCOL_ERROR, None;
+    unsuback_from_a_client_is_a_protocol_error:
+        [V5 Server "B0 04 0001 00 00", V5 Server "B0 02 0001", V311 Server "B0 02 0001"]
+        => E::WrongDirection { packet_type: T::UnsubAck }, PROTOCOL_ERROR, None;
+    pingresp_from_a_client_is_a_protocol_error:
+        [V5 Server "D0 00", V311 Server "D0 00", V5 Server "D0 01 00"]
+        => E::WrongDirection { packet_type: T::PingResp }, PROTOCOL_ERROR, None;
+    v5_server_only_packet_with_reserved_flags_is_still_malformed:
+        [V5 Server "D1 00"]
+        => E::InvalidFixedHeaderFlags { packet_type: T::PingResp, flags: 1 }, MALFORMED_PACKET, Some("MQTT-2.1.3-1");
     mqtt_3_1_0_1_first_packet_must_be_connect:
         [V5 Fresh "C0 00", V311 Fresh "C0 00"]
         => E::FirstPacketNotConnect { packet_type: 12 }, PROTOCOL_ERROR, Some("MQTT-3.1.0-1");

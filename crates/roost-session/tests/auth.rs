@@ -116,13 +116,17 @@ fn reauthenticate_twice_without_answer_is_a_protocol_error() {
         Packet::Auth(auth(ReasonCode::REAUTHENTICATE, Some(METHOD))),
     )
     .unwrap();
-    assert!(
-        s.handle_packet(
+    let err = s
+        .handle_packet(
             t0(),
-            Packet::Auth(auth(ReasonCode::REAUTHENTICATE, Some(METHOD)))
+            Packet::Auth(auth(ReasonCode::REAUTHENTICATE, Some(METHOD))),
         )
-        .is_err()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Violation::UnexpectedAuthReason(ReasonCode::REAUTHENTICATE)
     );
+    assert_eq!(err.reason_code(), ReasonCode::PROTOCOL_ERROR);
 }
 
 #[test]

@@ -370,8 +370,9 @@ fn v311_mqtt_4_6_0_5_and_v311_mqtt_4_6_0_6_ordered_topic_delivery() {
 fn v5_mqtt_4_4_0_1_no_resend_within_a_connection() {
     let mut s = session(v5("c"));
     deliver(&mut s, "a", QoS::AtLeastOnce);
+    deliver(&mut s, "b", QoS::ExactlyOnce);
     drain(&mut s);
-    for secs in [10.0, 100.0, 1000.0] {
+    for secs in [10.0, 100.0, 1000.0, 86_400.0] {
         let _ = s.handle_timeout(at(secs));
         s.handle_packet(at(secs), Packet::PingReq).unwrap();
         assert_eq!(drain(&mut s), [Packet::PingResp]);

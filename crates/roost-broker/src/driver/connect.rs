@@ -185,6 +185,7 @@ where
             }
             if let Some(version) = decoder.version().filter(|v| v.is_v5()) {
                 refuse(writer, version, reason).await;
+                return Err(Refused::ConnAck(reason));
             }
             return Err(Refused::Silent("malformed CONNECT"));
         }
@@ -278,8 +279,10 @@ where
                     // Nobody vouched for the client: only anonymous access is left.
                     // Credentials that no authenticator recognised are refused
                     // rather than silently downgraded to anonymous.
+                    // A chain of filters alone (a ban list) verifies nothing:
+                    // a user name then counts as no `[auth.*]` at all would.
                     let anonymous_ok = listener.anonymous_allowed()
-                        && (connect.username.is_none() || core.ext.authenticators.is_empty());
+                        && (connect.username.is_none() || !core.ext.verifies_credentials());
                     if !anonymous_ok {
                         let reason = if connect.username.is_some() {
                             ReasonCode::BAD_USER_NAME_OR_PASSWORD

@@ -239,7 +239,10 @@ async fn publish(
     let routed = core.route(message, Some(inputs.key), now);
     let reached = routed.reached();
     if let Some(packet_id) = packet_id {
-        let reason = if reached == 0 && session.version().is_v5() {
+        let reason = if reached == 0
+            && session.version().is_v5()
+            && core.config.mqtt.no_matching_subscribers
+        {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {
             ReasonCode::SUCCESS

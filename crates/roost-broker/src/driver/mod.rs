@@ -15,6 +15,7 @@ mod events;
 pub(crate) mod hibernate;
 mod inbound;
 mod io;
+mod linger;
 mod run;
 
 use std::future::Future;
@@ -87,6 +88,12 @@ where
         Err(refused) => {
             Metrics::inc(&core.metrics.connections_refused);
             tracing::debug!(%peer, %refused, "connection refused");
+            // A refusing CONNACK went out: let the client read it before the
+            // socket goes (see `linger.rs`). Not at shutdown: the process is
+            // going away, and its wait for connections to end is bounded.
+            if matches!(refused, connect::Refused::ConnAck(_)) && !core.shutting_down() {
+                Box::pin(linger::close(&mut reader, &mut writer)).await;
+            }
             None
         }
     }

@@ -368,7 +368,7 @@ where
         };
         match exit {
             Exit::End(ending) => {
-                Box::pin(end_connection(
+                let closed_by_us = Box::pin(end_connection(
                     core,
                     into_conn(),
                     ending,
@@ -376,6 +376,13 @@ where
                     &mut stream,
                 ))
                 .await;
+                // The session is detached already: only the socket lingers
+                // (see `linger.rs`), so the client reads the reason before
+                // the socket goes. Not at shutdown: the broker's wait for its
+                // connections to end is bounded and the process goes away.
+                if closed_by_us && !core.shutting_down() {
+                    Box::pin(super::linger::drain(&mut stream)).await;
+                }
                 None
             }
             Exit::Hibernate => match stream.into_std() {
@@ -430,13 +437,15 @@ fn connected(core: &Core, attached: Box<Attached>) -> Box<Connected> {
 
 /// Ends a connection: counts the session's last drops, flushes its store
 /// events, tells the hooks, then closes and detaches (see [`finish`]).
+/// True when the broker closed with a reason it wrote out in full: the
+/// caller lingers then (see `linger.rs`).
 pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
     core: &Arc<Core>,
     conn: Connected,
     ending: Ending,
     out: &mut Outgoing,
     writer: &mut W,
-) {
+) -> bool {
     let Connected {
         mut session,
         slot,
@@ -458,7 +467,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
         out,
         writer,
     ))
-    .await;
+    .await
 }
 
 /// Most clients get the default grant: keep a pointer only for the others.
@@ -588,7 +597,9 @@ fn violation_ending(violation: &Violation, client_id: &str) -> Ending {
 }
 
 /// Sends the closing DISCONNECT (5.0), flushes, publishes or hands over the
-/// will, and detaches the session.
+/// will, and detaches the session. True when the broker closed with a
+/// reason and its output (that DISCONNECT included) went out in full, the
+/// write side shut down: the connection may linger then.
 async fn finish<W: AsyncWrite + Unpin>(
     core: &Arc<Core>,
     mut session: roost_session::Session,
@@ -597,8 +608,9 @@ async fn finish<W: AsyncWrite + Unpin>(
     ending: Ending,
     out: &mut Outgoing,
     writer: &mut W,
-) {
+) -> bool {
     let now = Instant::now();
+    let mut flushed = false;
     let (close_reason, reason_string) = match &ending {
         Ending::Violation(rc) => (Some(*rc), None),
         Ending::Closed(rc, reason_string) => (Some(*rc), reason_string.as_deref()),
@@ -619,13 +631,17 @@ async fn finish<W: AsyncWrite + Unpin>(
         let flush = async {
             while !out.is_empty() {
                 match out.write_some(writer).await {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => return false,
                     Ok(n) => out.advance(n),
                 }
             }
-            let _ = writer.shutdown().await;
+            writer.shutdown().await.is_ok()
         };
-        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
+        // A client that did not take our output in time is not reading: it
+        // would not read the reason either, so it gets no lingering.
+        flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush)
+            .await
+            .unwrap_or(false);
     } else if matches!(ending, Ending::Disconnect { .. }) {
         // The client said goodbye: close our side cleanly too. Over TLS that
         // is a close_notify (without it a client sees a truncation, not an
@@ -653,4 +669,5 @@ async fn finish<W: AsyncWrite + Unpin>(
     tracing::debug!(client_id = %session.client_id(), ?ending, "connection closed");
     let state = session.into_state();
     core.detach(slot, connection_id, state, will, now);
+    flushed
 }

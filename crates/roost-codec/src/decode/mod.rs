@@ -180,6 +180,20 @@ impl Decoder {
             })
         };
         let role = self.role;
+        // A server-only packet from a client is a Protocol Error however its
+        // body looks (its fixed-header flags were checked: wrong ones are
+        // still malformed). Its bytes are consumed, so nothing stalls.
+        if role == Role::Server
+            && matches!(
+                packet_type,
+                PacketType::ConnAck
+                    | PacketType::SubAck
+                    | PacketType::UnsubAck
+                    | PacketType::PingResp
+            )
+        {
+            return Err(DecodeError::WrongDirection { packet_type });
+        }
         Ok(match packet_type {
             PacketType::Connect => {
                 Packet::Connect(Box::new(connect::decode(r, &mut self.version)?))
