@@ -408,3 +408,28 @@ async fn a_locked_data_dir_is_a_clear_startup_error() {
     );
     first.stop().await;
 }
+
+/// One broker per Redis key prefix, as one per data directory: a second
+/// broker is refused while the first runs (after waiting one lease period
+/// for a lease a killed broker would have left), and starts at once after
+/// the first stopped (its lease is released on close).
+#[tokio::test]
+async fn a_second_broker_on_the_same_redis_prefix_is_refused() {
+    let redis = RedisServer::start();
+    let first = start_stored(redis.store()).await;
+    let second = roost_broker::Broker::builder()
+        .config(common::config(""))
+        .store(redis.store())
+        .bind()
+        .await;
+    match second {
+        Err(e) => assert!(
+            e.to_string().contains("in use by another broker"),
+            "unexpected error: {e}"
+        ),
+        Ok(_) => panic!("a second broker started on the same Redis prefix"),
+    }
+    first.stop().await;
+    let again = start_stored(redis.store()).await;
+    again.stop().await;
+}

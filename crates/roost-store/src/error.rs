@@ -23,6 +23,15 @@ pub enum StoreError {
         /// The data directory.
         path: PathBuf,
     },
+    /// Another broker keeps renewing the Redis key prefix's lease. Two
+    /// brokers must never write one prefix (until the cluster mode).
+    #[error(
+        "redis key prefix {prefix:?} is in use by another broker (its lease keeps being renewed)"
+    )]
+    PrefixInUse {
+        /// The key prefix.
+        prefix: String,
+    },
     /// The stored data uses a format this build does not read (written by a
     /// newer Roost, or by an old one whose format is no longer supported).
     #[error(

@@ -12,6 +12,9 @@ pub(crate) struct Opened {
     store: Arc<dyn Store>,
     #[cfg(feature = "disk")]
     disk: Option<Arc<roost_store::disk::DiskStore>>,
+    /// The Redis prefix's one-broker lease, released when the store closes.
+    #[cfg(feature = "redis")]
+    _lease: Option<roost_store::redis::Lease>,
 }
 
 impl Opened {
@@ -30,6 +33,8 @@ impl Opened {
             store,
             #[cfg(feature = "disk")]
             disk: None,
+            #[cfg(feature = "redis")]
+            _lease: None,
         }
     }
 
@@ -61,6 +66,8 @@ fn open_disk(config: &StoreConfig) -> Result<Opened, String> {
     Ok(Opened {
         store: Arc::clone(&disk) as Arc<dyn Store>,
         disk: Some(disk),
+        #[cfg(feature = "redis")]
+        _lease: None,
     })
 }
 
@@ -68,6 +75,11 @@ fn open_disk(config: &StoreConfig) -> Result<Opened, String> {
 fn open_disk(_: &StoreConfig) -> Result<Opened, String> {
     Err("store.backend = \"disk\": this build has no disk store (feature `disk`)".into())
 }
+
+/// How long a Redis prefix's lease outlives its broker (renewed every
+/// third of it while the broker runs).
+#[cfg(feature = "redis")]
+const REDIS_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(feature = "redis")]
 fn open_redis(config: &StoreConfig) -> Result<Opened, String> {
@@ -80,9 +92,16 @@ fn open_redis(config: &StoreConfig) -> Result<Opened, String> {
             .map_err(|e| format!("store.redis.ca_cert {}: {e}", path.display()))?;
         redis.ca_cert_pem = Some(pem);
     }
+    // One broker per prefix, as one per data directory: taken before the
+    // store is read (a broker killed with SIGKILL leaves a lease that
+    // expires within REDIS_LEASE; a start meanwhile waits for it).
+    let lease = roost_store::redis::Lease::acquire(&redis, REDIS_LEASE)
+        .map_err(|e| format!("store.redis.key_prefix {:?}: {e}", r.key_prefix))?;
     let store = roost_store::redis::RedisStore::open(&redis)
         .map_err(|e| format!("store.redis.url {}: {e}", redacted(&r.url)))?;
-    Ok(Opened::from_store(Arc::new(store)))
+    let mut opened = Opened::from_store(Arc::new(store));
+    opened._lease = Some(lease);
+    Ok(opened)
 }
 
 #[cfg(not(feature = "redis"))]

@@ -3,7 +3,8 @@
 //! keys live in one slot of a Redis Cluster.
 //!
 //! ```text
-//!  <p>{meta}:format        STRING  format version ("1")
+//!  <p>{meta}:format        STRING  format version ("2")
+//!  <p>{meta}:lease         STRING  token of the broker using the prefix (expires)
 //!  <p>{c:<id>}:s           HASH    rec  -> SessionRecord, will -> WillRecord
 //!  <p>{c:<id>}:subs        HASH    filter -> SubscriptionRecord
 //!  <p>{c:<id>}:q           HASH    seq (decimal) -> QueuedMessage
@@ -81,6 +82,11 @@ impl Keys {
 
     pub(crate) fn format(&self) -> String {
         format!("{}{{meta}}:format", self.prefix)
+    }
+
+    /// The one-broker-per-prefix lease (`lease.rs`).
+    pub(crate) fn lease(&self) -> String {
+        format!("{}{{meta}}:lease", self.prefix)
     }
 
     pub(crate) fn client(&self, client_id: &str, kind: ClientKey) -> Vec<u8> {

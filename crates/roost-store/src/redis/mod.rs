@@ -18,7 +18,10 @@
 
 mod connection;
 mod keys;
+mod lease;
 mod load;
+
+pub use lease::Lease;
 
 use std::time::Duration;
 
@@ -98,8 +101,10 @@ impl RedisStore {
                 Ok(())
             }
             None => {
+                // The broker's lease may already be there (taken first).
+                let lease = self.keys.lease().into_bytes();
                 let any = load::scan(&self.link, &self.keys.all_pattern())?;
-                if let Some(k) = any.first() {
+                if let Some(k) = any.iter().find(|k| **k != lease) {
                     return Err(StoreError::Corrupt(format!(
                         "keys under the prefix (e.g. {}) but no {key}",
                         String::from_utf8_lossy(k)
