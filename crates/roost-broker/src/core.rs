@@ -156,8 +156,30 @@ impl Core {
         }
         if targets.is_empty() {
             Metrics::inc(&self.metrics.messages_no_subscribers);
+        } else if self.read_checks() {
+            self.withhold_unreadable(&message, &mut targets);
         }
         Routed { message, targets }
+    }
+
+    /// `acl_wildcards = "per_message"`: drops (and counts) the targets whose
+    /// subscriptions were not authorized as a whole under the rules in
+    /// force and whose subscriber may not read this topic. Every delivery
+    /// of a routed message passes here (live, offline, shared, will,
+    /// delayed, embedding API), before the store records it.
+    fn withhold_unreadable(&self, message: &Message, targets: &mut Vec<Target<SessionKey>>) {
+        let current = self.current_cleared_tag();
+        targets.retain(|target| {
+            if current != 0 && target.cleared == current {
+                return true;
+            }
+            let qos = message.qos.min(target.qos);
+            if self.may_read(&target.key.0, &message.topic, qos) {
+                return true;
+            }
+            self.withhold(&target.key.0, message, qos);
+            false
+        });
     }
 
     /// Second half of [`Core::publish`]: with a store, writes one batch (the
@@ -256,17 +278,29 @@ impl Core {
     }
 
     /// Retained messages matching `filter`, as deliveries at most `qos`; expired
-    /// ones are skipped (and removed).
+    /// ones are skipped (and removed). `check`: the subscribing session, when
+    /// its subscription was not authorized as a whole (`per_message`): each
+    /// message it may not read is withheld (and counted).
     pub(crate) fn retained_for(
         &self,
         filter: &str,
         qos: QoS,
         sub_id: Option<u32>,
+        check: Option<&SessionSlot>,
         now: Instant,
     ) -> Vec<Delivery> {
         self.retained
             .matching(filter, now)
             .into_iter()
+            .filter(|message| {
+                let Some(slot) = check else { return true };
+                let granted = message.qos.min(qos);
+                let readable = self.may_read(slot, &message.topic, granted);
+                if !readable {
+                    self.withhold(slot, message, granted);
+                }
+                readable
+            })
             .map(|message| {
                 let granted = message.qos.min(qos);
                 let mut delivery = Delivery::new(message, granted, true);

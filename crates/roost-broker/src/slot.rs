@@ -89,6 +89,11 @@ pub(crate) struct SlotInner {
     /// store). While that connection lives this is its link's `client`, so
     /// it costs a pointer (a user name kept here cost every slot 40 B).
     pub(crate) owner: Option<Arc<roost_hooks::ClientInfo>>,
+    /// Who reads through this session's subscriptions: the last attached
+    /// connection's identity and claims, for the checks at delivery
+    /// (`acl_wildcards = "per_message"`, [`crate::read_acl`]). `None` for a
+    /// session restored from the store until a client attaches.
+    pub(crate) reader: Option<Arc<crate::read_acl::Reader>>,
     /// What the session store holds for this client id.
     pub(crate) store: crate::persist::SlotStore,
 }

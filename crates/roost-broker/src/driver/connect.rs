@@ -328,10 +328,12 @@ where
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (control_tx, control_rx) = super::control::channel();
     let now = Instant::now();
+    let reader = Arc::new(crate::read_acl::Reader::new(Arc::clone(&client), &grant));
     let claimant = Claimant {
         connection_id,
         control: &control_tx,
         client: &client,
+        reader: &reader,
     };
     let (slot, previous, clean_start) = match attach(
         core,
@@ -585,6 +587,8 @@ struct Claimant<'a> {
     control: &'a super::control::ControlSender,
     /// The connecting client; its user name (as authorized) owns the session.
     client: &'a Arc<ClientInfo>,
+    /// Who reads through the session's subscriptions from now on.
+    reader: &'a Arc<crate::read_acl::Reader>,
 }
 
 /// What claiming a slot found.
@@ -616,6 +620,7 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
         None => true,
     };
     inner.owner = Some(Arc::clone(claimant.client));
+    inner.reader = Some(Arc::clone(claimant.reader));
     let link = Link {
         connection_id: claimant.connection_id,
         control: claimant.control.clone(),

@@ -1,0 +1,170 @@
+//! Delivery-time authorization, for `[security] acl_wildcards =
+//! "per_message"` (docs/auth.md, "Wildcard subscriptions"): may this
+//! subscriber read this message's topic?
+//!
+//! A subscription authorized as a whole when it was made is tagged in the
+//! router ([`roost_router::Subscription::cleared`]) with the authorization
+//! generation then in force; its messages are not checked while that
+//! generation lasts. Every other delivery (a wildcard filter only allowed
+//! per message, a subscription restored from the store, any subscription
+//! after the rules were reloaded) is checked here, in [`Core::route`] and
+//! [`Core::retained_for`], which every delivery path goes through (live and
+//! offline sessions, shared groups, wills, delayed publishes, the embedding
+//! API, retained messages on SUBSCRIBE).
+//!
+//! The routing path cannot wait, so only synchronous authorizers are asked:
+//! the first Allow or Deny decides; an authorizer with an async form (HTTP)
+//! is skipped, and when no synchronous one decides, the message is
+//! delivered if the chain has such an authorizer (it decided on the filter
+//! at SUBSCRIBE) and the default policy decides otherwise.
+//!
+//! Answers are cached per subscriber and topic ([`READ_CACHE_ENTRIES`]
+//! at most, a full cache starts over), stamped with the authorization
+//! generation so a reload starts them over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use roost_codec::QoS;
+use roost_hooks::{ClientInfo, DropCause, Grant};
+use roost_router::topic_matches;
+use roost_session::Message;
+
+use crate::config::{AclDefault, AclWildcards};
+use crate::core::Core;
+use crate::metrics::Metrics;
+use crate::slot::SessionSlot;
+
+/// Most answers one subscriber keeps; a full cache starts over.
+pub(crate) const READ_CACHE_ENTRIES: usize = 256;
+
+/// Who reads through a session's subscriptions: the identity of the
+/// connection that last attached to it, as authorized, with the part of its
+/// grant that restricts reading.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    client: Arc<ClientInfo>,
+    superuser: bool,
+    /// The credential's own subscribe ACL (e.g. JWT claims); `None` = no
+    /// restriction from there.
+    claims: Option<Box<[String]>>,
+    cache: Mutex<ReadCache>,
+}
+
+#[derive(Debug, Default)]
+struct ReadCache {
+    generation: u64,
+    answers: HashMap<Box<str>, bool>,
+}
+
+impl Reader {
+    pub(crate) fn new(client: Arc<ClientInfo>, grant: &Grant) -> Self {
+        Self {
+            client,
+            superuser: grant.superuser,
+            claims: grant.subscribe_acl.clone().map(Vec::into_boxed_slice),
+            cache: Mutex::new(ReadCache::default()),
+        }
+    }
+
+    fn cached(&self, generation: u64, topic: &str) -> Option<bool> {
+        let cache = self.cache.lock();
+        if cache.generation != generation {
+            return None;
+        }
+        cache.answers.get(topic).copied()
+    }
+
+    fn remember(&self, generation: u64, topic: &str, allowed: bool) {
+        let mut cache = self.cache.lock();
+        if cache.generation != generation || cache.answers.len() >= READ_CACHE_ENTRIES {
+            cache.answers.clear();
+            cache.generation = generation;
+        }
+        cache.answers.insert(topic.into(), allowed);
+    }
+}
+
+/// The router tag of a subscription authorized as a whole under
+/// `generation`; 0 (never current) once generations outgrow the tag.
+pub(crate) fn cleared_tag(generation: u64) -> u32 {
+    u32::try_from(generation)
+        .ok()
+        .and_then(|g| g.checked_add(1))
+        .unwrap_or(0)
+}
+
+impl Core {
+    /// Whether messages are checked at delivery at all (`per_message`).
+    pub(crate) fn read_checks(&self) -> bool {
+        self.config.security.acl_wildcards == AclWildcards::PerMessage
+    }
+
+    /// The tag for a subscription authorized as a whole now, or 0 when its
+    /// messages must be checked at delivery.
+    pub(crate) fn current_cleared_tag(&self) -> u32 {
+        cleared_tag(self.ext.authz_generation())
+    }
+
+    /// May the session in `slot` receive a message on `topic` (at `qos`)?
+    /// Only asked for deliveries whose subscriptions were not authorized as
+    /// a whole under the rules in force.
+    pub(crate) fn may_read(&self, slot: &SessionSlot, topic: &str, qos: QoS) -> bool {
+        let (reader, owner) = {
+            let inner = slot.inner.lock();
+            (inner.reader.clone(), inner.owner.clone())
+        };
+        let Some(reader) = reader else {
+            // Restored from the store and not attached since. With a stored
+            // owner, the authorizer chain decides for it (the credential's
+            // own claims are unknown until the client comes back). Without
+            // one, the message is withheld rather than delivered unchecked,
+            // unless there are no rules to apply at all.
+            return match owner {
+                Some(owner) => self.chain_allows_read(&owner, topic, qos),
+                None => self.ext.authorizers.is_empty() && self.default_allows(),
+            };
+        };
+        if reader.superuser {
+            return true;
+        }
+        if let Some(claims) = &reader.claims
+            && !claims.iter().any(|f| topic_matches(f, topic))
+        {
+            return false;
+        }
+        if self.ext.authorizers.is_empty() {
+            return self.default_allows();
+        }
+        let generation = self.ext.authz_generation();
+        if let Some(allowed) = reader.cached(generation, topic) {
+            return allowed;
+        }
+        let allowed = self.chain_allows_read(&reader.client, topic, qos);
+        reader.remember(generation, topic, allowed);
+        allowed
+    }
+
+    fn default_allows(&self) -> bool {
+        self.config.security.acl_default == AclDefault::Allow
+    }
+
+    fn chain_allows_read(&self, client: &ClientInfo, topic: &str, qos: QoS) -> bool {
+        match self.ext.authorize_read(client, qos, topic) {
+            Some(allowed) => allowed,
+            None => self.default_allows(),
+        }
+    }
+
+    /// Counts (and reports to the hooks) a delivery withheld by [`Core::may_read`].
+    pub(crate) fn withhold(&self, slot: &SessionSlot, message: &Message, qos: QoS) {
+        Metrics::inc(&self.metrics.deliveries_not_authorized);
+        Metrics::inc(&self.metrics.messages_dropped);
+        slot.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(client_id = %slot.client_id, topic = %message.topic, "delivery not authorized");
+        self.ext
+            .dropped(&slot.client_id, message, qos, DropCause::NotAuthorized);
+    }
+}
