@@ -227,7 +227,11 @@ fn per_message_a_deny_must_cover_the_filter_and_an_allow_may_overlap_it() {
     let per_message = |f: &str| a.authorize_per_message(&c, QoS::AtLeastOnce, f);
     // The deny overlaps `#` and `+/+` but does not cover them: the
     // subscription stands, its messages are checked one by one.
-    assert_eq!(per_message("#"), AclResult::Allow, "overlaps sensors/+/temp");
+    assert_eq!(
+        per_message("#"),
+        AclResult::Allow,
+        "overlaps sensors/+/temp"
+    );
     assert_eq!(per_message("+/+"), AclResult::Ignore, "overlaps no allow");
     assert_eq!(a.authorize(&c, SUB, "#"), AclResult::Deny, "whole filter");
     // A deny covering the whole request still refuses it.

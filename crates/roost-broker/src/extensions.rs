@@ -132,8 +132,10 @@ impl Extensions {
         action: Action,
         topic: &str,
     ) -> (Option<bool>, bool) {
-        self.chain(client, action, topic, |a| a.authorize(client, action, topic))
-            .await
+        self.chain(client, action, topic, |a| {
+            a.authorize(client, action, topic)
+        })
+        .await
     }
 
     /// The chain walk behind [`Extensions::authorize`] and
@@ -156,8 +158,10 @@ impl Extensions {
                     cacheable = false;
                     guarded(future).await.ok_or(())
                 }
-                Ok(None) => std::panic::catch_unwind(AssertUnwindSafe(|| sync(authorizer.as_ref())))
-                    .map_err(|_| ()),
+                Ok(None) => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| sync(authorizer.as_ref())))
+                        .map_err(|_| ())
+                }
                 Err(_) => Err(()),
             };
             match result {

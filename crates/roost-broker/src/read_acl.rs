@@ -39,12 +39,12 @@ use crate::slot::SessionSlot;
 /// Most answers one subscriber keeps; a full cache starts over.
 pub(crate) const READ_CACHE_ENTRIES: usize = 256;
 
-/// Who reads through a session's subscriptions: the identity of the
-/// connection that last attached to it, as authorized, with the part of its
-/// grant that restricts reading.
+/// Who reads through a session's subscriptions, kept as the slot's owner:
+/// the identity of the connection that last attached to it, as authorized,
+/// with the part of its grant that restricts reading.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    client: Arc<ClientInfo>,
+    pub(crate) client: Arc<ClientInfo>,
     superuser: bool,
     /// The credential's own subscribe ACL (e.g. JWT claims); `None` = no
     /// restriction from there.
@@ -111,20 +111,12 @@ impl Core {
     /// Only asked for deliveries whose subscriptions were not authorized as
     /// a whole under the rules in force.
     pub(crate) fn may_read(&self, slot: &SessionSlot, topic: &str, qos: QoS) -> bool {
-        let (reader, owner) = {
-            let inner = slot.inner.lock();
-            (inner.reader.clone(), inner.owner.clone())
-        };
-        let Some(reader) = reader else {
-            // Restored from the store and not attached since. With a stored
-            // owner, the authorizer chain decides for it (the credential's
-            // own claims are unknown until the client comes back). Without
-            // one, the message is withheld rather than delivered unchecked,
-            // unless there are no rules to apply at all.
-            return match owner {
-                Some(owner) => self.chain_allows_read(&owner, topic, qos),
-                None => self.ext.authorizers.is_empty() && self.default_allows(),
-            };
+        let owner = slot.inner.lock().owner.clone();
+        let Some(reader) = owner else {
+            // Restored from the store and not attached since: nobody to ask
+            // about. The message is withheld rather than delivered
+            // unchecked, unless there are no rules to apply at all.
+            return self.ext.authorizers.is_empty() && self.default_allows();
         };
         if reader.superuser {
             return true;

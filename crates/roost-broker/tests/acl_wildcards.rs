@@ -56,9 +56,12 @@ fn path_str(path: &Path) -> String {
 
 /// Publishes through the embedding API (no publisher session).
 fn emit(broker: &TestBroker, topic: &str, payload: &'static str, retain: bool) {
-    broker
-        .handle
-        .publish(topic, Bytes::from_static(payload.as_bytes()), QoS::AtLeastOnce, retain);
+    broker.handle.publish(
+        topic,
+        Bytes::from_static(payload.as_bytes()),
+        QoS::AtLeastOnce,
+        retain,
+    );
 }
 
 /// Receives PUBLISHes until `marker` and returns their topics (a few QoS 1
@@ -115,8 +118,16 @@ async fn exact_denied_topic_is_refused_0x87_in_v5_and_0x80_in_v311() {
         (ProtocolVersion::V311, ReasonCode(0x80)),
     ] {
         let mut c = open(s.broker.addr, version, "exact").await;
-        assert_eq!(sub(&mut c, DENIED, QoS::AtMostOnce).await, refused, "{version:?}");
-        assert_eq!(sub(&mut c, "test/#", QoS::AtMostOnce).await.0, 0, "{version:?}");
+        assert_eq!(
+            sub(&mut c, DENIED, QoS::AtMostOnce).await,
+            refused,
+            "{version:?}"
+        );
+        assert_eq!(
+            sub(&mut c, "test/#", QoS::AtMostOnce).await.0,
+            0,
+            "{version:?}"
+        );
     }
 }
 
@@ -176,7 +187,10 @@ async fn an_acl_reload_that_denies_a_topic_applies_to_existing_wildcard_subscrip
     assert!(s.broker.handle.reload_auth().is_empty());
     emit(&s.broker, DENIED, "after", false);
     emit(&s.broker, "marker", "m", false);
-    assert!(topics_until(&mut c, "marker").await.is_empty(), "withheld after the reload");
+    assert!(
+        topics_until(&mut c, "marker").await.is_empty(),
+        "withheld after the reload"
+    );
 }
 
 #[tokio::test]
@@ -188,7 +202,11 @@ async fn whole_filter_mode_refuses_wildcards_that_overlap_a_deny() {
     ] {
         let mut c = open(s.broker.addr, version, "whole").await;
         for filter in ["#", "+/+", "test/#", DENIED] {
-            assert_eq!(sub(&mut c, filter, QoS::AtMostOnce).await, refused, "{version:?} {filter}");
+            assert_eq!(
+                sub(&mut c, filter, QoS::AtMostOnce).await,
+                refused,
+                "{version:?} {filter}"
+            );
         }
         assert_eq!(sub(&mut c, "other/#", QoS::AtMostOnce).await.0, 0);
     }

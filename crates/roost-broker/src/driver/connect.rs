@@ -587,7 +587,8 @@ struct Claimant<'a> {
     control: &'a super::control::ControlSender,
     /// The connecting client; its user name (as authorized) owns the session.
     client: &'a Arc<ClientInfo>,
-    /// Who reads through the session's subscriptions from now on.
+    /// The session's owner from now on: `client` and the part of its grant
+    /// that restricts reading.
     reader: &'a Arc<crate::read_acl::Reader>,
 }
 
@@ -619,8 +620,7 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
         Some(true) => false,
         None => true,
     };
-    inner.owner = Some(Arc::clone(claimant.client));
-    inner.reader = Some(Arc::clone(claimant.reader));
+    inner.owner = Some(Arc::clone(claimant.reader));
     let link = Link {
         connection_id: claimant.connection_id,
         control: claimant.control.clone(),
