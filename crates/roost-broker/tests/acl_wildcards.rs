@@ -216,3 +216,45 @@ async fn whole_filter_mode_refuses_wildcards_that_overlap_a_deny() {
         ReasonCode::NOT_AUTHORIZED
     );
 }
+
+/// Grants every client a credential whose own read ACL (as JWT claims
+/// carry) is `claims/a/#`.
+struct Claims;
+
+impl roost_broker::hooks::Authenticator for Claims {
+    fn name(&self) -> &str {
+        "claims"
+    }
+    fn authenticate<'a>(
+        &'a self,
+        _request: &'a roost_broker::hooks::ConnectRequest<'a>,
+    ) -> roost_broker::hooks::BoxFuture<'a, roost_broker::hooks::AuthResult> {
+        let mut grant = roost_broker::hooks::Grant::default();
+        grant.subscribe_acl = Some(vec!["claims/a/#".to_owned()]);
+        roost_broker::hooks::ready(roost_broker::hooks::AuthResult::Accept(grant))
+    }
+}
+
+#[tokio::test]
+async fn credential_claims_are_applied_per_message_to_a_wider_wildcard() {
+    let broker = common::start_built(
+        roost_broker::Broker::builder()
+            .config(common::config(""))
+            .authenticator(std::sync::Arc::new(Claims)),
+    )
+    .await;
+    let mut c = open_v5(broker.addr, "claims").await;
+    // Outside the claims entirely: refused; overlapping them: granted.
+    assert_eq!(
+        sub(&mut c, "claims/b/#", QoS::AtMostOnce).await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    subscribed(&mut c, "claims/#", QoS::AtMostOnce).await;
+    emit(&broker, "claims/b/x", "no", false);
+    emit(&broker, "claims/a/x", "yes", false);
+    assert_eq!(
+        topics_until(&mut c, "claims/a/x").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(broker.handle.stats().deliveries_not_authorized, 1);
+}
