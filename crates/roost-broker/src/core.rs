@@ -18,6 +18,7 @@ use crate::config::{Config, SharedStrategyConfig};
 use crate::driver::hibernate::Dormitory;
 use crate::extensions::Extensions;
 use crate::metrics::Metrics;
+use crate::read_acl::TopicKey;
 use crate::retained::RetainedStore;
 use crate::slot::{Control, Handover, Parked, Pushed, SessionKey, SessionSlot};
 use roost_hooks::DropCause;
@@ -168,13 +169,16 @@ impl Core {
     /// of a routed message passes here (live, offline, shared, will,
     /// delayed, embedding API), before the store records it.
     fn withhold_unreadable(&self, message: &Message, targets: &mut Vec<Target<SessionKey>>) {
-        let current = self.current_cleared_tag();
+        let generation = self.ext.authz_generation();
+        let current = crate::read_acl::cleared_tag(generation);
+        let mut topic = None;
         targets.retain(|target| {
             if current != 0 && target.cleared == current {
                 return true;
             }
+            let topic = *topic.get_or_insert_with(|| TopicKey::new(&message.topic));
             let qos = message.qos.min(target.qos);
-            if self.may_read(&target.key.0, &message.topic, qos) {
+            if self.may_read(&target.key.0, topic, generation, qos) {
                 return true;
             }
             self.withhold(&target.key.0, message, qos);
@@ -295,7 +299,9 @@ impl Core {
             .filter(|message| {
                 let Some(slot) = check else { return true };
                 let granted = message.qos.min(qos);
-                let readable = self.may_read(slot, &message.topic, granted);
+                let generation = self.ext.authz_generation();
+                let topic = TopicKey::new(&message.topic);
+                let readable = self.may_read(slot, topic, generation, granted);
                 if !readable {
                     self.withhold(slot, message, granted);
                 }

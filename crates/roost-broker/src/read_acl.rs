@@ -23,7 +23,8 @@
 //! generation so a reload starts them over.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use roost_codec::QoS;
@@ -52,10 +53,48 @@ pub(crate) struct Reader {
     cache: Mutex<ReadCache>,
 }
 
+/// Answers by topic hash ([`TopicKey`]), the topic kept to confirm a hit:
+/// a route hashes its topic once for all its subscribers.
 #[derive(Debug, Default)]
 struct ReadCache {
     generation: u64,
-    answers: HashMap<Box<str>, bool>,
+    answers: HashMap<u64, (Box<str>, bool), BuildHasherDefault<HashIsKey>>,
+}
+
+/// The map's keys are already keyed SipHash values (`TopicKey`): used as
+/// they are.
+#[derive(Debug, Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A topic and its hash (SipHash-1-3, keys drawn once per process: topics
+/// come from clients), computed once per routed message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicKey<'a> {
+    topic: &'a str,
+    hash: u64,
+}
+
+impl<'a> TopicKey<'a> {
+    pub(crate) fn new(topic: &'a str) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let hash = KEYS.get_or_init(RandomState::new).hash_one(topic);
+        Self { topic, hash }
+    }
 }
 
 impl Reader {
@@ -68,21 +107,27 @@ impl Reader {
         }
     }
 
-    fn cached(&self, generation: u64, topic: &str) -> Option<bool> {
+    fn cached(&self, generation: u64, topic: TopicKey<'_>) -> Option<bool> {
         let cache = self.cache.lock();
         if cache.generation != generation {
             return None;
         }
-        cache.answers.get(topic).copied()
+        match cache.answers.get(&topic.hash) {
+            Some((cached, allowed)) if **cached == *topic.topic => Some(*allowed),
+            _ => None,
+        }
     }
 
-    fn remember(&self, generation: u64, topic: &str, allowed: bool) {
+    fn remember(&self, generation: u64, topic: TopicKey<'_>, allowed: bool) {
         let mut cache = self.cache.lock();
         if cache.generation != generation || cache.answers.len() >= READ_CACHE_ENTRIES {
             cache.answers.clear();
             cache.generation = generation;
         }
-        cache.answers.insert(topic.into(), allowed);
+        // Another topic with the same hash is replaced.
+        cache
+            .answers
+            .insert(topic.hash, (topic.topic.into(), allowed));
     }
 }
 
@@ -110,8 +155,14 @@ impl Core {
     /// May the session in `slot` receive a message on `topic` (at `qos`)?
     /// Only asked for deliveries whose subscriptions were not authorized as
     /// a whole under the rules in force.
-    pub(crate) fn may_read(&self, slot: &SessionSlot, topic: &str, qos: QoS) -> bool {
-        let generation = self.ext.authz_generation();
+    /// `generation`: the authorization generation, read once per message.
+    pub(crate) fn may_read(
+        &self,
+        slot: &SessionSlot,
+        topic: TopicKey<'_>,
+        generation: u64,
+        qos: QoS,
+    ) -> bool {
         // The hit path (the usual one) takes two short locks and no
         // reference count; a miss asks the rules without the slot's lock.
         let reader = {
@@ -130,7 +181,7 @@ impl Core {
             }
             Arc::clone(reader)
         };
-        let allowed = self.reader_allows(&reader, topic, qos);
+        let allowed = self.reader_allows(&reader, topic.topic, qos);
         reader.remember(generation, topic, allowed);
         allowed
     }
