@@ -24,6 +24,8 @@
 #              P-256 certificate made with openssl (both brokers: TLS 1.3, same cipher suite);
 #              Debian's mosquitto is built without WebSocket support, so ws and wss run
 #              with BROKERS=roost only.
+#   ROOST_TOML a TOML file appended to Roost's configuration, e.g. bench/acl/checked-100.toml
+#              (a 100-rule ACL whose deny makes every fan-out delivery checked per message)
 #   OUT        results file (default bench/results/<date>[-quick][-TRANSPORT].md)
 #   ROOST_BIN, BENCH_BIN  prebuilt binaries to run (both set: no build)
 set -euo pipefail
@@ -128,6 +130,10 @@ if [ "$TRANSPORT" != tcp ]; then
     if [ "$TRANSPORT" = tls ] || [ "$TRANSPORT" = wss ]; then
         printf '[listeners.tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$CERT" "$KEY" >>"$TMP/roost.toml"
     fi
+    ROOST_CONFIG=(-c "$TMP/roost.toml")
+fi
+if [ -n "${ROOST_TOML:-}" ]; then
+    cat "$ROOST_TOML" >>"$TMP/roost.toml"
     ROOST_CONFIG=(-c "$TMP/roost.toml")
 fi
 

@@ -210,6 +210,8 @@ def test_acl_file_rules_are_enforced_for_paho(start, login, tmp_path):
     broker = start(
         f'[auth.password_file]\npath = "{passwords}"\n'
         f'[auth.acl_file]\npath = "{acl}"\nno_match = "deny"\n'
+        # The refusal of `#` below is whole-filter semantics.
+        '[security]\nacl_wildcards = "whole_filter"\n'
     )
     alice = login(broker, "alice", "pw")
     assert alice.connack_code() == SUCCESS
@@ -244,6 +246,53 @@ def test_acl_file_rules_are_enforced_for_paho(start, login, tmp_path):
     assert message.topic == "alice/lamp"
     with pytest.raises(AssertionError):
         alice.expect_message(timeout=0.3)
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=VERSION_IDS)
+def test_wildcards_overlapping_a_deny_are_checked_per_message_for_mosquitto_clients(start, login, tmp_path, version):
+    """The interoperability suite's setup: `test/nosubscribe` refused, `#` and `+/+` granted, and a
+    message on `test/nosubscribe` never delivered through them (acl_wildcards = "per_message", the
+    default)."""
+    acl = tmp_path / "acl"
+    acl.write_text("deny all subscribe test/nosubscribe\nallow all all #\n")
+    broker = start(f'[auth.acl_file]\npath = "{acl}"\n')
+    refused = NOT_AUTHORIZED if version == V5 else 0x80
+    client = login(broker, version=version)
+    assert client.connack_code() == SUCCESS
+    assert client.suback_code("test/nosubscribe") == refused
+
+    protocol = "mqttv5" if version == V5 else "mqttv311"
+    common = ["-h", broker.host, "-p", str(broker.port), "-V", protocol]
+    # stdbuf: mosquitto_sub block-buffers its debug lines when stdout is a pipe.
+    sub = subprocess.Popen(
+        [require("stdbuf"), "-oL", require("mosquitto_sub"), *common, "-i", unique("mosq-wild"),
+         "-t", "#", "-t", "+/+", "-v", "-C", "1", "-W", str(int(TIMEOUT)), "-d"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert sub.stdout is not None
+        for line in sub.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Subscribed"):
+                break
+        assert lines and lines[-1].endswith(": 0, 0"), "both filters granted:\n" + "\n".join(lines)
+        # One after the other: the first is routed before the second is sent.
+        for topic, payload in [("test/nosubscribe", "secret"), ("test/ok", "fine")]:
+            subprocess.run([require("mosquitto_pub"), *common, "-t", topic, "-m", payload, "-q", "1"],
+                           check=True, timeout=TIMEOUT, capture_output=True)
+        out, _ = sub.communicate(timeout=TIMEOUT + 5)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+    out = "\n".join(lines) + "\n" + out
+    assert sub.returncode == 0, out
+    # -C 1: the first message it got, and the only one.
+    assert "test/ok fine" in out, out
+    assert "secret" not in out, out
 
 
 # ----------------------------------------------------------------- JWT

@@ -258,6 +258,51 @@ fn subscriptions_need_a_covering_allow_and_overlapping_deny_wins() {
 }
 
 #[test]
+fn per_message_a_deny_must_cover_the_filter_and_an_allow_may_overlap_it() {
+    let a = acl("deny  all subscribe test/nosubscribe\n\
+         deny  all subscribe private/#\n\
+         allow all subscribe sensors/+/temp\n");
+    let c = client("c", None);
+    let per_message = |f: &str| a.authorize_per_message(&c, QoS::AtLeastOnce, f);
+    // The deny overlaps `#` and `+/+` but does not cover them: the
+    // subscription stands, its messages are checked one by one.
+    assert_eq!(
+        per_message("#"),
+        AclResult::Allow,
+        "overlaps sensors/+/temp"
+    );
+    assert_eq!(per_message("+/+"), AclResult::Ignore, "overlaps no allow");
+    assert_eq!(a.authorize(&c, SUB, "#"), AclResult::Deny, "whole filter");
+    // A deny covering the whole request still refuses it.
+    assert_eq!(per_message("test/nosubscribe"), AclResult::Deny);
+    assert_eq!(per_message("private/#"), AclResult::Deny);
+    assert_eq!(per_message("private/+/x"), AclResult::Deny);
+    assert_eq!(per_message("$share/g/private/#"), AclResult::Deny);
+    // An allow that overlaps allows; at delivery each topic is checked.
+    assert_eq!(per_message("sensors/#"), AclResult::Allow);
+    assert_eq!(a.authorize(&c, SUB, "sensors/#"), AclResult::Ignore);
+    assert_eq!(a.authorize(&c, SUB, "sensors/k/temp"), AclResult::Allow);
+    assert_eq!(a.authorize(&c, SUB, "sensors/k/hum"), AclResult::Ignore);
+    assert_eq!(a.authorize(&c, SUB, "test/nosubscribe"), AclResult::Deny);
+    assert_eq!(a.authorize(&c, SUB, "private/x"), AclResult::Deny);
+    // Malformed filters are denied in both modes.
+    assert_eq!(per_message("a/#/b"), AclResult::Deny);
+}
+
+#[test]
+fn per_message_sys_is_refused_only_for_filters_inside_it() {
+    let open = acl("allow all publish x\n").with_no_match(NoMatch::Allow);
+    let c = client("c", None);
+    let per_message = |f: &str| open.authorize_per_message(&c, QoS::AtMostOnce, f);
+    assert_eq!(per_message("$SYS/#"), AclResult::Deny);
+    assert_eq!(per_message("$SYS/broker/+"), AclResult::Deny);
+    assert_eq!(per_message("+/broker"), AclResult::Allow);
+    // ... and each `$SYS` topic is refused at delivery.
+    assert_eq!(open.authorize(&c, SUB, "$SYS/broker"), AclResult::Deny);
+    assert_eq!(open.authorize(&c, SUB, "x/broker"), AclResult::Allow);
+}
+
+#[test]
 fn parse_errors_name_the_line() {
     let cases = [
         (

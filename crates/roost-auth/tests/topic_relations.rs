@@ -99,6 +99,17 @@ proptest! {
         prop_assert_eq!(intersects(&b, &a), brute);
     }
 
+    /// The ACL file relies on this: a filter without wildcards (a topic at
+    /// delivery) is checked with `matches` alone, whatever the semantics.
+    #[test]
+    fn on_a_topic_name_covers_and_intersects_are_matches(rule in filter()) {
+        for t in all_topics().iter().filter(|t| !t.is_empty()) {
+            let m = matches(&rule, t);
+            prop_assert_eq!(covers(&rule, t), m, "rule {:?} topic {:?}", rule, t);
+            prop_assert_eq!(intersects(&rule, t), m, "rule {:?} topic {:?}", rule, t);
+        }
+    }
+
     #[test]
     fn every_filter_covers_itself(f in filter()) {
         prop_assert!(covers(&f, &f));

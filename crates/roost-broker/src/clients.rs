@@ -41,7 +41,7 @@ pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
                 username: inner
                     .owner
                     .as_ref()
-                    .and_then(|owner| owner.username.as_ref())
+                    .and_then(|owner| owner.client.username.as_ref())
                     .map(|u| u.to_string()),
                 connected: inner.link.is_some(),
                 dropped: slot.dropped.load(std::sync::atomic::Ordering::Relaxed),

@@ -245,6 +245,21 @@ pub enum DeniedSubscribe {
     Disconnect,
 }
 
+/// How a SUBSCRIBE to a wildcard filter that reaches a denied topic is
+/// authorized (docs/auth.md, "Wildcard subscriptions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AclWildcards {
+    /// Mosquitto's semantics: a filter is refused only when a deny rule
+    /// covers all of it; every message a subscription not allowed as a whole
+    /// would bring is checked at delivery, and withheld when denied.
+    #[default]
+    PerMessage,
+    /// A filter is refused when a deny rule overlaps it (`#` is refused
+    /// under any deny); nothing is checked at delivery.
+    WholeFilter,
+}
+
 /// Authorization options.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -255,6 +270,9 @@ pub struct SecurityConfig {
     pub denied_publish: DeniedPublish,
     /// Answer to a denied SUBSCRIBE filter.
     pub denied_subscribe: DeniedSubscribe,
+    /// Wildcard subscriptions that overlap a deny rule: checked per message
+    /// (default) or refused as a whole.
+    pub acl_wildcards: AclWildcards,
 }
 
 /// Log output format.

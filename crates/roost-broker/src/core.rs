@@ -18,6 +18,7 @@ use crate::config::{Config, SharedStrategyConfig};
 use crate::driver::hibernate::Dormitory;
 use crate::extensions::Extensions;
 use crate::metrics::Metrics;
+use crate::read_acl::TopicKey;
 use crate::retained::RetainedStore;
 use crate::slot::{Control, Handover, Parked, Pushed, SessionKey, SessionSlot};
 use roost_hooks::DropCause;
@@ -156,8 +157,33 @@ impl Core {
         }
         if targets.is_empty() {
             Metrics::inc(&self.metrics.messages_no_subscribers);
+        } else if self.read_checks() {
+            self.withhold_unreadable(&message, &mut targets);
         }
         Routed { message, targets }
+    }
+
+    /// `acl_wildcards = "per_message"`: drops (and counts) the targets whose
+    /// subscriptions were not authorized as a whole under the rules in
+    /// force and whose subscriber may not read this topic. Every delivery
+    /// of a routed message passes here (live, offline, shared, will,
+    /// delayed, embedding API), before the store records it.
+    fn withhold_unreadable(&self, message: &Message, targets: &mut Vec<Target<SessionKey>>) {
+        let generation = self.ext.authz_generation();
+        let current = crate::read_acl::cleared_tag(generation);
+        let mut topic = None;
+        targets.retain(|target| {
+            if current != 0 && target.cleared == current {
+                return true;
+            }
+            let topic = *topic.get_or_insert_with(|| TopicKey::new(&message.topic));
+            let qos = message.qos.min(target.qos);
+            if self.may_read(&target.key.0, topic, generation, qos) {
+                return true;
+            }
+            self.withhold(&target.key.0, message, qos);
+            false
+        });
     }
 
     /// Second half of [`Core::publish`]: with a store, writes one batch (the
@@ -256,17 +282,31 @@ impl Core {
     }
 
     /// Retained messages matching `filter`, as deliveries at most `qos`; expired
-    /// ones are skipped (and removed).
+    /// ones are skipped (and removed). `check`: the subscribing session, when
+    /// its subscription was not authorized as a whole (`per_message`): each
+    /// message it may not read is withheld (and counted).
     pub(crate) fn retained_for(
         &self,
         filter: &str,
         qos: QoS,
         sub_id: Option<u32>,
+        check: Option<&SessionSlot>,
         now: Instant,
     ) -> Vec<Delivery> {
         self.retained
             .matching(filter, now)
             .into_iter()
+            .filter(|message| {
+                let Some(slot) = check else { return true };
+                let granted = message.qos.min(qos);
+                let generation = self.ext.authz_generation();
+                let topic = TopicKey::new(&message.topic);
+                let readable = self.may_read(slot, topic, generation, granted);
+                if !readable {
+                    self.withhold(slot, message, granted);
+                }
+                readable
+            })
             .map(|message| {
                 let granted = message.qos.min(qos);
                 let mut delivery = Delivery::new(message, granted, true);

@@ -148,6 +148,22 @@ impl Extensions {
         action: Action,
         topic: &str,
     ) -> (Option<bool>, bool) {
+        self.chain(client, action, topic, |a| {
+            a.authorize(client, action, topic)
+        })
+        .await
+    }
+
+    /// The chain walk behind [`Extensions::authorize`] and
+    /// [`Extensions::authorize_per_message`]: async forms are awaited,
+    /// synchronous authorizers answer through `sync`.
+    async fn chain(
+        &self,
+        client: &ClientInfo,
+        action: Action,
+        topic: &str,
+        sync: impl Fn(&dyn Authorizer) -> AclResult,
+    ) -> (Option<bool>, bool) {
         let mut cacheable = true;
         for authorizer in &self.authorizers {
             let pending = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -158,10 +174,10 @@ impl Extensions {
                     cacheable = false;
                     guarded(future).await.ok_or(())
                 }
-                Ok(None) => std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    authorizer.authorize(client, action, topic)
-                }))
-                .map_err(|_| ()),
+                Ok(None) => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| sync(authorizer.as_ref())))
+                        .map_err(|_| ())
+                }
                 Err(_) => Err(()),
             };
             match result {
@@ -178,6 +194,62 @@ impl Extensions {
             }
         }
         (None, cacheable)
+    }
+
+    /// At delivery (`acl_wildcards = "per_message"`): may `client` read a
+    /// message on `topic`? Asks the synchronous authorizers only, as
+    /// `Subscribe` on the topic name: the first Allow or Deny decides (a
+    /// panic denies). When none decides, `Some(true)` if an authorizer with
+    /// an async form was skipped (it decided on the filter at SUBSCRIBE),
+    /// else `None` (the default policy decides).
+    pub(crate) fn authorize_read(
+        &self,
+        client: &ClientInfo,
+        qos: QoS,
+        topic: &str,
+    ) -> Option<bool> {
+        let action = Action::Subscribe { qos };
+        let mut skipped_async = false;
+        for authorizer in &self.authorizers {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                if authorizer.authorize_async(client, action, topic).is_some() {
+                    // Dropped unpolled: nothing is sent.
+                    return None;
+                }
+                Some(authorizer.authorize(client, action, topic))
+            }));
+            match result {
+                Ok(None) => skipped_async = true,
+                Ok(Some(AclResult::Allow)) => return Some(true),
+                Ok(Some(AclResult::Deny)) => return Some(false),
+                Ok(Some(AclResult::Ignore)) => {}
+                Err(_) => {
+                    tracing::error!(
+                        authorizer = authorizer.name(),
+                        "authorizer panicked; withholding the delivery"
+                    );
+                    return Some(false);
+                }
+            }
+        }
+        skipped_async.then_some(true)
+    }
+
+    /// Under `acl_wildcards = "per_message"`: the chain's answer for holding
+    /// the wildcard `filter`, its messages being checked at delivery
+    /// ([`Authorizer::authorize_per_message`]). Async authorizers are asked
+    /// about the filter as usual. Same answer shape as [`Extensions::authorize`].
+    pub(crate) async fn authorize_per_message(
+        &self,
+        client: &ClientInfo,
+        qos: QoS,
+        filter: &str,
+    ) -> (Option<bool>, bool) {
+        let action = Action::Subscribe { qos };
+        self.chain(client, action, filter, |a| {
+            a.authorize_per_message(client, qos, filter)
+        })
+        .await
     }
 
     /// The current authorization generation: cached answers from an older

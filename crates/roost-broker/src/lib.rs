@@ -32,6 +32,7 @@ mod extensions;
 mod listener;
 mod metrics;
 mod persist;
+mod read_acl;
 mod registry;
 mod retained;
 mod slot;

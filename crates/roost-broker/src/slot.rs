@@ -86,9 +86,11 @@ pub(crate) struct SlotInner {
     /// The last connection to claim this session: its user name (as
     /// authorized) owns it, and another user may not take the client id
     /// over. `None` until one attaches (e.g. a session restored from a
-    /// store). While that connection lives this is its link's `client`, so
-    /// it costs a pointer (a user name kept here cost every slot 40 B).
-    pub(crate) owner: Option<Arc<roost_hooks::ClientInfo>>,
+    /// store). Its identity (the link's `client`) and the part of its grant
+    /// that restricts reading are also who the checks at delivery ask about
+    /// (`acl_wildcards = "per_message"`, [`crate::read_acl`]). One pointer
+    /// (a user name kept here cost every slot 40 B).
+    pub(crate) owner: Option<Arc<crate::read_acl::Reader>>,
     /// What the session store holds for this client id.
     pub(crate) store: crate::persist::SlotStore,
 }
@@ -98,7 +100,7 @@ impl SlotInner {
     /// user name, or what a restored session was stored with.
     pub(crate) fn stored_owner(&self) -> SessionOwner {
         match &self.owner {
-            Some(client) => SessionOwner::of(client.username.as_deref()),
+            Some(owner) => SessionOwner::of(owner.client.username.as_deref()),
             None => self
                 .parked
                 .as_ref()

@@ -577,6 +577,43 @@ async fn an_unauthorized_publish_is_reported_dropped_for_the_publisher() {
     );
 }
 
+/// `acl_wildcards = "per_message"`: a message withheld from a wildcard
+/// subscriber at delivery is reported dropped for that subscriber.
+#[tokio::test]
+async fn a_delivery_withheld_per_message_is_reported_dropped_for_the_subscriber() {
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let acl = roost_auth::AclFile::from_text(
+        "test.acl",
+        "deny all subscribe test/nosubscribe\nallow all all #\n",
+    )
+    .unwrap();
+    let broker = common::start_built(
+        Broker::builder()
+            .config(common::config(""))
+            .authorizer(Arc::new(acl))
+            .hooks(Arc::new(Recorder {
+                events: tx,
+                wanted: true,
+            })),
+    )
+    .await;
+    let mut rec = Recorded { broker, events };
+    let id = unique_id("evread");
+    let mut sub =
+        common::clients::open_with(rec.broker.addr, connect(ProtocolVersion::V5, &id)).await;
+    common::clients::subscribed(&mut sub, "#", QoS::AtMostOnce).await;
+    rec.broker.handle.publish(
+        "test/nosubscribe",
+        Bytes::from_static(b"x"),
+        QoS::AtMostOnce,
+        false,
+    );
+    assert_eq!(
+        rec.next().await,
+        dropped(&id, "test/nosubscribe", DropCause::NotAuthorized)
+    );
+}
+
 #[tokio::test]
 async fn hooks_that_opt_out_of_message_events_get_none() {
     let mut rec = start_recording("", false).await;

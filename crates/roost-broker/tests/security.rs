@@ -44,7 +44,9 @@ async fn start() -> Secured {
     }
     std::fs::write(&acl, ACL).unwrap();
     let toml = format!(
-        "[mqtt]\ntopic_alias_maximum = 4\n[auth.banned]\n[auth.password_file]\npath = {:?}\n[auth.acl_file]\npath = {:?}\n",
+        // Whole-filter semantics: these tests check that a wildcard reaching
+        // a denied topic is refused (per_message is tests/acl_wildcards.rs).
+        "[mqtt]\ntopic_alias_maximum = 4\n[security]\nacl_wildcards = \"whole_filter\"\n[auth.banned]\n[auth.password_file]\npath = {:?}\n[auth.acl_file]\npath = {:?}\n",
         passwords.display().to_string(),
         acl.display().to_string()
     );

@@ -44,6 +44,15 @@ pub enum AclResult {
 /// [`Authorizer::authorize_async`]: the broker then awaits it on the
 /// client's own connection task (other connections never wait for it) and
 /// does not cache its answers — it keeps its own cache with its own expiry.
+///
+/// Wildcard subscriptions ([security] `acl_wildcards`): `authorize` with
+/// [`Action::Subscribe`] answers for the filter as a whole ("may this client
+/// receive every message of it"). Under `per_message`, a filter it does not
+/// allow as a whole is asked again with [`Authorizer::authorize_per_message`]
+/// ("may this client hold it, each message being checked at delivery"), and
+/// every message such a subscription would receive is then checked with
+/// `authorize(Subscribe, topic name)` at delivery. Only synchronous answers
+/// are consulted at delivery: the routing path cannot wait.
 pub trait Authorizer: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &str;
@@ -63,5 +72,16 @@ pub trait Authorizer: Send + Sync + 'static {
     ) -> Option<BoxFuture<'a, AclResult>> {
         let _ = (client, action, topic);
         None
+    }
+    /// Under `acl_wildcards = "per_message"`: may `client` subscribe to the
+    /// wildcard `filter` (which [`Authorizer::authorize`] did not allow as a
+    /// whole), each message it brings being checked at delivery? The default
+    /// repeats `authorize`'s answer for the filter: an authorizer that only
+    /// knows whole filters keeps deciding them. The ACL file answers Deny only
+    /// when a deny rule covers the whole filter, Allow when an allow rule
+    /// overlaps it. Not called for authorizers with an async form (they are
+    /// awaited on the filter instead).
+    fn authorize_per_message(&self, client: &ClientInfo, qos: QoS, filter: &str) -> AclResult {
+        self.authorize(client, Action::Subscribe { qos }, filter)
     }
 }

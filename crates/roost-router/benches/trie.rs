@@ -22,6 +22,7 @@ fn sub(qos: QoS) -> Subscription {
             ..SubscriptionOptions::default()
         },
         identifier: None,
+        cleared: 0,
     }
 }
 

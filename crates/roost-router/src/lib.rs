@@ -122,4 +122,11 @@ pub struct Subscription {
     pub options: SubscriptionOptions,
     /// Subscription Identifier (MQTT 5.0), echoed in matching PUBLISHes.
     pub identifier: Option<u32>,
+    /// The broker's mark that every message this filter matches was
+    /// authorized when it was subscribed: a tag naming the authorization
+    /// rules in force then, `0` for none. A target's [`Target::cleared`] is
+    /// the highest tag over its merged subscriptions; the broker checks each
+    /// message at delivery unless that tag names the rules in force now. The
+    /// router only carries it.
+    pub cleared: u32,
 }

@@ -28,6 +28,9 @@ pub struct Target<K> {
     /// Delivered through a shared subscription (never merged with the
     /// subscriber's non-shared target, which is a separate delivery).
     pub shared: bool,
+    /// The highest [`Subscription::cleared`] tag over the merged
+    /// subscriptions: one subscription authorized as a whole suffices.
+    pub cleared: u32,
 }
 
 impl<K> Target<K> {
@@ -38,12 +41,14 @@ impl<K> Target<K> {
             retain_as_published: sub.options.retain_as_published,
             subscription_ids: sub.identifier.into_iter().collect(),
             shared,
+            cleared: sub.cleared,
         }
     }
 
     fn merge(&mut self, sub: &Subscription) {
         self.qos = self.qos.max(sub.options.qos);
         self.retain_as_published |= sub.options.retain_as_published;
+        self.cleared = self.cleared.max(sub.cleared);
         if let Some(id) = sub.identifier
             && !self.subscription_ids.contains(&id)
         {

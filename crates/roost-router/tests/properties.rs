@@ -52,6 +52,7 @@ fn subscription() -> impl Strategy<Value = Subscription> {
                     ..SubscriptionOptions::default()
                 },
                 identifier,
+                cleared: 0,
             },
         )
 }

@@ -75,6 +75,7 @@ fn no_local(qos: u8) -> Subscription {
             ..sub(qos).options
         },
         identifier: None,
+        cleared: 0,
     }
 }
 
@@ -127,6 +128,7 @@ fn retain_as_published_is_set_if_any_merged_subscription_has_it() {
             ..sub(0).options
         },
         identifier: None,
+        cleared: 0,
     };
     r.subscribe("c", "a/#", None, sub(0));
     r.subscribe("c", "a/b", None, rap);
@@ -135,6 +137,23 @@ fn retain_as_published_is_set_if_any_merged_subscription_has_it() {
     assert!(targets[0].retain_as_published);
     assert!(!targets[1].retain_as_published);
     assert!(!route(&r, "a/c")[0].retain_as_published);
+}
+
+/// The broker's authorization tag: one merged subscription authorized as a
+/// whole under the rules in force (the highest tag) spares the check.
+#[test]
+fn the_cleared_tag_is_the_highest_of_the_merged_subscriptions() {
+    let mut r = router();
+    let tagged = |cleared| Subscription { cleared, ..sub(0) };
+    r.subscribe("c", "a/#", None, tagged(0));
+    r.subscribe("c", "a/+", None, tagged(7));
+    r.subscribe("c", "+/b", None, tagged(3));
+    r.subscribe("g", "a/#", Some("grp"), tagged(5));
+    let targets = route(&r, "a/b");
+    assert_eq!(targets.len(), 2);
+    assert_eq!((targets[0].key, targets[0].cleared), ("c", 7));
+    assert_eq!((targets[1].key, targets[1].cleared), ("g", 5));
+    assert_eq!(route(&r, "a/b/c")[0].cleared, 0, "only a/# matches");
 }
 
 fn identical_filter_replaces_the_subscription() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use roost_hooks::{AclResult, Action, Authorizer, ClientInfo};
+use roost_hooks::{AclResult, Action, Authorizer, ClientInfo, QoS};
 use serde::Deserialize;
 
 pub use rule::{FilterTemplate, Permission, Rule, RuleAction, Who};
@@ -54,6 +54,11 @@ pub struct AclFileConfig {
 ///   decides only when its filter covers the whole requested filter; a `deny`
 ///   rule decides as soon as its filter overlaps the request, so a wide
 ///   subscription cannot reach a denied topic.
+/// * SUBSCRIBE under per-message semantics ([`AclFile::check_per_message`],
+///   the broker's `acl_wildcards = "per_message"`): a `deny` rule decides
+///   only when its filter covers the whole requested filter, an `allow` rule
+///   as soon as it overlaps it; every message the subscription brings is then
+///   checked against the same rules with its topic name at delivery.
 /// * A rule whose `%u`/`%c` value is missing or unsafe (contains `+`, `#`,
 ///   `/`, NUL, starts with `$`, or is empty) never allows, and a `deny` rule
 ///   in that case denies.
@@ -154,6 +159,43 @@ impl AclFile {
             }
             filter
         };
+        // A filter without wildcards is one topic: covering, overlapping and
+        // matching it are the same test, and `matches` allocates nothing
+        // (this is the delivery-time check of per-message subscriptions).
+        let literal = publish || !topic.contains(['+', '#']);
+        let relation = if literal {
+            Relation::Topic
+        } else {
+            Relation::WholeFilter
+        };
+        self.decide(client, publish, topic, relation)
+    }
+
+    /// The decision for `client` subscribing to `filter` under per-message
+    /// semantics: `deny` rules decide only when they cover the whole filter,
+    /// `allow` rules as soon as they overlap it. The broker then checks every
+    /// message the subscription brings with [`AclFile::check`] on its topic.
+    pub fn check_per_message(&self, client: &ClientInfo, filter: &str) -> AclResult {
+        let filter = strip_shared_prefix(filter);
+        if !is_valid_filter(filter) {
+            return AclResult::Deny;
+        }
+        let relation = if filter.contains(['+', '#']) {
+            Relation::PerMessage
+        } else {
+            Relation::Topic
+        };
+        self.decide(client, false, filter, relation)
+    }
+
+    /// First matching rule wins; `topic` is already validated.
+    fn decide(
+        &self,
+        client: &ClientInfo,
+        publish: bool,
+        topic: &str,
+        relation: Relation,
+    ) -> AclResult {
         let rules = self.rules.load();
         for rule in rules.iter() {
             if !rule.action.covers_publish(publish) || !rule.who.matches(client) {
@@ -165,10 +207,12 @@ impl AclFile {
                     Permission::Allow => continue,
                 }
             };
-            let hit = match (publish, rule.permission) {
-                (true, _) => matches(&filter, topic),
-                (false, Permission::Allow) => covers(&filter, topic),
-                (false, Permission::Deny) => intersects(&filter, topic),
+            let hit = match (relation, rule.permission) {
+                (Relation::Topic, _) => matches(&filter, topic),
+                (Relation::WholeFilter, Permission::Allow) => covers(&filter, topic),
+                (Relation::WholeFilter, Permission::Deny) => intersects(&filter, topic),
+                (Relation::PerMessage, Permission::Allow) => intersects(&filter, topic),
+                (Relation::PerMessage, Permission::Deny) => covers(&filter, topic),
             };
             if hit {
                 return match rule.permission {
@@ -177,8 +221,18 @@ impl AclFile {
                 };
             }
         }
-        if !publish && intersects("$SYS/#", topic) {
-            return AclResult::Deny;
+        if !publish {
+            // Reading `$SYS` needs an explicit allow. Per message, only a
+            // filter entirely inside `$SYS` is refused here: the topics a
+            // wider one brings from `$SYS` are refused one by one at delivery.
+            let into_sys = match relation {
+                Relation::Topic => matches("$SYS/#", topic),
+                Relation::WholeFilter => intersects("$SYS/#", topic),
+                Relation::PerMessage => covers("$SYS/#", topic),
+            };
+            if into_sys {
+                return AclResult::Deny;
+            }
         }
         match self.no_match {
             NoMatch::Ignore => AclResult::Ignore,
@@ -188,6 +242,17 @@ impl AclFile {
     }
 }
 
+/// How a rule's filter is compared with what is asked about.
+#[derive(Debug, Clone, Copy)]
+enum Relation {
+    /// A topic name (PUBLISH, or a filter without wildcards): the rule matches it.
+    Topic,
+    /// A filter, whole-filter semantics: allow covers, deny overlaps.
+    WholeFilter,
+    /// A filter, per-message semantics: allow overlaps, deny covers.
+    PerMessage,
+}
+
 impl Authorizer for AclFile {
     fn name(&self) -> &str {
         "acl_file"
@@ -195,6 +260,10 @@ impl Authorizer for AclFile {
 
     fn authorize(&self, client: &ClientInfo, action: Action, topic: &str) -> AclResult {
         self.check(client, action, topic)
+    }
+
+    fn authorize_per_message(&self, client: &ClientInfo, _qos: QoS, filter: &str) -> AclResult {
+        self.check_per_message(client, filter)
     }
 }
 

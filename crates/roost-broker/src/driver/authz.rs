@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
+use roost_auth::topic::intersects;
+use roost_codec::QoS;
 use roost_hooks::{Action, ClientInfo, Grant};
 use roost_router::topic_matches;
 
@@ -127,4 +129,33 @@ pub(crate) async fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str)
         topic,
     )
     .await
+}
+
+/// `acl_wildcards = "per_message"`: may this client hold the wildcard
+/// `filter` that [`authorized`] refused as a whole, each message it brings
+/// being checked at delivery (`crate::read_acl`)? The credential's own ACL
+/// must overlap the filter; the chain answers with
+/// `Authorizer::authorize_per_message` (an ACL file: no deny rule covers the
+/// filter, an allow rule overlaps it); then the default policy. Not cached:
+/// it is asked once per such SUBSCRIBE.
+pub(crate) async fn authorized_per_message(inputs: &Inputs<'_>, qos: QoS, filter: &str) -> bool {
+    let grant = inputs.grant;
+    if grant.superuser {
+        return true;
+    }
+    if let Some(allowed) = grant.subscribe_acl.as_ref()
+        && !allowed.iter().any(|f| intersects(f, filter))
+    {
+        return false;
+    }
+    let core = inputs.core;
+    let default = core.config.security.acl_default == AclDefault::Allow;
+    if core.ext.authorizers.is_empty() {
+        return default;
+    }
+    let (answer, _) = core
+        .ext
+        .authorize_per_message(inputs.client, qos, filter)
+        .await;
+    answer.unwrap_or(default)
 }

@@ -331,10 +331,12 @@ where
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (control_tx, control_rx) = super::control::channel();
     let now = Instant::now();
+    let reader = Arc::new(crate::read_acl::Reader::new(Arc::clone(&client), &grant));
     let claimant = Claimant {
         connection_id,
         control: &control_tx,
         client: &client,
+        reader: &reader,
     };
     let (slot, previous, clean_start) = match attach(
         core,
@@ -588,6 +590,9 @@ struct Claimant<'a> {
     control: &'a super::control::ControlSender,
     /// The connecting client; its user name (as authorized) owns the session.
     client: &'a Arc<ClientInfo>,
+    /// The session's owner from now on: `client` and the part of its grant
+    /// that restricts reading.
+    reader: &'a Arc<crate::read_acl::Reader>,
 }
 
 /// What claiming a slot found.
@@ -618,7 +623,7 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
         Some(true) => false,
         None => true,
     };
-    inner.owner = Some(Arc::clone(claimant.client));
+    inner.owner = Some(Arc::clone(claimant.reader));
     let link = Link {
         connection_id: claimant.connection_id,
         control: claimant.control.clone(),

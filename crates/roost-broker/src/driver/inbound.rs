@@ -18,7 +18,7 @@ use roost_router::Subscription;
 use roost_session::{Inbound, Message, Session, Violation};
 use smallvec::SmallVec;
 
-use super::authz::{AuthzCache, authorized};
+use super::authz::{AuthzCache, authorized, authorized_per_message};
 use super::events::{self, deliver};
 use crate::config::{DeniedPublish, DeniedSubscribe};
 use crate::core::Core;
@@ -306,12 +306,32 @@ async fn subscribe_all(
     // (a replaced filter takes no new quota), not just this packet's filters.
     let mut refusals = session.validate_subscribe(subscribe);
     let mut explanation = Explanation::default();
-    for ((filter, options), refusal) in subscribe.filters.iter().zip(refusals.iter_mut()) {
+    // Per filter: the router tag saying it was authorized as a whole (its
+    // messages are not checked at delivery while these rules last), or 0.
+    let mut cleared: SmallVec<[u32; 4]> = SmallVec::from_elem(0, subscribe.filters.len());
+    for (((filter, options), refusal), cleared) in subscribe
+        .filters
+        .iter()
+        .zip(refusals.iter_mut())
+        .zip(cleared.iter_mut())
+    {
         if refusal.is_some() {
             continue;
         }
         let bare = parse_shared(filter).map_or(&**filter, |s| s.filter);
-        if !authorized(inputs, Action::Subscribe { qos: options.qos }, bare).await {
+        // Read before asking: a reload meanwhile makes the tag stale.
+        let tag = core.current_cleared_tag();
+        let allowed = if authorized(inputs, Action::Subscribe { qos: options.qos }, bare).await {
+            *cleared = tag;
+            true
+        } else {
+            // acl_wildcards = "per_message": a wildcard filter not allowed
+            // as a whole may still be held, each message checked at delivery.
+            core.read_checks()
+                && bare.contains(['+', '#'])
+                && authorized_per_message(inputs, options.qos, bare).await
+        };
+        if !allowed {
             tracing::info!(client_id = %inputs.client.client_id, %filter, "subscription not authorized");
             *refusal = Some(match core.config.security.denied_subscribe {
                 DeniedSubscribe::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
@@ -338,10 +358,13 @@ async fn subscribe_all(
     let identifier = subscribe.properties.subscription_identifier;
     // Most SUBSCRIBEs carry one filter: the per-filter lists stay on the stack.
     let mut results: SmallVec<[ReasonCode; 4]> = SmallVec::with_capacity(subscribe.filters.len());
-    let mut retained: SmallVec<[(&str, QoS); 4]> = SmallVec::new();
+    let mut retained: SmallVec<[(&str, QoS, bool); 4]> = SmallVec::new();
+    let current_tag = core.current_cleared_tag();
     {
         let mut router = core.router.write();
-        for ((filter, options), refusal) in subscribe.filters.iter().zip(refusals) {
+        for (((filter, options), refusal), cleared) in
+            subscribe.filters.iter().zip(refusals).zip(cleared)
+        {
             if let Some(reason) = refusal {
                 results.push(reason);
                 continue;
@@ -360,6 +383,7 @@ async fn subscribe_all(
                 Subscription {
                     options,
                     identifier,
+                    cleared,
                 },
             );
             results.push(ReasonCode(granted as u8));
@@ -371,14 +395,16 @@ async fn subscribe_all(
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                retained.push((bare_filter, granted));
+                let check = core.read_checks() && (cleared == 0 || cleared != current_tag);
+                retained.push((bare_filter, granted, check));
             }
         }
     }
     session.complete_subscribe_explained(subscribe, &results, explanation.text());
     crate::persist::on_subscribe(core, session, subscribe).await;
-    for (filter, qos) in retained {
-        for delivery in core.retained_for(filter, qos, identifier, now) {
+    for (filter, qos, check) in retained {
+        let check = check.then_some(&*inputs.key.0);
+        for delivery in core.retained_for(filter, qos, identifier, check, now) {
             deliver(core, session, delivery, now);
         }
     }

@@ -141,6 +141,9 @@ fn restore_session(
                 Subscription {
                     options: sub.options,
                     identifier: sub.identifier,
+                    // Authorized under rules that may have changed since:
+                    // under per_message, its messages are checked.
+                    cleared: 0,
                 },
             );
         }

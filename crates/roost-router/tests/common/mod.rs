@@ -12,6 +12,7 @@ pub fn sub(qos: u8) -> Subscription {
             ..SubscriptionOptions::default()
         },
         identifier: None,
+        cleared: 0,
     }
 }
 

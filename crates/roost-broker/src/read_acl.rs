@@ -1,0 +1,224 @@
+//! Delivery-time authorization, for `[security] acl_wildcards =
+//! "per_message"` (docs/auth.md, "Wildcard subscriptions"): may this
+//! subscriber read this message's topic?
+//!
+//! A subscription authorized as a whole when it was made is tagged in the
+//! router ([`roost_router::Subscription::cleared`]) with the authorization
+//! generation then in force; its messages are not checked while that
+//! generation lasts. Every other delivery (a wildcard filter only allowed
+//! per message, a subscription restored from the store, any subscription
+//! after the rules were reloaded) is checked here, in [`Core::route`] and
+//! [`Core::retained_for`], which every delivery path goes through (live and
+//! offline sessions, shared groups, wills, delayed publishes, the embedding
+//! API, retained messages on SUBSCRIBE).
+//!
+//! The routing path cannot wait, so only synchronous authorizers are asked:
+//! the first Allow or Deny decides; an authorizer with an async form (HTTP)
+//! is skipped, and when no synchronous one decides, the message is
+//! delivered if the chain has such an authorizer (it decided on the filter
+//! at SUBSCRIBE) and the default policy decides otherwise.
+//!
+//! Answers are cached per subscriber and topic ([`READ_CACHE_ENTRIES`]
+//! at most, a full cache starts over), stamped with the authorization
+//! generation so a reload starts them over.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use roost_codec::QoS;
+use roost_hooks::{ClientInfo, DropCause, Grant};
+use roost_router::topic_matches;
+use roost_session::Message;
+
+use crate::config::{AclDefault, AclWildcards};
+use crate::core::Core;
+use crate::metrics::Metrics;
+use crate::slot::SessionSlot;
+
+/// Most answers one subscriber keeps; a full cache starts over.
+pub(crate) const READ_CACHE_ENTRIES: usize = 256;
+
+/// Who reads through a session's subscriptions, kept as the slot's owner:
+/// the identity of the connection that last attached to it, as authorized,
+/// with the part of its grant that restricts reading.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub(crate) client: Arc<ClientInfo>,
+    superuser: bool,
+    /// The credential's own subscribe ACL (e.g. JWT claims); `None` = no
+    /// restriction from there.
+    claims: Option<Box<[String]>>,
+    cache: Mutex<ReadCache>,
+}
+
+/// Answers by topic hash ([`TopicKey`]), the topic kept to confirm a hit:
+/// a route hashes its topic once for all its subscribers.
+#[derive(Debug, Default)]
+struct ReadCache {
+    generation: u64,
+    answers: HashMap<u64, (Box<str>, bool), BuildHasherDefault<HashIsKey>>,
+}
+
+/// The map's keys are already keyed SipHash values (`TopicKey`): used as
+/// they are.
+#[derive(Debug, Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A topic and its hash (SipHash-1-3, keys drawn once per process: topics
+/// come from clients), computed once per routed message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicKey<'a> {
+    topic: &'a str,
+    hash: u64,
+}
+
+impl<'a> TopicKey<'a> {
+    pub(crate) fn new(topic: &'a str) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let hash = KEYS.get_or_init(RandomState::new).hash_one(topic);
+        Self { topic, hash }
+    }
+}
+
+impl Reader {
+    pub(crate) fn new(client: Arc<ClientInfo>, grant: &Grant) -> Self {
+        Self {
+            client,
+            superuser: grant.superuser,
+            claims: grant.subscribe_acl.clone().map(Vec::into_boxed_slice),
+            cache: Mutex::new(ReadCache::default()),
+        }
+    }
+
+    fn cached(&self, generation: u64, topic: TopicKey<'_>) -> Option<bool> {
+        let cache = self.cache.lock();
+        if cache.generation != generation {
+            return None;
+        }
+        match cache.answers.get(&topic.hash) {
+            Some((cached, allowed)) if **cached == *topic.topic => Some(*allowed),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, generation: u64, topic: TopicKey<'_>, allowed: bool) {
+        let mut cache = self.cache.lock();
+        if cache.generation != generation || cache.answers.len() >= READ_CACHE_ENTRIES {
+            cache.answers.clear();
+            cache.generation = generation;
+        }
+        // Another topic with the same hash is replaced.
+        cache
+            .answers
+            .insert(topic.hash, (topic.topic.into(), allowed));
+    }
+}
+
+/// The router tag of a subscription authorized as a whole under
+/// `generation`; 0 (never current) once generations outgrow the tag.
+pub(crate) fn cleared_tag(generation: u64) -> u32 {
+    u32::try_from(generation)
+        .ok()
+        .and_then(|g| g.checked_add(1))
+        .unwrap_or(0)
+}
+
+impl Core {
+    /// Whether messages are checked at delivery at all (`per_message`).
+    pub(crate) fn read_checks(&self) -> bool {
+        self.config.security.acl_wildcards == AclWildcards::PerMessage
+    }
+
+    /// The tag for a subscription authorized as a whole now, or 0 when its
+    /// messages must be checked at delivery.
+    pub(crate) fn current_cleared_tag(&self) -> u32 {
+        cleared_tag(self.ext.authz_generation())
+    }
+
+    /// May the session in `slot` receive a message on `topic` (at `qos`)?
+    /// Only asked for deliveries whose subscriptions were not authorized as
+    /// a whole under the rules in force.
+    /// `generation`: the authorization generation, read once per message.
+    pub(crate) fn may_read(
+        &self,
+        slot: &SessionSlot,
+        topic: TopicKey<'_>,
+        generation: u64,
+        qos: QoS,
+    ) -> bool {
+        // The hit path (the usual one) takes two short locks and no
+        // reference count; a miss asks the rules without the slot's lock.
+        let reader = {
+            let inner = slot.inner.lock();
+            let Some(reader) = &inner.owner else {
+                // Restored from the store and not attached since: nobody to
+                // ask about. The message is withheld rather than delivered
+                // unchecked, unless there are no rules to apply at all.
+                return self.ext.authorizers.is_empty() && self.default_allows();
+            };
+            if reader.superuser {
+                return true;
+            }
+            if let Some(allowed) = reader.cached(generation, topic) {
+                return allowed;
+            }
+            Arc::clone(reader)
+        };
+        let allowed = self.reader_allows(&reader, topic.topic, qos);
+        reader.remember(generation, topic, allowed);
+        allowed
+    }
+
+    /// The credential's own read ACL (JWT claims), then the chain, then the
+    /// default policy.
+    fn reader_allows(&self, reader: &Reader, topic: &str, qos: QoS) -> bool {
+        if let Some(claims) = &reader.claims
+            && !claims.iter().any(|f| topic_matches(f, topic))
+        {
+            return false;
+        }
+        if self.ext.authorizers.is_empty() {
+            return self.default_allows();
+        }
+        self.chain_allows_read(&reader.client, topic, qos)
+    }
+
+    fn default_allows(&self) -> bool {
+        self.config.security.acl_default == AclDefault::Allow
+    }
+
+    fn chain_allows_read(&self, client: &ClientInfo, topic: &str, qos: QoS) -> bool {
+        match self.ext.authorize_read(client, qos, topic) {
+            Some(allowed) => allowed,
+            None => self.default_allows(),
+        }
+    }
+
+    /// Counts (and reports to the hooks) a delivery withheld by [`Core::may_read`].
+    pub(crate) fn withhold(&self, slot: &SessionSlot, message: &Message, qos: QoS) {
+        Metrics::inc(&self.metrics.deliveries_not_authorized);
+        Metrics::inc(&self.metrics.messages_dropped);
+        slot.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(client_id = %slot.client_id, topic = %message.topic, "delivery not authorized");
+        self.ext
+            .dropped(&slot.client_id, message, qos, DropCause::NotAuthorized);
+    }
+}
