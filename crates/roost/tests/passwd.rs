@@ -112,7 +112,9 @@ fn same_steps(steps: &[(&[&str], &str)], initial: Option<&str>) -> (TempDir, Pat
 }
 
 fn check(file: &Path, user: &str, password: &str) -> bool {
-    PasswordFile::load(file).unwrap().check(user, password.as_bytes())
+    PasswordFile::load(file)
+        .unwrap()
+        .check(user, password.as_bytes())
 }
 
 #[test]
@@ -246,5 +248,8 @@ fn the_real_mosquitto_accepts_a_file_written_by_roost_passwd() {
     }
     assert!(mosquitto_pub(port, "ivy", "ivypw"), "$7$ entry refused");
     assert!(mosquitto_pub(port, "jack", "jackpw"), "$6$ entry refused");
-    assert!(!mosquitto_pub(port, "ivy", "wrong"), "wrong password accepted");
+    assert!(
+        !mosquitto_pub(port, "ivy", "wrong"),
+        "wrong password accepted"
+    );
 }
