@@ -29,9 +29,18 @@ const QUEUE_LINES: usize = 8_192;
 /// How long [`LogGuard`] waits on exit for the queue to drain.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Dependency targets that log per table or per compaction at `info`; they
-/// stay at `warn` unless the filter names them (`fjall=debug`).
-const QUIET_TARGETS: &[&str] = &["fjall", "lsm_tree", "rustls", "quinn", "quinn_proto"];
+/// Dependency targets kept quieter than the operator's level unless the
+/// filter names them (`fjall=debug`): the storage engine logs every table it
+/// writes at `info`; rustls warns about what peers send (`Illegal SNI
+/// extension` for every client that connects by IP address), which is not
+/// the operator's to fix.
+const QUIET_TARGETS: &[(&str, &str)] = &[
+    ("fjall", "warn"),
+    ("lsm_tree", "warn"),
+    ("quinn", "warn"),
+    ("quinn_proto", "warn"),
+    ("rustls", "error"),
+];
 
 /// The level words a filter accepts, for the error message.
 pub(crate) const LEVELS: &str = "error, warn, info, debug, trace, off";
@@ -42,9 +51,9 @@ pub(crate) const LEVELS: &str = "error, warn, info, debug, trace, off";
 pub(crate) fn filter(level: &str, verbose: bool) -> Result<EnvFilter, String> {
     check_directives(level)?;
     let mut directives = level.to_string();
-    for target in QUIET_TARGETS {
+    for (target, quiet) in QUIET_TARGETS {
         if !level.contains(target) {
-            directives.push_str(&format!(",{target}=warn"));
+            directives.push_str(&format!(",{target}={quiet}"));
         }
     }
     if verbose {
