@@ -30,7 +30,14 @@ static GLOBAL: roost_alloc::Mimalloc = roost_alloc::Mimalloc;
 
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]
-#[command(name = "roost", version, about)]
+#[command(
+    name = "roost",
+    version,
+    about = "Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker",
+    after_help = "With no options: 127.0.0.1:1883, anonymous clients allowed, state in ./roost-data.\n\
+                  Settings: roost.example.toml and docs/configuration.md; from Mosquitto: \
+                  docs/coming-from-mosquitto.md; from EMQX: docs/coming-from-emqx.md."
+)]
 struct Cli {
     /// Port of the first listener: the default loopback one, or the first
     /// `[[listeners]]` of the config file, whose port it replaces (0 picks a
@@ -315,12 +322,15 @@ async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
         return;
     };
     while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading TLS certificates and auth files");
         match handle.reload_tls() {
+            Ok(0) => {}
             Ok(reloaded) => {
                 tracing::info!(listeners = reloaded, "SIGHUP: TLS certificates reloaded")
             }
             Err(e) => tracing::warn!("SIGHUP: {e}"),
         }
+        // Each built-in logs its own outcome (`reloaded` / `reload failed`).
         let _ = handle.reload_auth();
     }
 }

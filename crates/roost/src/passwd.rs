@@ -159,11 +159,13 @@ fn prompt_hidden(prompt: &str) -> Result<String, String> {
     let mut silent = saved.clone();
     silent.local_modes.remove(LocalModes::ECHO);
     silent.local_modes.insert(LocalModes::ECHONL);
+    // Echo off before the prompt: whatever is typed once the prompt shows
+    // is never echoed.
+    tcsetattr(fd, OptionalActions::Flush, &silent)
+        .map_err(|e| format!("cannot turn off the echo: {e}"))?;
     let mut stderr = std::io::stderr();
     let _ = write!(stderr, "{prompt}");
     let _ = stderr.flush();
-    tcsetattr(fd, OptionalActions::Flush, &silent)
-        .map_err(|e| format!("cannot turn off the echo: {e}"))?;
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let _ = tcsetattr(fd, OptionalActions::Flush, &saved);

@@ -253,3 +253,71 @@ fn the_real_mosquitto_accepts_a_file_written_by_roost_passwd() {
         "wrong password accepted"
     );
 }
+
+#[test]
+fn on_a_terminal_the_password_is_asked_twice_without_echo() {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::Read;
+    use std::sync::mpsc;
+
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let dir = TempDir::new();
+    let file = dir.0.join("passwd");
+    let mut child = Command::new(ROOST)
+        .args(["passwd", "-c"])
+        .arg(&file)
+        .arg("kim")
+        .stdin(terminal.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(master);
+    let mut reader = master.try_clone().unwrap();
+    let (chunks_tx, chunks) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        // Ends with EIO once the child closed the terminal.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            let _ = chunks_tx.send(buf[..n].to_vec());
+        }
+    });
+    let mut screen = String::new();
+    let mut wait_for = |text: &str, screen: &mut String| {
+        while !screen.contains(text) {
+            let chunk = chunks
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no {text:?} on the terminal: {screen:?}"));
+            screen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    wait_for("Password: ", &mut screen);
+    master.write_all(b"kimpw\n").unwrap();
+    wait_for("Reenter password: ", &mut screen);
+    master.write_all(b"kimpw\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "roost passwd did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    while let Ok(chunk) = chunks.recv_timeout(Duration::from_millis(200)) {
+        screen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(status.success(), "{screen:?}");
+    assert!(
+        !screen.contains("kimpw"),
+        "the password was echoed: {screen:?}"
+    );
+    assert!(check(&file, "kim", "kimpw"));
+}
