@@ -291,7 +291,7 @@ fn on_a_terminal_the_password_is_asked_twice_without_echo() {
         }
     });
     let mut screen = String::new();
-    let mut wait_for = |text: &str, screen: &mut String| {
+    let wait_for = |text: &str, screen: &mut String| {
         while !screen.contains(text) {
             let chunk = chunks
                 .recv_timeout(Duration::from_secs(10))
