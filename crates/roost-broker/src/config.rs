@@ -537,6 +537,9 @@ fn hint(text: &str, error: &toml::de::Error) -> String {
                 docs/coming-from-mosquitto.md maps each directive to its Roost setting"
             .into();
     }
+    if let Some(suggestion) = did_you_mean(error.message()) {
+        return suggestion;
+    }
     let Some(span) = error.span() else {
         return String::new();
     };
@@ -557,4 +560,53 @@ fn hint(text: &str, error: &toml::de::Error) -> String {
         }
     }
     String::new()
+}
+
+/// For serde's "unknown field `max_inflght`, expected one of `a`, `b`":
+/// the known field closest to the typo, when it is a near miss.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (typo, rest) = rest.split_once('`')?;
+    let known = rest.split('`').skip(1).step_by(2);
+    let (distance, best) = known
+        .map(|field| (edit_distance(typo, field), field))
+        .min_by_key(|(distance, _)| *distance)?;
+    (distance <= 2 && distance < typo.len()).then(|| format!("\n  did you mean `{best}`?"))
+}
+
+/// Levenshtein distance, for short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_gets_the_closest_known_one() {
+        let message =
+            "unknown field `max_inflght`, expected one of `receive_maximum`, `max_inflight`";
+        assert_eq!(
+            did_you_mean(message).as_deref(),
+            Some("\n  did you mean `max_inflight`?")
+        );
+        assert_eq!(
+            did_you_mean("unknown field `zzz`, expected `max_inflight`"),
+            None
+        );
+    }
 }

@@ -295,7 +295,7 @@ async fn serve(config: Config) -> ExitCode {
     let broker = match builder.bind().await {
         Ok(broker) => broker,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!("{e}{}", bind_hint(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -311,6 +311,23 @@ async fn serve(config: Config) -> ExitCode {
     tokio::spawn(reload_on_sighup(broker.handle()));
     broker.run().await;
     ExitCode::SUCCESS
+}
+
+/// What to do about a listener that cannot bind, for the two causes a new
+/// user meets: another broker on the port, a privileged port.
+fn bind_hint(error: &roost_broker::BrokerError) -> &'static str {
+    match error {
+        roost_broker::BrokerError::Bind { source, .. } => match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (another broker, e.g. mosquitto, may hold the port: stop it or pick another with -p)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            }
+            _ => "",
+        },
+        _ => "",
+    }
 }
 
 /// SIGHUP reloads what can change live: the TLS certificates of every listener

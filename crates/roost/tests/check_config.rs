@@ -255,3 +255,22 @@ fn a_start_that_fails_creates_no_data_directory() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_misspelt_key_names_the_key_meant() {
+    let dir = TempDir::new();
+    let (code, err) = check(&dir, "[mqtt]\nmax_inflght = 5\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("did you mean `max_inflight`?"), "{err}");
+}
+
+#[test]
+fn a_port_held_by_another_process_says_what_to_do() {
+    let dir = TempDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = roost(&["-p", &port, "--store", "memory"], &dir.0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("pick another with -p"), "{err}");
+}
