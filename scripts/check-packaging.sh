@@ -67,3 +67,10 @@ grep -q 'mqtt://0.0.0.0:[0-9]* (anonymous clients refused)' <<<"$line" \
     || fail "expected 0.0.0.0 with anonymous clients refused: $line"
 [ -d "$tmp/data" ] || fail "no data directory at --data-dir"
 ok "$config: $line"
+if command -v mosquitto_pub >/dev/null 2>&1; then
+    port=$(sed -n 's|.*mqtt://0.0.0.0:\([0-9]*\).*|\1|p' <<<"$line")
+    if mosquitto_pub -h 127.0.0.1 -p "$port" -t packaging/check -m x 2>/dev/null; then
+        fail "an anonymous client was accepted on the image's listener"
+    fi
+    ok "an anonymous mosquitto_pub is refused"
+fi
