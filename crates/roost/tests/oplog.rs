@@ -186,3 +186,46 @@ fn a_tls_client_connecting_by_ip_address_leaves_no_sni_warning() {
     let log = broker.log();
     assert!(!log.contains("Illegal SNI"), "{log}");
 }
+
+#[test]
+fn dash_v_adds_the_broker_debug_lines_but_not_the_storage_engine_ones() {
+    let dir = TempDir(std::env::temp_dir().join(unique_id("roost-oplog-v")));
+    let broker = BrokerProcess::builder(ROOST)
+        .arg("-v")
+        .arg("--store")
+        .arg("disk")
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .env("RUST_LOG", "")
+        .start()
+        .expect("start roost");
+    let id = unique_id("oplog-v");
+    assert!(mosquitto_pub(
+        broker.addr().port(),
+        &["-V", "mqttv5", "-i", &id, "-q", "1", "-r"]
+    ));
+    wait_for_line(&broker, &["DEBUG", "roost_broker", &id]);
+    let log = broker.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("DEBUG fjall") || l.contains("DEBUG lsm_tree")),
+        "{log}"
+    );
+}
+
+#[test]
+fn without_dash_v_the_default_level_has_no_debug_lines() {
+    let broker = BrokerProcess::builder(ROOST)
+        .arg("--store")
+        .arg("memory")
+        .env("RUST_LOG", "")
+        .start()
+        .expect("start roost");
+    let id = unique_id("oplog-quiet");
+    assert!(mosquitto_pub(
+        broker.addr().port(),
+        &["-V", "mqttv5", "-i", &id]
+    ));
+    wait_for_line(&broker, &["client disconnected", &id]);
+    assert!(!broker.log().contains("DEBUG"), "{}", broker.log());
+}

@@ -188,3 +188,24 @@ fn sigterm_shuts_down_after_the_stderr_reader_exited() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// `-p` replaces the port of the config file's first listener and leaves
+/// the others alone (issue 19, bug 6): port 1 here would not bind, so the
+/// start itself shows it was replaced.
+#[tokio::test]
+async fn dash_p_replaces_the_first_configured_listeners_port_only() {
+    let broker = BrokerProcess::builder(env!("CARGO_BIN_EXE_roost"))
+        .config_toml(
+            "[[listeners]]\nbind = \"127.0.0.1:1\"\n\
+             [[listeners]]\nkind = \"ws\"\nbind = \"127.0.0.1:0\"\n",
+        )
+        .start()
+        .expect("start roost with -p 0 over a listener on port 1");
+    assert_ne!(broker.addr().port(), 1);
+    let log = broker.log();
+    assert!(log.contains("listening on ws://127.0.0.1:"), "{log}");
+    let (_client, ack) = RawClient::connect_v5(broker.addr(), &unique_id("dash-p"))
+        .await
+        .unwrap();
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+}
