@@ -83,11 +83,11 @@ PORT=$(free_port)
 BROKER_PID=$!
 wait_listening "$BROKER_PID" "$PORT" roost "$TMP/fill.log"
 log "creating $SESSIONS persistent sessions"
-"$BENCH" sub -p "$PORT" -c "$SESSIONS" -i 0 --prefix rec-sub- -t 'recovery/%i' -q 1 \
+"$BENCH" sub -p "$PORT" -c "$SESSIONS" -i 0 --prefix rec-sub -t 'recovery/%i' -q 1 \
     --clean false -x 86400 --duration 1 >/dev/null 2>"$TMP/sub.log"
 log "publishing $TOTAL QoS 1 messages of $SIZE B"
 started=$(date +%s.%N)
-"$BENCH" pub -p "$PORT" -c "$SESSIONS" -i 0 --prefix rec-pub- -t 'recovery/%i' -q 1 \
+"$BENCH" pub -p "$PORT" -c "$SESSIONS" -i 0 --prefix rec-pub -t 'recovery/%i' -q 1 \
     -s "$SIZE" -I 0 -F 64 -L "$TOTAL" >/dev/null 2>"$TMP/pub.log"
 fill_s=$(printf "%.1f" "$(echo "$(date +%s.%N) - $started" | bc)")
 log "published in ${fill_s} s; stopping the broker (SIG$SIGNAL)"

@@ -10,6 +10,7 @@
 #               integration tests of the roost binary, which run under interop
 #   doc         cargo test --doc --workspace
 #   build       cargo build -p roost (the binary the interop suites start)
+#   packaging   scripts/check-packaging.sh (systemd unit, Dockerfile and its config)
 #   interop-rs  crates/roost/tests/*.rs (rumqttc and raw-packet tests against the binary)
 #   interop-py  pytest interop/python (paho-mqtt, mosquitto_pub/sub)
 #   interop-js  node --test in interop/node (MQTT.js)
@@ -21,6 +22,17 @@
 #   FUZZ_SECONDS=N   seconds per fuzz target; 0 skips fuzzing (default 30)
 #   SPEC_STRICT=0    do not fail when a statement has neither a test nor an exemption (default 1)
 #   ONLY="a b"       run only the named sections (e.g. ONLY="build interop-py")
+#
+# What a fresh machine needs (printed at the start too):
+#   - a Rust toolchain with cargo, rustfmt and clippy; cargo-nextest is used when installed
+#   - about 10 GB of free disk under target/ (a full run left 7 GB there)
+#   - network to the package registries: crates.io, and for the deps section
+#     Debian's apt (mosquitto, mosquitto-clients, redis-server, openssl, as root or
+#     with sudo), PyPI (paho-mqtt, pytest: installed with pip for the user running
+#     it, globally when root) and npm (MQTT.js, into interop/node/node_modules)
+#   - the fuzz section installs cargo-fuzz into ~/.cargo/bin when it is missing
+# Temporary files (test brokers' data directories, certificates, configs) go to a
+# private TMPDIR that is removed when the script exits, whatever the outcome.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +53,17 @@ SUITE_TIMEOUT=${SUITE_TIMEOUT:-1200}
 
 summary=()
 run_start=$SECONDS
+
+# Every suite creates its temporary directories through TMPDIR (tempfile,
+# Python's tempfile, Node's os.tmpdir()); a killed test leaves them behind,
+# so they all go under one directory removed on exit.
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/roost-test.XXXXXX")
+export TMPDIR=$TEST_TMP
+trap 'rm -rf "$TEST_TMP"' EXIT
+
+printf 'test.sh: needs cargo (+ rustfmt, clippy), ~10 GB free under target/, and for the\n'
+printf '  deps section network to apt, PyPI and npm (INTEROP=0 skips it); fuzzing installs\n'
+printf '  cargo-fuzz into ~/.cargo/bin (FUZZ_SECONDS=0 skips it). Temporary files: %s\n' "$TEST_TMP"
 
 print_summary() {
     printf '\n==== summary\n'
@@ -153,6 +176,7 @@ section unit unit_tests
 section doc doc_tests
 if [ "$INTEROP" = 1 ]; then
     section build build_binary
+    section packaging scripts/check-packaging.sh
     section interop-rs interop_rust
     section interop-py interop_python
     section interop-js interop_node

@@ -81,9 +81,22 @@ pub struct CommonArgs {
     /// First client index (`%i` of the first client).
     #[arg(short = 'n', long = "startnumber", default_value_t = 0)]
     pub start_number: u64,
-    /// Client identifier prefix; the client id is `<prefix><index>`.
-    #[arg(long = "prefix", default_value = "bench-")]
-    pub prefix: String,
+    /// Client identifier prefix. Client ids are `<prefix>_bench_<role>_<index>`
+    /// with it, `<host>_bench_<role>_<index>_<run>` without it (`<run>` is
+    /// random per process), so `sub` and `pub` runs side by side never take
+    /// over each other's sessions; `<prefix><index>` with `--shortids`.
+    #[arg(long = "prefix")]
+    pub prefix: Option<String>,
+    /// Short client ids: `<prefix><index>` (just the index without `--prefix`).
+    #[arg(long = "shortids")]
+    pub shortids: bool,
+    /// Low memory: 4 KiB read buffers per client instead of 64 KiB (many
+    /// mostly idle clients).
+    #[arg(short = 'l', long = "lowmem")]
+    pub lowmem: bool,
+    /// No progress line every second (the summary still prints).
+    #[arg(long = "quiet")]
+    pub quiet: bool,
     /// Keep Alive in seconds (0 disables it). Idle clients send PINGREQ.
     #[arg(short = 'k', long = "keepalive", default_value_t = 300)]
     pub keepalive: u16,
@@ -110,11 +123,14 @@ pub struct CommonArgs {
     /// The WebSocket path (`--ws`).
     #[arg(long = "ws-path", default_value = "/mqtt")]
     pub ws_path: String,
-    /// MQTT over TLS. The broker's certificate is not verified unless
-    /// `--cacertfile` is given (as emqtt-bench); handshake signatures are.
+    /// MQTT over TLS. Without `--cacertfile` the broker's certificate is
+    /// accepted unverified, as emqtt-bench does (the handshake signatures
+    /// are still checked).
     #[arg(short = 'S', long = "ssl")]
     pub ssl: bool,
-    /// CA certificates (PEM) to verify the broker's certificate with (`-S`).
+    /// CA certificates (PEM) to verify the broker's certificate with (`-S`);
+    /// a self-signed server certificate listed here is trusted as it is, as
+    /// `mosquitto_sub --cafile` does.
     #[arg(long = "cacertfile")]
     pub cacertfile: Option<String>,
     /// Client certificate chain (PEM) for mutual TLS (`-S`, with `--keyfile`).
@@ -209,6 +225,10 @@ pub struct PubArgs {
     /// Payload size in bytes (16 or more carries the sequence/timestamp header).
     #[arg(short = 's', long = "size", default_value_t = 256)]
     pub size: usize,
+    /// The payload, as given (instead of `-s` bytes with a header; receivers
+    /// then cannot measure latency or loss).
+    #[arg(short = 'm', long = "message")]
+    pub message: Option<String>,
     /// Interval between publishes of one client, in milliseconds (0 = as fast as possible).
     #[arg(short = 'I', long = "interval_of_msg", default_value_t = 1000)]
     pub msg_interval_ms: u64,

@@ -21,6 +21,9 @@ use crate::transport::{self, Stream, Transport};
 
 /// Read buffer size: large reads amortise the syscall over many packets.
 pub const READ_BUFFER: usize = 64 * 1024;
+/// Read buffer with `-l/--lowmem`: many idle clients cost 4 KiB each
+/// instead of 64 KiB, at the price of more reads per burst.
+pub const LOWMEM_READ_BUFFER: usize = 4 * 1024;
 
 /// Settings shared by every client of a run.
 #[derive(Debug, Clone)]
@@ -41,6 +44,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// TCP, TLS, WebSocket or WebSocket over TLS.
     pub transport: Transport,
+    /// Bytes reserved per read: [`READ_BUFFER`], or [`LOWMEM_READ_BUFFER`]
+    /// with `-l/--lowmem`.
+    pub read_buffer: usize,
 }
 
 impl ClientConfig {
@@ -79,6 +85,8 @@ pub struct Connection {
     pub encoder: Encoder,
     /// Bytes read but not decoded yet.
     pub rbuf: BytesMut,
+    /// Bytes reserved per read (the config's `read_buffer`).
+    pub read_buffer: usize,
     /// The server's Receive Maximum: QoS 1/2 publishes it accepts unacknowledged.
     pub receive_maximum: u16,
     /// Keep Alive in force (the server's if it set one), seconds.
@@ -138,7 +146,7 @@ async fn handshake(spec: &ClientSpec, cfg: &ClientConfig) -> anyhow::Result<Conn
         .context("send CONNECT")?;
 
     let mut decoder = Decoder::client(cfg.version, PROTOCOL_MAX_PACKET_SIZE);
-    let mut rbuf = BytesMut::with_capacity(READ_BUFFER);
+    let mut rbuf = BytesMut::with_capacity(cfg.read_buffer);
     let connack = loop {
         if let Some(packet) = decoder.decode(&mut rbuf).context("decode CONNACK")? {
             match packet {
@@ -158,6 +166,7 @@ async fn handshake(spec: &ClientSpec, cfg: &ClientConfig) -> anyhow::Result<Conn
         decoder,
         encoder,
         rbuf,
+        read_buffer: cfg.read_buffer,
         receive_maximum: connack.properties.receive_maximum.unwrap_or(u16::MAX),
         keepalive: connack
             .properties

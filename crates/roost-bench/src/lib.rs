@@ -113,7 +113,8 @@ fn build_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Prints the report: JSON on stdout plus the summary on stderr with
-/// `--json`, else the summary on stdout.
+/// `--json`, else the summary on stdout. A run in which no client could
+/// connect is an error (exit status 1) once reported.
 fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
         eprint!("{}", report.human());
@@ -121,6 +122,14 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         println!("{text}");
     } else {
         print!("{}", report.human());
+    }
+    let connect = &report.connect;
+    if connect.attempted > 0 && connect.ok == 0 {
+        let first = report.errors.keys().next().map_or("", String::as_str);
+        bail!(
+            "none of the {} connections succeeded (first error: {first})",
+            connect.attempted
+        );
     }
     Ok(())
 }

@@ -144,6 +144,9 @@ pub(crate) async fn run(
         events: &mut events,
         interrupt,
         tally: Tally::default(),
+        ticker: plan
+            .progress_line
+            .then(|| Ticker::new(Arc::clone(&progress))),
     };
 
     let n_clients = plan.clients.len();
@@ -349,6 +352,53 @@ struct Waiter<'a> {
     events: &'a mut mpsc::UnboundedReceiver<Event>,
     interrupt: watch::Receiver<bool>,
     tally: Tally,
+    /// The once-a-second progress line, unless `--quiet`.
+    ticker: Option<Ticker>,
+}
+
+/// emqtt-bench's progress output: one line a second on stderr with the
+/// clients connected, messages sent and received (total and per second)
+/// and errors so far.
+struct Ticker {
+    progress: Arc<Progress>,
+    start_ns: u64,
+    next_ns: u64,
+    last_sent: u64,
+    last_received: u64,
+}
+
+impl Ticker {
+    const PERIOD_NS: u64 = 1_000_000_000;
+
+    fn new(progress: Arc<Progress>) -> Self {
+        let start_ns = now_ns();
+        Self {
+            progress,
+            start_ns,
+            next_ns: start_ns + Self::PERIOD_NS,
+            last_sent: 0,
+            last_received: 0,
+        }
+    }
+
+    fn tick(&mut self, tally: &Tally) {
+        let now = now_ns();
+        let sent = self.progress.sent.load(Ordering::Relaxed);
+        let received = self.progress.received.load(Ordering::Relaxed);
+        let errors: u64 = tally.raw.errors.values().sum();
+        eprintln!(
+            "roost-bench: [{:>4} s] connected {}, sent {sent} ({}/s), received {received} ({}/s), errors {errors}",
+            (now - self.start_ns) / Self::PERIOD_NS,
+            tally.connected,
+            sent - self.last_sent,
+            received - self.last_received,
+        );
+        self.last_sent = sent;
+        self.last_received = received;
+        while self.next_ns <= now {
+            self.next_ns += Self::PERIOD_NS;
+        }
+    }
 }
 
 impl Waiter<'_> {
@@ -370,7 +420,13 @@ impl Waiter<'_> {
             if deadline_ns.is_some_and(|d| now_ns() >= d) {
                 return WaitEnd::Deadline;
             }
+            let tick_ns = self.ticker.as_ref().map_or(u64::MAX, |t| t.next_ns);
             tokio::select! {
+                () = sleep_until_ns(tick_ns), if self.ticker.is_some() => {
+                    if let Some(ticker) = self.ticker.as_mut() {
+                        ticker.tick(&self.tally);
+                    }
+                }
                 event = self.events.recv() => match event {
                     Some(event) => self.tally.apply(event),
                     None => return WaitEnd::Done,

@@ -107,6 +107,10 @@ pub enum Event {
 pub struct Progress {
     /// Distinct messages received by all receivers of this process.
     pub unique: AtomicU64,
+    /// Messages received, duplicates and foreign payloads included.
+    pub received: AtomicU64,
+    /// Messages written by all publishers of this process.
+    pub sent: AtomicU64,
     /// Monotonic time of the last receive.
     pub last_recv_ns: AtomicU64,
     /// Woken when receivers make progress (publishers waiting on the backlog).

@@ -94,6 +94,8 @@ pub struct ClientPlan {
 pub struct RunPlan {
     /// Clients in launch order.
     pub clients: Vec<ClientPlan>,
+    /// Print a progress line every second (not `--quiet`, not a `--procs` child).
+    pub progress_line: bool,
     /// Connection settings.
     pub client_cfg: ClientConfig,
     /// Time between connection starts in this process, ns (0 = no pacing).
@@ -162,6 +164,7 @@ pub fn build(cmd: &BenchCommand, slice: Slice) -> anyhow::Result<RunPlan> {
         deliveries_per_message: None,
         backlog: None,
         pacer: common.pacer,
+        progress_line: !common.quiet && !slice.is_child(),
     };
     let base_interval = base_connect_interval_ns(common);
     plan.connect_interval_ns = base_interval.saturating_mul(slice.count);
@@ -171,7 +174,7 @@ pub fn build(cmd: &BenchCommand, slice: Slice) -> anyhow::Result<RunPlan> {
         BenchCommand::Conn(a) => {
             plan.duration_ns = secs_to_ns(a.duration_s);
             for i in slice.range(a.count) {
-                let spec = spec(&targets, common, common.start_number + i, "");
+                let spec = spec(&targets, common, common.start_number + i, "conn");
                 plan.clients.push(ClientPlan {
                     spec,
                     role: Role::Idle,
@@ -215,6 +218,11 @@ fn client_config(common: &CommonArgs) -> anyhow::Result<ClientConfig> {
             .map(|p| Bytes::copy_from_slice(p.as_bytes())),
         connect_timeout: Duration::from_secs(common.connect_timeout_s.max(1)),
         transport: Transport::from_args(common)?,
+        read_buffer: if common.lowmem {
+            crate::client::LOWMEM_READ_BUFFER
+        } else {
+            crate::client::READ_BUFFER
+        },
     })
 }
 
@@ -227,13 +235,54 @@ fn base_connect_interval_ns(common: &CommonArgs) -> u64 {
     }
 }
 
-fn spec(targets: &Targets, common: &CommonArgs, index: u64, kind: &str) -> ClientSpec {
+fn spec(targets: &Targets, common: &CommonArgs, index: u64, role: &str) -> ClientSpec {
     ClientSpec {
         index,
-        client_id: format!("{}{kind}{index}", common.prefix),
+        client_id: client_id(common, role, index, run_token()),
         broker: targets.broker_for(index),
         source: targets.source_for(index),
     }
+}
+
+/// emqtt-bench's client ids: `<prefix><index>` with `--shortids`,
+/// `<prefix>_bench_<role>_<index>` with `--prefix`, and
+/// `<host>_bench_<role>_<index>_<run>` otherwise, where `<run>` differs per
+/// process. The role keeps `sub` and `pub` runs apart, the run token two
+/// runs of the same scenario.
+pub fn client_id(common: &CommonArgs, role: &str, index: u64, run: &str) -> String {
+    match (&common.prefix, common.shortids) {
+        (prefix, true) => format!("{}{index}", prefix.as_deref().unwrap_or("")),
+        (Some(prefix), false) => format!("{prefix}_bench_{role}_{index}"),
+        (None, false) => {
+            let host = common.ifaddr.first().cloned().unwrap_or_else(host_name);
+            format!("{host}_bench_{role}_{index}_{run}")
+        }
+    }
+}
+
+/// This host's name, for client ids (`roost` when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "roost".to_owned())
+}
+
+/// 8 hex digits that differ between processes started together (the pid)
+/// and between runs (the clock), the same for every client of the process.
+fn run_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!(
+            "{:04x}{:04x}",
+            std::process::id() & 0xffff,
+            (nanos >> 10) & 0xffff
+        )
+    })
 }
 
 fn build_sub(plan: &mut RunPlan, a: &SubArgs, targets: &Targets, slice: Slice) {
@@ -241,7 +290,7 @@ fn build_sub(plan: &mut RunPlan, a: &SubArgs, targets: &Targets, slice: Slice) {
     plan.duration_ns = secs_to_ns(a.duration_s);
     let qos = qos(a.qos);
     for i in slice.range(a.count) {
-        let spec = spec(targets, &a.common, a.common.start_number + i, "");
+        let spec = spec(targets, &a.common, a.common.start_number + i, "sub");
         let filter = expand_topic(
             &a.topic,
             spec.index,
@@ -266,7 +315,7 @@ fn build_pub(
     let encoder = Encoder::new(plan.client_cfg.version);
     let interval_ns = a.msg_interval_ms.saturating_mul(1_000_000);
     for i in slice.range(a.count) {
-        let spec = spec(targets, &a.common, a.common.start_number + i, "");
+        let spec = spec(targets, &a.common, a.common.start_number + i, "pub");
         let topic = expand_topic(
             &a.topic,
             spec.index,
@@ -283,7 +332,16 @@ fn build_pub(
         }
         let publish = PublishPlan {
             publisher: publisher_index(spec.index)?,
-            template: PublishTemplate::new(&encoder, &topic, qos(a.qos), a.retain, a.size)?,
+            template: match &a.message {
+                Some(message) => PublishTemplate::fixed(
+                    &encoder,
+                    &topic,
+                    qos(a.qos),
+                    a.retain,
+                    message.as_bytes(),
+                )?,
+                None => PublishTemplate::new(&encoder, &topic, qos(a.qos), a.retain, a.size)?,
+            },
             qos: qos(a.qos),
             interval_ns,
             offset_ns: stagger(interval_ns, i, a.count),
@@ -343,7 +401,7 @@ fn build_pubsub(
             TopicMode::Fanout => format!("{}/#", a.topic),
         };
         plan.clients.push(ClientPlan {
-            spec: spec(targets, &a.common, start + i, "sub-"),
+            spec: spec(targets, &a.common, start + i, "pubsub_sub"),
             role: Role::Subscriber { filter, qos },
         });
     }
@@ -367,7 +425,7 @@ fn build_pubsub(
             .max(1)
     };
     for i in slice.range(a.pubs) {
-        let spec = spec(targets, &a.common, start + i, "pub-");
+        let spec = spec(targets, &a.common, start + i, "pubsub_pub");
         let topic = match a.topic_mode {
             TopicMode::Shared => a.topic.clone(),
             TopicMode::Pairs | TopicMode::Fanout => format!("{}/{}", a.topic, start + i),

@@ -230,6 +230,9 @@ async fn write_loop(
         if let Some(backlog) = &ctl.backlog {
             backlog.sent(n);
         }
+        ctl.progress
+            .sent
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         transport::send(&mut *writer.lock().await, &out)
             .await
             .context("write PUBLISH")?;

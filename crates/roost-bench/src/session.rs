@@ -13,7 +13,7 @@ use roost_codec::{Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::client::{self, Connection, READ_BUFFER};
+use crate::client::{self, Connection};
 use crate::clock::now_ns;
 use crate::latency::SharedHist;
 use crate::payload::PayloadHeader;
@@ -36,6 +36,8 @@ pub struct RecvAccount {
     hist: SharedHist,
     progress: Arc<Progress>,
     new_unique: u64,
+    /// Receives since the last flush (for the per-second progress line).
+    new_received: u64,
 }
 
 impl RecvAccount {
@@ -49,6 +51,7 @@ impl RecvAccount {
             hist,
             progress,
             new_unique: 0,
+            new_received: 0,
         }
     }
 
@@ -60,6 +63,7 @@ impl RecvAccount {
     /// Accounts one received payload at `now_ns`.
     pub fn on_publish(&mut self, payload: &[u8], now_ns: u64) {
         self.stats.received += 1;
+        self.new_received += 1;
         self.stats.last_ns = now_ns;
         let window = self.window;
         if window.is_some_and(|w| w.measures(now_ns)) {
@@ -86,6 +90,12 @@ impl RecvAccount {
     pub fn flush(&mut self) {
         self.hist.add_batch(&self.pending);
         self.pending.clear();
+        if self.new_received > 0 {
+            self.progress
+                .received
+                .fetch_add(self.new_received, Ordering::Relaxed);
+            self.new_received = 0;
+        }
         if self.new_unique > 0 {
             self.progress
                 .unique
@@ -183,7 +193,7 @@ impl Session {
                 }
             }
             if self.conn.rbuf.capacity() - self.conn.rbuf.len() < MIN_SPARE {
-                self.conn.rbuf.reserve(READ_BUFFER);
+                self.conn.rbuf.reserve(self.conn.read_buffer);
             }
             let ping_at = self.next_ping;
             let pings = self.ping_every.is_some();

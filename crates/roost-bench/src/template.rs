@@ -64,6 +64,23 @@ impl PublishTemplate {
         })
     }
 
+    /// A PUBLISH whose payload is `payload` exactly (`-m`): no header is
+    /// patched in, only the packet identifier.
+    pub fn fixed(
+        encoder: &Encoder,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: &[u8],
+    ) -> anyhow::Result<Self> {
+        let mut template = Self::new(encoder, topic, qos, retain, payload.len())?;
+        let at = template.payload_at;
+        template.bytes[at..].copy_from_slice(payload);
+        // Past the end: `append` then finds no room for a header.
+        template.payload_at = template.bytes.len();
+        Ok(template)
+    }
+
     /// Size of one message on the wire.
     pub fn len(&self) -> usize {
         self.bytes.len()

@@ -160,18 +160,28 @@ fn tls_config(common: &CommonArgs) -> anyhow::Result<rustls::ClientConfig> {
     let builder = match &common.cacertfile {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
+            let mut listed = Vec::new();
             for cert in CertificateDer::pem_file_iter(path)
                 .with_context(|| format!("--cacertfile {path}"))?
             {
                 let cert = cert.with_context(|| format!("--cacertfile {path}"))?;
                 roots
-                    .add(cert)
+                    .add(cert.clone())
                     .with_context(|| format!("--cacertfile {path}: not a CA certificate"))?;
+                listed.push(cert);
             }
             if roots.is_empty() {
                 bail!("--cacertfile {path}: no certificate in it");
             }
-            builder.with_root_certificates(roots)
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .with_context(|| format!("--cacertfile {path}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ListedOrChained { listed, webpki }))
         }
         None => builder
             .dangerous()
@@ -235,6 +245,59 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// `--cacertfile`: a server certificate chained to one of its CAs, or one
+/// listed in it as it is. A plain `openssl req -x509` certificate is its own
+/// CA (CA:TRUE), which WebPKI refuses as a server's (`CaUsedAsEndEntity`)
+/// while OpenSSL, and so `mosquitto_sub --cafile`, trusts it.
+#[derive(Debug)]
+struct ListedOrChained {
+    listed: Vec<CertificateDer<'static>>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ListedOrChained {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .listed
+            .iter()
+            .any(|cert| cert.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 

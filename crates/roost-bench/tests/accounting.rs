@@ -501,3 +501,90 @@ fn schedstat_wait_is_the_second_field() {
     );
     assert_eq!(parse_schedstat_wait_ns("82286"), None);
 }
+
+fn common_of(args: &[&str]) -> roost_bench::CommonArgs {
+    let mut all = vec!["roost-bench"];
+    all.extend_from_slice(args);
+    Cli::try_parse_from(all)
+        .unwrap()
+        .bench
+        .command
+        .common()
+        .clone()
+}
+
+#[test]
+fn client_ids_name_the_role_so_sub_and_pub_runs_never_collide() {
+    use roost_bench::plan::client_id;
+    let plain = common_of(&["sub", "-t", "t"]);
+    let sub = client_id(&plain, "sub", 3, "run1");
+    let publisher = client_id(&plain, "pub", 3, "run1");
+    assert_ne!(sub, publisher);
+    assert!(sub.ends_with("_bench_sub_3_run1"), "{sub}");
+    // Two runs of the same scenario differ by their run token.
+    assert_ne!(sub, client_id(&plain, "sub", 3, "run2"));
+    let prefixed = common_of(&["sub", "-t", "t", "--prefix", "lab"]);
+    assert_eq!(client_id(&prefixed, "sub", 3, "run1"), "lab_bench_sub_3");
+    let short = common_of(&["sub", "-t", "t", "--shortids"]);
+    assert_eq!(client_id(&short, "sub", 3, "run1"), "3");
+    let short = common_of(&[
+        "sub",
+        "-t",
+        "t",
+        "--shortids",
+        "--prefix",
+        "dev-",
+        "-n",
+        "5",
+    ]);
+    assert_eq!(short.start_number, 5);
+    assert_eq!(client_id(&short, "sub", 5, "run1"), "dev-5");
+}
+
+#[test]
+fn emqtt_bench_flags_parse() {
+    let cli = Cli::try_parse_from([
+        "roost-bench",
+        "pub",
+        "-t",
+        "t",
+        "-m",
+        "hello",
+        "-l",
+        "--prefix",
+        "p",
+        "-n",
+        "10",
+        "--shortids",
+        "--quiet",
+    ])
+    .unwrap();
+    let BenchCommand::Pub(args) = cli.bench.command else {
+        panic!("pub expected");
+    };
+    assert_eq!(args.message.as_deref(), Some("hello"));
+    assert!(args.common.lowmem && args.common.shortids && args.common.quiet);
+    assert_eq!(args.common.start_number, 10);
+}
+
+#[test]
+fn a_fixed_message_template_carries_the_payload_as_given() {
+    let encoder = Encoder::new(ProtocolVersion::V5);
+    let template =
+        PublishTemplate::fixed(&encoder, "t", QoS::AtLeastOnce, false, b"hello").unwrap();
+    let mut out = BytesMut::new();
+    let header = PayloadHeader {
+        publisher: 1,
+        seq: 2,
+        sent_ns: 3,
+    };
+    template.append(&mut out, NonZeroU16::new(7).unwrap(), &header);
+    let mut decoder = Decoder::client(ProtocolVersion::V5, 1 << 20);
+    match decoder.decode(&mut out).unwrap() {
+        Some(Packet::Publish(publish)) => {
+            assert_eq!(&publish.payload[..], b"hello");
+            assert_eq!(publish.packet_id, NonZeroU16::new(7));
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}

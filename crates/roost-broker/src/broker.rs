@@ -130,6 +130,13 @@ impl BrokerBuilder {
             .map_err(BrokerError::Auth)?;
         let background: Vec<tokio::task::JoinHandle<()>> =
             tasks.into_iter().map(tokio::spawn).collect();
+        // Listeners first: a taken port or a bad certificate must fail the
+        // start before the store creates its data directory. Nothing is
+        // accepted on them until `run`.
+        let mut listeners = Vec::new();
+        for listener in self.config.effective_listeners() {
+            listeners.push(BoundListener::bind(listener, &self.config).await?);
+        }
         let opened = crate::persist::open(&self.config.store)
             .await
             .map_err(BrokerError::Store)?;
@@ -148,10 +155,6 @@ impl BrokerBuilder {
             }
             _ => None,
         };
-        let mut listeners = Vec::new();
-        for listener in core.config.effective_listeners() {
-            listeners.push(BoundListener::bind(listener, &core.config).await?);
-        }
         let tls: Arc<[Arc<dyn Reloadable>]> = listeners
             .iter()
             .filter_map(BoundListener::reloader)

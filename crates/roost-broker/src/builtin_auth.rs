@@ -64,6 +64,24 @@ impl std::fmt::Debug for Builtins {
 /// Background work of the built-ins (JWKS refresh), started with the broker.
 pub(crate) type Tasks = Vec<BoxFuture<'static, ()>>;
 
+/// When the ACL file that failed to load is in Mosquitto's format (`user`,
+/// `topic`, `pattern` lines), says so and where the translation is.
+fn mosquitto_acl_hint(path: &std::path::Path) -> &'static str {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return "";
+    };
+    let mosquitto = text.lines().map(str::trim).any(|line| {
+        let first = line.split_whitespace().next().unwrap_or("");
+        matches!(first, "topic" | "pattern" | "user")
+    });
+    if mosquitto {
+        "\n  this looks like a Mosquitto ACL file (`user`/`topic`/`pattern` lines); Roost's rules \
+         are `allow|deny <who> <action> <filter>`: see docs/coming-from-mosquitto.md"
+    } else {
+        ""
+    }
+}
+
 /// Builds the configured built-ins into `ext` (in front of the embedder's).
 /// Errors name the file and line (or the key).
 pub(crate) fn install(
@@ -122,7 +140,10 @@ pub(crate) fn install(
         }
     }
     if let Some(c) = &config.acl_file {
-        let acl = Arc::new(AclFile::from_config(c).map_err(|e| format!("auth.acl_file: {e}"))?);
+        let acl = Arc::new(
+            AclFile::from_config(c)
+                .map_err(|e| format!("auth.acl_file: {e}{}", mosquitto_acl_hint(&c.path)))?,
+        );
         let reload = Arc::clone(&acl);
         builtins.reloads.push((
             "acl_file",

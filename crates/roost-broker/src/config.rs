@@ -400,13 +400,15 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             origin: origin.to_string(),
-            message: e.to_string(),
+            message: format!("{e}{}", hint(text, &e)),
         })?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks values that the types alone do not constrain; run again after
+    /// command-line flags changed the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: &str| {
             Err(ConfigError::Value {
                 key: key.to_string(),
@@ -438,6 +440,18 @@ impl Config {
         }
         if let Err((key, message)) = self.store.validate() {
             return bad(key, message);
+        }
+        if self.store.backend == Some(crate::persist::StoreBackend::Redis)
+            && !self.store.redis.url.contains("://")
+        {
+            return Err(ConfigError::Value {
+                key: "store.redis.url".into(),
+                message: format!(
+                    "`{}` has no scheme: write redis://{0} (rediss:// for TLS, \
+                     redis+unix:///path for a socket)",
+                    self.store.redis.url
+                ),
+            });
         }
         Ok(())
     }
@@ -486,5 +500,131 @@ impl Config {
     /// How long a socket may stay silent before CONNECT.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.mqtt.connect_timeout_secs)
+    }
+}
+
+/// Mosquitto's directives: a file whose first directive is one of these was
+/// written for Mosquitto, not Roost.
+const MOSQUITTO_DIRECTIVES: &[&str] = &[
+    "listener",
+    "port",
+    "bind_address",
+    "allow_anonymous",
+    "password_file",
+    "acl_file",
+    "persistence",
+    "persistence_location",
+    "persistence_file",
+    "log_dest",
+    "log_type",
+    "cafile",
+    "certfile",
+    "keyfile",
+    "require_certificate",
+    "max_connections",
+    "per_listener_settings",
+    "protocol",
+    "include_dir",
+    "pid_file",
+    "user",
+    "socket_domain",
+    "max_inflight_messages",
+    "max_queued_messages",
+    "message_size_limit",
+    "autosave_interval",
+    "connection",
+    "address",
+];
+
+/// A second line for a TOML error that has a likely cause: a mosquitto.conf
+/// given to `-c`, or an unquoted string value (`bind = 127.0.0.1:1883`).
+fn hint(text: &str, error: &toml::de::Error) -> String {
+    let mosquitto = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .take(20)
+        .any(|line| {
+            let mut words = line.split_whitespace();
+            let first = words.next().unwrap_or("");
+            let second = words.next().unwrap_or("");
+            MOSQUITTO_DIRECTIVES.contains(&first) && !second.is_empty() && second != "="
+        });
+    if mosquitto {
+        return "\n  this looks like a mosquitto.conf: Roost reads TOML; \
+                docs/coming-from-mosquitto.md maps each directive to its Roost setting"
+            .into();
+    }
+    if let Some(suggestion) = did_you_mean(error.message()) {
+        return suggestion;
+    }
+    let Some(span) = error.span() else {
+        return String::new();
+    };
+    let line_start = text[..span.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    if let Some((key, value)) = line.split_once('=') {
+        let value = value.trim();
+        let quoted = value.starts_with(['"', '\'', '[', '{']);
+        let literal =
+            value.parse::<f64>().is_ok() || matches!(value, "true" | "false") || value.is_empty();
+        if !quoted && !literal {
+            return format!(
+                "\n  strings are quoted in TOML: {} = \"{value}\"",
+                key.trim()
+            );
+        }
+    }
+    String::new()
+}
+
+/// For serde's "unknown field `max_inflght`, expected one of `a`, `b`":
+/// the known field closest to the typo, when it is a near miss.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (typo, rest) = rest.split_once('`')?;
+    let known = rest.split('`').skip(1).step_by(2);
+    let (distance, best) = known
+        .map(|field| (edit_distance(typo, field), field))
+        .min_by_key(|(distance, _)| *distance)?;
+    (distance <= 2 && distance < typo.len()).then(|| format!("\n  did you mean `{best}`?"))
+}
+
+/// Levenshtein distance, for short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_gets_the_closest_known_one() {
+        let message =
+            "unknown field `max_inflght`, expected one of `receive_maximum`, `max_inflight`";
+        assert_eq!(
+            did_you_mean(message).as_deref(),
+            Some("\n  did you mean `max_inflight`?")
+        );
+        assert_eq!(
+            did_you_mean("unknown field `zzz`, expected `max_inflight`"),
+            None
+        );
     }
 }

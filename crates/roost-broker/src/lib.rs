@@ -24,6 +24,7 @@
 
 mod broker;
 pub mod builtin_auth;
+pub mod check;
 mod clients;
 pub mod config;
 mod core;

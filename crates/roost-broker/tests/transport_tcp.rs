@@ -88,9 +88,14 @@ fn options_that_do_not_fit_the_kind_are_config_errors() {
             "kind = \"tls\"\ntls = { cert_file = \"a\", key_file = \"b\", verify_peer = true }",
             "ca_file",
         ),
+        // Host names are resolved ("localhost:1883" works); this is none.
         (
-            "kind = \"tcp\"\nbind = \"localhost:1883\"",
-            "not an address",
+            "kind = \"tcp\"\nbind = \"local host:1883\"",
+            "not an IP address or host name",
+        ),
+        (
+            "kind = \"tcp\"\nbind = \"localhost:http\"",
+            "is not a port number",
         ),
         (
             "kind = \"unix\"\nbind = \"/tmp/x.sock\"\ndefer_accept = true",

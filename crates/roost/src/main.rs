@@ -1,7 +1,8 @@
 //! `roost`: the Roost MQTT broker server.
 //!
 //! With no arguments it listens on 127.0.0.1:1883 and accepts anonymous
-//! clients (loopback only, like Mosquitto 2). `-p` changes that port, `-c`
+//! clients (loopback only, like Mosquitto 2). `-p` changes the port of the
+//! first listener (that one, or the config file's first), `-c`
 //! reads a TOML configuration file, `ROOST_<SECTION>__<KEY>` variables
 //! override single keys. Sessions, subscriptions, queued and retained
 //! messages are kept on disk under `./roost-data` (`--data-dir`, or
@@ -10,6 +11,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod logging;
+mod passwd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use roost_broker::config::{Config, ListenerConfig, LogFormat};
@@ -26,18 +30,31 @@ static GLOBAL: roost_alloc::Mimalloc = roost_alloc::Mimalloc;
 
 /// Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker.
 #[derive(Debug, Parser)]
-#[command(name = "roost", version, about)]
+#[command(
+    name = "roost",
+    version,
+    about = "Roost, an MQTT 5.0 / 3.1.1 / 3.1 broker",
+    after_help = "With no options: 127.0.0.1:1883, anonymous clients allowed, state in ./roost-data.\n\
+                  Settings: roost.example.toml and docs/configuration.md; from Mosquitto: \
+                  docs/coming-from-mosquitto.md; from EMQX: docs/coming-from-emqx.md."
+)]
 struct Cli {
-    /// Port of the default loopback listener (0 picks a free port). Ignored when the
-    /// config file defines listeners, unless no listener is configured.
+    /// Port of the first listener: the default loopback one, or the first
+    /// `[[listeners]]` of the config file, whose port it replaces (0 picks a
+    /// free port). The other listeners keep theirs.
     #[arg(short = 'p', long = "port")]
     port: Option<u16>,
-    /// TOML configuration file.
+    /// TOML configuration file (`roost.example.toml` shows the common settings).
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
-    /// Log filter (overrides the config; RUST_LOG overrides both), e.g. `debug`.
+    /// Log filter, overriding `[log] level` (RUST_LOG overrides both): one of
+    /// error, warn, info, debug, trace, off, optionally per target
+    /// (`info,roost::client=warn`).
     #[arg(long = "log-level")]
     log_level: Option<String>,
+    /// Verbose: debug lines of the broker itself (not of the storage engine).
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
     /// Log as JSON lines.
     #[arg(long = "log-json")]
     log_json: bool,
@@ -83,27 +100,16 @@ enum DurabilityArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a configuration file and exit.
+    /// Check a configuration file as a start would (certificates, password,
+    /// ACL and ban files, log filter) without binding ports, and exit: 0 when
+    /// it can start, 2 with every problem found otherwise.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
     },
-    /// Create, update or delete a user in a Mosquitto-compatible password file.
-    Passwd {
-        /// The password file (created when missing).
-        file: PathBuf,
-        /// The user name.
-        user: String,
-        /// The password; read from standard input when absent.
-        #[arg(short = 'b', long = "password")]
-        password: Option<String>,
-        /// Delete the user instead.
-        #[arg(short = 'D', long = "delete")]
-        delete: bool,
-        /// Hash with argon2id instead of PBKDF2-SHA512 (`$7$`, Mosquitto's default).
-        #[arg(long = "argon2")]
-        argon2: bool,
-    },
+    /// Create, update or delete users of a Mosquitto password file, with
+    /// mosquitto_passwd's arguments.
+    Passwd(passwd::PasswdArgs),
     /// Load generator: `conn`, `sub`, `pub` (emqtt-bench flags) and `pubsub`
     /// (end-to-end latency, loss, duplicates, reordering).
     Bench(Box<roost_bench::BenchArgs>),
@@ -111,36 +117,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Passwd {
-        file,
-        user,
-        password,
-        delete,
-        argon2,
-    }) = &cli.command
-    {
-        return passwd(file, user, password.as_deref(), *delete, *argon2);
-    }
-    if let Some(Command::Bench(args)) = cli.command {
-        return match roost_bench::run(*args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("roost bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match Config::load(Some(file), std::env::vars()) {
-            Ok(_) => {
-                println!("{}: OK", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("roost: {e}");
-                ExitCode::from(2)
-            }
-        };
+    match cli.command {
+        Some(Command::Passwd(ref args)) => return passwd::run(args),
+        Some(Command::Bench(args)) => {
+            return match roost_bench::run(*args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("roost bench: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::CheckConfig { ref file }) => return check_config(file),
+        None => {}
     }
     let mut config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
@@ -157,15 +146,85 @@ fn main() -> ExitCode {
         }
     }
     apply_store_flags(&mut config, &cli);
-    init_logging(&config, cli.log_level.as_deref(), cli.log_json);
+    if let Err(e) = config.validate() {
+        eprintln!("roost: {e}");
+        return ExitCode::from(2);
+    }
+    let filter = match log_filter(&config, cli.log_level.as_deref(), cli.verbose) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("roost: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = cli.log_json || config.log.format == LogFormat::Json;
+    let _log = logging::init(filter, json);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        "roost starting"
+    );
+    match &cli.config {
+        Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file (-c): built-in defaults"),
+    }
     let runtime = match runtime_builder(available_cpus()).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("roost: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// The log filter in force: RUST_LOG, else `--log-level`, else `[log] level`.
+/// An invalid one is an error naming the valid levels, never silence.
+fn log_filter(
+    config: &Config,
+    level: Option<&str>,
+    verbose: bool,
+) -> Result<tracing_subscriber::EnvFilter, String> {
+    if let Ok(env) = std::env::var("RUST_LOG")
+        && !env.trim().is_empty()
+    {
+        return logging::filter(&env, verbose).map_err(|e| format!("RUST_LOG: {e}"));
+    }
+    match level {
+        Some(level) => logging::filter(level, verbose).map_err(|e| format!("--log-level: {e}")),
+        None => {
+            logging::filter(&config.log.level, verbose).map_err(|e| format!("[log] level: {e}"))
+        }
+    }
+}
+
+/// `roost check-config FILE`: everything a start would load, no port bound.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let config = match Config::load(Some(file), std::env::vars()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("roost: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut problems = roost_broker::check::check(&config);
+    if let Err(e) = logging::filter(&config.log.level, false) {
+        problems.push(format!("log.level: {e}"));
+    }
+    if problems.is_empty() {
+        println!("{}: OK", file.display());
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "roost: {}: {} problem{}",
+        file.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        eprintln!("  - {problem}");
+    }
+    ExitCode::from(2)
 }
 
 /// CPUs this process may run on (its affinity mask, e.g. under `taskset`).
@@ -236,20 +295,39 @@ async fn serve(config: Config) -> ExitCode {
     let broker = match builder.bind().await {
         Ok(broker) => broker,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!("{e}{}", bind_hint(&e));
             return ExitCode::FAILURE;
         }
     };
     let handle = broker.handle();
     tokio::spawn(async move {
-        signals.wait().await;
-        tracing::info!("shutting down");
+        let signal = signals.wait().await;
+        // Shut down first, log second: whatever happens to the log (a closed
+        // stderr), the signal has done its job.
         handle.shutdown();
+        tracing::info!("{signal}: shutting down");
     });
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(broker.handle()));
     broker.run().await;
     ExitCode::SUCCESS
+}
+
+/// What to do about a listener that cannot bind, for the two causes a new
+/// user meets: another broker on the port, a privileged port.
+fn bind_hint(error: &roost_broker::BrokerError) -> &'static str {
+    match error {
+        roost_broker::BrokerError::Bind { source, .. } => match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (another broker, e.g. mosquitto, may hold the port: stop it or pick another with -p)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            }
+            _ => "",
+        },
+        _ => "",
+    }
 }
 
 /// SIGHUP reloads what can change live: the TLS certificates of every listener
@@ -261,58 +339,16 @@ async fn reload_on_sighup(handle: roost_broker::BrokerHandle) {
         return;
     };
     while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading TLS certificates and auth files");
         match handle.reload_tls() {
+            Ok(0) => {}
             Ok(reloaded) => {
                 tracing::info!(listeners = reloaded, "SIGHUP: TLS certificates reloaded")
             }
             Err(e) => tracing::warn!("SIGHUP: {e}"),
         }
+        // Each built-in logs its own outcome (`reloaded` / `reload failed`).
         let _ = handle.reload_auth();
-    }
-}
-
-/// `roost passwd`: edits a password file like `mosquitto_passwd`.
-fn passwd(
-    file: &std::path::Path,
-    user: &str,
-    password: Option<&str>,
-    delete: bool,
-    argon2: bool,
-) -> ExitCode {
-    use roost_auth::password::{HashKind, delete_user, set_password};
-    let result = if delete {
-        delete_user(file, user).map(|found| {
-            if !found {
-                eprintln!("roost passwd: {user} is not in {}", file.display());
-            }
-        })
-    } else {
-        let password = match password {
-            Some(p) => p.to_string(),
-            None => {
-                let mut line = String::new();
-                if std::io::stdin().read_line(&mut line).is_err()
-                    || line.trim_end_matches(['\r', '\n']).is_empty()
-                {
-                    eprintln!("roost passwd: give the password with -b or on standard input");
-                    return ExitCode::from(2);
-                }
-                line.trim_end_matches(['\r', '\n']).to_string()
-            }
-        };
-        let kind = if argon2 {
-            HashKind::Argon2id
-        } else {
-            HashKind::Pbkdf2Sha512
-        };
-        set_password(file, user, &password, kind)
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("roost passwd: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 
@@ -337,41 +373,17 @@ impl Signals {
         }
     }
 
-    async fn wait(self) {
+    /// Waits for one; returns its name.
+    async fn wait(self) -> &'static str {
         #[cfg(unix)]
         if let Some(mut term) = self.term {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
+            return tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            };
         }
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn init_logging(config: &Config, level: Option<&str>, json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = level.unwrap_or(&config.log.level);
-    // The disk store's engine logs every table it writes at info: keep it to
-    // warnings unless the filter names it.
-    let default = if default.contains("fjall") || default.contains("lsm_tree") {
-        default.to_string()
-    } else {
-        format!("{default},fjall=warn,lsm_tree=warn")
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&default))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if json || config.log.format == LogFormat::Json {
-        builder.json().init();
-    } else {
-        builder.init();
+        "SIGINT"
     }
 }
 

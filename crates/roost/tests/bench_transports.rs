@@ -205,6 +205,69 @@ fn a_conn_run_whose_clients_all_fail_reports_instead_of_holding_forever() {
             roost_testkit::TIMEOUT
         );
     };
-    let report: Value = serde_json::from_slice(&output.unwrap().stdout).expect("a JSON report");
+    let output = output.unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
     assert_eq!(connected(&report), (0, 2));
+    assert!(
+        !output.status.success(),
+        "a run in which no client connected exits with an error status"
+    );
+}
+
+#[test]
+fn cacertfile_trusts_a_plain_openssl_self_signed_certificate_as_mosquitto_sub_does() {
+    let pki = Pki::new();
+    pki.self_signed("selfsigned");
+    let toml = format!(
+        "[[listeners]]\nkind = \"tcp\"\nbind = \"127.0.0.1:0\"\n\
+         [[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:0\"\n\
+         [listeners.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.path("selfsigned.crt"),
+        pki.path("selfsigned.key"),
+    );
+    let broker = BrokerProcess::builder(env!("CARGO_BIN_EXE_roost"))
+        .config_toml(toml)
+        .start()
+        .expect("start roost");
+    let port = common::listener_port(&broker, "mqtts").to_string();
+    let ca = pki.path("selfsigned.crt");
+    let args = [
+        "conn",
+        "-c",
+        "2",
+        "-i",
+        "0",
+        "--duration",
+        "1",
+        "-p",
+        &port,
+        "-S",
+        "--cacertfile",
+        &ca,
+        "--sni",
+        "localhost",
+    ];
+    let (report, ok) = run_bench(&args);
+    assert!(ok, "{report}");
+    assert_eq!(connected(&report), (2, 0), "{report}");
+    // Another certificate in the CA file still fails: trust is not blanket.
+    let other = pki.path("ca.crt");
+    let args = [
+        "conn",
+        "-c",
+        "1",
+        "-i",
+        "0",
+        "--duration",
+        "1",
+        "-p",
+        &port,
+        "-S",
+        "--cacertfile",
+        &other,
+        "--sni",
+        "localhost",
+    ];
+    let (report, _) = run_bench(&args);
+    assert_eq!(connected(&report), (0, 1), "{report}");
 }

@@ -120,3 +120,92 @@ async fn raw_publish_reaches_raw_subscriber() {
         .await
         .unwrap();
 }
+
+/// `roost 2>&1 | head -1`, then SIGTERM: the log writes after `head` left
+/// fail with EPIPE, and the broker must still shut down (issue 19, bug 1).
+#[test]
+fn sigterm_shuts_down_after_the_stderr_reader_exited() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    // A Unix-socket listener: its file appears once the broker has bound,
+    // which is after it installed its signal handlers, and is an event the
+    // test can wait for without reading the broker's (closed) stderr.
+    let dir = std::env::temp_dir().join(unique_id("roost-epipe"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("mqtt.sock");
+    let config = dir.join("roost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listeners]]\nkind = \"unix\"\nbind = \"{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let mut head = Command::new("head")
+        .arg("-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run head");
+    let pipe = head.stdin.take().unwrap();
+    let mut broker = Command::new(env!("CARGO_BIN_EXE_roost"))
+        .args(["--store", "memory", "-v", "-c"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pipe))
+        .spawn()
+        .expect("run roost");
+    // `head` exits after the first line: from then on stderr is a broken pipe.
+    let first = head.wait_with_output().expect("head");
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("roost starting"),
+        "first line: {:?}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(broker.try_wait().unwrap().is_none(), "roost exited early");
+        assert!(Instant::now() < deadline, "roost did not bind its socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = rustix::process::Pid::from_child(&broker);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = broker.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = broker.kill();
+            panic!("roost still runs 10 s after SIGTERM with its stderr closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// `-p` replaces the port of the config file's first listener and leaves
+/// the others alone (issue 19, bug 6): port 1 here would not bind, so the
+/// start itself shows it was replaced.
+#[tokio::test]
+async fn dash_p_replaces_the_first_configured_listeners_port_only() {
+    let broker = BrokerProcess::builder(env!("CARGO_BIN_EXE_roost"))
+        .config_toml(
+            "[[listeners]]\nbind = \"127.0.0.1:1\"\n\
+             [[listeners]]\nkind = \"ws\"\nbind = \"127.0.0.1:0\"\n",
+        )
+        .start()
+        .expect("start roost with -p 0 over a listener on port 1");
+    assert_ne!(broker.addr().port(), 1);
+    let log = broker.log();
+    assert!(log.contains("listening on ws://127.0.0.1:"), "{log}");
+    let (_client, ack) = RawClient::connect_v5(broker.addr(), &unique_id("dash-p"))
+        .await
+        .unwrap();
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+}

@@ -27,6 +27,9 @@ pub enum HashKind {
     Pbkdf2Sha512,
     /// `$argon2id$...` PHC string (Mosquitto 2.1 built with libargon2).
     Argon2id,
+    /// `$6$`: one SHA-512 round over password and salt (`mosquitto_passwd -H
+    /// sha512`, Mosquitto 1.x's format). Weak; for brokers that need it.
+    Sha512,
 }
 
 /// One stored password hash. `Debug` does not print the hash.
@@ -133,6 +136,16 @@ impl PasswordHash {
                 let mut salt = vec![0u8; DEFAULT_SALT_LEN];
                 rand::fill(salt.as_mut_slice());
                 Ok(Self::pbkdf2(password, salt, DEFAULT_PBKDF2_ITERATIONS))
+            }
+            HashKind::Sha512 => {
+                let mut salt = vec![0u8; DEFAULT_SALT_LEN];
+                rand::fill(salt.as_mut_slice());
+                let mut d = Sha512::new();
+                d.update(password);
+                d.update(&salt);
+                let mut hash = [0u8; HASH_LEN];
+                hash.copy_from_slice(d.finalize().as_slice());
+                Ok(Self::Sha512 { salt, hash })
             }
             HashKind::Argon2id => {
                 let mut salt = [0u8; 16];

@@ -36,6 +36,17 @@ pub(crate) struct Attached {
     pub(crate) grant: Grant,
 }
 
+/// What the CONNECT said, for the operator's connect and refusal log lines
+/// (filled as soon as CONNECT decodes; the password is never kept).
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) client_id: Option<ByteString>,
+    pub(crate) username: Option<ByteString>,
+    pub(crate) version: Option<ProtocolVersion>,
+    pub(crate) clean_start: bool,
+    pub(crate) keep_alive: u16,
+}
+
 /// Why the CONNECT phase ended without a session.
 pub(crate) enum Refused {
     /// Socket closed, timed out or sent garbage; nothing more to send.
@@ -160,6 +171,7 @@ pub(crate) async fn handshake<R, W>(
     reader: &mut R,
     writer: &mut W,
     rbuf: &mut BytesMut,
+    seen: &mut Seen,
 ) -> Result<Attached, Refused>
 where
     R: AsyncRead + Unpin,
@@ -193,6 +205,13 @@ where
         Ok(Ok(_)) => return Err(Refused::Silent("first packet is not CONNECT")),
     };
     let version = connect.protocol;
+    *seen = Seen {
+        client_id: Some(ByteString::from(&*connect.client_id)),
+        username: connect.username.as_deref().map(ByteString::from),
+        version: Some(version),
+        clean_start: connect.clean_start,
+        keep_alive: connect.keep_alive,
+    };
     // A client certificate's identity may stand in for the user name / client id.
     let certified = match crate::transport::apply_identity(listener, info, &mut connect) {
         Ok(certified) => certified,
@@ -271,7 +290,7 @@ where
             match core.ext.authenticate(&request).await {
                 AuthResult::Accept(grant) => (None, grant),
                 AuthResult::Refuse(reason) => {
-                    tracing::info!(%peer, %client_id, %reason, "authentication refused");
+                    tracing::debug!(%peer, %client_id, %reason, "authentication refused");
                     refuse(writer, version, reason).await;
                     return Err(Refused::ConnAck(reason));
                 }

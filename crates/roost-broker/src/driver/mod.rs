@@ -16,6 +16,7 @@ pub(crate) mod hibernate;
 mod inbound;
 mod io;
 mod linger;
+mod oplog;
 mod run;
 
 use std::future::Future;
@@ -80,14 +81,24 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::new();
     let peer = info.peer;
-    match connect::handshake(&core, &listener, &info, &mut reader, &mut writer, &mut rbuf).await {
+    let mut seen = connect::Seen::default();
+    let handshake = connect::handshake(
+        &core,
+        &listener,
+        &info,
+        &mut reader,
+        &mut writer,
+        &mut rbuf,
+        &mut seen,
+    );
+    match handshake.await {
         Ok(attached) => {
-            tracing::debug!(%peer, client_id = %attached.session.client_id(), "client connected");
+            oplog::connected(&attached.client, &seen);
             Some((Box::new(attached), reader.unsplit(writer), rbuf))
         }
         Err(refused) => {
             Metrics::inc(&core.metrics.connections_refused);
-            tracing::debug!(%peer, %refused, "connection refused");
+            oplog::refused(peer, &listener, &seen, &refused);
             // A refusing CONNACK went out: let the client read it before the
             // socket goes (see `linger.rs`). Not at shutdown: the process is
             // going away, and its wait for connections to end is bounded.

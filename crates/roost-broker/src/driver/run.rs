@@ -456,6 +456,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
     } = conn;
     core.sync_session_drops(&slot, &mut drops_seen, &session);
     crate::persist::flush_events(core, &mut session).await;
+    super::oplog::disconnected(&client, &ending);
     core.ext
         .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
     Box::pin(finish(

@@ -289,13 +289,44 @@ fn parse_bind(kind: ListenerKind, bind: Option<&str>) -> Result<ListenAddr, Stri
         return Ok(ListenAddr::Inet(addr));
     }
     let bare = text.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<IpAddr>() {
-        Ok(ip) => Ok(ListenAddr::Inet(SocketAddr::new(ip, kind.default_port()))),
-        Err(_) => Err(format!(
-            "`bind = \"{text}\"` is not an address like \"0.0.0.0:{}\"",
-            kind.default_port()
-        )),
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ListenAddr::Inet(SocketAddr::new(ip, kind.default_port())));
     }
+    resolve(text, kind.default_port())
+}
+
+/// A host name, with or without a port (`localhost:1883`, `broker.lan`),
+/// resolved once when the file is read, as Mosquitto's `listener PORT HOST`
+/// does: the first address the resolver gives.
+fn resolve(text: &str, default_port: u16) -> Result<ListenAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| {
+        format!(
+            "`bind = \"{text}\"`: {why} (write an address like \"0.0.0.0:{default_port}\" or a host name like \"localhost:{default_port}\")"
+        )
+    };
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| bad(format!("`{port}` is not a port number")))?,
+        ),
+        _ => (text, default_port),
+    };
+    let valid_name = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !valid_name {
+        return Err(bad("not an IP address or host name".into()));
+    }
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve `{host}`: {e}")))?;
+    addrs
+        .next()
+        .map(ListenAddr::Inet)
+        .ok_or_else(|| bad(format!("`{host}` resolves to no address")))
 }
 
 /// Which part of a client certificate's subject names the client.

@@ -55,7 +55,8 @@ impl TlsReloader {
         quic: bool,
     ) -> Result<Arc<Self>, TlsError> {
         let loaded = fingerprint(&config.files());
-        let current = server_config(config, quic).map_err(|e| TlsError(format!("{name}: {e}")))?;
+        // The caller's error names the listener already (`listener mqtts://…: …`).
+        let current = server_config(config, quic)?;
         Ok(Arc::new(Self {
             name,
             config: config.clone(),

@@ -77,6 +77,24 @@ impl Pki {
         pki
     }
 
+    /// `<name>.crt` and `<name>.key`: a certificate made the plain way,
+    /// `openssl req -x509 -subj /CN=localhost`, which OpenSSL's default
+    /// configuration marks as a CA (basicConstraints CA:TRUE).
+    pub fn self_signed(&self, name: &str) {
+        let (key, crt) = (
+            self.path(&format!("{name}.key")),
+            self.path(&format!("{name}.crt")),
+        );
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                NEW_P256_KEY,
+                &[&key, "-out", &crt, "-subj", "/CN=localhost", "-days", "2"],
+            ]
+            .concat(),
+        );
+    }
+
     pub fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
