@@ -56,8 +56,11 @@ def unique(prefix: str) -> str:
 class BrokerProcess:
     """A `roost -p 0` child process; stderr is kept for failure reports."""
 
-    def __init__(self, *extra_args: str, expect: tuple[str, ...] = ("mqtt",)):
-        """`expect`: the listener schemes to wait for (e.g. ("mqtt", "wss") with `-c FILE`)."""
+    def __init__(self, *extra_args: str, expect: tuple[str, ...] = ("mqtt",),
+                 startup_timeout: float = STARTUP_TIMEOUT):
+        """`expect`: the listener schemes to wait for (e.g. ("mqtt", "wss") with `-c FILE`);
+        `startup_timeout`: how long to wait for them (longer where the start itself waits,
+        e.g. for the Redis prefix lease a killed broker left)."""
         binary = roost_binary()
         if not binary.exists():
             raise FileNotFoundError(f"roost binary not found at {binary}: run `cargo build -p roost` or set ROOST_BIN")
@@ -88,10 +91,10 @@ class BrokerProcess:
         )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        if not self._ready.wait(STARTUP_TIMEOUT) or not self.expect <= self.listeners.keys():
+        if not self._ready.wait(startup_timeout) or not self.expect <= self.listeners.keys():
             self.stop()
             raise RuntimeError(
-                f"roost did not log 'listening on' {sorted(self.expect)} within {STARTUP_TIMEOUT}s "
+                f"roost did not log 'listening on' {sorted(self.expect)} within {startup_timeout}s "
                 f"(exit code {self.process.returncode}); stderr:\n{self.log()}"
             )
 

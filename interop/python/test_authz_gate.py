@@ -21,7 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from roost_interop import REPO_ROOT, TIMEOUT, V5, V311, BrokerProcess, Client, unique
+from roost_interop import REPO_ROOT, STARTUP_TIMEOUT, TIMEOUT, V5, V311, BrokerProcess, Client, unique
 
 ACL = """\
 allow all all users/%u/#
@@ -223,7 +223,9 @@ def test_a_restored_session_is_resumed_only_by_its_owner(tmp_path, request, stor
             broker.process.kill()
             broker.process.wait(TIMEOUT)
             broker.stop()
-    broker = BrokerProcess(*start)
+    # After SIGKILL the Redis prefix's lease (10 s) is still held by the dead
+    # broker: the new one waits for it to expire before it starts.
+    broker = BrokerProcess(*start, startup_timeout=STARTUP_TIMEOUT + 15)
     try:
         bob = subprocess.run(
             mosquitto("mosquitto_sub", broker, "mqttv5", "bob", "bob-pw", *session, "-t", "users/bob/x", "-v",
