@@ -614,6 +614,54 @@ async fn a_delivery_withheld_per_message_is_reported_dropped_for_the_subscriber(
     );
 }
 
+/// An authorizer that must wait (like the HTTP one) and allows everything.
+struct AsyncAllow;
+
+impl Authorizer for AsyncAllow {
+    fn name(&self) -> &str {
+        "async-allow"
+    }
+    fn authorize(&self, _client: &ClientInfo, _action: Action, _topic: &str) -> AclResult {
+        AclResult::Deny
+    }
+    fn authorize_async<'a>(
+        &'a self,
+        _client: &'a ClientInfo,
+        _action: Action,
+        _topic: &'a str,
+    ) -> Option<BoxFuture<'a, AclResult>> {
+        Some(ready(AclResult::Allow))
+    }
+}
+
+/// At delivery the routing path cannot wait: synchronous authorizers decide
+/// (the ACL file's deny withholds), and when none does, a skipped async
+/// authorizer (which allowed the filter at SUBSCRIBE) means "deliver",
+/// even with `acl_default = "deny"`.
+#[tokio::test]
+async fn at_delivery_a_sync_deny_withholds_and_a_skipped_async_authorizer_delivers() {
+    let acl = roost_auth::AclFile::from_text("test.acl", "deny all subscribe test/nosubscribe\n")
+        .unwrap();
+    let broker = common::start_built(
+        Broker::builder()
+            .config(common::config("[security]\nacl_default = \"deny\"\n"))
+            .authorizer(Arc::new(acl))
+            .authorizer(Arc::new(AsyncAllow)),
+    )
+    .await;
+    let mut sub = common::clients::open_v5(broker.addr, "asyncread").await;
+    // Refused as a whole by the ACL file; per message the file ignores it and
+    // the async authorizer, awaited on the filter, allows it.
+    common::clients::subscribed(&mut sub, "#", QoS::AtMostOnce).await;
+    for topic in ["test/nosubscribe", "x/y"] {
+        broker
+            .handle
+            .publish(topic, Bytes::from_static(b"x"), QoS::AtMostOnce, false);
+    }
+    assert_eq!(&*sub.recv_publish(T).await.unwrap().topic, "x/y");
+    assert_eq!(broker.handle.stats().deliveries_not_authorized, 1);
+}
+
 #[tokio::test]
 async fn hooks_that_opt_out_of_message_events_get_none() {
     let mut rec = start_recording("", false).await;
