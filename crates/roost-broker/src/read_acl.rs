@@ -26,11 +26,13 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, OnceLock};
 
+use bytestring::ByteString;
 use parking_lot::Mutex;
 use roost_codec::QoS;
 use roost_hooks::{ClientInfo, DropCause, Grant};
 use roost_router::topic_matches;
 use roost_session::Message;
+use roost_store::SessionOwner;
 
 use crate::config::{AclDefault, AclWildcards};
 use crate::core::Core;
@@ -107,6 +109,27 @@ impl Reader {
             claims: grant.subscribe_acl.clone().map(Vec::into_boxed_slice),
             cache: Mutex::new(None),
         }
+    }
+
+    /// The reader of a session restored from the store, until its client
+    /// reconnects: the stored user name and client id, no peer address
+    /// (`ip:` rules see `0.0.0.0`) and no credential claims. `None` when the
+    /// store recorded no owner (format 1): such a session's checked
+    /// deliveries are withheld.
+    pub(crate) fn restored(client_id: &ByteString, owner: &SessionOwner) -> Option<Self> {
+        let username = match owner {
+            SessionOwner::Unknown => return None,
+            SessionOwner::Anonymous => None,
+            SessionOwner::User(name) => Some(name.clone()),
+        };
+        let client = ClientInfo::new(
+            client_id.clone(),
+            username,
+            ([0, 0, 0, 0], 0).into(),
+            roost_codec::ProtocolVersion::V5,
+            roost_hooks::ListenerKind::Tcp,
+        );
+        Some(Self::new(Arc::new(client), &Grant::default()))
     }
 
     fn cached(&self, generation: u64, topic: TopicKey<'_>) -> Option<bool> {

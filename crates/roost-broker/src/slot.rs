@@ -85,11 +85,12 @@ pub(crate) struct SlotInner {
     pub(crate) handover: Option<oneshot::Sender<Handover>>,
     /// The last connection to claim this session: its user name (as
     /// authorized) owns it, and another user may not take the client id
-    /// over. `None` until one attaches (e.g. a session restored from a
-    /// store). Its identity (the link's `client`) and the part of its grant
-    /// that restricts reading are also who the checks at delivery ask about
-    /// (`acl_wildcards = "per_message"`, [`crate::read_acl`]). One pointer
-    /// (a user name kept here cost every slot 40 B).
+    /// over. For a session restored from the store, a reader built from the
+    /// stored owner (`read_acl::Reader::restored`; `None` for a format-1
+    /// store) until a client attaches. Its identity and the part of its
+    /// grant that restricts reading are also who the checks at delivery ask
+    /// about (`acl_wildcards = "per_message"`, [`crate::read_acl`]). One
+    /// pointer (a user name kept here cost every slot 40 B).
     pub(crate) owner: Option<Arc<crate::read_acl::Reader>>,
     /// What the session store holds for this client id.
     pub(crate) store: crate::persist::SlotStore,

@@ -258,3 +258,62 @@ async fn credential_claims_are_applied_per_message_to_a_wider_wildcard() {
     );
     assert_eq!(broker.handle.stats().deliveries_not_authorized, 1);
 }
+
+/// Starts a broker on a disk store in `dir` with the per-message ACL.
+async fn start_on_disk(
+    dir: &Path,
+) -> (
+    std::net::SocketAddr,
+    roost_broker::BrokerHandle,
+    tokio::task::JoinHandle<()>,
+) {
+    let acl = roost_auth::AclFile::from_text("test.acl", ACL).unwrap();
+    let broker = roost_broker::Broker::builder()
+        .config(common::config(""))
+        .store(roost_broker::StoreConfig::disk(dir))
+        .authorizer(std::sync::Arc::new(acl))
+        .bind()
+        .await
+        .unwrap();
+    let addr = broker.local_addrs()[0];
+    let handle = broker.handle();
+    (addr, handle, tokio::spawn(broker.run()))
+}
+
+/// After a restart, a restored session's wildcard subscription is checked
+/// with the owner the store recorded: the allowed message is queued for it,
+/// the denied one is not.
+#[tokio::test]
+async fn a_restored_session_is_checked_for_its_stored_owner_before_its_client_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = unique_id("restored");
+    let mut persistent = connect(ProtocolVersion::V5, &id);
+    persistent.clean_start = false;
+    persistent.properties.session_expiry_interval = Some(600);
+
+    let (addr, handle, task) = start_on_disk(dir.path()).await;
+    let mut c = open_with(addr, persistent.clone()).await;
+    subscribed(&mut c, "test/+", QoS::AtLeastOnce).await;
+    c.drop_connection().await.unwrap();
+    common::wait_until("the broker saw the close", T, || {
+        handle.stats().connections_current == 0
+    })
+    .await;
+    handle.shutdown();
+    tokio::time::timeout(T * 3, task).await.unwrap().unwrap();
+
+    let (addr, handle, task) = start_on_disk(dir.path()).await;
+    emit_to(&handle, DENIED);
+    emit_to(&handle, "test/ok");
+    emit_to(&handle, "test/marker");
+    let mut c = open_with(addr, persistent).await;
+    assert_eq!(topics_until(&mut c, "test/marker").await, ["test/ok"]);
+    assert_eq!(handle.stats().deliveries_not_authorized, 1);
+    drop(c);
+    handle.shutdown();
+    tokio::time::timeout(T * 3, task).await.unwrap().unwrap();
+}
+
+fn emit_to(handle: &roost_broker::BrokerHandle, topic: &str) {
+    handle.publish(topic, Bytes::from_static(b"x"), QoS::AtLeastOnce, false);
+}

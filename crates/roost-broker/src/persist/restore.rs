@@ -167,6 +167,10 @@ fn restore_session(
         }
         .into();
         inner.parked = Some(parked);
+        // Who the restored subscriptions' deliveries are checked for until
+        // the client comes back (acl_wildcards = "per_message").
+        inner.owner =
+            crate::read_acl::Reader::restored(&snap.client_id, &snap.record.owner).map(Arc::new);
         inner.generation
     };
     core.sessions.insert(Arc::clone(&slot));
