@@ -118,13 +118,7 @@ impl PasswordFile {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, FileError> {
         let path = path.as_ref().to_path_buf();
         let entries = parse_file(&path)?;
-        Ok(Self {
-            path,
-            entries: ArcSwap::from_pointee(entries),
-            unknown_user: UnknownUser::Refuse,
-            reloading: Mutex::new(()),
-            expensive: ExpensiveChecks::new(),
-        })
+        Ok(Self::with_entries(path, entries))
     }
 
     /// Builds a password file from its text (for embedding, tests and
@@ -132,13 +126,18 @@ impl PasswordFile {
     pub fn from_text(origin: &str, text: &str) -> Result<Self, FileError> {
         let path = PathBuf::from(origin);
         let entries = parse_text(&path, text)?;
-        Ok(Self {
+        Ok(Self::with_entries(path, entries))
+    }
+
+    /// A password file of `entries` read from `path`; unknown users are refused.
+    fn with_entries(path: PathBuf, entries: HashMap<String, PasswordHash>) -> Self {
+        Self {
             path,
             entries: ArcSwap::from_pointee(entries),
             unknown_user: UnknownUser::Refuse,
             reloading: Mutex::new(()),
             expensive: ExpensiveChecks::new(),
-        })
+        }
     }
 
     /// The user names listed, in no particular order.

@@ -69,6 +69,8 @@ impl Lease {
                     prefix: config.key_prefix.clone(),
                 });
             }
+            // Polls until the holder's lease expires or the deadline: Redis
+            // has no blocking "wait until this key is gone".
             std::thread::sleep(Duration::from_millis(100));
         }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
