@@ -12,44 +12,15 @@ use roost_session::Message;
 
 use roost_hooks::{Authenticator, Authorizer, EnhancedAuthenticator, Hooks};
 
-use crate::config::{Config, ListenAddr};
+use crate::config::Config;
 use crate::core::Core;
+use crate::error::BrokerError;
 use crate::extensions::{Extensions, PanicPolicy};
+use crate::link::Control;
 use crate::listener::{BoundAddress, BoundListener};
 use crate::metrics::Stats;
 use crate::retained::{RetainedError, RetainedMessage, RetainedPage};
-use crate::slot::Control;
 use crate::transport::{Reloadable, TlsReloadError};
-
-/// Errors starting a broker.
-#[derive(Debug, thiserror::Error)]
-pub enum BrokerError {
-    /// A listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The configured address or socket path.
-        addr: ListenAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A listener's transport cannot be set up (certificate files, TLS
-    /// options, a transport left out of the build).
-    #[error("listener {listener}: {message}")]
-    Listener {
-        /// `scheme://address` as configured.
-        listener: String,
-        /// What is wrong, naming the file or option.
-        message: String,
-    },
-    /// A built-in authenticator or authorizer (`[auth]`) cannot be set up.
-    #[error("{0}")]
-    Auth(String),
-    /// The session store (`[store]`) cannot be opened or restored: the data
-    /// directory is locked, unreadable or of an unknown format, or Redis is
-    /// unreachable. The message names the key and the directory or URL.
-    #[error("{0}")]
-    Store(String),
-}
 
 /// Builds a broker.
 #[derive(Default)]
@@ -102,7 +73,7 @@ impl BrokerBuilder {
     /// Where persistent state is kept (`[store]`; default memory: nothing
     /// outlives the process). With disk or Redis, sessions, subscriptions,
     /// queued messages, retained messages and wills survive a restart.
-    pub fn store(mut self, store: crate::persist::StoreConfig) -> Self {
+    pub fn store(mut self, store: crate::config::StoreConfig) -> Self {
         self.config.store = store;
         self
     }
@@ -220,7 +191,7 @@ impl Broker {
         for listener in self.listeners {
             tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
         }
-        self.core.start_dormitory();
+        crate::driver::start_dormitory(&self.core);
         // Ends by itself at shutdown.
         let core = Arc::clone(&self.core);
         tokio::spawn(async move { core.retained.sweep_until(core.shutdown.subscribe()).await });

@@ -10,17 +10,18 @@ use parking_lot::RwLock;
 use roost_codec::topic::parse_shared;
 use roost_codec::{QoS, ReasonCode};
 use roost_router::{Router, SharedStrategy, Target};
-use roost_session::{Delivery, EnqueueOutcome, Message, Session, SessionConfig, SessionState};
+use roost_session::{Delivery, Message, Session, SessionConfig, SessionState};
 use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use crate::config::{Config, SharedStrategyConfig};
-use crate::driver::hibernate::Dormitory;
 use crate::extensions::Extensions;
+use crate::hibernate::Dormitory;
+use crate::link::Control;
 use crate::metrics::Metrics;
 use crate::read_acl::TopicKey;
 use crate::retained::RetainedStore;
-use crate::slot::{Control, Handover, Parked, Pushed, SessionKey, SessionSlot};
+use crate::slot::{Handover, Parked, Pushed, SessionKey, SessionSlot};
 use roost_hooks::DropCause;
 
 /// Everything connections share.
@@ -108,13 +109,6 @@ impl Core {
     /// The dormitory, while it takes hibernating connections.
     pub(crate) fn dormitory(&self) -> Option<&Arc<Dormitory>> {
         self.dormitory.as_ref().filter(|d| d.is_running())
-    }
-
-    /// Starts watching hibernating connections (a task that ends with the runtime).
-    pub(crate) fn start_dormitory(self: &Arc<Self>) {
-        if let Some(dormitory) = &self.dormitory {
-            tokio::spawn(Arc::clone(dormitory).watch(Arc::clone(self)));
-        }
     }
 
     /// Routes one application message: updates the retained store when RETAIN
@@ -438,12 +432,7 @@ impl Core {
             return;
         }
         let backlog = inner.outbox.take();
-        for d in backlog {
-            if crate::driver::enqueue_offline(self, &mut state, d, now) != EnqueueOutcome::Queued {
-                Metrics::inc(&self.metrics.messages_dropped);
-                slot.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.requeue_offline(slot, &mut state, backlog, now);
         let will = will.take_will(expires_at, now);
         let stored = self.persist.is_some().then(|| {
             let owner = inner.stored_owner();
@@ -462,6 +451,37 @@ impl Core {
             drop(persist.submit(batch));
         }
         self.arm_timer(slot, generation);
+    }
+
+    /// Queues what a detaching connection's outbox still held in its parked
+    /// session; what does not fit is dropped, counted and reported (it was
+    /// counted as delivered when it reached the outbox).
+    fn requeue_offline(
+        &self,
+        slot: &SessionSlot,
+        state: &mut SessionState,
+        backlog: std::collections::VecDeque<Delivery>,
+        now: Instant,
+    ) {
+        let events = self.ext.message_events;
+        for delivery in backlog {
+            let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
+            let pushed =
+                crate::slot::enqueue_parked(state, delivery, &self.session_config, now, events);
+            let reported = match pushed {
+                Pushed::Queued => continue,
+                Pushed::QueuedDroppedOldest(evicted) => {
+                    evicted.map(|d| (d.message, d.qos, DropCause::QueueFull))
+                }
+                Pushed::Dropped(cause) => watched.map(|(message, qos)| (message, qos, cause)),
+                Pushed::Online => None,
+            };
+            Metrics::inc(&self.metrics.messages_dropped);
+            slot.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some((message, qos, cause)) = reported {
+                self.ext.dropped(&slot.client_id, &message, qos, cause);
+            }
+        }
     }
 
     /// One task per parked session sleeps until its next deadline (will or

@@ -13,26 +13,23 @@
 //! Without a store (`Core::persist` is `None`) none of this runs: the hot
 //! path pays one `Option` check.
 
-mod config;
 mod events;
 mod open;
 mod publish;
 mod restore;
 mod session;
-mod slot_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use roost_store::{Delta, Ticket, TrySubmitError, Writer};
 
-pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
+use crate::config::{DurabilityConfig, StoreBackend, StoreConfig};
 pub(crate) use events::{flush_events, session_events};
 pub(crate) use open::Opened;
 pub(crate) use publish::retained_sink;
 pub(crate) use restore::{Restored, restore};
 pub(crate) use session::{on_connect, on_park, on_session_end, on_subscribe, on_unsubscribe};
-pub(crate) use slot_store::SlotStore;
 
 /// The broker's link to its store.
 pub(crate) struct Persist {

@@ -12,8 +12,8 @@ use roost_session::Message;
 use roost_store::convert::wall_to_instant;
 use roost_store::{Delta, SessionSnapshot, Snapshot, WillRecord};
 
-use super::slot_store::SlotStore;
 use crate::core::Core;
+use crate::slot::SlotStore;
 use crate::slot::{Parked, SessionKey, SessionSlot};
 
 /// What is left to do once the writer runs (it writes as it goes).

@@ -10,9 +10,9 @@ use roost_store::{
 };
 
 use super::events;
-use super::slot_store::SlotStore;
 use crate::core::Core;
 use crate::slot::SessionSlot;
+use crate::slot::SlotStore;
 
 /// The record and whole subscription set of a session.
 fn upsert(
