@@ -113,12 +113,13 @@ impl BrokerBuilder {
             .map_err(BrokerError::Store)?;
         let (persist, snapshot) = opened.unzip();
         let core = Core::new(self.config, self.ext, builtins, persist);
-        let restored = match (&core.persist, snapshot) {
+        let restored = match (core.persist(), snapshot) {
             (Some(persist), Some(snapshot)) => {
-                let restored = crate::persist::restore(&core, snapshot);
+                let restored = crate::restore::restore(&core, snapshot);
                 // After the restore, which must not write back what it loads.
-                core.retained
-                    .on_change(crate::persist::retained_sink(Arc::downgrade(&core)));
+                if let Some(sink) = core.retained_sink() {
+                    core.retained.on_change(sink);
+                }
                 persist
                     .start()
                     .map_err(|e| BrokerError::Store(format!("store: {e}")))?;
@@ -149,7 +150,7 @@ pub struct Broker {
     /// Built-ins' background work (JWKS refresh), stopped with the broker.
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Timers, wills and delayed messages of the restored state, started by `run`.
-    restored: Option<crate::persist::Restored>,
+    restored: Option<crate::restore::Restored>,
 }
 
 impl Broker {
@@ -212,9 +213,9 @@ impl Broker {
         for task in &self.background {
             task.abort();
         }
-        if self.core.persist.is_some() {
+        if self.core.persist().is_some() {
             let core = Arc::clone(&self.core);
-            let _ = tokio::task::spawn_blocking(move || crate::persist::close(&core)).await;
+            let _ = tokio::task::spawn_blocking(move || core.close_store()).await;
         }
         tracing::info!("broker stopped");
     }
@@ -358,7 +359,7 @@ impl BrokerHandle {
         stats.sessions = self.core.sessions.len() as u64;
         stats.subscriptions = self.core.router.read().subscription_count() as u64;
         self.core.retained.fill_stats(&mut stats);
-        if let Some(persist) = &self.core.persist {
+        if let Some(persist) = self.core.persist() {
             persist.fill_stats(&mut stats);
         }
         stats

@@ -39,6 +39,7 @@ mod metrics;
 mod persist;
 mod read_acl;
 mod registry;
+mod restore;
 mod retained;
 mod slot;
 mod transport;

@@ -69,7 +69,7 @@ pub(crate) struct SlotInner {
     /// A takeover lost the previous connection's state (it did not hand it
     /// over in time): the router may hold subscriptions of this key that no
     /// session map lists, so ending or clean-starting this session searches
-    /// the router for them ([`crate::core::Core::unsubscribe_session`]).
+    /// the router for them (`Core::unsubscribe_session`).
     /// Never cleared: the old driver may still hand a state in later.
     pub(crate) state_lost: bool,
     /// Set by a connection taking this session over; the old driver sends its

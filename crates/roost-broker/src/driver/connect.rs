@@ -400,7 +400,7 @@ where
         auth,
         now,
     );
-    crate::persist::on_connect(core, &slot, &mut session, clean_start).await;
+    crate::persist::on_connect(core.persist(), &slot, &mut session, clean_start).await;
     core.sync_session_drops(&slot, &mut drops_counted, &session);
     if let Some(held) = held {
         held.report(core, session.state(), now);

@@ -265,7 +265,7 @@ where
                         }
                     }
                     core.sync_session_drops(&slot, &mut drops_seen, &session);
-                    crate::persist::flush_events(core, &mut session).await;
+                    crate::persist::flush_events(core.persist(), &mut session).await;
                     let encoder = session.encoder();
                     while let Some(packet) = session.poll_transmit(now) {
                         if !out.push(&encoder, &packet) {
@@ -457,7 +457,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
         ..
     } = conn;
     core.sync_session_drops(&slot, &mut drops_seen, &session);
-    crate::persist::flush_events(core, &mut session).await;
+    crate::persist::flush_events(core.persist(), &mut session).await;
     super::oplog::disconnected(&client, &ending);
     core.ext
         .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
@@ -636,7 +636,7 @@ async fn finish<W: AsyncWrite + Unpin>(
         _ => will_of(&session, now),
     };
     let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, _))
-        && core.persist.is_none()
+        && core.persist().is_none()
     {
         // The broker is going away and keeps nothing: a delayed will could
         // never fire, send it now. With a store the session parks as on any

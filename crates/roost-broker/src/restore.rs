@@ -182,7 +182,7 @@ impl Restored {
     /// and schedules delayed publications. Runs once the writer does, so
     /// what they route is stored.
     pub(crate) fn start(self, core: &Arc<Core>) {
-        if let Some(persist) = &core.persist {
+        if let Some(persist) = core.persist() {
             let gone = self
                 .expired
                 .into_iter()
