@@ -30,7 +30,7 @@ pub(crate) struct Core {
     pub(crate) sessions: crate::registry::Registry,
     pub(crate) router: RwLock<Router<SessionKey>>,
     pub(crate) retained: RetainedStore,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) ext: Extensions,
     pub(crate) builtins: crate::builtin_auth::Builtins,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -83,7 +83,7 @@ impl Core {
             sessions: crate::registry::Registry::default(),
             router: RwLock::new(Router::new(strategy)),
             retained,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             ext,
             builtins,
             shutdown: watch::channel(false).0,
@@ -103,6 +103,11 @@ impl Core {
         self.persist
             .as_ref()
             .map(|persist| crate::persist::retained_sink(Arc::downgrade(persist)))
+    }
+
+    /// The dormitory, running or not (`None`: connections never hibernate).
+    pub(crate) fn dormitory_built(&self) -> Option<&Arc<Dormitory>> {
+        self.dormitory.as_ref()
     }
 
     /// The dormitory, while it takes hibernating connections.

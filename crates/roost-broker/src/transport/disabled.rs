@@ -84,8 +84,4 @@ impl QuicListener {
     pub(crate) fn reloader(&self) -> Arc<dyn Reloadable> {
         match *self {}
     }
-
-    pub(crate) async fn run(self, _core: Arc<crate::core::Core>, _config: Arc<ListenerConfig>) {
-        match self {}
-    }
 }

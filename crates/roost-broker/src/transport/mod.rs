@@ -12,7 +12,6 @@
 //! | `quic` | UDP → QUIC (quinn) → one bidirectional stream |
 //! | `unix` | Unix domain socket |
 
-pub(crate) mod admission;
 pub(crate) mod config;
 mod disabled;
 #[cfg(unix)]
