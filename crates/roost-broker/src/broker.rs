@@ -283,7 +283,7 @@ impl BrokerHandle {
     }
 
     /// Every session (connected or parked), sorted by client id.
-    pub fn clients(&self) -> Vec<crate::ClientSummary> {
+    pub fn clients(&self) -> Vec<crate::clients::ClientSummary> {
         crate::clients::list(&self.core)
     }
 

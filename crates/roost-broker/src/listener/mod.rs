@@ -93,8 +93,8 @@ impl BoundListener {
         let name = format!("{}://{}", config.kind.scheme(), configured);
         let (socket, local) = match (&config.bind, config.kind) {
             (ListenAddr::Inet(addr), ListenerKind::Quic) => {
-                let quic =
-                    QuicListener::bind(&config, &broker.mqtt, *addr, name).map_err(refuse)?;
+                let quic = QuicListener::bind(&config, broker.mqtt.max_keep_alive, *addr, name)
+                    .map_err(refuse)?;
                 let local = quic.local_addr();
                 (Socket::Quic(quic), ListenAddr::Inet(local))
             }

@@ -70,7 +70,7 @@ pub(crate) enum QuicListener {}
 impl QuicListener {
     pub(crate) fn bind(
         _config: &ListenerConfig,
-        _mqtt: &crate::config::MqttConfig,
+        _max_keep_alive: u16,
         _addr: std::net::SocketAddr,
         _name: String,
     ) -> Result<Self, super::ListenerError> {

@@ -14,7 +14,6 @@ use rustls_pki_types::CertificateDer;
 use super::config::{ListenerConfig, ListenerKind};
 use super::reload::TlsReloader;
 use super::{ConnectionInfo, ListenerError, PeerAddr, Reloadable, TlsInfo, identity};
-use crate::config::MqttConfig;
 
 /// How long a connection whose MQTT side ended waits for the client to close
 /// the QUIC connection (so the last packets are delivered) before closing it.
@@ -32,7 +31,7 @@ impl QuicListener {
     /// Binds the UDP socket; `name` is `quic://address` for logs.
     pub(crate) fn bind(
         config: &ListenerConfig,
-        mqtt: &MqttConfig,
+        max_keep_alive: u16,
         addr: SocketAddr,
         name: String,
     ) -> Result<Self, ListenerError> {
@@ -42,7 +41,7 @@ impl QuicListener {
             .ok_or_else(|| ListenerError::Config(format!("{name}: a QUIC listener needs `tls`")))?;
         let tls =
             TlsReloader::load(name, tls_config, true).map_err(|e| ListenerError::Config(e.0))?;
-        let idle = idle_timeout(config, mqtt);
+        let idle = idle_timeout(config, max_keep_alive);
         let server = quinn_config(tls.current(), idle).map_err(ListenerError::Config)?;
         let endpoint = Endpoint::server(server, addr)?;
         let local = endpoint.local_addr()?;
@@ -84,12 +83,13 @@ impl QuicListener {
 
 /// QUIC's idle timeout: configured, or long enough that only the MQTT
 /// keep-alive (1.5 × the longest keep-alive the server allows) decides.
-fn idle_timeout(config: &ListenerConfig, mqtt: &MqttConfig) -> Duration {
+/// `max_keep_alive`: the server's `mqtt.max_keep_alive` (0: none).
+fn idle_timeout(config: &ListenerConfig, max_keep_alive: u16) -> Duration {
     if config.quic.idle_timeout_secs > 0 {
         return Duration::from_secs(config.quic.idle_timeout_secs);
     }
-    let keep_alive = if mqtt.max_keep_alive > 0 {
-        mqtt.max_keep_alive
+    let keep_alive = if max_keep_alive > 0 {
+        max_keep_alive
     } else {
         u16::MAX
     };
