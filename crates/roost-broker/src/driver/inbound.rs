@@ -365,7 +365,6 @@ async fn subscribe_all(
     let mut retained: SmallVec<[(&str, QoS, bool); 4]> = SmallVec::new();
     let current_tag = core.current_cleared_tag();
     {
-        let mut router = core.router.write();
         for (((filter, options), refusal), cleared) in
             subscribe.filters.iter().zip(refusals).zip(cleared)
         {
@@ -380,10 +379,9 @@ async fn subscribe_all(
                 Some(shared) => (Some(shared.group), shared.filter),
                 None => (None, &**filter),
             };
-            let existed = router.subscribe(
-                inputs.key.clone(),
-                bare_filter,
-                group,
+            let existed = core.subscribe(
+                inputs.key,
+                filter,
                 Subscription {
                     options,
                     identifier,
@@ -434,29 +432,21 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
             }
         }
     }
-    // A block, not drop(): the guard must be gone before the await below.
-    let results: Vec<ReasonCode> = {
-        let mut router = core.router.write();
-        unsubscribe
-            .filters
-            .iter()
-            .zip(refusals)
-            .map(|(filter, refusal)| {
-                if let Some(reason) = refusal {
-                    return reason;
-                }
-                let (group, bare) = match parse_shared(filter) {
-                    Some(shared) => (Some(shared.group), shared.filter),
-                    None => (None, &**filter),
-                };
-                if router.unsubscribe(inputs.key, bare, group) {
-                    ReasonCode::SUCCESS
-                } else {
-                    ReasonCode::NO_SUBSCRIPTION_EXISTED
-                }
-            })
-            .collect()
-    };
+    let results: Vec<ReasonCode> = unsubscribe
+        .filters
+        .iter()
+        .zip(refusals)
+        .map(|(filter, refusal)| {
+            if let Some(reason) = refusal {
+                return reason;
+            }
+            if core.unsubscribe(inputs.key, filter) {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            }
+        })
+        .collect();
     session.complete_unsubscribe_explained(unsubscribe, &results, explanation.text());
     crate::persist::on_unsubscribe(core.persist(), session, unsubscribe).await;
 }
