@@ -1,0 +1,86 @@
+//! A one-shot answer from a cluster thread to whoever waits for it: a
+//! future (the connection driver awaits it) completed by a plain thread,
+//! with no runtime of its own. A completer dropped unanswered answers
+//! [`ClusterError::Stopped`], so a waiter never hangs on a thread that died.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+
+use crate::ClusterError;
+
+struct Cell<T> {
+    slot: Mutex<(Option<Result<T, ClusterError>>, Option<Waker>)>,
+}
+
+/// The waiting side: `.await` it.
+#[must_use = "says when (and whether) the cluster did it"]
+pub struct Done<T> {
+    cell: Arc<Cell<T>>,
+}
+
+impl<T> std::fmt::Debug for Done<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Done").finish_non_exhaustive()
+    }
+}
+
+/// The answering side, held by a cluster thread.
+pub(crate) struct Completer<T> {
+    cell: Option<Arc<Cell<T>>>,
+}
+
+/// A new pair.
+pub(crate) fn pair<T>() -> (Done<T>, Completer<T>) {
+    let cell = Arc::new(Cell {
+        slot: Mutex::new((None, None)),
+    });
+    (
+        Done {
+            cell: Arc::clone(&cell),
+        },
+        Completer { cell: Some(cell) },
+    )
+}
+
+impl<T> Completer<T> {
+    /// Answers; wakes the waiter.
+    pub(crate) fn complete(mut self, result: Result<T, ClusterError>) {
+        self.answer(result);
+    }
+
+    fn answer(&mut self, result: Result<T, ClusterError>) {
+        if let Some(cell) = self.cell.take() {
+            let waker = {
+                let mut slot = cell.slot.lock();
+                slot.0 = Some(result);
+                slot.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        self.answer(Err(ClusterError::Stopped));
+    }
+}
+
+impl<T> Future for Done<T> {
+    type Output = Result<T, ClusterError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.cell.slot.lock();
+        if let Some(result) = slot.0.take() {
+            return Poll::Ready(result);
+        }
+        slot.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

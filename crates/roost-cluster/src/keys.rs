@@ -1,0 +1,107 @@
+//! The cluster's key schema on Redis (cluster-redis.md §3.0), every key
+//! under a hash tag so the keys one Lua script touches share a slot:
+//!
+//! ```text
+//!  <p>{sys}:nodes          ZSET    node id -> lease expiry (unix ms)
+//!  <p>{sys}:node:<id>      HASH    started, incarnation (diagnostics)
+//!  <p>{rt}:n:<id>          SET     filters node <id> has subscribers for
+//!  <p>{rt}:inc:<id>        STRING  node <id>'s route incarnation (bumped by GC)
+//!  <p>{rt}:log             STREAM  route changes: n, i, r (reset/down), a, d
+//!  <p>{n:<id>}:inbox       STREAM  batches of messages (and kicks) for node <id>
+//!  <p>{c:<client id>}:own  HASH    node, token, state: who has the connection
+//!  <p>{ret:<b>}            HASH    topic -> (stored_at, StoredMessage); b = FNV(topic) mod 64
+//!  <p>{retlog}             STREAM  retained changes: o, t, d (absent = cleared)
+//! ```
+//!
+//! The owner key's suffix (`:own`) differs from the Redis store's session
+//! keys (`{c:<id>}:s`…), so both can share a prefix without clashing.
+
+/// Retained messages are spread over this many hashes (compact encoding per
+/// hash; a start-up scans them all). cluster-redis.md proposes 4096 for a
+/// Redis Cluster's slots; a single primary needs no more than this.
+pub(crate) const RETAINED_BUCKETS: u32 = 64;
+
+/// Key names under one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub(crate) fn nodes(&self) -> String {
+        format!("{}{{sys}}:nodes", self.prefix)
+    }
+
+    pub(crate) fn node_info(&self, node: &str) -> String {
+        format!("{}{{sys}}:node:{node}", self.prefix)
+    }
+
+    pub(crate) fn routes_of(&self, node: &str) -> String {
+        format!("{}{{rt}}:n:{node}", self.prefix)
+    }
+
+    pub(crate) fn incarnation_of(&self, node: &str) -> String {
+        format!("{}{{rt}}:inc:{node}", self.prefix)
+    }
+
+    pub(crate) fn route_log(&self) -> String {
+        format!("{}{{rt}}:log", self.prefix)
+    }
+
+    pub(crate) fn inbox_of(&self, node: &str) -> String {
+        format!("{}{{n:{node}}}:inbox", self.prefix)
+    }
+
+    pub(crate) fn owner_of(&self, client_id: &str) -> String {
+        format!("{}{{c:{client_id}}}:own", self.prefix)
+    }
+
+    pub(crate) fn retained_bucket(&self, bucket: u32) -> String {
+        format!("{}{{ret:{bucket}}}", self.prefix)
+    }
+
+    pub(crate) fn retained_of(&self, topic: &str) -> String {
+        self.retained_bucket(bucket_of(topic))
+    }
+
+    pub(crate) fn retained_log(&self) -> String {
+        format!("{}{{retlog}}", self.prefix)
+    }
+}
+
+/// A topic's retained bucket: FNV-1a, stable across builds and nodes.
+pub(crate) fn bucket_of(topic: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in topic.as_bytes() {
+        hash ^= u32::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % RETAINED_BUCKETS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_a_hash_tag_per_script() {
+        let k = Keys::new("mq:");
+        assert_eq!(k.routes_of("a"), "mq:{rt}:n:a");
+        assert_eq!(k.incarnation_of("a"), "mq:{rt}:inc:a");
+        assert_eq!(k.route_log(), "mq:{rt}:log");
+        assert_eq!(k.inbox_of("a"), "mq:{n:a}:inbox");
+        assert_eq!(k.owner_of("c1"), "mq:{c:c1}:own");
+    }
+
+    #[test]
+    fn buckets_are_stable_and_in_range() {
+        assert_eq!(bucket_of("a/b"), bucket_of("a/b"));
+        assert!(bucket_of("x") < RETAINED_BUCKETS);
+    }
+}

@@ -1,0 +1,544 @@
+//! # roost-cluster
+//!
+//! The Redis side of Roost's cluster mode (docs/cluster.md): several broker
+//! processes on one Redis act as one broker. This crate knows Redis and
+//! nothing of connections; the broker talks to it through [`Cluster`] and
+//! hears from it through a [`Receiver`].
+//!
+//! ```text
+//!  broker publish ─▶ Cluster::forward ─▶ [writer thread] XADD <p>{n:B}:inbox (batched)
+//!        (QoS 1/2 waits on the returned Done before PUBACK / PUBREC)
+//!  node B: [reader thread] XREAD inbox + route log + retained log
+//!        ─▶ Receiver::messages (routed to B's own subscribers only)
+//!  subscribe 0→1 / 1→0 per filter ─▶ route set + route log ─▶ every node's cache
+//!  CONNECT ─▶ Cluster::claim (Lua compare-and-set) ─▶ kick via the old node's inbox
+//!  [lease thread] ZADD <p>{sys}:nodes; lapsed nodes' routes and inboxes removed
+//! ```
+//!
+//! Every node keeps its own trie and delivers to its own clients with no
+//! Redis call; Redis is asked only which *other* nodes need a message (a
+//! cached answer) and to carry it there. Blocking `redis` client on the
+//! crate's own threads (one connection each), like `roost-store`'s writer:
+//! the broker's runtime never waits on a socket to Redis, and a blocking
+//! `XREAD` needs its own connection anyway.
+
+#![warn(missing_docs)]
+
+mod done;
+mod keys;
+mod lease;
+mod link;
+mod owner;
+mod queue;
+mod reader;
+mod routes;
+mod scripts;
+mod wire;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use redis::Script;
+use roost_store::StoredMessage;
+
+pub use done::Done;
+
+use keys::Keys;
+use link::Link;
+use queue::Queue;
+use routes::Routes;
+use writer::Item;
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// This node's id, unique in the cluster and stable across restarts.
+    pub node_id: String,
+    /// `redis://…` of the one primary.
+    pub redis_url: String,
+    /// Prepended to every key.
+    pub key_prefix: String,
+    /// Membership lease; renewed every third of it.
+    pub lease: Duration,
+    /// Connect, read and write timeout of every Redis call.
+    pub timeout: Duration,
+    /// `MAXLEN ~` of an inbox (entries = batches): the cap for a reader that stopped.
+    pub inbox_maxlen: usize,
+    /// `MAXLEN ~` of the route and retained logs.
+    pub log_maxlen: usize,
+    /// Messages waiting for the writer at most (QoS 0 beyond it is dropped,
+    /// QoS 1/2 beyond twice it).
+    pub forward_buffer: usize,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// A bad option (e.g. the Redis URL).
+    #[error("{0}")]
+    Config(String),
+    /// Redis refused or could not be reached.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// A record could not be encoded or decoded.
+    #[error("encoding: {0}")]
+    Encoding(String),
+    /// This node was declared dead meanwhile.
+    #[error("this node's incarnation is stale")]
+    Stale,
+    /// The cluster link is stopped (or its thread is gone).
+    #[error("cluster link stopped")]
+    Stopped,
+    /// Redis is unreachable or too many requests wait: refused at once.
+    #[error("cluster unavailable")]
+    Unavailable,
+}
+
+impl ClusterError {
+    fn redis(e: redis::RedisError) -> Self {
+        ClusterError::Redis(e.to_string())
+    }
+}
+
+/// A retained message change from the cluster (any node, this one included).
+#[derive(Debug)]
+pub enum RetainedUpdate {
+    /// The topic's retained message is now this one, stored at `stored_at`.
+    Set {
+        /// The message.
+        message: StoredMessage,
+        /// When its node stored it (`retain_ttl` counts from here).
+        stored_at: SystemTime,
+    },
+    /// The topic has no retained message any more.
+    Clear {
+        /// The topic.
+        topic: String,
+    },
+}
+
+/// The broker's side: called on the cluster's reader thread (never on the
+/// runtime), so it must not block for long.
+pub trait Receiver: Send + Sync + 'static {
+    /// Messages other nodes forwarded: route them to local subscribers only.
+    fn messages(&self, messages: Vec<StoredMessage>);
+    /// Another node took `client_id`: close its connection here if it still
+    /// holds `token`.
+    fn kick(&self, client_id: &str, token: &str);
+    /// A retained message changed somewhere in the cluster.
+    fn retained(&self, update: RetainedUpdate);
+}
+
+/// What a claim found.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The node that had the client id before (it was sent a kick), when
+    /// another one.
+    pub previous_node: Option<String>,
+}
+
+/// What [`Cluster::forward`] did with a message.
+#[derive(Debug)]
+pub enum Forward {
+    /// No other node has a subscriber for it.
+    Local,
+    /// Queued for the writer; the `Done` (asked for QoS 1/2) completes once
+    /// it is in every destination inbox.
+    Queued(Option<Done<()>>),
+    /// The buffer is full (Redis slow or gone): dropped and counted.
+    Dropped,
+}
+
+/// Counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages written to other nodes' inboxes (one per destination).
+    pub forwarded: AtomicU64,
+    /// Messages read from this node's inbox.
+    pub received: AtomicU64,
+    /// Messages dropped because the forward buffer was full.
+    pub dropped: AtomicU64,
+    /// Kicks received.
+    pub kicks: AtomicU64,
+}
+
+/// State the cluster threads share.
+struct Shared {
+    options: Options,
+    keys: Keys,
+    routes: Routes,
+    writes: Queue<Item>,
+    owners: Queue<owner::Request>,
+    healthy: AtomicBool,
+    incarnation: AtomicU64,
+    registering: Mutex<()>,
+    receiver: Arc<dyn Receiver>,
+    stats: Stats,
+}
+
+/// This node's membership of the cluster; leaves it when dropped.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    leave: Mutex<Option<Link>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.shared.options.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Joins: registers the node (a new route incarnation, its lease),
+    /// loads the route table and every retained message (given to
+    /// `receiver`), then starts the threads. Blocking.
+    pub fn start(options: Options, receiver: Arc<dyn Receiver>) -> Result<Cluster, ClusterError> {
+        let mut link = Link::connect(&options.redis_url, options.timeout)?;
+        let keys = Keys::new(&options.key_prefix);
+        let shared = Arc::new(Shared {
+            routes: Routes::new(&options.node_id),
+            writes: Queue::new(options.forward_buffer),
+            owners: Queue::new(10_000),
+            keys,
+            healthy: AtomicBool::new(true),
+            incarnation: AtomicU64::new(0),
+            registering: Mutex::new(()),
+            receiver,
+            stats: Stats::default(),
+            options,
+        });
+        warn_if_evicting(&mut link);
+        let keys = &shared.keys;
+        let me = shared.options.node_id.clone();
+        // The inbox is read from here on: entries of an earlier run of this
+        // node id were meant for connections that are gone.
+        let inbox = last_id(&mut link, &keys.inbox_of(&me))?;
+        writer::register(&mut link, &shared)?;
+        let lease_ms = u64::try_from(shared.options.lease.as_millis()).unwrap_or(u64::MAX);
+        let now = wire::unix_ms(SystemTime::now());
+        link.run(|c| {
+            redis::pipe()
+                .zadd(keys.nodes(), &me, now.saturating_add(lease_ms))
+                .ignore()
+                .hset_multiple(
+                    keys.node_info(&me),
+                    &[
+                        ("started", now),
+                        ("incarnation", shared.incarnation.load(Ordering::Relaxed)),
+                    ],
+                )
+                .ignore()
+                .query::<()>(c)
+        })?;
+        let routes = last_id(&mut link, &keys.route_log())?;
+        let live: Vec<String> = link.run(|c| {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(keys.nodes())
+                .arg(now)
+                .arg("+inf")
+                .query(c)
+        })?;
+        shared.routes.clear();
+        for node in live.iter().filter(|n| **n != me) {
+            let filters: Vec<String> =
+                link.run(|c| redis::cmd("SMEMBERS").arg(keys.routes_of(node)).query(c))?;
+            shared.routes.load(node, &filters);
+        }
+        let retained = last_id(&mut link, &keys.retained_log())?;
+        let loaded = load_retained(&mut link, &shared)?;
+        tracing::info!(
+            node = %me,
+            nodes = live.len(),
+            routes = shared.routes.len(),
+            retained = loaded,
+            "joined the cluster"
+        );
+        let cursors = reader::Cursors {
+            inbox,
+            routes,
+            retained,
+        };
+        let mut threads = Vec::new();
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| ClusterError::Config(format!("cannot start thread {name}: {e}")))
+        };
+        let (s, l) = (Arc::clone(&shared), link.sibling());
+        threads.push(spawn("roost-cluster-w", Box::new(move || writer::run(s, l)))?);
+        let (s, l) = (Arc::clone(&shared), link.sibling());
+        threads.push(spawn(
+            "roost-cluster-r",
+            Box::new(move || reader::run(s, l, cursors)),
+        )?);
+        let (s, l) = (Arc::clone(&shared), link.sibling());
+        threads.push(spawn("roost-cluster-l", Box::new(move || lease::run(s, l)))?);
+        let (s, l) = (Arc::clone(&shared), link.sibling());
+        threads.push(spawn("roost-cluster-o", Box::new(move || owner::run(s, l)))?);
+        Ok(Cluster {
+            shared,
+            threads: Mutex::new(threads),
+            leave: Mutex::new(Some(link)),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.shared.options.node_id
+    }
+
+    /// False while Redis does not answer (new connections are refused).
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Messages waiting for the writer.
+    pub fn backlog(&self) -> usize {
+        self.shared.writes.len()
+    }
+
+    /// This node now has a subscriber for `filter` (a shared subscription
+    /// counts under its bare filter). Only a first one changes the table.
+    pub fn route_present(&self, filter: &str) {
+        let mut published = self.shared.routes.published.lock();
+        if published.insert(filter.to_string()) {
+            self.queue_route(filter, true);
+        }
+    }
+
+    /// This node has no subscriber for `filter` any more.
+    pub fn route_absent(&self, filter: &str) {
+        let mut published = self.shared.routes.published.lock();
+        if published.remove(filter) {
+            self.queue_route(filter, false);
+        }
+    }
+
+    /// Route changes are never dropped: they may exceed the buffer (by the
+    /// number of distinct filters changing at once).
+    fn queue_route(&self, filter: &str, present: bool) {
+        let item = Item::Route {
+            filter: filter.to_string(),
+            present,
+        };
+        if self.shared.writes.push_within(item, usize::MAX).is_err() {
+            tracing::debug!(filter, "cluster stopped; route change not written");
+        }
+    }
+
+    /// Sends `message` to the other nodes that have subscribers for its
+    /// topic (no Redis call when none has). `wait`: return a `Done` that
+    /// completes once it is written (QoS 1/2 acknowledgements wait on it).
+    pub fn forward(&self, message: StoredMessage, wait: bool) -> Forward {
+        let to = self.shared.routes.destinations(&message.topic);
+        if to.is_empty() {
+            return Forward::Local;
+        }
+        let (done, ack) = if wait {
+            let (done, ack) = done::pair();
+            (Some(done), Some(ack))
+        } else {
+            (None, None)
+        };
+        let cap = self.shared.writes.cap();
+        let limit = if wait { cap.saturating_mul(2) } else { cap };
+        let item = Item::Forward { to, message, ack };
+        match self.shared.writes.push_within(item, limit) {
+            Ok(()) => Forward::Queued(done),
+            Err(_) => {
+                let n = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped_so_far = n, "cluster forward buffer full; message dropped");
+                }
+                Forward::Dropped
+            }
+        }
+    }
+
+    /// Sets (non-empty payload) or clears the retained message of its topic
+    /// cluster-wide: its bucket and the retained log, which every node
+    /// (this one too) applies in order.
+    pub fn retain(&self, message: &StoredMessage) {
+        let topic = message.topic.to_string();
+        let blob = if message.payload.is_empty() {
+            None
+        } else {
+            match wire::encode(&wire::RetainedBlob {
+                stored_at_ms: wire::unix_ms(SystemTime::now()),
+                message: message.clone(),
+            }) {
+                Ok(blob) => Some(blob),
+                Err(e) => {
+                    tracing::warn!(%topic, error = %e, "retained message not encodable; not shared");
+                    return;
+                }
+            }
+        };
+        if self
+            .shared
+            .writes
+            .push_within(Item::Retain { topic, blob }, usize::MAX)
+            .is_err()
+        {
+            tracing::debug!("cluster stopped; retained change not written");
+        }
+    }
+
+    /// Claims `client_id` for a new connection: returns its token and the
+    /// answer to wait for. Refused at once while Redis is unreachable.
+    pub fn claim(&self, client_id: &str) -> Result<(String, Done<Claimed>), ClusterError> {
+        if !self.healthy() {
+            return Err(ClusterError::Unavailable);
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let (done, reply) = done::pair();
+        let request = owner::Request::Claim {
+            client_id: client_id.to_string(),
+            token: token.clone(),
+            reply,
+        };
+        self.shared
+            .owners
+            .push(request)
+            .map_err(|_| ClusterError::Unavailable)?;
+        Ok((token, done))
+    }
+
+    /// The connection holding `token` for `client_id` ended.
+    pub fn release(&self, client_id: &str, token: &str) {
+        let request = owner::Request::Release {
+            client_id: client_id.to_string(),
+            token: token.to_string(),
+        };
+        if self.shared.owners.push(request).is_err() {
+            tracing::debug!(client_id, "release not queued (the record expires)");
+        }
+    }
+
+    /// Leaves the cluster: stops the threads (writing what is queued), then
+    /// removes this node's routes, lease and inbox so the others stop
+    /// forwarding at once. Blocking; idempotent.
+    pub fn stop(&self) {
+        self.shared.writes.stop();
+        self.shared.owners.stop();
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+        let Some(mut link) = self.leave.lock().take() else {
+            return;
+        };
+        let keys = &self.shared.keys;
+        let me = &self.shared.options.node_id;
+        let left = link.run(|c| {
+            Script::new(scripts::ROUTE_DOWN)
+                .key(keys.routes_of(me))
+                .key(keys.incarnation_of(me))
+                .key(keys.route_log())
+                .arg(me)
+                .arg(self.shared.options.log_maxlen)
+                .invoke::<i64>(c)?;
+            redis::pipe()
+                .zrem(keys.nodes(), me)
+                .ignore()
+                .del(keys.inbox_of(me))
+                .ignore()
+                .del(keys.node_info(me))
+                .ignore()
+                .query::<()>(c)
+        });
+        match left {
+            Ok(()) => tracing::info!(node = %me, "left the cluster"),
+            Err(e) => tracing::warn!(node = %me, error = %e, "could not leave the cluster cleanly; its lease will lapse"),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The id of a stream's newest entry (`0-0` when empty or missing).
+fn last_id(link: &mut Link, key: &str) -> Result<String, ClusterError> {
+    let reply: redis::Value = link.run(|c| {
+        redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query(c)
+    })?;
+    Ok(wire::entries(&reply)
+        .pop()
+        .map_or_else(|| "0-0".to_string(), |e| e.id))
+}
+
+/// Hands every retained message in the buckets to the receiver.
+fn load_retained(link: &mut Link, shared: &Shared) -> Result<usize, ClusterError> {
+    let mut loaded = 0;
+    for bucket in 0..keys::RETAINED_BUCKETS {
+        let key = shared.keys.retained_bucket(bucket);
+        let mut cursor = 0u64;
+        loop {
+            let (next, flat): (u64, Vec<Vec<u8>>) = link.run(|c| {
+                redis::cmd("HSCAN")
+                    .arg(&key)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(256)
+                    .query(c)
+            })?;
+            for pair in flat.chunks(2) {
+                if let [_, blob] = pair {
+                    match wire::decode::<wire::RetainedBlob>(blob) {
+                        Ok(blob) => {
+                            shared.receiver.retained(RetainedUpdate::Set {
+                                stored_at: wire::from_unix_ms(blob.stored_at_ms),
+                                message: blob.message,
+                            });
+                            loaded += 1;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "undecodable retained message skipped"),
+                    }
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(loaded)
+}
+
+/// Warns when Redis may evict keys: an evicted owner record or route set
+/// silently breaks the cluster's guarantees (docs/cluster.md).
+fn warn_if_evicting(link: &mut Link) {
+    let policy: Result<Vec<String>, _> = link.run(|c| {
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query(c)
+    });
+    if let Ok(policy) = policy
+        && let Some(value) = policy.get(1)
+        && value != "noeviction"
+    {
+        tracing::warn!(policy = %value, "Redis maxmemory-policy is not noeviction: evicted cluster keys break its guarantees");
+    }
+}

@@ -1,0 +1,151 @@
+//! The reader thread: one blocking `XREAD` over this node's inbox, the
+//! route log and the retained log. Inbox batches go to the broker's
+//! [`Receiver`](crate::Receiver), which routes them to local subscribers
+//! only; log entries update the route cache and the retained copy.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use roost_store::StoredMessage;
+
+use crate::link::Link;
+use crate::wire::{self, DATA, Entry, KIND, Kick, RetainedBlob, TOPIC};
+use crate::{RetainedUpdate, Shared};
+
+/// How long one `XREAD` blocks (the thread notices a stop this often).
+const BLOCK: Duration = Duration::from_millis(500);
+/// Entries per stream per read.
+const COUNT: usize = 512;
+/// How often the inbox is trimmed to what was read.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Where each stream was read up to.
+pub(crate) struct Cursors {
+    pub(crate) inbox: String,
+    pub(crate) routes: String,
+    pub(crate) retained: String,
+}
+
+pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
+    let keys = &shared.keys;
+    let inbox = keys.inbox_of(&shared.options.node_id);
+    let route_log = keys.route_log();
+    let retained_log = keys.retained_log();
+    let mut trimmed = Instant::now();
+    let mut trimmed_to = String::new();
+    let mut backoff = Duration::from_millis(50);
+    while !shared.writes.is_stopped() {
+        let read = link.run_blocking(BLOCK, |c| {
+            redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(COUNT)
+                .arg("BLOCK")
+                .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(500))
+                .arg("STREAMS")
+                .arg(&inbox)
+                .arg(&route_log)
+                .arg(&retained_log)
+                .arg(&at.inbox)
+                .arg(&at.routes)
+                .arg(&at.retained)
+                .query::<redis::Value>(c)
+        });
+        let reply = match read {
+            Ok(reply) => {
+                backoff = Duration::from_millis(50);
+                reply
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster read failed; retrying");
+                if shared.writes.pause(backoff) {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        for (key, entries) in wire::xread(&reply) {
+            let Some(last) = entries.last().map(|e| e.id.clone()) else {
+                continue;
+            };
+            if key == inbox {
+                for entry in &entries {
+                    inbox_entry(&shared, entry);
+                }
+                at.inbox = last;
+            } else if key == route_log {
+                for entry in &entries {
+                    shared.routes.apply(entry);
+                }
+                at.routes = last;
+            } else if key == retained_log {
+                for entry in &entries {
+                    retained_entry(&shared, entry);
+                }
+                at.retained = last;
+            }
+        }
+        // This node alone reads its inbox: what it read can go. Producers'
+        // MAXLEN is only the cap for a reader that stopped.
+        if trimmed.elapsed() >= TRIM_EVERY && at.inbox != trimmed_to && at.inbox != "0-0" {
+            let minid = at.inbox.clone();
+            let trim = link.run(|c| {
+                redis::cmd("XTRIM")
+                    .arg(&inbox)
+                    .arg("MINID")
+                    .arg(&minid)
+                    .query::<i64>(c)
+            });
+            if trim.is_ok() {
+                trimmed_to = minid;
+            }
+            trimmed = Instant::now();
+        }
+    }
+}
+
+fn inbox_entry(shared: &Shared, entry: &Entry) {
+    let origin = entry.text(wire::ORIGIN).unwrap_or("?");
+    let Some(data) = entry.field(DATA) else { return };
+    match entry.text(KIND) {
+        Some("m") => match wire::decode::<Vec<StoredMessage>>(data) {
+            Ok(messages) => {
+                shared
+                    .stats
+                    .received
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                shared.receiver.messages(messages);
+            }
+            Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster batch skipped"),
+        },
+        Some("x") => match wire::decode::<Kick>(data) {
+            Ok(kick) => {
+                shared.stats.kicks.fetch_add(1, Ordering::Relaxed);
+                shared.receiver.kick(&kick.client_id, &kick.token);
+            }
+            Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster kick skipped"),
+        },
+        other => tracing::warn!(origin, kind = ?other, "unknown cluster inbox entry skipped"),
+    }
+}
+
+/// Applies a retained log entry: every node, the writer included, applies
+/// every entry in log order, so all copies end equal to the last change.
+pub(crate) fn retained_entry(shared: &Shared, entry: &Entry) {
+    let Some(topic) = entry.text(TOPIC) else {
+        return;
+    };
+    match entry.field(DATA) {
+        None => shared.receiver.retained(RetainedUpdate::Clear {
+            topic: topic.to_string(),
+        }),
+        Some(data) => match wire::decode::<RetainedBlob>(data) {
+            Ok(blob) => shared.receiver.retained(RetainedUpdate::Set {
+                stored_at: wire::from_unix_ms(blob.stored_at_ms),
+                message: blob.message,
+            }),
+            Err(e) => tracing::warn!(topic, error = %e, "undecodable retained message skipped"),
+        },
+    }
+}

@@ -1,0 +1,152 @@
+//! What crosses Redis: inbox batches and kicks, retained blobs, and the
+//! parsing of stream replies (`XREAD`, `XREVRANGE`) from raw values.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+use roost_store::StoredMessage;
+use serde::{Deserialize, Serialize};
+
+use crate::ClusterError;
+
+/// Inbox entry field: the kind (`m` messages, `x` a kick).
+pub(crate) const KIND: &str = "k";
+/// Inbox entry field: the origin node.
+pub(crate) const ORIGIN: &str = "o";
+/// Inbox / retained log field: the postcard payload.
+pub(crate) const DATA: &str = "d";
+/// Retained log field: the topic.
+pub(crate) const TOPIC: &str = "t";
+
+/// A kick: close the connection of `client_id` if it still holds `token`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Kick {
+    pub(crate) client_id: String,
+    pub(crate) token: String,
+}
+
+/// A retained message as kept in its bucket and logged.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RetainedBlob {
+    /// When it was stored (unix ms): `retain_ttl` counts from here.
+    pub(crate) stored_at_ms: u64,
+    pub(crate) message: StoredMessage,
+}
+
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ClusterError> {
+    postcard::to_allocvec(value).map_err(|e| ClusterError::Encoding(e.to_string()))
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ClusterError> {
+    postcard::from_bytes(bytes).map_err(|e| ClusterError::Encoding(e.to_string()))
+}
+
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// One stream entry: its id and its fields.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Entry {
+    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
+        self.field(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+pub(crate) fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+pub(crate) fn text_of(value: &Value) -> Option<String> {
+    bytes_of(value).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Entries of one stream: `[[id, [f, v, …]], …]`.
+pub(crate) fn entries(value: &Value) -> Vec<Entry> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let id = text_of(pair.first()?)?;
+            let mut fields = Vec::new();
+            if let Some(Value::Array(flat)) = pair.get(1) {
+                for kv in flat.chunks(2) {
+                    if let [k, v] = kv
+                        && let (Some(k), Some(v)) = (bytes_of(k), bytes_of(v))
+                    {
+                        fields.push((k, v));
+                    }
+                }
+            }
+            Some(Entry { id, fields })
+        })
+        .collect()
+}
+
+/// An `XREAD` reply: `[[key, entries], …]` (nil on timeout), by key.
+pub(crate) fn xread(value: &Value) -> Vec<(String, Vec<Entry>)> {
+    let Value::Array(streams) = value else {
+        return Vec::new();
+    };
+    streams
+        .iter()
+        .filter_map(|stream| {
+            let Value::Array(pair) = stream else {
+                return None;
+            };
+            Some((text_of(pair.first()?)?, entries(pair.get(1)?)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xread_reply_is_parsed() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"k1".to_vec()),
+            Value::Array(vec![Value::Array(vec![
+                Value::BulkString(b"1-0".to_vec()),
+                Value::Array(vec![
+                    Value::BulkString(b"o".to_vec()),
+                    Value::BulkString(b"n1".to_vec()),
+                ]),
+            ])]),
+        ])]);
+        let parsed = xread(&reply);
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].0, "k1");
+        assert_eq!(parsed[0].1[0].id, "1-0");
+        assert_eq!(parsed[0].1[0].text("o"), Some("n1"));
+        assert!(xread(&Value::Nil).is_empty());
+    }
+}

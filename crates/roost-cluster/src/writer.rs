@@ -1,0 +1,246 @@
+//! The writer thread: takes what the broker queued (forwards, route
+//! changes, retained changes) and writes it to Redis in one round trip per
+//! batch, then answers the QoS 1/2 publishers waiting on their forwards.
+//! While Redis is unreachable it keeps the batch and retries; the queue
+//! behind it is bounded (see `Cluster::forward`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use redis::Script;
+use roost_store::StoredMessage;
+use smallvec::SmallVec;
+
+use crate::done::Completer;
+use crate::link::Link;
+use crate::wire::{self, DATA, KIND, ORIGIN, TOPIC};
+use crate::{ClusterError, Shared, scripts};
+
+/// Items taken per round trip at most.
+const BATCH: usize = 1024;
+/// Filters per route script call (each is one Lua argument).
+const ROUTE_CHUNK: usize = 256;
+
+/// Something for the writer.
+pub(crate) enum Item {
+    /// A message for other nodes' inboxes; `ack` answered once written.
+    Forward {
+        to: SmallVec<[u16; 4]>,
+        message: StoredMessage,
+        ack: Option<Completer<()>>,
+    },
+    /// This node gained (`present`) or lost its last subscriber for a filter.
+    Route { filter: String, present: bool },
+    /// A retained message set (`blob`) or cleared (`None`).
+    Retain { topic: String, blob: Option<Vec<u8>> },
+}
+
+pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
+    let mut backoff = Duration::from_millis(50);
+    while let Some(items) = shared.writes.take(BATCH, Duration::from_millis(500)) {
+        if items.is_empty() {
+            continue;
+        }
+        let (mut acks, mut batch) = (Vec::new(), Batch::default());
+        for item in items {
+            batch.add(item, &mut acks);
+        }
+        loop {
+            match batch.write(&mut link, &shared) {
+                Ok(()) => {
+                    backoff = Duration::from_millis(50);
+                    break;
+                }
+                Err(e) => {
+                    shared.healthy.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "cluster write failed; retrying (publishers' acknowledgements wait)");
+                    if shared.writes.pause(backoff) {
+                        // Stopping: what could not be written is not acknowledged.
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        for ack in acks {
+            ack.complete(Ok(()));
+        }
+    }
+}
+
+/// One batch grouped for writing.
+#[derive(Default)]
+struct Batch {
+    /// Messages per destination node.
+    forwards: HashMap<u16, Vec<StoredMessage>>,
+    /// The last change per filter, in first-seen order.
+    routes: Vec<(String, bool)>,
+    route_index: HashMap<String, usize>,
+    retained: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    fn add(&mut self, item: Item, acks: &mut Vec<Completer<()>>) {
+        match item {
+            Item::Forward { to, message, ack } => {
+                let (last, rest) = match to.split_last() {
+                    Some(split) => split,
+                    None => return,
+                };
+                for node in rest {
+                    self.forwards
+                        .entry(*node)
+                        .or_default()
+                        .push(message.clone());
+                }
+                self.forwards.entry(*last).or_default().push(message);
+                acks.extend(ack);
+            }
+            Item::Route { filter, present } => match self.route_index.get(&filter) {
+                Some(i) => self.routes[*i].1 = present,
+                None => {
+                    self.route_index.insert(filter.clone(), self.routes.len());
+                    self.routes.push((filter, present));
+                }
+            },
+            Item::Retain { topic, blob } => self.retained.push((topic, blob)),
+        }
+    }
+
+    fn write(&self, link: &mut Link, shared: &Shared) -> Result<(), ClusterError> {
+        if !self.routes.is_empty() {
+            let adds: Vec<&str> = self
+                .routes
+                .iter()
+                .filter(|(_, p)| *p)
+                .map(|(f, _)| f.as_str())
+                .collect();
+            let dels: Vec<&str> = self
+                .routes
+                .iter()
+                .filter(|(_, p)| !*p)
+                .map(|(f, _)| f.as_str())
+                .collect();
+            if !update_routes(link, shared, false, &adds, &dels)? {
+                register(link, shared)?;
+            }
+        }
+        if self.forwards.is_empty() && self.retained.is_empty() {
+            return Ok(());
+        }
+        let keys = &shared.keys;
+        let maxlen = shared.options.inbox_maxlen;
+        let mut pipe = redis::pipe();
+        for (topic, blob) in &self.retained {
+            let bucket = keys.retained_of(topic);
+            match blob {
+                Some(blob) => pipe.hset(&bucket, topic, blob.as_slice()).ignore(),
+                None => pipe.hdel(&bucket, topic).ignore(),
+            };
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(keys.retained_log())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(shared.options.log_maxlen)
+                .arg("*")
+                .arg(ORIGIN)
+                .arg(&shared.options.node_id)
+                .arg(TOPIC)
+                .arg(topic);
+            if let Some(blob) = blob {
+                xadd.arg(DATA).arg(blob.as_slice());
+            }
+            pipe.add_command(xadd).ignore();
+        }
+        for (node, messages) in &self.forwards {
+            let Some(name) = shared.routes.name(*node) else {
+                continue;
+            };
+            let data = wire::encode(messages)?;
+            pipe.cmd("XADD")
+                .arg(keys.inbox_of(&name))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(maxlen)
+                .arg("*")
+                .arg(KIND)
+                .arg("m")
+                .arg(ORIGIN)
+                .arg(&shared.options.node_id)
+                .arg(DATA)
+                .arg(data)
+                .ignore();
+        }
+        link.run(|c| pipe.query::<()>(c))?;
+        let sent: usize = self.forwards.values().map(Vec::len).sum();
+        shared
+            .stats
+            .forwarded
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Runs the route script in chunks; false when the node's incarnation is
+/// stale (declared dead meanwhile).
+pub(crate) fn update_routes(
+    link: &mut Link,
+    shared: &Shared,
+    reset: bool,
+    adds: &[&str],
+    dels: &[&str],
+) -> Result<bool, ClusterError> {
+    let keys = &shared.keys;
+    let me = &shared.options.node_id;
+    let script = Script::new(scripts::ROUTE_UPDATE);
+    let incarnation = shared.incarnation.load(Ordering::Relaxed);
+    let mut first = true;
+    let mut adds = adds.chunks(ROUTE_CHUNK);
+    let mut dels = dels.chunks(ROUTE_CHUNK);
+    loop {
+        let (a, d) = (adds.next(), dels.next());
+        if a.is_none() && d.is_none() && !first {
+            return Ok(true);
+        }
+        let a = a.unwrap_or(&[]);
+        let d = d.unwrap_or(&[]);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(keys.routes_of(me))
+            .key(keys.incarnation_of(me))
+            .key(keys.route_log())
+            .arg(me)
+            .arg(incarnation)
+            .arg(if reset && first { "1" } else { "0" })
+            .arg(shared.options.log_maxlen)
+            .arg(a.len());
+        for filter in a.iter().chain(d) {
+            invocation.arg(*filter);
+        }
+        let applied: i64 = link.run(|c| invocation.invoke(c))?;
+        if applied == 0 {
+            return Ok(false);
+        }
+        first = false;
+    }
+}
+
+/// Takes a new route incarnation and publishes this node's whole route set
+/// again (at start, and after the node was declared dead while it lived:
+/// a pause past its lease, a partition).
+pub(crate) fn register(link: &mut Link, shared: &Shared) -> Result<(), ClusterError> {
+    let _one_at_a_time = shared.registering.lock();
+    let keys = &shared.keys;
+    let me = &shared.options.node_id;
+    let incarnation: u64 = link.run(|c| redis::cmd("INCR").arg(keys.incarnation_of(me)).query(c))?;
+    shared.incarnation.store(incarnation, Ordering::Relaxed);
+    let filters: Vec<String> = shared.routes.published.lock().iter().cloned().collect();
+    let adds: Vec<&str> = filters.iter().map(String::as_str).collect();
+    if !update_routes(link, shared, true, &adds, &[])? {
+        return Err(ClusterError::Stale);
+    }
+    tracing::info!(node = %me, incarnation, routes = adds.len(), "cluster routes registered");
+    Ok(())
+}
