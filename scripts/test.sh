@@ -15,6 +15,8 @@
 #   interop-py  pytest interop/python (paho-mqtt, mosquitto_pub/sub)
 #   interop-js  node --test in interop/node (MQTT.js)
 #   store-redis cargo test -p roost-store --all-features (Redis backend, real redis-server)
+#   cluster     cluster mode: roost-cluster's tests, then 3 roost nodes + a private
+#               redis-server (crates/roost/tests/cluster.rs); redis-server from deps
 #   fuzz        scripts/fuzz-smoke.sh, when it exists
 #
 # Environment:
@@ -100,7 +102,7 @@ have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # The integration tests of the roost binary need the built broker; they run in
 # the interop-rs section so that INTEROP=0 leaves them out.
-NEXTEST_BINARY_TESTS='package(roost) & kind(test)'
+NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster)'
 
 unit_tests() {
     if have_nextest; then
@@ -160,6 +162,12 @@ store_redis() {
     cargo test -p roost-store --all-features
 }
 
+cluster_tests() {
+    command -v redis-server >/dev/null 2>&1 || bash scripts/install-test-deps.sh
+    cargo test -p roost-cluster
+    timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster
+}
+
 fuzz_smoke() {
     bash scripts/fuzz-smoke.sh
 }
@@ -181,6 +189,7 @@ if [ "$INTEROP" = 1 ]; then
     section interop-py interop_python
     section interop-js interop_node
     section store-redis store_redis
+    section cluster cluster_tests
 else
     skip interop "INTEROP=0"
 fi

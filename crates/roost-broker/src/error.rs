@@ -30,4 +30,8 @@ pub enum BrokerError {
     /// unreachable. The message names the key and the directory or URL.
     #[error("{0}")]
     Store(String),
+    /// Cluster mode (`[cluster]`) cannot join: Redis unreachable, a bad
+    /// URL. The message names the node id.
+    #[error("{0}")]
+    Cluster(String),
 }

@@ -28,6 +28,7 @@ pub mod builtin_auth;
 pub mod check;
 mod clients;
 mod clock;
+mod cluster;
 pub mod config;
 mod core;
 mod driver;

@@ -57,6 +57,13 @@ pub(crate) fn restore(core: &Core, snapshot: Snapshot) -> Restored {
         timers.push(restore_session(core, &snap, will, expires_at, now, wall));
     }
     let retained_count = retained.len();
+    // Cluster mode: the cluster's copy (loaded when it joined) is the one
+    // kept; this node's may miss changes made while it was down.
+    let retained = if core.cluster().is_some() {
+        Vec::new()
+    } else {
+        retained
+    };
     for (_, stored) in retained {
         let message = Arc::new(stored.to_message(now, wall));
         if !message.is_expired(now) {

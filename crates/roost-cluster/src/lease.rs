@@ -103,6 +103,9 @@ fn collect(
             .ignore()
             .query::<()>(c)
     })?;
-    tracing::warn!(node, "cluster node's lease lapsed: its routes and inbox are removed");
+    tracing::warn!(
+        node,
+        "cluster node's lease lapsed: its routes and inbox are removed"
+    );
     Ok(())
 }

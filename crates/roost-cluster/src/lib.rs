@@ -273,16 +273,25 @@ impl Cluster {
                 .map_err(|e| ClusterError::Config(format!("cannot start thread {name}: {e}")))
         };
         let (s, l) = (Arc::clone(&shared), link.sibling());
-        threads.push(spawn("roost-cluster-w", Box::new(move || writer::run(s, l)))?);
+        threads.push(spawn(
+            "roost-cluster-w",
+            Box::new(move || writer::run(s, l)),
+        )?);
         let (s, l) = (Arc::clone(&shared), link.sibling());
         threads.push(spawn(
             "roost-cluster-r",
             Box::new(move || reader::run(s, l, cursors)),
         )?);
         let (s, l) = (Arc::clone(&shared), link.sibling());
-        threads.push(spawn("roost-cluster-l", Box::new(move || lease::run(s, l)))?);
+        threads.push(spawn(
+            "roost-cluster-l",
+            Box::new(move || lease::run(s, l)),
+        )?);
         let (s, l) = (Arc::clone(&shared), link.sibling());
-        threads.push(spawn("roost-cluster-o", Box::new(move || owner::run(s, l)))?);
+        threads.push(spawn(
+            "roost-cluster-o",
+            Box::new(move || owner::run(s, l)),
+        )?);
         Ok(Cluster {
             shared,
             threads: Mutex::new(threads),
@@ -314,7 +323,8 @@ impl Cluster {
     /// counts under its bare filter). Only a first one changes the table.
     pub fn route_present(&self, filter: &str) {
         let mut published = self.shared.routes.published.lock();
-        if published.insert(filter.to_string()) {
+        if !published.contains(filter) {
+            published.insert(filter.to_string());
             self.queue_route(filter, true);
         }
     }
@@ -342,11 +352,18 @@ impl Cluster {
     /// Sends `message` to the other nodes that have subscribers for its
     /// topic (no Redis call when none has). `wait`: return a `Done` that
     /// completes once it is written (QoS 1/2 acknowledgements wait on it).
-    pub fn forward(&self, message: StoredMessage, wait: bool) -> Forward {
-        let to = self.shared.routes.destinations(&message.topic);
+    /// The message is built (`message`) only when some node needs it.
+    pub fn forward(
+        &self,
+        topic: &str,
+        wait: bool,
+        message: impl FnOnce() -> StoredMessage,
+    ) -> Forward {
+        let to = self.shared.routes.destinations(topic);
         if to.is_empty() {
             return Forward::Local;
         }
+        let message = message();
         let (done, ack) = if wait {
             let (done, ack) = done::pair();
             (Some(done), Some(ack))
@@ -361,7 +378,10 @@ impl Cluster {
             Err(_) => {
                 let n = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
-                    tracing::warn!(dropped_so_far = n, "cluster forward buffer full; message dropped");
+                    tracing::warn!(
+                        dropped_so_far = n,
+                        "cluster forward buffer full; message dropped"
+                    );
                 }
                 Forward::Dropped
             }
@@ -461,7 +481,9 @@ impl Cluster {
         });
         match left {
             Ok(()) => tracing::info!(node = %me, "left the cluster"),
-            Err(e) => tracing::warn!(node = %me, error = %e, "could not leave the cluster cleanly; its lease will lapse"),
+            Err(e) => {
+                tracing::warn!(node = %me, error = %e, "could not leave the cluster cleanly; its lease will lapse")
+            }
         }
     }
 }
@@ -513,7 +535,9 @@ fn load_retained(link: &mut Link, shared: &Shared) -> Result<usize, ClusterError
                             });
                             loaded += 1;
                         }
-                        Err(e) => tracing::warn!(error = %e, "undecodable retained message skipped"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable retained message skipped")
+                        }
                     }
                 }
             }

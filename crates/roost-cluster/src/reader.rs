@@ -107,7 +107,9 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
 
 fn inbox_entry(shared: &Shared, entry: &Entry) {
     let origin = entry.text(wire::ORIGIN).unwrap_or("?");
-    let Some(data) = entry.field(DATA) else { return };
+    let Some(data) = entry.field(DATA) else {
+        return;
+    };
     match entry.text(KIND) {
         Some("m") => match wire::decode::<Vec<StoredMessage>>(data) {
             Ok(messages) => {

@@ -101,7 +101,9 @@ impl Routes {
             }
         }
         for filter in split(entry.field("a")) {
-            cache.router.subscribe(n, filter, None, Subscription::default());
+            cache
+                .router
+                .subscribe(n, filter, None, Subscription::default());
         }
         for filter in split(entry.field("d")) {
             cache.router.unsubscribe(&n, filter, None);
@@ -146,12 +148,20 @@ mod tests {
     #[test]
     fn log_entries_add_remove_and_reset_routes() {
         let routes = Routes::new("me");
-        routes.apply(&entry(&[("n", "b"), ("r", "0"), ("a", "a/+\0x/#"), ("d", "")]));
+        routes.apply(&entry(&[
+            ("n", "b"),
+            ("r", "0"),
+            ("a", "a/+\0x/#"),
+            ("d", ""),
+        ]));
         routes.apply(&entry(&[("n", "me"), ("r", "0"), ("a", "a/#")]));
         let b = routes.destinations("a/1");
         assert_eq!(b.len(), 1);
         assert_eq!(routes.name(b[0]).as_deref(), Some("b"));
-        assert!(routes.destinations("q").is_empty(), "own routes are not cached");
+        assert!(
+            routes.destinations("q").is_empty(),
+            "own routes are not cached"
+        );
         routes.apply(&entry(&[("n", "b"), ("r", "0"), ("a", ""), ("d", "a/+")]));
         assert!(routes.destinations("a/1").is_empty());
         assert_eq!(routes.destinations("x/y").len(), 1);

@@ -34,7 +34,10 @@ pub(crate) enum Item {
     /// This node gained (`present`) or lost its last subscriber for a filter.
     Route { filter: String, present: bool },
     /// A retained message set (`blob`) or cleared (`None`).
-    Retain { topic: String, blob: Option<Vec<u8>> },
+    Retain {
+        topic: String,
+        blob: Option<Vec<u8>>,
+    },
 }
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
@@ -234,7 +237,8 @@ pub(crate) fn register(link: &mut Link, shared: &Shared) -> Result<(), ClusterEr
     let _one_at_a_time = shared.registering.lock();
     let keys = &shared.keys;
     let me = &shared.options.node_id;
-    let incarnation: u64 = link.run(|c| redis::cmd("INCR").arg(keys.incarnation_of(me)).query(c))?;
+    let incarnation: u64 =
+        link.run(|c| redis::cmd("INCR").arg(keys.incarnation_of(me)).query(c))?;
     shared.incarnation.store(incarnation, Ordering::Relaxed);
     let filters: Vec<String> = shared.routes.published.lock().iter().cloned().collect();
     let adds: Vec<&str> = filters.iter().map(String::as_str).collect();

@@ -234,6 +234,13 @@ impl<K: SubscriberKey> Router<K> {
         shared.pick(&pick).map(|(key, sub)| (key.clone(), *sub))
     }
 
+    /// Whether anyone (directly or in a share group) is subscribed to
+    /// exactly `filter`; one trie walk down the filter's levels. The cluster
+    /// uses it to learn that a filter lost its last subscriber.
+    pub fn has_subscribers(&self, filter: &str) -> bool {
+        self.root.slot(filter).is_some_and(|s| !s.is_empty())
+    }
+
     /// Number of subscriptions (shared memberships count one each).
     pub fn subscription_count(&self) -> usize {
         self.count

@@ -79,7 +79,7 @@ impl<K> Default for Subscribers<K> {
 }
 
 impl<K: SubscriberKey> Subscribers<K> {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.direct.is_empty() && self.shared.is_none()
     }
 

@@ -71,6 +71,13 @@ struct Cli {
     /// When a write counts as done (overrides `[store] durability`; default `async`).
     #[arg(long = "durability", value_enum)]
     durability: Option<DurabilityArg>,
+    /// Join a cluster on this Redis (turns `[cluster]` on and overrides
+    /// `[cluster.redis] url`), e.g. `redis://127.0.0.1:6379`. docs/cluster.md.
+    #[arg(long = "cluster-redis")]
+    cluster_redis: Option<String>,
+    /// This node's id in the cluster (overrides `[cluster] node_id`).
+    #[arg(long = "node-id")]
+    node_id: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -256,7 +263,8 @@ fn runtime_builder(cpus: usize) -> tokio::runtime::Builder {
     builder
 }
 
-/// `--store`, `--data-dir`, `--redis-url` and `--durability` win over the
+/// `--store`, `--data-dir`, `--redis-url`, `--durability`, `--cluster-redis`
+/// and `--node-id` win over the
 /// config file and the `ROOST_STORE__*` variables. The server keeps its state
 /// on disk unless one of them says otherwise.
 fn apply_store_flags(config: &mut Config, cli: &Cli) {
@@ -275,6 +283,13 @@ fn apply_store_flags(config: &mut Config, cli: &Cli) {
     }
     if let Some(url) = &cli.redis_url {
         config.store.redis.url.clone_from(url);
+    }
+    if let Some(url) = &cli.cluster_redis {
+        config.cluster.enabled = true;
+        config.cluster.redis.url.clone_from(url);
+    }
+    if let Some(id) = &cli.node_id {
+        config.cluster.node_id = Some(id.clone());
     }
     if let Some(durability) = cli.durability {
         config.store.durability = match durability {

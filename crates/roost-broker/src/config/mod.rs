@@ -1,8 +1,10 @@
 //! Broker configuration: one TOML file, overridable by `ROOST_*` environment
 //! variables. Unknown keys are errors that name the key and its line.
 
+mod cluster;
 mod store;
 
+pub use cluster::{ClusterConfig, ClusterRedisConfig};
 pub use store::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 
 use std::path::Path;
@@ -35,6 +37,8 @@ pub struct Config {
     pub auth: crate::builtin_auth::AuthConfig,
     /// Persistence: backend, data directory, durability (docs/persistence.md).
     pub store: StoreConfig,
+    /// Cluster mode over Redis (docs/cluster.md).
+    pub cluster: ClusterConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -444,6 +448,9 @@ impl Config {
         }
         if let Err((key, message)) = self.store.validate() {
             return bad(key, message);
+        }
+        if let Err((key, message)) = self.cluster.validate() {
+            return bad(key, &message);
         }
         if self.store.backend == Some(StoreBackend::Redis) && !self.store.redis.url.contains("://")
         {

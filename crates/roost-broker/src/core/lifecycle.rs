@@ -53,17 +53,63 @@ impl Core {
     ) -> usize {
         let key = SessionKey(Arc::clone(slot));
         let mut router = self.router.write();
-        if state_lost {
-            return router.purge(&key);
+        let Some(cluster) = self.cluster() else {
+            if state_lost {
+                return router.purge(&key);
+            }
+            let filters = state
+                .subscriptions
+                .keys()
+                .map(|filter| match parse_shared(filter) {
+                    Some(shared) => (shared.filter, Some(shared.group)),
+                    None => (&**filter, None),
+                });
+            return router.remove_all(&key, filters);
+        };
+        // Cluster mode: the same, then each filter left without subscribers
+        // leaves the cluster's route table.
+        let held: Vec<(String, Option<String>)> = if state_lost {
+            router
+                .subscriptions_of(&key)
+                .into_iter()
+                .map(|(filter, group, _)| (filter, group))
+                .collect()
+        } else {
+            state
+                .subscriptions
+                .keys()
+                .map(|filter| match parse_shared(filter) {
+                    Some(shared) => (shared.filter.to_string(), Some(shared.group.to_string())),
+                    None => (filter.to_string(), None),
+                })
+                .collect()
+        };
+        let removed = router.remove_all(&key, held.iter().map(|(f, g)| (f.as_str(), g.as_deref())));
+        for (filter, _) in &held {
+            if !router.has_subscribers(filter) {
+                cluster.route_absent(filter);
+            }
         }
-        let filters = state
-            .subscriptions
-            .keys()
-            .map(|filter| match parse_shared(filter) {
-                Some(shared) => (shared.filter, Some(shared.group)),
-                None => (&**filter, None),
-            });
-        router.remove_all(&key, filters)
+        removed
+    }
+
+    /// Ends a parked session now (cluster mode: its client connected on
+    /// another node, which started a new session there).
+    pub(crate) fn end_parked(&self, slot: &Arc<SessionSlot>) {
+        let state = {
+            let mut inner = slot.inner.lock();
+            if inner.link.is_some() || inner.ended {
+                return;
+            }
+            let state = inner.parked.take().map(|p| p.state);
+            if state.is_some() {
+                inner.ended = true;
+            }
+            state
+        };
+        if let Some(mut state) = state {
+            self.end_session(slot, &mut state, Instant::now());
+        }
     }
 
     /// Reports deliveries discarded because their session ended.
@@ -109,7 +155,16 @@ impl Core {
         will: Option<(Message, u32)>,
         now: Instant,
     ) {
-        let expiry = state.session_expiry_interval();
+        // Cluster mode: the claim goes; a connection closed because its
+        // client id was taken on another node ends its session here.
+        let kicked = self
+            .cluster()
+            .is_some_and(|c| c.detached(&slot.client_id, connection_id));
+        let expiry = if kicked {
+            0
+        } else {
+            state.session_expiry_interval()
+        };
         let expires_at = (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry)));
         let mut inner = slot.inner.lock();
         let mine = inner

@@ -41,6 +41,8 @@ pub(crate) struct Core {
     persist: Option<Arc<crate::persist::Persist>>,
     /// Where idle connections hibernate (`None`: they never do).
     dormitory: Option<Arc<Dormitory>>,
+    /// The cluster, once joined (unset: a single broker).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterLink>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -92,7 +94,20 @@ impl Core {
             next_connection_id: AtomicU64::new(1),
             persist,
             dormitory,
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The cluster (`None`: a single broker).
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterLink>> {
+        self.cluster.get()
+    }
+
+    /// Installs the cluster link, once, before connections are accepted.
+    pub(crate) fn set_cluster(&self, link: Arc<crate::cluster::ClusterLink>) {
+        if self.cluster.set(link).is_err() {
+            tracing::warn!("cluster link installed twice; keeping the first");
+        }
     }
 
     /// Every session by client id.
@@ -104,13 +119,28 @@ impl Core {
     /// included); true when it replaced one.
     pub(crate) fn subscribe(&self, key: &SessionKey, filter: &str, sub: Subscription) -> bool {
         let (group, bare) = split_shared(filter);
-        self.router.write().subscribe(key.clone(), bare, group, sub)
+        let mut router = self.router.write();
+        let replaced = router.subscribe(key.clone(), bare, group, sub);
+        // Under the router's lock: the cluster hears of a filter's first and
+        // last subscriber in the order the router changed.
+        if let Some(cluster) = self.cluster() {
+            cluster.route_present(bare);
+        }
+        replaced
     }
 
     /// Removes `key`'s subscription to `filter`; false when it had none.
     pub(crate) fn unsubscribe(&self, key: &SessionKey, filter: &str) -> bool {
         let (group, bare) = split_shared(filter);
-        self.router.write().unsubscribe(key, bare, group)
+        let mut router = self.router.write();
+        let removed = router.unsubscribe(key, bare, group);
+        if removed
+            && let Some(cluster) = self.cluster()
+            && !router.has_subscribers(bare)
+        {
+            cluster.route_absent(bare);
+        }
+        removed
     }
 
     /// Subscriptions in the router, shared ones included.

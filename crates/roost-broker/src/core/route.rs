@@ -20,12 +20,22 @@ use crate::slot::{Pushed, SessionKey, SessionSlot};
 pub(crate) struct Routed {
     message: Arc<Message>,
     targets: Vec<Target<SessionKey>>,
+    /// Cluster mode: written to other nodes' inboxes once this completes.
+    forwarded: Option<roost_cluster::Done<()>>,
+    /// Cluster mode: other nodes have subscribers for it.
+    remote: bool,
 }
 
 impl Routed {
-    /// How many sessions it goes to.
+    /// How many sessions it goes to here, plus one when other cluster nodes
+    /// have subscribers for it (their sessions are not known here).
     pub(crate) fn reached(&self) -> usize {
-        self.targets.len()
+        self.targets.len() + usize::from(self.remote)
+    }
+
+    /// What a QoS 1/2 publisher's acknowledgement waits on in cluster mode.
+    pub(crate) fn take_forwarded(&mut self) -> Option<roost_cluster::Done<()>> {
+        self.forwarded.take()
     }
 }
 
@@ -53,9 +63,33 @@ impl Core {
         now: Instant,
     ) -> Routed {
         let message = Arc::new(message);
-        if message.retain {
-            self.retained.on_publish(&message, now);
-        }
+        let retained = message.retain && self.retained.on_publish(&message, now);
+        let (forwarded, remote) = match self.cluster() {
+            Some(cluster) => crate::cluster::forward(cluster, &message, retained, now),
+            None => (None, false),
+        };
+        let mut routed = self.route_local(message, publisher);
+        routed.forwarded = forwarded;
+        routed.remote = remote;
+        routed
+    }
+
+    /// A message another cluster node forwarded: to this node's subscribers
+    /// only (never forwarded again, the retained copy is kept by the
+    /// retained log). The publisher's client id finds its session here, if
+    /// any, for No Local.
+    pub(crate) fn route_remote(&self, message: Message, now: Instant) {
+        let publisher = message
+            .publisher
+            .as_deref()
+            .and_then(|id| self.sessions.get(id))
+            .map(SessionKey);
+        let routed = self.route_local(Arc::new(message), publisher.as_ref());
+        drop(self.deliver(routed, Vec::new(), now));
+    }
+
+    /// The local half of [`Core::route`]: this node's subscribers.
+    fn route_local(&self, message: Arc<Message>, publisher: Option<&SessionKey>) -> Routed {
         let mut targets: Vec<Target<SessionKey>> = Vec::new();
         let publisher_id = message.publisher.as_deref().unwrap_or("");
         {
@@ -73,7 +107,12 @@ impl Core {
         } else if self.read_checks() {
             self.withhold_unreadable(&message, &mut targets);
         }
-        Routed { message, targets }
+        Routed {
+            message,
+            targets,
+            forwarded: None,
+            remote: false,
+        }
     }
 
     /// `acl_wildcards = "per_message"`: drops (and counts) the targets whose
@@ -109,7 +148,9 @@ impl Core {
         extra: Vec<roost_store::Delta>,
         now: Instant,
     ) -> Option<roost_store::Ticket> {
-        let Routed { message, targets } = routed;
+        let Routed {
+            message, targets, ..
+        } = routed;
         let delivery_for = |target: &Target<SessionKey>| Delivery {
             qos: message.qos.min(target.qos),
             retain: target.retain_as_published && message.retain,

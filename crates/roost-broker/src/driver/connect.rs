@@ -358,6 +358,12 @@ where
         client: &client,
         reader: &reader,
     };
+    // Cluster mode: one connection per client id in the cluster; Redis
+    // unreachable refuses the CONNECT (0x88 / return code 3).
+    if let Err(reason) = crate::cluster::claim(core, &client_id, connection_id).await {
+        refuse(writer, version, reason).await;
+        return Err(Refused::ConnAck(reason));
+    }
     let (slot, previous, clean_start) = match attach(
         core,
         &client_id,

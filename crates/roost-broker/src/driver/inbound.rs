@@ -41,8 +41,10 @@ pub(crate) enum Flow {
 /// every packet of a read before it waits on them, so a client with many
 /// messages in flight gets them group-committed together instead of one
 /// fsync per message; nothing is written to the client before the wait ends.
+/// In cluster mode the same holds for a QoS 1/2 message forwarded to other
+/// nodes: its PUBACK / PUBREC waits until it is in their inboxes.
 #[derive(Default)]
-pub(crate) struct StoreWaits(Vec<roost_store::Ticket>);
+pub(crate) struct StoreWaits(Vec<roost_store::Ticket>, Vec<roost_cluster::Done<()>>);
 
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
@@ -55,11 +57,17 @@ impl StoreWaits {
     }
 
     /// Waits until every held batch is stored (tickets complete in order, so
-    /// after the first wait the rest are mostly done already).
+    /// after the first wait the rest are mostly done already), and every
+    /// held forward is written.
     pub(crate) async fn settle(&mut self, core: &Core) {
         if let Some(persist) = core.persist() {
             for ticket in self.0.drain(..) {
                 persist.acknowledged(Some(ticket)).await;
+            }
+        }
+        for forwarded in self.1.drain(..) {
+            if let Err(e) = forwarded.await {
+                tracing::warn!(error = %e, "cluster forward not written; acknowledging anyway");
             }
         }
     }
@@ -236,7 +244,8 @@ async fn publish(
         session.complete_publish(packet_id, flow_qos, ReasonCode::QUOTA_EXCEEDED);
         return Flow::Continue;
     }
-    let routed = core.route(message, Some(inputs.key), now);
+    let mut routed = core.route(message, Some(inputs.key), now);
+    waits.1.extend(routed.take_forwarded());
     let reached = routed.reached();
     if let Some(packet_id) = packet_id {
         let reason = if reached == 0

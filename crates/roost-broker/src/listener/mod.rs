@@ -101,9 +101,12 @@ impl BoundListener {
             (ListenAddr::Inet(addr), _) => {
                 let stack =
                     Stack::new(&config, &name).map_err(|m| refuse(ListenerError::Config(m)))?;
-                let tcp = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| refuse(e.into()))?;
+                let tcp = if config.reuse_port {
+                    bind_reuse_port(*addr)
+                } else {
+                    TcpListener::bind(addr).await
+                }
+                .map_err(|e| refuse(e.into()))?;
                 if config.defer_accept {
                     defer_accept(&tcp, &name);
                 }
@@ -193,6 +196,21 @@ impl BoundListener {
 /// Asks the kernel to hand over a connection only once its client has
 /// spoken (`defer_accept`). Where the option does not exist the listener
 /// works as without it, woken once more per connection.
+fn bind_reuse_port(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix, plus SO_REUSEPORT: every process
+    // bound this way to the same address shares its connections.
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 fn defer_accept(tcp: &TcpListener, name: &str) {
     match roost_sys::set_tcp_defer_accept(tcp, DEFER_ACCEPT_SECS) {
         Ok(()) => {}
@@ -369,6 +387,26 @@ mod tests {
             } => roost_sys::tcp_defer_accept(tcp).unwrap(),
             _ => panic!("a tcp listener binds a TCP socket"),
         }
+    }
+
+    #[tokio::test]
+    async fn two_listeners_with_reuse_port_share_one_port() {
+        let mut config = ListenerConfig::loopback(0);
+        config.reuse_port = true;
+        let first = BoundListener::bind(config.clone(), &Config::default())
+            .await
+            .unwrap();
+        let port = first.address.addr.inet().unwrap().port();
+        config.bind.set_port(port);
+        let second = BoundListener::bind(config.clone(), &Config::default()).await;
+        assert!(second.is_ok(), "SO_REUSEPORT lets a second socket bind");
+        config.reuse_port = false;
+        assert!(
+            BoundListener::bind(config, &Config::default())
+                .await
+                .is_err(),
+            "without it the port is taken"
+        );
     }
 
     #[tokio::test]

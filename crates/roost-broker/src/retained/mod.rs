@@ -219,10 +219,34 @@ impl RetainedStore {
         }
     }
 
+    /// Cluster mode: a retained message set on a node of the cluster (this
+    /// one included: every node applies the cluster's retained log in
+    /// order), stored there at `stored_at`, from which its TTL counts. The
+    /// limits apply as to a local one.
+    pub(crate) fn apply_remote(&self, message: Arc<Message>, stored_at: SystemTime, now: Instant) {
+        let age = SystemTime::now()
+            .duration_since(stored_at)
+            .unwrap_or_default();
+        let _ = self.store_aged(message, stored_at, age, now);
+    }
+
     /// Stores `message` as its topic's retained message if the limits allow.
     fn store(&self, message: Arc<Message>, now: Instant) -> Result<(), RetainedError> {
-        let stored_at = SystemTime::now();
-        let ttl_end = self.policy.ttl.and_then(|ttl| now.checked_add(ttl));
+        self.store_aged(message, SystemTime::now(), Duration::ZERO, now)
+    }
+
+    /// [`RetainedStore::store`] for a message stored `age` ago.
+    fn store_aged(
+        &self,
+        message: Arc<Message>,
+        stored_at: SystemTime,
+        age: Duration,
+        now: Instant,
+    ) -> Result<(), RetainedError> {
+        let ttl_end = self
+            .policy
+            .ttl
+            .and_then(|ttl| now.checked_add(ttl.saturating_sub(age)));
         let dies_at = match (message.expires_at, ttl_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

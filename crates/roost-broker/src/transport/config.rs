@@ -88,6 +88,10 @@ pub struct ListenerConfig {
     /// for a silent client): the broker wakes once per new connection instead
     /// of twice. TCP-based kinds only; on by default there.
     pub defer_accept: bool,
+    /// Bind with `SO_REUSEPORT`: several processes (cluster nodes on one
+    /// host, docs/cluster.md) serve one port, the kernel spreading new
+    /// connections over them. TCP-based kinds only; off by default.
+    pub reuse_port: bool,
     /// TLS settings (`tls`, `wss` and `quic` listeners).
     pub tls: Option<TlsConfig>,
     /// WebSocket settings (`ws` and `wss` listeners).
@@ -118,6 +122,7 @@ impl ListenerConfig {
             handshake_timeout_secs: DEFAULT_HANDSHAKE_TIMEOUT_SECS,
             proxy_protocol: false,
             defer_accept: kind.is_tcp_based(),
+            reuse_port: false,
             tls: None,
             websocket: WebSocketOptions::default(),
             quic: QuicOptions::default(),
@@ -155,6 +160,11 @@ impl ListenerConfig {
         if self.defer_accept && !kind.is_tcp_based() {
             return Err(format!(
                 "`defer_accept` does not apply to a `{kind}` listener"
+            ));
+        }
+        if self.reuse_port && !kind.is_tcp_based() {
+            return Err(format!(
+                "`reuse_port` does not apply to a `{kind}` listener"
             ));
         }
         if self.handshake_timeout_secs == 0 {
@@ -224,6 +234,8 @@ struct RawListener {
     #[serde(default)]
     defer_accept: Option<bool>,
     #[serde(default)]
+    reuse_port: bool,
+    #[serde(default)]
     tls: Option<TlsConfig>,
     websocket: Option<WebSocketOptions>,
     quic: Option<QuicOptions>,
@@ -259,6 +271,7 @@ impl TryFrom<RawListener> for ListenerConfig {
             handshake_timeout_secs: raw.handshake_timeout_secs,
             proxy_protocol: raw.proxy_protocol,
             defer_accept: raw.defer_accept.unwrap_or(kind.is_tcp_based()),
+            reuse_port: raw.reuse_port,
             tls: raw.tls,
             websocket: raw.websocket.unwrap_or_default(),
             quic: raw.quic.unwrap_or_default(),

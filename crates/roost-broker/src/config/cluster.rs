@@ -1,0 +1,181 @@
+//! `[cluster]`: several Roost nodes on one Redis act as one broker
+//! (docs/cluster.md).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// `[cluster.redis]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterRedisConfig {
+    /// `redis://[user][:password@]host[:port][/db]` of the one primary.
+    pub url: String,
+    /// Connect, read and write timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ClusterRedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Join a cluster (off: a single broker, nothing below is used).
+    pub enabled: bool,
+    /// This node's id, unique in the cluster. Unset: derived from the host
+    /// name and the store's data directory, so it is stable across restarts.
+    pub node_id: Option<String>,
+    /// Where the cluster's state lives.
+    pub redis: ClusterRedisConfig,
+    /// Membership lease in milliseconds: a node silent that long is declared
+    /// dead (its routes removed). Renewed every third of it.
+    pub lease_ms: u64,
+    /// Prepended to every cluster key (no braces).
+    pub key_prefix: String,
+    /// `MAXLEN ~` of each node's inbox stream (batches): the cap for a node
+    /// that stopped reading.
+    pub inbox_maxlen: usize,
+    /// Messages waiting to be forwarded at most: while Redis is slow or gone,
+    /// QoS 0 beyond it is dropped (counted), QoS 1/2 beyond twice it.
+    pub forward_buffer: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_id: None,
+            redis: ClusterRedisConfig::default(),
+            lease_ms: 10_000,
+            key_prefix: "roost:cl:".into(),
+            inbox_maxlen: 100_000,
+            forward_buffer: 100_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// A value the types alone do not rule out: `(key, message)`.
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if !self.redis.url.contains("://") {
+            return Err((
+                "cluster.redis.url",
+                format!("`{}` has no scheme: write redis://{0}", self.redis.url),
+            ));
+        }
+        if let Some(id) = &self.node_id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err((
+                "cluster.node_id",
+                "1 to 64 characters among A-Z a-z 0-9 - _ .".into(),
+            ));
+        }
+        if self.lease_ms < 300 {
+            return Err(("cluster.lease_ms", "must be at least 300".into()));
+        }
+        if self.redis.timeout_ms == 0 || self.redis.timeout_ms >= self.lease_ms {
+            return Err((
+                "cluster.redis.timeout_ms",
+                "must be at least 1 and below cluster.lease_ms".into(),
+            ));
+        }
+        if self.key_prefix.contains(['{', '}']) {
+            return Err(("cluster.key_prefix", "must not contain braces".into()));
+        }
+        if self.inbox_maxlen == 0 {
+            return Err(("cluster.inbox_maxlen", "must be at least 1".into()));
+        }
+        if self.forward_buffer == 0 {
+            return Err(("cluster.forward_buffer", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The configured node id, or one derived from the host name and the
+    /// data directory: stable across restarts of the same node, different
+    /// for two nodes on one host with their own data directories.
+    pub fn effective_node_id(&self, data_dir: &Path) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .unwrap_or_default();
+        let host: String = host
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in dir.as_os_str().as_encoded_bytes() {
+            hash ^= u32::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        let host = if host.is_empty() { "node".into() } else { host };
+        format!("{host}-{hash:08x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_node_id_is_stable_and_differs_per_data_dir() {
+        let c = ClusterConfig::default();
+        let a = c.effective_node_id(Path::new("/tmp/roost-a"));
+        assert_eq!(a, c.effective_node_id(Path::new("/tmp/roost-a")));
+        assert_ne!(a, c.effective_node_id(Path::new("/tmp/roost-b")));
+        let named = ClusterConfig {
+            node_id: Some("n1".into()),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(named.effective_node_id(Path::new("/x")), "n1");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let bad = |c: ClusterConfig| c.validate().err().map(|(k, _)| k);
+        let on = ClusterConfig {
+            enabled: true,
+            ..ClusterConfig::default()
+        };
+        assert_eq!(bad(on.clone()), None);
+        let mut c = on.clone();
+        c.redis.url = "localhost:6379".into();
+        assert_eq!(bad(c), Some("cluster.redis.url"));
+        let mut c = on.clone();
+        c.node_id = Some("a b".into());
+        assert_eq!(bad(c), Some("cluster.node_id"));
+        let mut c = on.clone();
+        c.lease_ms = 10;
+        assert_eq!(bad(c), Some("cluster.lease_ms"));
+        let mut c = on;
+        c.key_prefix = "{x}".into();
+        assert_eq!(bad(c), Some("cluster.key_prefix"));
+    }
+}

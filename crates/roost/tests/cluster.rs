@@ -1,0 +1,458 @@
+//! Cluster mode (docs/cluster.md) end to end: three `roost` processes with
+//! `--cluster-redis` on one private redis-server, clients on different nodes.
+//!
+//! Route propagation is asynchronous (a subscription reaches the other
+//! nodes' route caches through the route log, typically within a few ms):
+//! before a cross-node assertion each test waits for the route by
+//! publishing a probe until the remote subscriber receives it (bounded by
+//! [`ROUTE_WAIT`]), never by sleeping.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use roost_codec::{
+    ConnAck, Packet, ProtocolVersion, Publish, QoS, ReasonCode, RetainHandling, SubscriptionOptions,
+};
+use roost_testkit::packets::{self, unique_id};
+use roost_testkit::{BrokerProcess, HandshakeError, RawClient, TIMEOUT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roost");
+
+/// The longest a route or retained change may take to reach another node
+/// in these tests (the documented window is milliseconds; this is slack for
+/// a loaded CI machine).
+const ROUTE_WAIT: Duration = Duration::from_secs(10);
+
+/// A private redis-server on a free loopback port, killed by its PID on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            child: Self::spawn(port),
+            port,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(port: u16) -> std::process::Child {
+        std::process::Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-test-deps.sh installs it)")
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "redis-server exited at start"
+            );
+            assert!(Instant::now() < deadline, "redis-server not listening");
+            // Nothing to wait on but the port itself.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.port);
+        self.wait_ready();
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One node of the cluster on `redis`, named `name` (unique per test run),
+/// with a short lease so a lost Redis shows within a second or two.
+fn node(redis: &RedisServer, name: &str) -> BrokerProcess {
+    let toml = format!(
+        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n\
+         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
+        redis.url()
+    );
+    BrokerProcess::builder(BIN)
+        .config_toml(toml)
+        .arg("--store")
+        .arg("memory")
+        .start()
+        .expect("start a cluster node")
+}
+
+/// Three nodes on one Redis.
+fn three_nodes(redis: &RedisServer) -> [BrokerProcess; 3] {
+    let run = unique_id("n");
+    [
+        node(redis, &format!("{run}-a")),
+        node(redis, &format!("{run}-b")),
+        node(redis, &format!("{run}-c")),
+    ]
+}
+
+async fn v5(addr: SocketAddr, prefix: &str) -> RawClient {
+    RawClient::connect_v5(addr, &unique_id(prefix))
+        .await
+        .unwrap()
+        .0
+}
+
+async fn subscribe(client: &mut RawClient, filter: &str, options: SubscriptionOptions) {
+    subscribe_with_id(client, filter, options, None).await;
+}
+
+async fn subscribe_with_id(
+    client: &mut RawClient,
+    filter: &str,
+    options: SubscriptionOptions,
+    id: Option<u32>,
+) {
+    let mut subscribe = packets::subscribe_with(1, filter, options);
+    subscribe.properties.subscription_identifier = id;
+    client.send(subscribe).await.unwrap();
+    match client.recv(TIMEOUT).await.unwrap() {
+        Packet::SubAck(ack) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+fn qos(qos: QoS) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos,
+        ..SubscriptionOptions::default()
+    }
+}
+
+/// Publishes QoS 0 probes on `topic` from `publisher` until every one of
+/// `subscribers` got one (each drains the probes it got): the route to
+/// their nodes is in the publisher node's cache.
+async fn wait_for_route(
+    publisher: &mut RawClient,
+    topic: &str,
+    subscribers: &mut [&mut RawClient],
+) {
+    let deadline = Instant::now() + ROUTE_WAIT;
+    let mut seen = vec![false; subscribers.len()];
+    while seen.iter().any(|s| !s) {
+        assert!(
+            Instant::now() < deadline,
+            "route to {topic} not seen in {ROUTE_WAIT:?}"
+        );
+        publisher
+            .send(packets::publish(
+                topic,
+                &b"probe"[..],
+                QoS::AtMostOnce,
+                None,
+            ))
+            .await
+            .unwrap();
+        for (i, sub) in subscribers.iter_mut().enumerate() {
+            while let Ok(p) = sub.recv_publish(Duration::from_millis(100)).await {
+                assert_eq!(&p.payload[..], b"probe");
+                seen[i] = true;
+            }
+        }
+    }
+    // Probes still under way arrive before what the test sends next (one
+    // ordered inbox per node): drain them.
+    for sub in subscribers.iter_mut() {
+        while sub.recv_publish(Duration::from_millis(200)).await.is_ok() {}
+    }
+}
+
+/// Receives the next PUBLISH and acknowledges it as its QoS asks.
+async fn receive(client: &mut RawClient) -> Publish {
+    let publish = client.recv_publish(TIMEOUT).await.unwrap();
+    match (publish.qos, publish.packet_id) {
+        (QoS::AtLeastOnce, Some(id)) => client.send(packets::puback(id.get())).await.unwrap(),
+        (QoS::ExactlyOnce, Some(id)) => {
+            client.send(packets::pubrec(id.get())).await.unwrap();
+            match client.recv(TIMEOUT).await.unwrap() {
+                Packet::PubRel(_) => {}
+                other => panic!("expected PUBREL, got {other:?}"),
+            }
+            client.send(packets::pubcomp(id.get())).await.unwrap();
+        }
+        _ => {}
+    }
+    publish
+}
+
+/// Publishes at `qos` and completes the publisher's side of the flow.
+async fn publish(client: &mut RawClient, topic: &str, payload: &'static [u8], qos: QoS, id: u16) {
+    let packet_id = (qos != QoS::AtMostOnce).then_some(id);
+    client
+        .send(packets::publish(topic, payload, qos, packet_id))
+        .await
+        .unwrap();
+    match qos {
+        QoS::AtMostOnce => {}
+        QoS::AtLeastOnce => match client.recv(TIMEOUT).await.unwrap() {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id.get(), id),
+            other => panic!("expected PUBACK, got {other:?}"),
+        },
+        QoS::ExactlyOnce => {
+            match client.recv(TIMEOUT).await.unwrap() {
+                Packet::PubRec(rec) => assert_eq!(rec.packet_id.get(), id),
+                other => panic!("expected PUBREC, got {other:?}"),
+            }
+            client.send(packets::pubrel(id)).await.unwrap();
+            match client.recv(TIMEOUT).await.unwrap() {
+                Packet::PubComp(_) => {}
+                other => panic!("expected PUBCOMP, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn cluster_cross_node_publish_qos_0_1_2_reaches_plus_and_hash_subscribers() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis);
+    let base = unique_id("xn");
+    let mut on_b = v5(b.addr(), "sub-b").await;
+    subscribe(&mut on_b, &format!("{base}/+/t"), qos(QoS::ExactlyOnce)).await;
+    let mut on_c = v5(c.addr(), "sub-c").await;
+    subscribe(&mut on_c, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
+    let mut on_a = v5(a.addr(), "pub-a").await;
+    let topic = format!("{base}/x/t");
+    wait_for_route(&mut on_a, &topic, &mut [&mut on_b, &mut on_c]).await;
+
+    for (i, (q, payload)) in [
+        (QoS::AtMostOnce, &b"q0"[..]),
+        (QoS::AtLeastOnce, &b"q1"[..]),
+        (QoS::ExactlyOnce, &b"q2"[..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        publish(&mut on_a, &topic, payload, q, 10 + i as u16).await;
+        let got_b = receive(&mut on_b).await;
+        assert_eq!((&got_b.payload[..], got_b.qos), (payload, q), "on B");
+        assert_eq!(got_b.topic, topic);
+        let got_c = receive(&mut on_c).await;
+        assert_eq!(
+            (&got_c.payload[..], got_c.qos),
+            (payload, q.min(QoS::AtLeastOnce)),
+            "on C: granted QoS 1"
+        );
+    }
+    // Exactly once each: nothing more arrives.
+    assert!(on_b.recv_publish(Duration::from_millis(300)).await.is_err());
+    assert!(on_c.recv_publish(Duration::from_millis(300)).await.is_err());
+}
+
+#[tokio::test]
+async fn v5_cluster_remote_subscriber_gets_its_subscription_id_and_retain_as_published() {
+    let redis = RedisServer::start();
+    let [a, b, _c] = three_nodes(&redis);
+    let base = unique_id("sid");
+    let mut on_b = v5(b.addr(), "sub-b").await;
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        retain_as_published: true,
+        retain_handling: RetainHandling::DoNotSend,
+        ..SubscriptionOptions::default()
+    };
+    subscribe_with_id(&mut on_b, &format!("{base}/+"), options, Some(42)).await;
+    let mut on_a = v5(a.addr(), "pub-a").await;
+    wait_for_route(&mut on_a, &format!("{base}/probe"), &mut [&mut on_b]).await;
+
+    let mut retained = packets::publish(
+        &format!("{base}/r"),
+        &b"kept"[..],
+        QoS::AtLeastOnce,
+        Some(3),
+    );
+    retained.retain = true;
+    on_a.send(retained).await.unwrap();
+    assert!(matches!(
+        on_a.recv(TIMEOUT).await.unwrap(),
+        Packet::PubAck(_)
+    ));
+    let got = receive(&mut on_b).await;
+    assert_eq!(&got.payload[..], b"kept");
+    assert!(got.retain, "retain as published holds across nodes");
+    assert_eq!(got.properties.subscription_identifiers.as_slice(), &[42]);
+}
+
+#[tokio::test]
+async fn cluster_retained_set_on_a_cleared_on_b_is_seen_right_by_a_wildcard_subscriber_on_c() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis);
+    let base = unique_id("ret");
+    let mut on_a = v5(a.addr(), "pub-a").await;
+    let mut on_b = v5(b.addr(), "pub-b").await;
+    let retain = |topic: String, payload: &'static [u8], id| {
+        let mut p = packets::publish(&topic, payload, QoS::AtLeastOnce, Some(id));
+        p.retain = true;
+        p
+    };
+    for (i, name) in ["one", "two"].into_iter().enumerate() {
+        on_a.send(retain(format!("{base}/{name}"), b"set on A", 1 + i as u16))
+            .await
+            .unwrap();
+        assert!(matches!(
+            on_a.recv(TIMEOUT).await.unwrap(),
+            Packet::PubAck(_)
+        ));
+    }
+    // B learns of A's messages through the retained log: wait until it has
+    // "one" before clearing it there (else the clear could come first).
+    let deadline = Instant::now() + ROUTE_WAIT;
+    loop {
+        let topics = retained_topics(b.addr(), &format!("{base}/one")).await;
+        if topics.contains(&format!("{base}/one")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A's retained message never reached B"
+        );
+    }
+    on_b.send(retain(format!("{base}/one"), b"", 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        on_b.recv(TIMEOUT).await.unwrap(),
+        Packet::PubAck(_)
+    ));
+    // A marker set after the clear: the log is one ordered stream, so a
+    // node that has the marker has applied the clear too.
+    on_b.send(retain(format!("{base}/marker"), b"after", 2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        on_b.recv(TIMEOUT).await.unwrap(),
+        Packet::PubAck(_)
+    ));
+    let deadline = Instant::now() + ROUTE_WAIT;
+    let topics = loop {
+        let topics = retained_topics(c.addr(), &format!("{base}/#")).await;
+        if topics.contains(&format!("{base}/marker")) {
+            break topics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retained changes never reached C"
+        );
+    };
+    let expected: BTreeSet<String> = [format!("{base}/marker"), format!("{base}/two")].into();
+    assert_eq!(topics, expected, "set on A, cleared on B, seen on C");
+}
+
+/// The retained messages a new subscription to `filter` gets on `addr`.
+async fn retained_topics(addr: SocketAddr, filter: &str) -> BTreeSet<String> {
+    let mut client = v5(addr, "ret-sub").await;
+    subscribe(&mut client, filter, qos(QoS::AtMostOnce)).await;
+    let mut topics = BTreeSet::new();
+    while let Ok(p) = client.recv_publish(Duration::from_millis(300)).await {
+        assert!(p.retain);
+        topics.insert(p.topic.to_string());
+    }
+    topics
+}
+
+#[tokio::test]
+async fn v5_cluster_same_client_id_on_b_closes_the_connection_on_a_with_0x8e() {
+    let redis = RedisServer::start();
+    let [a, b, _c] = three_nodes(&redis);
+    let id = unique_id("dup");
+    let (mut first, _) = RawClient::connect_v5(a.addr(), &id).await.unwrap();
+    let (_second, connack) = RawClient::connect_v5(b.addr(), &id).await.unwrap();
+    assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
+    let disconnect = first
+        .expect_closed(TIMEOUT)
+        .await
+        .unwrap()
+        .expect("DISCONNECT before the close");
+    assert_eq!(disconnect.reason_code, ReasonCode::SESSION_TAKEN_OVER);
+}
+
+#[tokio::test]
+async fn v311_cluster_same_client_id_on_c_closes_the_connection_on_a() {
+    let redis = RedisServer::start();
+    let [a, _b, c] = three_nodes(&redis);
+    let id = unique_id("dup3");
+    let (mut first, _) = RawClient::connect_v311(a.addr(), &id).await.unwrap();
+    let (_second, _) = RawClient::connect_v311(c.addr(), &id).await.unwrap();
+    let disconnect = first.expect_closed(TIMEOUT).await.unwrap();
+    assert!(disconnect.is_none(), "3.1.1 has no server DISCONNECT");
+}
+
+/// A CONNECT attempt's CONNACK, refusals included.
+async fn try_connect(addr: SocketAddr, version: ProtocolVersion) -> ConnAck {
+    let connect = packets::connect(version, &unique_id("fence"));
+    match RawClient::connect_with(addr, connect).await {
+        Ok((_, connack)) => connack,
+        Err(HandshakeError::Refused(connack)) => *connack,
+        Err(e) => panic!("CONNECT failed: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cluster_node_without_redis_refuses_connect_with_0x88_and_recovers() {
+    let mut redis = RedisServer::start();
+    let n = node(&redis, &unique_id("solo"));
+    assert_eq!(
+        try_connect(n.addr(), ProtocolVersion::V5).await.reason_code,
+        ReasonCode::SUCCESS
+    );
+    redis.kill();
+    // The node notices at its next lease renewal (every lease / 3 = 0.5 s).
+    let deadline = Instant::now() + ROUTE_WAIT;
+    loop {
+        let code = try_connect(n.addr(), ProtocolVersion::V5).await.reason_code;
+        if code == ReasonCode::SERVER_UNAVAILABLE {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still accepting without Redis: {code:?}"
+        );
+    }
+    // 3.1.1: return code 3, "server unavailable".
+    let v3 = try_connect(n.addr(), ProtocolVersion::V311).await;
+    assert_eq!(v3.reason_code, ReasonCode::SERVER_UNAVAILABLE);
+    redis.restart();
+    let deadline = Instant::now() + ROUTE_WAIT;
+    loop {
+        let code = try_connect(n.addr(), ProtocolVersion::V5).await.reason_code;
+        if code == ReasonCode::SUCCESS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not accepting after Redis came back: {code:?}"
+        );
+    }
+}
