@@ -20,11 +20,10 @@ work=${WORK:-$(mktemp -d -t roost-cluster.XXXXXX)}
 pids=()
 
 cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
+    # Newest first: the nodes leave the cluster while Redis still answers.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
     done
 }
 trap cleanup EXIT INT TERM
