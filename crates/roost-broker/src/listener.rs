@@ -15,7 +15,7 @@ use crate::config::{Config, DEFER_ACCEPT_SECS, ListenAddr, ListenerConfig, Liste
 use crate::core::Core;
 use crate::driver;
 use crate::metrics::Metrics;
-use crate::transport::admission::{Gate, Ticket};
+use crate::transport::admission::{ConnectionPermit, Gate};
 use crate::transport::stack::Stack;
 use crate::transport::{ConnectionInfo, ListenerError, PeerAddr, QuicListener, Reloadable};
 
@@ -295,7 +295,7 @@ async fn serve_stream(
     config: Arc<ListenerConfig>,
     stack: Arc<Stack>,
     accepted: Accepted,
-    ticket: Ticket,
+    ticket: ConnectionPermit,
 ) {
     let (stream, info): (crate::transport::BoxedStream, _) = match accepted {
         Accepted::Tcp(stream, peer) => {
@@ -318,7 +318,7 @@ async fn establish_and_serve(
     stack: &Stack,
     stream: crate::transport::BoxedStream,
     mut info: ConnectionInfo,
-    ticket: Ticket,
+    ticket: ConnectionPermit,
 ) {
     let socket_peer = info.peer;
     // Boxed: the TLS / WebSocket handshake state is not needed afterwards.

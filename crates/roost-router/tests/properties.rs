@@ -52,7 +52,6 @@ fn subscription() -> impl Strategy<Value = Subscription> {
                     ..SubscriptionOptions::default()
                 },
                 identifier,
-                cleared: 0,
             },
         )
 }
@@ -112,7 +111,7 @@ fn apply(router: &mut Router<u8>, model: &mut Model, op: &Op) {
     match op {
         Op::Subscribe(k, f, g, s) => {
             let existed = model.insert((*k, f.clone(), *g), *s).is_some();
-            assert_eq!(router.subscribe(*k, f, *g, *s), existed);
+            assert_eq!(router.subscribe(*k, f, *g, *s, 0), existed);
         }
         Op::Unsubscribe(k, f, g) => {
             let existed = model.remove(&(*k, f.clone(), *g)).is_some();

@@ -50,7 +50,7 @@ use super::run::{self, Connected, Ending, Start};
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::slot::SessionSlot;
-use crate::transport::admission::Ticket;
+use crate::transport::admission::ConnectionPermit;
 use roost_codec::Decoder;
 use roost_hooks::{ClientInfo, Grant};
 use roost_session::{QuietSession, Session};
@@ -88,7 +88,7 @@ pub(crate) struct Hibernated {
     grant: Option<Box<Grant>>,
     stream: std::net::TcpStream,
     /// The listener's admission, released when the connection ends.
-    pub(crate) ticket: Option<Ticket>,
+    pub(crate) ticket: Option<ConnectionPermit>,
 }
 
 impl Hibernated {
@@ -128,7 +128,14 @@ impl Hibernated {
     }
 
     /// The connection awake, with its socket and its ticket.
-    fn wake(self, core: &Core) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
+    fn wake(
+        self,
+        core: &Core,
+    ) -> (
+        Box<Connected>,
+        std::net::TcpStream,
+        Option<ConnectionPermit>,
+    ) {
         let Self {
             id: _,
             session,
@@ -558,7 +565,7 @@ fn awake(
     core: Arc<Core>,
     conn: Box<Connected>,
     stream: std::net::TcpStream,
-    ticket: Option<Ticket>,
+    ticket: Option<ConnectionPermit>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         match tokio::net::TcpStream::from_std(stream) {
@@ -586,7 +593,11 @@ fn awake(
 
 /// After a connection's task: it ended (its ticket goes), or it hibernates
 /// (the ticket goes with it).
-pub(crate) fn after_run(core: &Arc<Core>, next: Option<Box<Hibernated>>, ticket: Option<Ticket>) {
+pub(crate) fn after_run(
+    core: &Arc<Core>,
+    next: Option<Box<Hibernated>>,
+    ticket: Option<ConnectionPermit>,
+) {
     let Some(mut hibernated) = next else {
         drop(ticket);
         return;

@@ -29,7 +29,7 @@ use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::ConnectionInfo;
-use crate::transport::admission::Ticket;
+use crate::transport::admission::ConnectionPermit;
 
 pub(crate) use events::enqueue_offline;
 
@@ -45,7 +45,7 @@ pub(crate) fn serve<S>(
     listener: Arc<ListenerConfig>,
     stream: S,
     info: ConnectionInfo,
-    ticket: Option<Ticket>,
+    ticket: Option<ConnectionPermit>,
 ) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + hibernate::Dormant + Send + Unpin + 'static,

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
 use roost_codec::topic::parse_shared;
-use roost_router::Subscription;
 use roost_session::Message;
 use roost_store::convert::wall_to_instant;
 use roost_store::{Delta, SessionSnapshot, Snapshot, WillRecord};
@@ -134,18 +133,9 @@ fn restore_session(
                 Some(shared) => (Some(shared.group), shared.filter),
                 None => (None, &**filter),
             };
-            router.subscribe(
-                key.clone(),
-                bare,
-                group,
-                Subscription {
-                    options: sub.options,
-                    identifier: sub.identifier,
-                    // Authorized under rules that may have changed since:
-                    // under per_message, its messages are checked.
-                    cleared: 0,
-                },
-            );
+            // Cleared tag 0: authorized under rules that may have changed
+            // since, so under per_message its messages are checked.
+            router.subscribe(key.clone(), bare, group, *sub, 0);
         }
     }
     let generation = {
