@@ -48,7 +48,6 @@ pub mod jwt;
 pub mod password;
 pub mod scram;
 pub mod tls_identity;
-pub mod topic;
 
 pub use acl::{AclFile, AclFileConfig, NoMatch};
 pub use banned::{Ban, BanAuthenticator, BanList, BanTarget, BannedConfig};

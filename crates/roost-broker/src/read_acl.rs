@@ -29,8 +29,8 @@ use std::sync::{Arc, OnceLock};
 use bytestring::ByteString;
 use parking_lot::Mutex;
 use roost_codec::QoS;
+use roost_codec::topic::matches as topic_matches;
 use roost_hooks::{ClientInfo, DropCause, Grant};
-use roost_router::topic_matches;
 use roost_session::Message;
 use roost_store::SessionOwner;
 

@@ -56,7 +56,7 @@
 //!
 //! Invalid filters are rejected by the codec before they reach the router
 //! [MQTT-4.7.1-1] [MQTT-4.7.1-2]; if one gets here anyway it is stored as
-//! literals, never panics, and matches the same topics as [`topic_matches`]:
+//! literals, never panics, and matches the same topics as [`roost_codec::topic::matches`]:
 //!
 //! | invalid filter | treated as |
 //! | --- | --- |
@@ -99,14 +99,12 @@ mod retained;
 mod route;
 mod router;
 mod shared;
-mod topic;
 mod trie;
 
 pub use retained::{Iter as RetainedIter, RetainedIndex};
 pub use route::Target;
 pub use router::Router;
 pub use shared::SharedStrategy;
-pub use topic::topic_matches;
 
 /// Key identifying a subscriber (the broker uses its session key type).
 pub trait SubscriberKey: Clone + Eq + std::hash::Hash + Send + Sync + 'static {}

@@ -15,9 +15,9 @@ use smallvec::SmallVec;
 
 use crate::route::{Collector, Target};
 use crate::shared::{PickInput, SharedStrategy, SplitMix};
-use crate::topic::is_dollar_topic;
 use crate::trie::Node;
 use crate::{Routed, SubscriberKey, Subscription};
+use roost_codec::topic::is_dollar_topic;
 
 /// Subscriptions of every subscriber, matched against topics.
 ///

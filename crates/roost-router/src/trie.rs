@@ -10,8 +10,8 @@ use smallvec::SmallVec;
 use crate::children::Children;
 use crate::keyed::KeyedVec;
 use crate::shared::SharedGroup;
-use crate::topic::{FilterLevel, filter_levels};
 use crate::{Routed, SubscriberKey};
+use roost_codec::topic::{FilterLevel, filter_levels};
 
 /// One level of the trie. The root stands for "before the first level".
 #[derive(Debug)]

@@ -8,8 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
+use roost_codec::topic::matches as topic_matches;
 use roost_codec::{QoS, SubscriptionOptions};
-use roost_router::{RetainedIndex, Router, SharedStrategy, Subscription, topic_matches};
+use roost_router::{RetainedIndex, Router, SharedStrategy, Subscription};
 
 /// Level texts: few and short so random filters and topics collide often.
 fn topic_level() -> impl Strategy<Value = String> {
