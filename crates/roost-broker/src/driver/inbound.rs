@@ -44,7 +44,7 @@ pub(crate) struct StoreWaits(Vec<roost_store::CommitTicket>);
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
     fn hold(&mut self, core: &Core, ticket: Option<roost_store::CommitTicket>) {
-        if let (Some(persist), Some(ticket)) = (&core.persist, ticket)
+        if let (Some(persist), Some(ticket)) = (core.persist(), ticket)
             && persist.acks_wait()
         {
             self.0.push(ticket);
@@ -54,7 +54,7 @@ impl StoreWaits {
     /// Waits until every held batch is stored (tickets complete in order, so
     /// after the first wait the rest are mostly done already).
     pub(crate) async fn settle(&mut self, core: &Core) {
-        if let Some(persist) = &core.persist {
+        if let Some(persist) = core.persist() {
             for ticket in self.0.drain(..) {
                 persist.acknowledged(Some(ticket)).await;
             }
@@ -248,7 +248,11 @@ async fn publish(
     }
     // With a store, the message's enqueues and this client's inbound QoS 2
     // id are written as one batch before anyone gets it.
-    let ticket = core.deliver(routed, crate::persist::session_events(core, session), now);
+    let ticket = core.deliver(
+        routed,
+        crate::persist::session_events(core.persist(), session),
+        now,
+    );
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with
         // everything else this connection sends (acks, PINGRESP).
@@ -383,7 +387,7 @@ async fn subscribe_all(
         }
     }
     session.complete_subscribe_explained(subscribe, &results, explanation.text());
-    crate::persist::on_subscribe(core, session, subscribe).await;
+    crate::persist::on_subscribe(core.persist(), session, subscribe).await;
     for (filter, qos, check) in retained {
         let check = check.then_some(&*inputs.key.0);
         for delivery in core.retained_for(filter, qos, identifier, check, now) {
@@ -436,7 +440,7 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
             .collect()
     };
     session.complete_unsubscribe_explained(unsubscribe, &results, explanation.text());
-    crate::persist::on_unsubscribe(core, session, unsubscribe).await;
+    crate::persist::on_unsubscribe(core.persist(), session, unsubscribe).await;
 }
 
 /// Re-authentication on a live connection (AUTH 0x19, then 0x18 rounds)

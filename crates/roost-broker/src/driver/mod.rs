@@ -9,15 +9,13 @@
 
 mod authz;
 mod connect;
-pub(crate) mod control;
-mod deadlines;
 mod events;
-pub(crate) mod hibernate;
 mod inbound;
 mod io;
 mod linger;
 mod oplog;
 mod run;
+mod sleep;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,13 +23,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::admission::ConnectionPermit;
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::ConnectionInfo;
-use crate::transport::admission::ConnectionPermit;
 
-pub(crate) use events::enqueue_offline;
+pub(crate) use sleep::start_dormitory;
 
 /// Serves one accepted connection until it closes. `info` is what the
 /// transport learnt (peer address, TLS identity); `ticket`, the listener's
@@ -48,7 +46,7 @@ pub(crate) fn serve<S>(
     ticket: Option<ConnectionPermit>,
 ) -> impl Future<Output = ()> + Send
 where
-    S: AsyncRead + AsyncWrite + hibernate::Dormant + Send + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + crate::hibernate::Dormant + Send + Unpin + 'static,
 {
     let connecting = Box::pin(connect_phase(Arc::clone(&core), listener, stream, info));
     async move {
@@ -62,7 +60,7 @@ where
         let next = run::run(&core, run::Start::Fresh(attached), stream, rbuf).await;
         // Ended: the connection no longer counts against the listener's
         // limits. Hibernating: it still does, the ticket goes with it.
-        hibernate::after_run(&core, next, ticket);
+        sleep::after_run(&core, next, ticket);
     }
 }
 
