@@ -14,6 +14,7 @@
 //! it needs. Context structs are `#[non_exhaustive]`: fields can be added
 //! without breaking plugins. When no hook is registered the broker skips the
 //! calls entirely.
+#![warn(missing_docs)]
 
 mod auth;
 mod authz;

@@ -91,6 +91,7 @@
 //!
 //! [`RetainedIndex`] is a second trie, keyed by topic and queried by filter
 //! (the reverse of routing), with ordered children for paginated listing.
+#![warn(missing_docs)]
 
 mod children;
 mod hasher;
