@@ -81,7 +81,7 @@ impl Routes {
         for filter in filters {
             cache
                 .router
-                .subscribe(n, filter, None, Subscription::default());
+                .subscribe(n, filter, None, Subscription::default(), 0);
         }
     }
 
@@ -103,7 +103,7 @@ impl Routes {
         for filter in split(entry.field("a")) {
             cache
                 .router
-                .subscribe(n, filter, None, Subscription::default());
+                .subscribe(n, filter, None, Subscription::default(), 0);
         }
         for filter in split(entry.field("d")) {
             cache.router.unsubscribe(&n, filter, None);

@@ -116,11 +116,18 @@ impl Core {
     }
 
     /// Adds (or replaces) `key`'s subscription to `filter` (`$share/group/…`
-    /// included); true when it replaced one.
-    pub(crate) fn subscribe(&self, key: &SessionKey, filter: &str, sub: Subscription) -> bool {
+    /// included), tagged `cleared` (see `read_acl.rs`); true when it
+    /// replaced one.
+    pub(crate) fn subscribe(
+        &self,
+        key: &SessionKey,
+        filter: &str,
+        sub: Subscription,
+        cleared: u32,
+    ) -> bool {
         let (group, bare) = split_shared(filter);
         let mut router = self.router.write();
-        let replaced = router.subscribe(key.clone(), bare, group, sub);
+        let replaced = router.subscribe(key.clone(), bare, group, sub, cleared);
         // Under the router's lock: the cluster hears of a filter's first and
         // last subscriber in the order the router changed.
         if let Some(cluster) = self.cluster() {

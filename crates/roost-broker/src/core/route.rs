@@ -147,7 +147,7 @@ impl Core {
         routed: Routed,
         extra: Vec<roost_store::Delta>,
         now: Instant,
-    ) -> Option<roost_store::Ticket> {
+    ) -> Option<roost_store::CommitTicket> {
         let Routed {
             message, targets, ..
         } = routed;
