@@ -12,8 +12,11 @@ use parking_lot::Mutex;
 
 use crate::ClusterError;
 
+/// The answer once given, and who to wake for it.
+type Slot<T> = (Option<Result<T, ClusterError>>, Option<Waker>);
+
 struct Cell<T> {
-    slot: Mutex<(Option<Result<T, ClusterError>>, Option<Waker>)>,
+    slot: Mutex<Slot<T>>,
 }
 
 /// The waiting side: `.await` it.

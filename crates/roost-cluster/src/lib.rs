@@ -110,7 +110,7 @@ pub enum RetainedUpdate {
     /// The topic's retained message is now this one, stored at `stored_at`.
     Set {
         /// The message.
-        message: StoredMessage,
+        message: Box<StoredMessage>,
         /// When its node stored it (`retain_ttl` counts from here).
         stored_at: SystemTime,
     },
@@ -372,7 +372,11 @@ impl Cluster {
         };
         let cap = self.shared.writes.cap();
         let limit = if wait { cap.saturating_mul(2) } else { cap };
-        let item = Item::Forward { to, message, ack };
+        let item = Item::Forward {
+            to,
+            message: Box::new(message),
+            ack,
+        };
         match self.shared.writes.push_within(item, limit) {
             Ok(()) => Forward::Queued(done),
             Err(_) => {
@@ -531,7 +535,7 @@ fn load_retained(link: &mut Link, shared: &Shared) -> Result<usize, ClusterError
                         Ok(blob) => {
                             shared.receiver.retained(RetainedUpdate::Set {
                                 stored_at: wire::from_unix_ms(blob.stored_at_ms),
-                                message: blob.message,
+                                message: Box::new(blob.message),
                             });
                             loaded += 1;
                         }

@@ -145,7 +145,7 @@ pub(crate) fn retained_entry(shared: &Shared, entry: &Entry) {
         Some(data) => match wire::decode::<RetainedBlob>(data) {
             Ok(blob) => shared.receiver.retained(RetainedUpdate::Set {
                 stored_at: wire::from_unix_ms(blob.stored_at_ms),
-                message: blob.message,
+                message: Box::new(blob.message),
             }),
             Err(e) => tracing::warn!(topic, error = %e, "undecodable retained message skipped"),
         },

@@ -28,7 +28,8 @@ pub(crate) enum Item {
     /// A message for other nodes' inboxes; `ack` answered once written.
     Forward {
         to: SmallVec<[u16; 4]>,
-        message: StoredMessage,
+        /// Boxed: the queue holds mostly these, and other items are small.
+        message: Box<StoredMessage>,
         ack: Option<Completer<()>>,
     },
     /// This node gained (`present`) or lost its last subscriber for a filter.
@@ -96,9 +97,9 @@ impl Batch {
                     self.forwards
                         .entry(*node)
                         .or_default()
-                        .push(message.clone());
+                        .push((*message).clone());
                 }
-                self.forwards.entry(*last).or_default().push(message);
+                self.forwards.entry(*last).or_default().push(*message);
                 acks.extend(ack);
             }
             Item::Route { filter, present } => match self.route_index.get(&filter) {
