@@ -29,7 +29,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 }
             }
         }
-        if shared.writes.pause(every) {
+        if shared.stop.pause(every) {
             return;
         }
     }

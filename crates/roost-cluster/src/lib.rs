@@ -166,8 +166,38 @@ pub struct Stats {
     pub kicks: AtomicU64,
 }
 
+/// The cluster threads' stop signal, and their way to sleep until it.
+#[derive(Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    bell: parking_lot::Condvar,
+}
+
+impl Stop {
+    /// Sleeps up to `wait` unless stopped meanwhile; true when stopped.
+    fn pause(&self, wait: Duration) -> bool {
+        let mut stopped = self.stopped.lock();
+        if !*stopped {
+            self.bell.wait_for(&mut stopped, wait);
+        }
+        *stopped
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.stopped.lock()
+    }
+
+    fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.bell.notify_all();
+    }
+}
+
 /// State the cluster threads share.
 struct Shared {
+    /// Threads pause on this, never on a queue's condition variable (a push
+    /// must wake the queue's own thread, not a sleeping lease renewal).
+    stop: Stop,
     options: Options,
     keys: Keys,
     routes: Routes,
@@ -207,6 +237,7 @@ impl Cluster {
             writes: Queue::new(options.forward_buffer),
             owners: Queue::new(10_000),
             keys,
+            stop: Stop::default(),
             healthy: AtomicBool::new(true),
             incarnation: AtomicU64::new(0),
             registering: Mutex::new(()),
@@ -456,6 +487,7 @@ impl Cluster {
     /// removes this node's routes, lease and inbox so the others stop
     /// forwarding at once. Blocking; idempotent.
     pub fn stop(&self) {
+        self.shared.stop.stop();
         self.shared.writes.stop();
         self.shared.owners.stop();
         for thread in self.threads.lock().drain(..) {

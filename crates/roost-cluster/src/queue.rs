@@ -69,19 +69,6 @@ impl<T> Queue<T> {
         Some(state.items.drain(..n).collect())
     }
 
-    /// Sleeps up to `wait` unless stopped meanwhile; true when stopped.
-    pub(crate) fn pause(&self, wait: Duration) -> bool {
-        let mut state = self.state.lock();
-        if !state.stopped {
-            self.ready.wait_for(&mut state, wait);
-        }
-        state.stopped
-    }
-
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.state.lock().stopped
-    }
-
     /// Refuses further pushes and wakes the thread; queued items are still
     /// taken.
     pub(crate) fn stop(&self) {

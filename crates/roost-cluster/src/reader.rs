@@ -35,7 +35,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
     let mut trimmed = Instant::now();
     let mut trimmed_to = String::new();
     let mut backoff = Duration::from_millis(50);
-    while !shared.writes.is_stopped() {
+    while !shared.stop.is_stopped() {
         let read = link.run_blocking(BLOCK, |c| {
             redis::cmd("XREAD")
                 .arg("COUNT")
@@ -58,7 +58,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cluster read failed; retrying");
-                if shared.writes.pause(backoff) {
+                if shared.stop.pause(backoff) {
                     return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));

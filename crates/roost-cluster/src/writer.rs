@@ -60,7 +60,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 Err(e) => {
                     shared.healthy.store(false, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cluster write failed; retrying (publishers' acknowledgements wait)");
-                    if shared.writes.pause(backoff) {
+                    if shared.stop.pause(backoff) {
                         // Stopping: what could not be written is not acknowledged.
                         return;
                     }
