@@ -244,3 +244,80 @@ impl Receiver for Inbound {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use roost_codec::{Publish, PublishProperties, QoS, Subscription, SubscriptionOptions};
+    use roost_session::Message;
+
+    use crate::core::Core;
+    use crate::slot::{Link, SessionKey, SessionSlot};
+
+    fn core() -> Arc<Core> {
+        Core::new(
+            crate::config::Config::default(),
+            crate::extensions::Extensions::default(),
+            crate::builtin_auth::Builtins::default(),
+            None,
+        )
+    }
+
+    /// A live session of `client_id` subscribed to `filter`.
+    fn subscriber(
+        core: &Core,
+        client_id: &str,
+        filter: &str,
+        no_local: bool,
+    ) -> (Arc<SessionSlot>, crate::link::ControlReceiver) {
+        let slot = core.sessions().get_or_create(&client_id.into());
+        let (control, receiver) = crate::link::channel();
+        let client = roost_hooks::ClientInfo::new(
+            client_id.into(),
+            None,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            roost_codec::ProtocolVersion::V5,
+            roost_hooks::ListenerKind::Tcp,
+        );
+        slot.inner.lock().link = Some(Link {
+            connection_id: 1,
+            control,
+            client: Arc::new(client),
+        });
+        let sub = Subscription {
+            options: SubscriptionOptions {
+                qos: QoS::AtMostOnce,
+                no_local,
+                ..SubscriptionOptions::default()
+            },
+            identifier: None,
+        };
+        core.subscribe(&SessionKey(Arc::clone(&slot)), filter, sub, 0);
+        (slot, receiver)
+    }
+
+    #[tokio::test]
+    async fn v5_cluster_a_forwarded_message_honours_no_local_by_its_origin_client_id() {
+        let core = core();
+        let (me, _c1) = subscriber(&core, "origin", "nl/#", true);
+        let (other, _c2) = subscriber(&core, "other", "nl/#", true);
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "nl/t".into(),
+            packet_id: None,
+            properties: PublishProperties::default(),
+            payload: bytes::Bytes::from_static(b"x"),
+        };
+        // As the inbox reader hands it over: published on another node by
+        // the client "origin", whose session here subscribed with No Local.
+        let message = Message::from_publish(publish, Some("origin".into()), Instant::now());
+        core.route_remote(message, Instant::now());
+        assert!(!me.has_outbox(), "No Local holds for the origin client id");
+        assert!(other.has_outbox(), "other subscribers get it");
+    }
+}
