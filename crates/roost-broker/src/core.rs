@@ -196,6 +196,19 @@ impl Core {
         extra: Vec<roost_store::Delta>,
         now: Instant,
     ) -> Option<roost_store::Ticket> {
+        self.deliver_from(routed, extra, now, None)
+    }
+
+    /// [`Core::deliver`] for a publishing connection, which pauses when a
+    /// delivery fills an outbox to its high-water mark (back-pressure,
+    /// `driver/backpressure.rs`).
+    pub(crate) fn deliver_from(
+        &self,
+        routed: Routed,
+        extra: Vec<roost_store::Delta>,
+        now: Instant,
+        publisher: Option<(&crate::driver::backpressure::Credit, &SessionKey)>,
+    ) -> Option<roost_store::Ticket> {
         let Routed { message, targets } = routed;
         let delivery_for = |target: &Target<SessionKey>| Delivery {
             qos: message.qos.min(target.qos),
@@ -204,16 +217,24 @@ impl Core {
             message: Arc::clone(&message),
             store_seq: None,
         };
+        let push = |slot: &Arc<SessionSlot>, delivery: Delivery| {
+            // Back-pressure (issue 21): a full outbox pauses its publisher.
+            if self.push(slot, delivery, now)
+                && let Some((credit, own)) = publisher
+            {
+                credit.note(self, slot, own);
+            }
+        };
         let Some(persist) = &self.persist else {
             for target in &targets {
-                self.push(&target.key.0, delivery_for(target), now);
+                push(&target.key.0, delivery_for(target));
             }
             return None;
         };
         let wall = std::time::SystemTime::now();
         let mut batch = Vec::with_capacity(targets.len() + extra.len() + 1);
         let keep_qos0 = self.session_config.queue_qos0_offline;
-        let deliveries: Vec<(&SessionSlot, Delivery)> = targets
+        let deliveries: Vec<(&Arc<SessionSlot>, Delivery)> = targets
             .iter()
             .map(|target| {
                 let mut delivery = delivery_for(target);
@@ -225,30 +246,36 @@ impl Core {
                     now,
                     wall,
                 );
-                (&*target.key.0, delivery)
+                (&target.key.0, delivery)
             })
             .collect();
         batch.extend(extra);
         let ticket = persist.submit_publish(batch, message.retain);
         for (slot, delivery) in deliveries {
-            self.push(slot, delivery, now);
+            push(slot, delivery);
         }
         ticket
     }
 
     /// Pushes one delivery into a session, counting the outcome (and
-    /// reporting a drop to the hooks that want it).
-    pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
+    /// reporting a drop to the hooks that want it). True when the session's
+    /// outbox reached its high-water mark (`credit.rs`).
+    pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) -> bool {
         let events = self.ext.message_events;
         let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
         match slot.push(
             delivery,
             self.config.mqtt.max_outbox,
+            self.config.limits.pause_at(),
             &self.session_config,
             now,
             events,
         ) {
             Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
+            Pushed::OnlineCongested => {
+                Metrics::inc(&self.metrics.messages_delivered);
+                return true;
+            }
             Pushed::QueuedDroppedOldest(evicted) => {
                 Metrics::inc(&self.metrics.messages_delivered);
                 Metrics::inc(&self.metrics.messages_dropped);
@@ -264,6 +291,7 @@ impl Core {
                 }
             }
         }
+        false
     }
 
     /// Adds the deliveries a live session dropped since `seen` (its queue

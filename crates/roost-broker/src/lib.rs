@@ -28,6 +28,7 @@ pub mod check;
 mod clients;
 pub mod config;
 mod core;
+mod credit;
 mod driver;
 mod extensions;
 mod listener;

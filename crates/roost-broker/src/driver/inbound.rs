@@ -73,6 +73,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) grant: &'a Grant,
     /// This session's cached authorization answers.
     pub(crate) authz: AuthzCache,
+    /// Back-pressure: whether this connection is paused, and on whom.
+    pub(crate) credit: super::backpressure::Credit,
 }
 
 /// Feeds one packet to the session and carries out what it asks for.
@@ -251,12 +253,20 @@ async fn publish(
     }
     // With a store, the message's enqueues and this client's inbound QoS 2
     // id are written as one batch before anyone gets it.
-    let ticket = core.deliver(routed, crate::persist::session_events(core, session), now);
+    let ticket = core.deliver_from(
+        routed,
+        crate::persist::session_events(core, session),
+        now,
+        Some((&inputs.credit, inputs.key)),
+    );
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with
         // everything else this connection sends (acks, PINGRESP).
         let mut own = std::collections::VecDeque::new();
-        inputs.key.0.drain_outbox(&mut own);
+        inputs
+            .key
+            .0
+            .drain_outbox(&mut own, core.config.limits.pause_at());
         for delivery in own {
             deliver(core, session, delivery, now);
         }

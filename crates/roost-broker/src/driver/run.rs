@@ -170,7 +170,8 @@ where
         }
 
         // Deliveries that arrived while attaching (or while hibernating).
-        slot.drain_outbox(&mut batch);
+        let pause_at = core.config.limits.pause_at();
+        slot.drain_outbox(&mut batch, pause_at);
         for d in batch.drain(..) {
             deliver(core, &mut session, d, now);
         }
@@ -184,6 +185,7 @@ where
                 client: &client,
                 grant: grant.as_deref().unwrap_or(&NO_GRANT),
                 authz: Default::default(),
+                credit: Default::default(),
             };
             let early = if rbuf.is_empty() {
                 None
@@ -253,11 +255,27 @@ where
                         }
                         Heard::Nothing => {}
                     }
-                    if out.pending() < OUTPUT_HIGH_WATER {
+                    // Back-pressure (issue 21): a pause that ended left
+                    // packets in the read buffer; handle them before reading.
+                    if inputs.credit.take_unread()
+                        && let Some(ending) = Box::pin(handle_buffered(
+                            &inputs,
+                            &mut session,
+                            &mut exchange,
+                            &mut decoder,
+                            &mut rbuf,
+                        ))
+                        .await
+                    {
+                        break Exit::End(ending);
+                    }
+                    if out.pending() < OUTPUT_HIGH_WATER
+                        && super::backpressure::may_take(&session, pause_at)
+                    {
                         // Take what is already waiting (e.g. this client's own
                         // messages routed back to it) so it goes out in this write,
                         // in order with the acknowledgements just queued.
-                        slot.drain_outbox(&mut batch);
+                        slot.drain_outbox(&mut batch, pause_at);
                         for d in batch.drain(..) {
                             deliver(core, &mut session, d, now);
                         }
@@ -281,7 +299,7 @@ where
                             session.poll_timeout().map(tokio::time::Instant::from_std),
                             credentials_expire,
                         ),
-                        hibernate_at,
+                        earliest(hibernate_at, inputs.credit.deadline()),
                     );
                     if let Some(wake) = wake
                         && wake != timer.deadline()
@@ -297,7 +315,7 @@ where
 
                     tokio::select! {
                         biased;
-                        io = socket_turn(&mut stream, &out, &mut rbuf) => match io {
+                        io = socket_turn(&mut stream, &out, &mut rbuf, !inputs.credit.is_paused()) => match io {
                             Io::Wrote(Ok(0) | Err(_)) | Io::Read(Ok(0) | Err(_)) => break Exit::End(Ending::Lost),
                             Io::Wrote(Ok(n)) => out.advance(n),
                             Io::Read(Ok(n)) => {
@@ -321,8 +339,12 @@ where
                         // water; the slot rings only when its outbox was empty,
                         // so a ring while it is above is not needed again).
                         () = &mut doorbell => doorbell.set(control.doorbell()),
+                        // Back-pressure: the outbox this connection waits for
+                        // was drained (the top of the loop resumes it).
+                        () = inputs.credit.room(core), if inputs.credit.is_paused() => {}
                         () = &mut timer, if wake.is_some() => {
                             timer_turn = true;
+                            inputs.credit.expire(core);
                             if credentials_expire.is_some_and(|at| at <= tokio::time::Instant::now()) {
                                 tracing::info!(client_id = %client.client_id, "credentials expired; closing");
                                 break Exit::End(Ending::Closed(ReasonCode::MAXIMUM_CONNECT_TIME, None));
@@ -516,12 +538,17 @@ fn socket_turn<'a, S: AsyncRead + AsyncWrite + Unpin>(
     stream: &'a mut S,
     out: &'a Outgoing,
     rbuf: &'a mut BytesMut,
+    may_read: bool,
 ) -> impl std::future::Future<Output = Io> + 'a {
     std::future::poll_fn(move |cx| {
         if !out.is_empty()
             && let Poll::Ready(written) = out.poll_write_some(Pin::new(&mut *stream), cx)
         {
             return Poll::Ready(Io::Wrote(written));
+        }
+        if !may_read {
+            // Paused by back-pressure: TCP holds the publisher back.
+            return Poll::Pending;
         }
         if rbuf.capacity() == 0 {
             // Idle: wait on a stack buffer, so only bytes that arrive get a
@@ -556,6 +583,11 @@ async fn handle_buffered(
         match decoder.decode(rbuf) {
             Ok(Some(packet)) => {
                 match handle_packet(inputs, session, exchange, &mut waits, packet, now).await {
+                    Ok(Flow::Continue) if inputs.credit.is_paused() => {
+                        // Back-pressure: the rest waits in the buffer.
+                        inputs.credit.left_unread();
+                        break None;
+                    }
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Disconnect { publish_will }) => {
                         break Some(Ending::Disconnect { publish_will });
