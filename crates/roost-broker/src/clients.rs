@@ -7,7 +7,7 @@ use roost_auth::BanList;
 use roost_codec::ReasonCode;
 
 use crate::core::Core;
-use crate::slot::Control;
+use crate::link::Control;
 
 /// DISCONNECT reason for a connection closed by a ban. 0x8A Banned is a
 /// CONNACK code only: a DISCONNECT must use one of its own codes

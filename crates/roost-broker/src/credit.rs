@@ -22,8 +22,11 @@ pub(crate) struct Waiting {
     /// and every drain empties the list.
     wakers: Vec<Waker>,
     /// A publisher waited its whole bound for this outbox: its subscriber is
-    /// slow and holds no publisher back until a drain finds the outbox
-    /// below the high-water mark again (it caught up).
+    /// slow and holds no publisher back until it catches up: a drain finds
+    /// the outbox below the high-water mark, or its connection has written
+    /// all it had. The latter matters under overload: a subscriber marked
+    /// slow by a moment's stall (its client descheduled) would otherwise
+    /// never drain below the mark again, with publishers flooding it.
     slow: bool,
 }
 
@@ -41,11 +44,13 @@ impl Waiting {
         }
     }
 
-    /// The subscriber's driver took `drained` deliveries: a drain below the
-    /// high-water mark means it keeps up (no longer slow). Returns the
-    /// publishers to wake (outside the slot's lock).
-    pub(crate) fn drained(&mut self, drained: usize, high_water: usize) -> Vec<Waker> {
-        if drained < high_water {
+    /// The subscriber's driver took `drained` deliveries, with everything it
+    /// had before written to its socket (`idle`) or not. It caught up (no
+    /// longer slow) when its connection was idle or the drain was below the
+    /// high-water mark. Returns the publishers to wake (outside the slot's
+    /// lock).
+    pub(crate) fn drained(&mut self, drained: usize, high_water: usize, idle: bool) -> Vec<Waker> {
+        if idle || drained < high_water {
             self.slow = false;
         }
         std::mem::take(&mut self.wakers)
@@ -95,11 +100,20 @@ mod tests {
             !waiting.congested(10, 10),
             "a slow subscriber holds nobody back"
         );
-        let _ = waiting.drained(10, 10);
-        assert!(waiting.is_slow(), "a full drain: still behind");
-        let _ = waiting.drained(3, 10);
+        let _ = waiting.drained(10, 10, false);
+        assert!(
+            waiting.is_slow(),
+            "a full drain while still writing: behind"
+        );
+        let _ = waiting.drained(3, 10, false);
         assert!(!waiting.is_slow(), "caught up");
         assert!(waiting.congested(10, 10));
+        waiting.mark_slow();
+        let _ = waiting.drained(10, 10, true);
+        assert!(
+            !waiting.is_slow(),
+            "a full drain into an idle connection: caught up"
+        );
     }
 
     #[test]
@@ -109,7 +123,7 @@ mod tests {
         let mut waiting = Waiting::default();
         waiting.register(&waker);
         waiting.register(&waker);
-        let wakers = waiting.drained(0, 10);
+        let wakers = waiting.drained(0, 10, false);
         assert_eq!(wakers.len(), 1, "the same task is registered once");
         wakers.into_iter().for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::Relaxed), 1);

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::broker::BrokerError;
 use crate::config::{Config, DEFER_ACCEPT_SECS, ListenAddr, ListenerConfig, ListenerKind};
 use crate::core::Core;
 use crate::driver;
+use crate::error::BrokerError;
 use crate::metrics::Metrics;
 use crate::transport::admission::{Gate, Ticket};
 use crate::transport::stack::Stack;

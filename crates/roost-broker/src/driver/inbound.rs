@@ -47,7 +47,7 @@ pub(crate) struct StoreWaits(Vec<roost_store::Ticket>);
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
     fn hold(&mut self, core: &Core, ticket: Option<roost_store::Ticket>) {
-        if let (Some(persist), Some(ticket)) = (&core.persist, ticket)
+        if let (Some(persist), Some(ticket)) = (core.persist(), ticket)
             && persist.acks_wait()
         {
             self.0.push(ticket);
@@ -57,7 +57,7 @@ impl StoreWaits {
     /// Waits until every held batch is stored (tickets complete in order, so
     /// after the first wait the rest are mostly done already).
     pub(crate) async fn settle(&mut self, core: &Core) {
-        if let Some(persist) = &core.persist {
+        if let Some(persist) = core.persist() {
             for ticket in self.0.drain(..) {
                 persist.acknowledged(Some(ticket)).await;
             }
@@ -255,7 +255,7 @@ async fn publish(
     // id are written as one batch before anyone gets it.
     let ticket = core.deliver_from(
         routed,
-        crate::persist::session_events(core, session),
+        crate::persist::session_events(core.persist(), session),
         now,
         Some((&inputs.credit, inputs.key)),
     );
@@ -266,7 +266,7 @@ async fn publish(
         inputs
             .key
             .0
-            .drain_outbox(&mut own, core.config.limits.pause_at());
+            .drain_outbox(&mut own, core.config.limits.pause_at(), false);
         for delivery in own {
             deliver(core, session, delivery, now);
         }
@@ -411,7 +411,7 @@ async fn subscribe_all(
         }
     }
     session.complete_subscribe_explained(subscribe, &results, explanation.text());
-    crate::persist::on_subscribe(core, session, subscribe).await;
+    crate::persist::on_subscribe(core.persist(), session, subscribe).await;
     for (filter, qos, check) in retained {
         let check = check.then_some(&*inputs.key.0);
         for delivery in core.retained_for(filter, qos, identifier, check, now) {
@@ -464,7 +464,7 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
             .collect()
     };
     session.complete_unsubscribe_explained(unsubscribe, &results, explanation.text());
-    crate::persist::on_unsubscribe(core, session, unsubscribe).await;
+    crate::persist::on_unsubscribe(core.persist(), session, unsubscribe).await;
 }
 
 /// Re-authentication on a live connection (AUTH 0x19, then 0x18 rounds)

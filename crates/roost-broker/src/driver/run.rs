@@ -22,13 +22,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use roost_hooks::ClientInfo;
 
 use super::connect::{Attached, will_of};
-use super::control::{ControlReceiver, Heard};
 use super::events::deliver;
-use super::hibernate::{Dormant, Hibernated};
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
+use crate::clock::{credentials_deadline, earliest};
 use crate::core::Core;
-use crate::slot::{Control, SessionKey, SessionSlot};
+use crate::hibernate::{Dormant, Hibernated};
+use crate::link::Control;
+use crate::link::{ControlReceiver, Heard};
+use crate::slot::{SessionKey, SessionSlot};
 use roost_hooks::{AuthExchange, DisconnectCause, Grant};
 
 /// Read at least this much per read call.
@@ -171,7 +173,7 @@ where
 
         // Deliveries that arrived while attaching (or while hibernating).
         let pause_at = core.config.limits.pause_at();
-        slot.drain_outbox(&mut batch, pause_at);
+        slot.drain_outbox(&mut batch, pause_at, false);
         for d in batch.drain(..) {
             deliver(core, &mut session, d, now);
         }
@@ -275,13 +277,13 @@ where
                         // Take what is already waiting (e.g. this client's own
                         // messages routed back to it) so it goes out in this write,
                         // in order with the acknowledgements just queued.
-                        slot.drain_outbox(&mut batch, pause_at);
+                        slot.drain_outbox(&mut batch, pause_at, out.is_empty());
                         for d in batch.drain(..) {
                             deliver(core, &mut session, d, now);
                         }
                     }
                     core.sync_session_drops(&slot, &mut drops_seen, &session);
-                    crate::persist::flush_events(core, &mut session).await;
+                    crate::persist::flush_events(core.persist(), &mut session).await;
                     let encoder = session.encoder();
                     while let Some(packet) = session.poll_transmit(now) {
                         if !out.push(&encoder, &packet) {
@@ -408,7 +410,7 @@ where
                 None
             }
             Exit::Hibernate => match stream.into_std() {
-                Ok(stream) => Some(Hibernated::new(core, into_conn(), stream)),
+                Ok(stream) => Some(super::sleep::hibernated(core, into_conn(), stream)),
                 Err(e) => {
                     // (`connection_id` is a copy: the closure holds the original.)
                     tracing::warn!(connection_id, error = %e, "could not hand the socket to the dormitory; closing");
@@ -477,7 +479,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
         ..
     } = conn;
     core.sync_session_drops(&slot, &mut drops_seen, &session);
-    crate::persist::flush_events(core, &mut session).await;
+    crate::persist::flush_events(core.persist(), &mut session).await;
     super::oplog::disconnected(&client, &ending);
     core.ext
         .notify(|h| h.on_disconnect(&client, disconnect_cause(&ending)));
@@ -506,28 +508,6 @@ fn queue_connack(session: &mut roost_session::Session, out: &mut Outgoing) -> bo
     match session.poll_transmit(Instant::now()) {
         Some(connack) => out.push(&session.encoder(), &connack),
         None => true,
-    }
-}
-
-/// When the credentials `grant` gives stop being valid (e.g. a JWT's
-/// `exp`): the connection ends then (0xA0).
-pub(crate) fn credentials_deadline(grant: Option<&Grant>) -> Option<tokio::time::Instant> {
-    grant.and_then(|grant| grant.expires_at).map(|at| {
-        let left = at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        tokio::time::Instant::now() + left
-    })
-}
-
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(
-    a: Option<tokio::time::Instant>,
-    b: Option<tokio::time::Instant>,
-) -> Option<tokio::time::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -688,7 +668,7 @@ async fn finish<W: AsyncWrite + Unpin>(
         _ => will_of(&session, now),
     };
     let will = if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, _))
-        && core.persist.is_none()
+        && core.persist().is_none()
     {
         // The broker is going away and keeps nothing: a delayed will could
         // never fire, send it now. With a store the session parks as on any

@@ -12,8 +12,8 @@ use roost_session::Message;
 use roost_store::convert::wall_to_instant;
 use roost_store::{Delta, SessionSnapshot, Snapshot, WillRecord};
 
-use super::slot_store::SlotStore;
 use crate::core::Core;
+use crate::slot::SlotStore;
 use crate::slot::{Parked, SessionKey, SessionSlot};
 
 /// What is left to do once the writer runs (it writes as it goes).
@@ -182,7 +182,7 @@ impl Restored {
     /// and schedules delayed publications. Runs once the writer does, so
     /// what they route is stored.
     pub(crate) fn start(self, core: &Arc<Core>) {
-        if let Some(persist) = &core.persist {
+        if let Some(persist) = core.persist() {
             let gone = self
                 .expired
                 .into_iter()
