@@ -3,8 +3,8 @@
 //! outbox to its high-water mark stops reading its socket and leaves its
 //! waker here (`driver/backpressure.rs` is the publisher's side); the
 //! subscriber's driver wakes every waiter when it drains the outbox. A
-//! publisher waits at most `[limits] publisher_wait_ms`: an outbox that kept
-//! one waiting that long belongs to a slow subscriber, which then stops
+//! publisher waits at most `[limits] publisher_wait_ms` for a subscriber
+//! whose client does not take its output: that subscriber is slow, and stops
 //! holding publishers back (its deliveries beyond `max_outbox` are dropped
 //! and counted, as before) until it catches up.
 //!
@@ -28,6 +28,12 @@ pub(crate) struct Waiting {
     /// slow by a moment's stall (its client descheduled) would otherwise
     /// never drain below the mark again, with publishers flooding it.
     slow: bool,
+    /// The subscriber's driver stopped taking deliveries because its client
+    /// does not take its output (or its QoS 1/2 acknowledgements) fast
+    /// enough: only then may a publisher that waited its bound mark it
+    /// slow. A driver that has merely not been scheduled yet (the broker's
+    /// own core busy) is waited for again instead.
+    output_full: bool,
 }
 
 impl Waiting {
@@ -50,15 +56,27 @@ impl Waiting {
     /// high-water mark. Returns the publishers to wake (outside the slot's
     /// lock).
     pub(crate) fn drained(&mut self, drained: usize, high_water: usize, idle: bool) -> Vec<Waker> {
-        if idle || drained < high_water {
+        if self.slow && (idle || drained < high_water) {
+            tracing::debug!(drained, idle, "slow subscriber caught up");
             self.slow = false;
         }
+        self.output_full = false;
         std::mem::take(&mut self.wakers)
     }
 
-    /// A publisher gave up waiting: the subscriber is slow.
-    pub(crate) fn mark_slow(&mut self) {
-        self.slow = true;
+    /// The subscriber's driver leaves deliveries here because its client is
+    /// behind (cleared by its next drain).
+    pub(crate) fn output_full(&mut self) {
+        self.output_full = true;
+    }
+
+    /// A publisher waited its bound: the subscriber is slow if its own
+    /// client holds it up (then true), not if its driver has not run yet.
+    pub(crate) fn give_up(&mut self) -> bool {
+        if self.output_full {
+            self.slow = true;
+        }
+        self.slow
     }
 
     /// Whether a publisher gave up on this outbox and it has not caught up since.
@@ -108,7 +126,8 @@ mod tests {
         let _ = waiting.drained(3, 10, false);
         assert!(!waiting.is_slow(), "caught up");
         assert!(waiting.congested(10, 10));
-        waiting.mark_slow();
+        waiting.output_full();
+        assert!(waiting.give_up());
         let _ = waiting.drained(10, 10, true);
         assert!(
             !waiting.is_slow(),

@@ -231,10 +231,17 @@ impl SessionSlot {
         inner.outbox.wait_for_room(len, high_water, waker)
     }
 
-    /// A publisher waited its whole bound for this outbox: its subscriber
-    /// is slow and holds nobody back until it catches up.
-    pub(crate) fn mark_slow(&self) {
-        self.inner.lock().outbox.mark_slow();
+    /// A publisher waited its whole bound for this outbox: true when its
+    /// subscriber is slow (its client is behind) and now holds nobody back
+    /// until it catches up; false when its driver has not run yet.
+    pub(crate) fn give_up(&self) -> bool {
+        self.inner.lock().outbox.give_up()
+    }
+
+    /// The driver leaves deliveries in the outbox because its client is
+    /// behind (`credit.rs`; its next drain clears this).
+    pub(crate) fn output_full(&self) {
+        self.inner.lock().outbox.output_full();
     }
 
     /// Deliveries are waiting for the driver.
@@ -340,9 +347,13 @@ impl Outbox {
         }
     }
 
-    fn mark_slow(&mut self) {
+    fn give_up(&mut self) -> bool {
+        self.0.as_mut().is_none_or(|queue| queue.waiting.give_up())
+    }
+
+    fn output_full(&mut self) {
         if let Some(queue) = &mut self.0 {
-            queue.waiting.mark_slow();
+            queue.waiting.output_full();
         }
     }
 

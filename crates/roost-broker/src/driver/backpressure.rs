@@ -61,6 +61,7 @@ impl Credit {
         }));
         self.paused.store(true, Ordering::Relaxed);
         Metrics::inc(&core.metrics.publisher_pauses);
+        tracing::trace!(subscriber = %slot.client_id, "publisher paused: outbox at its high-water mark");
     }
 
     /// Whether the connection is paused (reads nothing, handles nothing).
@@ -104,18 +105,26 @@ impl Credit {
         })
     }
 
-    /// At the deadline: the subscriber is slow; stop waiting for it.
+    /// At the deadline: if the subscriber's client is behind, it is slow;
+    /// stop waiting for it. If its driver has not run since (the broker's
+    /// core is busy), wait another bound.
     pub(crate) fn expire(&self, core: &Core) {
         let now = tokio::time::Instant::now();
         let mut blocked = self.blocked.lock();
-        if let Some(b) = blocked.as_ref()
-            && b.until <= now
-        {
-            b.slot.mark_slow();
-            *blocked = None;
-            self.paused.store(false, Ordering::Relaxed);
-            Metrics::inc(&core.metrics.publisher_waits_expired);
+        let Some(b) = blocked.as_mut() else {
+            return;
+        };
+        if b.until > now {
+            return;
         }
+        if !b.slot.give_up() {
+            b.until = now + std::time::Duration::from_millis(core.config.limits.publisher_wait_ms);
+            return;
+        }
+        tracing::debug!(subscriber = %b.slot.client_id, "subscriber slow: publishers stop waiting for it");
+        *blocked = None;
+        self.paused.store(false, Ordering::Relaxed);
+        Metrics::inc(&core.metrics.publisher_waits_expired);
     }
 }
 

@@ -173,6 +173,9 @@ where
 
         // Deliveries that arrived while attaching (or while hibernating).
         let pause_at = core.config.limits.pause_at();
+        // Whether this driver told its slot it leaves deliveries there
+        // because its client is behind (back-pressure, `credit.rs`).
+        let mut output_full = false;
         slot.drain_outbox(&mut batch, pause_at, false);
         for d in batch.drain(..) {
             deliver(core, &mut session, d, now);
@@ -278,9 +281,15 @@ where
                         // messages routed back to it) so it goes out in this write,
                         // in order with the acknowledgements just queued.
                         slot.drain_outbox(&mut batch, pause_at, out.is_empty());
+                        output_full = false;
                         for d in batch.drain(..) {
                             deliver(core, &mut session, d, now);
                         }
+                    } else if pause_at > 0 && !output_full {
+                        // Back-pressure: the client is behind; publishers
+                        // waiting on this outbox may give up on it.
+                        slot.output_full();
+                        output_full = true;
                     }
                     core.sync_session_drops(&slot, &mut drops_seen, &session);
                     crate::persist::flush_events(core.persist(), &mut session).await;
@@ -328,6 +337,13 @@ where
                                 // large and an idle connection should not carry it.
                                 if let Some(ending) = Box::pin(handle_buffered(&inputs, &mut session, &mut exchange, &mut decoder, &mut rbuf)).await {
                                     break Exit::End(ending);
+                                }
+                                if pause_at > 0 && n >= READ_CHUNK {
+                                    // Back-pressure: after a full read, let the other
+                                    // connections (the subscribers draining what this
+                                    // one routed) run before reading again; tokio's
+                                    // budget would allow 128 reads (8 MiB) in one poll.
+                                    tokio::task::yield_now().await;
                                 }
                                 if rbuf.is_empty() {
                                     // Hold no read buffer between bursts: the decoded
