@@ -20,7 +20,10 @@
 #              default: measured first, the higher of Roost's and Mosquitto's
 #              delivered/s at maximum rate with a bounded backlog (the load
 #              generator's `--rate 0`, 10,000 deliveries outstanding)
-#   DURATION, WARMUP  measured seconds per run, and seconds before them
+#   DURATION, WARMUP  measured seconds per run, and seconds before them (after
+#              the window the run waits up to 20 s for what is still in
+#              flight: with back-pressure the publishers' socket buffers hold
+#              seconds of messages; what has not arrived by then counts as lost)
 #   PIN        1 (default): broker on CPU 1, load generator on CPU 0
 #   NICE       N: run broker and load generator at this nice value, and this
 #              script's scheduler autogroup too (with autogroups, nice only
@@ -129,7 +132,10 @@ scenario_args() {
         fanin) echo --pubs 16 --subs 1 --topic-mode shared -q 0 -s 16 ;;
         fanin-q1) echo --pubs 16 --subs 1 --topic-mode shared -q 1 -s 16 ;;
         fanout) echo --pubs 1 --subs 100 --topic-mode fanout -q 0 -s 16 ;;
-        pairs) echo --pubs 100 --subs 100 --topic-mode pairs -q 1 -s 256 ;;
+        # -F 1024 (the broker's Receive Maximum): with the default 64 in
+        # flight a QoS 1 publisher waits for its PUBACKs and cannot offer
+        # more than the broker routes.
+        pairs) echo --pubs 100 --subs 100 --topic-mode pairs -q 1 -s 256 -F 1024 ;;
         *) log "unknown scenario $1"; return 1 ;;
     esac
 }
@@ -151,7 +157,7 @@ run_one() {
     start_broker "$broker" || return 1
     log "$scenario on $broker ($label): roost-bench pubsub ${args[*]} $*"
     if ! "${BENCH_PIN[@]}" "$BENCH" pubsub "${args[@]}" "$@" --duration "$DURATION" --warmup "$WARMUP" -i 0 \
-        --drain-timeout 5 -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json --quiet >"$out" 2>"$TMP/bench.log"; then
+        --drain-timeout 20 -p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json --quiet >"$out" 2>"$TMP/bench.log"; then
         log "roost-bench failed for $scenario on $broker ($label):"; tail -5 "$TMP/bench.log" >&2
         rm -f "$out"
     fi
