@@ -272,7 +272,7 @@ impl BrokerHandle {
     /// Closes the connection of `client_id` with DISCONNECT 0x98 Administrative
     /// action (5.0). Returns false when no such client is connected.
     pub fn disconnect_client(&self, client_id: &str) -> bool {
-        let Some(slot) = self.core.sessions.get(client_id) else {
+        let Some(slot) = self.core.sessions().get(client_id) else {
             return false;
         };
         let control = slot.inner.lock().link.as_ref().map(|l| l.control.clone());
@@ -283,7 +283,7 @@ impl BrokerHandle {
     }
 
     /// Every session (connected or parked), sorted by client id.
-    pub fn clients(&self) -> Vec<crate::ClientSummary> {
+    pub fn clients(&self) -> Vec<crate::clients::ClientSummary> {
         crate::clients::list(&self.core)
     }
 
@@ -356,8 +356,8 @@ impl BrokerHandle {
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let mut stats = self.core.metrics.snapshot();
-        stats.sessions = self.core.sessions.len() as u64;
-        stats.subscriptions = self.core.router.read().subscription_count() as u64;
+        stats.sessions = self.core.sessions().len() as u64;
+        stats.subscriptions = self.core.subscription_count() as u64;
         self.core.retained.fill_stats(&mut stats);
         if let Some(persist) = self.core.persist() {
             persist.fill_stats(&mut stats);

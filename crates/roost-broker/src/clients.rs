@@ -33,7 +33,7 @@ pub struct ClientSummary {
 /// Every session in the registry, sorted by client id.
 pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
     let mut out = Vec::new();
-    core.sessions.for_each(|slot| {
+    core.sessions().for_each(|slot| {
         let inner = slot.inner.lock();
         if !inner.ended {
             out.push(ClientSummary {
@@ -59,7 +59,7 @@ pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
 pub(crate) fn close_banned(core: &Core, bans: &BanList, now: SystemTime) -> usize {
     // Collected first: no registry or slot lock is held while sending.
     let mut banned = Vec::new();
-    core.sessions.for_each(|slot| {
+    core.sessions().for_each(|slot| {
         if let Some(link) = &slot.inner.lock().link
             && bans.is_banned(&link.client, now)
         {

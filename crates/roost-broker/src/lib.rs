@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod broker;
 pub mod builtin_auth;
 pub mod check;

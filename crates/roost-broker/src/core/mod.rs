@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicU64;
 
 use parking_lot::RwLock;
 use roost_codec::ReasonCode;
-use roost_router::{Router, SharedStrategy};
+use roost_codec::topic::parse_shared;
+use roost_router::{Router, SharedStrategy, Subscription};
 use roost_session::SessionConfig;
 use tokio::sync::watch;
 
@@ -27,10 +28,11 @@ use crate::slot::{SessionKey, SessionSlot};
 pub(crate) struct Core {
     pub(crate) config: Config,
     pub(crate) session_config: Arc<SessionConfig>,
-    pub(crate) sessions: crate::registry::Registry,
-    pub(crate) router: RwLock<Router<SessionKey>>,
+    sessions: crate::registry::Registry,
+    /// Taken only here and in `route.rs` / `lifecycle.rs`.
+    router: RwLock<Router<SessionKey>>,
     pub(crate) retained: RetainedStore,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) ext: Extensions,
     pub(crate) builtins: crate::builtin_auth::Builtins,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -83,7 +85,7 @@ impl Core {
             sessions: crate::registry::Registry::default(),
             router: RwLock::new(Router::new(strategy)),
             retained,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             ext,
             builtins,
             shutdown: watch::channel(false).0,
@@ -91,6 +93,29 @@ impl Core {
             persist,
             dormitory,
         })
+    }
+
+    /// Every session by client id.
+    pub(crate) fn sessions(&self) -> &crate::registry::Registry {
+        &self.sessions
+    }
+
+    /// Adds (or replaces) `key`'s subscription to `filter` (`$share/group/…`
+    /// included); true when it replaced one.
+    pub(crate) fn subscribe(&self, key: &SessionKey, filter: &str, sub: Subscription) -> bool {
+        let (group, bare) = split_shared(filter);
+        self.router.write().subscribe(key.clone(), bare, group, sub)
+    }
+
+    /// Removes `key`'s subscription to `filter`; false when it had none.
+    pub(crate) fn unsubscribe(&self, key: &SessionKey, filter: &str) -> bool {
+        let (group, bare) = split_shared(filter);
+        self.router.write().unsubscribe(key, bare, group)
+    }
+
+    /// Subscriptions in the router, shared ones included.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.router.read().subscription_count()
     }
 
     /// The session store (`None`: nothing outlives the process).
@@ -103,6 +128,11 @@ impl Core {
         self.persist
             .as_ref()
             .map(|persist| crate::persist::retained_sink(Arc::downgrade(persist)))
+    }
+
+    /// The dormitory, running or not (`None`: connections never hibernate).
+    pub(crate) fn dormitory_built(&self) -> Option<&Arc<Dormitory>> {
+        self.dormitory.as_ref()
     }
 
     /// The dormitory, while it takes hibernating connections.
@@ -155,5 +185,13 @@ impl SessionSlot {
     /// A live connection owns this session.
     pub(crate) fn is_online(&self) -> bool {
         self.inner.lock().link.is_some()
+    }
+}
+
+/// A filter's share group (for `$share/group/filter`) and the filter matched.
+fn split_shared(filter: &str) -> (Option<&str>, &str) {
+    match parse_shared(filter) {
+        Some(shared) => (Some(shared.group), shared.filter),
+        None => (None, filter),
     }
 }

@@ -109,19 +109,20 @@ impl Core {
         extra: Vec<roost_store::Delta>,
         now: Instant,
     ) -> Option<roost_store::Ticket> {
-        self.deliver_from(routed, extra, now, None)
+        self.deliver_from(routed, extra, now, None).0
     }
 
-    /// [`Core::deliver`] for a publishing connection, which pauses when a
-    /// delivery fills an outbox to its high-water mark (back-pressure,
-    /// `driver/backpressure.rs`).
+    /// [`Core::deliver`] for a publishing connection (`publisher`, its own
+    /// key), which pauses when a delivery fills an outbox to its high-water
+    /// mark (back-pressure, `driver/backpressure.rs`): also returns the first
+    /// such subscriber other than the publisher itself.
     pub(crate) fn deliver_from(
         &self,
         routed: Routed,
         extra: Vec<roost_store::Delta>,
         now: Instant,
-        publisher: Option<(&crate::driver::backpressure::Credit, &SessionKey)>,
-    ) -> Option<roost_store::Ticket> {
+        publisher: Option<&SessionKey>,
+    ) -> (Option<roost_store::Ticket>, Option<Arc<SessionSlot>>) {
         let Routed { message, targets } = routed;
         let delivery_for = |target: &Target<SessionKey>| Delivery {
             qos: message.qos.min(target.qos),
@@ -130,19 +131,22 @@ impl Core {
             message: Arc::clone(&message),
             store_seq: None,
         };
-        let push = |slot: &Arc<SessionSlot>, delivery: Delivery| {
-            // Back-pressure (issue 21): a full outbox pauses its publisher.
+        let mut congested: Option<Arc<SessionSlot>> = None;
+        let mut push = |slot: &Arc<SessionSlot>, delivery: Delivery| {
+            // Back-pressure (issue 21): a full outbox pauses its publisher
+            // (not for its own outbox, which it drains itself).
             if self.push(slot, delivery, now)
-                && let Some((credit, own)) = publisher
+                && congested.is_none()
+                && publisher.is_some_and(|own| !Arc::ptr_eq(slot, &own.0))
             {
-                credit.note(self, slot, own);
+                congested = Some(Arc::clone(slot));
             }
         };
         let Some(persist) = &self.persist else {
             for target in &targets {
                 push(&target.key.0, delivery_for(target));
             }
-            return None;
+            return (None, congested);
         };
         let wall = std::time::SystemTime::now();
         let mut batch = Vec::with_capacity(targets.len() + extra.len() + 1);
@@ -167,7 +171,7 @@ impl Core {
         for (slot, delivery) in deliveries {
             push(slot, delivery);
         }
-        ticket
+        (ticket, congested)
     }
 
     /// Pushes one delivery into a session, counting the outcome (and

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 
 use crate::core::Core;
 use crate::metrics::Metrics;
-use crate::slot::{SessionKey, SessionSlot};
+use crate::slot::SessionSlot;
 
 /// One connection's pause, if any.
 #[derive(Debug, Default)]
@@ -48,20 +48,19 @@ struct Blocked {
 
 impl Credit {
     /// A delivery of this connection's message left `slot`'s outbox at its
-    /// high-water mark: pause (unless paused already, or it is this
-    /// connection's own outbox, which it drains itself).
-    pub(crate) fn note(&self, core: &Core, slot: &Arc<SessionSlot>, own: &SessionKey) {
-        if self.is_paused() || Arc::ptr_eq(slot, &own.0) {
+    /// high-water mark: pause (unless paused already).
+    pub(crate) fn note(&self, core: &Core, slot: Arc<SessionSlot>) {
+        if self.is_paused() {
             return;
         }
         let wait = std::time::Duration::from_millis(core.config.limits.publisher_wait_ms);
+        tracing::trace!(subscriber = %slot.client_id, "publisher paused: outbox at its high-water mark");
         *self.blocked.lock() = Some(Box::new(Blocked {
-            slot: Arc::clone(slot),
+            slot,
             until: tokio::time::Instant::now() + wait,
         }));
         self.paused.store(true, Ordering::Relaxed);
         Metrics::inc(&core.metrics.publisher_pauses);
-        tracing::trace!(subscriber = %slot.client_id, "publisher paused: outbox at its high-water mark");
     }
 
     /// Whether the connection is paused (reads nothing, handles nothing).

@@ -544,14 +544,14 @@ async fn attach(
     now: Instant,
 ) -> Result<(Arc<SessionSlot>, Option<SessionState>, bool), ReasonCode> {
     loop {
-        let slot = core.sessions.get_or_create(client_id);
+        let slot = core.sessions().get_or_create(client_id);
         let claimed = claim(&slot, &claimant);
         let mut forced_clean = false;
         let (previous, pending_will) = match claimed {
             Claim::Foreign => return Err(ReasonCode::NOT_AUTHORIZED),
             Claim::Ended => {
                 // Lost a race with the session's end: drop the stale entry and retry.
-                core.sessions.remove(&slot);
+                core.sessions().remove(&slot);
                 continue;
             }
             Claim::TakeOver {

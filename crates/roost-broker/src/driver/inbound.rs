@@ -253,12 +253,16 @@ async fn publish(
     }
     // With a store, the message's enqueues and this client's inbound QoS 2
     // id are written as one batch before anyone gets it.
-    let ticket = core.deliver_from(
+    let (ticket, congested) = core.deliver_from(
         routed,
         crate::persist::session_events(core.persist(), session),
         now,
-        Some((&inputs.credit, inputs.key)),
+        Some(inputs.key),
     );
+    if let Some(subscriber) = congested {
+        // Back-pressure: stop handling and reading until it drains.
+        inputs.credit.note(core, subscriber);
+    }
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with
         // everything else this connection sends (acks, PINGRESP).
@@ -371,7 +375,6 @@ async fn subscribe_all(
     let mut retained: SmallVec<[(&str, QoS, bool); 4]> = SmallVec::new();
     let current_tag = core.current_cleared_tag();
     {
-        let mut router = core.router.write();
         for (((filter, options), refusal), cleared) in
             subscribe.filters.iter().zip(refusals).zip(cleared)
         {
@@ -386,10 +389,9 @@ async fn subscribe_all(
                 Some(shared) => (Some(shared.group), shared.filter),
                 None => (None, &**filter),
             };
-            let existed = router.subscribe(
-                inputs.key.clone(),
-                bare_filter,
-                group,
+            let existed = core.subscribe(
+                inputs.key,
+                filter,
                 Subscription {
                     options,
                     identifier,
@@ -440,29 +442,21 @@ async fn unsubscribe_all(inputs: &Inputs<'_>, session: &mut Session, unsubscribe
             }
         }
     }
-    // A block, not drop(): the guard must be gone before the await below.
-    let results: Vec<ReasonCode> = {
-        let mut router = core.router.write();
-        unsubscribe
-            .filters
-            .iter()
-            .zip(refusals)
-            .map(|(filter, refusal)| {
-                if let Some(reason) = refusal {
-                    return reason;
-                }
-                let (group, bare) = match parse_shared(filter) {
-                    Some(shared) => (Some(shared.group), shared.filter),
-                    None => (None, &**filter),
-                };
-                if router.unsubscribe(inputs.key, bare, group) {
-                    ReasonCode::SUCCESS
-                } else {
-                    ReasonCode::NO_SUBSCRIPTION_EXISTED
-                }
-            })
-            .collect()
-    };
+    let results: Vec<ReasonCode> = unsubscribe
+        .filters
+        .iter()
+        .zip(refusals)
+        .map(|(filter, refusal)| {
+            if let Some(reason) = refusal {
+                return reason;
+            }
+            if core.unsubscribe(inputs.key, filter) {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            }
+        })
+        .collect();
     session.complete_unsubscribe_explained(unsubscribe, &results, explanation.text());
     crate::persist::on_unsubscribe(core.persist(), session, unsubscribe).await;
 }

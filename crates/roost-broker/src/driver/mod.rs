@@ -24,11 +24,11 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::admission::Ticket;
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::ConnectionInfo;
-use crate::transport::admission::Ticket;
 
 pub(crate) use sleep::start_dormitory;
 

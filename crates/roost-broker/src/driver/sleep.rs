@@ -10,11 +10,11 @@ use tokio::sync::watch;
 
 use super::io::Outgoing;
 use super::run::{self, Connected, Ending, Start};
+use crate::admission::Ticket;
 use crate::clock::credentials_deadline;
 use crate::core::Core;
 use crate::hibernate::{Dozing, Hibernated, Host};
 use crate::metrics::Metrics;
-use crate::transport::admission::Ticket;
 
 /// What `conn` keeps while it sleeps on `stream`. Its session's drops are
 /// counted first: a sleeping session drops nothing (a delivery wakes it),
@@ -104,7 +104,7 @@ impl Host for Core {
 
 /// Starts watching hibernating connections (a task that ends with the runtime).
 pub(crate) fn start_dormitory(core: &Arc<Core>) {
-    if let Some(dormitory) = core.dormitory() {
+    if let Some(dormitory) = core.dormitory_built() {
         tokio::spawn(Arc::clone(dormitory).watch(Arc::clone(core)));
     }
 }

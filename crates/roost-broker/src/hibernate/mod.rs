@@ -48,11 +48,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::admission::Ticket;
 use crate::clock::{credentials_deadline, earliest};
 use crate::link::{ControlReceiver, Sleeper, WakeList};
 use crate::metrics::Metrics;
 use crate::slot::SessionSlot;
-use crate::transport::admission::Ticket;
 use deadlines::Deadlines;
 
 mod deadlines;

@@ -114,7 +114,7 @@ impl Persist {
 
     /// The writer's outage and lag counters, for `BrokerHandle::stats`
     /// (nothing before start or after close).
-    pub(crate) fn fill_stats(&self, stats: &mut crate::Stats) {
+    pub(crate) fn fill_stats(&self, stats: &mut crate::metrics::Stats) {
         let guard = self.writer.read();
         let Some(writer) = guard.as_ref() else {
             return;
