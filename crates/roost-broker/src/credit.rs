@@ -108,12 +108,14 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_outbox_stops_pausing_publishers_until_a_drain_finds_it_below_high_water() {
+    fn a_subscriber_whose_client_is_behind_stops_pausing_publishers_until_it_catches_up() {
         let mut waiting = Waiting::default();
         assert!(!waiting.congested(9, 10));
         assert!(waiting.congested(10, 10));
         assert!(!waiting.congested(1_000, 0), "0 turns back-pressure off");
-        waiting.mark_slow();
+        assert!(!waiting.give_up(), "its driver has not run yet: not slow");
+        waiting.output_full();
+        assert!(waiting.give_up(), "its client is behind: slow");
         assert!(
             !waiting.congested(10, 10),
             "a slow subscriber holds nobody back"
@@ -147,7 +149,7 @@ mod tests {
         wakers.into_iter().for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert!(
-            waiting.drained(0, 10).is_empty(),
+            waiting.drained(0, 10, false).is_empty(),
             "a drain empties the list"
         );
     }
