@@ -6,8 +6,10 @@ Usage: overload_plot.py RUN_DIR OUT.csv OUT.svg
 RUN_DIR holds <scenario>.<broker>.<label>.json files written by `roost-bench
 --json` (label: peak, x0.5 ... x10, xmax) and <scenario>.peak (the 1x load in
 deliveries/s). The CSV has one row per run; the SVG one panel per scenario
-with delivered/s against offered/s for every broker (log-scaled offered axis),
-the unpaced run plotted at the offered rate it reached.
+with delivered/s against the nominal offered load (the multiple of the peak;
+log-scaled) for every broker, the unpaced run at 15x. The CSV also has the
+rate the publishers managed to write ("offered_per_s"), which a broker that
+pushes back through TCP holds below the nominal load.
 """
 
 import csv
@@ -16,6 +18,8 @@ import sys
 from pathlib import Path
 
 FAN = {"fanout": 100}
+# Where the unpaced runs sit on the plot's axis, in multiples of the peak.
+UNPACED_AT = 15
 COLORS = {"roost": "#d62728", "roost-nobp": "#ff9896", "mosquitto": "#1f77b4"}
 TITLES = {
     "fanin": "fan-in 16 → 1, QoS 0, 16 B",
@@ -46,10 +50,15 @@ def load(run_dir):
         fan = FAN.get(scenario, 1)
         offered = get(data, "publish.rate_per_s") * fan
         delivered = get(data, "receive.rate_per_s")
+        try:
+            nominal = float(label.lstrip("x")) * peak
+        except ValueError:
+            nominal = UNPACED_AT * peak if label == "xmax" else 0.0
         rows.append({
             "scenario": scenario,
             "broker": broker,
             "load": label,
+            "nominal_per_s": round(nominal),
             "offered_per_s": round(offered),
             "delivered_per_s": round(delivered),
             "delivered_of_peak": round(delivered / peak, 3) if peak else "",
@@ -84,13 +93,13 @@ def svg(rows, path):
            f'<rect width="{width}" height="{height}" fill="white"/>']
     import math
     for i, scenario in enumerate(scenarios):
-        pts = [r for r in rows if r["scenario"] == scenario and r["load"] != "peak" and r["offered_per_s"] > 0]
+        pts = [r for r in rows if r["scenario"] == scenario and r["load"] != "peak" and r["nominal_per_s"] > 0]
         if not pts:
             continue
         x0, y0 = margin + i * pw, margin
         w, h = pw - margin, ph - 20
-        xmin = min(r["offered_per_s"] for r in pts) / 1.3
-        xmax = max(r["offered_per_s"] for r in pts) * 1.3
+        xmin = min(r["nominal_per_s"] for r in pts) / 1.3
+        xmax = max(r["nominal_per_s"] for r in pts) * 1.3
         ymax = max(max(r["delivered_per_s"] for r in pts), 1) * 1.1
 
         def sx(v):
@@ -117,11 +126,11 @@ def svg(rows, path):
         if peak and xmin <= peak <= xmax:
             out.append(f'<line x1="{sx(peak):.1f}" x2="{sx(peak):.1f}" y1="{y0}" y2="{y0 + h}" stroke="#999" stroke-dasharray="4 3"/>')
             out.append(f'<text x="{sx(peak) + 3:.1f}" y="{y0 + 12}" fill="#666">1×</text>')
-        out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 30}" text-anchor="middle">offered deliveries/s (log)</text>')
+        out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 30}" text-anchor="middle">offered deliveries/s, nominal (log; ■ unpaced)</text>')
         if i == 0:
             out.append(f'<text transform="translate({x0 - 50},{y0 + h / 2}) rotate(-90)" text-anchor="middle">delivered/s</text>')
         for broker in brokers:
-            line = sorted((r["offered_per_s"], r["delivered_per_s"], r["load"]) for r in pts if r["broker"] == broker)
+            line = sorted((r["nominal_per_s"], r["delivered_per_s"], r["load"]) for r in pts if r["broker"] == broker)
             if not line:
                 continue
             color = COLORS[broker]
@@ -149,7 +158,7 @@ def main():
         sys.exit(__doc__)
     rows = load(sys.argv[1])
     with open(sys.argv[2], "w", newline="") as f:
-        fields = ["scenario", "broker", "load", "offered_per_s", "delivered_per_s", "delivered_of_peak",
+        fields = ["scenario", "broker", "load", "nominal_per_s", "offered_per_s", "delivered_per_s", "delivered_of_peak",
                   "lost", "p50_ms", "broker_cpu_cores", "broker_rss_mib", "peak_per_s"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
