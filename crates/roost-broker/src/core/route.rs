@@ -108,7 +108,7 @@ impl Core {
         routed: Routed,
         extra: Vec<roost_store::Delta>,
         now: Instant,
-    ) -> Option<roost_store::Ticket> {
+    ) -> Option<roost_store::CommitTicket> {
         self.deliver_from(routed, extra, now, None).0
     }
 
@@ -122,7 +122,7 @@ impl Core {
         extra: Vec<roost_store::Delta>,
         now: Instant,
         publisher: Option<&SessionKey>,
-    ) -> (Option<roost_store::Ticket>, Option<Arc<SessionSlot>>) {
+    ) -> (Option<roost_store::CommitTicket>, Option<Arc<SessionSlot>>) {
         let Routed { message, targets } = routed;
         let delivery_for = |target: &Target<SessionKey>| Delivery {
             qos: message.qos.min(target.qos),

@@ -7,15 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use roost_codec::topic::parse_shared;
-use roost_codec::{
-    Auth, AuthProperties, Packet, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe,
-};
+use roost_codec::{Auth, AuthProperties, Packet, QoS, ReasonCode, Subscribe, Unsubscribe};
 use roost_hooks::{
     Action, AuthExchange, AuthStep, ClientInfo, Decision, Grant, MessageView, PublishCtx,
     PublishDecision, SubscribeCtx,
 };
-use roost_router::Subscription;
-use roost_session::{Inbound, Message, Session, Violation};
+use roost_session::{Inbound, Message, Session, SubscriptionGrant, Violation};
 use smallvec::SmallVec;
 
 use super::authz::{AuthzCache, authorized, authorized_per_message};
@@ -42,11 +39,11 @@ pub(crate) enum Flow {
 /// messages in flight gets them group-committed together instead of one
 /// fsync per message; nothing is written to the client before the wait ends.
 #[derive(Default)]
-pub(crate) struct StoreWaits(Vec<roost_store::Ticket>);
+pub(crate) struct StoreWaits(Vec<roost_store::CommitTicket>);
 
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
-    fn hold(&mut self, core: &Core, ticket: Option<roost_store::Ticket>) {
+    fn hold(&mut self, core: &Core, ticket: Option<roost_store::CommitTicket>) {
         if let (Some(persist), Some(ticket)) = (core.persist(), ticket)
             && persist.acks_wait()
         {
@@ -374,42 +371,19 @@ async fn subscribe_all(
     let mut results: SmallVec<[ReasonCode; 4]> = SmallVec::with_capacity(subscribe.filters.len());
     let mut retained: SmallVec<[(&str, QoS, bool); 4]> = SmallVec::new();
     let current_tag = core.current_cleared_tag();
+    for (((filter, options), refusal), cleared) in
+        subscribe.filters.iter().zip(refusals).zip(cleared)
     {
-        for (((filter, options), refusal), cleared) in
-            subscribe.filters.iter().zip(refusals).zip(cleared)
-        {
-            if let Some(reason) = refusal {
-                results.push(reason);
-                continue;
-            }
-            let granted = options.qos.min(max_qos);
-            let mut options = *options;
-            options.qos = granted;
-            let (group, bare_filter) = match parse_shared(filter) {
-                Some(shared) => (Some(shared.group), shared.filter),
-                None => (None, &**filter),
-            };
-            let existed = core.subscribe(
-                inputs.key,
-                filter,
-                Subscription {
-                    options,
-                    identifier,
-                    cleared,
-                },
-            );
-            results.push(ReasonCode(granted as u8));
-            // Shared subscriptions never get retained messages on subscribe [MQTT-4.8.2-*].
-            let send_retained = group.is_none()
-                && match options.retain_handling {
-                    RetainHandling::SendAtSubscribe => true,
-                    RetainHandling::SendIfNew => !existed,
-                    RetainHandling::DoNotSend => false,
-                };
-            if send_retained {
-                let check = core.read_checks() && (cleared == 0 || cleared != current_tag);
-                retained.push((bare_filter, granted, check));
-            }
+        if let Some(reason) = refusal {
+            results.push(reason);
+            continue;
+        }
+        let grant = SubscriptionGrant::new(filter, *options, identifier, max_qos);
+        let existed = core.subscribe(inputs.key, filter, grant.subscription, cleared);
+        results.push(grant.reason_code());
+        if grant.sends_retained(existed) {
+            let check = core.read_checks() && (cleared == 0 || cleared != current_tag);
+            retained.push((grant.filter, grant.qos(), check));
         }
     }
     session.complete_subscribe_explained(subscribe, &results, explanation.text());
