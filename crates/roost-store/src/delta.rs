@@ -1,5 +1,7 @@
 //! The ordered state changes a store consumes.
 
+use std::time::SystemTime;
+
 use bytestring::ByteString;
 use roost_codec::{PacketId, ReasonCode};
 
@@ -101,6 +103,9 @@ pub enum Delta {
         topic: ByteString,
         /// The message.
         message: StoredMessage,
+        /// When the broker stored it (wall clock; kept to the millisecond):
+        /// its `retain_ttl` counts from here, across restarts.
+        stored_at: SystemTime,
     },
     /// Clears the retained message of a topic.
     RetainDelete {

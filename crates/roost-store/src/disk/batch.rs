@@ -15,7 +15,7 @@ use crate::disk::fjall_error;
 use crate::disk::keys;
 use crate::disk::keyspaces::{Keyspaces, Ks};
 use crate::error::StoreError;
-use crate::record::InflightRecord;
+use crate::record::{InflightRecord, RetainedRecordRef};
 
 /// Pending writes: `Some(value)` = put, `None` = delete.
 pub(crate) struct Overlay<'a> {
@@ -152,8 +152,16 @@ impl<'a> Overlay<'a> {
                 let key = keys::client_with(client_id, &packet_id.get().to_be_bytes())?;
                 self.del(Ks::Inbound, key)?;
             }
-            Delta::RetainSet { topic, message } => {
-                self.put(Ks::Retained, keys::topic(topic)?, encode(message)?)?;
+            Delta::RetainSet {
+                topic,
+                message,
+                stored_at,
+            } => {
+                let record = RetainedRecordRef {
+                    message,
+                    stored_at: *stored_at,
+                };
+                self.put(Ks::Retained, keys::topic(topic)?, encode(&record)?)?;
             }
             Delta::RetainDelete { topic } => {
                 self.del(Ks::Retained, keys::topic(topic)?)?;
