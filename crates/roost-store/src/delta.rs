@@ -51,7 +51,9 @@ pub enum Delta {
     },
     /// Queues a message for a session under `seq` (a per-session sequence
     /// number the broker assigns in delivery order; restore returns messages
-    /// in `seq` order).
+    /// in `seq` order). A new message is not in flight: any inflight state
+    /// stored under the same `seq` goes (the broker never reuses a stored
+    /// seq, so this only pins down what a reuse would mean).
     MessageEnqueue {
         /// Client id.
         client_id: ByteString,

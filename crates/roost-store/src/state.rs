@@ -111,8 +111,9 @@ impl StoreState {
                 seq,
                 message,
             } => {
-                self.messages
-                    .insert((client_id.clone(), *seq), message.clone());
+                let key = (client_id.clone(), *seq);
+                self.inflight.remove(&key);
+                self.messages.insert(key, message.clone());
             }
             Delta::MessageAck { client_id, seq } => {
                 let key = (client_id.clone(), *seq);

@@ -2,8 +2,17 @@
 //! client range must also catch rows written earlier in the same batch, so
 //! the batch is first built as an overlay (last write per key wins), then
 //! committed at once.
+//!
+//! Rows per message: a message's enqueue, its `OutboundStage` and its ack
+//! would be a `messages` put, an `inflight` put and two deletes. When the
+//! stage comes in the same batch as the enqueue (the writer groups what
+//! arrived while it was busy, and a subscriber's PUBLISH follows its
+//! enqueue closely), it is folded into the `messages` row: the value is the
+//! `QueuedMessage` followed by the `InflightRecord`. An ack deletes the
+//! `inflight` row only when one is stored ([`InflightKeys`]) or pending. So
+//! a message sent at once costs one put and one delete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -12,6 +21,7 @@ use fjall::Database;
 use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::disk::fjall_error;
+use crate::disk::inflight::InflightKeys;
 use crate::disk::keys;
 use crate::disk::keyspaces::{Keyspaces, Ks};
 use crate::error::StoreError;
@@ -21,16 +31,59 @@ use crate::record::{InflightRecord, RetainedRecordRef};
 pub(crate) struct Overlay<'a> {
     ks: &'a Keyspaces,
     path: &'a Path,
+    /// The standalone inflight rows stored before this batch.
+    stored_inflight: &'a InflightKeys,
     writes: BTreeMap<(Ks, Vec<u8>), Option<Vec<u8>>>,
+    /// `messages` rows this batch puts for an enqueue, with the length of
+    /// their `QueuedMessage` part (a folded stage follows it).
+    enqueued: HashMap<Vec<u8>, usize>,
 }
 
+/// What a committed batch did to the `inflight` keyspace, for
+/// [`InflightKeys::update`]: each key written, `true` = put.
+pub(crate) type InflightChanges = Vec<(Vec<u8>, bool)>;
+
 impl<'a> Overlay<'a> {
-    pub(crate) fn new(ks: &'a Keyspaces, path: &'a Path) -> Self {
+    pub(crate) fn new(
+        ks: &'a Keyspaces,
+        path: &'a Path,
+        stored_inflight: &'a InflightKeys,
+    ) -> Self {
         Self {
             ks,
             path,
+            stored_inflight,
             writes: BTreeMap::new(),
+            enqueued: HashMap::new(),
         }
+    }
+
+    /// Removes the standalone inflight row of `key`: a delete when one is
+    /// stored, else only the pending put (if any) is dropped, so no
+    /// tombstone is written for a row that never was.
+    fn del_inflight(&mut self, key: Vec<u8>) -> Result<(), StoreError> {
+        if self.stored_inflight.contains(&key) {
+            self.del(Ks::Inflight, key)
+        } else {
+            self.writes.remove(&(Ks::Inflight, key));
+            Ok(())
+        }
+    }
+
+    /// Sets the inflight state of the message `key`: folded into its
+    /// `messages` row when this batch enqueued it, else a standalone row.
+    fn stage(&mut self, key: Vec<u8>, record: &InflightRecord) -> Result<(), StoreError> {
+        if let Some(&body) = self.enqueued.get(&key)
+            && let Some(Some(row)) = self.writes.get_mut(&(Ks::Messages, key.clone()))
+        {
+            row.truncate(body);
+            postcard::to_extend(record, std::mem::take(row))
+                .map(|folded| *row = folded)
+                .map_err(|e| StoreError::Invalid(format!("encoding a record: {e}")))?;
+            // The enqueue already dropped any standalone row of the key.
+            return Ok(());
+        }
+        self.put(Ks::Inflight, key, encode(record)?)
     }
 
     fn put(&mut self, ks: Ks, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
@@ -69,6 +122,9 @@ impl<'a> Overlay<'a> {
             .collect();
         for k in pending {
             self.writes.insert(k, None);
+        }
+        if ks == Ks::Messages {
+            self.enqueued.retain(|key, _| !key.starts_with(prefix));
         }
         Ok(())
     }
@@ -116,13 +172,20 @@ impl<'a> Overlay<'a> {
                 message,
             } => {
                 let key = keys::client_with(client_id, &seq.to_be_bytes())?;
-                let hint = message_size_hint(&message.message) + 4 * message.subscription_ids.len();
-                self.put(Ks::Messages, key, encode_with_capacity(message, hint)?)?;
+                // Room for a folded stage too (3 to 5 bytes).
+                let hint =
+                    message_size_hint(&message.message) + 4 * message.subscription_ids.len() + 8;
+                let row = encode_with_capacity(message, hint)?;
+                self.enqueued.insert(key.clone(), row.len());
+                self.put(Ks::Messages, key.clone(), row)?;
+                // A new message is not in flight (`Delta::MessageEnqueue`).
+                self.del_inflight(key)?;
             }
             Delta::MessageAck { client_id, seq } => {
                 let key = keys::client_with(client_id, &seq.to_be_bytes())?;
+                self.enqueued.remove(&key);
                 self.del(Ks::Messages, key.clone())?;
-                self.del(Ks::Inflight, key)?;
+                self.del_inflight(key)?;
             }
             Delta::OutboundStage {
                 client_id,
@@ -135,7 +198,7 @@ impl<'a> Overlay<'a> {
                     packet_id: *packet_id,
                     stage: *stage,
                 };
-                self.put(Ks::Inflight, key, encode(&record)?)?;
+                self.stage(key, &record)?;
             }
             Delta::InboundQos2 {
                 client_id,
@@ -182,13 +245,18 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    /// Writes everything as one atomic fjall batch (flushed to the OS, not fsynced).
-    pub(crate) fn commit(self, db: &Database) -> Result<(), StoreError> {
+    /// Writes everything as one atomic fjall batch (flushed to the OS, not
+    /// fsynced). Returns what it did to the `inflight` keyspace.
+    pub(crate) fn commit(self, db: &Database) -> Result<InflightChanges, StoreError> {
+        let mut inflight = Vec::new();
         if self.writes.is_empty() {
-            return Ok(());
+            return Ok(inflight);
         }
         let mut batch = db.batch();
         for ((ks, key), value) in self.writes {
+            if ks == Ks::Inflight {
+                inflight.push((key.clone(), value.is_some()));
+            }
             let keyspace = self.ks.get(ks);
             match value {
                 Some(v) => batch.insert(keyspace, key, v),
@@ -197,6 +265,136 @@ impl<'a> Overlay<'a> {
         }
         batch
             .commit()
-            .map_err(|e| fjall_error(e, self.path, "committing a batch"))
+            .map_err(|e| fjall_error(e, self.path, "committing a batch"))?;
+        Ok(inflight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use bytes::Bytes;
+    use roost_codec::{PacketId, QoS};
+
+    use super::*;
+    use crate::disk::DiskStore;
+    use crate::record::{InflightStage, QueuedMessage, StoredMessage, StoredProperties};
+    use crate::store::Store;
+
+    fn enqueue(seq: u64) -> Delta {
+        Delta::MessageEnqueue {
+            client_id: "c".into(),
+            seq,
+            message: QueuedMessage {
+                message: StoredMessage {
+                    topic: "t".into(),
+                    payload: Bytes::from_static(b"payload"),
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    properties: StoredProperties::default(),
+                    expires_at: None,
+                    publisher: None,
+                },
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: Vec::new(),
+            },
+        }
+    }
+
+    fn stage(seq: u64, stage: InflightStage) -> Delta {
+        Delta::OutboundStage {
+            client_id: "c".into(),
+            seq,
+            packet_id: PacketId::new(7).unwrap(),
+            stage,
+        }
+    }
+
+    fn ack(seq: u64) -> Delta {
+        Delta::MessageAck {
+            client_id: "c".into(),
+            seq,
+        }
+    }
+
+    /// The rows one batch would write: (keyspace, is a put).
+    fn rows(store: &DiskStore, batch: &[Delta]) -> Vec<(Ks, bool)> {
+        let inflight = store.apply_lock.lock().unwrap();
+        let mut overlay = Overlay::new(&store.keyspaces, &store.path, &inflight);
+        for d in batch {
+            overlay.add(d).unwrap();
+        }
+        overlay
+            .writes
+            .iter()
+            .map(|((ks, _), v)| (*ks, v.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn a_message_sent_in_its_enqueue_batch_is_one_put_and_its_ack_one_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        store
+            .apply(&[Delta::SessionUpsert {
+                client_id: "c".into(),
+                record: crate::SessionRecord {
+                    expiry_interval: 60,
+                    disconnected_at: None,
+                    owner: crate::SessionOwner::Anonymous,
+                },
+                subscriptions: Vec::new(),
+            }])
+            .unwrap();
+        let sent = [enqueue(1), stage(1, InflightStage::Sent)];
+        assert_eq!(rows(&store, &sent), vec![(Ks::Messages, true)]);
+        store.apply(&sent).unwrap();
+        assert_eq!(store.apply_lock.lock().unwrap().len(), 0);
+        // The folded stage is restored with its message.
+        let restored = store.restore().unwrap();
+        assert_eq!(
+            restored.sessions[0].messages[0].inflight,
+            Some(InflightRecord {
+                packet_id: PacketId::new(7).unwrap(),
+                stage: InflightStage::Sent,
+            })
+        );
+        // No standalone inflight row is stored, so none is deleted.
+        assert_eq!(rows(&store, &[ack(1)]), vec![(Ks::Messages, false)]);
+    }
+
+    #[test]
+    fn a_later_stage_is_a_standalone_row_that_the_ack_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        store
+            .apply(&[enqueue(1), stage(1, InflightStage::Sent)])
+            .unwrap();
+        let pubrec = [stage(1, InflightStage::AwaitingPubComp)];
+        assert_eq!(rows(&store, &pubrec), vec![(Ks::Inflight, true)]);
+        store.apply(&pubrec).unwrap();
+        assert_eq!(store.apply_lock.lock().unwrap().len(), 1);
+        assert_eq!(
+            rows(&store, &[ack(1)]),
+            vec![(Ks::Messages, false), (Ks::Inflight, false)]
+        );
+        store.apply(&[ack(1)]).unwrap();
+        assert_eq!(store.apply_lock.lock().unwrap().len(), 0);
+        // Reopened, the index is read back from the keyspace.
+        store.apply(&[enqueue(2)]).unwrap();
+        store.apply(&[stage(2, InflightStage::Sent)]).unwrap();
+        drop(store);
+        let store = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(store.apply_lock.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_enqueue_acked_in_its_own_batch_writes_nothing_to_inflight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let batch = [enqueue(1), stage(1, InflightStage::Sent), ack(1)];
+        assert_eq!(rows(&store, &batch), vec![(Ks::Messages, false)]);
     }
 }

@@ -235,6 +235,9 @@ impl RedisStore {
                 let value = encode_with_capacity(message, hint)?;
                 pipe.hset(k.client(client_id, ClientKey::Queue), seq, value)
                     .ignore();
+                // A new message is not in flight (see `Delta::MessageEnqueue`).
+                pipe.hdel(k.client(client_id, ClientKey::Inflight), seq)
+                    .ignore();
             }
             Delta::MessageAck { client_id, seq } => {
                 pipe.hdel(k.client(client_id, ClientKey::Queue), seq)

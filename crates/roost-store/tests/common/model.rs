@@ -65,7 +65,9 @@ impl Model {
                 seq,
                 message,
             } => {
-                self.client(&client_id).messages.insert(seq, message);
+                let c = self.client(&client_id);
+                c.inflight.remove(&seq);
+                c.messages.insert(seq, message);
             }
             Delta::MessageAck { client_id, seq } => {
                 let c = self.client(&client_id);
