@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 
-use fjall::Database;
+use fjall::{Database, Slice};
 
-use crate::codec::{encode, encode_with_capacity, message_size_hint};
+use crate::codec::encode;
 use crate::delta::Delta;
 use crate::disk::fjall_error;
 use crate::disk::inflight::InflightKeys;
@@ -27,16 +27,37 @@ use crate::disk::keyspaces::{Keyspaces, Ks};
 use crate::error::StoreError;
 use crate::record::{InflightRecord, RetainedRecordRef};
 
-/// Pending writes: `Some(value)` = put, `None` = delete.
+/// Pending writes. Keys and values
+/// are fjall [`Slice`]s from the start: the message rows (the hot path) are
+/// built in one reused buffer and copied once, into the slice the memtable
+/// keeps, instead of into a vector first and then into a slice.
 pub(crate) struct Overlay<'a> {
     ks: &'a Keyspaces,
     path: &'a Path,
     /// The standalone inflight rows stored before this batch.
     stored_inflight: &'a InflightKeys,
-    writes: BTreeMap<(Ks, Vec<u8>), Option<Vec<u8>>>,
+    writes: BTreeMap<(Ks, Slice), Write>,
     /// `messages` rows this batch puts for an enqueue, with the length of
     /// their `QueuedMessage` part (a folded stage follows it).
-    enqueued: HashMap<Vec<u8>, usize>,
+    enqueued: HashMap<Slice, usize>,
+    /// Where keys and values are built before they are copied into a slice.
+    scratch: Vec<u8>,
+}
+
+/// One pending write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Write {
+    Put(Slice),
+    Delete,
+    /// A weak tombstone (fjall `remove_weak`): deletes the one version
+    /// below it, and a flush or compaction that meets both drops both, so a
+    /// message acknowledged before its memtable is flushed costs no disk
+    /// table write at all. Only for keys written once per life: `messages`
+    /// rows, which the broker never enqueues again while one is stored
+    /// (roost-broker `SlotStore::next_seq`, the promise `coalesce.rs` relies
+    /// on too). Inflight rows are overwritten (QoS 2: sent, then PUBREC) and
+    /// get a regular delete.
+    DeleteWeak,
 }
 
 /// What a committed batch did to the `inflight` keyspace, for
@@ -55,13 +76,38 @@ impl<'a> Overlay<'a> {
             stored_inflight,
             writes: BTreeMap::new(),
             enqueued: HashMap::new(),
+            scratch: Vec::with_capacity(1024),
         }
+    }
+
+    /// The key of message `seq` of `client_id`, built in the scratch buffer.
+    fn message_key(&mut self, client_id: &str, seq: u64) -> Result<Slice, StoreError> {
+        self.scratch.clear();
+        keys::extend_client(&mut self.scratch, client_id)?;
+        self.scratch.extend_from_slice(&seq.to_be_bytes());
+        Ok(Slice::from(&self.scratch[..]))
+    }
+
+    /// `value` encoded in the scratch buffer, appended to `prefix`.
+    fn encoded<T: serde::Serialize>(
+        &mut self,
+        prefix: &[u8],
+        value: &T,
+    ) -> Result<Slice, StoreError> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(prefix);
+        let buf = postcard::to_extend(value, buf)
+            .map_err(|e| StoreError::Invalid(format!("encoding a record: {e}")))?;
+        let slice = Slice::from(&buf[..]);
+        self.scratch = buf;
+        Ok(slice)
     }
 
     /// Removes the standalone inflight row of `key`: a delete when one is
     /// stored, else only the pending put (if any) is dropped, so no
     /// tombstone is written for a row that never was.
-    fn del_inflight(&mut self, key: Vec<u8>) -> Result<(), StoreError> {
+    fn del_inflight(&mut self, key: Slice) -> Result<(), StoreError> {
         if self.stored_inflight.contains(&key) {
             self.del(Ks::Inflight, key)
         } else {
@@ -72,21 +118,27 @@ impl<'a> Overlay<'a> {
 
     /// Sets the inflight state of the message `key`: folded into its
     /// `messages` row when this batch enqueued it, else a standalone row.
-    fn stage(&mut self, key: Vec<u8>, record: &InflightRecord) -> Result<(), StoreError> {
+    fn stage(&mut self, key: Slice, record: &InflightRecord) -> Result<(), StoreError> {
         if let Some(&body) = self.enqueued.get(&key)
-            && let Some(Some(row)) = self.writes.get_mut(&(Ks::Messages, key.clone()))
+            && let Some(Write::Put(row)) = self.writes.get(&(Ks::Messages, key.clone()))
+            && let Some(message) = row.get(..body)
         {
-            row.truncate(body);
-            postcard::to_extend(record, std::mem::take(row))
-                .map(|folded| *row = folded)
-                .map_err(|e| StoreError::Invalid(format!("encoding a record: {e}")))?;
+            let message = message.to_vec();
+            let folded = self.encoded(&message, record)?;
             // The enqueue already dropped any standalone row of the key.
-            return Ok(());
+            return self.put(Ks::Messages, key, folded);
         }
-        self.put(Ks::Inflight, key, encode(record)?)
+        let value = self.encoded(&[], record)?;
+        self.put(Ks::Inflight, key, value)
     }
 
-    fn put(&mut self, ks: Ks, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
+    fn put(
+        &mut self,
+        ks: Ks,
+        key: impl Into<Slice>,
+        value: impl Into<Slice>,
+    ) -> Result<(), StoreError> {
+        let (key, value) = (key.into(), value.into());
         keys::check_len(&key)?;
         if u32::try_from(value.len()).is_err() {
             return Err(StoreError::Invalid(format!(
@@ -94,13 +146,21 @@ impl<'a> Overlay<'a> {
                 value.len()
             )));
         }
-        self.writes.insert((ks, key), Some(value));
+        self.writes.insert((ks, key), Write::Put(value));
         Ok(())
     }
 
-    fn del(&mut self, ks: Ks, key: Vec<u8>) -> Result<(), StoreError> {
+    fn del(&mut self, ks: Ks, key: impl Into<Slice>) -> Result<(), StoreError> {
+        let key = key.into();
         keys::check_len(&key)?;
-        self.writes.insert((ks, key), None);
+        self.writes.insert((ks, key), Write::Delete);
+        Ok(())
+    }
+
+    /// Deletes a message row (see [`Write::DeleteWeak`]).
+    fn del_message(&mut self, key: Slice) -> Result<(), StoreError> {
+        keys::check_len(&key)?;
+        self.writes.insert((Ks::Messages, key), Write::DeleteWeak);
         Ok(())
     }
 
@@ -110,10 +170,10 @@ impl<'a> Overlay<'a> {
             let key = guard
                 .key()
                 .map_err(|e| fjall_error(e, self.path, "scanning a client's rows"))?;
-            self.writes.insert((ks, key.to_vec()), None);
+            self.writes.insert((ks, key), Write::Delete);
         }
-        let start = (ks, prefix.to_vec());
-        let pending: Vec<(Ks, Vec<u8>)> = self
+        let start = (ks, Slice::from(prefix));
+        let pending: Vec<(Ks, Slice)> = self
             .writes
             .range((Bound::Included(start), Bound::Unbounded))
             .map(|(k, _)| k)
@@ -121,7 +181,7 @@ impl<'a> Overlay<'a> {
             .cloned()
             .collect();
         for k in pending {
-            self.writes.insert(k, None);
+            self.writes.insert(k, Write::Delete);
         }
         if ks == Ks::Messages {
             self.enqueued.retain(|key, _| !key.starts_with(prefix));
@@ -171,20 +231,17 @@ impl<'a> Overlay<'a> {
                 seq,
                 message,
             } => {
-                let key = keys::client_with(client_id, &seq.to_be_bytes())?;
-                // Room for a folded stage too (3 to 5 bytes).
-                let hint =
-                    message_size_hint(&message.message) + 4 * message.subscription_ids.len() + 8;
-                let row = encode_with_capacity(message, hint)?;
+                let key = self.message_key(client_id, *seq)?;
+                let row = self.encoded(&[], message)?;
                 self.enqueued.insert(key.clone(), row.len());
                 self.put(Ks::Messages, key.clone(), row)?;
                 // A new message is not in flight (`Delta::MessageEnqueue`).
                 self.del_inflight(key)?;
             }
             Delta::MessageAck { client_id, seq } => {
-                let key = keys::client_with(client_id, &seq.to_be_bytes())?;
+                let key = self.message_key(client_id, *seq)?;
                 self.enqueued.remove(&key);
-                self.del(Ks::Messages, key.clone())?;
+                self.del_message(key.clone())?;
                 self.del_inflight(key)?;
             }
             Delta::OutboundStage {
@@ -193,7 +250,7 @@ impl<'a> Overlay<'a> {
                 packet_id,
                 stage,
             } => {
-                let key = keys::client_with(client_id, &seq.to_be_bytes())?;
+                let key = self.message_key(client_id, *seq)?;
                 let record = InflightRecord {
                     packet_id: *packet_id,
                     stage: *stage,
@@ -255,12 +312,13 @@ impl<'a> Overlay<'a> {
         let mut batch = db.batch();
         for ((ks, key), value) in self.writes {
             if ks == Ks::Inflight {
-                inflight.push((key.clone(), value.is_some()));
+                inflight.push((key.to_vec(), matches!(value, Write::Put(_))));
             }
             let keyspace = self.ks.get(ks);
             match value {
-                Some(v) => batch.insert(keyspace, key, v),
-                None => batch.remove(keyspace, key),
+                Write::Put(v) => batch.insert(keyspace, key, v),
+                Write::Delete => batch.remove(keyspace, key),
+                Write::DeleteWeak => batch.remove_weak(keyspace, key),
             }
         }
         batch
@@ -329,7 +387,7 @@ mod tests {
         overlay
             .writes
             .iter()
-            .map(|((ks, _), v)| (*ks, v.is_some()))
+            .map(|((ks, _), v)| (*ks, matches!(v, Write::Put(_))))
             .collect()
     }
 
