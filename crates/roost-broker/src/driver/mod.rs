@@ -123,8 +123,10 @@ mod tests {
     /// it whole in the connection's task cell, so every connected client
     /// that is not hibernating pays for it (docs/performance.md, "An idle
     /// connection"): a driver change that keeps more state across its
-    /// awaits shows up here first.
-    const CONNECTION_FUTURE_BUDGET: usize = 1_248;
+    /// awaits shows up here first. 1,200 B is what it took before the
+    /// driver became a loop over named steps (issue 20); it has taken 1,112
+    /// B since (test profile, plain TCP).
+    const CONNECTION_FUTURE_BUDGET: usize = 1_200;
 
     #[tokio::test]
     async fn the_connection_future_stays_within_its_budget() {
