@@ -12,44 +12,15 @@ use roost_session::Message;
 
 use roost_hooks::{Authenticator, Authorizer, EnhancedAuthenticator, Hooks};
 
-use crate::config::{Config, ListenAddr};
+use crate::config::Config;
 use crate::core::Core;
+use crate::error::BrokerError;
 use crate::extensions::{Extensions, PanicPolicy};
+use crate::link::Control;
 use crate::listener::{BoundAddress, BoundListener};
 use crate::metrics::Stats;
 use crate::retained::{RetainedError, RetainedMessage, RetainedPage};
-use crate::slot::Control;
 use crate::transport::{Reloadable, TlsReloadError};
-
-/// Errors starting a broker.
-#[derive(Debug, thiserror::Error)]
-pub enum BrokerError {
-    /// A listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The configured address or socket path.
-        addr: ListenAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A listener's transport cannot be set up (certificate files, TLS
-    /// options, a transport left out of the build).
-    #[error("listener {listener}: {message}")]
-    Listener {
-        /// `scheme://address` as configured.
-        listener: String,
-        /// What is wrong, naming the file or option.
-        message: String,
-    },
-    /// A built-in authenticator or authorizer (`[auth]`) cannot be set up.
-    #[error("{0}")]
-    Auth(String),
-    /// The session store (`[store]`) cannot be opened or restored: the data
-    /// directory is locked, unreadable or of an unknown format, or Redis is
-    /// unreachable. The message names the key and the directory or URL.
-    #[error("{0}")]
-    Store(String),
-}
 
 /// Builds a broker.
 #[derive(Default)]
@@ -102,7 +73,7 @@ impl BrokerBuilder {
     /// Where persistent state is kept (`[store]`; default memory: nothing
     /// outlives the process). With disk or Redis, sessions, subscriptions,
     /// queued messages, retained messages and wills survive a restart.
-    pub fn store(mut self, store: crate::persist::StoreConfig) -> Self {
+    pub fn store(mut self, store: crate::config::StoreConfig) -> Self {
         self.config.store = store;
         self
     }
@@ -142,12 +113,13 @@ impl BrokerBuilder {
             .map_err(BrokerError::Store)?;
         let (persist, snapshot) = opened.unzip();
         let core = Core::new(self.config, self.ext, builtins, persist);
-        let restored = match (&core.persist, snapshot) {
+        let restored = match (core.persist(), snapshot) {
             (Some(persist), Some(snapshot)) => {
-                let restored = crate::persist::restore(&core, snapshot);
+                let restored = crate::restore::restore(&core, snapshot);
                 // After the restore, which must not write back what it loads.
-                core.retained
-                    .on_change(crate::persist::retained_sink(Arc::downgrade(&core)));
+                if let Some(sink) = core.retained_sink() {
+                    core.retained.on_change(sink);
+                }
                 persist
                     .start()
                     .map_err(|e| BrokerError::Store(format!("store: {e}")))?;
@@ -178,7 +150,7 @@ pub struct Broker {
     /// Built-ins' background work (JWKS refresh), stopped with the broker.
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Timers, wills and delayed messages of the restored state, started by `run`.
-    restored: Option<crate::persist::Restored>,
+    restored: Option<crate::restore::Restored>,
 }
 
 impl Broker {
@@ -220,7 +192,7 @@ impl Broker {
         for listener in self.listeners {
             tasks.push(tokio::spawn(listener.run(Arc::clone(&self.core))));
         }
-        self.core.start_dormitory();
+        crate::driver::start_dormitory(&self.core);
         // Ends by itself at shutdown.
         let core = Arc::clone(&self.core);
         tokio::spawn(async move { core.retained.sweep_until(core.shutdown.subscribe()).await });
@@ -241,9 +213,9 @@ impl Broker {
         for task in &self.background {
             task.abort();
         }
-        if self.core.persist.is_some() {
+        if self.core.persist().is_some() {
             let core = Arc::clone(&self.core);
-            let _ = tokio::task::spawn_blocking(move || crate::persist::close(&core)).await;
+            let _ = tokio::task::spawn_blocking(move || core.close_store()).await;
         }
         tracing::info!("broker stopped");
     }
@@ -300,7 +272,7 @@ impl BrokerHandle {
     /// Closes the connection of `client_id` with DISCONNECT 0x98 Administrative
     /// action (5.0). Returns false when no such client is connected.
     pub fn disconnect_client(&self, client_id: &str) -> bool {
-        let Some(slot) = self.core.sessions.get(client_id) else {
+        let Some(slot) = self.core.sessions().get(client_id) else {
             return false;
         };
         let control = slot.inner.lock().link.as_ref().map(|l| l.control.clone());
@@ -311,7 +283,7 @@ impl BrokerHandle {
     }
 
     /// Every session (connected or parked), sorted by client id.
-    pub fn clients(&self) -> Vec<crate::ClientSummary> {
+    pub fn clients(&self) -> Vec<crate::clients::ClientSummary> {
         crate::clients::list(&self.core)
     }
 
@@ -384,10 +356,10 @@ impl BrokerHandle {
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let mut stats = self.core.metrics.snapshot();
-        stats.sessions = self.core.sessions.len() as u64;
-        stats.subscriptions = self.core.router.read().subscription_count() as u64;
+        stats.sessions = self.core.sessions().len() as u64;
+        stats.subscriptions = self.core.subscription_count() as u64;
         self.core.retained.fill_stats(&mut stats);
-        if let Some(persist) = &self.core.persist {
+        if let Some(persist) = self.core.persist() {
             persist.fill_stats(&mut stats);
         }
         stats

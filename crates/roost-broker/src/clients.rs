@@ -7,7 +7,7 @@ use roost_auth::BanList;
 use roost_codec::ReasonCode;
 
 use crate::core::Core;
-use crate::slot::Control;
+use crate::link::Control;
 
 /// DISCONNECT reason for a connection closed by a ban. 0x8A Banned is a
 /// CONNACK code only: a DISCONNECT must use one of its own codes
@@ -33,7 +33,7 @@ pub struct ClientSummary {
 /// Every session in the registry, sorted by client id.
 pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
     let mut out = Vec::new();
-    core.sessions.for_each(|slot| {
+    core.sessions().for_each(|slot| {
         let inner = slot.inner.lock();
         if !inner.ended {
             out.push(ClientSummary {
@@ -59,7 +59,7 @@ pub(crate) fn list(core: &Core) -> Vec<ClientSummary> {
 pub(crate) fn close_banned(core: &Core, bans: &BanList, now: SystemTime) -> usize {
     // Collected first: no registry or slot lock is held while sending.
     let mut banned = Vec::new();
-    core.sessions.for_each(|slot| {
+    core.sessions().for_each(|slot| {
         if let Some(link) = &slot.inner.lock().link
             && bans.is_banned(&link.client, now)
         {

@@ -22,30 +22,37 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod broker;
 pub mod builtin_auth;
 pub mod check;
 mod clients;
+mod clock;
 pub mod config;
 mod core;
 mod driver;
+mod error;
 mod extensions;
+mod hibernate;
+mod link;
 mod listener;
 mod metrics;
 mod persist;
 mod read_acl;
 mod registry;
+mod restore;
 mod retained;
 mod slot;
 mod transport;
 
-pub use broker::{Broker, BrokerBuilder, BrokerError, BrokerHandle};
+pub use broker::{Broker, BrokerBuilder, BrokerHandle};
 pub use clients::ClientSummary;
 pub use config::{Config, ConfigError};
+pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
+pub use error::BrokerError;
 pub use extensions::PanicPolicy;
 pub use listener::BoundAddress;
 pub use metrics::Stats;
-pub use persist::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 pub use retained::{RetainedError, RetainedMessage, RetainedPage};
 pub use roost_hooks as hooks;
 pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};

@@ -7,8 +7,9 @@
 //! generation then in force; its messages are not checked while that
 //! generation lasts. Every other delivery (a wildcard filter only allowed
 //! per message, a subscription restored from the store, any subscription
-//! after the rules were reloaded) is checked here, in [`Core::route`] and
-//! [`Core::retained_for`], which every delivery path goes through (live and
+//! after the rules were reloaded) is checked in `Core::route` and
+//! `Core::retained_for` (`core/read_checks.rs`, with what this file keeps),
+//! which every delivery path goes through (live and
 //! offline sessions, shared groups, wills, delayed publishes, the embedding
 //! API, retained messages on SUBSCRIBE).
 //!
@@ -28,16 +29,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use roost_codec::QoS;
-use roost_hooks::{ClientInfo, DropCause, Grant};
-use roost_router::topic_matches;
-use roost_session::Message;
+use roost_hooks::{ClientInfo, Grant};
 use roost_store::SessionOwner;
-
-use crate::config::{AclDefault, AclWildcards};
-use crate::core::Core;
-use crate::metrics::Metrics;
-use crate::slot::SessionSlot;
 
 /// Most answers one subscriber keeps; a full cache starts over.
 pub(crate) const READ_CACHE_ENTRIES: usize = 256;
@@ -48,10 +41,10 @@ pub(crate) const READ_CACHE_ENTRIES: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Reader {
     pub(crate) client: Arc<ClientInfo>,
-    superuser: bool,
+    pub(crate) superuser: bool,
     /// The credential's own subscribe ACL (e.g. JWT claims); `None` = no
     /// restriction from there.
-    claims: Option<Box<[String]>>,
+    pub(crate) claims: Option<Box<[String]>>,
     /// Made by the first check: most sessions never need one, and every
     /// connection has a reader (64 B with it boxed, 112 B inline).
     cache: Mutex<Option<Box<ReadCache>>>,
@@ -89,7 +82,7 @@ impl Hasher for HashIsKey {
 /// come from clients), computed once per routed message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TopicKey<'a> {
-    topic: &'a str,
+    pub(crate) topic: &'a str,
     hash: u64,
 }
 
@@ -132,7 +125,7 @@ impl Reader {
         Some(Self::new(Arc::new(client), &Grant::default()))
     }
 
-    fn cached(&self, generation: u64, topic: TopicKey<'_>) -> Option<bool> {
+    pub(crate) fn cached(&self, generation: u64, topic: TopicKey<'_>) -> Option<bool> {
         let guard = self.cache.lock();
         let cache = guard.as_ref()?;
         if cache.generation != generation {
@@ -144,7 +137,7 @@ impl Reader {
         }
     }
 
-    fn remember(&self, generation: u64, topic: TopicKey<'_>, allowed: bool) {
+    pub(crate) fn remember(&self, generation: u64, topic: TopicKey<'_>, allowed: bool) {
         let mut guard = self.cache.lock();
         let cache = guard.get_or_insert_default();
         if cache.generation != generation || cache.answers.len() >= READ_CACHE_ENTRIES {
@@ -165,89 +158,6 @@ pub(crate) fn cleared_tag(generation: u64) -> u32 {
         .ok()
         .and_then(|g| g.checked_add(1))
         .unwrap_or(0)
-}
-
-impl Core {
-    /// Whether messages are checked at delivery at all (`per_message`).
-    pub(crate) fn read_checks(&self) -> bool {
-        self.config.security.acl_wildcards == AclWildcards::PerMessage
-    }
-
-    /// The tag for a subscription authorized as a whole now, or 0 when its
-    /// messages must be checked at delivery.
-    pub(crate) fn current_cleared_tag(&self) -> u32 {
-        cleared_tag(self.ext.authz_generation())
-    }
-
-    /// May the session in `slot` receive a message on `topic` (at `qos`)?
-    /// Only asked for deliveries whose subscriptions were not authorized as
-    /// a whole under the rules in force.
-    /// `generation`: the authorization generation, read once per message.
-    pub(crate) fn may_read(
-        &self,
-        slot: &SessionSlot,
-        topic: TopicKey<'_>,
-        generation: u64,
-        qos: QoS,
-    ) -> bool {
-        // The hit path (the usual one) takes two short locks and no
-        // reference count; a miss asks the rules without the slot's lock.
-        let reader = {
-            let inner = slot.inner.lock();
-            let Some(reader) = &inner.owner else {
-                // Restored from the store and not attached since: nobody to
-                // ask about. The message is withheld rather than delivered
-                // unchecked, unless there are no rules to apply at all.
-                return self.ext.authorizers.is_empty() && self.default_allows();
-            };
-            if reader.superuser {
-                return true;
-            }
-            if let Some(allowed) = reader.cached(generation, topic) {
-                return allowed;
-            }
-            Arc::clone(reader)
-        };
-        let allowed = self.reader_allows(&reader, topic.topic, qos);
-        reader.remember(generation, topic, allowed);
-        allowed
-    }
-
-    /// The credential's own read ACL (JWT claims), then the chain, then the
-    /// default policy.
-    fn reader_allows(&self, reader: &Reader, topic: &str, qos: QoS) -> bool {
-        if let Some(claims) = &reader.claims
-            && !claims.iter().any(|f| topic_matches(f, topic))
-        {
-            return false;
-        }
-        if self.ext.authorizers.is_empty() {
-            return self.default_allows();
-        }
-        self.chain_allows_read(&reader.client, topic, qos)
-    }
-
-    fn default_allows(&self) -> bool {
-        self.config.security.acl_default == AclDefault::Allow
-    }
-
-    fn chain_allows_read(&self, client: &ClientInfo, topic: &str, qos: QoS) -> bool {
-        match self.ext.authorize_read(client, qos, topic) {
-            Some(allowed) => allowed,
-            None => self.default_allows(),
-        }
-    }
-
-    /// Counts (and reports to the hooks) a delivery withheld by [`Core::may_read`].
-    pub(crate) fn withhold(&self, slot: &SessionSlot, message: &Message, qos: QoS) {
-        Metrics::inc(&self.metrics.deliveries_not_authorized);
-        Metrics::inc(&self.metrics.messages_dropped);
-        slot.dropped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!(client_id = %slot.client_id, topic = %message.topic, "delivery not authorized");
-        self.ext
-            .dropped(&slot.client_id, message, qos, DropCause::NotAuthorized);
-    }
 }
 
 #[cfg(test)]

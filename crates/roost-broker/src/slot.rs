@@ -14,21 +14,13 @@ use std::time::Instant;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use roost_codec::{QoS, ReasonCode};
+use roost_codec::QoS;
 use roost_hooks::DropCause;
 use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
 use roost_store::SessionOwner;
 use tokio::sync::oneshot;
 
-/// Commands a broker sends to the driver that owns a session.
-#[derive(Debug)]
-pub(crate) enum Control {
-    /// Another connection took the client id: send DISCONNECT 0x8E, close, and
-    /// hand the session over through the slot's `handover` sender.
-    Takeover,
-    /// Close the connection with this reason (administrative action, shutdown).
-    Close(ReasonCode),
-}
+use crate::link::ControlSender;
 
 /// What an old connection hands to the one taking its client id over.
 #[derive(Debug)]
@@ -43,7 +35,7 @@ pub(crate) struct Handover {
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) connection_id: u64,
-    pub(crate) control: crate::driver::control::ControlSender,
+    pub(crate) control: ControlSender,
     /// Who is connected (peer address, authorized user name): what a ban
     /// added at run time is matched against. Shared with the driver.
     pub(crate) client: Arc<roost_hooks::ClientInfo>,
@@ -77,7 +69,7 @@ pub(crate) struct SlotInner {
     /// A takeover lost the previous connection's state (it did not hand it
     /// over in time): the router may hold subscriptions of this key that no
     /// session map lists, so ending or clean-starting this session searches
-    /// the router for them ([`crate::core::Core::unsubscribe_session`]).
+    /// the router for them (`Core::unsubscribe_session`).
     /// Never cleared: the old driver may still hand a state in later.
     pub(crate) state_lost: bool,
     /// Set by a connection taking this session over; the old driver sends its
@@ -93,7 +85,20 @@ pub(crate) struct SlotInner {
     /// pointer (a user name kept here cost every slot 40 B).
     pub(crate) owner: Option<Arc<crate::read_acl::Reader>>,
     /// What the session store holds for this client id.
-    pub(crate) store: crate::persist::SlotStore,
+    pub(crate) store: SlotStore,
+}
+
+/// What a slot remembers about its rows in the session store (under the
+/// slot's lock; all zero without a store).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SlotStore {
+    /// The store holds a session record for this client id.
+    pub(crate) session: bool,
+    /// The store holds a will for this client id.
+    pub(crate) will: bool,
+    /// The next message sequence number (monotonic for the slot's life, so
+    /// a seq is never reused while an older row might still be stored).
+    pub(crate) next_seq: u64,
 }
 
 impl SlotInner {
@@ -176,22 +181,11 @@ impl SessionSlot {
             return Pushed::Dropped(DropCause::SessionEnded);
         }
         if let Some(parked) = inner.parked.as_mut() {
-            // The queue evicts its front when full under DropOldest.
-            let evicted = (report_evicted
-                && parked.state.queued_len() >= config.max_queued_messages)
-                .then(|| parked.state.queued().next().cloned())
-                .flatten();
-            let outcome = parked.state.enqueue_offline(delivery, config, now);
-            if outcome != EnqueueOutcome::Queued {
+            let pushed = enqueue_parked(&mut parked.state, delivery, config, now, report_evicted);
+            if !matches!(pushed, Pushed::Queued) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            return match outcome {
-                EnqueueOutcome::Queued => Pushed::Queued,
-                EnqueueOutcome::DroppedOldest => Pushed::QueuedDroppedOldest(evicted),
-                EnqueueOutcome::Expired => Pushed::Dropped(DropCause::Expired),
-                EnqueueOutcome::DroppedQos0 => Pushed::Dropped(DropCause::Offline),
-                EnqueueOutcome::DroppedNewest => Pushed::Dropped(DropCause::QueueFull),
-            };
+            return pushed;
         }
         let len = inner.outbox.len();
         let limit = if delivery.qos == QoS::AtMostOnce {
@@ -234,6 +228,30 @@ impl SessionSlot {
     /// Moves the whole outbox into `into` (empty) under a short lock.
     pub(crate) fn drain_outbox(&self, into: &mut VecDeque<Delivery>) {
         self.inner.lock().outbox.swap(into);
+    }
+}
+
+/// Queues a delivery in an offline session: what [`SessionSlot::push`] does
+/// for a parked session, and what a detaching connection does with the
+/// deliveries its outbox still held. With `report_evicted` (a hook wants
+/// drops), a delivery evicted from a full queue is returned.
+pub(crate) fn enqueue_parked(
+    state: &mut SessionState,
+    delivery: Delivery,
+    config: &SessionConfig,
+    now: Instant,
+    report_evicted: bool,
+) -> Pushed {
+    // The queue evicts its front when full under DropOldest.
+    let evicted = (report_evicted && state.queued_len() >= config.max_queued_messages)
+        .then(|| state.queued().next().cloned())
+        .flatten();
+    match state.enqueue_offline(delivery, config, now) {
+        EnqueueOutcome::Queued => Pushed::Queued,
+        EnqueueOutcome::DroppedOldest => Pushed::QueuedDroppedOldest(evicted),
+        EnqueueOutcome::Expired => Pushed::Dropped(DropCause::Expired),
+        EnqueueOutcome::DroppedQos0 => Pushed::Dropped(DropCause::Offline),
+        EnqueueOutcome::DroppedNewest => Pushed::Dropped(DropCause::QueueFull),
     }
 }
 
@@ -305,7 +323,7 @@ mod tests {
     use roost_session::{Delivery, Message, SessionConfig};
 
     use super::{Link, Pushed, SessionSlot};
-    use crate::driver::control;
+    use crate::link as control;
 
     fn delivery(topic: &str) -> Delivery {
         let publish = Publish {

@@ -49,6 +49,7 @@ mod delta;
 mod error;
 mod faulty;
 mod memory;
+#[cfg(any(feature = "disk", feature = "redis"))]
 mod migrate;
 mod record;
 mod snapshot;

@@ -18,8 +18,9 @@ use tokio::sync::oneshot;
 
 use crate::config::ListenerConfig;
 use crate::core::Core;
+use crate::link::Control;
 use crate::metrics::Metrics;
-use crate::slot::{Control, Handover, Link, SessionSlot};
+use crate::slot::{Handover, Link, SessionSlot};
 use crate::transport::ConnectionInfo;
 
 /// How long a taken-over connection has to hand its session over.
@@ -30,7 +31,7 @@ pub(crate) struct Attached {
     pub(crate) session: Session,
     pub(crate) slot: Arc<SessionSlot>,
     pub(crate) connection_id: u64,
-    pub(crate) control: super::control::ControlReceiver,
+    pub(crate) control: crate::link::ControlReceiver,
     pub(crate) decoder: Decoder,
     pub(crate) client: Arc<ClientInfo>,
     pub(crate) grant: Grant,
@@ -426,7 +427,7 @@ struct Claimed {
     /// The session started clean (asked for, or forced).
     clean_start: bool,
     connection_id: u64,
-    control: super::control::ControlReceiver,
+    control: crate::link::ControlReceiver,
 }
 
 /// Claims the client id's session for this connection: a new connection id
@@ -444,7 +445,7 @@ async fn claim_session<W: AsyncWrite + Unpin>(
     let connection_id = core
         .next_connection_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (control_tx, control_rx) = super::control::channel();
+    let (control_tx, control_rx) = crate::link::channel();
     let reader = Arc::new(crate::read_acl::Reader::new(Arc::clone(client), grant));
     let claimant = Claimant {
         connection_id,
@@ -505,7 +506,7 @@ async fn open_session(
     let config = Arc::clone(&core.session_config);
     let mut session = Session::accept(connect, assigned, previous, config, auth, now);
     let slot = &claimed.slot;
-    crate::persist::on_connect(core, slot, &mut session, claimed.clean_start).await;
+    crate::persist::on_connect(core.persist(), slot, &mut session, claimed.clean_start).await;
     core.sync_session_drops(slot, &mut drops_counted, &session);
     if let Some(held) = held {
         held.report(core, session.state(), now);
@@ -639,14 +640,14 @@ async fn attach(
     now: Instant,
 ) -> Result<(Arc<SessionSlot>, Option<SessionState>, bool), ReasonCode> {
     loop {
-        let slot = core.sessions.get_or_create(client_id);
+        let slot = core.sessions().get_or_create(client_id);
         let claimed = claim(&slot, &claimant);
         let mut forced_clean = false;
         let (previous, pending_will) = match claimed {
             Claim::Foreign => return Err(ReasonCode::NOT_AUTHORIZED),
             Claim::Ended => {
                 // Lost a race with the session's end: drop the stale entry and retry.
-                core.sessions.remove(&slot);
+                core.sessions().remove(&slot);
                 continue;
             }
             Claim::TakeOver {
@@ -702,7 +703,7 @@ async fn attach(
 /// Who asks for a session: the new connection and its authorized user name.
 struct Claimant<'a> {
     connection_id: u64,
-    control: &'a super::control::ControlSender,
+    control: &'a crate::link::ControlSender,
     /// The connecting client; its user name (as authorized) owns the session.
     client: &'a Arc<ClientInfo>,
     /// The session's owner from now on: `client` and the part of its grant
@@ -718,7 +719,7 @@ enum Claim {
     Foreign,
     /// A live connection owns it; it must hand the session over.
     TakeOver {
-        old_control: super::control::ControlSender,
+        old_control: crate::link::ControlSender,
         handover: oneshot::Receiver<Handover>,
     },
     /// No live connection; the parked session, if any (boxed: it is large).

@@ -91,7 +91,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
         ..
     } = conn;
     core.sync_session_drops(&slot, &mut drops_seen, &session);
-    crate::persist::flush_events(core, &mut session).await;
+    crate::persist::flush_events(core.persist(), &mut session).await;
     super::oplog::disconnected(&client, &ending);
     core.ext
         .notify(|h| h.on_disconnect(&client, ending.cause()));
@@ -188,7 +188,7 @@ fn last_will(
         _ => will_of(session, now),
     };
     if matches!(ending, Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, _))
-        && core.persist.is_none()
+        && core.persist().is_none()
     {
         // The broker is going away and keeps nothing: a delayed will could
         // never fire, send it now. With a store the session parks as on any

@@ -16,8 +16,8 @@ use std::time::Instant;
 use roost_codec::{Packet, PacketId, QoS, ReasonCode};
 use roost_hooks::DropCause;
 use roost_session::{
-    Delivery, DeliveryOutcome, DropCounters, DropReason, EnqueueOutcome, Message, OutboundStage,
-    Session, SessionState,
+    Delivery, DeliveryOutcome, DropCounters, DropReason, Message, OutboundStage, Session,
+    SessionState,
 };
 
 use crate::core::Core;
@@ -66,39 +66,6 @@ pub(crate) fn deliver(core: &Core, session: &mut Session, delivery: Delivery, no
             core.ext.dropped(&client_id, &message, qos, cause(reason));
         }
     }
-}
-
-/// `SessionState::enqueue_offline` for a parked session, reporting drops.
-pub(crate) fn enqueue_offline(
-    core: &Core,
-    state: &mut SessionState,
-    delivery: Delivery,
-    now: Instant,
-) -> EnqueueOutcome {
-    if !core.ext.message_events {
-        return state.enqueue_offline(delivery, &core.session_config, now);
-    }
-    let evicted = evicted_by_next(core, state);
-    let (message, qos) = (Arc::clone(&delivery.message), delivery.qos);
-    let outcome = state.enqueue_offline(delivery, &core.session_config, now);
-    let client_id = state.client_id.clone();
-    let dropped = match outcome {
-        EnqueueOutcome::Queued => None,
-        EnqueueOutcome::DroppedOldest => {
-            if let Some(old) = evicted {
-                core.ext
-                    .dropped(&client_id, &old.message, old.qos, DropCause::QueueFull);
-            }
-            None
-        }
-        EnqueueOutcome::DroppedNewest => Some(DropCause::QueueFull),
-        EnqueueOutcome::DroppedQos0 => Some(DropCause::Offline),
-        EnqueueOutcome::Expired => Some(DropCause::Expired),
-    };
-    if let Some(cause) = dropped {
-        core.ext.dropped(&client_id, &message, qos, cause);
-    }
-    outcome
 }
 
 /// An outbound message an acknowledgement may complete.

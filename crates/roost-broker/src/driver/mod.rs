@@ -9,16 +9,14 @@
 
 mod authz;
 mod connect;
-pub(crate) mod control;
-mod deadlines;
 mod ending;
 mod events;
-pub(crate) mod hibernate;
 mod inbound;
 mod io;
 mod linger;
 mod oplog;
 mod run;
+mod sleep;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,13 +24,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::admission::Ticket;
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::transport::ConnectionInfo;
-use crate::transport::admission::Ticket;
 
-pub(crate) use events::enqueue_offline;
+pub(crate) use sleep::start_dormitory;
 
 /// Serves one accepted connection until it closes. `info` is what the
 /// transport learnt (peer address, TLS identity); `ticket`, the listener's
@@ -49,7 +47,7 @@ pub(crate) fn serve<S>(
     ticket: Option<Ticket>,
 ) -> impl Future<Output = ()> + Send
 where
-    S: AsyncRead + AsyncWrite + hibernate::Dormant + Send + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + crate::hibernate::Dormant + Send + Unpin + 'static,
 {
     let connecting = Box::pin(connect_phase(Arc::clone(&core), listener, stream, info));
     async move {
@@ -63,7 +61,7 @@ where
         let next = run::run(&core, run::Start::Fresh(attached), stream, rbuf).await;
         // Ended: the connection no longer counts against the listener's
         // limits. Hibernating: it still does, the ticket goes with it.
-        hibernate::after_run(&core, next, ticket);
+        sleep::after_run(&core, next, ticket);
     }
 }
 

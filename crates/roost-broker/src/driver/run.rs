@@ -30,13 +30,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::connect::Attached;
-use super::control::{ControlReceiver, Heard};
 use super::events::deliver;
-use super::hibernate::{Dormant, Hibernated};
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
+use crate::clock::{credentials_deadline, earliest};
 use crate::core::Core;
-use crate::slot::{Control, SessionKey, SessionSlot};
+use crate::hibernate::{Dormant, Hibernated};
+use crate::link::{Control, ControlReceiver, Heard};
+use crate::slot::{SessionKey, SessionSlot};
 
 use super::ending::finish;
 pub(crate) use super::ending::{Ending, end_connection};
@@ -207,7 +208,7 @@ where
                 if let ControlFlow::Break(exit) = driver.before_wait(&control, &who.key.0) {
                     break exit;
                 }
-                crate::persist::flush_events(core, &mut driver.session).await;
+                crate::persist::flush_events(core.persist(), &mut driver.session).await;
                 driver.queue_output();
                 let timed = driver.arm_timer(timer.as_mut());
                 driver.prepare_read();
@@ -606,7 +607,7 @@ where
             None
         }
         Exit::Hibernate => match stream.into_std() {
-            Ok(stream) => Some(Hibernated::new(core, conn, stream)),
+            Ok(stream) => Some(super::sleep::hibernated(core, conn, stream)),
             Err(e) => {
                 let connection_id = conn.connection_id;
                 tracing::warn!(connection_id, error = %e, "could not hand the socket to the dormitory; closing");
@@ -653,28 +654,6 @@ fn connected(core: &Core, attached: Attached) -> Connected {
 /// connection-long future even after it is moved out.
 fn boxed_unless_default(grant: Grant) -> Option<Box<Grant>> {
     (grant != Grant::default()).then(|| Box::new(grant))
-}
-
-/// When the credentials `grant` gives stop being valid (e.g. a JWT's
-/// `exp`): the connection ends then (0xA0).
-pub(crate) fn credentials_deadline(grant: Option<&Grant>) -> Option<tokio::time::Instant> {
-    grant.and_then(|grant| grant.expires_at).map(|at| {
-        let left = at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        tokio::time::Instant::now() + left
-    })
-}
-
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(
-    a: Option<tokio::time::Instant>,
-    b: Option<tokio::time::Instant>,
-) -> Option<tokio::time::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// One turn of the socket: writes pending output when it can, otherwise

@@ -5,7 +5,7 @@ use bytestring::ByteString;
 use roost_session::{Session, SessionState, StoreEvent};
 use roost_store::{Delta, InflightStage};
 
-use crate::core::Core;
+use super::Persist;
 
 /// The delta for one event of `client_id`'s session.
 pub(crate) fn delta(client_id: &ByteString, event: StoreEvent) -> Delta {
@@ -61,8 +61,8 @@ pub(crate) fn drain_state(state: &mut SessionState, batch: &mut Vec<Delta>) {
 /// PUBREC and a PUBCOMP after PUBREL must not reach the client before the
 /// store knows, or a crash would make the broker resend a completed message
 /// or reuse a packet id the client still holds. Costs one check without a store.
-pub(crate) async fn flush_events(core: &Core, session: &mut Session) {
-    let Some(persist) = &core.persist else {
+pub(crate) async fn flush_events(persist: Option<&Persist>, session: &mut Session) {
+    let Some(persist) = persist else {
         return;
     };
     // Most turns have nothing to write: allocate only when there is, with
@@ -80,9 +80,9 @@ pub(crate) async fn flush_events(core: &Core, session: &mut Session) {
 /// What a live session reported so far, for the batch of the message it is
 /// publishing (its inbound QoS 2 id goes with the message's enqueues).
 /// Empty (no allocation) without a store.
-pub(crate) fn session_events(core: &Core, session: &mut Session) -> Vec<Delta> {
+pub(crate) fn session_events(persist: Option<&Persist>, session: &mut Session) -> Vec<Delta> {
     let mut batch = Vec::new();
-    if core.persist.is_some() {
+    if persist.is_some() {
         drain_session(session, &mut batch);
     }
     batch

@@ -13,26 +13,21 @@
 //! Without a store (`Core::persist` is `None`) none of this runs: the hot
 //! path pays one `Option` check.
 
-mod config;
 mod events;
 mod open;
 mod publish;
-mod restore;
 mod session;
-mod slot_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use roost_store::{Delta, Ticket, TrySubmitError, Writer};
 
-pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
-pub(crate) use events::{flush_events, session_events};
+use crate::config::{DurabilityConfig, StoreBackend, StoreConfig};
+pub(crate) use events::{drain_state, flush_events, session_events};
 pub(crate) use open::Opened;
 pub(crate) use publish::retained_sink;
-pub(crate) use restore::{Restored, restore};
 pub(crate) use session::{on_connect, on_park, on_session_end, on_subscribe, on_unsubscribe};
-pub(crate) use slot_store::SlotStore;
 
 /// The broker's link to its store.
 pub(crate) struct Persist {
@@ -119,7 +114,7 @@ impl Persist {
 
     /// The writer's outage and lag counters, for `BrokerHandle::stats`
     /// (nothing before start or after close).
-    pub(crate) fn fill_stats(&self, stats: &mut crate::Stats) {
+    pub(crate) fn fill_stats(&self, stats: &mut crate::metrics::Stats) {
         let guard = self.writer.read();
         let Some(writer) = guard.as_ref() else {
             return;
@@ -210,20 +205,4 @@ pub(crate) async fn open(
         backend => tracing::info!(?backend, durability = ?config.durability, "store"),
     }
     Ok(Some((Persist::new(opened, config.clone()), snapshot)))
-}
-
-/// Shutdown: writes what parked sessions reported (drops while offline),
-/// then closes the writer and checkpoints. Blocking.
-pub(crate) fn close(core: &crate::core::Core) {
-    let Some(persist) = &core.persist else {
-        return;
-    };
-    let mut batch = Vec::new();
-    core.sessions.for_each(|slot| {
-        if let Some(parked) = slot.inner.lock().parked.as_mut() {
-            events::drain_state(&mut parked.state, &mut batch);
-        }
-    });
-    drop(persist.submit(batch));
-    persist.close();
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use roost_store::{MemoryStore, Snapshot, Store, StoreError};
 
-use super::config::{StoreBackend, StoreConfig};
+use crate::config::{StoreBackend, StoreConfig};
 
 /// An open store, and the disk store's handle for checkpoints.
 pub(crate) struct Opened {

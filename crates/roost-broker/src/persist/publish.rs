@@ -12,7 +12,6 @@ use bytestring::ByteString;
 use roost_session::Delivery;
 use roost_store::{Delta, QueuedMessage, StoredMessage, Ticket};
 
-use crate::core::Core;
 use crate::retained::{ChangeSink, RetainedChange};
 
 use super::Persist;
@@ -65,11 +64,13 @@ impl Persist {
 
 /// The session store's receiver of retained-message changes: every set
 /// and removal (PUBLISH, the API, expiry) becomes a `RetainSet` /
-/// `RetainDelete`. It holds the core weakly: the core owns the retained store.
-pub(crate) fn retained_sink(core: Weak<Core>) -> ChangeSink {
+/// `RetainDelete`. It holds the store weakly: the broker's core owns both
+/// the retained store and this.
+pub(crate) fn retained_sink(persist: Weak<Persist>) -> ChangeSink {
     Box::new(move |change| {
-        let Some(core) = core.upgrade() else { return };
-        let Some(persist) = &core.persist else { return };
+        let Some(persist) = persist.upgrade() else {
+            return;
+        };
         let delta = match change {
             RetainedChange::Set(message) => Delta::RetainSet {
                 topic: message.topic.clone(),

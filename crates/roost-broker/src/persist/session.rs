@@ -9,10 +9,10 @@ use roost_store::{
     Delta, SessionOwner, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord,
 };
 
+use super::Persist;
 use super::events;
-use super::slot_store::SlotStore;
-use crate::core::Core;
 use crate::slot::SessionSlot;
+use crate::slot::SlotStore;
 
 /// The record and whole subscription set of a session.
 fn upsert(
@@ -58,12 +58,12 @@ fn will_set(
 /// CONNECT accepted: the session's record (persistent), the end of a stored
 /// session the client replaced (clean start, or expiry now 0), and the will.
 pub(crate) async fn on_connect(
-    core: &Core,
+    persist: Option<&Persist>,
     slot: &SessionSlot,
     session: &mut Session,
     clean_start: bool,
 ) {
-    let Some(persist) = &core.persist else {
+    let Some(persist) = persist else {
         return;
     };
     let now = Instant::now();
@@ -111,8 +111,12 @@ pub(crate) async fn on_connect(
 }
 
 /// After SUBSCRIBE was answered: every filter the session now holds.
-pub(crate) async fn on_subscribe(core: &Core, session: &Session, subscribe: &Subscribe) {
-    let Some(persist) = &core.persist else {
+pub(crate) async fn on_subscribe(
+    persist: Option<&Persist>,
+    session: &Session,
+    subscribe: &Subscribe,
+) {
+    let Some(persist) = persist else {
         return;
     };
     if session.session_expiry_interval() == 0 {
@@ -136,8 +140,12 @@ pub(crate) async fn on_subscribe(core: &Core, session: &Session, subscribe: &Sub
 }
 
 /// After UNSUBSCRIBE was answered: every filter the session no longer holds.
-pub(crate) async fn on_unsubscribe(core: &Core, session: &Session, unsubscribe: &Unsubscribe) {
-    let Some(persist) = &core.persist else {
+pub(crate) async fn on_unsubscribe(
+    persist: Option<&Persist>,
+    session: &Session,
+    unsubscribe: &Unsubscribe,
+) {
+    let Some(persist) = persist else {
         return;
     };
     if session.session_expiry_interval() == 0 {
@@ -197,8 +205,8 @@ pub(crate) fn on_park(
 }
 
 /// The session ended for good: its rows and any will left go.
-pub(crate) fn on_session_end(core: &Core, slot: &SessionSlot) {
-    let Some(persist) = &core.persist else {
+pub(crate) fn on_session_end(persist: Option<&Persist>, slot: &SessionSlot) {
+    let Some(persist) = persist else {
         return;
     };
     let before = std::mem::take(&mut slot.inner.lock().store);

@@ -70,7 +70,7 @@ pub(crate) enum QuicListener {}
 impl QuicListener {
     pub(crate) fn bind(
         _config: &ListenerConfig,
-        _mqtt: &crate::config::MqttConfig,
+        _max_keep_alive: u16,
         _addr: std::net::SocketAddr,
         _name: String,
     ) -> Result<Self, super::ListenerError> {
@@ -83,9 +83,5 @@ impl QuicListener {
 
     pub(crate) fn reloader(&self) -> Arc<dyn Reloadable> {
         match *self {}
-    }
-
-    pub(crate) async fn run(self, _core: Arc<crate::core::Core>, _config: Arc<ListenerConfig>) {
-        match self {}
     }
 }

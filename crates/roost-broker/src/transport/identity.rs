@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(identity.common_name, None);
         assert_eq!(identity.subject_dn, "O=Acme");
         assert_eq!(
-            identity.as_configured(crate::config::IdentitySource::Cn),
+            identity.as_configured(super::super::config::IdentitySource::Cn),
             None
         );
     }

@@ -12,7 +12,6 @@
 //! | `quic` | UDP → QUIC (quinn) → one bidirectional stream |
 //! | `unix` | Unix domain socket |
 
-pub(crate) mod admission;
 pub(crate) mod config;
 mod disabled;
 #[cfg(unix)]
@@ -32,6 +31,8 @@ pub(crate) mod reload;
 pub(crate) mod stack;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+#[cfg(feature = "tls")]
+mod tls_stage;
 // Config validation parses trusted proxies even without WebSocket support.
 #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
 pub(crate) mod trusted;
@@ -49,7 +50,7 @@ pub(crate) use disabled::WsStage;
 #[cfg(feature = "quic")]
 pub(crate) use quic::QuicListener;
 #[cfg(feature = "tls")]
-pub(crate) use tls::TlsStage;
+pub(crate) use tls_stage::TlsStage;
 #[cfg(feature = "websocket")]
 pub(crate) use ws::WsStage;
 

@@ -11,13 +11,9 @@ use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
 use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
 use rustls_pki_types::CertificateDer;
 
-use super::admission::Gate;
 use super::config::{ListenerConfig, ListenerKind};
 use super::reload::TlsReloader;
 use super::{ConnectionInfo, ListenerError, PeerAddr, Reloadable, TlsInfo, identity};
-use crate::config::MqttConfig;
-use crate::core::Core;
-use crate::driver;
 
 /// How long a connection whose MQTT side ended waits for the client to close
 /// the QUIC connection (so the last packets are delivered) before closing it.
@@ -35,7 +31,7 @@ impl QuicListener {
     /// Binds the UDP socket; `name` is `quic://address` for logs.
     pub(crate) fn bind(
         config: &ListenerConfig,
-        mqtt: &MqttConfig,
+        max_keep_alive: u16,
         addr: SocketAddr,
         name: String,
     ) -> Result<Self, ListenerError> {
@@ -45,7 +41,7 @@ impl QuicListener {
             .ok_or_else(|| ListenerError::Config(format!("{name}: a QUIC listener needs `tls`")))?;
         let tls =
             TlsReloader::load(name, tls_config, true).map_err(|e| ListenerError::Config(e.0))?;
-        let idle = idle_timeout(config, mqtt);
+        let idle = idle_timeout(config, max_keep_alive);
         let server = quinn_config(tls.current(), idle).map_err(ListenerError::Config)?;
         let endpoint = Endpoint::server(server, addr)?;
         let local = endpoint.local_addr()?;
@@ -69,47 +65,31 @@ impl QuicListener {
         Arc::clone(&self.tls) as Arc<dyn Reloadable>
     }
 
-    /// Accepts until shutdown.
-    pub(crate) async fn run(self, core: Arc<Core>, config: Arc<ListenerConfig>) {
-        let gate = Gate::new(Arc::clone(&core), &config);
-        let mut shutdown = core.shutdown.subscribe();
-        self.tls.spawn_watcher(core.shutdown.subscribe());
-        loop {
-            let incoming = tokio::select! {
-                _ = shutdown.changed() => break,
-                incoming = self.endpoint.accept() => match incoming {
-                    Some(incoming) => incoming,
-                    None => break,
-                },
-            };
-            let remote = incoming.remote_address();
-            match gate.admit() {
-                Ok(ticket) => {
-                    let (core, config) = (Arc::clone(&core), Arc::clone(&config));
-                    tokio::spawn(async move {
-                        serve(core, config, incoming).await;
-                        drop(ticket);
-                    });
-                }
-                Err(refusal) => {
-                    tracing::debug!(peer = %remote, listener = %self.local, %refusal, "refusing QUIC connection");
-                    incoming.refuse();
-                }
-            }
-        }
-        // Stop accepting; established connections finish on their own.
+    /// Starts reloading the certificate on change, until `shutdown`.
+    pub(crate) fn watch_reloads(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.tls.spawn_watcher(shutdown);
+    }
+
+    /// The next connection attempt; `None` once the endpoint is closed.
+    pub(crate) async fn accept(&self) -> Option<quinn::Incoming> {
+        self.endpoint.accept().await
+    }
+
+    /// Stops accepting; established connections finish on their own.
+    pub(crate) fn stop(&self) {
         self.endpoint.set_server_config(None);
     }
 }
 
 /// QUIC's idle timeout: configured, or long enough that only the MQTT
 /// keep-alive (1.5 × the longest keep-alive the server allows) decides.
-fn idle_timeout(config: &ListenerConfig, mqtt: &MqttConfig) -> Duration {
+/// `max_keep_alive`: the server's `mqtt.max_keep_alive` (0: none).
+fn idle_timeout(config: &ListenerConfig, max_keep_alive: u16) -> Duration {
     if config.quic.idle_timeout_secs > 0 {
         return Duration::from_secs(config.quic.idle_timeout_secs);
     }
-    let keep_alive = if mqtt.max_keep_alive > 0 {
-        mqtt.max_keep_alive
+    let keep_alive = if max_keep_alive > 0 {
+        max_keep_alive
     } else {
         u16::MAX
     };
@@ -133,10 +113,17 @@ fn quinn_config(
     Ok(server)
 }
 
-/// One QUIC connection: handshake, the MQTT stream, the driver, then close.
-async fn serve(core: Arc<Core>, config: Arc<ListenerConfig>, incoming: quinn::Incoming) {
+/// An accepted QUIC connection's one MQTT stream, as a byte stream.
+pub(crate) type QuicStream = tokio::io::Join<quinn::RecvStream, quinn::SendStream>;
+
+/// Completes the handshake of `incoming` and accepts its stream, within
+/// `timeout`; the error says what failed (for the log).
+pub(crate) async fn open(
+    incoming: quinn::Incoming,
+    timeout: Duration,
+) -> Result<(quinn::Connection, QuicStream, ConnectionInfo), String> {
     let remote = incoming.remote_address();
-    let opened = tokio::time::timeout(config.handshake_timeout(), async {
+    let opened = tokio::time::timeout(timeout, async {
         let connection = incoming
             .accept()
             .map_err(|e| e.to_string())?
@@ -148,28 +135,17 @@ async fn serve(core: Arc<Core>, config: Arc<ListenerConfig>, incoming: quinn::In
     .await;
     let (connection, send, recv) = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => {
-            crate::metrics::Metrics::inc(&core.metrics.connections_refused);
-            tracing::debug!(peer = %remote, error = %e, "QUIC handshake failed");
-            return;
-        }
-        Err(_) => {
-            crate::metrics::Metrics::inc(&core.metrics.connections_refused);
-            tracing::debug!(peer = %remote, "QUIC handshake timed out");
-            return;
-        }
+        Ok(Err(e)) => return Err(format!("QUIC handshake failed: {e}")),
+        Err(_) => return Err("QUIC handshake timed out".to_owned()),
     };
     let mut info = ConnectionInfo::new(PeerAddr::Inet(remote), ListenerKind::Quic);
     info.tls = Some(tls_info(&connection));
-    driver::serve(
-        core,
-        config,
-        Box::new(tokio::io::join(recv, send)),
-        info,
-        None,
-    )
-    .await;
-    // Let the client close once it has everything; then close ourselves.
+    Ok((connection, tokio::io::join(recv, send), info))
+}
+
+/// After the MQTT side ended: lets the client close once it has everything,
+/// then closes.
+pub(crate) async fn finish(connection: quinn::Connection) {
     let _ = tokio::time::timeout(CLOSE_GRACE, connection.closed()).await;
     connection.close(VarInt::from_u32(0), b"");
 }

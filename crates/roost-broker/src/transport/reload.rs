@@ -135,3 +135,13 @@ fn fingerprint(files: &[PathBuf]) -> Fingerprint {
         })
         .collect()
 }
+
+impl super::Reloadable for TlsReloader {
+    fn reload(&self) -> Result<(), String> {
+        TlsReloader::reload(self)
+    }
+
+    fn name(&self) -> &str {
+        TlsReloader::name(self)
+    }
+}

@@ -47,7 +47,7 @@ pub(crate) struct StoreWaits(Vec<roost_store::Ticket>);
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
     fn hold(&mut self, core: &Core, ticket: Option<roost_store::Ticket>) {
-        if let (Some(persist), Some(ticket)) = (&core.persist, ticket)
+        if let (Some(persist), Some(ticket)) = (core.persist(), ticket)
             && persist.acks_wait()
         {
             self.0.push(ticket);
@@ -57,7 +57,7 @@ impl StoreWaits {
     /// Waits until every held batch is stored (tickets complete in order, so
     /// after the first wait the rest are mostly done already).
     pub(crate) async fn settle(&mut self, core: &Core) {
-        if let Some(persist) = &core.persist {
+        if let Some(persist) = core.persist() {
             for ticket in self.0.drain(..) {
                 persist.acknowledged(Some(ticket)).await;
             }

@@ -54,7 +54,7 @@ pub(super) async fn subscribe_all(
     }
     let (results, retained) = subscribe_router(inputs, subscribe, refusals, cleared);
     session.complete_subscribe_explained(subscribe, &results, explanation.text());
-    crate::persist::on_subscribe(core, session, subscribe).await;
+    crate::persist::on_subscribe(core.persist(), session, subscribe).await;
     let identifier = subscribe.properties.subscription_identifier;
     for (filter, qos, check) in retained {
         let check = check.then_some(&*inputs.key.0);
@@ -125,8 +125,8 @@ async fn authorize_filters(
     None
 }
 
-/// Puts the accepted filters into the router (under one write lock), at
-/// most at the broker's Maximum QoS. Returns the SUBACK's reason codes and
+/// Puts the accepted filters into the router, at most at the broker's
+/// Maximum QoS. Returns the SUBACK's reason codes and
 /// the retained messages to send: shared subscriptions never get any on
 /// subscribe [MQTT-4.8.2-*]; others per Retain Handling.
 fn subscribe_router<'s>(
@@ -141,7 +141,6 @@ fn subscribe_router<'s>(
     let mut results: SmallVec<[ReasonCode; 4]> = SmallVec::with_capacity(subscribe.filters.len());
     let mut retained = RetainedToSend::new();
     let current_tag = core.current_cleared_tag();
-    let mut router = core.router.write();
     for (((filter, options), refusal), cleared) in
         subscribe.filters.iter().zip(refusals).zip(cleared)
     {
@@ -161,8 +160,7 @@ fn subscribe_router<'s>(
             identifier,
             cleared,
         };
-        let key = inputs.key.clone();
-        let existed = router.subscribe(key, bare_filter, group, subscription);
+        let existed = core.subscribe(inputs.key, filter, subscription);
         results.push(ReasonCode(granted as u8));
         let send_retained = group.is_none()
             && match options.retain_handling {

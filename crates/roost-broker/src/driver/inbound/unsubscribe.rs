@@ -1,7 +1,6 @@
 //! UNSUBSCRIBE from the client: each filter is offered to `on_unsubscribe`,
 //! the others leave the router, UNSUBACK answers, and the store hears of it.
 
-use roost_codec::topic::parse_shared;
 use roost_codec::{ReasonCode, Unsubscribe};
 use roost_hooks::Decision;
 use roost_session::Session;
@@ -32,29 +31,21 @@ pub(super) async fn unsubscribe_all(
             }
         }
     }
-    // A block, not drop(): the guard must be gone before the await below.
-    let results: Vec<ReasonCode> = {
-        let mut router = core.router.write();
-        unsubscribe
-            .filters
-            .iter()
-            .zip(refusals)
-            .map(|(filter, refusal)| {
-                if let Some(reason) = refusal {
-                    return reason;
-                }
-                let (group, bare) = match parse_shared(filter) {
-                    Some(shared) => (Some(shared.group), shared.filter),
-                    None => (None, &**filter),
-                };
-                if router.unsubscribe(inputs.key, bare, group) {
-                    ReasonCode::SUCCESS
-                } else {
-                    ReasonCode::NO_SUBSCRIPTION_EXISTED
-                }
-            })
-            .collect()
-    };
+    let results: Vec<ReasonCode> = unsubscribe
+        .filters
+        .iter()
+        .zip(refusals)
+        .map(|(filter, refusal)| {
+            if let Some(reason) = refusal {
+                return reason;
+            }
+            if core.unsubscribe(inputs.key, filter) {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            }
+        })
+        .collect();
     session.complete_unsubscribe_explained(unsubscribe, &results, explanation.text());
-    crate::persist::on_unsubscribe(core, session, unsubscribe).await;
+    crate::persist::on_unsubscribe(core.persist(), session, unsubscribe).await;
 }

@@ -1,6 +1,10 @@
 //! Broker configuration: one TOML file, overridable by `ROOST_*` environment
 //! variables. Unknown keys are errors that name the key and its line.
 
+mod store;
+
+pub use store::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,7 +34,7 @@ pub struct Config {
     /// Built-in authentication and authorization (docs/auth.md).
     pub auth: crate::builtin_auth::AuthConfig,
     /// Persistence: backend, data directory, durability (docs/persistence.md).
-    pub store: crate::persist::StoreConfig,
+    pub store: StoreConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -441,8 +445,7 @@ impl Config {
         if let Err((key, message)) = self.store.validate() {
             return bad(key, message);
         }
-        if self.store.backend == Some(crate::persist::StoreBackend::Redis)
-            && !self.store.redis.url.contains("://")
+        if self.store.backend == Some(StoreBackend::Redis) && !self.store.redis.url.contains("://")
         {
             return Err(ConfigError::Value {
                 key: "store.redis.url".into(),

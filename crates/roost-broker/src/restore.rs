@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
-use roost_codec::topic::parse_shared;
 use roost_router::Subscription;
 use roost_session::Message;
 use roost_store::convert::wall_to_instant;
 use roost_store::{Delta, SessionSnapshot, Snapshot, WillRecord};
 
-use super::slot_store::SlotStore;
 use crate::core::Core;
+use crate::slot::SlotStore;
 use crate::slot::{Parked, SessionKey, SessionSlot};
 
 /// What is left to do once the writer runs (it writes as it goes).
@@ -127,26 +126,18 @@ fn restore_session(
     });
     let slot = SessionSlot::new(snap.client_id.clone());
     let key = SessionKey(Arc::clone(&slot));
-    {
-        let mut router = core.router.write();
-        for (filter, sub) in &restored.state.subscriptions {
-            let (group, bare) = match parse_shared(filter) {
-                Some(shared) => (Some(shared.group), shared.filter),
-                None => (None, &**filter),
-            };
-            router.subscribe(
-                key.clone(),
-                bare,
-                group,
-                Subscription {
-                    options: sub.options,
-                    identifier: sub.identifier,
-                    // Authorized under rules that may have changed since:
-                    // under per_message, its messages are checked.
-                    cleared: 0,
-                },
-            );
-        }
+    for (filter, sub) in &restored.state.subscriptions {
+        core.subscribe(
+            &key,
+            filter,
+            Subscription {
+                options: sub.options,
+                identifier: sub.identifier,
+                // Authorized under rules that may have changed since:
+                // under per_message, its messages are checked.
+                cleared: 0,
+            },
+        );
     }
     let generation = {
         let mut inner = slot.inner.lock();
@@ -173,7 +164,7 @@ fn restore_session(
             crate::read_acl::Reader::restored(&snap.client_id, &snap.record.owner).map(Arc::new);
         inner.generation
     };
-    core.sessions.insert(Arc::clone(&slot));
+    core.sessions().insert(Arc::clone(&slot));
     (slot, generation)
 }
 
@@ -182,7 +173,7 @@ impl Restored {
     /// and schedules delayed publications. Runs once the writer does, so
     /// what they route is stored.
     pub(crate) fn start(self, core: &Arc<Core>) {
-        if let Some(persist) = &core.persist {
+        if let Some(persist) = core.persist() {
             let gone = self
                 .expired
                 .into_iter()

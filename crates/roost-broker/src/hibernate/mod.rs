@@ -26,34 +26,49 @@
 //! (with the socket and the ticket), an 8-byte bucket in the dormitory's
 //! table and a 4-byte deadline entry, instead of a 448-byte state and a
 //! 2 KB task.
+//!
+//! This module keeps the sleepers and knows nothing of the driver: the
+//! driver packs a connection into a [`Hibernated`] and gives the dormitory
+//! a [`Host`] that puts a woken one back into a task (`driver/sleep.rs`).
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use bytestring::ByteString;
 use mio::unix::SourceFd;
 use parking_lot::Mutex;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::Notify;
-use tokio::time::Instant;
-
-use super::control::ControlReceiver;
-use super::deadlines::Deadlines;
-use super::io::Outgoing;
-use super::run::{self, Connected, Ending, Start};
-use crate::core::Core;
-use crate::metrics::Metrics;
-use crate::slot::SessionSlot;
-use crate::transport::admission::Ticket;
-use roost_codec::Decoder;
 use roost_hooks::{ClientInfo, Grant};
 use roost_session::{QuietSession, Session};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::admission::Ticket;
+use crate::clock::{credentials_deadline, earliest};
+use crate::link::{ControlReceiver, Sleeper, WakeList};
+use crate::metrics::Metrics;
+use crate::slot::SessionSlot;
+use deadlines::Deadlines;
+
+mod deadlines;
+
+/// What the dormitory needs from the broker it serves (the driver
+/// provides it: `driver/sleep.rs`).
+pub(crate) trait Host: Send + Sync + 'static {
+    /// Gives a woken connection a task again.
+    fn resume(host: &Arc<Self>, hibernated: Hibernated);
+    /// The broker's counters (hibernating connections, hibernations).
+    fn metrics(&self) -> &Metrics;
+    /// The embedder's request to return freed memory, if any.
+    fn memory_release(&self) -> Option<fn()>;
+    /// Turns true when the broker shuts down.
+    fn shutdown(&self) -> watch::Receiver<bool>;
+}
 
 /// Readiness events taken per `epoll_wait`.
 const EVENTS: usize = 256;
@@ -79,82 +94,23 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 pub(crate) struct Hibernated {
     /// Its bed in the dormitory (set as it arrives there); in the box's
     /// padding, so the table holds the box alone.
-    id: u32,
-    session: Dozing,
-    slot: Arc<SessionSlot>,
-    connection_id: u64,
-    control: ControlReceiver,
-    client: Arc<ClientInfo>,
-    grant: Option<Box<Grant>>,
-    stream: std::net::TcpStream,
+    pub(crate) id: u32,
+    pub(crate) session: Dozing,
+    pub(crate) slot: Arc<SessionSlot>,
+    pub(crate) connection_id: u64,
+    pub(crate) control: ControlReceiver,
+    pub(crate) client: Arc<ClientInfo>,
+    pub(crate) grant: Option<Box<Grant>>,
+    pub(crate) stream: std::net::TcpStream,
     /// The listener's admission, released when the connection ends.
     pub(crate) ticket: Option<Ticket>,
 }
 
 impl Hibernated {
-    /// What `conn` keeps while it sleeps on `stream`. Its session's drops
-    /// are counted first: a sleeping session drops nothing (a delivery wakes
-    /// it), so on waking every drop it reports has been counted.
-    pub(crate) fn new(core: &Core, conn: Connected, stream: std::net::TcpStream) -> Box<Self> {
-        let Connected {
-            session,
-            slot,
-            connection_id,
-            control,
-            decoder: _,
-            client,
-            grant,
-            mut drops_seen,
-            credentials_expire: _,
-        } = conn;
-        core.sync_session_drops(&slot, &mut drops_seen, &session);
-        Box::new(Self {
-            id: 0,
-            session: Dozing::new(session),
-            slot,
-            connection_id,
-            control,
-            client,
-            grant,
-            stream,
-            ticket: None,
-        })
-    }
-
     /// When it must wake: its keep-alive or credentials deadline.
     fn deadline(&self) -> Option<Instant> {
         let keep_alive = self.session.poll_timeout().map(Instant::from_std);
-        run::earliest(keep_alive, run::credentials_deadline(self.grant.as_deref()))
-    }
-
-    /// The connection awake, with its socket and its ticket.
-    fn wake(self, core: &Core) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
-        let Self {
-            id: _,
-            session,
-            slot,
-            connection_id,
-            control,
-            client,
-            grant,
-            stream,
-            ticket,
-        } = self;
-        let session = session.wake(&slot.client_id);
-        // As `run::connected` set it up.
-        let decoder = Decoder::server_resumed(session.version(), core.config.mqtt.max_packet_size);
-        let conn = Connected {
-            drops_seen: session.stats().dropped.total(),
-            credentials_expire: run::credentials_deadline(grant.as_deref()),
-            session,
-            slot,
-            connection_id,
-            control,
-            decoder,
-            client,
-            grant,
-        };
-        (Box::new(conn), stream, ticket)
+        earliest(keep_alive, credentials_deadline(self.grant.as_deref()))
     }
 }
 
@@ -217,44 +173,6 @@ impl Dormant for tokio::net::TcpStream {
 /// Boxed streams (TLS, WebSocket, QUIC, Unix, PROXY-prefixed) stay awake.
 impl<T: ?Sized> Dormant for Box<T> {}
 
-/// How a hibernating connection is woken: through the dormitory, by id.
-#[derive(Debug)]
-pub(crate) struct Sleeper {
-    dormitory: Weak<Dormitory>,
-    id: u32,
-}
-
-impl Sleeper {
-    /// The dormitory and the id apart, for the control line to keep them in
-    /// less room (`control.rs`).
-    pub(crate) fn into_parts(self) -> (Weak<Dormitory>, u32) {
-        (self.dormitory, self.id)
-    }
-
-    /// The sleeper [`Self::into_parts`] took apart.
-    pub(crate) fn from_parts(dormitory: Weak<Dormitory>, id: u32) -> Self {
-        Self { dormitory, id }
-    }
-
-    pub(crate) fn wake(self) {
-        if let Some(dormitory) = self.dormitory.upgrade() {
-            dormitory.queue.lock().wakes.push(self.id);
-            dormitory.bell.notify_one();
-        }
-    }
-}
-
-/// What connections hand the dormitory's task.
-#[derive(Default)]
-struct Queue {
-    #[expect(
-        clippy::vec_box,
-        reason = "each box moves on into the dormitory's table as it is"
-    )]
-    arrivals: Vec<Box<Hibernated>>,
-    wakes: Vec<u32>,
-}
-
 /// A bed in the dormitory's table: the box, found by its own id (8-byte
 /// buckets; a map from the id to the box took 16).
 struct Bed(Box<Hibernated>);
@@ -282,8 +200,14 @@ impl Borrow<u32> for Bed {
 /// The broker's hibernating connections, watched by one task
 /// ([`Dormitory::watch`]).
 pub(crate) struct Dormitory {
-    queue: Mutex<Queue>,
-    bell: Notify,
+    /// Connections handed over, not yet in bed.
+    #[expect(
+        clippy::vec_box,
+        reason = "each box moves on into the dormitory's table as it is"
+    )]
+    arrivals: Mutex<Vec<Box<Hibernated>>>,
+    /// Wake-ups by id; its bell also rings for arrivals.
+    wakes: Arc<WakeList>,
     /// The task is watching: connections may hibernate.
     running: AtomicBool,
     /// Taken by the task when it starts.
@@ -304,8 +228,8 @@ impl Dormitory {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         Ok(Arc::new(Self {
-            queue: Mutex::new(Queue::default()),
-            bell: Notify::new(),
+            arrivals: Mutex::new(Vec::new()),
+            wakes: Arc::new(WakeList::default()),
             running: AtomicBool::new(false),
             poll: Mutex::new(Some(poll)),
             registry,
@@ -319,14 +243,14 @@ impl Dormitory {
 
     /// Takes a connection in; its task ends after this.
     pub(crate) fn admit(&self, hibernated: Box<Hibernated>) {
-        self.queue.lock().arrivals.push(hibernated);
-        self.bell.notify_one();
+        self.arrivals.lock().push(hibernated);
+        self.wakes.bell.notify_one();
     }
 
     /// The dormitory's task: admits, watches and wakes hibernating
     /// connections until the broker shuts down, then wakes them all (they
     /// close with 0x8B as awake ones do).
-    pub(crate) async fn watch(self: Arc<Self>, core: Arc<Core>) {
+    pub(crate) async fn watch<H: Host>(self: Arc<Self>, host: Arc<H>) {
         let Some(poll) = self.poll.lock().take() else {
             return;
         };
@@ -346,7 +270,7 @@ impl Dormitory {
         self.running.store(true, Ordering::Release);
         let mut ward = Ward {
             dormitory: &self,
-            core: &core,
+            host: &host,
             beds: HashSet::new(),
             deadlines: Deadlines::new(Instant::now()),
             next_id: 0,
@@ -354,7 +278,7 @@ impl Dormitory {
             release_at: None,
         };
         let mut events = mio::Events::with_capacity(EVENTS);
-        let mut shutdown = core.shutdown.subscribe();
+        let mut shutdown = host.shutdown();
         let mut due = Vec::new();
         loop {
             let next_deadline = ward.next_deadline();
@@ -365,9 +289,9 @@ impl Dormitory {
                     ward.down = true;
                     due.extend(ward.beds.iter().map(|bed| bed.0.id));
                 }
-                () = self.bell.notified() => {
-                    let Queue { arrivals, wakes } = std::mem::take(&mut *self.queue.lock());
-                    due.extend(wakes);
+                () = self.wakes.bell.notified() => {
+                    due.extend(self.wakes.take());
+                    let arrivals = std::mem::take(&mut *self.arrivals.lock());
                     for hibernated in arrivals {
                         ward.settle(hibernated);
                     }
@@ -410,7 +334,7 @@ impl Dormitory {
             if ward.down && !self.is_running() && ward.beds.is_empty() {
                 // Stopped after a reactor failure: late arrivals are woken
                 // by `settle` until then, none come after the flag is seen.
-                let Queue { arrivals, .. } = std::mem::take(&mut *self.queue.lock());
+                let arrivals = std::mem::take(&mut *self.arrivals.lock());
                 for hibernated in arrivals {
                     ward.settle(hibernated);
                 }
@@ -421,9 +345,9 @@ impl Dormitory {
 }
 
 /// The dormitory task's own state.
-struct Ward<'a> {
+struct Ward<'a, H> {
     dormitory: &'a Arc<Dormitory>,
-    core: &'a Arc<Core>,
+    host: &'a Arc<H>,
     beds: HashSet<Bed>,
     /// The beds' keep-alive and credentials deadlines (entries of beds
     /// already woken linger until due or swept).
@@ -439,7 +363,7 @@ struct Ward<'a> {
     release_at: Option<Instant>,
 }
 
-impl Ward<'_> {
+impl<H: Host> Ward<'_, H> {
     /// The next bed deadline or memory release, whichever comes first.
     fn next_deadline(&self) -> Option<Instant> {
         self.deadlines
@@ -453,7 +377,7 @@ impl Ward<'_> {
     fn release_if_due(&mut self, now: Instant) {
         if self.release_at.is_some_and(|at| at <= now) {
             self.release_at = None;
-            if let Some(release) = self.core.ext.memory_release {
+            if let Some(release) = self.host.memory_release() {
                 release();
                 // The embedder's release usually runs as each worker parks
                 // (mimalloc frees a thread's pages on that thread only), and
@@ -490,16 +414,13 @@ impl Ward<'_> {
     fn settle(&mut self, mut hibernated: Box<Hibernated>) {
         let id = self.free_id();
         hibernated.id = id;
-        let sleeper = Sleeper {
-            dormitory: Arc::downgrade(self.dormitory),
-            id,
-        };
+        let sleeper = Sleeper::new(&self.dormitory.wakes, id);
         if self.down || !hibernated.control.sleep(sleeper) {
-            return resume(self.core, *hibernated);
+            return H::resume(self.host, *hibernated);
         }
         // After the sleeper is in: a delivery pushed from now on rings it.
         if !hibernated.slot.release_idle_outbox() {
-            return resume(self.core, *hibernated);
+            return H::resume(self.host, *hibernated);
         }
         let fd = hibernated.stream.as_raw_fd();
         let registered = self.dormitory.registry.register(
@@ -509,17 +430,17 @@ impl Ward<'_> {
         );
         if let Err(e) = registered {
             tracing::warn!(error = %e, "hibernation: cannot watch a socket; keeping it awake");
-            return resume(self.core, *hibernated);
+            return H::resume(self.host, *hibernated);
         }
         // Computed here rather than kept in the box (see `Hibernated`).
         if let Some(at) = hibernated.deadline() {
             self.deadlines.insert(at, id);
         }
         self.beds.insert(Bed(hibernated));
-        if self.release_at.is_none() && self.core.ext.memory_release.is_some() {
+        if self.release_at.is_none() && self.host.memory_release().is_some() {
             self.release_at = Some(Instant::now() + RELEASE_AFTER);
         }
-        let metrics = &self.core.metrics;
+        let metrics = self.host.metrics();
         Metrics::inc(&metrics.connections_hibernating);
         Metrics::inc(&metrics.hibernations);
     }
@@ -533,69 +454,11 @@ impl Ward<'_> {
         if let Err(e) = self.dormitory.registry.deregister(&mut SourceFd(&fd)) {
             tracing::debug!(error = %e, "hibernation: deregistering a socket failed");
         }
-        self.core
-            .metrics
+        self.host
+            .metrics()
             .connections_hibernating
             .fetch_sub(1, Ordering::Relaxed);
-        resume(self.core, *hibernated);
-    }
-}
-
-/// Gives a hibernated connection a task again.
-fn resume(core: &Arc<Core>, hibernated: Hibernated) {
-    hibernated.control.wake_up();
-    let (conn, stream, ticket) = hibernated.wake(core);
-    tokio::spawn(awake(Arc::clone(core), conn, stream, ticket));
-}
-
-/// The woken connection's task. Not an `async fn`: its arguments are used
-/// in place, not copied into locals kept beside the connection's future.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn stores its arguments twice in the connection-long future"
-)]
-fn awake(
-    core: Arc<Core>,
-    conn: Box<Connected>,
-    stream: std::net::TcpStream,
-    ticket: Option<Ticket>,
-) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        match tokio::net::TcpStream::from_std(stream) {
-            Ok(stream) => {
-                let next = run::run(&core, Start::Resumed(conn), stream, BytesMut::new()).await;
-                after_run(&core, next, ticket);
-            }
-            Err(e) => {
-                tracing::warn!(client_id = %conn.client.client_id, error = %e, "cannot wake a hibernated connection; closing");
-                let mut gone = tokio::io::sink();
-                let mut out = Outgoing::default();
-                Box::pin(run::end_connection(
-                    &core,
-                    *conn,
-                    Ending::Lost,
-                    &mut out,
-                    &mut gone,
-                ))
-                .await;
-                drop(ticket);
-            }
-        }
-    }
-}
-
-/// After a connection's task: it ended (its ticket goes), or it hibernates
-/// (the ticket goes with it).
-pub(crate) fn after_run(core: &Arc<Core>, next: Option<Box<Hibernated>>, ticket: Option<Ticket>) {
-    let Some(mut hibernated) = next else {
-        drop(ticket);
-        return;
-    };
-    hibernated.ticket = ticket;
-    match core.dormitory() {
-        Some(dormitory) => dormitory.admit(hibernated),
-        // The dormitory stopped since the connection chose to hibernate.
-        None => resume(core, *hibernated),
+        H::resume(self.host, *hibernated);
     }
 }
 

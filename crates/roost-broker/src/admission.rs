@@ -10,7 +10,6 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::config::ListenerConfig;
-use crate::core::Core;
 use crate::metrics::Metrics;
 
 /// Why a connection was not admitted.
@@ -37,14 +36,18 @@ impl std::fmt::Display for Refusal {
 /// The admission state of one listener.
 #[derive(Debug)]
 pub(crate) struct Gate {
-    core: Arc<Core>,
+    metrics: Arc<Metrics>,
     open: Arc<OpenCount>,
+    /// The server's `limits.max_connections` (0: none).
+    server_max: usize,
     max_connections: usize,
     bucket: Option<Mutex<TokenBucket>>,
 }
 
 impl Gate {
-    pub(crate) fn new(core: Arc<Core>, config: &ListenerConfig) -> Self {
+    /// `server_max`: the server's `limits.max_connections` (0: none);
+    /// `metrics`: where connections are counted (server-wide).
+    pub(crate) fn new(metrics: Arc<Metrics>, server_max: usize, config: &ListenerConfig) -> Self {
         let bucket = (config.max_connection_rate > 0).then(|| {
             let rate = f64::from(config.max_connection_rate);
             let burst = if config.connection_burst == 0 {
@@ -56,10 +59,11 @@ impl Gate {
         });
         Self {
             open: Arc::new(OpenCount {
-                core: Arc::clone(&core),
+                metrics: Arc::clone(&metrics),
                 open: AtomicUsize::new(0),
             }),
-            core,
+            metrics,
+            server_max,
             max_connections: config.max_connections,
             bucket,
         }
@@ -70,22 +74,18 @@ impl Gate {
     pub(crate) fn admit(&self) -> Result<Ticket, Refusal> {
         let refusal = self.check();
         if let Err(refusal) = refusal {
-            Metrics::inc(&self.core.metrics.connections_refused);
+            Metrics::inc(&self.metrics.connections_refused);
             return Err(refusal);
         }
         self.open.open.fetch_add(1, Ordering::Relaxed);
-        Metrics::inc(&self.core.metrics.connections_current);
-        Metrics::inc(&self.core.metrics.connections_total);
+        Metrics::inc(&self.metrics.connections_current);
+        Metrics::inc(&self.metrics.connections_total);
         Ok(Ticket(Arc::clone(&self.open)))
     }
 
     fn check(&self) -> Result<(), Refusal> {
-        let server_max = self.core.config.limits.max_connections;
-        let total = self
-            .core
-            .metrics
-            .connections_current
-            .load(Ordering::Relaxed);
+        let server_max = self.server_max;
+        let total = self.metrics.connections_current.load(Ordering::Relaxed);
         if server_max > 0 && total >= server_max as u64 {
             return Err(Refusal::ServerFull);
         }
@@ -110,7 +110,7 @@ impl Gate {
 /// in: what a [`Ticket`] gives back (one pointer per connection).
 #[derive(Debug)]
 struct OpenCount {
-    core: Arc<Core>,
+    metrics: Arc<Metrics>,
     open: AtomicUsize,
 }
 
@@ -120,11 +120,9 @@ pub(crate) struct Ticket(Arc<OpenCount>);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let OpenCount { core, open } = &*self.0;
+        let OpenCount { metrics, open } = &*self.0;
         open.fetch_sub(1, Ordering::Relaxed);
-        core.metrics
-            .connections_current
-            .fetch_sub(1, Ordering::Relaxed);
+        metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

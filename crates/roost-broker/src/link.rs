@@ -11,9 +11,13 @@
 //! so one pending command is all that is ever needed: later ones are
 //! accepted and dropped, exactly as the driver would ignore them.
 //!
-//! While the connection hibernates (`hibernate.rs`) no driver waits on the
+//! While the connection hibernates (`hibernate/`) no driver waits on the
 //! doorbell: the line then holds a [`Sleeper`], which a command, the last
-//! sender leaving, or a delivery ([`ControlSender::ring`]) wakes.
+//! sender leaving, or a delivery ([`ControlSender::ring`]) wakes by putting
+//! its id on the dormitory's [`WakeList`].
+//!
+//! The slot holds the sending end, the driver (or the dormitory) the
+//! receiving end: this file sits below both, and imports neither.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
@@ -22,8 +26,58 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
-use super::hibernate::{Dormitory, Sleeper};
-use crate::slot::Control;
+use roost_codec::ReasonCode;
+
+/// Commands a broker sends to the driver that owns a session.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Another connection took the client id: send DISCONNECT 0x8E, close, and
+    /// hand the session over through the slot's `handover` sender.
+    Takeover,
+    /// Close the connection with this reason (administrative action, shutdown).
+    Close(ReasonCode),
+}
+
+/// Where hibernating connections' wake-ups go: their ids, and the bell the
+/// dormitory's task waits on (it also rings for arrivals).
+#[derive(Debug, Default)]
+pub(crate) struct WakeList {
+    ids: Mutex<Vec<u32>>,
+    /// Rung for every wake-up.
+    pub(crate) bell: Notify,
+}
+
+impl WakeList {
+    /// The ids woken since the last call.
+    pub(crate) fn take(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.ids.lock())
+    }
+}
+
+/// How a hibernating connection is woken: its id on the dormitory's wake list.
+#[derive(Debug)]
+pub(crate) struct Sleeper {
+    wakes: Weak<WakeList>,
+    id: u32,
+}
+
+impl Sleeper {
+    /// The sleeper of bed `id` of the dormitory whose list `wakes` is.
+    pub(crate) fn new(wakes: &Arc<WakeList>, id: u32) -> Self {
+        Self {
+            wakes: Arc::downgrade(wakes),
+            id,
+        }
+    }
+
+    /// Puts the id on the list and rings (nothing once the dormitory is gone).
+    pub(crate) fn wake(self) {
+        if let Some(wakes) = self.wakes.upgrade() {
+            wakes.ids.lock().push(self.id);
+            wakes.bell.notify_one();
+        }
+    }
+}
 
 /// 64 bytes: with its reference counts, the 80-byte size class (every
 /// connection has one, idle ones included).
@@ -51,19 +105,21 @@ struct Line {
     pending: Option<Control>,
     sleeper_id: u32,
     /// Set while a sleeper is installed.
-    sleeper_dormitory: Option<Weak<Dormitory>>,
+    sleeper_wakes: Option<Weak<WakeList>>,
 }
 
 impl Line {
     fn install(&mut self, sleeper: Sleeper) {
-        let (dormitory, id) = sleeper.into_parts();
-        self.sleeper_dormitory = Some(dormitory);
-        self.sleeper_id = id;
+        self.sleeper_wakes = Some(sleeper.wakes);
+        self.sleeper_id = sleeper.id;
     }
 
     fn take_sleeper(&mut self) -> Option<Sleeper> {
-        let dormitory = self.sleeper_dormitory.take()?;
-        Some(Sleeper::from_parts(dormitory, self.sleeper_id))
+        let wakes = self.sleeper_wakes.take()?;
+        Some(Sleeper {
+            wakes,
+            id: self.sleeper_id,
+        })
     }
 }
 
@@ -213,7 +269,6 @@ impl Drop for ControlReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roost_codec::ReasonCode;
 
     impl ControlReceiver {
         /// The next command; `None` once every sender is gone.

@@ -4,18 +4,21 @@
 //! the handshake timeout, then goes to the one connection driver. No protocol
 //! logic lives here.
 
+#[cfg(feature = "quic")]
+mod quic;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::broker::BrokerError;
+use crate::admission::{Gate, Ticket};
 use crate::config::{Config, DEFER_ACCEPT_SECS, ListenAddr, ListenerConfig, ListenerKind};
 use crate::core::Core;
 use crate::driver;
+use crate::error::BrokerError;
 use crate::metrics::Metrics;
-use crate::transport::admission::{Gate, Ticket};
 use crate::transport::stack::Stack;
 use crate::transport::{ConnectionInfo, ListenerError, PeerAddr, QuicListener, Reloadable};
 
@@ -90,8 +93,8 @@ impl BoundListener {
         let name = format!("{}://{}", config.kind.scheme(), configured);
         let (socket, local) = match (&config.bind, config.kind) {
             (ListenAddr::Inet(addr), ListenerKind::Quic) => {
-                let quic =
-                    QuicListener::bind(&config, &broker.mqtt, *addr, name).map_err(refuse)?;
+                let quic = QuicListener::bind(&config, broker.mqtt.max_keep_alive, *addr, name)
+                    .map_err(refuse)?;
                 let local = quic.local_addr();
                 (Socket::Quic(quic), ListenAddr::Inet(local))
             }
@@ -176,7 +179,10 @@ impl BoundListener {
     /// Accepts until shutdown.
     pub(crate) async fn run(self, core: Arc<Core>) {
         match self.socket {
-            Socket::Quic(quic) => quic.run(core, self.config).await,
+            #[cfg(feature = "quic")]
+            Socket::Quic(quic) => quic::run(quic, core, self.config).await,
+            #[cfg(not(feature = "quic"))]
+            Socket::Quic(quic) => match quic {},
             Socket::Stream { accept, stack } => {
                 run_stream(core, self.config, accept, stack, self.address).await
             }
@@ -223,7 +229,11 @@ async fn run_stream(
         StreamSocket::Tcp(tcp) => crate::transport::fd_table::grow_once(tcp),
         StreamSocket::Unix(unix) => crate::transport::fd_table::grow_once(unix),
     }
-    let gate = Gate::new(Arc::clone(&core), &config);
+    let gate = Gate::new(
+        Arc::clone(&core.metrics),
+        core.config.limits.max_connections,
+        &config,
+    );
     let mut shutdown = core.shutdown.subscribe();
     stack.watch(core.shutdown.subscribe());
     let mut in_a_row = 0u32;

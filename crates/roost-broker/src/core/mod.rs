@@ -1,0 +1,197 @@
+//! The broker's shared state and the operations every connection uses:
+//! routing a message, the retained store, and the session lifecycle (attach,
+//! park, expire, will).
+
+mod lifecycle;
+mod read_checks;
+mod route;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use parking_lot::RwLock;
+use roost_codec::ReasonCode;
+use roost_codec::topic::parse_shared;
+use roost_router::{Router, SharedStrategy, Subscription};
+use roost_session::SessionConfig;
+use tokio::sync::watch;
+
+use crate::config::{Config, SharedStrategyConfig};
+use crate::extensions::Extensions;
+use crate::hibernate::Dormitory;
+use crate::link::Control;
+use crate::metrics::Metrics;
+use crate::retained::RetainedStore;
+use crate::slot::{SessionKey, SessionSlot};
+
+/// Everything connections share.
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) session_config: Arc<SessionConfig>,
+    sessions: crate::registry::Registry,
+    /// Taken only here and in `route.rs` / `lifecycle.rs`.
+    router: RwLock<Router<SessionKey>>,
+    pub(crate) retained: RetainedStore,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) ext: Extensions,
+    pub(crate) builtins: crate::builtin_auth::Builtins,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) next_connection_id: AtomicU64,
+    /// The session store (`None`: nothing outlives the process).
+    persist: Option<Arc<crate::persist::Persist>>,
+    /// Where idle connections hibernate (`None`: they never do).
+    dormitory: Option<Arc<Dormitory>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        config: Config,
+        ext: Extensions,
+        builtins: crate::builtin_auth::Builtins,
+        persist: Option<crate::persist::Persist>,
+    ) -> Arc<Self> {
+        let persist = persist.map(Arc::new);
+        let strategy = match config.mqtt.shared_subscription_strategy {
+            SharedStrategyConfig::Random => SharedStrategy::Random,
+            SharedStrategyConfig::RoundRobin => SharedStrategy::RoundRobin,
+            SharedStrategyConfig::Sticky => SharedStrategy::Sticky,
+            SharedStrategyConfig::HashClientid => SharedStrategy::HashClientId,
+            SharedStrategyConfig::HashTopic => SharedStrategy::HashTopic,
+        };
+        let mut session_config = config.session_config();
+        session_config.store_events = persist.is_some();
+        let session_config = Arc::new(session_config);
+        let retained = RetainedStore::new(&config.mqtt);
+        let dormitory = (config.limits.hibernate_after_ms > 0)
+            .then(|| match Dormitory::new() {
+                Ok(dormitory) => Some(dormitory),
+                Err(e) => {
+                    tracing::warn!(error = %e, "hibernation unavailable: cannot create its epoll set");
+                    None
+                }
+            })
+            .flatten();
+        Arc::new(Self {
+            config,
+            session_config,
+            sessions: crate::registry::Registry::default(),
+            router: RwLock::new(Router::new(strategy)),
+            retained,
+            metrics: Arc::default(),
+            ext,
+            builtins,
+            shutdown: watch::channel(false).0,
+            next_connection_id: AtomicU64::new(1),
+            persist,
+            dormitory,
+        })
+    }
+
+    /// Every session by client id.
+    pub(crate) fn sessions(&self) -> &crate::registry::Registry {
+        &self.sessions
+    }
+
+    /// Adds (or replaces) `key`'s subscription to `filter` (`$share/group/…`
+    /// included); true when it replaced one.
+    pub(crate) fn subscribe(&self, key: &SessionKey, filter: &str, sub: Subscription) -> bool {
+        let (group, bare) = split_shared(filter);
+        self.router.write().subscribe(key.clone(), bare, group, sub)
+    }
+
+    /// Removes `key`'s subscription to `filter`; false when it had none.
+    pub(crate) fn unsubscribe(&self, key: &SessionKey, filter: &str) -> bool {
+        let (group, bare) = split_shared(filter);
+        self.router.write().unsubscribe(key, bare, group)
+    }
+
+    /// Subscriptions in the router, shared ones included.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.router.read().subscription_count()
+    }
+
+    /// The session store (`None`: nothing outlives the process).
+    pub(crate) fn persist(&self) -> Option<&crate::persist::Persist> {
+        self.persist.as_deref()
+    }
+
+    /// The session store's receiver of retained-message changes.
+    pub(crate) fn retained_sink(&self) -> Option<crate::retained::ChangeSink> {
+        self.persist
+            .as_ref()
+            .map(|persist| crate::persist::retained_sink(Arc::downgrade(persist)))
+    }
+
+    /// The dormitory, running or not (`None`: connections never hibernate).
+    pub(crate) fn dormitory_built(&self) -> Option<&Arc<Dormitory>> {
+        self.dormitory.as_ref()
+    }
+
+    /// The dormitory, while it takes hibernating connections.
+    pub(crate) fn dormitory(&self) -> Option<&Arc<Dormitory>> {
+        self.dormitory.as_ref().filter(|d| d.is_running())
+    }
+
+    /// Shutdown: writes what parked sessions reported (drops while
+    /// offline), then closes the store's writer and checkpoints. Blocking.
+    pub(crate) fn close_store(&self) {
+        let Some(persist) = self.persist() else {
+            return;
+        };
+        let mut batch = Vec::new();
+        self.sessions.for_each(|slot| {
+            if let Some(parked) = slot.inner.lock().parked.as_mut() {
+                crate::persist::drain_state(&mut parked.state, &mut batch);
+            }
+        });
+        drop(persist.submit(batch));
+        persist.close();
+    }
+
+    /// True once shutdown has begun.
+    pub(crate) fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Begins a graceful shutdown: sets the flag (listeners, the retained
+    /// sweep and new connections watch it), then tells every live connection
+    /// to close with DISCONNECT 0x8B. In that order: a driver checks the flag
+    /// after its link is in its slot, so one that saw it unset is reached here.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        // Collected first: no registry or slot lock is held while sending.
+        let mut live = Vec::new();
+        self.sessions.for_each(|slot| {
+            if let Some(link) = &slot.inner.lock().link {
+                live.push(link.control.clone());
+            }
+        });
+        for control in live {
+            // A driver already told to close (takeover, ban) ends anyway.
+            let _ = control.try_send(Control::Close(ReasonCode::SERVER_SHUTTING_DOWN));
+        }
+    }
+}
+
+impl SessionSlot {
+    /// A live connection owns this session.
+    pub(crate) fn is_online(&self) -> bool {
+        self.inner.lock().link.is_some()
+    }
+}
+
+/// A filter's share group (for `$share/group/filter`) and the filter matched.
+fn split_shared(filter: &str) -> (Option<&str>, &str) {
+    match parse_shared(filter) {
+        Some(shared) => (Some(shared.group), shared.filter),
+        None => (None, filter),
+    }
+}

@@ -1,0 +1,231 @@
+//! Routing one message: the retained store, the router's targets, the
+//! checks at delivery, the store's batch, and the push into each session.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use roost_codec::QoS;
+use roost_hooks::DropCause;
+use roost_router::Target;
+use roost_session::{Delivery, Message, Session};
+use smallvec::SmallVec;
+
+use super::Core;
+use crate::metrics::Metrics;
+use crate::read_acl::TopicKey;
+use crate::slot::{Pushed, SessionKey, SessionSlot};
+
+/// A routed message waiting to be delivered (see [`Core::deliver`]).
+pub(crate) struct Routed {
+    message: Arc<Message>,
+    targets: Vec<Target<SessionKey>>,
+}
+
+impl Routed {
+    /// How many sessions it goes to.
+    pub(crate) fn reached(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+impl Core {
+    /// Routes one application message: updates the retained store when RETAIN
+    /// is set, then pushes one delivery to every matching session (one per
+    /// shared group). Returns how many sessions it reached.
+    pub(crate) fn publish(
+        &self,
+        message: Message,
+        publisher: Option<&SessionKey>,
+        now: Instant,
+    ) -> usize {
+        let routed = self.route(message, publisher, now);
+        let reached = routed.reached();
+        drop(self.deliver(routed, Vec::new(), now));
+        reached
+    }
+
+    /// First half of [`Core::publish`]: the retained store, and who gets it.
+    pub(crate) fn route(
+        &self,
+        message: Message,
+        publisher: Option<&SessionKey>,
+        now: Instant,
+    ) -> Routed {
+        let message = Arc::new(message);
+        if message.retain {
+            self.retained.on_publish(&message, now);
+        }
+        let mut targets: Vec<Target<SessionKey>> = Vec::new();
+        let publisher_id = message.publisher.as_deref().unwrap_or("");
+        {
+            let router = self.router.read();
+            router.route_with(
+                &message.topic,
+                publisher,
+                publisher_id,
+                &|k: &SessionKey| k.0.is_online(),
+                &mut targets,
+            );
+        }
+        if targets.is_empty() {
+            Metrics::inc(&self.metrics.messages_no_subscribers);
+        } else if self.read_checks() {
+            self.withhold_unreadable(&message, &mut targets);
+        }
+        Routed { message, targets }
+    }
+
+    /// `acl_wildcards = "per_message"`: drops (and counts) the targets whose
+    /// subscriptions were not authorized as a whole under the rules in
+    /// force and whose subscriber may not read this topic. Every delivery
+    /// of a routed message passes here (live, offline, shared, will,
+    /// delayed, embedding API), before the store records it.
+    fn withhold_unreadable(&self, message: &Message, targets: &mut Vec<Target<SessionKey>>) {
+        let generation = self.ext.authz_generation();
+        let current = crate::read_acl::cleared_tag(generation);
+        let mut topic = None;
+        targets.retain(|target| {
+            if current != 0 && target.cleared == current {
+                return true;
+            }
+            let topic = *topic.get_or_insert_with(|| TopicKey::new(&message.topic));
+            let qos = message.qos.min(target.qos);
+            if self.may_read(&target.key.0, topic, generation, qos) {
+                return true;
+            }
+            self.withhold(&target.key.0, message, qos);
+            false
+        });
+    }
+
+    /// Second half of [`Core::publish`]: with a store, writes one batch (the
+    /// retained change, every stored delivery's enqueue, then `extra`, e.g.
+    /// the publisher's inbound QoS 2 id) before pushing the deliveries, and
+    /// returns its ticket.
+    pub(crate) fn deliver(
+        &self,
+        routed: Routed,
+        extra: Vec<roost_store::Delta>,
+        now: Instant,
+    ) -> Option<roost_store::Ticket> {
+        let Routed { message, targets } = routed;
+        let delivery_for = |target: &Target<SessionKey>| Delivery {
+            qos: message.qos.min(target.qos),
+            retain: target.retain_as_published && message.retain,
+            subscription_ids: target.subscription_ids.clone(),
+            message: Arc::clone(&message),
+            store_seq: None,
+        };
+        let Some(persist) = &self.persist else {
+            for target in &targets {
+                self.push(&target.key.0, delivery_for(target), now);
+            }
+            return None;
+        };
+        let wall = std::time::SystemTime::now();
+        let mut batch = Vec::with_capacity(targets.len() + extra.len() + 1);
+        let keep_qos0 = self.session_config.queue_qos0_offline;
+        let deliveries: Vec<(&SessionSlot, Delivery)> = targets
+            .iter()
+            .map(|target| {
+                let mut delivery = delivery_for(target);
+                persist.stamp(
+                    &target.key.0,
+                    &mut delivery,
+                    &mut batch,
+                    keep_qos0,
+                    now,
+                    wall,
+                );
+                (&*target.key.0, delivery)
+            })
+            .collect();
+        batch.extend(extra);
+        let ticket = persist.submit_publish(batch, message.retain);
+        for (slot, delivery) in deliveries {
+            self.push(slot, delivery, now);
+        }
+        ticket
+    }
+
+    /// Pushes one delivery into a session, counting the outcome (and
+    /// reporting a drop to the hooks that want it).
+    pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
+        let events = self.ext.message_events;
+        let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
+        match slot.push(
+            delivery,
+            self.config.mqtt.max_outbox,
+            &self.session_config,
+            now,
+            events,
+        ) {
+            Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
+            Pushed::QueuedDroppedOldest(evicted) => {
+                Metrics::inc(&self.metrics.messages_delivered);
+                Metrics::inc(&self.metrics.messages_dropped);
+                if let Some(d) = evicted {
+                    self.ext
+                        .dropped(&slot.client_id, &d.message, d.qos, DropCause::QueueFull);
+                }
+            }
+            Pushed::Dropped(cause) => {
+                Metrics::inc(&self.metrics.messages_dropped);
+                if let Some((message, qos)) = watched {
+                    self.ext.dropped(&slot.client_id, &message, qos, cause);
+                }
+            }
+        }
+    }
+
+    /// Adds the deliveries a live session dropped since `seen` (its queue
+    /// full, expired while queued, too large for the client) to the broker's
+    /// and the slot's drop counters, so every drop shows in `stats()`.
+    pub(crate) fn sync_session_drops(&self, slot: &SessionSlot, seen: &mut u64, session: &Session) {
+        let total = session.stats().dropped.total();
+        if total > *seen {
+            let new = total - *seen;
+            self.metrics
+                .messages_dropped
+                .fetch_add(new, Ordering::Relaxed);
+            slot.dropped.fetch_add(new, Ordering::Relaxed);
+        }
+        *seen = total;
+    }
+
+    /// Retained messages matching `filter`, as deliveries at most `qos`; expired
+    /// ones are skipped (and removed). `check`: the subscribing session, when
+    /// its subscription was not authorized as a whole (`per_message`): each
+    /// message it may not read is withheld (and counted).
+    pub(crate) fn retained_for(
+        &self,
+        filter: &str,
+        qos: QoS,
+        sub_id: Option<u32>,
+        check: Option<&SessionSlot>,
+        now: Instant,
+    ) -> Vec<Delivery> {
+        self.retained
+            .matching(filter, now)
+            .into_iter()
+            .filter(|message| {
+                let Some(slot) = check else { return true };
+                let granted = message.qos.min(qos);
+                let generation = self.ext.authz_generation();
+                let topic = TopicKey::new(&message.topic);
+                let readable = self.may_read(slot, topic, generation, granted);
+                if !readable {
+                    self.withhold(slot, message, granted);
+                }
+                readable
+            })
+            .map(|message| {
+                let granted = message.qos.min(qos);
+                let mut delivery = Delivery::new(message, granted, true);
+                delivery.subscription_ids = sub_id.into_iter().collect::<SmallVec<[u32; 2]>>();
+                delivery
+            })
+            .collect()
+    }
+}
