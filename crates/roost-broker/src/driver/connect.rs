@@ -205,9 +205,17 @@ where
     // method, otherwise the authenticator chain and the anonymous policy.
     let (auth, grant) = match connect.properties.authentication_method.clone() {
         Some(method) => {
-            let (c, d) = (&mut decoder, &mut *reader);
-            let (success, grant) =
-                enhanced_auth(core, &connect, &client, method, c, d, writer, rbuf).await?;
+            let exchange = enhanced_auth(
+                core,
+                &connect,
+                &client,
+                method,
+                &mut decoder,
+                reader,
+                writer,
+                rbuf,
+            );
+            let (success, grant) = exchange.await?;
             (Some(success), grant)
         }
         None => {

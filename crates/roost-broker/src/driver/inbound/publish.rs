@@ -152,7 +152,11 @@ fn route(
         };
         session.complete_publish(packet_id, flow_qos, reason);
     }
-    let ticket = core.deliver(routed, crate::persist::session_events(core.persist(), session), now);
+    let ticket = core.deliver(
+        routed,
+        crate::persist::session_events(core.persist(), session),
+        now,
+    );
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with
         // everything else this connection sends (acks, PINGRESP).
