@@ -5,7 +5,9 @@
 #   deps        scripts/install-test-deps.sh (mosquitto clients, paho-mqtt, MQTT.js)
 #   fmt         cargo fmt --all -- --check
 #   spec        python3 scripts/spec_coverage.py --check (--strict with SPEC_STRICT=1)
-#   clippy      cargo clippy --workspace --all-targets -- -D warnings
+#   clippy      cargo clippy --workspace --all-targets -- -D warnings, then
+#               scripts/check-features.sh (no tokio under the protocol crates;
+#               every cargo feature alone and none, warning-free)
 #   unit        cargo nextest run (or cargo test) on the workspace, except the
 #               integration tests of the roost binary, which run under interop
 #   doc         cargo test --doc --workspace
@@ -96,6 +98,10 @@ skip() {
     summary+=("$(printf '%-11s skipped (%s)' "$1" "$2")")
 }
 
+lint() {
+    cargo clippy --workspace --all-targets -- -D warnings && bash scripts/check-features.sh
+}
+
 have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # The integration tests of the roost binary need the built broker; they run in
@@ -171,7 +177,7 @@ else
 fi
 section fmt cargo fmt --all -- --check
 section spec spec_coverage
-section clippy cargo clippy --workspace --all-targets -- -D warnings
+section clippy lint
 section unit unit_tests
 section doc doc_tests
 if [ "$INTEROP" = 1 ]; then

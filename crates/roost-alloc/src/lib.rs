@@ -24,6 +24,7 @@
 //! alignment (Rust layouts usually are already) and calls plain `mi_malloc`,
 //! which always uses the size's own class. Larger alignments (tokio's
 //! 128-byte task cells) keep the aligned calls.
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 use std::alloc::{GlobalAlloc, Layout};

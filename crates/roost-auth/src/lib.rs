@@ -33,6 +33,7 @@
 //! Secrets (passwords, tokens, hashes, SCRAM keys, configured keys) never
 //! appear in `Debug` output or logs, and every secret comparison is constant
 //! time. The file formats and config keys are described in `docs/auth.md`.
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod cache;
@@ -48,7 +49,6 @@ pub mod jwt;
 pub mod password;
 pub mod scram;
 pub mod tls_identity;
-pub mod topic;
 
 pub use acl::{AclFile, AclFileConfig, NoMatch};
 pub use banned::{Ban, BanAuthenticator, BanList, BanTarget, BannedConfig};

@@ -28,7 +28,7 @@
 //!
 //! The `roost` binary exposes this as `roost bench …`; the `roost-bench`
 //! binary is the same thing standalone.
-
+#![warn(missing_docs)]
 // Tests may unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

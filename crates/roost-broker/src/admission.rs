@@ -1,6 +1,6 @@
 //! Admission of new connections on one listener: the listener's and the
 //! server's connection limits and the listener's connect-rate token bucket.
-//! An admitted connection holds a [`Ticket`]; dropping it (however the
+//! An admitted connection holds a [`ConnectionPermit`]; dropping it (however the
 //! connection ends, panics and cancellations included) gives the slot back.
 
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl Gate {
 
     /// Admits a new connection or says why not; a refusal is counted in
     /// `connections_refused`.
-    pub(crate) fn admit(&self) -> Result<Ticket, Refusal> {
+    pub(crate) fn admit(&self) -> Result<ConnectionPermit, Refusal> {
         let refusal = self.check();
         if let Err(refusal) = refusal {
             Metrics::inc(&self.metrics.connections_refused);
@@ -80,7 +80,7 @@ impl Gate {
         self.open.open.fetch_add(1, Ordering::Relaxed);
         Metrics::inc(&self.metrics.connections_current);
         Metrics::inc(&self.metrics.connections_total);
-        Ok(Ticket(Arc::clone(&self.open)))
+        Ok(ConnectionPermit(Arc::clone(&self.open)))
     }
 
     fn check(&self) -> Result<(), Refusal> {
@@ -107,7 +107,7 @@ impl Gate {
 }
 
 /// Connections open on one listener, and the server whose total they count
-/// in: what a [`Ticket`] gives back (one pointer per connection).
+/// in: what a [`ConnectionPermit`] gives back (one pointer per connection).
 #[derive(Debug)]
 struct OpenCount {
     metrics: Arc<Metrics>,
@@ -116,9 +116,9 @@ struct OpenCount {
 
 /// One admitted connection; releases its slot when dropped.
 #[derive(Debug)]
-pub(crate) struct Ticket(Arc<OpenCount>);
+pub(crate) struct ConnectionPermit(Arc<OpenCount>);
 
-impl Drop for Ticket {
+impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let OpenCount { metrics, open } = &*self.0;
         open.fetch_sub(1, Ordering::Relaxed);

@@ -21,6 +21,7 @@
 //! handle.shutdown();
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod admission;
 mod broker;

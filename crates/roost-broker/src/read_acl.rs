@@ -3,7 +3,7 @@
 //! subscriber read this message's topic?
 //!
 //! A subscription authorized as a whole when it was made is tagged in the
-//! router ([`roost_router::Subscription::cleared`]) with the authorization
+//! router (the `cleared` tag of `Router::subscribe`, [`roost_router::Target::cleared`]) with the authorization
 //! generation then in force; its messages are not checked while that
 //! generation lasts. Every other delivery (a wildcard filter only allowed
 //! per message, a subscription restored from the store, any subscription

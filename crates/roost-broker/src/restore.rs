@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
-use roost_router::Subscription;
 use roost_session::Message;
 use roost_store::convert::wall_to_instant;
 use roost_store::{Delta, SessionSnapshot, Snapshot, WillRecord};
@@ -127,17 +126,9 @@ fn restore_session(
     let slot = SessionSlot::new(snap.client_id.clone());
     let key = SessionKey(Arc::clone(&slot));
     for (filter, sub) in &restored.state.subscriptions {
-        core.subscribe(
-            &key,
-            filter,
-            Subscription {
-                options: sub.options,
-                identifier: sub.identifier,
-                // Authorized under rules that may have changed since:
-                // under per_message, its messages are checked.
-                cleared: 0,
-            },
-        );
+        // Cleared tag 0: authorized under rules that may have changed
+        // since, so under per_message its messages are checked.
+        core.subscribe(&key, filter, *sub, 0);
     }
     let generation = {
         let mut inner = slot.inner.lock();

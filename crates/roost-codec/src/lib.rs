@@ -42,7 +42,7 @@
 //! assert_eq!(&out[..], b"\xd0\x00");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-
+#![warn(missing_docs)]
 // Tests may unwrap: a panic there is a failed test, not a peer-triggered crash.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

@@ -95,6 +95,16 @@ pub struct SubscriptionOptions {
     pub retain_handling: RetainHandling,
 }
 
+/// One granted subscription: what the session remembers per filter and the
+/// router stores per subscriber, the same value on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Subscription {
+    /// Options of the SUBSCRIBE entry, with `qos` the granted maximum.
+    pub options: SubscriptionOptions,
+    /// Subscription Identifier (MQTT 5.0), echoed in matching PUBLISHes.
+    pub identifier: Option<u32>,
+}
+
 /// An MQTT 5.0 reason code (also used for 3.1.1 CONNACK return codes and SUBACK
 /// return codes, which share values). Values are shared between packet types
 /// with different names, so this is a newtype with named constants rather than
@@ -202,19 +212,35 @@ pub enum ConnectReturnCode {
 }
 
 impl ConnectReturnCode {
-    /// Maps a 5.0 CONNACK reason code onto the closest 3.1.1 return code, so
-    /// the broker decides once with 5.0 codes and the encoder translates.
-    pub fn from_reason(rc: ReasonCode) -> Self {
-        match rc {
+    /// THE 3.x CONNACK table: the 3.1.1 return code that says what a 5.0
+    /// CONNACK reason code says, or `None` when no return code does (e.g.
+    /// Malformed Packet, Protocol Error); a 3.x server then closes without a
+    /// CONNACK instead of claiming a reason it does not have [MQTT-3.2.2-6].
+    pub fn try_from_reason(rc: ReasonCode) -> Option<Self> {
+        Some(match rc {
             ReasonCode::SUCCESS => Self::Accepted,
             ReasonCode::UNSUPPORTED_PROTOCOL_VERSION => Self::UnacceptableProtocolVersion,
             ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => Self::IdentifierRejected,
+            ReasonCode::SERVER_UNAVAILABLE
+            | ReasonCode::SERVER_BUSY
+            | ReasonCode::QUOTA_EXCEEDED
+            | ReasonCode::CONNECTION_RATE_EXCEEDED
+            | ReasonCode::USE_ANOTHER_SERVER
+            | ReasonCode::SERVER_MOVED => Self::ServerUnavailable,
             ReasonCode::BAD_USER_NAME_OR_PASSWORD | ReasonCode::BAD_AUTHENTICATION_METHOD => {
                 Self::BadUserNameOrPassword
             }
             ReasonCode::NOT_AUTHORIZED | ReasonCode::BANNED => Self::NotAuthorized,
-            _ => Self::ServerUnavailable,
-        }
+            _ => return None,
+        })
+    }
+
+    /// Maps a 5.0 CONNACK reason code onto the closest 3.1.1 return code, so
+    /// the broker decides once with 5.0 codes and the encoder translates; a
+    /// code with no 3.1.1 counterpart ([`Self::try_from_reason`] is `None`)
+    /// becomes Server Unavailable.
+    pub fn from_reason(rc: ReasonCode) -> Self {
+        Self::try_from_reason(rc).unwrap_or(Self::ServerUnavailable)
     }
 
     /// The inverse of [`Self::from_reason`], used when decoding a 3.1.1 CONNACK.
@@ -226,6 +252,51 @@ impl ConnectReturnCode {
             Self::ServerUnavailable => ReasonCode::SERVER_UNAVAILABLE,
             Self::BadUserNameOrPassword => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
             Self::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_from_reason_maps_refusals_with_a_3x_return_code_and_nothing_else() {
+        use ConnectReturnCode as C;
+        let table = [
+            (
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                Some(C::UnacceptableProtocolVersion),
+            ),
+            (
+                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                Some(C::IdentifierRejected),
+            ),
+            (ReasonCode::SERVER_BUSY, Some(C::ServerUnavailable)),
+            (
+                ReasonCode::CONNECTION_RATE_EXCEEDED,
+                Some(C::ServerUnavailable),
+            ),
+            (
+                ReasonCode::BAD_AUTHENTICATION_METHOD,
+                Some(C::BadUserNameOrPassword),
+            ),
+            (ReasonCode::BANNED, Some(C::NotAuthorized)),
+            (ReasonCode::MALFORMED_PACKET, None),
+            (ReasonCode::PROTOCOL_ERROR, None),
+            (ReasonCode::PACKET_TOO_LARGE, None),
+        ];
+        for (reason, code) in table {
+            assert_eq!(
+                ConnectReturnCode::try_from_reason(reason),
+                code,
+                "{reason:?}"
+            );
+            // The encoder's total mapping agrees wherever a code exists.
+            assert_eq!(
+                ConnectReturnCode::from_reason(reason),
+                code.unwrap_or(C::ServerUnavailable)
+            );
         }
     }
 }

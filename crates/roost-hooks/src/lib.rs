@@ -14,6 +14,7 @@
 //! it needs. Context structs are `#[non_exhaustive]`: fields can be added
 //! without breaking plugins. When no hook is registered the broker skips the
 //! calls entirely.
+#![warn(missing_docs)]
 
 mod auth;
 mod authz;
@@ -32,7 +33,14 @@ pub use hooks::{
     DisconnectCause, DropCause, Hooks, MessageView, PublishCtx, PublishDecision, SubscribeCtx,
 };
 pub use listener::ListenerKind;
+pub use roost_codec::topic::{TopicError, TopicFilter, TopicName};
 pub use roost_codec::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, UserProperty};
+
+/// MQTT's topic rules (validation, matching, filter relations, the
+/// shared-subscription parser), for plugins that check topics themselves.
+pub mod topic {
+    pub use roost_codec::topic::*;
+}
 
 /// A boxed, sendable future: what async trait methods return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -22,7 +22,6 @@ fn sub(qos: QoS) -> Subscription {
             ..SubscriptionOptions::default()
         },
         identifier: None,
-        cleared: 0,
     }
 }
 
@@ -76,6 +75,7 @@ fn build(subscriptions: usize) -> Router<u32> {
             &filter(i),
             None,
             sub(qos),
+            0,
         );
     }
     if let (Some(before), Some(after)) = (before, resident_bytes()) {
@@ -120,9 +120,9 @@ fn route(c: &mut Criterion) {
     // overlapping filters (exercises the dedup index).
     let mut fan = Router::new(SharedStrategy::RoundRobin);
     for key in 0..1_000u32 {
-        fan.subscribe(key, "news/+", None, sub(QoS::AtLeastOnce));
+        fan.subscribe(key, "news/+", None, sub(QoS::AtLeastOnce), 0);
         if key % 2 == 0 {
-            fan.subscribe(key, "news/#", None, sub(QoS::AtMostOnce));
+            fan.subscribe(key, "news/#", None, sub(QoS::AtMostOnce), 0);
         }
     }
     let mut out: Vec<Target<u32>> = Vec::with_capacity(1_024);
@@ -151,6 +151,7 @@ fn subscribe(c: &mut Criterion) {
                     f,
                     None,
                     sub(QoS::AtLeastOnce),
+                    0,
                 );
             }
             router

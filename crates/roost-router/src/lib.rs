@@ -56,7 +56,7 @@
 //!
 //! Invalid filters are rejected by the codec before they reach the router
 //! [MQTT-4.7.1-1] [MQTT-4.7.1-2]; if one gets here anyway it is stored as
-//! literals, never panics, and matches the same topics as [`topic_matches`]:
+//! literals, never panics, and matches the same topics as [`roost_codec::topic::matches`]:
 //!
 //! | invalid filter | treated as |
 //! | --- | --- |
@@ -91,6 +91,7 @@
 //!
 //! [`RetainedIndex`] is a second trie, keyed by topic and queried by filter
 //! (the reverse of routing), with ordered children for paginated listing.
+#![warn(missing_docs)]
 
 mod children;
 mod hasher;
@@ -99,34 +100,33 @@ mod retained;
 mod route;
 mod router;
 mod shared;
-mod topic;
 mod trie;
 
 pub use retained::{Iter as RetainedIter, RetainedIndex};
 pub use route::Target;
 pub use router::Router;
 pub use shared::SharedStrategy;
-pub use topic::topic_matches;
-
-use roost_codec::SubscriptionOptions;
 
 /// Key identifying a subscriber (the broker uses its session key type).
 pub trait SubscriberKey: Clone + Eq + std::hash::Hash + Send + Sync + 'static {}
 
 impl<T: Clone + Eq + std::hash::Hash + Send + Sync + 'static> SubscriberKey for T {}
 
-/// One subscription's options as granted, and its MQTT 5.0 identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Subscription {
-    /// Options of the SUBSCRIBE entry, with `qos` the granted maximum.
-    pub options: SubscriptionOptions,
-    /// Subscription Identifier (MQTT 5.0), echoed in matching PUBLISHes.
-    pub identifier: Option<u32>,
+/// One granted subscription (options with the granted QoS, identifier): the
+/// same type the session keeps in its state.
+pub use roost_codec::Subscription;
+
+/// A subscription as the trie stores it: the granted subscription and the
+/// broker's authorization tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// What was granted.
+    pub(crate) sub: Subscription,
     /// The broker's mark that every message this filter matches was
     /// authorized when it was subscribed: a tag naming the authorization
     /// rules in force then, `0` for none. A target's [`Target::cleared`] is
     /// the highest tag over its merged subscriptions; the broker checks each
     /// message at delivery unless that tag names the rules in force now. The
     /// router only carries it.
-    pub cleared: u32,
+    pub(crate) cleared: u32,
 }

@@ -12,7 +12,7 @@ use std::ops::Bound;
 
 use smallvec::SmallVec;
 
-use crate::topic::{FilterLevel, filter_levels, is_dollar_topic};
+use roost_codec::topic::{FilterLevel, filter_levels, is_dollar_topic};
 
 /// One topic level. The root stands for "before the first level" and never
 /// holds a message (every topic has at least one level).

@@ -9,7 +9,7 @@ use roost_codec::QoS;
 use smallvec::SmallVec;
 
 use crate::keyed::KeyedVec;
-use crate::{SubscriberKey, Subscription};
+use crate::{Routed, SubscriberKey};
 
 /// One delivery the broker must make for a routed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,27 +28,29 @@ pub struct Target<K> {
     /// Delivered through a shared subscription (never merged with the
     /// subscriber's non-shared target, which is a separate delivery).
     pub shared: bool,
-    /// The highest [`Subscription::cleared`] tag over the merged
-    /// subscriptions: one subscription authorized as a whole suffices.
+    /// The highest authorization tag (the `cleared` argument of
+    /// [`crate::Router::subscribe`]) over the merged subscriptions: one subscription authorized as a whole suffices.
     pub cleared: u32,
 }
 
 impl<K> Target<K> {
-    fn new(key: K, sub: &Subscription, shared: bool) -> Self {
+    fn new(key: K, routed: &Routed, shared: bool) -> Self {
+        let sub = &routed.sub;
         Self {
             key,
             qos: sub.options.qos,
             retain_as_published: sub.options.retain_as_published,
             subscription_ids: sub.identifier.into_iter().collect(),
             shared,
-            cleared: sub.cleared,
+            cleared: routed.cleared,
         }
     }
 
-    fn merge(&mut self, sub: &Subscription) {
+    fn merge(&mut self, routed: &Routed) {
+        let sub = &routed.sub;
         self.qos = self.qos.max(sub.options.qos);
         self.retain_as_published |= sub.options.retain_as_published;
-        self.cleared = self.cleared.max(sub.cleared);
+        self.cleared = self.cleared.max(routed.cleared);
         if let Some(id) = sub.identifier
             && !self.subscription_ids.contains(&id)
         {
@@ -93,14 +95,14 @@ impl<'a, K: SubscriberKey> Collector<'a, K> {
 
     /// Adds the non-shared subscriptions of one matched slot, honouring No
     /// Local [MQTT-3.8.3-3].
-    pub(crate) fn add_direct(&mut self, direct: &KeyedVec<K, Subscription>) {
+    pub(crate) fn add_direct(&mut self, direct: &KeyedVec<K, Routed>) {
         if direct.is_empty() {
             return;
         }
         let dedup = self.slots_seen > 0;
         self.slots_seen += 1;
         for (key, sub) in direct.items() {
-            if sub.options.no_local && self.publisher == Some(key) {
+            if sub.sub.options.no_local && self.publisher == Some(key) {
                 continue;
             }
             if dedup
@@ -118,7 +120,7 @@ impl<'a, K: SubscriberKey> Collector<'a, K> {
     }
 
     /// Adds the picked member of one shared group as its own target.
-    pub(crate) fn add_shared(&mut self, key: &K, sub: &Subscription) {
+    pub(crate) fn add_shared(&mut self, key: &K, sub: &Routed) {
         self.out.push(Target::new(key.clone(), sub, true));
     }
 

@@ -15,9 +15,9 @@ use smallvec::SmallVec;
 
 use crate::route::{Collector, Target};
 use crate::shared::{PickInput, SharedStrategy, SplitMix};
-use crate::topic::is_dollar_topic;
 use crate::trie::Node;
-use crate::{SubscriberKey, Subscription};
+use crate::{Routed, SubscriberKey, Subscription};
+use roost_codec::topic::is_dollar_topic;
 
 /// Subscriptions of every subscriber, matched against topics.
 ///
@@ -79,14 +79,18 @@ impl<K: SubscriberKey> Router<K> {
     ///
     /// `filter` should already be validated; any string is accepted without
     /// panicking (see the crate docs for how invalid filters behave).
+    /// `cleared` is the broker's authorization tag (`0`: none), carried into
+    /// [`Target::cleared`].
     pub fn subscribe(
         &mut self,
         key: K,
         filter: &str,
         share_group: Option<&str>,
         sub: Subscription,
+        cleared: u32,
     ) -> bool {
-        let existed = self.root.insert(filter, key, share_group, sub).is_some();
+        let routed = Routed { sub, cleared };
+        let existed = self.root.insert(filter, key, share_group, routed).is_some();
         if !existed {
             self.count += 1;
         }
@@ -231,7 +235,9 @@ impl<K: SubscriberKey> Router<K> {
             available: None,
             exclude: Some(exclude),
         };
-        shared.pick(&pick).map(|(key, sub)| (key.clone(), *sub))
+        shared
+            .pick(&pick)
+            .map(|(key, routed)| (key.clone(), routed.sub))
     }
 
     /// Number of subscriptions (shared memberships count one each).
@@ -266,11 +272,11 @@ impl<K: SubscriberKey> Router<K> {
         let mut found = Vec::new();
         self.root.for_each_slot(|filter, slot| {
             if let Some(sub) = slot.get(key, None) {
-                found.push((filter.to_string(), None, *sub));
+                found.push((filter.to_string(), None, sub.sub));
             }
             for group in slot.groups() {
                 if let Some(sub) = group.members.get(key) {
-                    found.push((filter.to_string(), Some(group.name.to_string()), *sub));
+                    found.push((filter.to_string(), Some(group.name.to_string()), sub.sub));
                 }
             }
         });

@@ -9,7 +9,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::Subscription;
+use crate::Routed;
 use crate::keyed::KeyedVec;
 
 /// Strategy for picking one member of a shared group per message.
@@ -43,7 +43,7 @@ const NO_STICKY: usize = usize::MAX;
 #[derive(Debug)]
 pub(crate) struct SharedGroup<K> {
     pub(crate) name: Box<str>,
-    pub(crate) members: KeyedVec<K, Subscription>,
+    pub(crate) members: KeyedVec<K, Routed>,
     cursor: AtomicUsize,
     sticky: AtomicUsize,
 }
@@ -72,7 +72,7 @@ impl<K: Eq + std::hash::Hash + Clone> SharedGroup<K> {
 
     /// Removes a member and keeps the sticky choice pointing at the same
     /// member (or clears it when that member left).
-    pub(crate) fn remove(&mut self, key: &K) -> Option<Subscription> {
+    pub(crate) fn remove(&mut self, key: &K) -> Option<Routed> {
         let (at, sub) = self.members.remove(key)?;
         let moved_from = self.members.len();
         let sticky = self.sticky.get_mut();
@@ -85,7 +85,7 @@ impl<K: Eq + std::hash::Hash + Clone> SharedGroup<K> {
     }
 
     /// Picks one member for one message, per `input`.
-    pub(crate) fn pick(&self, input: &PickInput<'_, K>) -> Option<&(K, Subscription)> {
+    pub(crate) fn pick(&self, input: &PickInput<'_, K>) -> Option<&(K, Routed)> {
         let items = self.members.items();
         if items.is_empty() {
             return None;

@@ -10,8 +10,8 @@ use smallvec::SmallVec;
 use crate::children::Children;
 use crate::keyed::KeyedVec;
 use crate::shared::SharedGroup;
-use crate::topic::{FilterLevel, filter_levels};
-use crate::{SubscriberKey, Subscription};
+use crate::{Routed, SubscriberKey};
+use roost_codec::topic::{FilterLevel, filter_levels};
 
 /// One level of the trie. The root stands for "before the first level".
 #[derive(Debug)]
@@ -58,7 +58,7 @@ impl<K> Drop for Node<K> {
 #[derive(Debug)]
 pub(crate) struct Subscribers<K> {
     /// Non-shared subscriptions, one per subscriber key.
-    pub(crate) direct: KeyedVec<K, Subscription>,
+    pub(crate) direct: KeyedVec<K, Routed>,
     /// Shared groups at this filter. Usually none (boxed: 8 bytes in every
     /// slot instead of 24), else one or two, so a `Vec` searched by name;
     /// every matching group is visited per message anyway.
@@ -89,7 +89,7 @@ impl<K: SubscriberKey> Subscribers<K> {
     }
 
     /// Inserts or replaces; returns the replaced subscription.
-    fn insert(&mut self, key: K, group: Option<&str>, sub: Subscription) -> Option<Subscription> {
+    fn insert(&mut self, key: K, group: Option<&str>, sub: Routed) -> Option<Routed> {
         let Some(name) = group else {
             return self.direct.insert(key, sub);
         };
@@ -104,7 +104,7 @@ impl<K: SubscriberKey> Subscribers<K> {
     }
 
     /// Removes; returns the removed subscription.
-    fn remove(&mut self, key: &K, group: Option<&str>) -> Option<Subscription> {
+    fn remove(&mut self, key: &K, group: Option<&str>) -> Option<Routed> {
         let Some(name) = group else {
             return self.direct.remove(key).map(|(_, sub)| sub);
         };
@@ -122,7 +122,7 @@ impl<K: SubscriberKey> Subscribers<K> {
     }
 
     /// The subscription of `key` in this slot.
-    pub(crate) fn get(&self, key: &K, group: Option<&str>) -> Option<&Subscription> {
+    pub(crate) fn get(&self, key: &K, group: Option<&str>) -> Option<&Routed> {
         match group {
             None => self.direct.get(key),
             Some(name) => self.group(name)?.members.get(key),
@@ -285,8 +285,8 @@ impl<K: SubscriberKey> Node<K> {
         filter: &str,
         key: K,
         group: Option<&str>,
-        sub: Subscription,
-    ) -> Option<Subscription> {
+        sub: Routed,
+    ) -> Option<Routed> {
         // Fast path, no allocation: the filter already has a slot.
         if let Some(slot) = self.slot_mut(filter) {
             return slot.insert(key, group, sub);
@@ -313,12 +313,7 @@ impl<K: SubscriberKey> Node<K> {
     }
 
     /// Removes a subscription and prunes the nodes it leaves empty; returns it.
-    pub(crate) fn remove(
-        &mut self,
-        filter: &str,
-        key: &K,
-        group: Option<&str>,
-    ) -> Option<Subscription> {
+    pub(crate) fn remove(&mut self, filter: &str, key: &K, group: Option<&str>) -> Option<Routed> {
         let mut node = &mut *self;
         let mut hash = false;
         for level in filter_levels(filter) {

@@ -8,8 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
+use roost_codec::topic::matches as topic_matches;
 use roost_codec::{QoS, SubscriptionOptions};
-use roost_router::{RetainedIndex, Router, SharedStrategy, Subscription, topic_matches};
+use roost_router::{RetainedIndex, Router, SharedStrategy, Subscription};
 
 /// Level texts: few and short so random filters and topics collide often.
 fn topic_level() -> impl Strategy<Value = String> {
@@ -52,7 +53,6 @@ fn subscription() -> impl Strategy<Value = Subscription> {
                     ..SubscriptionOptions::default()
                 },
                 identifier,
-                cleared: 0,
             },
         )
 }
@@ -112,7 +112,7 @@ fn apply(router: &mut Router<u8>, model: &mut Model, op: &Op) {
     match op {
         Op::Subscribe(k, f, g, s) => {
             let existed = model.insert((*k, f.clone(), *g), *s).is_some();
-            assert_eq!(router.subscribe(*k, f, *g, *s), existed);
+            assert_eq!(router.subscribe(*k, f, *g, *s, 0), existed);
         }
         Op::Unsubscribe(k, f, g) => {
             let existed = model.remove(&(*k, f.clone(), *g)).is_some();

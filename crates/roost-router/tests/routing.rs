@@ -13,10 +13,10 @@ fn router() -> Router<&'static str> {
 
 fn overlapping_subscriptions_deliver_once_at_max_qos() {
     let mut r = router();
-    r.subscribe("c", "a/+", None, sub(0));
-    r.subscribe("c", "a/#", None, sub(2));
-    r.subscribe("c", "a/b", None, sub(1));
-    r.subscribe("d", "#", None, sub(1));
+    r.subscribe("c", "a/+", None, sub(0), 0);
+    r.subscribe("c", "a/#", None, sub(2), 0);
+    r.subscribe("c", "a/b", None, sub(1), 0);
+    r.subscribe("d", "#", None, sub(1), 0);
     let targets = route(&r, "a/b");
     assert_eq!(targets.len(), 2);
     assert_eq!((targets[0].key, targets[0].qos), ("c", QoS::ExactlyOnce));
@@ -40,10 +40,10 @@ fn v311_mqtt_3_3_5_1_overlapping_subscriptions_deliver_once_at_max_qos() {
 #[test]
 fn v5_mqtt_3_3_4_3_and_v5_mqtt_3_3_4_4_merged_target_carries_every_subscription_id() {
     let mut r = router();
-    r.subscribe("c", "a/+", None, sub_id(0, 7));
-    r.subscribe("c", "a/#", None, sub(1));
-    r.subscribe("c", "+/b", None, sub_id(0, 9));
-    r.subscribe("c", "a/b", None, sub_id(0, 7));
+    r.subscribe("c", "a/+", None, sub_id(0, 7), 0);
+    r.subscribe("c", "a/#", None, sub(1), 0);
+    r.subscribe("c", "+/b", None, sub_id(0, 9), 0);
+    r.subscribe("c", "a/b", None, sub_id(0, 7), 0);
     let targets = route(&r, "a/b");
     assert_eq!(targets.len(), 1);
     let mut ids = targets[0].subscription_ids.to_vec();
@@ -57,8 +57,8 @@ fn v5_mqtt_3_3_4_3_and_v5_mqtt_3_3_4_4_merged_target_carries_every_subscription_
 #[test]
 fn v5_mqtt_3_3_4_5_separate_copies_carry_their_own_subscription_id() {
     let mut r = router();
-    r.subscribe("c", "a/+", None, sub_id(0, 1));
-    r.subscribe("c", "a/b", Some("g"), sub_id(2, 2));
+    r.subscribe("c", "a/+", None, sub_id(0, 1), 0);
+    r.subscribe("c", "a/b", Some("g"), sub_id(2, 2), 0);
     let targets = route(&r, "a/b");
     assert_eq!(targets.len(), 2);
     assert!(!targets[0].shared);
@@ -75,7 +75,6 @@ fn no_local(qos: u8) -> Subscription {
             ..sub(qos).options
         },
         identifier: None,
-        cleared: 0,
     }
 }
 
@@ -85,14 +84,14 @@ fn no_local(qos: u8) -> Subscription {
 #[test]
 fn v5_mqtt_3_8_3_3_no_local_skips_the_publishing_client() {
     let mut r = router();
-    r.subscribe("me", "a/b", None, no_local(1));
-    r.subscribe("other", "a/b", None, no_local(1));
+    r.subscribe("me", "a/b", None, no_local(1), 0);
+    r.subscribe("other", "a/b", None, no_local(1), 0);
     let mut out = Vec::new();
     r.route("a/b", Some(&"me"), "me", &mut out);
     assert_eq!(out.iter().map(|t| t.key).collect::<Vec<_>>(), ["other"]);
 
     // Another of my subscriptions without No Local still matches, alone.
-    r.subscribe("me", "a/#", None, sub_id(0, 5));
+    r.subscribe("me", "a/#", None, sub_id(0, 5), 0);
     out.clear();
     r.route("a/b", Some(&"me"), "me", &mut out);
     out.sort_by_key(|t| t.key);
@@ -112,7 +111,7 @@ fn v5_mqtt_3_8_3_3_no_local_skips_the_publishing_client() {
 #[test]
 fn no_local_is_not_applied_to_shared_subscriptions() {
     let mut r = router();
-    r.subscribe("me", "a/b", Some("g"), no_local(1));
+    r.subscribe("me", "a/b", Some("g"), no_local(1), 0);
     let mut out = Vec::new();
     r.route("a/b", Some(&"me"), "me", &mut out);
     assert_eq!(out.len(), 1);
@@ -128,11 +127,10 @@ fn retain_as_published_is_set_if_any_merged_subscription_has_it() {
             ..sub(0).options
         },
         identifier: None,
-        cleared: 0,
     };
-    r.subscribe("c", "a/#", None, sub(0));
-    r.subscribe("c", "a/b", None, rap);
-    r.subscribe("d", "a/#", None, sub(0));
+    r.subscribe("c", "a/#", None, sub(0), 0);
+    r.subscribe("c", "a/b", None, rap, 0);
+    r.subscribe("d", "a/#", None, sub(0), 0);
     let targets = route(&r, "a/b");
     assert!(targets[0].retain_as_published);
     assert!(!targets[1].retain_as_published);
@@ -144,11 +142,10 @@ fn retain_as_published_is_set_if_any_merged_subscription_has_it() {
 #[test]
 fn the_cleared_tag_is_the_highest_of_the_merged_subscriptions() {
     let mut r = router();
-    let tagged = |cleared| Subscription { cleared, ..sub(0) };
-    r.subscribe("c", "a/#", None, tagged(0));
-    r.subscribe("c", "a/+", None, tagged(7));
-    r.subscribe("c", "+/b", None, tagged(3));
-    r.subscribe("g", "a/#", Some("grp"), tagged(5));
+    r.subscribe("c", "a/#", None, sub(0), 0);
+    r.subscribe("c", "a/+", None, sub(0), 7);
+    r.subscribe("c", "+/b", None, sub(0), 3);
+    r.subscribe("g", "a/#", Some("grp"), sub(0), 5);
     let targets = route(&r, "a/b");
     assert_eq!(targets.len(), 2);
     assert_eq!((targets[0].key, targets[0].cleared), ("c", 7));
@@ -158,8 +155,8 @@ fn the_cleared_tag_is_the_highest_of_the_merged_subscriptions() {
 
 fn identical_filter_replaces_the_subscription() {
     let mut r = router();
-    assert!(!r.subscribe("c", "a/b", None, sub_id(0, 1)));
-    assert!(r.subscribe("c", "a/b", None, sub_id(2, 2)));
+    assert!(!r.subscribe("c", "a/b", None, sub_id(0, 1), 0));
+    assert!(r.subscribe("c", "a/b", None, sub_id(2, 2), 0));
     assert_eq!(r.subscription_count(), 1);
     let targets = route(&r, "a/b");
     assert_eq!(targets.len(), 1);
@@ -187,10 +184,10 @@ fn v311_mqtt_3_8_4_3_identical_filter_replaces_the_subscription() {
 #[test]
 fn shared_and_non_shared_on_the_same_filter_are_distinct_subscriptions() {
     let mut r = router();
-    assert!(!r.subscribe("c", "a", None, sub(0)));
-    assert!(!r.subscribe("c", "a", Some("g"), sub(0)));
-    assert!(!r.subscribe("c", "a", Some("h"), sub(0)));
-    assert!(r.subscribe("c", "a", Some("g"), sub(1)));
+    assert!(!r.subscribe("c", "a", None, sub(0), 0));
+    assert!(!r.subscribe("c", "a", Some("g"), sub(0), 0));
+    assert!(!r.subscribe("c", "a", Some("h"), sub(0), 0));
+    assert!(r.subscribe("c", "a", Some("g"), sub(1), 0));
     assert_eq!(r.subscription_count(), 3);
     let mut subs = r.subscriptions_of(&"c");
     subs.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -210,8 +207,8 @@ fn shared_and_non_shared_on_the_same_filter_are_distinct_subscriptions() {
 #[test]
 fn unsubscribe_stops_delivery_and_reports_existence() {
     let mut r = router();
-    r.subscribe("c", "a/+", None, sub(0));
-    r.subscribe("d", "a/+", None, sub(0));
+    r.subscribe("c", "a/+", None, sub(0), 0);
+    r.subscribe("d", "a/+", None, sub(0), 0);
     assert!(!r.unsubscribe(&"c", "a/b", None), "different filter");
     assert!(!r.unsubscribe(&"x", "a/+", None), "different key");
     assert!(!r.unsubscribe(&"c", "a/+", Some("g")), "not shared");
@@ -228,8 +225,8 @@ fn unsubscribing_everything_prunes_every_node() {
     ];
     for (i, f) in filters.iter().enumerate() {
         let group = (i % 3 == 0).then_some("g");
-        r.subscribe("c", f, group, sub(0));
-        r.subscribe("d", f, None, sub(1));
+        r.subscribe("c", f, group, sub(0), 0);
+        r.subscribe("d", f, None, sub(1), 0);
     }
     assert!(r.node_count() > 0);
     // Remove in an order different from insertion.
@@ -250,13 +247,13 @@ fn unsubscribing_everything_prunes_every_node() {
 #[test]
 fn pruning_keeps_nodes_still_in_use() {
     let mut r = router();
-    r.subscribe("c", "a/b/c/d", None, sub(0));
-    r.subscribe("c", "a/b", None, sub(0));
+    r.subscribe("c", "a/b/c/d", None, sub(0), 0);
+    r.subscribe("c", "a/b", None, sub(0), 0);
     assert_eq!(r.node_count(), 4);
     r.unsubscribe(&"c", "a/b/c/d", None);
     assert_eq!(r.node_count(), 2, "a and b remain");
     assert_eq!(receivers(&r, "a/b"), ["c"]);
-    r.subscribe("c", "a/b/#", None, sub(0));
+    r.subscribe("c", "a/b/#", None, sub(0), 0);
     r.unsubscribe(&"c", "a/b", None);
     assert_eq!(r.node_count(), 2, "b still holds a # slot");
     r.unsubscribe(&"c", "a/b/#", None);
@@ -267,10 +264,10 @@ fn pruning_keeps_nodes_still_in_use() {
 fn remove_all_drops_the_listed_subscriptions_of_one_key() {
     let mut r = router();
     for f in ["a", "a/b", "a/#", "+/b"] {
-        r.subscribe("c", f, None, sub(0));
-        r.subscribe("d", f, None, sub(0));
+        r.subscribe("c", f, None, sub(0), 0);
+        r.subscribe("d", f, None, sub(0), 0);
     }
-    r.subscribe("c", "a", Some("g"), sub(0));
+    r.subscribe("c", "a", Some("g"), sub(0), 0);
     let of_c = [
         ("a", None),
         ("a/b", None),
@@ -314,11 +311,11 @@ fn purge_finds_every_subscription_of_one_key_without_a_list() {
         "x+/y",
     ];
     for f in filters {
-        r.subscribe("c", f, None, sub(0));
-        r.subscribe("d", f, None, sub(1));
+        r.subscribe("c", f, None, sub(0), 0);
+        r.subscribe("d", f, None, sub(1), 0);
     }
-    r.subscribe("c", "a/+", Some("g"), sub(0));
-    r.subscribe("c", "#", Some("h"), sub(0));
+    r.subscribe("c", "a/+", Some("g"), sub(0), 0);
+    r.subscribe("c", "#", Some("h"), sub(0), 0);
     let mut listed = r.subscriptions_of(&"c");
     listed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let mut want: Vec<(String, Option<String>, Subscription)> = filters
@@ -346,12 +343,12 @@ fn large_fan_out_through_overlapping_filters_is_merged() {
     // Crosses the linear-dedup limit so the hash-index path is exercised.
     let mut r: Router<u32> = Router::new(SharedStrategy::RoundRobin);
     for key in 0..500u32 {
-        r.subscribe(key, "t/+", None, sub(0));
+        r.subscribe(key, "t/+", None, sub(0), 0);
         if key % 2 == 0 {
-            r.subscribe(key, "t/#", None, sub_id(1, key));
+            r.subscribe(key, "t/#", None, sub_id(1, key), 0);
         }
         if key % 3 == 0 {
-            r.subscribe(key, "t/x", None, sub_id(2, key + 1000));
+            r.subscribe(key, "t/x", None, sub_id(2, key + 1000), 0);
         }
     }
     let mut out = vec![];
@@ -374,8 +371,8 @@ fn large_fan_out_through_overlapping_filters_is_merged() {
 #[test]
 fn route_appends_after_existing_entries() {
     let mut r = router();
-    r.subscribe("c", "a", None, sub(0));
-    r.subscribe("c", "#", None, sub(1));
+    r.subscribe("c", "a", None, sub(0), 0);
+    r.subscribe("c", "#", None, sub(1), 0);
     let mut out = Vec::new();
     r.route("a", None, "", &mut out);
     r.route("a", None, "", &mut out);
@@ -388,7 +385,7 @@ fn many_subscribers_on_one_filter_subscribe_and_leave_quickly() {
     // on one node would take seconds if each were a linear scan.
     let mut r: Router<u32> = Router::default();
     for key in 0..20_000 {
-        r.subscribe(key, "hot/topic", None, sub(0));
+        r.subscribe(key, "hot/topic", None, sub(0), 0);
     }
     let mut out = vec![];
     r.route("hot/topic", None, "", &mut out);
@@ -404,8 +401,8 @@ fn very_deep_filters_subscribe_route_and_prune_without_overflow() {
     let mut r: Router<u8> = Router::default();
     let deep = "l/".repeat(40_000);
     let deep_plus = format!("{}+", "l/".repeat(40_000));
-    r.subscribe(1, &deep, None, sub(0));
-    r.subscribe(2, &deep_plus, None, sub(0));
+    r.subscribe(1, &deep, None, sub(0), 0);
+    r.subscribe(2, &deep_plus, None, sub(0), 0);
     let mut out = vec![];
     r.route(&deep, None, "", &mut out);
     assert_eq!(out.len(), 2);
@@ -416,7 +413,7 @@ fn very_deep_filters_subscribe_route_and_prune_without_overflow() {
     );
     assert!(r.unsubscribe(&2, &deep_plus, None));
     assert_eq!(r.node_count(), 0);
-    r.subscribe(3, &deep, Some("g"), sub(0));
+    r.subscribe(3, &deep, Some("g"), sub(0), 0);
     drop(r);
 }
 

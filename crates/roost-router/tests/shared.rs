@@ -14,7 +14,7 @@ const MEMBERS: [&str; 3] = ["m1", "m2", "m3"];
 fn group_router(strategy: SharedStrategy) -> Router<&'static str> {
     let mut r = Router::with_seed(strategy, 42);
     for m in MEMBERS {
-        r.subscribe(m, "jobs/+", Some("workers"), sub(1));
+        r.subscribe(m, "jobs/+", Some("workers"), sub(1), 0);
     }
     r
 }
@@ -38,11 +38,11 @@ fn tally(picks: impl IntoIterator<Item = &'static str>) -> HashMap<&'static str,
 #[test]
 fn each_matching_group_gets_exactly_one_copy() {
     let mut r = Router::new(SharedStrategy::Random);
-    r.subscribe("a", "t/#", Some("g1"), sub(0));
-    r.subscribe("b", "t/#", Some("g1"), sub(0));
-    r.subscribe("a", "t/#", Some("g2"), sub(0));
-    r.subscribe("c", "t/x", Some("g1"), sub(0)); // same name, other filter: another group
-    r.subscribe("a", "t/x", None, sub(0));
+    r.subscribe("a", "t/#", Some("g1"), sub(0), 0);
+    r.subscribe("b", "t/#", Some("g1"), sub(0), 0);
+    r.subscribe("a", "t/#", Some("g2"), sub(0), 0);
+    r.subscribe("c", "t/x", Some("g1"), sub(0), 0); // same name, other filter: another group
+    r.subscribe("a", "t/x", None, sub(0), 0);
     let targets = route(&r, "t/x");
     assert_eq!(targets.iter().filter(|t| t.shared).count(), 3);
     assert_eq!(targets.iter().filter(|t| !t.shared).count(), 1);
@@ -54,8 +54,8 @@ fn each_matching_group_gets_exactly_one_copy() {
 #[test]
 fn v5_mqtt_4_8_2_3_shared_target_carries_the_members_granted_qos() {
     let mut r = Router::new(SharedStrategy::RoundRobin);
-    r.subscribe("a", "t", Some("g"), sub_id(0, 1));
-    r.subscribe("b", "t", Some("g"), sub_id(2, 2));
+    r.subscribe("a", "t", Some("g"), sub_id(0, 1), 0);
+    r.subscribe("b", "t", Some("g"), sub_id(2, 2), 0);
     let mut seen = HashMap::new();
     for _ in 0..4 {
         let t: Target<&str> = route(&r, "t").remove(0);

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{receivers, router_with};
-use roost_router::{RetainedIndex, topic_matches};
+use roost_codec::topic::matches as topic_matches;
+use roost_router::RetainedIndex;
 
 /// Asserts that `filter` matches `topic` exactly when `expected`, for every
 /// matcher of the crate.

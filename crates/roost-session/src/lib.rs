@@ -70,6 +70,7 @@ mod alias;
 mod config;
 mod connect;
 mod detach;
+mod grant;
 pub mod inflight;
 pub mod keepalive;
 mod message;
@@ -84,6 +85,7 @@ pub mod will;
 
 pub use config::{QueueFullPolicy, SessionConfig};
 pub use connect::{AuthSuccess, check_connect, connack_refusal};
+pub use grant::SubscriptionGrant;
 pub use inflight::{Inflight, InflightEntry, OutboundStage};
 pub use keepalive::{EffectiveKeepAlive, effective_keep_alive};
 pub use message::{Delivery, Message};

@@ -5,21 +5,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytestring::ByteString;
-use roost_codec::{PacketId, QoS, ReasonCode, SubscriptionOptions};
+use roost_codec::{PacketId, QoS, ReasonCode};
 
 use crate::config::{QueueFullPolicy, SessionConfig};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
 use crate::store_event::StoreEvent;
 
-/// One granted subscription as the session remembers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subscription {
-    /// Subscription options as granted (QoS = granted QoS).
-    pub options: SubscriptionOptions,
-    /// Subscription Identifier, if the SUBSCRIBE carried one.
-    pub identifier: Option<u32>,
-}
+/// One granted subscription (options as granted, identifier); the router
+/// stores the same type.
+pub use roost_codec::Subscription;
 
 pub use crate::subscriptions::Subscriptions;
 

@@ -10,7 +10,7 @@
 //! commits batches in groups, fsyncing as the [`Durability`] policy says.
 //!
 //! ```text
-//!  broker events ─▶ Vec<Delta> ─▶ Writer::submit ─▶ Ticket (wait / .await)
+//!  broker events ─▶ Vec<Delta> ─▶ Writer::submit ─▶ CommitTicket (wait / .await)
 //!                                     │ group commit
 //!                                     ▼
 //!                     Store::apply(batch) ─▶ memory | disk (fjall) | redis
@@ -75,7 +75,7 @@ pub use record::{
 };
 pub use snapshot::{SessionSnapshot, Snapshot, SnapshotMessage};
 pub use store::Store;
-pub use writer::{Durability, Ticket, TrySubmitError, Writer, WriterConfig, WriterStats};
+pub use writer::{CommitTicket, Durability, TrySubmitError, Writer, WriterConfig, WriterStats};
 
 /// Version of the stored format (record encodings and key layout) this build
 /// reads and writes. Stored in the store itself (disk: `meta` keyspace;

@@ -8,6 +8,7 @@
 //! option and std's (`TcpStreamExt::set_deferaccept`) is unstable, so this
 //! leaf crate makes the two system calls itself; every other crate keeps
 //! `unsafe_code` forbidden.
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 use std::io;

@@ -11,6 +11,7 @@
 //!
 //! Every wait takes a timeout: a test fails with a clear error instead of
 //! hanging.
+#![warn(missing_docs)]
 
 mod broker_process;
 pub mod packets;

@@ -7,6 +7,7 @@
 //! the broker's accepted connections and the load generator's clients) as
 //! `AsyncRead + AsyncWrite`. Any frame but binary, ping, pong and close
 //! closes the connection with code 1003 ([MQTT-6.0.0-1]).
+#![warn(missing_docs)]
 
 use std::io;
 use std::pin::Pin;
@@ -43,6 +44,7 @@ impl<S> std::fmt::Debug for WsStream<S> {
 }
 
 impl<S> WsStream<S> {
+    /// Wraps an established WebSocket connection (handshake done) as a byte stream.
     pub fn new(ws: WebSocketStream<S>) -> Self {
         Self {
             ws,

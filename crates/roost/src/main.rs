@@ -241,18 +241,28 @@ fn available_cpus() -> usize {
 /// there is room, where a multi-threaded runtime would move the other
 /// connections to a new thread meanwhile.
 fn runtime_builder(cpus: usize) -> tokio::runtime::Builder {
-    let mut builder = if cpus <= 1 {
+    let builder = if cpus <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
-    // A worker about to idle hands its free memory back when the broker asked
-    // (after connections hibernated); mimalloc releases a thread's pages only
-    // on that thread. One atomic load per park otherwise.
-    #[cfg(feature = "mimalloc")]
+    with_release_on_park(builder)
+}
+
+/// A worker about to idle hands its free memory back when the broker asked
+/// (after connections hibernated); mimalloc releases a thread's pages only
+/// on that thread. One atomic load per park otherwise.
+#[cfg(feature = "mimalloc")]
+fn with_release_on_park(mut builder: tokio::runtime::Builder) -> tokio::runtime::Builder {
     builder.on_thread_park(|| {
         roost_alloc::release_if_asked();
     });
+    builder
+}
+
+/// glibc malloc (no `mimalloc` feature): nothing to release on park.
+#[cfg(not(feature = "mimalloc"))]
+fn with_release_on_park(builder: tokio::runtime::Builder) -> tokio::runtime::Builder {
     builder
 }
 

@@ -16,8 +16,8 @@ pub use rule::{FilterTemplate, Permission, Rule, RuleAction, Who};
 
 use crate::FileError;
 use crate::file::{read_for_reload, significant_lines};
-use crate::topic::{
-    covers, intersects, is_valid_filter, is_valid_topic, matches, strip_shared_prefix,
+use roost_hooks::topic::{
+    covers, intersects, matches, strip_shared_prefix, validate_filter_syntax, validate_topic_name,
 };
 
 /// What the ACL answers when no rule matches.
@@ -148,13 +148,13 @@ impl AclFile {
             if topic == "$SYS" || topic.starts_with("$SYS/") {
                 return AclResult::Deny;
             }
-            if !is_valid_topic(topic) {
+            if validate_topic_name(topic).is_err() {
                 return AclResult::Deny;
             }
             topic
         } else {
             let filter = strip_shared_prefix(topic);
-            if !is_valid_filter(filter) {
+            if validate_filter_syntax(filter).is_err() {
                 return AclResult::Deny;
             }
             filter
@@ -177,7 +177,7 @@ impl AclFile {
     /// message the subscription brings with [`AclFile::check`] on its topic.
     pub fn check_per_message(&self, client: &ClientInfo, filter: &str) -> AclResult {
         let filter = strip_shared_prefix(filter);
-        if !is_valid_filter(filter) {
+        if validate_filter_syntax(filter).is_err() {
             return AclResult::Deny;
         }
         let relation = if filter.contains(['+', '#']) {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use roost_hooks::ClientInfo;
 
-use crate::topic::is_valid_filter;
+use roost_hooks::topic::validate_filter_syntax;
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ impl FilterTemplate {
     pub fn parse(text: &str) -> Result<Self, String> {
         let has_placeholders = text.contains("%u") || text.contains("%c");
         let probe = text.replace("%u", "u").replace("%c", "c");
-        if !is_valid_filter(&probe) {
+        if validate_filter_syntax(&probe).is_err() {
             return Err(format!("{text:?} is not a valid topic filter"));
         }
         Ok(Self {

@@ -6,7 +6,7 @@ use roost_hooks::Grant;
 use serde_json::{Map, Value};
 
 use crate::acl::rule::{safe_value, substitute};
-use crate::topic::is_valid_filter;
+use roost_hooks::topic::validate_filter_syntax;
 
 /// How claims map onto the grant.
 #[derive(Debug, Clone)]
@@ -161,7 +161,7 @@ fn expand(filter: &str, username: Option<&str>, client_id: &str) -> Option<Strin
             ("%c", id),
         ],
     );
-    is_valid_filter(&out).then_some(out)
+    validate_filter_syntax(&out).is_ok().then_some(out)
 }
 
 #[cfg(test)]

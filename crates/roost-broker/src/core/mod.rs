@@ -101,10 +101,19 @@ impl Core {
     }
 
     /// Adds (or replaces) `key`'s subscription to `filter` (`$share/group/…`
-    /// included); true when it replaced one.
-    pub(crate) fn subscribe(&self, key: &SessionKey, filter: &str, sub: Subscription) -> bool {
+    /// included), tagged `cleared` (see `read_acl.rs`); true when it
+    /// replaced one.
+    pub(crate) fn subscribe(
+        &self,
+        key: &SessionKey,
+        filter: &str,
+        sub: Subscription,
+        cleared: u32,
+    ) -> bool {
         let (group, bare) = split_shared(filter);
-        self.router.write().subscribe(key.clone(), bare, group, sub)
+        self.router
+            .write()
+            .subscribe(key.clone(), bare, group, sub, cleared)
     }
 
     /// Removes `key`'s subscription to `filter`; false when it had none.

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use roost_codec::QoS;
+use roost_codec::topic::matches as topic_matches;
 use roost_hooks::{ClientInfo, DropCause};
-use roost_router::topic_matches;
 use roost_session::Message;
 
 use super::Core;

@@ -108,7 +108,7 @@ impl Core {
         routed: Routed,
         extra: Vec<roost_store::Delta>,
         now: Instant,
-    ) -> Option<roost_store::Ticket> {
+    ) -> Option<roost_store::CommitTicket> {
         let Routed { message, targets } = routed;
         let delivery_for = |target: &Target<SessionKey>| Delivery {
             qos: message.qos.min(target.qos),

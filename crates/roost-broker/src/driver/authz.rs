@@ -13,10 +13,9 @@
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use roost_auth::topic::intersects;
 use roost_codec::QoS;
+use roost_codec::topic::{intersects, matches as topic_matches};
 use roost_hooks::{Action, ClientInfo, Grant};
-use roost_router::topic_matches;
 
 use super::inbound::Inputs;
 use crate::config::AclDefault;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use roost_codec::{
-    Auth, AuthProperties, Connect, DecodeError, Decoder, Encoder, Packet, ProtocolVersion,
-    ReasonCode,
+    Auth, AuthProperties, Connect, ConnectReturnCode, DecodeError, Decoder, Encoder, Packet,
+    ProtocolVersion, ReasonCode,
 };
 use roost_hooks::{Action, AuthResult, AuthStep, ClientInfo, ConnectRequest, Decision, Grant};
 use roost_session::{AuthSuccess, Message, Session, SessionState, check_connect, connack_refusal};
@@ -107,7 +107,7 @@ async fn refuse<W: AsyncWrite + Unpin>(
     version: ProtocolVersion,
     reason: ReasonCode,
 ) {
-    if !version.is_v5() && !has_v3_return_code(reason) {
+    if !version.is_v5() && ConnectReturnCode::try_from_reason(reason).is_none() {
         // 3.x: no return code applies, so close without a CONNACK
         // [MQTT-3.2.2-6 (3.1.1)] rather than claim e.g. "server unavailable".
         return;
@@ -154,28 +154,6 @@ fn redirect_reason(core: &Core) -> Option<ReasonCode> {
         crate::config::RedirectMode::UseAnotherServer => Some(ReasonCode::USE_ANOTHER_SERVER),
         crate::config::RedirectMode::ServerMoved => Some(ReasonCode::SERVER_MOVED),
     }
-}
-
-/// Whether a 3.1 / 3.1.1 CONNACK return code (Table 3.1) describes `reason`:
-/// 1 unacceptable protocol version, 2 identifier rejected, 3 server
-/// unavailable (also for busy, quota, rate and "use another server"), 4 bad
-/// user name or password, 5 not authorized.
-fn has_v3_return_code(reason: ReasonCode) -> bool {
-    matches!(
-        reason,
-        ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
-            | ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
-            | ReasonCode::SERVER_UNAVAILABLE
-            | ReasonCode::SERVER_BUSY
-            | ReasonCode::QUOTA_EXCEEDED
-            | ReasonCode::CONNECTION_RATE_EXCEEDED
-            | ReasonCode::USE_ANOTHER_SERVER
-            | ReasonCode::SERVER_MOVED
-            | ReasonCode::BAD_USER_NAME_OR_PASSWORD
-            | ReasonCode::BAD_AUTHENTICATION_METHOD
-            | ReasonCode::NOT_AUTHORIZED
-            | ReasonCode::BANNED
-    )
 }
 
 /// Runs the whole CONNECT phase: read CONNECT, admit it, name the client,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::admission::Ticket;
+use crate::admission::ConnectionPermit;
 use crate::config::ListenerConfig;
 use crate::core::Core;
 use crate::metrics::Metrics;
@@ -44,7 +44,7 @@ pub(crate) fn serve<S>(
     listener: Arc<ListenerConfig>,
     stream: S,
     info: ConnectionInfo,
-    ticket: Option<Ticket>,
+    ticket: Option<ConnectionPermit>,
 ) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + crate::hibernate::Dormant + Send + Unpin + 'static,

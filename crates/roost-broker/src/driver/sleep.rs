@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::io::Outgoing;
 use super::run::{self, Connected, Ending, Start};
-use crate::admission::Ticket;
+use crate::admission::ConnectionPermit;
 use crate::clock::credentials_deadline;
 use crate::core::Core;
 use crate::hibernate::{Dozing, Hibernated, Host};
@@ -53,7 +53,11 @@ pub(crate) fn hibernated(
 fn woken(
     core: &Core,
     hibernated: Hibernated,
-) -> (Box<Connected>, std::net::TcpStream, Option<Ticket>) {
+) -> (
+    Box<Connected>,
+    std::net::TcpStream,
+    Option<ConnectionPermit>,
+) {
     let Hibernated {
         id: _,
         session,
@@ -119,7 +123,7 @@ fn awake(
     core: Arc<Core>,
     conn: Box<Connected>,
     stream: std::net::TcpStream,
-    ticket: Option<Ticket>,
+    ticket: Option<ConnectionPermit>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         match tokio::net::TcpStream::from_std(stream) {
@@ -147,7 +151,11 @@ fn awake(
 
 /// After a connection's task: it ended (its ticket goes), or it hibernates
 /// (the ticket goes with it).
-pub(crate) fn after_run(core: &Arc<Core>, next: Option<Box<Hibernated>>, ticket: Option<Ticket>) {
+pub(crate) fn after_run(
+    core: &Arc<Core>,
+    next: Option<Box<Hibernated>>,
+    ticket: Option<ConnectionPermit>,
+) {
     let Some(mut hibernated) = next else {
         drop(ticket);
         return;

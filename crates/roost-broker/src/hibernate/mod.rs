@@ -48,7 +48,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::admission::Ticket;
+use crate::admission::ConnectionPermit;
 use crate::clock::{credentials_deadline, earliest};
 use crate::link::{ControlReceiver, Sleeper, WakeList};
 use crate::metrics::Metrics;
@@ -103,7 +103,7 @@ pub(crate) struct Hibernated {
     pub(crate) grant: Option<Box<Grant>>,
     pub(crate) stream: std::net::TcpStream,
     /// The listener's admission, released when the connection ends.
-    pub(crate) ticket: Option<Ticket>,
+    pub(crate) ticket: Option<ConnectionPermit>,
 }
 
 impl Hibernated {

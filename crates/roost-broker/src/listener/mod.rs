@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admission::{Gate, Ticket};
+use crate::admission::{ConnectionPermit, Gate};
 use crate::config::{Config, DEFER_ACCEPT_SECS, ListenAddr, ListenerConfig, ListenerKind};
 use crate::core::Core;
 use crate::driver;
@@ -305,7 +305,7 @@ async fn serve_stream(
     config: Arc<ListenerConfig>,
     stack: Arc<Stack>,
     accepted: Accepted,
-    ticket: Ticket,
+    ticket: ConnectionPermit,
 ) {
     let (stream, info): (crate::transport::BoxedStream, _) = match accepted {
         Accepted::Tcp(stream, peer) => {
@@ -328,7 +328,7 @@ async fn establish_and_serve(
     stack: &Stack,
     stream: crate::transport::BoxedStream,
     mut info: ConnectionInfo,
-    ticket: Ticket,
+    ticket: ConnectionPermit,
 ) {
     let socket_peer = info.peer;
     // Boxed: the TLS / WebSocket handshake state is not needed afterwards.

@@ -5,7 +5,7 @@
 //! ```text
 //!  connect / subscribe / park / end ─▶ deltas (events.rs, session.rs) ─┐
 //!  routed PUBLISH ─▶ one batch: enqueues + publisher's inbound id ──────┼─▶ Persist::submit ─▶ Writer
-//!  session store events (sent, acked, dropped) ─▶ deltas (events.rs) ──┘        │ Ticket
+//!  session store events (sent, acked, dropped) ─▶ deltas (events.rs) ──┘        │ CommitTicket
 //!                                                  durability = sync: PUBACK/PUBREC after the ticket
 //!  startup: open.rs (backend) ─▶ restore.rs (sessions, retained, wills) ─▶ Persist::start
 //! ```
@@ -21,7 +21,7 @@ mod session;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use roost_store::{Delta, Ticket, TrySubmitError, Writer};
+use roost_store::{CommitTicket, Delta, TrySubmitError, Writer};
 
 use crate::config::{DurabilityConfig, StoreBackend, StoreConfig};
 pub(crate) use events::{drain_state, flush_events, session_events};
@@ -85,7 +85,7 @@ impl Persist {
     /// full it waits for room (off the runtime's worker when it can), which
     /// is the back-pressure docs/persistence.md describes. `None` for an
     /// empty batch, or before start / after close (nothing is written then).
-    pub(crate) fn submit(&self, batch: Vec<Delta>) -> Option<Ticket> {
+    pub(crate) fn submit(&self, batch: Vec<Delta>) -> Option<CommitTicket> {
         if batch.is_empty() {
             return None;
         }
@@ -130,14 +130,14 @@ impl Persist {
 
     /// A ticket that completes once everything submitted so far is stored
     /// (and, in `sync` mode, fsynced).
-    pub(crate) fn barrier(&self) -> Option<Ticket> {
+    pub(crate) fn barrier(&self) -> Option<CommitTicket> {
         self.writer.read().as_ref()?.flush_ticket().ok()
     }
 
     /// Waits for a publish's ticket before its PUBACK / PUBREC goes out, in
     /// `sync` mode; at once otherwise. A failed write is logged and counted:
     /// the message was routed in memory, so it is acknowledged anyway.
-    pub(crate) async fn acknowledged(&self, ticket: Option<Ticket>) {
+    pub(crate) async fn acknowledged(&self, ticket: Option<CommitTicket>) {
         if !self.acks_wait() {
             return;
         }

@@ -10,7 +10,7 @@ use std::sync::Weak;
 
 use bytestring::ByteString;
 use roost_session::Delivery;
-use roost_store::{Delta, QueuedMessage, StoredMessage, Ticket};
+use roost_store::{CommitTicket, Delta, QueuedMessage, StoredMessage};
 
 use crate::retained::{ChangeSink, RetainedChange};
 
@@ -54,7 +54,7 @@ impl Persist {
     /// to the writer just before (from the retained store); when nothing else
     /// is written for it, `sync` mode still gets a ticket covering it, so its
     /// PUBACK waits for the retained write.
-    pub(crate) fn submit_publish(&self, batch: Vec<Delta>, retained: bool) -> Option<Ticket> {
+    pub(crate) fn submit_publish(&self, batch: Vec<Delta>, retained: bool) -> Option<CommitTicket> {
         if batch.is_empty() && retained && self.acks_wait() {
             return self.barrier();
         }

@@ -8,8 +8,9 @@
 
 use std::time::Instant;
 
-use roost_codec::topic::{has_wildcards, parse_shared, validate_topic_filter};
-use roost_router::topic_matches;
+use roost_codec::topic::{
+    has_wildcards, matches as topic_matches, parse_shared, validate_topic_filter,
+};
 
 use super::{Entry, RetainedError, RetainedMessage, RetainedPage, RetainedStore};
 

@@ -13,6 +13,7 @@
 //! | `unix` | Unix domain socket |
 
 pub(crate) mod config;
+#[cfg(not(all(feature = "tls", feature = "websocket", feature = "quic")))]
 mod disabled;
 #[cfg(unix)]
 pub(crate) mod fd_table;

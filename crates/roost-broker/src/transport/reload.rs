@@ -67,7 +67,9 @@ impl TlsReloader {
         }))
     }
 
-    /// Sets what else must learn about a new configuration.
+    /// Sets what else must learn about a new configuration (a QUIC
+    /// endpoint, which keeps its own copy).
+    #[cfg(feature = "quic")]
     pub(crate) fn set_on_reload(&self, on_reload: OnReload) {
         *self.on_reload.lock() = Some(on_reload);
     }

@@ -12,7 +12,6 @@ pub fn sub(qos: u8) -> Subscription {
             ..SubscriptionOptions::default()
         },
         identifier: None,
-        cleared: 0,
     }
 }
 
@@ -42,7 +41,7 @@ pub fn receivers(router: &Router<&'static str>, topic: &str) -> Vec<&'static str
 pub fn router_with(filters: &[&'static str]) -> Router<&'static str> {
     let mut router = Router::new(SharedStrategy::RoundRobin);
     for filter in filters {
-        router.subscribe(*filter, filter, None, sub(0));
+        router.subscribe(*filter, filter, None, sub(0), 0);
     }
     router
 }

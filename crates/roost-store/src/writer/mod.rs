@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  submit(batch) ──▶ bounded queue (deltas) ──▶ writer thread:
-//!    └─ Ticket           take all waiting ──▶ store.apply(group) ──▶ fsync? ──▶ complete tickets
+//!    └─ CommitTicket           take all waiting ──▶ store.apply(group) ──▶ fsync? ──▶ complete tickets
 //! ```
 //!
 //! A transient failure (the backend is unreachable: [`StoreError::is_transient`])
@@ -12,7 +12,7 @@
 //! exponential backoff, its tickets pending, while later batches queue
 //! behind it up to the queue's limit (see `thread.rs`).
 //!
-//! Runtime-agnostic: a std thread and a mutex/condvar queue. A [`Ticket`]
+//! Runtime-agnostic: a std thread and a mutex/condvar queue. A [`CommitTicket`]
 //! can be waited on from a plain thread or `.await`ed on any executor.
 //! `submit` blocks while the queue is full; async callers use
 //! [`Writer::try_submit`] or call `submit` from a blocking context.
@@ -33,7 +33,7 @@ use crate::store::Store;
 use queue::{Pending, PushError, Queue};
 use stats::Counters;
 pub use stats::WriterStats;
-pub use ticket::Ticket;
+pub use ticket::CommitTicket;
 use ticket::TicketCell;
 
 /// When a batch counts as stored (see `docs/persistence.md` for what each
@@ -135,19 +135,19 @@ impl Writer {
     /// Queues a batch (applied atomically, in submission order). Blocks
     /// while the queue is full; each such wait is counted in
     /// [`WriterStats::stalls`].
-    pub fn submit(&self, batch: Vec<Delta>) -> Result<Ticket, StoreError> {
+    pub fn submit(&self, batch: Vec<Delta>) -> Result<CommitTicket, StoreError> {
         self.push(batch, false, true)
             .map_err(|_| StoreError::Closed)
     }
 
     /// Queues a batch without blocking.
-    pub fn try_submit(&self, batch: Vec<Delta>) -> Result<Ticket, TrySubmitError> {
+    pub fn try_submit(&self, batch: Vec<Delta>) -> Result<CommitTicket, TrySubmitError> {
         self.push(batch, false, false)
     }
 
     /// A ticket that completes once everything submitted before it is
     /// applied *and* fsynced, whatever the durability.
-    pub fn flush_ticket(&self) -> Result<Ticket, StoreError> {
+    pub fn flush_ticket(&self) -> Result<CommitTicket, StoreError> {
         self.push(Vec::new(), true, true)
             .map_err(|_| StoreError::Closed)
     }
@@ -186,7 +186,7 @@ impl Writer {
         deltas: Vec<Delta>,
         force_sync: bool,
         block: bool,
-    ) -> Result<Ticket, TrySubmitError> {
+    ) -> Result<CommitTicket, TrySubmitError> {
         let cell = TicketCell::new();
         let pending = Pending {
             deltas,
@@ -196,7 +196,7 @@ impl Writer {
         match self.queue.push(pending, block) {
             Ok(stall) => {
                 self.counters.submitted(stall);
-                Ok(Ticket::new(cell))
+                Ok(CommitTicket::new(cell))
             }
             Err(PushError::Full(p)) => {
                 self.counters.refused();

@@ -14,7 +14,7 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// Shared between the writer thread (completes) and the [`Ticket`] (waits).
+/// Shared between the writer thread (completes) and the [`CommitTicket`] (waits).
 #[derive(Debug, Default)]
 pub(crate) struct TicketCell {
     slot: Mutex<Slot>,
@@ -45,14 +45,14 @@ impl TicketCell {
 
 /// Completes when the batch reached the durability the writer promises:
 /// applied (durability `None`, `Async`) or applied and fsynced (`Sync`).
-/// Blocking ([`Ticket::wait`]) or async (`.await`), on any runtime.
+/// Blocking ([`CommitTicket::wait`]) or async (`.await`), on any runtime.
 #[derive(Debug)]
 #[must_use = "a ticket says when (and whether) the batch was stored"]
-pub struct Ticket {
+pub struct CommitTicket {
     cell: Arc<TicketCell>,
 }
 
-impl Ticket {
+impl CommitTicket {
     pub(crate) fn new(cell: Arc<TicketCell>) -> Self {
         Self { cell }
     }
@@ -76,7 +76,7 @@ impl Ticket {
         }
     }
 
-    /// Like [`Ticket::wait`], giving up after `timeout` (`None`; the ticket
+    /// Like [`CommitTicket::wait`], giving up after `timeout` (`None`; the ticket
     /// stays valid and can be waited on again).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), StoreError>> {
         let deadline = Instant::now() + timeout;
@@ -100,7 +100,7 @@ impl Ticket {
     }
 }
 
-impl Future for Ticket {
+impl Future for CommitTicket {
     type Output = Result<(), StoreError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -42,11 +42,11 @@ pub(crate) enum Flow {
 /// messages in flight gets them group-committed together instead of one
 /// fsync per message; nothing is written to the client before the wait ends.
 #[derive(Default)]
-pub(crate) struct StoreWaits(Vec<roost_store::Ticket>);
+pub(crate) struct StoreWaits(Vec<roost_store::CommitTicket>);
 
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
-    fn hold(&mut self, core: &Core, ticket: Option<roost_store::Ticket>) {
+    fn hold(&mut self, core: &Core, ticket: Option<roost_store::CommitTicket>) {
         if let (Some(persist), Some(ticket)) = (core.persist(), ticket)
             && persist.acks_wait()
         {

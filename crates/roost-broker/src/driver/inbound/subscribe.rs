@@ -6,10 +6,9 @@
 use std::time::Instant;
 
 use roost_codec::topic::parse_shared;
-use roost_codec::{QoS, ReasonCode, RetainHandling, Subscribe};
+use roost_codec::{QoS, ReasonCode, Subscribe};
 use roost_hooks::{Action, Decision, SubscribeCtx};
-use roost_router::Subscription;
-use roost_session::Session;
+use roost_session::{Session, SubscriptionGrant};
 use smallvec::SmallVec;
 
 use super::super::authz::{authorized, authorized_per_message};
@@ -125,10 +124,11 @@ async fn authorize_filters(
     None
 }
 
-/// Puts the accepted filters into the router, at most at the broker's
-/// Maximum QoS. Returns the SUBACK's reason codes and
-/// the retained messages to send: shared subscriptions never get any on
-/// subscribe [MQTT-4.8.2-*]; others per Retain Handling.
+/// Puts the accepted filters into the router, each as the session grants
+/// it (`SubscriptionGrant`: at most the broker's Maximum QoS, retained
+/// messages per Retain Handling, none for shared subscriptions
+/// [MQTT-4.8.2-*]). Returns the SUBACK's reason codes and the retained
+/// messages to send.
 fn subscribe_router<'s>(
     inputs: &Inputs<'_>,
     subscribe: &'s Subscribe,
@@ -148,29 +148,12 @@ fn subscribe_router<'s>(
             results.push(reason);
             continue;
         }
-        let granted = options.qos.min(max_qos);
-        let mut options = *options;
-        options.qos = granted;
-        let (group, bare_filter) = match parse_shared(filter) {
-            Some(shared) => (Some(shared.group), shared.filter),
-            None => (None, &**filter),
-        };
-        let subscription = Subscription {
-            options,
-            identifier,
-            cleared,
-        };
-        let existed = core.subscribe(inputs.key, filter, subscription);
-        results.push(ReasonCode(granted as u8));
-        let send_retained = group.is_none()
-            && match options.retain_handling {
-                RetainHandling::SendAtSubscribe => true,
-                RetainHandling::SendIfNew => !existed,
-                RetainHandling::DoNotSend => false,
-            };
-        if send_retained {
+        let grant = SubscriptionGrant::new(filter, *options, identifier, max_qos);
+        let existed = core.subscribe(inputs.key, filter, grant.subscription, cleared);
+        results.push(grant.reason_code());
+        if grant.sends_retained(existed) {
             let check = core.read_checks() && (cleared == 0 || cleared != current_tag);
-            retained.push((bare_filter, granted, check));
+            retained.push((grant.filter, grant.qos(), check));
         }
     }
     (results, retained)

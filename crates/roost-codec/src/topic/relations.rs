@@ -1,54 +1,83 @@
-//! Topic-name and topic-filter relations used by the ACL: does a filter match
-//! a topic, does one filter cover another, do two filters overlap.
+//! How topic names and filters relate, one set of rules for the
+//! subscription trie and the retained index (roost-router), the ACL
+//! (roost-auth) and one-off checks: how a filter splits into levels, does a
+//! filter match a topic, does one filter cover another, do two overlap.
 //!
-//! All three follow MQTT matching (§4.7): `+` matches one level, a trailing
-//! `#` matches the parent level and any number of levels below, and a
+//! All follow MQTT matching (§4.7): `+` matches one level (possibly empty), a
+//! trailing `#` matches the parent level and any number of levels below, a
 //! wildcard in the first level never matches a topic starting with `$`
-//! (so a rule `#` grants nothing under `$SYS/`).
+//! [MQTT-4.7.2-1] (so an ACL rule `#` grants nothing under `$SYS/`), and
+//! levels are never normalised [MQTT-4.7.3-4].
 //!
-//! `covers` and `intersects` treat the empty topic (one empty level) as if
-//! it were a topic name. It is not valid, so in that corner `covers` is
+//! [`covers`] and [`intersects`] treat the empty topic (one empty level) as
+//! if it were a topic name. It is not valid, so in that corner `covers` is
 //! stricter and `intersects` wider than necessary: both err on the safe side
 //! for authorization. `tests/topic_relations.rs` checks all three against
 //! brute force.
 
-/// True when `filter` is a valid MQTT topic filter: non-empty, no NUL, `+`
-/// and `#` only as whole levels, `#` only as the last level.
-pub fn is_valid_filter(filter: &str) -> bool {
-    if filter.is_empty() || filter.contains('\0') {
-        return false;
-    }
+/// One level of a topic filter, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterLevel<'a> {
+    /// Matches exactly this level (no normalisation [MQTT-4.7.3-4]).
+    Literal(&'a str),
+    /// `+`: exactly one level, which may be empty.
+    Plus,
+    /// `#` as the last level: this level's parent and any number of levels below.
+    Hash,
+}
+
+/// Splits a filter into classified levels.
+///
+/// A level is a wildcard only when it is exactly `+` (anywhere) or exactly `#`
+/// (last level). Anything else, including `#` before the last level or `a+`,
+/// is a literal. Valid filters never contain those, but a matcher must not
+/// panic or misbehave when handed one, and this rule keeps the router's trie
+/// and [`matches`] in agreement.
+#[inline]
+pub fn filter_levels(filter: &str) -> impl Iterator<Item = FilterLevel<'_>> {
     let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
+    std::iter::from_fn(move || {
+        let level = levels.next()?;
         let last = levels.peek().is_none();
-        if level.contains('#') && (level != "#" || !last) {
-            return false;
-        }
-        if level.contains('+') && level != "+" {
-            return false;
-        }
-    }
-    true
+        Some(match level {
+            "+" => FilterLevel::Plus,
+            "#" if last => FilterLevel::Hash,
+            other => FilterLevel::Literal(other),
+        })
+    })
 }
 
-/// True when `topic` is a valid topic name: non-empty, no wildcard, no NUL.
-pub fn is_valid_topic(topic: &str) -> bool {
-    !topic.is_empty() && !topic.contains(['+', '#', '\0'])
+/// True for topics such as `$SYS/...`, which wildcards at the first level
+/// never match [MQTT-4.7.2-1].
+#[inline]
+pub fn is_dollar_topic(topic: &str) -> bool {
+    topic.starts_with('$')
 }
 
-/// True when the topic name `topic` matches the (valid) filter `filter`.
+/// Does `filter` match the topic name `topic`?
+///
+/// Walks both strings level by level (see [`filter_levels`] for how an
+/// invalid filter is read). It is the oracle the router's trie is tested
+/// against, and is fine for one-off checks (ACLs, tests); route with
+/// `roost_router::Router`.
+#[inline]
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+    let mut filter_levels = filter_levels(filter).peekable();
+    if is_dollar_topic(topic)
+        && matches!(
+            filter_levels.peek(),
+            Some(FilterLevel::Plus | FilterLevel::Hash)
+        )
+    {
         return false;
     }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
+    let mut topic_levels = topic.split('/');
     loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
+        match (filter_levels.next(), topic_levels.next()) {
+            (Some(FilterLevel::Hash), _) => return true,
+            (Some(FilterLevel::Plus), Some(_)) => {}
+            (Some(FilterLevel::Literal(f)), Some(t)) if f == t => {}
             (None, None) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(fl), Some(tl)) if fl == tl => {}
             _ => return false,
         }
     }
@@ -70,7 +99,7 @@ fn covers_levels(rule: &[&str], req: &[&str], first: bool) -> bool {
         (Some((&"#", _)), Some((ql, _))) => {
             // A first-level `#` matches no `$` topic; a literal `$x` level in
             // the request matches only `$` topics.
-            !(first && is_dollar_literal(ql))
+            !(first && is_dollar_topic(ql))
         }
         (None, None) => true,
         (None, Some(_)) | (Some(_), None) => false,
@@ -83,7 +112,7 @@ fn covers_levels(rule: &[&str], req: &[&str], first: bool) -> bool {
                 (_, "#") => return first && r_rest == ["#"] && *rl == "+",
                 ("+", "+") => true,
                 (_, "+") => false,
-                ("+", q) => !(first && q.starts_with('$')),
+                ("+", q) => !(first && is_dollar_topic(q)),
                 (r, q) => r == q,
             };
             level_ok && covers_levels(r_rest, q_rest, false)
@@ -106,14 +135,14 @@ fn intersects_levels(a: &[&str], b: &[&str], first: bool) -> bool {
             None => true,
             // Any valid filter matches some topic; only a `$` literal in the
             // first level escapes a first-level `#`.
-            Some((level, _)) => !(first && is_dollar_literal(level)),
+            Some((level, _)) => !(first && is_dollar_topic(level)),
         },
         (None, None) => true,
         (None, Some(_)) | (Some(_), None) => false,
         (Some((al, a_rest)), Some((bl, b_rest))) => {
             let level_ok = match (*al, *bl) {
                 ("+", "+") => true,
-                ("+", l) | (l, "+") => !(first && l.starts_with('$')),
+                ("+", l) | (l, "+") => !(first && is_dollar_topic(l)),
                 (x, y) => x == y,
             };
             level_ok && intersects_levels(a_rest, b_rest, false)
@@ -121,28 +150,29 @@ fn intersects_levels(a: &[&str], b: &[&str], first: bool) -> bool {
     }
 }
 
-fn is_dollar_literal(level: &str) -> bool {
-    level.starts_with('$')
-}
-
-/// Removes a `$share/<group>/` (MQTT 5.0) or `$queue/` prefix: authorization
-/// applies to the filter the messages come from, not to the group name.
-pub fn strip_shared_prefix(filter: &str) -> &str {
-    if let Some(rest) = filter.strip_prefix("$share/") {
-        match rest.split_once('/') {
-            Some((_, inner)) => inner,
-            None => filter,
-        }
-    } else if let Some(rest) = filter.strip_prefix("$queue/") {
-        rest
-    } else {
-        filter
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_is_literal_unless_last() {
+        let levels: Vec<_> = filter_levels("a/#/+/#").collect();
+        assert_eq!(
+            levels,
+            [
+                FilterLevel::Literal("a"),
+                FilterLevel::Literal("#"),
+                FilterLevel::Plus,
+                FilterLevel::Hash
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_wildcards_are_literal() {
+        assert!(matches("a+/b#", "a+/b#"));
+        assert!(!matches("a+/b#", "ax/b"));
+    }
 
     #[test]
     fn wildcards_match_per_mqtt_4_7() {
@@ -179,21 +209,5 @@ mod tests {
         assert!(!intersects("#", "$SYS/x"));
         assert!(intersects("+/x", "a/+"));
         assert!(intersects("a/#", "a"));
-    }
-
-    #[test]
-    fn filter_validity() {
-        assert!(is_valid_filter("a/+/#"));
-        assert!(is_valid_filter("/"));
-        assert!(!is_valid_filter("a/#/b"));
-        assert!(!is_valid_filter("a+/b"));
-        assert!(!is_valid_filter(""));
-    }
-
-    #[test]
-    fn shared_prefix_is_removed() {
-        assert_eq!(strip_shared_prefix("$share/g/a/#"), "a/#");
-        assert_eq!(strip_shared_prefix("$queue/a"), "a");
-        assert_eq!(strip_shared_prefix("a/b"), "a/b");
     }
 }

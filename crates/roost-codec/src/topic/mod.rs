@@ -1,5 +1,9 @@
-//! Topic Name and Topic Filter validation, shared by the codec (on decode) and
-//! the router (on subscribe / publish from embedders), so both agree exactly.
+//! The one home of MQTT's topic rules: Topic Name and Topic Filter validation
+//! (the codec on decode, the session and the broker on anything from
+//! elsewhere), the validated [`TopicName`] / [`TopicFilter`] types, matching
+//! and the filter relations the router and the ACL use ([`matches`],
+//! [`covers`], [`intersects`]), and the shared-subscription parser
+//! ([`parse_shared`], [`strip_shared_prefix`]), so every crate agrees exactly.
 //!
 //! | rule | 5.0 id | 3.1.1 id |
 //! | --- | --- | --- |
@@ -11,11 +15,16 @@
 //! | `+` alone in its level | MQTT-4.7.1-2 | MQTT-4.7.1-3 |
 //! | `$share/{group}/{filter}` shape | MQTT-4.8.2-1, MQTT-4.8.2-2 | — |
 
+mod relations;
+mod shared;
+mod types;
+
+pub use relations::{FilterLevel, covers, filter_levels, intersects, is_dollar_topic, matches};
+pub use shared::{QUEUE_PREFIX, SHARED_PREFIX, SharedFilter, parse_shared, strip_shared_prefix};
+pub use types::{TopicFilter, TopicName};
+
 /// The longest string MQTT can carry (a two-byte length prefix).
 pub const MAX_TOPIC_LEN: usize = 65_535;
-
-/// The prefix that marks a shared subscription (MQTT 5.0, 4.8.2).
-pub const SHARED_PREFIX: &str = "$share/";
 
 /// Why a Topic Name or Topic Filter is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -85,15 +94,6 @@ impl TopicError {
     }
 }
 
-/// A parsed shared-subscription filter `$share/{group}/{filter}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SharedFilter<'a> {
-    /// The share name.
-    pub group: &'a str,
-    /// The topic filter after the share name.
-    pub filter: &'a str,
-}
-
 /// Checks the length and U+0000 rules common to names and filters.
 fn check_common(s: &str) -> Result<(), TopicError> {
     if s.is_empty() {
@@ -150,6 +150,15 @@ pub fn validate_topic_filter(s: &str) -> Result<(), TopicError> {
     }
 }
 
+/// Validates a Topic Filter's syntax alone: non-empty, at most 65,535 bytes,
+/// no U+0000, `#` only alone in the last level, `+` only alone in a level.
+/// A `$share/` prefix is read as ordinary levels: for filters that are not
+/// subscribed as such, e.g. ACL rules and the inner filter of a shared one.
+pub fn validate_filter_syntax(s: &str) -> Result<(), TopicError> {
+    check_common(s)?;
+    validate_levels(s)
+}
+
 /// Level rules of a (non-shared) filter; the filter is non-empty.
 fn validate_levels(filter: &str) -> Result<(), TopicError> {
     if filter.as_bytes().contains(&0) {
@@ -168,15 +177,6 @@ fn validate_levels(filter: &str) -> Result<(), TopicError> {
         }
     }
     Ok(())
-}
-
-/// Splits `$share/{group}/{filter}` into its parts. Returns `None` for
-/// anything else. It does not validate the parts: call
-/// [`validate_topic_filter`] first.
-pub fn parse_shared(s: &str) -> Option<SharedFilter<'_>> {
-    let rest = s.strip_prefix(SHARED_PREFIX)?;
-    let (group, filter) = rest.split_once('/')?;
-    Some(SharedFilter { group, filter })
 }
 
 /// True if the string contains `+` or `#`.
@@ -327,17 +327,14 @@ mod tests {
     }
 
     #[test]
-    fn parse_shared_splits_group_and_filter() {
-        assert_eq!(
-            parse_shared("$share/g/a/b"),
-            Some(SharedFilter {
-                group: "g",
-                filter: "a/b"
-            })
-        );
-        assert_eq!(parse_shared("$share/g"), None);
-        assert_eq!(parse_shared("a/b"), None);
-        assert_eq!(parse_shared("$SHARE/g/a"), None);
+    fn filter_validity() {
+        assert_eq!(validate_filter_syntax("a/+/#"), Ok(()));
+        assert_eq!(validate_filter_syntax("/"), Ok(()));
+        assert!(validate_filter_syntax("a/#/b").is_err());
+        assert!(validate_filter_syntax("a+/b").is_err());
+        assert!(validate_filter_syntax("").is_err());
+        // `$share/` is ordinary levels here, unlike validate_topic_filter.
+        assert_eq!(validate_filter_syntax("$share//a"), Ok(()));
     }
 
     #[test]
