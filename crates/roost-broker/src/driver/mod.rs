@@ -111,6 +111,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::builtin_auth::Builtins;
     use crate::config::Config;
