@@ -32,6 +32,7 @@ mod clock;
 mod cluster;
 pub mod config;
 mod core;
+mod credit;
 mod driver;
 mod error;
 mod extensions;

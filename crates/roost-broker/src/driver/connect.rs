@@ -48,6 +48,20 @@ pub(crate) struct Seen {
     pub(crate) keep_alive: u16,
 }
 
+impl Seen {
+    /// What `connect` says (before a certificate's identity may replace
+    /// its user name or client id).
+    fn of(connect: &Connect) -> Self {
+        Self {
+            client_id: Some(ByteString::from(&*connect.client_id)),
+            username: connect.username.as_deref().map(ByteString::from),
+            version: Some(connect.protocol),
+            clean_start: connect.clean_start,
+            keep_alive: connect.keep_alive,
+        }
+    }
+}
+
 /// Why the CONNECT phase ended without a session.
 pub(crate) enum Refused {
     /// Socket closed, timed out or sent garbage; nothing more to send.
@@ -142,7 +156,10 @@ fn redirect_reason(core: &Core) -> Option<ReasonCode> {
     }
 }
 
-/// Runs the whole CONNECT phase.
+/// Runs the whole CONNECT phase: read CONNECT, admit it, name the client,
+/// authenticate, let the hooks and the publish gate approve, claim the
+/// session, open it. Each step either moves on or ends the phase with a
+/// refusal (a CONNACK, when one can be sent).
 pub(crate) async fn handshake<R, W>(
     core: &Arc<Core>,
     listener: &ListenerConfig,
@@ -157,19 +174,79 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut decoder = Decoder::server(core.config.mqtt.max_packet_size);
-    let peer = info.peer;
+    let mut connect = read_connect(core, info, &mut decoder, reader, writer, rbuf).await?;
+    *seen = Seen::of(&connect);
+    let certified = admit(core, listener, info, &mut connect, writer).await?;
+    let (client_id, assigned) = own_client_id(&mut connect);
+    let mut client = client_info(info, &connect, &client_id);
+    // Enhanced authentication (an AUTH exchange) when the client names a
+    // method, otherwise the authenticator chain and the anonymous policy.
+    let (auth, grant) = match connect.properties.authentication_method.clone() {
+        Some(method) => {
+            let exchange = enhanced_auth(
+                core,
+                &connect,
+                &client,
+                method,
+                &mut decoder,
+                reader,
+                writer,
+                rbuf,
+            );
+            let (success, grant) = exchange.await?;
+            (Some(success), grant)
+        }
+        None => {
+            let grant = authenticate(core, listener, info, certified, &connect, &client, writer);
+            (None, grant.await?)
+        }
+    };
+    if let Some(name) = &grant.username {
+        client.username = Some(ByteString::from(name.as_str()));
+    }
+    let client = Arc::new(client);
+    approve(core, info, &connect, &client, &grant, writer).await?;
+    let now = Instant::now();
+    let mut claimed = claim_session(core, info, &connect, &client, &grant, writer, now).await?;
+    let session = open_session(core, connect, assigned, auth, &client, &mut claimed, now).await;
+    Ok(Attached {
+        session,
+        slot: claimed.slot,
+        connection_id: claimed.connection_id,
+        control: claimed.control,
+        decoder,
+        client,
+        grant,
+    })
+}
+
+/// Reads the first packet within the connect timeout; anything but a
+/// well-formed CONNECT ends the phase. An unsupported protocol level gets
+/// CONNACK 0x84 / return code 1 [MQTT-3.1.2-2], another malformed 5.0
+/// CONNECT its reason code; the rest is closed without a word.
+async fn read_connect<R, W>(
+    core: &Core,
+    info: &ConnectionInfo,
+    decoder: &mut Decoder,
+    reader: &mut R,
+    writer: &mut W,
+    rbuf: &mut BytesMut,
+) -> Result<Connect, Refused>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let first = tokio::time::timeout(
         core.config.connect_timeout(),
-        read_packet(reader, &mut decoder, rbuf),
+        read_packet(reader, decoder, rbuf),
     )
     .await;
-    let mut connect = match first {
-        Err(_) => return Err(Refused::Silent("no CONNECT within the connect timeout")),
-        Ok(Err(None)) => return Err(Refused::Silent("closed before CONNECT")),
+    match first {
+        Err(_) => Err(Refused::Silent("no CONNECT within the connect timeout")),
+        Ok(Err(None)) => Err(Refused::Silent("closed before CONNECT")),
         Ok(Err(Some(e))) => {
-            // An unsupported protocol level gets CONNACK 0x84 / return code 1 [MQTT-3.1.2-2].
             let reason = ReasonCode::from(&e);
-            tracing::debug!(%peer, error = %e, "bad CONNECT");
+            tracing::debug!(peer = %info.peer, error = %e, "bad CONNECT");
             if reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
                 refuse(writer, ProtocolVersion::V311, reason).await;
                 return Err(Refused::ConnAck(reason));
@@ -178,37 +255,42 @@ where
                 refuse(writer, version, reason).await;
                 return Err(Refused::ConnAck(reason));
             }
-            return Err(Refused::Silent("malformed CONNECT"));
+            Err(Refused::Silent("malformed CONNECT"))
         }
-        Ok(Ok(Packet::Connect(connect))) => *connect,
-        Ok(Ok(_)) => return Err(Refused::Silent("first packet is not CONNECT")),
-    };
+        Ok(Ok(Packet::Connect(connect))) => Ok(*connect),
+        Ok(Ok(_)) => Err(Refused::Silent("first packet is not CONNECT")),
+    }
+}
+
+/// Checks CONNECT before anyone is asked about the client: a client
+/// certificate's identity may stand in for the user name / client id, the
+/// session's rules ([`check_connect`]), server redirection [MQTT-4.11] (a
+/// refusal with a Server Reference), and a broker shutting down. True when
+/// the verified certificate is the credential.
+async fn admit<W: AsyncWrite + Unpin>(
+    core: &Core,
+    listener: &ListenerConfig,
+    info: &ConnectionInfo,
+    connect: &mut Connect,
+    writer: &mut W,
+) -> Result<bool, Refused> {
     let version = connect.protocol;
-    *seen = Seen {
-        client_id: Some(ByteString::from(&*connect.client_id)),
-        username: connect.username.as_deref().map(ByteString::from),
-        version: Some(version),
-        clean_start: connect.clean_start,
-        keep_alive: connect.keep_alive,
-    };
-    // A client certificate's identity may stand in for the user name / client id.
-    let certified = match crate::transport::apply_identity(listener, info, &mut connect) {
+    let certified = match crate::transport::apply_identity(listener, info, connect) {
         Ok(certified) => certified,
         Err(reason) => {
             refuse(writer, version, reason).await;
             return Err(Refused::ConnAck(reason));
         }
     };
-    if let Err(reason) = check_connect(&connect, &core.session_config) {
+    if let Err(reason) = check_connect(connect, &core.session_config) {
         refuse(writer, version, reason).await;
         return Err(Refused::ConnAck(reason));
     }
     if let Some(reason) = redirect_reason(core)
         && version.is_v5()
     {
-        // Server redirection [MQTT-4.11]: refuse with a Server Reference.
         let reference = core.config.mqtt.redirect.server_reference.as_str();
-        let connack = Packet::ConnAck(connack_refusal(&connect, reason, None, Some(reference)));
+        let connack = Packet::ConnAck(connack_refusal(connect, reason, None, Some(reference)));
         let mut buf = BytesMut::new();
         if Encoder::new(version).encode(&connack, &mut buf).is_ok() {
             let _ = writer.write_all(&buf).await;
@@ -220,142 +302,157 @@ where
         refuse(writer, version, ReasonCode::SERVER_UNAVAILABLE).await;
         return Err(Refused::ConnAck(ReasonCode::SERVER_UNAVAILABLE));
     }
+    Ok(certified)
+}
 
-    let assigned = connect
-        .client_id
-        .is_empty()
-        .then(|| ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple())));
-    // An owned copy: the session, the slot and the hooks' ClientInfo keep it
-    // for the session's life (one copy for all three; `Session::accept` keeps
-    // CONNECT's), and a slice would pin the whole CONNECT read buffer.
-    let client_id = match &assigned {
-        Some(assigned) => assigned.clone(),
-        None => {
-            let owned = ByteString::from(&*connect.client_id);
-            connect.client_id = owned.clone();
-            owned
-        }
-    };
-    let mut client = client_info(info, &connect, &client_id);
+/// The client id the session goes by, and the one the server assigned
+/// (for an empty client id). An owned copy: the session, the slot and the
+/// hooks' ClientInfo keep it for the session's life (one copy for all
+/// three; `Session::accept` keeps CONNECT's), and a slice would pin the
+/// whole CONNECT read buffer.
+fn own_client_id(connect: &mut Connect) -> (ByteString, Option<ByteString>) {
+    if connect.client_id.is_empty() {
+        let assigned = ByteString::from(format!("roost-{}", uuid::Uuid::new_v4().simple()));
+        return (assigned.clone(), Some(assigned));
+    }
+    let owned = ByteString::from(&*connect.client_id);
+    connect.client_id = owned.clone();
+    (owned, None)
+}
 
-    // Authentication: enhanced (AUTH exchange) when the client names a method,
-    // otherwise the authenticator chain, then the listener's anonymous policy.
-    let (auth, grant) = match connect.properties.authentication_method.clone() {
-        Some(method) => {
-            let (success, grant) = enhanced_auth(
-                core,
-                &connect,
-                &client,
-                method,
-                &mut decoder,
-                reader,
-                writer,
-                rbuf,
-            )
-            .await?;
-            (Some(success), grant)
+/// Authentication without an AUTH exchange: a verified client certificate
+/// is the credential (Mosquitto's use_identity_as_username, no password
+/// check); otherwise the authenticator chain decides, and when nobody
+/// vouches for the client, the listener's anonymous policy. Credentials
+/// that no authenticator recognised are refused rather than silently
+/// downgraded to anonymous; a chain of filters alone (a ban list) verifies
+/// nothing, so a user name then counts as no `[auth.*]` at all would.
+async fn authenticate<W: AsyncWrite + Unpin>(
+    core: &Core,
+    listener: &ListenerConfig,
+    info: &ConnectionInfo,
+    certified: bool,
+    connect: &Connect,
+    client: &ClientInfo,
+    writer: &mut W,
+) -> Result<Grant, Refused> {
+    if certified {
+        return Ok(Grant::default());
+    }
+    let request = ConnectRequest::new(
+        client,
+        connect.password.as_deref(),
+        connect.clean_start,
+        connect.keep_alive,
+        &connect.properties.user_properties,
+    );
+    let reason = match core.ext.authenticate(&request).await {
+        AuthResult::Accept(grant) => return Ok(grant),
+        AuthResult::Refuse(reason) => {
+            tracing::debug!(peer = %info.peer, client_id = %client.client_id, %reason, "authentication refused");
+            reason
         }
-        // The verified client certificate is the credential (Mosquitto's
-        // use_identity_as_username): no password check.
-        None if certified => (None, Grant::default()),
-        None => {
-            let request = ConnectRequest::new(
-                &client,
-                connect.password.as_deref(),
-                connect.clean_start,
-                connect.keep_alive,
-                &connect.properties.user_properties,
-            );
-            match core.ext.authenticate(&request).await {
-                AuthResult::Accept(grant) => (None, grant),
-                AuthResult::Refuse(reason) => {
-                    tracing::debug!(%peer, %client_id, %reason, "authentication refused");
-                    refuse(writer, version, reason).await;
-                    return Err(Refused::ConnAck(reason));
-                }
-                AuthResult::Ignore => {
-                    // Nobody vouched for the client: only anonymous access is left.
-                    // Credentials that no authenticator recognised are refused
-                    // rather than silently downgraded to anonymous.
-                    // A chain of filters alone (a ban list) verifies nothing:
-                    // a user name then counts as no `[auth.*]` at all would.
-                    let anonymous_ok = listener.anonymous_allowed()
-                        && (connect.username.is_none() || !core.ext.verifies_credentials());
-                    if !anonymous_ok {
-                        let reason = if connect.username.is_some() {
-                            ReasonCode::BAD_USER_NAME_OR_PASSWORD
-                        } else {
-                            ReasonCode::NOT_AUTHORIZED
-                        };
-                        refuse(writer, version, reason).await;
-                        return Err(Refused::ConnAck(reason));
-                    }
-                    (None, Grant::default())
-                }
+        AuthResult::Ignore => {
+            let anonymous_ok = listener.anonymous_allowed()
+                && (connect.username.is_none() || !core.ext.verifies_credentials());
+            if anonymous_ok {
+                return Ok(Grant::default());
+            }
+            if connect.username.is_some() {
+                ReasonCode::BAD_USER_NAME_OR_PASSWORD
+            } else {
+                ReasonCode::NOT_AUTHORIZED
             }
         }
     };
-    if let Some(name) = &grant.username {
-        client.username = Some(ByteString::from(name.as_str()));
-    }
-    let client = Arc::new(client);
+    refuse(writer, connect.protocol, reason).await;
+    Err(Refused::ConnAck(reason))
+}
+
+/// The authenticated client is approved: by the `on_connect` hook, and its
+/// will by the publish gate, with the identity just authenticated (a client
+/// may not leave behind a message it could not publish itself;
+/// docs/auth.md, "One gate").
+async fn approve<W: AsyncWrite + Unpin>(
+    core: &Arc<Core>,
+    info: &ConnectionInfo,
+    connect: &Connect,
+    client: &Arc<ClientInfo>,
+    grant: &Grant,
+    writer: &mut W,
+) -> Result<(), Refused> {
     if let Some(hooks) = &core.ext.hooks
         && let Decision::Deny {
             reason,
             reason_string,
-        } = core.ext.decide(hooks.on_connect(&client)).await
+        } = core.ext.decide(hooks.on_connect(client)).await
     {
-        refuse_explained(writer, &connect, reason, reason_string.as_deref()).await;
+        refuse_explained(writer, connect, reason, reason_string.as_deref()).await;
         return Err(Refused::ConnAck(reason));
     }
-    // The will passes the publish gate at CONNECT, with the identity just
-    // authenticated: a client may not leave behind a message it could not
-    // publish itself (docs/auth.md, "One gate").
     if let Some(will) = &connect.will {
         let action = Action::Publish {
             qos: will.qos,
             retain: will.retain,
         };
-        if !super::authz::gate(core, &client, &grant, None, action, &will.topic).await {
-            tracing::info!(%peer, %client_id, topic = %will.topic, "will topic not authorized; CONNECT refused");
+        if !super::authz::gate(core, client, grant, None, action, &will.topic).await {
+            tracing::info!(peer = %info.peer, client_id = %client.client_id, topic = %will.topic, "will topic not authorized; CONNECT refused");
             Metrics::inc(&core.metrics.wills_refused);
-            refuse(writer, version, ReasonCode::NOT_AUTHORIZED).await;
+            refuse(writer, connect.protocol, ReasonCode::NOT_AUTHORIZED).await;
             return Err(Refused::ConnAck(ReasonCode::NOT_AUTHORIZED));
         }
     }
+    Ok(())
+}
 
+/// A session claimed for a new connection.
+struct Claimed {
+    slot: Arc<SessionSlot>,
+    /// The state to resume (None when starting clean).
+    previous: Option<SessionState>,
+    /// The session started clean (asked for, or forced).
+    clean_start: bool,
+    connection_id: u64,
+    control: crate::link::ControlReceiver,
+}
+
+/// Claims the client id's session for this connection: a new connection id
+/// and control line, then [`attach`] (takeover, resume or fresh). A session
+/// owned by another user is refused (0x87).
+async fn claim_session<W: AsyncWrite + Unpin>(
+    core: &Arc<Core>,
+    info: &ConnectionInfo,
+    connect: &Connect,
+    client: &Arc<ClientInfo>,
+    grant: &Grant,
+    writer: &mut W,
+    now: Instant,
+) -> Result<Claimed, Refused> {
     let connection_id = core
         .next_connection_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (control_tx, control_rx) = crate::link::channel();
-    let now = Instant::now();
-    let reader = Arc::new(crate::read_acl::Reader::new(Arc::clone(&client), &grant));
+    let reader = Arc::new(crate::read_acl::Reader::new(Arc::clone(client), grant));
     let claimant = Claimant {
         connection_id,
         control: &control_tx,
-        client: &client,
+        client,
         reader: &reader,
     };
+    let client_id = &client.client_id;
     // Cluster mode: one connection per client id in the cluster; Redis
     // unreachable refuses the CONNECT (0x88 / return code 3).
-    if let Err(reason) = crate::cluster::claim(core, &client_id, connection_id).await {
-        refuse(writer, version, reason).await;
+    if let Err(reason) = crate::cluster::claim(core, client_id, connection_id).await {
+        refuse(writer, connect.protocol, reason).await;
         return Err(Refused::ConnAck(reason));
     }
-    let (slot, previous, clean_start) = match attach(
-        core,
-        &client_id,
-        connect.clean_start,
-        claimant,
-        now,
-    )
-    .await
-    {
+    let attached = attach(core, client_id, connect.clean_start, claimant, now).await;
+    let (slot, previous, clean_start) = match attached {
         Ok(attached) => attached,
         Err(reason) => {
-            tracing::warn!(%peer, %client_id, "client id belongs to another user's session; refused");
+            tracing::warn!(peer = %info.peer, %client_id, "client id belongs to another user's session; refused");
             Metrics::inc(&core.metrics.sessions_refused_owner);
-            refuse(writer, version, reason).await;
+            refuse(writer, connect.protocol, reason).await;
             return Err(Refused::ConnAck(reason));
         }
     };
@@ -363,50 +460,57 @@ where
     // registry before the link above was in it: check once more, now that
     // `BrokerHandle::ban` is sure to see either the link or this check.
     if let Some(bans) = &core.builtins.bans
-        && bans.is_banned(&client, std::time::SystemTime::now())
+        && bans.is_banned(client, std::time::SystemTime::now())
     {
         let _ = control_tx.try_send(Control::Close(crate::clients::BANNED_DISCONNECT));
     }
+    Ok(Claimed {
+        slot,
+        previous,
+        clean_start,
+        connection_id,
+        control: control_rx,
+    })
+}
+
+/// Opens the session: accepted from CONNECT (resuming the claimed state,
+/// which resends what is in flight and fills the window from the queue,
+/// dropping what expired or no longer fits: the hooks hear of it), told to
+/// the store, its drops counted, then the hooks told it was created or
+/// resumed.
+async fn open_session(
+    core: &Arc<Core>,
+    connect: Connect,
+    assigned: Option<ByteString>,
+    auth: Option<AuthSuccess>,
+    client: &ClientInfo,
+    claimed: &mut Claimed,
+    now: Instant,
+) -> Session {
+    let previous = claimed.previous.take();
     let resumed = previous.is_some();
     // Drops the resumed state already counted; accept may add more (expired
     // while queued, too large for the new Maximum Packet Size).
     let mut drops_counted = previous.as_ref().map_or(0, SessionState::dropped_messages);
-    // Resuming resends what is in flight and fills the window from the
-    // queue, dropping what expired or no longer fits: the hooks hear of it.
     let held = previous
         .as_ref()
         .and_then(|state| super::events::Held::before(core, state, true));
-    let mut session = Session::accept(
-        connect,
-        assigned,
-        previous,
-        Arc::clone(&core.session_config),
-        auth,
-        now,
-    );
-    crate::persist::on_connect(core.persist(), &slot, &mut session, clean_start).await;
-    core.sync_session_drops(&slot, &mut drops_counted, &session);
+    let config = Arc::clone(&core.session_config);
+    let mut session = Session::accept(connect, assigned, previous, config, auth, now);
+    let slot = &claimed.slot;
+    crate::persist::on_connect(core.persist(), slot, &mut session, claimed.clean_start).await;
+    core.sync_session_drops(slot, &mut drops_counted, &session);
     if let Some(held) = held {
         held.report(core, session.state(), now);
     }
-    Ok(Attached {
-        session,
-        slot,
-        connection_id,
-        control: control_rx,
-        decoder,
-        client: Arc::clone(&client),
-        grant,
-    })
-    .inspect(|_| {
-        core.ext.notify(|h| {
-            if resumed {
-                h.on_session_resumed(&client);
-            } else {
-                h.on_session_created(&client);
-            }
-        });
-    })
+    core.ext.notify(|h| {
+        if resumed {
+            h.on_session_resumed(client);
+        } else {
+            h.on_session_created(client);
+        }
+    });
+    session
 }
 
 /// The hooks' view of a connecting client.

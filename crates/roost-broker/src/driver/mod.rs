@@ -8,7 +8,9 @@
 //! long as the connection (see `run.rs`).
 
 mod authz;
+pub(crate) mod backpressure;
 mod connect;
+mod ending;
 mod events;
 mod inbound;
 mod io;
@@ -105,5 +107,48 @@ where
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::builtin_auth::Builtins;
+    use crate::config::Config;
+    use crate::extensions::Extensions;
+    use crate::transport::PeerAddr;
+
+    /// The most a plain-TCP connection's future may take. Tokio allocates
+    /// it whole in the connection's task cell, so every connected client
+    /// that is not hibernating pays for it (docs/performance.md, "An idle
+    /// connection"): a driver change that keeps more state across its
+    /// awaits shows up here first. 1,200 B is what it took before the
+    /// driver became a loop over named steps (issue 20); it has taken 1,112
+    /// B since (test profile, plain TCP).
+    const CONNECTION_FUTURE_BUDGET: usize = 1_200;
+
+    #[tokio::test]
+    async fn the_connection_future_stays_within_its_budget() {
+        let core = Core::new(
+            Config::default(),
+            Extensions::default(),
+            Builtins::default(),
+            None,
+        );
+        let listener = Arc::new(ListenerConfig::loopback(0));
+        let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = bound.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (stream, peer) = bound.accept().await.unwrap();
+        let info = ConnectionInfo::new(PeerAddr::Inet(peer), listener.kind);
+        let future = serve(core, listener, stream, info, None);
+        let size = std::mem::size_of_val(&future);
+        println!("connection future: {size} bytes");
+        assert!(
+            size <= CONNECTION_FUTURE_BUDGET,
+            "the connection's future grew to {size} bytes (budget {CONNECTION_FUTURE_BUDGET})"
+        );
     }
 }
