@@ -44,10 +44,7 @@ pub(crate) enum Flow {
 /// In cluster mode the same holds for a QoS 1/2 message forwarded to other
 /// nodes: its PUBACK / PUBREC waits until it is in their inboxes.
 #[derive(Default)]
-pub(crate) struct StoreWaits(
-    Vec<roost_store::CommitTicket>,
-    Vec<roost_cluster::Done<()>>,
-);
+pub(crate) struct StoreWaits(Vec<roost_store::CommitTicket>, Vec<roost_cluster::Done<()>>);
 
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
