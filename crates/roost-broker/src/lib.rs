@@ -31,6 +31,7 @@ mod clients;
 mod clock;
 pub mod config;
 mod core;
+mod credit;
 mod driver;
 mod error;
 mod extensions;

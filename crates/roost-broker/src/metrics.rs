@@ -20,6 +20,8 @@ pub(crate) struct Metrics {
     pub(crate) deliveries_not_authorized: AtomicU64,
     pub(crate) sessions_refused_owner: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
+    pub(crate) publisher_pauses: AtomicU64,
+    pub(crate) publisher_waits_expired: AtomicU64,
 }
 
 /// A snapshot of the broker's counters.
@@ -56,6 +58,12 @@ pub struct Stats {
     pub sessions_refused_owner: u64,
     /// Sessions that expired.
     pub sessions_expired: u64,
+    /// Times a publisher stopped reading because a subscriber's outbox
+    /// reached `limits.outbox_high_water` (back-pressure, issue 21).
+    pub publisher_pauses: u64,
+    /// Pauses that lasted `limits.publisher_wait_ms`: the subscriber was
+    /// marked slow, and its deliveries beyond `max_outbox` are dropped.
+    pub publisher_waits_expired: u64,
     /// Sessions known (online and offline).
     pub sessions: u64,
     /// Subscriptions in the router.
@@ -106,6 +114,8 @@ impl Metrics {
             deliveries_not_authorized: get(&self.deliveries_not_authorized),
             sessions_refused_owner: get(&self.sessions_refused_owner),
             sessions_expired: get(&self.sessions_expired),
+            publisher_pauses: get(&self.publisher_pauses),
+            publisher_waits_expired: get(&self.publisher_waits_expired),
             ..Stats::default()
         }
     }

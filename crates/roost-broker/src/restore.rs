@@ -25,6 +25,9 @@ pub(crate) struct Restored {
     delayed: Vec<(u64, Message, Instant)>,
     /// Sessions that expired while the broker was down: deleted from the store.
     expired: Vec<ByteString>,
+    /// Retained messages whose Message Expiry or `retain_ttl` ran out while
+    /// the broker was down: deleted from the store.
+    retained_expired: Vec<ByteString>,
 }
 
 /// Loads `snapshot` into `core`: sessions parked with their subscriptions in
@@ -56,10 +59,13 @@ pub(crate) fn restore(core: &Core, snapshot: Snapshot) -> Restored {
         timers.push(restore_session(core, &snap, will, expires_at, now, wall));
     }
     let retained_count = retained.len();
-    for (_, stored) in retained {
-        let message = Arc::new(stored.to_message(now, wall));
-        if !message.is_expired(now) {
-            core.retained.on_publish(&message, now);
+    let mut retained_expired = Vec::new();
+    for (topic, record) in retained {
+        // Both clocks count from the original store: the Message Expiry from
+        // the wall-clock `expires_at`, the TTL from `stored_at`.
+        let message = Arc::new(record.message.to_message(now, wall));
+        if !core.retained.restore(message, record.stored_at, now, wall) {
+            retained_expired.push(topic);
         }
     }
     // A will whose client has no session: its connection was alive at the
@@ -80,6 +86,7 @@ pub(crate) fn restore(core: &Core, snapshot: Snapshot) -> Restored {
         expired = expired.len(),
         messages,
         retained = retained_count,
+        retained_expired = retained_expired.len(),
         orphans,
         "restored from the store"
     );
@@ -88,6 +95,7 @@ pub(crate) fn restore(core: &Core, snapshot: Snapshot) -> Restored {
         wills,
         delayed,
         expired,
+        retained_expired,
     }
 }
 
@@ -169,6 +177,11 @@ impl Restored {
                 .expired
                 .into_iter()
                 .map(|client_id| Delta::SessionDelete { client_id })
+                .chain(
+                    self.retained_expired
+                        .into_iter()
+                        .map(|topic| Delta::RetainDelete { topic }),
+                )
                 .collect();
             drop(persist.submit(gone));
         }

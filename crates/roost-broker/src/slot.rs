@@ -145,6 +145,9 @@ pub(crate) struct SessionSlot {
 pub(crate) enum Pushed {
     /// Handed to the live connection.
     Online,
+    /// Handed to the live connection, whose outbox is now at its high-water
+    /// mark: the publisher should pause reading (`credit.rs`).
+    OnlineCongested,
     /// Stored in the offline queue.
     Queued,
     /// Stored in the offline queue, which was full: its oldest delivery was
@@ -167,11 +170,13 @@ impl SessionSlot {
     /// 1/2 are kept up to twice the limit, then dropped too (counted), so a stuck
     /// consumer can never grow memory without bound. With `report_evicted`
     /// (a hook wants drops), a delivery evicted from a full offline queue is
-    /// returned.
+    /// returned. `high_water`: the outbox length at which the publisher is
+    /// told to pause (0 = never; `credit.rs`).
     pub(crate) fn push(
         &self,
         delivery: Delivery,
         max_outbox: usize,
+        high_water: usize,
         config: &SessionConfig,
         now: Instant,
         report_evicted: bool,
@@ -206,7 +211,37 @@ impl SessionSlot {
             // delivery of a batch rings (it wakes a hibernating connection).
             link.control.ring();
         }
+        // Back-pressure (issue 21, `credit.rs`): one comparison per push.
+        if inner.outbox.congested(len + 1, high_water) {
+            return Pushed::OnlineCongested;
+        }
         Pushed::Online
+    }
+
+    /// A paused publisher's check (`driver/backpressure.rs`): true while
+    /// this outbox is still at its high-water mark and its subscriber is
+    /// not marked slow, with `waker` registered to be woken by the next
+    /// drain; false when the publisher may go on.
+    pub(crate) fn wait_for_room(&self, waker: &std::task::Waker, high_water: usize) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.ended || inner.link.is_none() {
+            return false;
+        }
+        let len = inner.outbox.len();
+        inner.outbox.wait_for_room(len, high_water, waker)
+    }
+
+    /// A publisher waited its whole bound for this outbox: true when its
+    /// subscriber is slow (its client is behind) and now holds nobody back
+    /// until it catches up; false when its driver has not run yet.
+    pub(crate) fn give_up(&self) -> bool {
+        self.inner.lock().outbox.give_up()
+    }
+
+    /// The driver leaves deliveries in the outbox because its client is
+    /// behind (`credit.rs`; its next drain clears this).
+    pub(crate) fn output_full(&self) {
+        self.inner.lock().outbox.output_full();
     }
 
     /// Deliveries are waiting for the driver.
@@ -225,9 +260,19 @@ impl SessionSlot {
         true
     }
 
-    /// Moves the whole outbox into `into` (empty) under a short lock.
-    pub(crate) fn drain_outbox(&self, into: &mut VecDeque<Delivery>) {
-        self.inner.lock().outbox.swap(into);
+    /// Moves the whole outbox into `into` (empty) under a short lock, and
+    /// wakes the publishers paused on it (`credit.rs`), outside the lock.
+    /// `idle`: the driver has written all it had (the subscriber keeps up).
+    pub(crate) fn drain_outbox(
+        &self,
+        into: &mut VecDeque<Delivery>,
+        high_water: usize,
+        idle: bool,
+    ) {
+        let paused = self.inner.lock().outbox.swap(into, high_water, idle);
+        for waker in paused {
+            waker.wake();
+        }
     }
 }
 
@@ -259,17 +304,19 @@ pub(crate) fn enqueue_parked(
 /// delivery: an empty `VecDeque` is 32 bytes in every slot, most of them
 /// idle clients' (the box is 8, and takes the slot down a size class).
 #[derive(Debug, Default)]
-pub(crate) struct Outbox(
-    #[expect(
-        clippy::box_collection,
-        reason = "8 bytes in every slot instead of an empty queue's 32"
-    )]
-    Option<Box<VecDeque<Delivery>>>,
-);
+pub(crate) struct Outbox(Option<Box<Queue>>);
+
+/// The outbox's contents: the deliveries, and the publishers paused until
+/// they drain (`credit.rs`).
+#[derive(Debug, Default)]
+struct Queue {
+    deliveries: VecDeque<Delivery>,
+    waiting: crate::credit::Waiting,
+}
 
 impl Outbox {
     pub(crate) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |queue| queue.len())
+        self.0.as_ref().map_or(0, |queue| queue.deliveries.len())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -277,21 +324,67 @@ impl Outbox {
     }
 
     pub(crate) fn push(&mut self, delivery: Delivery) {
-        self.0.get_or_insert_default().push_back(delivery);
+        self.0
+            .get_or_insert_default()
+            .deliveries
+            .push_back(delivery);
     }
 
-    /// Swaps the waiting deliveries with `into`, which the driver passes
-    /// empty: the two buffers take turns, no allocation per batch.
-    pub(crate) fn swap(&mut self, into: &mut VecDeque<Delivery>) {
+    /// Whether `len` deliveries waiting should pause their publisher.
+    fn congested(&self, len: usize, high_water: usize) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|queue| queue.waiting.congested(len, high_water))
+    }
+
+    fn wait_for_room(&mut self, len: usize, high_water: usize, waker: &std::task::Waker) -> bool {
         match &mut self.0 {
-            Some(queue) => std::mem::swap(&mut **queue, into),
-            None => debug_assert!(into.is_empty(), "the driver passes an empty batch"),
+            Some(queue) if queue.waiting.congested(len, high_water) => {
+                queue.waiting.register(waker);
+                true
+            }
+            _ => false,
         }
     }
 
-    /// Every waiting delivery, and the queue's memory with them.
+    fn give_up(&mut self) -> bool {
+        self.0.as_mut().is_none_or(|queue| queue.waiting.give_up())
+    }
+
+    fn output_full(&mut self) {
+        if let Some(queue) = &mut self.0 {
+            queue.waiting.output_full();
+        }
+    }
+
+    /// Swaps the waiting deliveries with `into`, which the driver passes
+    /// empty: the two buffers take turns, no allocation per batch. Returns
+    /// the paused publishers to wake.
+    fn swap(
+        &mut self,
+        into: &mut VecDeque<Delivery>,
+        high_water: usize,
+        idle: bool,
+    ) -> Vec<std::task::Waker> {
+        match &mut self.0 {
+            Some(queue) => {
+                std::mem::swap(&mut queue.deliveries, into);
+                queue.waiting.drained(into.len(), high_water, idle)
+            }
+            None => {
+                debug_assert!(into.is_empty(), "the driver passes an empty batch");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Every waiting delivery, and the queue's memory with them (paused
+    /// publishers are woken: nobody will drain this outbox).
     pub(crate) fn take(&mut self) -> VecDeque<Delivery> {
-        self.0.take().map(|queue| *queue).unwrap_or_default()
+        self.0.take().map_or_else(VecDeque::new, |mut queue| {
+            queue.waiting.wake_all();
+            queue.deliveries
+        })
     }
 }
 
@@ -362,21 +455,21 @@ mod tests {
         let (slot, _receiver) = attached();
         let config = SessionConfig::default();
         for topic in ["a", "b", "c"] {
-            let pushed = slot.push(delivery(topic), 10, &config, Instant::now(), false);
+            let pushed = slot.push(delivery(topic), 10, 0, &config, Instant::now(), false);
             assert!(matches!(pushed, Pushed::Online), "{pushed:?}");
         }
         assert!(!slot.release_idle_outbox(), "deliveries are waiting");
         let mut batch = VecDeque::new();
-        slot.drain_outbox(&mut batch);
+        slot.drain_outbox(&mut batch, 0, false);
         let topics: Vec<_> = batch.iter().map(|d| d.message.topic.to_string()).collect();
         assert_eq!(topics, ["a", "b", "c"]);
         assert!(!slot.has_outbox());
         assert!(slot.release_idle_outbox());
         assert!(slot.inner.lock().outbox.0.is_none(), "the queue was freed");
         // And it comes back with the next delivery.
-        slot.push(delivery("d"), 10, &config, Instant::now(), false);
+        slot.push(delivery("d"), 10, 0, &config, Instant::now(), false);
         batch.clear();
-        slot.drain_outbox(&mut batch);
+        slot.drain_outbox(&mut batch, 0, false);
         assert_eq!(batch.len(), 1);
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::T;
 use common::clients::{open_v5, subscribed};
-use common::store::{RedisServer, StoredBroker, start_stored};
+use common::store::{RedisServer, StoredBroker, start_stored, start_stored_with};
 use roost_broker::{DurabilityConfig, StoreConfig};
 use roost_codec::{Connect, ConnectProperties, Packet, ProtocolVersion, QoS};
 use roost_testkit::RawClient;
@@ -287,6 +287,135 @@ async fn offline_time_counts_against_expiry(store: StoreConfig) {
     broker.stop().await;
 }
 
+/// Publishes a retained QoS 1 message with a Message Expiry Interval.
+async fn publish_retained_expiring(client: &mut RawClient, topic: &str, expiry: u32, id: u16) {
+    let mut retained = publish(topic, "kept", QoS::AtLeastOnce, Some(id));
+    retained.retain = true;
+    retained.properties.message_expiry_interval = Some(expiry);
+    client.send(retained).await.unwrap();
+    assert!(matches!(client.recv(T).await.unwrap(), Packet::PubAck(_)));
+}
+
+/// A retained message's Message Expiry counts the time the broker was down
+/// [MQTT-3.3.2-5]: after a restart it is delivered with what is left of its
+/// interval (less by at least the downtime) [MQTT-3.3.2-6], and one that
+/// expired meanwhile is not delivered, and is gone from the store.
+async fn v5_mqtt_3_3_2_6_retained_expiry_counts_the_downtime(store: StoreConfig) {
+    let base = unique_id("persist/retained-exp");
+    let (lasting, expiring) = (format!("{base}/60"), format!("{base}/1"));
+    let broker = start_stored(store.clone()).await;
+    let mut publisher = open_v5(broker.addr, "pub").await;
+    publish_retained_expiring(&mut publisher, &lasting, 60, 1).await;
+    publish_retained_expiring(&mut publisher, &expiring, 1, 2).await;
+    leave(publisher).await;
+    broker.stop().await;
+    let down = std::time::Instant::now();
+    // Time passing is what is tested: stay down past the 1 s expiry.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let broker = start_stored(store.clone()).await;
+    let downtime = down.elapsed();
+    let mut subscriber = open_v5(broker.addr, "sub").await;
+    subscribed(&mut subscriber, &format!("{base}/#"), QoS::AtLeastOnce).await;
+    let got = subscriber.recv_publish(T).await.unwrap();
+    assert_eq!(
+        &*got.topic,
+        lasting.as_str(),
+        "only the lasting one is delivered"
+    );
+    let left = got
+        .properties
+        .message_expiry_interval
+        .expect("an expiry interval");
+    assert!(
+        u64::from(left) <= 60 - downtime.as_secs(),
+        "{left} s left after {downtime:?} down: the downtime did not count"
+    );
+    assert!(left > 0, "{left}");
+    subscriber
+        .send(roost_testkit::packets::puback(got.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+    common::barrier::assert_quiet(&mut subscriber).await;
+    leave(subscriber).await;
+    broker.stop().await;
+
+    // The expired one was deleted from the store, not only skipped.
+    let broker = start_stored(store).await;
+    assert_eq!(broker.handle.stats().retained_messages, 1);
+    assert!(broker.handle.retained_get(&expiring).is_none());
+    broker.stop().await;
+}
+
+/// `retain_ttl` counts from when the message was stored, across restarts:
+/// the restored message keeps its store time, and its TTL has the downtime
+/// less to run; one whose TTL ran out while the broker was down is not
+/// delivered and is deleted from the store.
+async fn retain_ttl_counts_from_the_original_store_time(store: StoreConfig) {
+    let base = unique_id("persist/retained-ttl");
+    let (lasting, ending) = (format!("{base}/long"), format!("{base}/short"));
+    let broker = start_stored_with(store.clone(), "[mqtt]\nretain_ttl = 60").await;
+    broker
+        .handle
+        .retained_set(
+            &lasting,
+            "kept".into(),
+            QoS::AtLeastOnce,
+            Default::default(),
+        )
+        .unwrap();
+    let stored_at = broker.handle.retained_get(&lasting).unwrap().stored_at;
+    broker.stop().await;
+    let down = std::time::Instant::now();
+    // Time passing is what is tested.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let broker = start_stored_with(store.clone(), "[mqtt]\nretain_ttl = 60").await;
+    let downtime = down.elapsed();
+    let got = broker.handle.retained_get(&lasting).expect("restored");
+    let ms =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    assert_eq!(
+        ms(got.stored_at),
+        ms(stored_at),
+        "the original store time is kept"
+    );
+    let left = got.expires_in.expect("a TTL");
+    assert!(
+        left <= Duration::from_secs(60) - downtime,
+        "{left:?} of the TTL left after {downtime:?} down: it restarted at the restore"
+    );
+    // A message whose 1 s TTL runs out while the broker is down.
+    broker.stop().await;
+    let broker = start_stored_with(store.clone(), "[mqtt]\nretain_ttl = 1").await;
+    broker
+        .handle
+        .retained_set(
+            &ending,
+            "brief".into(),
+            QoS::AtLeastOnce,
+            Default::default(),
+        )
+        .unwrap();
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let broker = start_stored_with(store.clone(), "[mqtt]\nretain_ttl = 1").await;
+    assert!(
+        broker.handle.retained_get(&ending).is_none(),
+        "its TTL ran out while the broker was down"
+    );
+    let mut subscriber = open_v5(broker.addr, "sub").await;
+    subscribed(&mut subscriber, &ending, QoS::AtLeastOnce).await;
+    common::barrier::assert_quiet(&mut subscriber).await;
+    leave(subscriber).await;
+    broker.stop().await;
+    // Deleted from the store: with no TTL it would be served again if not.
+    let broker = start_stored(store).await;
+    assert!(broker.handle.retained_get(&ending).is_none());
+    broker.stop().await;
+}
+
 /// `persistent(client_id, 600)` with a QoS 1 will on `topic` delayed `delay` s.
 fn with_delayed_will(client_id: &str, topic: &str, delay: u32) -> Connect {
     let mut c = persistent(client_id, 600);
@@ -381,6 +510,8 @@ on_each_backend!(
     inbound_qos2_mid_flight_survives,
     offline_time_counts_against_expiry,
     delayed_wills_survive_a_graceful_restart,
+    v5_mqtt_3_3_2_6_retained_expiry_counts_the_downtime,
+    retain_ttl_counts_from_the_original_store_time,
 );
 
 #[tokio::test]

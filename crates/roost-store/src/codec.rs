@@ -13,7 +13,9 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 /// Encodes a record into a buffer of `capacity` bytes to start with: for
 /// messages, a buffer sized from the payload saves the reallocations (and
-/// copies) of growing from empty.
+/// copies) of growing from empty. (Redis; the disk backend encodes into a
+/// reused buffer, `disk/batch.rs`.)
+#[cfg(feature = "redis")]
 pub(crate) fn encode_with_capacity<T: Serialize>(
     value: &T,
     capacity: usize,
@@ -24,6 +26,7 @@ pub(crate) fn encode_with_capacity<T: Serialize>(
 
 /// A close upper guess of a message's encoded size: its variable-length
 /// fields plus room for the fixed ones and the length prefixes.
+#[cfg(feature = "redis")]
 pub(crate) fn message_size_hint(m: &crate::record::StoredMessage) -> usize {
     let p = &m.properties;
     let users: usize = p

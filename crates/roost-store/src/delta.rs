@@ -1,5 +1,7 @@
 //! The ordered state changes a store consumes.
 
+use std::time::SystemTime;
+
 use bytestring::ByteString;
 use roost_codec::{PacketId, ReasonCode};
 
@@ -49,7 +51,9 @@ pub enum Delta {
     },
     /// Queues a message for a session under `seq` (a per-session sequence
     /// number the broker assigns in delivery order; restore returns messages
-    /// in `seq` order).
+    /// in `seq` order). A new message is not in flight: any inflight state
+    /// stored under the same `seq` goes (the broker never reuses a stored
+    /// seq, so this only pins down what a reuse would mean).
     MessageEnqueue {
         /// Client id.
         client_id: ByteString,
@@ -101,6 +105,9 @@ pub enum Delta {
         topic: ByteString,
         /// The message.
         message: StoredMessage,
+        /// When the broker stored it (wall clock; kept to the millisecond):
+        /// its `retain_ttl` counts from here, across restarts.
+        stored_at: SystemTime,
     },
     /// Clears the retained message of a topic.
     RetainDelete {

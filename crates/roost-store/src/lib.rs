@@ -70,8 +70,8 @@ pub use error::StoreError;
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
 pub use record::{
-    DelayedRecord, InflightRecord, InflightStage, QueuedMessage, SessionOwner, SessionRecord,
-    StoredMessage, StoredProperties, SubscriptionRecord, WillRecord,
+    DelayedRecord, InflightRecord, InflightStage, QueuedMessage, RetainedRecord, SessionOwner,
+    SessionRecord, StoredMessage, StoredProperties, SubscriptionRecord, WillRecord,
 };
 pub use snapshot::{SessionSnapshot, Snapshot, SnapshotMessage};
 pub use store::Store;
@@ -84,7 +84,8 @@ pub use writer::{CommitTicket, Durability, TrySubmitError, Writer, WriterConfig,
 /// an older version this build can read ([`OLDEST_READABLE_FORMAT`]) is
 /// migrated in place when opened (`migrate.rs`).
 ///
-/// Version 2 added [`SessionRecord::owner`].
+/// Version 2 added [`SessionRecord::owner`] and stores a retained message
+/// as a [`RetainedRecord`] (with its store time).
 pub const FORMAT_VERSION: u32 = 2;
 
 /// The oldest stored format this build migrates on open.

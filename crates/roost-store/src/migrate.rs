@@ -6,6 +6,12 @@
 //! not record who created it, so it migrates as [`SessionOwner::Unknown`],
 //! which the broker resumes for nobody: the upgrade must not make a session
 //! attachable by whichever user connects first with its client id.
+//!
+//! Format 1 → 2: a retained message became a [`RetainedRecord`] (the message
+//! and its store time). Format 1 did not keep the store time; a migrated
+//! message counts as stored when the store was migrated, which is when the
+//! broker restores it: its `retain_ttl` starts over once, as it did on every
+//! restart before format 2.
 
 #![cfg_attr(not(any(feature = "disk", feature = "redis")), allow(dead_code))]
 
@@ -15,7 +21,7 @@ use serde::Deserialize;
 
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
-use crate::record::{SessionOwner, SessionRecord};
+use crate::record::{RetainedRecord, SessionOwner, SessionRecord, StoredMessage};
 
 /// [`SessionRecord`] as format 1 encoded it.
 #[derive(Deserialize)]
@@ -33,6 +39,16 @@ pub(crate) fn session_record_v1_to_v2(bytes: &[u8]) -> Result<Vec<u8>, StoreErro
         disconnected_at: old.disconnected_at,
         owner: SessionOwner::Unknown,
     })
+}
+
+/// Re-encodes a format-1 retained message (a bare [`StoredMessage`]) as a
+/// format-2 [`RetainedRecord`] stored at `stored_at` (the migration).
+pub(crate) fn retained_record_v1_to_v2(
+    bytes: &[u8],
+    stored_at: SystemTime,
+) -> Result<Vec<u8>, StoreError> {
+    let message: StoredMessage = decode(bytes, "format 1 retained message")?;
+    encode(&RetainedRecord { message, stored_at })
 }
 
 #[cfg(test)]
@@ -79,10 +95,46 @@ mod tests {
         assert!(decode::<SessionRecord>(&bytes, "session").is_err());
     }
 
+    fn retained_message() -> StoredMessage {
+        StoredMessage {
+            topic: "a/b".into(),
+            payload: bytes::Bytes::from_static(b"kept"),
+            qos: roost_codec::QoS::AtLeastOnce,
+            retain: true,
+            properties: crate::record::StoredProperties::default(),
+            expires_at: Some(
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+            ),
+            publisher: Some("pub".into()),
+        }
+    }
+
+    #[test]
+    fn a_format_1_retained_message_migrates_stored_at_the_migration() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_765_000_000_123);
+        let v1 = encode(&retained_message()).unwrap();
+        let v2 = retained_record_v1_to_v2(&v1, at).unwrap();
+        let record: RetainedRecord = decode(&v2, "retained").unwrap();
+        assert_eq!(
+            record,
+            RetainedRecord {
+                message: retained_message(),
+                stored_at: at,
+            }
+        );
+        // Read as format 2 without the migration, it fails rather than
+        // decoding with a made-up store time.
+        assert!(decode::<RetainedRecord>(&v1, "retained").is_err());
+    }
+
     #[test]
     fn garbage_is_reported_as_corrupt_not_migrated() {
         assert!(matches!(
             session_record_v1_to_v2(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            retained_record_v1_to_v2(&[0xff, 0xff], SystemTime::UNIX_EPOCH),
             Err(StoreError::Corrupt(_))
         ));
     }

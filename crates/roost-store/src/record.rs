@@ -102,6 +102,30 @@ pub struct StoredMessage {
     pub publisher: Option<ByteString>,
 }
 
+/// A topic's retained message with the time it was stored (format 2), so
+/// that after a restart its `retain_ttl` still counts from when it was
+/// published, not from the restore. (Its Message Expiry already is a wall
+/// clock time in [`StoredMessage::expires_at`].)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetainedRecord {
+    /// The message.
+    pub message: StoredMessage,
+    /// When the broker stored it (wall clock, kept to the millisecond).
+    #[serde(with = "crate::time::millis")]
+    pub stored_at: SystemTime,
+}
+
+/// A [`RetainedRecord`] by reference, for encoding a
+/// [`crate::Delta::RetainSet`] without copying its message: the same fields
+/// in the same order, so the same bytes.
+#[cfg(any(feature = "disk", feature = "redis"))]
+#[derive(Serialize)]
+pub(crate) struct RetainedRecordRef<'a> {
+    pub(crate) message: &'a StoredMessage,
+    #[serde(with = "crate::time::millis")]
+    pub(crate) stored_at: SystemTime,
+}
+
 /// One message queued for (or in flight to) one session: the message plus
 /// what this subscriber gets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,8 @@ use bytestring::ByteString;
 use roost_codec::{PacketId, ReasonCode};
 
 use crate::record::{
-    DelayedRecord, InflightRecord, QueuedMessage, SessionRecord, StoredMessage, SubscriptionRecord,
-    WillRecord,
+    DelayedRecord, InflightRecord, QueuedMessage, RetainedRecord, SessionRecord,
+    SubscriptionRecord, WillRecord,
 };
 
 /// The whole stored state. Every list is sorted by its key. Times are wall
@@ -14,8 +14,8 @@ use crate::record::{
 pub struct Snapshot {
     /// Persistent sessions, by client id.
     pub sessions: Vec<SessionSnapshot>,
-    /// Retained messages, by topic.
-    pub retained: Vec<(ByteString, StoredMessage)>,
+    /// Retained messages with their store times, by topic.
+    pub retained: Vec<(ByteString, RetainedRecord)>,
     /// Pending wills, by client id.
     pub wills: Vec<(ByteString, WillRecord)>,
     /// Delayed publications, by id.

@@ -8,8 +8,8 @@ use roost_codec::{PacketId, ReasonCode};
 
 use crate::delta::Delta;
 use crate::record::{
-    DelayedRecord, InflightRecord, QueuedMessage, SessionRecord, StoredMessage, SubscriptionRecord,
-    WillRecord,
+    DelayedRecord, InflightRecord, QueuedMessage, RetainedRecord, SessionRecord,
+    SubscriptionRecord, WillRecord,
 };
 use crate::snapshot::{SessionSnapshot, Snapshot, SnapshotMessage};
 
@@ -21,7 +21,7 @@ pub(crate) struct StoreState {
     pub(crate) messages: BTreeMap<(ByteString, u64), QueuedMessage>,
     pub(crate) inflight: BTreeMap<(ByteString, u64), InflightRecord>,
     pub(crate) inbound: BTreeMap<(ByteString, PacketId), ReasonCode>,
-    pub(crate) retained: BTreeMap<ByteString, StoredMessage>,
+    pub(crate) retained: BTreeMap<ByteString, RetainedRecord>,
     pub(crate) wills: BTreeMap<ByteString, WillRecord>,
     pub(crate) delayed: BTreeMap<u64, DelayedRecord>,
 }
@@ -111,8 +111,9 @@ impl StoreState {
                 seq,
                 message,
             } => {
-                self.messages
-                    .insert((client_id.clone(), *seq), message.clone());
+                let key = (client_id.clone(), *seq);
+                self.inflight.remove(&key);
+                self.messages.insert(key, message.clone());
             }
             Delta::MessageAck { client_id, seq } => {
                 let key = (client_id.clone(), *seq);
@@ -147,8 +148,20 @@ impl StoreState {
             } => {
                 self.inbound.remove(&(client_id.clone(), *packet_id));
             }
-            Delta::RetainSet { topic, message } => {
-                self.retained.insert(topic.clone(), message.clone());
+            Delta::RetainSet {
+                topic,
+                message,
+                stored_at,
+            } => {
+                // Kept as stored (to the millisecond), as every backend does.
+                let stored_at = crate::time::whole_millis(*stored_at);
+                self.retained.insert(
+                    topic.clone(),
+                    RetainedRecord {
+                        message: message.clone(),
+                        stored_at,
+                    },
+                );
             }
             Delta::RetainDelete { topic } => {
                 self.retained.remove(topic);

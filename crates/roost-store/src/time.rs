@@ -1,5 +1,5 @@
 //! Wall-clock timestamps in the stored format: seconds and nanoseconds since
-//! the Unix epoch. Stored times are wall-clock (`SystemTime`) because
+//! the Unix epoch (`required`, `optional`), or whole milliseconds (`millis`). Stored times are wall-clock (`SystemTime`) because
 //! `Instant`s mean nothing after a restart; the broker converts with
 //! [`crate::convert`].
 
@@ -55,5 +55,37 @@ pub(crate) mod optional {
                 .map(Some)
                 .ok_or_else(|| serde::de::Error::custom("timestamp out of range")),
         }
+    }
+}
+
+/// Whole milliseconds since the epoch: what `time` is stored as in
+/// [`millis`] (sub-millisecond parts are dropped).
+pub(crate) fn to_millis(t: SystemTime) -> u64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `t` with the sub-millisecond part dropped, as [`millis`] stores it.
+pub(crate) fn whole_millis(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(to_millis(t)))
+        .unwrap_or(t)
+}
+
+/// `SystemTime` as `u64` milliseconds since the epoch: a store time, where
+/// a millisecond is precision enough and a varint of ~6 bytes is cheaper
+/// than seconds plus nanoseconds.
+pub(crate) mod millis {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        to_millis(*t).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let ms = u64::deserialize(d)?;
+        UNIX_EPOCH
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(|| serde::de::Error::custom("timestamp out of range"))
     }
 }

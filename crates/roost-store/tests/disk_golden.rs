@@ -9,8 +9,19 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use roost_store::disk::DiskStore;
 use roost_store::{SessionOwner, Store};
+
+fn ms(t: SystemTime) -> u64 {
+    u64::try_from(
+        t.duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits")
+}
 
 fn golden(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
@@ -82,16 +93,32 @@ fn the_v2_golden_store_restores_to_the_same_snapshot() {
 }
 
 /// Format 1 recorded no session owner: after the migration every session is
-/// [`SessionOwner::Unknown`] (resumed by nobody), and nothing else changed.
+/// [`SessionOwner::Unknown`] (resumed by nobody). Nor did it record when a
+/// retained message was stored: a migrated one counts as stored at the
+/// migration (= the restore, as format 1 treated it). Nothing else changed.
 #[test]
 fn the_v1_golden_store_migrates_to_the_same_snapshot_with_unknown_owners() {
     let work = tempfile::tempdir().expect("tempdir");
+    // Whole milliseconds, as stored.
+    let before = UNIX_EPOCH + Duration::from_millis(ms(SystemTime::now()));
     let store = open_copy(1, work.path());
+    let after = SystemTime::now();
     let mut expected = common::every_kind_snapshot();
     for session in &mut expected.sessions {
         session.record.owner = SessionOwner::Unknown;
     }
-    assert_eq!(store.restore().expect("restore golden v1"), expected);
+    let restored = store.restore().expect("restore golden v1");
+    for (topic, record) in &restored.retained {
+        assert!(
+            (before..=after).contains(&record.stored_at),
+            "{topic}: stored at {:?}, migrated between {before:?} and {after:?}",
+            record.stored_at
+        );
+    }
+    for (_, record) in &mut expected.retained {
+        record.stored_at = restored.retained[0].1.stored_at;
+    }
+    assert_eq!(restored, expected);
     // The migration is stamped: the store now reads as the current format
     // without migrating again, and new sessions keep their owners.
     drop(store);

@@ -214,10 +214,17 @@ fn the_empty_topic_is_stored_like_any_other() {
         .apply(&[Delta::RetainSet {
             topic: common::id(""),
             message: message.clone(),
+            stored_at: common::stored_at(0),
         }])
         .expect("apply");
     assert_eq!(
         store.restore().expect("restore").retained,
-        vec![(common::id(""), message)]
+        vec![(
+            common::id(""),
+            roost_store::RetainedRecord {
+                message,
+                stored_at: common::stored_at(0),
+            }
+        )]
     );
 }

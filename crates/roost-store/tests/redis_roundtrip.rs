@@ -130,7 +130,8 @@ fn a_newer_format_version_is_refused() {
 }
 
 /// A format-1 prefix is migrated when opened: its session records get an
-/// unknown owner (resumed by nobody), and the prefix is stamped format 2.
+/// unknown owner (resumed by nobody), its retained messages the migration
+/// as their store time, and the prefix is stamped format 2.
 #[test]
 fn a_format_1_prefix_is_migrated_with_unknown_owners() {
     let server = RedisServer::start(&[]);
@@ -148,8 +149,26 @@ fn a_format_1_prefix_is_migrated_with_unknown_owners() {
         .arg(&[0x90u8, 0x1c, 0x00][..])
         .query(&mut conn)
         .expect("hset");
+    // Format 1's retained value: the bare StoredMessage.
+    let retained = common::message("r/1", b"kept", roost_codec::QoS::AtLeastOnce);
+    let _: () = redis::cmd("HSET")
+        .arg("m:{ret:0}")
+        .arg("r/1")
+        .arg(postcard::to_stdvec(&retained).expect("encode"))
+        .query(&mut conn)
+        .expect("hset retained");
+    let before = std::time::SystemTime::now() - std::time::Duration::from_millis(1);
     let store = RedisStore::open(&config(url.clone(), "m:")).expect("open and migrate");
+    let after = std::time::SystemTime::now();
     let snapshot = store.restore().expect("restore");
+    assert_eq!(snapshot.retained.len(), 1);
+    let (topic, record) = &snapshot.retained[0];
+    assert_eq!((&**topic, &record.message), ("r/1", &retained));
+    assert!(
+        (before..=after).contains(&record.stored_at),
+        "stored at {:?}, migrated between {before:?} and {after:?}",
+        record.stored_at
+    );
     assert_eq!(snapshot.sessions.len(), 1);
     assert_eq!(
         snapshot.sessions[0].record,

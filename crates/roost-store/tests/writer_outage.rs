@@ -23,6 +23,7 @@ fn retain(n: u64) -> Delta {
     Delta::RetainSet {
         topic: format!("t/{n}").into(),
         message: common::bare("t", b"p"),
+        stored_at: common::stored_at(n),
     }
 }
 

@@ -200,6 +200,20 @@ pub struct LimitsConfig {
     /// gives up its task and keeps only its session (~1 KB less memory per
     /// idle client); its next packet, delivery or deadline wakes it. 0 = never.
     pub hibernate_after_ms: u64,
+    /// Back-pressure (docs/performance.md, "Overload"): a publisher whose
+    /// message leaves a subscriber's outbox with this many deliveries stops
+    /// reading its socket until that subscriber's connection takes them
+    /// (TCP then slows the publisher down), instead of routing messages the
+    /// outbox would have to drop. 0 = never pause publishers (drop beyond
+    /// `max_outbox` at once).
+    pub outbox_high_water: usize,
+    /// How long one subscriber may hold a publisher back, in milliseconds.
+    /// A subscriber whose outbox stays at its high-water mark that long is
+    /// slow: publishers stop waiting for it (its deliveries beyond
+    /// `max_outbox` are dropped and counted) until it catches up, so a slow
+    /// subscriber cannot slow publishers that also feed fast ones for
+    /// longer than this. 0 = never pause publishers.
+    pub publisher_wait_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -207,6 +221,19 @@ impl Default for LimitsConfig {
         Self {
             max_connections: 0,
             hibernate_after_ms: 1_000,
+            outbox_high_water: 1_024,
+            publisher_wait_ms: 100,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The outbox length that pauses publishers (0 = back-pressure off).
+    pub(crate) fn pause_at(&self) -> usize {
+        if self.publisher_wait_ms == 0 {
+            0
+        } else {
+            self.outbox_high_water
         }
     }
 }

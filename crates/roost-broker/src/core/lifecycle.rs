@@ -178,7 +178,7 @@ impl Core {
                     evicted.map(|d| (d.message, d.qos, DropCause::QueueFull))
                 }
                 Pushed::Dropped(cause) => watched.map(|(message, qos)| (message, qos, cause)),
-                Pushed::Online => None,
+                Pushed::Online | Pushed::OnlineCongested => None,
             };
             Metrics::inc(&self.metrics.messages_dropped);
             slot.dropped.fetch_add(1, Ordering::Relaxed);

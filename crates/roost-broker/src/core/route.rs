@@ -109,6 +109,20 @@ impl Core {
         extra: Vec<roost_store::Delta>,
         now: Instant,
     ) -> Option<roost_store::CommitTicket> {
+        self.deliver_from(routed, extra, now, None).0
+    }
+
+    /// [`Core::deliver`] for a publishing connection (`publisher`, its own
+    /// key), which pauses when a delivery fills an outbox to its high-water
+    /// mark (back-pressure, `driver/backpressure.rs`): also returns the first
+    /// such subscriber other than the publisher itself.
+    pub(crate) fn deliver_from(
+        &self,
+        routed: Routed,
+        extra: Vec<roost_store::Delta>,
+        now: Instant,
+        publisher: Option<&SessionKey>,
+    ) -> (Option<roost_store::CommitTicket>, Option<Arc<SessionSlot>>) {
         let Routed { message, targets } = routed;
         let delivery_for = |target: &Target<SessionKey>| Delivery {
             qos: message.qos.min(target.qos),
@@ -117,16 +131,27 @@ impl Core {
             message: Arc::clone(&message),
             store_seq: None,
         };
+        let mut congested: Option<Arc<SessionSlot>> = None;
+        let mut push = |slot: &Arc<SessionSlot>, delivery: Delivery| {
+            // Back-pressure (issue 21): a full outbox pauses its publisher
+            // (not for its own outbox, which it drains itself).
+            if self.push(slot, delivery, now)
+                && congested.is_none()
+                && publisher.is_some_and(|own| !Arc::ptr_eq(slot, &own.0))
+            {
+                congested = Some(Arc::clone(slot));
+            }
+        };
         let Some(persist) = &self.persist else {
             for target in &targets {
-                self.push(&target.key.0, delivery_for(target), now);
+                push(&target.key.0, delivery_for(target));
             }
-            return None;
+            return (None, congested);
         };
         let wall = std::time::SystemTime::now();
         let mut batch = Vec::with_capacity(targets.len() + extra.len() + 1);
         let keep_qos0 = self.session_config.queue_qos0_offline;
-        let deliveries: Vec<(&SessionSlot, Delivery)> = targets
+        let deliveries: Vec<(&Arc<SessionSlot>, Delivery)> = targets
             .iter()
             .map(|target| {
                 let mut delivery = delivery_for(target);
@@ -138,30 +163,36 @@ impl Core {
                     now,
                     wall,
                 );
-                (&*target.key.0, delivery)
+                (&target.key.0, delivery)
             })
             .collect();
         batch.extend(extra);
         let ticket = persist.submit_publish(batch, message.retain);
         for (slot, delivery) in deliveries {
-            self.push(slot, delivery, now);
+            push(slot, delivery);
         }
-        ticket
+        (ticket, congested)
     }
 
     /// Pushes one delivery into a session, counting the outcome (and
-    /// reporting a drop to the hooks that want it).
-    pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) {
+    /// reporting a drop to the hooks that want it). True when the session's
+    /// outbox reached its high-water mark (`credit.rs`).
+    pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) -> bool {
         let events = self.ext.message_events;
         let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
         match slot.push(
             delivery,
             self.config.mqtt.max_outbox,
+            self.config.limits.pause_at(),
             &self.session_config,
             now,
             events,
         ) {
             Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
+            Pushed::OnlineCongested => {
+                Metrics::inc(&self.metrics.messages_delivered);
+                return true;
+            }
             Pushed::QueuedDroppedOldest(evicted) => {
                 Metrics::inc(&self.metrics.messages_delivered);
                 Metrics::inc(&self.metrics.messages_dropped);
@@ -177,6 +208,7 @@ impl Core {
                 }
             }
         }
+        false
     }
 
     /// Adds the deliveries a live session dropped since `seen` (its queue

@@ -8,6 +8,7 @@
 //! long as the connection (see `run.rs`).
 
 mod authz;
+pub(crate) mod backpressure;
 mod connect;
 mod ending;
 mod events;

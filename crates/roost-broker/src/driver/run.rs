@@ -100,6 +100,9 @@ enum Woken {
     Socket(Io),
     /// A command or deliveries: the top of the loop acts on both.
     Doorbell,
+    /// Back-pressure: the outbox this paused connection waits for was
+    /// drained (the top of the loop resumes it).
+    Room,
     Timer,
 }
 
@@ -147,6 +150,9 @@ struct Driver<'a> {
     last_active: Instant,
     /// This turn was woken by the timer (which is not activity).
     timer_turn: bool,
+    /// Back-pressure: this driver told its slot that it leaves deliveries
+    /// in the outbox because its client is behind (`credit.rs`).
+    output_full: bool,
 }
 
 /// Drives a connected client until the connection ends (then detaches it) or
@@ -184,6 +190,7 @@ where
                 client: &who.client,
                 grant: who.grant.as_deref().unwrap_or(&NO_GRANT),
                 authz: Default::default(),
+                credit: Default::default(),
             };
             // Packets that arrived in the same read as CONNECT are already
             // buffered: handle them now instead of waiting for more bytes.
@@ -208,14 +215,23 @@ where
                 if let ControlFlow::Break(exit) = driver.before_wait(&control, &who.key.0) {
                     break exit;
                 }
+                // Back-pressure: a pause that ended left packets in the
+                // read buffer; handle them before reading more.
+                if inputs.credit.take_unread()
+                    && let ControlFlow::Break(exit) = Box::pin(driver.handle_input(&inputs)).await
+                {
+                    break exit;
+                }
                 crate::persist::flush_events(core.persist(), &mut driver.session).await;
                 driver.queue_output();
-                let timed = driver.arm_timer(timer.as_mut());
+                let timed = driver.arm_timer(timer.as_mut(), inputs.credit.deadline());
                 driver.prepare_read();
+                let paused = inputs.credit.is_paused();
                 let woken = tokio::select! {
                     biased;
-                    io = socket_turn(&mut stream, &driver.out, &mut driver.rbuf) => Woken::Socket(io),
+                    io = socket_turn(&mut stream, &driver.out, &mut driver.rbuf, !paused) => Woken::Socket(io),
                     () = &mut doorbell => Woken::Doorbell,
+                    () = inputs.credit.room(core), if paused => Woken::Room,
                     () = &mut timer, if timed => Woken::Timer,
                 };
                 let step = match woken {
@@ -231,7 +247,11 @@ where
                         doorbell.set(control.doorbell());
                         ControlFlow::Continue(())
                     }
-                    Woken::Timer => driver.on_timer(&who.key.0, &who.client),
+                    Woken::Room => ControlFlow::Continue(()),
+                    Woken::Timer => {
+                        inputs.credit.expire(core);
+                        driver.on_timer(&who.key.0, &who.client)
+                    }
                 };
                 if let ControlFlow::Break(exit) = step {
                     break exit;
@@ -295,6 +315,7 @@ impl<'a> Driver<'a> {
             hibernation,
             last_active: now,
             timer_turn: false,
+            output_full: false,
         };
         let who = Identity {
             key: SessionKey(slot),
@@ -330,7 +351,11 @@ impl<'a> Driver<'a> {
     /// (QoS 0 and what fits the inflight window go out with this turn's
     /// write, the rest is queued).
     fn take_deliveries(&mut self, slot: &SessionSlot, now: Instant) {
-        slot.drain_outbox(&mut self.batch);
+        // Back-pressure: wakes the publishers paused on this outbox; with
+        // all written (`idle`), a subscriber marked slow has caught up.
+        let pause_at = self.core.config.limits.pause_at();
+        slot.drain_outbox(&mut self.batch, pause_at, self.out.is_empty());
+        self.output_full = false;
         for d in self.batch.drain(..) {
             deliver(self.core, &mut self.session, d, now);
         }
@@ -369,8 +394,16 @@ impl<'a> Driver<'a> {
             Heard::Command(Control::Close(reason)) => Ending::Closed(reason, None),
             Heard::Closed => Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
             Heard::Nothing => {
-                if self.out.pending() < OUTPUT_HIGH_WATER {
+                let pause_at = self.core.config.limits.pause_at();
+                if self.out.pending() < OUTPUT_HIGH_WATER
+                    && super::backpressure::may_take(&self.session, pause_at)
+                {
                     self.take_deliveries(slot, now);
+                } else if pause_at > 0 && !self.output_full {
+                    // Back-pressure: the client is behind; publishers
+                    // waiting on this outbox may give up on it.
+                    slot.output_full();
+                    self.output_full = true;
                 }
                 let core = self.core;
                 core.sync_session_drops(slot, &mut self.drops_seen, &self.session);
@@ -399,15 +432,20 @@ impl<'a> Driver<'a> {
 
     /// Re-arms the one timer (in place, only when the deadline moved) for
     /// the earliest of the session's deadline (keep-alive), the credentials'
-    /// expiry and the hibernation check; false when none is due.
-    fn arm_timer(&self, timer: Pin<&mut Sleep>) -> bool {
+    /// expiry, the hibernation check and the end of a back-pressure pause
+    /// (`paused_until`); false when none is due.
+    fn arm_timer(
+        &self,
+        timer: Pin<&mut Sleep>,
+        paused_until: Option<tokio::time::Instant>,
+    ) -> bool {
         let keep_alive = self
             .session
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
         let wake = earliest(
             earliest(keep_alive, self.credentials_expire),
-            self.hibernation.map(|h| h.at),
+            earliest(self.hibernation.map(|h| h.at), paused_until),
         );
         if let Some(wake) = wake
             && wake != timer.deadline()
@@ -455,7 +493,15 @@ impl<'a> Driver<'a> {
         } else {
             IDLE_READ.max(n.next_power_of_two())
         };
-        self.handle_input(inputs).await
+        let flow = self.handle_input(inputs).await;
+        if n >= READ_CHUNK && self.core.config.limits.pause_at() > 0 && flow.is_continue() {
+            // Back-pressure: after a full read, let the other connections
+            // (the subscribers draining what this one routed) run before
+            // reading again; tokio's budget would allow 128 reads (8 MiB)
+            // in one poll.
+            tokio::task::yield_now().await;
+        }
+        flow
     }
 
     /// Handles every complete packet in the read buffer. Whatever ends the
@@ -478,6 +524,11 @@ impl<'a> Driver<'a> {
             let session = &mut self.session;
             match handle_packet(inputs, session, &mut self.exchange, &mut waits, packet, now).await
             {
+                Ok(Flow::Continue) if inputs.credit.is_paused() => {
+                    // Back-pressure: the rest waits in the buffer.
+                    inputs.credit.left_unread();
+                    break None;
+                }
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Disconnect { publish_will }) => {
                     break Some(Ending::Disconnect { publish_will });
@@ -663,12 +714,17 @@ fn socket_turn<'a, S: AsyncRead + AsyncWrite + Unpin>(
     stream: &'a mut S,
     out: &'a Outgoing,
     rbuf: &'a mut BytesMut,
+    may_read: bool,
 ) -> impl std::future::Future<Output = Io> + 'a {
     std::future::poll_fn(move |cx| {
         if !out.is_empty()
             && let Poll::Ready(written) = out.poll_write_some(Pin::new(&mut *stream), cx)
         {
             return Poll::Ready(Io::Wrote(written));
+        }
+        if !may_read {
+            // Paused by back-pressure: TCP holds the publisher back.
+            return Poll::Pending;
         }
         if rbuf.capacity() == 0 {
             // Idle: wait on a stack buffer, so only bytes that arrive get a

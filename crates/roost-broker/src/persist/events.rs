@@ -60,7 +60,13 @@ pub(crate) fn drain_state(state: &mut SessionState, batch: &mut Vec<Delta>) {
 /// waits for the write: a PUBLISH sent with a packet id, a PUBREL after
 /// PUBREC and a PUBCOMP after PUBREL must not reach the client before the
 /// store knows, or a crash would make the broker resend a completed message
-/// or reuse a packet id the client still holds. Costs one check without a store.
+/// or reuse a packet id the client still holds. A batch of acks only
+/// (`MessageAck`: PUBACK or PUBCOMP received, a message dropped) is not
+/// waited for: nothing goes to the client because of it, and whatever the
+/// connection sends later waits for a later ticket, which the writer
+/// completes only once everything before it, this batch included, is
+/// fsynced. Waiting would only hold the subscriber's next PUBLISH back by a
+/// group commit. Costs one check without a store.
 pub(crate) async fn flush_events(persist: Option<&Persist>, session: &mut Session) {
     let Some(persist) = persist else {
         return;
@@ -73,8 +79,11 @@ pub(crate) async fn flush_events(persist: Option<&Persist>, session: &mut Sessio
     let mut batch = Vec::with_capacity(8);
     batch.push(delta(session.client_id(), first));
     drain_session(session, &mut batch);
+    let acks_only = batch.iter().all(|d| matches!(d, Delta::MessageAck { .. }));
     let ticket = persist.submit(batch);
-    persist.acknowledged(ticket).await;
+    if !acks_only {
+        persist.acknowledged(ticket).await;
+    }
 }
 
 /// What a live session reported so far, for the batch of the message it is

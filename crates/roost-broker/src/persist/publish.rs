@@ -72,9 +72,10 @@ pub(crate) fn retained_sink(persist: Weak<Persist>) -> ChangeSink {
             return;
         };
         let delta = match change {
-            RetainedChange::Set(message) => Delta::RetainSet {
+            RetainedChange::Set { message, stored_at } => Delta::RetainSet {
                 topic: message.topic.clone(),
                 message: StoredMessage::from_message(message, Instant::now(), SystemTime::now()),
+                stored_at,
             },
             RetainedChange::Removed(topic) => Delta::RetainDelete {
                 topic: ByteString::from(topic),

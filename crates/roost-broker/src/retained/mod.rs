@@ -100,7 +100,7 @@ pub(crate) struct RetainedStore {
 /// A [`RetainedChange`] waiting in [`RetainedStore::pending`].
 #[derive(Debug)]
 enum OwnedChange {
-    Set(Arc<Message>),
+    Set(Arc<Message>, SystemTime),
     Removed(Box<str>),
 }
 
@@ -108,8 +108,14 @@ enum OwnedChange {
 /// [`RetainedStore::remove`] make it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum RetainedChange<'a> {
-    /// The topic's retained message is now this one.
-    Set(&'a Arc<Message>),
+    /// The topic's retained message is now this one, stored at `stored_at`
+    /// (kept by persistence: `retain_ttl` counts from it after a restart).
+    Set {
+        /// The message.
+        message: &'a Arc<Message>,
+        /// When it was stored (wall clock).
+        stored_at: SystemTime,
+    },
     /// The topic has no retained message any more.
     Removed(&'a str),
 }
@@ -164,7 +170,10 @@ impl RetainedStore {
                 return;
             };
             match &change {
-                OwnedChange::Set(message) => sink(RetainedChange::Set(message)),
+                OwnedChange::Set(message, stored_at) => sink(RetainedChange::Set {
+                    message,
+                    stored_at: *stored_at,
+                }),
                 OwnedChange::Removed(topic) => sink(RetainedChange::Removed(topic)),
             }
         }
@@ -221,17 +230,61 @@ impl RetainedStore {
 
     /// Stores `message` as its topic's retained message if the limits allow.
     fn store(&self, message: Arc<Message>, now: Instant) -> Result<(), RetainedError> {
-        let stored_at = SystemTime::now();
-        let ttl_end = self.policy.ttl.and_then(|ttl| now.checked_add(ttl));
+        let entry = self.entry(message, SystemTime::now(), Duration::ZERO, now);
+        self.insert(entry)
+    }
+
+    /// The entry of `message` stored at `stored_at`, `age` ago: its TTL
+    /// (if any) has `age` less to run.
+    fn entry(
+        &self,
+        message: Arc<Message>,
+        stored_at: SystemTime,
+        age: Duration,
+        now: Instant,
+    ) -> Entry {
+        let ttl_end = self
+            .policy
+            .ttl
+            .and_then(|ttl| now.checked_add(ttl.saturating_sub(age)));
         let dies_at = match (message.expires_at, ttl_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let entry = Entry {
+        Entry {
             message,
             stored_at,
             dies_at,
-        };
+        }
+    }
+
+    /// Puts a retained message read back from the session store, with the
+    /// time it was first stored (`now` and `wall` read together): its TTL
+    /// counts from then, as its Message Expiry does (already on `message`),
+    /// so a restart gives it no extra life. Returns false, storing nothing,
+    /// when either ran out while the broker was down: the caller deletes it
+    /// from the store. Not reported as a change (the store has it).
+    pub(crate) fn restore(
+        &self,
+        message: Arc<Message>,
+        stored_at: SystemTime,
+        now: Instant,
+        wall: SystemTime,
+    ) -> bool {
+        // A store time ahead of the clock (it was set back) counts as now.
+        let age = wall.duration_since(stored_at).unwrap_or_default();
+        let entry = self.entry(message, stored_at, age, now);
+        if entry.is_dead(now) {
+            return false;
+        }
+        // A limit lowered since may refuse it (counted and logged); it is
+        // then only not served, and stays in the store.
+        let _ = self.insert(entry);
+        true
+    }
+
+    /// Inserts `entry` unless a limit refuses it.
+    fn insert(&self, entry: Entry) -> Result<(), RetainedError> {
         let mut inner = self.inner.write();
         if let Err(e) = self.check(&inner, &entry.message.topic, entry.message.payload.len()) {
             drop(inner);
@@ -266,7 +319,7 @@ impl RetainedStore {
 
     /// THE place a retained message is set (or replaced).
     fn set(&self, inner: &mut Inner, entry: Entry) {
-        self.note_change(|| OwnedChange::Set(Arc::clone(&entry.message)));
+        self.note_change(|| OwnedChange::Set(Arc::clone(&entry.message), entry.stored_at));
         let size = entry.message.payload.len() as u64;
         let mortal = entry.dies_at.is_some();
         let topic = entry.message.topic.clone();

@@ -19,8 +19,13 @@ pub struct StoredBroker {
 
 /// Starts a broker (default settings, loopback port 0) on `store`.
 pub async fn start_stored(store: StoreConfig) -> StoredBroker {
+    start_stored_with(store, "").await
+}
+
+/// Starts a broker with the settings of `toml` (loopback port 0) on `store`.
+pub async fn start_stored_with(store: StoreConfig, toml: &str) -> StoredBroker {
     let broker = match Broker::builder()
-        .config(config(""))
+        .config(config(toml))
         .store(store)
         .bind()
         .await

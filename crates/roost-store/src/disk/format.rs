@@ -81,6 +81,21 @@ fn migrate(db: &Database, ks: &Keyspaces, path: &Path, from: u32) -> Result<(), 
         batch.insert(sessions_ks, key, migrate::session_record_v1_to_v2(&value)?);
         sessions += 1;
     }
+    // 1 → 2: retained messages gained their store time (the migration's).
+    let now = std::time::SystemTime::now();
+    let mut retained = 0usize;
+    let retained_ks = ks.get(Ks::Retained);
+    for guard in retained_ks.iter() {
+        let (key, value) = guard
+            .into_inner()
+            .map_err(|e| fjall_error(e, path, "reading retained messages to migrate"))?;
+        batch.insert(
+            retained_ks,
+            key,
+            migrate::retained_record_v1_to_v2(&value, now)?,
+        );
+        retained += 1;
+    }
     batch.insert(&ks.meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes());
     batch
         .commit()
@@ -91,6 +106,7 @@ fn migrate(db: &Database, ks: &Keyspaces, path: &Path, from: u32) -> Result<(), 
         from,
         to = FORMAT_VERSION,
         sessions,
+        retained,
         "store migrated; sessions it held have no recorded owner and will not be resumed"
     );
     Ok(())

@@ -20,16 +20,22 @@ use crate::error::StoreError;
 
 /// The key prefix of everything stored under `client_id`.
 pub(crate) fn client(client_id: &str) -> Result<Vec<u8>, StoreError> {
+    let mut key = Vec::with_capacity(2 + client_id.len() + 8);
+    extend_client(&mut key, client_id)?;
+    Ok(key)
+}
+
+/// Appends the key prefix of `client_id` to `key`.
+pub(crate) fn extend_client(key: &mut Vec<u8>, client_id: &str) -> Result<(), StoreError> {
     let len = u16::try_from(client_id.len()).map_err(|_| {
         StoreError::Invalid(format!(
             "client id or topic of {} bytes (at most 65,535)",
             client_id.len()
         ))
     })?;
-    let mut key = Vec::with_capacity(2 + client_id.len() + 8);
     key.extend_from_slice(&len.to_be_bytes());
     key.extend_from_slice(client_id.as_bytes());
-    Ok(key)
+    Ok(())
 }
 
 /// fjall keys are 1 to 65,535 bytes; longer ones are refused, not panicked on.

@@ -9,8 +9,32 @@ use crate::disk::fjall_error;
 use crate::disk::keys;
 use crate::disk::keyspaces::{Keyspaces, Ks};
 use crate::error::StoreError;
+use crate::record::{InflightRecord, QueuedMessage};
 use crate::state::StoreState;
 use roost_codec::ReasonCode;
+
+/// A `messages` value: the `QueuedMessage`, then, when its stage was
+/// written in the same batch as its enqueue, the `InflightRecord`
+/// (`batch.rs`). Format 1 never wrote the second part.
+fn decode_message_row(
+    bytes: &[u8],
+    what: &str,
+) -> Result<(QueuedMessage, Option<InflightRecord>), StoreError> {
+    let (message, rest) = postcard::take_from_bytes::<QueuedMessage>(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+    if rest.is_empty() {
+        return Ok((message, None));
+    }
+    let (stage, rest) = postcard::take_from_bytes::<InflightRecord>(rest)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: folded inflight state: {e}")))?;
+    if !rest.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "{what}: {} bytes after the folded inflight state",
+            rest.len()
+        )));
+    }
+    Ok((message, Some(stage)))
+}
 
 /// Loads the whole store as of one instant.
 pub(crate) fn load(db: &Database, ks: &Keyspaces, path: &Path) -> Result<StoreState, StoreError> {
@@ -33,7 +57,13 @@ pub(crate) fn load(db: &Database, ks: &Keyspaces, path: &Path) -> Result<StoreSt
                 }
                 Ks::Messages => {
                     let k = keys::parse_client_seq(&key, what)?;
-                    state.messages.insert(k, decode(&value, what)?);
+                    let (message, folded) = decode_message_row(&value, what)?;
+                    // A standalone inflight row (read after) is newer and
+                    // replaces a folded stage.
+                    if let Some(stage) = folded {
+                        state.inflight.insert(k.clone(), stage);
+                    }
+                    state.messages.insert(k, message);
                 }
                 Ks::Inflight => {
                     let k = keys::parse_client_seq(&key, what)?;

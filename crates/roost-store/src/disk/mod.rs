@@ -12,6 +12,7 @@
 
 mod batch;
 mod format;
+mod inflight;
 pub(crate) mod keys;
 mod keyspaces;
 mod load;
@@ -27,6 +28,7 @@ use crate::snapshot::Snapshot;
 use crate::store::Store;
 use batch::Overlay;
 pub use format::{FORMAT_KEY, META_KEYSPACE};
+use inflight::InflightKeys;
 use keyspaces::Keyspaces;
 
 /// The fjall-backed store.
@@ -34,9 +36,10 @@ pub struct DiskStore {
     db: Database,
     keyspaces: Keyspaces,
     path: PathBuf,
-    /// Serialises applies: a batch reads stored keys (range deletes) and
-    /// must not interleave with another batch.
-    apply_lock: Mutex<()>,
+    /// Serialises applies: a batch reads stored keys (range deletes, the
+    /// standalone inflight rows it holds) and must not interleave with
+    /// another batch.
+    apply_lock: Mutex<InflightKeys>,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -61,11 +64,12 @@ impl DiskStore {
             .map_err(|e| fjall_error(e, &path, "opening the store"))?;
         let keyspaces = Keyspaces::open(&db, &path)?;
         format::check_or_init(&db, &keyspaces, &path)?;
+        let inflight = InflightKeys::load(&keyspaces, &path)?;
         Ok(DiskStore {
             db,
             keyspaces,
             path,
-            apply_lock: Mutex::new(()),
+            apply_lock: Mutex::new(inflight),
         })
     }
 
@@ -93,20 +97,28 @@ impl DiskStore {
 
 impl Store for DiskStore {
     fn apply(&self, batch: &[Delta]) -> Result<(), StoreError> {
-        let _serial = self
+        let mut inflight = self
             .apply_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut overlay = Overlay::new(&self.keyspaces, &self.path);
+        let mut overlay = Overlay::new(&self.keyspaces, &self.path, &inflight);
         for delta in batch {
             overlay.add(delta)?;
         }
-        overlay.commit(&self.db)
+        let changes = overlay.commit(&self.db)?;
+        inflight.update(changes);
+        Ok(())
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        // fdatasync, not fsync: everything a restart needs is the journal's
+        // content. fjall sizes a journal once when it creates it (and
+        // fsyncs it then), so later writes change no metadata that reading
+        // the data back needs, and fdatasync (POSIX: the data plus the
+        // metadata needed to retrieve it) is as durable for it as fsync,
+        // without writing the inode's times on every group.
         self.db
-            .persist(PersistMode::SyncAll)
+            .persist(PersistMode::SyncData)
             .map_err(|e| fjall_error(e, &self.path, "fsyncing the journal"))
     }
 

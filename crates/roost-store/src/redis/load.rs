@@ -41,7 +41,7 @@ pub(crate) fn scan(link: &Link, pattern: &str) -> Result<Vec<Vec<u8>>, StoreErro
     Ok(out)
 }
 
-fn hgetall_many(link: &Link, keys: &[Vec<u8>]) -> Result<Vec<Hash>, StoreError> {
+pub(crate) fn hgetall_many(link: &Link, keys: &[Vec<u8>]) -> Result<Vec<Hash>, StoreError> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(CHUNK) {
         let mut pipe = redis::pipe();

@@ -30,7 +30,7 @@ use redis::Pipeline;
 use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::error::StoreError;
-use crate::record::InflightRecord;
+use crate::record::{InflightRecord, RetainedRecordRef};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 use crate::{FORMAT_VERSION, OLDEST_READABLE_FORMAT};
@@ -145,6 +145,20 @@ impl RedisStore {
                 sessions += 1;
             }
         }
+        // 1 → 2: retained messages gained their store time (the migration's).
+        let now = std::time::SystemTime::now();
+        let mut retained = 0usize;
+        let buckets = load::scan(&self.link, &self.keys.retained_pattern())?;
+        for (bucket, hash) in buckets
+            .iter()
+            .zip(load::hgetall_many(&self.link, &buckets)?)
+        {
+            for (topic, value) in hash {
+                let v2 = crate::migrate::retained_record_v1_to_v2(&value, now)?;
+                pipe.hset(bucket, topic, v2).ignore();
+                retained += 1;
+            }
+        }
         pipe.cmd("SET")
             .arg(self.keys.format())
             .arg(FORMAT_VERSION.to_string())
@@ -154,6 +168,7 @@ impl RedisStore {
             from,
             to = FORMAT_VERSION,
             sessions,
+            retained,
             "redis store migrated; sessions it held have no recorded owner and will not be resumed"
         );
         Ok(())
@@ -220,6 +235,9 @@ impl RedisStore {
                 let value = encode_with_capacity(message, hint)?;
                 pipe.hset(k.client(client_id, ClientKey::Queue), seq, value)
                     .ignore();
+                // A new message is not in flight (see `Delta::MessageEnqueue`).
+                pipe.hdel(k.client(client_id, ClientKey::Inflight), seq)
+                    .ignore();
             }
             Delta::MessageAck { client_id, seq } => {
                 pipe.hdel(k.client(client_id, ClientKey::Queue), seq)
@@ -263,8 +281,16 @@ impl RedisStore {
                 pipe.hdel(k.client(client_id, ClientKey::Inbound), packet_id.get())
                     .ignore();
             }
-            Delta::RetainSet { topic, message } => {
-                pipe.hset(k.retained(topic), &**topic, encode(message)?)
+            Delta::RetainSet {
+                topic,
+                message,
+                stored_at,
+            } => {
+                let record = RetainedRecordRef {
+                    message,
+                    stored_at: *stored_at,
+                };
+                pipe.hset(k.retained(topic), &**topic, encode(&record)?)
                     .ignore();
             }
             Delta::RetainDelete { topic } => {

@@ -44,7 +44,11 @@ struct Key {
 /// the same store state as applying the original (given the broker's
 /// seq promise above). Returns how many deltas were dropped.
 pub(crate) fn coalesce(deltas: &mut Vec<Delta>) -> usize {
-    let mut keys: HashMap<(ByteString, u64), Key> = HashMap::new();
+    // Sized for the group up front (a group is thousands of deltas: growing
+    // from empty rehashed several times), with a fast non-keyed hash: the
+    // keys come from the broker, not from a peer that could pick collisions.
+    let mut keys: HashMap<(ByteString, u64), Key, rustc_hash::FxBuildHasher> =
+        HashMap::with_capacity_and_hasher(deltas.len(), rustc_hash::FxBuildHasher);
     let mut drop = vec![false; deltas.len()];
     let mut dropped = 0;
     let mut kill = |i: Option<usize>, drop: &mut Vec<bool>| {

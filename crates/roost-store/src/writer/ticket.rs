@@ -12,6 +12,11 @@ use crate::error::StoreError;
 struct Slot {
     result: Option<Result<(), StoreError>>,
     waker: Option<Waker>,
+    /// A thread waits on the condvar ([`Ticket::wait`]). Only then does
+    /// completing notify it: a condvar notify is a futex syscall even with
+    /// nobody waiting, and the writer completes a ticket per batch (most
+    /// are `.await`ed, woken through `waker`).
+    blocking: bool,
 }
 
 /// Shared between the writer thread (completes) and the [`CommitTicket`] (waits).
@@ -34,9 +39,12 @@ impl TicketCell {
                 return;
             }
             slot.result = Some(result);
-            slot.waker.take()
+            (slot.waker.take(), slot.blocking)
         };
-        self.done.notify_all();
+        let (waker, blocking) = waker;
+        if blocking {
+            self.done.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -68,6 +76,7 @@ impl CommitTicket {
             if let Some(r) = slot.result.take() {
                 return r;
             }
+            slot.blocking = true;
             slot = self
                 .cell
                 .done
@@ -90,6 +99,7 @@ impl CommitTicket {
                 return Some(r);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
+            slot.blocking = true;
             slot = self
                 .cell
                 .done

@@ -14,14 +14,19 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::{PacketId, QoS, ReasonCode, RetainHandling, SubscriptionOptions};
 use roost_store::{
-    DelayedRecord, Delta, InflightRecord, InflightStage, QueuedMessage, SessionOwner,
-    SessionRecord, SessionSnapshot, Snapshot, SnapshotMessage, Store, StoredMessage,
+    DelayedRecord, Delta, InflightRecord, InflightStage, QueuedMessage, RetainedRecord,
+    SessionOwner, SessionRecord, SessionSnapshot, Snapshot, SnapshotMessage, Store, StoredMessage,
     StoredProperties, SubscriptionRecord, WillRecord,
 };
 
 /// A fixed wall-clock time `secs` after a base, with nanoseconds (round-trip check).
 pub fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::new(1_800_000_000 + secs, 123_456_789)
+}
+
+/// A store time `secs` after the same base, whole milliseconds (as stored).
+pub fn stored_at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis((1_800_000_000 + secs) * 1_000 + 321)
 }
 
 pub fn pid(n: u16) -> PacketId {
@@ -204,10 +209,12 @@ pub fn every_kind() -> Vec<Vec<Delta>> {
             Delta::RetainSet {
                 topic: id("r/1"),
                 message: message("r/1", b"kept", QoS::AtLeastOnce),
+                stored_at: stored_at(3),
             },
             Delta::RetainSet {
                 topic: id("r/2"),
                 message: bare("r/2", b"dropped"),
+                stored_at: stored_at(4),
             },
             Delta::WillSet {
                 client_id: c1.clone(),
@@ -334,7 +341,13 @@ pub fn every_kind_snapshot() -> Snapshot {
                 inbound_qos2: vec![],
             },
         ],
-        retained: vec![(id("r/1"), message("r/1", b"kept", QoS::AtLeastOnce))],
+        retained: vec![(
+            id("r/1"),
+            RetainedRecord {
+                message: message("r/1", b"kept", QoS::AtLeastOnce),
+                stored_at: stored_at(3),
+            },
+        )],
         wills: vec![(id("client-1"), will("will/1", Some(at(31))))],
         delayed: vec![(1, delayed(100))],
         orphans: 0,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use bytestring::ByteString;
 use roost_codec::{PacketId, ReasonCode};
 use roost_store::{
-    DelayedRecord, Delta, InflightRecord, QueuedMessage, SessionRecord, SessionSnapshot, Snapshot,
-    SnapshotMessage, StoredMessage, SubscriptionRecord, WillRecord,
+    DelayedRecord, Delta, InflightRecord, QueuedMessage, RetainedRecord, SessionRecord,
+    SessionSnapshot, Snapshot, SnapshotMessage, SubscriptionRecord, WillRecord,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -23,7 +23,7 @@ struct Client {
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     clients: BTreeMap<ByteString, Client>,
-    retained: BTreeMap<ByteString, StoredMessage>,
+    retained: BTreeMap<ByteString, RetainedRecord>,
     wills: BTreeMap<ByteString, WillRecord>,
     delayed: BTreeMap<u64, DelayedRecord>,
 }
@@ -65,7 +65,9 @@ impl Model {
                 seq,
                 message,
             } => {
-                self.client(&client_id).messages.insert(seq, message);
+                let c = self.client(&client_id);
+                c.inflight.remove(&seq);
+                c.messages.insert(seq, message);
             }
             Delta::MessageAck { client_id, seq } => {
                 let c = self.client(&client_id);
@@ -97,8 +99,13 @@ impl Model {
             } => {
                 self.client(&client_id).inbound.remove(&packet_id);
             }
-            Delta::RetainSet { topic, message } => {
-                self.retained.insert(topic, message);
+            Delta::RetainSet {
+                topic,
+                message,
+                stored_at,
+            } => {
+                self.retained
+                    .insert(topic, RetainedRecord { message, stored_at });
             }
             Delta::RetainDelete { topic } => {
                 self.retained.remove(&topic);

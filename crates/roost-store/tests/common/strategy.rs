@@ -39,6 +39,11 @@ fn time() -> impl Strategy<Value = std::time::SystemTime> {
         .prop_map(|(s, n)| std::time::UNIX_EPOCH + Duration::new(s, n))
 }
 
+/// A store time: whole milliseconds, as the stores keep it.
+fn stored_time() -> impl Strategy<Value = std::time::SystemTime> {
+    (0u64..4_000_000_000_000).prop_map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
 fn message() -> impl Strategy<Value = StoredMessage> {
     (
         topic(),
@@ -141,7 +146,13 @@ pub fn delta() -> impl Strategy<Value = Delta> {
             client_id,
             packet_id
         }),
-        (topic(), message()).prop_map(|(topic, message)| Delta::RetainSet { topic, message }),
+        (topic(), message(), stored_time()).prop_map(|(topic, message, stored_at)| {
+            Delta::RetainSet {
+                topic,
+                message,
+                stored_at,
+            }
+        }),
         topic().prop_map(|topic| Delta::RetainDelete { topic }),
         (
             client(),

@@ -73,6 +73,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) grant: &'a Grant,
     /// This session's cached authorization answers.
     pub(crate) authz: AuthzCache,
+    /// Back-pressure: whether this connection is paused, and on whom.
+    pub(crate) credit: super::backpressure::Credit,
 }
 
 /// Feeds one packet to the session and carries out what it asks for:

@@ -152,16 +152,22 @@ fn route(
         };
         session.complete_publish(packet_id, flow_qos, reason);
     }
-    let ticket = core.deliver(
+    let (ticket, congested) = core.deliver_from(
         routed,
         crate::persist::session_events(core.persist(), session),
         now,
+        Some(inputs.key),
     );
+    if let Some(subscriber) = congested {
+        // Back-pressure: stop handling and reading until it drains.
+        inputs.credit.note(core, subscriber);
+    }
     if reached > 0 {
         // A client subscribed to its own topic gets its copy in order with
         // everything else this connection sends (acks, PINGRESP).
         let mut own = VecDeque::new();
-        inputs.key.0.drain_outbox(&mut own);
+        let pause_at = core.config.limits.pause_at();
+        inputs.key.0.drain_outbox(&mut own, pause_at, false);
         for delivery in own {
             deliver(core, session, delivery, now);
         }
