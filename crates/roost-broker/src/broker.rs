@@ -113,7 +113,7 @@ impl BrokerBuilder {
             .map_err(BrokerError::Store)?;
         let (persist, snapshot) = opened.unzip();
         let core = Core::new(self.config, self.ext, builtins, persist);
-        crate::cluster::join(&core)
+        crate::cluster_node::join(&core)
             .await
             .map_err(BrokerError::Cluster)?;
         let restored = match (core.persist(), snapshot) {
@@ -216,7 +216,7 @@ impl Broker {
         for task in &self.background {
             task.abort();
         }
-        crate::cluster::leave(&self.core).await;
+        crate::cluster_node::leave(&self.core).await;
         if self.core.persist().is_some() {
             let core = Arc::clone(&self.core);
             let _ = tokio::task::spawn_blocking(move || core.close_store()).await;

@@ -30,6 +30,7 @@ pub mod check;
 mod clients;
 mod clock;
 mod cluster;
+mod cluster_node;
 pub mod config;
 mod core;
 mod credit;

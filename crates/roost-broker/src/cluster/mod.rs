@@ -1,26 +1,22 @@
-//! Cluster mode's glue (docs/cluster.md), on the shared-services floor:
-//! the broker's side of `roost_cluster`. Core calls it through one seam per
-//! event — a message routed ([`forward`]), a filter gaining or losing its
-//! last local subscriber ([`ClusterLink::route_present`]/`route_absent`), a
-//! CONNECT claiming its client id ([`claim`]), a connection ending
-//! ([`ClusterLink::detached`]) — and the cluster's reader thread calls back
-//! through [`Inbound`]: messages from other nodes are routed to this node's
-//! subscribers only, kicks close a connection, retained changes update the
-//! local copy.
+//! Cluster mode's link (docs/cluster.md), on the shared-services floor:
+//! the broker's side of `roost_cluster` as Core sees it. Core calls it
+//! through one seam per event — a message routed ([`forward`]), a filter
+//! gaining or losing its last local subscriber
+//! ([`ClusterLink::route_present`]/`route_absent`), a CONNECT claiming its
+//! client id ([`ClusterLink::claim`]), a connection ending
+//! ([`ClusterLink::detached`]). Joining, leaving and what other nodes send
+//! (which act on the core) are `cluster_node.rs`, a floor above.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use roost_cluster::{Cluster, Forward, Options, Receiver, RetainedUpdate};
+use roost_cluster::{Cluster, Forward, Options};
 use roost_codec::{QoS, ReasonCode};
 use roost_session::Message;
 use roost_store::StoredMessage;
-
-use crate::core::Core;
-use crate::link::Control;
 
 /// The cluster as this broker holds it.
 pub(crate) struct ClusterLink {
@@ -60,37 +56,6 @@ pub(crate) fn options(config: &crate::config::Config) -> Option<Options> {
     })
 }
 
-/// Joins the cluster when configured (blocking work off the runtime) and
-/// installs the link in the core. Before the store's restore, so restored
-/// subscriptions publish their routes.
-pub(crate) async fn join(core: &Arc<Core>) -> Result<(), String> {
-    let Some(options) = options(&core.config) else {
-        return Ok(());
-    };
-    let node = options.node_id.clone();
-    let receiver: Arc<dyn Receiver> = Arc::new(Inbound {
-        core: Arc::downgrade(core),
-    });
-    let started = tokio::task::spawn_blocking(move || Cluster::start(options, receiver))
-        .await
-        .map_err(|e| format!("cluster start: {e}"))?;
-    let cluster = started.map_err(|e| format!("cluster (node {node}): {e}"))?;
-    core.set_cluster(Arc::new(ClusterLink {
-        cluster,
-        owned: Mutex::new(HashMap::new()),
-        kicked: Mutex::new(HashSet::new()),
-    }));
-    Ok(())
-}
-
-/// Leaves the cluster at shutdown (blocking work off the runtime).
-pub(crate) async fn leave(core: &Arc<Core>) {
-    if let Some(link) = core.cluster() {
-        let link = Arc::clone(link);
-        let _ = tokio::task::spawn_blocking(move || link.cluster.stop()).await;
-    }
-}
-
 /// Sends a routed message to the other nodes with subscribers for it, and
 /// a retained change to the cluster's copy. Returns what a QoS 1/2
 /// publisher's acknowledgement waits on.
@@ -115,34 +80,64 @@ pub(crate) fn forward(
     }
 }
 
-/// A CONNECT claims its client id in the cluster before it attaches: a
-/// connection of the same id on another node is told to close (0x8E).
-/// `Err`: Redis is unreachable, CONNACK 0x88 (3.1.1: return code 3).
-pub(crate) async fn claim(
-    core: &Core,
-    client_id: &ByteString,
-    connection_id: u64,
-) -> Result<(), ReasonCode> {
-    let Some(link) = core.cluster() else {
-        return Ok(());
-    };
-    let unavailable = |e: roost_cluster::ClusterError| {
-        tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
-        ReasonCode::SERVER_UNAVAILABLE
-    };
-    let (token, done) = link.cluster.claim(client_id).map_err(unavailable)?;
-    done.await.map_err(unavailable)?;
-    link.owned.lock().insert(
-        client_id.clone(),
-        Owned {
-            token,
-            connection_id,
-        },
-    );
-    Ok(())
-}
-
 impl ClusterLink {
+    /// The link to a started cluster.
+    pub(crate) fn new(cluster: Cluster) -> Self {
+        Self {
+            cluster,
+            owned: Mutex::new(HashMap::new()),
+            kicked: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Leaves the cluster (blocking).
+    pub(crate) fn stop(&self) {
+        self.cluster.stop();
+    }
+
+    /// Claims `client_id` for connection `connection_id` of this node: a
+    /// connection of the same id on another node is told to close (0x8E).
+    /// `Err`: Redis is unreachable, CONNACK 0x88 (3.1.1: return code 3).
+    pub(crate) async fn claim(
+        &self,
+        client_id: &ByteString,
+        connection_id: u64,
+    ) -> Result<(), ReasonCode> {
+        let unavailable = |e: roost_cluster::ClusterError| {
+            tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
+            ReasonCode::SERVER_UNAVAILABLE
+        };
+        let (token, done) = self.cluster.claim(client_id).map_err(unavailable)?;
+        done.await.map_err(unavailable)?;
+        self.owned.lock().insert(
+            client_id.clone(),
+            Owned {
+                token,
+                connection_id,
+            },
+        );
+        Ok(())
+    }
+
+    /// Another node claimed `client_id` with a kick for `token`: the
+    /// connection of this node that held that claim, forgotten here.
+    /// `None`: a newer connection of this node holds the id (the kick is
+    /// not for it); `Some(None)`: no connection here holds it.
+    pub(crate) fn kicked_connection(&self, client_id: &str, token: &str) -> Option<Option<u64>> {
+        let mut owned = self.owned.lock();
+        match owned.get(client_id) {
+            Some(o) if o.token == token => Some(owned.remove(client_id).map(|o| o.connection_id)),
+            Some(_) => None,
+            None => Some(None),
+        }
+    }
+
+    /// Connection `connection_id` is being closed by a kick: its session
+    /// ends instead of parking ([`Self::detached`] says so).
+    pub(crate) fn mark_kicked(&self, connection_id: u64) {
+        self.kicked.lock().insert(connection_id);
+    }
+
     /// This node now has a subscriber for `filter` (bare filter of a shared one).
     pub(crate) fn route_present(&self, filter: &str) {
         self.cluster.route_present(filter);
@@ -167,157 +162,5 @@ impl ClusterLink {
         }
         drop(owned);
         self.kicked.lock().remove(&connection_id)
-    }
-}
-
-/// The cluster reader thread's way into the broker.
-struct Inbound {
-    core: Weak<Core>,
-}
-
-impl Receiver for Inbound {
-    fn messages(&self, messages: Vec<StoredMessage>) {
-        let Some(core) = self.core.upgrade() else {
-            return;
-        };
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        for stored in messages {
-            core.route_remote(stored.to_message(now, wall), now);
-        }
-    }
-
-    fn kick(&self, client_id: &str, token: &str) {
-        let Some(core) = self.core.upgrade() else {
-            return;
-        };
-        let Some(link) = core.cluster() else { return };
-        let connection_id = {
-            let mut owned = link.owned.lock();
-            match owned.get(client_id) {
-                Some(o) if o.token == token => owned.remove(client_id).map(|o| o.connection_id),
-                // A newer connection of this node holds the id: not for it.
-                Some(_) => return,
-                None => None,
-            }
-        };
-        let Some(slot) = core.sessions().get(client_id) else {
-            return;
-        };
-        let control = {
-            let inner = slot.inner.lock();
-            inner
-                .link
-                .as_ref()
-                .filter(|l| Some(l.connection_id) == connection_id)
-                .map(|l| l.control.clone())
-        };
-        match control {
-            Some(control) => {
-                if let Some(id) = connection_id {
-                    link.kicked.lock().insert(id);
-                }
-                tracing::info!(
-                    client_id,
-                    "client id taken over on another node; closing with 0x8E"
-                );
-                let _ = control.try_send(Control::Close(ReasonCode::SESSION_TAKEN_OVER));
-            }
-            // Parked here: the client now lives on another node, which
-            // started a new session; this copy would only collect messages.
-            None => core.end_parked(&slot),
-        }
-    }
-
-    fn retained(&self, update: RetainedUpdate) {
-        let Some(core) = self.core.upgrade() else {
-            return;
-        };
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        match update {
-            RetainedUpdate::Set { message, stored_at } => {
-                let message = Arc::new(message.to_message(now, wall));
-                core.retained.apply_remote(message, stored_at, now);
-            }
-            RetainedUpdate::Clear { topic } => {
-                core.retained.delete(&topic);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    use roost_codec::{Publish, PublishProperties, QoS, Subscription, SubscriptionOptions};
-    use roost_session::Message;
-
-    use crate::core::Core;
-    use crate::slot::{Link, SessionKey, SessionSlot};
-
-    fn core() -> Arc<Core> {
-        Core::new(
-            crate::config::Config::default(),
-            crate::extensions::Extensions::default(),
-            crate::builtin_auth::Builtins::default(),
-            None,
-        )
-    }
-
-    /// A live session of `client_id` subscribed to `filter`.
-    fn subscriber(
-        core: &Core,
-        client_id: &str,
-        filter: &str,
-        no_local: bool,
-    ) -> (Arc<SessionSlot>, crate::link::ControlReceiver) {
-        let slot = core.sessions().get_or_create(&client_id.into());
-        let (control, receiver) = crate::link::channel();
-        let client = roost_hooks::ClientInfo::new(
-            client_id.into(),
-            None,
-            std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
-            roost_codec::ProtocolVersion::V5,
-            roost_hooks::ListenerKind::Tcp,
-        );
-        slot.inner.lock().link = Some(Link {
-            connection_id: 1,
-            control,
-            client: Arc::new(client),
-        });
-        let sub = Subscription {
-            options: SubscriptionOptions {
-                qos: QoS::AtMostOnce,
-                no_local,
-                ..SubscriptionOptions::default()
-            },
-            identifier: None,
-        };
-        core.subscribe(&SessionKey(Arc::clone(&slot)), filter, sub, 0);
-        (slot, receiver)
-    }
-
-    #[tokio::test]
-    async fn v5_cluster_a_forwarded_message_honours_no_local_by_its_origin_client_id() {
-        let core = core();
-        let (me, _c1) = subscriber(&core, "origin", "nl/#", true);
-        let (other, _c2) = subscriber(&core, "other", "nl/#", true);
-        let publish = Publish {
-            dup: false,
-            qos: QoS::AtMostOnce,
-            retain: false,
-            topic: "nl/t".into(),
-            packet_id: None,
-            properties: PublishProperties::default(),
-            payload: bytes::Bytes::from_static(b"x"),
-        };
-        // As the inbox reader hands it over: published on another node by
-        // the client "origin", whose session here subscribed with No Local.
-        let message = Message::from_publish(publish, Some("origin".into()), Instant::now());
-        core.route_remote(message, Instant::now());
-        assert!(!me.has_outbox(), "No Local holds for the origin client id");
-        assert!(other.has_outbox(), "other subscribers get it");
     }
 }
