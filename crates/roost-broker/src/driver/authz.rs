@@ -17,7 +17,6 @@ use roost_codec::QoS;
 use roost_codec::topic::{intersects, matches as topic_matches};
 use roost_hooks::{Action, ClientInfo, Grant};
 
-use super::inbound::Inputs;
 use crate::config::AclDefault;
 use crate::core::Core;
 
@@ -117,28 +116,20 @@ pub(crate) async fn gate(
     allowed
 }
 
-/// [`gate`] for a packet of a connected client, with its session's cache.
-pub(crate) async fn authorized(inputs: &Inputs<'_>, action: Action, topic: &str) -> bool {
-    gate(
-        inputs.core,
-        inputs.client,
-        inputs.grant,
-        Some(&inputs.authz),
-        action,
-        topic,
-    )
-    .await
-}
-
 /// `acl_wildcards = "per_message"`: may this client hold the wildcard
-/// `filter` that [`authorized`] refused as a whole, each message it brings
+/// `filter` that [`gate`] refused as a whole, each message it brings
 /// being checked at delivery (`crate::read_acl`)? The credential's own ACL
 /// must overlap the filter; the chain answers with
 /// `Authorizer::authorize_per_message` (an ACL file: no deny rule covers the
 /// filter, an allow rule overlaps it); then the default policy. Not cached:
 /// it is asked once per such SUBSCRIBE.
-pub(crate) async fn authorized_per_message(inputs: &Inputs<'_>, qos: QoS, filter: &str) -> bool {
-    let grant = inputs.grant;
+pub(crate) async fn authorized_per_message(
+    core: &Core,
+    client: &ClientInfo,
+    grant: &Grant,
+    qos: QoS,
+    filter: &str,
+) -> bool {
     if grant.superuser {
         return true;
     }
@@ -147,14 +138,10 @@ pub(crate) async fn authorized_per_message(inputs: &Inputs<'_>, qos: QoS, filter
     {
         return false;
     }
-    let core = inputs.core;
     let default = core.config.security.acl_default == AclDefault::Allow;
     if core.ext.authorizers.is_empty() {
         return default;
     }
-    let (answer, _) = core
-        .ext
-        .authorize_per_message(inputs.client, qos, filter)
-        .await;
+    let (answer, _) = core.ext.authorize_per_message(client, qos, filter).await;
     answer.unwrap_or(default)
 }

@@ -85,6 +85,22 @@ pub(crate) struct Inputs<'a> {
     pub(crate) credit: super::backpressure::Credit,
 }
 
+impl Inputs<'_> {
+    /// [`super::authz::gate`] for a packet of this connected client, with
+    /// its session's cache.
+    pub(crate) async fn authorized(&self, action: roost_hooks::Action, topic: &str) -> bool {
+        super::authz::gate(
+            self.core,
+            self.client,
+            self.grant,
+            Some(&self.authz),
+            action,
+            topic,
+        )
+        .await
+    }
+}
+
 /// Feeds one packet to the session and carries out what it asks for:
 /// the hooks see the packets the session handles alone first, the session
 /// validates it (message events reported around it), then the packet's own

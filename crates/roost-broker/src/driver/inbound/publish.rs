@@ -9,7 +9,6 @@ use roost_codec::{PacketId, ReasonCode};
 use roost_hooks::{Action, DropCause, MessageView, PublishCtx, PublishDecision};
 use roost_session::{Message, Session};
 
-use super::super::authz::authorized;
 use super::super::events::deliver;
 use super::{Flow, Inputs, StoreWaits};
 use crate::config::DeniedPublish;
@@ -32,7 +31,7 @@ pub(super) async fn publish(
         qos: message.qos,
         retain: message.retain,
     };
-    if !authorized(inputs, action, &message.topic).await {
+    if !inputs.authorized(action, &message.topic).await {
         tracing::info!(client_id = %inputs.client.client_id, topic = %message.topic, "publish not authorized");
         return refuse_unauthorized(inputs, session, &message, packet_id);
     }
@@ -105,7 +104,7 @@ async fn offer_to_hook(
         retain: rewritten.retain,
     };
     if (topic != message.topic || rewritten_action != action)
-        && !authorized(inputs, rewritten_action, &topic).await
+        && !inputs.authorized(rewritten_action, &topic).await
     {
         tracing::info!(client_id = %inputs.client.client_id, %topic, "rewritten publish not authorized");
         return Some(refuse_unauthorized(inputs, session, message, packet_id));

@@ -11,7 +11,7 @@ use roost_hooks::{Action, Decision, SubscribeCtx};
 use roost_session::{Session, SubscriptionGrant};
 use smallvec::SmallVec;
 
-use super::super::authz::{authorized, authorized_per_message};
+use super::super::authz::authorized_per_message;
 use super::super::events::deliver;
 use super::{Explanation, Flow, Inputs};
 use crate::config::DeniedSubscribe;
@@ -90,13 +90,23 @@ async fn authorize_filters(
         let bare = parse_shared(filter).map_or(&**filter, |s| s.filter);
         // Read before asking: a reload meanwhile makes the tag stale.
         let tag = core.current_cleared_tag();
-        let allowed = if authorized(inputs, Action::Subscribe { qos: options.qos }, bare).await {
+        let allowed = if inputs
+            .authorized(Action::Subscribe { qos: options.qos }, bare)
+            .await
+        {
             *cleared = tag;
             true
         } else {
             core.read_checks()
                 && bare.contains(['+', '#'])
-                && authorized_per_message(inputs, options.qos, bare).await
+                && authorized_per_message(
+                    inputs.core,
+                    inputs.client,
+                    inputs.grant,
+                    options.qos,
+                    bare,
+                )
+                .await
         };
         if !allowed {
             tracing::info!(client_id = %inputs.client.client_id, %filter, "subscription not authorized");
