@@ -13,9 +13,7 @@ every session").
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -142,36 +140,6 @@ def test_a_will_its_client_may_publish_is_delivered_when_its_connection_dies(mem
 
 
 # ---------------------------------------------------------- session owners
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    """A redis-server of this test's own on a free loopback port."""
-    binary = require("redis-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            server.kill()
-            pytest.fail("redis-server did not answer PING")
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}"
-    server.kill()
-    server.wait(TIMEOUT)
 
 
 def store_section(kind: str, tmp_path: Path, redis_url: str | None) -> str:

@@ -8,9 +8,6 @@ each test first publishes probes until the remote subscriber gets one
 from __future__ import annotations
 
 import queue
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
@@ -18,38 +15,6 @@ import pytest
 from roost_interop import TIMEOUT, BrokerProcess, Client, unique
 
 ROUTE_WAIT = 10.0
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    """A redis-server of this test's own on a free loopback port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server not found: run scripts/install-test-deps.sh")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            server.kill()
-            pytest.fail("redis-server did not answer PING")
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}"
-    server.kill()
-    server.wait(TIMEOUT)
 
 
 @pytest.fixture
