@@ -388,8 +388,11 @@ pub(crate) fn remove_user(core: &Core, user: &str) -> Result<(), UsersError> {
     // nobody holds a comment line.
     let empty = std::fs::read_to_string(&path).is_ok_and(|text| text.trim().is_empty());
     if empty {
-        roost_auth::write_atomically(&path, b"# no users (the last one was removed by the management API)\n")
-            .map_err(|e| UsersError::File(e.to_string()))?;
+        roost_auth::write_atomically(
+            &path,
+            b"# no users (the last one was removed by the management API)\n",
+        )
+        .map_err(|e| UsersError::File(e.to_string()))?;
     }
     Ok(())
 }
