@@ -30,8 +30,8 @@ use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::keepalive::KeepAlive;
 use crate::message::Message;
+use crate::session_event::{SessionEvent, Wanted};
 use crate::state::{DropCounters, InboundQos2, SessionState, Subscriptions};
-use crate::store_event::StoreEvent;
 use crate::violation::Violation;
 
 pub use quiet::QuietSession;
@@ -311,11 +311,16 @@ impl Session {
         state
     }
 
-    /// The oldest [`StoreEvent`] not yet taken. The broker drains these
-    /// after each input (packet, delivery, timer) and writes them to its
-    /// store; without a store none are produced.
-    pub fn poll_store_event(&mut self) -> Option<StoreEvent> {
-        self.state.poll_store_event()
+    /// The oldest [`SessionEvent`] not yet taken. The broker drains these
+    /// after each input (packet, delivery, timer) and hands them to its
+    /// store and its hooks; with neither none are produced.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.state.poll_event()
+    }
+
+    /// Who wants events beyond the store's (see [`SessionEvent`]).
+    fn wanted(&self) -> Wanted {
+        Wanted::of(&self.config)
     }
 
     /// Inbound QoS 2 flows are recorded for the store: a store is attached
