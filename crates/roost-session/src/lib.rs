@@ -89,8 +89,8 @@ pub use grant::SubscriptionGrant;
 pub use inflight::{Inflight, InflightEntry, OutboundStage};
 pub use keepalive::{EffectiveKeepAlive, effective_keep_alive};
 pub use message::{Delivery, Message};
-pub use session::{DeliveryOutcome, DropReason, Inbound, QuietSession, Session, SessionStats};
-pub use session_event::SessionEvent;
+pub use session::{DeliveryOutcome, Inbound, QuietSession, Session, SessionStats};
+pub use session_event::{DropReason, SessionEvent};
 pub use state::{
     DropCounters, EnqueueOutcome, InboundQos2, SessionState, Subscription, Subscriptions,
 };

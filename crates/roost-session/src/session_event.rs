@@ -24,7 +24,6 @@ use std::sync::Arc;
 use roost_codec::{PacketId, QoS, ReasonCode};
 
 use crate::message::{Delivery, Message};
-use crate::session::DropReason;
 
 /// One change to a session's messages, in the order it happened. `seq` is
 /// the delivery's store sequence number (`None`: not stored); `message` is
@@ -165,6 +164,19 @@ impl PartialEq for SessionEvent {
             _ => false,
         }
     }
+}
+
+/// Why a delivery was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Message Expiry Interval ran out [MQTT-3.3.2-5].
+    Expired,
+    /// Larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
+    TooLarge,
+    /// The session's queue is full (`DropNewest`).
+    QueueFull,
+    /// QoS 0 for a closed connection while `queue_qos0_offline` is false.
+    Qos0WhileOffline,
 }
 
 /// Who wants events, read from the configuration at each record.

@@ -10,8 +10,7 @@ use roost_codec::{PacketId, QoS, ReasonCode};
 use crate::config::{QueueFullPolicy, SessionConfig};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
-use crate::session::DropReason;
-use crate::session_event::{SessionEvent, Wanted};
+use crate::session_event::{DropReason, SessionEvent, Wanted};
 
 /// One granted subscription (options as granted, identifier); the router
 /// stores the same type.

@@ -30,7 +30,7 @@ use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::keepalive::KeepAlive;
 use crate::message::Message;
-use crate::session_event::{SessionEvent, Wanted};
+use crate::session_event::{DropReason, SessionEvent, Wanted};
 use crate::state::{DropCounters, InboundQos2, SessionState, Subscriptions};
 use crate::violation::Violation;
 
@@ -125,19 +125,6 @@ pub enum DeliveryOutcome {
     QueuedDroppedOldest,
     /// Dropped (counted).
     Dropped(DropReason),
-}
-
-/// Why a delivery was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// Message Expiry Interval ran out [MQTT-3.3.2-5].
-    Expired,
-    /// Larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
-    TooLarge,
-    /// The session's queue is full (`DropNewest`).
-    QueueFull,
-    /// QoS 0 for a closed connection while `queue_qos0_offline` is false.
-    Qos0WhileOffline,
 }
 
 /// Counters for metrics and `$SYS`.
