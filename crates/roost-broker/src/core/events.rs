@@ -7,6 +7,8 @@
 //! message's batch); a parked session's right after each delivery is
 //! queued in it.
 
+use std::future::Future;
+
 use bytestring::ByteString;
 use roost_session::{Session, SessionEvent};
 use roost_store::Delta;
@@ -39,12 +41,14 @@ impl Core {
         batch
     }
 
-    /// After a turn of a live session's connection: reads its events and
-    /// writes their deltas (`persist::write_events`: in `sync` mode it waits
-    /// for the store before the turn's packets go out).
-    pub(crate) async fn flush_events(&self, session: &mut Session) {
+    /// After a turn of a live session's connection: reads its events now and
+    /// returns the write of their deltas to await (`persist::write_events`:
+    /// in `sync` mode it waits for the store before the turn's packets go
+    /// out). Not an `async fn`: the connection's future then holds only the
+    /// write, not the session borrow beside it.
+    pub(crate) fn flush_events(&self, session: &mut Session) -> impl Future<Output = ()> + '_ {
         let batch = self.session_events(session);
-        crate::persist::write_events(self.persist(), batch).await;
+        crate::persist::write_events(self.persist(), batch)
     }
 
     /// Reads the events a parked session recorded while a delivery was
