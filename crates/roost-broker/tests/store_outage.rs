@@ -331,6 +331,67 @@ async fn in_sync_mode_pipelined_publishes_are_routed_while_their_pubacks_wait_fo
     broker.stop().await;
 }
 
+/// In `sync` mode a QoS 1 PUBLISH to a stored session leaves before its
+/// `Sent` stage (and the message's enqueue) is stored: lost in a crash, it
+/// is only sent again, which QoS 1 permits. A QoS 2 PUBLISH still waits for
+/// the store (a lost `Sent` would let a restarted broker resend a message
+/// the client completed), and so does every publisher's acknowledgement.
+/// The store is held mid-commit by a Redis outage.
+#[tokio::test]
+async fn in_sync_mode_qos1_deliveries_to_stored_sessions_do_not_wait_for_the_store_but_qos2_ones_do()
+ {
+    let mut redis = DurableRedis::start();
+    let store = redis.store().with_durability(DurabilityConfig::Sync);
+    let topic1 = unique_id("outage/sync-q1");
+    let topic2 = unique_id("outage/sync-q2");
+
+    let broker = start_stored(store).await;
+    let (mut sub1, _) = resume(&broker, &unique_id("outage-sync-sub1")).await;
+    subscribed(&mut sub1, &topic1, QoS::AtLeastOnce).await;
+    let (mut sub2, _) = resume(&broker, &unique_id("outage-sync-sub2")).await;
+    subscribed(&mut sub2, &topic2, QoS::ExactlyOnce).await;
+    let mut publisher = open_v5(broker.addr, "outage-sync-pub").await;
+
+    redis.kill();
+    publisher
+        .send(publish(&topic1, "q1", QoS::AtLeastOnce, Some(1)))
+        .await
+        .unwrap();
+    // Delivered while nothing of it can be stored (Redis is gone).
+    let got = sub1.recv_publish(T).await.unwrap();
+    assert_eq!((&got.payload[..], got.qos), (&b"q1"[..], QoS::AtLeastOnce));
+    wait_until("the stats to show the outage", T, || {
+        broker.handle.stats().store_unavailable
+    })
+    .await;
+    sub1.send(puback(got.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+
+    publisher
+        .send(publish(&topic2, "q2", QoS::ExactlyOnce, Some(2)))
+        .await
+        .unwrap();
+    assert!(
+        sub2.recv(Duration::from_millis(300)).await.is_err(),
+        "no QoS 2 PUBLISH while its Sent stage is not stored"
+    );
+    assert!(
+        publisher.recv(Duration::from_millis(100)).await.is_err(),
+        "no PUBACK while the message is not stored"
+    );
+
+    redis.restart();
+    match publisher.recv(Duration::from_secs(30)).await.unwrap() {
+        Packet::PubAck(ack) => assert_eq!(ack.packet_id.get(), 1),
+        other => panic!("expected PUBACK 1, got {other:?}"),
+    }
+    let got = sub2.recv_publish(Duration::from_secs(30)).await.unwrap();
+    assert_eq!((&got.payload[..], got.qos), (&b"q2"[..], QoS::ExactlyOnce));
+    drop((publisher, sub1, sub2));
+    broker.stop().await;
+}
+
 /// A full store writer queue makes retained *writers* wait for room, but
 /// never readers: a new subscription still gets its retained messages while
 /// another client's retained PUBLISH waits for the store (the change is

@@ -47,8 +47,18 @@ impl Core {
     /// out). Not an `async fn`: the connection's future then holds only the
     /// write, not the session borrow beside it.
     pub(crate) fn flush_events(&self, session: &mut Session) -> impl Future<Output = ()> + '_ {
-        let batch = self.session_events(session);
-        crate::persist::write_events(self.persist(), batch)
+        let mut batch = Vec::new();
+        let mut wait = false;
+        if let Some(first) = session.poll_event() {
+            let client_id = session.client_id().clone();
+            wait |= !crate::persist::may_send_before_stored(&first);
+            self.read_event(&client_id, first, &mut batch);
+            while let Some(event) = session.poll_event() {
+                wait |= !crate::persist::may_send_before_stored(&event);
+                self.read_event(&client_id, event, &mut batch);
+            }
+        }
+        crate::persist::write_events(self.persist(), batch, wait)
     }
 
     /// Reads the events a parked session recorded while a delivery was
