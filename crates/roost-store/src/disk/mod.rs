@@ -13,6 +13,7 @@
 mod batch;
 mod format;
 mod inflight;
+mod journal_sync;
 pub(crate) mod keys;
 mod keyspaces;
 mod load;
@@ -20,7 +21,7 @@ mod load;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use fjall::{Database, PersistMode};
+use fjall::Database;
 
 use crate::delta::Delta;
 use crate::error::StoreError;
@@ -29,6 +30,7 @@ use crate::store::Store;
 use batch::Overlay;
 pub use format::{FORMAT_KEY, META_KEYSPACE};
 use inflight::InflightKeys;
+use journal_sync::JournalSync;
 use keyspaces::Keyspaces;
 
 /// The fjall-backed store.
@@ -40,6 +42,9 @@ pub struct DiskStore {
     /// standalone inflight rows it holds) and must not interleave with
     /// another batch.
     apply_lock: Mutex<InflightKeys>,
+    /// fdatasync of the journal without fjall's journal lock, so a sync
+    /// does not hold up a concurrent apply (`journal_sync.rs`).
+    journal: JournalSync,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -68,6 +73,7 @@ impl DiskStore {
         Ok(DiskStore {
             db,
             keyspaces,
+            journal: JournalSync::new(&path),
             path,
             apply_lock: Mutex::new(inflight),
         })
@@ -117,9 +123,10 @@ impl Store for DiskStore {
         // the data back needs, and fdatasync (POSIX: the data plus the
         // metadata needed to retrieve it) is as durable for it as fsync,
         // without writing the inode's times on every group.
-        self.db
-            .persist(PersistMode::SyncData)
-            .map_err(|e| fjall_error(e, &self.path, "fsyncing the journal"))
+        //
+        // Through a descriptor of our own (`journal_sync.rs`): the writer
+        // applies the next group meanwhile (`writer/pipeline.rs`).
+        self.journal.sync(&self.db)
     }
 
     fn restore(&self) -> Result<Snapshot, StoreError> {

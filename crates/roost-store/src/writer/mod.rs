@@ -18,6 +18,7 @@
 //! [`Writer::try_submit`] or call `submit` from a blocking context.
 
 mod coalesce;
+mod pipeline;
 mod queue;
 mod stats;
 mod thread;

@@ -34,7 +34,7 @@ impl Drop for FailLeftovers<'_> {
 /// Completes the tickets of the group being stored with `Closed` if the
 /// thread unwinds before it could give them their real outcome (completing
 /// is first-wins, so after a normal completion this does nothing).
-struct GroupGuard(Vec<(Arc<TicketCell>, bool)>);
+pub(crate) struct GroupGuard(pub(crate) Vec<(Arc<TicketCell>, bool)>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
@@ -52,6 +52,10 @@ pub(crate) fn run<S: Store>(
     config: WriterConfig,
 ) -> Result<(), StoreError> {
     let _leftovers = FailLeftovers(queue);
+    if config.durability == Durability::Sync {
+        // The fsync of one group overlaps the apply of the next.
+        return crate::writer::pipeline::run(store, queue, counters, config);
+    }
     let interval = match config.durability {
         Durability::Async { fsync_interval } => Some(fsync_interval),
         Durability::None | Durability::Sync => None,
@@ -153,7 +157,7 @@ pub(crate) fn run<S: Store>(
 }
 
 /// The outcome of applying one group.
-enum Applied {
+pub(crate) enum Applied {
     /// The store's verdict (success or a lasting error).
     Done(Result<(), StoreError>),
     /// Still unavailable when the close grace ran out.
@@ -164,7 +168,7 @@ enum Applied {
 /// store answers for good, or, once the queue is closed, until
 /// `give_up_at` (set `close_grace` after the close is first seen, and kept
 /// across groups so the whole shutdown is bounded).
-fn apply<S: Store>(
+pub(crate) fn apply<S: Store>(
     store: &S,
     deltas: &[crate::delta::Delta],
     queue: &Queue,
@@ -232,7 +236,7 @@ fn next_backoff(backoff: Duration, max: Duration) -> Duration {
         .clamp(Duration::from_millis(1), max.max(Duration::from_millis(1)))
 }
 
-fn sync<S: Store>(store: &S, counters: &Counters) -> Result<(), StoreError> {
+pub(crate) fn sync<S: Store>(store: &S, counters: &Counters) -> Result<(), StoreError> {
     let r = store.sync();
     counters.synced(&r);
     r
