@@ -7,6 +7,9 @@
 //!    └─ CommitTicket           take all waiting ──▶ store.apply(group) ──▶ fsync? ──▶ complete tickets
 //! ```
 //!
+//! In [`Durability::Sync`] the fsync runs on a second thread, overlapping
+//! the apply of the next group (`pipeline.rs`).
+//!
 //! A transient failure (the backend is unreachable: [`StoreError::is_transient`])
 //! does not drop the group: the thread retries the same group with
 //! exponential backoff, its tickets pending, while later batches queue
