@@ -41,9 +41,7 @@ fn sync_tickets_complete_only_after_an_fsync_begun_after_their_apply_which_overl
 
     // The next group is applied while the first one's fsync is blocked
     // (the pipeline), but its ticket waits for an fsync of its own.
-    let second = writer
-        .submit(vec![retain(1), retain(101)])
-        .expect("submit");
+    let second = writer.submit(vec![retain(1), retain(101)]).expect("submit");
     assert_eq!(next(&events), Event::Applied(2));
     assert!(second.wait_timeout(SHORT).is_none());
     assert!(first.wait_timeout(SHORT).is_none());

@@ -139,11 +139,7 @@ fn applier<S: Store>(
 
 /// Fsyncs what the applier handed over and completes its tickets, in order.
 /// Returns the outcome of its last fsync (the close's).
-fn syncer<S: Store>(
-    store: &S,
-    counters: &Counters,
-    rx: Receiver<Done>,
-) -> Result<(), StoreError> {
+fn syncer<S: Store>(store: &S, counters: &Counters, rx: Receiver<Done>) -> Result<(), StoreError> {
     let mut last = Ok(());
     let mut groups = Vec::with_capacity(MAX_PER_SYNC);
     while let Ok(first) = rx.recv() {
