@@ -199,6 +199,8 @@ impl Broker {
         // Ends by itself at shutdown.
         let core = Arc::clone(&self.core);
         tokio::spawn(async move { core.retained.sweep_until(core.shutdown.subscribe()).await });
+        // The `$SYS` tree; ends by itself at shutdown (at once when off).
+        tokio::spawn(crate::sys::run(Arc::clone(&self.core)));
         let mut shutdown = self.core.shutdown.subscribe();
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
@@ -359,14 +361,13 @@ impl BrokerHandle {
 
     /// Current counters.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.core.metrics.snapshot();
-        stats.sessions = self.core.sessions().len() as u64;
-        stats.subscriptions = self.core.subscription_count() as u64;
-        self.core.retained.fill_stats(&mut stats);
-        if let Some(persist) = self.core.persist() {
-            persist.fill_stats(&mut stats);
-        }
-        stats
+        self.core.stats()
+    }
+
+    /// This node's name: `cluster.node_id`, or the one derived from the host
+    /// name and the data directory (as in `$SYS/brokers/<node>/...`).
+    pub fn node_id(&self) -> &str {
+        self.core.node_id()
     }
 
     /// One page of the retained messages matching `filter`, in topic order.

@@ -47,6 +47,7 @@ mod registry;
 mod restore;
 mod retained;
 mod slot;
+mod sys;
 mod transport;
 
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};

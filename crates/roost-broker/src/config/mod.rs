@@ -3,9 +3,11 @@
 
 mod cluster;
 mod store;
+mod sys;
 
 pub use cluster::{ClusterConfig, ClusterRedisConfig};
 pub use store::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
+pub use sys::SysConfig;
 
 use std::path::Path;
 use std::time::Duration;
@@ -39,6 +41,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Cluster mode over Redis (docs/cluster.md).
     pub cluster: ClusterConfig,
+    /// The `$SYS` topics (docs/management.md).
+    pub sys: SysConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -477,6 +481,9 @@ impl Config {
             return bad(key, message);
         }
         if let Err((key, message)) = self.cluster.validate() {
+            return bad(key, &message);
+        }
+        if let Err((key, message)) = self.sys.validate() {
             return bad(key, &message);
         }
         if self.store.backend == Some(StoreBackend::Redis) && !self.store.redis.url.contains("://")

@@ -43,6 +43,8 @@ pub(crate) struct Core {
     dormitory: Option<Arc<Dormitory>>,
     /// The cluster, once joined (unset: a single broker).
     cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterLink>>,
+    /// This node's name (see [`Core::node_id`]), computed on first use.
+    node_id: std::sync::OnceLock<Box<str>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -95,7 +97,31 @@ impl Core {
             persist,
             dormitory,
             cluster: std::sync::OnceLock::new(),
+            node_id: std::sync::OnceLock::new(),
         })
+    }
+
+    /// This node's name: `cluster.node_id`, or the one derived from the
+    /// host name and the data directory (the same a cluster would use).
+    pub(crate) fn node_id(&self) -> &str {
+        self.node_id.get_or_init(|| {
+            self.config
+                .cluster
+                .effective_node_id(&self.config.store.data_dir)
+                .into()
+        })
+    }
+
+    /// The broker's counters and gauges now.
+    pub(crate) fn stats(&self) -> crate::metrics::Stats {
+        let mut stats = self.metrics.snapshot();
+        stats.sessions = self.sessions.len() as u64;
+        stats.subscriptions = self.subscription_count() as u64;
+        self.retained.fill_stats(&mut stats);
+        if let Some(persist) = self.persist() {
+            persist.fill_stats(&mut stats);
+        }
+        stats
     }
 
     /// The cluster (`None`: a single broker).

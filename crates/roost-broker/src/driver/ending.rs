@@ -15,6 +15,7 @@ use super::connect::will_of;
 use super::io::Outgoing;
 use super::run::Connected;
 use crate::core::Core;
+use crate::metrics::Metrics;
 use crate::slot::SessionSlot;
 
 /// How long a closing connection may take to flush its last packets.
@@ -42,6 +43,24 @@ impl Ending {
     pub(crate) fn violation(violation: &Violation, client_id: &str) -> Self {
         tracing::info!(%client_id, %violation, spec = violation.spec_id().unwrap_or("-"), "closing connection: protocol violation");
         Self::Violation(violation.reason_code())
+    }
+
+    /// The `reason` of the `$SYS/.../disconnected` client event, as EMQX
+    /// names it.
+    fn event_reason(&self) -> &'static str {
+        match self {
+            Self::Disconnect { .. } => "normal",
+            Self::Lost => "sock_closed",
+            Self::Violation(_) => "protocol_error",
+            Self::TakenOver => "takenover",
+            Self::Closed(rc, _) => match *rc {
+                ReasonCode::ADMINISTRATIVE_ACTION => "kicked",
+                ReasonCode::KEEP_ALIVE_TIMEOUT => "keepalive_timeout",
+                ReasonCode::SERVER_SHUTTING_DOWN => "shutdown",
+                ReasonCode::SESSION_TAKEN_OVER => "takenover",
+                _ => "closed",
+            },
+        }
     }
 
     /// What the `on_disconnect` hook is told.
@@ -93,6 +112,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
     core.sync_session_drops(&slot, &mut drops_seen, &session);
     crate::persist::flush_events(core.persist(), &mut session).await;
     super::oplog::disconnected(&client, &ending);
+    crate::sys::events::disconnected(core, &client, ending.event_reason());
     core.ext
         .notify(|h| h.on_disconnect(&client, ending.cause()));
     Box::pin(finish(
@@ -126,7 +146,7 @@ pub(crate) async fn finish<W: AsyncWrite + Unpin>(
         queue_disconnect(&mut session, out, reason, reason_string, now);
         // A client that did not take our output in time is not reading: it
         // would not read the reason either, so it gets no lingering.
-        flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush(out, writer))
+        flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush(&core.metrics, out, writer))
             .await
             .unwrap_or(false);
     } else if matches!(ending, Ending::Disconnect { .. }) {
@@ -164,11 +184,18 @@ fn queue_disconnect(
 
 /// Writes all of `out`, then shuts the write side down; false when the
 /// peer is gone first.
-async fn flush<W: AsyncWrite + Unpin>(out: &mut Outgoing, writer: &mut W) -> bool {
+async fn flush<W: AsyncWrite + Unpin>(
+    metrics: &Metrics,
+    out: &mut Outgoing,
+    writer: &mut W,
+) -> bool {
     while !out.is_empty() {
         match out.write_some(writer).await {
             Ok(0) | Err(_) => return false,
-            Ok(n) => out.advance(n),
+            Ok(n) => {
+                Metrics::add(&metrics.bytes_sent, n);
+                out.advance(n);
+            }
         }
     }
     writer.shutdown().await.is_ok()
