@@ -164,7 +164,7 @@ def test_sys_stays_read_only_for_clients(sys_broker, clients, version):
 def test_an_acl_deny_rule_hides_sys(tmp_path, clients):
     hidden = unique("hidden")
     acl = tmp_path / "acl"
-    acl.write_text(f"deny client:{hidden} subscribe $SYS/#\nallow all all #\n")
+    acl.write_text(f"deny client:{hidden} subscribe $SYS/#\nallow all subscribe $SYS/#\nallow all all #\n")
     broker = start(tmp_path, f'[sys]\ninterval = 1\n[auth.acl_file]\npath = "{acl}"\n')
     try:
         denied = clients(broker, client_id=hidden)
