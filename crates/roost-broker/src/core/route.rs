@@ -68,7 +68,7 @@ impl Core {
             Some(cluster) => crate::cluster::forward(cluster, &message, retained, now),
             None => (None, false),
         };
-        let mut routed = self.route_local(message, publisher);
+        let mut routed = self.route_local(message, publisher, true);
         routed.forwarded = forwarded;
         routed.remote = remote;
         routed
@@ -84,12 +84,36 @@ impl Core {
             .as_deref()
             .and_then(|id| self.sessions.get(id))
             .map(SessionKey);
-        let routed = self.route_local(Arc::new(message), publisher.as_ref());
+        let routed = self.route_local(Arc::new(message), publisher.as_ref(), true);
         drop(self.deliver(routed, Vec::new(), now));
     }
 
-    /// The local half of [`Core::route`]: this node's subscribers.
-    fn route_local(&self, message: Arc<Message>, publisher: Option<&SessionKey>) -> Routed {
+    /// A message of the broker's own about this node (the `$SYS/broker/...`
+    /// tree): the retained store and this node's subscribers only, never
+    /// forwarded to other cluster nodes (each node has its own values, and
+    /// one node's would overwrite another's cluster-wide retained copy), and
+    /// not counted in `messages_no_subscribers` (nobody watching `$SYS` is
+    /// the usual case, not a client's message going nowhere).
+    pub(crate) fn publish_local(&self, message: Message, now: Instant) -> usize {
+        let message = Arc::new(message);
+        if message.retain {
+            self.retained.on_publish(&message, now);
+        }
+        let routed = self.route_local(message, None, false);
+        let reached = routed.reached();
+        drop(self.deliver(routed, Vec::new(), now));
+        reached
+    }
+
+    /// The local half of [`Core::route`]: this node's subscribers
+    /// (`count_unmatched`: a message nobody gets counts in
+    /// `messages_no_subscribers`).
+    fn route_local(
+        &self,
+        message: Arc<Message>,
+        publisher: Option<&SessionKey>,
+        count_unmatched: bool,
+    ) -> Routed {
         let mut targets: Vec<Target<SessionKey>> = Vec::new();
         let publisher_id = message.publisher.as_deref().unwrap_or("");
         {
@@ -103,7 +127,9 @@ impl Core {
             );
         }
         if targets.is_empty() {
-            Metrics::inc(&self.metrics.messages_no_subscribers);
+            if count_unmatched {
+                Metrics::inc(&self.metrics.messages_no_subscribers);
+            }
         } else if self.read_checks() {
             self.withhold_unreadable(&message, &mut targets);
         }

@@ -1,7 +1,8 @@
 //! The `$SYS` topics (docs/management.md, "$SYS topics"): every
 //! `[sys] interval` seconds, the broker's counters as Mosquitto names and
-//! formats them, retained, published through the core's normal path (so
-//! subscribers, the retained store and read ACLs apply). The broker is the
+//! formats them, retained, published through the core's routing (so
+//! subscribers, the retained store and read ACLs apply; in a cluster, to
+//! this node's subscribers only: each node has its own tree). The broker is the
 //! publisher, not a client: the gate that keeps `$SYS` read-only for
 //! clients (`driver/authz.rs`) is not on this path. `events.rs`: the
 //! EMQX-style client events.
@@ -246,5 +247,5 @@ fn publish(core: &Core, topic: &'static str, text: String) {
         expires_at: None,
         publisher: None,
     };
-    core.publish(message, None, Instant::now());
+    core.publish_local(message, Instant::now());
 }
