@@ -57,8 +57,9 @@ mod tests {
         let mut load = Load::starting_at(0);
         let mut count = 0;
         let mut averages = [0.0; 3];
-        // 10 messages a second for an hour, in 10 s steps.
-        for _ in 0..360 {
+        // 10 messages a second for three hours (twelve 15-minute periods),
+        // in 10 s steps.
+        for _ in 0..1080 {
             count += 100;
             averages = load.update(count, 10.0);
         }
