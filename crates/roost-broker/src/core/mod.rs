@@ -32,6 +32,9 @@ pub(crate) struct Core {
     /// Taken only here and in `route.rs` / `lifecycle.rs`.
     router: RwLock<Router<SessionKey>>,
     pub(crate) retained: RetainedStore,
+    /// The broker's own `$SYS/broker/...` values (`crate::sys`), retained
+    /// apart from clients' messages.
+    pub(crate) sys_values: crate::retained::SystemValues,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ext: Extensions,
     pub(crate) builtins: crate::builtin_auth::Builtins,
@@ -89,6 +92,7 @@ impl Core {
             sessions: crate::registry::Registry::default(),
             router: RwLock::new(Router::new(strategy)),
             retained,
+            sys_values: crate::retained::SystemValues::default(),
             metrics: Arc::default(),
             ext,
             builtins,

@@ -88,16 +88,17 @@ impl Core {
         drop(self.deliver(routed, Vec::new(), now));
     }
 
-    /// A message of the broker's own about this node (the `$SYS/broker/...`
-    /// tree): the retained store and this node's subscribers only, never
-    /// forwarded to other cluster nodes (each node has its own values, and
-    /// one node's would overwrite another's cluster-wide retained copy), and
-    /// not counted in `messages_no_subscribers` (nobody watching `$SYS` is
-    /// the usual case, not a client's message going nowhere).
+    /// A value of the broker's own about this node (the `$SYS/broker/...`
+    /// tree): kept as the topic's retained value in `sys_values` (not the
+    /// retained store: see `retained/system.rs`) and routed to this node's
+    /// subscribers only, never forwarded to other cluster nodes (each node
+    /// has its own values), and not counted in `messages_no_subscribers`
+    /// (nobody watching `$SYS` is the usual case, not a client's message
+    /// going nowhere).
     pub(crate) fn publish_local(&self, message: Message, now: Instant) -> usize {
         let message = Arc::new(message);
         if message.retain {
-            self.retained.on_publish(&message, now);
+            self.sys_values.set(Arc::clone(&message));
         }
         let routed = self.route_local(message, None, false);
         let reached = routed.reached();
@@ -293,8 +294,9 @@ impl Core {
         *seen = total;
     }
 
-    /// Retained messages matching `filter`, as deliveries at most `qos`; expired
-    /// ones are skipped (and removed). `check`: the subscribing session, when
+    /// Retained messages matching `filter` (the broker's `$SYS` values
+    /// included), as deliveries at most `qos`; expired ones are skipped (and
+    /// removed). `check`: the subscribing session, when
     /// its subscription was not authorized as a whole (`per_message`): each
     /// message it may not read is withheld (and counted).
     pub(crate) fn retained_for(
@@ -305,8 +307,9 @@ impl Core {
         check: Option<&SessionSlot>,
         now: Instant,
     ) -> Vec<Delivery> {
-        self.retained
-            .matching(filter, now)
+        let mut messages = self.retained.matching(filter, now);
+        messages.extend(self.sys_values.matching(filter));
+        messages
             .into_iter()
             .filter(|message| {
                 let Some(slot) = check else { return true };
