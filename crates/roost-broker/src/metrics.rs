@@ -30,8 +30,9 @@ pub(crate) struct Metrics {
     pub(crate) bytes_sent: AtomicU64,
 }
 
-/// A snapshot of the broker's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A snapshot of the broker's counters (serialized as is by the management
+/// API's `GET /api/v1/stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Connections open now.

@@ -2,10 +2,12 @@
 //! variables. Unknown keys are errors that name the key and its line.
 
 mod cluster;
+mod http;
 mod store;
 mod sys;
 
 pub use cluster::{ClusterConfig, ClusterRedisConfig};
+pub use http::{DEFAULT_HTTP_PORT, HttpConfig};
 pub use store::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 pub use sys::SysConfig;
 
@@ -43,6 +45,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The `$SYS` topics (docs/management.md).
     pub sys: SysConfig,
+    /// The management listener: REST API, metrics, dashboard (docs/management.md).
+    pub http: HttpConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -484,6 +488,9 @@ impl Config {
             return bad(key, &message);
         }
         if let Err((key, message)) = self.sys.validate() {
+            return bad(key, &message);
+        }
+        if let Err((key, message)) = self.http.validate() {
             return bad(key, &message);
         }
         if self.store.backend == Some(StoreBackend::Redis) && !self.store.redis.url.contains("://")
