@@ -101,10 +101,10 @@ def page(browser, request):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, full_page: bool = False) -> None:
     """A screenshot kept with the test artefacts."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTEFACTS / f"{name}.png"))
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=full_page)
 
 
 def log_in(page, broker: DashboardBroker, password: str = ADMIN_PASSWORD) -> None:

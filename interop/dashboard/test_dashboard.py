@@ -41,6 +41,8 @@ def test_log_in_and_see_the_overview(page, dashboard_broker):
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(connections_card(page)).to_have_text("0")
     expect(page.locator(".uplot")).to_have_count(2)
+    # A few polls on the charts for the picture (not a condition of the test).
+    page.wait_for_timeout(4500)
     shot(page, "overview")
 
 
@@ -132,7 +134,7 @@ def test_the_built_in_client_publishes_to_mosquitto_sub(page, dashboard_broker):
         assert "hello from the browser" in received, received
         # The browser's own subscription got it back too.
         expect(page.get_by_role("list", name="Messages received")).to_contain_text("hello from the browser")
-        shot(page, "mqtt-client")
+        shot(page, "mqtt-client", full_page=True)
     finally:
         if sub.poll() is None:
             sub.kill()

@@ -96,6 +96,14 @@ function route() {
   }
 }
 
+// The link of the page already shown opens it afresh (no hashchange fires).
+nav.addEventListener("click", (event) => {
+  const link = event.target.closest("a");
+  if (link && link.getAttribute("href") === location.hash) {
+    event.preventDefault();
+    route();
+  }
+});
 menu.addEventListener("click", () => {
   const folded = nav.classList.toggle("folded");
   menu.setAttribute("aria-expanded", String(!folded));
