@@ -55,6 +55,7 @@ def dashboard_broker(tmp_path_factory):
         '[store]\nbackend = "memory"\n'
         '[[listeners]]\nkind = "tcp"\nbind = "127.0.0.1:0"\n'
         '[[listeners]]\nkind = "ws"\nbind = "127.0.0.1:0"\n'
+        '[auth.banned]\n'
         f'[http]\nbind = "127.0.0.1:0"\nadmin_file = "{admin_file}"\n'
     )
     subprocess.run(
