@@ -57,7 +57,10 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -67,11 +70,23 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     if let Ok(value) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, value);
     }
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     response
 }
 
@@ -124,10 +139,22 @@ mod tests {
     async fn the_page_is_served_at_the_root_as_html() {
         let response = fetch("/", None).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
-        assert!(response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'self'"));
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        assert!(
+            response.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'")
+        );
         let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        assert!(std::str::from_utf8(&body).unwrap().contains("Roost dashboard"));
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains("Roost dashboard")
+        );
     }
 
     #[tokio::test]
@@ -135,14 +162,26 @@ mod tests {
         for (uri, kind) in [
             ("/dashboard/app.js", "text/javascript; charset=utf-8"),
             ("/dashboard/style.css", "text/css; charset=utf-8"),
-            ("/dashboard/vendor/mqtt.esm.js", "text/javascript; charset=utf-8"),
-            ("/dashboard/vendor/uplot.iife.min.js", "text/javascript; charset=utf-8"),
-            ("/dashboard/pages/overview.js", "text/javascript; charset=utf-8"),
+            (
+                "/dashboard/vendor/mqtt.esm.js",
+                "text/javascript; charset=utf-8",
+            ),
+            (
+                "/dashboard/vendor/uplot.iife.min.js",
+                "text/javascript; charset=utf-8",
+            ),
+            (
+                "/dashboard/pages/overview.js",
+                "text/javascript; charset=utf-8",
+            ),
         ] {
             let response = fetch(uri, None).await;
             assert_eq!(response.status(), StatusCode::OK, "{uri}");
             assert_eq!(response.headers()[header::CONTENT_TYPE], kind, "{uri}");
-            assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
         }
     }
 
@@ -160,8 +199,17 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_files_and_the_readme_are_404() {
-        assert_eq!(fetch("/dashboard/nope.js", None).await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(fetch("/dashboard/vendor/README.md", None).await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(fetch("/dashboard/../Cargo.toml", None).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            fetch("/dashboard/nope.js", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            fetch("/dashboard/vendor/README.md", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            fetch("/dashboard/../Cargo.toml", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

@@ -474,7 +474,6 @@ impl BrokerHandle {
         self.core.stats()
     }
 
-
     /// One page of the retained messages matching `filter`, in topic order.
     /// Wildcards work as in a subscription (`#` and `+` at the first level
     /// skip `$` topics). `after` is the previous page's

@@ -67,7 +67,10 @@ mod tests {
         values.set(value("$SYS/broker/version", "roost"));
         let all = values.matching("$SYS/#");
         assert_eq!(all.len(), 2);
-        assert_eq!(values.matching("$SYS/broker/uptime")[0].payload, "2 seconds");
+        assert_eq!(
+            values.matching("$SYS/broker/uptime")[0].payload,
+            "2 seconds"
+        );
         assert!(values.matching("#").is_empty());
         assert!(values.matching("+/broker/uptime").is_empty());
     }
