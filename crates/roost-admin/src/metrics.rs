@@ -188,19 +188,20 @@ impl Collector for BrokerCollector {
         }
         // Drops by reason: the broker counts all dropped deliveries, and
         // those withheld by the ACL among them.
-        let mut dropped = encoder.encode_descriptor(
-            "roost_messages_dropped",
-            "Deliveries dropped, by reason: not_authorized (the subscriber may not read the \
-             topic), queue (full queue or outbox, expired in the queue, or too large for the client).",
-            None,
-            MetricType::Counter,
-        )?;
-        let not_authorized = stats.deliveries_not_authorized;
-        let queue = stats.messages_dropped.saturating_sub(not_authorized);
-        for (reason, value) in [("not_authorized", not_authorized), ("queue", queue)] {
-            ConstCounter::new(value).encode(dropped.encode_family(&[("reason", reason)])?)?;
+        {
+            let mut dropped = encoder.encode_descriptor(
+                "roost_messages_dropped",
+                "Deliveries dropped, by reason: not_authorized (the subscriber may not read the \
+                 topic), queue (full queue or outbox, expired in the queue, or too large for the client).",
+                None,
+                MetricType::Counter,
+            )?;
+            let not_authorized = stats.deliveries_not_authorized;
+            let queue = stats.messages_dropped.saturating_sub(not_authorized);
+            for (reason, value) in [("not_authorized", not_authorized), ("queue", queue)] {
+                ConstCounter::new(value).encode(dropped.encode_family(&[("reason", reason)])?)?;
+            }
         }
-        drop(dropped);
         gauge(
             &mut encoder,
             "roost_store_outage_seconds",

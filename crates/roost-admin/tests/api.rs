@@ -110,7 +110,7 @@ async fn every_route_of_the_openapi_document_answers_401_without_or_with_wrong_c
             if open {
                 continue;
             }
-            let url = format!("{}{}", admin.base, path.replace('{', "").replace('}', ""));
+            let url = format!("{}{}", admin.base, path.replace(['{', '}'], ""));
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let attempts = [
                 None,
@@ -575,4 +575,46 @@ async fn status_stats_nodes_listeners_and_metrics_answer() {
     let (status, body) = admin.get("/api/v1/nope").await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn https_serves_the_api_with_the_configured_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = certs.path().join("http.crt");
+    let key = certs.path().join("http.key");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let admin = start(&format!(
+        "[http.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ))
+    .await;
+    let port = admin.base.rsplit(':').next().unwrap().to_string();
+    let client = reqwest::Client::builder()
+        .tls_certs_only(vec![
+            reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap(),
+        ])
+        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+        .timeout(T)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{port}/api/v1/status");
+    let unauthorized = client.get(&url).send().await.unwrap();
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    let ok = client
+        .get(&url)
+        .basic_auth(&admin.key, Some(&admin.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    // Plain HTTP on the HTTPS port gets no answer.
+    let plain = admin
+        .http
+        .get(format!("http://127.0.0.1:{port}/api/v1/status"))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }

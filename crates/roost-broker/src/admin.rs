@@ -379,8 +379,20 @@ pub(crate) fn set_user(
 pub(crate) fn remove_user(core: &Core, user: &str) -> Result<(), UsersError> {
     let path = password_file(core)?;
     match roost_auth::password::delete_user(&path, user) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(UsersError::NotFound),
-        Err(e) => Err(UsersError::File(e.to_string())),
+        Ok(true) => {}
+        Ok(false) => return Err(UsersError::NotFound),
+        Err(e) => return Err(UsersError::File(e.to_string())),
     }
+    // An empty file is refused by the reload (it looks like one being
+    // rewritten), which would keep the removed user: a file that lists
+    // nobody holds a comment line.
+    let empty = std::fs::read_to_string(&path).is_ok_and(|text| text.trim().is_empty());
+    if empty {
+        roost_auth::write_atomically(
+            &path,
+            b"# no users (the last one was removed by the management API)\n",
+        )
+        .map_err(|e| UsersError::File(e.to_string()))?;
+    }
+    Ok(())
 }

@@ -178,6 +178,26 @@ fn mosquitto_pub(port: u16, args: &[&str]) {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// Whether mosquitto_pub gets in as `user`.
+fn mosquitto_pub_ok(port: u16, user: &str, password: &str) -> bool {
+    Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            password,
+        ])
+        .args(["-q", "1", "-t", "ctl/auth", "-m", "x"])
+        .output()
+        .expect("mosquitto_pub")
+        .status
+        .success()
+}
+
 #[test]
 fn a_message_published_through_the_api_reaches_mosquitto_sub() {
     let (broker, ctl) = start(None);
@@ -249,7 +269,7 @@ fn roost_ctl_manages_a_running_broker() {
     let passwords = dir.path().join("passwords");
     std::fs::write(&passwords, "").unwrap();
     let config = format!(
-        "[auth.banned]\n[auth.password_file]\npath = {:?}\nunknown_user = \"ignore\"\n",
+        "[auth.banned]\n[auth.password_file]\npath = {:?}\n",
         passwords.display().to_string()
     );
     let (broker, ctl) = start(Some(&config));
@@ -332,9 +352,18 @@ fn roost_ctl_manages_a_running_broker() {
     );
     let out = ctl.run_stdin(&["users", "passwd", "alice"], Some("n3w\n"));
     assert!(out.status.success(), "{out:?}");
+    assert!(
+        !mosquitto_pub_ok(port, "alice", "s3cret"),
+        "the old password still works"
+    );
+    assert!(mosquitto_pub_ok(port, "alice", "n3w"));
     assert!(ctl.ok(&["users", "list"]).contains("alice"));
     ctl.ok(&["users", "remove", "alice"]);
     assert!(!ctl.ok(&["users", "list"]).contains("alice"));
+    assert!(
+        !mosquitto_pub_ok(port, "alice", "n3w"),
+        "a removed user still gets in"
+    );
 
     let reload = ctl.json(&["reload"]);
     assert_eq!(reload["errors"], serde_json::json!([]));
