@@ -16,6 +16,9 @@
 #   interop-rs  crates/roost/tests/*.rs (rumqttc and raw-packet tests against the binary)
 #   interop-py  pytest interop/python (paho-mqtt, mosquitto_pub/sub)
 #   interop-js  node --test in interop/node (MQTT.js)
+#   dashboard   the web dashboard in headless Chromium (Debian's chromium + Playwright for
+#               Python, installed by interop/dashboard/install.sh when missing); screenshots
+#               in target/dashboard-screenshots
 #   store-redis cargo test -p roost-store --all-features (Redis backend, real redis-server)
 #   management  the management API end to end: roost ctl against the binary,
 #               mosquitto_pub/sub, promtool check metrics (crates/roost/tests/management.rs;
@@ -158,6 +161,14 @@ interop_python() {
     timeout -k 30 "$SUITE_TIMEOUT" python3 -m pytest interop/python
 }
 
+# The web dashboard in headless Chromium (Debian's package, driven by
+# Playwright for Python; interop/dashboard/install.sh installs both when
+# missing). Screenshots are kept in target/dashboard-screenshots.
+dashboard_tests() {
+    bash interop/dashboard/install.sh
+    timeout -k 30 "$SUITE_TIMEOUT" python3 -m pytest interop/dashboard
+}
+
 interop_node() {
     (cd interop/node && timeout -k 30 "$SUITE_TIMEOUT" node --test --test-concurrency=2)
 }
@@ -202,6 +213,7 @@ if [ "$INTEROP" = 1 ]; then
     section interop-rs interop_rust
     section interop-py interop_python
     section interop-js interop_node
+    section dashboard dashboard_tests
     section management management_tests
     section store-redis store_redis
     section cluster cluster_tests

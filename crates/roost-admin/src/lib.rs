@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 mod error;
 mod metrics;
 pub mod openapi;

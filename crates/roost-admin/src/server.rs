@@ -134,7 +134,7 @@ impl AdminServer {
     }
 }
 
-/// The whole router: API, metrics (and later the dashboard).
+/// The whole router: API, metrics, the dashboard's static files.
 pub(crate) fn router(state: Shared) -> Router {
     let metrics = Router::new().route("/metrics", get(crate::metrics::serve));
     let metrics = if state.metrics_auth {
@@ -148,6 +148,7 @@ pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .merge(crate::api::router(Arc::clone(&state)))
         .merge(metrics)
+        .merge(crate::dashboard::router())
         .fallback(|| async { crate::error::ApiError::not_found("NOT_FOUND", "no such route") })
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(

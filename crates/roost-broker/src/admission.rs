@@ -78,8 +78,7 @@ impl Gate {
             return Err(refusal);
         }
         self.open.open.fetch_add(1, Ordering::Relaxed);
-        Metrics::inc(&self.metrics.connections_current);
-        Metrics::inc(&self.metrics.connections_total);
+        self.metrics.opened();
         Ok(ConnectionPermit(Arc::clone(&self.open)))
     }
 

@@ -204,6 +204,8 @@ impl Broker {
         // Ends by itself at shutdown.
         let core = Arc::clone(&self.core);
         tokio::spawn(async move { core.retained.sweep_until(core.shutdown.subscribe()).await });
+        // The `$SYS` tree; ends by itself at shutdown (at once when off).
+        tokio::spawn(crate::sys::run(Arc::clone(&self.core)));
         let mut shutdown = self.core.shutdown.subscribe();
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
@@ -282,10 +284,7 @@ impl BrokerHandle {
     /// This node's name: the cluster node id (configured, or derived from
     /// the host name and data directory).
     pub fn node_name(&self) -> String {
-        self.core
-            .config
-            .cluster
-            .effective_node_id(&self.core.config.store.data_dir)
+        self.core.node_id().to_string()
     }
 
     /// Every listener's kind, bound address and URL, in config order.
@@ -472,14 +471,7 @@ impl BrokerHandle {
 
     /// Current counters.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.core.metrics.snapshot();
-        stats.sessions = self.core.sessions().len() as u64;
-        stats.subscriptions = self.core.subscription_count() as u64;
-        self.core.retained.fill_stats(&mut stats);
-        if let Some(persist) = self.core.persist() {
-            persist.fill_stats(&mut stats);
-        }
-        stats
+        self.core.stats()
     }
 
     /// One page of the retained messages matching `filter`, in topic order.

@@ -48,6 +48,7 @@ mod registry;
 mod restore;
 mod retained;
 mod slot;
+mod sys;
 mod transport;
 
 pub use admin::{ClientDetail, ClientQuery, Page, RouteInfo, SubscriptionInfo, UsersError};

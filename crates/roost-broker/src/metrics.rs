@@ -22,8 +22,11 @@ pub(crate) struct Metrics {
     pub(crate) sessions_expired: AtomicU64,
     pub(crate) publisher_pauses: AtomicU64,
     pub(crate) publisher_waits_expired: AtomicU64,
-    /// Added once per socket read / write (not per packet).
+    /// Most connections open at once since start.
+    pub(crate) connections_maximum: AtomicU64,
+    /// Bytes of MQTT packets read from connected clients' streams.
     pub(crate) bytes_received: AtomicU64,
+    /// Bytes of MQTT packets written to clients' streams.
     pub(crate) bytes_sent: AtomicU64,
 }
 
@@ -68,11 +71,13 @@ pub struct Stats {
     /// Pauses that lasted `limits.publisher_wait_ms`: the subscriber was
     /// marked slow, and its deliveries beyond `max_outbox` are dropped.
     pub publisher_waits_expired: u64,
-    /// Bytes read from client connections (MQTT packets after the
-    /// transport: TLS and WebSocket framing not counted; the CONNECT's
-    /// first read not counted).
+    /// Most connections open at once since start.
+    pub connections_maximum: u64,
+    /// Bytes of MQTT packets read from clients since start (what the
+    /// transport handed over: TLS records and WebSocket frames unwrapped).
     pub bytes_received: u64,
-    /// Bytes written to client connections (same scope).
+    /// Bytes of MQTT packets written to clients since start (before TLS and
+    /// WebSocket framing).
     pub bytes_sent: u64,
     /// Sessions known (online and offline).
     pub sessions: u64,
@@ -111,6 +116,17 @@ impl Metrics {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// One more connection open: counts it and raises the maximum.
+    pub(crate) fn opened(&self) {
+        let now = self.connections_current.fetch_add(1, Ordering::Relaxed) + 1;
+        // Read first: the maximum is rarely beaten, and a load keeps the
+        // cache line shared where a `fetch_max` would always take it.
+        if now > self.connections_maximum.load(Ordering::Relaxed) {
+            self.connections_maximum.fetch_max(now, Ordering::Relaxed);
+        }
+        Self::inc(&self.connections_total);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
@@ -130,6 +146,7 @@ impl Metrics {
             sessions_expired: get(&self.sessions_expired),
             publisher_pauses: get(&self.publisher_pauses),
             publisher_waits_expired: get(&self.publisher_waits_expired),
+            connections_maximum: get(&self.connections_maximum),
             bytes_received: get(&self.bytes_received),
             bytes_sent: get(&self.bytes_sent),
             ..Stats::default()

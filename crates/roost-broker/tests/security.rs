@@ -46,7 +46,9 @@ async fn start() -> Secured {
     let toml = format!(
         // Whole-filter semantics: these tests check that a wildcard reaching
         // a denied topic is refused (per_message is tests/acl_wildcards.rs).
-        "[mqtt]\ntopic_alias_maximum = 4\n[security]\nacl_wildcards = \"whole_filter\"\n[auth.banned]\n[auth.password_file]\npath = {:?}\n[auth.acl_file]\npath = {:?}\n",
+        // No `$SYS` tree: whatever reaches a `$SYS/#` subscriber here would
+        // be a forgery.
+        "[sys]\ninterval = 0\n[mqtt]\ntopic_alias_maximum = 4\n[security]\nacl_wildcards = \"whole_filter\"\n[auth.banned]\n[auth.password_file]\npath = {:?}\n[auth.acl_file]\npath = {:?}\n",
         passwords.display().to_string(),
         acl.display().to_string()
     );

@@ -4,10 +4,12 @@
 mod cluster;
 mod http;
 mod store;
+mod sys;
 
 pub use cluster::{ClusterConfig, ClusterRedisConfig};
 pub use http::{DEFAULT_HTTP_PORT, HttpConfig};
 pub use store::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
+pub use sys::SysConfig;
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,6 +43,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Cluster mode over Redis (docs/cluster.md).
     pub cluster: ClusterConfig,
+    /// The `$SYS` topics (docs/management.md).
+    pub sys: SysConfig,
     /// The management listener: REST API, metrics, dashboard (docs/management.md).
     pub http: HttpConfig,
 }
@@ -481,6 +485,9 @@ impl Config {
             return bad(key, message);
         }
         if let Err((key, message)) = self.cluster.validate() {
+            return bad(key, &message);
+        }
+        if let Err((key, message)) = self.sys.validate() {
             return bad(key, &message);
         }
         if let Err((key, message)) = self.http.validate() {

@@ -34,6 +34,9 @@ pub(crate) struct Core {
     /// Taken only here and in `route.rs` / `lifecycle.rs`.
     router: RwLock<Router<SessionKey>>,
     pub(crate) retained: RetainedStore,
+    /// The broker's own `$SYS/broker/...` values (`crate::sys`), retained
+    /// apart from clients' messages.
+    pub(crate) sys_values: crate::retained::SystemValues,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ext: Extensions,
     pub(crate) builtins: crate::builtin_auth::Builtins,
@@ -45,6 +48,8 @@ pub(crate) struct Core {
     dormitory: Option<Arc<Dormitory>>,
     /// The cluster, once joined (unset: a single broker).
     cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterLink>>,
+    /// This node's name (see [`Core::node_id`]), computed on first use.
+    node_id: std::sync::OnceLock<Box<str>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -92,6 +97,7 @@ impl Core {
             sessions: crate::registry::Registry::default(),
             router: RwLock::new(Router::new(strategy)),
             retained,
+            sys_values: crate::retained::SystemValues::default(),
             metrics: Arc::default(),
             ext,
             builtins,
@@ -100,7 +106,31 @@ impl Core {
             persist,
             dormitory,
             cluster: std::sync::OnceLock::new(),
+            node_id: std::sync::OnceLock::new(),
         })
+    }
+
+    /// This node's name: `cluster.node_id`, or the one derived from the
+    /// host name and the data directory (the same a cluster would use).
+    pub(crate) fn node_id(&self) -> &str {
+        self.node_id.get_or_init(|| {
+            self.config
+                .cluster
+                .effective_node_id(&self.config.store.data_dir)
+                .into()
+        })
+    }
+
+    /// The broker's counters and gauges now.
+    pub(crate) fn stats(&self) -> crate::metrics::Stats {
+        let mut stats = self.metrics.snapshot();
+        stats.sessions = self.sessions.len() as u64;
+        stats.subscriptions = self.subscription_count() as u64;
+        self.retained.fill_stats(&mut stats);
+        if let Some(persist) = self.persist() {
+            persist.fill_stats(&mut stats);
+        }
+        stats
     }
 
     /// The cluster (`None`: a single broker).

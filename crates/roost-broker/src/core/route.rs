@@ -67,7 +67,7 @@ impl Core {
             Some(cluster) => crate::cluster::forward(cluster, &message, retained, now),
             None => (None, false),
         };
-        let mut routed = self.route_local(message, publisher);
+        let mut routed = self.route_local(message, publisher, true);
         routed.forwarded = forwarded;
         routed.remote = remote;
         routed
@@ -83,12 +83,37 @@ impl Core {
             .as_deref()
             .and_then(|id| self.sessions.get(id))
             .map(SessionKey);
-        let routed = self.route_local(Arc::new(message), publisher.as_ref());
+        let routed = self.route_local(Arc::new(message), publisher.as_ref(), true);
         drop(self.deliver(routed, Vec::new(), now));
     }
 
-    /// The local half of [`Core::route`]: this node's subscribers.
-    fn route_local(&self, message: Arc<Message>, publisher: Option<&SessionKey>) -> Routed {
+    /// A value of the broker's own about this node (the `$SYS/broker/...`
+    /// tree): kept as the topic's retained value in `sys_values` (not the
+    /// retained store: see `retained/system.rs`) and routed to this node's
+    /// subscribers only, never forwarded to other cluster nodes (each node
+    /// has its own values), and not counted in `messages_no_subscribers`
+    /// (nobody watching `$SYS` is the usual case, not a client's message
+    /// going nowhere).
+    pub(crate) fn publish_local(&self, message: Message, now: Instant) -> usize {
+        let message = Arc::new(message);
+        if message.retain {
+            self.sys_values.set(Arc::clone(&message));
+        }
+        let routed = self.route_local(message, None, false);
+        let reached = routed.reached();
+        drop(self.deliver(routed, Vec::new(), now));
+        reached
+    }
+
+    /// The local half of [`Core::route`]: this node's subscribers
+    /// (`count_unmatched`: a message nobody gets counts in
+    /// `messages_no_subscribers`).
+    fn route_local(
+        &self,
+        message: Arc<Message>,
+        publisher: Option<&SessionKey>,
+        count_unmatched: bool,
+    ) -> Routed {
         let mut targets: Vec<Target<SessionKey>> = Vec::new();
         let publisher_id = message.publisher.as_deref().unwrap_or("");
         {
@@ -102,7 +127,9 @@ impl Core {
             );
         }
         if targets.is_empty() {
-            Metrics::inc(&self.metrics.messages_no_subscribers);
+            if count_unmatched {
+                Metrics::inc(&self.metrics.messages_no_subscribers);
+            }
         } else if self.read_checks() {
             self.withhold_unreadable(&message, &mut targets);
         }
@@ -265,8 +292,9 @@ impl Core {
         *seen = total;
     }
 
-    /// Retained messages matching `filter`, as deliveries at most `qos`; expired
-    /// ones are skipped (and removed). `check`: the subscribing session, when
+    /// Retained messages matching `filter` (the broker's `$SYS` values
+    /// included), as deliveries at most `qos`; expired ones are skipped (and
+    /// removed). `check`: the subscribing session, when
     /// its subscription was not authorized as a whole (`per_message`): each
     /// message it may not read is withheld (and counted).
     pub(crate) fn retained_for(
@@ -277,8 +305,9 @@ impl Core {
         check: Option<&SessionSlot>,
         now: Instant,
     ) -> Vec<Delivery> {
-        self.retained
-            .matching(filter, now)
+        let mut messages = self.retained.matching(filter, now);
+        messages.extend(self.sys_values.matching(filter));
+        messages
             .into_iter()
             .filter(|message| {
                 let Some(slot) = check else { return true };

@@ -81,6 +81,7 @@ impl std::fmt::Display for Refused {
 
 /// Reads bytes until one packet decodes.
 async fn read_packet<R: AsyncRead + Unpin>(
+    metrics: &Metrics,
     reader: &mut R,
     decoder: &mut Decoder,
     rbuf: &mut BytesMut,
@@ -94,7 +95,7 @@ async fn read_packet<R: AsyncRead + Unpin>(
         rbuf.reserve(4096);
         match reader.read_buf(rbuf).await {
             Ok(0) | Err(_) => return Err(None),
-            Ok(_) => {}
+            Ok(n) => Metrics::add(&metrics.bytes_received, n),
         }
     }
 }
@@ -238,7 +239,7 @@ where
 {
     let first = tokio::time::timeout(
         core.config.connect_timeout(),
-        read_packet(reader, decoder, rbuf),
+        read_packet(&core.metrics, reader, decoder, rbuf),
     )
     .await;
     match first {
@@ -583,8 +584,11 @@ where
                 {
                     return Err(Refused::Silent("write failed during authentication"));
                 }
-                let reply =
-                    tokio::time::timeout_at(deadline, read_packet(reader, decoder, rbuf)).await;
+                let reply = tokio::time::timeout_at(
+                    deadline,
+                    read_packet(&core.metrics, reader, decoder, rbuf),
+                )
+                .await;
                 match reply {
                     Ok(Ok(Packet::Auth(reply))) => {
                         // The method must not change during the exchange [MQTT-4.12.0-5 / 3.15.2-1].

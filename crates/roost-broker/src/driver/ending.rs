@@ -14,6 +14,7 @@ use super::connect::will_of;
 use super::connection::{Connected, Ending};
 use super::io::Outgoing;
 use crate::core::Core;
+use crate::metrics::Metrics;
 use crate::slot::SessionSlot;
 
 /// How long a closing connection may take to flush its last packets.
@@ -41,6 +42,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
     core.sync_session_drops(&slot, &mut drops_seen, &session);
     core.flush_events(&mut session).await;
     super::oplog::disconnected(&client, &ending);
+    crate::sys::events::disconnected(core, &client, event_reason(&ending));
     core.ext
         .notify(|h| h.on_disconnect(&client, ending.cause()));
     Box::pin(finish(
@@ -74,7 +76,7 @@ pub(crate) async fn finish<W: AsyncWrite + Unpin>(
         queue_disconnect(&mut session, out, reason, reason_string, now);
         // A client that did not take our output in time is not reading: it
         // would not read the reason either, so it gets no lingering.
-        flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush(out, writer))
+        flushed = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush(&core.metrics, out, writer))
             .await
             .unwrap_or(false);
     } else if matches!(ending, Ending::Disconnect { .. }) {
@@ -112,14 +114,38 @@ fn queue_disconnect(
 
 /// Writes all of `out`, then shuts the write side down; false when the
 /// peer is gone first.
-async fn flush<W: AsyncWrite + Unpin>(out: &mut Outgoing, writer: &mut W) -> bool {
+async fn flush<W: AsyncWrite + Unpin>(
+    metrics: &Metrics,
+    out: &mut Outgoing,
+    writer: &mut W,
+) -> bool {
     while !out.is_empty() {
         match out.write_some(writer).await {
             Ok(0) | Err(_) => return false,
-            Ok(n) => out.advance(n),
+            Ok(n) => {
+                Metrics::add(&metrics.bytes_sent, n);
+                out.advance(n);
+            }
         }
     }
     writer.shutdown().await.is_ok()
+}
+
+/// The `reason` of the `$SYS/.../disconnected` client event, as EMQX names it.
+fn event_reason(ending: &Ending) -> &'static str {
+    match ending {
+        Ending::Disconnect { .. } => "normal",
+        Ending::Lost => "sock_closed",
+        Ending::Violation(_) => "protocol_error",
+        Ending::TakenOver => "takenover",
+        Ending::Closed(rc, _) => match *rc {
+            ReasonCode::ADMINISTRATIVE_ACTION => "kicked",
+            ReasonCode::KEEP_ALIVE_TIMEOUT => "keepalive_timeout",
+            ReasonCode::SERVER_SHUTTING_DOWN => "shutdown",
+            ReasonCode::SESSION_TAKEN_OVER => "takenover",
+            _ => "closed",
+        },
+    }
 }
 
 /// The will to publish (with its delay), if the ending leaves one.

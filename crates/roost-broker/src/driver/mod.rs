@@ -95,6 +95,12 @@ where
     match handshake.await {
         Ok(attached) => {
             oplog::connected(&attached.client, &seen);
+            crate::sys::events::connected(
+                &core,
+                &attached.client,
+                seen.keep_alive,
+                seen.clean_start,
+            );
             Some((Box::new(attached), reader.unsplit(writer), rbuf))
         }
         Err(refused) => {

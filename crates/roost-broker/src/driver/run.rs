@@ -36,6 +36,7 @@ use crate::clock::{credentials_deadline, earliest};
 use crate::core::Core;
 use crate::hibernate::{Dormant, Hibernated};
 use crate::link::{Control, ControlReceiver, Heard};
+use crate::metrics::Metrics;
 use crate::slot::{SessionKey, SessionSlot};
 
 use super::connection::{Connected, Ending, Start};
@@ -444,8 +445,8 @@ impl<'a> Driver<'a> {
         match written {
             Ok(0) | Err(_) => ControlFlow::Break(Exit::End(Ending::Lost)),
             Ok(n) => {
+                Metrics::add(&self.core.metrics.bytes_sent, n);
                 self.out.advance(n);
-                crate::metrics::Metrics::add(&self.core.metrics.bytes_sent, n);
                 ControlFlow::Continue(())
             }
         }
@@ -463,7 +464,7 @@ impl<'a> Driver<'a> {
             Ok(0) | Err(_) => return ControlFlow::Break(Exit::End(Ending::Lost)),
             Ok(n) => n,
         };
-        crate::metrics::Metrics::add(&self.core.metrics.bytes_received, n);
+        Metrics::add(&self.core.metrics.bytes_received, n);
         self.next_read = if n >= self.next_read {
             (self.next_read * 2).min(READ_CHUNK)
         } else {

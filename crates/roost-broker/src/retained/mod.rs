@@ -13,6 +13,7 @@
 
 mod list;
 mod sweep;
+mod system;
 mod view;
 
 use std::collections::VecDeque;
@@ -30,6 +31,7 @@ use roost_session::Message;
 use crate::config::MqttConfig;
 use crate::metrics::Stats;
 
+pub(crate) use system::SystemValues;
 pub use view::{RetainedError, RetainedMessage, RetainedPage};
 
 /// One stored retained message.
