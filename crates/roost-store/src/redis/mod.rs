@@ -25,6 +25,17 @@ mod shared;
 
 pub use lease::Lease;
 
+/// Decodes a will as the Redis store keeps it (field `will` of
+/// `<p>{c:<id>}:s`): a cluster janitor publishes a dead node's wills.
+pub fn decode_will(bytes: &[u8]) -> Result<crate::WillRecord, StoreError> {
+    crate::codec::decode(bytes, "will")
+}
+
+/// Decodes a session record as the Redis store keeps it (field `rec`).
+pub fn decode_session(bytes: &[u8]) -> Result<crate::SessionRecord, StoreError> {
+    crate::codec::decode(bytes, "session")
+}
+
 use std::time::Duration;
 
 use std::sync::Arc;
