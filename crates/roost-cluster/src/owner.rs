@@ -73,12 +73,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
-fn handle(
-    shared: &Shared,
-    link: &mut Link,
-    mine: &mut HashMap<String, String>,
-    request: Request,
-) {
+fn handle(shared: &Shared, link: &mut Link, mine: &mut HashMap<String, String>, request: Request) {
     match request {
         Request::Claim {
             client_id,
@@ -208,12 +203,8 @@ fn claim(
             .arg(client_id)
             .query::<()>(c)
     })?;
-    let lease: Option<u64> = link.run(|c| {
-        redis::cmd("ZSCORE")
-            .arg(keys.nodes())
-            .arg(&node)
-            .query(c)
-    })?;
+    let lease: Option<u64> =
+        link.run(|c| redis::cmd("ZSCORE").arg(keys.nodes()).arg(&node).query(c))?;
     let now = wire::unix_ms(SystemTime::now());
     if lease.is_none_or(|deadline| deadline < now) {
         // Dead (or declared so): nobody to wait for; its rows are what it
@@ -225,10 +216,7 @@ fn claim(
         });
     }
     let (handover, waiter) = done::pair();
-    shared
-        .handovers
-        .lock()
-        .insert(token.to_string(), waiter);
+    shared.handovers.lock().insert(token.to_string(), waiter);
     let kick = wire::encode(&Kick {
         client_id: client_id.to_string(),
         token: old_token,

@@ -2,6 +2,7 @@
 //! routing a message, the retained store, and the session lifecycle (attach,
 //! park, expire, will).
 
+mod handover;
 mod lifecycle;
 mod read_checks;
 mod route;
