@@ -226,7 +226,11 @@ impl ClusterLink {
         let Some(token) = self.fences.get(client_id) else {
             return;
         };
-        self.cluster.session_ended(client_id, &token);
+        // Fenced: the session stays on this node's list in Redis, for the
+        // janitor that publishes its will and starts its expiry.
+        if !self.fenced() {
+            self.cluster.session_ended(client_id, &token);
+        }
         let barrier = persist.and_then(crate::persist::Persist::barrier);
         let fences = Arc::clone(&self.fences);
         let client_id = client_id.to_string();
