@@ -159,10 +159,12 @@ pub struct CommonArgs {
     /// runtime's 1 ms timer, which sends in bursts on each tick; for comparison).
     #[arg(long = "pacer", value_enum, default_value_t = PacerKind::Timerfd)]
     pub pacer: PacerKind,
-    /// Broker process id: sample its CPU time (utime+stime) and RSS from
-    /// /proc at each phase, to report CPU per message and memory per client.
-    #[arg(long = "broker-pid")]
-    pub broker_pid: Option<u32>,
+    /// Broker process id(s), comma separated: sample their CPU time
+    /// (utime+stime) and RSS from /proc at each phase, to report CPU per
+    /// message and memory per client. Several ids (the nodes of a cluster)
+    /// are summed.
+    #[arg(long = "broker-pid", value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
     /// Print the result as one JSON object on stdout (the human summary goes to stderr).
     #[arg(long = "json")]
     pub json: bool,
@@ -282,6 +284,11 @@ pub struct PubSubArgs {
     /// How topics map publishers to subscribers.
     #[arg(long = "topic-mode", value_enum, default_value_t = TopicMode::Fanout)]
     pub topic_mode: TopicMode,
+    /// Broker host(s) for the subscribers, comma separated (default: `-h`,
+    /// like the publishers). With the nodes of a cluster on different
+    /// addresses, `-h A --sub-host B` sends every message across nodes.
+    #[arg(long = "sub-host", value_delimiter = ',')]
+    pub sub_hosts: Vec<String>,
     /// Topic prefix.
     #[arg(short = 't', long = "topic", default_value = "bench")]
     pub topic: String,

@@ -93,7 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let json = serde_json::to_string(&raw).context("encode the result")?;
         return coord::emit(&format!("{RESULT}{json}"));
     }
-    let probe = common.broker_pid.map(BrokerProbe::new).transpose()?;
+    let probe = BrokerProbe::new(&common.broker_pid)?;
     let (raw, samples) = runtime.block_on(orchestrate::run(plan, Coordinator::local(probe)))?;
     print_report(&Report::new(cmd, &raw, &samples), common.json)
 }

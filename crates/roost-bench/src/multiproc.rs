@@ -37,7 +37,7 @@ pub(crate) fn run_parent(cmd: &BenchCommand) -> anyhow::Result<()> {
             },
         )?;
     }
-    let probe = common.broker_pid.map(BrokerProbe::new).transpose()?;
+    let probe = BrokerProbe::new(&common.broker_pid)?;
     let mut samples = Samples::default();
     if let Some(p) = &probe {
         p.sample("base", &mut samples);

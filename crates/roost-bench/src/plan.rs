@@ -394,6 +394,11 @@ fn build_pubsub(
 
     let qos = qos(a.qos);
     let start = a.common.start_number;
+    let sub_targets = if a.sub_hosts.is_empty() {
+        targets.clone()
+    } else {
+        Targets::resolve_hosts(&a.sub_hosts, &a.common)?
+    };
     for i in slice.range(a.subs) {
         let filter = match a.topic_mode {
             TopicMode::Shared => a.topic.clone(),
@@ -401,7 +406,7 @@ fn build_pubsub(
             TopicMode::Fanout => format!("{}/#", a.topic),
         };
         plan.clients.push(ClientPlan {
-            spec: spec(targets, &a.common, start + i, "pubsub_sub"),
+            spec: spec(&sub_targets, &a.common, start + i, "pubsub_sub"),
             role: Role::Subscriber { filter, qos },
         });
     }

@@ -22,26 +22,47 @@ impl Samples {
     }
 }
 
-/// Samples the broker process.
-#[derive(Debug, Clone, Copy)]
+/// Samples the broker process(es).
+#[derive(Debug, Clone)]
 pub struct BrokerProbe {
-    /// The broker's process id.
-    pub pid: u32,
+    /// The broker's process ids (the nodes of a cluster: their use is summed).
+    pub pids: Vec<u32>,
 }
 
 impl BrokerProbe {
-    /// Checks that the process can be read now, so a wrong pid fails the run
-    /// up front instead of leaving the figures silently empty.
-    pub fn new(pid: u32) -> anyhow::Result<Self> {
-        procstat::sample(Some(pid))?;
-        Ok(Self { pid })
+    /// A probe of `pids`, or none when the list is empty. Checks that every
+    /// process can be read now, so a wrong pid fails the run up front instead
+    /// of leaving the figures silently empty.
+    pub fn new(pids: &[u32]) -> anyhow::Result<Option<Self>> {
+        if pids.is_empty() {
+            return Ok(None);
+        }
+        for &pid in pids {
+            procstat::sample(Some(pid))?;
+        }
+        Ok(Some(Self {
+            pids: pids.to_vec(),
+        }))
     }
 
-    /// Takes a sample under `name`; a failure (broker died) is reported, not fatal.
+    /// Takes a sample under `name`: the sum over the processes. A failure
+    /// (a broker died) is reported, not fatal.
     pub fn sample(&self, name: &str, samples: &mut Samples) {
-        match procstat::sample(Some(self.pid)) {
-            Ok(s) => samples.0.push((name.to_owned(), s)),
-            Err(e) => eprintln!("roost-bench: cannot sample broker pid {}: {e:#}", self.pid),
+        let mut sum = ProcSample::default();
+        for &pid in &self.pids {
+            match procstat::sample(Some(pid)) {
+                Ok(s) => {
+                    sum.cpu_s += s.cpu_s;
+                    sum.rss_bytes += s.rss_bytes;
+                    sum.hwm_bytes += s.hwm_bytes;
+                    sum.runqueue_wait_s += s.runqueue_wait_s;
+                }
+                Err(e) => {
+                    eprintln!("roost-bench: cannot sample broker pid {pid}: {e:#}");
+                    return;
+                }
+            }
         }
+        samples.0.push((name.to_owned(), sum));
     }
 }

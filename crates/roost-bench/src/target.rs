@@ -19,8 +19,14 @@ pub struct Targets {
 impl Targets {
     /// Resolves `-h`/`-p`/`--ifaddr`, enforcing loopback unless `--allow-remote`.
     pub fn resolve(common: &CommonArgs) -> anyhow::Result<Self> {
+        Self::resolve_hosts(&common.hosts, common)
+    }
+
+    /// [`Targets::resolve`] with other broker hosts than `-h` (e.g. `--sub-host`),
+    /// on the same port and source addresses.
+    pub fn resolve_hosts(hosts: &[String], common: &CommonArgs) -> anyhow::Result<Self> {
         let mut brokers = Vec::new();
-        for host in &common.hosts {
+        for host in hosts {
             let addr = resolve_host(host, common.port)?;
             if !common.allow_remote && !is_loopback(addr.ip()) {
                 bail!(
