@@ -38,7 +38,13 @@ pub(crate) async fn join(core: &Arc<Core>) -> Result<(), String> {
         .and_then(|p| p.fences().cloned())
         .unwrap_or_default();
     let wait = Duration::from_millis(core.config.cluster.lease_ms.min(HANDOVER_WAIT_MS));
-    core.set_cluster(Arc::new(ClusterLink::new(cluster, fences, wait)));
+    let link = Arc::new(ClusterLink::new(cluster, fences, wait));
+    core.set_cluster(Arc::clone(&link));
+    // Now that wills can be forwarded: an earlier run's sessions.
+    let adopted = tokio::task::spawn_blocking(move || link.cluster().adopt_earlier_sessions())
+        .await
+        .map_err(|e| format!("cluster start: {e}"))?;
+    adopted.map_err(|e| format!("cluster (node {node}): {e}"))?;
     Ok(())
 }
 

@@ -331,10 +331,6 @@ impl Cluster {
         }
         let retained = last_id(&mut link, &keys.retained_log())?;
         let loaded = load_retained(&mut link, &shared)?;
-        // Sessions an earlier run of this node id still owns: nobody's now
-        // (their wills go out, their expiry starts), as a janitor does for a
-        // dead node.
-        janitor::orphan_sessions(&mut link, &shared, &me)?;
         tracing::info!(
             node = %me,
             nodes = live.len(),
@@ -581,6 +577,17 @@ impl Cluster {
             .push(request)
             .map_err(|_| ClusterError::Unavailable)?;
         Ok(done)
+    }
+
+    /// Sessions an earlier run of this node id still owns in Redis (it was
+    /// killed, or restarted before its lease lapsed) become nobody's: their
+    /// wills go to the receiver, their expiry starts, as a janitor does for
+    /// a dead node. Call it once the receiver can publish cluster-wide and
+    /// before accepting connections. Blocking. Returns how many.
+    pub fn adopt_earlier_sessions(&self) -> Result<usize, ClusterError> {
+        let mut guard = self.leave.lock();
+        let link = guard.as_mut().ok_or(ClusterError::Stopped)?;
+        janitor::orphan_sessions(link, &self.shared, &self.shared.options.node_id)
     }
 
     /// True while this node is fenced (its lease lapsed; it holds no session).

@@ -826,3 +826,32 @@ async fn v5_cluster_node_cut_off_from_redis_past_its_lease_disconnects_its_clien
         );
     }
 }
+
+#[tokio::test]
+async fn cluster_a_node_restarted_after_kill_9_publishes_its_clients_will_once() {
+    let redis = RedisServer::start();
+    let run = unique_id("re");
+    let a_name = format!("{run}-a");
+    let a = node(&redis, &a_name);
+    let b = node(&redis, &format!("{run}-b"));
+    let base = unique_id("restart");
+    let will_topic = format!("{base}/will");
+    let mut watcher = v5(b.addr(), "watch").await;
+    subscribe(&mut watcher, &will_topic, qos(QoS::AtLeastOnce)).await;
+    let (mut doomed, _) =
+        RawClient::connect_with(a.addr(), with_will(&unique_id("d"), &will_topic))
+            .await
+            .unwrap();
+    wait_for_route(&mut doomed, &will_topic, &mut [&mut watcher]).await;
+    a.signal(rustix::process::Signal::KILL).unwrap();
+    drop(a);
+    // Back at once under the same node id: its janitor and B's (when the
+    // old lease lapses) race for the will; one gets it.
+    let _a = node(&redis, &a_name);
+    let will = receive(&mut watcher).await;
+    assert_eq!(&will.payload[..], b"gone");
+    assert!(
+        watcher.recv_publish(Duration::from_secs(3)).await.is_err(),
+        "the will is published once"
+    );
+}
