@@ -75,7 +75,26 @@ pub fn check(config: &Config) -> Vec<String> {
             problems.push(message);
         }
     }
+    if config.http.enabled
+        && let Some(tls) = &config.http.tls
+        && let Err(message) = check_http_tls(tls)
+    {
+        problems.push(format!("http.tls: {message}"));
+    }
     problems
+}
+
+/// The management listener's certificates, as `roost-admin` loads them.
+#[cfg(feature = "tls")]
+fn check_http_tls(tls: &crate::config::TlsConfig) -> Result<(), String> {
+    crate::transport::tls::server_config(tls, false)
+        .map(drop)
+        .map_err(|e| e.0)
+}
+
+#[cfg(not(feature = "tls"))]
+fn check_http_tls(_tls: &crate::config::TlsConfig) -> Result<(), String> {
+    Err("this build of roost has no `tls` support (cargo feature `tls` of roost-broker)".into())
 }
 
 /// Builds what the listener's transport loads at bind time.

@@ -18,7 +18,7 @@ use roost_hooks::{
     ConnectRequest, Decision, DropCause, EnhancedAuthenticator, Hooks, MessageView,
     PublishDecision,
 };
-use roost_session::Message;
+use roost_session::{DropReason, Message, SessionEvent};
 
 /// What happens when a hook panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -103,6 +103,40 @@ impl Extensions {
         if self.message_events {
             let view = view_of(message, qos);
             self.notify(|h| h.on_message_dropped(client_id, &view, cause));
+        }
+    }
+
+    /// Tells the hooks what a session event says happened to a message:
+    /// a QoS 0 PUBLISH queued for the transport, a PUBACK or PUBREC with a
+    /// success code → delivered; an error code → dropped as rejected; a
+    /// drop → dropped with its cause. Events without a message (recorded
+    /// for the store only) say nothing to the hooks.
+    pub(crate) fn hear(&self, client_id: &str, event: &SessionEvent) {
+        match event {
+            SessionEvent::Sent {
+                message: Some(message),
+                qos,
+                ..
+            } => self.delivered(client_id, message, *qos),
+            SessionEvent::Acknowledged {
+                message: Some(message),
+                qos,
+                reason,
+                ..
+            } => {
+                if reason.is_error() {
+                    self.dropped(client_id, message, *qos, DropCause::Rejected(*reason));
+                } else {
+                    self.delivered(client_id, message, *qos);
+                }
+            }
+            SessionEvent::Dropped {
+                message: Some(message),
+                qos,
+                reason,
+                ..
+            } => self.dropped(client_id, message, *qos, cause(*reason)),
+            _ => {}
         }
     }
 
@@ -340,6 +374,16 @@ impl<T> Future for Guarded<'_, T> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(_) => Poll::Ready(None),
         }
+    }
+}
+
+/// The hooks' cause for a session's drop reason.
+fn cause(reason: DropReason) -> DropCause {
+    match reason {
+        DropReason::Expired => DropCause::Expired,
+        DropReason::TooLarge => DropCause::TooLarge,
+        DropReason::QueueFull => DropCause::QueueFull,
+        DropReason::Qos0WhileOffline => DropCause::Offline,
     }
 }
 

@@ -16,7 +16,7 @@ use bytestring::ByteString;
 use parking_lot::Mutex;
 use roost_codec::QoS;
 use roost_hooks::DropCause;
-use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionState};
+use roost_session::{Delivery, EnqueueOutcome, Message, SessionConfig, SessionEvent, SessionState};
 use roost_store::SessionOwner;
 use tokio::sync::oneshot;
 
@@ -151,10 +151,14 @@ pub(crate) enum Pushed {
     /// Stored in the offline queue.
     Queued,
     /// Stored in the offline queue, which was full: its oldest delivery was
-    /// dropped to make room (counted); here when `report_evicted` was set.
-    QueuedDroppedOldest(Option<Delivery>),
-    /// Dropped (counted), and why.
-    Dropped(DropCause),
+    /// dropped to make room (counted; the session recorded the drop as an
+    /// event).
+    QueuedDroppedOldest,
+    /// Dropped by the offline session (counted; recorded as an event).
+    Dropped,
+    /// Refused by the slot (counted): its session ended, or its outbox is
+    /// full. The delivery comes back, with why, for the hooks.
+    Refused(DropCause, Delivery),
 }
 
 impl SessionSlot {
@@ -168,10 +172,10 @@ impl SessionSlot {
 
     /// Pushes a delivery without blocking. A full outbox drops QoS 0 first; QoS
     /// 1/2 are kept up to twice the limit, then dropped too (counted), so a stuck
-    /// consumer can never grow memory without bound. With `report_evicted`
-    /// (a hook wants drops), a delivery evicted from a full offline queue is
-    /// returned. `high_water`: the outbox length at which the publisher is
-    /// told to pause (0 = never; `credit.rs`).
+    /// consumer can never grow memory without bound. A parked session's
+    /// events (its drops, for the store and the hooks) are moved to
+    /// `events` (see [`enqueue_parked`]). `high_water`: the outbox length at
+    /// which the publisher is told to pause (0 = never; `credit.rs`).
     pub(crate) fn push(
         &self,
         delivery: Delivery,
@@ -179,14 +183,14 @@ impl SessionSlot {
         high_water: usize,
         config: &SessionConfig,
         now: Instant,
-        report_evicted: bool,
+        events: &mut Vec<SessionEvent>,
     ) -> Pushed {
         let mut inner = self.inner.lock();
         if inner.ended {
-            return Pushed::Dropped(DropCause::SessionEnded);
+            return Pushed::Refused(DropCause::SessionEnded, delivery);
         }
         if let Some(parked) = inner.parked.as_mut() {
-            let pushed = enqueue_parked(&mut parked.state, delivery, config, now, report_evicted);
+            let pushed = enqueue_parked(&mut parked.state, delivery, config, now, events);
             if !matches!(pushed, Pushed::Queued) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -201,7 +205,7 @@ impl SessionSlot {
         if len >= limit {
             drop(inner);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Pushed::Dropped(DropCause::QueueFull);
+            return Pushed::Refused(DropCause::QueueFull, delivery);
         }
         inner.outbox.push(delivery);
         if len == 0
@@ -278,26 +282,27 @@ impl SessionSlot {
 
 /// Queues a delivery in an offline session: what [`SessionSlot::push`] does
 /// for a parked session, and what a detaching connection does with the
-/// deliveries its outbox still held. With `report_evicted` (a hook wants
-/// drops), a delivery evicted from a full queue is returned.
+/// deliveries its outbox still held. The events the session recorded (its
+/// drops, when a store or the hooks asked) are moved to `events` at once,
+/// for the caller to read (`Core::read_parked_events`): a parked session's
+/// event queue is empty between calls, so it cannot grow while the client
+/// is away.
 pub(crate) fn enqueue_parked(
     state: &mut SessionState,
     delivery: Delivery,
     config: &SessionConfig,
     now: Instant,
-    report_evicted: bool,
+    events: &mut Vec<SessionEvent>,
 ) -> Pushed {
-    // The queue evicts its front when full under DropOldest.
-    let evicted = (report_evicted && state.queued_len() >= config.max_queued_messages)
-        .then(|| state.queued().next().cloned())
-        .flatten();
-    match state.enqueue_offline(delivery, config, now) {
+    let pushed = match state.enqueue_offline(delivery, config, now) {
         EnqueueOutcome::Queued => Pushed::Queued,
-        EnqueueOutcome::DroppedOldest => Pushed::QueuedDroppedOldest(evicted),
-        EnqueueOutcome::Expired => Pushed::Dropped(DropCause::Expired),
-        EnqueueOutcome::DroppedQos0 => Pushed::Dropped(DropCause::Offline),
-        EnqueueOutcome::DroppedNewest => Pushed::Dropped(DropCause::QueueFull),
-    }
+        EnqueueOutcome::DroppedOldest => Pushed::QueuedDroppedOldest,
+        EnqueueOutcome::Expired | EnqueueOutcome::DroppedQos0 | EnqueueOutcome::DroppedNewest => {
+            Pushed::Dropped
+        }
+    };
+    events.extend(std::iter::from_fn(|| state.poll_event()));
+    pushed
 }
 
 /// Deliveries waiting for the attached driver. Boxed, and made by the first
@@ -455,7 +460,14 @@ mod tests {
         let (slot, _receiver) = attached();
         let config = SessionConfig::default();
         for topic in ["a", "b", "c"] {
-            let pushed = slot.push(delivery(topic), 10, 0, &config, Instant::now(), false);
+            let pushed = slot.push(
+                delivery(topic),
+                10,
+                0,
+                &config,
+                Instant::now(),
+                &mut Vec::new(),
+            );
             assert!(matches!(pushed, Pushed::Online), "{pushed:?}");
         }
         assert!(!slot.release_idle_outbox(), "deliveries are waiting");
@@ -467,7 +479,14 @@ mod tests {
         assert!(slot.release_idle_outbox());
         assert!(slot.inner.lock().outbox.0.is_none(), "the queue was freed");
         // And it comes back with the next delivery.
-        slot.push(delivery("d"), 10, 0, &config, Instant::now(), false);
+        slot.push(
+            delivery("d"),
+            10,
+            0,
+            &config,
+            Instant::now(),
+            &mut Vec::new(),
+        );
         batch.clear();
         slot.drain_outbox(&mut batch, 0, false);
         assert_eq!(batch.len(), 1);

@@ -231,9 +231,9 @@ pub trait Hooks: Send + Sync + 'static {
     /// Whether this implementation wants [`Hooks::on_message_delivered`] and
     /// [`Hooks::on_message_dropped`]. Asked once when the broker is built;
     /// return `false` to spare their per-message cost when those two hooks
-    /// are not overridden: a [`MessageView`] per event, and while a client
-    /// has messages queued behind its inflight window, a snapshot of that
-    /// queue (one reference count per message) at each acknowledgement.
+    /// are not overridden: each session then records an event per message
+    /// sent, acknowledged or dropped (one reference count on the message),
+    /// and the broker builds a [`MessageView`] per event.
     fn wants_message_events(&self) -> bool {
         true
     }

@@ -63,9 +63,15 @@ pub struct SessionConfig {
     /// itself; kept here for the broker). Default `None`.
     pub server_reference: Option<String>,
     /// A session store is attached: persistent sessions record
-    /// [`crate::StoreEvent`]s for inbound QoS 2 flows. Default false (no
-    /// store: nothing is recorded).
+    /// [`crate::SessionEvent`]s for inbound QoS 2 flows (stored deliveries
+    /// record theirs by their store sequence number). Default false (no
+    /// store: nothing is recorded for it).
     pub store_events: bool,
+    /// Somebody (the broker's hooks) wants to hear what happens to every
+    /// outbound message: sessions record [`crate::SessionEvent`]s with the
+    /// message for each delivery sent, acknowledged or dropped. Default
+    /// false (nothing is recorded for it: no clone, no allocation).
+    pub message_events: bool,
 }
 
 impl Default for SessionConfig {
@@ -93,6 +99,7 @@ impl Default for SessionConfig {
             validate_utf8_payload: true,
             server_reference: None,
             store_events: false,
+            message_events: false,
         }
     }
 }

@@ -76,8 +76,8 @@ pub mod keepalive;
 mod message;
 mod reason;
 mod session;
+mod session_event;
 mod state;
-mod store_event;
 mod subscribe_check;
 mod subscriptions;
 pub mod violation;
@@ -89,11 +89,11 @@ pub use grant::SubscriptionGrant;
 pub use inflight::{Inflight, InflightEntry, OutboundStage};
 pub use keepalive::{EffectiveKeepAlive, effective_keep_alive};
 pub use message::{Delivery, Message};
-pub use session::{DeliveryOutcome, DropReason, Inbound, QuietSession, Session, SessionStats};
+pub use session::{DeliveryOutcome, Inbound, QuietSession, Session, SessionStats};
+pub use session_event::{DropReason, SessionEvent};
 pub use state::{
     DropCounters, EnqueueOutcome, InboundQos2, SessionState, Subscription, Subscriptions,
 };
-pub use store_event::StoreEvent;
 pub use subscribe_check::validate_subscribe;
 pub use subscriptions::Iter as SubscriptionsIter;
 pub use violation::Violation;

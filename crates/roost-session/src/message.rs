@@ -126,7 +126,7 @@ pub struct Delivery {
     pub subscription_ids: SmallVec<[u32; 2]>,
     /// The delivery's sequence number in the session store, when the session
     /// is stored (persistent, with a store attached); `None` otherwise. The
-    /// session reports what happens to it as [`crate::StoreEvent`]s.
+    /// session reports what happens to it as [`crate::SessionEvent`]s.
     pub store_seq: Option<u64>,
 }
 

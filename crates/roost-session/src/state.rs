@@ -10,7 +10,7 @@ use roost_codec::{PacketId, QoS, ReasonCode};
 use crate::config::{QueueFullPolicy, SessionConfig};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
-use crate::store_event::StoreEvent;
+use crate::session_event::{DropReason, SessionEvent, Wanted};
 
 /// One granted subscription (options as granted, identifier); the router
 /// stores the same type.
@@ -83,8 +83,9 @@ pub struct SessionState {
     /// Drop counters; allocated at the first drop, since most sessions never
     /// drop anything (8 bytes instead of 32 in every session).
     pub(crate) dropped: Option<Box<DropCounters>>,
-    /// Changes a session store must learn, oldest first (empty without a store).
-    pub(crate) store_events: VecDeque<StoreEvent>,
+    /// What happened to the session's messages, oldest first, for the
+    /// store and the hooks (empty when neither asked; see [`SessionEvent`]).
+    pub(crate) events: VecDeque<SessionEvent>,
 }
 
 impl SessionState {
@@ -98,7 +99,7 @@ impl SessionState {
             inbound_qos2: BTreeMap::new(),
             session_expiry_interval: 0,
             dropped: None,
-            store_events: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -110,14 +111,15 @@ impl SessionState {
         config: &SessionConfig,
         now: Instant,
     ) -> EnqueueOutcome {
+        let wanted = Wanted::of(config);
         if delivery.message.is_expired(now) {
             self.dropped_mut().expired += 1;
-            self.record_dropped(&delivery);
+            self.record_dropped(&delivery, DropReason::Expired, wanted);
             return EnqueueOutcome::Expired;
         }
         if delivery.qos == QoS::AtMostOnce && !config.queue_qos0_offline {
             self.dropped_mut().qos0_offline += 1;
-            self.record_dropped(&delivery);
+            self.record_dropped(&delivery, DropReason::Qos0WhileOffline, wanted);
             return EnqueueOutcome::DroppedQos0;
         }
         self.enqueue(delivery, config)
@@ -130,40 +132,53 @@ impl SessionState {
             return EnqueueOutcome::Queued;
         }
         self.dropped_mut().queue_full += 1;
+        let wanted = Wanted::of(config);
         match config.queue_full_policy {
             QueueFullPolicy::DropNewest => {
-                self.record_dropped(&delivery);
+                self.record_dropped(&delivery, DropReason::QueueFull, wanted);
                 EnqueueOutcome::DroppedNewest
             }
             QueueFullPolicy::DropOldest => {
                 let Some(oldest) = self.pending.pop_front() else {
                     // A zero-length queue holds nothing to make room with.
-                    self.record_dropped(&delivery);
+                    self.record_dropped(&delivery, DropReason::QueueFull, wanted);
                     return EnqueueOutcome::DroppedNewest;
                 };
-                self.record_dropped(&oldest);
+                self.record_dropped(&oldest, DropReason::QueueFull, wanted);
                 self.pending.push_back(delivery);
                 EnqueueOutcome::DroppedOldest
             }
         }
     }
 
-    /// Records a store event (callers check the session is stored).
-    pub(crate) fn record(&mut self, event: StoreEvent) {
-        self.store_events.push_back(event);
+    /// Records an event (callers check that somebody wants it).
+    pub(crate) fn record(&mut self, event: SessionEvent) {
+        self.events.push_back(event);
     }
 
-    /// Records that a stored delivery was dropped.
-    pub(crate) fn record_dropped(&mut self, delivery: &Delivery) {
-        if let Some(seq) = delivery.store_seq {
-            self.store_events.push_back(StoreEvent::Dropped { seq });
+    /// Records that a delivery was dropped, when it is stored or hooks want
+    /// to hear of it.
+    pub(crate) fn record_dropped(
+        &mut self,
+        delivery: &Delivery,
+        reason: DropReason,
+        wanted: Wanted,
+    ) {
+        if delivery.store_seq.is_some() || wanted.messages {
+            self.events.push_back(SessionEvent::Dropped {
+                seq: delivery.store_seq,
+                qos: delivery.qos,
+                reason,
+                message: wanted.message(delivery),
+            });
         }
     }
 
-    /// The oldest store event not yet taken (see [`StoreEvent`]). The broker
-    /// drains them after each input and turns them into store deltas.
-    pub fn poll_store_event(&mut self) -> Option<StoreEvent> {
-        self.store_events.pop_front()
+    /// The oldest event not yet taken (see [`SessionEvent`]). The broker
+    /// drains them after each input (a parked session's after each call)
+    /// and hands them to the store and the hooks.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
     }
 
     /// The Session Expiry Interval in seconds (`u32::MAX` = never expires).

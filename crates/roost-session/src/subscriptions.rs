@@ -13,7 +13,7 @@ use std::fmt;
 
 use bytestring::ByteString;
 
-use crate::state::Subscription;
+use roost_codec::Subscription;
 
 /// Above this many entries the map becomes a `BTreeMap`.
 const SMALL_MAX: usize = 32;

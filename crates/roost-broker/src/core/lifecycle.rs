@@ -219,24 +219,23 @@ impl Core {
         backlog: std::collections::VecDeque<Delivery>,
         now: Instant,
     ) {
-        let events = self.ext.message_events;
+        let mut events = Vec::new();
         for delivery in backlog {
-            let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
-            let pushed =
-                crate::slot::enqueue_parked(state, delivery, &self.session_config, now, events);
-            let reported = match pushed {
-                Pushed::Queued => continue,
-                Pushed::QueuedDroppedOldest(evicted) => {
-                    evicted.map(|d| (d.message, d.qos, DropCause::QueueFull))
-                }
-                Pushed::Dropped(cause) => watched.map(|(message, qos)| (message, qos, cause)),
-                Pushed::Online | Pushed::OnlineCongested => None,
-            };
+            let pushed = crate::slot::enqueue_parked(
+                state,
+                delivery,
+                &self.session_config,
+                now,
+                &mut events,
+            );
+            if matches!(pushed, Pushed::Queued) {
+                continue;
+            }
             Metrics::inc(&self.metrics.messages_dropped);
             slot.dropped.fetch_add(1, Ordering::Relaxed);
-            if let Some((message, qos, cause)) = reported {
-                self.ext.dropped(&slot.client_id, &message, qos, cause);
-            }
+        }
+        if !events.is_empty() {
+            self.read_parked_events(&slot.client_id, events);
         }
     }
 

@@ -2,8 +2,10 @@
 //! routing a message, the retained store, and the session lifecycle (attach,
 //! park, expire, will).
 
+mod events;
 mod handover;
 mod lifecycle;
+mod listing;
 mod read_checks;
 mod route;
 
@@ -71,6 +73,9 @@ impl Core {
         };
         let mut session_config = config.session_config();
         session_config.store_events = persist.is_some();
+        // Sessions record what happens to each message only for hooks that
+        // asked (`core/events.rs` reads it).
+        session_config.message_events = ext.message_events;
         let session_config = Arc::new(session_config);
         let retained = RetainedStore::new(&config.mqtt);
         let dormitory = (config.limits.hibernate_after_ms > 0)

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use roost_codec::QoS;
-use roost_hooks::DropCause;
 use roost_router::Target;
 use roost_session::{Delivery, Message, Session};
 use smallvec::SmallVec;
@@ -216,37 +215,36 @@ impl Core {
     }
 
     /// Pushes one delivery into a session, counting the outcome (and
-    /// reporting a drop to the hooks that want it). True when the session's
-    /// outbox reached its high-water mark (`credit.rs`).
+    /// reporting a drop to the hooks that want it, and to the store). True
+    /// when the session's outbox reached its high-water mark (`credit.rs`).
     pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) -> bool {
-        let events = self.ext.message_events;
-        let watched = events.then(|| (Arc::clone(&delivery.message), delivery.qos));
-        match slot.push(
+        // Filled only by a parked session that dropped something.
+        let mut events = Vec::new();
+        let pushed = slot.push(
             delivery,
             self.config.mqtt.max_outbox,
             self.config.limits.pause_at(),
             &self.session_config,
             now,
-            events,
-        ) {
+            &mut events,
+        );
+        if !events.is_empty() {
+            self.read_parked_events(&slot.client_id, events);
+        }
+        match pushed {
             Pushed::Online | Pushed::Queued => Metrics::inc(&self.metrics.messages_delivered),
             Pushed::OnlineCongested => {
                 Metrics::inc(&self.metrics.messages_delivered);
                 return true;
             }
-            Pushed::QueuedDroppedOldest(evicted) => {
+            Pushed::QueuedDroppedOldest => {
                 Metrics::inc(&self.metrics.messages_delivered);
                 Metrics::inc(&self.metrics.messages_dropped);
-                if let Some(d) = evicted {
-                    self.ext
-                        .dropped(&slot.client_id, &d.message, d.qos, DropCause::QueueFull);
-                }
             }
-            Pushed::Dropped(cause) => {
+            Pushed::Dropped => Metrics::inc(&self.metrics.messages_dropped),
+            Pushed::Refused(cause, d) => {
                 Metrics::inc(&self.metrics.messages_dropped);
-                if let Some((message, qos)) = watched {
-                    self.ext.dropped(&slot.client_id, &message, qos, cause);
-                }
+                self.ext.dropped(&slot.client_id, &d.message, d.qos, cause);
             }
         }
         false

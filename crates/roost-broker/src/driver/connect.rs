@@ -494,17 +494,14 @@ async fn open_session(
     // Drops the resumed state already counted; accept may add more (expired
     // while queued, too large for the new Maximum Packet Size).
     let mut drops_counted = previous.as_ref().map_or(0, SessionState::dropped_messages);
-    let held = previous
-        .as_ref()
-        .and_then(|state| super::events::Held::before(core, state, true));
     let config = Arc::clone(&core.session_config);
     let mut session = Session::accept(connect, assigned, previous, config, auth, now);
     let slot = &claimed.slot;
-    crate::persist::on_connect(core.persist(), slot, &mut session, claimed.clean_start).await;
+    // The hooks hear (and the store gets, with the session's own batch)
+    // what the resume dropped: expired while queued, too large now.
+    let events = core.session_events(&mut session);
+    crate::persist::on_connect(core.persist(), slot, &session, claimed.clean_start, events).await;
     core.sync_session_drops(slot, &mut drops_counted, &session);
-    if let Some(held) = held {
-        held.report(core, session.state(), now);
-    }
     core.ext.notify(|h| {
         if resumed {
             h.on_session_resumed(client);

@@ -7,69 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roost_codec::ReasonCode;
-use roost_hooks::DisconnectCause;
-use roost_session::{Session, Violation};
+use roost_session::Session;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::connect::will_of;
+use super::connection::{Connected, Ending};
 use super::io::Outgoing;
-use super::run::Connected;
 use crate::core::Core;
 use crate::slot::SessionSlot;
 
 /// How long a closing connection may take to flush its last packets.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How the connection ended.
-#[derive(Debug)]
-pub(crate) enum Ending {
-    /// The client sent DISCONNECT.
-    Disconnect { publish_will: bool },
-    /// The socket closed or failed without DISCONNECT.
-    Lost,
-    /// We closed it because the client broke the protocol.
-    Violation(ReasonCode),
-    /// Another connection took the client id over.
-    TakenOver,
-    /// Administrative close, shutdown, or a refusal (with the hook's Reason
-    /// String, if any).
-    Closed(ReasonCode, Option<Box<str>>),
-}
-
-impl Ending {
-    /// The ending for a protocol violation, logged with the spec statement
-    /// it breaks.
-    pub(crate) fn violation(violation: &Violation, client_id: &str) -> Self {
-        tracing::info!(%client_id, %violation, spec = violation.spec_id().unwrap_or("-"), "closing connection: protocol violation");
-        Self::Violation(violation.reason_code())
-    }
-
-    /// What the `on_disconnect` hook is told.
-    fn cause(&self) -> DisconnectCause {
-        match self {
-            Self::Disconnect {
-                publish_will: false,
-            } => DisconnectCause::Client(ReasonCode::NORMAL_DISCONNECTION),
-            Self::Disconnect { publish_will: true } => {
-                DisconnectCause::Client(ReasonCode::DISCONNECT_WITH_WILL)
-            }
-            Self::Lost => DisconnectCause::Lost,
-            Self::Violation(rc) | Self::Closed(rc, _) => DisconnectCause::Server(*rc),
-            Self::TakenOver => DisconnectCause::Server(ReasonCode::SESSION_TAKEN_OVER),
-        }
-    }
-
-    /// The reason (and Reason String) of the DISCONNECT the broker sends,
-    /// when it is the one closing.
-    fn close_reason(&self) -> Option<(ReasonCode, Option<&str>)> {
-        match self {
-            Self::Violation(rc) => Some((*rc, None)),
-            Self::Closed(rc, reason_string) => Some((*rc, reason_string.as_deref())),
-            Self::TakenOver => Some((ReasonCode::SESSION_TAKEN_OVER, None)),
-            Self::Disconnect { .. } | Self::Lost => None,
-        }
-    }
-}
 
 /// Ends a connection: counts the session's last drops, flushes its store
 /// events, tells the hooks, then closes and detaches (see [`finish`]).
@@ -91,7 +39,7 @@ pub(crate) async fn end_connection<W: AsyncWrite + Unpin>(
         ..
     } = conn;
     core.sync_session_drops(&slot, &mut drops_seen, &session);
-    crate::persist::flush_events(core.persist(), &mut session).await;
+    core.flush_events(&mut session).await;
     super::oplog::disconnected(&client, &ending);
     core.ext
         .notify(|h| h.on_disconnect(&client, ending.cause()));

@@ -10,14 +10,15 @@
 mod authz;
 pub(crate) mod backpressure;
 mod connect;
+mod connection;
 mod ending;
-mod events;
 mod inbound;
 mod io;
 mod linger;
 mod oplog;
 mod run;
 mod sleep;
+mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,7 +60,7 @@ where
             drop(ticket);
             return;
         };
-        let next = run::run(&core, run::Start::Fresh(attached), stream, rbuf).await;
+        let next = run::run(&core, connection::Start::Fresh(attached), stream, rbuf).await;
         // Ended: the connection no longer counts against the listener's
         // limits. Hibernating: it still does, the ticket goes with it.
         sleep::after_run(&core, next, ticket);

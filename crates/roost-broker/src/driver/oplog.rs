@@ -8,7 +8,7 @@ use roost_codec::{ProtocolVersion, ReasonCode};
 use roost_hooks::ClientInfo;
 
 use super::connect::{Refused, Seen};
-use super::run::Ending;
+use super::connection::Ending;
 use crate::config::ListenerConfig;
 use crate::transport::PeerAddr;
 

@@ -30,7 +30,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::connect::Attached;
-use super::events::deliver;
 use super::inbound::{Flow, Inputs, StoreWaits, handle_packet};
 use super::io::Outgoing;
 use crate::clock::{credentials_deadline, earliest};
@@ -39,8 +38,8 @@ use crate::hibernate::{Dormant, Hibernated};
 use crate::link::{Control, ControlReceiver, Heard};
 use crate::slot::{SessionKey, SessionSlot};
 
-use super::ending::finish;
-pub(crate) use super::ending::{Ending, end_connection};
+use super::connection::{Connected, Ending, Start};
+use super::ending::{end_connection, finish};
 
 /// Read at least this much per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -54,31 +53,6 @@ const TIMER_IDLE: Duration = Duration::from_secs(86_400 * 365);
 
 /// The grant of clients whose authentication granted nothing special.
 static NO_GRANT: LazyLock<Grant> = LazyLock::new(Grant::default);
-
-/// What a connected client keeps for as long as it is connected: all that
-/// survives a hibernation (`hibernate.rs` keeps it in a more compact form).
-pub(crate) struct Connected {
-    pub(crate) session: Session,
-    pub(crate) slot: Arc<SessionSlot>,
-    pub(crate) connection_id: u64,
-    pub(crate) control: ControlReceiver,
-    pub(crate) decoder: roost_codec::Decoder,
-    pub(crate) client: Arc<ClientInfo>,
-    /// `None`: the default grant (most clients).
-    pub(crate) grant: Option<Box<Grant>>,
-    /// Drops of the session already counted in the broker's statistics.
-    pub(crate) drops_seen: u64,
-    /// When the client's credentials expire (e.g. a JWT's `exp`).
-    pub(crate) credentials_expire: Option<tokio::time::Instant>,
-}
-
-/// How a connection's task begins.
-pub(crate) enum Start {
-    /// Just attached: CONNACK first.
-    Fresh(Box<Attached>),
-    /// Woken from hibernation.
-    Resumed(Box<Connected>),
-}
 
 /// Why the loop stopped.
 pub(crate) enum Exit {
@@ -222,7 +196,7 @@ where
                 {
                     break exit;
                 }
-                crate::persist::flush_events(core.persist(), &mut driver.session).await;
+                core.flush_events(&mut driver.session).await;
                 driver.queue_output();
                 let timed = driver.arm_timer(timer.as_mut(), inputs.credit.deadline());
                 driver.prepare_read();
@@ -357,7 +331,7 @@ impl<'a> Driver<'a> {
         slot.drain_outbox(&mut self.batch, pause_at, self.out.is_empty());
         self.output_full = false;
         for d in self.batch.drain(..) {
-            deliver(self.core, &mut self.session, d, now);
+            self.session.handle_delivery(now, d);
         }
     }
 
@@ -471,6 +445,7 @@ impl<'a> Driver<'a> {
             Ok(0) | Err(_) => ControlFlow::Break(Exit::End(Ending::Lost)),
             Ok(n) => {
                 self.out.advance(n);
+                crate::metrics::Metrics::add(&self.core.metrics.bytes_sent, n);
                 ControlFlow::Continue(())
             }
         }
@@ -488,6 +463,7 @@ impl<'a> Driver<'a> {
             Ok(0) | Err(_) => return ControlFlow::Break(Exit::End(Ending::Lost)),
             Ok(n) => n,
         };
+        crate::metrics::Metrics::add(&self.core.metrics.bytes_received, n);
         self.next_read = if n >= self.next_read {
             (self.next_read * 2).min(READ_CHUNK)
         } else {

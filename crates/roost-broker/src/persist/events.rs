@@ -1,32 +1,50 @@
-//! A session's store events (sent, PUBREC received, completed, dropped,
-//! inbound QoS 2) as deltas.
+//! A session's events (sent, acknowledged, completed, dropped, inbound QoS
+//! 2) as store deltas, and writing a live session's deltas after a turn.
+//! The events themselves are read once, by `core/events.rs`, which also
+//! tells the hooks; this file is the store's half.
 
 use bytestring::ByteString;
-use roost_session::{Session, SessionState, StoreEvent};
+use roost_codec::QoS;
+use roost_session::{SessionEvent, SessionState};
 use roost_store::{Delta, InflightStage};
 
 use super::Persist;
 
-/// The delta for one event of `client_id`'s session.
-pub(crate) fn delta(client_id: &ByteString, event: StoreEvent) -> Delta {
+/// The delta for one event of `client_id`'s session; `None` for what the
+/// store does not keep (an event of an unstored message, recorded for the
+/// hooks).
+pub(crate) fn delta(client_id: &ByteString, event: SessionEvent) -> Option<Delta> {
     let client_id = client_id.clone();
-    match event {
-        StoreEvent::Sent { seq, packet_id } => Delta::OutboundStage {
+    Some(match event {
+        SessionEvent::Sent {
+            seq: Some(seq),
+            packet_id: Some(packet_id),
+            ..
+        } => Delta::OutboundStage {
             client_id,
             seq,
             packet_id,
             stage: InflightStage::Sent,
         },
-        StoreEvent::PubRecReceived { seq, packet_id } => Delta::OutboundStage {
+        // A success PUBREC: only PUBREL is resent now.
+        SessionEvent::Acknowledged {
+            seq: Some(seq),
+            packet_id,
+            qos: QoS::ExactlyOnce,
+            reason,
+            ..
+        } if !reason.is_error() => Delta::OutboundStage {
             client_id,
             seq,
             packet_id,
             stage: InflightStage::AwaitingPubComp,
         },
-        StoreEvent::Completed { seq } | StoreEvent::Dropped { seq } => {
-            Delta::MessageAck { client_id, seq }
-        }
-        StoreEvent::InboundPubRec {
+        // Done: QoS 0 written, PUBACK, an error PUBREC, PUBCOMP, dropped.
+        SessionEvent::Sent { seq: Some(seq), .. }
+        | SessionEvent::Acknowledged { seq: Some(seq), .. }
+        | SessionEvent::Completed { seq }
+        | SessionEvent::Dropped { seq: Some(seq), .. } => Delta::MessageAck { client_id, seq },
+        SessionEvent::InboundPubRec {
             packet_id,
             reason_code,
         } => Delta::InboundQos2 {
@@ -34,28 +52,27 @@ pub(crate) fn delta(client_id: &ByteString, event: StoreEvent) -> Delta {
             packet_id,
             reason_code,
         },
-        StoreEvent::InboundReleased { packet_id } => Delta::InboundQos2Release {
+        SessionEvent::InboundReleased { packet_id } => Delta::InboundQos2Release {
             client_id,
             packet_id,
         },
-    }
+        SessionEvent::Sent { seq: None, .. }
+        | SessionEvent::Acknowledged { seq: None, .. }
+        | SessionEvent::Dropped { seq: None, .. } => return None,
+    })
 }
 
-/// Appends every pending event of a live session to `batch`.
-pub(crate) fn drain_session(session: &mut Session, batch: &mut Vec<Delta>) {
-    while let Some(event) = session.poll_store_event() {
-        batch.push(delta(session.client_id(), event));
-    }
-}
-
-/// Appends every pending event of a detached session state to `batch`.
+/// Appends every pending event of a detached session state to `batch`
+/// (shutdown, park). A parked state's events are read as they happen
+/// (`Core::read_parked_events`), so this finds none unless a store event
+/// was left behind; it writes those rather than lose them.
 pub(crate) fn drain_state(state: &mut SessionState, batch: &mut Vec<Delta>) {
-    while let Some(event) = state.poll_store_event() {
-        batch.push(delta(&state.client_id, event));
+    while let Some(event) = state.poll_event() {
+        batch.extend(delta(&state.client_id, event));
     }
 }
 
-/// Writes what a live session reported since the last call (called by the
+/// Writes what a live session reported in one turn (called by the
 /// connection's loop after each input, before it writes). In `sync` mode it
 /// waits for the write: a PUBLISH sent with a packet id, a PUBREL after
 /// PUBREC and a PUBCOMP after PUBREL must not reach the client before the
@@ -66,33 +83,17 @@ pub(crate) fn drain_state(state: &mut SessionState, batch: &mut Vec<Delta>) {
 /// connection sends later waits for a later ticket, which the writer
 /// completes only once everything before it, this batch included, is
 /// fsynced. Waiting would only hold the subscriber's next PUBLISH back by a
-/// group commit. Costs one check without a store.
-pub(crate) async fn flush_events(persist: Option<&Persist>, session: &mut Session) {
+/// group commit. Costs one check when there is nothing to write.
+pub(crate) async fn write_events(persist: Option<&Persist>, batch: Vec<Delta>) {
     let Some(persist) = persist else {
         return;
     };
-    // Most turns have nothing to write: allocate only when there is, with
-    // room for a few deltas so a typical turn does not regrow the vector.
-    let Some(first) = session.poll_store_event() else {
+    if batch.is_empty() {
         return;
-    };
-    let mut batch = Vec::with_capacity(8);
-    batch.push(delta(session.client_id(), first));
-    drain_session(session, &mut batch);
+    }
     let acks_only = batch.iter().all(|d| matches!(d, Delta::MessageAck { .. }));
     let ticket = persist.submit(batch);
     if !acks_only {
         persist.acknowledged(ticket).await;
     }
-}
-
-/// What a live session reported so far, for the batch of the message it is
-/// publishing (its inbound QoS 2 id goes with the message's enqueues).
-/// Empty (no allocation) without a store.
-pub(crate) fn session_events(persist: Option<&Persist>, session: &mut Session) -> Vec<Delta> {
-    let mut batch = Vec::new();
-    if persist.is_some() {
-        drain_session(session, &mut batch);
-    }
-    batch
 }

@@ -24,7 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use roost_store::{CommitTicket, Delta, TrySubmitError, Writer};
 
 use crate::config::{DurabilityConfig, StoreBackend, StoreConfig};
-pub(crate) use events::{drain_state, flush_events, session_events};
+pub(crate) use events::{delta, drain_state, write_events};
 pub(crate) use open::Opened;
 pub(crate) use publish::retained_sink;
 pub(crate) use session::{on_connect, on_park, on_session_end, on_subscribe, on_unsubscribe};

@@ -60,8 +60,9 @@ fn will_set(
 pub(crate) async fn on_connect(
     persist: Option<&Persist>,
     slot: &SessionSlot,
-    session: &mut Session,
+    session: &Session,
     clean_start: bool,
+    events: Vec<Delta>,
 ) {
     let Some(persist) = persist else {
         return;
@@ -105,7 +106,8 @@ pub(crate) async fn on_connect(
         }),
         None => {}
     }
-    events::drain_session(session, &mut batch);
+    // What the session reported (a resumed one's drops), read by the caller.
+    batch.extend(events);
     // sync: CONNACK / SUBACK / UNSUBACK once the change is stored.
     persist.acknowledged(persist.submit(batch)).await;
 }

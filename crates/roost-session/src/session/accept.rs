@@ -11,13 +11,14 @@ use roost_codec::{
 };
 
 use super::outbound::{build_publish, publish_fits};
-use super::{PeerLimits, Session};
+use super::{DropReason, PeerLimits, Session};
 use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::connect::AuthSuccess;
 use crate::detach;
 use crate::inflight::OutboundStage;
 use crate::keepalive::{EffectiveKeepAlive, KeepAlive, effective_keep_alive};
+use crate::message::Delivery;
 use crate::state::SessionState;
 use crate::will::SESSION_NEVER_EXPIRES;
 use roost_codec::PROTOCOL_MAX_PACKET_SIZE;
@@ -152,6 +153,7 @@ impl Session {
     /// dropped as if delivered [MQTT-3.1.2-25].
     fn resend_inflight(&mut self, now: Instant) {
         let Session {
+            config,
             state,
             transmit,
             outbound_aliases,
@@ -180,14 +182,21 @@ impl Session {
         }
         if !too_large.is_empty() {
             state.dropped_mut().too_large += too_large.len() as u64;
-            let dropped: Vec<u64> = state
+            let wanted = crate::session_event::Wanted::of(config);
+            let dropped: Vec<(Option<u64>, Delivery)> = state
                 .inflight
                 .iter()
                 .filter(|e| too_large.contains(&e.packet_id))
-                .filter_map(|e| e.store_seq)
+                .filter_map(|e| match &e.stage {
+                    OutboundStage::AwaitingPubAck(d) | OutboundStage::AwaitingPubRec(d) => {
+                        Some((e.store_seq, d.clone()))
+                    }
+                    OutboundStage::AwaitingPubComp => None,
+                })
                 .collect();
-            for seq in dropped {
-                state.record(crate::StoreEvent::Dropped { seq });
+            for (seq, mut delivery) in dropped {
+                delivery.store_seq = seq;
+                state.record_dropped(&delivery, DropReason::TooLarge, wanted);
             }
             state.inflight.retain(|e| !too_large.contains(&e.packet_id));
         }

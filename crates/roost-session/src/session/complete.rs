@@ -10,17 +10,39 @@ use roost_codec::{
 use super::Session;
 use crate::connect::fits;
 use crate::detach;
-use crate::inflight::InflightEntry;
+use crate::inflight::OutboundStage;
 use crate::reason;
+use crate::session_event::SessionEvent;
 use crate::state::{InboundQos2, Subscription};
-use crate::store_event::StoreEvent;
 
 impl Session {
-    /// Records that an outbound flow ended (PUBACK, PUBCOMP, error PUBREC).
-    pub(super) fn record_completed(&mut self, entry: Option<&InflightEntry>) {
-        if let Some(seq) = entry.and_then(|e| e.store_seq) {
-            self.state.record(StoreEvent::Completed { seq });
+    /// Records the client's PUBACK or PUBREC (with `reason`) for the entry
+    /// `packet_id` that was at `stage` (awaiting it), when it is stored or
+    /// hooks want to hear of it.
+    pub(super) fn record_acknowledged(
+        &mut self,
+        seq: Option<u64>,
+        packet_id: PacketId,
+        stage: &OutboundStage,
+        reason: ReasonCode,
+    ) {
+        let wanted = self.wanted();
+        if seq.is_none() && !wanted.messages {
+            return;
         }
+        let (qos, message) = match stage {
+            OutboundStage::AwaitingPubAck(d) | OutboundStage::AwaitingPubRec(d) => {
+                (d.qos, wanted.message(d))
+            }
+            OutboundStage::AwaitingPubComp => return,
+        };
+        self.state.record(SessionEvent::Acknowledged {
+            seq,
+            packet_id,
+            qos,
+            reason,
+            message,
+        });
     }
 
     /// Completes an [`super::Inbound::Publish`] of QoS 1/2 after routing:
@@ -65,7 +87,7 @@ impl Session {
                         .inbound_qos2
                         .insert(packet_id, InboundQos2::AwaitingPubRel(rc));
                     if self.stores_inbound() {
-                        self.state.record(StoreEvent::InboundPubRec {
+                        self.state.record(SessionEvent::InboundPubRec {
                             packet_id,
                             reason_code: rc,
                         });

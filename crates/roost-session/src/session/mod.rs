@@ -30,8 +30,8 @@ use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::keepalive::KeepAlive;
 use crate::message::Message;
+use crate::session_event::{DropReason, SessionEvent, Wanted};
 use crate::state::{DropCounters, InboundQos2, SessionState, Subscriptions};
-use crate::store_event::StoreEvent;
 use crate::violation::Violation;
 
 pub use quiet::QuietSession;
@@ -125,19 +125,6 @@ pub enum DeliveryOutcome {
     QueuedDroppedOldest,
     /// Dropped (counted).
     Dropped(DropReason),
-}
-
-/// Why a delivery was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// Message Expiry Interval ran out [MQTT-3.3.2-5].
-    Expired,
-    /// Larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
-    TooLarge,
-    /// The session's queue is full (`DropNewest`).
-    QueueFull,
-    /// QoS 0 for a closed connection while `queue_qos0_offline` is false.
-    Qos0WhileOffline,
 }
 
 /// Counters for metrics and `$SYS`.
@@ -311,11 +298,16 @@ impl Session {
         state
     }
 
-    /// The oldest [`StoreEvent`] not yet taken. The broker drains these
-    /// after each input (packet, delivery, timer) and writes them to its
-    /// store; without a store none are produced.
-    pub fn poll_store_event(&mut self) -> Option<StoreEvent> {
-        self.state.poll_store_event()
+    /// The oldest [`SessionEvent`] not yet taken. The broker drains these
+    /// after each input (packet, delivery, timer) and hands them to its
+    /// store and its hooks; with neither none are produced.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.state.poll_event()
+    }
+
+    /// Who wants events beyond the store's (see [`SessionEvent`]).
+    fn wanted(&self) -> Wanted {
+        Wanted::of(&self.config)
     }
 
     /// Inbound QoS 2 flows are recorded for the store: a store is attached

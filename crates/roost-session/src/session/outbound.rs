@@ -6,6 +6,7 @@
 //! PUBLISH costs two refcount increments (topic, payload) and, for 5.0, a
 //! clone of the message properties. The payload is never copied.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytestring::ByteString;
@@ -18,8 +19,8 @@ use super::{DeliveryOutcome, DropReason, Session};
 use crate::alias::AliasPlan;
 use crate::inflight::OutboundStage;
 use crate::message::Delivery;
+use crate::session_event::SessionEvent;
 use crate::state::EnqueueOutcome;
-use crate::store_event::StoreEvent;
 
 impl Session {
     /// An outbound message for this client. Drops it when expired
@@ -32,7 +33,9 @@ impl Session {
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) -> DeliveryOutcome {
         if delivery.message.is_expired(now) {
             self.state.dropped_mut().expired += 1;
-            self.state.record_dropped(&delivery);
+            let wanted = self.wanted();
+            self.state
+                .record_dropped(&delivery, DropReason::Expired, wanted);
             return DeliveryOutcome::Dropped(DropReason::Expired);
         }
         if self.closed {
@@ -63,7 +66,9 @@ impl Session {
             };
             if delivery.message.is_expired(now) {
                 self.state.dropped_mut().expired += 1;
-                self.state.record_dropped(&delivery);
+                let wanted = self.wanted();
+                self.state
+                    .record_dropped(&delivery, DropReason::Expired, wanted);
                 continue;
             }
             // Drops are counted inside. `Queued` means no identifier was free
@@ -84,7 +89,9 @@ impl Session {
         let mut publish = build_publish(self.version, &delivery, placeholder, false, plan, now);
         if !publish_fits(&self.encoder, &publish, self.peer.maximum_packet_size) {
             self.state.dropped_mut().too_large += 1;
-            self.state.record_dropped(&delivery);
+            let wanted = self.wanted();
+            self.state
+                .record_dropped(&delivery, DropReason::TooLarge, wanted);
             return DeliveryOutcome::Dropped(DropReason::TooLarge);
         }
         let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -101,24 +108,26 @@ impl Session {
         self.outbound_aliases.commit(plan, &delivery.message.topic);
         publish.packet_id = packet_id;
         let seq = delivery.store_seq;
-        match packet_id {
-            Some(id) => {
-                let stage = if delivery.qos == QoS::ExactlyOnce {
-                    OutboundStage::AwaitingPubRec(delivery)
-                } else {
-                    OutboundStage::AwaitingPubAck(delivery)
-                };
-                self.state.inflight.push(id, stage, seq);
-                if let Some(seq) = seq {
-                    self.state.record(StoreEvent::Sent { seq, packet_id: id });
-                }
-            }
-            // QoS 0 is done once written.
-            None => {
-                if let Some(seq) = seq {
-                    self.state.record(StoreEvent::Completed { seq });
-                }
-            }
+        let qos = delivery.qos;
+        // Hooks hear of a QoS 1/2 delivery when the client acknowledges it;
+        // the store of every step.
+        let hooks = self.wanted().messages && qos == QoS::AtMostOnce;
+        let event = (seq.is_some() || hooks).then(|| SessionEvent::Sent {
+            seq,
+            packet_id,
+            qos,
+            message: hooks.then(|| Arc::clone(&delivery.message)),
+        });
+        if let Some(id) = packet_id {
+            let stage = if qos == QoS::ExactlyOnce {
+                OutboundStage::AwaitingPubRec(delivery)
+            } else {
+                OutboundStage::AwaitingPubAck(delivery)
+            };
+            self.state.inflight.push(id, stage, seq);
+        }
+        if let Some(event) = event {
+            self.state.record(event);
         }
         self.push(Packet::Publish(publish));
         DeliveryOutcome::Sent

@@ -109,7 +109,7 @@ impl Session {
             || !state.inflight.is_empty()
             || !state.pending.is_empty()
             || !state.inbound_qos2.is_empty()
-            || !state.store_events.is_empty();
+            || !state.events.is_empty();
         if busy {
             return Err(Box::new(self));
         }
@@ -142,7 +142,7 @@ impl Session {
             inbound_qos2: _,
             session_expiry_interval,
             dropped,
-            store_events: _,
+            events: _,
         } = state;
         let rare = (dropped.is_some() || auth_method.is_some()).then(|| {
             Box::new(Rare {
@@ -223,7 +223,7 @@ impl QuietSession {
                 inbound_qos2: BTreeMap::new(),
                 session_expiry_interval,
                 dropped,
-                store_events: VecDeque::new(),
+                events: VecDeque::new(),
             },
             version,
             session_present,

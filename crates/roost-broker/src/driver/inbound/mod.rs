@@ -21,7 +21,6 @@ use roost_hooks::{AuthExchange, ClientInfo, Decision, Grant};
 use roost_session::{Inbound, Session, Violation};
 
 use super::authz::AuthzCache;
-use super::events;
 use crate::core::Core;
 use crate::slot::SessionKey;
 
@@ -103,7 +102,7 @@ impl Inputs<'_> {
 
 /// Feeds one packet to the session and carries out what it asks for:
 /// the hooks see the packets the session handles alone first, the session
-/// validates it (message events reported around it), then the packet's own
+/// validates it (recording message events), then the packet's own
 /// handler runs.
 pub(crate) async fn handle_packet(
     inputs: &Inputs<'_>,
@@ -116,7 +115,9 @@ pub(crate) async fn handle_packet(
     if let Some(close) = offer_to_hooks(inputs, &packet).await {
         return Ok(close);
     }
-    let inbound = handle_in_session(inputs, session, packet, now)?;
+    // What the packet did to outbound messages (delivered, dropped) the
+    // session records as events, read after the turn (`core/events.rs`).
+    let inbound = session.handle_packet(now, packet)?;
     Ok(match inbound {
         Inbound::Nothing => Flow::Continue,
         Inbound::Publish { message, packet_id } => {
@@ -156,34 +157,6 @@ async fn offer_to_hooks(inputs: &Inputs<'_>, packet: &Packet) -> Option<Flow> {
         } => Some(Flow::Close(reason, reason_string.map(Into::into))),
         _ => None,
     }
-}
-
-/// The session validates the packet and does its part. A PUBACK / PUBREC
-/// completes an outbound message and may move queued ones into the window:
-/// what the session holds is noted first and compared after (only when a
-/// hook wants message events), so the hooks hear what was delivered or
-/// dropped.
-fn handle_in_session(
-    inputs: &Inputs<'_>,
-    session: &mut Session,
-    packet: Packet,
-    now: Instant,
-) -> Result<Inbound, Violation> {
-    let core = inputs.core;
-    let acked = events::acked(core, session, &packet);
-    let held = if acked.is_some() || matches!(packet, Packet::PubComp(_)) {
-        events::Held::before(core, session.state(), false)
-    } else {
-        None
-    };
-    let inbound = session.handle_packet(now, packet)?;
-    if let Some(acked) = acked {
-        events::report_acked(core, &inputs.client.client_id, acked);
-    }
-    if let Some(held) = held {
-        held.report(core, session.state(), now);
-    }
-    Ok(inbound)
 }
 
 /// The Reason String of a SUBACK / UNSUBACK: one per packet, so the hooks'

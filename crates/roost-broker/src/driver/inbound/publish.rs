@@ -9,7 +9,6 @@ use roost_codec::{PacketId, ReasonCode};
 use roost_hooks::{Action, DropCause, MessageView, PublishCtx, PublishDecision};
 use roost_session::{Message, Session};
 
-use super::super::events::deliver;
 use super::{Flow, Inputs, StoreWaits};
 use crate::config::DeniedPublish;
 use crate::metrics::Metrics;
@@ -152,12 +151,8 @@ fn route(
         };
         session.complete_publish(packet_id, flow_qos, reason);
     }
-    let (ticket, congested) = core.deliver_from(
-        routed,
-        crate::persist::session_events(core.persist(), session),
-        now,
-        Some(inputs.key),
-    );
+    let (ticket, congested) =
+        core.deliver_from(routed, core.session_events(session), now, Some(inputs.key));
     if let Some(subscriber) = congested {
         // Back-pressure: stop handling and reading until it drains.
         inputs.credit.note(core, subscriber);
@@ -169,7 +164,7 @@ fn route(
         let pause_at = core.config.limits.pause_at();
         inputs.key.0.drain_outbox(&mut own, pause_at, false);
         for delivery in own {
-            deliver(core, session, delivery, now);
+            session.handle_delivery(now, delivery);
         }
     }
     waits.hold(core, ticket);

@@ -12,7 +12,6 @@ use roost_session::{Session, SubscriptionGrant};
 use smallvec::SmallVec;
 
 use super::super::authz::authorized_per_message;
-use super::super::events::deliver;
 use super::{Explanation, Flow, Inputs};
 use crate::config::DeniedSubscribe;
 
@@ -58,7 +57,7 @@ pub(super) async fn subscribe_all(
     for (filter, qos, check) in retained {
         let check = check.then_some(&*inputs.key.0);
         for delivery in core.retained_for(filter, qos, identifier, check, now) {
-            deliver(core, session, delivery, now);
+            session.handle_delivery(now, delivery);
         }
     }
     Flow::Continue

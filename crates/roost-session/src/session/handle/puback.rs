@@ -17,8 +17,14 @@ impl Session {
             .get(ack.packet_id)
             .is_some_and(|e| matches!(e.stage, OutboundStage::AwaitingPubAck(_)));
         if is_qos1 {
-            let done = self.state.inflight.remove(ack.packet_id);
-            self.record_completed(done.as_ref());
+            if let Some(done) = self.state.inflight.remove(ack.packet_id) {
+                self.record_acknowledged(
+                    done.store_seq,
+                    done.packet_id,
+                    &done.stage,
+                    ack.reason_code,
+                );
+            }
             self.fill_window(now);
         }
         Inbound::Nothing

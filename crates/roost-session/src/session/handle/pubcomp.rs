@@ -7,6 +7,7 @@ use roost_codec::PubResponse;
 
 use super::super::{Inbound, Session};
 use crate::inflight::OutboundStage;
+use crate::session_event::SessionEvent;
 
 impl Session {
     pub(super) fn handle_pubcomp(&mut self, now: Instant, comp: &PubResponse) -> Inbound {
@@ -17,7 +18,9 @@ impl Session {
             .is_some_and(|e| matches!(e.stage, OutboundStage::AwaitingPubComp));
         if awaiting {
             let done = self.state.inflight.remove(comp.packet_id);
-            self.record_completed(done.as_ref());
+            if let Some(seq) = done.and_then(|e| e.store_seq) {
+                self.state.record(SessionEvent::Completed { seq });
+            }
             self.fill_window(now);
         }
         Inbound::Nothing

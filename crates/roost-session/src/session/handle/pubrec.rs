@@ -14,7 +14,6 @@ use roost_codec::{AckProperties, Packet, PubResponse, ReasonCode};
 
 use super::super::{Inbound, Session};
 use crate::inflight::OutboundStage;
-use crate::store_event::StoreEvent;
 
 impl Session {
     pub(super) fn handle_pubrec(&mut self, now: Instant, rec: &PubResponse) -> Inbound {
@@ -31,17 +30,22 @@ impl Session {
             // A PUBREC for a QoS 1 message is the client's confusion; PUBACK still ends it.
             OutboundStage::AwaitingPubAck(_) => {}
             OutboundStage::AwaitingPubRec(_) if rec.reason_code.is_error() => {
-                let done = self.state.inflight.remove(id);
-                self.record_completed(done.as_ref());
+                if let Some(done) = self.state.inflight.remove(id) {
+                    self.record_acknowledged(
+                        done.store_seq,
+                        done.packet_id,
+                        &done.stage,
+                        rec.reason_code,
+                    );
+                }
                 self.fill_window(now);
             }
             OutboundStage::AwaitingPubRec(_) => {
-                // The message is no longer needed: drop the Arc now.
-                entry.stage = OutboundStage::AwaitingPubComp;
-                if let Some(seq) = entry.store_seq {
-                    self.state
-                        .record(StoreEvent::PubRecReceived { seq, packet_id: id });
-                }
+                // The message is no longer needed: drop the Arc now (the
+                // event takes it first when hooks want it).
+                let stage = std::mem::replace(&mut entry.stage, OutboundStage::AwaitingPubComp);
+                let seq = entry.store_seq;
+                self.record_acknowledged(seq, id, &stage, rec.reason_code);
                 self.push(Packet::PubRel(PubResponse::success(id)));
             }
             OutboundStage::AwaitingPubComp => self.push(Packet::PubRel(PubResponse::success(id))),

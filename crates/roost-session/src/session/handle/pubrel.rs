@@ -7,8 +7,8 @@
 use roost_codec::{AckProperties, Packet, PubResponse, ReasonCode};
 
 use super::super::{Inbound, Session};
+use crate::session_event::SessionEvent;
 use crate::state::InboundQos2;
-use crate::store_event::StoreEvent;
 
 impl Session {
     pub(super) fn handle_pubrel(&mut self, rel: &PubResponse) -> Inbound {
@@ -18,7 +18,7 @@ impl Session {
                 self.state.inbound_qos2.remove(&id);
                 if self.stores_inbound() {
                     self.state
-                        .record(StoreEvent::InboundReleased { packet_id: id });
+                        .record(SessionEvent::InboundReleased { packet_id: id });
                 }
                 ReasonCode::SUCCESS
             }
