@@ -108,9 +108,12 @@ impl BrokerBuilder {
         for listener in self.config.effective_listeners() {
             listeners.push(BoundListener::bind(listener, &self.config).await?);
         }
-        let opened = crate::persist::open(&self.config.store)
-            .await
-            .map_err(BrokerError::Store)?;
+        let opened = if self.config.cluster.enabled {
+            crate::persist::open_shared(&self.config).await
+        } else {
+            crate::persist::open(&self.config.store).await
+        }
+        .map_err(BrokerError::Store)?;
         let (persist, snapshot) = opened.unzip();
         let core = Core::new(self.config, self.ext, builtins, persist);
         crate::cluster_node::join(&core)

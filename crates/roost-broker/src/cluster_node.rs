@@ -6,10 +6,10 @@
 //! link Core itself calls is `cluster/`.
 
 use std::sync::{Arc, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
-use roost_cluster::{Cluster, Receiver, RetainedUpdate};
+use roost_cluster::{Cluster, Kicked, OrphanWill, Receiver, RetainedUpdate};
 use roost_codec::ReasonCode;
 use roost_store::StoredMessage;
 
@@ -27,14 +27,30 @@ pub(crate) async fn join(core: &Arc<Core>) -> Result<(), String> {
     let node = options.node_id.clone();
     let receiver: Arc<dyn Receiver> = Arc::new(Inbound {
         core: Arc::downgrade(core),
+        runtime: tokio::runtime::Handle::current(),
     });
     let started = tokio::task::spawn_blocking(move || Cluster::start(options, receiver))
         .await
         .map_err(|e| format!("cluster start: {e}"))?;
     let cluster = started.map_err(|e| format!("cluster (node {node}): {e}"))?;
-    core.set_cluster(Arc::new(ClusterLink::new(cluster)));
+    let fences = core
+        .persist()
+        .and_then(|p| p.fences().cloned())
+        .unwrap_or_default();
+    let wait = Duration::from_millis(core.config.cluster.lease_ms.min(HANDOVER_WAIT_MS));
+    let link = Arc::new(ClusterLink::new(cluster, fences, wait));
+    core.set_cluster(Arc::clone(&link));
+    // Now that wills can be forwarded: an earlier run's sessions.
+    let adopted = tokio::task::spawn_blocking(move || link.cluster().adopt_earlier_sessions())
+        .await
+        .map_err(|e| format!("cluster start: {e}"))?;
+    adopted.map_err(|e| format!("cluster (node {node}): {e}"))?;
     Ok(())
 }
+
+/// A CONNECT waits this long at most (or the lease, if shorter) for the node
+/// that held its client id to hand the session over.
+const HANDOVER_WAIT_MS: u64 = 5_000;
 
 /// Leaves the cluster at shutdown (blocking work off the runtime).
 pub(crate) async fn leave(core: &Arc<Core>) {
@@ -45,21 +61,59 @@ pub(crate) async fn leave(core: &Arc<Core>) {
 }
 
 /// A CONNECT claims its client id in the cluster before it attaches
-/// ([`ClusterLink::claim`]); nothing to do outside cluster mode.
+/// ([`ClusterLink::claim`]: the old node, if any, hands the session over);
+/// then a session to resume (Clean Start 0) that this node does not hold is
+/// loaded from the shared store and parked here, so that attaching resumes
+/// it as a single broker resumes a parked session (Session Present 1).
+/// Nothing to do outside cluster mode.
 pub(crate) async fn claim(
     core: &Core,
     client_id: &ByteString,
     connection_id: u64,
+    clean_start: bool,
 ) -> Result<(), ReasonCode> {
-    match core.cluster() {
-        Some(link) => link.claim(client_id, connection_id).await,
-        None => Ok(()),
+    let Some(link) = core.cluster() else {
+        return Ok(());
+    };
+    let from_other_node = link.claim(client_id, connection_id, !clean_start).await?;
+    if clean_start || core.sessions().get(client_id).is_some() {
+        return Ok(());
+    }
+    let Some(persist) = core.persist() else {
+        return Ok(());
+    };
+    match persist.load_session(client_id).await {
+        Ok((Some(snapshot), _will)) => {
+            // The will stored with it was the old connection's: the node
+            // that held it published or dropped it (or a janitor took it).
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            let expires_at = crate::restore::expires_at(&snapshot, now, wall);
+            if expires_at.is_some_and(|at| at <= now) {
+                return Ok(());
+            }
+            tracing::debug!(
+                %client_id,
+                from_other_node,
+                messages = snapshot.messages.len(),
+                subscriptions = snapshot.subscriptions.len(),
+                "session loaded from the cluster's store"
+            );
+            crate::restore::restore_session(core, &snapshot, None, expires_at, now, wall);
+            Ok(())
+        }
+        Ok((None, _)) => Ok(()),
+        Err(e) => {
+            tracing::warn!(%client_id, error = %e, "CONNECT refused: the session could not be loaded");
+            Err(ReasonCode::SERVER_UNAVAILABLE)
+        }
     }
 }
 
-/// The cluster reader thread's way into the broker.
+/// The cluster threads' way into the broker.
 struct Inbound {
     core: Weak<Core>,
+    /// Timers of delayed orphan wills and handover answers run here.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Receiver for Inbound {
@@ -73,16 +127,20 @@ impl Receiver for Inbound {
         }
     }
 
-    fn kick(&self, client_id: &str, token: &str) {
+    fn kick(&self, kick: Kicked) {
         let Some(core) = self.core.upgrade() else {
             return;
         };
         let Some(link) = core.cluster() else { return };
+        let client_id = kick.client_id.clone();
+        let client_id = client_id.as_str();
         // None: a newer connection of this node holds the id, not for it.
-        let Some(connection_id) = link.kicked_connection(client_id, token) else {
+        let Some(connection_id) = link.kicked_connection(client_id, &kick.token) else {
+            link.handed(&kick);
             return;
         };
         let Some(slot) = core.sessions().get(client_id) else {
+            link.handed(&kick);
             return;
         };
         let control = {
@@ -96,18 +154,113 @@ impl Receiver for Inbound {
         match control {
             Some(control) => {
                 if let Some(id) = connection_id {
-                    link.mark_kicked(id);
+                    link.mark_kicked(id, kick);
                 }
                 tracing::info!(
                     client_id,
                     "client id taken over on another node; closing with 0x8E"
                 );
+                // Its detach hands the session over (`Core::hand_over`).
                 let _ = control.try_send(Control::Close(ReasonCode::SESSION_TAKEN_OVER));
             }
-            // Parked here: the client now lives on another node, which
-            // started a new session; this copy would only collect messages.
-            None => core.end_parked(&slot),
+            // Parked here: flushed and handed over now.
+            None => {
+                let parked = {
+                    let mut inner = slot.inner.lock();
+                    if inner.link.is_some() || inner.ended {
+                        None
+                    } else {
+                        let parked = inner.parked.take();
+                        if parked.is_some() {
+                            inner.ended = true;
+                        }
+                        parked
+                    }
+                };
+                match parked {
+                    Some(parked) => {
+                        let parked = *parked;
+                        // A will still waiting for its delay: the client came
+                        // back (cancelled) unless it starts clean.
+                        let will = parked
+                            .will
+                            .filter(|_| !kick.resume)
+                            .map(|(message, _)| message);
+                        let _enter = self.runtime.enter();
+                        core.hand_over(&slot, parked.state, will, kick);
+                    }
+                    None => link.handed(&kick),
+                }
+            }
         }
+    }
+
+    fn will(&self, will: OrphanWill) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let message = will.message.to_message(now, wall);
+        let Ok(wait) = will.at.duration_since(wall) else {
+            tracing::info!(client_id = %will.client_id, "publishing the will of a client of a dead node");
+            core.publish_will(message, now);
+            return;
+        };
+        // Delayed: out only if the client has not come back by then.
+        self.runtime.spawn(async move {
+            tokio::time::sleep(wait).await;
+            let Some(link) = core.cluster() else { return };
+            let still = match link.cluster().still_orphan(&will.client_id, &will.token) {
+                Ok(done) => done.await.unwrap_or(false),
+                Err(_) => false,
+            };
+            if still {
+                tracing::info!(client_id = %will.client_id, "publishing the delayed will of a client of a dead node");
+                core.publish_will(message, Instant::now());
+            }
+        });
+    }
+
+    fn fenced(&self) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let _enter = self.runtime.enter();
+        // Collected first: no registry lock is held while closing.
+        let mut slots = Vec::new();
+        core.sessions()
+            .for_each(|slot| slots.push(Arc::clone(slot)));
+        let (mut closed, mut let_go) = (0usize, 0usize);
+        for slot in slots {
+            let (control, parked) = {
+                let mut inner = slot.inner.lock();
+                match &inner.link {
+                    Some(link) => (Some(link.control.clone()), None),
+                    None if !inner.ended => {
+                        let parked = inner.parked.take();
+                        if parked.is_some() {
+                            inner.ended = true;
+                        }
+                        (None, parked)
+                    }
+                    None => (None, None),
+                }
+            };
+            if let Some(control) = control {
+                // Its detach lets the session go (`Core::let_go`).
+                let _ = control.try_send(Control::Close(ReasonCode::USE_ANOTHER_SERVER));
+                closed += 1;
+            }
+            if let Some(parked) = parked {
+                core.let_go(&slot, parked.state);
+                let_go += 1;
+            }
+        }
+        tracing::warn!(
+            closed,
+            parked = let_go,
+            "fenced: every connection closed, every session let go"
+        );
     }
 
     fn retained(&self, update: RetainedUpdate) {

@@ -108,7 +108,11 @@ pub(crate) fn restore(core: &Core, snapshot: Snapshot) -> Restored {
 
 /// When a stored session ends: its expiry counts from the disconnect, or
 /// from the restart when the crash ended the connection. `None` = never.
-fn expires_at(snap: &SessionSnapshot, now: Instant, wall: SystemTime) -> Option<Instant> {
+pub(crate) fn expires_at(
+    snap: &SessionSnapshot,
+    now: Instant,
+    wall: SystemTime,
+) -> Option<Instant> {
     let expiry = snap.record.expiry_interval;
     let offline = snap
         .record
@@ -120,7 +124,7 @@ fn expires_at(snap: &SessionSnapshot, now: Instant, wall: SystemTime) -> Option<
 }
 
 /// Parks one stored session and puts its subscriptions in the router.
-fn restore_session(
+pub(crate) fn restore_session(
     core: &Core,
     snap: &SessionSnapshot,
     will: Option<WillRecord>,

@@ -8,7 +8,8 @@
 //!  <p>{rt}:inc:<id>        STRING  node <id>'s route incarnation (bumped by GC)
 //!  <p>{rt}:log             STREAM  route changes: n, i, r (reset/down), a, d
 //!  <p>{n:<id>}:inbox       STREAM  batches of messages (and kicks) for node <id>
-//!  <p>{c:<client id>}:own  HASH    node, token, state: who has the connection
+//!  <p>{n:<id>}:sess        SET     client ids node <id> claimed (its janitor's list)
+//!  <p>{c:<client id>}:own  HASH    node, token, state, from: who owns the session
 //!  <p>{ret:<b>}            HASH    topic -> (stored_at, StoredMessage); b = FNV(topic) mod 64
 //!  <p>{retlog}             STREAM  retained changes: o, t, d (absent = cleared)
 //! ```
@@ -60,6 +61,18 @@ impl Keys {
 
     pub(crate) fn owner_of(&self, client_id: &str) -> String {
         format!("{}{{c:{client_id}}}:own", self.prefix)
+    }
+
+    /// The session row keys of the Redis store sharing this prefix
+    /// (`roost-store`'s `redis/keys.rs`): session, subscriptions, queue,
+    /// in flight, inbound QoS 2.
+    pub(crate) fn rows_of(&self, client_id: &str) -> [String; 5] {
+        ["s", "subs", "q", "inf", "in"].map(|s| format!("{}{{c:{client_id}}}:{s}", self.prefix))
+    }
+
+    /// The client ids whose sessions node `<id>` owns (for its janitor).
+    pub(crate) fn sessions_of(&self, node: &str) -> String {
+        format!("{}{{n:{node}}}:sess", self.prefix)
     }
 
     pub(crate) fn retained_bucket(&self, bucket: u32) -> String {

@@ -1,24 +1,55 @@
 //! Membership (cluster-redis.md §3.5): the node's lease in the nodes ZSET,
 //! renewed every third of its length; each round also removes nodes whose
-//! lease lapsed (their routes, their inbox). Any node may do it; doing it
-//! twice is harmless. A renewal that fails marks the node unhealthy, which
-//! refuses new CONNECTs until Redis answers again.
+//! lease lapsed (their routes, their inbox, their sessions made adoptable
+//! and their wills published: `janitor.rs`). Only one node removes a given
+//! node (a Lua check-and-remove). A renewal that fails marks the node
+//! unhealthy, which refuses new CONNECTs until Redis answers again.
+//!
+//! **Self-fencing.** A node that could not renew for `lease - lease / 6`
+//! (its own monotonic clock, from the start of its last successful
+//! renewal: before any other node can see its lease lapse) fences itself:
+//! the broker closes every connection (DISCONNECT 0x9C Use another server)
+//! and lets go of every session without writing (their rows in Redis are
+//! the truth; clients resume them on any node). It refuses CONNECTs until a
+//! renewal succeeds; then, before accepting any, it runs the janitor on its
+//! own sessions (their wills go out once, their expiry starts), as a node
+//! that saw it die would have.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::Script;
 
 use crate::link::Link;
 use crate::wire::unix_ms;
-use crate::{Shared, scripts, writer};
+use crate::{Shared, janitor, scripts, writer};
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
-    let every = shared.options.lease / 3;
+    let lease = shared.options.lease;
+    let every = lease / 3;
+    let fence_after = lease - lease / 6;
+    // The node joined (a renewal) just before this thread started.
+    let mut renewed_at = Instant::now();
     loop {
-        match renew(&mut link, &shared) {
+        // First: a pause (SIGSTOP, a stalled host) may have outlived the lease.
+        if renewed_at.elapsed() >= fence_after {
+            fence(&shared);
+        }
+        let started = Instant::now();
+        let renewed = renew(&mut link, &shared).and_then(|()| {
+            if shared.fenced.load(Ordering::Relaxed) {
+                // Back: this node's sessions were let go; adopt them as a
+                // janitor would, before accepting connections.
+                janitor::orphan_sessions(&mut link, &shared, &shared.options.node_id)?;
+                shared.fenced.store(false, Ordering::Relaxed);
+                tracing::warn!("cluster: lease renewed after self-fencing; accepting connections");
+            }
+            Ok(())
+        });
+        match renewed {
             Ok(()) => {
+                renewed_at = started;
                 if !shared.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("cluster: Redis answers again; accepting connections");
                 }
@@ -29,9 +60,29 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 }
             }
         }
-        if shared.stop.pause(every) {
+        // Wake for the next renewal, or for the fence if it comes first.
+        let fence_in = fence_after.saturating_sub(renewed_at.elapsed());
+        let wait = if shared.fenced.load(Ordering::Relaxed) {
+            every
+        } else {
+            every.min(fence_in.max(Duration::from_millis(1)))
+        };
+        if shared.stop.pause(wait) {
             return;
         }
+    }
+}
+
+/// Fences this node (once per outage): unhealthy, and the broker lets go
+/// of every connection and session.
+fn fence(shared: &Shared) {
+    shared.healthy.store(false, Ordering::Relaxed);
+    if !shared.fenced.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            node = %shared.options.node_id,
+            "cluster: lease not renewed in time; fencing this node (closing every connection)"
+        );
+        shared.receiver.fenced();
     }
 }
 
@@ -68,7 +119,8 @@ fn renew(link: &mut Link, shared: &Shared) -> Result<(), crate::ClusterError> {
 }
 
 /// Removes a node whose lease lapsed: out of the set, its routes down, its
-/// inbox deleted (nobody reads it; adopting it is not built).
+/// sessions adoptable and their wills published (`janitor.rs`), its inbox
+/// deleted (nobody reads it; handing it over is not built).
 fn collect(
     link: &mut Link,
     shared: &Shared,
@@ -95,6 +147,7 @@ fn collect(
             .arg(shared.options.log_maxlen)
             .invoke::<i64>(c)
     })?;
+    janitor::orphan_sessions(link, shared, node)?;
     link.run(|c| {
         redis::pipe()
             .del(keys.inbox_of(node))

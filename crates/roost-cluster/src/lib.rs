@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod done;
+mod janitor;
 mod keys;
 mod lease;
 mod link;
@@ -126,19 +127,59 @@ pub enum RetainedUpdate {
 pub trait Receiver: Send + Sync + 'static {
     /// Messages other nodes forwarded: route them to local subscribers only.
     fn messages(&self, messages: Vec<StoredMessage>);
-    /// Another node took `client_id`: close its connection here if it still
-    /// holds `token`.
-    fn kick(&self, client_id: &str, token: &str);
+    /// Another node took a client id: close its connection here if it
+    /// still holds the kick's token, flush the session's rows, let the
+    /// session go and answer [`Cluster::handed`].
+    fn kick(&self, kick: Kicked);
     /// A retained message changed somewhere in the cluster.
     fn retained(&self, update: RetainedUpdate);
+    /// A janitor took the will of a session whose node died: publish it at
+    /// `at` if the client has not come back by then
+    /// ([`Cluster::still_orphan`]).
+    fn will(&self, will: OrphanWill);
+    /// This node fenced itself (its lease could not be renewed in time):
+    /// close every connection and let every session go without writing.
+    fn fenced(&self);
+}
+
+/// A kick from the node that took a client id.
+#[derive(Debug, Clone)]
+pub struct Kicked {
+    /// The client id.
+    pub client_id: String,
+    /// The claim it was taken from (a connection of this node, if still here).
+    pub token: String,
+    /// The claim that took it.
+    pub new_token: String,
+    /// The node that took it (where the answer goes).
+    pub to: String,
+    /// The new connection resumes the session (Clean Start 0): a will with
+    /// a delay is not published.
+    pub resume: bool,
+}
+
+/// A dead node's client's will, taken by this node's janitor.
+#[derive(Debug)]
+pub struct OrphanWill {
+    /// The client id.
+    pub client_id: String,
+    /// The claim the session was orphaned with.
+    pub token: String,
+    /// The will message.
+    pub message: StoredMessage,
+    /// When it is due (its delay, counted from the node's death).
+    pub at: SystemTime,
 }
 
 /// What a claim found.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Claimed {
-    /// The node that had the client id before (it was sent a kick), when
-    /// another one.
+    /// The node that had the client id before, when another one.
     pub previous_node: Option<String>,
+    /// That node is alive and was sent a kick: completes once it flushed the
+    /// session's rows and let it go. Wait for it (bounded), then
+    /// [`Cluster::settle`].
+    pub handover: Option<Done<()>>,
 }
 
 /// What [`Cluster::forward`] did with a message.
@@ -204,6 +245,10 @@ struct Shared {
     writes: Queue<Item>,
     owners: Queue<owner::Request>,
     healthy: AtomicBool,
+    /// This node fenced itself and has not renewed its lease since.
+    fenced: AtomicBool,
+    /// Claims waiting for the old node's handover answer, by new token.
+    handovers: Mutex<std::collections::HashMap<String, done::Completer<()>>>,
     incarnation: AtomicU64,
     registering: Mutex<()>,
     receiver: Arc<dyn Receiver>,
@@ -239,6 +284,8 @@ impl Cluster {
             keys,
             stop: Stop::default(),
             healthy: AtomicBool::new(true),
+            fenced: AtomicBool::new(false),
+            handovers: Mutex::new(std::collections::HashMap::new()),
             incarnation: AtomicU64::new(0),
             registering: Mutex::new(()),
             receiver,
@@ -452,9 +499,14 @@ impl Cluster {
         }
     }
 
-    /// Claims `client_id` for a new connection: returns its token and the
-    /// answer to wait for. Refused at once while Redis is unreachable.
-    pub fn claim(&self, client_id: &str) -> Result<(String, Done<Claimed>), ClusterError> {
+    /// Claims `client_id` for a new connection (`resume`: Clean Start 0):
+    /// returns its token and the answer to wait for. Refused at once while
+    /// Redis is unreachable or this node is fenced.
+    pub fn claim(
+        &self,
+        client_id: &str,
+        resume: bool,
+    ) -> Result<(String, Done<Claimed>), ClusterError> {
         if !self.healthy() {
             return Err(ClusterError::Unavailable);
         }
@@ -463,6 +515,7 @@ impl Cluster {
         let request = owner::Request::Claim {
             client_id: client_id.to_string(),
             token: token.clone(),
+            resume,
             reply,
         };
         self.shared
@@ -470,6 +523,76 @@ impl Cluster {
             .push(request)
             .map_err(|_| ClusterError::Unavailable)?;
         Ok((token, done))
+    }
+
+    /// Ends a handover: from now on only `token` writes `client_id`'s rows.
+    /// `false`: a newer claim holds the client id.
+    pub fn settle(&self, client_id: &str, token: &str) -> Result<Done<bool>, ClusterError> {
+        let (done, reply) = done::pair();
+        let request = owner::Request::Settle {
+            client_id: client_id.to_string(),
+            token: token.to_string(),
+            reply,
+        };
+        self.shared
+            .owners
+            .push(request)
+            .map_err(|_| ClusterError::Unavailable)?;
+        Ok(done)
+    }
+
+    /// Answers a kick: this node flushed the session's rows and let it go.
+    pub fn handed(&self, kick: &Kicked) {
+        let request = owner::Request::Handed {
+            client_id: kick.client_id.clone(),
+            new_token: kick.new_token.clone(),
+            to: kick.to.clone(),
+        };
+        if self.shared.owners.push(request).is_err() {
+            tracing::debug!(client_id = %kick.client_id, "handover answer not queued (the new owner stops waiting)");
+        }
+    }
+
+    /// The session of `client_id` claimed with `token` left this node (ended,
+    /// or handed over): off the node's session list.
+    pub fn session_ended(&self, client_id: &str, token: &str) {
+        let request = owner::Request::Ended {
+            client_id: client_id.to_string(),
+            token: token.to_string(),
+        };
+        let _ = self.shared.owners.push(request);
+    }
+
+    /// Whether nobody reconnected as `client_id` since a janitor orphaned its
+    /// session with `token` (a delayed orphan will goes out only then).
+    pub fn still_orphan(&self, client_id: &str, token: &str) -> Result<Done<bool>, ClusterError> {
+        let (done, reply) = done::pair();
+        let request = owner::Request::StillOrphan {
+            client_id: client_id.to_string(),
+            token: token.to_string(),
+            reply,
+        };
+        self.shared
+            .owners
+            .push(request)
+            .map_err(|_| ClusterError::Unavailable)?;
+        Ok(done)
+    }
+
+    /// Sessions an earlier run of this node id still owns in Redis (it was
+    /// killed, or restarted before its lease lapsed) become nobody's: their
+    /// wills go to the receiver, their expiry starts, as a janitor does for
+    /// a dead node. Call it once the receiver can publish cluster-wide and
+    /// before accepting connections. Blocking. Returns how many.
+    pub fn adopt_earlier_sessions(&self) -> Result<usize, ClusterError> {
+        let mut guard = self.leave.lock();
+        let link = guard.as_mut().ok_or(ClusterError::Stopped)?;
+        janitor::orphan_sessions(link, &self.shared, &self.shared.options.node_id)
+    }
+
+    /// True while this node is fenced (its lease lapsed; it holds no session).
+    pub fn fenced(&self) -> bool {
+        self.shared.fenced.load(Ordering::Relaxed)
     }
 
     /// The connection holding `token` for `client_id` ended.

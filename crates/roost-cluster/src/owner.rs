@@ -1,19 +1,26 @@
 //! Client-id ownership (cluster-redis.md §3.4): one connection per client id
-//! in the whole cluster. A CONNECT claims the id with a fresh token (a Lua
-//! compare-and-set); a previous owner on another node is sent a kick through
-//! its inbox and closes its connection there. The end of a connection
-//! releases the claim only while it still holds its token, so a late
-//! release can never undo a newer owner. Its own thread and connection:
-//! a CONNECT does not wait behind a batch of forwards.
+//! in the whole cluster, and one node that writes a session's rows. A
+//! CONNECT claims the id with a fresh token (a Lua compare-and-set); a
+//! previous owner on another live node is sent a kick through its inbox: it
+//! closes the connection there, flushes the session's rows (still allowed:
+//! the record says `taking_over` from its token) and answers `handed`.
+//! The new owner then settles the record (only its token writes from there)
+//! and loads the session. The end of a connection releases the claim only
+//! while it still holds its token, so a late release can never undo a
+//! newer owner. Its own thread and connection: a CONNECT does not wait
+//! behind a batch of forwards. Every claim of this node goes through this
+//! one thread, so the node's session list (`{n:<id>}:sess`, the janitor's)
+//! changes in claim order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use redis::{Script, Value};
 
-use crate::done::Completer;
+use crate::done::{self, Completer};
 use crate::link::Link;
-use crate::wire::{self, DATA, KIND, Kick, ORIGIN};
+use crate::wire::{self, DATA, Handed, KIND, Kick, ORIGIN};
 use crate::{Claimed, ClusterError, Shared, scripts};
 
 /// How long a released owner record is kept (then Redis deletes it).
@@ -24,37 +31,136 @@ pub(crate) enum Request {
     Claim {
         client_id: String,
         token: String,
+        resume: bool,
         reply: Completer<Claimed>,
     },
     Release {
         client_id: String,
         token: String,
     },
+    Settle {
+        client_id: String,
+        token: String,
+        reply: Completer<bool>,
+    },
+    /// This node flushed a session taken by `to` (claim `new_token`).
+    Handed {
+        client_id: String,
+        new_token: String,
+        to: String,
+    },
+    /// The session of `client_id` (claimed with `token`) left this node.
+    Ended {
+        client_id: String,
+        token: String,
+    },
+    /// Is `client_id` still the orphan of `token`?
+    StillOrphan {
+        client_id: String,
+        token: String,
+        reply: Completer<bool>,
+    },
 }
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
+    // Client id → token of this node's latest claim (the session list's
+    // members that are still this node's).
+    let mut mine: HashMap<String, String> = HashMap::new();
     while let Some(requests) = shared.owners.take(64, Duration::from_millis(500)) {
         for request in requests {
-            match request {
-                Request::Claim {
-                    client_id,
-                    token,
-                    reply,
-                } => {
-                    let result = claim(&mut link, &shared, &client_id, &token);
-                    if let Err(e) = &result {
-                        tracing::warn!(%client_id, error = %e, "cluster claim failed");
-                    }
-                    reply.complete(result);
-                }
-                Request::Release { client_id, token } => {
-                    if let Err(e) = release(&mut link, &shared, &client_id, &token) {
-                        tracing::debug!(%client_id, error = %e, "cluster release failed (the record expires)");
-                    }
-                }
-            }
+            handle(&shared, &mut link, &mut mine, request);
         }
     }
+}
+
+fn handle(shared: &Shared, link: &mut Link, mine: &mut HashMap<String, String>, request: Request) {
+    match request {
+        Request::Claim {
+            client_id,
+            token,
+            resume,
+            reply,
+        } => {
+            let result = claim(link, shared, &client_id, &token, resume);
+            match &result {
+                Ok(_) => {
+                    mine.insert(client_id, token);
+                }
+                Err(e) => tracing::warn!(%client_id, error = %e, "cluster claim failed"),
+            }
+            reply.complete(result);
+        }
+        Request::Release { client_id, token } => {
+            if let Err(e) = release(link, shared, &client_id, &token) {
+                tracing::debug!(%client_id, error = %e, "cluster release failed (the record expires)");
+            }
+        }
+        Request::Settle {
+            client_id,
+            token,
+            reply,
+        } => reply.complete(settle(link, shared, &client_id, &token)),
+        Request::Handed {
+            client_id,
+            new_token,
+            to,
+        } => {
+            let answer = wire::encode(&Handed {
+                client_id: client_id.clone(),
+                new_token,
+            })
+            .and_then(|data| send(link, shared, &to, "h", data));
+            if let Err(e) = answer {
+                tracing::info!(%client_id, error = %e, "handover answer not sent (the new owner stops waiting)");
+            }
+        }
+        Request::Ended { client_id, token } => {
+            if mine.get(&client_id).is_some_and(|t| *t == token) {
+                mine.remove(&client_id);
+                let me = &shared.options.node_id;
+                let key = shared.keys.sessions_of(me);
+                let _ = link.run(|c| redis::cmd("SREM").arg(&key).arg(&client_id).query::<()>(c));
+            }
+        }
+        Request::StillOrphan {
+            client_id,
+            token,
+            reply,
+        } => {
+            let still = link.run(|c| {
+                Script::new(scripts::STILL_ORPHAN)
+                    .key(shared.keys.owner_of(&client_id))
+                    .arg(&token)
+                    .invoke::<i64>(c)
+            });
+            reply.complete(still.map(|n| n == 1));
+        }
+    }
+}
+
+/// An entry of kind `kind` into node `to`'s inbox.
+fn send(
+    link: &mut Link,
+    shared: &Shared,
+    to: &str,
+    kind: &str,
+    data: Vec<u8>,
+) -> Result<(), ClusterError> {
+    link.run(|c| {
+        redis::cmd("XADD")
+            .arg(shared.keys.inbox_of(to))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(shared.options.inbox_maxlen)
+            .arg("*")
+            .arg(KIND)
+            .arg(kind)
+            .arg(ORIGIN)
+            .arg(&shared.options.node_id)
+            .arg(DATA)
+            .arg(data)
+            .query::<()>(c)
+    })
 }
 
 fn claim(
@@ -62,6 +168,7 @@ fn claim(
     shared: &Shared,
     client_id: &str,
     token: &str,
+    resume: bool,
 ) -> Result<Claimed, ClusterError> {
     let keys = &shared.keys;
     let me = &shared.options.node_id;
@@ -72,36 +179,81 @@ fn claim(
             .arg(token)
             .invoke(c)
     })?;
-    let node = previous.first().and_then(wire::text_of);
+    link.run(|c| {
+        redis::cmd("SADD")
+            .arg(keys.sessions_of(me))
+            .arg(client_id)
+            .query::<()>(c)
+    })?;
+    let node = previous
+        .first()
+        .and_then(wire::text_of)
+        .filter(|n| !n.is_empty() && n != me);
     let old_token = previous.get(1).and_then(wire::text_of);
-    let state = previous.get(2).and_then(wire::text_of);
-    if let (Some(node), Some(old_token)) = (&node, old_token)
-        && node != me
-    {
-        let kick = wire::encode(&Kick {
-            client_id: client_id.to_string(),
-            token: old_token,
-        })?;
-        link.run(|c| {
-            redis::cmd("XADD")
-                .arg(keys.inbox_of(node))
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(shared.options.inbox_maxlen)
-                .arg("*")
-                .arg(KIND)
-                .arg("x")
-                .arg(ORIGIN)
-                .arg(me)
-                .arg(DATA)
-                .arg(kick)
-                .query::<()>(c)
-        })?;
-        tracing::debug!(%client_id, from = %node, ?state, "client id taken from another node");
+    let (Some(node), Some(old_token)) = (node, old_token) else {
+        return Ok(Claimed {
+            previous_node: None,
+            handover: None,
+        });
+    };
+    // Its janitor no longer lists it.
+    link.run(|c| {
+        redis::cmd("SREM")
+            .arg(keys.sessions_of(&node))
+            .arg(client_id)
+            .query::<()>(c)
+    })?;
+    let lease: Option<u64> =
+        link.run(|c| redis::cmd("ZSCORE").arg(keys.nodes()).arg(&node).query(c))?;
+    let now = wire::unix_ms(SystemTime::now());
+    if lease.is_none_or(|deadline| deadline < now) {
+        // Dead (or declared so): nobody to wait for; its rows are what it
+        // wrote before it died.
+        tracing::info!(%client_id, from = %node, "client id taken from a node whose lease lapsed");
+        return Ok(Claimed {
+            previous_node: Some(node),
+            handover: None,
+        });
     }
+    let (handover, waiter) = done::pair();
+    shared.handovers.lock().insert(token.to_string(), waiter);
+    let kick = wire::encode(&Kick {
+        client_id: client_id.to_string(),
+        token: old_token,
+        new_token: token.to_string(),
+        to: me.clone(),
+        resume,
+    })?;
+    if let Err(e) = send(link, shared, &node, "x", kick) {
+        shared.handovers.lock().remove(token);
+        return Err(e);
+    }
+    tracing::debug!(%client_id, from = %node, "client id taken from another node");
     Ok(Claimed {
-        previous_node: node.filter(|n| n != me),
+        previous_node: Some(node),
+        handover: Some(handover),
     })
+}
+
+fn settle(
+    link: &mut Link,
+    shared: &Shared,
+    client_id: &str,
+    token: &str,
+) -> Result<bool, ClusterError> {
+    // Stops waiting for an answer that did not come in time.
+    shared.handovers.lock().remove(token);
+    let keys = &shared.keys;
+    let settled: i64 = link.run(|c| {
+        let script = Script::new(scripts::SETTLE);
+        let mut call = script.prepare_invoke();
+        call.key(keys.owner_of(client_id));
+        for row in keys.rows_of(client_id) {
+            call.key(row);
+        }
+        call.arg(token).invoke(c)
+    })?;
+    Ok(settled == 1)
 }
 
 fn release(

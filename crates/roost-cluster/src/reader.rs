@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use roost_store::StoredMessage;
 
 use crate::link::Link;
-use crate::wire::{self, DATA, Entry, KIND, Kick, RetainedBlob, TOPIC};
+use crate::wire::{self, DATA, Entry, Handed, KIND, Kick, RetainedBlob, TOPIC};
 use crate::{RetainedUpdate, Shared};
 
 /// How long one `XREAD` blocks (the thread notices a stop this often).
@@ -124,9 +124,26 @@ fn inbox_entry(shared: &Shared, entry: &Entry) {
         Some("x") => match wire::decode::<Kick>(data) {
             Ok(kick) => {
                 shared.stats.kicks.fetch_add(1, Ordering::Relaxed);
-                shared.receiver.kick(&kick.client_id, &kick.token);
+                shared.receiver.kick(crate::Kicked {
+                    client_id: kick.client_id,
+                    token: kick.token,
+                    new_token: kick.new_token,
+                    to: kick.to,
+                    resume: kick.resume,
+                });
             }
             Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster kick skipped"),
+        },
+        Some("h") => match wire::decode::<Handed>(data) {
+            Ok(handed) => {
+                let waiter = shared.handovers.lock().remove(&handed.new_token);
+                if let Some(waiter) = waiter {
+                    waiter.complete(Ok(()));
+                } else {
+                    tracing::debug!(client_id = %handed.client_id, "handover answer after its wait ended");
+                }
+            }
+            Err(e) => tracing::warn!(origin, error = %e, "undecodable handover answer skipped"),
         },
         other => tracing::warn!(origin, kind = ?other, "unknown cluster inbox entry skipped"),
     }

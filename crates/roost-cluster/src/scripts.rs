@@ -46,13 +46,69 @@ return 0
 
 /// A CONNECT claims the client id (cluster-redis.md §3.4, acquire): the
 /// record now names this node and this connection's token; the previous
-/// owner is returned so it can be told to close. KEYS: the owner hash.
-/// ARGV: node, token. Returns {previous node, previous token, previous state}.
+/// owner is returned so it can be told to close. When another node held it,
+/// the record says `taking_over` and keeps the old token in `from`: until
+/// the new owner settles (`SETTLE`), the old one may still write the
+/// session's rows (its flush), and only it. KEYS: the owner hash. ARGV:
+/// node, token. Returns {previous node, previous token, previous state}.
 pub(crate) const CLAIM: &str = r"
 local prev = redis.call('HMGET', KEYS[1], 'node', 'token', 'state')
-redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'connected')
+if prev[1] and prev[1] ~= '' and prev[1] ~= ARGV[1] and prev[2] then
+  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'taking_over', 'from', prev[2])
+else
+  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'connected')
+  redis.call('HDEL', KEYS[1], 'from')
+end
 redis.call('PERSIST', KEYS[1])
 return prev
+";
+
+/// The new owner ends a handover (the old node flushed, or did not answer in
+/// time, or is dead): from here only its token writes the rows, which lose
+/// any expiry a janitor gave them. KEYS: the owner hash, then the row keys.
+/// ARGV: token. Returns 0 when a newer claim holds the record.
+pub(crate) const SETTLE: &str = r"
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'connected')
+redis.call('HDEL', KEYS[1], 'from')
+for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
+return 1
+";
+
+/// A janitor adopts a session of a dead node (cluster-redis.md §3.5): only
+/// if the record still names that node, it is now nobody's (a reconnect
+/// anywhere resumes it without waiting for a handover) and its will is
+/// taken out, so exactly one janitor gets it. KEYS: the owner hash, the
+/// session hash. ARGV: the dead node. Returns nil, or {token, will, record}
+/// (empty strings when absent).
+pub(crate) const ORPHAN: &str = r"
+local own = redis.call('HMGET', KEYS[1], 'node', 'token')
+if own[1] ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'node', '', 'state', 'orphaned')
+redis.call('HDEL', KEYS[1], 'from')
+local will = redis.call('HGET', KEYS[2], 'will')
+if will then redis.call('HDEL', KEYS[2], 'will') end
+local rec = redis.call('HGET', KEYS[2], 'rec')
+return {own[2] or '', will or '', rec or ''}
+";
+
+/// An orphaned session's keys expire with the session (Redis deletes them:
+/// the expiry fires once in the cluster, on no node), unless a client took
+/// it meanwhile. KEYS: the owner hash, then the row keys. ARGV: the token
+/// it was orphaned with, expiry (ms). Returns 1 when set.
+pub(crate) const EXPIRE_ORPHAN: &str = r"
+local own = redis.call('HMGET', KEYS[1], 'node', 'token')
+if own[1] ~= '' or own[2] ~= ARGV[1] then return 0 end
+for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return 1
+";
+
+/// Is the client id still the orphan of `token` (nobody reconnected)?
+/// KEYS: the owner hash. ARGV: token. Returns 1 when it is.
+pub(crate) const STILL_ORPHAN: &str = r"
+local own = redis.call('HMGET', KEYS[1], 'node', 'token')
+if own[1] == '' and own[2] == ARGV[1] then return 1 end
+return 0
 ";
 
 /// The connection ended: marks the record disconnected, fenced by the token

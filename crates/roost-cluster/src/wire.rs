@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ClusterError;
 
-/// Inbox entry field: the kind (`m` messages, `x` a kick).
+/// Inbox entry field: the kind (`m` messages, `x` a kick, `h` a handover done).
 pub(crate) const KIND: &str = "k";
 /// Inbox entry field: the origin node.
 pub(crate) const ORIGIN: &str = "o";
@@ -18,11 +18,27 @@ pub(crate) const DATA: &str = "d";
 /// Retained log field: the topic.
 pub(crate) const TOPIC: &str = "t";
 
-/// A kick: close the connection of `client_id` if it still holds `token`.
+/// A kick: close the connection of `client_id` if it still holds `token`,
+/// flush the session's rows and hand it over to `to` (answering with a
+/// [`Handed`] addressed to `new_token`).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Kick {
     pub(crate) client_id: String,
     pub(crate) token: String,
+    /// The claim that took the client id.
+    pub(crate) new_token: String,
+    /// The node that took it.
+    pub(crate) to: String,
+    /// The new connection resumes the session (Clean Start 0).
+    pub(crate) resume: bool,
+}
+
+/// The answer to a kick: the old node flushed the session's rows (or had
+/// nothing) and let it go.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Handed {
+    pub(crate) client_id: String,
+    pub(crate) new_token: String,
 }
 
 /// A retained message as kept in its bucket and logged.

@@ -48,6 +48,7 @@ pub mod convert;
 mod delta;
 mod error;
 mod faulty;
+mod fence;
 mod memory;
 #[cfg(any(feature = "disk", feature = "redis"))]
 mod migrate;
@@ -68,13 +69,14 @@ pub use convert::RestoredSession;
 pub use delta::Delta;
 pub use error::StoreError;
 pub use faulty::FaultyStore;
+pub use fence::Fences;
 pub use memory::MemoryStore;
 pub use record::{
     DelayedRecord, InflightRecord, InflightStage, QueuedMessage, RetainedRecord, SessionOwner,
     SessionRecord, StoredMessage, StoredProperties, SubscriptionRecord, WillRecord,
 };
 pub use snapshot::{SessionSnapshot, Snapshot, SnapshotMessage};
-pub use store::Store;
+pub use store::{LoadedSession, Store};
 pub use writer::{CommitTicket, Durability, TrySubmitError, Writer, WriterConfig, WriterStats};
 
 /// Version of the stored format (record encodings and key layout) this build

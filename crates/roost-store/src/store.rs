@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::delta::Delta;
 use crate::error::StoreError;
-use crate::snapshot::Snapshot;
+use crate::record::WillRecord;
+use crate::snapshot::{SessionSnapshot, Snapshot};
 
 /// A place the broker's persistent state is written to and restored from.
 ///
@@ -25,7 +26,22 @@ pub trait Store: Send + Sync {
 
     /// Reads the whole stored state.
     fn restore(&self) -> Result<Snapshot, StoreError>;
+
+    /// Reads one client's session and will, for a store shared by several
+    /// brokers (the Redis store in cluster mode: a client resumes on the node
+    /// it reconnects to). Other stores hold only their own broker's
+    /// sessions, all given by [`Store::restore`]: they answer
+    /// [`StoreError::Invalid`].
+    fn load_session(&self, client_id: &str) -> Result<LoadedSession, StoreError> {
+        let _ = client_id;
+        Err(StoreError::Invalid(
+            "this store does not load single sessions".into(),
+        ))
+    }
 }
+
+/// One client's stored session and will (each `None` when absent).
+pub type LoadedSession = (Option<SessionSnapshot>, Option<WillRecord>);
 
 impl<S: Store + ?Sized> Store for Arc<S> {
     fn apply(&self, batch: &[Delta]) -> Result<(), StoreError> {
@@ -38,6 +54,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     fn restore(&self) -> Result<Snapshot, StoreError> {
         (**self).restore()
+    }
+
+    fn load_session(&self, client_id: &str) -> Result<LoadedSession, StoreError> {
+        (**self).load_session(client_id)
     }
 }
 
@@ -52,5 +72,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn restore(&self) -> Result<Snapshot, StoreError> {
         (**self).restore()
+    }
+
+    fn load_session(&self, client_id: &str) -> Result<LoadedSession, StoreError> {
+        (**self).load_session(client_id)
     }
 }

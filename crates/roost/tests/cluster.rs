@@ -95,9 +95,14 @@ impl Drop for RedisServer {
 /// One node of the cluster on `redis`, named `name` (unique per test run),
 /// with a short lease so a lost Redis shows within a second or two.
 fn node(redis: &RedisServer, name: &str) -> BrokerProcess {
+    node_with(redis, name, "")
+}
+
+/// [`node`] with more configuration (whole tables).
+fn node_with(redis: &RedisServer, name: &str, extra: &str) -> BrokerProcess {
     let toml = format!(
         "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
+         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n{extra}",
         redis.url()
     );
     BrokerProcess::builder(BIN)
@@ -455,4 +460,398 @@ async fn cluster_node_without_redis_refuses_connect_with_0x88_and_recovers() {
             "not accepting after Redis came back: {code:?}"
         );
     }
+}
+
+// --- Sessions across nodes, node death, fencing (second milestone) ---
+
+/// A 5.0 CONNECT resuming (Clean Start 0) a session that lasts 300 s.
+fn persistent(client_id: &str) -> roost_codec::Connect {
+    let mut connect = packets::connect(ProtocolVersion::V5, client_id);
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(300);
+    connect
+}
+
+async fn connect_persistent(addr: SocketAddr, client_id: &str) -> (RawClient, ConnAck) {
+    RawClient::connect_with(addr, persistent(client_id))
+        .await
+        .unwrap()
+}
+
+/// Receives PUBLISHes (acknowledging QoS 1) until `n` non-probe ones came.
+async fn receive_n(client: &mut RawClient, n: usize) -> Vec<Publish> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let p = receive(client).await;
+        if &p.payload[..] != b"probe" {
+            got.push(p);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn v5_cluster_persistent_session_resumes_on_another_node_with_the_messages_queued_offline() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis);
+    let base = unique_id("mig");
+    let id = unique_id("roamer");
+    let (mut roamer, connack) = connect_persistent(a.addr(), &id).await;
+    assert!(!connack.session_present);
+    subscribe(&mut roamer, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
+    // A second subscriber on A to the same filter: it says when messages
+    // published on B have reached A (and so were queued for the roamer).
+    let mut witness = v5(a.addr(), "witness").await;
+    subscribe(&mut witness, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
+    let mut on_b = v5(b.addr(), "pub-b").await;
+    wait_for_route(
+        &mut on_b,
+        &format!("{base}/probe"),
+        &mut [&mut witness, &mut roamer],
+    )
+    .await;
+    roamer.send(packets::disconnect()).await.unwrap();
+    roamer.expect_closed(TIMEOUT).await.unwrap();
+
+    const N: usize = 5;
+    let payloads: [&'static [u8]; N] = [b"m0", b"m1", b"m2", b"m3", b"m4"];
+    for (i, payload) in payloads.iter().enumerate() {
+        publish(
+            &mut on_b,
+            &format!("{base}/m"),
+            payload,
+            QoS::AtLeastOnce,
+            20 + i as u16,
+        )
+        .await;
+    }
+    let seen = receive_n(&mut witness, N).await;
+    assert_eq!(seen.len(), N, "the witness on A got them all");
+
+    // The roamer comes back on C: the session A held moves there.
+    let (mut roamer, connack) = connect_persistent(c.addr(), &id).await;
+    assert!(connack.session_present, "session present on another node");
+    let got = receive_n(&mut roamer, N).await;
+    let got: Vec<&[u8]> = got.iter().map(|p| &p.payload[..]).collect();
+    assert_eq!(
+        got,
+        payloads.to_vec(),
+        "every message queued while offline, in order"
+    );
+    assert!(
+        roamer
+            .recv_publish(Duration::from_millis(500))
+            .await
+            .is_err(),
+        "nothing more: each queued message once"
+    );
+    // Its subscription moved too: a message published on B now reaches C.
+    let mut on_b = v5(b.addr(), "pub-b2").await;
+    wait_for_route(&mut on_b, &format!("{base}/probe"), &mut [&mut roamer]).await;
+    publish(
+        &mut on_b,
+        &format!("{base}/after"),
+        b"after",
+        QoS::AtLeastOnce,
+        9,
+    )
+    .await;
+    assert_eq!(&receive_n(&mut roamer, 1).await[0].payload[..], b"after");
+}
+
+#[tokio::test]
+async fn v5_cluster_takeover_on_another_node_moves_inflight_and_inbound_qos2_state() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis);
+    let base = unique_id("tko");
+    let id = unique_id("taken");
+    let (mut first, _) = connect_persistent(a.addr(), &id).await;
+    subscribe(&mut first, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
+    let mut on_b = v5(b.addr(), "pub-b").await;
+    wait_for_route(&mut on_b, &format!("{base}/probe"), &mut [&mut first]).await;
+    // In flight to the first connection: received, never acknowledged.
+    publish(
+        &mut on_b,
+        &format!("{base}/x"),
+        b"unacked",
+        QoS::AtLeastOnce,
+        5,
+    )
+    .await;
+    let unacked = first.recv_publish(TIMEOUT).await.unwrap();
+    assert_eq!(&unacked.payload[..], b"unacked");
+    // An inbound QoS 2 exchange left at PUBREC.
+    first
+        .send(packets::publish(
+            &format!("{base}/in"),
+            &b"q2"[..],
+            QoS::ExactlyOnce,
+            Some(7),
+        ))
+        .await
+        .unwrap();
+    loop {
+        match first.recv(TIMEOUT).await.unwrap() {
+            Packet::PubRec(rec) => {
+                assert_eq!(rec.packet_id.get(), 7);
+                break;
+            }
+            // Its own QoS 2 message comes back through its subscription.
+            Packet::Publish(_) => {}
+            other => panic!("expected PUBREC, got {other:?}"),
+        }
+    }
+
+    let (mut second, connack) = connect_persistent(c.addr(), &id).await;
+    assert!(connack.session_present, "the session moved to C");
+    let disconnect = loop {
+        match first.recv(TIMEOUT).await.unwrap() {
+            // Its own QoS 2 message, delivered before the takeover.
+            Packet::Publish(_) => {}
+            Packet::Disconnect(d) => break d,
+            other => panic!("expected DISCONNECT, got {other:?}"),
+        }
+    };
+    assert_eq!(disconnect.reason_code, ReasonCode::SESSION_TAKEN_OVER);
+    // The unacknowledged message is sent again, DUP set, same packet id.
+    let again = loop {
+        let p = second.recv_publish(TIMEOUT).await.unwrap();
+        if &p.payload[..] == b"unacked" {
+            break p;
+        }
+    };
+    assert!(again.dup, "resent with DUP");
+    assert_eq!(again.packet_id, unacked.packet_id);
+    // The QoS 2 id is known on C: PUBREL completes it.
+    second.send(packets::pubrel(7)).await.unwrap();
+    loop {
+        match second.recv(TIMEOUT).await.unwrap() {
+            Packet::PubComp(comp) => {
+                assert_eq!(comp.packet_id.get(), 7);
+                assert_eq!(
+                    comp.reason_code,
+                    ReasonCode::SUCCESS,
+                    "packet id known on C"
+                );
+                break;
+            }
+            Packet::Publish(_) => {}
+            other => panic!("expected PUBCOMP, got {other:?}"),
+        }
+    }
+}
+
+/// A 5.0 CONNECT of a persistent session with a will (no delay).
+fn with_will(client_id: &str, will_topic: &str) -> roost_codec::Connect {
+    let mut connect = persistent(client_id);
+    connect.will = Some(roost_codec::LastWill {
+        topic: will_topic.into(),
+        payload: bytes::Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    });
+    connect
+}
+
+#[tokio::test]
+async fn cluster_kill_9_of_a_node_publishes_its_clients_will_once_and_the_session_resumes_elsewhere()
+ {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis);
+    let base = unique_id("death");
+    let will_topic = format!("{base}/will");
+    let mut on_b = v5(b.addr(), "watch-b").await;
+    subscribe(&mut on_b, &will_topic, qos(QoS::AtLeastOnce)).await;
+    let mut on_c = v5(c.addr(), "watch-c").await;
+    subscribe(&mut on_c, &will_topic, qos(QoS::AtLeastOnce)).await;
+    let id = unique_id("doomed");
+    let (mut doomed, _) = RawClient::connect_with(a.addr(), with_will(&id, &will_topic))
+        .await
+        .unwrap();
+    subscribe(&mut doomed, &format!("{base}/t"), qos(QoS::AtLeastOnce)).await;
+    // The watchers' routes are known on A and on each other's node.
+    wait_for_route(&mut doomed, &will_topic, &mut [&mut on_b, &mut on_c]).await;
+
+    a.signal(rustix::process::Signal::KILL).unwrap();
+    // The will, once per watcher, within lease (1.5 s) + renewal period.
+    let got_b = receive(&mut on_b).await;
+    assert_eq!(&got_b.payload[..], b"gone");
+    let got_c = receive(&mut on_c).await;
+    assert_eq!(&got_c.payload[..], b"gone");
+    // Exactly once in the cluster: no second janitor publishes it.
+    assert!(
+        on_b.recv_publish(Duration::from_secs(2)).await.is_err(),
+        "once on B"
+    );
+    assert!(
+        on_c.recv_publish(Duration::from_millis(200)).await.is_err(),
+        "once on C"
+    );
+
+    // The client reconnects on C and resumes what A held.
+    let (mut back, connack) = connect_persistent(c.addr(), &id).await;
+    assert!(
+        connack.session_present,
+        "the dead node's session is adopted"
+    );
+    let mut pub_b = v5(b.addr(), "pub-b").await;
+    wait_for_route(&mut pub_b, &format!("{base}/t"), &mut [&mut back]).await;
+    publish(
+        &mut pub_b,
+        &format!("{base}/t"),
+        b"alive",
+        QoS::AtLeastOnce,
+        3,
+    )
+    .await;
+    assert_eq!(&receive_n(&mut back, 1).await[0].payload[..], b"alive");
+    drop(a);
+}
+
+#[tokio::test]
+async fn cluster_a_paused_node_cannot_overwrite_a_session_taken_over_meanwhile() {
+    let redis = RedisServer::start();
+    let [_, b, c] = three_nodes(&redis);
+    // `sync`: SUBACK only once the subscription is in Redis, so what A
+    // acknowledged before its pause is there for C.
+    let a = node_with(
+        &redis,
+        &unique_id("paused-a"),
+        "[store]\ndurability = \"sync\"\n",
+    );
+    let base = unique_id("pause");
+    let id = unique_id("paused");
+    let (mut first, _) = connect_persistent(a.addr(), &id).await;
+    subscribe(&mut first, &format!("{base}/old"), qos(QoS::AtLeastOnce)).await;
+
+    a.signal(rustix::process::Signal::STOP).unwrap();
+    // C takes the session while A cannot answer (it waits at most the lease).
+    let (mut second, connack) = connect_persistent(c.addr(), &id).await;
+    assert!(connack.session_present, "what A wrote before the pause");
+    second
+        .send(packets::unsubscribe(2, &format!("{base}/old")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        second.recv(TIMEOUT).await.unwrap(),
+        Packet::UnsubAck(_)
+    ));
+    subscribe(&mut second, &format!("{base}/new"), qos(QoS::AtLeastOnce)).await;
+    // Past A's lease: the others declare it dead.
+    let deadline = Instant::now() + ROUTE_WAIT;
+    while !b.log().contains("lease lapsed") && !c.log().contains("lease lapsed") {
+        assert!(Instant::now() < deadline, "A's lease never lapsed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.send(packets::disconnect()).await.unwrap();
+    second.expect_closed(TIMEOUT).await.unwrap();
+
+    a.signal(rustix::process::Signal::CONT).unwrap();
+    // A wakes up: it fences itself and closes the old connection (or hands
+    // it over, its writes refused); either way it writes nothing.
+    let closed = first.expect_closed(ROUTE_WAIT).await.unwrap();
+    if let Some(disconnect) = closed {
+        assert!(
+            [
+                ReasonCode::USE_ANOTHER_SERVER,
+                ReasonCode::SESSION_TAKEN_OVER
+            ]
+            .contains(&disconnect.reason_code),
+            "{disconnect:?}"
+        );
+    }
+    let deadline = Instant::now() + ROUTE_WAIT;
+    while !a.log().contains("fencing this node") && !a.log().contains("fenced off") {
+        assert!(
+            Instant::now() < deadline,
+            "A neither fenced itself nor was fenced off:\n{}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The session as C left it: subscribed to new, not to old.
+    let (mut third, connack) = connect_persistent(b.addr(), &id).await;
+    assert!(connack.session_present);
+    let mut on_b = v5(b.addr(), "pub-b").await;
+    publish(
+        &mut on_b,
+        &format!("{base}/old"),
+        b"old",
+        QoS::AtLeastOnce,
+        1,
+    )
+    .await;
+    publish(
+        &mut on_b,
+        &format!("{base}/new"),
+        b"new",
+        QoS::AtLeastOnce,
+        2,
+    )
+    .await;
+    assert_eq!(&receive(&mut third).await.payload[..], b"new");
+    assert!(
+        third
+            .recv_publish(Duration::from_millis(500))
+            .await
+            .is_err(),
+        "A's stale subscription set did not come back"
+    );
+}
+
+#[tokio::test]
+async fn v5_cluster_node_cut_off_from_redis_past_its_lease_disconnects_its_clients_with_0x9c() {
+    let mut redis = RedisServer::start();
+    let n = node(&redis, &unique_id("fence"));
+    let (mut client, _) = connect_persistent(n.addr(), &unique_id("cut")).await;
+    redis.kill();
+    // Within the lease (1.5 s) of the last renewal.
+    let disconnect = client
+        .expect_closed(ROUTE_WAIT)
+        .await
+        .unwrap()
+        .expect("DISCONNECT before the close");
+    assert_eq!(disconnect.reason_code, ReasonCode::USE_ANOTHER_SERVER);
+    redis.restart();
+    let deadline = Instant::now() + ROUTE_WAIT;
+    loop {
+        let code = try_connect(n.addr(), ProtocolVersion::V5).await.reason_code;
+        if code == ReasonCode::SUCCESS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not accepting after Redis came back: {code:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cluster_a_node_restarted_after_kill_9_publishes_its_clients_will_once() {
+    let redis = RedisServer::start();
+    let run = unique_id("re");
+    let a_name = format!("{run}-a");
+    let a = node(&redis, &a_name);
+    let b = node(&redis, &format!("{run}-b"));
+    let base = unique_id("restart");
+    let will_topic = format!("{base}/will");
+    let mut watcher = v5(b.addr(), "watch").await;
+    subscribe(&mut watcher, &will_topic, qos(QoS::AtLeastOnce)).await;
+    let (mut doomed, _) =
+        RawClient::connect_with(a.addr(), with_will(&unique_id("d"), &will_topic))
+            .await
+            .unwrap();
+    wait_for_route(&mut doomed, &will_topic, &mut [&mut watcher]).await;
+    a.signal(rustix::process::Signal::KILL).unwrap();
+    drop(a);
+    // Back at once under the same node id: its janitor and B's (when the
+    // old lease lapses) race for the will; one gets it.
+    let _a = node(&redis, &a_name);
+    let will = receive(&mut watcher).await;
+    assert_eq!(&will.payload[..], b"gone");
+    assert!(
+        watcher.recv_publish(Duration::from_secs(3)).await.is_err(),
+        "the will is published once"
+    );
 }

@@ -7,25 +7,31 @@
 //! ([`ClusterLink::detached`]). Joining, leaving and what other nodes send
 //! (which act on the core) are `cluster_node.rs`, a floor above.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use roost_cluster::{Cluster, Forward, Options};
+use roost_cluster::{Cluster, Forward, Kicked, Options};
 use roost_codec::{QoS, ReasonCode};
 use roost_session::Message;
-use roost_store::StoredMessage;
+use roost_store::{Fences, StoredMessage};
 
 /// The cluster as this broker holds it.
 pub(crate) struct ClusterLink {
     cluster: Cluster,
     /// Client id → the connection of this node that holds its claim.
     owned: Mutex<HashMap<ByteString, Owned>>,
-    /// Connections closed by a kick: their session ends instead of parking
-    /// here (it is not migrated; the new node starts a new one).
-    kicked: Mutex<HashSet<u64>>,
+    /// Connections closed by a kick: their session is handed over to the
+    /// node that took the client id instead of parking here.
+    kicked: Mutex<HashMap<u64, Kicked>>,
+    /// The fencing tokens the shared session store writes under (set at a
+    /// claim, kept while the session is here, dropped once its last rows
+    /// are written after it left).
+    fences: Arc<Fences>,
+    /// How long a CONNECT waits for the old node's handover at most.
+    handover_wait: Duration,
 }
 
 struct Owned {
@@ -81,13 +87,20 @@ pub(crate) fn forward(
 }
 
 impl ClusterLink {
-    /// The link to a started cluster.
-    pub(crate) fn new(cluster: Cluster) -> Self {
+    /// The link to a started cluster; `fences` are the shared store's.
+    pub(crate) fn new(cluster: Cluster, fences: Arc<Fences>, handover_wait: Duration) -> Self {
         Self {
             cluster,
             owned: Mutex::new(HashMap::new()),
-            kicked: Mutex::new(HashSet::new()),
+            kicked: Mutex::new(HashMap::new()),
+            fences,
+            handover_wait,
         }
+    }
+
+    /// The cluster itself (for what other nodes send).
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// Leaves the cluster (blocking).
@@ -95,28 +108,60 @@ impl ClusterLink {
         self.cluster.stop();
     }
 
+    /// True while this node is fenced (it holds no session).
+    pub(crate) fn fenced(&self) -> bool {
+        self.cluster.fenced()
+    }
+
     /// Claims `client_id` for connection `connection_id` of this node: a
-    /// connection of the same id on another node is told to close (0x8E).
-    /// `Err`: Redis is unreachable, CONNACK 0x88 (3.1.1: return code 3).
+    /// connection of the same id on another node is told to close (0x8E)
+    /// and hand the session over; this waits for that (at most
+    /// `handover_wait`: a paused or cut-off node's later writes are fenced
+    /// off), then settles the claim: from here only this connection's
+    /// token writes the session's rows. True when another node held the
+    /// client id. `Err`: Redis is unreachable, CONNACK 0x88 (3.1.1:
+    /// return code 3).
     pub(crate) async fn claim(
         &self,
         client_id: &ByteString,
         connection_id: u64,
-    ) -> Result<(), ReasonCode> {
+        resume: bool,
+    ) -> Result<bool, ReasonCode> {
         let unavailable = |e: roost_cluster::ClusterError| {
             tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
             ReasonCode::SERVER_UNAVAILABLE
         };
-        let (token, done) = self.cluster.claim(client_id).map_err(unavailable)?;
-        done.await.map_err(unavailable)?;
+        let (token, done) = self.cluster.claim(client_id, resume).map_err(unavailable)?;
+        let claimed = done.await.map_err(unavailable)?;
+        self.fences.set(client_id, &token);
         self.owned.lock().insert(
             client_id.clone(),
             Owned {
-                token,
+                token: token.clone(),
                 connection_id,
             },
         );
-        Ok(())
+        if let Some(handover) = claimed.handover {
+            match tokio::time::timeout(self.handover_wait, handover).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::info!(%client_id, error = %e, "no handover answer"),
+                Err(_) => tracing::warn!(
+                    %client_id,
+                    from = ?claimed.previous_node,
+                    "the old node did not hand the session over in time; its later writes are fenced off"
+                ),
+            }
+        }
+        let settled = self
+            .cluster
+            .settle(client_id, &token)
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        if !settled {
+            tracing::info!(%client_id, "a newer claim took the client id during this CONNECT");
+        }
+        Ok(claimed.previous_node.is_some())
     }
 
     /// Another node claimed `client_id` with a kick for `token`: the
@@ -132,10 +177,16 @@ impl ClusterLink {
         }
     }
 
-    /// Connection `connection_id` is being closed by a kick: its session
-    /// ends instead of parking ([`Self::detached`] says so).
-    pub(crate) fn mark_kicked(&self, connection_id: u64) {
-        self.kicked.lock().insert(connection_id);
+    /// Connection `connection_id` is being closed by `kick`: its session is
+    /// handed over when it detaches ([`Self::detached`] returns the kick).
+    pub(crate) fn mark_kicked(&self, connection_id: u64, kick: Kicked) {
+        self.kicked.lock().insert(connection_id, kick);
+    }
+
+    /// Tells the node that took a client id that this node has nothing (more)
+    /// to hand over.
+    pub(crate) fn handed(&self, kick: &Kicked) {
+        self.cluster.handed(kick);
     }
 
     /// This node now has a subscriber for `filter` (bare filter of a shared one).
@@ -149,9 +200,9 @@ impl ClusterLink {
     }
 
     /// Connection `connection_id` of `client_id` ended: releases its claim
-    /// if it still holds it. True when a kick closed it (its session must
-    /// end here, not park).
-    pub(crate) fn detached(&self, client_id: &ByteString, connection_id: u64) -> bool {
+    /// if it still holds it. `Some`: a kick closed it (its session is
+    /// handed over, not parked).
+    pub(crate) fn detached(&self, client_id: &ByteString, connection_id: u64) -> Option<Kicked> {
         let mut owned = self.owned.lock();
         if owned
             .get(client_id)
@@ -162,5 +213,36 @@ impl ClusterLink {
         }
         drop(owned);
         self.kicked.lock().remove(&connection_id)
+    }
+
+    /// The session of `client_id` ended on this node (or left it): off the
+    /// node's session list; its token is dropped once what the store was
+    /// given for it so far is written (those rows are still this node's).
+    pub(crate) fn session_ended(
+        &self,
+        client_id: &ByteString,
+        persist: Option<&crate::persist::Persist>,
+    ) {
+        let Some(token) = self.fences.get(client_id) else {
+            return;
+        };
+        // Fenced: the session stays on this node's list in Redis, for the
+        // janitor that publishes its will and starts its expiry.
+        if !self.fenced() {
+            self.cluster.session_ended(client_id, &token);
+        }
+        let barrier = persist.and_then(crate::persist::Persist::barrier);
+        let fences = Arc::clone(&self.fences);
+        let client_id = client_id.to_string();
+        let forget = async move {
+            if let Some(barrier) = barrier {
+                let _ = barrier.await;
+            }
+            fences.remove_if(&client_id, &token);
+        };
+        // Off the runtime (unit tests) the token stays; harmless.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(forget));
+        }
     }
 }

@@ -35,6 +35,9 @@ impl Core {
         self.sessions.remove(slot);
         self.discard_undelivered(state);
         crate::persist::on_session_end(self.persist(), slot);
+        if let Some(cluster) = self.cluster() {
+            cluster.session_ended(&slot.client_id, self.persist());
+        }
         self.ext.notify(|h| h.on_session_expired(&slot.client_id));
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
     }
@@ -93,25 +96,6 @@ impl Core {
         removed
     }
 
-    /// Ends a parked session now (cluster mode: its client connected on
-    /// another node, which started a new session there).
-    pub(crate) fn end_parked(&self, slot: &Arc<SessionSlot>) {
-        let state = {
-            let mut inner = slot.inner.lock();
-            if inner.link.is_some() || inner.ended {
-                return;
-            }
-            let state = inner.parked.take().map(|p| p.state);
-            if state.is_some() {
-                inner.ended = true;
-            }
-            state
-        };
-        if let Some(mut state) = state {
-            self.end_session(slot, &mut state, Instant::now());
-        }
-    }
-
     /// Reports deliveries discarded because their session ended.
     pub(crate) fn report_ended<'a>(
         &self,
@@ -155,16 +139,14 @@ impl Core {
         will: Option<(Message, u32)>,
         now: Instant,
     ) {
-        // Cluster mode: the claim goes; a connection closed because its
-        // client id was taken on another node ends its session here.
+        // Cluster mode: the claim goes. A connection closed because its
+        // client id was taken on another node hands its session over; one
+        // closed because this node fenced itself lets it go.
         let kicked = self
             .cluster()
-            .is_some_and(|c| c.detached(&slot.client_id, connection_id));
-        let expiry = if kicked {
-            0
-        } else {
-            state.session_expiry_interval()
-        };
+            .and_then(|c| c.detached(&slot.client_id, connection_id));
+        let fenced = self.cluster().is_some_and(|c| c.fenced());
+        let expiry = state.session_expiry_interval();
         let expires_at = (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry)));
         let mut inner = slot.inner.lock();
         let mine = inner
@@ -179,6 +161,21 @@ impl Core {
             return;
         }
         inner.link = None;
+        if kicked.is_some() || fenced {
+            // Under this same lock, as below: no CONNECT attaches to it.
+            inner.ended = true;
+            drop(inner);
+            match kicked {
+                Some(kick) if !fenced => {
+                    let will = will
+                        .filter(|(_, delay)| !kick.resume || *delay == 0)
+                        .map(|(message, _)| message);
+                    self.hand_over(slot, state, will, kick);
+                }
+                _ => self.let_go(slot, state),
+            }
+            return;
+        }
         if expiry == 0 {
             // Mark the slot dead under this same lock so a concurrent CONNECT
             // cannot attach to a session that is about to be removed.
@@ -215,7 +212,7 @@ impl Core {
     /// Queues what a detaching connection's outbox still held in its parked
     /// session; what does not fit is dropped, counted and reported (it was
     /// counted as delivered when it reached the outbox).
-    fn requeue_offline(
+    pub(super) fn requeue_offline(
         &self,
         slot: &SessionSlot,
         state: &mut SessionState,

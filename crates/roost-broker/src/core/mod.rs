@@ -3,6 +3,7 @@
 //! park, expire, will).
 
 mod events;
+mod handover;
 mod lifecycle;
 mod listing;
 mod read_checks;

@@ -443,7 +443,9 @@ async fn claim_session<W: AsyncWrite + Unpin>(
     let client_id = &client.client_id;
     // Cluster mode: one connection per client id in the cluster; Redis
     // unreachable refuses the CONNECT (0x88 / return code 3).
-    if let Err(reason) = crate::cluster_node::claim(core, client_id, connection_id).await {
+    if let Err(reason) =
+        crate::cluster_node::claim(core, client_id, connection_id, connect.clean_start).await
+    {
         refuse(writer, connect.protocol, reason).await;
         return Err(Refused::ConnAck(reason));
     }

@@ -40,6 +40,8 @@ pub(crate) struct Persist {
     config: StoreConfig,
     /// Batches whose store write failed (logged).
     failures: AtomicU64,
+    /// Cluster mode: the fencing tokens the shared store writes under.
+    fences: Option<std::sync::Arc<roost_store::Fences>>,
 }
 
 impl std::fmt::Debug for Persist {
@@ -59,7 +61,32 @@ impl Persist {
             opened: Mutex::new(Some(opened)),
             config,
             failures: AtomicU64::new(0),
+            fences: None,
         }
+    }
+
+    /// Cluster mode: the fencing tokens the shared store writes under.
+    pub(crate) fn fences(&self) -> Option<&std::sync::Arc<roost_store::Fences>> {
+        self.fences.as_ref()
+    }
+
+    /// Cluster mode: reads one client's stored session and will (blocking
+    /// work off the runtime).
+    pub(crate) async fn load_session(
+        &self,
+        client_id: &str,
+    ) -> Result<roost_store::LoadedSession, String> {
+        let store = self
+            .opened
+            .lock()
+            .as_ref()
+            .map(Opened::store)
+            .ok_or("store closed")?;
+        let client_id = client_id.to_string();
+        tokio::task::spawn_blocking(move || store.load_session(&client_id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// Starts the writer (after the restore, per docs/persistence.md).
@@ -176,6 +203,25 @@ impl Persist {
         let failures = self.failures.load(Ordering::Relaxed);
         tracing::info!(failures, "store closed");
     }
+}
+
+/// Cluster mode: opens the session store shared by the cluster's nodes (the
+/// Redis store on the cluster's Redis and prefix; `[store]`'s backend is not
+/// used, its durability and queue settings are). It restores nothing: a
+/// session is loaded when its client connects.
+pub(crate) async fn open_shared(
+    config: &crate::config::Config,
+) -> Result<Option<(Persist, roost_store::Snapshot)>, String> {
+    let fences = std::sync::Arc::new(roost_store::Fences::default());
+    let cluster = config.cluster.clone();
+    let f = std::sync::Arc::clone(&fences);
+    let opened = tokio::task::spawn_blocking(move || open::open_shared(&cluster, f))
+        .await
+        .map_err(|e| format!("store: opening failed: {e}"))??;
+    tracing::info!(prefix = %config.cluster.key_prefix, "store: the cluster's Redis (sessions shared by every node)");
+    let mut persist = Persist::new(opened, config.store.clone());
+    persist.fences = Some(fences);
+    Ok(Some((persist, roost_store::Snapshot::default())))
 }
 
 /// Opens the configured store, restores it into `core` and starts the

@@ -104,6 +104,33 @@ fn open_redis(config: &StoreConfig) -> Result<Opened, String> {
     Ok(opened)
 }
 
+/// Cluster mode's session store: the Redis store on the cluster's Redis and
+/// key prefix, shared by every node, each client's rows written under this
+/// node's fencing token (`fences`, kept by the cluster link).
+#[cfg(feature = "redis")]
+pub(crate) fn open_shared(
+    cluster: &crate::config::ClusterConfig,
+    fences: Arc<roost_store::Fences>,
+) -> Result<Opened, String> {
+    let mut redis = roost_store::redis::RedisConfig::new(cluster.redis.url.clone());
+    redis.key_prefix.clone_from(&cluster.key_prefix);
+    redis.timeout = std::time::Duration::from_millis(cluster.redis.timeout_ms.max(1));
+    let store = roost_store::redis::RedisStore::open_shared(&redis, fences)
+        .map_err(|e| format!("cluster.redis.url {}: {e}", redacted(&cluster.redis.url)))?;
+    Ok(Opened::from_store(Arc::new(store)))
+}
+
+#[cfg(not(feature = "redis"))]
+pub(crate) fn open_shared(
+    _: &crate::config::ClusterConfig,
+    _: Arc<roost_store::Fences>,
+) -> Result<Opened, String> {
+    Err(
+        "cluster mode keeps sessions in Redis: this build has no Redis store (feature `redis`)"
+            .into(),
+    )
+}
+
 #[cfg(not(feature = "redis"))]
 fn open_redis(_: &StoreConfig) -> Result<Opened, String> {
     Err("store.backend = \"redis\": this build has no Redis store (feature `redis`)".into())

@@ -10,6 +10,7 @@
 //!  <p>{c:<id>}:q           HASH    seq (decimal) -> QueuedMessage
 //!  <p>{c:<id>}:inf         HASH    seq (decimal) -> InflightRecord
 //!  <p>{c:<id>}:in          HASH    packet id (decimal) -> PUBREC reason code (1 byte)
+//!  <p>{c:<id>}:own         HASH    cluster mode: who owns the client id (roost-cluster)
 //!  <p>{ret:<b>}            HASH    topic -> StoredMessage; b = CRC-32(topic) mod 4096
 //!  <p>{dly}                HASH    id (decimal) -> DelayedRecord
 //! ```
@@ -99,6 +100,15 @@ impl Keys {
         k
     }
 
+    /// The cluster's owner record of a client id (`roost-cluster` writes
+    /// it): `node`, `token`, `state`, `from` (docs/cluster.md).
+    pub(crate) fn owner(&self, client_id: &str) -> Vec<u8> {
+        let mut k = self.client(client_id, ClientKey::Session);
+        k.truncate(k.len() - 1);
+        k.extend_from_slice(b"own");
+        k
+    }
+
     pub(crate) fn retained(&self, topic: &str) -> String {
         let bucket = crc32(topic.as_bytes()) % RETAINED_BUCKETS;
         format!("{}{{ret:{bucket}}}", self.prefix)
@@ -178,6 +188,8 @@ mod tests {
                 let k = keys.client(id, kind);
                 assert_eq!(keys.parse_client(&k), Some((id.as_bytes(), kind)), "{id}");
             }
+            // Not a row key: loading skips it.
+            assert_eq!(keys.parse_client(&keys.owner(id)), None);
         }
     }
 

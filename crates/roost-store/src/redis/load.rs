@@ -99,7 +99,7 @@ pub(crate) fn load(link: &Link, keys: &Keys) -> Result<StoreState, StoreError> {
     Ok(state)
 }
 
-fn add_client_field(
+pub(crate) fn add_client_field(
     state: &mut StoreState,
     id: &ByteString,
     kind: ClientKey,

@@ -20,22 +20,35 @@ mod connection;
 mod keys;
 mod lease;
 mod load;
+mod ops;
+mod shared;
 
 pub use lease::Lease;
 
+/// Decodes a will as the Redis store keeps it (field `will` of
+/// `<p>{c:<id>}:s`): a cluster janitor publishes a dead node's wills.
+pub fn decode_will(bytes: &[u8]) -> Result<crate::WillRecord, StoreError> {
+    crate::codec::decode(bytes, "will")
+}
+
+/// Decodes a session record as the Redis store keeps it (field `rec`).
+pub fn decode_session(bytes: &[u8]) -> Result<crate::SessionRecord, StoreError> {
+    crate::codec::decode(bytes, "session")
+}
+
 use std::time::Duration;
 
-use redis::Pipeline;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::error::StoreError;
-use crate::record::{InflightRecord, RetainedRecordRef};
+use crate::fence::Fences;
 use crate::snapshot::Snapshot;
-use crate::store::Store;
+use crate::store::{LoadedSession, Store};
 use crate::{FORMAT_VERSION, OLDEST_READABLE_FORMAT};
 use connection::Link;
-use keys::{ClientKey, FIELD_RECORD, FIELD_WILL, Keys};
+use keys::{ClientKey, FIELD_RECORD, Keys};
 
 /// How to reach the server.
 #[derive(Clone, Debug)]
@@ -68,6 +81,9 @@ impl RedisConfig {
 pub struct RedisStore {
     link: Link,
     keys: Keys,
+    /// Cluster mode: the prefix is shared by every node; client rows are
+    /// written under this node's fencing tokens (`shared.rs`).
+    shared: Option<(Arc<Fences>, shared::SharedStats)>,
 }
 
 impl RedisStore {
@@ -76,9 +92,58 @@ impl RedisStore {
     pub fn open(config: &RedisConfig) -> Result<RedisStore, StoreError> {
         let keys = Keys::new(&config.key_prefix)?;
         let link = Link::connect(config)?;
-        let store = RedisStore { link, keys };
+        let store = RedisStore {
+            link,
+            keys,
+            shared: None,
+        };
         store.check_format()?;
         Ok(store)
+    }
+
+    /// Opens a prefix shared by the nodes of a cluster (docs/cluster.md):
+    /// no one-broker lease, other nodes' keys expected under the prefix;
+    /// each client's rows are written only under its token in `fences`
+    /// (fenced in Redis by the owner record); restore gives no session
+    /// (each is read when its client connects, [`Store::load_session`]);
+    /// retained messages and delayed publications are not written (the
+    /// cluster shares retained messages itself).
+    pub fn open_shared(
+        config: &RedisConfig,
+        fences: Arc<Fences>,
+    ) -> Result<RedisStore, StoreError> {
+        let keys = Keys::new(&config.key_prefix)?;
+        let link = Link::connect(config)?;
+        let format = keys.format();
+        let stored: Option<String> = link.run(|c| redis::cmd("GET").arg(&format).query(c))?;
+        match stored {
+            Some(v) if v.trim() == FORMAT_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "format version {v:?} under {format}; cluster mode needs {FORMAT_VERSION}"
+                )));
+            }
+            None => link.run(|c| {
+                redis::cmd("SET")
+                    .arg(&format)
+                    .arg(FORMAT_VERSION.to_string())
+                    .arg("NX")
+                    .query::<()>(c)
+            })?,
+        }
+        Ok(RedisStore {
+            link,
+            keys,
+            shared: Some((fences, shared::SharedStats::default())),
+        })
+    }
+
+    /// Cluster mode: client write groups refused by Redis because another
+    /// node owns the client id now (0 outside cluster mode).
+    pub fn fenced_writes(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |(_, s)| s.fenced.load(Ordering::Relaxed))
     }
 
     fn check_format(&self) -> Result<(), StoreError> {
@@ -173,150 +238,6 @@ impl RedisStore {
         );
         Ok(())
     }
-
-    fn add(&self, pipe: &mut Pipeline, delta: &Delta) -> Result<(), StoreError> {
-        let k = &self.keys;
-        match delta {
-            Delta::SessionUpsert {
-                client_id,
-                record,
-                subscriptions,
-            } => {
-                pipe.hset(
-                    k.client(client_id, ClientKey::Session),
-                    FIELD_RECORD,
-                    encode(record)?,
-                )
-                .ignore();
-                let subs = k.client(client_id, ClientKey::Subs);
-                pipe.del(&subs).ignore();
-                if !subscriptions.is_empty() {
-                    let mut fields = Vec::with_capacity(subscriptions.len());
-                    for (filter, sub) in subscriptions {
-                        fields.push((filter.as_bytes().to_vec(), encode(sub)?));
-                    }
-                    pipe.hset_multiple(&subs, &fields).ignore();
-                }
-            }
-            Delta::SessionDelete { client_id } => {
-                pipe.hdel(k.client(client_id, ClientKey::Session), FIELD_RECORD)
-                    .ignore();
-                for kind in [
-                    ClientKey::Subs,
-                    ClientKey::Queue,
-                    ClientKey::Inflight,
-                    ClientKey::Inbound,
-                ] {
-                    pipe.del(k.client(client_id, kind)).ignore();
-                }
-            }
-            Delta::SubAdd {
-                client_id,
-                filter,
-                subscription,
-            } => {
-                pipe.hset(
-                    k.client(client_id, ClientKey::Subs),
-                    &**filter,
-                    encode(subscription)?,
-                )
-                .ignore();
-            }
-            Delta::SubDelete { client_id, filter } => {
-                pipe.hdel(k.client(client_id, ClientKey::Subs), &**filter)
-                    .ignore();
-            }
-            Delta::MessageEnqueue {
-                client_id,
-                seq,
-                message,
-            } => {
-                let hint = message_size_hint(&message.message) + 4 * message.subscription_ids.len();
-                let value = encode_with_capacity(message, hint)?;
-                pipe.hset(k.client(client_id, ClientKey::Queue), seq, value)
-                    .ignore();
-                // A new message is not in flight (see `Delta::MessageEnqueue`).
-                pipe.hdel(k.client(client_id, ClientKey::Inflight), seq)
-                    .ignore();
-            }
-            Delta::MessageAck { client_id, seq } => {
-                pipe.hdel(k.client(client_id, ClientKey::Queue), seq)
-                    .ignore();
-                pipe.hdel(k.client(client_id, ClientKey::Inflight), seq)
-                    .ignore();
-            }
-            Delta::OutboundStage {
-                client_id,
-                seq,
-                packet_id,
-                stage,
-            } => {
-                let record = InflightRecord {
-                    packet_id: *packet_id,
-                    stage: *stage,
-                };
-                pipe.hset(
-                    k.client(client_id, ClientKey::Inflight),
-                    seq,
-                    encode(&record)?,
-                )
-                .ignore();
-            }
-            Delta::InboundQos2 {
-                client_id,
-                packet_id,
-                reason_code,
-            } => {
-                pipe.hset(
-                    k.client(client_id, ClientKey::Inbound),
-                    packet_id.get(),
-                    &[reason_code.0][..],
-                )
-                .ignore();
-            }
-            Delta::InboundQos2Release {
-                client_id,
-                packet_id,
-            } => {
-                pipe.hdel(k.client(client_id, ClientKey::Inbound), packet_id.get())
-                    .ignore();
-            }
-            Delta::RetainSet {
-                topic,
-                message,
-                stored_at,
-            } => {
-                let record = RetainedRecordRef {
-                    message,
-                    stored_at: *stored_at,
-                };
-                pipe.hset(k.retained(topic), &**topic, encode(&record)?)
-                    .ignore();
-            }
-            Delta::RetainDelete { topic } => {
-                pipe.hdel(k.retained(topic), &**topic).ignore();
-            }
-            Delta::WillSet { client_id, will } => {
-                pipe.hset(
-                    k.client(client_id, ClientKey::Session),
-                    FIELD_WILL,
-                    encode(will)?,
-                )
-                .ignore();
-            }
-            Delta::WillDelete { client_id } => {
-                pipe.hdel(k.client(client_id, ClientKey::Session), FIELD_WILL)
-                    .ignore();
-            }
-            Delta::DelayedPut { id, delayed } => {
-                pipe.hset(k.delayed(), id, encode(delayed)?).ignore();
-            }
-            Delta::DelayedDelete { id } => {
-                pipe.hdel(k.delayed(), id).ignore();
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Store for RedisStore {
@@ -324,11 +245,16 @@ impl Store for RedisStore {
         if batch.is_empty() {
             return Ok(());
         }
+        if let Some((fences, stats)) = &self.shared {
+            return shared::apply(&self.link, &self.keys, fences, stats, batch);
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
+        let mut writes = Vec::new();
         for delta in batch {
-            self.add(&mut pipe, delta)?;
+            ops::ops(&self.keys, delta, &mut writes)?;
         }
+        ops::pipe(&mut pipe, writes);
         self.link.run(|c| pipe.query::<()>(c))
     }
 
@@ -337,6 +263,15 @@ impl Store for RedisStore {
     }
 
     fn restore(&self) -> Result<Snapshot, StoreError> {
+        if self.shared.is_some() {
+            // Shared by a cluster: sessions are read when their clients
+            // connect; retained messages come from the cluster's copy.
+            return Ok(Snapshot::default());
+        }
         load::load(&self.link, &self.keys).map(|s| s.into_snapshot())
+    }
+
+    fn load_session(&self, client_id: &str) -> Result<LoadedSession, StoreError> {
+        shared::load_session(&self.link, &self.keys, client_id)
     }
 }

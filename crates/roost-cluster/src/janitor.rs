@@ -1,0 +1,119 @@
+//! The janitor of a node whose sessions have no live owner (cluster-redis.md
+//! §3.5): a node whose lease lapsed (run by the node that removed it, once),
+//! or this node's own earlier run (at start, and after it fenced itself).
+//! Each session it listed is made nobody's by a Lua check that the owner
+//! record still names that node: a client reconnecting anywhere resumes it
+//! without waiting for a handover. Its will is taken out in the same script,
+//! so exactly one janitor gets it, and handed to the broker to publish when
+//! due; its rows expire in Redis with the session (the expiry fires once in
+//! the cluster, on no node).
+
+use std::time::{Duration, SystemTime};
+
+use redis::{Script, Value};
+
+use crate::link::Link;
+use crate::wire::bytes_of;
+use crate::{ClusterError, OrphanWill, Shared, scripts};
+
+/// How long the owner record of an orphaned session without expiry data is
+/// kept.
+const KEEP_ORPHAN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Adopts every session `node` listed; returns how many were still its.
+pub(crate) fn orphan_sessions(
+    link: &mut Link,
+    shared: &Shared,
+    node: &str,
+) -> Result<usize, ClusterError> {
+    let keys = &shared.keys;
+    let list = keys.sessions_of(node);
+    let clients: Vec<String> = link.run(|c| redis::cmd("SMEMBERS").arg(&list).query(c))?;
+    let mut adopted = 0;
+    for client_id in &clients {
+        if orphan(link, shared, node, client_id)? {
+            adopted += 1;
+        }
+        link.run(|c| redis::cmd("SREM").arg(&list).arg(client_id).query::<()>(c))?;
+    }
+    if adopted > 0 {
+        tracing::warn!(
+            node,
+            sessions = adopted,
+            "sessions of a node without a live owner are nobody's now (their clients resume them anywhere)"
+        );
+    }
+    Ok(adopted)
+}
+
+fn orphan(
+    link: &mut Link,
+    shared: &Shared,
+    node: &str,
+    client_id: &str,
+) -> Result<bool, ClusterError> {
+    let keys = &shared.keys;
+    let owner = keys.owner_of(client_id);
+    let rows = keys.rows_of(client_id);
+    let reply: Value = link.run(|c| {
+        Script::new(scripts::ORPHAN)
+            .key(&owner)
+            .key(&rows[0])
+            .arg(node)
+            .invoke(c)
+    })?;
+    let Value::Array(parts) = reply else {
+        return Ok(false); // another node owns it now
+    };
+    let field = |i: usize| parts.get(i).and_then(bytes_of).unwrap_or_default();
+    let (token, will, record) = (field(0), field(1), field(2));
+    let token = String::from_utf8_lossy(&token).into_owned();
+    let now = SystemTime::now();
+    let expiry = if record.is_empty() {
+        None
+    } else {
+        match roost_store::redis::decode_session(&record) {
+            Ok(record) => Some(record.expiry_interval),
+            Err(e) => {
+                tracing::warn!(client_id, error = %e, "undecodable session record of an orphan");
+                None
+            }
+        }
+    };
+    // A session that does not persist (expiry 0) ends now; others when
+    // their expiry runs out, counted from the node's death.
+    let keep_ms = match expiry {
+        Some(u32::MAX) => None,
+        Some(secs) => Some(u64::from(secs).saturating_mul(1000).max(1)),
+        None => Some(u64::try_from(KEEP_ORPHAN.as_millis()).unwrap_or(u64::MAX)),
+    };
+    if let Some(ms) = keep_ms {
+        link.run(|c| {
+            let script = Script::new(scripts::EXPIRE_ORPHAN);
+            let mut call = script.prepare_invoke();
+            call.key(&owner);
+            for row in &rows {
+                call.key(row);
+            }
+            call.arg(&token).arg(ms).invoke::<i64>(c)
+        })?;
+    }
+    if !will.is_empty() {
+        match roost_store::redis::decode_will(&will) {
+            Ok(w) => {
+                let delay = w.delay_interval.min(expiry.unwrap_or(0));
+                let at = w
+                    .fire_at
+                    .unwrap_or_else(|| now + Duration::from_secs(u64::from(delay)));
+                shared.receiver.will(OrphanWill {
+                    client_id: client_id.to_string(),
+                    token,
+                    message: w.message,
+                    at,
+                });
+            }
+            Err(e) => tracing::warn!(client_id, error = %e, "undecodable will of an orphan"),
+        }
+    }
+    Ok(true)
+}
