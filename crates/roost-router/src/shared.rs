@@ -43,6 +43,9 @@ const NO_STICKY: usize = usize::MAX;
 #[derive(Debug)]
 pub(crate) struct SharedGroup<K> {
     pub(crate) name: Box<str>,
+    /// The filter the group is at (a group is its name *and* its filter):
+    /// a cluster node selects groups by both (`Router::route_select`).
+    pub(crate) filter: Box<str>,
     pub(crate) members: KeyedVec<K, Routed>,
     cursor: AtomicUsize,
     sticky: AtomicUsize,
@@ -61,9 +64,10 @@ pub(crate) struct PickInput<'a, K> {
 }
 
 impl<K: Eq + std::hash::Hash + Clone> SharedGroup<K> {
-    pub(crate) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str, filter: &str) -> Self {
         Self {
             name: name.into(),
+            filter: filter.into(),
             members: KeyedVec::default(),
             cursor: AtomicUsize::new(0),
             sticky: AtomicUsize::new(NO_STICKY),
