@@ -9,9 +9,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
 
 use bytestring::ByteString;
-use roost_cluster::{Cluster, Receiver, RetainedUpdate};
+use roost_cluster::{BanChange, Cluster, Receiver, Remote, RetainedUpdate};
 use roost_codec::ReasonCode;
-use roost_store::StoredMessage;
 
 use crate::cluster::ClusterLink;
 use crate::core::Core;
@@ -32,6 +31,13 @@ pub(crate) async fn join(core: &Arc<Core>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cluster start: {e}"))?;
     let cluster = started.map_err(|e| format!("cluster (node {node}): {e}"))?;
+    // This node's configured bans join the cluster's list (the list in
+    // Redis already reached this node's list while joining).
+    if let Some(bans) = &core.builtins.bans {
+        for ban in bans.list(SystemTime::now()) {
+            cluster.ban(&ban.target.to_string(), Some(ban.expires_at));
+        }
+    }
     core.set_cluster(Arc::new(ClusterLink::new(cluster)));
     Ok(())
 }
@@ -63,13 +69,25 @@ struct Inbound {
 }
 
 impl Receiver for Inbound {
-    fn messages(&self, messages: Vec<StoredMessage>) {
+    fn messages(&self, messages: Vec<Remote>) {
         let Some(core) = self.core.upgrade() else {
             return;
         };
         let (now, wall) = (Instant::now(), SystemTime::now());
-        for stored in messages {
-            core.route_remote(stored.to_message(now, wall), now);
+        for remote in messages {
+            let message = remote.message.to_message(now, wall);
+            let missing = core.route_remote(message, remote.direct, &remote.groups, now);
+            // A group whose last member here left after the sender chose
+            // this node: sent on once to another node with members.
+            if !missing.is_empty() {
+                match (remote.rerouted, core.cluster()) {
+                    (false, Some(link)) => link.reroute(&remote.message, &missing),
+                    _ => tracing::debug!(
+                        groups = ?missing,
+                        "shared group has no member here after a re-route; message dropped"
+                    ),
+                }
+            }
         }
     }
 
@@ -107,6 +125,33 @@ impl Receiver for Inbound {
             // Parked here: the client now lives on another node, which
             // started a new session; this copy would only collect messages.
             None => core.end_parked(&slot),
+        }
+    }
+
+    fn ban(&self, change: BanChange) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let Some(bans) = &core.builtins.bans else {
+            tracing::debug!(target = %change.target, "cluster ban ignored: [auth.banned] is not configured here");
+            return;
+        };
+        let target = match roost_auth::BanTarget::parse(&change.target) {
+            Ok(target) => target,
+            Err(e) => {
+                tracing::warn!(target = %change.target, error = %e, "cluster ban skipped");
+                return;
+            }
+        };
+        match change.until {
+            Some(until) => {
+                bans.add(roost_auth::Ban::new(target, until));
+                // As a local ban does: its live connections here close.
+                crate::clients::close_banned(&core, bans, SystemTime::now());
+            }
+            None => {
+                bans.remove(&target);
+            }
         }
     }
 
@@ -198,7 +243,7 @@ mod tests {
         // As the inbox reader hands it over: published on another node by
         // the client "origin", whose session here subscribed with No Local.
         let message = Message::from_publish(publish, Some("origin".into()), Instant::now());
-        core.route_remote(message, Instant::now());
+        core.route_remote(message, true, &[], Instant::now());
         assert!(!me.has_outbox(), "No Local holds for the origin client id");
         assert!(other.has_outbox(), "other subscribers get it");
     }

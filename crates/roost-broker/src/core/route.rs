@@ -1,13 +1,14 @@
 //! Routing one message: the retained store, the router's targets, the
 //! checks at delivery, the store's batch, and the push into each session.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use roost_codec::QoS;
 use roost_hooks::DropCause;
-use roost_router::Target;
+use roost_router::{Select, Target};
 use roost_session::{Delivery, Message, Session};
 use smallvec::SmallVec;
 
@@ -64,43 +65,106 @@ impl Core {
     ) -> Routed {
         let message = Arc::new(message);
         let retained = message.retain && self.retained.on_publish(&message, now);
-        let (forwarded, remote) = match self.cluster() {
-            Some(cluster) => crate::cluster::forward(cluster, &message, retained, now),
-            None => (None, false),
+        let Some(cluster) = self.cluster() else {
+            return self.route_local(message, publisher, None);
         };
-        let mut routed = self.route_local(message, publisher);
-        routed.forwarded = forwarded;
-        routed.remote = remote;
+        let sent = crate::cluster::forward(cluster, &message, retained, now);
+        let mut routed = if sent.elsewhere.is_empty() {
+            self.route_local(message, publisher, None)
+        } else {
+            // Groups another node delivers are skipped here.
+            let elsewhere = &sent.elsewhere;
+            let here = |group: &str, filter: &str| {
+                !elsewhere
+                    .iter()
+                    .any(|s| crate::cluster::is_group(s, group, filter))
+            };
+            let select = Select {
+                direct: true,
+                group: &here,
+            };
+            self.route_local(message, publisher, Some(&select))
+        };
+        routed.forwarded = sent.done;
+        routed.remote = sent.remote;
         routed
     }
 
-    /// A message another cluster node forwarded: to this node's subscribers
-    /// only (never forwarded again, the retained copy is kept by the
-    /// retained log). The publisher's client id finds its session here, if
-    /// any, for No Local.
-    pub(crate) fn route_remote(&self, message: Message, now: Instant) {
+    /// A message another cluster node forwarded: to the part of this node's
+    /// subscribers it names — the non-shared ones when `direct`, one member
+    /// of each of `groups` (`$share/g/f`) — never forwarded again (the
+    /// retained copy is kept by the retained log). The publisher's client
+    /// id finds its session here, if any, for No Local. Returns the groups
+    /// that have no member here any more (the member left after the sender
+    /// chose this node).
+    pub(crate) fn route_remote(
+        &self,
+        message: Message,
+        direct: bool,
+        groups: &[String],
+        now: Instant,
+    ) -> Vec<String> {
         let publisher = message
             .publisher
             .as_deref()
             .and_then(|id| self.sessions.get(id))
             .map(SessionKey);
-        let routed = self.route_local(Arc::new(message), publisher.as_ref());
+        let found: SmallVec<[Cell<bool>; 4]> = groups.iter().map(|_| Cell::new(false)).collect();
+        let wanted = |group: &str, filter: &str| {
+            let at = groups
+                .iter()
+                .position(|s| crate::cluster::is_group(s, group, filter));
+            if let Some(hit) = at.and_then(|at| found.get(at)) {
+                hit.set(true);
+            }
+            at.is_some()
+        };
+        let select = Select {
+            direct,
+            group: &wanted,
+        };
+        let routed = self.route_local(Arc::new(message), publisher.as_ref(), Some(&select));
         drop(self.deliver(routed, Vec::new(), now));
+        // A group matched in the trie has a member (empty groups are
+        // removed), so it was delivered here.
+        groups
+            .iter()
+            .zip(&found)
+            .filter(|(_, hit)| !hit.get())
+            .map(|(g, _)| g.clone())
+            .collect()
     }
 
-    /// The local half of [`Core::route`]: this node's subscribers.
-    fn route_local(&self, message: Arc<Message>, publisher: Option<&SessionKey>) -> Routed {
+    /// The local half of [`Core::route`]: this node's subscribers, or the
+    /// part of them `select` names (cluster mode).
+    fn route_local(
+        &self,
+        message: Arc<Message>,
+        publisher: Option<&SessionKey>,
+        select: Option<&Select<'_>>,
+    ) -> Routed {
         let mut targets: Vec<Target<SessionKey>> = Vec::new();
         let publisher_id = message.publisher.as_deref().unwrap_or("");
         {
             let router = self.router.read();
-            router.route_with(
-                &message.topic,
-                publisher,
-                publisher_id,
-                &|k: &SessionKey| k.0.is_online(),
-                &mut targets,
-            );
+            let online = |k: &SessionKey| k.0.is_online();
+            match select {
+                None => router.route_with(
+                    &message.topic,
+                    publisher,
+                    publisher_id,
+                    &online,
+                    &mut targets,
+                ),
+                Some(select) => router.route_select(
+                    &message.topic,
+                    publisher,
+                    publisher_id,
+                    &online,
+                    select,
+                    &mut targets,
+                ),
+            }
         }
         if targets.is_empty() {
             Metrics::inc(&self.metrics.messages_no_subscribers);
