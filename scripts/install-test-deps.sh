@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suites need and is not part of the Rust toolchain:
-#   - Debian: mosquitto-clients (mosquitto_pub/sub for interop) and mosquitto (reference broker)
+#   - Debian: mosquitto-clients (mosquitto_pub/sub for interop) and mosquitto (reference broker),
+#     prometheus (its promtool checks /metrics)
 #   - PyPI:   interop/python/requirements.txt (paho-mqtt 2.x, pytest)
 #   - npm:    interop/node/package-lock.json (MQTT.js 5.x)
 # Idempotent: each step is skipped when what it installs is already there, so a
@@ -34,6 +35,8 @@ install_apt() {
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     # The Redis store tests start their own redis-server on a free port.
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    # `promtool check metrics` checks the management API's /metrics (management section).
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
         say "apt-get not found; install ${missing[*]} by hand" >&2

@@ -17,6 +17,9 @@
 #   interop-py  pytest interop/python (paho-mqtt, mosquitto_pub/sub)
 #   interop-js  node --test in interop/node (MQTT.js)
 #   store-redis cargo test -p roost-store --all-features (Redis backend, real redis-server)
+#   management  the management API end to end: roost ctl against the binary,
+#               mosquitto_pub/sub, promtool check metrics (crates/roost/tests/management.rs;
+#               roost-admin's in-process API tests run under unit)
 #   cluster     cluster mode: roost-cluster's tests, then 3 roost nodes + a private
 #               redis-server (crates/roost/tests/cluster.rs); redis-server from deps
 #   fuzz        scripts/fuzz-smoke.sh, when it exists
@@ -108,7 +111,7 @@ have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # The integration tests of the roost binary need the built broker; they run in
 # the interop-rs section so that INTEROP=0 leaves them out.
-NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster)'
+NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster) & !binary(management)'
 
 unit_tests() {
     if have_nextest; then
@@ -144,6 +147,11 @@ interop_rust() {
     else
         timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test '*'
     fi
+}
+
+management_tests() {
+    command -v promtool >/dev/null 2>&1 || bash scripts/install-test-deps.sh
+    timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test management
 }
 
 interop_python() {
@@ -194,6 +202,7 @@ if [ "$INTEROP" = 1 ]; then
     section interop-rs interop_rust
     section interop-py interop_python
     section interop-js interop_node
+    section management management_tests
     section store-redis store_redis
     section cluster cluster_tests
 else

@@ -36,7 +36,7 @@ pub(crate) fn read_for_reload(path: &Path) -> Result<String, FileError> {
 /// Replaces `path` with `contents` atomically: a temporary file in the same
 /// directory (mode 0600 on Unix) is written, synced and renamed over `path`,
 /// so a reader sees either the old or the new file, never half of one.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

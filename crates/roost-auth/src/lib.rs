@@ -53,6 +53,7 @@ pub mod tls_identity;
 pub use acl::{AclFile, AclFileConfig, NoMatch};
 pub use banned::{Ban, BanAuthenticator, BanList, BanTarget, BannedConfig};
 pub use error::{ConfigError, FileError};
+pub use file::write_atomically;
 pub use http::{HttpAclConfig, HttpAuthConfig, HttpAuthenticator, HttpAuthorizer};
 pub use jwt::{JwksConfig, JwtAuthenticator, JwtConfig};
 pub use password::{PasswordFile, PasswordFileConfig, UnknownUser};

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -137,6 +137,7 @@ impl BrokerBuilder {
         Ok(Broker {
             core,
             listeners,
+            started_at: SystemTime::now(),
             tls,
             background,
             restored,
@@ -149,6 +150,8 @@ impl BrokerBuilder {
 pub struct Broker {
     core: Arc<Core>,
     listeners: Vec<BoundListener>,
+    /// When `bind` finished: the broker's start as `/api/v1/status` shows it.
+    started_at: SystemTime,
     tls: Arc<[Arc<dyn Reloadable>]>,
     /// Built-ins' background work (JWKS refresh), stopped with the broker.
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -181,6 +184,8 @@ impl Broker {
         BrokerHandle {
             core: Arc::clone(&self.core),
             tls: Arc::clone(&self.tls),
+            listeners: self.listeners().into(),
+            started_at: self.started_at,
         }
     }
 
@@ -241,14 +246,51 @@ impl Broker {
 /// Controls a running broker; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BrokerHandle {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
     tls: Arc<[Arc<dyn Reloadable>]>,
+    listeners: Arc<[BoundAddress]>,
+    started_at: SystemTime,
 }
 
 impl BrokerHandle {
     /// Begins a graceful shutdown: listeners stop, clients get DISCONNECT 0x8B.
     pub fn shutdown(&self) {
         self.core.begin_shutdown();
+    }
+
+    /// Completes once a shutdown has begun (for services run beside the
+    /// broker, such as the management API, to stop with it).
+    pub async fn shutdown_begun(&self) {
+        let mut shutdown = self.core.shutdown.subscribe();
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The configuration the broker runs with.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// When the broker was bound (its start).
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// This node's name: the cluster node id (configured, or derived from
+    /// the host name and data directory).
+    pub fn node_name(&self) -> String {
+        self.core
+            .config
+            .cluster
+            .effective_node_id(&self.core.config.store.data_dir)
+    }
+
+    /// Every listener's kind, bound address and URL, in config order.
+    pub fn listeners(&self) -> &[BoundAddress] {
+        &self.listeners
     }
 
     /// Publishes a message from the application. Returns how many sessions it reached.
@@ -289,6 +331,77 @@ impl BrokerHandle {
     /// Every session (connected or parked), sorted by client id.
     pub fn clients(&self) -> Vec<crate::clients::ClientSummary> {
         crate::clients::list(&self.core)
+    }
+
+    /// Sessions `query` selects with their counts, sorted by client id:
+    /// items `offset..offset+limit` and how many match in all. One router
+    /// walk and one pass over the registry (for the management API).
+    pub fn clients_page(
+        &self,
+        query: &crate::admin::ClientQuery,
+        offset: usize,
+        limit: usize,
+    ) -> crate::admin::Page<crate::admin::ClientDetail> {
+        crate::admin::clients(&self.core, query, offset, limit)
+    }
+
+    /// One session with its counts; `None` when unknown.
+    pub fn client(&self, client_id: &str) -> Option<crate::admin::ClientDetail> {
+        crate::admin::client(&self.core, client_id)
+    }
+
+    /// The subscriptions of one session (a router walk); `None` when unknown.
+    pub fn client_subscriptions(
+        &self,
+        client_id: &str,
+    ) -> Option<Vec<crate::admin::SubscriptionInfo>> {
+        crate::admin::client_subscriptions(&self.core, client_id)
+    }
+
+    /// Every subscription (of one client, or with one exact filter), in trie
+    /// order: items `offset..offset+limit` and the total.
+    pub fn subscriptions_page(
+        &self,
+        client_id: Option<&str>,
+        filter: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> crate::admin::Page<crate::admin::SubscriptionInfo> {
+        crate::admin::subscriptions(&self.core, client_id, filter, offset, limit)
+    }
+
+    /// Every routed filter with its subscriber count, sorted by filter.
+    pub fn routes_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> crate::admin::Page<crate::admin::RouteInfo> {
+        crate::admin::routes(&self.core, offset, limit)
+    }
+
+    /// The users of the password file (`[auth.password_file]`).
+    pub fn password_users(&self) -> Result<Vec<String>, crate::admin::UsersError> {
+        crate::admin::users(&self.core)
+    }
+
+    /// Adds a user to the password file (`create`) or changes its password,
+    /// then reloads the auth files so the change applies to the next CONNECT.
+    pub fn password_user_set(
+        &self,
+        user: &str,
+        password: &str,
+        create: bool,
+    ) -> Result<(), crate::admin::UsersError> {
+        crate::admin::set_user(&self.core, user, password, create)?;
+        let _ = self.reload_auth();
+        Ok(())
+    }
+
+    /// Removes a user from the password file, then reloads the auth files.
+    pub fn password_user_remove(&self, user: &str) -> Result<(), crate::admin::UsersError> {
+        crate::admin::remove_user(&self.core, user)?;
+        let _ = self.reload_auth();
+        Ok(())
     }
 
     /// Re-reads the built-in authentication and ACL files (SIGHUP). A file

@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod admin;
 mod admission;
 mod broker;
 pub mod builtin_auth;
@@ -49,6 +50,7 @@ mod retained;
 mod slot;
 mod transport;
 
+pub use admin::{ClientDetail, ClientQuery, Page, RouteInfo, SubscriptionInfo, UsersError};
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};
 pub use clients::ClientSummary;
 pub use config::{Config, ConfigError};
@@ -60,3 +62,14 @@ pub use metrics::Stats;
 pub use retained::{RetainedError, RetainedMessage, RetainedPage};
 pub use roost_hooks as hooks;
 pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};
+
+/// The rustls server configuration a `tls` listener would use for these
+/// settings (certificates by SNI, versions, cipher suites, client
+/// certificates); for other TLS servers beside the broker, such as the
+/// management API's HTTPS. Errors name the file or option.
+#[cfg(feature = "tls")]
+pub fn tls_server_config(
+    config: &config::TlsConfig,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    transport::tls::server_config(config, false).map_err(|e| e.0)
+}

@@ -22,10 +22,14 @@ pub(crate) struct Metrics {
     pub(crate) sessions_expired: AtomicU64,
     pub(crate) publisher_pauses: AtomicU64,
     pub(crate) publisher_waits_expired: AtomicU64,
+    /// Added once per socket read / write (not per packet).
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
 }
 
-/// A snapshot of the broker's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A snapshot of the broker's counters (serialized as is by the management
+/// API's `GET /api/v1/stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Connections open now.
@@ -64,6 +68,12 @@ pub struct Stats {
     /// Pauses that lasted `limits.publisher_wait_ms`: the subscriber was
     /// marked slow, and its deliveries beyond `max_outbox` are dropped.
     pub publisher_waits_expired: u64,
+    /// Bytes read from client connections (MQTT packets after the
+    /// transport: TLS and WebSocket framing not counted; the CONNECT's
+    /// first read not counted).
+    pub bytes_received: u64,
+    /// Bytes written to client connections (same scope).
+    pub bytes_sent: u64,
     /// Sessions known (online and offline).
     pub sessions: u64,
     /// Subscriptions in the router.
@@ -97,6 +107,10 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
@@ -116,6 +130,8 @@ impl Metrics {
             sessions_expired: get(&self.sessions_expired),
             publisher_pauses: get(&self.publisher_pauses),
             publisher_waits_expired: get(&self.publisher_waits_expired),
+            bytes_received: get(&self.bytes_received),
+            bytes_sent: get(&self.bytes_sent),
             ..Stats::default()
         }
     }

@@ -330,6 +330,25 @@ impl<K: SubscriberKey> Router<K> {
         self.root.descendant_count()
     }
 
+    /// Every subscription as (filter, share group, key, subscription), in
+    /// trie order. Walks the whole trie under the caller's borrow: for the
+    /// management API's listings, never the message path.
+    pub fn for_each_subscription(
+        &self,
+        mut visit: impl FnMut(&str, Option<&str>, &K, &Subscription),
+    ) {
+        self.root.for_each_slot(|filter, slot| {
+            for (key, routed) in slot.direct.items() {
+                visit(filter, None, key, &routed.sub);
+            }
+            for group in slot.groups() {
+                for (key, routed) in group.members.items() {
+                    visit(filter, Some(&group.name), key, &routed.sub);
+                }
+            }
+        });
+    }
+
     /// The subscriptions of `key` as (filter, share group, subscription), in
     /// no particular order. Walks the whole trie (time grows with all
     /// subscriptions): for [`Router::purge`], tests and diagnostics; the

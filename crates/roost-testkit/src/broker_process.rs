@@ -95,6 +95,9 @@ impl BrokerBuilder {
         let mut command = Command::new(&self.binary);
         command.arg("-p").arg("0");
         command.env("ROOST_STORE__DATA_DIR", data_dir.path());
+        // The management API on a free port too (its default 18083 would be
+        // shared by parallel brokers); `http_addr` tells where.
+        command.env("ROOST_HTTP__BIND", "127.0.0.1:0");
         if let (Some(dir), Some(toml)) = (&config_dir, &self.config) {
             let path = dir.path().join("roost.toml");
             std::fs::write(&path, toml).map_err(StartError::Config)?;
@@ -183,6 +186,26 @@ impl BrokerProcess {
     /// unspecified address).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The management API's address, from its `management API listening on
+    /// http://IP:PORT` line (logged before the MQTT listeners'); `None` when
+    /// it is off (`--no-http`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        let lines = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().find_map(|line| {
+            let rest = line
+                .split_once("management API listening on http://")
+                .or_else(|| line.split_once("management API listening on https://"))?
+                .1;
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+    }
+
+    /// The process's private data directory (store, `admin.json`).
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
     }
 
     /// The process id.

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod ctl;
 mod logging;
 mod passwd;
 
@@ -78,6 +79,13 @@ struct Cli {
     /// This node's id in the cluster (overrides `[cluster] node_id`).
     #[arg(long = "node-id")]
     node_id: Option<String>,
+    /// Address of the management API (overrides `[http] bind`; default
+    /// 127.0.0.1:18083), e.g. `0.0.0.0:18083`. docs/management.md.
+    #[arg(long = "http-bind")]
+    http_bind: Option<std::net::SocketAddr>,
+    /// Do not serve the management API (`[http] enabled = false`).
+    #[arg(long = "no-http", conflicts_with = "http_bind")]
+    no_http: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -117,6 +125,11 @@ enum Command {
     /// Create, update or delete users of a Mosquitto password file, with
     /// mosquitto_passwd's arguments.
     Passwd(passwd::PasswdArgs),
+    /// Manage a running broker over its HTTP API (`status`, `clients`,
+    /// `subs`, `retained`, `publish`, `ban`, `users`, `reload`, `metrics`),
+    /// and create API keys and dashboard users locally (`api-key create`,
+    /// `admin create`). docs/management.md.
+    Ctl(ctl::CtlArgs),
     /// Load generator: `conn`, `sub`, `pub` (emqtt-bench flags) and `pubsub`
     /// (end-to-end latency, loss, duplicates, reordering).
     Bench(Box<roost_bench::BenchArgs>),
@@ -126,6 +139,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Passwd(ref args)) => return passwd::run(args),
+        Some(Command::Ctl(ref args)) => {
+            return ctl::run(args, cli.config.as_deref(), cli.data_dir.as_deref());
+        }
         Some(Command::Bench(args)) => {
             return match roost_bench::run(*args) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -301,6 +317,12 @@ fn apply_store_flags(config: &mut Config, cli: &Cli) {
     if let Some(id) = &cli.node_id {
         config.cluster.node_id = Some(id.clone());
     }
+    if let Some(bind) = cli.http_bind {
+        config.http.bind = Some(bind);
+    }
+    if cli.no_http {
+        config.http.enabled = false;
+    }
     if let Some(durability) = cli.durability {
         config.store.durability = match durability {
             DurabilityArg::None => DurabilityConfig::None,
@@ -324,6 +346,9 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(code) = start_admin(&broker).await {
+        return code;
+    }
     let handle = broker.handle();
     tokio::spawn(async move {
         let signal = signals.wait().await;
@@ -336,6 +361,36 @@ async fn serve(config: Config) -> ExitCode {
     tokio::spawn(reload_on_sighup(broker.handle()));
     broker.run().await;
     ExitCode::SUCCESS
+}
+
+/// Binds and starts the management API (`[http]`) beside the broker. Its
+/// default address taken (another broker on the machine) is logged and the
+/// broker runs without it; an address configured explicitly must bind.
+async fn start_admin(broker: &Broker) -> Result<(), ExitCode> {
+    let handle = broker.handle();
+    let http = &handle.config().http;
+    if !http.enabled {
+        return Ok(());
+    }
+    let explicit = http.bind.is_some();
+    match roost_admin::AdminServer::bind(broker.handle(), None).await {
+        Ok(server) => {
+            server.announce();
+            tokio::spawn(server.run());
+            Ok(())
+        }
+        Err(e) if e.is_addr_in_use() && !explicit => {
+            tracing::warn!(
+                "{e}: running without the management API (set [http] bind or --http-bind \
+                 to another address, or --no-http)"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// What to do about a listener that cannot bind, for the two causes a new

@@ -124,7 +124,7 @@ fn execute(args: &PasswdArgs) -> Result<(), String> {
 /// Reads the password: twice without echo on a terminal (they must match);
 /// from standard input otherwise, where a second line, if any, must match too
 /// (`printf 'pw\npw\n' | roost passwd ...` as with mosquitto_passwd).
-fn read_password() -> Result<String, String> {
+pub(crate) fn read_password() -> Result<String, String> {
     let stdin = std::io::stdin();
     let (first, second) = if stdin.is_terminal() {
         let first = prompt_hidden("Password: ")?;

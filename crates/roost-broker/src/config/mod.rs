@@ -2,9 +2,11 @@
 //! variables. Unknown keys are errors that name the key and its line.
 
 mod cluster;
+mod http;
 mod store;
 
 pub use cluster::{ClusterConfig, ClusterRedisConfig};
+pub use http::{DEFAULT_HTTP_PORT, HttpConfig};
 pub use store::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 
 use std::path::Path;
@@ -39,6 +41,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Cluster mode over Redis (docs/cluster.md).
     pub cluster: ClusterConfig,
+    /// The management listener: REST API, metrics, dashboard (docs/management.md).
+    pub http: HttpConfig,
 }
 
 /// Shared subscription strategy names as they appear in the config.
@@ -508,6 +512,9 @@ impl Config {
             return bad(key, message);
         }
         if let Err((key, message)) = self.cluster.validate() {
+            return bad(key, &message);
+        }
+        if let Err((key, message)) = self.http.validate() {
             return bad(key, &message);
         }
         if self.store.backend == Some(StoreBackend::Redis) && !self.store.redis.url.contains("://")

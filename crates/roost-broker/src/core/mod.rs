@@ -3,6 +3,7 @@
 //! park, expire, will).
 
 mod lifecycle;
+mod listing;
 mod read_checks;
 mod route;
 

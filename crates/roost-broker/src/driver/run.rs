@@ -471,6 +471,7 @@ impl<'a> Driver<'a> {
             Ok(0) | Err(_) => ControlFlow::Break(Exit::End(Ending::Lost)),
             Ok(n) => {
                 self.out.advance(n);
+                crate::metrics::Metrics::add(&self.core.metrics.bytes_sent, n);
                 ControlFlow::Continue(())
             }
         }
@@ -488,6 +489,7 @@ impl<'a> Driver<'a> {
             Ok(0) | Err(_) => return ControlFlow::Break(Exit::End(Ending::Lost)),
             Ok(n) => n,
         };
+        crate::metrics::Metrics::add(&self.core.metrics.bytes_received, n);
         self.next_read = if n >= self.next_read {
             (self.next_read * 2).min(READ_CHUNK)
         } else {

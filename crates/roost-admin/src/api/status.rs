@@ -1,0 +1,167 @@
+//! `status`, `stats`, `nodes`, `listeners`: what the broker is and does.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use roost_broker::config::ListenAddr;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::state::Shared;
+
+/// `GET /api/v1/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// Node name.
+    pub node: String,
+    /// Roost version.
+    pub version: String,
+    /// Seconds since the broker started.
+    pub uptime_s: u64,
+    /// Start time, RFC 3339 (UTC).
+    pub started_at: String,
+}
+
+/// One node of `GET /api/v1/nodes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Node {
+    /// Node name.
+    pub node: String,
+    /// `running`.
+    pub status: &'static str,
+    /// Roost version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Connections open now.
+    pub connections: u64,
+}
+
+/// One listener of `GET /api/v1/listeners`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Listener {
+    /// `<kind>:<address>`, unique.
+    pub name: String,
+    /// `tcp`, `tls`, `ws`, `wss`, `quic` or `unix`.
+    pub kind: String,
+    /// Bound address (`IP:port`, or a socket path).
+    pub address: String,
+    /// The URL clients use (`mqtt://...`, `ws://.../mqtt`).
+    pub url: String,
+}
+
+pub(crate) fn uptime_s(state: &Shared) -> u64 {
+    SystemTime::now()
+        .duration_since(state.broker.started_at())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// RFC 3339 in UTC, second precision, without a date library.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// The broker's identity and uptime.
+#[utoipa::path(get, path = "/api/v1/status", tag = "status",
+    responses((status = 200, body = Status), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn status(State(state): State<Shared>) -> Json<Status> {
+    Json(Status {
+        node: state.node.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: uptime_s(&state),
+        started_at: rfc3339(state.broker.started_at()),
+    })
+}
+
+/// The broker's counters (`roost_broker::Stats`, snake_case) and `timestamp_ms`.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "status",
+    responses((status = 200, description = "every field of roost_broker::Stats plus timestamp_ms", body = Object),
+              (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn stats(
+    State(state): State<Shared>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut value = serde_json::to_value(state.broker.stats())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("timestamp_ms".into(), now_ms().into());
+    }
+    Ok(Json(value))
+}
+
+/// The nodes of the cluster (this one only for now).
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "status",
+    responses((status = 200, body = [Node]), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn nodes(State(state): State<Shared>) -> Json<Vec<Node>> {
+    Json(vec![Node {
+        node: state.node.clone(),
+        status: "running",
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: uptime_s(&state),
+        connections: state.broker.stats().connections_current,
+    }])
+}
+
+/// The MQTT listeners.
+#[utoipa::path(get, path = "/api/v1/listeners", tag = "status",
+    responses((status = 200, body = [Listener]), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn listeners(State(state): State<Shared>) -> Json<Vec<Listener>> {
+    Json(
+        state
+            .broker
+            .listeners()
+            .iter()
+            .map(|l| {
+                let address = match &l.addr {
+                    ListenAddr::Inet(addr) => addr.to_string(),
+                    ListenAddr::Unix(path) => path.display().to_string(),
+                };
+                let kind = format!("{:?}", l.kind).to_ascii_lowercase();
+                Listener {
+                    name: format!("{kind}:{address}"),
+                    kind,
+                    address,
+                    url: l.url.clone(),
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_709_210_096);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56Z");
+    }
+}
