@@ -247,4 +247,43 @@ mod tests {
         assert!(!me.has_outbox(), "No Local holds for the origin client id");
         assert!(other.has_outbox(), "other subscribers get it");
     }
+
+    #[tokio::test]
+    async fn cluster_a_forwarded_message_reaches_only_its_tagged_groups_and_direct_when_flagged() {
+        let core = core();
+        let (member, _c1) = subscriber(&core, "member", "$share/g/sh/#", false);
+        let (plain, _c2) = subscriber(&core, "plain", "sh/#", false);
+        let message = || {
+            let publish = Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: "sh/t".into(),
+                packet_id: None,
+                properties: PublishProperties::default(),
+                payload: bytes::Bytes::from_static(b"x"),
+            };
+            Message::from_publish(publish, Some("elsewhere".into()), Instant::now())
+        };
+        // Tagged for group g (and h, which has no member here), not for
+        // the non-shared subscribers.
+        let tagged = ["$share/g/sh/#".to_string(), "$share/h/sh/#".to_string()];
+        let missing = core.route_remote(message(), false, &tagged, Instant::now());
+        assert!(member.has_outbox(), "the tagged group's member gets it");
+        assert!(
+            !plain.has_outbox(),
+            "no direct flag: not the plain subscriber"
+        );
+        assert_eq!(
+            missing,
+            ["$share/h/sh/#"],
+            "h has no member here: re-routed"
+        );
+        // Direct only: the plain subscriber, not the group.
+        let (other, _c3) = subscriber(&core, "member2", "$share/k/sh/#", false);
+        let missing = core.route_remote(message(), true, &[], Instant::now());
+        assert!(missing.is_empty());
+        assert!(plain.has_outbox());
+        assert!(!other.has_outbox(), "untagged group k is another node's");
+    }
 }

@@ -140,7 +140,14 @@ impl<K: Eq + std::hash::Hash + Clone> SharedGroup<K> {
         match input.strategy {
             SharedStrategy::RoundRobin => {
                 let start = self.cursor.fetch_add(1, Ordering::Relaxed) % len;
-                let chosen = first_from(start, len, &ok)?;
+                let Some(chosen) = first_from(start, len, &ok) else {
+                    // No member passes: the caller picks again among all, so
+                    // this turn is not used (else every such message would
+                    // advance the cursor twice: with two members, always the
+                    // same one).
+                    self.cursor.fetch_sub(1, Ordering::Relaxed);
+                    return None;
+                };
                 if chosen != start {
                     // Continue after the member actually used, so the next
                     // skipped-over member is not hit twice in a row.

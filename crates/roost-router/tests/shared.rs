@@ -319,3 +319,21 @@ fn route_select_takes_only_the_selected_groups_and_direct_when_asked() {
     assert!(!r.has_members("t/#", None));
     assert!(!r.has_members("t/x", Some("g3")));
 }
+
+/// Round robin when no member is available (e.g. all offline, or a
+/// cluster's `local` pick on a node without members) still alternates: the
+/// failed first pass does not use up a turn.
+#[test]
+fn round_robin_with_no_member_available_still_takes_turns() {
+    let mut r = Router::new(SharedStrategy::RoundRobin);
+    r.subscribe("a", "t", Some("g"), sub(0), 0);
+    r.subscribe("b", "t", Some("g"), sub(0), 0);
+    let picks: Vec<_> = (0..4)
+        .map(|_| {
+            let mut out = Vec::new();
+            r.route_with("t", None, "p", &|_| false, &mut out);
+            out[0].key
+        })
+        .collect();
+    assert_eq!(tally(picks).len(), 2, "both members get turns");
+}
