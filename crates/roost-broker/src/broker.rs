@@ -441,15 +441,32 @@ impl BrokerHandle {
     /// Their next CONNECT gets 0x8A Banned (3.1.1: return code 5). Returns
     /// how many connections were closed, or `None` (nothing added) when no
     /// ban list is configured (`[auth.banned]`).
+    ///
+    /// In cluster mode the ban is also added to the cluster's list, and
+    /// every node applies it the same way (docs/cluster.md).
     pub fn ban(&self, ban: roost_auth::Ban) -> Option<usize> {
         let bans = self.core.builtins.bans.as_ref()?;
         tracing::info!(target = %ban.target, "ban added");
+        if let Some(cluster) = self.core.cluster() {
+            cluster.ban(&ban.target.to_string(), Some(ban.expires_at));
+        }
         bans.add(ban);
         Some(crate::clients::close_banned(
             &self.core,
             bans,
             std::time::SystemTime::now(),
         ))
+    }
+
+    /// Lifts a ban; in cluster mode on every node. Returns whether this
+    /// node had it, or `None` when no ban list is configured.
+    pub fn unban(&self, target: &roost_auth::BanTarget) -> Option<bool> {
+        let bans = self.core.builtins.bans.as_ref()?;
+        tracing::info!(%target, "ban lifted");
+        if let Some(cluster) = self.core.cluster() {
+            cluster.ban(&target.to_string(), None);
+        }
+        Some(bans.remove(target))
     }
 
     /// Reloads the certificate files of every TLS, WSS and QUIC listener (the

@@ -9,9 +9,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytestring::ByteString;
-use roost_cluster::{Cluster, Kicked, OrphanWill, Receiver, RetainedUpdate};
+use roost_cluster::{BanChange, Cluster, Kicked, OrphanWill, Receiver, Remote, RetainedUpdate};
 use roost_codec::ReasonCode;
-use roost_store::StoredMessage;
 
 use crate::cluster::ClusterLink;
 use crate::core::Core;
@@ -33,6 +32,13 @@ pub(crate) async fn join(core: &Arc<Core>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cluster start: {e}"))?;
     let cluster = started.map_err(|e| format!("cluster (node {node}): {e}"))?;
+    // This node's configured bans join the cluster's list (the list in
+    // Redis already reached this node's list while joining).
+    if let Some(bans) = &core.builtins.bans {
+        for ban in bans.list(SystemTime::now()) {
+            cluster.ban(&ban.target.to_string(), Some(ban.expires_at));
+        }
+    }
     let fences = core
         .persist()
         .and_then(|p| p.fences().cloned())
@@ -117,13 +123,25 @@ struct Inbound {
 }
 
 impl Receiver for Inbound {
-    fn messages(&self, messages: Vec<StoredMessage>) {
+    fn messages(&self, messages: Vec<Remote>) {
         let Some(core) = self.core.upgrade() else {
             return;
         };
         let (now, wall) = (Instant::now(), SystemTime::now());
-        for stored in messages {
-            core.route_remote(stored.to_message(now, wall), now);
+        for remote in messages {
+            let message = remote.message.to_message(now, wall);
+            let missing = core.route_remote(message, remote.direct, &remote.groups, now);
+            // A group whose last member here left after the sender chose
+            // this node: sent on once to another node with members.
+            if !missing.is_empty() {
+                match (remote.rerouted, core.cluster()) {
+                    (false, Some(link)) => link.reroute(&remote.message, &missing),
+                    _ => tracing::debug!(
+                        groups = ?missing,
+                        "shared group has no member here after a re-route; message dropped"
+                    ),
+                }
+            }
         }
     }
 
@@ -263,6 +281,33 @@ impl Receiver for Inbound {
         );
     }
 
+    fn ban(&self, change: BanChange) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let Some(bans) = &core.builtins.bans else {
+            tracing::debug!(target = %change.target, "cluster ban ignored: [auth.banned] is not configured here");
+            return;
+        };
+        let target = match roost_auth::BanTarget::parse(&change.target) {
+            Ok(target) => target,
+            Err(e) => {
+                tracing::warn!(target = %change.target, error = %e, "cluster ban skipped");
+                return;
+            }
+        };
+        match change.until {
+            Some(until) => {
+                bans.add(roost_auth::Ban::new(target, until));
+                // As a local ban does: its live connections here close.
+                crate::clients::close_banned(&core, bans, SystemTime::now());
+            }
+            None => {
+                bans.remove(&target);
+            }
+        }
+    }
+
     fn retained(&self, update: RetainedUpdate) {
         let Some(core) = self.core.upgrade() else {
             return;
@@ -351,8 +396,47 @@ mod tests {
         // As the inbox reader hands it over: published on another node by
         // the client "origin", whose session here subscribed with No Local.
         let message = Message::from_publish(publish, Some("origin".into()), Instant::now());
-        core.route_remote(message, Instant::now());
+        core.route_remote(message, true, &[], Instant::now());
         assert!(!me.has_outbox(), "No Local holds for the origin client id");
         assert!(other.has_outbox(), "other subscribers get it");
+    }
+
+    #[tokio::test]
+    async fn cluster_a_forwarded_message_reaches_only_its_tagged_groups_and_direct_when_flagged() {
+        let core = core();
+        let (member, _c1) = subscriber(&core, "member", "$share/g/sh/#", false);
+        let (plain, _c2) = subscriber(&core, "plain", "sh/#", false);
+        let message = || {
+            let publish = Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: "sh/t".into(),
+                packet_id: None,
+                properties: PublishProperties::default(),
+                payload: bytes::Bytes::from_static(b"x"),
+            };
+            Message::from_publish(publish, Some("elsewhere".into()), Instant::now())
+        };
+        // Tagged for group g (and h, which has no member here), not for
+        // the non-shared subscribers.
+        let tagged = ["$share/g/sh/#".to_string(), "$share/h/sh/#".to_string()];
+        let missing = core.route_remote(message(), false, &tagged, Instant::now());
+        assert!(member.has_outbox(), "the tagged group's member gets it");
+        assert!(
+            !plain.has_outbox(),
+            "no direct flag: not the plain subscriber"
+        );
+        assert_eq!(
+            missing,
+            ["$share/h/sh/#"],
+            "h has no member here: re-routed"
+        );
+        // Direct only: the plain subscriber, not the group.
+        let (other, _c3) = subscriber(&core, "member2", "$share/k/sh/#", false);
+        let missing = core.route_remote(message(), true, &[], Instant::now());
+        assert!(missing.is_empty());
+        assert!(plain.has_outbox());
+        assert!(!other.has_outbox(), "untagged group k is another node's");
     }
 }

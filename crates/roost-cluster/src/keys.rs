@@ -86,6 +86,17 @@ impl Keys {
     pub(crate) fn retained_log(&self) -> String {
         format!("{}{{retlog}}", self.prefix)
     }
+
+    /// The cluster's bans: target (`client:…`, `user:…`, `ip:…`) -> end
+    /// (unix ms, `0` = never).
+    pub(crate) fn bans(&self) -> String {
+        format!("{}{{ban}}:list", self.prefix)
+    }
+
+    /// Ban changes, applied in order by every node.
+    pub(crate) fn ban_log(&self) -> String {
+        format!("{}{{ban}}:log", self.prefix)
+    }
 }
 
 /// A topic's retained bucket: FNV-1a, stable across builds and nodes.

@@ -45,8 +45,10 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 use redis::Script;
 use roost_store::StoredMessage;
+use smallvec::SmallVec;
 
 pub use done::Done;
+pub use routes::SharedPick;
 
 use keys::Keys;
 use link::Link;
@@ -74,6 +76,8 @@ pub struct Options {
     /// Messages waiting for the writer at most (QoS 0 beyond it is dropped,
     /// QoS 1/2 beyond twice it).
     pub forward_buffer: usize,
+    /// How a shared group's node is picked per message.
+    pub shared: SharedPick,
 }
 
 /// What went wrong.
@@ -125,8 +129,9 @@ pub enum RetainedUpdate {
 /// The broker's side: called on the cluster's reader thread (never on the
 /// runtime), so it must not block for long.
 pub trait Receiver: Send + Sync + 'static {
-    /// Messages other nodes forwarded: route them to local subscribers only.
-    fn messages(&self, messages: Vec<StoredMessage>);
+    /// Messages other nodes forwarded: route each to the local subscribers
+    /// it names (never forward it again, but see [`Cluster::reroute`]).
+    fn messages(&self, messages: Vec<Remote>);
     /// Another node took a client id: close its connection here if it
     /// still holds the kick's token, flush the session's rows, let the
     /// session go and answer [`Cluster::handed`].
@@ -140,6 +145,9 @@ pub trait Receiver: Send + Sync + 'static {
     /// This node fenced itself (its lease could not be renewed in time):
     /// close every connection and let every session go without writing.
     fn fenced(&self);
+    /// A ban was added or lifted somewhere in the cluster (this node
+    /// included), or is in the cluster's list when the node joins.
+    fn ban(&self, change: BanChange);
 }
 
 /// A kick from the node that took a client id.
@@ -169,6 +177,32 @@ pub struct OrphanWill {
     pub message: StoredMessage,
     /// When it is due (its delay, counted from the node's death).
     pub at: SystemTime,
+}
+
+/// A change of the cluster's ban list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanChange {
+    /// `client:<id>`, `user:<name>` or `ip:<cidr>`.
+    pub target: String,
+    /// `Some(end)`: banned until `end` (`None` inside: for ever); `None`:
+    /// the ban is lifted.
+    pub until: Option<Option<SystemTime>>,
+}
+
+/// A message from another node, with the part of its delivery this node
+/// makes (docs/cluster.md, "Shared subscriptions").
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Remote {
+    /// The message.
+    pub message: StoredMessage,
+    /// Deliver it to this node's non-shared subscribers.
+    pub direct: bool,
+    /// The shared groups (`$share/g/f`) this node delivers it to, one
+    /// member each.
+    pub groups: Vec<String>,
+    /// Already sent on once because its first node had no member left of
+    /// a group: never sent on again.
+    pub rerouted: bool,
 }
 
 /// What a claim found.
@@ -205,6 +239,8 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Kicks received.
     pub kicks: AtomicU64,
+    /// Messages sent on because a shared group had no member left here.
+    pub rerouted: AtomicU64,
 }
 
 /// The cluster threads' stop signal, and their way to sleep until it.
@@ -278,7 +314,7 @@ impl Cluster {
         let mut link = Link::connect(&options.redis_url, options.timeout)?;
         let keys = Keys::new(&options.key_prefix);
         let shared = Arc::new(Shared {
-            routes: Routes::new(&options.node_id),
+            routes: Routes::new(&options.node_id, options.shared),
             writes: Queue::new(options.forward_buffer),
             owners: Queue::new(10_000),
             keys,
@@ -331,6 +367,15 @@ impl Cluster {
         }
         let retained = last_id(&mut link, &keys.retained_log())?;
         let loaded = load_retained(&mut link, &shared)?;
+        let bans = last_id(&mut link, &keys.ban_log())?;
+        let listed: Vec<(String, u64)> =
+            link.run(|c| redis::cmd("HGETALL").arg(keys.bans()).query(c))?;
+        for (target, until_ms) in listed {
+            shared.receiver.ban(BanChange {
+                target,
+                until: Some(wire::ban_end(until_ms)),
+            });
+        }
         tracing::info!(
             node = %me,
             nodes = live.len(),
@@ -342,6 +387,7 @@ impl Cluster {
             inbox,
             routes,
             retained,
+            bans,
         };
         let mut threads = Vec::new();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -397,20 +443,23 @@ impl Cluster {
         self.shared.writes.len()
     }
 
-    /// This node now has a subscriber for `filter` (a shared subscription
-    /// counts under its bare filter). Only a first one changes the table.
+    /// This node now has a non-shared subscriber for `filter`, or a member
+    /// of the shared group `filter` = `$share/g/f` (a route of its own).
+    /// Only a first one changes the table.
     pub fn route_present(&self, filter: &str) {
         let mut published = self.shared.routes.published.lock();
         if !published.contains(filter) {
             published.insert(filter.to_string());
+            self.shared.routes.own(filter, true);
             self.queue_route(filter, true);
         }
     }
 
-    /// This node has no subscriber for `filter` any more.
+    /// This node has no subscriber (or member) for `filter` any more.
     pub fn route_absent(&self, filter: &str) {
         let mut published = self.shared.routes.published.lock();
         if published.remove(filter) {
+            self.shared.routes.own(filter, false);
             self.queue_route(filter, false);
         }
     }
@@ -427,36 +476,102 @@ impl Cluster {
         }
     }
 
-    /// Sends `message` to the other nodes that have subscribers for its
-    /// topic (no Redis call when none has). `wait`: return a `Done` that
-    /// completes once it is written (QoS 1/2 acknowledgements wait on it).
-    /// The message is built (`message`) only when some node needs it.
+    /// Sends `message` to the other nodes that need it (no Redis call when
+    /// none does): those with non-shared subscribers for its topic, and for
+    /// every shared group matched in the cluster the one node picked to
+    /// deliver it ([`SharedPick`]; this node included). `wait`: the
+    /// `Forward` holds a `Done` that completes once it is written (QoS 1/2
+    /// acknowledgements wait on it). The message is built (`message`) only
+    /// when some node needs it. Also returns the groups (`$share/g/f`)
+    /// assigned to other nodes: this node must not deliver them (empty
+    /// unless the message was queued).
     pub fn forward(
         &self,
         topic: &str,
+        publisher_id: &str,
         wait: bool,
         message: impl FnOnce() -> StoredMessage,
-    ) -> Forward {
-        let to = self.shared.routes.destinations(topic);
-        if to.is_empty() {
-            return Forward::Local;
+    ) -> (Forward, Vec<Arc<str>>) {
+        let plan = self.shared.routes.plan(topic, publisher_id);
+        if plan.to.is_empty() {
+            return (Forward::Local, plan.elsewhere);
         }
-        let message = message();
         let (done, ack) = if wait {
             let (done, ack) = done::pair();
             (Some(done), Some(ack))
         } else {
             (None, None)
         };
+        match self.queue_forward(plan.to, message(), ack, false, wait) {
+            true => (Forward::Queued(done), plan.elsewhere),
+            // Not sent: this node delivers its own groups after all.
+            false => (Forward::Dropped, Vec::new()),
+        }
+    }
+
+    /// A message received for shared `groups` this node has no member of
+    /// any more (the member left after the sender picked this node): sent
+    /// on, once, to another node with members of each. Groups no other node
+    /// has are lost (counted). Never waited on: the publisher's
+    /// acknowledgement went with the first hop.
+    pub fn reroute(&self, message: &StoredMessage, groups: &[String]) {
+        let topic = message.topic.to_string();
+        let publisher_id = message.publisher.as_deref().unwrap_or("");
+        let mut to: SmallVec<[routes::Dest; 4]> = SmallVec::new();
+        for group in groups {
+            match self
+                .shared
+                .routes
+                .other_member_node(group, publisher_id, &topic)
+            {
+                Some(node) => match to.iter_mut().find(|d| d.node == node) {
+                    Some(dest) => dest.groups.push(group.as_str().into()),
+                    None => to.push(routes::Dest {
+                        node,
+                        direct: false,
+                        groups: vec![group.as_str().into()],
+                    }),
+                },
+                None => {
+                    self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        group,
+                        "shared group has no member left in the cluster; message dropped"
+                    );
+                }
+            }
+        }
+        if !to.is_empty() {
+            self.shared.stats.rerouted.fetch_add(1, Ordering::Relaxed);
+            self.queue_forward(
+                to,
+                message.clone(),
+                None,
+                true,
+                message.qos != roost_codec::QoS::AtMostOnce,
+            );
+        }
+    }
+
+    /// Queues one forward; false (counted) when the buffer is full.
+    fn queue_forward(
+        &self,
+        to: SmallVec<[routes::Dest; 4]>,
+        message: StoredMessage,
+        ack: Option<done::Completer<()>>,
+        rerouted: bool,
+        reliable: bool,
+    ) -> bool {
         let cap = self.shared.writes.cap();
-        let limit = if wait { cap.saturating_mul(2) } else { cap };
+        let limit = if reliable { cap.saturating_mul(2) } else { cap };
         let item = Item::Forward {
             to,
             message: Box::new(message),
             ack,
+            rerouted,
         };
         match self.shared.writes.push_within(item, limit) {
-            Ok(()) => Forward::Queued(done),
+            Ok(()) => true,
             Err(_) => {
                 let n = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
@@ -465,7 +580,7 @@ impl Cluster {
                         "cluster forward buffer full; message dropped"
                     );
                 }
-                Forward::Dropped
+                false
             }
         }
     }
@@ -496,6 +611,18 @@ impl Cluster {
             .is_err()
         {
             tracing::debug!("cluster stopped; retained change not written");
+        }
+    }
+
+    /// Adds (`until` Some) or lifts (None) a ban cluster-wide: the list in
+    /// Redis and its log, which every node (this one too) applies.
+    pub fn ban(&self, target: &str, until: Option<Option<SystemTime>>) {
+        let item = Item::Ban {
+            target: target.to_string(),
+            until_ms: until.map(|end| end.map_or(0, |t| wire::unix_ms(t).max(1))),
+        };
+        if self.shared.writes.push_within(item, usize::MAX).is_err() {
+            tracing::debug!("cluster stopped; ban change not written");
         }
     }
 

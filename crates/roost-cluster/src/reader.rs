@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use roost_store::StoredMessage;
-
 use crate::link::Link;
 use crate::wire::{self, DATA, Entry, Handed, KIND, Kick, RetainedBlob, TOPIC};
-use crate::{RetainedUpdate, Shared};
+use crate::{BanChange, Remote, RetainedUpdate, Shared};
 
 /// How long one `XREAD` blocks (the thread notices a stop this often).
 const BLOCK: Duration = Duration::from_millis(500);
@@ -25,6 +23,7 @@ pub(crate) struct Cursors {
     pub(crate) inbox: String,
     pub(crate) routes: String,
     pub(crate) retained: String,
+    pub(crate) bans: String,
 }
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
@@ -32,6 +31,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
     let inbox = keys.inbox_of(&shared.options.node_id);
     let route_log = keys.route_log();
     let retained_log = keys.retained_log();
+    let ban_log = keys.ban_log();
     let mut trimmed = Instant::now();
     let mut trimmed_to = String::new();
     let mut backoff = Duration::from_millis(50);
@@ -46,9 +46,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
                 .arg(&inbox)
                 .arg(&route_log)
                 .arg(&retained_log)
+                .arg(&ban_log)
                 .arg(&at.inbox)
                 .arg(&at.routes)
                 .arg(&at.retained)
+                .arg(&at.bans)
                 .query::<redis::Value>(c)
         });
         let reply = match read {
@@ -84,6 +86,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
                     retained_entry(&shared, entry);
                 }
                 at.retained = last;
+            } else if key == ban_log {
+                for entry in &entries {
+                    ban_entry(&shared, entry);
+                }
+                at.bans = last;
             }
         }
         // This node alone reads its inbox: what it read can go. Producers'
@@ -111,7 +118,7 @@ fn inbox_entry(shared: &Shared, entry: &Entry) {
         return;
     };
     match entry.text(KIND) {
-        Some("m") => match wire::decode::<Vec<StoredMessage>>(data) {
+        Some("m") => match wire::decode::<Vec<Remote>>(data) {
             Ok(messages) => {
                 shared
                     .stats
@@ -167,4 +174,26 @@ pub(crate) fn retained_entry(shared: &Shared, entry: &Entry) {
             Err(e) => tracing::warn!(topic, error = %e, "undecodable retained message skipped"),
         },
     }
+}
+
+/// Applies a ban log entry (field `t` the target, `d` its end in unix ms,
+/// `0` never; no `d`: lifted).
+fn ban_entry(shared: &Shared, entry: &Entry) {
+    let Some(target) = entry.text(TOPIC) else {
+        return;
+    };
+    let until = match entry.text(DATA) {
+        None => None,
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) => Some(wire::ban_end(ms)),
+            Err(_) => {
+                tracing::warn!(target, "undecodable ban change skipped");
+                return;
+            }
+        },
+    };
+    shared.receiver.ban(BanChange {
+        target: target.to_string(),
+        until,
+    });
 }

@@ -6,6 +6,7 @@
 //! re-registrations are made from.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use roost_router::{Router, SharedStrategy, Subscription, Target};
@@ -13,12 +14,40 @@ use smallvec::SmallVec;
 
 use crate::wire::Entry;
 
-/// Other nodes by number (numbers are never reused while the process runs).
+/// How the publishing node picks the one node that delivers a shared
+/// group's copy of a message (docs/cluster.md, "Shared subscriptions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedPick {
+    /// The strategy among the nodes with members (the broker's own).
+    pub strategy: SharedStrategy,
+    /// `local`: this node whenever it has members; `strategy` otherwise.
+    pub prefer_local: bool,
+}
+
+impl Default for SharedPick {
+    fn default() -> Self {
+        Self {
+            strategy: SharedStrategy::RoundRobin,
+            prefer_local: false,
+        }
+    }
+}
+
+/// Nodes by number (numbers are never reused while the process runs;
+/// this node has one too, for its shared groups) and the cluster's shared
+/// groups by number.
 #[derive(Default)]
 struct Cache {
+    /// Route `f` of node n: `subscribe(n, f, None)`; route `$share/g/f`:
+    /// `subscribe(n, f, Some(g))` with the group's number as the
+    /// subscription identifier, so a routed shared target names its group.
     router: Router<u16>,
     names: Vec<String>,
     numbers: HashMap<String, u16>,
+    /// `$share/g/f` by group number (kept for the process' life: one
+    /// entry per group name and filter ever seen).
+    groups: Vec<Arc<str>>,
+    group_numbers: HashMap<Arc<str>, u32>,
 }
 
 impl Cache {
@@ -31,11 +60,72 @@ impl Cache {
         self.numbers.insert(node.to_string(), n);
         Some(n)
     }
+
+    fn group_number(&mut self, shared: &str) -> u32 {
+        if let Some(n) = self.group_numbers.get(shared) {
+            return *n;
+        }
+        let n = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
+        let name: Arc<str> = shared.into();
+        self.groups.push(Arc::clone(&name));
+        self.group_numbers.insert(name, n);
+        n
+    }
+
+    /// Adds route `route` (`f` or `$share/g/f`) of node `n`.
+    fn add(&mut self, n: u16, route: &str) {
+        match split_shared(route) {
+            Some((group, filter)) => {
+                let id = self.group_number(route);
+                let sub = Subscription {
+                    identifier: Some(id),
+                    ..Subscription::default()
+                };
+                self.router.subscribe(n, filter, Some(group), sub, 0);
+            }
+            None => {
+                self.router
+                    .subscribe(n, route, None, Subscription::default(), 0);
+            }
+        }
+    }
+
+    fn remove(&mut self, n: u16, route: &str) {
+        match split_shared(route) {
+            Some((group, filter)) => self.router.unsubscribe(&n, filter, Some(group)),
+            None => self.router.unsubscribe(&n, route, None),
+        };
+    }
+}
+
+/// `$share/g/f` as (g, f).
+pub(crate) fn split_shared(route: &str) -> Option<(&str, &str)> {
+    route.strip_prefix("$share/")?.split_once('/')
+}
+
+/// Where one message goes: per other node, whether its non-shared
+/// subscribers get it and which shared groups it delivers.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) to: SmallVec<[Dest; 4]>,
+    /// Groups assigned to other nodes (`$share/g/f`): this node skips them.
+    pub(crate) elsewhere: Vec<Arc<str>>,
+}
+
+/// One destination node of a message.
+#[derive(Debug, Clone)]
+pub(crate) struct Dest {
+    pub(crate) node: u16,
+    /// Deliver to the node's non-shared subscribers.
+    pub(crate) direct: bool,
+    /// The shared groups (`$share/g/f`) the node delivers, one member each.
+    pub(crate) groups: Vec<Arc<str>>,
 }
 
 /// The route table cache and this node's published filters.
 pub(crate) struct Routes {
     me: String,
+    pick: SharedPick,
     cache: RwLock<Cache>,
     /// Filters this node has (or is about to have) in its route set. Held
     /// while an update is queued so updates reach the writer in the order
@@ -44,31 +134,123 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    pub(crate) fn new(me: &str) -> Self {
+    pub(crate) fn new(me: &str, pick: SharedPick) -> Self {
         Self {
             me: me.to_string(),
-            cache: RwLock::new(Cache {
-                router: Router::new(SharedStrategy::Random),
-                ..Cache::default()
-            }),
+            pick,
+            cache: RwLock::new(Self::empty(pick)),
             published: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Other nodes with a subscriber for `topic` (by number), no Redis call.
-    pub(crate) fn destinations(&self, topic: &str) -> SmallVec<[u16; 4]> {
-        let mut out: Vec<Target<u16>> = Vec::new();
-        let cache = self.cache.read();
-        if cache.names.is_empty() {
-            return SmallVec::new();
+    fn empty(pick: SharedPick) -> Cache {
+        Cache {
+            router: Router::new(pick.strategy),
+            ..Cache::default()
         }
-        cache.router.route(topic, None, "", &mut out);
-        out.into_iter().map(|t| t.key).collect()
+    }
+
+    /// Where a message on `topic` from `publisher_id` goes besides this
+    /// node's non-shared subscribers, no Redis call: the other nodes with
+    /// non-shared subscribers, and for every shared group matched in the
+    /// cluster one node with members (this one included), picked per
+    /// [`SharedPick`]. Nothing is allocated while no node has a route.
+    pub(crate) fn plan(&self, topic: &str, publisher_id: &str) -> Plan {
+        let cache = self.cache.read();
+        let mut plan = Plan::default();
+        if cache.router.subscription_count() == 0 {
+            return plan;
+        }
+        let me = cache.numbers.get(&self.me).copied();
+        let mut out: Vec<Target<u16>> = Vec::new();
+        let local = |n: &u16| Some(*n) == me;
+        if self.pick.prefer_local {
+            cache
+                .router
+                .route_with(topic, None, publisher_id, &local, &mut out);
+        } else {
+            cache.router.route(topic, None, publisher_id, &mut out);
+        }
+        for target in out {
+            let group = if target.shared {
+                let Some(name) = target
+                    .subscription_ids
+                    .first()
+                    .and_then(|id| usize::try_from(*id).ok())
+                    .and_then(|id| cache.groups.get(id))
+                else {
+                    continue;
+                };
+                if local(&target.key) {
+                    continue; // delivered here
+                }
+                plan.elsewhere.push(Arc::clone(name));
+                Some(Arc::clone(name))
+            } else {
+                None
+            };
+            let at = match plan.to.iter().position(|d| d.node == target.key) {
+                Some(at) => at,
+                None => {
+                    plan.to.push(Dest {
+                        node: target.key,
+                        direct: false,
+                        groups: Vec::new(),
+                    });
+                    plan.to.len() - 1
+                }
+            };
+            let Some(dest) = plan.to.get_mut(at) else {
+                continue;
+            };
+            match group {
+                Some(name) => dest.groups.push(name),
+                None => dest.direct = true,
+            }
+        }
+        plan
+    }
+
+    /// Another node than this one with members of `shared` (`$share/g/f`),
+    /// picked per the strategy; for a message whose assigned node had no
+    /// member left.
+    pub(crate) fn other_member_node(
+        &self,
+        shared: &str,
+        publisher_id: &str,
+        topic: &str,
+    ) -> Option<u16> {
+        let (group, filter) = split_shared(shared)?;
+        let cache = self.cache.read();
+        let me = cache.numbers.get(&self.me).copied().unwrap_or(u16::MAX);
+        cache
+            .router
+            .pick_shared_member(group, filter, &me, publisher_id, topic)
+            .map(|(node, _)| node)
     }
 
     /// A node's name by number.
     pub(crate) fn name(&self, number: u16) -> Option<String> {
         self.cache.read().names.get(usize::from(number)).cloned()
+    }
+
+    /// This node gained (`present`) or lost its last member of a shared
+    /// group: its own shared routes are in the cache too, so the
+    /// publishing side can pick this node for a group. Non-shared routes
+    /// of this node are not (its own trie delivers those).
+    pub(crate) fn own(&self, route: &str, present: bool) {
+        if split_shared(route).is_none() {
+            return;
+        }
+        let mut cache = self.cache.write();
+        let Some(n) = cache.number(&self.me) else {
+            return;
+        };
+        if present {
+            cache.add(n, route);
+        } else {
+            cache.remove(n, route);
+        }
     }
 
     /// Adds a node's whole route set (bootstrap).
@@ -79,9 +261,7 @@ impl Routes {
         let mut cache = self.cache.write();
         let Some(n) = cache.number(node) else { return };
         for filter in filters {
-            cache
-                .router
-                .subscribe(n, filter, None, Subscription::default(), 0);
+            cache.add(n, filter);
         }
     }
 
@@ -101,19 +281,32 @@ impl Routes {
             }
         }
         for filter in split(entry.field("a")) {
-            cache
-                .router
-                .subscribe(n, filter, None, Subscription::default(), 0);
+            cache.add(n, filter);
         }
         for filter in split(entry.field("d")) {
-            cache.router.unsubscribe(&n, filter, None);
+            cache.remove(n, filter);
         }
     }
 
-    /// Forgets every route (before a full reload).
+    /// Forgets every other node's route (before a full reload); this
+    /// node's own shared routes stay.
     pub(crate) fn clear(&self) {
+        // `published` before the cache: `route_present` holds it while it
+        // updates the cache.
+        let own: Vec<String> = self
+            .published
+            .lock()
+            .iter()
+            .filter(|r| split_shared(r).is_some())
+            .cloned()
+            .collect();
         let mut cache = self.cache.write();
-        cache.router = Router::new(SharedStrategy::Random);
+        *cache = Self::empty(self.pick);
+        if let Some(n) = cache.number(&self.me) {
+            for route in &own {
+                cache.add(n, route);
+            }
+        }
     }
 
     /// How many (node, filter) routes the cache holds.
@@ -145,9 +338,13 @@ mod tests {
         }
     }
 
+    fn nodes(routes: &Routes, topic: &str) -> Vec<u16> {
+        routes.plan(topic, "p").to.iter().map(|d| d.node).collect()
+    }
+
     #[test]
     fn log_entries_add_remove_and_reset_routes() {
-        let routes = Routes::new("me");
+        let routes = Routes::new("me", SharedPick::default());
         routes.apply(&entry(&[
             ("n", "b"),
             ("r", "0"),
@@ -155,24 +352,69 @@ mod tests {
             ("d", ""),
         ]));
         routes.apply(&entry(&[("n", "me"), ("r", "0"), ("a", "a/#")]));
-        let b = routes.destinations("a/1");
+        let b = nodes(&routes, "a/1");
         assert_eq!(b.len(), 1);
         assert_eq!(routes.name(b[0]).as_deref(), Some("b"));
-        assert!(
-            routes.destinations("q").is_empty(),
-            "own routes are not cached"
-        );
+        assert!(nodes(&routes, "q").is_empty(), "own routes are not cached");
         routes.apply(&entry(&[("n", "b"), ("r", "0"), ("a", ""), ("d", "a/+")]));
-        assert!(routes.destinations("a/1").is_empty());
-        assert_eq!(routes.destinations("x/y").len(), 1);
+        assert!(nodes(&routes, "a/1").is_empty());
+        assert_eq!(nodes(&routes, "x/y").len(), 1);
         routes.apply(&entry(&[("n", "b"), ("r", "down")]));
-        assert!(routes.destinations("x/y").is_empty());
+        assert!(nodes(&routes, "x/y").is_empty());
     }
 
     #[test]
     fn a_topic_matched_by_two_filters_of_one_node_goes_there_once() {
-        let routes = Routes::new("me");
+        let routes = Routes::new("me", SharedPick::default());
         routes.load("b", &["s/+".into(), "s/#".into()]);
-        assert_eq!(routes.destinations("s/1").len(), 1);
+        assert_eq!(nodes(&routes, "s/1").len(), 1);
+    }
+
+    #[test]
+    fn a_shared_group_goes_to_one_node_with_members_and_round_robin_visits_each() {
+        let routes = Routes::new("me", SharedPick::default());
+        routes.load("b", &["$share/g/j/+".into(), "j/1".into()]);
+        routes.load("c", &["$share/g/j/+".into()]);
+        routes.own("$share/g/j/+", true);
+        let mut picked = HashMap::new();
+        for _ in 0..30 {
+            let plan = routes.plan("j/1", "p");
+            let groups: usize = plan.to.iter().map(|d| d.groups.len()).sum();
+            assert!(groups <= 1, "one node per group");
+            let direct: Vec<_> = plan.to.iter().filter(|d| d.direct).collect();
+            assert_eq!(direct.len(), 1, "b's non-shared route always");
+            let at = plan
+                .to
+                .iter()
+                .find(|d| !d.groups.is_empty())
+                .and_then(|d| routes.name(d.node))
+                .unwrap_or_else(|| "me".into());
+            assert_eq!(plan.elsewhere.len(), usize::from(at != "me"));
+            *picked.entry(at).or_insert(0) += 1;
+        }
+        assert_eq!(picked.len(), 3, "each node's turn: {picked:?}");
+        assert!(picked.values().all(|n| *n == 10), "{picked:?}");
+    }
+
+    #[test]
+    fn local_prefers_this_node_while_it_has_members() {
+        let pick = SharedPick {
+            strategy: SharedStrategy::RoundRobin,
+            prefer_local: true,
+        };
+        let routes = Routes::new("me", pick);
+        routes.load("b", &["$share/g/j".into()]);
+        routes.own("$share/g/j", true);
+        for _ in 0..5 {
+            let plan = routes.plan("j", "p");
+            assert!(plan.to.is_empty() && plan.elsewhere.is_empty());
+        }
+        routes.own("$share/g/j", false);
+        let plan = routes.plan("j", "p");
+        assert_eq!(plan.elsewhere.len(), 1, "the fallback picks b");
+        assert_eq!(
+            routes.other_member_node("$share/g/j", "p", "j"),
+            plan.to.first().map(|d| d.node)
+        );
     }
 }

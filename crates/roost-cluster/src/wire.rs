@@ -62,6 +62,11 @@ pub(crate) fn unix_ms(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A ban's end as kept in Redis (`0`: never).
+pub(crate) fn ban_end(ms: u64) -> Option<SystemTime> {
+    (ms != 0).then(|| from_unix_ms(ms))
+}
+
 pub(crate) fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }

@@ -15,8 +15,9 @@ use smallvec::SmallVec;
 
 use crate::done::Completer;
 use crate::link::Link;
+use crate::routes::Dest;
 use crate::wire::{self, DATA, KIND, ORIGIN, TOPIC};
-use crate::{ClusterError, Shared, scripts};
+use crate::{ClusterError, Remote, Shared, scripts};
 
 /// Items taken per round trip at most.
 const BATCH: usize = 1024;
@@ -27,10 +28,12 @@ const ROUTE_CHUNK: usize = 256;
 pub(crate) enum Item {
     /// A message for other nodes' inboxes; `ack` answered once written.
     Forward {
-        to: SmallVec<[u16; 4]>,
+        to: SmallVec<[Dest; 4]>,
         /// Boxed: the queue holds mostly these, and other items are small.
         message: Box<StoredMessage>,
         ack: Option<Completer<()>>,
+        /// Sent on by a node that had no member left of a group.
+        rerouted: bool,
     },
     /// This node gained (`present`) or lost its last subscriber for a filter.
     Route { filter: String, present: bool },
@@ -38,6 +41,11 @@ pub(crate) enum Item {
     Retain {
         topic: String,
         blob: Option<Vec<u8>>,
+    },
+    /// A ban added (`until_ms`: its end, `0` never) or lifted (`None`).
+    Ban {
+        target: String,
+        until_ms: Option<u64>,
     },
 }
 
@@ -77,29 +85,39 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
 /// One batch grouped for writing.
 #[derive(Default)]
 struct Batch {
-    /// Messages per destination node.
-    forwards: HashMap<u16, Vec<StoredMessage>>,
+    /// Messages per destination node, with what that node delivers.
+    forwards: HashMap<u16, Vec<Remote>>,
     /// The last change per filter, in first-seen order.
     routes: Vec<(String, bool)>,
     route_index: HashMap<String, usize>,
     retained: Vec<(String, Option<Vec<u8>>)>,
+    bans: Vec<(String, Option<u64>)>,
 }
 
 impl Batch {
     fn add(&mut self, item: Item, acks: &mut Vec<Completer<()>>) {
         match item {
-            Item::Forward { to, message, ack } => {
-                let (last, rest) = match to.split_last() {
-                    Some(split) => split,
-                    None => return,
+            Item::Forward {
+                mut to,
+                message,
+                ack,
+                rerouted,
+            } => {
+                let Some(last) = to.pop() else { return };
+                let remote = |dest: Dest, message: StoredMessage| Remote {
+                    message,
+                    direct: dest.direct,
+                    groups: dest.groups.iter().map(|g| g.to_string()).collect(),
+                    rerouted,
                 };
-                for node in rest {
-                    self.forwards
-                        .entry(*node)
-                        .or_default()
-                        .push((*message).clone());
+                for dest in to {
+                    let node = dest.node;
+                    let item = remote(dest, (*message).clone());
+                    self.forwards.entry(node).or_default().push(item);
                 }
-                self.forwards.entry(*last).or_default().push(*message);
+                let node = last.node;
+                let item = remote(last, *message);
+                self.forwards.entry(node).or_default().push(item);
                 acks.extend(ack);
             }
             Item::Route { filter, present } => match self.route_index.get(&filter) {
@@ -110,6 +128,7 @@ impl Batch {
                 }
             },
             Item::Retain { topic, blob } => self.retained.push((topic, blob)),
+            Item::Ban { target, until_ms } => self.bans.push((target, until_ms)),
         }
     }
 
@@ -131,12 +150,32 @@ impl Batch {
                 register(link, shared)?;
             }
         }
-        if self.forwards.is_empty() && self.retained.is_empty() {
+        if self.forwards.is_empty() && self.retained.is_empty() && self.bans.is_empty() {
             return Ok(());
         }
         let keys = &shared.keys;
         let maxlen = shared.options.inbox_maxlen;
         let mut pipe = redis::pipe();
+        for (target, until_ms) in &self.bans {
+            match until_ms {
+                Some(ms) => pipe.hset(keys.bans(), target, *ms).ignore(),
+                None => pipe.hdel(keys.bans(), target).ignore(),
+            };
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(keys.ban_log())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(10_000)
+                .arg("*")
+                .arg(ORIGIN)
+                .arg(&shared.options.node_id)
+                .arg(TOPIC)
+                .arg(target);
+            if let Some(ms) = until_ms {
+                xadd.arg(DATA).arg(*ms);
+            }
+            pipe.add_command(xadd).ignore();
+        }
         for (topic, blob) in &self.retained {
             let bucket = keys.retained_of(topic);
             match blob {

@@ -104,7 +104,7 @@ mod trie;
 
 pub use retained::{Iter as RetainedIter, RetainedIndex};
 pub use route::Target;
-pub use router::Router;
+pub use router::{Router, Select};
 pub use shared::SharedStrategy;
 
 /// Key identifying a subscriber (the broker uses its session key type).

@@ -19,6 +19,23 @@ use crate::trie::Node;
 use crate::{Routed, SubscriberKey, Subscription};
 use roost_codec::topic::is_dollar_topic;
 
+/// Which part of a match [`Router::route_select`] returns.
+pub struct Select<'a> {
+    /// Include the non-shared subscribers.
+    pub direct: bool,
+    /// Include the shared group named by the first argument at the filter
+    /// given as the second (e.g. `("g", "jobs/+")` for `$share/g/jobs/+`).
+    pub group: &'a dyn Fn(&str, &str) -> bool,
+}
+
+impl fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Select")
+            .field("direct", &self.direct)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Subscriptions of every subscriber, matched against topics.
 ///
 /// Mutation takes `&mut self`; [`Router::route`] takes `&self` and is safe to
@@ -167,7 +184,7 @@ impl<K: SubscriberKey> Router<K> {
         publisher_id: &str,
         out: &mut Vec<Target<K>>,
     ) {
-        self.route_inner(topic, publisher, publisher_id, None, out);
+        self.route_inner(topic, publisher, publisher_id, None, None, out);
     }
 
     /// Like [`Router::route`], but a shared group's pick skips members for
@@ -182,7 +199,32 @@ impl<K: SubscriberKey> Router<K> {
         available: &dyn Fn(&K) -> bool,
         out: &mut Vec<Target<K>>,
     ) {
-        self.route_inner(topic, publisher, publisher_id, Some(available), out);
+        self.route_inner(topic, publisher, publisher_id, Some(available), None, out);
+    }
+
+    /// Like [`Router::route_with`], restricted to part of the match: the
+    /// non-shared subscribers only when `select.direct`, and only the
+    /// shared groups for which `select.group` holds. For a cluster node
+    /// that delivers a message's shared groups on one node each: it skips
+    /// the groups assigned to another node, and a node receiving a
+    /// forwarded message takes just the groups it was assigned.
+    pub fn route_select(
+        &self,
+        topic: &str,
+        publisher: Option<&K>,
+        publisher_id: &str,
+        available: &dyn Fn(&K) -> bool,
+        select: &Select<'_>,
+        out: &mut Vec<Target<K>>,
+    ) {
+        self.route_inner(
+            topic,
+            publisher,
+            publisher_id,
+            Some(available),
+            Some(select),
+            out,
+        );
     }
 
     fn route_inner(
@@ -191,6 +233,7 @@ impl<K: SubscriberKey> Router<K> {
         publisher: Option<&K>,
         publisher_id: &str,
         available: Option<&dyn Fn(&K) -> bool>,
+        select: Option<&Select<'_>>,
         out: &mut Vec<Target<K>>,
     ) {
         let levels: SmallVec<[&str; 16]> = topic.split('/').collect();
@@ -205,8 +248,13 @@ impl<K: SubscriberKey> Router<K> {
         let mut collector = Collector::new(out, publisher);
         self.root
             .for_each_match(&levels, is_dollar_topic(topic), |subscribers| {
-                collector.add_direct(&subscribers.direct);
+                if select.is_none_or(|s| s.direct) {
+                    collector.add_direct(&subscribers.direct);
+                }
                 for group in subscribers.groups() {
+                    if select.is_some_and(|s| !(s.group)(&group.name, &group.filter)) {
+                        continue;
+                    }
                     if let Some((key, sub)) = group.pick(&pick) {
                         collector.add_shared(key, sub);
                     }
@@ -245,6 +293,17 @@ impl<K: SubscriberKey> Router<K> {
     /// uses it to learn that a filter lost its last subscriber.
     pub fn has_subscribers(&self, filter: &str) -> bool {
         self.root.slot(filter).is_some_and(|s| !s.is_empty())
+    }
+
+    /// Whether `filter` has non-shared subscribers (`group` None) or
+    /// members of the shared group `group`. The cluster registers a
+    /// filter's non-shared subscribers and each of its groups as separate
+    /// routes.
+    pub fn has_members(&self, filter: &str, group: Option<&str>) -> bool {
+        self.root.slot(filter).is_some_and(|s| match group {
+            None => !s.direct.is_empty(),
+            Some(name) => s.group(name).is_some_and(|g| !g.members.is_empty()),
+        })
     }
 
     /// Number of subscriptions (shared memberships count one each).

@@ -43,6 +43,9 @@ const NO_STICKY: usize = usize::MAX;
 #[derive(Debug)]
 pub(crate) struct SharedGroup<K> {
     pub(crate) name: Box<str>,
+    /// The filter the group is at (a group is its name *and* its filter):
+    /// a cluster node selects groups by both (`Router::route_select`).
+    pub(crate) filter: Box<str>,
     pub(crate) members: KeyedVec<K, Routed>,
     cursor: AtomicUsize,
     sticky: AtomicUsize,
@@ -61,9 +64,10 @@ pub(crate) struct PickInput<'a, K> {
 }
 
 impl<K: Eq + std::hash::Hash + Clone> SharedGroup<K> {
-    pub(crate) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str, filter: &str) -> Self {
         Self {
             name: name.into(),
+            filter: filter.into(),
             members: KeyedVec::default(),
             cursor: AtomicUsize::new(0),
             sticky: AtomicUsize::new(NO_STICKY),
@@ -136,7 +140,14 @@ impl<K: Eq + std::hash::Hash + Clone> SharedGroup<K> {
         match input.strategy {
             SharedStrategy::RoundRobin => {
                 let start = self.cursor.fetch_add(1, Ordering::Relaxed) % len;
-                let chosen = first_from(start, len, &ok)?;
+                let Some(chosen) = first_from(start, len, &ok) else {
+                    // No member passes: the caller picks again among all, so
+                    // this turn is not used (else every such message would
+                    // advance the cursor twice: with two members, always the
+                    // same one).
+                    self.cursor.fetch_sub(1, Ordering::Relaxed);
+                    return None;
+                };
                 if chosen != start {
                     // Continue after the member actually used, so the next
                     // skipped-over member is not hit twice in a row.

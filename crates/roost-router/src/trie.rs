@@ -89,7 +89,7 @@ impl<K: SubscriberKey> Subscribers<K> {
     }
 
     /// Inserts or replaces; returns the replaced subscription.
-    fn insert(&mut self, key: K, group: Option<&str>, sub: Routed) -> Option<Routed> {
+    fn insert(&mut self, filter: &str, key: K, group: Option<&str>, sub: Routed) -> Option<Routed> {
         let Some(name) = group else {
             return self.direct.insert(key, sub);
         };
@@ -97,7 +97,7 @@ impl<K: SubscriberKey> Subscribers<K> {
         if let Some(existing) = groups.iter_mut().find(|g| &*g.name == name) {
             return existing.members.insert(key, sub);
         }
-        let mut created = SharedGroup::new(name);
+        let mut created = SharedGroup::new(name, filter);
         created.members.insert(key, sub);
         groups.push(created);
         None
@@ -289,7 +289,7 @@ impl<K: SubscriberKey> Node<K> {
     ) -> Option<Routed> {
         // Fast path, no allocation: the filter already has a slot.
         if let Some(slot) = self.slot_mut(filter) {
-            return slot.insert(key, group, sub);
+            return slot.insert(filter, key, group, sub);
         }
         let mut node = self;
         let mut hash = false;
@@ -309,7 +309,7 @@ impl<K: SubscriberKey> Node<K> {
             &mut node.exact
         };
         slot.get_or_insert_with(Box::default)
-            .insert(key, group, sub)
+            .insert(filter, key, group, sub)
     }
 
     /// Removes a subscription and prunes the nodes it leaves empty; returns it.

@@ -285,3 +285,55 @@ fn default_strategy_is_round_robin() {
     let r: Router<u8> = Router::default();
     assert_eq!(r.strategy(), SharedStrategy::RoundRobin);
 }
+
+/// Cluster mode: a node routes only the part of a match it was assigned —
+/// the groups `select.group` names (by name *and* filter) and the
+/// non-shared subscribers only when `select.direct`.
+#[test]
+fn route_select_takes_only_the_selected_groups_and_direct_when_asked() {
+    let mut r = Router::new(SharedStrategy::RoundRobin);
+    r.subscribe("a", "t/#", Some("g1"), sub(0), 0);
+    r.subscribe("b", "t/x", Some("g1"), sub(0), 0); // same name, other filter
+    r.subscribe("c", "t/x", Some("g2"), sub(0), 0);
+    r.subscribe("d", "t/x", None, sub(0), 0);
+    let only_g1_hash = |g: &str, f: &str| g == "g1" && f == "t/#";
+    let mut out = Vec::new();
+    let select = roost_router::Select {
+        direct: false,
+        group: &only_g1_hash,
+    };
+    r.route_select("t/x", None, "p", &|_| true, &select, &mut out);
+    let keys: Vec<_> = out.iter().map(|t| t.key).collect();
+    assert_eq!(keys, ["a"], "one group selected, no direct subscriber");
+    out.clear();
+    let none = |_: &str, _: &str| false;
+    let select = roost_router::Select {
+        direct: true,
+        group: &none,
+    };
+    r.route_select("t/x", None, "p", &|_| true, &select, &mut out);
+    let keys: Vec<_> = out.iter().map(|t| t.key).collect();
+    assert_eq!(keys, ["d"], "direct subscribers only");
+    assert!(r.has_members("t/x", None));
+    assert!(r.has_members("t/x", Some("g2")));
+    assert!(!r.has_members("t/#", None));
+    assert!(!r.has_members("t/x", Some("g3")));
+}
+
+/// Round robin when no member is available (e.g. all offline, or a
+/// cluster's `local` pick on a node without members) still alternates: the
+/// failed first pass does not use up a turn.
+#[test]
+fn round_robin_with_no_member_available_still_takes_turns() {
+    let mut r = Router::new(SharedStrategy::RoundRobin);
+    r.subscribe("a", "t", Some("g"), sub(0), 0);
+    r.subscribe("b", "t", Some("g"), sub(0), 0);
+    let picks: Vec<_> = (0..4)
+        .map(|_| {
+            let mut out = Vec::new();
+            r.route_with("t", None, "p", &|_| false, &mut out);
+            out[0].key
+        })
+        .collect();
+    assert_eq!(tally(picks).len(), 2, "both members get turns");
+}

@@ -98,11 +98,11 @@ fn node(redis: &RedisServer, name: &str) -> BrokerProcess {
     node_with(redis, name, "")
 }
 
-/// [`node`] with more configuration (whole tables).
+/// [`node`] with more configuration (`extra`: TOML sections).
 fn node_with(redis: &RedisServer, name: &str, extra: &str) -> BrokerProcess {
     let toml = format!(
-        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n{extra}",
+        "{extra}\n[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n\
+         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
         redis.url()
     );
     BrokerProcess::builder(BIN)
@@ -115,11 +115,16 @@ fn node_with(redis: &RedisServer, name: &str, extra: &str) -> BrokerProcess {
 
 /// Three nodes on one Redis.
 fn three_nodes(redis: &RedisServer) -> [BrokerProcess; 3] {
+    three_nodes_with(redis, "")
+}
+
+/// Three nodes on one Redis, each with `extra` configuration.
+fn three_nodes_with(redis: &RedisServer, extra: &str) -> [BrokerProcess; 3] {
     let run = unique_id("n");
     [
-        node(redis, &format!("{run}-a")),
-        node(redis, &format!("{run}-b")),
-        node(redis, &format!("{run}-c")),
+        node_with(redis, &format!("{run}-a"), extra),
+        node_with(redis, &format!("{run}-b"), extra),
+        node_with(redis, &format!("{run}-c"), extra),
     ]
 }
 
@@ -853,5 +858,242 @@ async fn cluster_a_node_restarted_after_kill_9_publishes_its_clients_will_once()
     assert!(
         watcher.recv_publish(Duration::from_secs(3)).await.is_err(),
         "the will is published once"
+    );
+}
+
+// --- Shared subscriptions and bans across nodes ---
+
+/// Drains what `clients` receive (acknowledging QoS 1) until `total`
+/// messages arrived in all, then 300 ms more to catch duplicates; returns
+/// the payloads each received.
+async fn collect(clients: &mut [&mut RawClient], total: usize) -> Vec<Vec<String>> {
+    let mut got: Vec<Vec<String>> = vec![Vec::new(); clients.len()];
+    let deadline = Instant::now() + ROUTE_WAIT;
+    let mut quiet_until: Option<Instant> = None;
+    loop {
+        let count: usize = got.iter().map(Vec::len).sum();
+        if count >= total && quiet_until.is_none() {
+            quiet_until = Some(Instant::now() + Duration::from_millis(300));
+        }
+        if quiet_until.is_some_and(|q| Instant::now() >= q) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} of {total} messages arrived: {got:?}"
+        );
+        for (i, client) in clients.iter_mut().enumerate() {
+            while let Ok(p) = client.recv_publish(Duration::from_millis(20)).await {
+                if let (QoS::AtLeastOnce, Some(id)) = (p.qos, p.packet_id) {
+                    client.send(packets::puback(id.get())).await.unwrap();
+                }
+                got[i].push(String::from_utf8(p.payload.to_vec()).unwrap());
+            }
+        }
+    }
+}
+
+/// Publishes QoS 0 probes to a shared group from each of `publishers`
+/// until every member got one from every publisher: each publisher's node
+/// knows every member node (with `round_robin` across the nodes, a node
+/// missing a route never gets a turn). Then drains what is under way.
+async fn wait_for_group(
+    publishers: &mut [&mut RawClient],
+    topic: &str,
+    members: &mut [&mut RawClient],
+) {
+    let deadline = Instant::now() + ROUTE_WAIT;
+    let mut seen = vec![vec![false; publishers.len()]; members.len()];
+    while seen.iter().flatten().any(|s| !s) {
+        assert!(
+            Instant::now() < deadline,
+            "group routes for {topic} not seen in {ROUTE_WAIT:?}: {seen:?}"
+        );
+        for (i, publisher) in publishers.iter_mut().enumerate() {
+            let payload = format!("probe {i}");
+            publisher
+                .send(packets::publish(
+                    topic,
+                    payload.into_bytes(),
+                    QoS::AtMostOnce,
+                    None,
+                ))
+                .await
+                .unwrap();
+        }
+        for (m, member) in members.iter_mut().enumerate() {
+            while let Ok(p) = member.recv_publish(Duration::from_millis(50)).await {
+                let text = String::from_utf8(p.payload.to_vec()).unwrap();
+                let from: usize = text.strip_prefix("probe ").unwrap().parse().unwrap();
+                seen[m][from] = true;
+            }
+        }
+    }
+    for member in members.iter_mut() {
+        while member
+            .recv_publish(Duration::from_millis(200))
+            .await
+            .is_ok()
+        {}
+    }
+}
+
+/// Publishes `n` QoS 1 messages `"{tag}-{i}"` on `topic` (PUBACK awaited).
+async fn publish_many(client: &mut RawClient, topic: &str, tag: &str, n: u16) {
+    for i in 0..n {
+        let payload = format!("{tag}-{i}");
+        client
+            .send(packets::publish(
+                topic,
+                payload.into_bytes(),
+                QoS::AtLeastOnce,
+                Some(i + 1),
+            ))
+            .await
+            .unwrap();
+        match client.recv(TIMEOUT).await.unwrap() {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id.get(), i + 1),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn cluster_shared_group_on_three_nodes_gets_each_message_once_in_the_cluster() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis); // round_robin (the default)
+    let base = unique_id("sh");
+    let topic = format!("{base}/jobs");
+    let shared = format!("$share/g/{base}/+");
+    let mut members = Vec::new();
+    for node in [&a, &b, &c] {
+        let mut member = v5(node.addr(), "member").await;
+        subscribe(&mut member, &shared, qos(QoS::AtLeastOnce)).await;
+        members.push(member);
+    }
+    // A non-shared subscriber on B: B is a group's node for some messages
+    // and gets all of them for this subscriber.
+    let mut plain = v5(b.addr(), "plain").await;
+    subscribe(&mut plain, &topic, qos(QoS::AtLeastOnce)).await;
+    let mut pubs = Vec::new();
+    for node in [&a, &b, &c] {
+        pubs.push(v5(node.addr(), "pub").await);
+    }
+    {
+        let [p0, p1, p2] = &mut pubs[..] else {
+            unreachable!()
+        };
+        let [m0, m1, m2] = &mut members[..] else {
+            unreachable!()
+        };
+        wait_for_group(&mut [p0, p1, p2], &topic, &mut [m0, m1, m2]).await;
+    }
+    while plain.recv_publish(Duration::from_millis(200)).await.is_ok() {}
+
+    const N: u16 = 30;
+    for (i, publisher) in pubs.iter_mut().enumerate() {
+        publish_many(publisher, &topic, &format!("p{i}"), N).await;
+    }
+    let total = 3 * usize::from(N);
+    let [m0, m1, m2] = &mut members[..] else {
+        unreachable!()
+    };
+    let got = collect(&mut [m0, m1, m2], total).await;
+    let mut all: Vec<&String> = got.iter().flatten().collect();
+    assert_eq!(all.len(), total, "each message once in the group: {got:?}");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "no message twice");
+    for (m, received) in got.iter().enumerate() {
+        assert!(!received.is_empty(), "round_robin gives member {m} some");
+    }
+    let plain_got = collect(&mut [&mut plain], total).await;
+    assert_eq!(
+        plain_got[0].len(),
+        total,
+        "the non-shared subscriber on B gets each once"
+    );
+}
+
+#[tokio::test]
+async fn cluster_local_strategy_keeps_a_nodes_messages_on_its_member_and_falls_back_elsewhere() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes_with(&redis, "[mqtt]\nshared_subscription_strategy = \"local\"\n");
+    let base = unique_id("loc");
+    let topic = format!("{base}/jobs");
+    let shared = format!("$share/g/{base}/jobs");
+    let mut on_a = v5(a.addr(), "member-a").await;
+    subscribe(&mut on_a, &shared, qos(QoS::AtLeastOnce)).await;
+    let mut on_b = v5(b.addr(), "member-b").await;
+    subscribe(&mut on_b, &shared, qos(QoS::AtLeastOnce)).await;
+    let mut pub_a = v5(a.addr(), "pub-a").await;
+    let mut pub_b = v5(b.addr(), "pub-b").await;
+    // C has no member: its messages go round_robin (the fallback) to A and
+    // B, once C knows both.
+    let mut pub_c = v5(c.addr(), "pub-c").await;
+    wait_for_group(&mut [&mut pub_c], &topic, &mut [&mut on_a, &mut on_b]).await;
+
+    const N: u16 = 20;
+    publish_many(&mut pub_a, &topic, "a", N).await;
+    publish_many(&mut pub_b, &topic, "b", N).await;
+    publish_many(&mut pub_c, &topic, "c", N).await;
+    let got = collect(&mut [&mut on_a, &mut on_b], 3 * usize::from(N)).await;
+    let from = |m: usize, tag: &str| got[m].iter().filter(|p| p.starts_with(tag)).count();
+    assert_eq!(from(0, "a-"), usize::from(N), "A's member gets all of A's");
+    assert_eq!(from(1, "a-"), 0);
+    assert_eq!(from(1, "b-"), usize::from(N), "B's member gets all of B's");
+    assert_eq!(from(0, "b-"), 0);
+    assert_eq!(
+        from(0, "c-") + from(1, "c-"),
+        usize::from(N),
+        "C's once each"
+    );
+    assert!(
+        from(0, "c-") > 0 && from(1, "c-") > 0,
+        "fallback round_robin: {got:?}"
+    );
+}
+
+#[tokio::test]
+async fn v5_cluster_a_ban_on_a_refuses_the_client_on_c_and_kicks_it_there() {
+    let redis = RedisServer::start();
+    let run = unique_id("ban");
+    let victim = unique_id("victim");
+    // `[auth.banned]` on every node: the list the cluster's bans apply to.
+    let c = node_with(&redis, &format!("{run}-c"), "[auth.banned]\n");
+    let (mut on_c, _) = RawClient::connect_v5(c.addr(), &victim).await.unwrap();
+    // Node A starts with the ban in its configuration: it joins the
+    // cluster's list, and C closes the victim's connection as a local ban
+    // would (DISCONNECT 0x98 Administrative action).
+    let a = node_with(
+        &redis,
+        &format!("{run}-a"),
+        &format!("[auth.banned]\n[[auth.banned.entries]]\nwho = \"client:{victim}\"\n"),
+    );
+    let disconnect = on_c
+        .expect_closed(ROUTE_WAIT)
+        .await
+        .unwrap()
+        .expect("DISCONNECT before the close");
+    assert_eq!(disconnect.reason_code, ReasonCode::ADMINISTRATIVE_ACTION);
+    // And a new CONNECT on C is refused with 0x8A Banned.
+    let connect = packets::connect(ProtocolVersion::V5, &victim);
+    match RawClient::connect_with(c.addr(), connect).await {
+        Err(HandshakeError::Refused(connack)) => {
+            assert_eq!(connack.reason_code, ReasonCode::BANNED)
+        }
+        other => panic!("expected CONNACK 0x8A on C, got {other:?}"),
+    }
+    // A node joining later gets the list from Redis.
+    let b = node_with(&redis, &format!("{run}-b"), "[auth.banned]\n");
+    let connect = packets::connect(ProtocolVersion::V5, &victim);
+    assert!(matches!(
+        RawClient::connect_with(b.addr(), connect).await,
+        Err(HandshakeError::Refused(_))
+    ));
+    // Someone else still connects.
+    assert_eq!(
+        try_connect(a.addr(), ProtocolVersion::V5).await.reason_code,
+        ReasonCode::SUCCESS
     );
 }

@@ -133,9 +133,10 @@ pub(crate) async fn remove(
     State(state): State<Shared>,
     Path((kind, value)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let bans = state.broker.bans().ok_or_else(no_list)?;
     let target = target(&kind, &value)?;
-    if bans.remove(&target) {
+    // `unban`, not `BanList::remove`: in cluster mode it lifts the ban on
+    // every node.
+    if state.broker.unban(&target).ok_or_else(no_list)? {
         tracing::info!(target = %target, "ban lifted through the management API");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -59,30 +59,65 @@ pub(crate) fn options(config: &crate::config::Config) -> Option<Options> {
         inbox_maxlen: c.inbox_maxlen,
         log_maxlen: 1_000_000,
         forward_buffer: c.forward_buffer,
+        shared: roost_cluster::SharedPick {
+            strategy: config
+                .mqtt
+                .shared_subscription_strategy
+                .router_strategy(config.mqtt.shared_subscription_local_fallback),
+            prefer_local: config.mqtt.shared_subscription_strategy
+                == crate::config::SharedStrategyConfig::Local,
+        },
     })
 }
 
-/// Sends a routed message to the other nodes with subscribers for it, and
-/// a retained change to the cluster's copy. Returns what a QoS 1/2
-/// publisher's acknowledgement waits on.
+/// What [`forward`] did: what a QoS 1/2 publisher's acknowledgement waits
+/// on, whether other nodes deliver it, and the shared groups (`$share/g/f`)
+/// assigned to another node, which this node must skip.
+pub(crate) struct Forwarded {
+    pub(crate) done: Option<roost_cluster::Done<()>>,
+    pub(crate) remote: bool,
+    pub(crate) elsewhere: Vec<Arc<str>>,
+}
+
+/// Whether `shared` (`$share/g/f`) is the group `group` at `filter`, without
+/// building the string.
+pub(crate) fn is_group(shared: &str, group: &str, filter: &str) -> bool {
+    shared
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.strip_prefix(group))
+        .and_then(|rest| rest.strip_prefix('/'))
+        == Some(filter)
+}
+
+/// Sends a routed message to the other nodes that need it (non-shared
+/// subscribers there, shared groups assigned there), and a retained change
+/// to the cluster's copy.
 pub(crate) fn forward(
     link: &ClusterLink,
     message: &Arc<Message>,
     retained_changed: bool,
     now: Instant,
-) -> (Option<roost_cluster::Done<()>>, bool) {
+) -> Forwarded {
     let wall = SystemTime::now();
     if message.retain && (retained_changed || message.payload.is_empty()) {
         link.cluster
             .retain(&StoredMessage::from_message(message, now, wall));
     }
     let wait = message.qos != QoS::AtMostOnce;
-    match link.cluster.forward(&message.topic, wait, || {
-        StoredMessage::from_message(message, now, wall)
-    }) {
-        Forward::Local => (None, false),
+    let publisher_id = message.publisher.as_deref().unwrap_or("");
+    let (outcome, elsewhere) = link
+        .cluster
+        .forward(&message.topic, publisher_id, wait, || {
+            StoredMessage::from_message(message, now, wall)
+        });
+    let (done, remote) = match outcome {
+        Forward::Local | Forward::Dropped => (None, false),
         Forward::Queued(done) => (done, true),
-        Forward::Dropped => (None, false),
+    };
+    Forwarded {
+        done,
+        remote,
+        elsewhere,
     }
 }
 
@@ -189,7 +224,19 @@ impl ClusterLink {
         self.cluster.handed(kick);
     }
 
-    /// This node now has a subscriber for `filter` (bare filter of a shared one).
+    /// A ban added (`until` Some) or lifted, for every node of the cluster.
+    pub(crate) fn ban(&self, target: &str, until: Option<Option<SystemTime>>) {
+        self.cluster.ban(target, until);
+    }
+
+    /// A message received for shared groups with no member here any more:
+    /// sent on once to another node with members.
+    pub(crate) fn reroute(&self, message: &StoredMessage, groups: &[String]) {
+        self.cluster.reroute(message, groups);
+    }
+
+    /// This node now has a non-shared subscriber for `filter`, or a member
+    /// of the group `filter` = `$share/g/f`.
     pub(crate) fn route_present(&self, filter: &str) {
         self.cluster.route_present(filter);
     }

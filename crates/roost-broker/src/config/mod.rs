@@ -64,6 +64,27 @@ pub enum SharedStrategyConfig {
     HashClientid,
     /// Hash the topic.
     HashTopic,
+    /// Cluster mode: the publisher's node when it has members of the group,
+    /// else `shared_subscription_local_fallback` among the nodes (and on
+    /// one node, that fallback among the members).
+    Local,
+}
+
+impl SharedStrategyConfig {
+    /// The router's strategy; `local` is `fallback` there (the choice of
+    /// the node is the cluster's).
+    pub(crate) fn router_strategy(self, fallback: Self) -> roost_router::SharedStrategy {
+        use roost_router::SharedStrategy as S;
+        match self {
+            Self::Random => S::Random,
+            Self::RoundRobin => S::RoundRobin,
+            Self::Sticky => S::Sticky,
+            Self::HashClientid => S::HashClientId,
+            Self::HashTopic => S::HashTopic,
+            Self::Local if fallback == Self::Local => S::RoundRobin,
+            Self::Local => fallback.router_strategy(Self::RoundRobin),
+        }
+    }
 }
 
 /// What to do when a session's message queue is full.
@@ -101,6 +122,9 @@ pub struct MqttConfig {
     pub shared_subscription_available: bool,
     /// Shared subscription member selection.
     pub shared_subscription_strategy: SharedStrategyConfig,
+    /// What `local` falls back to when the publisher's node has no member
+    /// of a group (any strategy but `local`).
+    pub shared_subscription_local_fallback: SharedStrategyConfig,
     /// Cap on the client's keep-alive, in seconds (0 = no cap).
     pub max_keep_alive: u16,
     /// Cap on Session Expiry Interval, in seconds.
@@ -181,6 +205,7 @@ impl Default for MqttConfig {
             subscription_identifiers_available: true,
             shared_subscription_available: true,
             shared_subscription_strategy: SharedStrategyConfig::RoundRobin,
+            shared_subscription_local_fallback: SharedStrategyConfig::RoundRobin,
             max_keep_alive: 0,
             max_session_expiry_interval: u32::MAX,
             connect_timeout_secs: 10,
@@ -469,6 +494,12 @@ impl Config {
         }
         if self.mqtt.max_inflight == 0 {
             return bad("mqtt.max_inflight", "must be at least 1");
+        }
+        if self.mqtt.shared_subscription_local_fallback == SharedStrategyConfig::Local {
+            return bad(
+                "mqtt.shared_subscription_local_fallback",
+                "must be random, round_robin, sticky, hash_clientid or hash_topic",
+            );
         }
         if self.mqtt.redirect.mode != RedirectMode::None
             && self.mqtt.redirect.server_reference.is_empty()

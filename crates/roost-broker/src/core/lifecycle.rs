@@ -88,9 +88,12 @@ impl Core {
                 .collect()
         };
         let removed = router.remove_all(&key, held.iter().map(|(f, g)| (f.as_str(), g.as_deref())));
-        for (filter, _) in &held {
-            if !router.has_subscribers(filter) {
-                cluster.route_absent(filter);
+        for (filter, group) in &held {
+            if !router.has_members(filter, group.as_deref()) {
+                match group {
+                    Some(group) => cluster.route_absent(&format!("$share/{group}/{filter}")),
+                    None => cluster.route_absent(filter),
+                }
             }
         }
         removed

@@ -15,11 +15,11 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::RwLock;
 use roost_codec::ReasonCode;
 use roost_codec::topic::parse_shared;
-use roost_router::{Router, SharedStrategy, Subscription};
+use roost_router::{Router, Subscription};
 use roost_session::SessionConfig;
 use tokio::sync::watch;
 
-use crate::config::{Config, SharedStrategyConfig};
+use crate::config::Config;
 use crate::extensions::Extensions;
 use crate::hibernate::Dormitory;
 use crate::link::Control;
@@ -69,13 +69,10 @@ impl Core {
         persist: Option<crate::persist::Persist>,
     ) -> Arc<Self> {
         let persist = persist.map(Arc::new);
-        let strategy = match config.mqtt.shared_subscription_strategy {
-            SharedStrategyConfig::Random => SharedStrategy::Random,
-            SharedStrategyConfig::RoundRobin => SharedStrategy::RoundRobin,
-            SharedStrategyConfig::Sticky => SharedStrategy::Sticky,
-            SharedStrategyConfig::HashClientid => SharedStrategy::HashClientId,
-            SharedStrategyConfig::HashTopic => SharedStrategy::HashTopic,
-        };
+        let strategy = config
+            .mqtt
+            .shared_subscription_strategy
+            .router_strategy(config.mqtt.shared_subscription_local_fallback);
         let mut session_config = config.session_config();
         session_config.store_events = persist.is_some();
         // Sessions record what happens to each message only for hooks that
@@ -165,9 +162,10 @@ impl Core {
         let mut router = self.router.write();
         let replaced = router.subscribe(key.clone(), bare, group, sub, cleared);
         // Under the router's lock: the cluster hears of a filter's first and
-        // last subscriber in the order the router changed.
+        // last subscriber in the order the router changed. A shared group
+        // is a route of its own (`$share/g/f`, as subscribed).
         if let Some(cluster) = self.cluster() {
-            cluster.route_present(bare);
+            cluster.route_present(filter);
         }
         replaced
     }
@@ -179,9 +177,9 @@ impl Core {
         let removed = router.unsubscribe(key, bare, group);
         if removed
             && let Some(cluster) = self.cluster()
-            && !router.has_subscribers(bare)
+            && !router.has_members(bare, group)
         {
-            cluster.route_absent(bare);
+            cluster.route_absent(filter);
         }
         removed
     }

@@ -1,12 +1,13 @@
 //! Routing one message: the retained store, the router's targets, the
 //! checks at delivery, the store's batch, and the push into each session.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use roost_codec::QoS;
-use roost_router::Target;
+use roost_router::{Select, Target};
 use roost_session::{Delivery, Message, Session};
 use smallvec::SmallVec;
 
@@ -63,28 +64,74 @@ impl Core {
     ) -> Routed {
         let message = Arc::new(message);
         let retained = message.retain && self.retained.on_publish(&message, now);
-        let (forwarded, remote) = match self.cluster() {
-            Some(cluster) => crate::cluster::forward(cluster, &message, retained, now),
-            None => (None, false),
+        let Some(cluster) = self.cluster() else {
+            return self.route_local(message, publisher, None, true);
         };
-        let mut routed = self.route_local(message, publisher, true);
-        routed.forwarded = forwarded;
-        routed.remote = remote;
+        let sent = crate::cluster::forward(cluster, &message, retained, now);
+        let mut routed = if sent.elsewhere.is_empty() {
+            self.route_local(message, publisher, None, true)
+        } else {
+            // Groups another node delivers are skipped here.
+            let elsewhere = &sent.elsewhere;
+            let here = |group: &str, filter: &str| {
+                !elsewhere
+                    .iter()
+                    .any(|s| crate::cluster::is_group(s, group, filter))
+            };
+            let select = Select {
+                direct: true,
+                group: &here,
+            };
+            self.route_local(message, publisher, Some(&select), true)
+        };
+        routed.forwarded = sent.done;
+        routed.remote = sent.remote;
         routed
     }
 
-    /// A message another cluster node forwarded: to this node's subscribers
-    /// only (never forwarded again, the retained copy is kept by the
-    /// retained log). The publisher's client id finds its session here, if
-    /// any, for No Local.
-    pub(crate) fn route_remote(&self, message: Message, now: Instant) {
+    /// A message another cluster node forwarded: to the part of this node's
+    /// subscribers it names — the non-shared ones when `direct`, one member
+    /// of each of `groups` (`$share/g/f`) — never forwarded again (the
+    /// retained copy is kept by the retained log). The publisher's client
+    /// id finds its session here, if any, for No Local. Returns the groups
+    /// that have no member here any more (the member left after the sender
+    /// chose this node).
+    pub(crate) fn route_remote(
+        &self,
+        message: Message,
+        direct: bool,
+        groups: &[String],
+        now: Instant,
+    ) -> Vec<String> {
         let publisher = message
             .publisher
             .as_deref()
             .and_then(|id| self.sessions.get(id))
             .map(SessionKey);
-        let routed = self.route_local(Arc::new(message), publisher.as_ref(), true);
+        let found: SmallVec<[Cell<bool>; 4]> = groups.iter().map(|_| Cell::new(false)).collect();
+        let wanted = |group: &str, filter: &str| {
+            let at = groups
+                .iter()
+                .position(|s| crate::cluster::is_group(s, group, filter));
+            if let Some(hit) = at.and_then(|at| found.get(at)) {
+                hit.set(true);
+            }
+            at.is_some()
+        };
+        let select = Select {
+            direct,
+            group: &wanted,
+        };
+        let routed = self.route_local(Arc::new(message), publisher.as_ref(), Some(&select), true);
         drop(self.deliver(routed, Vec::new(), now));
+        // A group matched in the trie has a member (empty groups are
+        // removed), so it was delivered here.
+        groups
+            .iter()
+            .zip(&found)
+            .filter(|(_, hit)| !hit.get())
+            .map(|(g, _)| g.clone())
+            .collect()
     }
 
     /// A value of the broker's own about this node (the `$SYS/broker/...`
@@ -99,32 +146,44 @@ impl Core {
         if message.retain {
             self.sys_values.set(Arc::clone(&message));
         }
-        let routed = self.route_local(message, None, false);
+        let routed = self.route_local(message, None, None, false);
         let reached = routed.reached();
         drop(self.deliver(routed, Vec::new(), now));
         reached
     }
 
-    /// The local half of [`Core::route`]: this node's subscribers
-    /// (`count_unmatched`: a message nobody gets counts in
-    /// `messages_no_subscribers`).
+    /// The local half of [`Core::route`]: this node's subscribers, or the
+    /// part of them `select` names (cluster mode); `count_unmatched`: a
+    /// message nobody gets counts in `messages_no_subscribers`.
     fn route_local(
         &self,
         message: Arc<Message>,
         publisher: Option<&SessionKey>,
+        select: Option<&Select<'_>>,
         count_unmatched: bool,
     ) -> Routed {
         let mut targets: Vec<Target<SessionKey>> = Vec::new();
         let publisher_id = message.publisher.as_deref().unwrap_or("");
         {
             let router = self.router.read();
-            router.route_with(
-                &message.topic,
-                publisher,
-                publisher_id,
-                &|k: &SessionKey| k.0.is_online(),
-                &mut targets,
-            );
+            let online = |k: &SessionKey| k.0.is_online();
+            match select {
+                None => router.route_with(
+                    &message.topic,
+                    publisher,
+                    publisher_id,
+                    &online,
+                    &mut targets,
+                ),
+                Some(select) => router.route_select(
+                    &message.topic,
+                    publisher,
+                    publisher_id,
+                    &online,
+                    select,
+                    &mut targets,
+                ),
+            }
         }
         if targets.is_empty() {
             if count_unmatched {
