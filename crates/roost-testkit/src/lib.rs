@@ -14,10 +14,12 @@
 #![warn(missing_docs)]
 
 mod broker_process;
+mod listener;
 pub mod packets;
 mod raw_client;
 
 pub use broker_process::{BrokerBuilder, BrokerProcess, StartError};
+pub use listener::owns_listener;
 pub use raw_client::{HandshakeError, RawClient, RecvError, SendError};
 
 /// The default bound for one wait in tests (a CONNACK, a SUBACK, a message).

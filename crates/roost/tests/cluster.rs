@@ -59,7 +59,10 @@ impl RedisServer {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // Ours, not another test's server that took the port meanwhile.
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || !roost_testkit::owns_listener(self.child.id(), self.port)
+        {
             assert!(
                 self.child.try_wait().unwrap().is_none(),
                 "redis-server exited at start"

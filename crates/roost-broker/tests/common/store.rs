@@ -94,7 +94,10 @@ impl RedisServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false; // port taken meanwhile: the caller tries another
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Ours, not another test's server that took the port meanwhile.
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && roost_testkit::owns_listener(self.child.id(), self.port)
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -53,7 +53,10 @@ impl RedisServer {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("redis-server exited: {status}"));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Ours, not another test's server that took the port meanwhile.
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && roost_testkit::owns_listener(self.child.id(), self.port)
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
