@@ -239,16 +239,6 @@ fn enc(s: &str) -> String {
 
 fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Result<(), String> {
     use serde_json::json;
-    let show = |value: serde_json::Value, columns: &[&str]| {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
-        } else {
-            table::print(&value, columns);
-        }
-    };
     match command {
         CtlCommand::Status => {
             let mut status = c.get("/api/v1/status")?;
@@ -268,14 +258,59 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                     }
                 }
             }
-            show(status, &[]);
+            show(status, &[], json);
         }
-        CtlCommand::Clients(ClientsCmd::List {
+        CtlCommand::Clients(cmd) => clients_command(c, cmd, json)?,
+        CtlCommand::Subs(cmd) => subs_command(c, cmd, json)?,
+        CtlCommand::Retained(cmd) => retained_command(c, cmd, json)?,
+        CtlCommand::Publish {
+            topic,
+            payload,
+            qos,
+            retain,
+            base64,
+        } => {
+            let body = json!({
+                "topic": topic, "payload": payload, "qos": qos, "retain": retain,
+                "encoding": if *base64 { "base64" } else { "plain" },
+            });
+            let value = c.post("/api/v1/publish", &body)?;
+            show(value, &[], json);
+        }
+        CtlCommand::Ban(cmd) => ban_command(c, cmd, json)?,
+        CtlCommand::Users(cmd) => users_command(c, cmd, json)?,
+        CtlCommand::Reload => {
+            let value = c.post("/api/v1/reload", &json!({}))?;
+            show(value, &[], json);
+        }
+        CtlCommand::Metrics => print!("{}", c.text("/metrics")?),
+        CtlCommand::ApiKey(_) | CtlCommand::Admin(_) | CtlCommand::Openapi => {}
+    }
+    Ok(())
+}
+
+/// Prints an answer: a table of `columns` (all when empty), or JSON with `--json`.
+fn show(value: serde_json::Value, columns: &[&str], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        table::print(&value, columns);
+    }
+}
+
+/// `roost ctl clients list|show|kick`.
+fn clients_command(c: &client::Client, command: &ClientsCmd, json: bool) -> Result<(), String> {
+    let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
+    match command {
+        ClientsCmd::List {
             like,
             username,
             page,
             limit,
-        }) => {
+        } => {
             let mut query = format!("?page={page}&limit={limit}");
             if let Some(like) = like {
                 query.push_str(&format!("&like={}", enc(like)));
@@ -298,7 +333,7 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                 ],
             );
         }
-        CtlCommand::Clients(ClientsCmd::Show { client_id }) => {
+        ClientsCmd::Show { client_id } => {
             let mut value = c.get(&format!("/api/v1/clients/{}", enc(client_id)))?;
             let subs = c.get(&format!("/api/v1/clients/{}/subscriptions", enc(client_id)))?;
             if json {
@@ -321,18 +356,26 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                 );
             }
         }
-        CtlCommand::Clients(ClientsCmd::Kick { client_id }) => {
+        ClientsCmd::Kick { client_id } => {
             c.delete(&format!("/api/v1/clients/{}", enc(client_id)))?;
             if !json {
                 println!("{client_id}: disconnected");
             }
         }
-        CtlCommand::Subs(SubsCmd::List {
+    }
+    Ok(())
+}
+
+/// `roost ctl subs list`.
+fn subs_command(c: &client::Client, command: &SubsCmd, json: bool) -> Result<(), String> {
+    let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
+    match command {
+        SubsCmd::List {
             client_id,
             filter,
             page,
             limit,
-        }) => {
+        } => {
             let mut query = format!("?page={page}&limit={limit}");
             if let Some(id) = client_id {
                 query.push_str(&format!("&client_id={}", enc(id)));
@@ -353,42 +396,45 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                 ],
             );
         }
-        CtlCommand::Retained(RetainedCmd::List {
+    }
+    Ok(())
+}
+
+/// `roost ctl retained list|get|delete`.
+fn retained_command(c: &client::Client, command: &RetainedCmd, json: bool) -> Result<(), String> {
+    let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
+    match command {
+        RetainedCmd::List {
             filter,
             page,
             limit,
-        }) => {
+        } => {
             let value = c.get(&format!(
                 "/api/v1/retained?filter={}&page={page}&limit={limit}",
                 enc(filter)
             ))?;
             show(value, &["topic", "qos", "payload_size", "payload"]);
         }
-        CtlCommand::Retained(RetainedCmd::Get { topic }) => {
+        RetainedCmd::Get { topic } => {
             let value = c.get(&format!("/api/v1/retained/{}", enc(topic)))?;
             show(value, &[]);
         }
-        CtlCommand::Retained(RetainedCmd::Delete { topic }) => {
+        RetainedCmd::Delete { topic } => {
             c.delete(&format!("/api/v1/retained/{}", enc(topic)))?;
             if !json {
                 println!("{topic}: deleted");
             }
         }
-        CtlCommand::Publish {
-            topic,
-            payload,
-            qos,
-            retain,
-            base64,
-        } => {
-            let body = json!({
-                "topic": topic, "payload": payload, "qos": qos, "retain": retain,
-                "encoding": if *base64 { "base64" } else { "plain" },
-            });
-            let value = c.post("/api/v1/publish", &body)?;
-            show(value, &[]);
-        }
-        CtlCommand::Ban(BanCmd::Add { kind, value, until }) => {
+    }
+    Ok(())
+}
+
+/// `roost ctl ban add|list|remove`.
+fn ban_command(c: &client::Client, command: &BanCmd, json: bool) -> Result<(), String> {
+    use serde_json::json;
+    let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
+    match command {
+        BanCmd::Add { kind, value, until } => {
             let mut body = json!({"kind": kind, "value": value});
             if let Some(until) = until {
                 body["until"] = json!(until);
@@ -396,21 +442,30 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
             let answer = c.post("/api/v1/banned", &body)?;
             show(answer, &[]);
         }
-        CtlCommand::Ban(BanCmd::List) => {
+        BanCmd::List => {
             let value = c.get("/api/v1/banned")?;
             show(value, &["kind", "value", "until"]);
         }
-        CtlCommand::Ban(BanCmd::Remove { kind, value }) => {
+        BanCmd::Remove { kind, value } => {
             c.delete(&format!("/api/v1/banned/{}/{}", enc(kind), enc(value)))?;
             if !json {
                 println!("{kind} {value}: ban lifted");
             }
         }
-        CtlCommand::Users(UsersCmd::List) => {
+    }
+    Ok(())
+}
+
+/// `roost ctl users list|add|passwd|remove` (the password file's users).
+fn users_command(c: &client::Client, command: &UsersCmd, json: bool) -> Result<(), String> {
+    use serde_json::json;
+    let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
+    match command {
+        UsersCmd::List => {
             let value = c.get("/api/v1/users")?;
             show(value, &["username"]);
         }
-        CtlCommand::Users(UsersCmd::Add { username }) => {
+        UsersCmd::Add { username } => {
             let password = crate::passwd::read_password()?;
             let value = c.post(
                 "/api/v1/users",
@@ -418,7 +473,7 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
             )?;
             show(value, &[]);
         }
-        CtlCommand::Users(UsersCmd::Passwd { username }) => {
+        UsersCmd::Passwd { username } => {
             let password = crate::passwd::read_password()?;
             c.put(
                 &format!("/api/v1/users/{}", enc(username)),
@@ -428,18 +483,12 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                 println!("{username}: password changed");
             }
         }
-        CtlCommand::Users(UsersCmd::Remove { username }) => {
+        UsersCmd::Remove { username } => {
             c.delete(&format!("/api/v1/users/{}", enc(username)))?;
             if !json {
                 println!("{username}: removed");
             }
         }
-        CtlCommand::Reload => {
-            let value = c.post("/api/v1/reload", &json!({}))?;
-            show(value, &[]);
-        }
-        CtlCommand::Metrics => print!("{}", c.text("/metrics")?),
-        CtlCommand::ApiKey(_) | CtlCommand::Admin(_) | CtlCommand::Openapi => {}
     }
     Ok(())
 }
