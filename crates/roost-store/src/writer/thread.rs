@@ -130,6 +130,8 @@ pub(crate) fn run<S: Store>(
                 let keep = used.saturating_mul(2).max(1_024);
                 deltas.shrink_to(keep.min(config.max_group_deltas.max(1_024)));
                 let due = match config.durability {
+                    // Sync mode runs in `pipeline.rs` (see `run`); true keeps
+                    // this loop correct should it ever be used for it.
                     Durability::Sync => true,
                     Durability::Async { fsync_interval } => last_sync.elapsed() >= fsync_interval,
                     Durability::None => false,
