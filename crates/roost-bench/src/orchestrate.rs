@@ -118,28 +118,15 @@ pub(crate) async fn run(
     let loadgen_start = procstat::sample(None).unwrap_or_default();
     let interrupt = spawn_interrupt_watch();
     let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
-    let stop = Arc::new(AtomicBool::new(false));
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let progress = Arc::new(Progress::default());
-    let e2e = SharedHist::default();
-    let ctl = Control {
-        phase: phase_rx,
-        stop: Arc::clone(&stop),
-        events: events_tx,
-        progress: Arc::clone(&progress),
-        backlog: plan
-            .backlog
-            .map(|(cap, fan)| Arc::new(Backlog::new(cap, fan, Arc::clone(&progress)))),
-        // The timerfd and its driver task only when someone paces.
-        pacer: if plan.has_paced_publishers() {
-            Pacer::start(plan.pacer)
-        } else {
-            Pacer::Tokio
-        },
-        pace: Arc::new(PaceStats::default()),
-    };
-    let pace = Arc::clone(&ctl.pace);
+    let ctl = control(&plan, phase_rx, events_tx);
+    let (stop, progress, pace) = (
+        Arc::clone(&ctl.stop),
+        Arc::clone(&ctl.progress),
+        Arc::clone(&ctl.pace),
+    );
     let pacer_used = plan.has_paced_publishers().then(|| ctl.pacer.kind());
+    let e2e = SharedHist::default();
     let mut w = Waiter {
         events: &mut events,
         interrupt,
@@ -150,74 +137,31 @@ pub(crate) async fn run(
     };
 
     let n_clients = plan.clients.len();
-    let n_pubs = plan.publishers();
-    let n_subs = plan.subscribers();
+    let (n_pubs, n_subs) = (plan.publishers(), plan.subscribers());
     w.tally.raw.procs = 1;
     w.tally.raw.connect.attempted = n_clients as u64;
     w.tally.raw.connect.first_ns = now_ns();
+    let pacing = Pacing {
+        interval_ns: plan.connect_interval_ns,
+        offset_ns: plan.connect_offset_ns,
+        max_connecting: plan.max_connecting,
+    };
     let launcher = tokio::spawn(launch(
         plan.clients,
         Arc::new(plan.client_cfg),
-        Pacing {
-            interval_ns: plan.connect_interval_ns,
-            offset_ns: plan.connect_offset_ns,
-            max_connecting: plan.max_connecting,
-        },
+        pacing,
         ctl.clone(),
         e2e.clone(),
     ));
 
-    // Phase 1: connect.
-    w.wait(None, |t| t.connected + t.connect_failed >= n_clients)
-        .await;
-    eprintln!(
-        "roost-bench: {} of {n_clients} clients connected in {:.2} s",
-        w.tally.connected,
-        secs_between(
-            w.tally.raw.connect.first_ns,
-            w.tally.last_connack_ns.max(w.tally.raw.connect.first_ns)
-        ),
-    );
-    coord.barrier("connected").await?;
-
-    // Phase 2: subscribe.
+    connect_phase(&mut w, n_clients, &mut coord).await?;
     if plan.subscribe_phase && !w.interrupted() {
-        w.tally.raw.subscribe.first_ns = now_ns();
-        phase_tx.send_replace(Phase::Subscribe);
-        let subs = w.tally.connected_subs;
-        w.wait(None, |t| t.subscribed + t.sub_failed >= subs).await;
-        eprintln!(
-            "roost-bench: {} of {subs} subscriptions granted in {:.2} s",
-            w.tally.sub_granted,
-            secs_between(
-                w.tally.raw.subscribe.first_ns,
-                w.tally.last_suback_ns.max(w.tally.raw.subscribe.first_ns)
-            ),
-        );
-        coord.barrier("subscribed").await?;
+        subscribe_phase(&mut w, &phase_tx, &mut coord).await?;
     }
-
-    // Phase 3: run.
     let go = coord.barrier("run").await?;
     let window = Window::new(go, plan.warmup_ns, plan.duration_ns);
     phase_tx.send_replace(Phase::Run(window));
-    let warmed = window.warm_ns <= go
-        || w.wait(Some(window.warm_ns), |_| false).await != WaitEnd::Interrupted;
-    if warmed {
-        coord.sample("warm");
-    }
-    if window.is_bounded() {
-        w.wait(Some(window.end_ns), |_| false).await;
-    } else if n_pubs > 0 {
-        let pubs = w.tally.connected_pubs;
-        w.wait(None, |t| t.pubs_done + lost_pubs(t) >= pubs).await;
-    } else if w.tally.connected > 0 {
-        // Held until Ctrl-C; with no client connected there is nothing to
-        // hold, and the report (every attempt failed) is due now.
-        w.wait(None, |_| false).await;
-    }
-    let end_ns = now_ns().min(window.end_ns);
-    coord.sample("end");
+    let end_ns = run_phase(&mut w, window, n_pubs, &mut coord).await;
     stop.store(true, Ordering::Relaxed);
 
     // Let publishers finish their last batch and in-flight messages arrive.
@@ -234,7 +178,7 @@ pub(crate) async fn run(
         drain_timed_out = drain(&mut w, &progress, expected, end_ns, drain_until).await;
     }
 
-    // Phase 4: stop and collect.
+    // Stop and collect.
     phase_tx.send_replace(Phase::Stop);
     let mut raw = collect(launcher, plan.drain, &mut w).await;
     raw.window = Window {
@@ -252,6 +196,104 @@ pub(crate) async fn run(
     raw.loadgen_cpu_s = (loadgen_end.cpu_s - loadgen_start.cpu_s).max(0.0);
     raw.loadgen_wait_s = (loadgen_end.runqueue_wait_s - loadgen_start.runqueue_wait_s).max(0.0);
     Ok((raw, coord.into_samples()))
+}
+
+/// What every client task shares: the phase, the stop flag, where events
+/// go, the progress counters, the backlog and the pacer.
+fn control(
+    plan: &RunPlan,
+    phase: watch::Receiver<Phase>,
+    events: mpsc::UnboundedSender<Event>,
+) -> Control {
+    let progress = Arc::new(Progress::default());
+    Control {
+        phase,
+        stop: Arc::new(AtomicBool::new(false)),
+        events,
+        backlog: plan
+            .backlog
+            .map(|(cap, fan)| Arc::new(Backlog::new(cap, fan, Arc::clone(&progress)))),
+        progress,
+        // The timerfd and its driver task only when someone paces.
+        pacer: if plan.has_paced_publishers() {
+            Pacer::start(plan.pacer)
+        } else {
+            Pacer::Tokio
+        },
+        pace: Arc::new(PaceStats::default()),
+    }
+}
+
+/// Phase 1: waits until every client connected or failed, then meets the
+/// other processes.
+async fn connect_phase(
+    w: &mut Waiter<'_>,
+    n_clients: usize,
+    coord: &mut Coordinator,
+) -> anyhow::Result<()> {
+    w.wait(None, |t| t.connected + t.connect_failed >= n_clients)
+        .await;
+    eprintln!(
+        "roost-bench: {} of {n_clients} clients connected in {:.2} s",
+        w.tally.connected,
+        secs_between(
+            w.tally.raw.connect.first_ns,
+            w.tally.last_connack_ns.max(w.tally.raw.connect.first_ns)
+        ),
+    );
+    coord.barrier("connected").await?;
+    Ok(())
+}
+
+/// Phase 2: every connected subscriber subscribes; waits for their answers,
+/// then meets the other processes.
+async fn subscribe_phase(
+    w: &mut Waiter<'_>,
+    phase_tx: &watch::Sender<Phase>,
+    coord: &mut Coordinator,
+) -> anyhow::Result<()> {
+    w.tally.raw.subscribe.first_ns = now_ns();
+    phase_tx.send_replace(Phase::Subscribe);
+    let subs = w.tally.connected_subs;
+    w.wait(None, |t| t.subscribed + t.sub_failed >= subs).await;
+    eprintln!(
+        "roost-bench: {} of {subs} subscriptions granted in {:.2} s",
+        w.tally.sub_granted,
+        secs_between(
+            w.tally.raw.subscribe.first_ns,
+            w.tally.last_suback_ns.max(w.tally.raw.subscribe.first_ns)
+        ),
+    );
+    coord.barrier("subscribed").await?;
+    Ok(())
+}
+
+/// Phase 3: the measured window (after the warm-up), or until publishers are
+/// done, or until Ctrl-C; returns when it ended.
+async fn run_phase(
+    w: &mut Waiter<'_>,
+    window: Window,
+    n_pubs: usize,
+    coord: &mut Coordinator,
+) -> u64 {
+    let warmed = window.warm_ns <= window.start_ns
+        || w.wait(Some(window.warm_ns), |_| false).await != WaitEnd::Interrupted;
+    if warmed {
+        coord.sample("warm");
+    }
+    if window.is_bounded() {
+        w.wait(Some(window.end_ns), |_| false).await;
+    } else if n_pubs > 0 {
+        let pubs = w.tally.connected_pubs;
+        w.wait(None, |t| t.pubs_done + lost_pubs(t) >= pubs).await;
+    } else if w.tally.connected > 0 {
+        // Held until Ctrl-C; with no client connected there is nothing to
+        // hold, and the report (every attempt failed) is due now.
+        w.wait(None, |_| false).await;
+    }
+    let end_ns = now_ns().min(window.end_ns);
+    coord.sample("end");
+    end_ns
 }
 
 /// Lost connections are not attributed to a role; assume the worst case

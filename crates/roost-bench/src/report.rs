@@ -233,84 +233,13 @@ impl Report {
             );
         }
         if let Some(p) = &self.publish {
-            let _ = writeln!(
-                s,
-                "publish    {} clients sent {} ({} in the {:.1} s window = {:.0} msg/s); acked {}, rejected {}, unacked {}; max schedule lag {:.1} ms",
-                p.clients,
-                p.sent,
-                p.sent_in_window,
-                self.window_s,
-                p.rate_per_s,
-                p.acked,
-                p.rejected,
-                p.unacked,
-                p.max_schedule_lag_ms
-            );
-            if let Some(pacing) = &p.pacing {
-                let _ = writeln!(s, "{}", pace_report::human_line(pacing));
-            }
+            publish_lines(&mut s, p, self.window_s);
         }
         if let Some(r) = &self.receive {
-            let loss = match (r.lost, r.loss_ratio) {
-                (Some(lost), Some(ratio)) => format!(
-                    "lost {lost} ({:.4}%{})",
-                    ratio * 100.0,
-                    if r.drain_timed_out {
-                        ", still arriving at the drain timeout"
-                    } else {
-                        ""
-                    }
-                ),
-                _ => format!("gaps {}", r.gaps),
-            };
-            let _ = writeln!(
-                s,
-                "receive    {} clients received {} ({} in window = {:.0} msg/s); unique {}; {loss}; duplicates {}; reordered {}",
-                r.clients,
-                r.received,
-                r.received_in_window,
-                r.rate_per_s,
-                r.unique,
-                r.duplicates,
-                r.reordered
-            );
-            if r.latency_us.count > 0 {
-                let _ = writeln!(s, "latency    {}", latency_line(&r.latency_us));
-            }
+            receive_lines(&mut s, r);
         }
         if let Some(b) = &self.broker {
-            let mut parts = Vec::new();
-            if let (Some(cpu), Some(per_m), Some(basis)) =
-                (b.cpu_s_window, b.cpu_s_per_million_msgs, &b.msgs_basis)
-            {
-                parts.push(format!(
-                    "CPU {cpu:.2} s in window ({:.0}% of a core, {:.0}% waiting for a CPU) = {per_m:.3} CPU-s per million {basis}",
-                    b.cpu_cores_window.unwrap_or(0.0) * 100.0,
-                    b.cpu_wait_cores_window.unwrap_or(0.0) * 100.0
-                ));
-            }
-            if let Some(v) = b.cpu_ms_per_connection {
-                parts.push(format!("{v:.3} CPU-ms per connection"));
-            }
-            if let Some(v) = b.rss_per_connection_bytes {
-                parts.push(format!("{v:.0} B RSS per connection"));
-            }
-            if let Some(v) = b.rss_per_idle_connection_bytes {
-                parts.push(format!("{v:.0} B RSS per idle connection at the end"));
-            }
-            if let Some(v) = b.cpu_us_per_subscription {
-                parts.push(format!("{v:.1} CPU-µs per subscription"));
-            }
-            if let Some(v) = b.rss_per_subscription_bytes {
-                parts.push(format!("{v:.0} B RSS per subscription"));
-            }
-            if let Some(v) = b.rss_end_bytes.or(b.rss_connected_bytes) {
-                parts.push(format!("RSS {}", mib(v)));
-            }
-            if let Some(v) = b.hwm_bytes {
-                parts.push(format!("peak {}", mib(v)));
-            }
-            let _ = writeln!(s, "broker     {}", parts.join("; "));
+            let _ = writeln!(s, "broker     {}", broker_parts(b).join("; "));
         }
         let _ = writeln!(
             s,
@@ -322,6 +251,92 @@ impl Report {
         }
         s
     }
+}
+
+/// The publishers' line (and the pacing line when they were paced).
+fn publish_lines(s: &mut String, p: &PublishReport, window_s: f64) {
+    let _ = writeln!(
+        s,
+        "publish    {} clients sent {} ({} in the {:.1} s window = {:.0} msg/s); acked {}, rejected {}, unacked {}; max schedule lag {:.1} ms",
+        p.clients,
+        p.sent,
+        p.sent_in_window,
+        window_s,
+        p.rate_per_s,
+        p.acked,
+        p.rejected,
+        p.unacked,
+        p.max_schedule_lag_ms
+    );
+    if let Some(pacing) = &p.pacing {
+        let _ = writeln!(s, "{}", pace_report::human_line(pacing));
+    }
+}
+
+/// The receivers' line, and their latency when any was measured.
+fn receive_lines(s: &mut String, r: &ReceiveReport) {
+    let loss = match (r.lost, r.loss_ratio) {
+        (Some(lost), Some(ratio)) => format!(
+            "lost {lost} ({:.4}%{})",
+            ratio * 100.0,
+            if r.drain_timed_out {
+                ", still arriving at the drain timeout"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("gaps {}", r.gaps),
+    };
+    let _ = writeln!(
+        s,
+        "receive    {} clients received {} ({} in window = {:.0} msg/s); unique {}; {loss}; duplicates {}; reordered {}",
+        r.clients,
+        r.received,
+        r.received_in_window,
+        r.rate_per_s,
+        r.unique,
+        r.duplicates,
+        r.reordered
+    );
+    if r.latency_us.count > 0 {
+        let _ = writeln!(s, "latency    {}", latency_line(&r.latency_us));
+    }
+}
+
+/// The broker's figures that were measured, each as a phrase.
+fn broker_parts(b: &BrokerReport) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let (Some(cpu), Some(per_m), Some(basis)) =
+        (b.cpu_s_window, b.cpu_s_per_million_msgs, &b.msgs_basis)
+    {
+        parts.push(format!(
+            "CPU {cpu:.2} s in window ({:.0}% of a core, {:.0}% waiting for a CPU) = {per_m:.3} CPU-s per million {basis}",
+            b.cpu_cores_window.unwrap_or(0.0) * 100.0,
+            b.cpu_wait_cores_window.unwrap_or(0.0) * 100.0
+        ));
+    }
+    if let Some(v) = b.cpu_ms_per_connection {
+        parts.push(format!("{v:.3} CPU-ms per connection"));
+    }
+    if let Some(v) = b.rss_per_connection_bytes {
+        parts.push(format!("{v:.0} B RSS per connection"));
+    }
+    if let Some(v) = b.rss_per_idle_connection_bytes {
+        parts.push(format!("{v:.0} B RSS per idle connection at the end"));
+    }
+    if let Some(v) = b.cpu_us_per_subscription {
+        parts.push(format!("{v:.1} CPU-µs per subscription"));
+    }
+    if let Some(v) = b.rss_per_subscription_bytes {
+        parts.push(format!("{v:.0} B RSS per subscription"));
+    }
+    if let Some(v) = b.rss_end_bytes.or(b.rss_connected_bytes) {
+        parts.push(format!("RSS {}", mib(v)));
+    }
+    if let Some(v) = b.hwm_bytes {
+        parts.push(format!("peak {}", mib(v)));
+    }
+    parts
 }
 
 fn receive_report(cmd: &BenchCommand, raw: &RawResult, window_s: f64) -> ReceiveReport {

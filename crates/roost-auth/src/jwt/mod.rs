@@ -211,6 +211,127 @@ fn asymmetric_algorithms() -> Vec<Algorithm> {
     .collect()
 }
 
+/// The verification key the configuration names (exactly one source) and
+/// the algorithms that fit it.
+fn key_source(config: &JwtConfig) -> Result<(KeySource, Vec<Algorithm>), ConfigError> {
+    if let Some(jwks) = &config.jwks {
+        let client = http_client::build(
+            Duration::from_millis(jwks.timeout_ms.max(1)),
+            jwks.ca_file.as_deref(),
+        )?;
+        let cache = JwksCache::new(
+            jwks.url.clone(),
+            client,
+            Duration::from_secs(jwks.refresh_secs.max(1)),
+            Duration::from_secs(jwks.min_refetch_secs),
+            (jwks.max_stale_secs > 0).then(|| Duration::from_secs(jwks.max_stale_secs)),
+        );
+        return Ok((KeySource::Jwks(Arc::new(cache)), asymmetric_algorithms()));
+    }
+    if let Some(path) = &config.public_key_file {
+        let key = public_key(path)?;
+        let allowed = family_algorithms(key.family());
+        return Ok((KeySource::Static(key), allowed));
+    }
+    Ok((
+        KeySource::Static(secret_key(config)?),
+        family_algorithms(AlgorithmFamily::Hmac),
+    ))
+}
+
+/// An RSA, EC or Ed25519 public key from a PEM file.
+fn public_key(path: &std::path::Path) -> Result<DecodingKey, ConfigError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| ConfigError::invalid(format!("jwt: {}: {e}", path.display())))?;
+    let key = DecodingKey::from_rsa_pem(&pem)
+        .or_else(|_| DecodingKey::from_ec_pem(&pem))
+        .or_else(|_| DecodingKey::from_ed_pem(&pem))
+        .map_err(|_| {
+            ConfigError::invalid(format!(
+                "jwt: {}: not an RSA, EC or Ed25519 public key in PEM form",
+                path.display()
+            ))
+        })?;
+    Ok(key)
+}
+
+/// The shared HMAC secret, inline or from a file, optionally base64.
+fn secret_key(config: &JwtConfig) -> Result<DecodingKey, ConfigError> {
+    let raw = match (&config.secret, &config.secret_file) {
+        (Some(s), _) => s.expose().as_bytes().to_vec(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::invalid(format!("jwt: {}: {e}", path.display())))?;
+            text.trim().as_bytes().to_vec()
+        }
+        (None, None) => Vec::new(),
+    };
+    let key = if config.secret_base64 {
+        let text = String::from_utf8(raw)
+            .map_err(|_| ConfigError::invalid("jwt: the base64 secret is not text"))?;
+        DecodingKey::from_base64_secret(text.trim())
+            .map_err(|_| ConfigError::invalid("jwt: the secret is not valid base64"))?
+    } else {
+        DecodingKey::from_secret(&raw)
+    };
+    if key.try_get_as_bytes().map(<[u8]>::is_empty).unwrap_or(true) {
+        return Err(ConfigError::invalid("jwt: the secret is empty"));
+    }
+    Ok(key)
+}
+
+/// What a token must satisfy: the algorithms (configured, or all that fit
+/// the key), time claims with leeway, audience and issuer when configured.
+fn validation(config: &JwtConfig, allowed: Vec<Algorithm>) -> Result<Validation, ConfigError> {
+    let algorithms = if config.algorithms.is_empty() {
+        allowed
+    } else {
+        let mut list = Vec::new();
+        for name in &config.algorithms {
+            let alg: Algorithm = name
+                .parse()
+                .map_err(|_| ConfigError::invalid(format!("jwt: unknown algorithm {name:?}")))?;
+            if !allowed.contains(&alg) {
+                return Err(ConfigError::invalid(format!(
+                    "jwt: algorithm {name} does not fit the configured key"
+                )));
+            }
+            list.push(alg);
+        }
+        list
+    };
+    if config.leeway_secs > MAX_LEEWAY_SECS {
+        return Err(ConfigError::invalid(format!(
+            "jwt: leeway_secs is at most {MAX_LEEWAY_SECS}"
+        )));
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.algorithms = algorithms;
+    validation.leeway = config.leeway_secs;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.required_spec_claims = if config.require_exp {
+        ["exp".to_owned()].into_iter().collect()
+    } else {
+        Default::default()
+    };
+    // A configured audience or issuer must also be present in the token.
+    if !config.audience.is_empty() {
+        validation.required_spec_claims.insert("aud".to_owned());
+    }
+    if !config.issuer.is_empty() {
+        validation.required_spec_claims.insert("iss".to_owned());
+    }
+    validation.validate_aud = !config.audience.is_empty();
+    if !config.audience.is_empty() {
+        validation.set_audience(&config.audience);
+    }
+    if !config.issuer.is_empty() {
+        validation.set_issuer(&config.issuer);
+    }
+    Ok(validation)
+}
+
 impl JwtAuthenticator {
     /// Builds the authenticator; reads key files now. A JWKS document is
     /// fetched on first use (or call [`Self::refresh_jwks`] at startup).
@@ -224,106 +345,8 @@ impl JwtAuthenticator {
                 "jwt: set exactly one of secret, secret_file, public_key_file, jwks",
             ));
         }
-        let (keys, allowed) = if let Some(jwks) = &config.jwks {
-            let client = http_client::build(
-                Duration::from_millis(jwks.timeout_ms.max(1)),
-                jwks.ca_file.as_deref(),
-            )?;
-            let cache = JwksCache::new(
-                jwks.url.clone(),
-                client,
-                Duration::from_secs(jwks.refresh_secs.max(1)),
-                Duration::from_secs(jwks.min_refetch_secs),
-                (jwks.max_stale_secs > 0).then(|| Duration::from_secs(jwks.max_stale_secs)),
-            );
-            (KeySource::Jwks(Arc::new(cache)), asymmetric_algorithms())
-        } else if let Some(path) = &config.public_key_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| ConfigError::invalid(format!("jwt: {}: {e}", path.display())))?;
-            let key = DecodingKey::from_rsa_pem(&pem)
-                .or_else(|_| DecodingKey::from_ec_pem(&pem))
-                .or_else(|_| DecodingKey::from_ed_pem(&pem))
-                .map_err(|_| {
-                    ConfigError::invalid(format!(
-                        "jwt: {}: not an RSA, EC or Ed25519 public key in PEM form",
-                        path.display()
-                    ))
-                })?;
-            let allowed = family_algorithms(key.family());
-            (KeySource::Static(key), allowed)
-        } else {
-            let raw = match (&config.secret, &config.secret_file) {
-                (Some(s), _) => s.expose().as_bytes().to_vec(),
-                (None, Some(path)) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        ConfigError::invalid(format!("jwt: {}: {e}", path.display()))
-                    })?;
-                    text.trim().as_bytes().to_vec()
-                }
-                (None, None) => Vec::new(),
-            };
-            let key = if config.secret_base64 {
-                let text = String::from_utf8(raw)
-                    .map_err(|_| ConfigError::invalid("jwt: the base64 secret is not text"))?;
-                DecodingKey::from_base64_secret(text.trim())
-                    .map_err(|_| ConfigError::invalid("jwt: the secret is not valid base64"))?
-            } else {
-                DecodingKey::from_secret(&raw)
-            };
-            if key.try_get_as_bytes().map(<[u8]>::is_empty).unwrap_or(true) {
-                return Err(ConfigError::invalid("jwt: the secret is empty"));
-            }
-            (
-                KeySource::Static(key),
-                family_algorithms(AlgorithmFamily::Hmac),
-            )
-        };
-        let algorithms = if config.algorithms.is_empty() {
-            allowed
-        } else {
-            let mut list = Vec::new();
-            for name in &config.algorithms {
-                let alg: Algorithm = name.parse().map_err(|_| {
-                    ConfigError::invalid(format!("jwt: unknown algorithm {name:?}"))
-                })?;
-                if !allowed.contains(&alg) {
-                    return Err(ConfigError::invalid(format!(
-                        "jwt: algorithm {name} does not fit the configured key"
-                    )));
-                }
-                list.push(alg);
-            }
-            list
-        };
-        if config.leeway_secs > MAX_LEEWAY_SECS {
-            return Err(ConfigError::invalid(format!(
-                "jwt: leeway_secs is at most {MAX_LEEWAY_SECS}"
-            )));
-        }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = algorithms;
-        validation.leeway = config.leeway_secs;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.required_spec_claims = if config.require_exp {
-            ["exp".to_owned()].into_iter().collect()
-        } else {
-            Default::default()
-        };
-        // A configured audience or issuer must also be present in the token.
-        if !config.audience.is_empty() {
-            validation.required_spec_claims.insert("aud".to_owned());
-        }
-        if !config.issuer.is_empty() {
-            validation.required_spec_claims.insert("iss".to_owned());
-        }
-        validation.validate_aud = !config.audience.is_empty();
-        if !config.audience.is_empty() {
-            validation.set_audience(&config.audience);
-        }
-        if !config.issuer.is_empty() {
-            validation.set_issuer(&config.issuer);
-        }
+        let (keys, allowed) = key_source(config)?;
+        let validation = validation(config, allowed)?;
         // Otherwise the token itself would be the user name: a bearer
         // credential kept as the session's owner, matched by ACL rules and
         // changing with every new token.

@@ -7,7 +7,9 @@ use bytestring::ByteString;
 use crate::codec::{encode, encode_with_capacity, message_size_hint};
 use crate::delta::Delta;
 use crate::error::StoreError;
-use crate::record::{InflightRecord, RetainedRecordRef};
+use crate::record::{
+    InflightRecord, QueuedMessage, RetainedRecordRef, SessionRecord, SubscriptionRecord,
+};
 use crate::redis::keys::{ClientKey, FIELD_RECORD, FIELD_WILL, Keys};
 
 /// One write.
@@ -36,38 +38,17 @@ pub(crate) fn ops<'d>(
     out: &mut Vec<Op>,
 ) -> Result<Owner<'d>, StoreError> {
     let k = keys;
-    let text = |s: &str| s.as_bytes().to_vec();
     let owner = match delta {
         Delta::SessionUpsert {
             client_id,
             record,
             subscriptions,
         } => {
-            out.push(Op::Set(
-                k.client(client_id, ClientKey::Session),
-                text(FIELD_RECORD),
-                encode(record)?,
-            ));
-            let subs = k.client(client_id, ClientKey::Subs);
-            out.push(Op::Delete(subs.clone()));
-            for (filter, sub) in subscriptions {
-                out.push(Op::Set(subs.clone(), text(filter), encode(sub)?));
-            }
+            session_upsert(k, client_id, record, subscriptions, out)?;
             Owner::Client(client_id)
         }
         Delta::SessionDelete { client_id } => {
-            out.push(Op::Unset(
-                k.client(client_id, ClientKey::Session),
-                text(FIELD_RECORD),
-            ));
-            for kind in [
-                ClientKey::Subs,
-                ClientKey::Queue,
-                ClientKey::Inflight,
-                ClientKey::Inbound,
-            ] {
-                out.push(Op::Delete(k.client(client_id, kind)));
-            }
+            session_delete(k, client_id, out);
             Owner::Client(client_id)
         }
         Delta::SubAdd {
@@ -75,11 +56,8 @@ pub(crate) fn ops<'d>(
             filter,
             subscription,
         } => {
-            out.push(Op::Set(
-                k.client(client_id, ClientKey::Subs),
-                text(filter),
-                encode(subscription)?,
-            ));
+            let subs = k.client(client_id, ClientKey::Subs);
+            out.push(Op::Set(subs, text(filter), encode(subscription)?));
             Owner::Client(client_id)
         }
         Delta::SubDelete { client_id, filter } => {
@@ -94,25 +72,11 @@ pub(crate) fn ops<'d>(
             seq,
             message,
         } => {
-            let hint = message_size_hint(&message.message) + 4 * message.subscription_ids.len();
-            let value = encode_with_capacity(message, hint)?;
-            let seq = seq.to_string().into_bytes();
-            out.push(Op::Set(
-                k.client(client_id, ClientKey::Queue),
-                seq.clone(),
-                value,
-            ));
-            // A new message is not in flight (see `Delta::MessageEnqueue`).
-            out.push(Op::Unset(k.client(client_id, ClientKey::Inflight), seq));
+            message_enqueue(k, client_id, *seq, message, out)?;
             Owner::Client(client_id)
         }
         Delta::MessageAck { client_id, seq } => {
-            let seq = seq.to_string().into_bytes();
-            out.push(Op::Unset(
-                k.client(client_id, ClientKey::Queue),
-                seq.clone(),
-            ));
-            out.push(Op::Unset(k.client(client_id, ClientKey::Inflight), seq));
+            message_ack(k, client_id, *seq, out);
             Owner::Client(client_id)
         }
         Delta::OutboundStage {
@@ -121,15 +85,11 @@ pub(crate) fn ops<'d>(
             packet_id,
             stage,
         } => {
-            let record = InflightRecord {
+            let record = encode(&InflightRecord {
                 packet_id: *packet_id,
                 stage: *stage,
-            };
-            out.push(Op::Set(
-                k.client(client_id, ClientKey::Inflight),
-                seq.to_string().into_bytes(),
-                encode(&record)?,
-            ));
+            })?;
+            out.push(Op::Set(inflight(k, client_id), number(*seq), record));
             Owner::Client(client_id)
         }
         Delta::InboundQos2 {
@@ -137,9 +97,10 @@ pub(crate) fn ops<'d>(
             packet_id,
             reason_code,
         } => {
+            let inbound = k.client(client_id, ClientKey::Inbound);
             out.push(Op::Set(
-                k.client(client_id, ClientKey::Inbound),
-                packet_id.get().to_string().into_bytes(),
+                inbound,
+                number(packet_id.get()),
                 vec![reason_code.0],
             ));
             Owner::Client(client_id)
@@ -148,10 +109,18 @@ pub(crate) fn ops<'d>(
             client_id,
             packet_id,
         } => {
-            out.push(Op::Unset(
-                k.client(client_id, ClientKey::Inbound),
-                packet_id.get().to_string().into_bytes(),
-            ));
+            let inbound = k.client(client_id, ClientKey::Inbound);
+            out.push(Op::Unset(inbound, number(packet_id.get())));
+            Owner::Client(client_id)
+        }
+        Delta::WillSet { client_id, will } => {
+            let session = k.client(client_id, ClientKey::Session);
+            out.push(Op::Set(session, text(FIELD_WILL), encode(will)?));
+            Owner::Client(client_id)
+        }
+        Delta::WillDelete { client_id } => {
+            let session = k.client(client_id, ClientKey::Session);
+            out.push(Op::Unset(session, text(FIELD_WILL)));
             Owner::Client(client_id)
         }
         Delta::RetainSet {
@@ -163,49 +132,103 @@ pub(crate) fn ops<'d>(
                 message,
                 stored_at: *stored_at,
             };
-            out.push(Op::Set(
-                k.retained(topic).into_bytes(),
-                text(topic),
-                encode(&record)?,
-            ));
+            let key = k.retained(topic).into_bytes();
+            out.push(Op::Set(key, text(topic), encode(&record)?));
             Owner::Broker
         }
         Delta::RetainDelete { topic } => {
             out.push(Op::Unset(k.retained(topic).into_bytes(), text(topic)));
             Owner::Broker
         }
-        Delta::WillSet { client_id, will } => {
-            out.push(Op::Set(
-                k.client(client_id, ClientKey::Session),
-                text(FIELD_WILL),
-                encode(will)?,
-            ));
-            Owner::Client(client_id)
-        }
-        Delta::WillDelete { client_id } => {
-            out.push(Op::Unset(
-                k.client(client_id, ClientKey::Session),
-                text(FIELD_WILL),
-            ));
-            Owner::Client(client_id)
-        }
         Delta::DelayedPut { id, delayed } => {
-            out.push(Op::Set(
-                k.delayed().into_bytes(),
-                id.to_string().into_bytes(),
-                encode(delayed)?,
-            ));
+            let key = k.delayed().into_bytes();
+            out.push(Op::Set(key, number(*id), encode(delayed)?));
             Owner::Broker
         }
         Delta::DelayedDelete { id } => {
-            out.push(Op::Unset(
-                k.delayed().into_bytes(),
-                id.to_string().into_bytes(),
-            ));
+            out.push(Op::Unset(k.delayed().into_bytes(), number(*id)));
             Owner::Broker
         }
     };
     Ok(owner)
+}
+
+/// A session's record, and its subscriptions replacing whatever was kept.
+fn session_upsert(
+    k: &Keys,
+    client_id: &ByteString,
+    record: &SessionRecord,
+    subscriptions: &[(ByteString, SubscriptionRecord)],
+    out: &mut Vec<Op>,
+) -> Result<(), StoreError> {
+    let session = k.client(client_id, ClientKey::Session);
+    out.push(Op::Set(session, text(FIELD_RECORD), encode(record)?));
+    let subs = k.client(client_id, ClientKey::Subs);
+    out.push(Op::Delete(subs.clone()));
+    for (filter, sub) in subscriptions {
+        out.push(Op::Set(subs.clone(), text(filter), encode(sub)?));
+    }
+    Ok(())
+}
+
+/// A session's end: its record and will go, and every row kept for it.
+fn session_delete(k: &Keys, client_id: &ByteString, out: &mut Vec<Op>) {
+    let session = k.client(client_id, ClientKey::Session);
+    out.push(Op::Unset(session, text(FIELD_RECORD)));
+    for kind in [
+        ClientKey::Subs,
+        ClientKey::Queue,
+        ClientKey::Inflight,
+        ClientKey::Inbound,
+    ] {
+        out.push(Op::Delete(k.client(client_id, kind)));
+    }
+}
+
+/// A queued message under its seq, not yet in flight.
+fn message_enqueue(
+    k: &Keys,
+    client_id: &ByteString,
+    seq: u64,
+    message: &QueuedMessage,
+    out: &mut Vec<Op>,
+) -> Result<(), StoreError> {
+    let hint = message_size_hint(&message.message) + 4 * message.subscription_ids.len();
+    let value = encode_with_capacity(message, hint)?;
+    let seq = number(seq);
+    out.push(Op::Set(
+        k.client(client_id, ClientKey::Queue),
+        seq.clone(),
+        value,
+    ));
+    // A new message is not in flight (see `Delta::MessageEnqueue`).
+    out.push(Op::Unset(inflight(k, client_id), seq));
+    Ok(())
+}
+
+/// A delivery finished: its queue row and its in-flight stage go.
+fn message_ack(k: &Keys, client_id: &ByteString, seq: u64, out: &mut Vec<Op>) {
+    let seq = number(seq);
+    out.push(Op::Unset(
+        k.client(client_id, ClientKey::Queue),
+        seq.clone(),
+    ));
+    out.push(Op::Unset(inflight(k, client_id), seq));
+}
+
+/// A client's in-flight stages.
+fn inflight(k: &Keys, client_id: &ByteString) -> Vec<u8> {
+    k.client(client_id, ClientKey::Inflight)
+}
+
+/// A hash field or value from text.
+fn text(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// A hash field from a number, in decimal.
+fn number(n: impl ToString) -> Vec<u8> {
+    n.to_string().into_bytes()
 }
 
 /// Adds `ops` to a pipeline.

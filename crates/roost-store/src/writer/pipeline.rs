@@ -24,10 +24,9 @@ use std::time::Instant;
 use crate::error::StoreError;
 use crate::store::Store;
 use crate::writer::WriterConfig;
-use crate::writer::coalesce::coalesce;
 use crate::writer::queue::{Popped, Queue};
 use crate::writer::stats::Counters;
-use crate::writer::thread::{Applied, GroupGuard, apply, sync};
+use crate::writer::thread::{AppliedGroup, apply_group, sync};
 
 /// Groups applied and not yet fsynced, at most, besides the one being
 /// fsynced.
@@ -37,14 +36,6 @@ const AHEAD: usize = 2;
 /// arrived while it was drained).
 const MAX_PER_SYNC: usize = 16;
 
-/// One applied group on its way to the syncer.
-struct Done {
-    tickets: GroupGuard,
-    outcome: Result<(), StoreError>,
-    /// Something was written (a group coalesced to nothing needs no fsync).
-    wrote: bool,
-}
-
 /// The writer thread in `Sync` mode: runs the syncer beside it.
 pub(crate) fn run<S: Store>(
     store: &S,
@@ -52,7 +43,7 @@ pub(crate) fn run<S: Store>(
     counters: &Counters,
     config: WriterConfig,
 ) -> Result<(), StoreError> {
-    let (tx, rx) = sync_channel::<Done>(AHEAD);
+    let (tx, rx) = sync_channel::<AppliedGroup>(AHEAD);
     std::thread::scope(|scope| {
         let syncer = std::thread::Builder::new()
             .name("roost-store-sync".into())
@@ -80,7 +71,7 @@ fn applier<S: Store>(
     queue: &Queue,
     counters: &Counters,
     config: &WriterConfig,
-    tx: SyncSender<Done>,
+    tx: SyncSender<AppliedGroup>,
 ) -> Result<(), StoreError> {
     let mut give_up_at: Option<Instant> = None;
     let mut deltas = Vec::new();
@@ -89,46 +80,15 @@ fn applier<S: Store>(
             Popped::Group(group) => group,
             Popped::Closed | Popped::Timeout => return Ok(()),
         };
-        let count = group.len();
-        let mut tickets = GroupGuard(Vec::with_capacity(count));
-        for p in group {
-            tickets.0.push((p.ticket, p.force_sync));
-            deltas.extend(p.deltas);
-        }
-        let used = deltas.len();
-        counters.coalesced(coalesce(&mut deltas) as u64);
-        let wrote = !deltas.is_empty();
-        let outcome = if wrote {
-            match apply(store, &deltas, queue, counters, config, &mut give_up_at) {
-                Applied::Done(r) => {
-                    counters.applied(count as u64, &r);
-                    r
-                }
-                Applied::GaveUp(e) => {
-                    let failed = Err(e.clone());
-                    counters.applied(count as u64, &failed);
-                    for (ticket, _) in &tickets.0 {
-                        ticket.complete(failed.clone());
-                    }
-                    for p in queue.close_and_drain() {
-                        p.ticket.complete(failed.clone());
-                    }
-                    return failed;
-                }
-            }
-        } else {
-            Ok(())
-        };
-        // As in `thread.rs`: keep room for a group like this one, give back
-        // what a burst grew.
-        deltas.clear();
-        let keep = used.saturating_mul(2).max(1_024);
-        deltas.shrink_to(keep.min(config.max_group_deltas.max(1_024)));
-        let done = Done {
-            tickets,
-            outcome,
-            wrote,
-        };
+        let done = apply_group(
+            store,
+            group,
+            &mut deltas,
+            queue,
+            counters,
+            config,
+            &mut give_up_at,
+        )?;
         if tx.send(done).is_err() {
             // The syncer is gone (it panicked): the group's guard and
             // `FailLeftovers` fail the tickets.
@@ -139,7 +99,11 @@ fn applier<S: Store>(
 
 /// Fsyncs what the applier handed over and completes its tickets, in order.
 /// Returns the outcome of its last fsync (the close's).
-fn syncer<S: Store>(store: &S, counters: &Counters, rx: Receiver<Done>) -> Result<(), StoreError> {
+fn syncer<S: Store>(
+    store: &S,
+    counters: &Counters,
+    rx: Receiver<AppliedGroup>,
+) -> Result<(), StoreError> {
     let mut last = Ok(());
     let mut groups = Vec::with_capacity(MAX_PER_SYNC);
     while let Ok(first) = rx.recv() {

@@ -11,10 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::delta::Delta;
 use crate::error::StoreError;
 use crate::store::Store;
 use crate::writer::coalesce::coalesce;
-use crate::writer::queue::{Popped, Queue};
+use crate::writer::queue::{Pending, Popped, Queue};
 use crate::writer::stats::Counters;
 use crate::writer::ticket::TicketCell;
 use crate::writer::{Durability, WriterConfig};
@@ -56,13 +57,14 @@ pub(crate) fn run<S: Store>(
         // The fsync of one group overlaps the apply of the next.
         return crate::writer::pipeline::run(store, queue, counters, config);
     }
+    // `Sync` runs in `pipeline.rs`: here a group's tickets wait for an
+    // fsync only when the group is a flush barrier.
     let interval = match config.durability {
         Durability::Async { fsync_interval } => Some(fsync_interval),
         Durability::None | Durability::Sync => None,
     };
     let mut last_sync = Instant::now();
     let mut unsynced = false;
-    let mut close_result = Ok(());
     // When the writer, closed during an outage, stops retrying.
     let mut give_up_at = None;
     let mut deltas = Vec::new();
@@ -72,12 +74,13 @@ pub(crate) fn run<S: Store>(
             Some(i) if unsynced => Some(i.saturating_sub(last_sync.elapsed())),
             _ => None,
         };
-        match queue.pop_group(config.max_group_deltas, timeout) {
+        let group = match queue.pop_group(config.max_group_deltas, timeout) {
             Popped::Closed => {
-                if unsynced {
-                    close_result = sync(store, counters);
-                }
-                return close_result;
+                return if unsynced {
+                    sync(store, counters)
+                } else {
+                    Ok(())
+                };
             }
             Popped::Timeout => {
                 if unsynced {
@@ -86,76 +89,106 @@ pub(crate) fn run<S: Store>(
                     unsynced = false;
                     last_sync = Instant::now();
                 }
+                continue;
             }
-            Popped::Group(group) => {
-                let force = group.iter().any(|p| p.force_sync);
-                let count = group.len();
-                let mut tickets = GroupGuard(Vec::with_capacity(count));
-                // One buffer for the life of the thread: a fresh multi-MB
-                // vector per group cost page faults on every group.
-                for p in group {
-                    tickets.0.push((p.ticket, p.force_sync));
-                    deltas.extend(p.deltas);
-                }
-                let used = deltas.len();
-                counters.coalesced(coalesce(&mut deltas) as u64);
-                let applied = if deltas.is_empty() {
-                    Ok(())
-                } else {
-                    match apply(store, &deltas, queue, counters, &config, &mut give_up_at) {
-                        Applied::Done(r) => {
-                            counters.applied(count as u64, &r);
-                            unsynced |= r.is_ok();
-                            r
-                        }
-                        Applied::GaveUp(e) => {
-                            // Closed and the grace ran out: fail this group
-                            // and everything behind it with the outage's error.
-                            let failed = Err(e.clone());
-                            counters.applied(count as u64, &failed);
-                            for (ticket, _) in &tickets.0 {
-                                ticket.complete(failed.clone());
-                            }
-                            for p in queue.close_and_drain() {
-                                p.ticket.complete(failed.clone());
-                            }
-                            return failed;
-                        }
-                    }
-                };
-                // Release the payloads now. Keep room for a group like this
-                // one (steady load reuses it), but give back what a burst
-                // grew: a full group of ~300 B deltas is ~20 MB.
-                deltas.clear();
-                let keep = used.saturating_mul(2).max(1_024);
-                deltas.shrink_to(keep.min(config.max_group_deltas.max(1_024)));
-                let due = match config.durability {
-                    // Sync mode runs in `pipeline.rs` (see `run`); true keeps
-                    // this loop correct should it ever be used for it.
-                    Durability::Sync => true,
-                    Durability::Async { fsync_interval } => last_sync.elapsed() >= fsync_interval,
-                    Durability::None => false,
-                };
-                let synced = if (due || force) && unsynced {
-                    let r = sync(store, counters);
-                    unsynced = false;
-                    last_sync = Instant::now();
-                    r
-                } else {
-                    Ok(())
-                };
-                let strict = config.durability == Durability::Sync;
-                for (ticket, forced) in &tickets.0 {
-                    let outcome = if strict || *forced {
-                        applied.clone().and(synced.clone())
-                    } else {
-                        applied.clone()
-                    };
-                    ticket.complete(outcome);
-                }
-            }
+            Popped::Group(group) => group,
+        };
+        let force = group.iter().any(|p| p.force_sync);
+        let done = apply_group(
+            store,
+            group,
+            &mut deltas,
+            queue,
+            counters,
+            &config,
+            &mut give_up_at,
+        )?;
+        unsynced |= done.wrote && done.outcome.is_ok();
+        let due = interval.is_some_and(|i| last_sync.elapsed() >= i);
+        let synced = if (due || force) && unsynced {
+            let r = sync(store, counters);
+            unsynced = false;
+            last_sync = Instant::now();
+            r
+        } else {
+            Ok(())
+        };
+        for (ticket, forced) in &done.tickets.0 {
+            let outcome = if *forced {
+                done.outcome.clone().and(synced.clone())
+            } else {
+                done.outcome.clone()
+            };
+            ticket.complete(outcome);
         }
     }
+}
+
+/// One group taken off the queue and applied; its tickets not yet completed.
+pub(crate) struct AppliedGroup {
+    /// The group's tickets, each with its flush-barrier flag.
+    pub(crate) tickets: GroupGuard,
+    /// The store's verdict on the group's batch.
+    pub(crate) outcome: Result<(), StoreError>,
+    /// Something was written (a group coalesced to nothing needs no fsync).
+    pub(crate) wrote: bool,
+}
+
+/// Coalesces `group` into one batch in `deltas` (one buffer for the life of
+/// the thread: a fresh multi-MB vector per group cost page faults on every
+/// group) and applies it, retrying an outage. `Err` when the close grace ran
+/// out: this group and everything still queued are failed with the outage's
+/// error, and the writer ends.
+pub(crate) fn apply_group<S: Store>(
+    store: &S,
+    group: Vec<Pending>,
+    deltas: &mut Vec<Delta>,
+    queue: &Queue,
+    counters: &Counters,
+    config: &WriterConfig,
+    give_up_at: &mut Option<Instant>,
+) -> Result<AppliedGroup, StoreError> {
+    let count = group.len() as u64;
+    let mut tickets = GroupGuard(Vec::with_capacity(group.len()));
+    for p in group {
+        tickets.0.push((p.ticket, p.force_sync));
+        deltas.extend(p.deltas);
+    }
+    let used = deltas.len();
+    counters.coalesced(coalesce(deltas) as u64);
+    let wrote = !deltas.is_empty();
+    let outcome = if wrote {
+        match apply(store, deltas, queue, counters, config, give_up_at) {
+            Applied::Done(r) => {
+                counters.applied(count, &r);
+                r
+            }
+            Applied::GaveUp(e) => {
+                let failed = Err(e.clone());
+                counters.applied(count, &failed);
+                for (ticket, _) in &tickets.0 {
+                    ticket.complete(failed.clone());
+                }
+                for p in queue.close_and_drain() {
+                    p.ticket.complete(failed.clone());
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        Ok(())
+    };
+    // Release the payloads now. Keep room for a group like this one (steady
+    // load reuses it), but give back what a burst grew: a full group of
+    // ~300 B deltas is ~20 MB.
+    deltas.clear();
+    let keep = used.saturating_mul(2).max(1_024);
+    deltas.shrink_to(keep.min(config.max_group_deltas.max(1_024)));
+    Ok(AppliedGroup {
+        tickets,
+        outcome,
+        wrote,
+    })
 }
 
 /// The outcome of applying one group.
@@ -172,7 +205,7 @@ pub(crate) enum Applied {
 /// across groups so the whole shutdown is bounded).
 pub(crate) fn apply<S: Store>(
     store: &S,
-    deltas: &[crate::delta::Delta],
+    deltas: &[Delta],
     queue: &Queue,
     counters: &Counters,
     config: &WriterConfig,
