@@ -21,6 +21,7 @@
 //! [`Writer::try_submit`] or call `submit` from a blocking context.
 
 mod coalesce;
+mod group;
 mod pipeline;
 mod queue;
 mod stats;

@@ -24,9 +24,9 @@ use std::time::Instant;
 use crate::error::StoreError;
 use crate::store::Store;
 use crate::writer::WriterConfig;
+use crate::writer::group::{AppliedGroup, apply_group, sync};
 use crate::writer::queue::{Popped, Queue};
 use crate::writer::stats::Counters;
-use crate::writer::thread::{AppliedGroup, apply_group, sync};
 
 /// Groups applied and not yet fsynced, at most, besides the one being
 /// fsynced.
