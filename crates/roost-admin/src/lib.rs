@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod auth;
+mod cap;
 pub mod dashboard;
 mod error;
 mod metrics;

@@ -41,6 +41,8 @@ impl Modify for SecuritySchemes {
         api::clients::get,
         api::clients::kick,
         api::clients::subscriptions,
+        api::client_subs::subscribe,
+        api::client_subs::unsubscribe,
         api::clients::sessions,
         api::clients::all_subscriptions,
         api::clients::topics,

@@ -8,12 +8,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use roost_broker::BrokerHandle;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{Auth, AuthSettings};
+use crate::cap::CappedListener;
 use crate::state::{AppState, Shared};
 
 /// Largest request body (publish payloads included).
@@ -119,11 +121,16 @@ impl AdminServer {
             let broker = self.state.broker.clone();
             async move { broker.shutdown_begun().await }
         };
+        let max = self.state.broker.config().http.max_connections.max(1);
+        let listener = CappedListener::new(self.listener, max);
         match self.tls {
-            Some(tls) => crate::tls::serve(self.listener, tls, app, shutdown).await,
+            Some(tls) => crate::tls::serve(listener, tls, app, shutdown).await,
             None => {
                 let service = app.into_make_service_with_connect_info::<SocketAddr>();
-                if let Err(e) = axum::serve(self.listener, service)
+                // `tap_io` only for its `ConnectInfo<SocketAddr>` (axum
+                // provides it for a wrapped listener's address type).
+                let listener = listener.tap_io(|_| ());
+                if let Err(e) = axum::serve(listener, service)
                     .with_graceful_shutdown(shutdown)
                     .await
                 {

@@ -15,8 +15,9 @@ use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use roost_broker::config::TlsConfig;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
 use tower::ServiceExt as _;
+
+use crate::cap::CappedListener;
 
 /// How often the certificate files' modification times are looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -99,9 +100,10 @@ impl TlsAcceptor {
     }
 }
 
-/// Accepts TLS connections until `shutdown`; each is served on its own task.
+/// Accepts TLS connections until `shutdown`; each is served on its own
+/// task (under the connection cap, `cap.rs`).
 pub(crate) async fn serve(
-    listener: TcpListener,
+    mut listener: CappedListener,
     tls: TlsAcceptor,
     app: Router,
     shutdown: impl Future<Output = ()>,
@@ -110,15 +112,7 @@ pub(crate) async fn serve(
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // EMFILE and the like: wait a little instead of spinning.
-                    tracing::warn!("management API: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept_capped() => accepted,
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
         let app = app.clone();

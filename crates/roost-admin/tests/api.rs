@@ -618,3 +618,314 @@ async fn https_serves_the_api_with_the_configured_certificate() {
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }
+
+/// A 5.0 CONNECT keeping its session `expiry` seconds, resuming it unless `clean`.
+fn persistent_connect(id: &str, clean: bool, expiry: u32) -> roost_codec::Connect {
+    let mut connect = packets::connect(ProtocolVersion::V5, id);
+    connect.clean_start = clean;
+    connect.properties.session_expiry_interval = Some(expiry);
+    connect
+}
+
+/// A PINGREQ answered: everything the broker queued for `client` before it
+/// has been read (its deliveries are taken before the next packet is read).
+async fn nothing_before_pingresp(client: &mut RawClient) {
+    client.send(Packet::PingReq).await.unwrap();
+    match client.recv(T).await.unwrap() {
+        Packet::PingResp => {}
+        other => panic!("expected only PINGRESP, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn subscribing_a_connected_client_through_the_api_routes_to_it_with_retained_and_no_suback() {
+    let admin = start("").await;
+    let id = unique_id("apisub");
+    let (mut client, _) = RawClient::connect_v5(admin.mqtt, &id).await.unwrap();
+    let path = format!("/api/v1/clients/{id}/subscriptions");
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/publish",
+            Some(json!({"topic": "apisub/kept", "payload": "old", "retain": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"filter": "apisub/#", "qos": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["qos"], 1);
+    assert_eq!(body["existed"], false);
+    assert_eq!(body["retained"], 1);
+    // Retain Handling 0: the retained message first, and no SUBACK (the
+    // client asked for nothing).
+    let retained = client.recv_publish(T).await.unwrap();
+    assert_eq!(retained.topic, "apisub/kept");
+    assert!(retained.retain);
+
+    let (_, subs) = admin.get(&path).await;
+    assert_eq!(subs[0]["filter"], "apisub/#");
+    assert_eq!(subs[0]["qos"], 1);
+    let (_, one) = admin.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(one["subscriptions"], 1);
+
+    admin.handle.publish(
+        "apisub/live",
+        Bytes::from_static(b"new"),
+        QoS::AtLeastOnce,
+        false,
+    );
+    let live = client.recv_publish(T).await.unwrap();
+    assert_eq!(live.topic, "apisub/live");
+    assert_eq!(live.qos, QoS::AtLeastOnce);
+    client
+        .send(packets::puback(live.packet_id.unwrap().get()))
+        .await
+        .unwrap();
+
+    // Retain Handling 1 on a filter it holds: replaced, no retained again.
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"filter": "apisub/#", "qos": 0, "retain_handling": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["existed"], true);
+    assert_eq!(body["retained"], 0);
+    nothing_before_pingresp(&mut client).await;
+
+    let filter = urlencode("apisub/#");
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?filter={filter}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        admin.handle.publish(
+            "apisub/live",
+            Bytes::from_static(b"gone"),
+            QoS::AtMostOnce,
+            false
+        ),
+        0
+    );
+    nothing_before_pingresp(&mut client).await;
+    let (_, subs) = admin.get(&path).await;
+    assert_eq!(subs, json!([]));
+    let (status, body) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?filter={filter}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "SUBSCRIPTION_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn subscribing_a_parked_session_through_the_api_queues_for_it_until_it_resumes() {
+    let admin = start("").await;
+    let id = unique_id("apipark");
+    let (client, _) = RawClient::connect_with(admin.mqtt, persistent_connect(&id, true, 300))
+        .await
+        .unwrap();
+    client.drop_connection().await.unwrap();
+    // Parked once the broker saw the close.
+    let parked = async {
+        loop {
+            let (_, one) = admin.get(&format!("/api/v1/clients/{id}")).await;
+            if one["connected"] == false {
+                return one;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let one = tokio::time::timeout(T, parked).await.unwrap();
+    assert_eq!(one["session_expiry_interval_s"], 300);
+
+    let path = format!("/api/v1/clients/{id}/subscriptions");
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"filter": "park/+", "qos": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        admin.handle.publish(
+            "park/x",
+            Bytes::from_static(b"kept"),
+            QoS::AtLeastOnce,
+            false
+        ),
+        1
+    );
+    let (_, one) = admin.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(one["queued"], 1);
+
+    let (mut client, connack) =
+        RawClient::connect_with(admin.mqtt, persistent_connect(&id, false, 300))
+            .await
+            .unwrap();
+    assert!(connack.session_present);
+    let publish = client.recv_publish(T).await.unwrap();
+    assert_eq!(publish.topic, "park/x");
+    assert_eq!(&publish.payload[..], b"kept");
+    // The resumed session holds the subscription: removing it works on the
+    // live connection too.
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?filter=park%2F%2B"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn subscribing_through_the_api_refuses_unknown_clients_and_invalid_filters() {
+    let admin = start("").await;
+    let id = unique_id("apibad");
+    let (_client, _) = RawClient::connect_v5(admin.mqtt, &id).await.unwrap();
+    let path = format!("/api/v1/clients/{id}/subscriptions");
+    for (body, code) in [
+        (json!({"filter": "a/#/b"}), "SUBSCRIPTION_REFUSED"),
+        (json!({"filter": "a", "qos": 3}), "BAD_QOS"),
+        (
+            json!({"filter": "a", "retain_handling": 3}),
+            "BAD_RETAIN_HANDLING",
+        ),
+        (json!({"nope": 1}), "BAD_REQUEST"),
+    ] {
+        let (status, answer) = admin
+            .send(reqwest::Method::POST, &path, Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(answer["code"], code, "{body}");
+    }
+    let (status, answer) = admin
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/clients/nobody-here/subscriptions",
+            Some(json!({"filter": "a"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(answer["code"], "CLIENT_NOT_FOUND");
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/clients/nobody-here/subscriptions?filter=a",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_clients_detail_shows_its_connection_and_live_session_counts() {
+    let admin = start("").await;
+    let id = unique_id("detail");
+    let mut connect = persistent_connect(&id, true, 120);
+    connect.keep_alive = 45;
+    let (mut client, _) = RawClient::connect_with(admin.mqtt, connect).await.unwrap();
+    client
+        .send(packets::subscribe(1, "detail/t", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    assert!(matches!(client.recv(T).await.unwrap(), Packet::SubAck(_)));
+    // One QoS 1 message sent and not acknowledged: inflight 1.
+    admin.handle.publish(
+        "detail/t",
+        Bytes::from_static(b"x"),
+        QoS::AtLeastOnce,
+        false,
+    );
+    client.recv_publish(T).await.unwrap();
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (status, one) = admin.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["keep_alive_s"], 45);
+    assert_eq!(one["session_expiry_interval_s"], 120);
+    assert_eq!(one["clean_start"], true);
+    assert_eq!(one["inflight"], 1);
+    assert_eq!(one["queued"], 0);
+    assert_eq!(one["protocol"], "5.0");
+    assert_eq!(one["listener"], "tcp");
+    assert_eq!(one["peer"], client.local_addr().unwrap().to_string());
+    let at = one["connected_at"].as_u64().unwrap();
+    assert!(
+        at <= before && at + 60 >= before,
+        "connected_at {at}, now {before}"
+    );
+}
+
+#[tokio::test]
+async fn the_http_listener_closes_connections_over_max_connections() {
+    let admin = start("max_connections = 2").await;
+    let addr: SocketAddr = admin.base.trim_start_matches("http://").parse().unwrap();
+    let first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Both are served: a request on each gets an answer.
+    let mut held = Vec::new();
+    for mut stream in [first, second] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(T, stream.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        held.push(stream);
+    }
+    // The third is closed at once, without an answer.
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = third
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(T, third.read(&mut buf)).await.unwrap();
+        assert!(matches!(read, Ok(0) | Err(_)), "over the cap: {read:?}");
+    }
+    // One closes: its permit comes back once the server saw it go.
+    drop(held.pop());
+    let served = async {
+        loop {
+            if let Ok(r) = admin
+                .http
+                .get(format!("{}/metrics", admin.base))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(T, served).await.unwrap();
+}

@@ -35,13 +35,25 @@ pub struct ClientDetail {
     /// Messages waiting: the parked session's offline queue, or a live
     /// connection's outbox (deliveries its connection has not taken yet).
     pub queued: usize,
-    /// QoS 1/2 messages sent and not yet acknowledged (parked sessions only:
-    /// a live session's window is inside its connection task).
+    /// QoS 1/2 messages sent and not yet acknowledged (a parked session's,
+    /// or a live one's from [`crate::BrokerHandle::client_live`], which asks
+    /// its connection task).
     pub inflight: Option<usize>,
     /// Seconds until a parked session expires (`None`: connected, or never).
     pub expires_in_s: Option<u64>,
     /// Messages dropped for this session so far.
     pub dropped: u64,
+    /// When the live connection attached, seconds since the Unix epoch
+    /// (connected only).
+    pub connected_at: Option<u64>,
+    /// The live connection's CONNECT asked for Clean Start (connected only).
+    pub clean_start: Option<bool>,
+    /// Keep-alive in force, seconds; 0 = none (connected, from
+    /// [`crate::BrokerHandle::client_live`] only).
+    pub keep_alive_s: Option<u16>,
+    /// Session Expiry Interval in force, seconds (`u32::MAX` = never; from
+    /// [`crate::BrokerHandle::client_live`] for a live session).
+    pub session_expiry_interval_s: Option<u32>,
 }
 
 /// One subscription.
@@ -171,8 +183,14 @@ fn detail(slot: &SessionSlot, subscriptions: usize, now: Instant) -> Option<Clie
         inflight: None,
         expires_in_s: None,
         dropped: slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        connected_at: None,
+        clean_start: None,
+        keep_alive_s: None,
+        session_expiry_interval_s: None,
     };
     if let Some(link) = &inner.link {
+        out.connected_at = Some(u64::from(inner.connected_at));
+        out.clean_start = Some(inner.clean_start);
         out.peer = Some(link.client.peer.to_string());
         out.protocol = Some(protocol(link.client.protocol));
         out.listener = Some(format!("{:?}", link.client.listener).to_ascii_lowercase());
@@ -180,6 +198,7 @@ fn detail(slot: &SessionSlot, subscriptions: usize, now: Instant) -> Option<Clie
     } else if let Some(parked) = &inner.parked {
         out.queued += parked.state.queued_len();
         out.inflight = Some(parked.state.inflight_len());
+        out.session_expiry_interval_s = Some(parked.state.session_expiry_interval());
         out.expires_in_s = parked
             .expires_at
             .map(|at| at.saturating_duration_since(now).as_secs());

@@ -352,6 +352,45 @@ impl BrokerHandle {
         crate::admin::client(&self.core, client_id)
     }
 
+    /// [`Self::client`] with what only a live connection's task knows (its
+    /// keep-alive, expiry interval, inflight window and queue), asked of the
+    /// task and waited for (up to 10 s; without them if it does not answer).
+    pub async fn client_live(&self, client_id: &str) -> Option<crate::admin::ClientDetail> {
+        let mut detail = self.client(client_id)?;
+        if detail.connected
+            && let Some(live) = crate::admin_subs::live_detail(&self.core, client_id).await
+        {
+            detail.keep_alive_s = Some(live.keep_alive);
+            detail.session_expiry_interval_s = Some(live.session_expiry_interval);
+            detail.inflight = Some(live.inflight);
+            detail.queued += live.queued;
+        }
+        Some(detail)
+    }
+
+    /// Subscribes a client to `filter` as if it had sent SUBSCRIBE (no SUBACK
+    /// goes to it): validation and quota, the router, its session, the store,
+    /// retained messages per Retain Handling. A live session's connection
+    /// task does it (and answers); a parked one is changed in place.
+    pub async fn subscribe_client(
+        &self,
+        client_id: &str,
+        filter: &str,
+        options: roost_codec::SubscriptionOptions,
+    ) -> Result<crate::admin_subs::Subscribed, crate::admin_subs::SubscribeError> {
+        crate::admin_subs::subscribe(&self.core, client_id, filter, options).await
+    }
+
+    /// Unsubscribes a client from `filter` as if it had sent UNSUBSCRIBE (no
+    /// UNSUBACK goes to it); `Ok(false)` when it did not hold the filter.
+    pub async fn unsubscribe_client(
+        &self,
+        client_id: &str,
+        filter: &str,
+    ) -> Result<bool, crate::admin_subs::SubscribeError> {
+        crate::admin_subs::unsubscribe(&self.core, client_id, filter).await
+    }
+
     /// The subscriptions of one session (a router walk); `None` when unknown.
     pub fn client_subscriptions(
         &self,

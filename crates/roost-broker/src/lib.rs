@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod admin_subs;
 mod admission;
 mod broker;
 pub mod builtin_auth;
@@ -52,6 +53,7 @@ mod sys;
 mod transport;
 
 pub use admin::{ClientDetail, ClientQuery, Page, RouteInfo, SubscriptionInfo, UsersError};
+pub use admin_subs::{SubscribeError, Subscribed};
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};
 pub use clients::ClientSummary;
 pub use config::{Config, ConfigError};

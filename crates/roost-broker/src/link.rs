@@ -1,5 +1,5 @@
 //! The line to a connection's driver: at most one pending [`Control`]
-//! (takeover, administrative close) and the doorbell the driver waits on,
+//! (takeover, administrative close, management requests) and the doorbell the driver waits on,
 //! rung for a command and for deliveries (the session slot rings it when its
 //! outbox stops being empty, [`ControlSender::ring`]). One doorbell per
 //! connection, not one per slot as well: 32 bytes less in every slot, and
@@ -9,7 +9,9 @@
 //! cache-padded shared state plus a 32-slot block) — a sixth of what an
 //! idle connection cost. The driver ends on the first command it receives,
 //! so one pending command is all that is ever needed: later ones are
-//! accepted and dropped, exactly as the driver would ignore them.
+//! accepted and dropped, exactly as the driver would ignore them. The one
+//! command that does not end it, [`Control::Admin`], carries nothing (the
+//! requests wait in `crate::admin_subs`) and gives way to any other.
 //!
 //! While the connection hibernates (`hibernate/`) no driver waits on the
 //! doorbell: the line then holds a [`Sleeper`], which a command, the last
@@ -36,6 +38,20 @@ pub(crate) enum Control {
     Takeover,
     /// Close the connection with this reason (administrative action, shutdown).
     Close(ReasonCode),
+    /// The management API queued requests for this connection (subscribe,
+    /// unsubscribe, its live detail) in `crate::admin_subs`: take and
+    /// answer them, and go on. The only command that does not end the
+    /// driver, so any other replaces it while it is pending.
+    Admin,
+}
+
+impl Control {
+    /// Whether `self`, pending, gives way to `next`: an ending command
+    /// always wins over [`Control::Admin`] (whose requests then go
+    /// unanswered: their callers time out), and the first ending one stays.
+    fn yields_to(&self, next: &Control) -> bool {
+        matches!(self, Control::Admin) && !matches!(next, Control::Admin)
+    }
 }
 
 /// Where hibernating connections' wake-ups go: their ids, and the bell the
@@ -148,14 +164,18 @@ pub(crate) struct ControlReceiver(Arc<Shared>);
 impl ControlSender {
     /// Hands `command` to the driver without waiting; `Err` gives it back
     /// when the driver is gone. A command already pending is kept (the driver
-    /// acts on the first one only).
+    /// acts on the first one only), except [`Control::Admin`], which an
+    /// ending command replaces.
     pub(crate) fn try_send(&self, command: Control) -> Result<(), Control> {
         if !self.0.receiver_alive.load(Ordering::Acquire) {
             return Err(command);
         }
         let sleeper = {
             let mut line = self.0.line.lock();
-            line.pending.get_or_insert(command);
+            match &line.pending {
+                Some(pending) if !pending.yields_to(&command) => {}
+                _ => line.pending = Some(command),
+            }
             self.0.commanded.store(true, Ordering::Release);
             self.0.take_sleeper(&mut line)
         };
@@ -308,6 +328,25 @@ mod tests {
         let woke = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
         assert!(matches!(woke, Ok(Ok(true))));
         assert!(tx.try_send(Control::Takeover).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_ending_command_replaces_a_pending_admin_request_and_not_the_reverse() {
+        let (tx, rx) = channel();
+        assert!(tx.try_send(Control::Admin).is_ok());
+        assert!(
+            tx.try_send(Control::Close(ReasonCode::ADMINISTRATIVE_ACTION))
+                .is_ok()
+        );
+        assert!(tx.try_send(Control::Admin).is_ok());
+        assert!(matches!(
+            rx.recv().await,
+            Some(Control::Close(ReasonCode::ADMINISTRATIVE_ACTION))
+        ));
+        assert!(tx.try_send(Control::Admin).is_ok());
+        assert!(tx.try_send(Control::Admin).is_ok());
+        assert!(matches!(rx.recv().await, Some(Control::Admin)));
+        assert!(matches!(rx.take(), Heard::Nothing));
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub(crate) struct SlotInner {
     pub(crate) generation: u64,
     /// The session is gone; deliveries are discarded.
     pub(crate) ended: bool,
+    /// When the live connection attached (seconds since the Unix epoch; 0
+    /// when none has), for the management API. Beside the flags, in what
+    /// was padding: it costs a slot nothing.
+    pub(crate) connected_at: u32,
+    /// The live connection asked for Clean Start (management API).
+    pub(crate) clean_start: bool,
     /// A takeover lost the previous connection's state (it did not hand it
     /// over in time): the router may hold subscriptions of this key that no
     /// session map lists, so ending or clean-starting this session searches

@@ -140,6 +140,11 @@ impl RawClient {
         self.stream.peer_addr()
     }
 
+    /// This client's own address (the broker's view of its peer).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
     /// Encodes and sends one packet.
     pub async fn send(&mut self, packet: impl IntoPacket) -> Result<(), SendError> {
         self.write_buf.clear();

@@ -31,12 +31,22 @@ pub struct Client {
     pub subscriptions: usize,
     /// Messages waiting (offline queue, or outbox of a live connection).
     pub queued: usize,
-    /// Unacknowledged QoS 1/2 messages (parked sessions only).
+    /// Unacknowledged QoS 1/2 messages (parked sessions; connected ones in
+    /// the detail, asked of the connection's task).
     pub inflight: Option<usize>,
     /// Seconds until a parked session expires.
     pub session_expires_in_s: Option<u64>,
     /// Messages dropped for this session.
     pub dropped: u64,
+    /// When the connection attached, seconds since the Unix epoch (connected only).
+    pub connected_at: Option<u64>,
+    /// The connection's CONNECT asked for Clean Start (connected only).
+    pub clean_start: Option<bool>,
+    /// Keep-alive in force in seconds, 0 = none (connected; in the detail only).
+    pub keep_alive_s: Option<u16>,
+    /// Session Expiry Interval in force in seconds (4294967295 = never; a
+    /// connected session's in the detail only).
+    pub session_expiry_interval_s: Option<u32>,
 }
 
 impl From<ClientDetail> for Client {
@@ -53,6 +63,10 @@ impl From<ClientDetail> for Client {
             inflight: d.inflight,
             session_expires_in_s: d.expires_in_s,
             dropped: d.dropped,
+            connected_at: d.connected_at,
+            clean_start: d.clean_start,
+            keep_alive_s: d.keep_alive_s,
+            session_expiry_interval_s: d.session_expiry_interval_s,
         }
     }
 }
@@ -167,7 +181,8 @@ pub(crate) async fn sessions(
     )
 }
 
-/// One client.
+/// One client, with what its connection's task knows (keep-alive, expiry,
+/// inflight window, queue).
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients",
     params(("client_id" = String, Path, description = "client identifier (URL-encoded)")),
     responses((status = 200, body = Client), (status = 404, description = "CLIENT_NOT_FOUND", body = crate::error::ErrorBody),
@@ -178,7 +193,8 @@ pub(crate) async fn get(
 ) -> Result<Json<Client>, ApiError> {
     state
         .broker
-        .client(&client_id)
+        .client_live(&client_id)
+        .await
         .map(|d| Json(Client::from(d)))
         .ok_or_else(|| not_found(&client_id))
 }

@@ -3,6 +3,7 @@
 //! `#[utoipa::path]` attributes, `openapi.rs`).
 
 pub mod banned;
+pub mod client_subs;
 pub mod clients;
 pub mod login;
 pub mod page;
@@ -36,7 +37,9 @@ pub(crate) fn router(state: Shared) -> Router<Shared> {
         )
         .route(
             "/api/v1/clients/{client_id}/subscriptions",
-            get(clients::subscriptions),
+            get(clients::subscriptions)
+                .post(client_subs::subscribe)
+                .delete(client_subs::unsubscribe),
         )
         .route("/api/v1/sessions", get(clients::sessions))
         .route("/api/v1/subscriptions", get(clients::all_subscriptions))

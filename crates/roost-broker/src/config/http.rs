@@ -45,6 +45,10 @@ pub struct HttpConfig {
     /// Where API keys and dashboard users are kept. Unset:
     /// `<store.data_dir>/admin.json`.
     pub admin_file: Option<PathBuf>,
+    /// Open HTTP(S) connections served at once; one more is closed as soon
+    /// as it is accepted (a flood of idle clients cannot exhaust the
+    /// broker's file descriptors). Default 256.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +64,7 @@ impl Default for HttpConfig {
             admin_user: None,
             admin_password_hash: None,
             admin_file: None,
+            max_connections: 256,
         }
     }
 }
@@ -88,6 +93,9 @@ impl HttpConfig {
         }
         if self.login_window_s == 0 {
             return Err(("http.login_window_s", "must be at least 1".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(("http.max_connections", "must be at least 1".into()));
         }
         match (&self.admin_user, &self.admin_password_hash) {
             (Some(_), None) => {

@@ -43,6 +43,8 @@ pub(crate) struct Core {
     pub(crate) builtins: crate::builtin_auth::Builtins,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) next_connection_id: AtomicU64,
+    /// Management API requests waiting for connections' drivers.
+    pub(crate) admin_requests: crate::admin_subs::Pending,
     /// The session store (`None`: nothing outlives the process).
     persist: Option<Arc<crate::persist::Persist>>,
     /// Where idle connections hibernate (`None`: they never do).
@@ -101,6 +103,7 @@ impl Core {
             builtins,
             shutdown: watch::channel(false).0,
             next_connection_id: AtomicU64::new(1),
+            admin_requests: crate::admin_subs::Pending::default(),
             persist,
             dormitory,
             cluster: std::sync::OnceLock::new(),

@@ -439,6 +439,7 @@ async fn claim_session<W: AsyncWrite + Unpin>(
         control: &control_tx,
         client,
         reader: &reader,
+        clean_start: connect.clean_start,
     };
     let client_id = &client.client_id;
     // Cluster mode: one connection per client id in the cluster; Redis
@@ -704,6 +705,8 @@ struct Claimant<'a> {
     /// The session's owner from now on: `client` and the part of its grant
     /// that restricts reading.
     reader: &'a Arc<crate::read_acl::Reader>,
+    /// The CONNECT's Clean Start (shown by the management API).
+    clean_start: bool,
 }
 
 /// What claiming a slot found.
@@ -741,6 +744,8 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
         client: Arc::clone(claimant.client),
     };
     inner.generation += 1; // parked timers become stale
+    inner.connected_at = crate::admin_subs::unix_now_s();
+    inner.clean_start = claimant.clean_start;
     match inner.link.replace(link) {
         Some(old) => {
             let (tx, rx) = oneshot::channel();

@@ -7,6 +7,7 @@
 //! the client is attached, and the connected phase keeps only what lives as
 //! long as the connection (see `run.rs`).
 
+mod admin;
 mod authz;
 pub(crate) mod backpressure;
 mod connect;

@@ -187,8 +187,16 @@ where
             let doorbell = control.doorbell();
             tokio::pin!(doorbell);
             loop {
-                if let ControlFlow::Break(exit) = driver.before_wait(&control, &who.key.0) {
-                    break exit;
+                let admin = match driver.before_wait(&control, &who.key.0) {
+                    ControlFlow::Break(exit) => break exit,
+                    ControlFlow::Continue(admin) => admin,
+                };
+                // Management API requests (boxed: rare, and their state is
+                // not the idle connection's to carry).
+                if admin {
+                    let answer =
+                        super::admin::answer(&inputs, &mut driver.session, who.connection_id);
+                    Box::pin(answer).await;
                 }
                 // Back-pressure: a pause that ended left packets in the
                 // read buffer; handle them before reading more.
@@ -358,34 +366,46 @@ impl<'a> Driver<'a> {
     /// own messages routed back to it) join this turn's write, in order with
     /// the acknowledgements just queued, unless the output is above its high
     /// water; the session's new drops are counted.
-    fn before_wait(&mut self, control: &ControlReceiver, slot: &SessionSlot) -> ControlFlow<Exit> {
+    ///
+    /// `Continue(true)`: management API requests wait (`admin.rs`).
+    fn before_wait(
+        &mut self,
+        control: &ControlReceiver,
+        slot: &SessionSlot,
+    ) -> ControlFlow<Exit, bool> {
         let now = Instant::now();
         if !self.timer_turn {
             self.last_active = now;
         }
         self.timer_turn = false;
-        let ending = match control.take() {
-            Heard::Command(Control::Takeover) => Ending::TakenOver,
-            Heard::Command(Control::Close(reason)) => Ending::Closed(reason, None),
-            Heard::Closed => Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None),
-            Heard::Nothing => {
-                let pause_at = self.core.config.limits.pause_at();
-                if self.out.pending() < OUTPUT_HIGH_WATER
-                    && super::backpressure::may_take(&self.session, pause_at)
-                {
-                    self.take_deliveries(slot, now);
-                } else if pause_at > 0 && !self.output_full {
-                    // Back-pressure: the client is behind; publishers
-                    // waiting on this outbox may give up on it.
-                    slot.output_full();
-                    self.output_full = true;
-                }
-                let core = self.core;
-                core.sync_session_drops(slot, &mut self.drops_seen, &self.session);
-                return ControlFlow::Continue(());
+        let admin = match control.take() {
+            Heard::Command(Control::Takeover) => {
+                return ControlFlow::Break(Exit::End(Ending::TakenOver));
             }
+            Heard::Command(Control::Close(reason)) => {
+                return ControlFlow::Break(Exit::End(Ending::Closed(reason, None)));
+            }
+            Heard::Closed => {
+                let ending = Ending::Closed(ReasonCode::SERVER_SHUTTING_DOWN, None);
+                return ControlFlow::Break(Exit::End(ending));
+            }
+            Heard::Command(Control::Admin) => true,
+            Heard::Nothing => false,
         };
-        ControlFlow::Break(Exit::End(ending))
+        let pause_at = self.core.config.limits.pause_at();
+        if self.out.pending() < OUTPUT_HIGH_WATER
+            && super::backpressure::may_take(&self.session, pause_at)
+        {
+            self.take_deliveries(slot, now);
+        } else if pause_at > 0 && !self.output_full {
+            // Back-pressure: the client is behind; publishers
+            // waiting on this outbox may give up on it.
+            slot.output_full();
+            self.output_full = true;
+        }
+        let core = self.core;
+        core.sync_session_drops(slot, &mut self.drops_seen, &self.session);
+        ControlFlow::Continue(admin)
     }
 
     /// Encodes what the session has to send into the output. With nothing
@@ -628,6 +648,9 @@ where
     let (conn, mut out) = driver.into_connected(who, control);
     match exit {
         Exit::End(ending) => {
+            // Management requests nobody will answer: their callers hear
+            // it now rather than after their timeout.
+            drop(core.admin_requests.take(conn.connection_id));
             let closed_by_us = end_connection(core, conn, ending, &mut out, &mut stream).await;
             if closed_by_us && !core.shutting_down() {
                 super::linger::drain(&mut stream).await;

@@ -133,6 +133,33 @@ enum SubsCmd {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Subscribe a client (connected or parked) to a filter, as if it had
+    /// sent SUBSCRIBE (it gets no SUBACK).
+    Add {
+        /// Client id.
+        client_id: String,
+        /// Topic filter (`$share/<group>/...` for a shared subscription).
+        filter: String,
+        /// Maximum QoS 0, 1 or 2.
+        #[arg(short, long, default_value_t = 0)]
+        qos: u8,
+        /// No Local.
+        #[arg(long)]
+        no_local: bool,
+        /// Retain As Published.
+        #[arg(long)]
+        retain_as_published: bool,
+        /// Retain Handling: 0 retained messages now, 1 only if new, 2 never.
+        #[arg(long, default_value_t = 0)]
+        retain_handling: u8,
+    },
+    /// Unsubscribe a client from a filter.
+    Remove {
+        /// Client id.
+        client_id: String,
+        /// Topic filter as subscribed.
+        filter: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,7 +393,7 @@ fn clients_command(c: &client::Client, command: &ClientsCmd, json: bool) -> Resu
     Ok(())
 }
 
-/// `roost ctl subs list`.
+/// `roost ctl subs list|add|remove`.
 fn subs_command(c: &client::Client, command: &SubsCmd, json: bool) -> Result<(), String> {
     let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
     match command {
@@ -395,6 +422,32 @@ fn subs_command(c: &client::Client, command: &SubsCmd, json: bool) -> Result<(),
                     "retain_handling",
                 ],
             );
+        }
+        SubsCmd::Add {
+            client_id,
+            filter,
+            qos,
+            no_local,
+            retain_as_published,
+            retain_handling,
+        } => {
+            let body = serde_json::json!({
+                "filter": filter, "qos": qos, "no_local": no_local,
+                "retain_as_published": retain_as_published, "retain_handling": retain_handling,
+            });
+            let path = format!("/api/v1/clients/{}/subscriptions", enc(client_id));
+            let value = c.post(&path, &body)?;
+            show(value, &["qos", "existed", "retained"]);
+        }
+        SubsCmd::Remove { client_id, filter } => {
+            c.delete(&format!(
+                "/api/v1/clients/{}/subscriptions?filter={}",
+                enc(client_id),
+                enc(filter)
+            ))?;
+            if !json {
+                println!("{client_id}: unsubscribed from {filter}");
+            }
         }
     }
     Ok(())
