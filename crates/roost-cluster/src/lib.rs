@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod done;
 mod janitor;
 mod keys;
