@@ -217,6 +217,15 @@ pub struct Claimed {
     pub handover: Option<Done<()>>,
 }
 
+impl Claimed {
+    /// The claim settled itself (no other node held the client id): no
+    /// [`Cluster::settle`] to make. Otherwise (a handover, or a node whose
+    /// lease lapsed) settle once the handover ended.
+    pub fn settled(&self) -> bool {
+        self.previous_node.is_none()
+    }
+}
+
 /// What [`Cluster::forward`] did with a message.
 #[derive(Debug)]
 pub enum Forward {
@@ -792,7 +801,7 @@ fn last_id(link: &mut Link, key: &str) -> Result<String, ClusterError> {
             .arg(1)
             .query(c)
     })?;
-    Ok(wire::entries(&reply)
+    Ok(wire::entries(reply)
         .pop()
         .map_or_else(|| "0-0".to_string(), |e| e.id))
 }
