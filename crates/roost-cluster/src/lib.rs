@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod done;
 mod janitor;
 mod keys;
@@ -214,6 +215,15 @@ pub struct Claimed {
     /// session's rows and let it go. Wait for it (bounded), then
     /// [`Cluster::settle`].
     pub handover: Option<Done<()>>,
+}
+
+impl Claimed {
+    /// The claim settled itself (no other node held the client id): no
+    /// [`Cluster::settle`] to make. Otherwise (a handover, or a node whose
+    /// lease lapsed) settle once the handover ended.
+    pub fn settled(&self) -> bool {
+        self.previous_node.is_none()
+    }
 }
 
 /// What [`Cluster::forward`] did with a message.
@@ -791,7 +801,7 @@ fn last_id(link: &mut Link, key: &str) -> Result<String, ClusterError> {
             .arg(1)
             .query(c)
     })?;
-    Ok(wire::entries(&reply)
+    Ok(wire::entries(reply)
         .pop()
         .map_or_else(|| "0-0".to_string(), |e| e.id))
 }

@@ -142,10 +142,12 @@ fn first_steps(
                 client_id, token, ..
             } = request
             {
+                let rows = keys.rows_of(client_id);
                 pipe.cmd("EVALSHA")
                     .arg(script.get_hash())
-                    .arg(1)
+                    .arg(1 + rows.len())
                     .arg(keys.owner_of(client_id))
+                    .arg(&rows)
                     .arg(me)
                     .arg(token);
                 pipe.cmd("SADD")
@@ -268,6 +270,7 @@ fn claim(
     let previous: Vec<Value> = link.run(|c| {
         Script::new(scripts::CLAIM)
             .key(keys.owner_of(client_id))
+            .key(&keys.rows_of(client_id))
             .arg(me)
             .arg(token)
             .invoke(c)

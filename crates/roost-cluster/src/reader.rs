@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
+use crate::batch;
 use crate::link::Link;
 use crate::wire::{self, DATA, Entry, Handed, KIND, Kick, RetainedBlob, TOPIC};
-use crate::{BanChange, Remote, RetainedUpdate, Shared};
+use crate::{BanChange, RetainedUpdate, Shared};
 
 /// How long one `XREAD` blocks (the thread notices a stop this often).
 const BLOCK: Duration = Duration::from_millis(500);
@@ -67,12 +70,12 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
                 continue;
             }
         };
-        for (key, entries) in wire::xread(&reply) {
+        for (key, entries) in wire::xread(reply) {
             let Some(last) = entries.last().map(|e| e.id.clone()) else {
                 continue;
             };
             if key == inbox {
-                for entry in &entries {
+                for entry in entries {
                     inbox_entry(&shared, entry);
                 }
                 at.inbox = last;
@@ -112,13 +115,14 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
     }
 }
 
-fn inbox_entry(shared: &Shared, entry: &Entry) {
-    let origin = entry.text(wire::ORIGIN).unwrap_or("?");
-    let Some(data) = entry.field(DATA) else {
+fn inbox_entry(shared: &Shared, mut entry: Entry) {
+    let Some(data) = entry.take(DATA) else {
         return;
     };
+    let origin = entry.text(wire::ORIGIN).unwrap_or("?");
     match entry.text(KIND) {
-        Some("m") => match wire::decode::<Vec<Remote>>(data) {
+        // Topics and payloads stay in the reply's buffer (batch.rs).
+        Some("m") => match batch::decode(&Bytes::from(data)) {
             Ok(messages) => {
                 shared
                     .stats
@@ -128,7 +132,7 @@ fn inbox_entry(shared: &Shared, entry: &Entry) {
             }
             Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster batch skipped"),
         },
-        Some("x") => match wire::decode::<Kick>(data) {
+        Some("x") => match wire::decode::<Kick>(&data) {
             Ok(kick) => {
                 shared.stats.kicks.fetch_add(1, Ordering::Relaxed);
                 shared.receiver.kick(crate::Kicked {
@@ -141,7 +145,7 @@ fn inbox_entry(shared: &Shared, entry: &Entry) {
             }
             Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster kick skipped"),
         },
-        Some("h") => match wire::decode::<Handed>(data) {
+        Some("h") => match wire::decode::<Handed>(&data) {
             Ok(handed) => {
                 let waiter = shared.handovers.lock().remove(&handed.new_token);
                 if let Some(waiter) = waiter {

@@ -49,8 +49,12 @@ return 0
 /// owner is returned so it can be told to close. When another node held it,
 /// the record says `taking_over` and keeps the old token in `from`: until
 /// the new owner settles (`SETTLE`), the old one may still write the
-/// session's rows (its flush), and only it. KEYS: the owner hash. ARGV:
-/// node, token. Returns {previous node, previous token, previous state}.
+/// session's rows (its flush), and only it. Otherwise (nobody, an orphan,
+/// or this node held it) there is nothing to hand over and the claim
+/// settles at once, as `SETTLE` would: the rows lose any expiry a janitor
+/// gave them. One round trip per CONNECT instead of two. KEYS: the owner
+/// hash, then the row keys. ARGV: node, token. Returns {previous node,
+/// previous token, previous state}.
 pub(crate) const CLAIM: &str = r"
 local prev = redis.call('HMGET', KEYS[1], 'node', 'token', 'state')
 if prev[1] and prev[1] ~= '' and prev[1] ~= ARGV[1] and prev[2] then
@@ -58,6 +62,7 @@ if prev[1] and prev[1] ~= '' and prev[1] ~= ARGV[1] and prev[2] then
 else
   redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'connected')
   redis.call('HDEL', KEYS[1], 'from')
+  for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
 end
 redis.call('PERSIST', KEYS[1])
 return prev

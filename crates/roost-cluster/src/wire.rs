@@ -89,6 +89,14 @@ impl Entry {
     pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.field(name).and_then(|v| std::str::from_utf8(v).ok())
     }
+
+    /// A field's value moved out (a batch decodes from it without a copy).
+    pub(crate) fn take(&mut self, name: &str) -> Option<Vec<u8>> {
+        self.fields
+            .iter_mut()
+            .find(|(k, _)| k == name.as_bytes())
+            .map(|(_, v)| std::mem::take(v))
+    }
 }
 
 pub(crate) fn bytes_of(value: &Value) -> Option<Vec<u8>> {
@@ -104,24 +112,35 @@ pub(crate) fn text_of(value: &Value) -> Option<String> {
     bytes_of(value).and_then(|b| String::from_utf8(b).ok())
 }
 
-/// Entries of one stream: `[[id, [f, v, …]], …]`.
-pub(crate) fn entries(value: &Value) -> Vec<Entry> {
+/// [`bytes_of`] without the copy: a reply's values are moved into entries.
+fn into_bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// Entries of one stream: `[[id, [f, v, …]], …]`. Takes the reply: its
+/// bulk strings (a batch is kilobytes) move into the entries uncopied.
+pub(crate) fn entries(value: Value) -> Vec<Entry> {
     let Value::Array(items) = value else {
         return Vec::new();
     };
     items
-        .iter()
+        .into_iter()
         .filter_map(|item| {
             let Value::Array(pair) = item else {
                 return None;
             };
-            let id = text_of(pair.first()?)?;
+            let mut pair = pair.into_iter();
+            let id = into_bytes(pair.next()?).and_then(|b| String::from_utf8(b).ok())?;
             let mut fields = Vec::new();
-            if let Some(Value::Array(flat)) = pair.get(1) {
-                for kv in flat.chunks(2) {
-                    if let [k, v] = kv
-                        && let (Some(k), Some(v)) = (bytes_of(k), bytes_of(v))
-                    {
+            if let Some(Value::Array(flat)) = pair.next() {
+                let mut flat = flat.into_iter();
+                while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                    if let (Some(k), Some(v)) = (into_bytes(k), into_bytes(v)) {
                         fields.push((k, v));
                     }
                 }
@@ -132,17 +151,19 @@ pub(crate) fn entries(value: &Value) -> Vec<Entry> {
 }
 
 /// An `XREAD` reply: `[[key, entries], …]` (nil on timeout), by key.
-pub(crate) fn xread(value: &Value) -> Vec<(String, Vec<Entry>)> {
+pub(crate) fn xread(value: Value) -> Vec<(String, Vec<Entry>)> {
     let Value::Array(streams) = value else {
         return Vec::new();
     };
     streams
-        .iter()
+        .into_iter()
         .filter_map(|stream| {
             let Value::Array(pair) = stream else {
                 return None;
             };
-            Some((text_of(pair.first()?)?, entries(pair.get(1)?)))
+            let mut pair = pair.into_iter();
+            let key = into_bytes(pair.next()?).and_then(|b| String::from_utf8(b).ok())?;
+            Some((key, entries(pair.next()?)))
         })
         .collect()
 }
@@ -163,11 +184,11 @@ mod tests {
                 ]),
             ])]),
         ])]);
-        let parsed = xread(&reply);
+        let parsed = xread(reply);
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0].0, "k1");
         assert_eq!(parsed[0].1[0].id, "1-0");
         assert_eq!(parsed[0].1[0].text("o"), Some("n1"));
-        assert!(xread(&Value::Nil).is_empty());
+        assert!(xread(Value::Nil).is_empty());
     }
 }

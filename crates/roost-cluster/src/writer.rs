@@ -13,10 +13,11 @@ use redis::Script;
 use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
+use crate::batch;
 use crate::done::Completer;
 use crate::link::Link;
 use crate::routes::Dest;
-use crate::wire::{self, DATA, KIND, ORIGIN, TOPIC};
+use crate::wire::{DATA, KIND, ORIGIN, TOPIC};
 use crate::{ClusterError, Remote, Shared, scripts};
 
 /// Items taken per round trip at most.
@@ -201,7 +202,7 @@ impl Batch {
             let Some(name) = shared.routes.name(*node) else {
                 continue;
             };
-            let data = wire::encode(messages)?;
+            let data = batch::encode(messages)?;
             pipe.cmd("XADD")
                 .arg(keys.inbox_of(&name))
                 .arg("MAXLEN")

@@ -176,6 +176,7 @@ impl ClusterLink {
                 connection_id,
             },
         );
+        let settled_by_claim = claimed.settled();
         if let Some(handover) = claimed.handover {
             match tokio::time::timeout(self.handover_wait, handover).await {
                 Ok(Ok(())) => {}
@@ -186,6 +187,11 @@ impl ClusterLink {
                     "the old node did not hand the session over in time; its later writes are fenced off"
                 ),
             }
+        }
+        // Nobody else held it (the usual CONNECT): the claim settled itself
+        // in the same script, one round trip for the CONNECT.
+        if settled_by_claim {
+            return Ok(false);
         }
         let settled = self
             .cluster

@@ -1,0 +1,223 @@
+//! The inbox batch codec: the messages one node sends another in one
+//! stream entry, as one postcard value (`Vec<Remote>`). The format is the
+//! plain postcard of [`Remote`]; what this file adds is speed: encoding
+//! writes into a buffer sized once up front (no doubling and copying), and
+//! decoding copies no topic or payload — they become [`Bytes`] slices of
+//! the entry's own buffer, which Redis' reply already holds. The profile of
+//! a cross-node run put copies and allocations first (docs/performance.md).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use roost_codec::QoS;
+use roost_store::{StoredMessage, StoredProperties};
+use serde::Deserialize;
+
+use crate::{ClusterError, Remote};
+
+/// Bytes per message beyond topic, payload and group names: flags, QoS,
+/// varint lengths, an expiry, a short publisher id. Only a size hint.
+const OVERHEAD: usize = 48;
+
+/// `messages` as one batch.
+pub(crate) fn encode(messages: &[Remote]) -> Result<Vec<u8>, ClusterError> {
+    let hint: usize = messages
+        .iter()
+        .map(|r| {
+            let m = &r.message;
+            OVERHEAD
+                + m.topic.len()
+                + m.payload.len()
+                + m.publisher.as_ref().map_or(0, |p| p.len())
+                + r.groups.iter().map(|g| g.len() + 2).sum::<usize>()
+        })
+        .sum();
+    postcard::serialize_with_flavor(messages, Grow(Vec::with_capacity(hint + 8)))
+        .map_err(|e| ClusterError::Encoding(e.to_string()))
+}
+
+/// A batch back, topics and payloads sharing `data`'s buffer.
+pub(crate) fn decode(data: &Bytes) -> Result<Vec<Remote>, ClusterError> {
+    let borrowed: Vec<RemoteRef<'_>> =
+        postcard::from_bytes(data).map_err(|e| ClusterError::Encoding(e.to_string()))?;
+    borrowed.into_iter().map(|r| r.owned(data)).collect()
+}
+
+/// A `Vec` postcard appends to, whole slices at a time.
+struct Grow(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Grow {
+    type Output = Vec<u8>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
+/// [`Remote`] as serialized, borrowing its strings and payload. Field
+/// order and types mirror `Remote` and `StoredMessage` exactly (postcard
+/// has no field names); `decode_equals_postcard` checks it.
+#[derive(Deserialize)]
+struct RemoteRef<'a> {
+    #[serde(borrow)]
+    message: MessageRef<'a>,
+    direct: bool,
+    groups: Vec<String>,
+    rerouted: bool,
+}
+
+/// [`StoredMessage`] as serialized: QoS as its wire value, the expiry as
+/// `(seconds, nanoseconds)` since the epoch (roost-store's `wire::qos` and
+/// `time::optional`).
+#[derive(Deserialize)]
+struct MessageRef<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    qos: u8,
+    retain: bool,
+    properties: StoredProperties,
+    expires_at: Option<(u64, u32)>,
+    #[serde(borrow)]
+    publisher: Option<&'a str>,
+}
+
+impl RemoteRef<'_> {
+    fn owned(self, data: &Bytes) -> Result<Remote, ClusterError> {
+        let m = self.message;
+        let bad = |what: &str| ClusterError::Encoding(format!("cluster batch: {what}"));
+        let expires_at = match m.expires_at {
+            None => None,
+            Some((secs, nanos)) => Some(
+                (nanos < 1_000_000_000)
+                    .then(|| UNIX_EPOCH.checked_add(Duration::new(secs, nanos)))
+                    .flatten()
+                    .ok_or_else(|| bad("expiry out of range"))?,
+            ),
+        };
+        Ok(Remote {
+            message: StoredMessage {
+                topic: shared_str(data, m.topic),
+                payload: data.slice_ref(m.payload),
+                qos: QoS::from_u8(m.qos).ok_or_else(|| bad("QoS"))?,
+                retain: m.retain,
+                properties: m.properties,
+                expires_at,
+                publisher: m.publisher.map(|p| shared_str(data, p)),
+            },
+            direct: self.direct,
+            groups: self.groups,
+            rerouted: self.rerouted,
+        })
+    }
+}
+
+/// `s`, a `str` borrowed from `data`, as a `ByteString` sharing `data`.
+fn shared_str(data: &Bytes, s: &str) -> ByteString {
+    // Already UTF-8 (postcard checked it): the check again costs a pass over
+    // a topic; no `unsafe` for that.
+    ByteString::try_from(data.slice_ref(s.as_bytes())).unwrap_or_else(|_| ByteString::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: &str, payload: &[u8]) -> StoredMessage {
+        StoredMessage {
+            topic: topic.into(),
+            payload: Bytes::copy_from_slice(payload),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: StoredProperties::default(),
+            expires_at: None,
+            publisher: None,
+        }
+    }
+
+    /// Every field set, so a field added to `StoredMessage` or `Remote`
+    /// without the mirror here fails this test.
+    fn full() -> Remote {
+        Remote {
+            message: StoredMessage {
+                topic: "a/b/c".into(),
+                payload: Bytes::from_static(b"\x00\x01payload"),
+                qos: QoS::ExactlyOnce,
+                retain: true,
+                properties: StoredProperties {
+                    payload_format_indicator: Some(true),
+                    message_expiry_interval: Some(30),
+                    response_topic: Some("re/ply".into()),
+                    correlation_data: Some(Bytes::from_static(b"corr")),
+                    user_properties: vec![("k".into(), "v".into())],
+                    content_type: Some("text/plain".into()),
+                },
+                expires_at: Some(UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789)),
+                publisher: Some("pub-1".into()),
+            },
+            direct: true,
+            groups: vec!["$share/g/a/+/c".into()],
+            rerouted: true,
+        }
+    }
+
+    #[test]
+    fn decode_equals_postcard() {
+        let batch = vec![full(), full(), message_remote()];
+        let data = Bytes::from(encode(&batch).expect("encodes"));
+        // The same bytes as the generic encoder.
+        assert_eq!(
+            &data[..],
+            &postcard::to_allocvec(&batch).expect("encodes")[..]
+        );
+        let back = decode(&data).expect("decodes");
+        let plain: Vec<Remote> = postcard::from_bytes(&data).expect("decodes");
+        assert_eq!(back.len(), 3);
+        for (a, b) in back.iter().zip(&plain) {
+            assert_eq!(a.message, b.message);
+            assert_eq!(
+                (a.direct, &a.groups, a.rerouted),
+                (b.direct, &b.groups, b.rerouted)
+            );
+        }
+        assert_eq!(back[0].message, full().message);
+    }
+
+    fn message_remote() -> Remote {
+        Remote {
+            message: message("t", b"x"),
+            direct: false,
+            groups: Vec::new(),
+            rerouted: false,
+        }
+    }
+
+    #[test]
+    fn payload_and_topic_share_the_buffer() {
+        let data = Bytes::from(encode(&[message_remote()]).expect("encodes"));
+        let back = decode(&data).expect("decodes");
+        let range = data.as_ptr_range();
+        assert!(range.contains(&back[0].message.payload.as_ptr()));
+        assert!(range.contains(&back[0].message.topic.as_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(&Bytes::from_static(b"\x05\x01")).is_err());
+        let mut data = encode(&[full()]).expect("encodes");
+        // QoS byte after the topic and payload: 3 is not a QoS.
+        let at = 1 + 1 + 5 + 1 + 9;
+        data[at] = 3;
+        assert!(decode(&Bytes::from(data)).is_err());
+    }
+}
