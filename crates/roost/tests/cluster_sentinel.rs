@@ -48,7 +48,7 @@ async fn v5(addr: SocketAddr, prefix: &str) -> RawClient {
 /// drains the probes still under way.
 async fn wait_for_route(publisher: &mut RawClient, topic: &str, subscriber: &mut RawClient) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    'probing: loop {
+    loop {
         assert!(Instant::now() < deadline, "route to {topic} not seen");
         publisher
             .send(packets::publish(
@@ -59,9 +59,9 @@ async fn wait_for_route(publisher: &mut RawClient, topic: &str, subscriber: &mut
             ))
             .await
             .unwrap();
-        while let Ok(p) = subscriber.recv_publish(Duration::from_millis(100)).await {
+        if let Ok(p) = subscriber.recv_publish(Duration::from_millis(100)).await {
             assert_eq!(&p.payload[..], b"probe");
-            break 'probing;
+            break;
         }
     }
     while subscriber
