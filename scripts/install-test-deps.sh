@@ -35,6 +35,9 @@ install_apt() {
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     # The Redis store tests start their own redis-server on a free port.
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    # The cluster tests on a Redis Cluster join its nodes with
+    # `redis-cli --cluster create` (Debian's redis-tools).
+    command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     # `promtool check metrics` checks the management API's /metrics (management section).
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     [ ${#missing[@]} -eq 0 ] && return 0

@@ -411,11 +411,13 @@ impl Cluster {
             "roost-cluster-w",
             Box::new(move || writer::run(s, l)),
         )?);
-        let (s, l) = (Arc::clone(&shared), link.sibling());
-        threads.push(spawn(
-            "roost-cluster-r",
-            Box::new(move || reader::run(s, l, cursors)),
-        )?);
+        for streams in cursors.split(link.is_cluster()) {
+            let (s, l) = (Arc::clone(&shared), link.sibling());
+            threads.push(spawn(
+                "roost-cluster-r",
+                Box::new(move || reader::run(s, l, streams)),
+            )?);
+        }
         let (s, l) = (Arc::clone(&shared), link.sibling());
         threads.push(spawn(
             "roost-cluster-l",
@@ -849,16 +851,41 @@ fn load_retained(link: &mut Link, shared: &Shared) -> Result<usize, ClusterError
 /// Warns when Redis may evict keys: an evicted owner record or route set
 /// silently breaks the cluster's guarantees (docs/cluster.md).
 fn warn_if_evicting(link: &mut Link) {
-    let policy: Result<Vec<String>, _> = link.run(|c| {
+    // One server answers [name, value]; a Redis Cluster answers per node:
+    // every value after a `maxmemory-policy` name is looked at.
+    let reply = link.run(|c| {
         redis::cmd("CONFIG")
             .arg("GET")
             .arg("maxmemory-policy")
-            .query(c)
+            .query::<redis::Value>(c)
     });
-    if let Ok(policy) = policy
-        && let Some(value) = policy.get(1)
-        && value != "noeviction"
-    {
-        tracing::warn!(policy = %value, "Redis maxmemory-policy is not noeviction: evicted cluster keys break its guarantees");
+    let Ok(reply) = reply else {
+        return;
+    };
+    let mut strings = Vec::new();
+    flatten_strings(&reply, &mut strings);
+    for pair in strings.windows(2) {
+        if pair[0] == "maxmemory-policy" && pair[1] != "noeviction" {
+            tracing::warn!(policy = %pair[1], "Redis maxmemory-policy is not noeviction: evicted cluster keys break its guarantees");
+            return;
+        }
+    }
+}
+
+/// Every string in a reply, depth first.
+fn flatten_strings(value: &redis::Value, out: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(b) => out.push(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => out.push(s.clone()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|v| flatten_strings(v, out));
+        }
+        redis::Value::Map(pairs) => {
+            for (k, v) in pairs {
+                flatten_strings(k, out);
+                flatten_strings(v, out);
+            }
+        }
+        _ => {}
     }
 }

@@ -1,27 +1,30 @@
 //! One blocking Redis connection owned by one cluster thread, opened again
 //! after it broke. Each thread has its own, so a blocking `XREAD` never
-//! holds up a write.
+//! holds up a write. The URL may name one server, a Redis Cluster or a
+//! Sentinel-managed primary ([`roost_store::redis::target`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisResult};
+use redis::RedisResult;
+use roost_store::redis::target::{Conn, Target, must_reconnect};
 
 use crate::ClusterError;
 
-/// A client and its current connection.
+/// A target and this thread's current connection to it.
 pub(crate) struct Link {
-    client: Client,
+    target: Arc<Target>,
     timeout: Duration,
-    conn: Option<Connection>,
+    conn: Option<Conn>,
 }
 
 impl Link {
     /// Parses the URL and connects, so a wrong address fails at start.
     pub(crate) fn connect(url: &str, timeout: Duration) -> Result<Self, ClusterError> {
-        let client =
-            Client::open(url).map_err(|e| ClusterError::Config(format!("redis URL: {e}")))?;
+        let target = Target::parse(url, None, timeout)
+            .map_err(|e| ClusterError::Config(format!("redis URL: {e}")))?;
         let mut link = Link {
-            client,
+            target: Arc::new(target),
             timeout,
             conn: None,
         };
@@ -32,20 +35,23 @@ impl Link {
     /// A second link to the same server (another thread's).
     pub(crate) fn sibling(&self) -> Link {
         Link {
-            client: self.client.clone(),
+            target: Arc::clone(&self.target),
             timeout: self.timeout,
             conn: None,
         }
     }
 
-    fn open(&mut self) -> Result<&mut Connection, ClusterError> {
+    /// Whether the keys are spread over a Redis Cluster's primaries (a
+    /// command's keys must then share one slot).
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.target.is_cluster()
+    }
+
+    fn open(&mut self) -> Result<&mut Conn, ClusterError> {
         if self.conn.is_none() {
             let conn = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .map_err(ClusterError::redis)?;
-            conn.set_read_timeout(Some(self.timeout))
-                .and_then(|()| conn.set_write_timeout(Some(self.timeout)))
+                .target
+                .connect(self.timeout)
                 .map_err(ClusterError::redis)?;
             self.conn = Some(conn);
         }
@@ -59,13 +65,13 @@ impl Link {
     /// next call opens a new one). Not retried here: callers decide.
     pub(crate) fn run<T>(
         &mut self,
-        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, ClusterError> {
         let conn = self.open()?;
         match f(conn) {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                if must_reconnect(&e) {
                     self.conn = None;
                 }
                 Err(ClusterError::redis(e))
@@ -78,7 +84,7 @@ impl Link {
     pub(crate) fn run_blocking<T>(
         &mut self,
         block: Duration,
-        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, ClusterError> {
         let normal = self.timeout;
         let conn = self.open()?;
@@ -88,7 +94,7 @@ impl Link {
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                if must_reconnect(&e) {
                     self.conn = None;
                 }
                 Err(ClusterError::redis(e))

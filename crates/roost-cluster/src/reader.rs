@@ -1,5 +1,6 @@
 //! The reader thread: one blocking `XREAD` over this node's inbox, the
-//! route log and the retained log. Inbox batches go to the broker's
+//! route log, the retained log and the ban log (on a Redis Cluster, one
+//! thread per stream: see [`Cursors::split`]). Inbox batches go to the broker's
 //! [`Receiver`](crate::Receiver), which routes them to local subscribers
 //! only; log entries update the route cache and the retained copy.
 
@@ -29,12 +30,50 @@ pub(crate) struct Cursors {
     pub(crate) bans: String,
 }
 
-pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
+/// The streams a node reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Inbox,
+    Routes,
+    Retained,
+    Bans,
+}
+
+impl Cursors {
+    /// The streams per reader thread: all four in one `XREAD` on one
+    /// server; on a Redis Cluster one thread per stream, since each stream
+    /// has a hash tag of its own (a slot, perhaps a primary, of its own) and
+    /// one `XREAD` may only name keys of one slot. Each thread blocks on its
+    /// stream alone, so no stream waits for another's timeout.
+    pub(crate) fn split(self, per_slot: bool) -> Vec<Vec<(Stream, String)>> {
+        let all = vec![
+            (Stream::Inbox, self.inbox),
+            (Stream::Routes, self.routes),
+            (Stream::Retained, self.retained),
+            (Stream::Bans, self.bans),
+        ];
+        if per_slot {
+            all.into_iter().map(|one| vec![one]).collect()
+        } else {
+            vec![all]
+        }
+    }
+}
+
+pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, String)>) {
     let keys = &shared.keys;
     let inbox = keys.inbox_of(&shared.options.node_id);
-    let route_log = keys.route_log();
-    let retained_log = keys.retained_log();
-    let ban_log = keys.ban_log();
+    let names: Vec<String> = streams
+        .iter()
+        .map(|(stream, _)| match stream {
+            Stream::Inbox => inbox.clone(),
+            Stream::Routes => keys.route_log(),
+            Stream::Retained => keys.retained_log(),
+            Stream::Bans => keys.ban_log(),
+        })
+        .collect();
+    let mut at: Vec<String> = streams.iter().map(|(_, id)| id.clone()).collect();
+    let inbox_at = streams.iter().position(|(s, _)| *s == Stream::Inbox);
     let mut trimmed = Instant::now();
     let mut trimmed_to = String::new();
     let mut backoff = Duration::from_millis(50);
@@ -46,14 +85,8 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
                 .arg("BLOCK")
                 .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(500))
                 .arg("STREAMS")
-                .arg(&inbox)
-                .arg(&route_log)
-                .arg(&retained_log)
-                .arg(&ban_log)
-                .arg(&at.inbox)
-                .arg(&at.routes)
-                .arg(&at.retained)
-                .arg(&at.bans)
+                .arg(&names)
+                .arg(&at)
                 .query::<redis::Value>(c)
         });
         let reply = match read {
@@ -74,32 +107,25 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, mut at: Cursors) {
             let Some(last) = entries.last().map(|e| e.id.clone()) else {
                 continue;
             };
-            if key == inbox {
-                for entry in entries {
-                    inbox_entry(&shared, entry);
-                }
-                at.inbox = last;
-            } else if key == route_log {
-                for entry in &entries {
-                    shared.routes.apply(entry);
-                }
-                at.routes = last;
-            } else if key == retained_log {
-                for entry in &entries {
-                    retained_entry(&shared, entry);
-                }
-                at.retained = last;
-            } else if key == ban_log {
-                for entry in &entries {
-                    ban_entry(&shared, entry);
-                }
-                at.bans = last;
+            let Some(i) = names.iter().position(|n| *n == key) else {
+                continue;
+            };
+            match streams[i].0 {
+                // Inbox entries are moved: their payloads stay slices of the reply.
+                Stream::Inbox => entries.into_iter().for_each(|e| inbox_entry(&shared, e)),
+                Stream::Routes => entries.iter().for_each(|e| shared.routes.apply(e)),
+                Stream::Retained => entries.iter().for_each(|e| retained_entry(&shared, e)),
+                Stream::Bans => entries.iter().for_each(|e| ban_entry(&shared, e)),
             }
+            at[i] = last;
         }
         // This node alone reads its inbox: what it read can go. Producers'
         // MAXLEN is only the cap for a reader that stopped.
-        if trimmed.elapsed() >= TRIM_EVERY && at.inbox != trimmed_to && at.inbox != "0-0" {
-            let minid = at.inbox.clone();
+        let Some(read_to) = inbox_at.map(|i| &at[i]) else {
+            continue;
+        };
+        if trimmed.elapsed() >= TRIM_EVERY && *read_to != trimmed_to && read_to != "0-0" {
+            let minid = read_to.clone();
             let trim = link.run(|c| {
                 redis::cmd("XTRIM")
                     .arg(&inbox)

@@ -1,7 +1,10 @@
 //! The Lua run inside Redis: each script is atomic and touches keys of one
-//! hash tag only. Sent with `EVALSHA` (falling back to `EVAL` when the
-//! script cache lost it), which redis-rs's `Script` does: unlike Redis
-//! Functions, nothing has to be loaded on every primary beforehand.
+//! hash tag only (so on a Redis Cluster it runs on the one primary serving
+//! that slot). Sent with `EVALSHA`; on `NOSCRIPT` (a primary whose script
+//! cache is empty: restarted, or a replica promoted) redis-rs's `Script`
+//! sends `SCRIPT LOAD`, which the cluster client sends to every primary,
+//! then `EVALSHA` again: unlike Redis Functions, nothing has to be loaded on
+//! every primary beforehand.
 
 /// Route update, fenced by the node's route incarnation (cluster-redis.md
 /// §3.2). KEYS: the node's route set, its incarnation, the route log.
@@ -55,8 +58,18 @@ return 0
 /// gave them. One round trip per CONNECT instead of two. KEYS: the owner
 /// hash, then the row keys. ARGV: node, token. Returns {previous node,
 /// previous token, previous state}.
+///
+/// Idempotent per token: the answer is kept (`pnode`, `ptoken`, `pstate`),
+/// and a second run with the same token (a pipeline of claims sent again
+/// after a partial failure: on a Redis Cluster its parts go to several
+/// primaries, and one may have run them while another refused) returns it
+/// unchanged instead of reporting this node as the previous owner and
+/// dropping `from`.
 pub(crate) const CLAIM: &str = r"
-local prev = redis.call('HMGET', KEYS[1], 'node', 'token', 'state')
+local prev = redis.call('HMGET', KEYS[1], 'node', 'token', 'state', 'pnode', 'ptoken', 'pstate')
+if prev[2] == ARGV[2] then
+  return {prev[4] or '', prev[5] or '', prev[6] or ''}
+end
 if prev[1] and prev[1] ~= '' and prev[1] ~= ARGV[1] and prev[2] then
   redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'taking_over', 'from', prev[2])
 else
@@ -64,8 +77,9 @@ else
   redis.call('HDEL', KEYS[1], 'from')
   for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
 end
+redis.call('HSET', KEYS[1], 'pnode', prev[1] or '', 'ptoken', prev[2] or '', 'pstate', prev[3] or '')
 redis.call('PERSIST', KEYS[1])
-return prev
+return {prev[1] or '', prev[2] or '', prev[3] or ''}
 ";
 
 /// The new owner ends a handover (the old node flushed, or did not answer in

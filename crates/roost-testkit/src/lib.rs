@@ -8,6 +8,7 @@
 //!   reads the port from its `listening on mqtt://IP:PORT` log line, keeps its
 //!   stderr for failure reports and stops it (SIGTERM, then SIGKILL) on drop.
 //! * [`packets`]: short builders for the packets tests send.
+//! * [`redis`]: a private Redis Cluster or Sentinel setup.
 //!
 //! Every wait takes a timeout: a test fails with a clear error instead of
 //! hanging.
@@ -17,6 +18,7 @@ mod broker_process;
 mod listener;
 pub mod packets;
 mod raw_client;
+pub mod redis;
 
 pub use broker_process::{BrokerBuilder, BrokerProcess, StartError};
 pub use listener::owns_listener;

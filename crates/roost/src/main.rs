@@ -73,7 +73,9 @@ struct Cli {
     #[arg(long = "durability", value_enum)]
     durability: Option<DurabilityArg>,
     /// Join a cluster on this Redis (turns `[cluster]` on and overrides
-    /// `[cluster.redis] url`), e.g. `redis://127.0.0.1:6379`. docs/cluster.md.
+    /// `[cluster.redis] url`), e.g. `redis://127.0.0.1:6379`, a Redis Cluster
+    /// `redis+cluster://h1:7000,h2:7000,h3:7000` or Sentinel
+    /// `redis+sentinel://s1:26379,s2:26379/mymaster`. docs/cluster.md.
     #[arg(long = "cluster-redis")]
     cluster_redis: Option<String>,
     /// This node's id in the cluster (overrides `[cluster] node_id`).

@@ -1,5 +1,7 @@
 //! Cluster mode (docs/cluster.md) end to end: three `roost` processes with
 //! `--cluster-redis` on one private redis-server, clients on different nodes.
+//! The test binary `cluster_on_redis_cluster` runs the same tests on a
+//! private 3-primary Redis Cluster ([`on_redis_cluster`]).
 //!
 //! Route propagation is asynchronous (a subscription reaches the other
 //! nodes' route caches through the route log, typically within a few ms):
@@ -26,12 +28,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_roost");
 const ROUTE_WAIT: Duration = Duration::from_secs(10);
 
 /// A private redis-server on a free loopback port, killed by its PID on drop.
-struct RedisServer {
+struct SingleRedis {
     child: std::process::Child,
     port: u16,
 }
 
-impl RedisServer {
+impl SingleRedis {
     fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -89,9 +91,57 @@ impl RedisServer {
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for SingleRedis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Whether these tests run against a 3-primary Redis Cluster: they do in
+/// the `cluster_on_redis_cluster` test binary, which includes this file as
+/// its module `on_redis_cluster` (the same tests, parametrised by the
+/// Redis they share).
+fn on_redis_cluster() -> bool {
+    module_path!().ends_with("on_redis_cluster")
+}
+
+/// The Redis the nodes share: one private redis-server, or a private
+/// 3-primary Redis Cluster ([`on_redis_cluster`]).
+enum RedisServer {
+    Single(SingleRedis),
+    Cluster(roost_testkit::redis::RedisCluster),
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        if on_redis_cluster() {
+            RedisServer::Cluster(roost_testkit::redis::RedisCluster::start(3))
+        } else {
+            RedisServer::Single(SingleRedis::start())
+        }
+    }
+
+    /// Kills the server (every primary of a cluster).
+    fn kill(&mut self) {
+        match self {
+            RedisServer::Single(s) => s.kill(),
+            RedisServer::Cluster(c) => c.kill(),
+        }
+    }
+
+    /// Starts it again on the same port(s), without data.
+    fn restart(&mut self) {
+        match self {
+            RedisServer::Single(s) => s.restart(),
+            RedisServer::Cluster(c) => c.restart(),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            RedisServer::Single(s) => s.url(),
+            RedisServer::Cluster(c) => c.url(),
+        }
     }
 }
 

@@ -9,7 +9,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterRedisConfig {
-    /// `redis://[user][:password@]host[:port][/db]` of the one primary.
+    /// `redis://[user][:password@]host[:port][/db]` of the one primary,
+    /// `redis+cluster://[user][:password@]h1:p1,h2:p2,…` (Redis Cluster
+    /// seeds) or `redis+sentinel://[user][:password@]s1:p1,…/<master>[/db]`
+    /// (the primary Sentinel names); `rediss…` for TLS.
     pub url: String,
     /// Connect, read and write timeout in milliseconds.
     pub timeout_ms: u64,

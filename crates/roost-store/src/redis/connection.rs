@@ -6,26 +6,24 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError, RedisResult, TlsCertificates};
+use redis::{RedisError, RedisResult};
 
 use crate::error::StoreError;
 use crate::redis::RedisConfig;
+use crate::redis::target::{Conn, Target, must_reconnect};
 
 /// The client and its current connection.
 pub(crate) struct Link {
-    client: Client,
+    target: Target,
     timeout: Duration,
-    conn: Mutex<Option<Connection>>,
+    conn: Mutex<Option<Conn>>,
 }
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The connection info holds the password: show only the address.
+        // The target's Debug shows the address only, not the password.
         f.debug_struct("Link")
-            .field(
-                "addr",
-                &self.client.get_connection_info().addr().to_string(),
-            )
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -76,19 +74,14 @@ pub(crate) fn redis_error(e: &RedisError) -> StoreError {
 impl Link {
     /// Parses the URL and connects (so a wrong address or password fails now).
     pub(crate) fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
-        let client = match &config.ca_cert_pem {
-            None => Client::open(config.url.as_str()),
-            Some(pem) => Client::build_with_tls(
-                config.url.as_str(),
-                TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            ),
-        }
+        let target = Target::parse(
+            config.url.as_str(),
+            config.ca_cert_pem.as_deref(),
+            config.timeout,
+        )
         .map_err(|e| StoreError::Invalid(format!("redis URL: {e}")))?;
         let link = Link {
-            client,
+            target,
             timeout: config.timeout,
             conn: Mutex::new(None),
         };
@@ -97,22 +90,22 @@ impl Link {
         Ok(link)
     }
 
-    fn open_connection(&self) -> Result<Connection, StoreError> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.timeout)
-            .map_err(|e| redis_error(&e))?;
-        conn.set_read_timeout(Some(self.timeout))
-            .and_then(|()| conn.set_write_timeout(Some(self.timeout)))
-            .map_err(|e| redis_error(&e))?;
-        Ok(conn)
+    /// Whether the server is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.target.is_cluster()
+    }
+
+    fn open_connection(&self) -> Result<Conn, StoreError> {
+        self.target
+            .connect(self.timeout)
+            .map_err(|e| redis_error(&e))
     }
 
     /// Runs `f` on the connection; when the connection broke, opens a new
     /// one and runs `f` once more (callers only send idempotent commands).
     pub(crate) fn run<T>(
         &self,
-        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+        mut f: impl FnMut(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         for attempt in 0..2 {
@@ -126,7 +119,7 @@ impl Link {
                     *guard = None;
                 }
                 Err(e) => {
-                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    if must_reconnect(&e) {
                         *guard = None;
                     }
                     return Err(redis_error(&e));

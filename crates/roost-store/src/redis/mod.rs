@@ -22,6 +22,7 @@ mod lease;
 mod load;
 mod ops;
 mod shared;
+pub mod target;
 
 pub use lease::Lease;
 
@@ -53,7 +54,9 @@ use keys::{ClientKey, FIELD_RECORD, Keys};
 /// How to reach the server.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
-    /// `redis://[user][:password@]host[:port][/db]` or `rediss://…` (TLS).
+    /// `redis://[user][:password@]host[:port][/db]`, `rediss://…` (TLS),
+    /// `redis+sentinel://…` or, for cluster mode only, `redis+cluster://…`
+    /// (see [`target`]).
     pub url: String,
     /// Prepended to every key (no braces), e.g. `roost:`.
     pub key_prefix: String,
@@ -92,6 +95,16 @@ impl RedisStore {
     pub fn open(config: &RedisConfig) -> Result<RedisStore, StoreError> {
         let keys = Keys::new(&config.key_prefix)?;
         let link = Link::connect(config)?;
+        if link.is_cluster() {
+            // Each batch is one MULTI/EXEC over many clients' keys (many
+            // slots), and restore SCANs the whole key space.
+            return Err(StoreError::Invalid(
+                "redis URL: a Redis Cluster (redis+cluster://) serves cluster mode \
+                 ([cluster]) only; the single-broker Redis store needs one primary \
+                 (redis:// or redis+sentinel://)"
+                    .into(),
+            ));
+        }
         let store = RedisStore {
             link,
             keys,

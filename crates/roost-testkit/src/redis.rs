@@ -1,0 +1,318 @@
+//! Private Redis deployments for tests, on free loopback ports, every
+//! process stopped by its PID (never by name): a 3-primary Redis Cluster
+//! (`redis-server --cluster-enabled yes` × N, then `redis-cli --cluster
+//! create … --cluster-replicas 0 --cluster-yes`) and a Sentinel setup (one
+//! primary, one replica, one sentinel). `redis-server`, `redis-sentinel`
+//! (the same binary) and `redis-cli` come from Debian's redis-server and
+//! redis-tools packages (scripts/install-test-deps.sh).
+//!
+//! A setup that cannot start panics with the reason: these are test
+//! fixtures, and a test without its Redis has nothing to run.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::TIMEOUT;
+
+/// `n` distinct free loopback ports (held together while chosen, so they
+/// differ; another process may still take one before the server binds it,
+/// which [`wait_owned`] notices).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Waits until the process `child` listens on `port` itself (not another
+/// test's server that took the port meanwhile).
+fn wait_owned(child: &mut Child, port: u16, what: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err()
+        || !crate::owns_listener(child.id(), port)
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} on port {port} exited at start: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} not listening on {port}");
+        // Nothing to wait on but the port itself.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends one inline command and returns the raw reply (one read: the
+/// replies asked for here are small).
+fn ask(port: u16, command: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let n = stream.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// One `redis-server --cluster-enabled yes`.
+#[derive(Debug)]
+struct ClusterNode {
+    child: Child,
+    port: u16,
+    bus: u16,
+}
+
+/// A Redis Cluster of primaries only, each a private redis-server without
+/// persistence; the slot assignment lives in each node's `nodes.conf` in a
+/// temporary directory, so [`RedisCluster::restart`] brings the same
+/// cluster back (empty).
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts `primaries` nodes (3 at least: `redis-cli --cluster create`
+    /// refuses fewer), joins them and waits for `cluster_state:ok` on each.
+    pub fn start(primaries: usize) -> RedisCluster {
+        let dir = tempfile::tempdir().expect("temp dir for the cluster");
+        let ports = free_ports(primaries * 2);
+        let mut nodes: Vec<ClusterNode> = ports
+            .chunks(2)
+            .map(|p| ClusterNode {
+                child: Self::spawn(dir.path(), p[0], p[1]),
+                port: p[0],
+                bus: p[1],
+            })
+            .collect();
+        for node in &mut nodes {
+            wait_owned(&mut node.child, node.port, "redis-server (cluster)");
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (scripts/install-test-deps.sh installs redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes, dir };
+        cluster.wait_ok();
+        cluster
+    }
+
+    fn spawn(dir: &Path, port: u16, bus: u16) -> Child {
+        Command::new("redis-server")
+            .current_dir(dir)
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-port", &bus.to_string()])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--cluster-node-timeout", "2000"])
+            .args(["--maxmemory-policy", "noeviction"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-test-deps.sh installs it)")
+    }
+
+    /// Waits until every node says `cluster_state:ok` (all slots served).
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + TIMEOUT * 3;
+        for node in &self.nodes {
+            while !ask(node.port, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok")) {
+                assert!(
+                    Instant::now() < deadline,
+                    "Redis Cluster node {} not ok",
+                    node.port
+                );
+                // CLUSTER INFO has no blocking form.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The nodes' client ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// Kills every node (SIGKILL by PID).
+    pub fn kill(&mut self) {
+        for node in &mut self.nodes {
+            stop(&mut node.child);
+        }
+    }
+
+    /// Kills every node and starts them again on the same ports with the
+    /// same `nodes.conf`: the same cluster, without data.
+    pub fn restart(&mut self) {
+        self.kill();
+        for node in &mut self.nodes {
+            node.child = Self::spawn(self.dir.path(), node.port, node.bus);
+        }
+        for node in &mut self.nodes {
+            wait_owned(&mut node.child, node.port, "redis-server (cluster)");
+        }
+        self.wait_ok();
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One primary, one replica of it and one sentinel watching it under the
+/// master name [`RedisSentinel::MASTER`], with a short failure detection
+/// (1 s) so a failover test ends in seconds.
+#[derive(Debug)]
+pub struct RedisSentinel {
+    primary: Child,
+    replica: Child,
+    sentinel: Child,
+    ports: [u16; 3],
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    /// The master name the sentinel monitors.
+    pub const MASTER: &'static str = "roostmaster";
+
+    /// Starts the three processes and waits until the sentinel knows the
+    /// replica.
+    pub fn start() -> RedisSentinel {
+        let dir = tempfile::tempdir().expect("temp dir for sentinel");
+        let ports = free_ports(3);
+        let [p, r, s] = [ports[0], ports[1], ports[2]];
+        let server = |port: u16, extra: &[String]| {
+            Command::new("redis-server")
+                .current_dir(dir.path())
+                .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+                .args(["--port", &port.to_string()])
+                .args(["--maxmemory-policy", "noeviction"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (scripts/install-test-deps.sh installs it)")
+        };
+        let mut primary = server(p, &[]);
+        wait_owned(&mut primary, p, "redis-server (primary)");
+        let mut replica = server(
+            r,
+            &["--replicaof".into(), "127.0.0.1".into(), p.to_string()],
+        );
+        wait_owned(&mut replica, r, "redis-server (replica)");
+        // The sentinel rewrites its configuration file: one of its own.
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {s}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 1\n\
+                 sentinel down-after-milliseconds {m} 1000\n\
+                 sentinel failover-timeout {m} 5000\n",
+                m = Self::MASTER
+            ),
+        )
+        .expect("write sentinel.conf");
+        let mut sentinel = Command::new("redis-server")
+            .current_dir(dir.path())
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        wait_owned(&mut sentinel, s, "redis-sentinel");
+        let setup = RedisSentinel {
+            primary,
+            replica,
+            sentinel,
+            ports: [p, r, s],
+            _dir: dir,
+        };
+        // The replica must be in sync and known to the sentinel before a
+        // failover can promote it.
+        let deadline = Instant::now() + TIMEOUT * 3;
+        while !ask(r, "INFO replication").is_some_and(|i| i.contains("master_link_status:up"))
+            || !ask(s, &format!("SENTINEL REPLICAS {}", Self::MASTER))
+                .is_some_and(|i| i.contains(&r.to_string()))
+        {
+            assert!(Instant::now() < deadline, "sentinel setup not ready");
+            // Replication and sentinel discovery have no blocking form.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        setup
+    }
+
+    /// `redis+sentinel://127.0.0.1:<sentinel port>/<master name>`.
+    pub fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}/{}",
+            self.ports[2],
+            Self::MASTER
+        )
+    }
+
+    /// Kills the primary (SIGKILL by PID).
+    pub fn kill_primary(&mut self) {
+        stop(&mut self.primary);
+    }
+
+    /// Waits until the sentinel names the replica as the primary.
+    pub fn wait_failover(&self) {
+        let deadline = Instant::now() + TIMEOUT * 3;
+        let replica = self.ports[1].to_string();
+        while !ask(
+            self.ports[2],
+            &format!("SENTINEL GET-MASTER-ADDR-BY-NAME {}", Self::MASTER),
+        )
+        .is_some_and(|r| r.contains(&replica))
+        {
+            assert!(Instant::now() < deadline, "no failover to the replica");
+            // The sentinel's failover has no blocking form to wait on.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        stop(&mut self.sentinel);
+        stop(&mut self.replica);
+        stop(&mut self.primary);
+    }
+}

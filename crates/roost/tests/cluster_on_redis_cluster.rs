@@ -1,0 +1,7 @@
+//! The cluster-mode tests of `cluster.rs`, run against a private 3-primary
+//! Redis Cluster (`redis+cluster://` seeds) instead of one redis-server:
+//! the same test code, included as a module whose path tells it which
+//! Redis to start (`on_redis_cluster()` in cluster.rs).
+
+#[path = "cluster.rs"]
+mod on_redis_cluster;
