@@ -23,6 +23,7 @@
 //! `XREAD` needs its own connection anyway.
 
 #![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod batch;
 mod done;
