@@ -167,8 +167,8 @@ interop_python() {
 # Playwright for Python; interop/dashboard/install.sh installs both when
 # missing). Screenshots are kept in target/dashboard-screenshots.
 dashboard_tests() {
-    bash interop/dashboard/install.sh
-    timeout -k 30 "$SUITE_TIMEOUT" python3 -m pytest interop/dashboard
+    bash interop/dashboard/install.sh \
+        && timeout -k 30 "$SUITE_TIMEOUT" python3 -m pytest interop/dashboard
 }
 
 interop_node() {
@@ -192,8 +192,8 @@ store_redis() {
 cluster_tests() {
     { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 \
         || bash scripts/install-test-deps.sh
-    cargo test -p roost-cluster
-    timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster \
+    cargo test -p roost-cluster \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_on_redis_cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_sentinel
 }
