@@ -7,7 +7,9 @@
 #   N      nodes (default 3)
 #   PORT   the shared MQTT port (default 1883)
 # Environment:
-#   REDIS_URL=redis://host:port   use this Redis instead of starting one
+#   REDIS_URL=redis://host:port   use this Redis instead of starting one (also
+#                                 redis+cluster://h1:p1,h2:p2,… or
+#                                 redis+sentinel://s1:26379/<master>: docs/cluster.md)
 #   ROOST=path/to/roost           the binary (default target/debug/roost, built if missing)
 #   WORK=dir                      where configs, data and logs go (default: a temporary dir)
 set -euo pipefail

@@ -317,6 +317,15 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Checks a `[cluster.redis] url` without connecting (one server,
+/// `redis+cluster://` seeds or `redis+sentinel://…/<master>`), for the
+/// configuration check: the reason when it cannot be used.
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    roost_store::redis::target::Target::parse(url, None, Duration::from_secs(1))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 impl Cluster {
     /// Joins: registers the node (a new route incarnation, its lease),
     /// loads the route table and every retained message (given to

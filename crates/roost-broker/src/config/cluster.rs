@@ -77,6 +77,9 @@ impl ClusterConfig {
                 format!("`{}` has no scheme: write redis://{0}", self.redis.url),
             ));
         }
+        if let Err(e) = roost_cluster::check_redis_url(&self.redis.url) {
+            return Err(("cluster.redis.url", e));
+        }
         if let Some(id) = &self.node_id
             && (id.is_empty()
                 || id.len() > 64
@@ -171,6 +174,23 @@ mod tests {
         let mut c = on.clone();
         c.redis.url = "localhost:6379".into();
         assert_eq!(bad(c), Some("cluster.redis.url"));
+        for url in [
+            "redis+cluster://h1:7000,h2:7000",
+            "redis+sentinel://s1:26379,s2/mymaster",
+        ] {
+            let mut c = on.clone();
+            c.redis.url = url.into();
+            assert_eq!(bad(c), None, "{url}");
+        }
+        for url in [
+            "redis+cluster://h1:port",
+            "redis+cluster://h1:7000/2",
+            "redis+sentinel://s1:26379",
+        ] {
+            let mut c = on.clone();
+            c.redis.url = url.into();
+            assert_eq!(bad(c), Some("cluster.redis.url"), "{url}");
+        }
         let mut c = on.clone();
         c.node_id = Some("a b".into());
         assert_eq!(bad(c), Some("cluster.node_id"));
