@@ -572,6 +572,18 @@ async fn status_stats_nodes_listeners_and_metrics_answer() {
         text.contains("roost_messages_dropped_total{reason=\"queue\"}"),
         "{text}"
     );
+    for family in [
+        "roost_messages_received_total{qos=\"2\"} 0".to_string(),
+        format!(
+            "roost_listener_connections{{listener=\"mqtt://{}\",kind=\"tcp\"}} 0",
+            admin.mqtt
+        ),
+        "# TYPE roost_store_write_duration_seconds histogram".to_string(),
+        "roost_hook_duration_seconds_bucket{le=\"+Inf\"} 0".to_string(),
+        "roost_authentication_duration_seconds_count 0".to_string(),
+    ] {
+        assert!(text.contains(&family), "no {family} in\n{text}");
+    }
     let (status, body) = admin.get("/api/v1/nope").await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], "NOT_FOUND");

@@ -31,6 +31,7 @@ mod janitor;
 mod keys;
 mod lease;
 mod link;
+mod members;
 mod owner;
 mod queue;
 mod reader;
@@ -50,6 +51,7 @@ use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
 pub use done::Done;
+pub use members::Member;
 pub use routes::SharedPick;
 
 use keys::Keys;
