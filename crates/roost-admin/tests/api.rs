@@ -941,3 +941,42 @@ async fn the_http_listener_closes_connections_over_max_connections() {
     };
     tokio::time::timeout(T, served).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_authentication_histogram_counts_each_connect_through_the_chain() {
+    // The ban list is an authenticator: every CONNECT goes through the chain.
+    let admin = start("[auth.banned]\n").await;
+    let scrape = || async {
+        admin
+            .http
+            .get(format!("{}/metrics", admin.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("roost_authentication_duration_seconds_count "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no authentication count in\n{text}"))
+    };
+    let before = count(&scrape().await);
+    for _ in 0..3 {
+        let (client, _) = RawClient::connect_v5(admin.mqtt, &unique_id("timed"))
+            .await
+            .unwrap();
+        drop(client);
+    }
+    let text = scrape().await;
+    assert_eq!(count(&text), before + 3, "{text}");
+    assert!(
+        text.contains(&format!(
+            "roost_authentication_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            before + 3
+        )),
+        "{text}"
+    );
+}
