@@ -124,7 +124,8 @@ impl BrokerBuilder {
         .map_err(BrokerError::Store)?;
         let (persist, snapshot) = opened.unzip();
         let core = Core::new(self.config, self.ext, builtins, persist);
-        crate::cluster_node::join(&core)
+        let addresses = listeners.iter().map(|l| l.address.url.clone()).collect();
+        crate::cluster_node::join(&core, addresses)
             .await
             .map_err(BrokerError::Cluster)?;
         let restored = match (core.persist(), snapshot) {

@@ -19,11 +19,13 @@ pub struct Member {
     /// When it joined, Unix milliseconds (absent for a node that has not
     /// written it).
     pub started_ms: Option<u64>,
+    /// The URLs clients reach it at, as it announced them when it joined.
+    pub addresses: Vec<String>,
 }
 
 impl Cluster {
-    /// The live nodes, sorted by node id. Blocking (two Redis round trips
-    /// per node at most): call it off the async runtime's workers.
+    /// The live nodes, sorted by node id. Blocking (one Redis round trip,
+    /// then one per node): call it off the async runtime's workers.
     pub fn members(&self) -> Result<Vec<Member>, ClusterError> {
         let mut guard = self.leave.lock();
         let link = guard.as_mut().ok_or(ClusterError::Stopped)?;
@@ -39,10 +41,11 @@ impl Cluster {
         })?;
         let mut members = Vec::with_capacity(live.len());
         for (node, lease_until) in live {
-            let started: Option<u64> = link.run(|c| {
-                redis::cmd("HGET")
+            let (started, addresses): (Option<u64>, Option<String>) = link.run(|c| {
+                redis::cmd("HMGET")
                     .arg(keys.node_info(&node))
                     .arg("started")
+                    .arg("addresses")
                     .query(c)
             })?;
             members.push(Member {
@@ -50,6 +53,11 @@ impl Cluster {
                 // Scores are whole milliseconds stored as doubles.
                 lease_until_ms: lease_until.max(0.0) as u64,
                 started_ms: started,
+                addresses: addresses
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
             });
         }
         members.sort_by(|a, b| a.node.cmp(&b.node));

@@ -401,6 +401,10 @@ fn nodes_lists_every_node_of_a_cluster() {
     assert_eq!(seen, want, "{listed}");
     for row in rows {
         let local = row["node"] == names[0].as_str();
+        let at = if local { &nodes[0] } else { &nodes[1] };
+        let url = serde_json::json!(format!("mqtt://{}", at.addr()));
+        let addresses = row["addresses"].as_array().unwrap();
+        assert!(addresses.contains(&url), "{row}");
         assert_eq!(row["local"], local, "{row}");
         assert!(row["lease_until_ms"].as_u64().unwrap() > 0, "{row}");
         assert!(row["uptime_s"].is_u64(), "{row}");

@@ -42,6 +42,8 @@ pub struct Node {
     /// Cluster mode: when the node's lease lapses unless renewed, Unix
     /// milliseconds.
     pub lease_until_ms: Option<u64>,
+    /// The URLs clients reach the node at (its MQTT listeners).
+    pub addresses: Vec<String>,
 }
 
 /// One listener of `GET /api/v1/listeners`.
@@ -135,6 +137,12 @@ pub(crate) async fn nodes(State(state): State<Shared>) -> Result<Json<Vec<Node>>
         connections: Some(state.broker.stats().connections_current),
         local: true,
         lease_until_ms: None,
+        addresses: state
+            .broker
+            .listeners()
+            .iter()
+            .map(|l| l.url.clone())
+            .collect(),
     };
     let Some(members) = state.broker.cluster_members().await else {
         return Ok(Json(vec![this]));
@@ -166,6 +174,7 @@ pub(crate) async fn nodes(State(state): State<Shared>) -> Result<Json<Vec<Node>>
                 connections: None,
                 local: false,
                 lease_until_ms: Some(m.lease_until_ms),
+                addresses: m.addresses,
             }
         })
         .collect();
