@@ -190,3 +190,53 @@ def test_ban_add_and_remove(page, dashboard_broker):
     shot(page, "banned-one")
     page.get_by_role("button", name=f"Remove the ban of clientid {value}").click()
     expect(page.get_by_role("cell", name=value, exact=True)).to_have_count(0)
+
+
+def test_subscribe_and_unsubscribe_a_client_from_its_page(page, dashboard_broker):
+    """The client page subscribes a connected client to a filter (the
+    broker routes to it as if it had subscribed) and unsubscribes it."""
+    mosquitto_pub = require("mosquitto_pub")
+    log_in(page, dashboard_broker)
+    client_id = unique("subscribe-me")
+    filter_ = f"dash/{client_id}/+"
+    client = Client(dashboard_broker.process, version=V5, client_id=client_id)
+    try:
+        client.connect()
+        page.get_by_role("link", name="Clients").click()
+        page.get_by_label("Client id contains").fill(client_id)
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("button", name=client_id, exact=True).click()
+        detail = page.get_by_role("region", name=f"Details of {client_id}")
+        expect(detail).to_be_visible()
+        expect(detail).to_contain_text("Keep alive")
+        detail.get_by_label("Subscribe to filter").fill(filter_)
+        detail.get_by_label("QoS").select_option("1")
+        detail.get_by_role("button", name="Subscribe", exact=True).click()
+        expect(page.get_by_role("cell", name=filter_, exact=True)).to_be_visible()
+        shot(page, "client-subscribed")
+        subprocess.run(
+            [mosquitto_pub, "-h", dashboard_broker.host, "-p", str(dashboard_broker.port),
+             "-q", "1", "-t", f"dash/{client_id}/x", "-m", "through the dashboard"],
+            check=True, timeout=TIMEOUT,
+        )
+        message = client.expect_message()
+        assert message.topic == f"dash/{client_id}/x"
+        assert message.payload == b"through the dashboard"
+        page.get_by_role("button", name=f"Unsubscribe {client_id} from {filter_}").click()
+        expect(page.get_by_role("cell", name=filter_, exact=True)).to_have_count(0)
+    finally:
+        client.close()
+
+
+def test_static_files_need_no_token_and_the_api_refuses_a_page_without_one(page, dashboard_broker):
+    """Before logging in: the page and its scripts load without credentials,
+    and an API call made from the page without a token gets 401."""
+    for path in ("/", "/dashboard/app.js", "/dashboard/style.css"):
+        response = page.request.get(dashboard_broker.url + path)
+        assert response.status == 200, path
+    page.goto(dashboard_broker.url + "/")
+    expect(page.get_by_role("heading", name="Log in to Roost")).to_be_visible()
+    status = page.evaluate("fetch('/api/v1/stats').then((r) => r.status)")
+    assert status == 401
+    body = page.evaluate("fetch('/api/v1/clients').then((r) => r.json())")
+    assert body["code"] == "UNAUTHORIZED"

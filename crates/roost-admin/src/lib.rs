@@ -27,6 +27,7 @@ mod cap;
 pub mod dashboard;
 mod error;
 mod metrics;
+mod metrics_detail;
 pub mod openapi;
 mod server;
 mod state;

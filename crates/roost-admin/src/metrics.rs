@@ -44,11 +44,6 @@ const COUNTERS: &[Reading] = &[
         |s| s.hibernations,
     ),
     (
-        "roost_messages_received",
-        "Application messages received from clients.",
-        |s| s.messages_received,
-    ),
-    (
         "roost_messages_delivered",
         "Deliveries handed to subscriber sessions.",
         |s| s.messages_delivered,
@@ -202,6 +197,7 @@ impl Collector for BrokerCollector {
                 ConstCounter::new(value).encode(dropped.encode_family(&[("reason", reason)])?)?;
             }
         }
+        crate::metrics_detail::encode(&self.broker, &stats, &mut encoder)?;
         gauge(
             &mut encoder,
             "roost_store_outage_seconds",

@@ -572,6 +572,18 @@ async fn status_stats_nodes_listeners_and_metrics_answer() {
         text.contains("roost_messages_dropped_total{reason=\"queue\"}"),
         "{text}"
     );
+    for family in [
+        "roost_messages_received_total{qos=\"2\"} 0".to_string(),
+        format!(
+            "roost_listener_connections{{listener=\"mqtt://{}\",kind=\"tcp\"}} 0",
+            admin.mqtt
+        ),
+        "# TYPE roost_store_write_duration_seconds histogram".to_string(),
+        "roost_hook_duration_seconds_bucket{le=\"+Inf\"} 0".to_string(),
+        "roost_authentication_duration_seconds_count 0".to_string(),
+    ] {
+        assert!(text.contains(&family), "no {family} in\n{text}");
+    }
     let (status, body) = admin.get("/api/v1/nope").await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], "NOT_FOUND");
@@ -928,4 +940,43 @@ async fn the_http_listener_closes_connections_over_max_connections() {
         }
     };
     tokio::time::timeout(T, served).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_authentication_histogram_counts_each_connect_through_the_chain() {
+    // The ban list is an authenticator: every CONNECT goes through the chain.
+    let admin = start("[auth.banned]\n").await;
+    let scrape = || async {
+        admin
+            .http
+            .get(format!("{}/metrics", admin.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("roost_authentication_duration_seconds_count "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no authentication count in\n{text}"))
+    };
+    let before = count(&scrape().await);
+    for _ in 0..3 {
+        let (client, _) = RawClient::connect_v5(admin.mqtt, &unique_id("timed"))
+            .await
+            .unwrap();
+        drop(client);
+    }
+    let text = scrape().await;
+    assert_eq!(count(&text), before + 3, "{text}");
+    assert!(
+        text.contains(&format!(
+            "roost_authentication_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            before + 3
+        )),
+        "{text}"
+    );
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::config::ListenerConfig;
+use crate::listener_stats::{ListenerCounters, Refused};
 use crate::metrics::Metrics;
 
 /// Why a connection was not admitted.
@@ -61,6 +62,7 @@ impl Gate {
             open: Arc::new(OpenCount {
                 metrics: Arc::clone(&metrics),
                 open: AtomicUsize::new(0),
+                counters: Arc::default(),
             }),
             metrics,
             server_max,
@@ -75,11 +77,33 @@ impl Gate {
         let refusal = self.check();
         if let Err(refusal) = refusal {
             Metrics::inc(&self.metrics.connections_refused);
+            self.open.counters.refused(match refusal {
+                Refusal::RateLimited => Refused::Rate,
+                Refusal::ListenerFull | Refusal::ServerFull => Refused::Limit,
+            });
             return Err(refusal);
         }
         self.open.open.fetch_add(1, Ordering::Relaxed);
+        self.open.counters.accepted();
         self.metrics.opened();
         Ok(ConnectionPermit(Arc::clone(&self.open)))
+    }
+
+    /// Registers this listener's counters under `url` (for the
+    /// management API's per-listener metrics).
+    pub(crate) fn register(
+        &self,
+        registry: &crate::listener_stats::ListenerRegistry,
+        url: String,
+        kind: String,
+    ) {
+        let open = Arc::clone(&self.open);
+        registry.register(
+            url,
+            kind,
+            Arc::clone(&self.open.counters),
+            Box::new(move || open.open.load(Ordering::Relaxed) as u64),
+        );
     }
 
     fn check(&self) -> Result<(), Refusal> {
@@ -111,15 +135,24 @@ impl Gate {
 struct OpenCount {
     metrics: Arc<Metrics>,
     open: AtomicUsize,
+    /// The listener's counters (`listener_stats.rs`).
+    counters: Arc<ListenerCounters>,
 }
 
 /// One admitted connection; releases its slot when dropped.
 #[derive(Debug)]
 pub(crate) struct ConnectionPermit(Arc<OpenCount>);
 
+impl ConnectionPermit {
+    /// The connection was not served: counts why, on its listener.
+    pub(crate) fn refused(&self, why: Refused) {
+        self.0.counters.refused(why);
+    }
+}
+
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        let OpenCount { metrics, open } = &*self.0;
+        let OpenCount { metrics, open, .. } = &*self.0;
         open.fetch_sub(1, Ordering::Relaxed);
         metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
     }

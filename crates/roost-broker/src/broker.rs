@@ -99,6 +99,14 @@ impl BrokerBuilder {
     pub async fn bind(mut self) -> Result<Broker, BrokerError> {
         let (builtins, tasks) = crate::builtin_auth::install(&self.config.auth, &mut self.ext)
             .map_err(BrokerError::Auth)?;
+        // Bans added at run time before the last stop (`bans_file.rs`).
+        if let (Some(bans), Some(path)) = (&builtins.bans, crate::bans_file::path(&self.config)) {
+            match crate::bans_file::load(&path, bans) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(bans = n, path = %path.display(), "bans restored"),
+                Err(e) => tracing::warn!("bans not restored: {e}"),
+            }
+        }
         let background: Vec<tokio::task::JoinHandle<()>> =
             tasks.into_iter().map(tokio::spawn).collect();
         // Listeners first: a taken port or a bad certificate must fail the
@@ -116,7 +124,8 @@ impl BrokerBuilder {
         .map_err(BrokerError::Store)?;
         let (persist, snapshot) = opened.unzip();
         let core = Core::new(self.config, self.ext, builtins, persist);
-        crate::cluster_node::join(&core)
+        let addresses = listeners.iter().map(|l| l.address.url.clone()).collect();
+        crate::cluster_node::join(&core, addresses)
             .await
             .map_err(BrokerError::Cluster)?;
         let restored = match (core.persist(), snapshot) {
@@ -352,6 +361,34 @@ impl BrokerHandle {
         crate::admin::client(&self.core, client_id)
     }
 
+    /// The cluster's live nodes, sorted by node id (`None`: not in cluster
+    /// mode). Read from Redis on a blocking thread.
+    pub async fn cluster_members(&self) -> Option<Result<Vec<roost_cluster::Member>, String>> {
+        let link = Arc::clone(self.core.cluster()?);
+        let read = tokio::task::spawn_blocking(move || {
+            link.cluster().members().map_err(|e| e.to_string())
+        });
+        Some(read.await.unwrap_or_else(|e| Err(e.to_string())))
+    }
+
+    /// Every listener's connections and refusals, in the order they started.
+    pub fn listener_stats(&self) -> Vec<crate::listener_stats::ListenerStats> {
+        self.core.listener_stats.read()
+    }
+
+    /// The latency histograms: store writes, hooks, authentication.
+    pub fn latencies(&self) -> crate::metrics::Latencies {
+        crate::metrics::Latencies {
+            store_write: self
+                .core
+                .persist()
+                .and_then(|p| p.write_latency())
+                .unwrap_or_default(),
+            hooks: self.core.ext.hook_latency.snapshot(),
+            authentication: self.core.ext.auth_latency.snapshot(),
+        }
+    }
+
     /// [`Self::client`] with what only a live connection's task knows (its
     /// keep-alive, expiry interval, inflight window and queue), asked of the
     /// task and waited for (up to 10 s; without them if it does not answer).
@@ -482,7 +519,8 @@ impl BrokerHandle {
     /// ban list is configured (`[auth.banned]`).
     ///
     /// In cluster mode the ban is also added to the cluster's list, and
-    /// every node applies it the same way (docs/cluster.md).
+    /// every node applies it the same way (docs/cluster.md). A single node
+    /// with a persistent store keeps it across restarts (`bans_file.rs`).
     pub fn ban(&self, ban: roost_auth::Ban) -> Option<usize> {
         let bans = self.core.builtins.bans.as_ref()?;
         tracing::info!(target = %ban.target, "ban added");
@@ -490,6 +528,7 @@ impl BrokerHandle {
             cluster.ban(&ban.target.to_string(), Some(ban.expires_at));
         }
         bans.add(ban);
+        self.save_bans(bans);
         Some(crate::clients::close_banned(
             &self.core,
             bans,
@@ -505,7 +544,19 @@ impl BrokerHandle {
         if let Some(cluster) = self.core.cluster() {
             cluster.ban(&target.to_string(), None);
         }
-        Some(bans.remove(target))
+        let had = bans.remove(target);
+        self.save_bans(bans);
+        Some(had)
+    }
+
+    /// Writes the ban list for the next start (`bans_file.rs`), when this
+    /// broker keeps one; a failure is logged (the ban holds until restart).
+    fn save_bans(&self, bans: &roost_auth::BanList) {
+        if let Some(path) = crate::bans_file::path(&self.core.config)
+            && let Err(e) = crate::bans_file::save(&path, bans)
+        {
+            tracing::warn!("ban list not saved (it holds until a restart): {e}");
+        }
     }
 
     /// Reloads the certificate files of every TLS, WSS and QUIC listener (the

@@ -19,8 +19,9 @@ use crate::link::Control;
 /// Joins the cluster when configured (blocking work off the runtime) and
 /// installs the link in the core. Before the store's restore, so restored
 /// subscriptions publish their routes.
-pub(crate) async fn join(core: &Arc<Core>) -> Result<(), String> {
-    let Some(options) = crate::cluster::options(&core.config) else {
+/// `addresses`: the URLs of this node's listeners (the node list shows them).
+pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(), String> {
+    let Some(options) = crate::cluster::options(&core.config, addresses) else {
         return Ok(());
     };
     let node = options.node_id.clone();

@@ -52,6 +52,10 @@ pub(crate) struct Extensions {
     /// Asks the allocator to hand freed memory back to the OS; called a
     /// second after connections hibernated (see `driver::hibernate`).
     pub(crate) memory_release: Option<fn()>,
+    /// How long the hooks took to decide (`on_subscribe`, `on_publish`, ...).
+    pub(crate) hook_latency: roost_store::LatencyHistogram,
+    /// How long the authenticator chain took per CONNECT.
+    pub(crate) auth_latency: roost_store::LatencyHistogram,
 }
 
 impl std::fmt::Debug for Extensions {
@@ -155,6 +159,16 @@ impl Extensions {
     /// Runs the authenticator chain: the first Accept or Refuse wins; `Ignore`
     /// from every authenticator (or an empty chain) yields `Ignore`.
     pub(crate) async fn authenticate(&self, request: &ConnectRequest<'_>) -> AuthResult {
+        if self.authenticators.is_empty() {
+            return AuthResult::Ignore;
+        }
+        let started = std::time::Instant::now();
+        let result = self.authenticate_chain(request).await;
+        self.auth_latency.observe(started.elapsed());
+        result
+    }
+
+    async fn authenticate_chain(&self, request: &ConnectRequest<'_>) -> AuthResult {
         for authenticator in &self.authenticators {
             let outcome = guarded(authenticator.authenticate(request)).await;
             match outcome {
@@ -300,7 +314,7 @@ impl Extensions {
 
     /// Awaits a decision hook, applying the panic policy.
     pub(crate) async fn decide(&self, hook: BoxFuture<'_, Decision>) -> Decision {
-        match guarded(hook).await {
+        match self.timed(hook).await {
             Some(decision) => decision,
             None => self.on_panic(),
         }
@@ -311,7 +325,7 @@ impl Extensions {
         &self,
         hook: BoxFuture<'_, PublishDecision>,
     ) -> PublishDecision {
-        match guarded(hook).await {
+        match self.timed(hook).await {
             Some(decision) => decision,
             None => match self.on_panic() {
                 Decision::Allow => PublishDecision::Allow,
@@ -324,6 +338,14 @@ impl Extensions {
                 },
             },
         }
+    }
+
+    /// A hook's answer (`None`: it panicked), its time recorded.
+    async fn timed<T>(&self, hook: BoxFuture<'_, T>) -> Option<T> {
+        let started = std::time::Instant::now();
+        let answer = guarded(hook).await;
+        self.hook_latency.observe(started.elapsed());
+        answer
     }
 
     fn on_panic(&self) -> Decision {

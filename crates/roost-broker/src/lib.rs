@@ -26,6 +26,7 @@
 mod admin;
 mod admin_subs;
 mod admission;
+mod bans_file;
 mod broker;
 pub mod builtin_auth;
 pub mod check;
@@ -42,6 +43,7 @@ mod extensions;
 mod hibernate;
 mod link;
 mod listener;
+mod listener_stats;
 mod metrics;
 mod persist;
 mod read_acl;
@@ -61,9 +63,12 @@ pub use config::{DurabilityConfig, RedisStoreConfig, StoreBackend, StoreConfig};
 pub use error::BrokerError;
 pub use extensions::PanicPolicy;
 pub use listener::BoundAddress;
-pub use metrics::Stats;
+pub use listener_stats::ListenerStats;
+pub use metrics::{Latencies, Stats};
 pub use retained::{RetainedError, RetainedMessage, RetainedPage};
+pub use roost_cluster::Member as ClusterMember;
 pub use roost_hooks as hooks;
+pub use roost_store::latency::{BUCKETS_MICROS as LATENCY_BUCKETS_MICROS, LatencySnapshot};
 pub use transport::{ClientIdentity, ConnectionInfo, PeerAddr, TlsInfo, TlsReloadError};
 
 /// The rustls server configuration a `tls` listener would use for these

@@ -11,7 +11,8 @@ pub(crate) struct Metrics {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) connections_hibernating: AtomicU64,
     pub(crate) hibernations: AtomicU64,
-    pub(crate) messages_received: AtomicU64,
+    /// Application messages received, by the QoS they were published at.
+    pub(crate) messages_received_by_qos: [AtomicU64; 3],
     pub(crate) messages_delivered: AtomicU64,
     pub(crate) messages_dropped: AtomicU64,
     pub(crate) messages_no_subscribers: AtomicU64,
@@ -48,6 +49,8 @@ pub struct Stats {
     pub hibernations: u64,
     /// Application messages received from clients.
     pub messages_received: u64,
+    /// The same by QoS 0, 1, 2.
+    pub messages_received_by_qos: [u64; 3],
     /// Deliveries handed to subscriber sessions.
     pub messages_delivered: u64,
     /// Deliveries dropped (full queues, expiry, too large).
@@ -107,6 +110,18 @@ pub struct Stats {
     pub store_failures: u64,
 }
 
+/// The broker's latency histograms (read when someone asks: a scrape).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Latencies {
+    /// Each apply of the session store's writer to its backend.
+    pub store_write: roost_store::LatencySnapshot,
+    /// Each hook decision (`on_subscribe`, `on_publish`, ...).
+    pub hooks: roost_store::LatencySnapshot,
+    /// The authenticator chain, per CONNECT.
+    pub authentication: roost_store::LatencySnapshot,
+}
+
 impl Metrics {
     pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +150,12 @@ impl Metrics {
             connections_refused: get(&self.connections_refused),
             connections_hibernating: get(&self.connections_hibernating),
             hibernations: get(&self.hibernations),
-            messages_received: get(&self.messages_received),
+            messages_received: self.messages_received_by_qos.iter().map(get).sum(),
+            messages_received_by_qos: [
+                get(&self.messages_received_by_qos[0]),
+                get(&self.messages_received_by_qos[1]),
+                get(&self.messages_received_by_qos[2]),
+            ],
             messages_delivered: get(&self.messages_delivered),
             messages_dropped: get(&self.messages_dropped),
             messages_no_subscribers: get(&self.messages_no_subscribers),

@@ -31,6 +31,7 @@ mod janitor;
 mod keys;
 mod lease;
 mod link;
+mod members;
 mod owner;
 mod queue;
 mod reader;
@@ -50,6 +51,7 @@ use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
 pub use done::Done;
+pub use members::Member;
 pub use routes::SharedPick;
 
 use keys::Keys;
@@ -80,6 +82,9 @@ pub struct Options {
     pub forward_buffer: usize,
     /// How a shared group's node is picked per message.
     pub shared: SharedPick,
+    /// The URLs clients reach this node at (`mqtt://10.0.0.5:1883`), kept
+    /// in its node hash for the management API's node list.
+    pub addresses: Vec<String>,
 }
 
 /// What went wrong.
@@ -367,6 +372,12 @@ impl Cluster {
                         ("started", now),
                         ("incarnation", shared.incarnation.load(Ordering::Relaxed)),
                     ],
+                )
+                .ignore()
+                .hset(
+                    keys.node_info(&me),
+                    "addresses",
+                    shared.options.addresses.join(" "),
                 )
                 .ignore()
                 .query::<()>(c)

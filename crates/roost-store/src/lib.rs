@@ -49,6 +49,7 @@ mod delta;
 mod error;
 mod faulty;
 mod fence;
+pub mod latency;
 mod memory;
 #[cfg(any(feature = "disk", feature = "redis"))]
 mod migrate;
@@ -70,6 +71,7 @@ pub use delta::Delta;
 pub use error::StoreError;
 pub use faulty::FaultyStore;
 pub use fence::Fences;
+pub use latency::{LatencyHistogram, LatencySnapshot};
 pub use memory::MemoryStore;
 pub use record::{
     DelayedRecord, InflightRecord, InflightStage, QueuedMessage, RetainedRecord, SessionOwner,

@@ -25,10 +25,16 @@ fn start(config: Option<&str>) -> (BrokerProcess, Ctl) {
         builder = builder.config_toml(config);
     }
     let broker = builder.start().unwrap();
+    let ctl = ctl_for(&broker, broker.data_dir());
+    (broker, ctl)
+}
+
+/// A `roost ctl` for `broker`, with an API key made in its data directory.
+fn ctl_for(broker: &BrokerProcess, data_dir: &std::path::Path) -> Ctl {
     let http = broker
         .http_addr()
         .expect("a `management API listening on` line");
-    let data_dir = broker.data_dir().to_path_buf();
+    let data_dir = data_dir.to_path_buf();
     // A key made locally while the server runs: it must see it at once.
     let out = run(
         &[
@@ -50,14 +56,11 @@ fn start(config: Option<&str>) -> (BrokerProcess, Ctl) {
         created["key"].as_str().unwrap(),
         created["secret"].as_str().unwrap()
     );
-    (
-        broker,
-        Ctl {
-            url: format!("http://{http}"),
-            key,
-            data_dir,
-        },
-    )
+    Ctl {
+        url: format!("http://{http}"),
+        key,
+        data_dir,
+    }
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
@@ -144,6 +147,48 @@ impl Ctl {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
     }
+
+    /// The sum of every series of `name` (all label values).
+    fn metric_sum(&self, name: &str) -> f64 {
+        let text = self.ok(&["metrics"]);
+        let values: Vec<f64> = text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let value = match rest.strip_prefix('{') {
+                    Some(labelled) => labelled.split_once("} ")?.1,
+                    None => rest.strip_prefix(' ')?,
+                };
+                value.trim().parse().ok()
+            })
+            .collect();
+        assert!(!values.is_empty(), "no {name} in\n{text}");
+        values.iter().sum()
+    }
+}
+
+/// `promtool check metrics` on `text`.
+fn promtool_check(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }
 
 fn mosquitto_sub(port: u16, id: &str, topic: &str, count: u32) -> std::process::Child {
@@ -214,30 +259,172 @@ fn a_message_published_through_the_api_reaches_mosquitto_sub() {
 }
 
 #[test]
+fn roost_ctl_subs_add_subscribes_mosquitto_sub_and_remove_unsubscribes_it() {
+    let (broker, ctl) = start(None);
+    let port = broker.addr().port();
+    let id = unique_id("ctlsubs");
+    // Subscribed to nothing that is published: only the added filter can
+    // bring it the one message it waits for.
+    let sub = mosquitto_sub(port, &id, "ctlsubs/quiet", 1);
+    ctl.wait_subscribed(&id, 1);
+    let added = ctl.json(&["subs", "add", &id, "ctlsubs/added/+", "--qos", "1"]);
+    assert_eq!(added["qos"], 1);
+    assert_eq!(added["existed"], false);
+    ctl.wait_subscribed(&id, 2);
+    let shown = ctl.ok(&["clients", "show", &id]);
+    assert!(shown.contains("ctlsubs/added/+"), "{shown}");
+    mosquitto_pub(port, &["-q", "1", "-t", "ctlsubs/added/x", "-m", "routed"]);
+    let out = sub.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ctlsubs/added/x routed"
+    );
+
+    let id = unique_id("ctlunsub");
+    let mut sub = mosquitto_sub(port, &id, "ctlsubs/gone", 1);
+    ctl.wait_subscribed(&id, 1);
+    let removed = ctl.ok(&["subs", "remove", &id, "ctlsubs/gone"]);
+    assert!(removed.contains("unsubscribed"), "{removed}");
+    ctl.wait_subscribed(&id, 0);
+    let again = ctl.run(&["subs", "remove", &id, "ctlsubs/gone"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("SUBSCRIPTION_NOT_FOUND"),
+        "{again:?}"
+    );
+    let _ = sub.kill();
+    let _ = sub.wait();
+}
+
+#[test]
+fn bans_added_through_the_api_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let start_on_dir = || {
+        BrokerProcess::builder(ROOST)
+            .config_toml("[auth.banned]\n")
+            .env("ROOST_STORE__DATA_DIR", dir.path())
+            .start()
+            .unwrap()
+    };
+    let mut broker = start_on_dir();
+    let ctl = ctl_for(&broker, dir.path());
+    ctl.ok(&["ban", "add", "clientid", "kept-out"]);
+    ctl.ok(&["ban", "add", "clientid", "let-in"]);
+    ctl.ok(&["ban", "remove", "clientid", "let-in"]);
+    broker.stop().unwrap();
+
+    let broker = start_on_dir();
+    // The admin file lives in the data directory too: the same key works.
+    let http = broker.http_addr().unwrap();
+    let ctl = Ctl {
+        url: format!("http://{http}"),
+        ..ctl
+    };
+    let bans = ctl.json(&["ban", "list"]);
+    assert_eq!(bans.as_array().unwrap().len(), 1, "{bans}");
+    assert_eq!(bans[0]["kind"], "clientid");
+    assert_eq!(bans[0]["value"], "kept-out");
+    let refused = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.addr().port().to_string()])
+        .args(["-i", "kept-out", "-t", "bans/x", "-m", "x"])
+        .output()
+        .expect("mosquitto_pub");
+    assert!(!refused.status.success(), "a banned client id got in");
+}
+
+/// A private redis-server on a free loopback port (killed on drop).
+struct Redis(std::process::Child, u16);
+
+impl Redis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-test-deps.sh installs it)");
+        let mut redis = Self(child, port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Ours, not another test's server that took the port meanwhile.
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || !roost_testkit::owns_listener(redis.0.id(), port)
+        {
+            assert!(redis.0.try_wait().unwrap().is_none(), "redis-server exited");
+            assert!(Instant::now() < deadline, "redis-server not listening");
+            // Nothing to wait on but the port itself.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        redis
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn nodes_lists_every_node_of_a_cluster() {
+    let redis = Redis::start();
+    let names = [unique_id("node-a"), unique_id("node-b")];
+    let nodes: Vec<BrokerProcess> = names
+        .iter()
+        .map(|name| {
+            BrokerProcess::builder(ROOST)
+                .config_toml(format!(
+                    "[cluster]\nenabled = true\nnode_id = \"{name}\"\n\
+                     [cluster.redis]\nurl = \"redis://127.0.0.1:{}\"\n",
+                    redis.1
+                ))
+                .arg("--store")
+                .arg("memory")
+                .start()
+                .expect("a cluster node")
+        })
+        .collect();
+    let ctl = ctl_for(&nodes[0], nodes[0].data_dir());
+    let listed = ctl.json(&["nodes"]);
+    let rows = listed.as_array().unwrap();
+    let mut seen: Vec<&str> = rows.iter().map(|n| n["node"].as_str().unwrap()).collect();
+    seen.sort_unstable();
+    let mut want: Vec<&str> = names.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(seen, want, "{listed}");
+    for row in rows {
+        let local = row["node"] == names[0].as_str();
+        let at = if local { &nodes[0] } else { &nodes[1] };
+        let url = serde_json::json!(format!("mqtt://{}", at.addr()));
+        let addresses = row["addresses"].as_array().unwrap();
+        assert!(addresses.contains(&url), "{row}");
+        assert_eq!(row["local"], local, "{row}");
+        assert!(row["lease_until_ms"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["uptime_s"].is_u64(), "{row}");
+        assert_eq!(row["connections"].is_u64(), local, "{row}");
+    }
+    let table = ctl.ok(&["nodes"]);
+    assert!(table.contains(&names[1]), "{table}");
+}
+
+#[test]
 fn metrics_pass_promtool_and_counters_move_with_mosquitto_pub_traffic() {
     let (broker, ctl) = start(None);
-    let text = ctl.ok(&["metrics"]);
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "promtool check metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    let received = ctl.metric("roost_messages_received_total");
+    promtool_check(&ctl.ok(&["metrics"]));
+    let port = broker.addr().port();
+    let qos1 = r#"roost_messages_received_total{qos="1"}"#;
+    let listener = format!(r#"{{listener="mqtt://127.0.0.1:{port}",kind="tcp"}}"#);
+    let listener_accepted = format!("roost_listener_connections_accepted_total{listener}");
+    let received = ctl.metric_sum("roost_messages_received_total");
+    let received_qos1 = ctl.metric(qos1);
+    let accepted_here = ctl.metric(&listener_accepted);
     let bytes = ctl.metric("roost_bytes_received_total");
     let accepted = ctl.metric("roost_connections_accepted_total");
     for i in 0..5 {
@@ -254,11 +441,28 @@ fn metrics_pass_promtool_and_counters_move_with_mosquitto_pub_traffic() {
             ],
         );
     }
-    assert_eq!(ctl.metric("roost_messages_received_total"), received + 5.0);
+    assert_eq!(
+        ctl.metric_sum("roost_messages_received_total"),
+        received + 5.0
+    );
+    assert_eq!(ctl.metric(qos1), received_qos1 + 5.0);
     assert_eq!(
         ctl.metric("roost_connections_accepted_total"),
         accepted + 5.0
     );
+    assert_eq!(ctl.metric(&listener_accepted), accepted_here + 5.0);
+    // With traffic every family has samples: still valid.
+    let text = ctl.ok(&["metrics"]);
+    promtool_check(&text);
+    for family in [
+        "roost_store_write_duration_seconds_bucket",
+        "roost_hook_duration_seconds_count",
+        "roost_authentication_duration_seconds_count",
+        "roost_listener_connections_refused_total",
+        "roost_listener_connections{",
+    ] {
+        assert!(text.contains(family), "no {family} in\n{text}");
+    }
     // 5 CONNECT reads are not counted; each PUBLISH and DISCONNECT is.
     assert!(ctl.metric("roost_bytes_received_total") >= bytes + 5.0 * 20.0);
 }

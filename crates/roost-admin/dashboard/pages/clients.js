@@ -1,8 +1,10 @@
 // Clients: search by client id (substring) or user name, page through the
-// list, open one client's detail (its subscriptions, queue, inflight) and
-// kick it (DISCONNECT 0x98 Administrative action for MQTT 5.0).
+// list, open one client's detail (its connection, subscriptions, queue,
+// inflight), subscribe or unsubscribe it (as if it had sent SUBSCRIBE /
+// UNSUBSCRIBE; no SUBACK goes to it) and kick it (DISCONNECT 0x98
+// Administrative action for MQTT 5.0).
 
-import { get, del, query } from "../api.js";
+import { get, del, post, query } from "../api.js";
 import { h, table, pager, toast, errorText, fmtTime, fmtNumber } from "../dom.js";
 
 const LIMIT = 50;
@@ -48,8 +50,10 @@ export default {
           heading,
           h("dl", { class: "cards" },
             ...[["User", c.username || "–"], ["Peer", c.peer || "–"], ["Protocol", c.protocol || "–"], ["Listener", c.listener || "–"],
-              ["Connected", c.connected ? "yes" : "no"], ["Connected at", c.connected_at && fmtTime(c.connected_at)],
-              ["Keep alive", c.keep_alive != null && `${c.keep_alive} s`],
+              ["Connected", c.connected ? "yes" : "no"], ["Connected at", c.connected_at != null && fmtTime(c.connected_at * 1000)],
+              ["Clean start", c.clean_start != null && (c.clean_start ? "yes" : "no")],
+              ["Keep alive", c.keep_alive_s != null && `${c.keep_alive_s} s`],
+              ["Session expiry interval", c.session_expiry_interval_s != null && (c.session_expiry_interval_s === 4294967295 ? "never" : `${c.session_expiry_interval_s} s`)],
               ["Session expires in", c.session_expires_in_s != null && `${c.session_expires_in_s} s`],
               ["Queued", fmtNumber(c.queued)], ["Inflight", c.inflight != null && fmtNumber(c.inflight)], ["Dropped", fmtNumber(c.dropped)]]
               .filter(([, v]) => v !== false && v !== undefined && v !== null)
@@ -59,11 +63,47 @@ export default {
             { label: "QoS", num: true, value: (s) => s.qos },
             { label: "No local", value: (s) => (s.no_local ? "yes" : "no") },
             { label: "Retain as published", value: (s) => (s.retain_as_published ? "yes" : "no") },
+            { label: "Actions", value: (s) => h("button", { type: "button", class: "danger", onclick: () => unsubscribe(c.client_id, s.filter), "aria-label": `Unsubscribe ${c.client_id} from ${s.filter}` }, "Unsubscribe") },
           ], subRows, "No subscriptions."),
+          subscribeForm(c.client_id),
           c.connected ? h("p", {}, h("button", { type: "button", class: "danger", onclick: () => kick(c.client_id) }, `Kick ${c.client_id}`)) : ""));
         heading.focus();
       } catch (e) {
         detail.replaceChildren(h("p", { class: "error", role: "alert" }, `Cannot show ${id}: ${errorText(e)}`));
+      }
+    }
+
+    // Subscribes the shown client to a filter (the broker grants at most
+    // its Maximum QoS; retained messages follow Retain Handling 0).
+    function subscribeForm(id) {
+      const filter = h("input", { id: "subscribe-filter", name: "filter", required: true, placeholder: "sensors/+/temp" });
+      const qos = h("select", { id: "subscribe-qos", name: "qos" }, ...[0, 1, 2].map((q) => h("option", { value: String(q) }, String(q))));
+      const form = h("form", { class: "inline", "aria-label": `Subscribe ${id}` },
+        h("label", { for: "subscribe-filter" }, "Subscribe to filter", filter),
+        h("label", { for: "subscribe-qos" }, "QoS", qos),
+        h("button", { type: "submit" }, "Subscribe"));
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const f = filter.value.trim();
+        if (!f) return;
+        try {
+          await post(`/api/v1/clients/${encodeURIComponent(id)}/subscriptions`, { filter: f, qos: Number(qos.value) });
+          toast(`Subscribed ${id} to ${f}`);
+          await show(id);
+        } catch (err) {
+          toast(`Cannot subscribe ${id}: ${errorText(err)}`);
+        }
+      });
+      return form;
+    }
+
+    async function unsubscribe(id, filter) {
+      try {
+        await del(`/api/v1/clients/${encodeURIComponent(id)}/subscriptions${query({ filter })}`);
+        toast(`Unsubscribed ${id} from ${filter}`);
+        await show(id);
+      } catch (e) {
+        toast(`Cannot unsubscribe ${id}: ${errorText(e)}`);
       }
     }
 

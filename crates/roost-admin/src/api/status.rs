@@ -25,18 +25,25 @@ pub struct Status {
 }
 
 /// One node of `GET /api/v1/nodes`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Node {
     /// Node name.
     pub node: String,
     /// `running`.
     pub status: &'static str,
-    /// Roost version.
-    pub version: String,
-    /// Seconds since start.
-    pub uptime_s: u64,
-    /// Connections open now.
-    pub connections: u64,
+    /// Roost version (this node's; other nodes' are not known).
+    pub version: Option<String>,
+    /// Seconds since start (other nodes: since they joined the cluster).
+    pub uptime_s: Option<u64>,
+    /// Connections open now (this node only: the others' are not kept in Redis).
+    pub connections: Option<u64>,
+    /// This is the node that answered.
+    pub local: bool,
+    /// Cluster mode: when the node's lease lapses unless renewed, Unix
+    /// milliseconds.
+    pub lease_until_ms: Option<u64>,
+    /// The URLs clients reach the node at (its MQTT listeners).
+    pub addresses: Vec<String>,
 }
 
 /// One listener of `GET /api/v1/listeners`.
@@ -115,17 +122,63 @@ pub(crate) async fn stats(
     Ok(Json(value))
 }
 
-/// The nodes of the cluster (this one only for now).
+/// The nodes: this one, or in cluster mode every node whose lease in
+/// Redis is live (read from Redis at each request).
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "status",
-    responses((status = 200, body = [Node]), (status = 401, body = crate::error::ErrorBody)))]
-pub(crate) async fn nodes(State(state): State<Shared>) -> Json<Vec<Node>> {
-    Json(vec![Node {
+    responses((status = 200, body = [Node]),
+              (status = 503, description = "CLUSTER_UNAVAILABLE: Redis did not answer", body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn nodes(State(state): State<Shared>) -> Result<Json<Vec<Node>>, ApiError> {
+    let this = Node {
         node: state.node.clone(),
         status: "running",
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        uptime_s: uptime_s(&state),
-        connections: state.broker.stats().connections_current,
-    }])
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        uptime_s: Some(uptime_s(&state)),
+        connections: Some(state.broker.stats().connections_current),
+        local: true,
+        lease_until_ms: None,
+        addresses: state
+            .broker
+            .listeners()
+            .iter()
+            .map(|l| l.url.clone())
+            .collect(),
+    };
+    let Some(members) = state.broker.cluster_members().await else {
+        return Ok(Json(vec![this]));
+    };
+    let members = members.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "CLUSTER_UNAVAILABLE",
+            format!("the cluster's node list could not be read: {e}"),
+        )
+    })?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let nodes = members
+        .into_iter()
+        .map(|m| {
+            if m.node == this.node {
+                return Node {
+                    lease_until_ms: Some(m.lease_until_ms),
+                    ..this.clone()
+                };
+            }
+            Node {
+                node: m.node,
+                status: "running",
+                version: None,
+                uptime_s: m.started_ms.map(|s| now_ms.saturating_sub(s) / 1_000),
+                connections: None,
+                local: false,
+                lease_until_ms: Some(m.lease_until_ms),
+                addresses: m.addresses,
+            }
+        })
+        .collect();
+    Ok(Json(nodes))
 }
 
 /// The MQTT listeners.

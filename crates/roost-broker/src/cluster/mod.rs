@@ -48,7 +48,8 @@ impl std::fmt::Debug for ClusterLink {
 }
 
 /// The cluster options of a configuration, when cluster mode is on.
-pub(crate) fn options(config: &crate::config::Config) -> Option<Options> {
+/// `addresses`: the URLs of this node's listeners (for the node list).
+pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) -> Option<Options> {
     let c = &config.cluster;
     c.enabled.then(|| Options {
         node_id: c.effective_node_id(&config.store.data_dir),
@@ -67,6 +68,7 @@ pub(crate) fn options(config: &crate::config::Config) -> Option<Options> {
             prefer_local: config.mqtt.shared_subscription_strategy
                 == crate::config::SharedStrategyConfig::Local,
         },
+        addresses,
     })
 }
 

@@ -45,6 +45,8 @@ pub(crate) struct Core {
     pub(crate) next_connection_id: AtomicU64,
     /// Management API requests waiting for connections' drivers.
     pub(crate) admin_requests: crate::admin_subs::Pending,
+    /// Every listener's counters (`listener_stats.rs`).
+    pub(crate) listener_stats: crate::listener_stats::ListenerRegistry,
     /// The session store (`None`: nothing outlives the process).
     persist: Option<Arc<crate::persist::Persist>>,
     /// Where idle connections hibernate (`None`: they never do).
@@ -104,6 +106,7 @@ impl Core {
             shutdown: watch::channel(false).0,
             next_connection_id: AtomicU64::new(1),
             admin_requests: crate::admin_subs::Pending::default(),
+            listener_stats: crate::listener_stats::ListenerRegistry::default(),
             persist,
             dormitory,
             cluster: std::sync::OnceLock::new(),

@@ -58,6 +58,9 @@ where
         // lives to the end of its block, and would keep 56 B beside the
         // connected phase for the whole connection.
         let Some((attached, stream, rbuf)) = connecting.await else {
+            if let Some(ticket) = &ticket {
+                ticket.refused(crate::listener_stats::Refused::Connect);
+            }
             drop(ticket);
             return;
         };

@@ -18,6 +18,7 @@ use crate::config::{Config, DEFER_ACCEPT_SECS, ListenAddr, ListenerConfig, Liste
 use crate::core::Core;
 use crate::driver;
 use crate::error::BrokerError;
+use crate::listener_stats::Refused;
 use crate::metrics::Metrics;
 use crate::transport::stack::Stack;
 use crate::transport::{ConnectionInfo, ListenerError, PeerAddr, QuicListener, Reloadable};
@@ -252,6 +253,11 @@ async fn run_stream(
         core.config.limits.max_connections,
         &config,
     );
+    gate.register(
+        &core.listener_stats,
+        address.url.clone(),
+        config.kind.to_string(),
+    );
     let mut shutdown = core.shutdown.subscribe();
     stack.watch(core.shutdown.subscribe());
     let mut in_a_row = 0u32;
@@ -359,10 +365,12 @@ async fn establish_and_serve(
         Ok(Ok(stream)) => driver::serve(core, config, stream, info, Some(ticket)).await,
         Ok(Err(why)) => {
             Metrics::inc(&core.metrics.connections_refused);
+            ticket.refused(Refused::Transport);
             tracing::debug!(peer = %socket_peer, listener = %config.kind, %why, "connection refused by its transport");
         }
         Err(_) => {
             Metrics::inc(&core.metrics.connections_refused);
+            ticket.refused(Refused::Transport);
             tracing::debug!(peer = %socket_peer, listener = %config.kind, timeout = ?config.handshake_timeout(), "transport handshake timed out");
         }
     }

@@ -18,6 +18,8 @@ pub(super) async fn run(quic: QuicListener, core: Arc<Core>, config: Arc<Listene
         core.config.limits.max_connections,
         &config,
     );
+    let url = format!("{}://{}", config.kind.scheme(), quic.local_addr());
+    gate.register(&core.listener_stats, url, config.kind.to_string());
     let mut shutdown = core.shutdown.subscribe();
     quic.watch_reloads(core.shutdown.subscribe());
     loop {

@@ -155,6 +155,11 @@ impl Persist {
         stats.store_failures = w.failures;
     }
 
+    /// How long the writer's applies took (nothing before start or after close).
+    pub(crate) fn write_latency(&self) -> Option<roost_store::LatencySnapshot> {
+        Some(self.writer.read().as_ref()?.stats().write_latency)
+    }
+
     /// A ticket that completes once everything submitted so far is stored
     /// (and, in `sync` mode, fsynced).
     pub(crate) fn barrier(&self) -> Option<CommitTicket> {

@@ -118,7 +118,10 @@ pub(crate) fn apply<S: Store>(
     let mut backoff = config.retry_initial;
     let mut outage: Option<(Instant, u64)> = None;
     loop {
-        let e = match store.apply(deltas) {
+        let started = Instant::now();
+        let applied = store.apply(deltas);
+        counters.write_latency.observe(started.elapsed());
+        let e = match applied {
             Err(e) if e.is_transient() => e,
             done => {
                 if let Some((since, retries)) = outage {

@@ -48,6 +48,9 @@ pub struct WriterStats {
     pub waiting_submitters: usize,
     /// The last failure, if any.
     pub last_error: Option<StoreError>,
+    /// How long each apply to the backend took (retries of an outage
+    /// timed one by one).
+    pub write_latency: crate::latency::LatencySnapshot,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +66,8 @@ pub(crate) struct Counters {
     failures: AtomicU64,
     outages: AtomicU64,
     retries: AtomicU64,
+    /// Each apply's duration.
+    pub(crate) write_latency: crate::latency::LatencyHistogram,
     /// Start of the current outage.
     outage_since: Mutex<Option<Instant>>,
     last_error: Mutex<Option<StoreError>>,
@@ -168,6 +173,7 @@ impl Counters {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            write_latency: self.write_latency.snapshot(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct CtlArgs {
 enum CtlCommand {
     /// Node, version, uptime and the main counters.
     Status,
+    /// The nodes (every node of a cluster).
+    Nodes,
     /// Connected and parked clients.
     #[command(subcommand)]
     Clients(ClientsCmd),
@@ -286,6 +288,21 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                 }
             }
             show(status, &[], json);
+        }
+        CtlCommand::Nodes => {
+            let value = c.get("/api/v1/nodes")?;
+            show(
+                value,
+                &[
+                    "node",
+                    "local",
+                    "status",
+                    "version",
+                    "uptime_s",
+                    "connections",
+                ],
+                json,
+            );
         }
         CtlCommand::Clients(cmd) => clients_command(c, cmd, json)?,
         CtlCommand::Subs(cmd) => subs_command(c, cmd, json)?,

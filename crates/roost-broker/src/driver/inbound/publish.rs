@@ -24,7 +24,14 @@ pub(super) async fn publish(
     packet_id: Option<PacketId>,
     now: Instant,
 ) -> Flow {
-    Metrics::inc(&inputs.core.metrics.messages_received);
+    if let Some(counter) = inputs
+        .core
+        .metrics
+        .messages_received_by_qos
+        .get(message.qos as usize)
+    {
+        Metrics::inc(counter);
+    }
     let flow_qos = message.qos;
     let action = Action::Publish {
         qos: message.qos,
