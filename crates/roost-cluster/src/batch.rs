@@ -131,6 +131,8 @@ fn shared_str(data: &Bytes, s: &str) -> ByteString {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
+
     use super::*;
 
     fn message(topic: &str, payload: &[u8]) -> StoredMessage {

@@ -37,6 +37,7 @@ mod queue;
 mod reader;
 mod routes;
 mod scripts;
+mod token;
 mod wire;
 mod writer;
 
@@ -58,6 +59,7 @@ use keys::Keys;
 use link::Link;
 use queue::Queue;
 use routes::Routes;
+pub use token::{compact_token, token_text};
 use writer::Item;
 
 /// How a node joins the cluster.
@@ -660,17 +662,19 @@ impl Cluster {
     }
 
     /// Claims `client_id` for a new connection (`resume`: Clean Start 0):
-    /// returns its token and the answer to wait for. Refused at once while
-    /// Redis is unreachable or this node is fenced.
+    /// returns its token (compact: [`token_text`] spells it) and the answer
+    /// to wait for. Refused at once while Redis is unreachable or this node
+    /// is fenced.
     pub fn claim(
         &self,
         client_id: &str,
         resume: bool,
-    ) -> Result<(String, Done<Claimed>), ClusterError> {
+    ) -> Result<(u128, Done<Claimed>), ClusterError> {
         if !self.healthy() {
             return Err(ClusterError::Unavailable);
         }
-        let token = uuid::Uuid::new_v4().simple().to_string();
+        let bits = uuid::Uuid::new_v4().as_u128();
+        let token = token_text(bits);
         let (done, reply) = done::pair();
         let request = owner::Request::Claim {
             client_id: client_id.to_string(),
@@ -682,7 +686,7 @@ impl Cluster {
             .owners
             .push(request)
             .map_err(|_| ClusterError::Unavailable)?;
-        Ok((token, done))
+        Ok((bits, done))
     }
 
     /// Ends a handover: from now on only `token` writes `client_id`'s rows.

@@ -26,6 +26,24 @@ use crate::{Claimed, ClusterError, Shared, scripts};
 /// How long a released owner record is kept (then Redis deletes it).
 const KEEP_RELEASED: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// This node's latest claim per client id (compact tokens).
+type Mine = HashMap<Box<str>, u128>;
+
+/// Notes a claim of this node. Tokens are made by `Cluster::claim`, always
+/// compact; one that were not would only leave the client id off the map
+/// (its session then stays on the node's session list in Redis, for the
+/// janitor: the safe side).
+fn remember(mine: &mut Mine, client_id: String, token: &str) {
+    match crate::compact_token(token) {
+        Some(token) => {
+            mine.insert(client_id.into_boxed_str(), token);
+        }
+        None => {
+            mine.remove(client_id.as_str());
+        }
+    }
+}
+
 /// A request for the owner thread.
 pub(crate) enum Request {
     Claim {
@@ -64,8 +82,9 @@ pub(crate) enum Request {
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     // Client id → token of this node's latest claim (the session list's
-    // members that are still this node's).
-    let mut mine: HashMap<String, String> = HashMap::new();
+    // members that are still this node's), the token compact: one entry
+    // per connection of the node.
+    let mut mine: Mine = HashMap::new();
     while let Some(requests) = shared.owners.take(64, Duration::from_millis(500)) {
         let mut requests = requests.into_iter().peekable();
         while let Some(request) = requests.next() {
@@ -89,12 +108,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
 /// Claims of one run: their first step pipelined ([`first_steps`]), the
 /// rest (a previous owner on another node: rare) one by one. If the
 /// pipeline fails as a whole, each claim is retried on its own.
-fn claim_all(
-    shared: &Shared,
-    link: &mut Link,
-    mine: &mut HashMap<String, String>,
-    run: Vec<Request>,
-) {
+fn claim_all(shared: &Shared, link: &mut Link, mine: &mut Mine, run: Vec<Request>) {
     let firsts = if run.len() > 1 {
         first_steps(link, shared, &run).ok()
     } else {
@@ -117,7 +131,7 @@ fn claim_all(
         };
         match &result {
             Ok(_) => {
-                mine.insert(client_id, token);
+                remember(mine, client_id, &token);
             }
             Err(e) => tracing::warn!(%client_id, error = %e, "cluster claim failed"),
         }
@@ -168,7 +182,7 @@ fn first_steps(
         other => other,
     })
 }
-fn handle(shared: &Shared, link: &mut Link, mine: &mut HashMap<String, String>, request: Request) {
+fn handle(shared: &Shared, link: &mut Link, mine: &mut Mine, request: Request) {
     match request {
         Request::Claim {
             client_id,
@@ -179,7 +193,7 @@ fn handle(shared: &Shared, link: &mut Link, mine: &mut HashMap<String, String>, 
             let result = claim(link, shared, &client_id, &token, resume);
             match &result {
                 Ok(_) => {
-                    mine.insert(client_id, token);
+                    remember(mine, client_id, &token);
                 }
                 Err(e) => tracing::warn!(%client_id, error = %e, "cluster claim failed"),
             }
@@ -210,8 +224,9 @@ fn handle(shared: &Shared, link: &mut Link, mine: &mut HashMap<String, String>, 
             }
         }
         Request::Ended { client_id, token } => {
-            if mine.get(&client_id).is_some_and(|t| *t == token) {
-                mine.remove(&client_id);
+            let token = crate::compact_token(&token);
+            if token.is_some_and(|t| mine.get(client_id.as_str()) == Some(&t)) {
+                mine.remove(client_id.as_str());
                 let me = &shared.options.node_id;
                 let key = shared.keys.sessions_of(me);
                 let _ = link.run(|c| redis::cmd("SREM").arg(&key).arg(&client_id).query::<()>(c));

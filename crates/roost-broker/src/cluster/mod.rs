@@ -35,7 +35,9 @@ pub(crate) struct ClusterLink {
 }
 
 struct Owned {
-    token: String,
+    /// The claim's token, compact (`roost_cluster::compact_token`): one per
+    /// connection of the node.
+    token: u128,
     connection_id: u64,
 }
 
@@ -170,11 +172,12 @@ impl ClusterLink {
         };
         let (token, done) = self.cluster.claim(client_id, resume).map_err(unavailable)?;
         let claimed = done.await.map_err(unavailable)?;
+        let (compact, token) = (token, roost_cluster::token_text(token));
         self.fences.set(client_id, &token);
         self.owned.lock().insert(
             client_id.clone(),
             Owned {
-                token: token.clone(),
+                token: compact,
                 connection_id,
             },
         );
@@ -214,7 +217,9 @@ impl ClusterLink {
     pub(crate) fn kicked_connection(&self, client_id: &str, token: &str) -> Option<Option<u64>> {
         let mut owned = self.owned.lock();
         match owned.get(client_id) {
-            Some(o) if o.token == token => Some(owned.remove(client_id).map(|o| o.connection_id)),
+            Some(o) if roost_cluster::compact_token(token) == Some(o.token) => {
+                Some(owned.remove(client_id).map(|o| o.connection_id))
+            }
             Some(_) => None,
             None => Some(None),
         }
@@ -264,7 +269,8 @@ impl ClusterLink {
             .is_some_and(|o| o.connection_id == connection_id)
             && let Some(o) = owned.remove(client_id)
         {
-            self.cluster.release(client_id, &o.token);
+            self.cluster
+                .release(client_id, &roost_cluster::token_text(o.token));
         }
         drop(owned);
         self.kicked.lock().remove(&connection_id)
