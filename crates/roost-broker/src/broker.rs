@@ -612,7 +612,9 @@ impl BrokerHandle {
     /// the seed's `addRetainMessage`. To deliver it to current subscribers as
     /// well, use [`BrokerHandle::publish`] with `retain = true`. The limits,
     /// `retain_ttl` and the properties' Message Expiry Interval apply; an
-    /// empty payload deletes, as a retained PUBLISH would.
+    /// empty payload deletes, as a retained PUBLISH would. In cluster mode
+    /// the change goes to the cluster's retained store (every node's copy),
+    /// as a retained PUBLISH's does.
     pub fn retained_set(
         &self,
         topic: &str,
@@ -620,18 +622,44 @@ impl BrokerHandle {
         qos: QoS,
         properties: PublishProperties,
     ) -> Result<(), RetainedError> {
-        self.core
-            .retained
-            .set_from_api(topic, payload, qos, properties, Instant::now())
+        let stored =
+            self.core
+                .retained
+                .set_from_api(topic, payload, qos, properties, Instant::now())?;
+        if let Some(link) = self.core.cluster() {
+            match stored {
+                Some(message) => link.retain(&message),
+                None => link.retain(&cleared(topic)),
+            }
+        }
+        Ok(())
     }
 
-    /// Deletes the retained message of `topic`; false when there was none.
+    /// Deletes the retained message of `topic`; false when there was none
+    /// (on this node). In cluster mode it is deleted cluster-wide.
     pub fn retained_delete(&self, topic: &str) -> bool {
-        self.core.retained.delete(topic)
+        let removed = self.core.retained.delete(topic);
+        if let Some(link) = self.core.cluster() {
+            link.retain(&cleared(topic));
+        }
+        removed
     }
 
     /// Retained messages stored (expired ones count until they are purged).
     pub fn retained_count(&self) -> usize {
         self.core.retained.len()
+    }
+}
+
+/// An empty retained message of `topic`: clears it in the cluster.
+fn cleared(topic: &str) -> Message {
+    Message {
+        topic: ByteString::from(topic),
+        payload: Bytes::new(),
+        qos: QoS::AtMostOnce,
+        retain: true,
+        properties: PublishProperties::default(),
+        expires_at: None,
+        publisher: None,
     }
 }

@@ -245,6 +245,11 @@ impl Receiver for Inbound {
             return;
         };
         let _enter = self.runtime.enter();
+        // Connections waiting for Redis to take their acknowledged messages
+        // stop waiting (they close without those acknowledgements).
+        if let Some(link) = core.cluster() {
+            link.note_fenced();
+        }
         // Collected first: no registry lock is held while closing.
         let mut slots = Vec::new();
         core.sessions()

@@ -21,17 +21,22 @@ use crate::{ClusterError, OrphanWill, Shared, scripts};
 const KEEP_ORPHAN: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Adopts every session `node` listed; returns how many were still its.
+/// `wills`: hand their wills to the broker (a death). A node back from a
+/// short self-fence (nobody saw its lease lapse) passes false: its wills
+/// are taken out all the same, but dropped, as for a server-side close
+/// nobody else noticed (docs/cluster.md, "Self-fencing").
 pub(crate) fn orphan_sessions(
     link: &mut Link,
     shared: &Shared,
     node: &str,
+    wills: bool,
 ) -> Result<usize, ClusterError> {
     let keys = &shared.keys;
     let list = keys.sessions_of(node);
     let clients: Vec<String> = link.run(|c| redis::cmd("SMEMBERS").arg(&list).query(c))?;
     let mut adopted = 0;
     for client_id in &clients {
-        if orphan(link, shared, node, client_id)? {
+        if orphan(link, shared, node, client_id, wills)? {
             adopted += 1;
         }
         link.run(|c| redis::cmd("SREM").arg(&list).arg(client_id).query::<()>(c))?;
@@ -51,6 +56,7 @@ fn orphan(
     shared: &Shared,
     node: &str,
     client_id: &str,
+    wills: bool,
 ) -> Result<bool, ClusterError> {
     let keys = &shared.keys;
     let owner = keys.owner_of(client_id);
@@ -98,7 +104,9 @@ fn orphan(
             call.arg(&token).arg(ms).invoke::<i64>(c)
         })?;
     }
-    if !will.is_empty() {
+    if !will.is_empty() && !wills {
+        tracing::info!(client_id, "will not published: this node's fence was short");
+    } else if !will.is_empty() {
         match roost_store::redis::decode_will(&will) {
             Ok(w) => {
                 let delay = w.delay_interval.min(expiry.unwrap_or(0));

@@ -12,8 +12,15 @@
 //! and lets go of every session without writing (their rows in Redis are
 //! the truth; clients resume them on any node). It refuses CONNECTs until a
 //! renewal succeeds; then, before accepting any, it runs the janitor on its
-//! own sessions (their wills go out once, their expiry starts), as a node
-//! that saw it die would have.
+//! own sessions (their expiry starts), as a node that saw it die would
+//! have. Their wills go out only if another node did see it die (removed
+//! it from the set, which the renewal script tells): after a *short* fence
+//! (Redis back before anyone noticed), the cluster saw no death, and its
+//! clients' wills are dropped.
+//!
+//! While Redis does not answer, renewals are retried every `lease / 15`
+//! (at least 50 ms) rather than every third of the lease, so a node takes
+//! CONNECTs again soon after Redis returns.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,21 +36,28 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     let lease = shared.options.lease;
     let every = lease / 3;
     let fence_after = lease - lease / 6;
+    let retry = (lease / 15).max(Duration::from_millis(50));
     // The node joined (a renewal) just before this thread started.
     let mut renewed_at = Instant::now();
     loop {
         // First: a pause (SIGSTOP, a stalled host) may have outlived the lease.
-        if renewed_at.elapsed() >= fence_after {
+        // `availability_over_consistency`: never (the node keeps serving).
+        if renewed_at.elapsed() >= fence_after && !shared.options.available_when_cut_off {
             fence(&shared);
         }
         let started = Instant::now();
-        let renewed = renew(&mut link, &shared).and_then(|()| {
+        let renewed = renew(&mut link, &shared).and_then(|kept| {
             if shared.fenced.load(Ordering::Relaxed) {
                 // Back: this node's sessions were let go; adopt them as a
-                // janitor would, before accepting connections.
-                janitor::orphan_sessions(&mut link, &shared, &shared.options.node_id)?;
+                // janitor would, before accepting connections. Their wills
+                // only if the cluster saw this node die.
+                janitor::orphan_sessions(&mut link, &shared, &shared.options.node_id, !kept)?;
                 shared.fenced.store(false, Ordering::Relaxed);
-                tracing::warn!("cluster: lease renewed after self-fencing; accepting connections");
+                if kept {
+                    tracing::warn!("cluster: lease renewed after a short self-fence (no other node saw it lapse; wills not published); accepting connections");
+                } else {
+                    tracing::warn!("cluster: lease renewed after self-fencing; accepting connections");
+                }
             }
             Ok(())
         });
@@ -56,17 +70,25 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
             }
             Err(e) => {
                 if shared.healthy.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "cluster: Redis unreachable; refusing new connections");
+                    if shared.options.available_when_cut_off {
+                        tracing::warn!(error = %e, "cluster: Redis unreachable; serving local clients only (availability_over_consistency)");
+                    } else {
+                        tracing::warn!(error = %e, "cluster: Redis unreachable; refusing new connections");
+                    }
                 }
             }
         }
         // Wake for the next renewal, or for the fence if it comes first.
         let fence_in = fence_after.saturating_sub(renewed_at.elapsed());
-        let wait = if shared.fenced.load(Ordering::Relaxed) {
-            every
-        } else {
-            every.min(fence_in.max(Duration::from_millis(1)))
-        };
+        let mut wait =
+            if shared.fenced.load(Ordering::Relaxed) || shared.options.available_when_cut_off {
+                every
+            } else {
+                every.min(fence_in.max(Duration::from_millis(1)))
+            };
+        if !shared.healthy.load(Ordering::Relaxed) {
+            wait = wait.min(retry);
+        }
         if shared.stop.pause(wait) {
             return;
         }
@@ -86,17 +108,19 @@ fn fence(shared: &Shared) {
     }
 }
 
-fn renew(link: &mut Link, shared: &Shared) -> Result<(), crate::ClusterError> {
+/// One renewal; `Ok(true)` when this node was still in the set (no other
+/// node collected it since the last renewal).
+fn renew(link: &mut Link, shared: &Shared) -> Result<bool, crate::ClusterError> {
     let keys = &shared.keys;
     let me = &shared.options.node_id;
     let lease_ms = u64::try_from(shared.options.lease.as_millis()).unwrap_or(u64::MAX);
     let now = unix_ms(SystemTime::now());
-    link.run(|c| {
-        redis::cmd("ZADD")
-            .arg(keys.nodes())
-            .arg(now.saturating_add(lease_ms))
+    let kept: i64 = link.run(|c| {
+        Script::new(scripts::RENEW)
+            .key(keys.nodes())
             .arg(me)
-            .query::<()>(c)
+            .arg(now.saturating_add(lease_ms))
+            .invoke(c)
     })?;
     // Declared dead while alive (a pause past the lease): register again.
     let current: Option<u64> =
@@ -115,7 +139,7 @@ fn renew(link: &mut Link, shared: &Shared) -> Result<(), crate::ClusterError> {
     for node in dead.iter().filter(|n| *n != me) {
         collect(link, shared, node, now)?;
     }
-    Ok(())
+    Ok(kept == 1)
 }
 
 /// Removes a node whose lease lapsed: out of the set, its routes down, its
@@ -147,7 +171,7 @@ fn collect(
             .arg(shared.options.log_maxlen)
             .invoke::<i64>(c)
     })?;
-    janitor::orphan_sessions(link, shared, node)?;
+    janitor::orphan_sessions(link, shared, node, true)?;
     link.run(|c| {
         redis::pipe()
             .del(keys.inbox_of(node))

@@ -27,6 +27,7 @@
 
 mod batch;
 mod done;
+mod gap;
 mod janitor;
 mod keys;
 mod lease;
@@ -82,6 +83,10 @@ pub struct Options {
     /// Messages waiting for the writer at most (QoS 0 beyond it is dropped,
     /// QoS 1/2 beyond twice it).
     pub forward_buffer: usize,
+    /// `availability_over_consistency`: while Redis is unreachable, no
+    /// self-fence and no forwards (local delivery only); the broker accepts
+    /// CONNECTs without a claim.
+    pub available_when_cut_off: bool,
     /// How a shared group's node is picked per message.
     pub shared: SharedPick,
     /// The URLs clients reach this node at (`mqtt://10.0.0.5:1883`), kept
@@ -259,6 +264,9 @@ pub struct Stats {
     pub kicks: AtomicU64,
     /// Messages sent on because a shared group had no member left here.
     pub rerouted: AtomicU64,
+    /// Route cache rebuilds: route log entries this node had not read yet
+    /// were trimmed (it was further behind than the log's cap).
+    pub route_rebuilds: AtomicU64,
 }
 
 /// The cluster threads' stop signal, and their way to sleep until it.
@@ -304,6 +312,9 @@ struct Shared {
     /// Claims waiting for the old node's handover answer, by new token.
     handovers: Mutex<std::collections::HashMap<String, done::Completer<()>>>,
     incarnation: AtomicU64,
+    /// Entries the route log had received when this node loaded its route
+    /// cache at start (the reader's starting position, `gap.rs`).
+    route_log_added: AtomicU64,
     registering: Mutex<()>,
     receiver: Arc<dyn Receiver>,
     stats: Stats,
@@ -350,6 +361,7 @@ impl Cluster {
             fenced: AtomicBool::new(false),
             handovers: Mutex::new(std::collections::HashMap::new()),
             incarnation: AtomicU64::new(0),
+            route_log_added: AtomicU64::new(0),
             registering: Mutex::new(()),
             receiver,
             stats: Stats::default(),
@@ -384,20 +396,8 @@ impl Cluster {
                 .ignore()
                 .query::<()>(c)
         })?;
-        let routes = last_id(&mut link, &keys.route_log())?;
-        let live: Vec<String> = link.run(|c| {
-            redis::cmd("ZRANGEBYSCORE")
-                .arg(keys.nodes())
-                .arg(now)
-                .arg("+inf")
-                .query(c)
-        })?;
-        shared.routes.clear();
-        for node in live.iter().filter(|n| **n != me) {
-            let filters: Vec<String> =
-                link.run(|c| redis::cmd("SMEMBERS").arg(keys.routes_of(node)).query(c))?;
-            shared.routes.load(node, &filters);
-        }
+        let (routes, added) = gap::reload(&mut link, &shared)?;
+        shared.route_log_added.store(added, Ordering::Relaxed);
         let retained = last_id(&mut link, &keys.retained_log())?;
         let loaded = load_retained(&mut link, &shared)?;
         let bans = last_id(&mut link, &keys.ban_log())?;
@@ -411,7 +411,6 @@ impl Cluster {
         }
         tracing::info!(
             node = %me,
-            nodes = live.len(),
             routes = shared.routes.len(),
             retained = loaded,
             "joined the cluster"
@@ -530,6 +529,12 @@ impl Cluster {
         let plan = self.shared.routes.plan(topic, publisher_id);
         if plan.to.is_empty() {
             return (Forward::Local, plan.elsewhere);
+        }
+        if self.shared.options.available_when_cut_off && !self.healthy() {
+            // Cut off, serving anyway: this node's subscribers only (its
+            // own members of every group), no publisher waits on Redis.
+            self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return (Forward::Local, Vec::new());
         }
         let (done, ack) = if wait {
             let (done, ack) = done::pair();
@@ -751,7 +756,12 @@ impl Cluster {
     pub fn adopt_earlier_sessions(&self) -> Result<usize, ClusterError> {
         let mut guard = self.leave.lock();
         let link = guard.as_mut().ok_or(ClusterError::Stopped)?;
-        janitor::orphan_sessions(link, &self.shared, &self.shared.options.node_id)
+        janitor::orphan_sessions(link, &self.shared, &self.shared.options.node_id, true)
+    }
+
+    /// `availability_over_consistency`: serve while Redis is unreachable.
+    pub fn available_when_cut_off(&self) -> bool {
+        self.shared.options.available_when_cut_off
     }
 
     /// True while this node is fenced (its lease lapsed; it holds no session).

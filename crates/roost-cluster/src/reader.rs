@@ -73,6 +73,9 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
         })
         .collect();
     let mut at: Vec<String> = streams.iter().map(|(_, id)| id.clone()).collect();
+    // How many entries the route log had received up to this node's cursor
+    // (gap.rs); from the load at start.
+    let mut routes = shared.route_log_added.load(Ordering::Relaxed);
     let inbox_at = streams.iter().position(|(s, _)| *s == Stream::Inbox);
     let mut trimmed = Instant::now();
     let mut trimmed_to = String::new();
@@ -113,7 +116,21 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
             match streams[i].0 {
                 // Inbox entries are moved: their payloads stay slices of the reply.
                 Stream::Inbox => entries.into_iter().for_each(|e| inbox_entry(&shared, e)),
-                Stream::Routes => entries.iter().for_each(|e| shared.routes.apply(e)),
+                // Further behind than the log's cap: rebuilt instead (gap.rs).
+                Stream::Routes => {
+                    match crate::gap::check(&mut link, &shared, &names[i], &mut routes, &entries) {
+                        Ok(Some(from)) => {
+                            at[i] = from;
+                            continue;
+                        }
+                        Ok(None) => entries.iter().for_each(|e| shared.routes.apply(e)),
+                        // Read again next round (the cursor stays).
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cluster route log check failed");
+                            continue;
+                        }
+                    }
+                }
                 Stream::Retained => entries.iter().for_each(|e| retained_entry(&shared, e)),
                 Stream::Bans => entries.iter().for_each(|e| ban_entry(&shared, e)),
             }

@@ -47,6 +47,18 @@ end
 return 0
 ";
 
+/// Renews this node's lease, and says whether it was still a member: 0
+/// means another node removed it meanwhile (saw its lease lapse, ran the
+/// janitor on its sessions), or Redis lost the set. Atomic with
+/// `EXPIRE_NODE`, so exactly one of "kept" and "collected" happens.
+/// KEYS: the nodes ZSET. ARGV: node, new deadline (ms). Returns 1 or 0.
+pub(crate) const RENEW: &str = r"
+local kept = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if kept then return 1 end
+return 0
+";
+
 /// A CONNECT claims the client id (cluster-redis.md §3.4, acquire): the
 /// record now names this node and this connection's token; the previous
 /// owner is returned so it can be told to close. When another node held it,

@@ -32,6 +32,9 @@ pub(crate) struct ClusterLink {
     fences: Arc<Fences>,
     /// How long a CONNECT waits for the old node's handover at most.
     handover_wait: Duration,
+    /// Bumped each time this node fences itself: acknowledgements waiting
+    /// on Redis give up then (`StoreWaits::settle`).
+    fences_seen: tokio::sync::watch::Sender<u64>,
 }
 
 struct Owned {
@@ -62,6 +65,7 @@ pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) ->
         inbox_maxlen: c.inbox_maxlen,
         log_maxlen: 1_000_000,
         forward_buffer: c.forward_buffer,
+        available_when_cut_off: c.availability_over_consistency,
         shared: roost_cluster::SharedPick {
             strategy: config
                 .mqtt
@@ -134,7 +138,18 @@ impl ClusterLink {
             kicked: Mutex::new(HashMap::new()),
             fences,
             handover_wait,
+            fences_seen: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// This node just fenced itself (before its connections are closed).
+    pub(crate) fn note_fenced(&self) {
+        self.fences_seen.send_modify(|n| *n += 1);
+    }
+
+    /// Changes when this node fences itself.
+    pub(crate) fn fence_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.fences_seen.subscribe()
     }
 
     /// The cluster itself (for what other nodes send).
@@ -170,8 +185,20 @@ impl ClusterLink {
             tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
             ReasonCode::SERVER_UNAVAILABLE
         };
-        let (token, done) = self.cluster.claim(client_id, resume).map_err(unavailable)?;
-        let claimed = done.await.map_err(unavailable)?;
+        let claimed = match self.cluster.claim(client_id, resume) {
+            Ok((token, done)) => done.await.map(|claimed| (token, claimed)),
+            Err(e) => Err(e),
+        };
+        let (token, claimed) = match claimed {
+            Ok(claimed) => claimed,
+            // `availability_over_consistency`: a local-only session (no
+            // token: its rows are not written, no takeover protection).
+            Err(e) if self.cluster.available_when_cut_off() => {
+                tracing::info!(%client_id, error = %e, "CONNECT accepted without a cluster claim (availability_over_consistency)");
+                return Ok(false);
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
         let (compact, token) = (token, roost_cluster::token_text(token));
         self.fences.set(client_id, &token);
         self.owned.lock().insert(
@@ -198,12 +225,18 @@ impl ClusterLink {
         if settled_by_claim {
             return Ok(false);
         }
-        let settled = self
-            .cluster
-            .settle(client_id, &token)
-            .map_err(unavailable)?
-            .await
-            .map_err(unavailable)?;
+        let settled = match self.cluster.settle(client_id, &token) {
+            Ok(done) => done.await,
+            Err(e) => Err(e),
+        };
+        let settled = match settled {
+            Ok(settled) => settled,
+            Err(e) if self.cluster.available_when_cut_off() => {
+                tracing::info!(%client_id, error = %e, "CONNECT accepted with its claim not settled (availability_over_consistency)");
+                true
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
         if !settled {
             tracing::info!(%client_id, "a newer claim took the client id during this CONNECT");
         }
@@ -235,6 +268,15 @@ impl ClusterLink {
     /// to hand over.
     pub(crate) fn handed(&self, kick: &Kicked) {
         self.cluster.handed(kick);
+    }
+
+    /// A retained message set (or cleared: empty payload) through the API,
+    /// not routed: written to the cluster's retained store, which every
+    /// node (this one too) applies.
+    pub(crate) fn retain(&self, message: &Message) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        self.cluster
+            .retain(&StoredMessage::from_message(message, now, wall));
     }
 
     /// A ban added (`until` Some) or lifted, for every node of the cluster.

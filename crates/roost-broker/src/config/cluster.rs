@@ -49,6 +49,13 @@ pub struct ClusterConfig {
     /// Messages waiting to be forwarded at most: while Redis is slow or gone,
     /// QoS 0 beyond it is dropped (counted), QoS 1/2 beyond twice it.
     pub forward_buffer: usize,
+    /// While Redis is unreachable, keep serving: no self-fence, CONNECTs
+    /// accepted without a cluster claim, local pub/sub only (nothing is
+    /// forwarded), sessions made meanwhile not persisted and not protected
+    /// against a second connection of their client id on another node. Off
+    /// (the default): consistency first, the node fences itself
+    /// (docs/cluster.md, "availability_over_consistency").
+    pub availability_over_consistency: bool,
 }
 
 impl Default for ClusterConfig {
@@ -61,6 +68,7 @@ impl Default for ClusterConfig {
             key_prefix: "roost:cl:".into(),
             inbox_maxlen: 100_000,
             forward_buffer: 100_000,
+            availability_over_consistency: false,
         }
     }
 }

@@ -536,7 +536,11 @@ impl<'a> Driver<'a> {
                 Err(violation) => break Some(Ending::violation(&violation, session.client_id())),
             }
         };
-        waits.settle(inputs.core).await;
+        if !waits.settle(inputs.core).await {
+            // Fenced while acknowledgements waited on Redis: closed without
+            // them (no DISCONNECT: it would carry them out first).
+            return ControlFlow::Break(Exit::End(Ending::Lost));
+        }
         match ending {
             Some(ending) => ControlFlow::Break(Exit::End(ending)),
             None => {

@@ -411,6 +411,7 @@ impl RetainedStore {
 
     /// Stores a retained message given by the application (not routed). An
     /// empty payload deletes, as a retained PUBLISH would [MQTT-3.3.1-6].
+    /// Returns what was stored (`None`: deleted), for the cluster's copy.
     pub(crate) fn set_from_api(
         &self,
         topic: &str,
@@ -418,7 +419,7 @@ impl RetainedStore {
         qos: QoS,
         mut properties: PublishProperties,
         now: Instant,
-    ) -> Result<(), RetainedError> {
+    ) -> Result<Option<Arc<Message>>, RetainedError> {
         if !self.policy.enabled {
             return Err(RetainedError::Unavailable);
         }
@@ -426,7 +427,7 @@ impl RetainedStore {
             .map_err(|e| RetainedError::InvalidTopic(e.to_string()))?;
         if payload.is_empty() {
             self.delete(topic);
-            return Ok(());
+            return Ok(None);
         }
         // Per-hop properties have no meaning on a stored message.
         properties.topic_alias = None;
@@ -443,7 +444,9 @@ impl RetainedStore {
             expires_at,
             publisher: None,
         };
-        self.store(Arc::new(message), now)
+        let message = Arc::new(message);
+        self.store(Arc::clone(&message), now)?;
+        Ok(Some(message))
     }
 
     /// Deletes the retained message of `topic`; false when there was none.

@@ -57,8 +57,30 @@ impl StoreWaits {
 
     /// Waits until every held batch is stored (tickets complete in order, so
     /// after the first wait the rest are mostly done already), and every
-    /// held forward is written.
-    pub(crate) async fn settle(&mut self, core: &Core) {
+    /// held forward is written. False when this cluster node fenced itself
+    /// meanwhile (or was fenced): Redis is away, the wait could last until
+    /// it returns, and the acknowledgements must not go out (nothing says
+    /// their messages are written): the connection closes without them,
+    /// the clients send those messages again.
+    pub(crate) async fn settle(&mut self, core: &Core) -> bool {
+        if self.0.is_empty() && self.1.is_empty() {
+            return true;
+        }
+        let Some(link) = core.cluster() else {
+            self.wait_all(core).await;
+            return true;
+        };
+        let mut fences = link.fence_watch();
+        if link.fenced() {
+            return false;
+        }
+        tokio::select! {
+            () = self.wait_all(core) => true,
+            Ok(()) = fences.changed() => false,
+        }
+    }
+
+    async fn wait_all(&mut self, core: &Core) {
         if let Some(persist) = core.persist() {
             for ticket in self.0.drain(..) {
                 persist.acknowledged(Some(ticket)).await;
