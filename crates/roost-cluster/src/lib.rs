@@ -498,6 +498,28 @@ impl Cluster {
         }
     }
 
+    /// This node now has `members` members of share group `group` at
+    /// `filter` (0: none left): its route for the group names the count
+    /// (`$share/g+N/f`, capped), so other nodes weigh it by that.
+    pub fn group_members(&self, group: &str, filter: &str, members: usize) {
+        let route = routes::group_route(group, filter, members);
+        let mut weights = self.shared.routes.group_routes.lock();
+        let canonical = format!("$share/{group}/{filter}");
+        let old = weights.get(&canonical).cloned();
+        if old.as_deref() == Some(route.as_str()) && members > 0 {
+            return;
+        }
+        if let Some(old) = &old {
+            self.route_absent(old);
+        }
+        if members == 0 {
+            weights.remove(&canonical);
+        } else {
+            self.route_present(&route);
+            weights.insert(canonical, route);
+        }
+    }
+
     /// Route changes are never dropped: they may exceed the buffer (by the
     /// number of distinct filters changing at once).
     fn queue_route(&self, filter: &str, present: bool) {

@@ -4,6 +4,15 @@
 //! nodes' route sets and kept current from the route log. Also the set of
 //! filters this node itself has published, the truth its route updates and
 //! re-registrations are made from.
+//!
+//! **Shared groups weighted by member count.** A node's route for a group
+//! names its member count: `$share/g/f` for one member, `$share/g+N/f` for
+//! N (a `+` cannot be part of a share name [MQTT-4.8.2-2], so the form is
+//! unambiguous), capped at [`MAX_WEIGHT`]. The cache subscribes N *replicas*
+//! of the node to the group (router key = node number + replica << 16), so
+//! every strategy picks a node in proportion to its members: under
+//! `round_robin` a node with 10 members gets 10 of every 11 messages of a
+//! group it shares with a node with 1.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +22,42 @@ use roost_router::{Router, SharedStrategy, Subscription, Target};
 use smallvec::SmallVec;
 
 use crate::wire::Entry;
+
+/// The most replicas a node gets in a group (its member count, capped: a
+/// node with more members gets the share of this many).
+pub(crate) const MAX_WEIGHT: usize = 64;
+
+/// The router key of replica `replica` of node `n`.
+fn key(n: u16, replica: u32) -> u32 {
+    u32::from(n) | (replica << 16)
+}
+
+/// The node number of a router key.
+fn node_of(key: u32) -> u16 {
+    u16::try_from(key & 0xFFFF).unwrap_or(u16::MAX)
+}
+
+/// A group route as (group, weight, filter): `$share/g/f` weighs 1,
+/// `$share/g+N/f` N.
+pub(crate) fn weighted(route: &str) -> Option<(&str, u32, &str)> {
+    let (group, filter) = split_shared(route)?;
+    match group.split_once('+') {
+        Some((name, n)) => {
+            let cap = u32::try_from(MAX_WEIGHT).unwrap_or(1);
+            Some((name, n.parse::<u32>().unwrap_or(1).clamp(1, cap), filter))
+        }
+        None => Some((group, 1, filter)),
+    }
+}
+
+/// The route naming `members` members of group `group` at `filter`
+/// (capped at [`MAX_WEIGHT`]).
+pub(crate) fn group_route(group: &str, filter: &str, members: usize) -> String {
+    match members.min(MAX_WEIGHT) {
+        0 | 1 => format!("$share/{group}/{filter}"),
+        n => format!("$share/{group}+{n}/{filter}"),
+    }
+}
 
 /// How the publishing node picks the one node that delivers a shared
 /// group's copy of a message (docs/cluster.md, "Shared subscriptions").
@@ -41,7 +86,10 @@ struct Cache {
     /// Route `f` of node n: `subscribe(n, f, None)`; route `$share/g/f`:
     /// `subscribe(n, f, Some(g))` with the group's number as the
     /// subscription identifier, so a routed shared target names its group.
-    router: Router<u16>,
+    router: Router<u32>,
+    /// Replicas per (node, `$share/g/f`): the weight of the node's latest
+    /// route for the group.
+    weights: HashMap<(u16, Arc<str>), u32>,
     names: Vec<String>,
     numbers: HashMap<String, u16>,
     /// `$share/g/f` by group number (kept for the process' life: one
@@ -72,29 +120,66 @@ impl Cache {
         n
     }
 
-    /// Adds route `route` (`f` or `$share/g/f`) of node `n`.
+    /// Adds route `route` (`f`, `$share/g/f` or `$share/g+N/f`) of node
+    /// `n`: a group's weight becomes the route's (replicas added or removed).
     fn add(&mut self, n: u16, route: &str) {
-        match split_shared(route) {
-            Some((group, filter)) => {
-                let id = self.group_number(route);
-                let sub = Subscription {
-                    identifier: Some(id),
-                    ..Subscription::default()
-                };
-                self.router.subscribe(n, filter, Some(group), sub, 0);
+        match weighted(route) {
+            Some((group, weight, filter)) => {
+                let canonical: Arc<str> = format!("$share/{group}/{filter}").into();
+                let id = self.group_number(&canonical);
+                let had = self
+                    .weights
+                    .insert((n, Arc::clone(&canonical)), weight)
+                    .unwrap_or(0);
+                for replica in weight..had {
+                    self.router
+                        .unsubscribe(&key(n, replica), filter, Some(group));
+                }
+                for replica in had..weight {
+                    let sub = Subscription {
+                        identifier: Some(id),
+                        ..Subscription::default()
+                    };
+                    self.router
+                        .subscribe(key(n, replica), filter, Some(group), sub, 0);
+                }
             }
             None => {
                 self.router
-                    .subscribe(n, route, None, Subscription::default(), 0);
+                    .subscribe(key(n, 0), route, None, Subscription::default(), 0);
             }
         }
     }
 
+    /// Removes route `route` of node `n`; a group's route only if it is
+    /// still the node's latest (a weight change adds the new route and
+    /// removes the old one, in either order).
     fn remove(&mut self, n: u16, route: &str) {
-        match split_shared(route) {
-            Some((group, filter)) => self.router.unsubscribe(&n, filter, Some(group)),
-            None => self.router.unsubscribe(&n, route, None),
-        };
+        match weighted(route) {
+            Some((group, weight, filter)) => {
+                let canonical: Arc<str> = format!("$share/{group}/{filter}").into();
+                let slot = (n, canonical);
+                if self.weights.get(&slot) != Some(&weight) {
+                    return;
+                }
+                self.weights.remove(&slot);
+                for replica in 0..weight {
+                    self.router
+                        .unsubscribe(&key(n, replica), filter, Some(group));
+                }
+            }
+            None => {
+                self.router.unsubscribe(&key(n, 0), route, None);
+            }
+        }
+    }
+
+    /// Forgets every route of node `n`.
+    fn purge(&mut self, n: u16) {
+        self.weights.retain(|(node, _), _| *node != n);
+        for replica in 0..u32::try_from(MAX_WEIGHT).unwrap_or(1) {
+            self.router.purge(&key(n, replica));
+        }
     }
 }
 
@@ -131,6 +216,9 @@ pub(crate) struct Routes {
     /// while an update is queued so updates reach the writer in the order
     /// the set changed.
     pub(crate) published: Mutex<HashSet<String>>,
+    /// This node's route per share group (`$share/g/f` → its weighted
+    /// route), held while a weight change is queued.
+    pub(crate) group_routes: Mutex<HashMap<String, String>>,
 }
 
 impl Routes {
@@ -140,6 +228,7 @@ impl Routes {
             pick,
             cache: RwLock::new(Self::empty(pick)),
             published: Mutex::new(HashSet::new()),
+            group_routes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -162,8 +251,8 @@ impl Routes {
             return plan;
         }
         let me = cache.numbers.get(&self.me).copied();
-        let mut out: Vec<Target<u16>> = Vec::new();
-        let local = |n: &u16| Some(*n) == me;
+        let mut out: Vec<Target<u32>> = Vec::new();
+        let local = |k: &u32| Some(node_of(*k)) == me;
         if self.pick.prefer_local {
             cache
                 .router
@@ -189,11 +278,12 @@ impl Routes {
             } else {
                 None
             };
-            let at = match plan.to.iter().position(|d| d.node == target.key) {
+            let node = node_of(target.key);
+            let at = match plan.to.iter().position(|d| d.node == node) {
                 Some(at) => at,
                 None => {
                     plan.to.push(Dest {
-                        node: target.key,
+                        node,
                         direct: false,
                         groups: Vec::new(),
                     });
@@ -223,10 +313,18 @@ impl Routes {
         let (group, filter) = split_shared(shared)?;
         let cache = self.cache.read();
         let me = cache.numbers.get(&self.me).copied().unwrap_or(u16::MAX);
-        cache
-            .router
-            .pick_shared_member(group, filter, &me, publisher_id, topic)
-            .map(|(node, _)| node)
+        // Only one key can be excluded: this node's other replicas are
+        // skipped by picking again (a hash strategy picks the same: none).
+        for _ in 0..=MAX_WEIGHT {
+            let (picked, _) =
+                cache
+                    .router
+                    .pick_shared_member(group, filter, &key(me, 0), publisher_id, topic)?;
+            if node_of(picked) != me {
+                return Some(node_of(picked));
+            }
+        }
+        None
     }
 
     /// A node's name by number.
@@ -275,7 +373,7 @@ impl Routes {
         let mut cache = self.cache.write();
         let Some(n) = cache.number(node) else { return };
         if reset != "0" {
-            cache.router.purge(&n);
+            cache.purge(n);
             if reset == "down" {
                 tracing::info!(node, "cluster node down: its routes are removed");
             }
@@ -394,6 +492,58 @@ mod tests {
         }
         assert_eq!(picked.len(), 3, "each node's turn: {picked:?}");
         assert!(picked.values().all(|n| *n == 10), "{picked:?}");
+    }
+
+    /// Which node (by name, "me" for this one) each of `n` messages on
+    /// `topic` goes to for its one group.
+    fn picks(routes: &Routes, topic: &str, n: usize) -> HashMap<String, usize> {
+        let mut picked = HashMap::new();
+        for _ in 0..n {
+            let plan = routes.plan(topic, "p");
+            let at = plan
+                .to
+                .iter()
+                .find(|d| !d.groups.is_empty())
+                .and_then(|d| routes.name(d.node))
+                .unwrap_or_else(|| "me".into());
+            *picked.entry(at).or_insert(0) += 1;
+        }
+        picked
+    }
+
+    #[test]
+    fn a_group_is_weighted_by_each_nodes_member_count() {
+        let routes = Routes::new("me", SharedPick::default());
+        assert_eq!(group_route("g", "w/+", 10), "$share/g+10/w/+");
+        assert_eq!(group_route("g", "w/+", 1), "$share/g/w/+");
+        assert_eq!(group_route("g", "w/+", 1000), "$share/g+64/w/+");
+        routes.load("b", &[group_route("g", "w/+", 10)]);
+        routes.load("c", &[group_route("g", "w/+", 1)]);
+        let picked = picks(&routes, "w/1", 110);
+        assert_eq!(picked.get("b"), Some(&100), "{picked:?}");
+        assert_eq!(picked.get("c"), Some(&10), "{picked:?}");
+        // b drops to 1 member: its new route comes before the old one's
+        // removal (or after: either order ends at weight 1).
+        routes.apply(&entry(&[
+            ("n", "b"),
+            ("r", "0"),
+            ("a", "$share/g/w/+"),
+            ("d", "$share/g+10/w/+"),
+        ]));
+        let picked = picks(&routes, "w/1", 20);
+        assert_eq!(picked.get("b"), Some(&10), "{picked:?}");
+        assert_eq!(picked.get("c"), Some(&10), "{picked:?}");
+        // A stale removal of a weight b no longer has changes nothing.
+        routes.apply(&entry(&[("n", "b"), ("r", "0"), ("d", "$share/g+10/w/+")]));
+        assert_eq!(picks(&routes, "w/1", 2).len(), 2);
+        // The re-route never picks this node, whatever its weight.
+        routes.own(&group_route("g", "w/+", 5), true);
+        for _ in 0..20 {
+            let other = routes.other_member_node("$share/g/w/+", "p", "w/1");
+            assert!(other.is_some_and(|n| routes.name(n).as_deref() != Some("me")));
+        }
+        routes.apply(&entry(&[("n", "b"), ("r", "down")]));
+        assert_eq!(picks(&routes, "w/1", 12).get("b"), None);
     }
 
     #[test]

@@ -306,6 +306,15 @@ impl<K: SubscriberKey> Router<K> {
         })
     }
 
+    /// Members of share group `group` at `filter` (0: none). The cluster
+    /// weighs a node's share of a group by it.
+    pub fn member_count(&self, filter: &str, group: &str) -> usize {
+        self.root
+            .slot(filter)
+            .and_then(|s| s.group(group))
+            .map_or(0, |g| g.members.len())
+    }
+
     /// Number of subscriptions (shared memberships count one each).
     pub fn subscription_count(&self) -> usize {
         self.count

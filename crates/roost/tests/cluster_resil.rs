@@ -658,3 +658,83 @@ async fn cluster_availability_over_consistency_keeps_local_traffic_and_connects_
     wait_for_route(&mut pub_b, &format!("{base}/late"), &mut late).await;
     wait_for_route(&mut pub_b, &format!("{base}/t"), &mut sub).await;
 }
+
+// --- Shared groups weighted by member count ---
+
+#[tokio::test]
+async fn cluster_shared_group_node_with_10_members_gets_10_times_the_messages_of_a_node_with_1() {
+    let redis = RedisServer::start();
+    let run = unique_id("wt");
+    let topic = format!("{}/t", unique_id("wt"));
+    let group = format!("$share/g/{topic}");
+    let a = node_with(&redis, &format!("{run}-a"), 1500, "");
+    let b = node_with(&redis, &format!("{run}-b"), 1500, "");
+    let c = node_with(&redis, &format!("{run}-c"), 1500, "");
+    let mut on_a = Vec::new();
+    for _ in 0..10 {
+        let mut member = v5(a.addr(), "ma").await;
+        subscribe(&mut member, &group).await;
+        on_a.push(member);
+    }
+    // A's route names its 10 members ...
+    let set_a = format!("roost:cl:{{rt}}:n:{run}-a");
+    let weighted = format!("$share/g+10/{topic}");
+    let deadline = Instant::now() + WAIT;
+    while redis_cli(&redis, &["SISMEMBER", &set_a, &weighted]).trim() != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "A's weighted route never written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ... before B's member subscribes: once C routes to B, it has read
+    // A's weight too (one ordered route log).
+    let mut on_b = v5(b.addr(), "mb").await;
+    subscribe(&mut on_b, &group).await;
+    let mut publisher = v5(c.addr(), "pub").await;
+    let deadline = Instant::now() + WAIT;
+    let mut b_seen = false;
+    while !b_seen {
+        assert!(Instant::now() < deadline, "C never routed to B's member");
+        publisher
+            .send(packets::publish(
+                &topic,
+                &b"probe"[..],
+                QoS::AtMostOnce,
+                None,
+            ))
+            .await
+            .unwrap();
+        b_seen = on_b.recv_publish(Duration::from_millis(100)).await.is_ok();
+    }
+    for member in on_a.iter_mut().chain(std::iter::once(&mut on_b)) {
+        while member
+            .recv_publish(Duration::from_millis(200))
+            .await
+            .is_ok()
+        {}
+    }
+    // 110 messages: round robin over A's 10 replicas and B's 1.
+    for id in 1..=110u16 {
+        publish_1(&mut publisher, &topic, b"m", false, id).await;
+    }
+    let (mut got_a, mut got_b) = (0usize, 0usize);
+    let deadline = Instant::now() + WAIT;
+    while got_a + got_b < 110 {
+        assert!(
+            Instant::now() < deadline,
+            "{got_a} on A + {got_b} on B of 110"
+        );
+        for member in on_a.iter_mut() {
+            while member.recv_publish(Duration::from_millis(5)).await.is_ok() {
+                got_a += 1;
+            }
+        }
+        while on_b.recv_publish(Duration::from_millis(5)).await.is_ok() {
+            got_b += 1;
+        }
+    }
+    eprintln!("A (10 members): {got_a}, B (1 member): {got_b}");
+    assert!((95..=105).contains(&got_a), "A got {got_a}, B {got_b}");
+    assert!((5..=15).contains(&got_b), "A got {got_a}, B {got_b}");
+}

@@ -296,6 +296,12 @@ impl ClusterLink {
         self.cluster.route_present(filter);
     }
 
+    /// This node now has `members` members of share group `group` at
+    /// `filter` (0: none left): other nodes weigh its share by it.
+    pub(crate) fn group_members(&self, group: &str, filter: &str, members: usize) {
+        self.cluster.group_members(group, filter, members);
+    }
+
     /// This node has no subscriber for `filter` any more.
     pub(crate) fn route_absent(&self, filter: &str) {
         self.cluster.route_absent(filter);

@@ -89,11 +89,12 @@ impl Core {
         };
         let removed = router.remove_all(&key, held.iter().map(|(f, g)| (f.as_str(), g.as_deref())));
         for (filter, group) in &held {
-            if !router.has_members(filter, group.as_deref()) {
-                match group {
-                    Some(group) => cluster.route_absent(&format!("$share/{group}/{filter}")),
-                    None => cluster.route_absent(filter),
+            match group {
+                Some(group) => {
+                    cluster.group_members(group, filter, router.member_count(filter, group));
                 }
+                None if !router.has_members(filter, None) => cluster.route_absent(filter),
+                None => {}
             }
         }
         removed

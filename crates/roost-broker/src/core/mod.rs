@@ -169,9 +169,15 @@ impl Core {
         let replaced = router.subscribe(key.clone(), bare, group, sub, cleared);
         // Under the router's lock: the cluster hears of a filter's first and
         // last subscriber in the order the router changed. A shared group
-        // is a route of its own (`$share/g/f`, as subscribed).
+        // is a route of its own, weighted by this node's member count
+        // (`$share/g+N/f`).
         if let Some(cluster) = self.cluster() {
-            cluster.route_present(filter);
+            match group {
+                Some(group) => {
+                    cluster.group_members(group, bare, router.member_count(bare, group));
+                }
+                None => cluster.route_present(filter),
+            }
         }
         replaced
     }
@@ -181,11 +187,14 @@ impl Core {
         let (group, bare) = split_shared(filter);
         let mut router = self.router.write();
         let removed = router.unsubscribe(key, bare, group);
-        if removed
-            && let Some(cluster) = self.cluster()
-            && !router.has_members(bare, group)
-        {
-            cluster.route_absent(filter);
+        if removed && let Some(cluster) = self.cluster() {
+            match group {
+                Some(group) => {
+                    cluster.group_members(group, bare, router.member_count(bare, group));
+                }
+                None if !router.has_members(bare, None) => cluster.route_absent(filter),
+                None => {}
+            }
         }
         removed
     }
