@@ -24,6 +24,10 @@
 #   SCENARIOS  subset of: p2p (100 QoS 1 pairs) fanin (16 QoS 1 publishers → 1
 #              subscriber) fanout (1 QoS 0 publisher → 100 subscribers)
 #   MODES      subset of: single local cross
+#   DURABLE    true: the cluster nodes run in durable mode (`[cluster]
+#              durable`; default false), e.g. NAME=cluster-durable DURABLE=true
+#   BENCH_EXTRA more roost-bench options, e.g. "-C false -x 300": persistent
+#              sessions (their queue rows are what durable mode waits for)
 #   NAME, OUT  results name (default cluster) and summary file
 #   ROOST_BIN, BENCH_BIN  prebuilt binaries (both set: no build)
 set -euo pipefail
@@ -40,6 +44,7 @@ else
     SUFFIX=${NAME:-cluster}
 fi
 SCENARIOS=${SCENARIOS:-"p2p fanin fanout"}
+DURABLE=${DURABLE:-false}
 MODES=${MODES:-"single local cross"}
 STAMP=$(date -u +%Y-%m-%d)
 OUT=${OUT:-bench/results/$STAMP-$SUFFIX.md}
@@ -93,8 +98,8 @@ max_queued_messages = 1000000
 max_inflight = 1024
 TOML
     if [ -n "$cluster" ]; then
-        printf '\n[cluster]\nenabled = true\nnode_id = "%s"\n\n[cluster.redis]\nurl = "redis://127.0.0.1:%s"\n' \
-            "$name" "$REDIS_PORT" >>"$conf"
+        printf '\n[cluster]\nenabled = true\nnode_id = "%s"\ndurable = %s\n\n[cluster.redis]\nurl = "redis://127.0.0.1:%s"\n' \
+            "$name" "$DURABLE" "$REDIS_PORT" >>"$conf"
     fi
     "$ROOST" -c "$conf" 2>"$TMP/$name.log" &
     NODE_PID=$!
@@ -142,7 +147,8 @@ run_one() {
     redis_cpu0=$(cpu_of "$REDIS_PID")
     # shellcheck disable=SC2046
     log "$scenario $mode (run $r/$REPEAT)"
-    if ! "$BENCH" $(scenario_args "$scenario") -h "$pub_host" --sub-host "$sub_host" -p "$port" \
+    # shellcheck disable=SC2046,SC2086 # word splitting of the options wanted
+    if ! "$BENCH" $(scenario_args "$scenario") ${BENCH_EXTRA:-} -h "$pub_host" --sub-host "$sub_host" -p "$port" \
         --duration "$DURATION" --warmup "$WARMUP" -i 0 --broker-pid "$pids,$REDIS_PID" \
         --json >"$out" 2>"$TMP/bench.log"; then
         log "roost-bench failed ($scenario $mode):"; tail -20 "$TMP/bench.log" >&2

@@ -28,6 +28,7 @@ pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(),
     let receiver: Arc<dyn Receiver> = Arc::new(Inbound {
         core: Arc::downgrade(core),
         runtime: tokio::runtime::Handle::current(),
+        durable: core.config.cluster.durable,
     });
     let started = tokio::task::spawn_blocking(move || Cluster::start(options, receiver))
         .await
@@ -121,6 +122,8 @@ struct Inbound {
     core: Weak<Core>,
     /// Timers of delayed orphan wills and handover answers run here.
     runtime: tokio::runtime::Handle,
+    /// Durable mode: [`Receiver::settle`] waits for the store.
+    durable: bool,
 }
 
 impl Receiver for Inbound {
@@ -131,7 +134,8 @@ impl Receiver for Inbound {
         let (now, wall) = (Instant::now(), SystemTime::now());
         for remote in messages {
             let message = remote.message.to_message(now, wall);
-            let missing = core.route_remote(message, remote.direct, &remote.groups, now);
+            let (missing, _ticket) =
+                core.route_remote(message, remote.direct, &remote.groups, &remote.only, now);
             // A group whose last member here left after the sender chose
             // this node: sent on once to another node with members.
             if !missing.is_empty() {
@@ -143,6 +147,29 @@ impl Receiver for Inbound {
                     ),
                 }
             }
+        }
+    }
+
+    /// Durable mode: blocks the reader until the queue rows of what it
+    /// handed over are in Redis, so its checkpoint never passes a message
+    /// a crash would lose. A failed write is logged; the reader goes on (the
+    /// store writer retries what it can, as for a local publisher).
+    ///
+    /// One barrier (everything the store was given before it, by any thread,
+    /// is written once it completes) rather than each message's ticket:
+    /// the reader and a handoff replay may hand messages over at once.
+    fn settle(&self) {
+        if !self.durable {
+            return;
+        }
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let Some(barrier) = core.persist().and_then(crate::persist::Persist::barrier) else {
+            return;
+        };
+        if let Err(e) = barrier.wait() {
+            tracing::error!(error = %e, "durable cluster mode: forwarded messages' queue rows were not written");
         }
     }
 
@@ -402,7 +429,7 @@ mod tests {
         // As the inbox reader hands it over: published on another node by
         // the client "origin", whose session here subscribed with No Local.
         let message = Message::from_publish(publish, Some("origin".into()), Instant::now());
-        core.route_remote(message, true, &[], Instant::now());
+        core.route_remote(message, true, &[], &[], Instant::now());
         assert!(!me.has_outbox(), "No Local holds for the origin client id");
         assert!(other.has_outbox(), "other subscribers get it");
     }
@@ -427,7 +454,7 @@ mod tests {
         // Tagged for group g (and h, which has no member here), not for
         // the non-shared subscribers.
         let tagged = ["$share/g/sh/#".to_string(), "$share/h/sh/#".to_string()];
-        let missing = core.route_remote(message(), false, &tagged, Instant::now());
+        let (missing, _) = core.route_remote(message(), false, &tagged, &[], Instant::now());
         assert!(member.has_outbox(), "the tagged group's member gets it");
         assert!(
             !plain.has_outbox(),
@@ -440,9 +467,34 @@ mod tests {
         );
         // Direct only: the plain subscriber, not the group.
         let (other, _c3) = subscriber(&core, "member2", "$share/k/sh/#", false);
-        let missing = core.route_remote(message(), true, &[], Instant::now());
+        let (missing, _) = core.route_remote(message(), true, &[], &[], Instant::now());
         assert!(missing.is_empty());
         assert!(plain.has_outbox());
         assert!(!other.has_outbox(), "untagged group k is another node's");
+    }
+
+    #[tokio::test]
+    async fn cluster_a_handed_off_message_reaches_only_the_dead_nodes_clients() {
+        let core = core();
+        let (adopted, _c1) = subscriber(&core, "was-on-dead-node", "ho/#", false);
+        let (bystander, _c2) = subscriber(&core, "got-it-already", "ho/#", false);
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "ho/t".into(),
+            packet_id: None,
+            properties: PublishProperties::default(),
+            payload: bytes::Bytes::from_static(b"x"),
+        };
+        let message = Message::from_publish(publish, Some("p".into()), Instant::now());
+        let only = ["was-on-dead-node".to_string()];
+        let (missing, _) = core.route_remote(message, true, &[], &only, Instant::now());
+        assert!(missing.is_empty());
+        assert!(adopted.has_outbox(), "the dead node's client gets it");
+        assert!(
+            !bystander.has_outbox(),
+            "a subscriber that got it the first time does not get it again"
+        );
     }
 }

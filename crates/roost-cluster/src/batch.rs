@@ -31,6 +31,7 @@ pub(crate) fn encode(messages: &[Remote]) -> Result<Vec<u8>, ClusterError> {
                 + m.payload.len()
                 + m.publisher.as_ref().map_or(0, |p| p.len())
                 + r.groups.iter().map(|g| g.len() + 2).sum::<usize>()
+                + r.only.iter().map(|c| c.len() + 2).sum::<usize>()
         })
         .sum();
     postcard::serialize_with_flavor(messages, Grow(Vec::with_capacity(hint + 8)))
@@ -75,6 +76,7 @@ struct RemoteRef<'a> {
     direct: bool,
     groups: Vec<String>,
     rerouted: bool,
+    only: Vec<String>,
 }
 
 /// [`StoredMessage`] as serialized: QoS as its wire value, the expiry as
@@ -118,6 +120,7 @@ impl RemoteRef<'_> {
             direct: self.direct,
             groups: self.groups,
             rerouted: self.rerouted,
+            only: self.only,
         })
     }
 }
@@ -170,6 +173,7 @@ mod tests {
             direct: true,
             groups: vec!["$share/g/a/+/c".into()],
             rerouted: true,
+            only: vec!["client-1".into()],
         }
     }
 
@@ -188,8 +192,8 @@ mod tests {
         for (a, b) in back.iter().zip(&plain) {
             assert_eq!(a.message, b.message);
             assert_eq!(
-                (a.direct, &a.groups, a.rerouted),
-                (b.direct, &b.groups, b.rerouted)
+                (a.direct, &a.groups, a.rerouted, &a.only),
+                (b.direct, &b.groups, b.rerouted, &b.only)
             );
         }
         assert_eq!(back[0].message, full().message);
@@ -201,6 +205,7 @@ mod tests {
             direct: false,
             groups: Vec::new(),
             rerouted: false,
+            only: Vec::new(),
         }
     }
 

@@ -20,7 +20,8 @@ use crate::{ClusterError, OrphanWill, Shared, scripts};
 /// kept.
 const KEEP_ORPHAN: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Adopts every session `node` listed; returns how many were still its.
+/// Adopts every session `node` listed (those still its); returns the client
+/// ids it listed (an inbox handoff delivers to them).
 /// `wills`: hand their wills to the broker (a death). A node back from a
 /// short self-fence (nobody saw its lease lapse) passes false: its wills
 /// are taken out all the same, but dropped, as for a server-side close
@@ -30,7 +31,7 @@ pub(crate) fn orphan_sessions(
     shared: &Shared,
     node: &str,
     wills: bool,
-) -> Result<usize, ClusterError> {
+) -> Result<Vec<String>, ClusterError> {
     let keys = &shared.keys;
     let list = keys.sessions_of(node);
     let clients: Vec<String> = link.run(|c| redis::cmd("SMEMBERS").arg(&list).query(c))?;
@@ -48,7 +49,7 @@ pub(crate) fn orphan_sessions(
             "sessions of a node without a live owner are nobody's now (their clients resume them anywhere)"
         );
     }
-    Ok(adopted)
+    Ok(clients)
 }
 
 fn orphan(

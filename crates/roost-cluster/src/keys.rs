@@ -8,6 +8,8 @@
 //!  <p>{rt}:inc:<id>        STRING  node <id>'s route incarnation (bumped by GC)
 //!  <p>{rt}:log             STREAM  route changes: n, i, r (reset/down), a, d
 //!  <p>{n:<id>}:inbox       STREAM  batches of messages (and kicks) for node <id>
+//!  <p>{n:<id>}:ckpt        STRING  inbox entry id node <id> handled up to
+//!  <p>{n:<id>}:handoff:<i> STREAM  a dead node's inbox, claimed by a janitor
 //!  <p>{n:<id>}:sess        SET     client ids node <id> claimed (its janitor's list)
 //!  <p>{c:<client id>}:own  HASH    node, token, state, from: who owns the session
 //!  <p>{ret:<b>}            HASH    topic -> (stored_at, StoredMessage); b = FNV(topic) mod 64
@@ -57,6 +59,18 @@ impl Keys {
 
     pub(crate) fn inbox_of(&self, node: &str) -> String {
         format!("{}{{n:{node}}}:inbox", self.prefix)
+    }
+
+    /// Where node `<id>`'s reader has handled its inbox up to (an entry id):
+    /// a handoff replays what follows.
+    pub(crate) fn checkpoint_of(&self, node: &str) -> String {
+        format!("{}{{n:{node}}}:ckpt", self.prefix)
+    }
+
+    /// A dead node's inbox once a janitor claimed it for handoff (renamed:
+    /// one janitor gets it; a restarted node starts a fresh inbox).
+    pub(crate) fn handoff_of(&self, node: &str, incarnation: u64) -> String {
+        format!("{}{{n:{node}}}:handoff:{incarnation}", self.prefix)
     }
 
     pub(crate) fn owner_of(&self, client_id: &str) -> String {

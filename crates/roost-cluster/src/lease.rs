@@ -30,7 +30,7 @@ use redis::Script;
 
 use crate::link::Link;
 use crate::wire::unix_ms;
-use crate::{Shared, janitor, scripts, writer};
+use crate::{Shared, handoff, janitor, scripts, writer};
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     let lease = shared.options.lease;
@@ -64,6 +64,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
         match renewed {
             Ok(()) => {
                 renewed_at = started;
+                hand_off_due(&link, &shared);
                 if !shared.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("cluster: Redis answers again; accepting connections");
                 }
@@ -142,9 +143,48 @@ fn renew(link: &mut Link, shared: &Shared) -> Result<bool, crate::ClusterError> 
     Ok(kept == 1)
 }
 
+/// Replays the dead nodes' inboxes whose grace has passed (`handoff.rs`)
+/// on a thread of its own, with its own connection: a long inbox must not
+/// hold the lease renewal back. One that fails goes back to the list for a
+/// later round.
+fn hand_off_due(link: &Link, shared: &Arc<Shared>) {
+    let now = Instant::now();
+    let due: Vec<handoff::Pending> = {
+        let mut pending = shared.handoffs.lock();
+        if pending.iter().all(|p| p.due > now) {
+            return;
+        }
+        let (due, later) = pending.drain(..).partition(|p| p.due <= now);
+        *pending = later;
+        due
+    };
+    let (shared, mut link) = (Arc::clone(shared), link.sibling());
+    let spawned = std::thread::Builder::new()
+        .name("roost-cluster-h".into())
+        .spawn(move || {
+            let mut due = due.into_iter();
+            while let Some(next) = due.next() {
+                match handoff::replay(&mut link, &shared, &next) {
+                    Ok((_, Some(step))) => shared.handoffs.lock().push(step),
+                    Ok((_, None)) => {}
+                    Err(e) => {
+                    tracing::warn!(node = next.node(), error = %e, "inbox handoff failed; retried at a later renewal");
+                        let mut pending = shared.handoffs.lock();
+                        pending.push(next);
+                        pending.extend(due);
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the inbox handoff thread; dead nodes' unread messages are lost");
+    }
+}
+
 /// Removes a node whose lease lapsed: out of the set, its routes down, its
 /// sessions adoptable and their wills published (`janitor.rs`), its inbox
-/// deleted (nobody reads it; handing it over is not built).
+/// claimed for handoff (`handoff.rs`: replayed after a grace of one lease).
 fn collect(
     link: &mut Link,
     shared: &Shared,
@@ -162,27 +202,18 @@ fn collect(
     if removed == 0 {
         return Ok(());
     }
-    link.run(|c| {
-        Script::new(scripts::ROUTE_DOWN)
-            .key(keys.routes_of(node))
-            .key(keys.incarnation_of(node))
-            .key(keys.route_log())
-            .arg(node)
-            .arg(shared.options.log_maxlen)
-            .invoke::<i64>(c)
-    })?;
-    janitor::orphan_sessions(link, shared, node, true)?;
-    link.run(|c| {
-        redis::pipe()
-            .del(keys.inbox_of(node))
-            .ignore()
-            .del(keys.node_info(node))
-            .ignore()
-            .query::<()>(c)
-    })?;
+    // Fenced at once (its route writes are refused; awake again, it
+    // registers anew), but its routes stay until the handoff: messages for
+    // its clients keep going to its inbox while they move (`handoff.rs`).
+    let incarnation: u64 =
+        link.run(|c| redis::cmd("INCR").arg(keys.incarnation_of(node)).query(c))?;
+    let clients = janitor::orphan_sessions(link, shared, node, true)?;
+    let pending = handoff::claim(link, shared, node, incarnation, clients)?;
+    shared.handoffs.lock().push(pending);
+    link.run(|c| redis::cmd("DEL").arg(keys.node_info(node)).query::<()>(c))?;
     tracing::warn!(
         node,
-        "cluster node's lease lapsed: its routes and inbox are removed"
+        "cluster node's lease lapsed: its sessions are adoptable, its inbox is handed off and its routes removed one lease later"
     );
     Ok(())
 }

@@ -26,8 +26,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod batch;
+mod dedupe;
 mod done;
 mod gap;
+mod handoff;
 mod janitor;
 mod keys;
 mod lease;
@@ -162,6 +164,11 @@ pub trait Receiver: Send + Sync + 'static {
     /// A ban was added or lifted somewhere in the cluster (this node
     /// included), or is in the cluster's list when the node joins.
     fn ban(&self, change: BanChange);
+    /// Returns once what the messages handed over so far wrote to the
+    /// session store is written (durable mode: the inbox checkpoint passes
+    /// a batch only after this). Called on the reader thread after each
+    /// read; the default waits for nothing.
+    fn settle(&self) {}
 }
 
 /// A kick from the node that took a client id.
@@ -217,6 +224,11 @@ pub struct Remote {
     /// Already sent on once because its first node had no member left of
     /// a group: never sent on again.
     pub rerouted: bool,
+    /// Handed off from a dead node's inbox (docs/cluster.md, "Inbox
+    /// handoff"): delivered only to the sessions of these client ids (the
+    /// dead node's), so subscribers that got it the first time do not get
+    /// it again; empty: to every subscriber `direct` and `groups` name.
+    pub only: Vec<String>,
 }
 
 /// What a claim found.
@@ -267,6 +279,10 @@ pub struct Stats {
     /// Route cache rebuilds: route log entries this node had not read yet
     /// were trimmed (it was further behind than the log's cap).
     pub route_rebuilds: AtomicU64,
+    /// Inbox batches dropped as already seen (a retried or replayed batch).
+    pub duplicates: AtomicU64,
+    /// Messages re-delivered from dead nodes' inboxes (inbox handoff).
+    pub handed_off: AtomicU64,
 }
 
 /// The cluster threads' stop signal, and their way to sleep until it.
@@ -316,6 +332,8 @@ struct Shared {
     /// cache at start (the reader's starting position, `gap.rs`).
     route_log_added: AtomicU64,
     registering: Mutex<()>,
+    /// Dead nodes' inboxes claimed by this node, waiting for their replay.
+    handoffs: Mutex<Vec<handoff::Pending>>,
     receiver: Arc<dyn Receiver>,
     stats: Stats,
 }
@@ -363,6 +381,7 @@ impl Cluster {
             incarnation: AtomicU64::new(0),
             route_log_added: AtomicU64::new(0),
             registering: Mutex::new(()),
+            handoffs: Mutex::new(Vec::new()),
             receiver,
             stats: Stats::default(),
             options,
@@ -370,8 +389,15 @@ impl Cluster {
         warn_if_evicting(&mut link);
         let keys = &shared.keys;
         let me = shared.options.node_id.clone();
-        // The inbox is read from here on: entries of an earlier run of this
-        // node id were meant for connections that are gone.
+        // An earlier run's unread inbox (killed, restarted before a janitor
+        // saw its lease lapse) is handed off like a dead node's
+        // (`handoff.rs`; its client ids are added by
+        // `adopt_earlier_sessions`); the new inbox is read from here on.
+        let earlier: Option<u64> =
+            link.run(|c| redis::cmd("GET").arg(keys.incarnation_of(&me)).query(c))?;
+        if let Some(pending) = handoff::claim_own(&mut link, &shared, earlier.unwrap_or(0))? {
+            shared.handoffs.lock().push(pending);
+        }
         let inbox = last_id(&mut link, &keys.inbox_of(&me))?;
         writer::register(&mut link, &shared)?;
         let lease_ms = u64::try_from(shared.options.lease.as_millis()).unwrap_or(u64::MAX);
@@ -631,6 +657,7 @@ impl Cluster {
             message: Box::new(message),
             ack,
             rerouted,
+            only: Vec::new(),
         };
         match self.shared.writes.push_within(item, limit) {
             Ok(()) => true,
@@ -778,7 +805,17 @@ impl Cluster {
     pub fn adopt_earlier_sessions(&self) -> Result<usize, ClusterError> {
         let mut guard = self.leave.lock();
         let link = guard.as_mut().ok_or(ClusterError::Stopped)?;
-        janitor::orphan_sessions(link, &self.shared, &self.shared.options.node_id, true)
+        let me = &self.shared.options.node_id;
+        let clients = janitor::orphan_sessions(link, &self.shared, me, true)?;
+        let listed = clients.len();
+        // The earlier run's unread inbox, claimed at start: its clients are
+        // known now.
+        for pending in self.shared.handoffs.lock().iter_mut() {
+            if pending.node() == me && pending.clients.is_empty() {
+                pending.clients.clone_from(&clients);
+            }
+        }
+        Ok(listed)
     }
 
     /// `availability_over_consistency`: serve while Redis is unreachable.

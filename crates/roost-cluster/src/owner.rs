@@ -324,13 +324,10 @@ fn after_claim(
             handover: None,
         });
     };
-    // Its janitor no longer lists it.
-    link.run(|c| {
-        redis::cmd("SREM")
-            .arg(keys.sessions_of(&node))
-            .arg(client_id)
-            .query::<()>(c)
-    })?;
+    // It stays on the old node's session list: the old node takes it off
+    // once it let the session go, and if it died meanwhile its janitor finds
+    // the record no longer names it (no orphan) but still counts the client
+    // among the dead node's for the inbox handoff (`handoff.rs`).
     let lease: Option<u64> =
         link.run(|c| redis::cmd("ZSCORE").arg(keys.nodes()).arg(&node).query(c))?;
     let now = wire::unix_ms(SystemTime::now());

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::batch;
+use crate::dedupe::Seen;
 use crate::link::Link;
 use crate::wire::{self, DATA, Entry, Handed, KIND, Kick, RetainedBlob, TOPIC};
 use crate::{BanChange, RetainedUpdate, Shared};
@@ -79,6 +80,8 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
     let inbox_at = streams.iter().position(|(s, _)| *s == Stream::Inbox);
     let mut trimmed = Instant::now();
     let mut trimmed_to = String::new();
+    let checkpoint = keys.checkpoint_of(&shared.options.node_id);
+    let mut seen = Seen::default();
     let mut backoff = Duration::from_millis(50);
     while !shared.stop.is_stopped() {
         let read = link.run_blocking(BLOCK, |c| {
@@ -115,7 +118,14 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
             };
             match streams[i].0 {
                 // Inbox entries are moved: their payloads stay slices of the reply.
-                Stream::Inbox => entries.into_iter().for_each(|e| inbox_entry(&shared, e)),
+                Stream::Inbox => {
+                    entries
+                        .into_iter()
+                        .for_each(|e| inbox_entry(&shared, e, &mut seen));
+                    // Durable mode: the checkpoint passes these entries only
+                    // once the sessions' queue rows they made are in Redis.
+                    shared.receiver.settle();
+                }
                 // Further behind than the log's cap: rebuilt instead (gap.rs).
                 Stream::Routes => {
                     match crate::gap::check(&mut link, &shared, &names[i], &mut routes, &entries) {
@@ -136,19 +146,24 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
             }
             at[i] = last;
         }
-        // This node alone reads its inbox: what it read can go. Producers'
-        // MAXLEN is only the cap for a reader that stopped.
+        // This node alone reads its inbox: what it handled can go, and the
+        // checkpoint says where a handoff would start if this node died.
+        // Producers' MAXLEN is only the cap for a reader that stopped.
         let Some(read_to) = inbox_at.map(|i| &at[i]) else {
             continue;
         };
         if trimmed.elapsed() >= TRIM_EVERY && *read_to != trimmed_to && read_to != "0-0" {
             let minid = read_to.clone();
             let trim = link.run(|c| {
-                redis::cmd("XTRIM")
+                redis::pipe()
+                    .cmd("XTRIM")
                     .arg(&inbox)
                     .arg("MINID")
                     .arg(&minid)
-                    .query::<i64>(c)
+                    .ignore()
+                    .set(&checkpoint, &minid)
+                    .ignore()
+                    .query::<()>(c)
             });
             if trim.is_ok() {
                 trimmed_to = minid;
@@ -158,23 +173,27 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
     }
 }
 
-fn inbox_entry(shared: &Shared, mut entry: Entry) {
+fn inbox_entry(shared: &Shared, mut entry: Entry, seen: &mut Seen) {
     let Some(data) = entry.take(DATA) else {
         return;
     };
     let origin = entry.text(wire::ORIGIN).unwrap_or("?");
     match entry.text(KIND) {
-        // Topics and payloads stay in the reply's buffer (batch.rs).
-        Some("m") => match batch::decode(&Bytes::from(data)) {
-            Ok(messages) => {
-                shared
-                    .stats
-                    .received
-                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
-                shared.receiver.messages(messages);
+        Some("m") => {
+            if let Some((origin, incarnation, seq)) = entry.batch_header()
+                && !seen.fresh(origin, incarnation, seq)
+            {
+                shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    origin,
+                    incarnation,
+                    seq,
+                    "cluster batch seen before; dropped"
+                );
+                return;
             }
-            Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster batch skipped"),
-        },
+            messages(shared, origin, data);
+        }
         Some("x") => match wire::decode::<Kick>(&data) {
             Ok(kick) => {
                 shared.stats.kicks.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +219,21 @@ fn inbox_entry(shared: &Shared, mut entry: Entry) {
             Err(e) => tracing::warn!(origin, error = %e, "undecodable handover answer skipped"),
         },
         other => tracing::warn!(origin, kind = ?other, "unknown cluster inbox entry skipped"),
+    }
+}
+
+/// Hands a batch's messages to the broker; topics and payloads stay in the
+/// reply's buffer (batch.rs).
+fn messages(shared: &Shared, origin: &str, data: Vec<u8>) {
+    match batch::decode(&Bytes::from(data)) {
+        Ok(messages) => {
+            shared
+                .stats
+                .received
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            shared.receiver.messages(messages);
+        }
+        Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster batch skipped"),
     }
 }
 

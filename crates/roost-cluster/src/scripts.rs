@@ -27,12 +27,42 @@ return 1
 
 /// A dead node's routes go (idempotent: a second run finds nothing and logs
 /// a second `down`, which every reader applies harmlessly). KEYS: its route
-/// set, its incarnation, the route log. ARGV: node, log MAXLEN.
+/// set, its incarnation, the route log. ARGV: node, log MAXLEN. Returns its new incarnation.
 pub(crate) const ROUTE_DOWN: &str = r"
-redis.call('INCR', KEYS[2])
+local inc = redis.call('INCR', KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'n', ARGV[1], 'r', 'down')
+return inc
+";
+
+/// A dead node's routes go after its inbox handoff, unless it registered
+/// again meanwhile (its incarnation moved on). KEYS: its route set, its
+/// incarnation, the route log. ARGV: node, log MAXLEN, the incarnation the
+/// janitor set. Returns 1 when removed.
+pub(crate) const ROUTE_DOWN_IF: &str = r"
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'n', ARGV[1], 'r', 'down')
 return 1
+";
+
+/// A janitor claims a dead node's inbox for handoff (docs/cluster.md,
+/// "Inbox handoff"): renamed (one janitor gets it, a racing one finds no
+/// inbox; the node restarting writes a fresh one) with its checkpoint
+/// taken out. KEYS: the inbox, its checkpoint, the handoff key (same hash
+/// tag). ARGV: how long the claimed stream is kept at most (ms). Returns
+/// nil (nothing to hand off, or claimed already) or the checkpoint
+/// (`0-0`: none).
+pub(crate) const HANDOFF_CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return false
+end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+local ckpt = redis.call('GET', KEYS[2]) or '0-0'
+redis.call('DEL', KEYS[2])
+return ckpt
 ";
 
 /// Removes a node from the membership set only if its lease has lapsed

@@ -13,6 +13,11 @@ use crate::ClusterError;
 pub(crate) const KIND: &str = "k";
 /// Inbox entry field: the origin node.
 pub(crate) const ORIGIN: &str = "o";
+/// Inbox batch field: the origin's route incarnation when it wrote the batch.
+pub(crate) const INCARNATION: &str = "i";
+/// Inbox batch field: the batch's sequence number (grows within the origin's
+/// process; `dedupe.rs`).
+pub(crate) const SEQ: &str = "s";
 /// Inbox / retained log field: the postcard payload.
 pub(crate) const DATA: &str = "d";
 /// Retained log field: the topic.
@@ -96,6 +101,20 @@ impl Entry {
             .iter_mut()
             .find(|(k, _)| k == name.as_bytes())
             .map(|(_, v)| std::mem::take(v))
+    }
+
+    pub(crate) fn number(&self, name: &str) -> Option<u64> {
+        self.text(name).and_then(|v| v.parse().ok())
+    }
+
+    /// A message batch's header: origin, its incarnation, batch sequence
+    /// number (`None`: not a batch, or written without one).
+    pub(crate) fn batch_header(&self) -> Option<(&str, u64, u64)> {
+        Some((
+            self.text(ORIGIN)?,
+            self.number(INCARNATION)?,
+            self.number(SEQ)?,
+        ))
     }
 }
 

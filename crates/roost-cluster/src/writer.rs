@@ -17,7 +17,7 @@ use crate::batch;
 use crate::done::Completer;
 use crate::link::Link;
 use crate::routes::Dest;
-use crate::wire::{DATA, KIND, ORIGIN, TOPIC};
+use crate::wire::{DATA, INCARNATION, KIND, ORIGIN, SEQ, TOPIC};
 use crate::{ClusterError, Remote, Shared, scripts};
 
 /// Items taken per round trip at most.
@@ -35,6 +35,9 @@ pub(crate) enum Item {
         ack: Option<Completer<()>>,
         /// Sent on by a node that had no member left of a group.
         rerouted: bool,
+        /// Handed off from a dead node's inbox: only these sessions get it
+        /// (see [`Remote::only`]); empty: every subscriber named.
+        only: Vec<String>,
     },
     /// This node gained (`present`) or lost its last subscriber for a filter.
     Route { filter: String, present: bool },
@@ -52,11 +55,22 @@ pub(crate) enum Item {
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     let mut backoff = Duration::from_millis(50);
+    // Batch sequence numbers (`dedupe.rs`): one per round trip, kept by
+    // its retries, so a batch written twice is read once.
+    let mut seq: u64 = 0;
     while let Some(items) = shared.writes.take(BATCH, Duration::from_millis(500)) {
         if items.is_empty() {
             continue;
         }
-        let (mut acks, mut batch) = (Vec::new(), Batch::default());
+        seq += 1;
+        let (mut acks, mut batch) = (
+            Vec::new(),
+            Batch {
+                seq,
+                incarnation: shared.incarnation.load(Ordering::Relaxed),
+                ..Batch::default()
+            },
+        );
         for item in items {
             batch.add(item, &mut acks);
         }
@@ -86,6 +100,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
 /// One batch grouped for writing.
 #[derive(Default)]
 struct Batch {
+    /// This batch's header (`dedupe.rs`): the same on every destination
+    /// and on every retry.
+    seq: u64,
+    incarnation: u64,
     /// Messages per destination node, with what that node delivers.
     forwards: HashMap<u16, Vec<Remote>>,
     /// The last change per filter, in first-seen order.
@@ -103,6 +121,7 @@ impl Batch {
                 message,
                 ack,
                 rerouted,
+                only,
             } => {
                 let Some(last) = to.pop() else { return };
                 let remote = |dest: Dest, message: StoredMessage| Remote {
@@ -110,6 +129,7 @@ impl Batch {
                     direct: dest.direct,
                     groups: dest.groups.iter().map(|g| g.to_string()).collect(),
                     rerouted,
+                    only: only.clone(),
                 };
                 for dest in to {
                     let node = dest.node;
@@ -213,6 +233,10 @@ impl Batch {
                 .arg("m")
                 .arg(ORIGIN)
                 .arg(&shared.options.node_id)
+                .arg(INCARNATION)
+                .arg(self.incarnation)
+                .arg(SEQ)
+                .arg(self.seq)
                 .arg(DATA)
                 .arg(data)
                 .ignore();

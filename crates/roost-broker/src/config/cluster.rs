@@ -56,6 +56,13 @@ pub struct ClusterConfig {
     /// (the default): consistency first, the node fences itself
     /// (docs/cluster.md, "availability_over_consistency").
     pub availability_over_consistency: bool,
+    /// Durable mode (docs/cluster.md): a QoS 1/2 publisher's PUBACK / PUBREC
+    /// also waits for the queue rows of its local persistent subscribers to
+    /// be in Redis (as `[store] durability = "sync"`), and a node
+    /// checkpoints its inbox past a forwarded message only once its queue
+    /// rows are written. Off: faster, and a node killed loses what it had
+    /// not written yet.
+    pub durable: bool,
 }
 
 impl Default for ClusterConfig {
@@ -69,6 +76,7 @@ impl Default for ClusterConfig {
             inbox_maxlen: 100_000,
             forward_buffer: 100_000,
             availability_over_consistency: false,
+            durable: false,
         }
     }
 }

@@ -95,14 +95,17 @@ impl Core {
     /// retained copy is kept by the retained log). The publisher's client
     /// id finds its session here, if any, for No Local. Returns the groups
     /// that have no member here any more (the member left after the sender
-    /// chose this node).
+    /// chose this node). `only` (an inbox handoff): the non-shared
+    /// subscribers are only those of these client ids. Also returns the
+    /// store's ticket for the queue rows it wrote (durable mode waits on it).
     pub(crate) fn route_remote(
         &self,
         message: Message,
         direct: bool,
         groups: &[String],
+        only: &[String],
         now: Instant,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Option<roost_store::CommitTicket>) {
         let publisher = message
             .publisher
             .as_deref()
@@ -122,16 +125,23 @@ impl Core {
             direct,
             group: &wanted,
         };
-        let routed = self.route_local(Arc::new(message), publisher.as_ref(), Some(&select), true);
-        drop(self.deliver(routed, Vec::new(), now));
+        let mut routed =
+            self.route_local(Arc::new(message), publisher.as_ref(), Some(&select), true);
+        if !only.is_empty() {
+            routed
+                .targets
+                .retain(|t| t.shared || only.iter().any(|id| id.as_str() == &*t.key.0.client_id));
+        }
+        let ticket = self.deliver(routed, Vec::new(), now);
         // A group matched in the trie has a member (empty groups are
         // removed), so it was delivered here.
-        groups
+        let missing = groups
             .iter()
             .zip(&found)
             .filter(|(_, hit)| !hit.get())
             .map(|(g, _)| g.clone())
-            .collect()
+            .collect();
+        (missing, ticket)
     }
 
     /// A value of the broker's own about this node (the `$SYS/broker/...`

@@ -224,7 +224,12 @@ pub(crate) async fn open_shared(
         .await
         .map_err(|e| format!("store: opening failed: {e}"))??;
     tracing::info!(prefix = %config.cluster.key_prefix, "store: the cluster's Redis (sessions shared by every node)");
-    let mut persist = Persist::new(opened, config.store.clone());
+    let mut store = config.store.clone();
+    if config.cluster.durable {
+        // Durable mode: acknowledgements wait for the queue rows.
+        store.durability = DurabilityConfig::Sync;
+    }
+    let mut persist = Persist::new(opened, store);
     persist.fences = Some(fences);
     Ok(Some((persist, roost_store::Snapshot::default())))
 }

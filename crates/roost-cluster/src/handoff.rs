@@ -1,0 +1,317 @@
+//! Inbox handoff (cluster-redis.md §3.5 step 3; docs/cluster.md "Inbox
+//! handoff"): the janitor that removes a dead node also takes the part of
+//! its inbox the node had not handled (after its checkpoint) and delivers
+//! it again, so messages forwarded to a dead node for its persistent
+//! sessions are not lost with it.
+//!
+//! The claim renames the inbox in one script (one janitor gets it; a
+//! racing one finds nothing; the node restarting writes a fresh inbox).
+//! The replay waits one lease first: the dead node's clients reconnecting
+//! at once (they wait up to a lease for a handover that does not come) have
+//! resumed their sessions somewhere by then. Meanwhile the dead node's
+//! routes stay up, so what is published for its clients keeps going to its
+//! inbox (a recreated one after the claim, taken too) instead of to nowhere
+//! while they move; they go down after the replay, and what other nodes
+//! still wrote before reading that is taken a third of a lease later.
+//! Each message is then matched
+//! against the routes as they are *now*, but delivered to non-shared
+//! subscriptions of the dead node's client ids only (`Remote::only`): the
+//! other subscribers got it the first time. A shared group the dead node
+//! was to deliver gets a member picked afresh.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use redis::{Script, Value};
+use smallvec::SmallVec;
+
+use crate::batch;
+use crate::dedupe::Seen;
+use crate::link::Link;
+use crate::routes::Dest;
+use crate::wire::{self, DATA, KIND};
+use crate::writer::Item;
+use crate::{ClusterError, Remote, Shared, scripts};
+
+/// Entries read per `XRANGE`.
+const PAGE: usize = 512;
+
+/// A dead node's inbox claimed for handoff, replayed once `due`.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    node: String,
+    /// Where its inbox is renamed to.
+    key: String,
+    /// Its checkpoint when claimed (entries after it are replayed); `None`:
+    /// nothing was claimed (no inbox, or another janitor has it).
+    from: Option<String>,
+    /// The route incarnation the janitor gave the dead node: its routes go
+    /// after the replay if it is still that one. `None`: this node's own
+    /// earlier run (it registered its routes again itself).
+    routes_of: Option<u64>,
+    /// The route removal is done: only late forwards are left to take.
+    late: bool,
+    /// The dead node's client ids.
+    pub(crate) clients: Vec<String>,
+    pub(crate) due: Instant,
+}
+
+impl Pending {
+    /// The node whose inbox it was.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// Claims the inbox of dead `node` (whose route incarnation the janitor
+/// set to `incarnation`); `clients`: the client ids it listed. Its routes
+/// go after the replay.
+pub(crate) fn claim(
+    link: &mut Link,
+    shared: &Shared,
+    node: &str,
+    incarnation: u64,
+    clients: Vec<String>,
+) -> Result<Pending, ClusterError> {
+    let key = shared.keys.handoff_of(node, incarnation);
+    let from = claim_into(link, shared, node, &key)?;
+    Ok(Pending {
+        node: node.to_string(),
+        key,
+        from,
+        routes_of: Some(incarnation),
+        late: false,
+        clients,
+        due: Instant::now() + shared.options.lease,
+    })
+}
+
+/// Claims this node's own earlier inbox at start (route incarnation
+/// `incarnation` before it registers); `None`: nothing left in it.
+pub(crate) fn claim_own(
+    link: &mut Link,
+    shared: &Shared,
+    incarnation: u64,
+) -> Result<Option<Pending>, ClusterError> {
+    let me = &shared.options.node_id;
+    let key = shared.keys.handoff_of(me, incarnation);
+    Ok(claim_into(link, shared, me, &key)?.map(|from| Pending {
+        node: me.clone(),
+        key,
+        from: Some(from),
+        routes_of: None,
+        late: true,
+        clients: Vec::new(),
+        due: Instant::now() + shared.options.lease,
+    }))
+}
+
+/// Renames `node`'s inbox to `key` unless `key` exists; its checkpoint.
+fn claim_into(
+    link: &mut Link,
+    shared: &Shared,
+    node: &str,
+    key: &str,
+) -> Result<Option<String>, ClusterError> {
+    let keys = &shared.keys;
+    // Kept long enough for the replay and its retries; a janitor that
+    // dies meanwhile leaves it to expire (docs/cluster.md, "Not built yet").
+    let keep_ms = u64::try_from(shared.options.lease.as_millis().saturating_mul(20))
+        .unwrap_or(u64::MAX)
+        .max(60_000);
+    link.run(|c| {
+        Script::new(scripts::HANDOFF_CLAIM)
+            .key(keys.inbox_of(node))
+            .key(keys.checkpoint_of(node))
+            .key(key)
+            .arg(keep_ms)
+            .invoke(c)
+    })
+}
+
+/// Delivers what the claimed inbox holds after its checkpoint and what
+/// was forwarded to the dead node since (a recreated inbox, unless the node
+/// came back: its new run reads that one), then takes its routes down;
+/// the next step (`Some`: forwards written before the other nodes read the
+/// removal) is due a third of a lease later. Returns how many messages.
+pub(crate) fn replay(
+    link: &mut Link,
+    shared: &Shared,
+    pending: &Pending,
+) -> Result<(usize, Option<Pending>), ClusterError> {
+    let mut seen = Seen::default();
+    let mut replayed = 0;
+    if let Some(from) = &pending.from {
+        replayed += replay_from(link, shared, pending, from, &mut seen)?;
+    }
+    let alive: Option<f64> = link.run(|c| {
+        redis::cmd("ZSCORE")
+            .arg(shared.keys.nodes())
+            .arg(&pending.node)
+            .query(c)
+    })?;
+    if alive.is_none() && claim_into(link, shared, &pending.node, &pending.key)?.is_some() {
+        replayed += replay_from(link, shared, pending, "0-0", &mut seen)?;
+    }
+    let mut next = None;
+    if let (Some(incarnation), false) = (pending.routes_of, pending.late) {
+        let keys = &shared.keys;
+        link.run(|c| {
+            Script::new(scripts::ROUTE_DOWN_IF)
+                .key(keys.routes_of(&pending.node))
+                .key(keys.incarnation_of(&pending.node))
+                .key(keys.route_log())
+                .arg(&pending.node)
+                .arg(shared.options.log_maxlen)
+                .arg(incarnation)
+                .invoke::<i64>(c)
+        })?;
+        next = Some(Pending {
+            node: pending.node.clone(),
+            key: pending.key.clone(),
+            from: None,
+            routes_of: pending.routes_of,
+            late: true,
+            clients: pending.clients.clone(),
+            due: Instant::now() + shared.options.lease / 3,
+        });
+    }
+    shared
+        .stats
+        .handed_off
+        .fetch_add(replayed as u64, std::sync::atomic::Ordering::Relaxed);
+    if replayed > 0 {
+        tracing::warn!(node = %pending.node, messages = replayed, "a dead node's unread inbox was delivered again");
+    }
+    Ok((replayed, next))
+}
+
+/// Delivers the claimed stream's entries after `from`, then deletes it.
+fn replay_from(
+    link: &mut Link,
+    shared: &Shared,
+    pending: &Pending,
+    from: &str,
+    seen: &mut Seen,
+) -> Result<usize, ClusterError> {
+    let mut start = if from == "0-0" {
+        "-".to_string()
+    } else {
+        format!("({from}")
+    };
+    let mut replayed = 0;
+    loop {
+        let reply: Value = link.run(|c| {
+            redis::cmd("XRANGE")
+                .arg(&pending.key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(PAGE)
+                .query(c)
+        })?;
+        let entries = wire::entries(reply);
+        let Some(last) = entries.last().map(|e| e.id.clone()) else {
+            break;
+        };
+        for mut entry in entries {
+            // Kicks and handover answers were for the dead node's connections.
+            if entry.text(KIND) != Some("m") {
+                continue;
+            }
+            if let Some((origin, incarnation, seq)) = entry.batch_header()
+                && !seen.fresh(origin, incarnation, seq)
+            {
+                continue;
+            }
+            let Some(data) = entry.take(DATA) else {
+                continue;
+            };
+            match batch::decode(&Bytes::from(data)) {
+                Ok(messages) => {
+                    for remote in messages {
+                        deliver(shared, remote, &pending.clients);
+                        replayed += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(node = %pending.node, error = %e, "undecodable batch in a dead node's inbox skipped")
+                }
+            }
+        }
+        shared.receiver.settle();
+        start = format!("({last}");
+    }
+    link.run(|c| redis::cmd("DEL").arg(&pending.key).query::<()>(c))?;
+    Ok(replayed)
+}
+
+/// One message of a dead node's inbox, to where the routes say now.
+fn deliver(shared: &Shared, remote: Remote, clients: &[String]) {
+    // Handed off twice (the dead node held a handed-off message): still
+    // only for the sessions it was meant for.
+    let only = if remote.only.is_empty() {
+        clients.to_vec()
+    } else {
+        remote.only
+    };
+    // No client id known (an earlier run of this node whose sessions were
+    // not listed): no non-shared subscriber is named.
+    let direct = remote.direct && !only.is_empty();
+    let topic = remote.message.topic.to_string();
+    let publisher = remote.message.publisher.as_deref().unwrap_or("");
+    let plan = shared.routes.plan(&topic, publisher);
+    let mut to: SmallVec<[Dest; 4]> = SmallVec::new();
+    if direct {
+        for dest in plan.to.iter().filter(|d| d.direct) {
+            to.push(Dest {
+                node: dest.node,
+                direct: true,
+                groups: Vec::new(),
+            });
+        }
+    }
+    let mut here = Vec::new();
+    for group in remote.groups {
+        let picked = plan
+            .to
+            .iter()
+            .find(|d| d.groups.iter().any(|g| **g == *group))
+            .map(|d| d.node);
+        match picked {
+            Some(node) => match to.iter_mut().find(|d| d.node == node) {
+                Some(dest) => dest.groups.push(group.as_str().into()),
+                None => to.push(Dest {
+                    node,
+                    direct: false,
+                    groups: vec![group.as_str().into()],
+                }),
+            },
+            // This node's pick (or no member anywhere: dropped here).
+            None => here.push(group),
+        }
+    }
+    if direct || !here.is_empty() {
+        shared.receiver.messages(vec![Remote {
+            message: remote.message.clone(),
+            direct,
+            groups: here,
+            rerouted: true,
+            only: only.clone(),
+        }]);
+    }
+    if to.is_empty() {
+        return;
+    }
+    let item = Item::Forward {
+        to,
+        message: Box::new(remote.message),
+        ack: None,
+        rerouted: true,
+        only,
+    };
+    // Bounded by the dead inbox (itself capped): never dropped.
+    if shared.writes.push_within(item, usize::MAX).is_err() {
+        tracing::debug!("cluster stopped; handed-off message not forwarded");
+    }
+}
