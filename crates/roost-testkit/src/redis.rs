@@ -1,5 +1,6 @@
 //! Private Redis deployments for tests, on free loopback ports, every
-//! process stopped by its PID (never by name): a 3-primary Redis Cluster
+//! process stopped by its PID (never by name): one redis-server
+//! ([`RedisSingle`], optionally with an append-only file), a 3-primary Redis Cluster
 //! (`redis-server --cluster-enabled yes` × N, then `redis-cli --cluster
 //! create … --cluster-replicas 0 --cluster-yes`) and a Sentinel setup (one
 //! primary, one replica, one sentinel). `redis-server`, `redis-sentinel`
@@ -60,6 +61,92 @@ fn ask(port: u16, command: &str) -> Option<String> {
 fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// One private redis-server on a free loopback port, its files in a
+/// temporary directory. With [`RedisSingle::start_with_aof`] it keeps an
+/// append-only file fsynced at every write (`appendfsync always`), so what
+/// it acknowledged survives [`RedisSingle::restart`] after a kill -9; else
+/// it persists nothing and restarts empty.
+#[derive(Debug)]
+pub struct RedisSingle {
+    child: Child,
+    port: u16,
+    aof: bool,
+    dir: tempfile::TempDir,
+}
+
+impl RedisSingle {
+    /// A server without persistence.
+    pub fn start() -> RedisSingle {
+        Self::start_as(false)
+    }
+
+    /// A server with its append-only file fsynced at every write.
+    pub fn start_with_aof() -> RedisSingle {
+        Self::start_as(true)
+    }
+
+    fn start_as(aof: bool) -> RedisSingle {
+        let dir = tempfile::tempdir().expect("temp dir for redis-server");
+        let port = free_ports(1)[0];
+        let mut server = RedisSingle {
+            child: Self::spawn(dir.path(), port, aof),
+            port,
+            aof,
+            dir,
+        };
+        wait_owned(&mut server.child, port, "redis-server");
+        server
+    }
+
+    fn spawn(dir: &Path, port: u16, aof: bool) -> Child {
+        let persistence: &[&str] = if aof {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
+        Command::new("redis-server")
+            .args(["--save", "", "--bind", "127.0.0.1"])
+            .args(persistence)
+            .arg("--dir")
+            .arg(dir)
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-test-deps.sh installs it)")
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        stop(&mut self.child);
+    }
+
+    /// Killed and started again on the same port and directory (with an
+    /// append-only file it replays it).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.dir.path(), self.port, self.aof);
+        wait_owned(&mut self.child, self.port, "redis-server");
+    }
+}
+
+impl Drop for RedisSingle {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// One `redis-server --cluster-enabled yes`.

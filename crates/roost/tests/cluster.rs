@@ -27,76 +27,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_roost");
 /// a loaded CI machine).
 const ROUTE_WAIT: Duration = Duration::from_secs(10);
 
-/// A private redis-server on a free loopback port, killed by its PID on drop.
-struct SingleRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl SingleRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            child: Self::spawn(port),
-            port,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn spawn(port: u16) -> std::process::Child {
-        std::process::Command::new("redis-server")
-            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/install-test-deps.sh installs it)")
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + TIMEOUT;
-        // Ours, not another test's server that took the port meanwhile.
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
-            || !roost_testkit::owns_listener(self.child.id(), self.port)
-        {
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "redis-server exited at start"
-            );
-            assert!(Instant::now() < deadline, "redis-server not listening");
-            // Nothing to wait on but the port itself.
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        self.child = Self::spawn(self.port);
-        self.wait_ready();
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for SingleRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Whether these tests run against a 3-primary Redis Cluster: they do in
 /// the `cluster_on_redis_cluster` test binary, which includes this file as
 /// its module `on_redis_cluster` (the same tests, parametrised by the
@@ -108,7 +38,7 @@ fn on_redis_cluster() -> bool {
 /// The Redis the nodes share: one private redis-server, or a private
 /// 3-primary Redis Cluster ([`on_redis_cluster`]).
 enum RedisServer {
-    Single(SingleRedis),
+    Single(roost_testkit::redis::RedisSingle),
     Cluster(roost_testkit::redis::RedisCluster),
 }
 
@@ -117,7 +47,7 @@ impl RedisServer {
         if on_redis_cluster() {
             RedisServer::Cluster(roost_testkit::redis::RedisCluster::start(3))
         } else {
-            RedisServer::Single(SingleRedis::start())
+            RedisServer::Single(roost_testkit::redis::RedisSingle::start())
         }
     }
 

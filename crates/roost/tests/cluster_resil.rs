@@ -24,86 +24,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_roost");
 /// machine).
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A private redis-server on a free loopback port with its append-only
-/// file (`appendfsync always`) in a temporary directory, so what it
-/// acknowledged survives a kill -9 and restart on the same port and
-/// directory. Killed by its PID on drop.
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = Self {
-            child: Self::spawn(port, &dir),
-            port,
-            dir,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn spawn(port: u16, dir: &tempfile::TempDir) -> std::process::Child {
-        std::process::Command::new("redis-server")
-            .args(["--save", "", "--bind", "127.0.0.1"])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--port", &port.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/install-test-deps.sh installs it)")
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + TIMEOUT;
-        // Ours, not another test's server that took the port meanwhile.
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
-            || !roost_testkit::owns_listener(self.child.id(), self.port)
-        {
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "redis-server exited at start"
-            );
-            assert!(Instant::now() < deadline, "redis-server not listening");
-            // Nothing to wait on but the port itself.
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// kill -9 (`Child::kill` sends SIGKILL).
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Started again on the same port and directory (it replays its AOF).
-    fn restart(&mut self) {
-        self.kill();
-        self.child = Self::spawn(self.port, &self.dir);
-        self.wait_ready();
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// A private redis-server with its append-only file fsynced at every write,
+/// so what it acknowledged survives a kill -9 and restart on the same port
+/// and directory.
+type RedisServer = roost_testkit::redis::RedisSingle;
 
 /// A node named `name` with lease `lease_ms` and `extra` configuration.
 fn node_with(redis: &RedisServer, name: &str, lease_ms: u64, extra: &str) -> BrokerProcess {
@@ -244,7 +168,7 @@ fn persistent(client_id: &str) -> roost_codec::Connect {
 #[tokio::test]
 async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_and_keep_acknowledged_state()
  {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start_with_aof();
     let run = unique_id("rr");
     let base = unique_id("rr");
     let victim = unique_id("victim");
@@ -418,7 +342,7 @@ fn with_will(client_id: &str, will_topic: &str) -> roost_codec::Connect {
 
 #[tokio::test]
 async fn cluster_a_short_self_fence_does_not_publish_its_clients_wills() {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start_with_aof();
     let run = unique_id("sf");
     let base = unique_id("sf");
     let will_topic = format!("{base}/will");
@@ -504,7 +428,7 @@ async fn has_retained(addr: SocketAddr, topic: &str) -> bool {
 
 #[tokio::test]
 async fn cluster_retained_deleted_through_the_api_of_b_is_gone_on_a() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_with_aof();
     let run = unique_id("api");
     let a = node_with(&redis, &format!("{run}-a"), 1500, "");
     let b = node_with(&redis, &format!("{run}-b"), 1500, "");
@@ -535,7 +459,7 @@ async fn cluster_retained_deleted_through_the_api_of_b_is_gone_on_a() {
 /// `redis-cli ARGS` against `redis`; its output.
 fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string()])
+        .args(["-p", &redis.port().to_string()])
         .args(args)
         .output()
         .expect("redis-cli (package redis-tools)");
@@ -560,7 +484,7 @@ fn filler(redis: &RedisServer, cap: usize) {
 
 #[tokio::test]
 async fn cluster_a_reader_behind_the_route_logs_cap_rebuilds_its_route_cache() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_with_aof();
     let run = unique_id("gap");
     let topic = format!("{}/t", unique_id("gap"));
     // Long leases: B is paused for a while and must not be declared dead.
@@ -601,7 +525,7 @@ async fn cluster_a_reader_behind_the_route_logs_cap_rebuilds_its_route_cache() {
 #[tokio::test]
 async fn cluster_availability_over_consistency_keeps_local_traffic_and_connects_without_redis_then_rejoins()
  {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start_with_aof();
     let run = unique_id("av");
     let base = unique_id("av");
     let a = node_with_cluster(
@@ -663,7 +587,7 @@ async fn cluster_availability_over_consistency_keeps_local_traffic_and_connects_
 
 #[tokio::test]
 async fn cluster_shared_group_node_with_10_members_gets_10_times_the_messages_of_a_node_with_1() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_with_aof();
     let run = unique_id("wt");
     let topic = format!("{}/t", unique_id("wt"));
     let group = format!("$share/g/{topic}");
