@@ -19,10 +19,12 @@ mod listener;
 pub mod packets;
 mod raw_client;
 pub mod redis;
+mod route;
 
 pub use broker_process::{BrokerBuilder, BrokerProcess, StartError};
 pub use listener::owns_listener;
 pub use raw_client::{HandshakeError, RawClient, RecvError, SendError};
+pub use route::wait_for_route;
 
 /// The default bound for one wait in tests (a CONNACK, a SUBACK, a message).
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -149,42 +149,10 @@ fn qos(qos: QoS) -> SubscriptionOptions {
     }
 }
 
-/// Publishes QoS 0 probes on `topic` from `publisher` until every one of
-/// `subscribers` got one (each drains the probes it got): the route to
-/// their nodes is in the publisher node's cache.
-async fn wait_for_route(
-    publisher: &mut RawClient,
-    topic: &str,
-    subscribers: &mut [&mut RawClient],
-) {
-    let deadline = Instant::now() + ROUTE_WAIT;
-    let mut seen = vec![false; subscribers.len()];
-    while seen.iter().any(|s| !s) {
-        assert!(
-            Instant::now() < deadline,
-            "route to {topic} not seen in {ROUTE_WAIT:?}"
-        );
-        publisher
-            .send(packets::publish(
-                topic,
-                &b"probe"[..],
-                QoS::AtMostOnce,
-                None,
-            ))
-            .await
-            .unwrap();
-        for (i, sub) in subscribers.iter_mut().enumerate() {
-            while let Ok(p) = sub.recv_publish(Duration::from_millis(100)).await {
-                assert_eq!(&p.payload[..], b"probe");
-                seen[i] = true;
-            }
-        }
-    }
-    // Probes still under way arrive before what the test sends next (one
-    // ordered inbox per node): drain them.
-    for sub in subscribers.iter_mut() {
-        while sub.recv_publish(Duration::from_millis(200)).await.is_ok() {}
-    }
+/// Waits until `topic`'s route from `publisher`'s node reaches each of
+/// `subscribers` (probes: [`roost_testkit::wait_for_route`]).
+async fn route_seen(publisher: &mut RawClient, topic: &str, subscribers: &mut [&mut RawClient]) {
+    roost_testkit::wait_for_route(publisher, topic, subscribers, ROUTE_WAIT).await;
 }
 
 /// Receives the next PUBLISH and acknowledges it as its QoS asks.
@@ -243,7 +211,7 @@ async fn cluster_cross_node_publish_qos_0_1_2_reaches_plus_and_hash_subscribers(
     subscribe(&mut on_c, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
     let mut on_a = v5(a.addr(), "pub-a").await;
     let topic = format!("{base}/x/t");
-    wait_for_route(&mut on_a, &topic, &mut [&mut on_b, &mut on_c]).await;
+    route_seen(&mut on_a, &topic, &mut [&mut on_b, &mut on_c]).await;
 
     for (i, (q, payload)) in [
         (QoS::AtMostOnce, &b"q0"[..]),
@@ -283,7 +251,7 @@ async fn v5_cluster_remote_subscriber_gets_its_subscription_id_and_retain_as_pub
     };
     subscribe_with_id(&mut on_b, &format!("{base}/+"), options, Some(42)).await;
     let mut on_a = v5(a.addr(), "pub-a").await;
-    wait_for_route(&mut on_a, &format!("{base}/probe"), &mut [&mut on_b]).await;
+    route_seen(&mut on_a, &format!("{base}/probe"), &mut [&mut on_b]).await;
 
     let mut retained = packets::publish(
         &format!("{base}/r"),
@@ -497,7 +465,7 @@ async fn v5_cluster_persistent_session_resumes_on_another_node_with_the_messages
     let mut witness = v5(a.addr(), "witness").await;
     subscribe(&mut witness, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
     let mut on_b = v5(b.addr(), "pub-b").await;
-    wait_for_route(
+    route_seen(
         &mut on_b,
         &format!("{base}/probe"),
         &mut [&mut witness, &mut roamer],
@@ -540,7 +508,7 @@ async fn v5_cluster_persistent_session_resumes_on_another_node_with_the_messages
     );
     // Its subscription moved too: a message published on B now reaches C.
     let mut on_b = v5(b.addr(), "pub-b2").await;
-    wait_for_route(&mut on_b, &format!("{base}/probe"), &mut [&mut roamer]).await;
+    route_seen(&mut on_b, &format!("{base}/probe"), &mut [&mut roamer]).await;
     publish(
         &mut on_b,
         &format!("{base}/after"),
@@ -561,7 +529,7 @@ async fn v5_cluster_takeover_on_another_node_moves_inflight_and_inbound_qos2_sta
     let (mut first, _) = connect_persistent(a.addr(), &id).await;
     subscribe(&mut first, &format!("{base}/#"), qos(QoS::AtLeastOnce)).await;
     let mut on_b = v5(b.addr(), "pub-b").await;
-    wait_for_route(&mut on_b, &format!("{base}/probe"), &mut [&mut first]).await;
+    route_seen(&mut on_b, &format!("{base}/probe"), &mut [&mut first]).await;
     // In flight to the first connection: received, never acknowledged.
     publish(
         &mut on_b,
@@ -664,7 +632,7 @@ async fn cluster_kill_9_of_a_node_publishes_its_clients_will_once_and_the_sessio
         .unwrap();
     subscribe(&mut doomed, &format!("{base}/t"), qos(QoS::AtLeastOnce)).await;
     // The watchers' routes are known on A and on each other's node.
-    wait_for_route(&mut doomed, &will_topic, &mut [&mut on_b, &mut on_c]).await;
+    route_seen(&mut doomed, &will_topic, &mut [&mut on_b, &mut on_c]).await;
 
     a.signal(rustix::process::Signal::KILL).unwrap();
     // The will, once per watcher, within lease (1.5 s) + renewal period.
@@ -689,7 +657,7 @@ async fn cluster_kill_9_of_a_node_publishes_its_clients_will_once_and_the_sessio
         "the dead node's session is adopted"
     );
     let mut pub_b = v5(b.addr(), "pub-b").await;
-    wait_for_route(&mut pub_b, &format!("{base}/t"), &mut [&mut back]).await;
+    route_seen(&mut pub_b, &format!("{base}/t"), &mut [&mut back]).await;
     publish(
         &mut pub_b,
         &format!("{base}/t"),
@@ -835,7 +803,7 @@ async fn cluster_a_node_restarted_after_kill_9_publishes_its_clients_will_once()
         RawClient::connect_with(a.addr(), with_will(&unique_id("d"), &will_topic))
             .await
             .unwrap();
-    wait_for_route(&mut doomed, &will_topic, &mut [&mut watcher]).await;
+    route_seen(&mut doomed, &will_topic, &mut [&mut watcher]).await;
     a.signal(rustix::process::Signal::KILL).unwrap();
     drop(a);
     // Back at once under the same node id: its janitor and B's (when the
@@ -1200,7 +1168,7 @@ async fn cluster_durable_kill_9_loses_no_acknowledged_qos1_message() {
         let [s0, s1, s2] = &mut subs[..] else {
             unreachable!()
         };
-        wait_for_route(publisher, &probe, &mut [s0, s1, s2]).await;
+        route_seen(publisher, &probe, &mut [s0, s1, s2]).await;
     }
 
     let stop_pub = Arc::new(AtomicBool::new(false));

@@ -107,33 +107,6 @@ async fn receive(client: &mut RawClient, timeout: Duration) -> Publish {
     publish
 }
 
-/// Publishes QoS 0 probes on `topic` until `subscriber` got one, then
-/// drains the rest: the route to its node is in the publisher's node cache.
-async fn wait_for_route(publisher: &mut RawClient, topic: &str, subscriber: &mut RawClient) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        assert!(Instant::now() < deadline, "route to {topic} not seen");
-        publisher
-            .send(packets::publish(
-                topic,
-                &b"probe"[..],
-                QoS::AtMostOnce,
-                None,
-            ))
-            .await
-            .unwrap();
-        if let Ok(p) = subscriber.recv_publish(Duration::from_millis(100)).await {
-            assert_eq!(&p.payload[..], b"probe");
-            break;
-        }
-    }
-    while subscriber
-        .recv_publish(Duration::from_millis(200))
-        .await
-        .is_ok()
-    {}
-}
-
 async fn try_connect(addr: SocketAddr) -> ConnAck {
     let connect = packets::connect(ProtocolVersion::V5, &unique_id("try"));
     match RawClient::connect_with(addr, connect).await {
@@ -231,7 +204,8 @@ async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_an
     // Traffic: QoS 1 from B to a subscriber on C while Redis dies.
     let mut sub_c = v5(c.addr(), "live-c").await;
     subscribe(&mut sub_c, &format!("{base}/live")).await;
-    wait_for_route(&mut pub_b, &format!("{base}/live"), &mut sub_c).await;
+    roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/live"), &mut [&mut sub_c], WAIT)
+        .await;
     let live = format!("{base}/live");
     let traffic = tokio::spawn(async move {
         // Until B closes the connection (fenced): every PUBLISH either gets
@@ -310,7 +284,7 @@ async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_an
     assert_eq!(got, [b"q1".to_vec(), b"q2".to_vec(), b"q3".to_vec()]);
     // Its subscription routes again across nodes (B to C).
     let mut pub_b = v5(b.addr(), "pub-b2").await;
-    wait_for_route(&mut pub_b, &format!("{base}/q"), &mut s).await;
+    roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/q"), &mut [&mut s], WAIT).await;
 
     // A node that joins now loads the retained message and the ban from
     // Redis: they survived the restart.
@@ -357,7 +331,7 @@ async fn cluster_a_short_self_fence_does_not_publish_its_clients_wills() {
     let (mut x, _) = RawClient::connect_with(a.addr(), with_will(&id, &will_topic))
         .await
         .unwrap();
-    wait_for_route(&mut x, &will_topic, &mut watcher).await;
+    roost_testkit::wait_for_route(&mut x, &will_topic, &mut [&mut watcher], WAIT).await;
 
     redis.kill();
     let disconnect = x
@@ -512,7 +486,7 @@ async fn cluster_a_reader_behind_the_route_logs_cap_rebuilds_its_route_cache() {
     b.signal(rustix::process::Signal::CONT).unwrap();
 
     // B rebuilt its cache from the route sets: it forwards to A.
-    wait_for_route(&mut pub_b, &topic, &mut sub_a).await;
+    roost_testkit::wait_for_route(&mut pub_b, &topic, &mut [&mut sub_a], WAIT).await;
     let log = b.log();
     assert!(
         log.contains("route log gap"),
@@ -544,7 +518,13 @@ async fn cluster_availability_over_consistency_keeps_local_traffic_and_connects_
     subscribe(&mut sub_b, &format!("{base}/t")).await;
     let mut publisher = v5(a.addr(), "pub").await;
     let mut pub_b = v5(b.addr(), "pub-b").await;
-    wait_for_route(&mut publisher, &format!("{base}/t"), &mut sub_b).await;
+    roost_testkit::wait_for_route(
+        &mut publisher,
+        &format!("{base}/t"),
+        &mut [&mut sub_b],
+        WAIT,
+    )
+    .await;
     while sub.recv_publish(Duration::from_millis(200)).await.is_ok() {}
 
     redis.kill();
@@ -579,8 +559,9 @@ async fn cluster_availability_over_consistency_keeps_local_traffic_and_connects_
         assert!(Instant::now() < deadline, "A never rejoined:\n{}", a.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    wait_for_route(&mut pub_b, &format!("{base}/late"), &mut late).await;
-    wait_for_route(&mut pub_b, &format!("{base}/t"), &mut sub).await;
+    roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/late"), &mut [&mut late], WAIT)
+        .await;
+    roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/t"), &mut [&mut sub], WAIT).await;
 }
 
 // --- Shared groups weighted by member count ---

@@ -44,33 +44,6 @@ async fn v5(addr: SocketAddr, prefix: &str) -> RawClient {
         .0
 }
 
-/// Publishes QoS 0 probes from `publisher` until `subscriber` got one, then
-/// drains the probes still under way.
-async fn wait_for_route(publisher: &mut RawClient, topic: &str, subscriber: &mut RawClient) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(Instant::now() < deadline, "route to {topic} not seen");
-        publisher
-            .send(packets::publish(
-                topic,
-                &b"probe"[..],
-                QoS::AtMostOnce,
-                None,
-            ))
-            .await
-            .unwrap();
-        if let Ok(p) = subscriber.recv_publish(Duration::from_millis(100)).await {
-            assert_eq!(&p.payload[..], b"probe");
-            break;
-        }
-    }
-    while subscriber
-        .recv_publish(Duration::from_millis(200))
-        .await
-        .is_ok()
-    {}
-}
-
 /// Publishes at QoS 1 and waits for the PUBACK up to `wait`.
 async fn publish_qos1(
     client: &mut RawClient,
@@ -121,7 +94,8 @@ async fn cluster_on_sentinel_delivers_across_nodes_before_and_after_a_failover()
         Packet::SubAck(_)
     ));
     let mut on_a = v5(a.addr(), "pub-a").await;
-    wait_for_route(&mut on_a, &topic, &mut on_b).await;
+    roost_testkit::wait_for_route(&mut on_a, &topic, &mut [&mut on_b], Duration::from_secs(10))
+        .await;
     publish_qos1(&mut on_a, &topic, b"before", 1, TIMEOUT).await;
     assert_eq!(receive_qos1(&mut on_b, TIMEOUT).await, b"before");
 
