@@ -50,6 +50,9 @@ pub(crate) enum Op {
         filter: ByteString,
     },
     Detail,
+    /// Cluster mode: write the session's record, subscriptions and will
+    /// (its client id was claimed again, `cluster/rejoin.rs`).
+    Persist,
 }
 
 /// The driver's answer.
@@ -58,6 +61,7 @@ pub(crate) enum Answer {
     Subscribed(Result<Subscribed, SubscribeError>),
     Unsubscribed(bool),
     Detail(LiveDetail),
+    Persisted,
 }
 
 /// One request and where its answer goes.
@@ -211,6 +215,15 @@ async fn ask(
             Err(SubscribeError::NoAnswer)
         }
     }
+}
+
+/// Has live connection `id` write its session's record, subscriptions and
+/// will to the store; false when it did not answer.
+pub(crate) async fn persist_live(core: &Core, id: u64, control: &ControlSender) -> bool {
+    matches!(
+        ask(core, id, control, Op::Persist).await,
+        Ok(Answer::Persisted)
+    )
 }
 
 /// Subscribes `client_id` to `filter` as if it had sent SUBSCRIBE.

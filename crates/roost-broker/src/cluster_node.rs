@@ -110,6 +110,12 @@ pub(crate) async fn claim(
             Ok(())
         }
         Ok((None, _)) => Ok(()),
+        // `availability_over_consistency`, Redis away: a local-only session,
+        // started afresh (claimed again, and written, once Redis returns).
+        Err(e) if link.cluster().available_when_cut_off() => {
+            tracing::info!(%client_id, error = %e, "stored session not loaded (Redis away); starting afresh (availability_over_consistency)");
+            Ok(())
+        }
         Err(e) => {
             tracing::warn!(%client_id, error = %e, "CONNECT refused: the session could not be loaded");
             Err(ReasonCode::SERVER_UNAVAILABLE)
@@ -265,6 +271,13 @@ impl Receiver for Inbound {
                 core.publish_will(message, Instant::now());
             }
         });
+    }
+
+    fn rejoined(&self) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        self.runtime.spawn(crate::cluster::rejoin::rejoin(core));
     }
 
     fn fenced(&self) {

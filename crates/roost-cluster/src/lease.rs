@@ -67,6 +67,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 hand_off_due(&link, &shared);
                 if !shared.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("cluster: Redis answers again; accepting connections");
+                    if shared.options.available_when_cut_off {
+                        // Sessions served meanwhile are claimed again (`rejoin.rs`).
+                        shared.receiver.rejoined();
+                    }
                 }
             }
             Err(e) => {

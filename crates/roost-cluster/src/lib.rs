@@ -38,6 +38,7 @@ mod members;
 mod owner;
 mod queue;
 mod reader;
+mod rejoin;
 mod routes;
 mod scripts;
 mod token;
@@ -56,6 +57,7 @@ use smallvec::SmallVec;
 
 pub use done::Done;
 pub use members::Member;
+pub use rejoin::Reclaimed;
 pub use routes::SharedPick;
 
 use keys::Keys;
@@ -169,6 +171,11 @@ pub trait Receiver: Send + Sync + 'static {
     /// a batch only after this). Called on the reader thread after each
     /// read; the default waits for nothing.
     fn settle(&self) {}
+    /// `availability_over_consistency`: Redis answers again after this node
+    /// served without it. Claim again every session it holds
+    /// ([`Cluster::reclaim`]). Called on the lease thread; the default
+    /// does nothing.
+    fn rejoined(&self) {}
 }
 
 /// A kick from the node that took a client id.

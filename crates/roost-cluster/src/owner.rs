@@ -78,6 +78,8 @@ pub(crate) enum Request {
         token: String,
         reply: Completer<bool>,
     },
+    /// Claim a session served while cut off again (`rejoin.rs`).
+    Reclaim(crate::rejoin::Reclaim),
 }
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
@@ -231,6 +233,20 @@ fn handle(shared: &Shared, link: &mut Link, mine: &mut Mine, request: Request) {
                 let key = shared.keys.sessions_of(me);
                 let _ = link.run(|c| redis::cmd("SREM").arg(&key).arg(&client_id).query::<()>(c));
             }
+        }
+        Request::Reclaim(reclaim) => {
+            let latest = mine.get(reclaim.client_id.as_str()).copied();
+            let result = crate::rejoin::run(link, shared, latest, &reclaim);
+            match &result {
+                Ok(crate::Reclaimed::Owned) => {
+                    remember(mine, reclaim.client_id.clone(), &reclaim.token);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(client_id = %reclaim.client_id, error = %e, "cluster reclaim failed")
+                }
+            }
+            reclaim.reply.complete(result);
         }
         Request::StillOrphan {
             client_id,

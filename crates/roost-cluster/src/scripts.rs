@@ -183,3 +183,26 @@ if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
 end
 return 0
 ";
+
+/// `availability_over_consistency`, Redis back: this node claims again a
+/// session it served while cut off (`rejoin.rs`), unless another node holds
+/// or last held the client id (it took it meanwhile: this node's session
+/// gives way). Nobody, an orphan (a janitor adopted it while this node was
+/// away) or this node itself: the record names this node and the new token,
+/// its rows lose any expiry. KEYS: the owner hash, then the row keys. ARGV:
+/// node, token, state (`connected`, or `disconnected` for a parked
+/// session), time to keep a disconnected record (ms). Returns 1 when
+/// claimed, 0 when another node has it.
+pub(crate) const RECLAIM: &str = r"
+local node = redis.call('HGET', KEYS[1], 'node')
+if node and node ~= '' and node ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', ARGV[3])
+redis.call('HDEL', KEYS[1], 'from')
+for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
+if ARGV[3] == 'disconnected' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+";

@@ -42,10 +42,14 @@ fn node_with_cluster(
     extra: &str,
     cluster: &str,
 ) -> BrokerProcess {
+    node_at(&redis.url(), name, lease_ms, extra, cluster)
+}
+
+/// [`node_with_cluster`] on the Redis at `url`.
+fn node_at(url: &str, name: &str, lease_ms: u64, extra: &str, cluster: &str) -> BrokerProcess {
     let toml = format!(
         "{extra}\n[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = {lease_ms}\n\
-         {cluster}\n[cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-        redis.url()
+         {cluster}\n[cluster.redis]\nurl = \"{url}\"\ntimeout_ms = 500\n"
     );
     BrokerProcess::builder(BIN)
         .config_toml(toml)
@@ -562,6 +566,104 @@ async fn cluster_availability_over_consistency_keeps_local_traffic_and_connects_
     roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/late"), &mut [&mut late], WAIT)
         .await;
     roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/t"), &mut [&mut sub], WAIT).await;
+}
+
+/// Waits until `node`'s log contains `line`.
+async fn until_logged(node: &BrokerProcess, line: &str, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !node.log().contains(line) {
+        assert!(Instant::now() < deadline, "{what}:\n{}", node.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `availability_over_consistency`, only A cut off from Redis (its Redis
+/// user loses every permission: B keeps working), long enough for B to see
+/// its lease lapse. Meanwhile A serves new sessions without a claim, and B
+/// takes one of their client ids. When Redis answers A again, A claims
+/// every session it holds again: the one B took is closed on A as a
+/// takeover (0x8E); the others are A's again in Redis (owner record,
+/// A's session list) with their state written, so a session made while cut
+/// off resumes on B with its subscription.
+#[tokio::test]
+async fn cluster_availability_over_consistency_claims_its_sessions_again_when_redis_returns() {
+    let redis = RedisServer::start();
+    redis_cli(
+        &redis,
+        &["ACL", "SETUSER", "na", "on", ">pw", "~*", "&*", "+@all"],
+    );
+    let run = unique_id("rj");
+    let base = unique_id("rj");
+    let a_name = format!("{run}-a");
+    let url_a = redis.url().replace("redis://", "redis://na:pw@");
+    let a = node_at(
+        &url_a,
+        &a_name,
+        1500,
+        "",
+        "availability_over_consistency = true",
+    );
+    let b = node_with(&redis, &format!("{run}-b"), 1500, "");
+    let own = |id: &str| format!("roost:cl:{{c:{id}}}:own");
+    let listed = format!("roost:cl:{{n:{a_name}}}:sess");
+
+    // A session claimed before the cut; B's janitor adopts it meanwhile.
+    let old_id = unique_id("old");
+    let (_old, _) = RawClient::connect_with(a.addr(), persistent(&old_id))
+        .await
+        .unwrap();
+
+    redis_cli(&redis, &["ACL", "SETUSER", "na", "-@all"]);
+    until_logged(&a, "serving local clients only", "A never noticed").await;
+    // Sessions made while cut off: local-only.
+    let x_id = unique_id("x");
+    let (mut x, connack) = RawClient::connect_with(a.addr(), persistent(&x_id))
+        .await
+        .unwrap();
+    assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
+    subscribe(&mut x, &format!("{base}/x")).await;
+    let t_id = unique_id("t");
+    let (mut t_on_a, _) = RawClient::connect_with(a.addr(), persistent(&t_id))
+        .await
+        .unwrap();
+    // B (which reaches Redis) takes T's client id meanwhile.
+    let (_t_on_b, connack) = RawClient::connect_with(b.addr(), persistent(&t_id))
+        .await
+        .unwrap();
+    assert!(!connack.session_present);
+    until_logged(&b, "lease lapsed", "B never saw A's lease lapse").await;
+    assert_eq!(
+        redis_cli(&redis, &["HGET", &own(&old_id), "node"]).trim(),
+        ""
+    );
+
+    redis_cli(&redis, &["ACL", "SETUSER", "na", "+@all"]);
+    until_logged(&a, "claimed again", "A never claimed its sessions again").await;
+    // T: B's now; A's connection closed as taken over.
+    let disconnect = t_on_a
+        .expect_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("DISCONNECT 0x8E before the close");
+    assert_eq!(disconnect.reason_code, ReasonCode::SESSION_TAKEN_OVER);
+    let t_owner = redis_cli(&redis, &["HGET", &own(&t_id), "node"]);
+    assert_eq!(t_owner.trim(), format!("{run}-b"));
+    // X and the old session: A's again, on its list for the janitor.
+    for id in [&x_id, &old_id] {
+        let owner = redis_cli(&redis, &["HGET", &own(id), "node"]);
+        assert_eq!(owner.trim(), a_name, "owner of {id}");
+        let member = redis_cli(&redis, &["SISMEMBER", &listed, id]);
+        assert_eq!(member.trim(), "1", "{id} on A's session list");
+    }
+    // X's session (made while cut off) resumes on B with its subscription.
+    x.send(packets::disconnect()).await.unwrap();
+    let _ = x.expect_closed(WAIT).await;
+    let (mut x, connack) = RawClient::connect_with(b.addr(), persistent(&x_id))
+        .await
+        .unwrap();
+    assert!(connack.session_present, "X's session was written to Redis");
+    let mut publisher = v5(a.addr(), "pub").await;
+    roost_testkit::wait_for_route(&mut publisher, &format!("{base}/x"), &mut [&mut x], WAIT).await;
 }
 
 // --- Shared groups weighted by member count ---

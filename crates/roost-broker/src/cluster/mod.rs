@@ -18,6 +18,8 @@ use roost_codec::{QoS, ReasonCode};
 use roost_session::Message;
 use roost_store::{Fences, StoredMessage};
 
+pub(crate) mod rejoin;
+
 /// The cluster as this broker holds it.
 pub(crate) struct ClusterLink {
     cluster: Cluster,
@@ -35,6 +37,9 @@ pub(crate) struct ClusterLink {
     /// Bumped each time this node fences itself: acknowledgements waiting
     /// on Redis give up then (`StoreWaits::settle`).
     fences_seen: tokio::sync::watch::Sender<u64>,
+    /// Connections closed because another node took their client id while
+    /// Redis was away (`rejoin.rs`): their sessions are let go.
+    lost: Mutex<std::collections::HashSet<u64>>,
 }
 
 struct Owned {
@@ -139,6 +144,7 @@ impl ClusterLink {
             fences,
             handover_wait,
             fences_seen: tokio::sync::watch::Sender::new(0),
+            lost: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -200,14 +206,19 @@ impl ClusterLink {
             Err(e) => return Err(unavailable(e)),
         };
         let (compact, token) = (token, roost_cluster::token_text(token));
-        self.fences.set(client_id, &token);
-        self.owned.lock().insert(
-            client_id.clone(),
-            Owned {
-                token: compact,
-                connection_id,
-            },
-        );
+        {
+            // Both under the map's lock: a session of this client id ending
+            // meanwhile sees either neither or both (`session_ended`).
+            let mut owned = self.owned.lock();
+            self.fences.set(client_id, &token);
+            owned.insert(
+                client_id.clone(),
+                Owned {
+                    token: compact,
+                    connection_id,
+                },
+            );
+        }
         let settled_by_claim = claimed.settled();
         if let Some(handover) = claimed.handover {
             match tokio::time::timeout(self.handover_wait, handover).await {
@@ -327,12 +338,33 @@ impl ClusterLink {
     /// The session of `client_id` ended on this node (or left it): off the
     /// node's session list; its token is dropped once what the store was
     /// given for it so far is written (those rows are still this node's).
+    /// `connection`: the connection still attached to the ending session,
+    /// if any.
+    ///
+    /// A newer CONNECT of the same client id on this node may have claimed
+    /// it already (its claim completed, its connection not attached yet:
+    /// it attaches to a fresh session once it sees this one ended). The
+    /// token and the list entry are then that claim's, not this session's:
+    /// both stay, or the live session would be off the janitor's list and
+    /// its rows (its will) refused.
     pub(crate) fn session_ended(
         &self,
         client_id: &ByteString,
+        connection: Option<u64>,
         persist: Option<&crate::persist::Persist>,
     ) {
-        let Some(token) = self.fences.get(client_id) else {
+        let token = {
+            let owned = self.owned.lock();
+            if owned
+                .get(client_id)
+                .is_some_and(|o| Some(o.connection_id) != connection)
+            {
+                tracing::debug!(%client_id, "session ended while a newer claim holds its client id; the claim stays");
+                return;
+            }
+            self.fences.get(client_id)
+        };
+        let Some(token) = token else {
             return;
         };
         // Fenced: the session stays on this node's list in Redis, for the

@@ -24,11 +24,12 @@ impl Core {
         state: &mut SessionState,
         _now: Instant,
     ) {
-        let (outbox, state_lost) = {
+        let (outbox, state_lost, connection) = {
             let mut inner = slot.inner.lock();
             inner.ended = true;
             inner.parked = None;
-            (inner.outbox.take(), inner.state_lost)
+            let connection = inner.link.as_ref().map(|l| l.connection_id);
+            (inner.outbox.take(), inner.state_lost, connection)
         };
         self.report_ended(&slot.client_id, outbox.iter());
         let removed_subs = self.unsubscribe_session(slot, state, state_lost);
@@ -36,7 +37,7 @@ impl Core {
         self.discard_undelivered(state);
         crate::persist::on_session_end(self.persist(), slot);
         if let Some(cluster) = self.cluster() {
-            cluster.session_ended(&slot.client_id, self.persist());
+            cluster.session_ended(&slot.client_id, connection, self.persist());
         }
         self.ext.notify(|h| h.on_session_expired(&slot.client_id));
         tracing::debug!(client_id = %slot.client_id, removed_subs, "session ended");
@@ -149,7 +150,11 @@ impl Core {
         let kicked = self
             .cluster()
             .and_then(|c| c.detached(&slot.client_id, connection_id));
-        let fenced = self.cluster().is_some_and(|c| c.fenced());
+        // Or another node took the client id while Redis was away
+        // (`availability_over_consistency`, `cluster/rejoin.rs`): let go too.
+        let fenced = self
+            .cluster()
+            .is_some_and(|c| c.fenced() || c.take_lost(connection_id));
         let expiry = state.session_expiry_interval();
         let expires_at = (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry)));
         let mut inner = slot.inner.lock();

@@ -33,6 +33,12 @@ pub(super) async fn answer(inputs: &Inputs<'_>, session: &mut Session, connectio
                     queued: stats.queued,
                 })
             }
+            Op::Persist => {
+                let slot = &inputs.key.0;
+                crate::persist::on_connect(inputs.core.persist(), slot, session, false, Vec::new())
+                    .await;
+                Answer::Persisted
+            }
         };
         // The caller may have given up: nothing to do then.
         let _ = request.reply.send(answer);

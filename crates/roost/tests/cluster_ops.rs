@@ -1,0 +1,173 @@
+//! Cluster operations (docs/cluster.md): a session ending on a node while
+//! a newer claim of its client id on the same node completes, and mixed
+//! builds (the cluster protocol version). Nodes are `roost` processes with
+//! `[cluster]` on a private redis-server; every wait is on an event with a
+//! bound, never a sleep.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use roost_codec::{Packet, ProtocolVersion, QoS, SubscriptionOptions};
+use roost_testkit::packets::{self, unique_id};
+use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roost");
+
+/// The longest a route, a janitor or a start may take here (the documented
+/// bounds are a lease; this is slack for a loaded machine).
+const WAIT: Duration = Duration::from_secs(20);
+
+type RedisServer = roost_testkit::redis::RedisSingle;
+
+/// The default `[cluster] key_prefix`.
+const PREFIX: &str = "roost:cl:";
+
+fn config(redis: &RedisServer, name: &str, lease_ms: u64) -> String {
+    format!(
+        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = {lease_ms}\n\
+         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
+        redis.url()
+    )
+}
+
+fn node(redis: &RedisServer, name: &str, lease_ms: u64) -> BrokerProcess {
+    BrokerProcess::builder(BIN)
+        .config_toml(config(redis, name, lease_ms))
+        .arg("--store")
+        .arg("memory")
+        .start()
+        .expect("start a cluster node")
+}
+
+/// `redis-cli ARGS` against `redis`; its output.
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (package redis-tools)");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn subscribe(client: &mut RawClient, filter: &str) {
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        ..SubscriptionOptions::default()
+    };
+    client
+        .send(packets::subscribe_with(1, filter, options))
+        .await
+        .unwrap();
+    match client.recv(TIMEOUT).await.unwrap() {
+        Packet::SubAck(ack) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+/// A 5.0 CONNECT, Clean Start 1, session expiry 0, with a will on `will_topic`.
+fn with_will(client_id: &str, will_topic: &str) -> roost_codec::Connect {
+    let mut connect = packets::connect(ProtocolVersion::V5, client_id);
+    connect.will = Some(roost_codec::LastWill {
+        topic: will_topic.into(),
+        payload: bytes::Bytes::copy_from_slice(client_id.as_bytes()),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    });
+    connect
+}
+
+/// Two CONNECTs of one client id on one node in quick succession, the first
+/// connection ending (DISCONNECT, session expiry 0: its session ends) while
+/// the second one's claim completes. The session that ends must not take
+/// the newer claim's client id off the node's session list in Redis, nor
+/// its fencing token (its will would not be written): killed, the node's
+/// janitor must find every live session and publish its will.
+#[tokio::test]
+async fn cluster_a_session_ending_while_a_newer_claim_of_its_id_completes_keeps_the_new_claim() {
+    let redis = RedisServer::start();
+    let run = unique_id("race");
+    let base = unique_id("race");
+    let a_name = format!("{run}-a");
+    let mut a = node(&redis, &a_name, 1000);
+    let b = node(&redis, &format!("{run}-b"), 1000);
+    let mut watcher = RawClient::connect_v5(b.addr(), &unique_id("watch"))
+        .await
+        .unwrap()
+        .0;
+    subscribe(&mut watcher, &format!("{base}/will/#")).await;
+
+    // Each round races the end of the first connection against the claim
+    // of the second, the DISCONNECT sent a varying number of scheduler
+    // turns after the second CONNECT, so some rounds land in the window.
+    const ROUNDS: usize = 600;
+    let mut live = Vec::new();
+    for round in 0..ROUNDS {
+        let id = format!("{base}-{round}");
+        let will_topic = format!("{base}/will/{round}");
+        // No will on the first: a takeover (the second attaching first)
+        // would publish it, which is not what this test counts.
+        let (mut first, _) = RawClient::connect_v5(a.addr(), &id).await.unwrap();
+        let mut second = RawClient::connect(a.addr(), ProtocolVersion::V5)
+            .await
+            .unwrap();
+        let turns = round % 16 * 2;
+        let end_first = async {
+            for _ in 0..turns {
+                tokio::task::yield_now().await;
+            }
+            let _ = first.send(packets::disconnect()).await;
+        };
+        let (connack, ()) = tokio::join!(second.handshake(with_will(&id, &will_topic)), end_first);
+        let connack = connack.unwrap();
+        assert!(!connack.reason_code.is_error(), "{connack:?}");
+        live.push((id, second));
+    }
+
+    // Every live session is on A's session list (the janitor's).
+    let listed = redis_cli(
+        &redis,
+        &["SMEMBERS", &format!("{PREFIX}{{n:{a_name}}}:sess")],
+    );
+    let listed: Vec<&str> = listed.lines().collect();
+    let missing: Vec<&String> = live
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| !listed.contains(&id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {ROUNDS} live sessions are off A's session list: {missing:?}",
+        missing.len()
+    );
+
+    // A dies: B's janitor publishes every live session's will, once.
+    a.signal(rustix::process::Signal::KILL).unwrap();
+    let _ = a.stop();
+    let mut wills = std::collections::HashSet::new();
+    let deadline = Instant::now() + WAIT;
+    while wills.len() < ROUNDS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let publish = match watcher.recv_publish(left).await {
+            Ok(publish) => publish,
+            Err(e) => panic!(
+                "{} of {ROUNDS} wills published ({e:?}); missing: {:?}",
+                wills.len(),
+                live.iter()
+                    .map(|(id, _)| id)
+                    .filter(|id| !wills.contains(id.as_bytes()))
+                    .collect::<Vec<_>>()
+            ),
+        };
+        if let Some(id) = publish.packet_id {
+            watcher.send(packets::puback(id.get())).await.unwrap();
+        }
+        assert!(
+            wills.insert(publish.payload.to_vec()),
+            "a will published twice: {:?}",
+            publish.payload
+        );
+    }
+    drop(live);
+}
