@@ -42,6 +42,7 @@ mod rejoin;
 mod routes;
 mod scripts;
 mod token;
+mod version;
 mod wire;
 mod writer;
 
@@ -65,6 +66,7 @@ use link::Link;
 use queue::Queue;
 use routes::Routes;
 pub use token::{compact_token, token_text};
+pub use version::PROTOCOL;
 use writer::Item;
 
 /// How a node joins the cluster.
@@ -119,6 +121,19 @@ pub enum ClusterError {
     /// Redis is unreachable or too many requests wait: refused at once.
     #[error("cluster unavailable")]
     Unavailable,
+    /// A live node of the cluster speaks another cluster protocol version
+    /// (`version.rs`): this node does not join.
+    #[error(
+        "node {node} of this cluster speaks cluster protocol version {theirs}, this build speaks version {ours}; nodes of different cluster protocol versions cannot share a cluster (upgrade every node, or give this one another key_prefix or Redis)"
+    )]
+    Version {
+        /// The live node found.
+        node: String,
+        /// Its version (1: a build from before versions were announced).
+        theirs: u32,
+        /// This build's ([`PROTOCOL`]).
+        ours: u32,
+    },
 }
 
 impl ClusterError {
@@ -396,6 +411,7 @@ impl Cluster {
         warn_if_evicting(&mut link);
         let keys = &shared.keys;
         let me = shared.options.node_id.clone();
+        version::check(&mut link, keys, &me)?;
         // An earlier run's unread inbox (killed, restarted before a janitor
         // saw its lease lapse) is handed off like a dead node's
         // (`handoff.rs`; its client ids are added by
@@ -418,6 +434,7 @@ impl Cluster {
                     &[
                         ("started", now),
                         ("incarnation", shared.incarnation.load(Ordering::Relaxed)),
+                        (version::FIELD, u64::from(version::PROTOCOL)),
                     ],
                 )
                 .ignore()

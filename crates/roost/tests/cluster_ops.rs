@@ -171,3 +171,52 @@ async fn cluster_a_session_ending_while_a_newer_claim_of_its_id_completes_keeps_
     }
     drop(live);
 }
+
+/// Mixed builds: a node joining a cluster whose live node announces another
+/// cluster protocol version (here: node A's hash says 999, as a build with
+/// another inbox format would) refuses to start, and says why, naming both
+/// versions; a node of the same version joins.
+#[tokio::test]
+async fn cluster_a_node_refuses_to_join_live_nodes_of_another_protocol_version() {
+    let redis = RedisServer::start();
+    let run = unique_id("ver");
+    let a_name = format!("{run}-a");
+    let _a = node(&redis, &a_name, 5000);
+    let hash = format!("{PREFIX}{{sys}}:node:{a_name}");
+    // This build's version (`roost_cluster::PROTOCOL`), as A announces it.
+    let ours = redis_cli(&redis, &["HGET", &hash, "protocol"])
+        .trim()
+        .to_string();
+    assert!(
+        ours.parse::<u32>().is_ok_and(|v| v >= 2),
+        "A announces its version: {ours:?}"
+    );
+    // Same version: B joins.
+    let _b = node(&redis, &format!("{run}-b"), 5000);
+
+    redis_cli(&redis, &["HSET", &hash, "protocol", "999"]);
+    let refused = BrokerProcess::builder(BIN)
+        .config_toml(config(&redis, &format!("{run}-c"), 5000))
+        .arg("--store")
+        .arg("memory")
+        .startup_timeout(WAIT)
+        .start();
+    let log = match refused {
+        Ok(c) => panic!("C joined a cluster of another version:\n{}", c.log()),
+        Err(roost_testkit::StartError::NotListening { status, log, .. }) => {
+            assert!(
+                status.is_some_and(|s| !s.success()),
+                "C did not exit: {status:?}"
+            );
+            log
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let expected = format!(
+        "node {a_name} of this cluster speaks cluster protocol version 999, this build speaks version {ours}"
+    );
+    assert!(
+        log.contains(&expected),
+        "no clear refusal in C's log:\n{log}"
+    );
+}
