@@ -62,13 +62,28 @@ impl Link {
     }
 
     /// Runs `f` on the connection; a connection that failed is dropped (the
-    /// next call opens a new one). Not retried here: callers decide.
+    /// next call opens a new one). Not retried here (callers decide), with
+    /// one exception: on a Redis Cluster, a connection refused by the node
+    /// the slot map named (a primary that died; its replica took over)
+    /// means the command never left, and the map is stale. The cluster
+    /// client does not refresh it on that error, so `f` runs once more on a
+    /// new connection, whose map comes fresh from the seeds: otherwise the
+    /// first call of each thread after a failover fails (a CONNECT's claim
+    /// refused with 0x88 although Redis serves again).
     pub(crate) fn run<T>(
         &mut self,
-        f: impl FnOnce(&mut Conn) -> RedisResult<T>,
+        mut f: impl FnMut(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, ClusterError> {
         let conn = self.open()?;
-        match f(conn) {
+        let result = match f(conn) {
+            Err(e) if self.target.is_cluster() && e.is_connection_refusal() => {
+                self.conn = None;
+                let conn = self.open()?;
+                f(conn)
+            }
+            result => result,
+        };
+        match result {
             Ok(v) => Ok(v),
             Err(e) => {
                 if must_reconnect(&e) {

@@ -284,7 +284,7 @@ fn send(
             .arg(ORIGIN)
             .arg(&shared.options.node_id)
             .arg(DATA)
-            .arg(data)
+            .arg(&data)
             .query::<()>(c)
     })
 }

@@ -171,8 +171,19 @@ impl RedisCluster {
     /// Starts `primaries` nodes (3 at least: `redis-cli --cluster create`
     /// refuses fewer), joins them and waits for `cluster_state:ok` on each.
     pub fn start(primaries: usize) -> RedisCluster {
+        Self::start_as(primaries, 0)
+    }
+
+    /// [`RedisCluster::start`] with one replica per primary (`2 ×
+    /// primaries` servers, `--cluster-replicas 1`), for failover tests
+    /// ([`RedisCluster::kill_primary_of`], [`RedisCluster::wait_failover`]).
+    pub fn start_with_replicas(primaries: usize) -> RedisCluster {
+        Self::start_as(primaries, 1)
+    }
+
+    fn start_as(primaries: usize, replicas: usize) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
-        let ports = free_ports(primaries * 2);
+        let ports = free_ports(primaries * (1 + replicas) * 2);
         let mut nodes: Vec<ClusterNode> = ports
             .chunks(2)
             .map(|p| ClusterNode {
@@ -190,7 +201,7 @@ impl RedisCluster {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
         let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli (scripts/install-test-deps.sh installs redis-tools)");
@@ -202,7 +213,97 @@ impl RedisCluster {
         );
         let cluster = RedisCluster { nodes, dir };
         cluster.wait_ok();
+        if replicas > 0 {
+            cluster.wait_replicas(primaries * replicas);
+        }
         cluster
+    }
+
+    /// Waits until `n` replicas are in sync with their primaries (a
+    /// replica still loading could not be promoted).
+    fn wait_replicas(&self, n: usize) {
+        let deadline = Instant::now() + TIMEOUT * 3;
+        loop {
+            let synced = self
+                .nodes
+                .iter()
+                .filter(|node| {
+                    ask(node.port, "INFO replication").is_some_and(|r| {
+                        r.contains("role:slave") && r.contains("master_link_status:up")
+                    })
+                })
+                .count();
+            if synced >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{synced} of {n} replicas in sync"
+            );
+            // INFO has no blocking form.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port of the live primary serving `key`'s slot, as the live
+    /// nodes' `CLUSTER NODES` say.
+    pub fn primary_of(&self, key: &str) -> Option<u16> {
+        let node = self.nodes.iter().find(|n| ask(n.port, "PING").is_some())?;
+        let slot: u16 = ask(node.port, &format!("CLUSTER KEYSLOT {key}"))?
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .ok()?;
+        let table = ask(node.port, "CLUSTER NODES")?;
+        table.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let serves = fields.iter().skip(8).any(|range| {
+                let mut bounds = range.split('-').map(|b| b.parse::<u16>().ok());
+                match (bounds.next().flatten(), bounds.next()) {
+                    (Some(low), Some(Some(high))) => (low..=high).contains(&slot),
+                    (Some(only), None) => only == slot,
+                    _ => false,
+                }
+            });
+            let port = fields.get(1)?.split('@').next()?.rsplit(':').next()?;
+            serves.then(|| port.parse().ok()).flatten()
+        })
+    }
+
+    /// Kills (SIGKILL) the primary serving `key`'s slot; returns its port
+    /// (for [`RedisCluster::wait_failover`]).
+    pub fn kill_primary_of(&mut self, key: &str) -> u16 {
+        let old = self.primary_of(key).expect("a primary for the key");
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == old)
+            .expect("the primary is one of ours");
+        stop(&mut node.child);
+        old
+    }
+
+    /// Waits until a replica took over `key`'s slot from the primary on
+    /// `old` (another primary serves it and every other node says
+    /// `cluster_state:ok`). Returns the new primary's port.
+    pub fn wait_failover(&self, key: &str, old: u16) -> u16 {
+        let deadline = Instant::now() + TIMEOUT * 6;
+        loop {
+            let new = self.primary_of(key).filter(|p| *p != old);
+            let ok = self.nodes.iter().filter(|n| n.port != old).all(|n| {
+                ask(n.port, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok"))
+            });
+            if let (Some(new), true) = (new, ok) {
+                return new;
+            }
+            assert!(Instant::now() < deadline, "no failover of {old} in time");
+            // The cluster bus has no event to wait on from here.
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn spawn(dir: &Path, port: u16, bus: u16) -> Child {
