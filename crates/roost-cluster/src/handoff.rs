@@ -230,6 +230,7 @@ pub(crate) fn replay(
                 .arg(incarnation)
                 .invoke::<i64>(c)
         })?;
+        tracing::info!(node = %pending.node, "inbox handoff replayed; the dead node's routes removed");
         let after = shared.options.lease / 3;
         if pending.job {
             crate::job::advance(link, shared, &pending.node, crate::job::Stage::Late, after)?;

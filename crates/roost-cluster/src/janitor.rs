@@ -216,7 +216,15 @@ pub(crate) fn rearm_wills(
         let expiry = record
             .and_then(|r| roost_store::redis::decode_session(&r).ok())
             .map(|r| r.expiry_interval);
-        schedule_will(link, shared, client_id, token, &will, expiry, SystemTime::now())?;
+        schedule_will(
+            link,
+            shared,
+            client_id,
+            token,
+            &will,
+            expiry,
+            SystemTime::now(),
+        )?;
         rearmed += 1;
     }
     Ok(rearmed)

@@ -24,8 +24,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_roost");
 /// machine and a debug build).
 const WAIT: Duration = Duration::from_secs(30);
 
-/// What a node's janitor logs once it parked a dead node's sessions.
-const ADOPTED: &str = "sessions of a dead node adopted";
+/// What a node's janitor logs once it replayed a dead node's inbox (its
+/// sessions adopted first) and removed its routes.
+const HANDED_OFF: &str = "inbox handoff replayed";
 
 /// A node named `name`, lease 1.5 s, `cluster` lines added to `[cluster]`.
 fn node(redis: &roost_testkit::redis::RedisSingle, name: &str, cluster: &str) -> BrokerProcess {
@@ -199,7 +200,7 @@ async fn cluster_durable_kill_9_a_client_back_after_the_handoff_gets_every_ackno
     first.await.unwrap();
     // The janitor adopted the session at the handoff; publishing goes on
     // past it (messages for the adopted session only, A's routes gone).
-    let janitor = logged(&[&b, &c], ADOPTED).await;
+    let janitor = logged(&[&b, &c], HANDED_OFF).await;
     let at_adoption = acked.load(Ordering::Relaxed);
     let deadline = Instant::now() + WAIT;
     while acked.load(Ordering::Relaxed) < at_adoption + 100 {
@@ -405,7 +406,7 @@ async fn cluster_durable_a_janitor_killed_after_its_claim_leaves_the_handoff_and
         (&b, watchers.swap_remove(0))
     };
     logged(&[survivor], "janitor job of a dead node taken over").await;
-    logged(&[survivor], ADOPTED).await;
+    logged(&[survivor], HANDED_OFF).await;
     publishers.until_more(50, "after the takeover").await;
     let sent: BTreeSet<String> = publishers
         .stop()
@@ -473,7 +474,7 @@ async fn cluster_kill_9_without_durable_mode_loses_only_what_the_docs_say() {
     a.signal(rustix::process::Signal::KILL).unwrap();
     let killed_at = Instant::now();
     first.await.unwrap();
-    let janitor = logged(&[&b, &c], ADOPTED).await;
+    let janitor = logged(&[&b, &c], HANDED_OFF).await;
     publishers.until_more(50, "after the adoption").await;
     let sent = publishers.stop().await;
     let window = Duration::from_secs(2);
