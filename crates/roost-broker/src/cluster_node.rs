@@ -179,6 +179,49 @@ impl Receiver for Inbound {
         }
     }
 
+    /// Loads the adopted session from the shared store and parks it here,
+    /// as a CONNECT that resumes a session this node does not hold would
+    /// (`claim`), with its expiry timer armed; from then on the broker's
+    /// own routing queues what matches its subscriptions.
+    fn adopt(&self, client_id: &str, token: &str) -> bool {
+        let Some(core) = self.core.upgrade() else {
+            return false;
+        };
+        let (Some(link), Some(persist)) = (core.cluster(), core.persist()) else {
+            return false;
+        };
+        let id = ByteString::from(client_id);
+        if core.sessions().get(client_id).is_some() {
+            // Held here already (its client came back to this node).
+            return false;
+        }
+        let snapshot = match self.runtime.block_on(persist.load_session(client_id)) {
+            Ok((Some(snapshot), _will)) => snapshot,
+            Ok((None, _)) => return false,
+            Err(e) => {
+                tracing::warn!(client_id, error = %e, "an adopted session could not be loaded");
+                return false;
+            }
+        };
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let expires_at = crate::restore::expires_at(&snapshot, now, wall);
+        if expires_at.is_some_and(|at| at <= now) {
+            return false;
+        }
+        link.adopted(&id, token);
+        let _enter = self.runtime.enter();
+        // The will went to the janitor when the node died (`Receiver::will`).
+        let (slot, generation) =
+            crate::restore::restore_session(&core, &snapshot, None, expires_at, now, wall);
+        core.arm_timer(&slot, generation);
+        tracing::debug!(
+            client_id,
+            messages = snapshot.messages.len(),
+            "a dead node's session adopted and parked here"
+        );
+        true
+    }
+
     fn kick(&self, kick: Kicked) {
         let Some(core) = self.core.upgrade() else {
             return;
@@ -253,12 +296,15 @@ impl Receiver for Inbound {
         };
         let (now, wall) = (Instant::now(), SystemTime::now());
         let message = will.message.to_message(now, wall);
-        let Ok(wait) = will.at.duration_since(wall) else {
+        if will.taken {
             tracing::info!(client_id = %will.client_id, "publishing the will of a client of a dead node");
             core.publish_will(message, now);
             return;
-        };
-        // Delayed: out only if the client has not come back by then.
+        }
+        let wait = will.at.duration_since(wall).unwrap_or_default();
+        // Delayed: out only if the client has not come back by then, and
+        // only by the first janitor that takes it (one whose job was taken
+        // over after its death may have scheduled it too).
         self.runtime.spawn(async move {
             tokio::time::sleep(wait).await;
             let Some(link) = core.cluster() else { return };
@@ -267,7 +313,7 @@ impl Receiver for Inbound {
                 Err(_) => false,
             };
             if still {
-                tracing::info!(client_id = %will.client_id, "publishing the delayed will of a client of a dead node");
+                tracing::info!(client_id = %will.client_id, "publishing the will of a client of a dead node");
                 core.publish_will(message, Instant::now());
             }
         });

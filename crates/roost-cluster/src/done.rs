@@ -75,6 +75,33 @@ impl<T> Drop for Completer<T> {
     }
 }
 
+impl<T> Done<T> {
+    /// Blocks the calling thread (a cluster thread, never the runtime's)
+    /// until answered, at most `timeout`: `None` when it was not.
+    pub(crate) fn wait(mut self, timeout: std::time::Duration) -> Option<Result<T, ClusterError>> {
+        /// Wakes the blocked thread.
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Poll::Ready(result) = Pin::new(&mut self).poll(&mut cx) {
+                return Some(result);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            std::thread::park_timeout(left);
+        }
+    }
+}
+
 impl<T> Future for Done<T> {
     type Output = Result<T, ClusterError>;
 

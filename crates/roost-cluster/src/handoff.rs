@@ -54,6 +54,8 @@ pub(crate) struct Pending {
     /// The dead node's client ids.
     pub(crate) clients: Vec<String>,
     pub(crate) due: Instant,
+    /// A dead node's janitor job (`job.rs`): its progress is recorded.
+    job: bool,
 }
 
 impl Pending {
@@ -74,7 +76,13 @@ pub(crate) fn claim(
     clients: Vec<String>,
 ) -> Result<Pending, ClusterError> {
     let key = shared.keys.handoff_of(node, incarnation);
-    let from = claim_into(link, shared, node, &key)?;
+    let job = shared.keys.job_of(node);
+    let mut from = claim_into(link, shared, node, &key, Some(&job))?;
+    if from.is_none() {
+        // Claimed already by a janitor that died since (the script kept
+        // the checkpoint in the job's record).
+        from = link.run(|c| redis::cmd("HGET").arg(&job).arg("from").query(c))?;
+    }
     Ok(Pending {
         node: node.to_string(),
         key,
@@ -83,7 +91,34 @@ pub(crate) fn claim(
         late: false,
         clients,
         due: Instant::now() + shared.options.lease,
+        job: true,
     })
+}
+
+/// A dead node's handoff taken over at `stage` (`job.rs`): delivered from
+/// after `position` (the dead janitor's last recorded entry, or the
+/// checkpoint) when the claimed stream is still there, due at `due`.
+pub(crate) fn resume(
+    shared: &Shared,
+    node: &str,
+    incarnation: u64,
+    stage: crate::job::Stage,
+    position: Option<String>,
+    clients: Vec<String>,
+    due: Instant,
+) -> Pending {
+    let late = stage == crate::job::Stage::Late;
+    Pending {
+        node: node.to_string(),
+        key: shared.keys.handoff_of(node, incarnation),
+        // The late step's stream (if claimed already) from its start.
+        from: position.or_else(|| late.then(|| "0-0".to_string())),
+        routes_of: Some(incarnation),
+        late,
+        clients,
+        due,
+        job: true,
+    }
 }
 
 /// Claims this node's own earlier inbox at start (route incarnation
@@ -95,15 +130,35 @@ pub(crate) fn claim_own(
 ) -> Result<Option<Pending>, ClusterError> {
     let me = &shared.options.node_id;
     let key = shared.keys.handoff_of(me, incarnation);
-    Ok(claim_into(link, shared, me, &key)?.map(|from| Pending {
+    Ok(
+        claim_into(link, shared, me, &key, None)?.map(|from| Pending {
+            node: me.clone(),
+            key,
+            from: Some(from),
+            routes_of: None,
+            late: true,
+            clients: Vec::new(),
+            due: Instant::now() + shared.options.lease,
+            job: false,
+        }),
+    )
+}
+
+/// This node's earlier run left no inbox to hand off but sessions
+/// (`clients`): they are adopted one lease later all the same, if their
+/// clients have not come back by then (`adopt.rs`).
+pub(crate) fn adopt_own(shared: &Shared, incarnation: u64, clients: Vec<String>) -> Pending {
+    let me = &shared.options.node_id;
+    Pending {
         node: me.clone(),
-        key,
-        from: Some(from),
+        key: shared.keys.handoff_of(me, incarnation),
+        from: None,
         routes_of: None,
         late: true,
-        clients: Vec::new(),
+        clients,
         due: Instant::now() + shared.options.lease,
-    }))
+        job: false,
+    }
 }
 
 /// Renames `node`'s inbox to `key` unless `key` exists; its checkpoint.
@@ -112,20 +167,24 @@ fn claim_into(
     shared: &Shared,
     node: &str,
     key: &str,
+    job: Option<&str>,
 ) -> Result<Option<String>, ClusterError> {
     let keys = &shared.keys;
-    // Kept long enough for the replay and its retries; a janitor that
-    // dies meanwhile leaves it to expire (docs/cluster.md, "Not built yet").
+    // Kept long enough for the replay and its retries, and for another
+    // janitor to take the job over if this one dies (`job.rs`).
     let keep_ms = u64::try_from(shared.options.lease.as_millis().saturating_mul(20))
         .unwrap_or(u64::MAX)
         .max(60_000);
     link.run(|c| {
-        Script::new(scripts::HANDOFF_CLAIM)
-            .key(keys.inbox_of(node))
+        let script = Script::new(scripts::HANDOFF_CLAIM);
+        let mut call = script.prepare_invoke();
+        call.key(keys.inbox_of(node))
             .key(keys.checkpoint_of(node))
-            .key(key)
-            .arg(keep_ms)
-            .invoke(c)
+            .key(key);
+        if let Some(job) = job {
+            call.key(job);
+        }
+        call.arg(keep_ms).invoke(c)
     })
 }
 
@@ -139,6 +198,11 @@ pub(crate) fn replay(
     shared: &Shared,
     pending: &Pending,
 ) -> Result<(usize, Option<Pending>), ClusterError> {
+    // First the sessions nobody resumed: parked here, the replay reaches
+    // them as it reaches a resumed one (`adopt.rs`).
+    if !pending.late || pending.routes_of.is_none() {
+        crate::adopt::adopt_sessions(link, shared, &pending.node, &pending.clients)?;
+    }
     let mut seen = Seen::default();
     let mut replayed = 0;
     if let Some(from) = &pending.from {
@@ -150,7 +214,7 @@ pub(crate) fn replay(
             .arg(&pending.node)
             .query(c)
     })?;
-    if alive.is_none() && claim_into(link, shared, &pending.node, &pending.key)?.is_some() {
+    if alive.is_none() && claim_into(link, shared, &pending.node, &pending.key, None)?.is_some() {
         replayed += replay_from(link, shared, pending, "0-0", &mut seen)?;
     }
     let mut next = None;
@@ -166,6 +230,11 @@ pub(crate) fn replay(
                 .arg(incarnation)
                 .invoke::<i64>(c)
         })?;
+        tracing::info!(node = %pending.node, "inbox handoff replayed; the dead node's routes removed");
+        let after = shared.options.lease / 3;
+        if pending.job {
+            crate::job::advance(link, shared, &pending.node, crate::job::Stage::Late, after)?;
+        }
         next = Some(Pending {
             node: pending.node.clone(),
             key: pending.key.clone(),
@@ -173,8 +242,11 @@ pub(crate) fn replay(
             routes_of: pending.routes_of,
             late: true,
             clients: pending.clients.clone(),
-            due: Instant::now() + shared.options.lease / 3,
+            due: Instant::now() + after,
+            job: pending.job,
         });
+    } else if let (true, Some(incarnation)) = (pending.job, pending.routes_of) {
+        crate::job::finish(link, shared, &pending.node, incarnation)?;
     }
     shared
         .stats
@@ -240,6 +312,9 @@ fn replay_from(
             }
         }
         shared.receiver.settle();
+        if pending.job {
+            crate::job::progress(link, shared, &pending.node, &last)?;
+        }
         start = format!("({last}");
     }
     link.run(|c| redis::cmd("DEL").arg(&pending.key).query::<()>(c))?;

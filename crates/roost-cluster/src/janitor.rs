@@ -32,15 +32,37 @@ pub(crate) fn orphan_sessions(
     node: &str,
     wills: bool,
 ) -> Result<Vec<String>, ClusterError> {
-    let keys = &shared.keys;
-    let list = keys.sessions_of(node);
-    let clients: Vec<String> = link.run(|c| redis::cmd("SMEMBERS").arg(&list).query(c))?;
+    orphan_listed(
+        link,
+        shared,
+        node,
+        &shared.keys.sessions_of(node),
+        true,
+        wills,
+    )
+}
+
+/// [`orphan_sessions`] of the sessions in set `list`; `forget`: each goes
+/// off it once done (a dead node's list set aside for its janitor job
+/// stays whole: a janitor taking the job over goes through it again, and
+/// `ORPHAN` skips those done already).
+pub(crate) fn orphan_listed(
+    link: &mut Link,
+    shared: &Shared,
+    node: &str,
+    list: &str,
+    forget: bool,
+    wills: bool,
+) -> Result<Vec<String>, ClusterError> {
+    let clients: Vec<String> = link.run(|c| redis::cmd("SMEMBERS").arg(list).query(c))?;
     let mut adopted = 0;
     for client_id in &clients {
         if orphan(link, shared, node, client_id, wills)? {
             adopted += 1;
         }
-        link.run(|c| redis::cmd("SREM").arg(&list).arg(client_id).query::<()>(c))?;
+        if forget {
+            link.run(|c| redis::cmd("SREM").arg(list).arg(client_id).query::<()>(c))?;
+        }
     }
     if adopted > 0 {
         tracing::warn!(
@@ -94,6 +116,14 @@ fn orphan(
         Some(secs) => Some(u64::from(secs).saturating_mul(1000).max(1)),
         None => Some(u64::try_from(KEEP_ORPHAN.as_millis()).unwrap_or(u64::MAX)),
     };
+    // The will first: one due now is taken out before the keys of a
+    // session that does not persist expire.
+    if !will.is_empty() && !wills {
+        tracing::info!(client_id, "will not published: this node's fence was short");
+        link.run(|c| redis::cmd("HDEL").arg(&rows[0]).arg("owill").query::<()>(c))?;
+    } else if !will.is_empty() {
+        schedule_will(link, shared, client_id, token.clone(), &will, expiry, now)?;
+    }
     if let Some(ms) = keep_ms {
         link.run(|c| {
             let script = Script::new(scripts::EXPIRE_ORPHAN);
@@ -105,24 +135,97 @@ fn orphan(
             call.arg(&token).arg(ms).invoke::<i64>(c)
         })?;
     }
-    if !will.is_empty() && !wills {
-        tracing::info!(client_id, "will not published: this node's fence was short");
-    } else if !will.is_empty() {
-        match roost_store::redis::decode_will(&will) {
-            Ok(w) => {
-                let delay = w.delay_interval.min(expiry.unwrap_or(0));
-                let at = w
-                    .fire_at
-                    .unwrap_or_else(|| now + Duration::from_secs(u64::from(delay)));
-                shared.receiver.will(OrphanWill {
-                    client_id: client_id.to_string(),
-                    token,
-                    message: w.message,
-                    at,
-                });
-            }
-            Err(e) => tracing::warn!(client_id, error = %e, "undecodable will of an orphan"),
+    Ok(true)
+}
+
+/// Hands an orphan's will (`owill`) to the broker, due after its delay
+/// counted from `now`. One due now is taken out of Redis here (the
+/// session's keys may expire at once); a delayed one when due, by
+/// whichever janitor comes first (`STILL_ORPHAN`).
+fn schedule_will(
+    link: &mut Link,
+    shared: &Shared,
+    client_id: &str,
+    token: String,
+    will: &[u8],
+    expiry: Option<u32>,
+    now: SystemTime,
+) -> Result<(), ClusterError> {
+    let w = match roost_store::redis::decode_will(will) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(client_id, error = %e, "undecodable will of an orphan");
+            return Ok(());
+        }
+    };
+    let delay = w.delay_interval.min(expiry.unwrap_or(0));
+    let at = w
+        .fire_at
+        .unwrap_or_else(|| now + Duration::from_secs(u64::from(delay)));
+    let taken = at <= SystemTime::now();
+    if taken {
+        let keys = &shared.keys;
+        let took: i64 = link.run(|c| {
+            Script::new(scripts::STILL_ORPHAN)
+                .key(keys.owner_of(client_id))
+                .key(&keys.rows_of(client_id)[0])
+                .arg(&token)
+                .invoke(c)
+        })?;
+        if took == 0 {
+            return Ok(()); // another janitor took it, or the client is back
         }
     }
-    Ok(true)
+    shared.receiver.will(OrphanWill {
+        client_id: client_id.to_string(),
+        token,
+        message: w.message,
+        at,
+        taken,
+    });
+    Ok(())
+}
+
+/// A janitor job taken over from a dead janitor (`job.rs`): the wills it
+/// took out and may not have published are scheduled again here (their
+/// delay counted from now: late rather than lost; `STILL_ORPHAN` lets one
+/// out only once).
+pub(crate) fn rearm_wills(
+    link: &mut Link,
+    shared: &Shared,
+    clients: &[String],
+) -> Result<usize, ClusterError> {
+    let keys = &shared.keys;
+    let mut rearmed = 0;
+    for client_id in clients {
+        let rows = keys.rows_of(client_id);
+        let reply: Value = link.run(|c| {
+            Script::new(scripts::PEEK_WILL)
+                .key(keys.owner_of(client_id))
+                .key(&rows[0])
+                .invoke(c)
+        })?;
+        let Value::Array(parts) = reply else {
+            continue;
+        };
+        let field = |i: usize| parts.get(i).and_then(bytes_of).unwrap_or_default();
+        let (token, will) = (field(0), field(1));
+        let token = String::from_utf8_lossy(&token).into_owned();
+        let record: Option<Vec<u8>> =
+            link.run(|c| redis::cmd("HGET").arg(&rows[0]).arg("rec").query(c))?;
+        let expiry = record
+            .and_then(|r| roost_store::redis::decode_session(&r).ok())
+            .map(|r| r.expiry_interval);
+        schedule_will(
+            link,
+            shared,
+            client_id,
+            token,
+            &will,
+            expiry,
+            SystemTime::now(),
+        )?;
+        rearmed += 1;
+    }
+    Ok(rearmed)
 }

@@ -11,6 +11,9 @@
 //!  <p>{n:<id>}:ckpt        STRING  inbox entry id node <id> handled up to
 //!  <p>{n:<id>}:handoff:<i> STREAM  a dead node's inbox, claimed by a janitor
 //!  <p>{n:<id>}:sess        SET     client ids node <id> claimed (its janitor's list)
+//!  <p>{n:<id>}:sess:<i>    SET     that list set aside for dead node <id>'s janitor job
+//!  <p>{n:<id>}:job         HASH    dead node <id>'s janitor job: janitor, inc, stage, due, from, pos
+//!  <p>{sys}:jobs           HASH    dead node id -> the node doing its janitor job
 //!  <p>{c:<client id>}:own  HASH    node, token, state, from: who owns the session
 //!  <p>{ret:<b>}            HASH    topic -> (stored_at, StoredMessage); b = FNV(topic) mod 64
 //!  <p>{retlog}             STREAM  retained changes: o, t, d (absent = cleared)
@@ -87,6 +90,22 @@ impl Keys {
     /// The client ids whose sessions node `<id>` owns (for its janitor).
     pub(crate) fn sessions_of(&self, node: &str) -> String {
         format!("{}{{n:{node}}}:sess", self.prefix)
+    }
+
+    /// Dead node `<id>`'s session list set aside for its janitor job
+    /// (route incarnation `<i>` the janitor gave it).
+    pub(crate) fn sessions_aside(&self, node: &str, incarnation: u64) -> String {
+        format!("{}{{n:{node}}}:sess:{incarnation}", self.prefix)
+    }
+
+    /// Dead node `<id>`'s janitor job: its progress (`job.rs`).
+    pub(crate) fn job_of(&self, node: &str) -> String {
+        format!("{}{{n:{node}}}:job", self.prefix)
+    }
+
+    /// Every janitor job under way: dead node -> its janitor.
+    pub(crate) fn jobs(&self) -> String {
+        format!("{}{{sys}}:jobs", self.prefix)
     }
 
     pub(crate) fn retained_bucket(&self, bucket: u32) -> String {

@@ -30,7 +30,7 @@ use redis::Script;
 
 use crate::link::Link;
 use crate::wire::unix_ms;
-use crate::{Shared, handoff, janitor, scripts, writer};
+use crate::{Shared, handoff, janitor, job, scripts, writer};
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     let lease = shared.options.lease;
@@ -144,6 +144,8 @@ fn renew(link: &mut Link, shared: &Shared) -> Result<bool, crate::ClusterError> 
     for node in dead.iter().filter(|n| *n != me) {
         collect(link, shared, node, now)?;
     }
+    // Janitor jobs whose janitor died (or this node's, stopped by an error).
+    job::take_over(link, shared, now)?;
     Ok(kept == 1)
 }
 
@@ -162,23 +164,31 @@ fn hand_off_due(link: &Link, shared: &Arc<Shared>) {
         *pending = later;
         due
     };
+    // Running: not taken over by this node's own `job::take_over`.
+    shared
+        .jobs_running
+        .lock()
+        .extend(due.iter().map(|p| p.node().to_string()));
     let (shared, mut link) = (Arc::clone(shared), link.sibling());
     let spawned = std::thread::Builder::new()
         .name("roost-cluster-h".into())
         .spawn(move || {
             let mut due = due.into_iter();
             while let Some(next) = due.next() {
+                let node = next.node().to_string();
                 match handoff::replay(&mut link, &shared, &next) {
                     Ok((_, Some(step))) => shared.handoffs.lock().push(step),
                     Ok((_, None)) => {}
                     Err(e) => {
-                    tracing::warn!(node = next.node(), error = %e, "inbox handoff failed; retried at a later renewal");
+                        tracing::warn!(node = next.node(), error = %e, "inbox handoff failed; retried at a later renewal");
                         let mut pending = shared.handoffs.lock();
                         pending.push(next);
                         pending.extend(due);
+                        shared.jobs_running.lock().clear();
                         return;
                     }
                 }
+                shared.jobs_running.lock().remove(&node);
             }
         });
     if let Err(e) = spawned {
@@ -196,24 +206,21 @@ fn collect(
     now: u64,
 ) -> Result<(), crate::ClusterError> {
     let keys = &shared.keys;
+    // This node is the dead node's janitor from here (`job.rs`): if it
+    // dies or fails halfway, another node takes the job over.
     let removed: i64 = link.run(|c| {
         Script::new(scripts::EXPIRE_NODE)
             .key(keys.nodes())
+            .key(keys.jobs())
             .arg(node)
             .arg(now)
+            .arg(&shared.options.node_id)
             .invoke(c)
     })?;
     if removed == 0 {
         return Ok(());
     }
-    // Fenced at once (its route writes are refused; awake again, it
-    // registers anew), but its routes stay until the handoff: messages for
-    // its clients keep going to its inbox while they move (`handoff.rs`).
-    let incarnation: u64 =
-        link.run(|c| redis::cmd("INCR").arg(keys.incarnation_of(node)).query(c))?;
-    let clients = janitor::orphan_sessions(link, shared, node, true)?;
-    let pending = handoff::claim(link, shared, node, incarnation, clients)?;
-    shared.handoffs.lock().push(pending);
+    job::run(link, shared, node, false)?;
     link.run(|c| redis::cmd("DEL").arg(keys.node_info(node)).query::<()>(c))?;
     tracing::warn!(
         node,

@@ -25,12 +25,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod adopt;
 mod batch;
 mod dedupe;
 mod done;
 mod gap;
 mod handoff;
 mod janitor;
+mod job;
 mod keys;
 mod lease;
 mod link;
@@ -191,6 +193,16 @@ pub trait Receiver: Send + Sync + 'static {
     /// ([`Cluster::reclaim`]). Called on the lease thread; the default
     /// does nothing.
     fn rejoined(&self) {}
+    /// A janitor of this node adopted the session of a dead node's client
+    /// that has not come back (`adopt.rs`): its record names this node and
+    /// `token` now. Load it from the store and park it here, its rows
+    /// written under `token`, until its client comes back (anywhere: a
+    /// kick hands it over) or it expires. Called on a cluster thread,
+    /// blocking. False when it could not be parked; the default parks
+    /// nothing.
+    fn adopt(&self, _client_id: &str, _token: &str) -> bool {
+        false
+    }
 }
 
 /// A kick from the node that took a client id.
@@ -220,6 +232,9 @@ pub struct OrphanWill {
     pub message: StoredMessage,
     /// When it is due (its delay, counted from the node's death).
     pub at: SystemTime,
+    /// Taken out of Redis already (due at once): publish it without
+    /// [`Cluster::still_orphan`], which would find it gone.
+    pub taken: bool,
 }
 
 /// A change of the cluster's ban list.
@@ -305,6 +320,9 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     /// Messages re-delivered from dead nodes' inboxes (inbox handoff).
     pub handed_off: AtomicU64,
+    /// Dead nodes' sessions adopted by this node's janitor (parked here
+    /// until their clients come back).
+    pub adopted: AtomicU64,
 }
 
 /// The cluster threads' stop signal, and their way to sleep until it.
@@ -356,6 +374,8 @@ struct Shared {
     registering: Mutex<()>,
     /// Dead nodes' inboxes claimed by this node, waiting for their replay.
     handoffs: Mutex<Vec<handoff::Pending>>,
+    /// Dead nodes whose handoff step runs on the handoff thread now.
+    jobs_running: Mutex<std::collections::HashSet<String>>,
     receiver: Arc<dyn Receiver>,
     stats: Stats,
 }
@@ -404,6 +424,7 @@ impl Cluster {
             route_log_added: AtomicU64::new(0),
             registering: Mutex::new(()),
             handoffs: Mutex::new(Vec::new()),
+            jobs_running: Mutex::new(std::collections::HashSet::new()),
             receiver,
             stats: Stats::default(),
             options,
@@ -834,10 +855,19 @@ impl Cluster {
         let listed = clients.len();
         // The earlier run's unread inbox, claimed at start: its clients are
         // known now.
-        for pending in self.shared.handoffs.lock().iter_mut() {
+        let mut handoffs = self.shared.handoffs.lock();
+        let mut own = false;
+        for pending in handoffs.iter_mut() {
             if pending.node() == me && pending.clients.is_empty() {
                 pending.clients.clone_from(&clients);
+                own = true;
             }
+        }
+        // No inbox left: its sessions are adopted one lease later all the
+        // same (those whose clients have not come back).
+        if !own && !clients.is_empty() {
+            let incarnation = self.shared.incarnation.load(Ordering::Relaxed);
+            handoffs.push(handoff::adopt_own(&self.shared, incarnation, clients));
         }
         Ok(listed)
     }

@@ -256,6 +256,7 @@ fn handle(shared: &Shared, link: &mut Link, mine: &mut Mine, request: Request) {
             let still = link.run(|c| {
                 Script::new(scripts::STILL_ORPHAN)
                     .key(shared.keys.owner_of(&client_id))
+                    .key(&shared.keys.rows_of(&client_id)[0])
                     .arg(&token)
                     .invoke::<i64>(c)
             });

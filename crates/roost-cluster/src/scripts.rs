@@ -49,8 +49,9 @@ return 1
 /// A janitor claims a dead node's inbox for handoff (docs/cluster.md,
 /// "Inbox handoff"): renamed (one janitor gets it, a racing one finds no
 /// inbox; the node restarting writes a fresh one) with its checkpoint
-/// taken out. KEYS: the inbox, its checkpoint, the handoff key (same hash
-/// tag). ARGV: how long the claimed stream is kept at most (ms). Returns
+/// taken out (and kept in the janitor job's record, when given, for a
+/// janitor taking the job over). KEYS: the inbox, its checkpoint, the
+/// handoff key, optionally the job record (same hash tag). ARGV: how long the claimed stream is kept at most (ms). Returns
 /// nil (nothing to hand off, or claimed already) or the checkpoint
 /// (`0-0`: none).
 pub(crate) const HANDOFF_CLAIM: &str = r"
@@ -62,19 +63,69 @@ redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[1])
 local ckpt = redis.call('GET', KEYS[2]) or '0-0'
 redis.call('DEL', KEYS[2])
+if KEYS[4] then redis.call('HSET', KEYS[4], 'from', ckpt) end
 return ckpt
 ";
 
 /// Removes a node from the membership set only if its lease has lapsed
-/// (a node that renewed meanwhile stays). KEYS: the nodes ZSET. ARGV: node,
-/// now (ms). Returns 1 when removed.
+/// (a node that renewed meanwhile stays), and in the same step records the
+/// remover as the janitor of its job (`job.rs`): whoever removes a node
+/// owes its janitor work, and if it dies too another node takes the job
+/// over. KEYS: the nodes ZSET, the jobs hash. ARGV: node, now (ms), the
+/// remover. Returns 1 when removed.
 pub(crate) const EXPIRE_NODE: &str = r"
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) < tonumber(ARGV[2]) then
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
   return 1
 end
 return 0
+";
+
+/// Takes over the janitor job of a dead node whose janitor is dead too
+/// (not in the nodes ZSET, or its lease lapsed): one node gets it.
+/// KEYS: the jobs hash, the nodes ZSET. ARGV: the dead node, the janitor
+/// seen, the taker, now (ms). Returns 1 when taken.
+pub(crate) const TAKE_JOB: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if score and tonumber(score) >= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+";
+
+/// A janitor job is finished: off the jobs hash if still this janitor's.
+/// KEYS: the jobs hash. ARGV: the dead node, the janitor. Returns 1 when
+/// removed.
+pub(crate) const JOB_DONE: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+";
+
+/// The list of a dead node's sessions, set aside for its janitor job
+/// (once: a janitor taking the job over finds it there): a restarted node
+/// of the same id lists its new sessions in a fresh set. KEYS: the node's
+/// session set, the job's copy. Returns 1.
+pub(crate) const SET_ASIDE: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+end
+return 1
+";
+
+/// A will a janitor took (`ORPHAN`) but that a dead janitor may not have
+/// published: the orphan's token and the will, if the session is still an
+/// orphan holding one. KEYS: the owner hash, the session hash. Returns
+/// nil or {token, will}.
+pub(crate) const PEEK_WILL: &str = r"
+local own = redis.call('HMGET', KEYS[1], 'node', 'token', 'orphan')
+local will = redis.call('HGET', KEYS[2], 'owill')
+if not will then return false end
+if own[1] == '' and own[2] then return {own[2], will} end
+if own[3] then return {own[3], will} end
+return false
 ";
 
 /// Renews this node's lease, and says whether it was still a member: 0
@@ -120,6 +171,8 @@ else
   for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
 end
 redis.call('HSET', KEYS[1], 'pnode', prev[1] or '', 'ptoken', prev[2] or '', 'pstate', prev[3] or '')
+redis.call('HDEL', KEYS[1], 'orphan')
+if KEYS[2] then redis.call('HDEL', KEYS[2], 'owill') end
 redis.call('PERSIST', KEYS[1])
 return {prev[1] or '', prev[2] or '', prev[3] or ''}
 ";
@@ -139,7 +192,10 @@ return 1
 /// A janitor adopts a session of a dead node (cluster-redis.md §3.5): only
 /// if the record still names that node, it is now nobody's (a reconnect
 /// anywhere resumes it without waiting for a handover) and its will is
-/// taken out, so exactly one janitor gets it. KEYS: the owner hash, the
+/// moved to `owill` (the orphan's will: published by whichever janitor
+/// takes it out first with `STILL_ORPHAN`, once, even if the janitor that
+/// scheduled it dies; a janitor orphaning it again, after the death of a
+/// node that adopted it, gets it back). KEYS: the owner hash, the
 /// session hash. ARGV: the dead node. Returns nil, or {token, will, record}
 /// (empty strings when absent).
 pub(crate) const ORPHAN: &str = r"
@@ -148,7 +204,12 @@ if own[1] ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'node', '', 'state', 'orphaned')
 redis.call('HDEL', KEYS[1], 'from')
 local will = redis.call('HGET', KEYS[2], 'will')
-if will then redis.call('HDEL', KEYS[2], 'will') end
+if will then
+  redis.call('HDEL', KEYS[2], 'will')
+  redis.call('HSET', KEYS[2], 'owill', will)
+else
+  will = redis.call('HGET', KEYS[2], 'owill')
+end
 local rec = redis.call('HGET', KEYS[2], 'rec')
 return {own[2] or '', will or '', rec or ''}
 ";
@@ -164,12 +225,37 @@ for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return 1
 ";
 
-/// Is the client id still the orphan of `token` (nobody reconnected)?
-/// KEYS: the owner hash. ARGV: token. Returns 1 when it is.
+/// An orphan's will is due: taken out (1: publish it) if the client id is
+/// still the orphan of `token` (nobody reconnected; a session a janitor
+/// adopted, `ADOPT`, still is until its client comes back: a claim clears
+/// `orphan` and `owill`) and nobody took it yet. KEYS: the owner hash, the
+/// session hash. ARGV: token. Returns 1 or 0.
 pub(crate) const STILL_ORPHAN: &str = r"
-local own = redis.call('HMGET', KEYS[1], 'node', 'token')
-if own[1] == '' and own[2] == ARGV[1] then return 1 end
-return 0
+local own = redis.call('HMGET', KEYS[1], 'node', 'token', 'orphan')
+if not ((own[1] == '' and own[2] == ARGV[1]) or own[3] == ARGV[1]) then return 0 end
+if redis.call('HDEL', KEYS[2], 'owill') == 0 then return 0 end
+return 1
+";
+
+/// A janitor adopts an orphaned session whose client has not come back by
+/// its inbox handoff (docs/cluster.md, "Adoption"): the record names the
+/// janitor's node and a new token of its own (the janitor's store writes
+/// the session's queue under it; a client reconnecting anywhere takes it
+/// over from the janitor like from any live node), keeps the orphan token
+/// in `orphan` (a delayed will taken at the death still fires while the
+/// client stays away, `STILL_ORPHAN`), and the rows lose the expiry the
+/// orphaning gave them (the janitor's broker expires the session itself).
+/// Only a session with a record: a clean one (expiry 0) is gone already.
+/// KEYS: the owner hash, then the row keys (the session hash first).
+/// ARGV: node, new token. Returns nil, or the orphan token.
+pub(crate) const ADOPT: &str = r"
+local own = redis.call('HMGET', KEYS[1], 'node', 'token', 'state')
+if own[1] ~= '' or not own[2] or own[3] ~= 'orphaned' then return false end
+if redis.call('HEXISTS', KEYS[2], 'rec') == 0 then return false end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'adopted', 'orphan', own[2])
+redis.call('HDEL', KEYS[1], 'from')
+for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+return own[2]
 ";
 
 /// The connection ended: marks the record disconnected, fenced by the token

@@ -123,7 +123,12 @@ impl Batch {
                 rerouted,
                 only,
             } => {
-                let Some(last) = to.pop() else { return };
+                // No destination: a barrier (`adopt.rs`), answered once
+                // what was queued before it is written.
+                let Some(last) = to.pop() else {
+                    acks.extend(ack);
+                    return;
+                };
                 let remote = |dest: Dest, message: StoredMessage| Remote {
                     message,
                     direct: dest.direct,

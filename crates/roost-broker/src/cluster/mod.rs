@@ -318,6 +318,13 @@ impl ClusterLink {
         self.cluster.route_absent(filter);
     }
 
+    /// This node's janitor adopted a dead node's session under `token`
+    /// (`roost_cluster`'s `adopt.rs`): its rows are written under it from
+    /// now on. No connection holds it: a kick finds it parked.
+    pub(crate) fn adopted(&self, client_id: &ByteString, token: &str) {
+        self.fences.set(client_id, token);
+    }
+
     /// Connection `connection_id` of `client_id` ended: releases its claim
     /// if it still holds it. `Some`: a kick closed it (its session is
     /// handed over, not parked).
