@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod announce;
 mod batch;
 mod dedupe;
 mod done;
@@ -54,6 +55,7 @@ use redis::Script;
 use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
+pub use announce::Probe;
 pub use done::Done;
 pub use members::Member;
 pub use routes::SharedPick;
@@ -336,6 +338,8 @@ struct Shared {
     handoffs: Mutex<Vec<handoff::Pending>>,
     receiver: Arc<dyn Receiver>,
     stats: Stats,
+    /// This node's hash for the others' management API (`announce.rs`).
+    announce: announce::Announce,
 }
 
 /// This node's membership of the cluster; leaves it when dropped.
@@ -384,6 +388,7 @@ impl Cluster {
             handoffs: Mutex::new(Vec::new()),
             receiver,
             stats: Stats::default(),
+            announce: announce::Announce::default(),
             options,
         });
         warn_if_evicting(&mut link);
