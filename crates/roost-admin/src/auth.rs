@@ -24,6 +24,9 @@ const MAX_TOKENS: usize = 10_000;
 /// ended are purged, and if none ended the oldest is dropped.
 const MAX_TRACKED_PEERS: usize = 10_000;
 
+/// The `Authorization` scheme of a request forwarded by another node.
+pub(crate) const NODE_SCHEME: &str = "RoostNode ";
+
 /// The principal a request was authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
@@ -31,6 +34,10 @@ pub enum Principal {
     ApiKey(String),
     /// A dashboard user, through a login token.
     User(String),
+    /// Another node of the cluster forwarding a request it authenticated
+    /// (the cluster's node credential, `peers.rs`): answered by this node
+    /// alone, never forwarded again.
+    Node,
 }
 
 /// Settings from `[http]`.
@@ -73,6 +80,9 @@ pub struct Auth {
     cached: Mutex<Cached>,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Cluster mode: the credential the nodes' APIs give each other
+    /// (`peers.rs`), once read from Redis.
+    node_secret: Mutex<Option<String>>,
 }
 
 impl Auth {
@@ -84,6 +94,7 @@ impl Auth {
             cached: Mutex::new(Cached::default()),
             tokens: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            node_secret: Mutex::new(None),
         };
         auth.refresh();
         auth
@@ -138,7 +149,23 @@ impl Auth {
         if let Some(token) = header.strip_prefix("Bearer ") {
             return self.check_token(token.trim());
         }
+        if let Some(secret) = header.strip_prefix(NODE_SCHEME) {
+            let known = self.node_secret.lock();
+            let known = known.as_deref()?;
+            return bool::from(secret.trim().as_bytes().ct_eq(known.as_bytes()))
+                .then_some(Principal::Node);
+        }
         None
+    }
+
+    /// Cluster mode: accepts `RoostNode <secret>` from the other nodes.
+    pub(crate) fn set_node_secret(&self, secret: &str) {
+        *self.node_secret.lock() = Some(secret.to_string());
+    }
+
+    /// The node credential, once known.
+    pub(crate) fn node_secret(&self) -> Option<String> {
+        self.node_secret.lock().clone()
     }
 
     /// `key:secret` of an API key.

@@ -29,6 +29,7 @@ mod error;
 mod metrics;
 mod metrics_detail;
 pub mod openapi;
+mod peers;
 mod server;
 mod state;
 pub mod store;

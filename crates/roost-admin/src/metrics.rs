@@ -207,6 +207,21 @@ impl Collector for BrokerCollector {
         let uptime = std::time::SystemTime::now()
             .duration_since(self.broker.started_at())
             .map_or(0, |d| d.as_secs());
+        if self.broker.is_clustered() {
+            // Which node this scrape is of, for joins in PromQL
+            // (`* on(instance) group_left(node) roost_cluster_node_info`).
+            let node = self.broker.node_name();
+            let mut info = encoder.encode_descriptor(
+                "roost_cluster_node_info",
+                "This broker's cluster node id and version (always 1).",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(1i64).encode(info.encode_family(&[
+                ("node", node.as_str()),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ])?)?;
+        }
         gauge(
             &mut encoder,
             "roost_uptime_seconds",

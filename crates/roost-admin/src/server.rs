@@ -87,7 +87,17 @@ impl AdminServer {
             broker,
             auth,
             metrics_auth: http.metrics_auth,
+            peers: crate::peers::Peers::new(),
         });
+        if state.broker.is_clustered() {
+            // The other nodes find this API through Redis (`peers.rs`).
+            let url = http.effective_advertise_url(addr);
+            tokio::spawn(crate::peers::join(
+                state.broker.clone(),
+                Arc::clone(&state),
+                url,
+            ));
+        }
         Ok(Self {
             listener,
             addr,

@@ -17,6 +17,8 @@ pub(crate) struct AppState {
     pub(crate) node: String,
     /// `/metrics` asks for credentials.
     pub(crate) metrics_auth: bool,
+    /// Cluster mode: the other nodes' management APIs.
+    pub(crate) peers: crate::peers::Peers,
     /// The Prometheus registry (the broker's collector).
     pub(crate) registry: prometheus_client::registry::Registry,
 }

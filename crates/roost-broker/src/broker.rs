@@ -371,6 +371,63 @@ impl BrokerHandle {
         Some(read.await.unwrap_or_else(|e| Err(e.to_string())))
     }
 
+    /// Cluster mode: sets a field this node announces to the others in its
+    /// node hash (`admin`: the URL of its management API), written now and
+    /// at every lease renewal. Nothing outside cluster mode.
+    pub async fn cluster_announce(&self, field: &str, value: &str) -> Result<(), String> {
+        let Some(link) = self.core.cluster() else {
+            return Ok(());
+        };
+        let link = Arc::clone(link);
+        let (field, value) = (field.to_string(), value.to_string());
+        let write = tokio::task::spawn_blocking(move || {
+            link.cluster()
+                .announce(&field, &value)
+                .map_err(|e| e.to_string())
+        });
+        write.await.unwrap_or_else(|e| Err(e.to_string()))
+    }
+
+    /// Cluster mode: the credential the nodes' management APIs accept from
+    /// each other (kept in Redis; `proposed` becomes it when there is none
+    /// yet). `Ok(None)` outside cluster mode.
+    pub async fn cluster_admin_secret(&self, proposed: &str) -> Result<Option<String>, String> {
+        let Some(link) = self.core.cluster() else {
+            return Ok(None);
+        };
+        let link = Arc::clone(link);
+        let proposed = proposed.to_string();
+        let read = tokio::task::spawn_blocking(move || {
+            link.cluster()
+                .admin_secret(&proposed)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        });
+        read.await.unwrap_or_else(|e| Err(e.to_string()))
+    }
+
+    /// Whether the broker runs in cluster mode.
+    pub fn is_clustered(&self) -> bool {
+        self.core.cluster().is_some()
+    }
+
+    /// Cluster mode: the node that holds `client_id`'s claim (its owner
+    /// record in Redis), `None` when no node does or outside cluster mode.
+    /// Read from Redis on a blocking thread.
+    pub async fn cluster_owner(&self, client_id: &str) -> Result<Option<String>, String> {
+        let Some(link) = self.core.cluster() else {
+            return Ok(None);
+        };
+        let link = Arc::clone(link);
+        let client_id = client_id.to_string();
+        let read = tokio::task::spawn_blocking(move || {
+            link.cluster()
+                .owner_node(&client_id)
+                .map_err(|e| e.to_string())
+        });
+        read.await.unwrap_or_else(|e| Err(e.to_string()))
+    }
+
     /// Every listener's connections and refusals, in the order they started.
     pub fn listener_stats(&self) -> Vec<crate::listener_stats::ListenerStats> {
         self.core.listener_stats.read()

@@ -48,12 +48,39 @@ pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(),
     let wait = Duration::from_millis(core.config.cluster.lease_ms.min(HANDOVER_WAIT_MS));
     let link = Arc::new(ClusterLink::new(cluster, fences, wait));
     core.set_cluster(Arc::clone(&link));
+    let probe = probe(core);
     // Now that wills can be forwarded: an earlier run's sessions.
-    let adopted = tokio::task::spawn_blocking(move || link.cluster().adopt_earlier_sessions())
-        .await
-        .map_err(|e| format!("cluster start: {e}"))?;
+    let adopted = tokio::task::spawn_blocking(move || {
+        if let Err(e) = link.cluster().set_probe(probe) {
+            tracing::warn!(error = %e, "cluster: this node's counts not announced yet; at the next lease renewal");
+        }
+        link.cluster().adopt_earlier_sessions()
+    })
+    .await
+    .map_err(|e| format!("cluster start: {e}"))?;
     adopted.map_err(|e| format!("cluster (node {node}): {e}"))?;
     Ok(())
+}
+
+/// What this node announces to the others at each lease renewal
+/// (`roost_cluster::Probe`; the management API's node list): its version,
+/// connections and sessions. Relaxed loads and the registry's length.
+fn probe(core: &Arc<Core>) -> roost_cluster::Probe {
+    let core = Arc::downgrade(core);
+    Box::new(move || {
+        let Some(core) = core.upgrade() else {
+            return Vec::new();
+        };
+        let connections = core
+            .metrics
+            .connections_current
+            .load(std::sync::atomic::Ordering::Relaxed);
+        vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("connections", connections.to_string()),
+            ("sessions", core.sessions().len().to_string()),
+        ]
+    })
 }
 
 /// A CONNECT waits this long at most (or the lease, if shorter) for the node

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  <p>{sys}:nodes          ZSET    node id -> lease expiry (unix ms)
-//!  <p>{sys}:node:<id>      HASH    started, incarnation (diagnostics)
+//!  <p>{sys}:node:<id>      HASH    started, incarnation, what it announces (announce.rs)
+//!  <p>{sys}:admin-secret   STRING  the management APIs' node credential
 //!  <p>{rt}:n:<id>          SET     filters node <id> has subscribers for
 //!  <p>{rt}:inc:<id>        STRING  node <id>'s route incarnation (bumped by GC)
 //!  <p>{rt}:log             STREAM  route changes: n, i, r (reset/down), a, d
@@ -46,6 +47,11 @@ impl Keys {
 
     pub(crate) fn node_info(&self, node: &str) -> String {
         format!("{}{{sys}}:node:{node}", self.prefix)
+    }
+
+    /// The credential the nodes' management APIs give each other (`announce.rs`).
+    pub(crate) fn admin_secret(&self) -> String {
+        format!("{}{{sys}}:admin-secret", self.prefix)
     }
 
     pub(crate) fn routes_of(&self, node: &str) -> String {

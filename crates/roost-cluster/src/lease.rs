@@ -30,7 +30,7 @@ use redis::Script;
 
 use crate::link::Link;
 use crate::wire::unix_ms;
-use crate::{Shared, handoff, janitor, job, scripts, writer};
+use crate::{Shared, announce, handoff, janitor, job, scripts, writer};
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     let lease = shared.options.lease;
@@ -64,6 +64,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
         match renewed {
             Ok(()) => {
                 renewed_at = started;
+                announce::after_renewal(&mut link, &shared);
                 hand_off_due(&link, &shared);
                 if !shared.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("cluster: Redis answers again; accepting connections");

@@ -26,6 +26,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod adopt;
+mod announce;
 mod batch;
 mod dedupe;
 mod done;
@@ -58,6 +59,7 @@ use redis::Script;
 use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
+pub use announce::Probe;
 pub use done::Done;
 pub use members::Member;
 pub use rejoin::Reclaimed;
@@ -378,6 +380,8 @@ struct Shared {
     jobs_running: Mutex<std::collections::HashSet<String>>,
     receiver: Arc<dyn Receiver>,
     stats: Stats,
+    /// This node's hash for the others' management API (`announce.rs`).
+    announce: announce::Announce,
 }
 
 /// This node's membership of the cluster; leaves it when dropped.
@@ -427,6 +431,7 @@ impl Cluster {
             jobs_running: Mutex::new(std::collections::HashSet::new()),
             receiver,
             stats: Stats::default(),
+            announce: announce::Announce::default(),
             options,
         });
         warn_if_evicting(&mut link);

@@ -332,49 +332,9 @@ fn bans_added_through_the_api_survive_a_restart() {
     assert!(!refused.status.success(), "a banned client id got in");
 }
 
-/// A private redis-server on a free loopback port (killed on drop).
-struct Redis(std::process::Child, u16);
-
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/install-test-deps.sh installs it)");
-        let mut redis = Self(child, port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // Ours, not another test's server that took the port meanwhile.
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-            || !roost_testkit::owns_listener(redis.0.id(), port)
-        {
-            assert!(redis.0.try_wait().unwrap().is_none(), "redis-server exited");
-            assert!(Instant::now() < deadline, "redis-server not listening");
-            // Nothing to wait on but the port itself.
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        redis
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn nodes_lists_every_node_of_a_cluster() {
-    let redis = Redis::start();
+    let redis = roost_testkit::redis::RedisSingle::start();
     let names = [unique_id("node-a"), unique_id("node-b")];
     let nodes: Vec<BrokerProcess> = names
         .iter()
@@ -382,8 +342,8 @@ fn nodes_lists_every_node_of_a_cluster() {
             BrokerProcess::builder(ROOST)
                 .config_toml(format!(
                     "[cluster]\nenabled = true\nnode_id = \"{name}\"\n\
-                     [cluster.redis]\nurl = \"redis://127.0.0.1:{}\"\n",
-                    redis.1
+                     [cluster.redis]\nurl = \"{}\"\n",
+                    redis.url()
                 ))
                 .arg("--store")
                 .arg("memory")
@@ -408,7 +368,9 @@ fn nodes_lists_every_node_of_a_cluster() {
         assert_eq!(row["local"], local, "{row}");
         assert!(row["lease_until_ms"].as_u64().unwrap() > 0, "{row}");
         assert!(row["uptime_s"].is_u64(), "{row}");
-        assert_eq!(row["connections"].is_u64(), local, "{row}");
+        // Every node's count: the others announce theirs in Redis.
+        assert!(row["connections"].is_u64(), "{row}");
+        assert_eq!(row["version"], env!("CARGO_PKG_VERSION"), "{row}");
     }
     let table = ctl.ok(&["nodes"]);
     assert!(table.contains(&names[1]), "{table}");

@@ -2,21 +2,27 @@
 //! (`POST`/`DELETE /api/v1/clients/{client_id}/subscriptions`): the broker
 //! does it as if the client had sent SUBSCRIBE or UNSUBSCRIBE, without an
 //! acknowledgement to the client (`roost_broker::BrokerHandle::subscribe_client`).
+//! In a cluster, a client held by another node is subscribed there
+//! (`fanout.rs`).
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use reqwest::Method;
 use roost_broker::SubscribeError;
 use roost_codec::{QoS, RetainHandling, SubscriptionOptions};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::fanout;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::Shared;
 
 /// A subscription to make for a client.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     /// Topic filter (`$share/<group>/...` for a shared subscription).
@@ -107,20 +113,39 @@ fn api_error(client_id: &str, e: SubscribeError) -> ApiError {
               (status = 400, description = "BAD_REQUEST, BAD_QOS, BAD_RETAIN_HANDLING, SUBSCRIPTION_REFUSED", body = crate::error::ErrorBody),
               (status = 404, description = "CLIENT_NOT_FOUND", body = crate::error::ErrorBody),
               (status = 429, description = "BUSY", body = crate::error::ErrorBody),
-              (status = 503, description = "NO_ANSWER: the connection closed meanwhile", body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 503, description = "NO_ANSWER: the connection closed meanwhile; CLUSTER_UNAVAILABLE: Redis did not answer the owner lookup", body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE: the node holding the client did not answer", body = crate::error::ErrorBody)))]
 pub(crate) async fn subscribe(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     Path(client_id): Path<String>,
     body: Result<Json<NewSubscription>, JsonRejection>,
-) -> Result<Json<SubscribeResult>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let options = options(&body)?;
-    let done = state
+    let done = match state
         .broker
         .subscribe_client(&client_id, &body.filter, options)
         .await
-        .map_err(|e| api_error(&client_id, e))?;
+    {
+        Ok(done) => done,
+        Err(SubscribeError::NotFound) => {
+            let path = subscriptions_path(&client_id);
+            let json = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+            let sent = fanout::to_owner(
+                &state,
+                &principal,
+                &client_id,
+                Method::POST,
+                &path,
+                Some(json.into()),
+            )
+            .await?;
+            return sent.ok_or_else(|| api_error(&client_id, SubscribeError::NotFound));
+        }
+        Err(e) => return Err(api_error(&client_id, e)),
+    };
     tracing::info!(
         client_id,
         filter = body.filter,
@@ -130,7 +155,15 @@ pub(crate) async fn subscribe(
         qos: done.qos,
         existed: done.existed,
         retained: done.retained,
-    }))
+    })
+    .into_response())
+}
+
+fn subscriptions_path(client_id: &str) -> String {
+    format!(
+        "/api/v1/clients/{}/subscriptions",
+        fanout::encode(client_id)
+    )
 }
 
 /// Unsubscribes a client from a filter as if it had sent UNSUBSCRIBE (no
@@ -141,19 +174,31 @@ pub(crate) async fn subscribe(
               (status = 400, body = crate::error::ErrorBody),
               (status = 404, description = "CLIENT_NOT_FOUND, SUBSCRIPTION_NOT_FOUND", body = crate::error::ErrorBody),
               (status = 429, description = "BUSY", body = crate::error::ErrorBody),
-              (status = 503, description = "NO_ANSWER", body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 503, description = "NO_ANSWER; CLUSTER_UNAVAILABLE", body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE: the node holding the client did not answer", body = crate::error::ErrorBody)))]
 pub(crate) async fn unsubscribe(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     Path(client_id): Path<String>,
     query: Result<Query<FilterParam>, QueryRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(FilterParam { filter }) = query?;
-    let held = state
-        .broker
-        .unsubscribe_client(&client_id, &filter)
-        .await
-        .map_err(|e| api_error(&client_id, e))?;
+    let held = match state.broker.unsubscribe_client(&client_id, &filter).await {
+        Ok(held) => held,
+        Err(SubscribeError::NotFound) => {
+            let path = format!(
+                "{}?filter={}",
+                subscriptions_path(&client_id),
+                fanout::encode(&filter)
+            );
+            let sent =
+                fanout::to_owner(&state, &principal, &client_id, Method::DELETE, &path, None)
+                    .await?;
+            return sent.ok_or_else(|| api_error(&client_id, SubscribeError::NotFound));
+        }
+        Err(e) => return Err(api_error(&client_id, e)),
+    };
     if !held {
         return Err(ApiError::not_found(
             "SUBSCRIPTION_NOT_FOUND",
@@ -165,5 +210,5 @@ pub(crate) async fn unsubscribe(
         filter,
         "subscription removed through the management API"
     );
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

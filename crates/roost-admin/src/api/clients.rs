@@ -1,20 +1,29 @@
-//! Clients and sessions: list, detail, kick, a client's subscriptions.
+//! Clients and sessions: list, detail, kick, a client's subscriptions. In
+//! a cluster the lists cover every node and a client held by another node
+//! is answered by that node (`fanout.rs`).
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use reqwest::Method;
 use roost_broker::{ClientDetail, ClientQuery, SubscriptionInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::fanout::{self, Scope};
 use super::page::{List, Paging};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::Shared;
 
 /// A client (a session, connected or parked).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Client {
+    /// The node that holds the session.
+    #[serde(default)]
+    pub node: Option<String>,
     /// Client identifier.
     pub client_id: String,
     /// User name as authorized.
@@ -52,6 +61,7 @@ pub struct Client {
 impl From<ClientDetail> for Client {
     fn from(d: ClientDetail) -> Self {
         Self {
+            node: None,
             client_id: d.client_id,
             username: d.username,
             connected: d.connected,
@@ -72,8 +82,11 @@ impl From<ClientDetail> for Client {
 }
 
 /// A subscription.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Subscription {
+    /// The node of the subscriber's session.
+    #[serde(default)]
+    pub node: Option<String>,
     /// Subscriber.
     pub client_id: String,
     /// Filter (`$share/<group>/...` for a shared subscription).
@@ -93,6 +106,7 @@ pub struct Subscription {
 impl From<SubscriptionInfo> for Subscription {
     fn from(s: SubscriptionInfo) -> Self {
         Self {
+            node: None,
             client_id: s.client_id,
             filter: s.filter,
             qos: s.qos,
@@ -114,6 +128,8 @@ pub struct ClientFilter {
     pub username: Option<String>,
     /// Client ids containing this text.
     pub like: Option<String>,
+    /// Cluster mode: `all` (default) or one node's id.
+    pub node: Option<String>,
     /// Page, from 1.
     pub page: Option<u32>,
     /// Items per page, 1 to 1000.
@@ -127,23 +143,30 @@ fn not_found(client_id: &str) -> ApiError {
     )
 }
 
-/// Clients (connected and parked), sorted by client id.
+/// Clients (connected and parked), sorted by client id; in a cluster,
+/// every node's (`?node=` for one), with `meta.failed_nodes`.
 #[utoipa::path(get, path = "/api/v1/clients", tag = "clients", params(ClientFilter),
-    responses((status = 200, body = List<Client>), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = List<Client>),
+              (status = 400, description = "BAD_PAGE, BAD_LIMIT, PAGE_TOO_DEEP", body = crate::error::ErrorBody),
+              (status = 404, description = "NODE_NOT_FOUND", body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE (`?node=` of a node that did not answer)", body = crate::error::ErrorBody),
+              (status = 503, description = "CLUSTER_UNAVAILABLE", body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<ClientFilter>, QueryRejection>,
-) -> Result<Json<List<Client>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    list_with(&state, q, None)
+    list_with(&state, &principal, "/api/v1/clients", q).await
 }
 
-fn list_with(
+async fn list_with(
     state: &Shared,
+    principal: &Principal,
+    path: &str,
     q: ClientFilter,
-    connected: Option<bool>,
-) -> Result<Json<List<Client>>, ApiError> {
+) -> Result<Response, ApiError> {
     let (page, limit, offset) = Paging {
         page: q.page,
         limit: q.limit,
@@ -153,32 +176,90 @@ fn list_with(
     query.client_id = q.client_id;
     query.username = q.username;
     query.like = q.like;
-    query.connected = connected;
-    let found = state.broker.clients_page(&query, offset, limit as usize);
-    let items = found.items.into_iter().map(Client::from).collect();
-    Ok(Json(List::of(items, page, limit, offset, found.total)))
+    let local = |offset: usize, limit: usize| {
+        let found = state.broker.clients_page(&query, offset, limit);
+        let rows: Vec<Client> = found
+            .items
+            .into_iter()
+            .map(|d| Client {
+                node: Some(state.node.clone()),
+                ..Client::from(d)
+            })
+            .collect();
+        (rows, found.total)
+    };
+    let passed_on = fanout::query(&[
+        ("client_id", query.client_id.clone()),
+        ("username", query.username.clone()),
+        ("like", query.like.clone()),
+    ]);
+    match Scope::of(state, q.node.as_deref(), principal)? {
+        Scope::Local => {
+            let (items, total) = local(offset, limit as usize);
+            Ok(Json(List::of(items, page, limit, offset, total)).into_response())
+        }
+        Scope::Node(node) => {
+            let sep = if passed_on.is_empty() { '?' } else { '&' };
+            let path = format!("{path}{passed_on}{sep}page={page}&limit={limit}");
+            fanout::forward(state, &node, Method::GET, &path, None).await
+        }
+        Scope::All => {
+            let depth = fanout::depth(offset, limit)?;
+            let (parts, failed) =
+                fanout::gather(state, path, &passed_on, depth, |depth| local(0, depth)).await?;
+            let (items, total) = fanout::merge_sorted(
+                parts,
+                offset,
+                limit as usize,
+                |row: &mut Client, node| row.node = Some(node.to_string()),
+                |row| row.client_id.clone(),
+            );
+            let list = List::of(items, page, limit, offset, total);
+            Ok(fanout::with_failed(list, failed).into_response())
+        }
+    }
+}
+
+/// `?node&page&limit` of the session list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionFilter {
+    /// Cluster mode: `all` (default) or one node's id.
+    pub node: Option<String>,
+    /// Page, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1 to 1000.
+    pub limit: Option<u32>,
 }
 
 /// Sessions, online and offline (the same rows as the client list).
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "clients", params(Paging),
-    responses((status = 200, body = List<Client>), (status = 400, body = crate::error::ErrorBody),
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "clients", params(SessionFilter),
+    responses((status = 200, body = List<Client>),
+              (status = 400, description = "BAD_PAGE, BAD_LIMIT, PAGE_TOO_DEEP", body = crate::error::ErrorBody),
+              (status = 404, description = "NODE_NOT_FOUND", body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE", body = crate::error::ErrorBody),
+              (status = 503, description = "CLUSTER_UNAVAILABLE", body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn sessions(
     State(state): State<Shared>,
-    query: Result<Query<Paging>, QueryRejection>,
-) -> Result<Json<List<Client>>, ApiError> {
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<SessionFilter>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let Query(p) = query?;
     list_with(
         &state,
+        &principal,
+        "/api/v1/sessions",
         ClientFilter {
             client_id: None,
             username: None,
             like: None,
+            node: p.node,
             page: p.page,
             limit: p.limit,
         },
-        None,
     )
+    .await
 }
 
 /// One client, with what its connection's task knows (keep-alive, expiry,
@@ -186,16 +267,24 @@ pub(crate) async fn sessions(
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients",
     params(("client_id" = String, Path, description = "client identifier (URL-encoded)")),
     responses((status = 200, body = Client), (status = 404, description = "CLIENT_NOT_FOUND", body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE: the node holding the client did not answer", body = crate::error::ErrorBody),
+              (status = 503, description = "CLUSTER_UNAVAILABLE: Redis did not answer the owner lookup", body = crate::error::ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     Path(client_id): Path<String>,
-) -> Result<Json<Client>, ApiError> {
-    state
-        .broker
-        .client_live(&client_id)
-        .await
-        .map(|d| Json(Client::from(d)))
+) -> Result<Response, ApiError> {
+    if let Some(d) = state.broker.client_live(&client_id).await {
+        let client = Client {
+            node: Some(state.node.clone()),
+            ..Client::from(d)
+        };
+        return Ok(Json(client).into_response());
+    }
+    let path = format!("/api/v1/clients/{}", fanout::encode(&client_id));
+    fanout::to_owner(&state, &principal, &client_id, Method::GET, &path, None)
+        .await?
         .ok_or_else(|| not_found(&client_id))
 }
 
@@ -207,35 +296,57 @@ pub(crate) async fn get(
     params(("client_id" = String, Path, description = "client identifier (URL-encoded)")),
     responses((status = 204, description = "disconnected"),
               (status = 404, description = "CLIENT_NOT_FOUND (or not connected)", body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE: the node holding the client did not answer", body = crate::error::ErrorBody),
+              (status = 503, description = "CLUSTER_UNAVAILABLE: Redis did not answer the owner lookup", body = crate::error::ErrorBody)))]
 pub(crate) async fn kick(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     Path(client_id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     if state.broker.disconnect_client(&client_id) {
         tracing::info!(client_id, "disconnected through the management API");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(
-            "CLIENT_NOT_FOUND",
-            format!("no connected client with client id `{client_id}`"),
-        ))
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    let path = format!("/api/v1/clients/{}", fanout::encode(&client_id));
+    fanout::to_owner(&state, &principal, &client_id, Method::DELETE, &path, None)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "CLIENT_NOT_FOUND",
+                format!("no connected client with client id `{client_id}`"),
+            )
+        })
 }
 
 /// A client's subscriptions.
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}/subscriptions", tag = "clients",
     params(("client_id" = String, Path, description = "client identifier (URL-encoded)")),
     responses((status = 200, body = [Subscription]), (status = 404, description = "CLIENT_NOT_FOUND", body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::error::ErrorBody),
+              (status = 502, description = "NODE_UNAVAILABLE: the node holding the client did not answer", body = crate::error::ErrorBody),
+              (status = 503, description = "CLUSTER_UNAVAILABLE: Redis did not answer the owner lookup", body = crate::error::ErrorBody)))]
 pub(crate) async fn subscriptions(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     Path(client_id): Path<String>,
-) -> Result<Json<Vec<Subscription>>, ApiError> {
-    state
-        .broker
-        .client_subscriptions(&client_id)
-        .map(|subs| Json(subs.into_iter().map(Subscription::from).collect()))
+) -> Result<Response, ApiError> {
+    if let Some(subs) = state.broker.client_subscriptions(&client_id) {
+        let subs: Vec<Subscription> = subs
+            .into_iter()
+            .map(|s| Subscription {
+                node: Some(state.node.clone()),
+                ..Subscription::from(s)
+            })
+            .collect();
+        return Ok(Json(subs).into_response());
+    }
+    let path = format!(
+        "/api/v1/clients/{}/subscriptions",
+        fanout::encode(&client_id)
+    );
+    fanout::to_owner(&state, &principal, &client_id, Method::GET, &path, None)
+        .await?
         .ok_or_else(|| not_found(&client_id))
 }
 
@@ -247,6 +358,8 @@ pub struct SubscriptionFilter {
     pub client_id: Option<String>,
     /// Only this exact filter (`$share/g/f` for one group, `f` for all).
     pub filter: Option<String>,
+    /// Cluster mode: `all` (default) or one node's id.
+    pub node: Option<String>,
     /// Page, from 1.
     pub page: Option<u32>,
     /// Items per page, 1 to 1000.
@@ -259,22 +372,63 @@ pub struct SubscriptionFilter {
               (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn all_subscriptions(
     State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<SubscriptionFilter>, QueryRejection>,
-) -> Result<Json<List<Subscription>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query?;
     let (page, limit, offset) = Paging {
         page: q.page,
         limit: q.limit,
     }
     .resolve()?;
-    let found = state.broker.subscriptions_page(
-        q.client_id.as_deref(),
-        q.filter.as_deref(),
-        offset,
-        limit as usize,
-    );
-    let items = found.items.into_iter().map(Subscription::from).collect();
-    Ok(Json(List::of(items, page, limit, offset, found.total)))
+    let local = |offset: usize, limit: usize| {
+        let found = state.broker.subscriptions_page(
+            q.client_id.as_deref(),
+            q.filter.as_deref(),
+            offset,
+            limit,
+        );
+        let rows: Vec<Subscription> = found
+            .items
+            .into_iter()
+            .map(|s| Subscription {
+                node: Some(state.node.clone()),
+                ..Subscription::from(s)
+            })
+            .collect();
+        (rows, found.total)
+    };
+    let passed_on = fanout::query(&[
+        ("client_id", q.client_id.clone()),
+        ("filter", q.filter.clone()),
+    ]);
+    let path = "/api/v1/subscriptions";
+    match Scope::of(&state, q.node.as_deref(), &principal)? {
+        Scope::Local => {
+            let (items, total) = local(offset, limit as usize);
+            Ok(Json(List::of(items, page, limit, offset, total)).into_response())
+        }
+        Scope::Node(node) => {
+            let sep = if passed_on.is_empty() { '?' } else { '&' };
+            let path = format!("{path}{passed_on}{sep}page={page}&limit={limit}");
+            fanout::forward(&state, &node, Method::GET, &path, None).await
+        }
+        Scope::All => {
+            let depth = fanout::depth(offset, limit)?;
+            let (parts, failed) =
+                fanout::gather(&state, path, &passed_on, depth, |depth| local(0, depth)).await?;
+            let (items, total) = fanout::concat(
+                parts,
+                offset,
+                limit as usize,
+                |row: &mut Subscription, node| {
+                    row.node = Some(node.to_string());
+                },
+            );
+            let list = List::of(items, page, limit, offset, total);
+            Ok(fanout::with_failed(list, failed).into_response())
+        }
+    }
 }
 
 /// A routed filter.

@@ -5,6 +5,7 @@
 pub mod banned;
 pub mod client_subs;
 pub mod clients;
+pub mod fanout;
 pub mod login;
 pub mod page;
 pub mod publish;

@@ -51,6 +51,10 @@ pub struct Meta {
     /// without walking the earlier ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// Cluster-wide lists only: the nodes that gave no rows (down,
+    /// unreachable, too slow), with why; empty when every node answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_nodes: Option<Vec<super::fanout::FailedNode>>,
 }
 
 /// A page of `T`.
@@ -74,6 +78,7 @@ impl<T: ToSchema> List<T> {
                 count: Some(total),
                 hasnext,
                 next: None,
+                failed_nodes: None,
             },
         }
     }

@@ -147,6 +147,7 @@ pub(crate) async fn list(
             count: None,
             hasnext,
             next,
+            failed_nodes: None,
         },
     }))
 }

@@ -29,21 +29,32 @@ pub struct Status {
 pub struct Node {
     /// Node name.
     pub node: String,
-    /// `running`.
+    /// `running`, or `down` for a cluster node whose lease lapsed (it is
+    /// removed from the list once another node collects it, within a third
+    /// of a lease).
     pub status: &'static str,
-    /// Roost version (this node's; other nodes' are not known).
+    /// Roost version.
     pub version: Option<String>,
-    /// Seconds since start (other nodes: since they joined the cluster).
+    /// Seconds since the node started.
     pub uptime_s: Option<u64>,
-    /// Connections open now (this node only: the others' are not kept in Redis).
+    /// Connections open now (other cluster nodes: at their last lease
+    /// renewal, at most a third of a lease ago).
     pub connections: Option<u64>,
+    /// Sessions held, connected and parked (other nodes: as `connections`).
+    pub sessions: Option<u64>,
     /// This is the node that answered.
     pub local: bool,
     /// Cluster mode: when the node's lease lapses unless renewed, Unix
     /// milliseconds.
     pub lease_until_ms: Option<u64>,
+    /// Cluster mode: when the node last announced its counts, Unix
+    /// milliseconds (this node: now).
+    pub announced_ms: Option<u64>,
     /// The URLs clients reach the node at (its MQTT listeners).
     pub addresses: Vec<String>,
+    /// Cluster mode: the URL of the node's management API, as it announced
+    /// it (`[http] advertise_url`).
+    pub admin_url: Option<String>,
 }
 
 /// One listener of `GET /api/v1/listeners`.
@@ -122,63 +133,74 @@ pub(crate) async fn stats(
     Ok(Json(value))
 }
 
-/// The nodes: this one, or in cluster mode every node whose lease in
-/// Redis is live (read from Redis at each request).
+/// The nodes: this one, or in cluster mode every node in Redis's node set
+/// with what it announced at its last lease renewal (read from Redis at
+/// each request).
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "status",
     responses((status = 200, body = [Node]),
               (status = 503, description = "CLUSTER_UNAVAILABLE: Redis did not answer", body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn nodes(State(state): State<Shared>) -> Result<Json<Vec<Node>>, ApiError> {
+    let stats = state.broker.stats();
     let this = Node {
         node: state.node.clone(),
         status: "running",
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
         uptime_s: Some(uptime_s(&state)),
-        connections: Some(state.broker.stats().connections_current),
+        connections: Some(stats.connections_current),
+        sessions: Some(stats.sessions),
         local: true,
         lease_until_ms: None,
+        announced_ms: None,
         addresses: state
             .broker
             .listeners()
             .iter()
             .map(|l| l.url.clone())
             .collect(),
+        admin_url: None,
     };
     let Some(members) = state.broker.cluster_members().await else {
         return Ok(Json(vec![this]));
     };
-    let members = members.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "CLUSTER_UNAVAILABLE",
-            format!("the cluster's node list could not be read: {e}"),
-        )
-    })?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let members = members.map_err(|e| cluster_unavailable(&e))?;
+    let now_ms = now_ms();
     let nodes = members
         .into_iter()
         .map(|m| {
             if m.node == this.node {
                 return Node {
                     lease_until_ms: Some(m.lease_until_ms),
+                    announced_ms: Some(now_ms),
+                    admin_url: m.admin_url,
                     ..this.clone()
                 };
             }
             Node {
-                node: m.node,
-                status: "running",
-                version: None,
+                status: if m.live { "running" } else { "down" },
+                version: m.version,
                 uptime_s: m.started_ms.map(|s| now_ms.saturating_sub(s) / 1_000),
-                connections: None,
+                connections: m.connections,
+                sessions: m.sessions,
                 local: false,
                 lease_until_ms: Some(m.lease_until_ms),
+                announced_ms: m.announced_ms,
                 addresses: m.addresses,
+                admin_url: m.admin_url,
+                node: m.node,
             }
         })
         .collect();
     Ok(Json(nodes))
+}
+
+/// 503 `CLUSTER_UNAVAILABLE`: Redis did not answer a read of the node list.
+pub(crate) fn cluster_unavailable(e: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "CLUSTER_UNAVAILABLE",
+        format!("the cluster's node list could not be read: {e}"),
+    )
 }
 
 /// The MQTT listeners.

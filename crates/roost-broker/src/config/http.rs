@@ -49,6 +49,10 @@ pub struct HttpConfig {
     /// as it is accepted (a flood of idle clients cannot exhaust the
     /// broker's file descriptors). Default 256.
     pub max_connections: usize,
+    /// Cluster mode: the URL the other nodes reach this API at
+    /// (`http://10.0.0.5:18083`). Unset: the scheme and bound address, with
+    /// the host name for an unspecified address (`0.0.0.0`, `::`).
+    pub advertise_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +69,7 @@ impl Default for HttpConfig {
             admin_password_hash: None,
             admin_file: None,
             max_connections: 256,
+            advertise_url: None,
         }
     }
 }
@@ -74,6 +79,25 @@ impl HttpConfig {
     pub fn effective_bind(&self) -> SocketAddr {
         self.bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)))
+    }
+
+    /// The URL other nodes reach this API at (`advertise_url`, else built
+    /// from `bound`, the address actually bound).
+    pub fn effective_advertise_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.advertise_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        if bound.ip().is_unspecified() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            if !host.is_empty() {
+                return format!("{scheme}://{host}:{}", bound.port());
+            }
+        }
+        format!("{scheme}://{bound}")
     }
 
     /// The admin file: `admin_file`, else `admin.json` in `data_dir`.
@@ -96,6 +120,14 @@ impl HttpConfig {
         }
         if self.max_connections == 0 {
             return Err(("http.max_connections", "must be at least 1".into()));
+        }
+        if let Some(url) = &self.advertise_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err((
+                "http.advertise_url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
         }
         match (&self.admin_user, &self.admin_password_hash) {
             (Some(_), None) => {

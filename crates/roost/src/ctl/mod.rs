@@ -99,6 +99,9 @@ enum ClientsCmd {
         /// Only this user name.
         #[arg(long)]
         username: Option<String>,
+        /// Cluster: only this node's clients (`all`: every node, the default).
+        #[arg(long)]
+        node: Option<String>,
         /// Page (from 1).
         #[arg(long, default_value_t = 1)]
         page: u32,
@@ -128,6 +131,9 @@ enum SubsCmd {
         /// Only this exact filter.
         #[arg(long)]
         filter: Option<String>,
+        /// Cluster: only this node's subscriptions (`all`: every node, the default).
+        #[arg(long)]
+        node: Option<String>,
         /// Page (from 1).
         #[arg(long, default_value_t = 1)]
         page: u32,
@@ -300,6 +306,8 @@ fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Resul
                     "version",
                     "uptime_s",
                     "connections",
+                    "sessions",
+                    "admin_url",
                 ],
                 json,
             );
@@ -345,6 +353,21 @@ fn show(value: serde_json::Value, columns: &[&str], json: bool) {
     }
 }
 
+/// A cluster-wide list names the nodes that did not answer
+/// (`meta.failed_nodes`): said on stderr, so a table is never silently short.
+fn warn_failed_nodes(value: &serde_json::Value) {
+    let Some(failed) = value["meta"]["failed_nodes"].as_array() else {
+        return;
+    };
+    for f in failed {
+        eprintln!(
+            "warning: node {} did not answer: {}",
+            f["node"].as_str().unwrap_or("?"),
+            f["error"].as_str().unwrap_or("")
+        );
+    }
+}
+
 /// `roost ctl clients list|show|kick`.
 fn clients_command(c: &client::Client, command: &ClientsCmd, json: bool) -> Result<(), String> {
     let show = |value: serde_json::Value, columns: &[&str]| show(value, columns, json);
@@ -352,10 +375,14 @@ fn clients_command(c: &client::Client, command: &ClientsCmd, json: bool) -> Resu
         ClientsCmd::List {
             like,
             username,
+            node,
             page,
             limit,
         } => {
             let mut query = format!("?page={page}&limit={limit}");
+            if let Some(node) = node {
+                query.push_str(&format!("&node={}", enc(node)));
+            }
             if let Some(like) = like {
                 query.push_str(&format!("&like={}", enc(like)));
             }
@@ -363,9 +390,11 @@ fn clients_command(c: &client::Client, command: &ClientsCmd, json: bool) -> Resu
                 query.push_str(&format!("&username={}", enc(user)));
             }
             let value = c.get(&format!("/api/v1/clients{query}"))?;
+            warn_failed_nodes(&value);
             show(
                 value,
                 &[
+                    "node",
                     "client_id",
                     "username",
                     "connected",
@@ -417,10 +446,14 @@ fn subs_command(c: &client::Client, command: &SubsCmd, json: bool) -> Result<(),
         SubsCmd::List {
             client_id,
             filter,
+            node,
             page,
             limit,
         } => {
             let mut query = format!("?page={page}&limit={limit}");
+            if let Some(node) = node {
+                query.push_str(&format!("&node={}", enc(node)));
+            }
             if let Some(id) = client_id {
                 query.push_str(&format!("&client_id={}", enc(id)));
             }
@@ -428,9 +461,11 @@ fn subs_command(c: &client::Client, command: &SubsCmd, json: bool) -> Result<(),
                 query.push_str(&format!("&filter={}", enc(f)));
             }
             let value = c.get(&format!("/api/v1/subscriptions{query}"))?;
+            warn_failed_nodes(&value);
             show(
                 value,
                 &[
+                    "node",
                     "client_id",
                     "filter",
                     "qos",
