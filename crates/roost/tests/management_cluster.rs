@@ -23,10 +23,15 @@ const T: Duration = Duration::from_secs(10);
 /// One node named `name` on `redis`, with a short lease (its counts are
 /// announced every 500 ms; a dead node is collected within 2 s).
 fn node(redis: &RedisSingle, name: &str) -> BrokerProcess {
+    node_with(redis, name, "")
+}
+
+/// [`node`] with more configuration (tables after `[cluster.redis]`).
+fn node_with(redis: &RedisSingle, name: &str, more: &str) -> BrokerProcess {
     BrokerProcess::builder(ROOST)
         .config_toml(format!(
             "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n\
-             [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
+             [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n{more}",
             redis.url()
         ))
         .arg("--store")
@@ -318,4 +323,86 @@ fn a_node_that_is_down_is_named_in_the_cluster_wide_lists_then_leaves_the_node_l
     ctl.wait_for(&["clients", "list"], "no failed node", |v| {
         v["meta"]["failed_nodes"] == serde_json::json!([])
     });
+}
+
+#[test]
+fn a_node_announcing_another_nodes_api_is_reported_instead_of_shown_under_its_name() {
+    let redis = RedisSingle::start();
+    let (a, b) = (unique_id("wrong-a"), unique_id("wrong-b"));
+    let node_a = node(&redis, &a);
+    // B announces A's API (as two hosts would with the default loopback bind).
+    let a_api = format!("http://{}", node_a.http_addr().unwrap());
+    let _node_b = node_with(
+        &redis,
+        &b,
+        &format!("[http]\nadvertise_url = \"{a_api}\"\n"),
+    );
+    let ctl = Ctl::for_node(&node_a);
+    ctl.wait_nodes(&[&a, &b]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = unique_id("on-a");
+    let _client = rt
+        .block_on(RawClient::connect_v5(node_a.addr(), &id))
+        .unwrap();
+    // A's request "for B" reaches A itself, which refuses it: B is named as
+    // failed and A's client is listed once, under A.
+    let list = ctl.json(&["clients", "list", "--like", &id]);
+    assert_eq!(list["meta"]["count"], 1, "{list}");
+    assert_eq!(list["data"][0]["node"], a.as_str(), "{list}");
+    let failed = &list["meta"]["failed_nodes"];
+    assert_eq!(failed[0]["node"], b.as_str(), "{list}");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("WRONG_NODE"),
+        "{list}"
+    );
+}
+
+#[test]
+fn a_parked_session_on_node_b_is_shown_and_subscribed_through_node_a() {
+    let redis = RedisSingle::start();
+    let (a, b) = (unique_id("parked-a"), unique_id("parked-b"));
+    let node_a = node(&redis, &a);
+    let node_b = node(&redis, &b);
+    let ctl = Ctl::for_node(&node_a);
+    ctl.wait_nodes(&[&a, &b]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = unique_id("parked");
+    let mut connect = packets::connect(roost_codec::ProtocolVersion::V5, &id);
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(300);
+    rt.block_on(async {
+        let (mut client, _) = RawClient::connect_with(node_b.addr(), connect)
+            .await
+            .unwrap();
+        client
+            .send(packets::subscribe(
+                1,
+                &format!("first/{id}"),
+                QoS::AtLeastOnce,
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(client.recv(T).await.unwrap(), Packet::SubAck(_)));
+        client.send(packets::disconnect()).await.unwrap();
+        client.expect_closed(T).await.unwrap();
+    });
+    // Parked on B: A finds it there (the owner record names B).
+    let shown = ctl.wait_for(&["clients", "show", &id], "the session parked", |v| {
+        v["connected"] == false
+    });
+    assert_eq!(shown["node"], b.as_str(), "{shown}");
+    assert_eq!(shown["session_expiry_interval_s"], 300, "{shown}");
+    // Subscribed through A: B changes its parked session in place.
+    let added = ctl.json(&["subs", "add", &id, &format!("second/{id}")]);
+    assert_eq!(added["existed"], false, "{added}");
+    let subs = ctl.json(&["subs", "list", "--client-id", &id]);
+    assert_eq!(subs["meta"]["count"], 2, "{subs}");
+    assert!(
+        subs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["node"] == b.as_str()),
+        "{subs}"
+    );
 }

@@ -21,8 +21,8 @@ use crate::state::Shared;
 /// A client (a session, connected or parked).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Client {
-    /// The node that holds the session.
-    #[serde(default)]
+    /// Cluster mode: the node that holds the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Client identifier.
     pub client_id: String,
@@ -84,8 +84,8 @@ impl From<ClientDetail> for Client {
 /// A subscription.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Subscription {
-    /// The node of the subscriber's session.
-    #[serde(default)]
+    /// Cluster mode: the node of the subscriber's session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Subscriber.
     pub client_id: String,
@@ -136,6 +136,12 @@ pub struct ClientFilter {
     pub limit: Option<u32>,
 }
 
+/// The `node` of this node's rows: its id in cluster mode, else none
+/// (a single broker's answers are as they were).
+fn node_tag(state: &Shared) -> Option<String> {
+    state.broker.is_clustered().then(|| state.node.clone())
+}
+
 fn not_found(client_id: &str) -> ApiError {
     ApiError::not_found(
         "CLIENT_NOT_FOUND",
@@ -182,7 +188,7 @@ async fn list_with(
             .items
             .into_iter()
             .map(|d| Client {
-                node: Some(state.node.clone()),
+                node: node_tag(state),
                 ..Client::from(d)
             })
             .collect();
@@ -277,7 +283,7 @@ pub(crate) async fn get(
 ) -> Result<Response, ApiError> {
     if let Some(d) = state.broker.client_live(&client_id).await {
         let client = Client {
-            node: Some(state.node.clone()),
+            node: node_tag(&state),
             ..Client::from(d)
         };
         return Ok(Json(client).into_response());
@@ -335,7 +341,7 @@ pub(crate) async fn subscriptions(
         let subs: Vec<Subscription> = subs
             .into_iter()
             .map(|s| Subscription {
-                node: Some(state.node.clone()),
+                node: node_tag(&state),
                 ..Subscription::from(s)
             })
             .collect();
@@ -392,7 +398,7 @@ pub(crate) async fn all_subscriptions(
             .items
             .into_iter()
             .map(|s| Subscription {
-                node: Some(state.node.clone()),
+                node: node_tag(&state),
                 ..Subscription::from(s)
             })
             .collect();

@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::Shared;
 
@@ -65,6 +66,28 @@ pub(crate) fn router(state: Shared) -> Router<Shared> {
         .merge(protected)
 }
 
+/// A request another node sent on names the node it is for (`node=`, see
+/// `fanout.rs`): 409 `WRONG_NODE` when that is not this one (two nodes
+/// announcing one API URL, e.g. the default `127.0.0.1:18083` on two
+/// hosts), so rows are never shown under another node's name.
+fn wrong_node(state: &Shared, query: Option<&str>) -> Result<(), ApiError> {
+    let named = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("node="))
+        .next_back();
+    match named {
+        Some(node) if fanout::encode(&state.node) != node => Err(ApiError::conflict(
+            "WRONG_NODE",
+            format!(
+                "this is node `{}`, not the node asked for: check the nodes' [http] advertise_url",
+                state.node
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// 401 unless the request carries a valid API key or login token.
 pub(crate) async fn require_auth(
     State(state): State<Shared>,
@@ -77,6 +100,9 @@ pub(crate) async fn require_auth(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| state.auth.check_header(v))
         .ok_or_else(ApiError::unauthorized)?;
+    if principal == Principal::Node {
+        wrong_node(&state, request.uri().query())?;
+    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }

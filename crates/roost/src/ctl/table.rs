@@ -55,7 +55,12 @@ fn rows_table(rows: &[Value], columns: &[&str]) {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
     } else {
-        columns.iter().map(|c| (*c).to_string()).collect()
+        // A column no row has (`node` outside a cluster) is left out.
+        columns
+            .iter()
+            .filter(|c| rows.iter().any(|r| r.get(**c).is_some()))
+            .map(|c| (*c).to_string())
+            .collect()
     };
     let cells: Vec<Vec<String>> = rows
         .iter()
