@@ -25,7 +25,8 @@
 #               roost-admin's in-process API tests run under unit)
 #   cluster     cluster mode: roost-cluster's tests, then 3 roost nodes + a private
 #               redis-server (crates/roost/tests/cluster.rs; Redis failures:
-#               cluster_resil.rs), then the same tests on a
+#               cluster_resil.rs; a dead node's sessions adopted: cluster_adopt.rs),
+#               then the same tests on a
 #               private 3-primary Redis Cluster (tests/cluster_on_redis_cluster.rs) and
 #               on Sentinel (tests/cluster_sentinel.rs); redis-server, redis-cli from deps
 #   fuzz        scripts/fuzz-smoke.sh, when it exists
@@ -117,7 +118,7 @@ have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # The integration tests of the roost binary need the built broker; they run in
 # the interop-rs section so that INTEROP=0 leaves them out.
-NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(management)'
+NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(management)'
 
 unit_tests() {
     if have_nextest; then
@@ -196,6 +197,7 @@ cluster_tests() {
     cargo test -p roost-cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_resil \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_adopt \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_on_redis_cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_sentinel
 }

@@ -114,3 +114,34 @@ impl<T> Future for Done<T> {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn wait_returns_the_answer_given_on_another_thread() {
+        let (done, completer) = pair::<u32>();
+        let answering = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            completer.complete(Ok(7));
+        });
+        assert_eq!(done.wait(Duration::from_secs(10)).unwrap().unwrap(), 7);
+        answering.join().unwrap();
+    }
+
+    #[test]
+    fn wait_gives_up_after_its_timeout_and_a_dropped_completer_answers_stopped() {
+        let (done, completer) = pair::<u32>();
+        assert!(done.wait(Duration::from_millis(20)).is_none());
+        let (done, dropped) = pair::<u32>();
+        drop(dropped);
+        assert!(matches!(
+            done.wait(Duration::from_secs(1)),
+            Some(Err(ClusterError::Stopped))
+        ));
+        drop(completer);
+    }
+}

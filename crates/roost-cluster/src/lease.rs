@@ -182,10 +182,17 @@ fn hand_off_due(link: &Link, shared: &Arc<Shared>) {
                     Ok((_, None)) => {}
                     Err(e) => {
                         tracing::warn!(node = next.node(), error = %e, "inbox handoff failed; retried at a later renewal");
+                        let rest: Vec<handoff::Pending> = due.collect();
+                        // Back in `handoffs`, no longer running.
+                        let mut running = shared.jobs_running.lock();
+                        running.remove(&node);
+                        for p in &rest {
+                            running.remove(p.node());
+                        }
+                        drop(running);
                         let mut pending = shared.handoffs.lock();
                         pending.push(next);
-                        pending.extend(due);
-                        shared.jobs_running.lock().clear();
+                        pending.extend(rest);
                         return;
                     }
                 }

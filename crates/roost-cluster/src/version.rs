@@ -17,8 +17,11 @@ use crate::wire::unix_ms;
 ///
 /// 1: the builds before the version was announced (a live node whose hash
 /// has no `protocol` field). 2: durable mode's inbox batch (`only`), the
-/// handoff's route removal, and the token-checked session list.
-pub const PROTOCOL: u32 = 2;
+/// handoff's route removal, and the token-checked session list. 3: the
+/// adoption of a dead node's sessions and the janitor's job (`ADOPT`, an
+/// orphan's will kept as `owill` and taken out by `STILL_ORPHAN`,
+/// `EXPIRE_NODE` recording the janitor in `{sys}:jobs`).
+pub const PROTOCOL: u32 = 3;
 
 /// The node hash field carrying it.
 pub(crate) const FIELD: &str = "protocol";
