@@ -272,10 +272,10 @@ return 0
 
 /// `availability_over_consistency`, Redis back: this node claims again a
 /// session it served while cut off (`rejoin.rs`), unless another node holds
-/// or last held the client id (it took it meanwhile: this node's session
-/// gives way). Nobody, an orphan (a janitor adopted it while this node was
-/// away) or this node itself: the record names this node and the new token,
-/// its rows lose any expiry. KEYS: the owner hash, then the row keys. ARGV:
+/// or last held the client id (a client took it there meanwhile, or a
+/// janitor's node adopted it: this node's session gives way). Nobody, an
+/// orphan (a janitor saw this node's lease lapse) or this node itself: the
+/// record names this node and the new token, its rows lose any expiry. KEYS: the owner hash, then the row keys. ARGV:
 /// node, token, state (`connected`, or `disconnected` for a parked
 /// session), time to keep a disconnected record (ms). Returns 1 when
 /// claimed, 0 when another node has it.

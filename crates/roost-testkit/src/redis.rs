@@ -274,6 +274,31 @@ impl RedisCluster {
         })
     }
 
+    /// Waits until the replicas of the primary serving `key`'s slot have
+    /// everything it wrote so far (replication is asynchronous: a failover
+    /// loses what they lacked).
+    pub fn wait_replicated(&self, key: &str) {
+        let port = self.primary_of(key).expect("a primary for the key");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let info = ask(port, "INFO replication").unwrap_or_default();
+            let field = |name: &str| -> Option<u64> {
+                let at = info.find(name)? + name.len();
+                let rest = &info[at..];
+                let end = rest.find([',', '\r', '\n']).unwrap_or(rest.len());
+                rest[..end].parse().ok()
+            };
+            if let (Some(written), Some(copied)) = (field("master_repl_offset:"), field("offset="))
+                && copied >= written
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replica of {port} not in sync");
+            // INFO has no blocking form.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Kills (SIGKILL) the primary serving `key`'s slot; returns its port
     /// (for [`RedisCluster::wait_failover`]).
     pub fn kill_primary_of(&mut self, key: &str) -> u16 {

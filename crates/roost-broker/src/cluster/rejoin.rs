@@ -156,16 +156,17 @@ impl ClusterLink {
         slot: &SessionSlot,
     ) -> bool {
         let text = roost_cluster::token_text(token);
-        let mut owned = self.owned.lock();
+        // The slot's lock is not held under the claim map's (nothing else
+        // nests the two either).
         let still = {
             let inner = slot.inner.lock();
             !inner.ended && inner.link.as_ref().map(|l| l.connection_id) == connection
         };
         if !still {
-            drop(owned);
             self.cluster.release(client_id, &text);
             return false;
         }
+        let mut owned = self.owned.lock();
         self.fences.set(client_id, &text);
         // A parked session holds no connection's claim: its token is the
         // fence only (a CONNECT resuming it claims anew).
