@@ -6,13 +6,15 @@
 //! the entry's own buffer, which Redis' reply already holds. The profile of
 //! a cross-node run put copies and allocations first (docs/performance.md).
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::QoS;
 use roost_store::{StoredMessage, StoredProperties};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{ClusterError, Remote};
 
@@ -20,17 +22,17 @@ use crate::{ClusterError, Remote};
 /// varint lengths, an expiry, a short publisher id. Only a size hint.
 const OVERHEAD: usize = 48;
 
-/// `messages` as one batch.
-pub(crate) fn encode(messages: &[Remote]) -> Result<Vec<u8>, ClusterError> {
+/// `messages` as one batch: the postcard of a `Vec<Remote>`.
+pub(crate) fn encode(messages: &[RemoteOut<'_>]) -> Result<Vec<u8>, ClusterError> {
     let hint: usize = messages
         .iter()
         .map(|r| {
-            let m = &r.message;
+            let m = r.message;
             OVERHEAD
                 + m.topic.len()
                 + m.payload.len()
                 + m.publisher.as_ref().map_or(0, |p| p.len())
-                + r.groups.iter().map(|g| g.len() + 2).sum::<usize>()
+                + r.groups.0.iter().map(|g| g.len() + 2).sum::<usize>()
                 + r.only.iter().map(|c| c.len() + 2).sum::<usize>()
         })
         .sum();
@@ -38,11 +40,68 @@ pub(crate) fn encode(messages: &[Remote]) -> Result<Vec<u8>, ClusterError> {
         .map_err(|e| ClusterError::Encoding(e.to_string()))
 }
 
-/// A batch back, topics and payloads sharing `data`'s buffer.
+/// One message of a batch as the writer sends it: [`Remote`]'s fields, in
+/// its order, by reference (the message is shared by its destinations and
+/// never copied into a `Remote`); the same bytes as the `Remote`
+/// (`encode_equals_postcard_of_remote`).
+#[derive(Serialize)]
+pub(crate) struct RemoteOut<'a> {
+    pub(crate) message: &'a StoredMessage,
+    pub(crate) direct: bool,
+    pub(crate) groups: Names<'a>,
+    pub(crate) rerouted: bool,
+    pub(crate) only: &'a [String],
+}
+
+/// Group names, serialized as `Remote::groups` (a sequence of strings).
+pub(crate) struct Names<'a>(pub(crate) &'a [Arc<str>]);
+
+impl Serialize for Names<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|name| &**name))
+    }
+}
+
+/// Messages allocated for up front at most (a batch names its length;
+/// the writer sends at most its take of 1024 per node).
+const PREALLOC: usize = 1024;
+
+/// A batch back, topics and payloads sharing `data`'s buffer. One pass:
+/// each message is made owned as it is read, into a vector sized once from
+/// the batch's length (no borrowed vector first, no growing).
 pub(crate) fn decode(data: &Bytes) -> Result<Vec<Remote>, ClusterError> {
-    let borrowed: Vec<RemoteRef<'_>> =
-        postcard::from_bytes(data).map_err(|e| ClusterError::Encoding(e.to_string()))?;
-    borrowed.into_iter().map(|r| r.owned(data)).collect()
+    let mut de = postcard::Deserializer::from_bytes(data);
+    Batch(data)
+        .deserialize(&mut de)
+        .map_err(|e| ClusterError::Encoding(e.to_string()))
+}
+
+/// Reads a batch's sequence element by element (serde's seed: the buffer
+/// the elements borrow from goes along).
+struct Batch<'d>(&'d Bytes);
+
+impl<'de> DeserializeSeed<'de> for Batch<'_> {
+    type Value = Vec<Remote>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Batch<'_> {
+    type Value = Vec<Remote>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a batch of cluster messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PREALLOC));
+        while let Some(remote) = seq.next_element::<RemoteRef<'de>>()? {
+            out.push(remote.owned(self.0).map_err(A::Error::custom)?);
+        }
+        Ok(out)
+    }
 }
 
 /// A `Vec` postcard appends to, whole slices at a time.
@@ -177,15 +236,43 @@ mod tests {
         }
     }
 
+    /// `remotes` through the writer's encoder.
+    fn encode_remotes(remotes: &[Remote]) -> Vec<u8> {
+        let groups: Vec<Vec<Arc<str>>> = remotes
+            .iter()
+            .map(|r| r.groups.iter().map(|g| Arc::from(g.as_str())).collect())
+            .collect();
+        let outs: Vec<RemoteOut<'_>> = remotes
+            .iter()
+            .zip(&groups)
+            .map(|(r, groups)| RemoteOut {
+                message: &r.message,
+                direct: r.direct,
+                groups: Names(groups),
+                rerouted: r.rerouted,
+                only: &r.only,
+            })
+            .collect();
+        encode(&outs).expect("encodes")
+    }
+
+    #[test]
+    fn encode_equals_postcard_of_remote() {
+        let batch = vec![full(), message_remote(), full()];
+        assert_eq!(
+            encode_remotes(&batch),
+            postcard::to_allocvec(&batch).expect("encodes")
+        );
+        assert_eq!(
+            encode_remotes(&[]),
+            postcard::to_allocvec(&Vec::<Remote>::new()).expect("encodes")
+        );
+    }
+
     #[test]
     fn decode_equals_postcard() {
         let batch = vec![full(), full(), message_remote()];
-        let data = Bytes::from(encode(&batch).expect("encodes"));
-        // The same bytes as the generic encoder.
-        assert_eq!(
-            &data[..],
-            &postcard::to_allocvec(&batch).expect("encodes")[..]
-        );
+        let data = Bytes::from(encode_remotes(&batch));
         let back = decode(&data).expect("decodes");
         let plain: Vec<Remote> = postcard::from_bytes(&data).expect("decodes");
         assert_eq!(back.len(), 3);
@@ -211,7 +298,7 @@ mod tests {
 
     #[test]
     fn payload_and_topic_share_the_buffer() {
-        let data = Bytes::from(encode(&[message_remote()]).expect("encodes"));
+        let data = Bytes::from(encode_remotes(&[message_remote()]));
         let back = decode(&data).expect("decodes");
         let range = data.as_ptr_range();
         assert!(range.contains(&back[0].message.payload.as_ptr()));
@@ -221,7 +308,7 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode(&Bytes::from_static(b"\x05\x01")).is_err());
-        let mut data = encode(&[full()]).expect("encodes");
+        let mut data = encode_remotes(&[full()]);
         // QoS byte after the topic and payload: 3 is not a QoS.
         let at = 1 + 1 + 5 + 1 + 9;
         data[at] = 3;

@@ -69,6 +69,27 @@ impl<T> Queue<T> {
         Some(state.items.drain(..n).collect())
     }
 
+    /// [`Queue::take`] into `into` (emptied by the caller since the last
+    /// take): when all that waits fits in `max`, the two buffers are
+    /// swapped, so the lock is held for no copy and neither side allocates
+    /// once both buffers have grown. False once stopped and empty.
+    pub(crate) fn take_into(&self, max: usize, wait: Duration, into: &mut VecDeque<T>) -> bool {
+        let mut state = self.state.lock();
+        if state.items.is_empty() && !state.stopped {
+            self.ready.wait_for(&mut state, wait);
+        }
+        if state.items.is_empty() && state.stopped {
+            return false;
+        }
+        if state.items.len() <= max && into.is_empty() {
+            std::mem::swap(&mut state.items, into);
+        } else {
+            let n = state.items.len().min(max);
+            into.extend(state.items.drain(..n));
+        }
+        true
+    }
+
     /// Refuses further pushes and wakes the thread; queued items are still
     /// taken.
     pub(crate) fn stop(&self) {
@@ -96,5 +117,23 @@ mod tests {
         q.stop();
         assert_eq!(q.push(4), Err(4));
         assert_eq!(q.take(10, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn take_into_swaps_what_fits_and_splits_what_does_not() {
+        let q = Queue::new(10);
+        let mut into = VecDeque::new();
+        for i in 0..5 {
+            assert!(q.push(i).is_ok());
+        }
+        assert!(q.take_into(3, Duration::ZERO, &mut into));
+        assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(q.take_into(3, Duration::ZERO, &mut into));
+        assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(q.push(5).is_ok());
+        q.stop();
+        assert!(q.take_into(3, Duration::ZERO, &mut into));
+        assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![5]);
+        assert!(!q.take_into(3, Duration::ZERO, &mut into));
     }
 }

@@ -4,7 +4,7 @@
 //! While Redis is unreachable it keeps the batch and retries; the queue
 //! behind it is bounded (see `Cluster::forward`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,12 +13,12 @@ use redis::Script;
 use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
-use crate::batch;
+use crate::batch::{self, Names, RemoteOut};
 use crate::done::Completer;
 use crate::link::Link;
 use crate::routes::Dest;
 use crate::wire::{DATA, INCARNATION, KIND, ORIGIN, SEQ, TOPIC};
-use crate::{ClusterError, Remote, Shared, scripts};
+use crate::{ClusterError, Shared, scripts};
 
 /// Items taken per round trip at most.
 const BATCH: usize = 1024;
@@ -58,7 +58,12 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     // Batch sequence numbers (`dedupe.rs`): one per round trip, kept by
     // its retries, so a batch written twice is read once.
     let mut seq: u64 = 0;
-    while let Some(items) = shared.writes.take(BATCH, Duration::from_millis(500)) {
+    // The queue's buffer and this one trade places at every take.
+    let mut items = VecDeque::new();
+    while shared
+        .writes
+        .take_into(BATCH, Duration::from_millis(500), &mut items)
+    {
         if items.is_empty() {
             continue;
         }
@@ -71,7 +76,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 ..Batch::default()
             },
         );
-        for item in items {
+        for item in items.drain(..) {
             batch.add(item, &mut acks);
         }
         loop {
@@ -97,6 +102,13 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
+/// A forwarded message as queued, shared by its destinations.
+struct Outgoing {
+    message: Box<StoredMessage>,
+    rerouted: bool,
+    only: Vec<String>,
+}
+
 /// One batch grouped for writing.
 #[derive(Default)]
 struct Batch {
@@ -104,8 +116,11 @@ struct Batch {
     /// and on every retry.
     seq: u64,
     incarnation: u64,
-    /// Messages per destination node, with what that node delivers.
-    forwards: HashMap<u16, Vec<Remote>>,
+    /// The batch's messages, each once however many nodes get it.
+    messages: Vec<Outgoing>,
+    /// Per destination node: which of `messages` it gets (by index) and
+    /// what it delivers of each.
+    forwards: HashMap<u16, Vec<(usize, Dest)>>,
     /// The last change per filter, in first-seen order.
     routes: Vec<(String, bool)>,
     route_index: HashMap<String, usize>,
@@ -117,7 +132,7 @@ impl Batch {
     fn add(&mut self, item: Item, acks: &mut Vec<Completer<()>>) {
         match item {
             Item::Forward {
-                mut to,
+                to,
                 message,
                 ack,
                 rerouted,
@@ -125,25 +140,19 @@ impl Batch {
             } => {
                 // No destination: a barrier (`adopt.rs`), answered once
                 // what was queued before it is written.
-                let Some(last) = to.pop() else {
+                if to.is_empty() {
                     acks.extend(ack);
                     return;
-                };
-                let remote = |dest: Dest, message: StoredMessage| Remote {
-                    message,
-                    direct: dest.direct,
-                    groups: dest.groups.iter().map(|g| g.to_string()).collect(),
-                    rerouted,
-                    only: only.clone(),
-                };
-                for dest in to {
-                    let node = dest.node;
-                    let item = remote(dest, (*message).clone());
-                    self.forwards.entry(node).or_default().push(item);
                 }
-                let node = last.node;
-                let item = remote(last, *message);
-                self.forwards.entry(node).or_default().push(item);
+                let at = self.messages.len();
+                self.messages.push(Outgoing {
+                    message,
+                    rerouted,
+                    only,
+                });
+                for dest in to {
+                    self.forwards.entry(dest.node).or_default().push((at, dest));
+                }
                 acks.extend(ack);
             }
             Item::Route { filter, present } => match self.route_index.get(&filter) {
@@ -223,11 +232,23 @@ impl Batch {
             }
             pipe.add_command(xadd).ignore();
         }
+        let mut out = Vec::new();
         for (node, messages) in &self.forwards {
             let Some(name) = shared.routes.name(*node) else {
                 continue;
             };
-            let data = batch::encode(messages)?;
+            out.clear();
+            out.extend(messages.iter().filter_map(|(at, dest)| {
+                let m = self.messages.get(*at)?;
+                Some(RemoteOut {
+                    message: &m.message,
+                    direct: dest.direct,
+                    groups: Names(&dest.groups),
+                    rerouted: m.rerouted,
+                    only: &m.only,
+                })
+            }));
+            let data = batch::encode(&out)?;
             pipe.cmd("XADD")
                 .arg(keys.inbox_of(&name))
                 .arg("MAXLEN")
