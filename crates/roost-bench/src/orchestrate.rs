@@ -160,8 +160,8 @@ pub(crate) async fn run(
         if !plan.settle.is_zero() && !w.interrupted() {
             // `--settle-ms`: subscriptions reach a cluster's other nodes
             // after their SUBACK.
-            let until = now_ns()
-                .saturating_add(u64::try_from(plan.settle.as_nanos()).unwrap_or(u64::MAX));
+            let until =
+                now_ns().saturating_add(u64::try_from(plan.settle.as_nanos()).unwrap_or(u64::MAX));
             w.wait(Some(until), |_| false).await;
         }
     }

@@ -1,10 +1,12 @@
 //! The inbox batch codec: the messages one node sends another in one
 //! stream entry, as one postcard value (`Vec<Remote>`). The format is the
-//! plain postcard of [`Remote`]; what this file adds is speed: encoding
-//! writes into a buffer sized once up front (no doubling and copying), and
-//! decoding copies no topic or payload — they become [`Bytes`] slices of
-//! the entry's own buffer, which Redis' reply already holds. The profile of
-//! a cross-node run put copies and allocations first (docs/performance.md).
+//! plain postcard of [`Remote`]; what this file adds is speed: a message is
+//! encoded where it is routed, appended to a body (postcard's sequence is
+//! its length, then its elements back to back), so the writer only joins
+//! bodies; decoding copies no topic or payload — they become [`Bytes`]
+//! slices of the entry's own buffer, which Redis' reply already holds. The
+//! profile of a cross-node run put copies and allocations first
+//! (docs/performance.md).
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,22 +24,36 @@ use crate::{ClusterError, Remote};
 /// varint lengths, an expiry, a short publisher id. Only a size hint.
 const OVERHEAD: usize = 48;
 
-/// `messages` as one batch: the postcard of a `Vec<Remote>`.
-pub(crate) fn encode(messages: &[RemoteOut<'_>]) -> Result<Vec<u8>, ClusterError> {
-    let hint: usize = messages
-        .iter()
-        .map(|r| {
-            let m = r.message;
-            OVERHEAD
-                + m.topic.len()
-                + m.payload.len()
-                + m.publisher.as_ref().map_or(0, |p| p.len())
-                + r.groups.0.iter().map(|g| g.len() + 2).sum::<usize>()
-                + r.only.iter().map(|c| c.len() + 2).sum::<usize>()
-        })
-        .sum();
-    postcard::serialize_with_flavor(messages, Grow(Vec::with_capacity(hint + 8)))
-        .map_err(|e| ClusterError::Encoding(e.to_string()))
+/// Appends one message (the postcard of its `Remote`) to a batch's body;
+/// on an error the body is as it was.
+pub(crate) fn append(body: &mut Vec<u8>, remote: &RemoteOut<'_>) -> Result<(), ClusterError> {
+    let m = remote.message;
+    let hint = OVERHEAD
+        + m.topic.len()
+        + m.payload.len()
+        + m.publisher.as_ref().map_or(0, |p| p.len())
+        + remote.groups.0.iter().map(|g| g.len() + 2).sum::<usize>()
+        + remote.only.iter().map(|c| c.len() + 2).sum::<usize>();
+    let at = body.len();
+    body.reserve(hint);
+    postcard::serialize_with_flavor(remote, Append(body)).map_err(|e| {
+        body.truncate(at);
+        ClusterError::Encoding(e.to_string())
+    })
+}
+
+/// The batch of the `count` messages appended to `body`.
+pub(crate) fn finish(count: usize, body: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(body.len() + 10);
+    // postcard's sequence length: a LEB128 varint.
+    let mut n = count as u64;
+    while n >= 0x80 {
+        data.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    data.push(n as u8);
+    data.extend_from_slice(body);
+    data
 }
 
 /// One message of a batch as the writer sends it: [`Remote`]'s fields, in
@@ -105,10 +121,10 @@ impl<'de> Visitor<'de> for Batch<'_> {
 }
 
 /// A `Vec` postcard appends to, whole slices at a time.
-struct Grow(Vec<u8>);
+struct Append<'a>(&'a mut Vec<u8>);
 
-impl postcard::ser_flavors::Flavor for Grow {
-    type Output = Vec<u8>;
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         self.0.extend_from_slice(data);
@@ -120,8 +136,8 @@ impl postcard::ser_flavors::Flavor for Grow {
         Ok(())
     }
 
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -253,7 +269,11 @@ mod tests {
                 only: &r.only,
             })
             .collect();
-        encode(&outs).expect("encodes")
+        let mut body = Vec::new();
+        for out in &outs {
+            append(&mut body, out).expect("encodes");
+        }
+        finish(outs.len(), &body)
     }
 
     #[test]
@@ -266,6 +286,12 @@ mod tests {
         assert_eq!(
             encode_remotes(&[]),
             postcard::to_allocvec(&Vec::<Remote>::new()).expect("encodes")
+        );
+        // A length of more than one varint byte.
+        let many: Vec<Remote> = (0..300).map(|_| message_remote()).collect();
+        assert_eq!(
+            encode_remotes(&many),
+            postcard::to_allocvec(&many).expect("encodes")
         );
     }
 

@@ -44,6 +44,7 @@ mod reader;
 mod rejoin;
 mod routes;
 mod scripts;
+mod staged;
 mod token;
 mod version;
 mod wire;
@@ -64,6 +65,7 @@ pub use done::Done;
 pub use members::Member;
 pub use rejoin::Reclaimed;
 pub use routes::SharedPick;
+pub use staged::Staged;
 
 use keys::Keys;
 use link::Link;
@@ -417,7 +419,7 @@ impl Cluster {
         let keys = Keys::new(&options.key_prefix);
         let shared = Arc::new(Shared {
             routes: Routes::new(&options.node_id, options.shared),
-            writes: Queue::new(options.forward_buffer),
+            writes: Queue::weighted(options.forward_buffer, Item::weight),
             owners: Queue::new(10_000),
             keys,
             stop: Stop::default(),

@@ -39,6 +39,15 @@ pub(crate) enum Item {
         /// (see [`Remote::only`]); empty: every subscriber named.
         only: Vec<String>,
     },
+    /// Messages a connection's read staged (`staged.rs`), already encoded:
+    /// message `i` is for node `entries[i].0` and its `Remote` ends at
+    /// `entries[i].1` in `bytes` (starting where the one before ends);
+    /// `ack` answered once all are written.
+    Encoded {
+        bytes: Vec<u8>,
+        entries: Vec<(u16, usize)>,
+        ack: Option<Completer<()>>,
+    },
     /// This node gained (`present`) or lost its last subscriber for a filter.
     Route { filter: String, present: bool },
     /// A retained message set (`blob`) or cleared (`None`).
@@ -102,11 +111,23 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
-/// A forwarded message as queued, shared by its destinations.
-struct Outgoing {
-    message: Box<StoredMessage>,
-    rerouted: bool,
-    only: Vec<String>,
+impl Item {
+    /// Its weight in the writer's queue (`queue.rs`): the messages it
+    /// carries (per destination), 1 for anything else.
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Item::Encoded { entries, .. } => entries.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// The messages of a batch for one node: how many, and their encodings
+/// back to back (`batch::append`).
+#[derive(Default)]
+struct Body {
+    count: usize,
+    bytes: Vec<u8>,
 }
 
 /// One batch grouped for writing.
@@ -116,11 +137,8 @@ struct Batch {
     /// and on every retry.
     seq: u64,
     incarnation: u64,
-    /// The batch's messages, each once however many nodes get it.
-    messages: Vec<Outgoing>,
-    /// Per destination node: which of `messages` it gets (by index) and
-    /// what it delivers of each.
-    forwards: HashMap<u16, Vec<(usize, Dest)>>,
+    /// Messages per destination node, encoded.
+    forwards: HashMap<u16, Body>,
     /// The last change per filter, in first-seen order.
     routes: Vec<(String, bool)>,
     route_index: HashMap<String, usize>,
@@ -138,20 +156,40 @@ impl Batch {
                 rerouted,
                 only,
             } => {
-                // No destination: a barrier (`adopt.rs`), answered once
-                // what was queued before it is written.
-                if to.is_empty() {
-                    acks.extend(ack);
-                    return;
+                // No destination (a barrier, `adopt.rs`): nothing is
+                // encoded; its answer comes once what was queued before it
+                // is written.
+                for dest in &to {
+                    let out = RemoteOut {
+                        message: &message,
+                        direct: dest.direct,
+                        groups: Names(&dest.groups),
+                        rerouted,
+                        only: &only,
+                    };
+                    let body = self.forwards.entry(dest.node).or_default();
+                    match batch::append(&mut body.bytes, &out) {
+                        Ok(()) => body.count += 1,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cluster message not encodable; not forwarded")
+                        }
+                    }
                 }
-                let at = self.messages.len();
-                self.messages.push(Outgoing {
-                    message,
-                    rerouted,
-                    only,
-                });
-                for dest in to {
-                    self.forwards.entry(dest.node).or_default().push((at, dest));
+                acks.extend(ack);
+            }
+            Item::Encoded {
+                bytes,
+                entries,
+                ack,
+            } => {
+                let mut start = 0;
+                for (node, end) in entries {
+                    if let Some(encoded) = bytes.get(start..end) {
+                        let body = self.forwards.entry(node).or_default();
+                        body.bytes.extend_from_slice(encoded);
+                        body.count += 1;
+                    }
+                    start = end;
                 }
                 acks.extend(ack);
             }
@@ -232,23 +270,14 @@ impl Batch {
             }
             pipe.add_command(xadd).ignore();
         }
-        let mut out = Vec::new();
-        for (node, messages) in &self.forwards {
+        for (node, body) in &self.forwards {
+            if body.count == 0 {
+                continue;
+            }
             let Some(name) = shared.routes.name(*node) else {
                 continue;
             };
-            out.clear();
-            out.extend(messages.iter().filter_map(|(at, dest)| {
-                let m = self.messages.get(*at)?;
-                Some(RemoteOut {
-                    message: &m.message,
-                    direct: dest.direct,
-                    groups: Names(&dest.groups),
-                    rerouted: m.rerouted,
-                    only: &m.only,
-                })
-            }));
-            let data = batch::encode(&out)?;
+            let data = batch::finish(body.count, &body.bytes);
             pipe.cmd("XADD")
                 .arg(keys.inbox_of(&name))
                 .arg("MAXLEN")
@@ -268,7 +297,7 @@ impl Batch {
                 .ignore();
         }
         link.run(|c| pipe.query::<()>(c))?;
-        let sent: usize = self.forwards.values().map(Vec::len).sum();
+        let sent: usize = self.forwards.values().map(|b| b.count).sum();
         shared
             .stats
             .forwarded
