@@ -86,37 +86,53 @@ const PREALLOC: usize = 1024;
 /// each message is made owned as it is read, into a vector sized once from
 /// the batch's length (no borrowed vector first, no growing).
 pub(crate) fn decode(data: &Bytes) -> Result<Vec<Remote>, ClusterError> {
-    let mut de = postcard::Deserializer::from_bytes(data);
-    Batch(data)
-        .deserialize(&mut de)
-        .map_err(|e| ClusterError::Encoding(e.to_string()))
+    let mut out = Vec::new();
+    decode_into(data, &mut out)?;
+    Ok(out)
 }
 
-/// Reads a batch's sequence element by element (serde's seed: the buffer
-/// the elements borrow from goes along).
-struct Batch<'d>(&'d Bytes);
+/// [`decode`], appending to `out` (the reader's buffer, kept from batch to
+/// batch: a batch's hundreds of messages are tens of kilobytes, which the
+/// allocator would otherwise map afresh, page faults included, each time).
+/// On an error `out` is as it was.
+pub(crate) fn decode_into(data: &Bytes, out: &mut Vec<Remote>) -> Result<(), ClusterError> {
+    let at = out.len();
+    let mut de = postcard::Deserializer::from_bytes(data);
+    Batch { data, out }.deserialize(&mut de).map_err(|e| {
+        out.truncate(at);
+        ClusterError::Encoding(e.to_string())
+    })
+}
 
-impl<'de> DeserializeSeed<'de> for Batch<'_> {
-    type Value = Vec<Remote>;
+/// Reads a batch's sequence element by element into `out` (serde's seed:
+/// the buffer the elements borrow from goes along).
+struct Batch<'d, 'o> {
+    data: &'d Bytes,
+    out: &'o mut Vec<Remote>,
+}
+
+impl<'de> DeserializeSeed<'de> for Batch<'_, '_> {
+    type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for Batch<'_> {
-    type Value = Vec<Remote>;
+impl<'de> Visitor<'de> for Batch<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a batch of cluster messages")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PREALLOC));
+        self.out.reserve(seq.size_hint().unwrap_or(0).min(PREALLOC));
         while let Some(remote) = seq.next_element::<RemoteRef<'de>>()? {
-            out.push(remote.owned(self.0).map_err(A::Error::custom)?);
+            self.out
+                .push(remote.owned(self.data).map_err(A::Error::custom)?);
         }
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -171,6 +171,11 @@ pub trait Receiver: Send + Sync + 'static {
     /// Messages other nodes forwarded: route each to the local subscribers
     /// it names (never forward it again, but see [`Cluster::reroute`]).
     fn messages(&self, messages: Vec<Remote>);
+    /// [`Receiver::messages`] for the reader's buffer: the messages are
+    /// taken out (the buffer keeps its room for the next batch).
+    fn messages_in(&self, messages: &mut Vec<Remote>) {
+        self.messages(std::mem::take(messages));
+    }
     /// Another node took a client id: close its connection here if it
     /// still holds the kick's token, flush the session's rows, let the
     /// session go and answer [`Cluster::handed`].

@@ -98,9 +98,10 @@ impl<T> Queue<T> {
     }
 
     /// [`Queue::take`] into `into` (emptied by the caller since the last
-    /// take): when all that waits fits in `max`, the two buffers are
-    /// swapped, so the lock is held for no copy and neither side allocates
-    /// once both buffers have grown. False once stopped and empty.
+    /// take), `max` counting weight (at least one item is taken): when all
+    /// that waits fits in `max`, the two buffers are swapped, so the lock is
+    /// held for no copy and neither side allocates once both buffers have
+    /// grown. False once stopped and empty.
     pub(crate) fn take_into(&self, max: usize, wait: Duration, into: &mut VecDeque<T>) -> bool {
         let mut state = self.state.lock();
         if state.items.is_empty() && !state.stopped {
@@ -109,15 +110,17 @@ impl<T> Queue<T> {
         if state.items.is_empty() && state.stopped {
             return false;
         }
-        if state.items.len() <= max && into.is_empty() {
+        if state.weight <= max && into.is_empty() {
             std::mem::swap(&mut state.items, into);
             state.weight = 0;
         } else {
-            let n = state.items.len().min(max);
             let mut taken = 0usize;
-            for item in state.items.drain(..n) {
+            while let Some(item) = state.items.pop_front() {
                 taken = taken.saturating_add((self.weigh)(&item));
                 into.push_back(item);
+                if taken >= max {
+                    break;
+                }
             }
             state.weight = state.weight.saturating_sub(taken);
         }
@@ -185,8 +188,13 @@ mod tests {
         assert_eq!(q.push(1), Err(1), "full: 10 waiting");
         assert!(q.push_admitted(5).is_ok(), "admitted by the caller");
         assert_eq!(q.queued(), 15);
-        assert_eq!(q.take(2, Duration::ZERO), Some(vec![6, 3]));
+        assert_eq!(
+            q.take(7, Duration::ZERO),
+            Some(vec![6, 3]),
+            "until 7 is reached"
+        );
         assert_eq!(q.queued(), 6);
+        assert_eq!(q.take(0, Duration::ZERO), Some(vec![1]), "one at least");
         q.stop();
         assert_eq!(q.push_admitted(1), Err(1));
     }

@@ -20,7 +20,8 @@ use crate::routes::Dest;
 use crate::wire::{DATA, INCARNATION, KIND, ORIGIN, SEQ, TOPIC};
 use crate::{ClusterError, Shared, scripts};
 
-/// Items taken per round trip at most.
+/// Messages (queue weight: a staged read is as many as it holds) taken
+/// per round trip at most, past which the last item taken may go.
 const BATCH: usize = 1024;
 /// Filters per route script call (each is one Lua argument).
 const ROUTE_CHUNK: usize = 256;
