@@ -26,6 +26,9 @@
 #   MODES      subset of: single local cross
 #   DURABLE    true: the cluster nodes run in durable mode (`[cluster]
 #              durable`; default false), e.g. NAME=cluster-durable DURABLE=true
+#   SETTLE_MS  pause between the last SUBACK and the first PUBLISH (default
+#              2000): node A learns node B's subscriptions from Redis after
+#              their SUBACK; publishing before would reach nobody
 #   BENCH_EXTRA more roost-bench options, e.g. "-C false -x 300": persistent
 #              sessions (their queue rows are what durable mode waits for)
 #   NAME, OUT  results name (default cluster) and summary file
@@ -45,6 +48,7 @@ else
 fi
 SCENARIOS=${SCENARIOS:-"p2p fanin fanout"}
 DURABLE=${DURABLE:-false}
+SETTLE_MS=${SETTLE_MS:-2000}
 MODES=${MODES:-"single local cross"}
 STAMP=$(date -u +%Y-%m-%d)
 OUT=${OUT:-bench/results/$STAMP-$SUFFIX.md}
@@ -149,7 +153,7 @@ run_one() {
     log "$scenario $mode (run $r/$REPEAT)"
     # shellcheck disable=SC2046,SC2086 # word splitting of the options wanted
     if ! "$BENCH" $(scenario_args "$scenario") ${BENCH_EXTRA:-} -h "$pub_host" --sub-host "$sub_host" -p "$port" \
-        --duration "$DURATION" --warmup "$WARMUP" -i 0 --broker-pid "$pids,$REDIS_PID" \
+        --duration "$DURATION" --warmup "$WARMUP" --settle-ms "$SETTLE_MS" -i 0 --broker-pid "$pids,$REDIS_PID" \
         --json >"$out" 2>"$TMP/bench.log"; then
         log "roost-bench failed ($scenario $mode):"; tail -20 "$TMP/bench.log" >&2
         rm -f "$out"

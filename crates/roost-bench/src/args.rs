@@ -322,6 +322,11 @@ pub struct PubSubArgs {
     /// Most seconds to wait after publishing stops for messages still on their way.
     #[arg(long = "drain-timeout", default_value_t = 10)]
     pub drain_timeout_s: u64,
+    /// Milliseconds to wait after the last SUBACK before publishing. A
+    /// cluster node learns another node's subscriptions from Redis some time
+    /// after their SUBACK; publishing at once, across nodes, reaches nobody.
+    #[arg(long = "settle-ms", default_value_t = 0)]
+    pub settle_ms: u64,
 }
 
 impl BenchCommand {

@@ -157,6 +157,13 @@ pub(crate) async fn run(
     connect_phase(&mut w, n_clients, &mut coord).await?;
     if plan.subscribe_phase && !w.interrupted() {
         subscribe_phase(&mut w, &phase_tx, &mut coord).await?;
+        if !plan.settle.is_zero() && !w.interrupted() {
+            // `--settle-ms`: subscriptions reach a cluster's other nodes
+            // after their SUBACK.
+            let until =
+                now_ns().saturating_add(u64::try_from(plan.settle.as_nanos()).unwrap_or(u64::MAX));
+            w.wait(Some(until), |_| false).await;
+        }
     }
     let go = coord.barrier("run").await?;
     let window = Window::new(go, plan.warmup_ns, plan.duration_ns);

@@ -106,6 +106,8 @@ pub struct RunPlan {
     pub max_connecting: usize,
     /// Whether the run has a subscribe phase.
     pub subscribe_phase: bool,
+    /// Pause after the subscribe phase, before publishing (`--settle-ms`).
+    pub settle: Duration,
     /// Warm-up, ns.
     pub warmup_ns: u64,
     /// Measured duration, ns (0 = until the limit or Ctrl-C).
@@ -158,6 +160,7 @@ pub fn build(cmd: &BenchCommand, slice: Slice) -> anyhow::Result<RunPlan> {
         connect_offset_ns: 0,
         max_connecting: (common.max_connecting / usize::try_from(slice.count).unwrap_or(1)).max(1),
         subscribe_phase: false,
+        settle: Duration::ZERO,
         warmup_ns: 0,
         duration_ns: 0,
         drain: Duration::from_secs(10),
@@ -386,6 +389,7 @@ fn build_pubsub(
     plan.warmup_ns = secs_to_ns(a.warmup_s);
     plan.duration_ns = secs_to_ns(a.duration_s);
     plan.drain = Duration::from_secs(a.drain_timeout_s);
+    plan.settle = Duration::from_millis(a.settle_ms);
     let fan = match a.topic_mode {
         TopicMode::Pairs => 1,
         TopicMode::Shared | TopicMode::Fanout => a.subs,

@@ -159,21 +159,33 @@ struct Inbound {
     durable: bool,
 }
 
-impl Receiver for Inbound {
-    fn messages(&self, messages: Vec<Remote>) {
+impl Inbound {
+    /// Routes forwarded messages to this node's subscribers.
+    fn route_all(&self, messages: impl Iterator<Item = Remote>) {
         let Some(core) = self.core.upgrade() else {
             return;
         };
         let (now, wall) = (Instant::now(), SystemTime::now());
         for remote in messages {
-            let message = remote.message.to_message(now, wall);
-            let (missing, _ticket) =
-                core.route_remote(message, remote.direct, &remote.groups, &remote.only, now);
+            let Remote {
+                message: stored,
+                direct,
+                groups,
+                rerouted,
+                only,
+            } = remote;
+            // Moved out of the batch, unless a re-route may need it.
+            let (message, kept) = if groups.is_empty() {
+                (stored.into_message(now, wall), None)
+            } else {
+                (stored.to_message(now, wall), Some(stored))
+            };
+            let (missing, _ticket) = core.route_remote(message, direct, &groups, &only, now);
             // A group whose last member here left after the sender chose
             // this node: sent on once to another node with members.
             if !missing.is_empty() {
-                match (remote.rerouted, core.cluster()) {
-                    (false, Some(link)) => link.reroute(&remote.message, &missing),
+                match (rerouted, core.cluster(), kept) {
+                    (false, Some(link), Some(stored)) => link.reroute(&stored, &missing),
                     _ => tracing::debug!(
                         groups = ?missing,
                         "shared group has no member here after a re-route; message dropped"
@@ -181,6 +193,16 @@ impl Receiver for Inbound {
                 }
             }
         }
+    }
+}
+
+impl Receiver for Inbound {
+    fn messages(&self, messages: Vec<Remote>) {
+        self.route_all(messages.into_iter());
+    }
+
+    fn messages_in(&self, messages: &mut Vec<Remote>) {
+        self.route_all(messages.drain(..));
     }
 
     /// Durable mode: blocks the reader until the queue rows of what it

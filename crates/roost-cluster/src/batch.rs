@@ -1,18 +1,22 @@
 //! The inbox batch codec: the messages one node sends another in one
 //! stream entry, as one postcard value (`Vec<Remote>`). The format is the
-//! plain postcard of [`Remote`]; what this file adds is speed: encoding
-//! writes into a buffer sized once up front (no doubling and copying), and
-//! decoding copies no topic or payload — they become [`Bytes`] slices of
-//! the entry's own buffer, which Redis' reply already holds. The profile of
-//! a cross-node run put copies and allocations first (docs/performance.md).
+//! plain postcard of [`Remote`]; what this file adds is speed: a message is
+//! encoded where it is routed, appended to a body (postcard's sequence is
+//! its length, then its elements back to back), so the writer only joins
+//! bodies; decoding copies no topic or payload — they become [`Bytes`]
+//! slices of the entry's own buffer, which Redis' reply already holds. The
+//! profile of a cross-node run put copies and allocations first
+//! (docs/performance.md).
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use roost_codec::QoS;
 use roost_store::{StoredMessage, StoredProperties};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{ClusterError, Remote};
 
@@ -20,36 +24,123 @@ use crate::{ClusterError, Remote};
 /// varint lengths, an expiry, a short publisher id. Only a size hint.
 const OVERHEAD: usize = 48;
 
-/// `messages` as one batch.
-pub(crate) fn encode(messages: &[Remote]) -> Result<Vec<u8>, ClusterError> {
-    let hint: usize = messages
-        .iter()
-        .map(|r| {
-            let m = &r.message;
-            OVERHEAD
-                + m.topic.len()
-                + m.payload.len()
-                + m.publisher.as_ref().map_or(0, |p| p.len())
-                + r.groups.iter().map(|g| g.len() + 2).sum::<usize>()
-                + r.only.iter().map(|c| c.len() + 2).sum::<usize>()
-        })
-        .sum();
-    postcard::serialize_with_flavor(messages, Grow(Vec::with_capacity(hint + 8)))
-        .map_err(|e| ClusterError::Encoding(e.to_string()))
+/// Appends one message (the postcard of its `Remote`) to a batch's body;
+/// on an error the body is as it was.
+pub(crate) fn append(body: &mut Vec<u8>, remote: &RemoteOut<'_>) -> Result<(), ClusterError> {
+    let m = remote.message;
+    let hint = OVERHEAD
+        + m.topic.len()
+        + m.payload.len()
+        + m.publisher.as_ref().map_or(0, |p| p.len())
+        + remote.groups.0.iter().map(|g| g.len() + 2).sum::<usize>()
+        + remote.only.iter().map(|c| c.len() + 2).sum::<usize>();
+    let at = body.len();
+    body.reserve(hint);
+    postcard::serialize_with_flavor(remote, Append(body)).map_err(|e| {
+        body.truncate(at);
+        ClusterError::Encoding(e.to_string())
+    })
 }
 
-/// A batch back, topics and payloads sharing `data`'s buffer.
+/// The batch of the `count` messages appended to `body`.
+pub(crate) fn finish(count: usize, body: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(body.len() + 10);
+    // postcard's sequence length: a LEB128 varint.
+    let mut n = count as u64;
+    while n >= 0x80 {
+        data.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    data.push(n as u8);
+    data.extend_from_slice(body);
+    data
+}
+
+/// One message of a batch as the writer sends it: [`Remote`]'s fields, in
+/// its order, by reference (the message is shared by its destinations and
+/// never copied into a `Remote`); the same bytes as the `Remote`
+/// (`encode_equals_postcard_of_remote`).
+#[derive(Serialize)]
+pub(crate) struct RemoteOut<'a> {
+    pub(crate) message: &'a StoredMessage,
+    pub(crate) direct: bool,
+    pub(crate) groups: Names<'a>,
+    pub(crate) rerouted: bool,
+    pub(crate) only: &'a [String],
+}
+
+/// Group names, serialized as `Remote::groups` (a sequence of strings).
+pub(crate) struct Names<'a>(pub(crate) &'a [Arc<str>]);
+
+impl Serialize for Names<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|name| &**name))
+    }
+}
+
+/// Messages allocated for up front at most (a batch names its length;
+/// the writer sends at most its take of 1024 per node).
+const PREALLOC: usize = 1024;
+
+/// A batch back, topics and payloads sharing `data`'s buffer. One pass:
+/// each message is made owned as it is read, into a vector sized once from
+/// the batch's length (no borrowed vector first, no growing).
 pub(crate) fn decode(data: &Bytes) -> Result<Vec<Remote>, ClusterError> {
-    let borrowed: Vec<RemoteRef<'_>> =
-        postcard::from_bytes(data).map_err(|e| ClusterError::Encoding(e.to_string()))?;
-    borrowed.into_iter().map(|r| r.owned(data)).collect()
+    let mut out = Vec::new();
+    decode_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode`], appending to `out` (the reader's buffer, kept from batch to
+/// batch: a batch's hundreds of messages are tens of kilobytes, which the
+/// allocator would otherwise map afresh, page faults included, each time).
+/// On an error `out` is as it was.
+pub(crate) fn decode_into(data: &Bytes, out: &mut Vec<Remote>) -> Result<(), ClusterError> {
+    let at = out.len();
+    let mut de = postcard::Deserializer::from_bytes(data);
+    Batch { data, out }.deserialize(&mut de).map_err(|e| {
+        out.truncate(at);
+        ClusterError::Encoding(e.to_string())
+    })
+}
+
+/// Reads a batch's sequence element by element into `out` (serde's seed:
+/// the buffer the elements borrow from goes along).
+struct Batch<'d, 'o> {
+    data: &'d Bytes,
+    out: &'o mut Vec<Remote>,
+}
+
+impl<'de> DeserializeSeed<'de> for Batch<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Batch<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a batch of cluster messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.out.reserve(seq.size_hint().unwrap_or(0).min(PREALLOC));
+        while let Some(remote) = seq.next_element::<RemoteRef<'de>>()? {
+            self.out
+                .push(remote.owned(self.data).map_err(A::Error::custom)?);
+        }
+        Ok(())
+    }
 }
 
 /// A `Vec` postcard appends to, whole slices at a time.
-struct Grow(Vec<u8>);
+struct Append<'a>(&'a mut Vec<u8>);
 
-impl postcard::ser_flavors::Flavor for Grow {
-    type Output = Vec<u8>;
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         self.0.extend_from_slice(data);
@@ -61,8 +152,8 @@ impl postcard::ser_flavors::Flavor for Grow {
         Ok(())
     }
 
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -177,15 +268,53 @@ mod tests {
         }
     }
 
+    /// `remotes` through the writer's encoder.
+    fn encode_remotes(remotes: &[Remote]) -> Vec<u8> {
+        let groups: Vec<Vec<Arc<str>>> = remotes
+            .iter()
+            .map(|r| r.groups.iter().map(|g| Arc::from(g.as_str())).collect())
+            .collect();
+        let outs: Vec<RemoteOut<'_>> = remotes
+            .iter()
+            .zip(&groups)
+            .map(|(r, groups)| RemoteOut {
+                message: &r.message,
+                direct: r.direct,
+                groups: Names(groups),
+                rerouted: r.rerouted,
+                only: &r.only,
+            })
+            .collect();
+        let mut body = Vec::new();
+        for out in &outs {
+            append(&mut body, out).expect("encodes");
+        }
+        finish(outs.len(), &body)
+    }
+
+    #[test]
+    fn encode_equals_postcard_of_remote() {
+        let batch = vec![full(), message_remote(), full()];
+        assert_eq!(
+            encode_remotes(&batch),
+            postcard::to_allocvec(&batch).expect("encodes")
+        );
+        assert_eq!(
+            encode_remotes(&[]),
+            postcard::to_allocvec(&Vec::<Remote>::new()).expect("encodes")
+        );
+        // A length of more than one varint byte.
+        let many: Vec<Remote> = (0..300).map(|_| message_remote()).collect();
+        assert_eq!(
+            encode_remotes(&many),
+            postcard::to_allocvec(&many).expect("encodes")
+        );
+    }
+
     #[test]
     fn decode_equals_postcard() {
         let batch = vec![full(), full(), message_remote()];
-        let data = Bytes::from(encode(&batch).expect("encodes"));
-        // The same bytes as the generic encoder.
-        assert_eq!(
-            &data[..],
-            &postcard::to_allocvec(&batch).expect("encodes")[..]
-        );
+        let data = Bytes::from(encode_remotes(&batch));
         let back = decode(&data).expect("decodes");
         let plain: Vec<Remote> = postcard::from_bytes(&data).expect("decodes");
         assert_eq!(back.len(), 3);
@@ -211,7 +340,7 @@ mod tests {
 
     #[test]
     fn payload_and_topic_share_the_buffer() {
-        let data = Bytes::from(encode(&[message_remote()]).expect("encodes"));
+        let data = Bytes::from(encode_remotes(&[message_remote()]));
         let back = decode(&data).expect("decodes");
         let range = data.as_ptr_range();
         assert!(range.contains(&back[0].message.payload.as_ptr()));
@@ -221,7 +350,7 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode(&Bytes::from_static(b"\x05\x01")).is_err());
-        let mut data = encode(&[full()]).expect("encodes");
+        let mut data = encode_remotes(&[full()]);
         // QoS byte after the topic and payload: 3 is not a QoS.
         let at = 1 + 1 + 5 + 1 + 9;
         data[at] = 3;

@@ -44,6 +44,7 @@ mod reader;
 mod rejoin;
 mod routes;
 mod scripts;
+mod staged;
 mod token;
 mod version;
 mod wire;
@@ -64,6 +65,7 @@ pub use done::Done;
 pub use members::Member;
 pub use rejoin::Reclaimed;
 pub use routes::SharedPick;
+pub use staged::Staged;
 
 use keys::Keys;
 use link::Link;
@@ -169,6 +171,11 @@ pub trait Receiver: Send + Sync + 'static {
     /// Messages other nodes forwarded: route each to the local subscribers
     /// it names (never forward it again, but see [`Cluster::reroute`]).
     fn messages(&self, messages: Vec<Remote>);
+    /// [`Receiver::messages`] for the reader's buffer: the messages are
+    /// taken out (the buffer keeps its room for the next batch).
+    fn messages_in(&self, messages: &mut Vec<Remote>) {
+        self.messages(std::mem::take(messages));
+    }
     /// Another node took a client id: close its connection here if it
     /// still holds the kick's token, flush the session's rows, let the
     /// session go and answer [`Cluster::handed`].
@@ -417,7 +424,7 @@ impl Cluster {
         let keys = Keys::new(&options.key_prefix);
         let shared = Arc::new(Shared {
             routes: Routes::new(&options.node_id, options.shared),
-            writes: Queue::new(options.forward_buffer),
+            writes: Queue::weighted(options.forward_buffer, Item::weight),
             owners: Queue::new(10_000),
             keys,
             stop: Stop::default(),

@@ -2,45 +2,68 @@
 //! never block (a full queue refuses), the thread takes everything queued
 //! in one go (that is the batching: under load a batch grows by itself,
 //! idle it is one item with no added wait).
+//!
+//! The bound counts weight, not items: an item may stand for several
+//! messages (a connection's read staged as one, `staged.rs`), and weighs
+//! as many.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 struct State<T> {
     items: VecDeque<T>,
+    /// The items' total weight.
+    weight: usize,
     stopped: bool,
 }
 
-/// The queue; `cap` items at most.
+/// The queue; `cap` weight at most.
 pub(crate) struct Queue<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     cap: usize,
+    /// What an item weighs (1 unless `weighted`).
+    weigh: fn(&T) -> usize,
+    /// `weight` as of the last change, readable without the lock (a
+    /// producer's admission check against the cap).
+    queued: AtomicUsize,
 }
 
 impl<T> Queue<T> {
+    /// A queue of `cap` items.
     pub(crate) fn new(cap: usize) -> Self {
+        Self::weighted(cap, |_| 1)
+    }
+
+    /// A queue of `cap` weight, each item weighing `weigh(item)`.
+    pub(crate) fn weighted(cap: usize, weigh: fn(&T) -> usize) -> Self {
         Self {
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                weight: 0,
                 stopped: false,
             }),
             ready: Condvar::new(),
             cap: cap.max(1),
+            weigh,
+            queued: AtomicUsize::new(0),
         }
     }
 
-    /// Queues `item` unless more than `limit` items wait (give the cap, or
+    /// Queues `item` unless `limit` weight or more waits (give the cap, or
     /// a multiple of it for what must not be dropped lightly); gives it back
     /// when refused or stopped.
     pub(crate) fn push_within(&self, item: T, limit: usize) -> Result<(), T> {
         let mut state = self.state.lock();
-        if state.stopped || state.items.len() >= limit {
+        if state.stopped || state.weight >= limit {
             return Err(item);
         }
+        state.weight = state.weight.saturating_add((self.weigh)(&item));
         state.items.push_back(item);
+        self.queued.store(state.weight, Ordering::Relaxed);
         drop(state);
         self.ready.notify_one();
         Ok(())
@@ -51,6 +74,17 @@ impl<T> Queue<T> {
         self.push_within(item, self.cap)
     }
 
+    /// Queues `item` whatever the weight waiting (the caller admitted what
+    /// it holds against [`Queue::queued`]); gives it back when stopped.
+    pub(crate) fn push_admitted(&self, item: T) -> Result<(), T> {
+        self.push_within(item, usize::MAX)
+    }
+
+    /// How much weight waits, without the lock (a moment ago).
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn cap(&self) -> usize {
         self.cap
     }
@@ -58,15 +92,40 @@ impl<T> Queue<T> {
     /// Up to `max` items, waiting at most `wait` for the first; `None` once
     /// stopped and empty.
     pub(crate) fn take(&self, max: usize, wait: Duration) -> Option<Vec<T>> {
+        let mut into = VecDeque::new();
+        self.take_into(max, wait, &mut into)
+            .then(|| into.into_iter().collect())
+    }
+
+    /// [`Queue::take`] into `into` (emptied by the caller since the last
+    /// take), `max` counting weight (at least one item is taken): when all
+    /// that waits fits in `max`, the two buffers are swapped, so the lock is
+    /// held for no copy and neither side allocates once both buffers have
+    /// grown. False once stopped and empty.
+    pub(crate) fn take_into(&self, max: usize, wait: Duration, into: &mut VecDeque<T>) -> bool {
         let mut state = self.state.lock();
         if state.items.is_empty() && !state.stopped {
             self.ready.wait_for(&mut state, wait);
         }
         if state.items.is_empty() && state.stopped {
-            return None;
+            return false;
         }
-        let n = state.items.len().min(max);
-        Some(state.items.drain(..n).collect())
+        if state.weight <= max && into.is_empty() {
+            std::mem::swap(&mut state.items, into);
+            state.weight = 0;
+        } else {
+            let mut taken = 0usize;
+            while let Some(item) = state.items.pop_front() {
+                taken = taken.saturating_add((self.weigh)(&item));
+                into.push_back(item);
+                if taken >= max {
+                    break;
+                }
+            }
+            state.weight = state.weight.saturating_sub(taken);
+        }
+        self.queued.store(state.weight, Ordering::Relaxed);
+        true
     }
 
     /// Refuses further pushes and wakes the thread; queued items are still
@@ -96,5 +155,47 @@ mod tests {
         q.stop();
         assert_eq!(q.push(4), Err(4));
         assert_eq!(q.take(10, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn take_into_swaps_what_fits_and_splits_what_does_not() {
+        let q = Queue::new(10);
+        let mut into = VecDeque::new();
+        for i in 0..5 {
+            assert!(q.push(i).is_ok());
+        }
+        assert!(q.take_into(3, Duration::ZERO, &mut into));
+        assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(q.queued(), 2);
+        assert!(q.take_into(3, Duration::ZERO, &mut into));
+        assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(q.queued(), 0);
+        assert!(q.push(5).is_ok());
+        q.stop();
+        assert!(q.take_into(3, Duration::ZERO, &mut into));
+        assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![5]);
+        assert!(!q.take_into(3, Duration::ZERO, &mut into));
+    }
+
+    #[test]
+    fn the_bound_counts_weight() {
+        // An item of weight n stands for n messages.
+        let q: Queue<usize> = Queue::weighted(10, |n| *n);
+        assert!(q.push(6).is_ok());
+        assert_eq!(q.queued(), 6);
+        assert!(q.push(3).is_ok(), "9 < 10 waiting");
+        assert!(q.push(1).is_ok());
+        assert_eq!(q.push(1), Err(1), "full: 10 waiting");
+        assert!(q.push_admitted(5).is_ok(), "admitted by the caller");
+        assert_eq!(q.queued(), 15);
+        assert_eq!(
+            q.take(7, Duration::ZERO),
+            Some(vec![6, 3]),
+            "until 7 is reached"
+        );
+        assert_eq!(q.queued(), 6);
+        assert_eq!(q.take(0, Duration::ZERO), Some(vec![1]), "one at least");
+        q.stop();
+        assert_eq!(q.push_admitted(1), Err(1));
     }
 }

@@ -23,6 +23,12 @@ use smallvec::SmallVec;
 
 use crate::wire::Entry;
 
+thread_local! {
+    /// [`Routes::plan`]'s match buffer, reused (a broker thread plans one
+    /// message at a time; the buffer is emptied after each).
+    static TARGETS: std::cell::RefCell<Vec<Target<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The most replicas a node gets in a group (its member count, capped: a
 /// node with more members gets the share of this many).
 pub(crate) const MAX_WEIGHT: usize = 64;
@@ -96,6 +102,9 @@ struct Cache {
     /// entry per group name and filter ever seen).
     groups: Vec<Arc<str>>,
     group_numbers: HashMap<Arc<str>, u32>,
+    /// This node's own number, once it has one (its first shared route):
+    /// read on every message, so not looked up by name each time.
+    mine: Option<u16>,
 }
 
 impl Cache {
@@ -250,54 +259,58 @@ impl Routes {
         if cache.router.subscription_count() == 0 {
             return plan;
         }
-        let me = cache.numbers.get(&self.me).copied();
-        let mut out: Vec<Target<u32>> = Vec::new();
+        let me = cache.mine;
         let local = |k: &u32| Some(node_of(*k)) == me;
-        if self.pick.prefer_local {
-            cache
-                .router
-                .route_with(topic, None, publisher_id, &local, &mut out);
-        } else {
-            cache.router.route(topic, None, publisher_id, &mut out);
-        }
-        for target in out {
-            let group = if target.shared {
-                let Some(name) = target
-                    .subscription_ids
-                    .first()
-                    .and_then(|id| usize::try_from(*id).ok())
-                    .and_then(|id| cache.groups.get(id))
-                else {
+        // The match's targets go into a buffer kept per thread: this runs
+        // for every message published while other nodes have routes.
+        TARGETS.with_borrow_mut(|out| {
+            out.clear();
+            if self.pick.prefer_local {
+                cache
+                    .router
+                    .route_with(topic, None, publisher_id, &local, out);
+            } else {
+                cache.router.route(topic, None, publisher_id, out);
+            }
+            for target in out.drain(..) {
+                let group = if target.shared {
+                    let Some(name) = target
+                        .subscription_ids
+                        .first()
+                        .and_then(|id| usize::try_from(*id).ok())
+                        .and_then(|id| cache.groups.get(id))
+                    else {
+                        continue;
+                    };
+                    if local(&target.key) {
+                        continue; // delivered here
+                    }
+                    plan.elsewhere.push(Arc::clone(name));
+                    Some(Arc::clone(name))
+                } else {
+                    None
+                };
+                let node = node_of(target.key);
+                let at = match plan.to.iter().position(|d| d.node == node) {
+                    Some(at) => at,
+                    None => {
+                        plan.to.push(Dest {
+                            node,
+                            direct: false,
+                            groups: Vec::new(),
+                        });
+                        plan.to.len() - 1
+                    }
+                };
+                let Some(dest) = plan.to.get_mut(at) else {
                     continue;
                 };
-                if local(&target.key) {
-                    continue; // delivered here
+                match group {
+                    Some(name) => dest.groups.push(name),
+                    None => dest.direct = true,
                 }
-                plan.elsewhere.push(Arc::clone(name));
-                Some(Arc::clone(name))
-            } else {
-                None
-            };
-            let node = node_of(target.key);
-            let at = match plan.to.iter().position(|d| d.node == node) {
-                Some(at) => at,
-                None => {
-                    plan.to.push(Dest {
-                        node,
-                        direct: false,
-                        groups: Vec::new(),
-                    });
-                    plan.to.len() - 1
-                }
-            };
-            let Some(dest) = plan.to.get_mut(at) else {
-                continue;
-            };
-            match group {
-                Some(name) => dest.groups.push(name),
-                None => dest.direct = true,
             }
-        }
+        });
         plan
     }
 
@@ -344,6 +357,7 @@ impl Routes {
         let Some(n) = cache.number(&self.me) else {
             return;
         };
+        cache.mine = Some(n);
         if present {
             cache.add(n, route);
         } else {
@@ -401,6 +415,7 @@ impl Routes {
         let mut cache = self.cache.write();
         *cache = Self::empty(self.pick);
         if let Some(n) = cache.number(&self.me) {
+            cache.mine = Some(n);
             for route in &own {
                 cache.add(n, route);
             }

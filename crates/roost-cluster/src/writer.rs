@@ -4,7 +4,7 @@
 //! While Redis is unreachable it keeps the batch and retries; the queue
 //! behind it is bounded (see `Cluster::forward`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,14 +13,15 @@ use redis::Script;
 use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
-use crate::batch;
+use crate::batch::{self, Names, RemoteOut};
 use crate::done::Completer;
 use crate::link::Link;
 use crate::routes::Dest;
 use crate::wire::{DATA, INCARNATION, KIND, ORIGIN, SEQ, TOPIC};
-use crate::{ClusterError, Remote, Shared, scripts};
+use crate::{ClusterError, Shared, scripts};
 
-/// Items taken per round trip at most.
+/// Messages (queue weight: a staged read is as many as it holds) taken
+/// per round trip at most, past which the last item taken may go.
 const BATCH: usize = 1024;
 /// Filters per route script call (each is one Lua argument).
 const ROUTE_CHUNK: usize = 256;
@@ -38,6 +39,15 @@ pub(crate) enum Item {
         /// Handed off from a dead node's inbox: only these sessions get it
         /// (see [`Remote::only`]); empty: every subscriber named.
         only: Vec<String>,
+    },
+    /// Messages a connection's read staged (`staged.rs`), already encoded:
+    /// message `i` is for node `entries[i].0` and its `Remote` ends at
+    /// `entries[i].1` in `bytes` (starting where the one before ends);
+    /// `ack` answered once all are written.
+    Encoded {
+        bytes: Vec<u8>,
+        entries: Vec<(u16, usize)>,
+        ack: Option<Completer<()>>,
     },
     /// This node gained (`present`) or lost its last subscriber for a filter.
     Route { filter: String, present: bool },
@@ -58,7 +68,12 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     // Batch sequence numbers (`dedupe.rs`): one per round trip, kept by
     // its retries, so a batch written twice is read once.
     let mut seq: u64 = 0;
-    while let Some(items) = shared.writes.take(BATCH, Duration::from_millis(500)) {
+    // The queue's buffer and this one trade places at every take.
+    let mut items = VecDeque::new();
+    while shared
+        .writes
+        .take_into(BATCH, Duration::from_millis(500), &mut items)
+    {
         if items.is_empty() {
             continue;
         }
@@ -71,7 +86,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 ..Batch::default()
             },
         );
-        for item in items {
+        for item in items.drain(..) {
             batch.add(item, &mut acks);
         }
         loop {
@@ -97,6 +112,25 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
+impl Item {
+    /// Its weight in the writer's queue (`queue.rs`): the messages it
+    /// carries (per destination), 1 for anything else.
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Item::Encoded { entries, .. } => entries.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// The messages of a batch for one node: how many, and their encodings
+/// back to back (`batch::append`).
+#[derive(Default)]
+struct Body {
+    count: usize,
+    bytes: Vec<u8>,
+}
+
 /// One batch grouped for writing.
 #[derive(Default)]
 struct Batch {
@@ -104,8 +138,8 @@ struct Batch {
     /// and on every retry.
     seq: u64,
     incarnation: u64,
-    /// Messages per destination node, with what that node delivers.
-    forwards: HashMap<u16, Vec<Remote>>,
+    /// Messages per destination node, encoded.
+    forwards: HashMap<u16, Body>,
     /// The last change per filter, in first-seen order.
     routes: Vec<(String, bool)>,
     route_index: HashMap<String, usize>,
@@ -117,33 +151,47 @@ impl Batch {
     fn add(&mut self, item: Item, acks: &mut Vec<Completer<()>>) {
         match item {
             Item::Forward {
-                mut to,
+                to,
                 message,
                 ack,
                 rerouted,
                 only,
             } => {
-                // No destination: a barrier (`adopt.rs`), answered once
-                // what was queued before it is written.
-                let Some(last) = to.pop() else {
-                    acks.extend(ack);
-                    return;
-                };
-                let remote = |dest: Dest, message: StoredMessage| Remote {
-                    message,
-                    direct: dest.direct,
-                    groups: dest.groups.iter().map(|g| g.to_string()).collect(),
-                    rerouted,
-                    only: only.clone(),
-                };
-                for dest in to {
-                    let node = dest.node;
-                    let item = remote(dest, (*message).clone());
-                    self.forwards.entry(node).or_default().push(item);
+                // No destination (a barrier, `adopt.rs`): nothing is
+                // encoded; its answer comes once what was queued before it
+                // is written.
+                for dest in &to {
+                    let out = RemoteOut {
+                        message: &message,
+                        direct: dest.direct,
+                        groups: Names(&dest.groups),
+                        rerouted,
+                        only: &only,
+                    };
+                    let body = self.forwards.entry(dest.node).or_default();
+                    match batch::append(&mut body.bytes, &out) {
+                        Ok(()) => body.count += 1,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cluster message not encodable; not forwarded")
+                        }
+                    }
                 }
-                let node = last.node;
-                let item = remote(last, *message);
-                self.forwards.entry(node).or_default().push(item);
+                acks.extend(ack);
+            }
+            Item::Encoded {
+                bytes,
+                entries,
+                ack,
+            } => {
+                let mut start = 0;
+                for (node, end) in entries {
+                    if let Some(encoded) = bytes.get(start..end) {
+                        let body = self.forwards.entry(node).or_default();
+                        body.bytes.extend_from_slice(encoded);
+                        body.count += 1;
+                    }
+                    start = end;
+                }
                 acks.extend(ack);
             }
             Item::Route { filter, present } => match self.route_index.get(&filter) {
@@ -223,11 +271,14 @@ impl Batch {
             }
             pipe.add_command(xadd).ignore();
         }
-        for (node, messages) in &self.forwards {
+        for (node, body) in &self.forwards {
+            if body.count == 0 {
+                continue;
+            }
             let Some(name) = shared.routes.name(*node) else {
                 continue;
             };
-            let data = batch::encode(messages)?;
+            let data = batch::finish(body.count, &body.bytes);
             pipe.cmd("XADD")
                 .arg(keys.inbox_of(&name))
                 .arg("MAXLEN")
@@ -247,7 +298,7 @@ impl Batch {
                 .ignore();
         }
         link.run(|c| pipe.query::<()>(c))?;
-        let sent: usize = self.forwards.values().map(Vec::len).sum();
+        let sent: usize = self.forwards.values().map(|b| b.count).sum();
         shared
             .stats
             .forwarded

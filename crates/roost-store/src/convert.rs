@@ -61,6 +61,32 @@ impl StoredMessage {
         }
     }
 
+    /// [`StoredMessage::to_message`], the fields moved rather than copied
+    /// (a forwarded message on the receiving node).
+    pub fn into_message(self, now: Instant, wall: SystemTime) -> Message {
+        let p = self.properties;
+        Message {
+            topic: self.topic,
+            payload: self.payload,
+            qos: self.qos,
+            retain: self.retain,
+            properties: PublishProperties {
+                payload_format_indicator: p.payload_format_indicator,
+                message_expiry_interval: p.message_expiry_interval,
+                topic_alias: None,
+                response_topic: p.response_topic,
+                correlation_data: p.correlation_data,
+                user_properties: p.user_properties,
+                subscription_identifiers: SmallVec::new(),
+                content_type: p.content_type,
+            },
+            expires_at: self
+                .expires_at
+                .and_then(|at| wall_to_instant(at, now, wall)),
+            publisher: self.publisher,
+        }
+    }
+
     /// Rebuilds the message; its expiry is moved onto the `Instant` clock.
     pub fn to_message(&self, now: Instant, wall: SystemTime) -> Message {
         let p = &self.properties;

@@ -104,25 +104,39 @@ pub(crate) fn is_group(shared: &str, group: &str, filter: &str) -> bool {
 
 /// Sends a routed message to the other nodes that need it (non-shared
 /// subscribers there, shared groups assigned there), and a retained change
-/// to the cluster's copy.
+/// to the cluster's copy. `staged`: a connection's read in progress, whose
+/// forwards are queued together at its end (`StoreWaits::settle`; the
+/// acknowledgements wait on that flush's answer, not on `done`).
 pub(crate) fn forward(
     link: &ClusterLink,
     message: &Arc<Message>,
     retained_changed: bool,
     now: Instant,
+    staged: Option<&mut roost_cluster::Staged>,
 ) -> Forwarded {
-    let wall = SystemTime::now();
+    // The wall clock only places an expiry (`StoredMessage::from_message`):
+    // not read for the messages that have none.
+    let wall = if message.expires_at.is_some() {
+        SystemTime::now()
+    } else {
+        SystemTime::UNIX_EPOCH
+    };
     if message.retain && (retained_changed || message.payload.is_empty()) {
         link.cluster
             .retain(&StoredMessage::from_message(message, now, wall));
     }
     let wait = message.qos != QoS::AtMostOnce;
     let publisher_id = message.publisher.as_deref().unwrap_or("");
-    let (outcome, elsewhere) = link
-        .cluster
-        .forward(&message.topic, publisher_id, wait, || {
-            StoredMessage::from_message(message, now, wall)
-        });
+    let stored = || StoredMessage::from_message(message, now, wall);
+    let (outcome, elsewhere) = match staged {
+        Some(staged) => {
+            link.cluster
+                .forward_staged(staged, &message.topic, publisher_id, wait, stored)
+        }
+        None => link
+            .cluster
+            .forward(&message.topic, publisher_id, wait, stored),
+    };
     let (done, remote) = match outcome {
         Forward::Local | Forward::Dropped => (None, false),
         Forward::Queued(done) => (done, true),
@@ -156,6 +170,15 @@ impl ClusterLink {
     /// Changes when this node fences itself.
     pub(crate) fn fence_watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.fences_seen.subscribe()
+    }
+
+    /// Queues the forwards a read staged (see [`forward`]); the answer
+    /// completes once they are written.
+    pub(crate) fn flush(
+        &self,
+        staged: &mut roost_cluster::Staged,
+    ) -> Option<roost_cluster::Done<()>> {
+        self.cluster.flush(staged)
     }
 
     /// The cluster itself (for what other nodes send).

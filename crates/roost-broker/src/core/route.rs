@@ -62,12 +62,25 @@ impl Core {
         publisher: Option<&SessionKey>,
         now: Instant,
     ) -> Routed {
+        self.route_staged(message, publisher, now, None)
+    }
+
+    /// [`Core::route`] for a connection's read in progress: in cluster mode
+    /// its forwards are staged in `staged` and queued together at the end
+    /// of the read (`StoreWaits::settle`).
+    pub(crate) fn route_staged(
+        &self,
+        message: Message,
+        publisher: Option<&SessionKey>,
+        now: Instant,
+        staged: Option<&mut roost_cluster::Staged>,
+    ) -> Routed {
         let message = Arc::new(message);
         let retained = message.retain && self.retained.on_publish(&message, now);
         let Some(cluster) = self.cluster() else {
             return self.route_local(message, publisher, None, true);
         };
-        let sent = crate::cluster::forward(cluster, &message, retained, now);
+        let sent = crate::cluster::forward(cluster, &message, retained, now, staged);
         let mut routed = if sent.elsewhere.is_empty() {
             self.route_local(message, publisher, None, true)
         } else {

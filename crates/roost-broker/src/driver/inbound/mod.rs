@@ -41,9 +41,15 @@ pub(crate) enum Flow {
 /// messages in flight gets them group-committed together instead of one
 /// fsync per message; nothing is written to the client before the wait ends.
 /// In cluster mode the same holds for a QoS 1/2 message forwarded to other
-/// nodes: its PUBACK / PUBREC waits until it is in their inboxes.
+/// nodes: its PUBACK / PUBREC waits until it is in their inboxes. The
+/// read's forwards are staged (the third part) and queued together when
+/// the read ends, with one answer for all of them.
 #[derive(Default)]
-pub(crate) struct StoreWaits(Vec<roost_store::CommitTicket>, Vec<roost_cluster::Done<()>>);
+pub(crate) struct StoreWaits(
+    Vec<roost_store::CommitTicket>,
+    Vec<roost_cluster::Done<()>>,
+    roost_cluster::Staged,
+);
 
 impl StoreWaits {
     /// Keeps a publish's ticket when acknowledgements wait for the store.
@@ -63,6 +69,11 @@ impl StoreWaits {
     /// their messages are written): the connection closes without them,
     /// the clients send those messages again.
     pub(crate) async fn settle(&mut self, core: &Core) -> bool {
+        if let Some(link) = core.cluster()
+            && let Some(done) = link.flush(&mut self.2)
+        {
+            self.1.push(done);
+        }
         if self.0.is_empty() && self.1.is_empty() {
             return true;
         }

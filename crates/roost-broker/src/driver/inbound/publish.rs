@@ -144,7 +144,7 @@ fn route(
     now: Instant,
 ) {
     let core = inputs.core;
-    let mut routed = core.route(message, Some(inputs.key), now);
+    let mut routed = core.route_staged(message, Some(inputs.key), now, Some(&mut waits.2));
     waits.1.extend(routed.take_forwarded());
     let reached = routed.reached();
     if let Some((packet_id, flow_qos)) = ack {
