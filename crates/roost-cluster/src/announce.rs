@@ -34,6 +34,13 @@ pub(crate) struct Announce {
 }
 
 impl Announce {
+    /// Adds (or replaces) a field written with every announcement.
+    pub(crate) fn fix(&self, field: &str, value: String) {
+        let mut fixed = self.fixed.lock();
+        fixed.retain(|(k, _)| k != field);
+        fixed.push((field.to_string(), value));
+    }
+
     /// Every field to write now: the fixed ones, the probe's, the listener
     /// addresses and when this was written (`announced`, Unix ms).
     fn fields(&self, shared: &Shared) -> Vec<(String, String)> {
@@ -65,11 +72,7 @@ impl Cluster {
     /// Adds (or replaces) a field of this node's hash, e.g. `admin` with
     /// the URL of its management API, and writes the hash now. Blocking.
     pub fn announce(&self, field: &str, value: &str) -> Result<(), ClusterError> {
-        {
-            let mut fixed = self.shared.announce.fixed.lock();
-            fixed.retain(|(k, _)| k != field);
-            fixed.push((field.to_string(), value.to_string()));
-        }
+        self.shared.announce.fix(field, value.to_string());
         self.announce_now()
     }
 

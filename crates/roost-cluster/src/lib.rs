@@ -479,6 +479,9 @@ impl Cluster {
                 .ignore()
                 .query::<()>(c)
         })?;
+        // Written again at each renewal: a node collected while alive (a
+        // pause) gets its hash back.
+        shared.announce.fix("started", now.to_string());
         let (routes, added) = gap::reload(&mut link, &shared)?;
         shared.route_log_added.store(added, Ordering::Relaxed);
         let retained = last_id(&mut link, &keys.retained_log())?;
