@@ -21,9 +21,10 @@ use crate::link::Control;
 /// subscriptions publish their routes.
 /// `addresses`: the URLs of this node's listeners (the node list shows them).
 pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(), String> {
-    let Some(options) = crate::cluster::options(&core.config, addresses) else {
+    let Some(mut options) = crate::cluster::options(&core.config, addresses) else {
         return Ok(());
     };
+    options.release_memory = core.ext.thread_memory_release;
     let node = options.node_id.clone();
     let receiver: Arc<dyn Receiver> = Arc::new(Inbound {
         core: Arc::downgrade(core),

@@ -105,6 +105,12 @@ pub struct Options {
     /// The URLs clients reach this node at (`mqtt://10.0.0.5:1883`), kept
     /// in its node hash for the management API's node list.
     pub addresses: Vec<String>,
+    /// Called by the claims thread as it waits for work: hands the
+    /// thread's free memory back to the OS if the embedder asked
+    /// (`roost_alloc::release_if_asked`). That thread allocates for every
+    /// CONNECT (Redis commands and replies, the growing map of claims) and
+    /// then idles; mimalloc frees a thread's pages on that thread only.
+    pub release_memory: Option<fn() -> bool>,
 }
 
 /// What went wrong.

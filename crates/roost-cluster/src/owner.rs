@@ -71,6 +71,13 @@ pub(crate) enum Request {
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     while let Some(requests) = shared.owners.take(64, Duration::from_millis(500)) {
+        // What a burst of CONNECTs left free here goes back to the OS once
+        // the broker asks (after connections hibernated; at most once per
+        // ask, an atomic load otherwise): RSS per idle connection,
+        // docs/performance.md.
+        if let Some(release) = shared.options.release_memory {
+            release();
+        }
         let mut requests = requests.into_iter().peekable();
         while let Some(request) = requests.next() {
             if !matches!(request, Request::Claim { .. }) {

@@ -74,6 +74,7 @@ pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) ->
                 == crate::config::SharedStrategyConfig::Local,
         },
         addresses,
+        release_memory: None,
     })
 }
 
