@@ -15,6 +15,8 @@
 #   CONNS      connections in the cluster run (default 100000)
 #   NODES      cluster nodes (default 6; CONNS / NODES must stay under ~19,000)
 #   RATE       connections per second asked of roost-bench (default 0: as fast as it goes)
+#   EXTRA      more roost-bench arguments for both runs, e.g. "-C false -x 300"
+#              (persistent sessions: Clean Start 0, expiry 300 s)
 #   NAME, OUT  results name (default cluster-conn) and summary file
 #   ROOST_BIN, BENCH_BIN  prebuilt binaries (both set: no build)
 set -euo pipefail
@@ -25,6 +27,7 @@ cd "$ROOT"
 CONNS=${CONNS:-100000}
 NODES=${NODES:-6}
 RATE=${RATE:-0}
+EXTRA=${EXTRA:-}
 STAMP=$(date -u +%Y-%m-%d)
 SUFFIX=${NAME:-cluster-conn}
 OUT=${OUT:-bench/results/$STAMP-$SUFFIX.md}
@@ -84,8 +87,9 @@ start_node() {
 bench_conn() {
     local count=$1 port=$2 out=$3 nprocs
     nprocs=$(( (count + 16999) / 17000 ))
+    # shellcheck disable=SC2086 # EXTRA is split into arguments on purpose
     "$BENCH" conn -c "$count" -p "$port" -l --procs "$nprocs" --ifaddr "$IFADDR" \
-        $([ "$RATE" -gt 0 ] && echo "-R $RATE" || echo "-i 0") --duration 5 \
+        $([ "$RATE" -gt 0 ] && echo "-R $RATE" || echo "-i 0") --duration 5 $EXTRA \
         --broker-pid "$NODE_PIDS" --json >"$out" 2>"$TMP/bench.log" || {
         log "roost-bench failed:"; tail -20 "$TMP/bench.log" >&2; return 1; }
 }
@@ -123,7 +127,7 @@ stop_all
     echo "# Cluster: $CONNS idle connections over $NODES nodes on one port, $STAMP"
     echo
     echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${ROOST_BIN:+ (prebuilt $ROOST_BIN)}; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- \`roost-bench conn -c N -l --procs P --ifaddr $IFADDR --duration 5 --broker-pid <all nodes>\`; memory store; SO_REUSEPORT"
+    echo "- \`roost-bench conn -c N -l --procs P --ifaddr $IFADDR --duration 5${EXTRA:+ $EXTRA} --broker-pid <all nodes>\`; memory store; SO_REUSEPORT"
     echo "- Most file descriptors open per node during the cluster run (connections + a few):$spread"
     echo
     python3 - "$RUN_DIR" <<'EOF'

@@ -95,6 +95,17 @@ impl BrokerBuilder {
         self
     }
 
+    /// How a thread of the broker's own (outside the runtime, such as the
+    /// cluster's claims thread) hands its free memory back to the OS once
+    /// [`Self::memory_release`] asked: it calls this when it waits for
+    /// work. The `roost` server passes `roost_alloc::release_if_asked`
+    /// (mimalloc frees a thread's pages on that thread only: a thread that
+    /// allocated for every CONNECT and then idles keeps them otherwise).
+    pub fn thread_memory_release(mut self, release: fn() -> bool) -> Self {
+        self.ext.thread_memory_release = Some(release);
+        self
+    }
+
     /// Binds every listener. Nothing is accepted until [`Broker::run`].
     pub async fn bind(mut self) -> Result<Broker, BrokerError> {
         let (builtins, tasks) = crate::builtin_auth::install(&self.config.auth, &mut self.ext)

@@ -21,16 +21,23 @@ use crate::link::Control;
 /// subscriptions publish their routes.
 /// `addresses`: the URLs of this node's listeners (the node list shows them).
 pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(), String> {
-    let Some(options) = crate::cluster::options(&core.config, addresses) else {
+    let Some(mut options) = crate::cluster::options(&core.config, addresses) else {
         return Ok(());
     };
+    options.release_memory = core.ext.thread_memory_release;
     let node = options.node_id.clone();
     let receiver: Arc<dyn Receiver> = Arc::new(Inbound {
         core: Arc::downgrade(core),
         runtime: tokio::runtime::Handle::current(),
         durable: core.config.cluster.durable,
     });
-    let started = tokio::task::spawn_blocking(move || Cluster::start(options, receiver))
+    // The node's one map of claims: the shared store's fences.
+    let fences = core
+        .persist()
+        .and_then(|p| p.fences().cloned())
+        .unwrap_or_default();
+    let claims = Arc::clone(&fences);
+    let started = tokio::task::spawn_blocking(move || Cluster::start(options, receiver, claims))
         .await
         .map_err(|e| format!("cluster start: {e}"))?;
     let cluster = started.map_err(|e| format!("cluster (node {node}): {e}"))?;
@@ -41,10 +48,6 @@ pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(),
             cluster.ban(&ban.target.to_string(), Some(ban.expires_at));
         }
     }
-    let fences = core
-        .persist()
-        .and_then(|p| p.fences().cloned())
-        .unwrap_or_default();
     let wait = Duration::from_millis(core.config.cluster.lease_ms.min(HANDOVER_WAIT_MS));
     let link = Arc::new(ClusterLink::new(cluster, fences, wait));
     core.set_cluster(Arc::clone(&link));

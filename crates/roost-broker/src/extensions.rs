@@ -52,6 +52,10 @@ pub(crate) struct Extensions {
     /// Asks the allocator to hand freed memory back to the OS; called a
     /// second after connections hibernated (see `driver::hibernate`).
     pub(crate) memory_release: Option<fn()>,
+    /// Hands the calling thread's free memory back if `memory_release`
+    /// asked since (for the broker's own threads outside the runtime, e.g.
+    /// the cluster's claims thread).
+    pub(crate) thread_memory_release: Option<fn() -> bool>,
     /// How long the hooks took to decide (`on_subscribe`, `on_publish`, ...).
     pub(crate) hook_latency: roost_store::LatencyHistogram,
     /// How long the authenticator chain took per CONNECT.
@@ -80,6 +84,10 @@ impl std::fmt::Debug for Extensions {
             )
             .field("hooks", &self.hooks.is_some())
             .field("memory_release", &self.memory_release.is_some())
+            .field(
+                "thread_memory_release",
+                &self.thread_memory_release.is_some(),
+            )
             .finish()
     }
 }

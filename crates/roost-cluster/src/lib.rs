@@ -55,9 +55,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use bytestring::ByteString;
 use parking_lot::Mutex;
 use redis::Script;
-use roost_store::StoredMessage;
+use roost_store::{Fences, StoredMessage};
 use smallvec::SmallVec;
 
 pub use announce::Probe;
@@ -104,6 +105,12 @@ pub struct Options {
     /// The URLs clients reach this node at (`mqtt://10.0.0.5:1883`), kept
     /// in its node hash for the management API's node list.
     pub addresses: Vec<String>,
+    /// Called by the claims thread as it waits for work: hands the
+    /// thread's free memory back to the OS if the embedder asked
+    /// (`roost_alloc::release_if_asked`). That thread allocates for every
+    /// CONNECT (Redis commands and replies, the growing map of claims) and
+    /// then idles; mimalloc frees a thread's pages on that thread only.
+    pub release_memory: Option<fn() -> bool>,
 }
 
 /// What went wrong.
@@ -374,6 +381,10 @@ struct Shared {
     healthy: AtomicBool,
     /// This node fenced itself and has not renewed its lease since.
     fenced: AtomicBool,
+    /// This node's claims, one entry per client id (shared with the
+    /// broker's cluster link and the session store, `roost_store::Fences`):
+    /// the owner thread records each claim here in claim order.
+    claims: Arc<Fences>,
     /// Claims waiting for the old node's handover answer, by new token.
     handovers: Mutex<std::collections::HashMap<String, done::Completer<()>>>,
     incarnation: AtomicU64,
@@ -418,8 +429,13 @@ pub fn check_redis_url(url: &str) -> Result<(), String> {
 impl Cluster {
     /// Joins: registers the node (a new route incarnation, its lease),
     /// loads the route table and every retained message (given to
-    /// `receiver`), then starts the threads. Blocking.
-    pub fn start(options: Options, receiver: Arc<dyn Receiver>) -> Result<Cluster, ClusterError> {
+    /// `receiver`), then starts the threads. `claims`: where this node's
+    /// claims are recorded (the session store's fences). Blocking.
+    pub fn start(
+        options: Options,
+        receiver: Arc<dyn Receiver>,
+        claims: Arc<Fences>,
+    ) -> Result<Cluster, ClusterError> {
         let mut link = Link::connect(&options.redis_url, options.timeout)?;
         let keys = Keys::new(&options.key_prefix);
         let shared = Arc::new(Shared {
@@ -430,6 +446,7 @@ impl Cluster {
             stop: Stop::default(),
             healthy: AtomicBool::new(true),
             fenced: AtomicBool::new(false),
+            claims,
             handovers: Mutex::new(std::collections::HashMap::new()),
             incarnation: AtomicU64::new(0),
             route_log_added: AtomicU64::new(0),
@@ -779,20 +796,21 @@ impl Cluster {
     /// returns its token (compact: [`token_text`] spells it) and the answer
     /// to wait for. Refused at once while Redis is unreachable or this node
     /// is fenced.
+    /// Once granted, the claim is in the `claims` given to [`Cluster::start`]
+    /// (before the answer completes), tied to no connection yet.
     pub fn claim(
         &self,
-        client_id: &str,
+        client_id: &ByteString,
         resume: bool,
     ) -> Result<(u128, Done<Claimed>), ClusterError> {
         if !self.healthy() {
             return Err(ClusterError::Unavailable);
         }
         let bits = uuid::Uuid::new_v4().as_u128();
-        let token = token_text(bits);
         let (done, reply) = done::pair();
         let request = owner::Request::Claim {
-            client_id: client_id.to_string(),
-            token: token.clone(),
+            client_id: client_id.clone(),
+            token: bits,
             resume,
             reply,
         };
@@ -833,10 +851,10 @@ impl Cluster {
 
     /// The session of `client_id` claimed with `token` left this node (ended,
     /// or handed over): off the node's session list.
-    pub fn session_ended(&self, client_id: &str, token: &str) {
+    pub fn session_ended(&self, client_id: &str, token: u128) {
         let request = owner::Request::Ended {
             client_id: client_id.to_string(),
-            token: token.to_string(),
+            token,
         };
         let _ = self.shared.owners.push(request);
     }
@@ -898,10 +916,10 @@ impl Cluster {
     }
 
     /// The connection holding `token` for `client_id` ended.
-    pub fn release(&self, client_id: &str, token: &str) {
+    pub fn release(&self, client_id: &str, token: u128) {
         let request = owner::Request::Release {
             client_id: client_id.to_string(),
-            token: token.to_string(),
+            token,
         };
         if self.shared.owners.push(request).is_err() {
             tracing::debug!(client_id, "release not queued (the record expires)");

@@ -10,51 +10,38 @@
 //! newer owner. Its own thread and connection: a CONNECT does not wait
 //! behind a batch of forwards. Every claim of this node goes through this
 //! one thread, so the node's session list (`{n:<id>}:sess`, the janitor's)
-//! changes in claim order.
+//! changes in claim order: this thread records each granted claim in the
+//! node's one map of claims (`Shared::claims`, the store's fences) before
+//! it answers, so a session's end that reaches it after a newer claim of
+//! the same id sees that claim there.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytestring::ByteString;
 use redis::{Script, Value};
 
 use crate::done::{self, Completer};
 use crate::link::Link;
 use crate::wire::{self, DATA, Handed, KIND, Kick, ORIGIN};
-use crate::{Claimed, ClusterError, Shared, scripts};
+use crate::{Claimed, ClusterError, Shared, scripts, token_text};
 
 /// How long a released owner record is kept (then Redis deletes it).
 const KEEP_RELEASED: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// This node's latest claim per client id (compact tokens).
-type Mine = HashMap<Box<str>, u128>;
-
-/// Notes a claim of this node. Tokens are made by `Cluster::claim`, always
-/// compact; one that were not would only leave the client id off the map
-/// (its session then stays on the node's session list in Redis, for the
-/// janitor: the safe side).
-fn remember(mine: &mut Mine, client_id: String, token: &str) {
-    match crate::compact_token(token) {
-        Some(token) => {
-            mine.insert(client_id.into_boxed_str(), token);
-        }
-        None => {
-            mine.remove(client_id.as_str());
-        }
-    }
-}
-
 /// A request for the owner thread.
 pub(crate) enum Request {
     Claim {
-        client_id: String,
-        token: String,
+        /// The session's own client id (a clone shares its bytes): the
+        /// key of the claim's entry in `Shared::claims`.
+        client_id: ByteString,
+        token: u128,
         resume: bool,
         reply: Completer<Claimed>,
     },
     Release {
         client_id: String,
-        token: String,
+        token: u128,
     },
     Settle {
         client_id: String,
@@ -70,7 +57,7 @@ pub(crate) enum Request {
     /// The session of `client_id` (claimed with `token`) left this node.
     Ended {
         client_id: String,
-        token: String,
+        token: u128,
     },
     /// Is `client_id` still the orphan of `token`?
     StillOrphan {
@@ -83,15 +70,18 @@ pub(crate) enum Request {
 }
 
 pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
-    // Client id → token of this node's latest claim (the session list's
-    // members that are still this node's), the token compact: one entry
-    // per connection of the node.
-    let mut mine: Mine = HashMap::new();
     while let Some(requests) = shared.owners.take(64, Duration::from_millis(500)) {
+        // What a burst of CONNECTs left free here goes back to the OS once
+        // the broker asks (after connections hibernated; at most once per
+        // ask, an atomic load otherwise): RSS per idle connection,
+        // docs/performance.md.
+        if let Some(release) = shared.options.release_memory {
+            release();
+        }
         let mut requests = requests.into_iter().peekable();
         while let Some(request) = requests.next() {
             if !matches!(request, Request::Claim { .. }) {
-                handle(&shared, &mut link, &mut mine, request);
+                handle(&shared, &mut link, request);
                 continue;
             }
             // A run of consecutive claims (a burst of CONNECTs) goes to Redis
@@ -102,7 +92,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
             while let Some(next) = requests.next_if(|r| matches!(r, Request::Claim { .. })) {
                 run.push(next);
             }
-            claim_all(&shared, &mut link, &mut mine, run);
+            claim_all(&shared, &mut link, run);
         }
     }
 }
@@ -110,7 +100,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
 /// Claims of one run: their first step pipelined ([`first_steps`]), the
 /// rest (a previous owner on another node: rare) one by one. If the
 /// pipeline fails as a whole, each claim is retried on its own.
-fn claim_all(shared: &Shared, link: &mut Link, mine: &mut Mine, run: Vec<Request>) {
+fn claim_all(shared: &Shared, link: &mut Link, run: Vec<Request>) {
     let firsts = if run.len() > 1 {
         first_steps(link, shared, &run).ok()
     } else {
@@ -128,17 +118,27 @@ fn claim_all(shared: &Shared, link: &mut Link, mine: &mut Mine, run: Vec<Request
             continue;
         };
         let result = match firsts.as_mut().and_then(Iterator::next) {
-            Some(previous) => after_claim(link, shared, &client_id, &token, resume, &previous),
-            None => claim(link, shared, &client_id, &token, resume),
+            Some(previous) => after_claim(link, shared, &client_id, token, resume, &previous),
+            None => claim(link, shared, &client_id, token, resume),
         };
-        match &result {
-            Ok(_) => {
-                remember(mine, client_id, &token);
-            }
-            Err(e) => tracing::warn!(%client_id, error = %e, "cluster claim failed"),
-        }
-        reply.complete(result);
+        answer_claim(shared, &client_id, token, result, reply);
     }
+}
+
+/// A claim's answer; a granted claim is recorded first (the newest of its
+/// client id on this node, tied to no connection yet).
+fn answer_claim(
+    shared: &Shared,
+    client_id: &ByteString,
+    token: u128,
+    result: Result<Claimed, ClusterError>,
+    reply: Completer<Claimed>,
+) {
+    match &result {
+        Ok(_) => shared.claims.claimed(client_id, token),
+        Err(e) => tracing::warn!(%client_id, error = %e, "cluster claim failed"),
+    }
+    reply.complete(result);
 }
 
 /// The first step of every claim in `run` ([`claim`]'s `CLAIM` script and
@@ -165,10 +165,10 @@ fn first_steps(
                     .arg(keys.owner_of(client_id))
                     .arg(&rows)
                     .arg(me)
-                    .arg(token);
+                    .arg(token_text(*token));
                 pipe.cmd("SADD")
                     .arg(keys.sessions_of(me))
-                    .arg(client_id)
+                    .arg(&**client_id)
                     .ignore();
             }
         }
@@ -184,7 +184,7 @@ fn first_steps(
         other => other,
     })
 }
-fn handle(shared: &Shared, link: &mut Link, mine: &mut Mine, request: Request) {
+fn handle(shared: &Shared, link: &mut Link, request: Request) {
     match request {
         Request::Claim {
             client_id,
@@ -192,17 +192,11 @@ fn handle(shared: &Shared, link: &mut Link, mine: &mut Mine, request: Request) {
             resume,
             reply,
         } => {
-            let result = claim(link, shared, &client_id, &token, resume);
-            match &result {
-                Ok(_) => {
-                    remember(mine, client_id, &token);
-                }
-                Err(e) => tracing::warn!(%client_id, error = %e, "cluster claim failed"),
-            }
-            reply.complete(result);
+            let result = claim(link, shared, &client_id, token, resume);
+            answer_claim(shared, &client_id, token, result, reply);
         }
         Request::Release { client_id, token } => {
-            if let Err(e) = release(link, shared, &client_id, &token) {
+            if let Err(e) = release(link, shared, &client_id, &token_text(token)) {
                 tracing::debug!(%client_id, error = %e, "cluster release failed (the record expires)");
             }
         }
@@ -226,20 +220,25 @@ fn handle(shared: &Shared, link: &mut Link, mine: &mut Mine, request: Request) {
             }
         }
         Request::Ended { client_id, token } => {
-            let token = crate::compact_token(&token);
-            if token.is_some_and(|t| mine.get(client_id.as_str()) == Some(&t)) {
-                mine.remove(client_id.as_str());
+            // Only while it is still this node's latest claim of the id (a
+            // newer one is recorded before it is answered, in this thread).
+            if shared.claims.holds(&client_id, token) {
                 let me = &shared.options.node_id;
                 let key = shared.keys.sessions_of(me);
                 let _ = link.run(|c| redis::cmd("SREM").arg(&key).arg(&client_id).query::<()>(c));
             }
         }
         Request::Reclaim(reclaim) => {
-            let latest = mine.get(reclaim.client_id.as_str()).copied();
+            let latest = shared.claims.get(&reclaim.client_id);
             let result = crate::rejoin::run(link, shared, latest, &reclaim);
             match &result {
                 Ok(crate::Reclaimed::Owned) => {
-                    remember(mine, reclaim.client_id.clone(), &reclaim.token);
+                    // Its tokens are made compact (`Cluster::reclaim`); one
+                    // that were not would leave the claim unrecorded: its
+                    // rows unwritten, the safe side.
+                    if let Some(token) = crate::compact_token(&reclaim.token) {
+                        shared.claims.claimed(&reclaim.client_id, token);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -294,7 +293,7 @@ fn claim(
     link: &mut Link,
     shared: &Shared,
     client_id: &str,
-    token: &str,
+    token: u128,
     resume: bool,
 ) -> Result<Claimed, ClusterError> {
     let keys = &shared.keys;
@@ -304,7 +303,7 @@ fn claim(
             .key(keys.owner_of(client_id))
             .key(&keys.rows_of(client_id))
             .arg(me)
-            .arg(token)
+            .arg(token_text(token))
             .invoke(c)
     })?;
     link.run(|c| {
@@ -324,7 +323,7 @@ fn after_claim(
     link: &mut Link,
     shared: &Shared,
     client_id: &str,
-    token: &str,
+    token: u128,
     resume: bool,
     previous: &[Value],
 ) -> Result<Claimed, ClusterError> {
@@ -357,17 +356,18 @@ fn after_claim(
             handover: None,
         });
     }
+    let token = token_text(token);
     let (handover, waiter) = done::pair();
-    shared.handovers.lock().insert(token.to_string(), waiter);
+    shared.handovers.lock().insert(token.clone(), waiter);
     let kick = wire::encode(&Kick {
         client_id: client_id.to_string(),
         token: old_token,
-        new_token: token.to_string(),
+        new_token: token.clone(),
         to: me.clone(),
         resume,
     })?;
     if let Err(e) = send(link, shared, &node, "x", kick) {
-        shared.handovers.lock().remove(token);
+        shared.handovers.lock().remove(&token);
         return Err(e);
     }
     tracing::debug!(%client_id, from = %node, "client id taken from another node");

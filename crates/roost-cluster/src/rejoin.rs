@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use bytestring::ByteString;
 use redis::Script;
 
 use crate::done::{self, Completer, Done};
@@ -35,7 +36,8 @@ pub enum Reclaimed {
 
 /// One reclaim for the owner thread.
 pub(crate) struct Reclaim {
-    pub(crate) client_id: String,
+    /// The session's own client id (the key of its entry in the claims).
+    pub(crate) client_id: ByteString,
     /// The token the session held before (its claim from before the cut),
     /// compact; `None` for a session accepted without a claim.
     pub(crate) old: Option<u128>,
@@ -52,8 +54,8 @@ impl Cluster {
     /// and the answer. Refused at once while Redis is unreachable.
     pub fn reclaim(
         &self,
-        client_id: &str,
-        old: Option<&str>,
+        client_id: &ByteString,
+        old: Option<u128>,
         connected: bool,
     ) -> Result<(u128, Done<Reclaimed>), ClusterError> {
         if !self.healthy() {
@@ -62,8 +64,8 @@ impl Cluster {
         let bits = uuid::Uuid::new_v4().as_u128();
         let (done, reply) = done::pair();
         let request = Request::Reclaim(Reclaim {
-            client_id: client_id.to_string(),
-            old: old.and_then(crate::compact_token),
+            client_id: client_id.clone(),
+            old,
             token: token_text(bits),
             connected,
             reply,
@@ -89,7 +91,7 @@ pub(crate) fn run(
     }
     let keys = &shared.keys;
     let me = &shared.options.node_id;
-    let client_id = reclaim.client_id.as_str();
+    let client_id = &*reclaim.client_id;
     let state = if reclaim.connected {
         "connected"
     } else {

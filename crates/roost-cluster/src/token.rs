@@ -17,9 +17,10 @@ pub fn compact_token(token: &str) -> Option<u128> {
     hex.then(|| u128::from_str_radix(token, 16).ok()).flatten()
 }
 
-/// The text of a compact token (the inverse of [`compact_token`]).
+/// The text of a compact token (the inverse of [`compact_token`]); the
+/// store's spelling, which its fenced writes send.
 pub fn token_text(token: u128) -> String {
-    format!("{token:032x}")
+    roost_store::token_text(token)
 }
 
 #[cfg(test)]

@@ -1,42 +1,188 @@
-//! Fencing tokens of the sessions this broker owns in a cluster
-//! (docs/cluster.md, "Sessions across nodes"): client id → the token its
-//! claim holds. A store shared by several brokers (the Redis store in
-//! cluster mode) writes a client's rows only under that client's token, and
-//! only while Redis still names that token as the owner (or as the owner
-//! handing over): a broker that lost a client id to another node, even one
-//! that was paused and does not know it yet, can never write over the new
-//! owner's state.
+//! The claims of this broker in a cluster (docs/cluster.md, "Sessions
+//! across nodes"): client id → the token of this node's latest claim of it
+//! and the connection that holds it. One entry per client id serves three
+//! readers, which each kept a map of their own before (RSS per connection
+//! in cluster mode, docs/performance.md):
+//!
+//! - the store: a store shared by several brokers (the Redis store in
+//!   cluster mode) writes a client's rows only under that client's token,
+//!   and only while Redis still names that token as the owner (or as the
+//!   owner handing over): a broker that lost a client id to another node,
+//!   even one that was paused and does not know it yet, can never write
+//!   over the new owner's state;
+//! - the cluster's owner thread, which records each claim here in claim
+//!   order and takes a client id off the node's session list only while
+//!   the claim that ended is still the latest;
+//! - the broker's cluster link: which connection holds the claim (the one
+//!   a kick closes, the one whose end releases it).
+//!
+//! The key is the client id the session already holds (`ByteString`
+//! clones share its bytes); the token is the 128 bits of its text (a uuid
+//! as 32 lowercase hex digits, [`token_text`]).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// Tokens by client id; shared by the cluster link (which sets them at a
-/// claim and clears them when the session leaves this node) and the store
-/// (which reads them when it writes).
+use bytestring::ByteString;
+
+/// Tokens by client id, with the connection holding each claim; shared by
+/// the cluster (which records a claim once Redis granted it), the cluster
+/// link (which ties it to its connection and clears it when the session
+/// leaves this node) and the store (which reads the tokens when it writes).
 #[derive(Debug, Default)]
 pub struct Fences {
-    tokens: Mutex<HashMap<String, String>>,
+    claims: Mutex<HashMap<ByteString, Claim>>,
+}
+
+/// One client id's claim: 24 bytes (the token as two halves keeps the
+/// entry 8-byte aligned; a `u128` field would pad it to 32).
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    token: [u64; 2],
+    /// The connection holding the claim, or [`CLAIMING`] / [`NO_CONNECTION`].
+    connection: u64,
+}
+
+/// Granted by Redis, not tied to its connection yet (the CONNECT is still
+/// under way).
+const CLAIMING: u64 = u64::MAX;
+/// No connection holds the claim any more (the session is parked, handed
+/// over or ending; its rows are still written under the token).
+const NO_CONNECTION: u64 = u64::MAX - 1;
+
+impl Claim {
+    fn new(token: u128, connection: u64) -> Self {
+        Self {
+            token: split(token),
+            connection,
+        }
+    }
+
+    fn token(&self) -> u128 {
+        (u128::from(self.token[0]) << 64) | u128::from(self.token[1])
+    }
+
+    /// A connection (not [`CLAIMING`] nor [`NO_CONNECTION`]) holds it.
+    fn connected(&self) -> bool {
+        self.connection < NO_CONNECTION
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)] // the two halves, on purpose
+fn split(token: u128) -> [u64; 2] {
+    [(token >> 64) as u64, token as u64]
+}
+
+/// The text of a token, as Redis stores it and scripts compare it: 32
+/// lowercase hex digits.
+pub fn token_text(token: u128) -> String {
+    format!("{token:032x}")
 }
 
 impl Fences {
-    /// `client_id`'s rows are written under `token` from now on.
-    pub fn set(&self, client_id: &str, token: &str) {
-        self.lock().insert(client_id.to_string(), token.to_string());
+    /// Redis granted `client_id` to this node under `token` (the newest
+    /// claim): its rows are written under it from now on; no connection
+    /// holds it yet ([`Self::connect`]).
+    pub fn claimed(&self, client_id: &ByteString, token: u128) {
+        self.lock()
+            .insert(client_id.clone(), Claim::new(token, CLAIMING));
+    }
+
+    /// `client_id`'s rows are written under `token` from now on, the claim
+    /// held by no connection (tests, and stores outside a cluster).
+    pub fn set(&self, client_id: &str, token: u128) {
+        self.lock().insert(
+            ByteString::from(client_id),
+            Claim::new(token, NO_CONNECTION),
+        );
+    }
+
+    /// Connection `connection_id` holds the claim `token` of `client_id`.
+    /// False when a newer claim replaced it meanwhile (or none is here).
+    pub fn connect(&self, client_id: &str, token: u128, connection_id: u64) -> bool {
+        let mut claims = self.lock();
+        match claims.get_mut(client_id) {
+            Some(claim) if claim.token() == token => {
+                claim.connection = connection_id;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A kick for the claim `token` of `client_id` (`None`: a token that
+    /// is none of this node's): the connection of this node holding it,
+    /// which no longer does. `None`: a connection holds another claim of
+    /// the id (the kick is not for it); `Some(None)`: no connection here
+    /// holds the id.
+    pub fn kicked(&self, client_id: &str, token: Option<u128>) -> Option<Option<u64>> {
+        let mut claims = self.lock();
+        match claims.get_mut(client_id) {
+            Some(claim) if claim.connected() => {
+                if Some(claim.token()) != token {
+                    return None;
+                }
+                let connection = claim.connection;
+                claim.connection = NO_CONNECTION;
+                Some(Some(connection))
+            }
+            _ => Some(None),
+        }
+    }
+
+    /// Connection `connection_id` of `client_id` ended: the token of the
+    /// claim it held, which no connection holds now (to release it in
+    /// Redis). `None`: it held none (a newer claim, or a kick, took it).
+    pub fn disconnected(&self, client_id: &str, connection_id: u64) -> Option<u128> {
+        let mut claims = self.lock();
+        let claim = claims.get_mut(client_id)?;
+        if !claim.connected() || claim.connection != connection_id {
+            return None;
+        }
+        claim.connection = NO_CONNECTION;
+        Some(claim.token())
+    }
+
+    /// The token of the session of `client_id` that ended here, attached
+    /// to `connection` as it ended (if it was): `None` when none is held,
+    /// or another connection holds (or a CONNECT is claiming) a newer one —
+    /// the ended session is not that claim's, whose entry stays.
+    pub fn ending(&self, client_id: &str, connection: Option<u64>) -> Option<u128> {
+        let claims = self.lock();
+        let claim = claims.get(client_id)?;
+        let its_own = match claim.connection {
+            NO_CONNECTION => true,
+            CLAIMING => false,
+            holder => Some(holder) == connection,
+        };
+        its_own.then(|| claim.token())
+    }
+
+    /// The claim `token` of `client_id` (granted, [`Self::claimed`]) is held
+    /// by no connection: a parked session's. False when a newer claim
+    /// replaced it meanwhile.
+    pub fn park(&self, client_id: &str, token: u128) -> bool {
+        self.connect(client_id, token, NO_CONNECTION)
     }
 
     /// Forgets `client_id` if it still holds `token`: its rows are not
     /// written by this broker any more.
-    pub fn remove_if(&self, client_id: &str, token: &str) {
-        let mut tokens = self.lock();
-        if tokens.get(client_id).is_some_and(|t| t == token) {
-            tokens.remove(client_id);
+    pub fn remove_if(&self, client_id: &str, token: u128) {
+        let mut claims = self.lock();
+        if claims.get(client_id).is_some_and(|c| c.token() == token) {
+            claims.remove(client_id);
         }
     }
 
     /// The token `client_id`'s rows are written under (`None`: this broker
     /// does not own it; its rows are not written).
-    pub fn get(&self, client_id: &str) -> Option<String> {
-        self.lock().get(client_id).cloned()
+    pub fn get(&self, client_id: &str) -> Option<u128> {
+        self.lock().get(client_id).map(Claim::token)
+    }
+
+    /// True while `token` is this node's latest claim of `client_id`.
+    pub fn holds(&self, client_id: &str, token: u128) -> bool {
+        self.get(client_id) == Some(token)
     }
 
     /// Client ids held.
@@ -49,8 +195,8 @@ impl Fences {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HashMap<ByteString, Claim>> {
+        self.claims.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -58,14 +204,82 @@ impl Fences {
 mod tests {
     use super::*;
 
+    const T1: u128 = 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef;
+    const T2: u128 = u128::MAX - 7;
+
     #[test]
     fn a_token_is_removed_only_by_its_holder() {
         let f = Fences::default();
-        f.set("c", "t1");
-        f.set("c", "t2");
-        f.remove_if("c", "t1");
-        assert_eq!(f.get("c").as_deref(), Some("t2"));
-        f.remove_if("c", "t2");
+        f.set("c", T1);
+        f.set("c", T2);
+        f.remove_if("c", T1);
+        assert_eq!(f.get("c"), Some(T2));
+        f.remove_if("c", T2);
         assert!(f.get("c").is_none());
+    }
+
+    #[test]
+    fn a_claim_entry_is_small() {
+        // The point of the layout: one entry per connection of the node.
+        assert_eq!(std::mem::size_of::<Claim>(), 24);
+        assert_eq!(std::mem::size_of::<(ByteString, Claim)>(), 56);
+    }
+
+    #[test]
+    fn token_halves_round_trip_and_spell_32_hex_digits() {
+        for t in [0, 1, T1, T2, u128::MAX] {
+            assert_eq!(Claim::new(t, 0).token(), t);
+        }
+        assert_eq!(token_text(T1), "0123456789abcdef0123456789abcdef");
+        assert_eq!(token_text(1).len(), 32);
+    }
+
+    #[test]
+    fn the_connection_holding_a_claim_is_the_one_a_kick_closes() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.claimed(&id, T1);
+        // Still claiming: no connection here holds it.
+        assert_eq!(f.kicked("c", Some(T1)), Some(None));
+        assert!(f.connect("c", T1, 7));
+        // A kick for another token is not for this connection.
+        assert_eq!(f.kicked("c", Some(T2)), None);
+        assert_eq!(f.kicked("c", None), None);
+        assert_eq!(f.kicked("c", Some(T1)), Some(Some(7)));
+        // Once kicked, its end releases nothing; the token stays for the
+        // session's last rows.
+        assert_eq!(f.disconnected("c", 7), None);
+        assert_eq!(f.get("c"), Some(T1));
+        assert_eq!(f.ending("c", None), Some(T1));
+    }
+
+    #[test]
+    fn a_connection_end_releases_only_its_own_claim() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.claimed(&id, T1);
+        assert!(f.connect("c", T1, 1));
+        // A newer claim of the id on this node: the old connection's end
+        // releases nothing, and the ended session is not the new claim's.
+        f.claimed(&id, T2);
+        assert!(!f.connect("c", T1, 1), "an older claim ties no connection");
+        assert_eq!(f.disconnected("c", 1), None);
+        assert_eq!(f.ending("c", Some(1)), None, "claiming");
+        assert!(f.connect("c", T2, 2));
+        assert_eq!(f.ending("c", Some(1)), None, "connection 2 holds it");
+        assert_eq!(f.ending("c", None), None, "connection 2 holds it");
+        // A session ending with its connection still attached is its own.
+        assert_eq!(f.ending("c", Some(2)), Some(T2));
+        assert_eq!(f.disconnected("c", 2), Some(T2));
+        assert_eq!(f.disconnected("c", 2), None, "once");
+        assert_eq!(f.ending("c", None), Some(T2));
+        // A parked claim: no connection holds it.
+        f.claimed(&id, T1);
+        assert!(f.park("c", T1));
+        assert!(!f.park("c", T2));
+        assert_eq!(f.kicked("c", Some(T1)), Some(None));
+        assert_eq!(f.ending("c", None), Some(T1));
+        assert!(f.holds("c", T1));
+        assert!(!f.holds("c", T2));
     }
 }

@@ -70,7 +70,7 @@ pub use convert::RestoredSession;
 pub use delta::Delta;
 pub use error::StoreError;
 pub use faulty::FaultyStore;
-pub use fence::Fences;
+pub use fence::{Fences, token_text};
 pub use latency::{LatencyHistogram, LatencySnapshot};
 pub use memory::MemoryStore;
 pub use record::{

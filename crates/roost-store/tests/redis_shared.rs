@@ -15,6 +15,9 @@ use roost_codec::{QoS, SubscriptionOptions};
 use roost_store::redis::{RedisConfig, RedisStore};
 use roost_store::{Delta, Fences, SessionOwner, SessionRecord, Store, SubscriptionRecord};
 
+/// Token 1 as Redis spells it (`roost_store::token_text(1)`).
+const T1: &str = "00000000000000000000000000000001";
+
 fn upsert(client_id: &str, filter: &str) -> Delta {
     Delta::SessionUpsert {
         client_id: client_id.into(),
@@ -71,10 +74,11 @@ fn a_shared_store_writes_a_client_only_under_the_owner_records_token() {
     assert!(filters(&store, "c1").is_empty(), "unowned: not written");
 
     // The record names this node's token: written.
-    fences.set("c1", "t1");
+    fences.set("c1", 1);
+    assert_eq!(roost_store::token_text(1), T1);
     set_owner(
         &mut raw,
-        &[("node", "a"), ("token", "t1"), ("state", "connected")],
+        &[("node", "a"), ("token", T1), ("state", "connected")],
     );
     store.apply(&[upsert("c1", "mine")]).unwrap();
     assert_eq!(filters(&store, "c1"), ["mine"]);
@@ -86,7 +90,7 @@ fn a_shared_store_writes_a_client_only_under_the_owner_records_token() {
             ("node", "b"),
             ("token", "t2"),
             ("state", "taking_over"),
-            ("from", "t1"),
+            ("from", T1),
         ],
     );
     store.apply(&[upsert("c1", "flushed")]).unwrap();

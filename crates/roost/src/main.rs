@@ -340,7 +340,9 @@ async fn serve(config: Config) -> ExitCode {
     let signals = Signals::install();
     let builder = Broker::builder().config(config);
     #[cfg(feature = "mimalloc")]
-    let builder = builder.memory_release(roost_alloc::ask_release);
+    let builder = builder
+        .memory_release(roost_alloc::ask_release)
+        .thread_memory_release(roost_alloc::release_if_asked);
     let broker = match builder.bind().await {
         Ok(broker) => broker,
         Err(e) => {

@@ -23,14 +23,15 @@ pub(crate) mod rejoin;
 /// The cluster as this broker holds it.
 pub(crate) struct ClusterLink {
     cluster: Cluster,
-    /// Client id → the connection of this node that holds its claim.
-    owned: Mutex<HashMap<ByteString, Owned>>,
     /// Connections closed by a kick: their session is handed over to the
     /// node that took the client id instead of parking here.
     kicked: Mutex<HashMap<u64, Kicked>>,
-    /// The fencing tokens the shared session store writes under (set at a
-    /// claim, kept while the session is here, dropped once its last rows
-    /// are written after it left).
+    /// This node's claims, one entry per client id (`roost_store::Fences`):
+    /// the token the shared session store writes its rows under (recorded
+    /// by the cluster when Redis grants a claim, kept while the session is
+    /// here, dropped once its last rows are written after it left) and the
+    /// connection holding the claim (the one a kick closes, the one whose
+    /// end releases it).
     fences: Arc<Fences>,
     /// How long a CONNECT waits for the old node's handover at most.
     handover_wait: Duration,
@@ -40,13 +41,6 @@ pub(crate) struct ClusterLink {
     /// Connections closed because another node took their client id while
     /// Redis was away (`rejoin.rs`): their sessions are let go.
     lost: Mutex<std::collections::HashSet<u64>>,
-}
-
-struct Owned {
-    /// The claim's token, compact (`roost_cluster::compact_token`): one per
-    /// connection of the node.
-    token: u128,
-    connection_id: u64,
 }
 
 impl std::fmt::Debug for ClusterLink {
@@ -80,6 +74,7 @@ pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) ->
                 == crate::config::SharedStrategyConfig::Local,
         },
         addresses,
+        release_memory: None,
     })
 }
 
@@ -153,7 +148,6 @@ impl ClusterLink {
     pub(crate) fn new(cluster: Cluster, fences: Arc<Fences>, handover_wait: Duration) -> Self {
         Self {
             cluster,
-            owned: Mutex::new(HashMap::new()),
             kicked: Mutex::new(HashMap::new()),
             fences,
             handover_wait,
@@ -228,20 +222,11 @@ impl ClusterLink {
             }
             Err(e) => return Err(unavailable(e)),
         };
-        let (compact, token) = (token, roost_cluster::token_text(token));
-        {
-            // Both under the map's lock: a session of this client id ending
-            // meanwhile sees either neither or both (`session_ended`).
-            let mut owned = self.owned.lock();
-            self.fences.set(client_id, &token);
-            owned.insert(
-                client_id.clone(),
-                Owned {
-                    token: compact,
-                    connection_id,
-                },
-            );
-        }
+        // The cluster recorded the claim before answering; from here this
+        // connection holds it (unless a newer claim replaced it meanwhile:
+        // that one's connection takes this one's session over).
+        self.fences.connect(client_id, token, connection_id);
+        let token = roost_cluster::token_text(token);
         let settled_by_claim = claimed.settled();
         if let Some(handover) = claimed.handover {
             match tokio::time::timeout(self.handover_wait, handover).await {
@@ -282,14 +267,9 @@ impl ClusterLink {
     /// `None`: a newer connection of this node holds the id (the kick is
     /// not for it); `Some(None)`: no connection here holds it.
     pub(crate) fn kicked_connection(&self, client_id: &str, token: &str) -> Option<Option<u64>> {
-        let mut owned = self.owned.lock();
-        match owned.get(client_id) {
-            Some(o) if roost_cluster::compact_token(token) == Some(o.token) => {
-                Some(owned.remove(client_id).map(|o| o.connection_id))
-            }
-            Some(_) => None,
-            None => Some(None),
-        }
+        // A token that is not compact is none of this node's claims.
+        self.fences
+            .kicked(client_id, roost_cluster::compact_token(token))
     }
 
     /// Connection `connection_id` is being closed by `kick`: its session is
@@ -345,23 +325,26 @@ impl ClusterLink {
     /// (`roost_cluster`'s `adopt.rs`): its rows are written under it from
     /// now on. No connection holds it: a kick finds it parked.
     pub(crate) fn adopted(&self, client_id: &ByteString, token: &str) {
-        self.fences.set(client_id, token);
+        match roost_cluster::compact_token(token) {
+            Some(token) => {
+                self.fences.claimed(client_id, token);
+                self.fences.park(client_id, token);
+            }
+            // The janitor's tokens are compact, as every claim's: without
+            // one the session's rows are not written (the safe side).
+            None => {
+                tracing::warn!(%client_id, "adopted session with a malformed token; its rows are not written")
+            }
+        }
     }
 
     /// Connection `connection_id` of `client_id` ended: releases its claim
     /// if it still holds it. `Some`: a kick closed it (its session is
     /// handed over, not parked).
     pub(crate) fn detached(&self, client_id: &ByteString, connection_id: u64) -> Option<Kicked> {
-        let mut owned = self.owned.lock();
-        if owned
-            .get(client_id)
-            .is_some_and(|o| o.connection_id == connection_id)
-            && let Some(o) = owned.remove(client_id)
-        {
-            self.cluster
-                .release(client_id, &roost_cluster::token_text(o.token));
+        if let Some(token) = self.fences.disconnected(client_id, connection_id) {
+            self.cluster.release(client_id, token);
         }
-        drop(owned);
         self.kicked.lock().remove(&connection_id)
     }
 
@@ -383,33 +366,23 @@ impl ClusterLink {
         connection: Option<u64>,
         persist: Option<&crate::persist::Persist>,
     ) {
-        let token = {
-            let owned = self.owned.lock();
-            if owned
-                .get(client_id)
-                .is_some_and(|o| Some(o.connection_id) != connection)
-            {
-                tracing::debug!(%client_id, "session ended while a newer claim holds its client id; the claim stays");
-                return;
-            }
-            self.fences.get(client_id)
-        };
-        let Some(token) = token else {
+        let Some(token) = self.fences.ending(client_id, connection) else {
+            tracing::debug!(%client_id, "session ended while a newer claim holds its client id (or none is held); the claim stays");
             return;
         };
         // Fenced: the session stays on this node's list in Redis, for the
         // janitor that publishes its will and starts its expiry.
         if !self.fenced() {
-            self.cluster.session_ended(client_id, &token);
+            self.cluster.session_ended(client_id, token);
         }
         let barrier = persist.and_then(crate::persist::Persist::barrier);
         let fences = Arc::clone(&self.fences);
-        let client_id = client_id.to_string();
+        let client_id = client_id.clone();
         let forget = async move {
             if let Some(barrier) = barrier {
                 let _ = barrier.await;
             }
-            fences.remove_if(&client_id, &token);
+            fences.remove_if(&client_id, token);
         };
         // Off the runtime (unit tests) the token stays; harmless.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -23,7 +23,7 @@ use bytestring::ByteString;
 use roost_cluster::Reclaimed;
 use roost_codec::ReasonCode;
 
-use super::{ClusterLink, Owned};
+use super::ClusterLink;
 use crate::core::Core;
 use crate::link::{Control, ControlSender};
 use crate::slot::SessionSlot;
@@ -59,7 +59,7 @@ pub(crate) async fn rejoin(core: Arc<Core>) -> (usize, usize) {
         let client_id = &slot.client_id;
         let old = link.fences.get(client_id);
         let connected = matches!(held, Held::Live(..));
-        let answer = match link.cluster.reclaim(client_id, old.as_deref(), connected) {
+        let answer = match link.cluster.reclaim(client_id, old, connected) {
             Ok((token, done)) => done.await.map(|r| (token, r)),
             Err(e) => Err(e),
         };
@@ -144,10 +144,11 @@ fn write_parked(core: &Core, slot: &SessionSlot) {
 }
 
 impl ClusterLink {
-    /// `client_id` is owned again under `token` (compact): the store's
-    /// fence, and the claim of `connection` (a live one) or of the parked
-    /// session. False when the session moved meanwhile (its connection
-    /// ended, or a new one attached): then the claim is released.
+    /// `client_id` is owned again under `token` (compact; the cluster
+    /// recorded it in the fences before answering): the claim of
+    /// `connection` (a live one) or of the parked session. False when the
+    /// session moved meanwhile (its connection ended, or a new one
+    /// attached): then the claim is released and forgotten.
     fn reclaimed(
         &self,
         client_id: &ByteString,
@@ -155,31 +156,24 @@ impl ClusterLink {
         connection: Option<u64>,
         slot: &SessionSlot,
     ) -> bool {
-        let text = roost_cluster::token_text(token);
-        // The slot's lock is not held under the claim map's (nothing else
-        // nests the two either).
-        let still = {
-            let inner = slot.inner.lock();
-            !inner.ended && inner.link.as_ref().map(|l| l.connection_id) == connection
-        };
+        // Under the slot's lock: its connection cannot end (and look for
+        // its claim) between the check and the tie. The fences' lock is a
+        // leaf (taken for one map operation, nothing locked under it), so
+        // it nests under the slot's without a lock-order cycle.
+        let inner = slot.inner.lock();
+        let still = !inner.ended && inner.link.as_ref().map(|l| l.connection_id) == connection;
         if !still {
-            self.cluster.release(client_id, &text);
+            drop(inner);
+            self.fences.remove_if(client_id, token);
+            self.cluster.release(client_id, token);
             return false;
         }
-        let mut owned = self.owned.lock();
-        self.fences.set(client_id, &text);
         // A parked session holds no connection's claim: its token is the
         // fence only (a CONNECT resuming it claims anew).
-        if let Some(connection_id) = connection {
-            owned.insert(
-                client_id.clone(),
-                Owned {
-                    token,
-                    connection_id,
-                },
-            );
+        match connection {
+            Some(connection_id) => self.fences.connect(client_id, token, connection_id),
+            None => self.fences.park(client_id, token),
         }
-        true
     }
 
     /// Whether connection `connection_id` was closed because another node

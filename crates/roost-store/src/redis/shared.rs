@@ -85,7 +85,7 @@ pub(crate) fn apply(
         }
     }
     for (client_id, writes) in per_client {
-        let Some(token) = fences.get(client_id) else {
+        let Some(token) = fences.get(client_id).map(crate::fence::token_text) else {
             stats.unowned.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%client_id, "session rows not written: this node does not own the client id");
             continue;
