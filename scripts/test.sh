@@ -22,13 +22,16 @@
 #   store-redis cargo test -p roost-store --all-features (Redis backend, real redis-server)
 #   management  the management API end to end: roost ctl against the binary,
 #               mosquitto_pub/sub, promtool check metrics (crates/roost/tests/management.rs;
+#               across cluster nodes on a private redis-server: management_cluster.rs;
 #               roost-admin's in-process API tests run under unit)
 #   cluster     cluster mode: roost-cluster's tests, then 3 roost nodes + a private
 #               redis-server (crates/roost/tests/cluster.rs; Redis failures:
-#               cluster_resil.rs; a dead node's sessions adopted: cluster_adopt.rs),
+#               cluster_resil.rs; a dead node's sessions adopted: cluster_adopt.rs;
+#               rejoin, claim races, protocol versions: cluster_ops.rs),
 #               then the same tests on a
 #               private 3-primary Redis Cluster (tests/cluster_on_redis_cluster.rs) and
-#               on Sentinel (tests/cluster_sentinel.rs); redis-server, redis-cli from deps
+#               on Sentinel (tests/cluster_sentinel.rs), a Redis Cluster primary failover
+#               (tests/cluster_failover.rs); redis-server, redis-cli from deps
 #   fuzz        scripts/fuzz-smoke.sh, when it exists
 #
 # Environment:
@@ -118,7 +121,7 @@ have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # The integration tests of the roost binary need the built broker; they run in
 # the interop-rs section so that INTEROP=0 leaves them out.
-NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(management)'
+NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(cluster_ops) & !binary(cluster_failover) & !binary(management) & !binary(management_cluster)'
 
 unit_tests() {
     if have_nextest; then
@@ -157,8 +160,10 @@ interop_rust() {
 }
 
 management_tests() {
-    command -v promtool >/dev/null 2>&1 || bash scripts/install-test-deps.sh
-    timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test management
+    { command -v promtool && command -v redis-server; } >/dev/null 2>&1 \
+        || bash scripts/install-test-deps.sh
+    timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test management \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test management_cluster
 }
 
 interop_python() {
@@ -198,8 +203,10 @@ cluster_tests() {
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_resil \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_adopt \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_ops \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_on_redis_cluster \
-        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_sentinel
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_sentinel \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_failover
 }
 
 fuzz_smoke() {

@@ -42,7 +42,18 @@ pub(crate) struct Persist {
     failures: AtomicU64,
     /// Cluster mode: the fencing tokens the shared store writes under.
     fences: Option<std::sync::Arc<roost_store::Fences>>,
+    /// Session loads running at once ([`Persist::load_session`]).
+    loads: tokio::sync::Semaphore,
 }
+
+/// How many session loads run at once. Each runs on a blocking thread, and
+/// what it allocates there stays with the session it builds: a burst of
+/// Clean Start 0 CONNECTs without a bound ran on ~64 blocking threads, each
+/// leaving its own mimalloc pages partly used for good (~1.2 KB more per
+/// idle persistent connection than one node; docs/performance.md). A few
+/// at a time keep the pool, and the pages, to a few threads; a load is one
+/// Redis round trip, so 4 still load thousands of sessions a second.
+const LOADS_AT_ONCE: usize = 4;
 
 impl std::fmt::Debug for Persist {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,6 +73,7 @@ impl Persist {
             config,
             failures: AtomicU64::new(0),
             fences: None,
+            loads: tokio::sync::Semaphore::new(LOADS_AT_ONCE),
         }
     }
 
@@ -83,6 +95,8 @@ impl Persist {
             .map(Opened::store)
             .ok_or("store closed")?;
         let client_id = client_id.to_string();
+        // The semaphore is never closed, so this waits for a permit.
+        let _permit = self.loads.acquire().await.map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || store.load_session(&client_id))
             .await
             .map_err(|e| e.to_string())?
