@@ -30,6 +30,15 @@ pub fn connect(version: ProtocolVersion, client_id: &str) -> Connect {
     }
 }
 
+/// 5.0 CONNECT resuming (Clean Start 0) a session that lasts 300 s after
+/// its connection: what the cluster tests move between nodes.
+pub fn connect_persistent(client_id: &str) -> Connect {
+    let mut connect = connect(ProtocolVersion::V5, client_id);
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(300);
+    connect
+}
+
 /// PUBLISH of `payload` to `topic`; `packet_id` must be `Some` for QoS 1 and 2.
 pub fn publish(
     topic: &str,

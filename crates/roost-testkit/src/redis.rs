@@ -58,6 +58,17 @@ fn ask(port: u16, command: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
+/// `redis-cli <target> <args>`'s output; panics when it fails.
+fn redis_cli(target: &[&str], args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(target)
+        .args(args)
+        .output()
+        .expect("redis-cli (scripts/install-test-deps.sh installs it)");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -127,6 +138,12 @@ impl RedisSingle {
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against it and returns its output (panics when it
+    /// fails: a test's own command).
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(&["-p", &self.port.to_string()], args)
     }
 
     /// kill -9.
@@ -372,6 +389,12 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// Runs `redis-cli -c` (following redirections) against its first node
+    /// and returns its output (panics when it fails: a test's own command).
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(&["-c", "-p", &self.nodes[0].port.to_string()], args)
     }
 
     /// The nodes' client ports.

@@ -425,16 +425,8 @@ async fn cluster_node_without_redis_refuses_connect_with_0x88_and_recovers() {
 
 // --- Sessions across nodes, node death, fencing (second milestone) ---
 
-/// A 5.0 CONNECT resuming (Clean Start 0) a session that lasts 300 s.
-fn persistent(client_id: &str) -> roost_codec::Connect {
-    let mut connect = packets::connect(ProtocolVersion::V5, client_id);
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval = Some(300);
-    connect
-}
-
 async fn connect_persistent(addr: SocketAddr, client_id: &str) -> (RawClient, ConnAck) {
-    RawClient::connect_with(addr, persistent(client_id))
+    RawClient::connect_with(addr, packets::connect_persistent(client_id))
         .await
         .unwrap()
 }
@@ -604,7 +596,7 @@ async fn v5_cluster_takeover_on_another_node_moves_inflight_and_inbound_qos2_sta
 
 /// A 5.0 CONNECT of a persistent session with a will (no delay).
 fn with_will(client_id: &str, will_topic: &str) -> roost_codec::Connect {
-    let mut connect = persistent(client_id);
+    let mut connect = packets::connect_persistent(client_id);
     connect.will = Some(roost_codec::LastWill {
         topic: will_topic.into(),
         payload: bytes::Bytes::from_static(b"gone"),

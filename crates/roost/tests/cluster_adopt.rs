@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use roost_codec::{Packet, ProtocolVersion, QoS, SubscriptionOptions};
+use roost_codec::{Packet, QoS, SubscriptionOptions};
 use roost_testkit::packets::{self, unique_id};
 use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
 
@@ -43,16 +43,8 @@ fn node(redis: &roost_testkit::redis::RedisSingle, name: &str, cluster: &str) ->
         .expect("start a cluster node")
 }
 
-/// A 5.0 CONNECT resuming (Clean Start 0) a 300 s session.
-fn persistent(client_id: &str) -> roost_codec::Connect {
-    let mut connect = packets::connect(ProtocolVersion::V5, client_id);
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval = Some(300);
-    connect
-}
-
 async fn connect_persistent(addr: SocketAddr, client_id: &str) -> (RawClient, bool) {
-    let (client, connack) = RawClient::connect_with(addr, persistent(client_id))
+    let (client, connack) = RawClient::connect_with(addr, packets::connect_persistent(client_id))
         .await
         .unwrap();
     (client, connack.session_present)
@@ -359,7 +351,7 @@ async fn cluster_durable_a_janitor_killed_after_its_claim_leaves_the_handoff_and
     let (sub, pubs) = subscriber_and_publishers(&a, [&b, &c], &sub_id, &base).await;
     // A client of A with a will delayed 3 s (longer than the janitor lives).
     let will_topic = format!("{base}-will/w");
-    let mut connect = persistent(&unique_id("willer"));
+    let mut connect = packets::connect_persistent(&unique_id("willer"));
     connect.will = Some(roost_codec::LastWill {
         topic: will_topic.as_str().into(),
         payload: bytes::Bytes::from_static(b"gone"),

@@ -61,26 +61,6 @@ async fn subscribe(client: &mut RawClient, filter: &str) {
     }
 }
 
-/// `redis-cli -c ARGS` against the cluster (following redirects).
-fn redis_cli(redis: &RedisCluster, args: &[&str]) -> String {
-    let port = redis.ports()[0].to_string();
-    let out = std::process::Command::new("redis-cli")
-        .args(["-c", "-p", &port])
-        .args(args)
-        .output()
-        .expect("redis-cli (package redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A 5.0 CONNECT resuming (Clean Start 0) a 300 s session.
-fn persistent(client_id: &str) -> roost_codec::Connect {
-    let mut connect = packets::connect(roost_codec::ProtocolVersion::V5, client_id);
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval = Some(300);
-    connect
-}
-
 /// Publishes `payload` at QoS 1 and waits for its PUBACK (`within`).
 async fn publish_1(client: &mut RawClient, topic: &str, payload: &[u8], id: u16, within: Duration) {
     client
@@ -153,9 +133,10 @@ async fn cluster_redis_cluster_primary_killed_under_qos1_traffic_nodes_follow_th
         .find(|id| redis.primary_of(&format!("roost:cl:{{c:{id}}}:own")) == Some(doomed))
         .expect("a client id on the doomed primary");
     let parked_topic = format!("{base}/s");
-    let (mut parked, _) = RawClient::connect_with(b.addr(), persistent(&parked_id))
-        .await
-        .unwrap();
+    let (mut parked, _) =
+        RawClient::connect_with(b.addr(), packets::connect_persistent(&parked_id))
+            .await
+            .unwrap();
     subscribe(&mut parked, &parked_topic).await;
     parked.send(packets::disconnect()).await.unwrap();
     let _ = parked.expect_closed(TIMEOUT).await;
@@ -163,7 +144,7 @@ async fn cluster_redis_cluster_primary_killed_under_qos1_traffic_nodes_follow_th
     // replica has it all before the primary goes.
     let own = format!("roost:cl:{{c:{parked_id}}}:own");
     let deadline = Instant::now() + WAIT;
-    while redis_cli(&redis, &["HGET", &own, "state"]).trim() != "disconnected" {
+    while redis.cli(&["HGET", &own, "state"]).trim() != "disconnected" {
         assert!(Instant::now() < deadline, "B never released {parked_id}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -205,7 +186,7 @@ async fn cluster_redis_cluster_primary_killed_under_qos1_traffic_nodes_follow_th
     // The parked session resumes on C, read from the new primary.
     let deadline = Instant::now() + WAIT;
     let (mut resumed, connack) = loop {
-        match RawClient::connect_with(c.addr(), persistent(&parked_id)).await {
+        match RawClient::connect_with(c.addr(), packets::connect_persistent(&parked_id)).await {
             Ok(resumed) => break resumed,
             Err(HandshakeError::Refused(connack))
                 if connack.reason_code == ReasonCode::SERVER_UNAVAILABLE =>

@@ -39,17 +39,6 @@ fn node(redis: &RedisServer, name: &str, lease_ms: u64) -> BrokerProcess {
         .expect("start a cluster node")
 }
 
-/// `redis-cli ARGS` against `redis`; its output.
-fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli (package redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 async fn subscribe(client: &mut RawClient, filter: &str) {
     let options = SubscriptionOptions {
         qos: QoS::AtLeastOnce,
@@ -126,10 +115,7 @@ async fn cluster_a_session_ending_while_a_newer_claim_of_its_id_completes_keeps_
     }
 
     // Every live session is on A's session list (the janitor's).
-    let listed = redis_cli(
-        &redis,
-        &["SMEMBERS", &format!("{PREFIX}{{n:{a_name}}}:sess")],
-    );
+    let listed = redis.cli(&["SMEMBERS", &format!("{PREFIX}{{n:{a_name}}}:sess")]);
     let listed: Vec<&str> = listed.lines().collect();
     let missing: Vec<&String> = live
         .iter()
@@ -184,9 +170,7 @@ async fn cluster_a_node_refuses_to_join_live_nodes_of_another_protocol_version()
     let _a = node(&redis, &a_name, 5000);
     let hash = format!("{PREFIX}{{sys}}:node:{a_name}");
     // This build's version (`roost_cluster::PROTOCOL`), as A announces it.
-    let ours = redis_cli(&redis, &["HGET", &hash, "protocol"])
-        .trim()
-        .to_string();
+    let ours = redis.cli(&["HGET", &hash, "protocol"]).trim().to_string();
     assert!(
         ours.parse::<u32>().is_ok_and(|v| v >= 2),
         "A announces its version: {ours:?}"
@@ -194,7 +178,7 @@ async fn cluster_a_node_refuses_to_join_live_nodes_of_another_protocol_version()
     // Same version: B joins.
     let _b = node(&redis, &format!("{run}-b"), 5000);
 
-    redis_cli(&redis, &["HSET", &hash, "protocol", "999"]);
+    redis.cli(&["HSET", &hash, "protocol", "999"]);
     let refused = BrokerProcess::builder(BIN)
         .config_toml(config(&redis, &format!("{run}-c"), 5000))
         .arg("--store")

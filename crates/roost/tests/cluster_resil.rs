@@ -134,14 +134,6 @@ async fn until_connack(addr: SocketAddr, code: ReasonCode, what: &str) -> Durati
     }
 }
 
-/// A 5.0 CONNECT resuming (Clean Start 0) a 300 s session.
-fn persistent(client_id: &str) -> roost_codec::Connect {
-    let mut connect = packets::connect(ProtocolVersion::V5, client_id);
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval = Some(300);
-    connect
-}
-
 #[tokio::test]
 async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_and_keep_acknowledged_state()
  {
@@ -161,7 +153,7 @@ async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_an
     // Acknowledged before the outage: a persistent session parked on A
     // with a subscription and three queued QoS 1 messages ...
     let sess = unique_id("sess");
-    let (mut s, _) = RawClient::connect_with(a.addr(), persistent(&sess))
+    let (mut s, _) = RawClient::connect_with(a.addr(), packets::connect_persistent(&sess))
         .await
         .unwrap();
     subscribe(&mut s, &format!("{base}/q")).await;
@@ -273,7 +265,7 @@ async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_an
     }
 
     // The parked session resumes on C with its subscription and queue.
-    let (mut s, connack) = RawClient::connect_with(c.addr(), persistent(&sess))
+    let (mut s, connack) = RawClient::connect_with(c.addr(), packets::connect_persistent(&sess))
         .await
         .unwrap();
     assert!(connack.session_present, "the session survived the outage");
@@ -307,7 +299,7 @@ async fn cluster_redis_killed_and_restarted_under_traffic_nodes_fence_recover_an
 }
 
 fn with_will(client_id: &str, will_topic: &str) -> roost_codec::Connect {
-    let mut connect = persistent(client_id);
+    let mut connect = packets::connect_persistent(client_id);
     connect.will = Some(roost_codec::LastWill {
         topic: will_topic.into(),
         payload: bytes::Bytes::from_static(b"gone"),
@@ -354,7 +346,7 @@ async fn cluster_a_short_self_fence_does_not_publish_its_clients_wills() {
     // X comes back on A and publishes on its will topic: that is the first
     // thing the watcher gets (a will would have come before it: one
     // ordered inbox from A to B).
-    let (mut x, connack) = RawClient::connect_with(a.addr(), persistent(&id))
+    let (mut x, connack) = RawClient::connect_with(a.addr(), packets::connect_persistent(&id))
         .await
         .unwrap();
     assert!(connack.session_present, "the session was kept in Redis");
@@ -434,17 +426,6 @@ async fn cluster_retained_deleted_through_the_api_of_b_is_gone_on_a() {
 
 // --- Route-log gap detection ---
 
-/// `redis-cli ARGS` against `redis`; its output.
-fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli (package redis-tools)");
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 const ROUTE_LOG: &str = "roost:cl:{rt}:log";
 
 /// A route log entry of a node that is not in the cluster, with the log
@@ -452,12 +433,9 @@ const ROUTE_LOG: &str = "roost:cl:{rt}:log";
 /// a node writes with).
 fn filler(redis: &RedisServer, cap: usize) {
     let cap = cap.to_string();
-    redis_cli(
-        redis,
-        &[
-            "XADD", ROUTE_LOG, "MAXLEN", &cap, "*", "n", "filler", "r", "0", "a", "", "d", "",
-        ],
-    );
+    redis.cli(&[
+        "XADD", ROUTE_LOG, "MAXLEN", &cap, "*", "n", "filler", "r", "0", "a", "", "d", "",
+    ]);
 }
 
 #[tokio::test]
@@ -479,7 +457,7 @@ async fn cluster_a_reader_behind_the_route_logs_cap_rebuilds_its_route_cache() {
     // A's route change is in its route set (and the log, same script) ...
     let set = format!("roost:cl:{{rt}}:n:{run}-a");
     let deadline = Instant::now() + WAIT;
-    while redis_cli(&redis, &["SISMEMBER", &set, &topic]).trim() != "1" {
+    while redis.cli(&["SISMEMBER", &set, &topic]).trim() != "1" {
         assert!(Instant::now() < deadline, "A's route never written");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -588,10 +566,7 @@ async fn until_logged(node: &BrokerProcess, line: &str, what: &str) {
 #[tokio::test]
 async fn cluster_availability_over_consistency_claims_its_sessions_again_when_redis_returns() {
     let redis = RedisServer::start();
-    redis_cli(
-        &redis,
-        &["ACL", "SETUSER", "na", "on", ">pw", "~*", "&*", "+@all"],
-    );
+    redis.cli(&["ACL", "SETUSER", "na", "on", ">pw", "~*", "&*", "+@all"]);
     let run = unique_id("rj");
     let base = unique_id("rj");
     let a_name = format!("{run}-a");
@@ -609,31 +584,31 @@ async fn cluster_availability_over_consistency_claims_its_sessions_again_when_re
 
     // A session claimed before the cut; B's janitor orphans it meanwhile.
     let old_id = unique_id("old");
-    let (mut old, _) = RawClient::connect_with(a.addr(), persistent(&old_id))
+    let (mut old, _) = RawClient::connect_with(a.addr(), packets::connect_persistent(&old_id))
         .await
         .unwrap();
 
-    redis_cli(&redis, &["ACL", "SETUSER", "na", "-@all"]);
+    redis.cli(&["ACL", "SETUSER", "na", "-@all"]);
     until_logged(&a, "serving local clients only", "A never noticed").await;
     // Sessions made while cut off: local-only.
     let x_id = unique_id("x");
-    let (mut x, connack) = RawClient::connect_with(a.addr(), persistent(&x_id))
+    let (mut x, connack) = RawClient::connect_with(a.addr(), packets::connect_persistent(&x_id))
         .await
         .unwrap();
     assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
     subscribe(&mut x, &format!("{base}/x")).await;
     let t_id = unique_id("t");
-    let (mut t_on_a, _) = RawClient::connect_with(a.addr(), persistent(&t_id))
+    let (mut t_on_a, _) = RawClient::connect_with(a.addr(), packets::connect_persistent(&t_id))
         .await
         .unwrap();
     // B (which reaches Redis) takes T's client id meanwhile.
-    let (_t_on_b, connack) = RawClient::connect_with(b.addr(), persistent(&t_id))
+    let (_t_on_b, connack) = RawClient::connect_with(b.addr(), packets::connect_persistent(&t_id))
         .await
         .unwrap();
     assert!(!connack.session_present);
     until_logged(&b, "lease lapsed", "B never saw A's lease lapse").await;
 
-    redis_cli(&redis, &["ACL", "SETUSER", "na", "+@all"]);
+    redis.cli(&["ACL", "SETUSER", "na", "+@all"]);
     until_logged(&a, "claimed again", "A never claimed its sessions again").await;
     // T: B's now; A's connection closed as taken over.
     let disconnect = t_on_a
@@ -642,19 +617,19 @@ async fn cluster_availability_over_consistency_claims_its_sessions_again_when_re
         .unwrap()
         .expect("DISCONNECT 0x8E before the close");
     assert_eq!(disconnect.reason_code, ReasonCode::SESSION_TAKEN_OVER);
-    let t_owner = redis_cli(&redis, &["HGET", &own(&t_id), "node"]);
+    let t_owner = redis.cli(&["HGET", &own(&t_id), "node"]);
     assert_eq!(t_owner.trim(), format!("{run}-b"));
     // X: A's again, on its list for the janitor.
-    let owner = redis_cli(&redis, &["HGET", &own(&x_id), "node"]);
+    let owner = redis.cli(&["HGET", &own(&x_id), "node"]);
     assert_eq!(owner.trim(), a_name, "owner of X");
-    let member = redis_cli(&redis, &["SISMEMBER", &listed, &x_id]);
+    let member = redis.cli(&["SISMEMBER", &listed, &x_id]);
     assert_eq!(member.trim(), "1", "X on A's session list");
     // The old session: A's again too, unless B's janitor adopted it first
     // (one lease after the death: a slow run); then it is B's and A's
     // connection was closed as taken over.
-    let owner = redis_cli(&redis, &["HGET", &own(&old_id), "node"]);
+    let owner = redis.cli(&["HGET", &own(&old_id), "node"]);
     if owner.trim() == a_name {
-        let member = redis_cli(&redis, &["SISMEMBER", &listed, &old_id]);
+        let member = redis.cli(&["SISMEMBER", &listed, &old_id]);
         assert_eq!(member.trim(), "1", "the old session on A's session list");
     } else {
         assert_eq!(owner.trim(), format!("{run}-b"), "owner of the old session");
@@ -667,7 +642,7 @@ async fn cluster_availability_over_consistency_claims_its_sessions_again_when_re
     // X's session (made while cut off) resumes on B with its subscription.
     x.send(packets::disconnect()).await.unwrap();
     let _ = x.expect_closed(WAIT).await;
-    let (mut x, connack) = RawClient::connect_with(b.addr(), persistent(&x_id))
+    let (mut x, connack) = RawClient::connect_with(b.addr(), packets::connect_persistent(&x_id))
         .await
         .unwrap();
     assert!(connack.session_present, "X's session was written to Redis");
@@ -696,7 +671,7 @@ async fn cluster_shared_group_node_with_10_members_gets_10_times_the_messages_of
     let set_a = format!("roost:cl:{{rt}}:n:{run}-a");
     let weighted = format!("$share/g+10/{topic}");
     let deadline = Instant::now() + WAIT;
-    while redis_cli(&redis, &["SISMEMBER", &set_a, &weighted]).trim() != "1" {
+    while redis.cli(&["SISMEMBER", &set_a, &weighted]).trim() != "1" {
         assert!(
             Instant::now() < deadline,
             "A's weighted route never written"
