@@ -38,9 +38,11 @@ mod keys;
 mod lease;
 mod link;
 mod members;
+mod options;
 mod owner;
 mod queue;
 mod reader;
+mod receiver;
 mod rejoin;
 mod routes;
 mod scripts;
@@ -64,6 +66,8 @@ use smallvec::SmallVec;
 pub use announce::Probe;
 pub use done::Done;
 pub use members::Member;
+pub use options::{ClusterError, Options};
+pub use receiver::{BanChange, Kicked, OrphanWill, Receiver, Remote, RetainedUpdate};
 pub use rejoin::Reclaimed;
 pub use routes::SharedPick;
 pub use staged::Staged;
@@ -75,214 +79,6 @@ use routes::Routes;
 pub use token::{compact_token, token_text};
 pub use version::PROTOCOL;
 use writer::Item;
-
-/// How a node joins the cluster.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// This node's id, unique in the cluster and stable across restarts.
-    pub node_id: String,
-    /// `redis://…` of the one primary.
-    pub redis_url: String,
-    /// Prepended to every key.
-    pub key_prefix: String,
-    /// Membership lease; renewed every third of it.
-    pub lease: Duration,
-    /// Connect, read and write timeout of every Redis call.
-    pub timeout: Duration,
-    /// `MAXLEN ~` of an inbox (entries = batches): the cap for a reader that stopped.
-    pub inbox_maxlen: usize,
-    /// `MAXLEN ~` of the route and retained logs.
-    pub log_maxlen: usize,
-    /// Messages waiting for the writer at most (QoS 0 beyond it is dropped,
-    /// QoS 1/2 beyond twice it).
-    pub forward_buffer: usize,
-    /// `availability_over_consistency`: while Redis is unreachable, no
-    /// self-fence and no forwards (local delivery only); the broker accepts
-    /// CONNECTs without a claim.
-    pub available_when_cut_off: bool,
-    /// How a shared group's node is picked per message.
-    pub shared: SharedPick,
-    /// The URLs clients reach this node at (`mqtt://10.0.0.5:1883`), kept
-    /// in its node hash for the management API's node list.
-    pub addresses: Vec<String>,
-    /// Called by the claims thread as it waits for work: hands the
-    /// thread's free memory back to the OS if the embedder asked
-    /// (`roost_alloc::release_if_asked`). That thread allocates for every
-    /// CONNECT (Redis commands and replies, the growing map of claims) and
-    /// then idles; mimalloc frees a thread's pages on that thread only.
-    pub release_memory: Option<fn() -> bool>,
-}
-
-/// What went wrong.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClusterError {
-    /// A bad option (e.g. the Redis URL).
-    #[error("{0}")]
-    Config(String),
-    /// Redis refused or could not be reached.
-    #[error("redis: {0}")]
-    Redis(String),
-    /// A record could not be encoded or decoded.
-    #[error("encoding: {0}")]
-    Encoding(String),
-    /// This node was declared dead meanwhile.
-    #[error("this node's incarnation is stale")]
-    Stale,
-    /// The cluster link is stopped (or its thread is gone).
-    #[error("cluster link stopped")]
-    Stopped,
-    /// Redis is unreachable or too many requests wait: refused at once.
-    #[error("cluster unavailable")]
-    Unavailable,
-    /// A live node of the cluster speaks another cluster protocol version
-    /// (`version.rs`): this node does not join.
-    #[error(
-        "node {node} of this cluster speaks cluster protocol version {theirs}, this build speaks version {ours}; nodes of different cluster protocol versions cannot share a cluster (upgrade every node, or give this one another key_prefix or Redis)"
-    )]
-    Version {
-        /// The live node found.
-        node: String,
-        /// Its version (1: a build from before versions were announced).
-        theirs: u32,
-        /// This build's ([`PROTOCOL`]).
-        ours: u32,
-    },
-}
-
-impl ClusterError {
-    fn redis(e: redis::RedisError) -> Self {
-        ClusterError::Redis(e.to_string())
-    }
-}
-
-/// A retained message change from the cluster (any node, this one included).
-#[derive(Debug)]
-pub enum RetainedUpdate {
-    /// The topic's retained message is now this one, stored at `stored_at`.
-    Set {
-        /// The message.
-        message: Box<StoredMessage>,
-        /// When its node stored it (`retain_ttl` counts from here).
-        stored_at: SystemTime,
-    },
-    /// The topic has no retained message any more.
-    Clear {
-        /// The topic.
-        topic: String,
-    },
-}
-
-/// The broker's side: called on the cluster's reader thread (never on the
-/// runtime), so it must not block for long.
-pub trait Receiver: Send + Sync + 'static {
-    /// Messages other nodes forwarded: route each to the local subscribers
-    /// it names (never forward it again, but see [`Cluster::reroute`]).
-    fn messages(&self, messages: Vec<Remote>);
-    /// [`Receiver::messages`] for the reader's buffer: the messages are
-    /// taken out (the buffer keeps its room for the next batch).
-    fn messages_in(&self, messages: &mut Vec<Remote>) {
-        self.messages(std::mem::take(messages));
-    }
-    /// Another node took a client id: close its connection here if it
-    /// still holds the kick's token, flush the session's rows, let the
-    /// session go and answer [`Cluster::handed`].
-    fn kick(&self, kick: Kicked);
-    /// A retained message changed somewhere in the cluster.
-    fn retained(&self, update: RetainedUpdate);
-    /// A janitor took the will of a session whose node died: publish it at
-    /// `at` if the client has not come back by then
-    /// ([`Cluster::still_orphan`]).
-    fn will(&self, will: OrphanWill);
-    /// This node fenced itself (its lease could not be renewed in time):
-    /// close every connection and let every session go without writing.
-    fn fenced(&self);
-    /// A ban was added or lifted somewhere in the cluster (this node
-    /// included), or is in the cluster's list when the node joins.
-    fn ban(&self, change: BanChange);
-    /// Returns once what the messages handed over so far wrote to the
-    /// session store is written (durable mode: the inbox checkpoint passes
-    /// a batch only after this). Called on the reader thread after each
-    /// read; the default waits for nothing.
-    fn settle(&self) {}
-    /// `availability_over_consistency`: Redis answers again after this node
-    /// served without it. Claim again every session it holds
-    /// ([`Cluster::reclaim`]). Called on the lease thread; the default
-    /// does nothing.
-    fn rejoined(&self) {}
-    /// A janitor of this node adopted the session of a dead node's client
-    /// that has not come back (`adopt.rs`): its record names this node and
-    /// `token` now. Load it from the store and park it here, its rows
-    /// written under `token`, until its client comes back (anywhere: a
-    /// kick hands it over) or it expires. Called on a cluster thread,
-    /// blocking. False when it could not be parked; the default parks
-    /// nothing.
-    fn adopt(&self, _client_id: &str, _token: &str) -> bool {
-        false
-    }
-}
-
-/// A kick from the node that took a client id.
-#[derive(Debug, Clone)]
-pub struct Kicked {
-    /// The client id.
-    pub client_id: String,
-    /// The claim it was taken from (a connection of this node, if still here).
-    pub token: String,
-    /// The claim that took it.
-    pub new_token: String,
-    /// The node that took it (where the answer goes).
-    pub to: String,
-    /// The new connection resumes the session (Clean Start 0): a will with
-    /// a delay is not published.
-    pub resume: bool,
-}
-
-/// A dead node's client's will, taken by this node's janitor.
-#[derive(Debug)]
-pub struct OrphanWill {
-    /// The client id.
-    pub client_id: String,
-    /// The claim the session was orphaned with.
-    pub token: String,
-    /// The will message.
-    pub message: StoredMessage,
-    /// When it is due (its delay, counted from the node's death).
-    pub at: SystemTime,
-    /// Taken out of Redis already (due at once): publish it without
-    /// [`Cluster::still_orphan`], which would find it gone.
-    pub taken: bool,
-}
-
-/// A change of the cluster's ban list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BanChange {
-    /// `client:<id>`, `user:<name>` or `ip:<cidr>`.
-    pub target: String,
-    /// `Some(end)`: banned until `end` (`None` inside: for ever); `None`:
-    /// the ban is lifted.
-    pub until: Option<Option<SystemTime>>,
-}
-
-/// A message from another node, with the part of its delivery this node
-/// makes (docs/cluster.md, "Shared subscriptions").
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Remote {
-    /// The message.
-    pub message: StoredMessage,
-    /// Deliver it to this node's non-shared subscribers.
-    pub direct: bool,
-    /// The shared groups (`$share/g/f`) this node delivers it to, one
-    /// member each.
-    pub groups: Vec<String>,
-    /// Already sent on once because its first node had no member left of
-    /// a group: never sent on again.
-    pub rerouted: bool,
-    /// Handed off from a dead node's inbox (docs/cluster.md, "Inbox
-    /// handoff"): delivered only to the sessions of these client ids (the
-    /// dead node's), so subscribers that got it the first time do not get
-    /// it again; empty: to every subscriber `direct` and `groups` name.
-    pub only: Vec<String>,
-}
 
 /// What a claim found.
 #[derive(Debug)]
