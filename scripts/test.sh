@@ -120,12 +120,14 @@ lint() {
 have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # The integration tests of the roost binary need the built broker; they run in
-# the interop-rs section so that INTEROP=0 leaves them out.
-NEXTEST_BINARY_TESTS='package(roost) & kind(test) & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(cluster_ops) & !binary(cluster_failover) & !binary(management) & !binary(management_cluster)'
+# the interop-rs section so that INTEROP=0 leaves them out, except the ones the
+# cluster and management sections run (they need redis-server, promtool).
+NEXTEST_ROOST_TESTS='package(roost) & kind(test)'
+NEXTEST_BINARY_TESTS="$NEXTEST_ROOST_TESTS & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(cluster_ops) & !binary(cluster_failover) & !binary(management) & !binary(management_cluster)"
 
 unit_tests() {
     if have_nextest; then
-        cargo nextest run --workspace --no-tests=warn -E "not ($NEXTEST_BINARY_TESTS)"
+        cargo nextest run --workspace --no-tests=warn -E "not ($NEXTEST_ROOST_TESTS)"
     else
         cargo test --workspace --exclude roost --lib --bins --tests \
             && cargo test -p roost --bins
