@@ -193,6 +193,22 @@ impl RawClient {
         }
     }
 
+    /// SUBSCRIBE (packet id 1) to `filter` at QoS 1 and waits for a SUBACK
+    /// granting it; panics otherwise (a test's own setup step).
+    pub async fn subscribe_qos1(&mut self, filter: &str) {
+        let options = roost_codec::SubscriptionOptions {
+            qos: roost_codec::QoS::AtLeastOnce,
+            ..roost_codec::SubscriptionOptions::default()
+        };
+        if let Err(e) = self.send(packets::subscribe_with(1, filter, options)).await {
+            panic!("SUBSCRIBE {filter}: {e:?}");
+        }
+        match self.recv(crate::TIMEOUT).await {
+            Ok(Packet::SubAck(ack)) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
+            other => panic!("expected SUBACK for {filter}, got {other:?}"),
+        }
+    }
+
     /// Waits for the next packet and requires it to be a PUBLISH.
     pub async fn recv_publish(&mut self, timeout: Duration) -> Result<Publish, RecvError> {
         match self.recv(timeout).await? {

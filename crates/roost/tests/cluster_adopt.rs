@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use roost_codec::{Packet, QoS, SubscriptionOptions};
+use roost_codec::{Packet, QoS};
 use roost_testkit::packets::{self, unique_id};
 use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
 
@@ -48,21 +48,6 @@ async fn connect_persistent(addr: SocketAddr, client_id: &str) -> (RawClient, bo
         .await
         .unwrap();
     (client, connack.session_present)
-}
-
-async fn subscribe_1(client: &mut RawClient, filter: &str) {
-    let options = SubscriptionOptions {
-        qos: QoS::AtLeastOnce,
-        ..SubscriptionOptions::default()
-    };
-    client
-        .send(packets::subscribe_with(1, filter, options))
-        .await
-        .unwrap();
-    match client.recv(TIMEOUT).await.unwrap() {
-        Packet::SubAck(ack) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
 }
 
 /// Receives (acknowledging QoS 1) into `got` until `stop` or the
@@ -149,7 +134,7 @@ async fn cluster_durable_kill_9_a_client_back_after_the_handoff_gets_every_ackno
     let base = unique_id("adopted");
     let sub_id = unique_id("sub-a");
     let (mut sub, _) = connect_persistent(a.addr(), &sub_id).await;
-    subscribe_1(&mut sub, &format!("{base}/#")).await;
+    sub.subscribe_qos1(&format!("{base}/#")).await;
     let mut pubs = [
         RawClient::connect_v5(b.addr(), &unique_id("pub-b"))
             .await
@@ -291,7 +276,7 @@ async fn subscriber_and_publishers(
     base: &str,
 ) -> (RawClient, Vec<RawClient>) {
     let (mut sub, _) = connect_persistent(on.addr(), sub_id).await;
-    subscribe_1(&mut sub, &format!("{base}/#")).await;
+    sub.subscribe_qos1(&format!("{base}/#")).await;
     let mut pubs = Vec::new();
     for node in pubs_on {
         let mut publisher = RawClient::connect_v5(node.addr(), &unique_id("pub"))
@@ -369,7 +354,7 @@ async fn cluster_durable_a_janitor_killed_after_its_claim_leaves_the_handoff_and
             .await
             .unwrap()
             .0;
-        subscribe_1(&mut watcher, &will_topic).await;
+        watcher.subscribe_qos1(&will_topic).await;
         watchers.push(watcher);
     }
     {

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use roost_codec::{Packet, QoS, ReasonCode, SubscriptionOptions};
+use roost_codec::{Packet, QoS, ReasonCode};
 use roost_testkit::packets::{self, unique_id};
 use roost_testkit::redis::RedisCluster;
 use roost_testkit::{BrokerProcess, HandshakeError, RawClient, TIMEOUT};
@@ -44,21 +44,6 @@ async fn v5(node: &BrokerProcess, prefix: &str) -> RawClient {
         .await
         .unwrap()
         .0
-}
-
-async fn subscribe(client: &mut RawClient, filter: &str) {
-    let options = SubscriptionOptions {
-        qos: QoS::AtLeastOnce,
-        ..SubscriptionOptions::default()
-    };
-    client
-        .send(packets::subscribe_with(1, filter, options))
-        .await
-        .unwrap();
-    match client.recv(TIMEOUT).await.unwrap() {
-        Packet::SubAck(ack) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
 }
 
 /// Publishes `payload` at QoS 1 and waits for its PUBACK (`within`).
@@ -114,9 +99,9 @@ async fn cluster_redis_cluster_primary_killed_under_qos1_traffic_nodes_follow_th
     let c = node(&redis, &format!("{run}-c"));
     let topic = format!("{base}/t");
     let mut sub_b = v5(&b, "sub-b").await;
-    subscribe(&mut sub_b, &topic).await;
+    sub_b.subscribe_qos1(&topic).await;
     let mut sub_c = v5(&c, "sub-c").await;
-    subscribe(&mut sub_c, &topic).await;
+    sub_c.subscribe_qos1(&topic).await;
     let mut publisher = v5(&a, "pub").await;
     roost_testkit::wait_for_route(&mut publisher, &topic, &mut [&mut sub_b, &mut sub_c], WAIT)
         .await;
@@ -137,7 +122,7 @@ async fn cluster_redis_cluster_primary_killed_under_qos1_traffic_nodes_follow_th
         RawClient::connect_with(b.addr(), packets::connect_persistent(&parked_id))
             .await
             .unwrap();
-    subscribe(&mut parked, &parked_topic).await;
+    parked.subscribe_qos1(&parked_topic).await;
     parked.send(packets::disconnect()).await.unwrap();
     let _ = parked.expect_closed(TIMEOUT).await;
     // Parked: B released its claim (after writing its rows), and the

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use roost_codec::{Packet, ProtocolVersion, QoS, SubscriptionOptions};
+use roost_codec::{ProtocolVersion, QoS};
 use roost_testkit::packets::{self, unique_id};
-use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
+use roost_testkit::{BrokerProcess, RawClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roost");
 
@@ -37,21 +37,6 @@ fn node(redis: &RedisServer, name: &str, lease_ms: u64) -> BrokerProcess {
         .arg("memory")
         .start()
         .expect("start a cluster node")
-}
-
-async fn subscribe(client: &mut RawClient, filter: &str) {
-    let options = SubscriptionOptions {
-        qos: QoS::AtLeastOnce,
-        ..SubscriptionOptions::default()
-    };
-    client
-        .send(packets::subscribe_with(1, filter, options))
-        .await
-        .unwrap();
-    match client.recv(TIMEOUT).await.unwrap() {
-        Packet::SubAck(ack) => assert!(!ack.reason_codes[0].is_error(), "{ack:?}"),
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
 }
 
 /// A 5.0 CONNECT, Clean Start 1, session expiry 0, with a will on `will_topic`.
@@ -85,7 +70,7 @@ async fn cluster_a_session_ending_while_a_newer_claim_of_its_id_completes_keeps_
         .await
         .unwrap()
         .0;
-    subscribe(&mut watcher, &format!("{base}/will/#")).await;
+    watcher.subscribe_qos1(&format!("{base}/will/#")).await;
 
     // Each round races the end of the first connection against the claim
     // of the second, the DISCONNECT sent a varying number of scheduler
