@@ -341,6 +341,13 @@ impl Outbox {
             .push_back(delivery);
     }
 
+    /// The store sequence numbers of the deliveries waiting here.
+    pub(crate) fn store_seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0
+            .iter()
+            .flat_map(|queue| queue.deliveries.iter().filter_map(|d| d.store_seq))
+    }
+
     /// Whether `len` deliveries waiting should pause their publisher.
     fn congested(&self, len: usize, high_water: usize) -> bool {
         self.0

@@ -155,6 +155,22 @@ impl Inflight {
         })
     }
 
+    /// Gives every entry still holding its message (not yet past PUBREC)
+    /// and no store sequence number one from `next`, on the entry and on
+    /// its delivery (the session reports the delivery's fate under it).
+    pub(crate) fn number_unstored(&mut self, next: &mut impl FnMut() -> u64) {
+        for entry in &mut self.entries {
+            if let OutboundStage::AwaitingPubAck(d) | OutboundStage::AwaitingPubRec(d) =
+                &mut entry.stage
+                && entry.store_seq.is_none()
+            {
+                let seq = next();
+                d.store_seq = Some(seq);
+                entry.store_seq = Some(seq);
+            }
+        }
+    }
+
     /// Keeps only the entries `keep` approves, in order (used when a resend
     /// turns out impossible).
     pub(crate) fn retain(&mut self, keep: impl FnMut(&InflightEntry) -> bool) {

@@ -237,6 +237,20 @@ impl SessionState {
         self.inbound_qos2.insert(id, stage);
     }
 
+    /// Gives every QoS 1/2 delivery the session still owes (queued, or in
+    /// flight and not yet past PUBREC) that has no store sequence number one
+    /// from `next`, in delivery order (in flight first). For a session that
+    /// starts being stored with messages already held: a cluster node
+    /// claiming again a session it served while cut off from Redis.
+    pub fn number_unstored(&mut self, mut next: impl FnMut() -> u64) {
+        self.inflight.number_unstored(&mut next);
+        for d in &mut self.pending {
+            if d.store_seq.is_none() && d.qos != QoS::AtMostOnce {
+                d.store_seq = Some(next());
+            }
+        }
+    }
+
     /// Drains every delivery the client has not acknowledged and every queued
     /// QoS > 0 delivery, in order (inflight first). Used to re-dispatch
     /// shared-subscription messages when a session ends.

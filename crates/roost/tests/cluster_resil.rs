@@ -650,6 +650,81 @@ async fn cluster_availability_over_consistency_claims_its_sessions_again_when_re
     roost_testkit::wait_for_route(&mut publisher, &format!("{base}/x"), &mut [&mut x], WAIT).await;
 }
 
+/// `availability_over_consistency`: what sessions made while A was cut off
+/// from Redis queued or had in flight then (their rows could not be
+/// written: no claim) is written when A claims them again, so both resume
+/// on B with it: a parked session's three queued messages, a live one's
+/// unacknowledged message (resent with DUP and its packet id).
+#[tokio::test]
+async fn cluster_availability_over_consistency_writes_what_its_sessions_queued_while_cut_off() {
+    let redis = RedisServer::start();
+    redis.cli(&["ACL", "SETUSER", "nq", "on", ">pw", "~*", "&*", "+@all"]);
+    let run = unique_id("rq");
+    let base = unique_id("rq");
+    let url_a = redis.url().replace("redis://", "redis://nq:pw@");
+    let a = node_at(
+        &url_a,
+        &format!("{run}-a"),
+        1500,
+        "",
+        "availability_over_consistency = true",
+    );
+    let b = node_with(&redis, &format!("{run}-b"), 1500, "");
+
+    redis.cli(&["ACL", "SETUSER", "nq", "-@all"]);
+    until_logged(&a, "serving local clients only", "A never noticed").await;
+    // X: subscribed, then offline (parked on A) while messages arrive.
+    let x_id = unique_id("x");
+    let (mut x, _) = RawClient::connect_with(a.addr(), packets::connect_persistent(&x_id))
+        .await
+        .unwrap();
+    subscribe(&mut x, &format!("{base}/x")).await;
+    x.send(packets::disconnect()).await.unwrap();
+    let _ = x.expect_closed(WAIT).await;
+    // Y: connected, receives one message and never acknowledges it.
+    let y_id = unique_id("y");
+    let (mut y, _) = RawClient::connect_with(a.addr(), packets::connect_persistent(&y_id))
+        .await
+        .unwrap();
+    subscribe(&mut y, &format!("{base}/y")).await;
+    let mut publisher = v5(a.addr(), "pub").await;
+    for (i, payload) in [b"x1", b"x2", b"x3"].iter().enumerate() {
+        publish_1(
+            &mut publisher,
+            &format!("{base}/x"),
+            *payload,
+            false,
+            1 + i as u16,
+        )
+        .await;
+    }
+    publish_1(&mut publisher, &format!("{base}/y"), b"y1", false, 9).await;
+    let unacked = y.recv_publish(WAIT).await.unwrap();
+    assert_eq!(&unacked.payload[..], b"y1");
+
+    redis.cli(&["ACL", "SETUSER", "nq", "+@all"]);
+    until_logged(&a, "claimed again", "A never claimed its sessions again").await;
+    y.send(packets::disconnect()).await.unwrap();
+    let _ = y.expect_closed(WAIT).await;
+
+    let (mut x, connack) = RawClient::connect_with(b.addr(), packets::connect_persistent(&x_id))
+        .await
+        .unwrap();
+    assert!(connack.session_present, "X's session is in Redis");
+    for expected in [&b"x1"[..], b"x2", b"x3"] {
+        let publish = receive(&mut x, WAIT).await;
+        assert_eq!(&publish.payload[..], expected, "X's queue, in order");
+    }
+    let (mut y, connack) = RawClient::connect_with(b.addr(), packets::connect_persistent(&y_id))
+        .await
+        .unwrap();
+    assert!(connack.session_present, "Y's session is in Redis");
+    let resent = y.recv_publish(WAIT).await.unwrap();
+    assert_eq!(&resent.payload[..], b"y1");
+    assert!(resent.dup, "an in-flight message is resent with DUP");
+    assert_eq!(resent.packet_id, unacked.packet_id, "with its packet id");
+}
+
 // --- Shared groups weighted by member count ---
 
 #[tokio::test]

@@ -6,8 +6,10 @@
 //! (`roost_cluster::Cluster::reclaim`, a compare-and-set):
 //!
 //! - owned again: its token is the store's fence from now on, and its
-//!   record, subscriptions and will are written (a live connection's by its
-//!   driver, `Op::Persist`; a parked session's here, under its lock);
+//!   record, subscriptions, will and message rows are written (a live
+//!   connection's by its driver, `Op::Persist`; a parked session's here,
+//!   under its lock), the messages as it holds them now, queued or
+//!   acknowledged while cut off (`persist/reclaim.rs`);
 //! - another node took the client id meanwhile: the connection here is
 //!   closed as taken over (DISCONNECT 0x8E) and its session let go without
 //!   writes (the other node's rows are the truth); a parked one is let go;
@@ -17,7 +19,7 @@
 //! one script and one `SADD` on the owner thread, which CONNECTs share.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytestring::ByteString;
 use roost_cluster::Reclaimed;
@@ -83,7 +85,7 @@ pub(crate) async fn rejoin(core: Arc<Core>) -> (usize, usize) {
             }
             (Reclaimed::Owned, Held::Parked) => {
                 if link.reclaimed(client_id, token, None, &slot) {
-                    write_parked(&core, &slot);
+                    write_parked(&core, &slot).await;
                     owned += 1;
                 }
             }
@@ -120,27 +122,45 @@ pub(crate) async fn rejoin(core: Arc<Core>) -> (usize, usize) {
 }
 
 /// A parked session owned again: its record, subscriptions, what it
-/// reported and its will, as when it was parked.
-fn write_parked(core: &Core, slot: &SessionSlot) {
+/// reported and its will, as when it was parked, and its message rows made
+/// what it holds (`persist/reclaim.rs`); returns once written.
+async fn write_parked(core: &Core, slot: &SessionSlot) {
     let Some(persist) = core.persist() else {
         return;
     };
+    let from = slot.inner.lock().store.next_seq;
+    let stored = crate::persist::load_for_reclaim(persist, &slot.client_id).await;
     let batch = {
         let mut guard = slot.inner.lock();
         let inner = &mut *guard;
         let owner = inner.stored_owner();
+        let arriving = crate::persist::Arriving::to(inner, from);
         let Some(parked) = inner.parked.as_mut() else {
             return;
         };
-        crate::persist::on_park(
+        let now = Instant::now();
+        let mut batch = crate::persist::on_park(
             &mut inner.store,
             owner,
             &mut parked.state,
             parked.will.as_ref(),
-            Instant::now(),
-        )
+            now,
+        );
+        if let Some(stored) = &stored {
+            crate::persist::number_unstored(&mut inner.store, stored.as_ref(), |next| {
+                parked.state.number_unstored(next)
+            });
+            batch.extend(crate::persist::message_rows(
+                &parked.state,
+                stored.as_ref(),
+                &arriving,
+                now,
+                SystemTime::now(),
+            ));
+        }
+        batch
     };
-    drop(persist.submit(batch));
+    crate::persist::written(&slot.client_id, persist.submit(batch)).await;
 }
 
 impl ClusterLink {

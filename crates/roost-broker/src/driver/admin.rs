@@ -35,8 +35,11 @@ pub(super) async fn answer(inputs: &Inputs<'_>, session: &mut Session, connectio
             }
             Op::Persist => {
                 let slot = &inputs.key.0;
-                crate::persist::on_connect(inputs.core.persist(), slot, session, false, Vec::new())
-                    .await;
+                let persist = inputs.core.persist();
+                crate::persist::on_connect(persist, slot, session, false, Vec::new()).await;
+                if let Some(persist) = persist {
+                    crate::persist::write_live(persist, slot, session).await;
+                }
                 Answer::Persisted
             }
         };

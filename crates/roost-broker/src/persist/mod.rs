@@ -16,6 +16,7 @@
 mod events;
 mod open;
 mod publish;
+mod reclaim;
 mod session;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,9 @@ use crate::config::{DurabilityConfig, StoreBackend, StoreConfig};
 pub(crate) use events::{delta, drain_state, may_send_before_stored, write_events};
 pub(crate) use open::Opened;
 pub(crate) use publish::retained_sink;
+pub(crate) use reclaim::{
+    Arriving, load as load_for_reclaim, message_rows, number_unstored, write_live, written,
+};
 pub(crate) use session::{on_connect, on_park, on_session_end, on_subscribe, on_unsubscribe};
 
 /// The broker's link to its store.

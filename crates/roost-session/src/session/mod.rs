@@ -208,6 +208,11 @@ impl Session {
         &self.state
     }
 
+    /// [`SessionState::number_unstored`] on this session's state.
+    pub fn number_unstored(&mut self, next: impl FnMut() -> u64) {
+        self.state.number_unstored(next);
+    }
+
     /// The configuration this session obeys.
     pub fn config(&self) -> &Arc<SessionConfig> {
         &self.config
