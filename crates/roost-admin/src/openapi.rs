@@ -34,7 +34,7 @@ impl Modify for SecuritySchemes {
     paths(
         api::login::login,
         api::status::status,
-        api::status::stats,
+        api::stats::stats,
         api::status::nodes,
         api::status::listeners,
         api::clients::list,

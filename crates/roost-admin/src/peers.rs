@@ -15,7 +15,10 @@
 //! **Bounds.** Every request has a connect timeout of [`CONNECT_TIMEOUT`]
 //! and a whole-request timeout of [`PEER_TIMEOUT`]; an answer larger than
 //! [`MAX_ANSWER`] is refused. A fan-out makes one request per node at once
-//! (nodes are few).
+//! (nodes are few). A node that missed a lease renewal (paused, stalled:
+//! [`late`]) gets [`LATE_TIMEOUT`] instead, so a stopped node holds a
+//! cluster-wide answer for a second, not five, until its lease lapses and
+//! it is skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,8 @@ use crate::auth::{Auth, NODE_SCHEME};
 
 /// A node's API that does not answer within this is reported, not waited for.
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A node that missed a lease renewal gets this long to answer.
+pub(crate) const LATE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connecting to a node's API (a dead host) gives up after this.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer taken from another node (1000 rows of clients are
@@ -102,22 +107,26 @@ impl Peers {
             reqwest::header::AUTHORIZATION,
             format!("{NODE_SCHEME}{secret}"),
         );
+        let late = late(member, crate::api::status::now_ms());
+        if late {
+            request = request.timeout(LATE_TIMEOUT);
+        }
+        let why = |e: &reqwest::Error| match (late, e.is_timeout()) {
+            (true, true) => format!(
+                "{base}: no answer within {} ms (it missed a lease renewal)",
+                LATE_TIMEOUT.as_millis()
+            ),
+            _ => format!("{base}: {}", describe(e)),
+        };
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| PeerError(format!("{base}: {}", describe(&e))))?;
+        let mut response = request.send().await.map_err(|e| PeerError(why(&e)))?;
         let status = response.status();
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| PeerError(format!("{base}: {}", describe(&e))))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| PeerError(why(&e)))? {
             if body.len() + chunk.len() > MAX_ANSWER {
                 return Err(PeerError(format!(
                     "{base}: answer larger than {MAX_ANSWER} bytes"
@@ -130,6 +139,24 @@ impl Peers {
             body: body.into(),
         })
     }
+}
+
+/// Whether `member` missed a lease renewal: a node renews (and announces)
+/// every third of its lease, so its lease runs out in more than two thirds
+/// of a lease unless a renewal was missed (a second of slack for a loaded
+/// host). Its lease length is read from its
+/// last announcement (`lease_until_ms - announced_ms`); a node that
+/// announced nothing is not judged.
+pub(crate) fn late(member: &Member, now_ms: u64) -> bool {
+    missed_renewal(member.lease_until_ms, member.announced_ms, now_ms)
+}
+
+fn missed_renewal(lease_until_ms: u64, announced_ms: Option<u64>, now_ms: u64) -> bool {
+    let Some(announced) = announced_ms else {
+        return false;
+    };
+    let lease = lease_until_ms.saturating_sub(announced);
+    lease_until_ms.saturating_sub(now_ms) + 1_000 < lease / 3 * 2
 }
 
 /// A reqwest error without its URL, with its cause.
@@ -183,5 +210,23 @@ pub(crate) async fn join(broker: BrokerHandle, state: Arc<crate::state::AppState
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
             () = broker.shutdown_begun() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_late_once_it_misses_a_lease_renewal() {
+        // A 9 s lease announced at t=100 s: renewed by t=103 s normally.
+        let late = |now| missed_renewal(109_000, Some(100_000), now);
+        assert!(!late(100_000));
+        assert!(!late(104_000), "a renewal up to a second late");
+        assert!(late(104_100), "a renewal missed");
+        assert!(
+            !missed_renewal(109_000, None, 108_000),
+            "no announcement, not judged"
+        );
     }
 }

@@ -406,3 +406,95 @@ fn a_parked_session_on_node_b_is_shown_and_subscribed_through_node_a() {
         "{subs}"
     );
 }
+
+#[test]
+fn the_clusters_counters_add_up_every_nodes_and_another_nodes_are_read_through_one() {
+    let redis = RedisSingle::start();
+    let (a, b) = (unique_id("stats-a"), unique_id("stats-b"));
+    let node_a = node(&redis, &a);
+    let node_b = node(&redis, &b);
+    let ctl = Ctl::for_node(&node_a);
+    ctl.wait_nodes(&[&a, &b]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // One connection on A, two on B, held while asked.
+    let _held: Vec<RawClient> = rt.block_on(async {
+        let mut held = Vec::new();
+        for addr in [node_a.addr(), node_b.addr(), node_b.addr()] {
+            let id = unique_id("stats-c");
+            held.push(RawClient::connect_v5(addr, &id).await.unwrap().0);
+        }
+        held
+    });
+    // Read live from each node (not the announced counts): at once.
+    let all = ctl.json(&["status", "--node", "all"]);
+    assert_eq!(all["node"], "all", "{all}");
+    assert_eq!(all["nodes_counted"], 2, "{all}");
+    assert_eq!(all["connections_current"], 3, "{all}");
+    let only_b = ctl.json(&["status", "--node", &b]);
+    assert_eq!(only_b["connections_current"], 2, "{only_b}");
+    assert!(
+        only_b.get("version").is_none(),
+        "no answering node's version: {only_b}"
+    );
+    let own = ctl.json(&["status"]);
+    assert_eq!(own["node"], a.as_str(), "{own}");
+    assert_eq!(own["connections_current"], 1, "{own}");
+}
+
+/// A node stopped (SIGSTOP) misses its lease renewals before its lease
+/// lapses; from its first missed renewal a cluster-wide list waits a
+/// second for it (`peers::LATE_TIMEOUT`), not the five seconds a node that
+/// renews on time gets, and names it.
+#[test]
+fn a_node_that_missed_a_lease_renewal_holds_a_cluster_wide_list_for_a_second_not_five() {
+    let redis = RedisSingle::start();
+    let (a, b) = (unique_id("late-a"), unique_id("late-b"));
+    // A 9 s lease: renewed every 3 s, a renewal missed 4 s after the stop,
+    // the lease lapsed after 9.
+    let long_lease = |name: &str| {
+        BrokerProcess::builder(ROOST)
+            .config_toml(format!(
+                "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 9000\n\
+                 [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
+                redis.url()
+            ))
+            .arg("--store")
+            .arg("memory")
+            .start()
+            .expect("a cluster node")
+    };
+    let node_a = long_lease(&a);
+    let node_b = long_lease(&b);
+    let ctl = Ctl::for_node(&node_a);
+    ctl.wait_nodes(&[&a, &b]);
+    node_b.signal(rustix::process::Signal::STOP).unwrap();
+    // B's last renewal is now more than a renewal period (and a second of
+    // slack) old, its lease not lapsed: still `running`.
+    let nodes = ctl.wait_for(&["nodes"], "B late", |v| {
+        let b_row = row(v, &b);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let until = b_row["lease_until_ms"].as_u64().unwrap();
+        b_row["status"] == "running" && until > now + 1_500 && until < now + 4_800
+    });
+    let started = Instant::now();
+    let list = ctl.json(&["clients", "list"]);
+    let took = started.elapsed();
+    node_b.signal(rustix::process::Signal::CONT).unwrap();
+    let failed = list["meta"]["failed_nodes"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{list} (nodes: {nodes})");
+    assert_eq!(failed[0]["node"], b.as_str(), "{list}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("missed a lease renewal"),
+        "{list}"
+    );
+    assert!(
+        took < Duration::from_millis(4_000),
+        "the list took {took:?}"
+    );
+}

@@ -211,6 +211,53 @@ struct AnswerMeta {
     count: Option<usize>,
 }
 
+/// Every other node's answer to `GET path` (`path` with its query;
+/// `node=<id>` added), all at once: the successful bodies by node, and the
+/// nodes that gave none.
+pub(crate) async fn ask_all(
+    state: &Shared,
+    path: &str,
+) -> Result<(Vec<(String, Bytes)>, Vec<FailedNode>), ApiError> {
+    let members = members(state).await?;
+    let mut calls = tokio::task::JoinSet::new();
+    for m in members.into_iter().filter(|m| m.node != state.node) {
+        let state = std::sync::Arc::clone(state);
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let path = format!("{path}{sep}node={}", encode(&m.node));
+        calls.spawn(async move {
+            let answer = state
+                .peers
+                .call(&state.auth, &m, Method::GET, &path, None)
+                .await;
+            match answer {
+                Ok(a) if a.status.is_success() => Ok((m.node, a.body)),
+                Ok(a) => Err(FailedNode {
+                    node: m.node,
+                    error: format!(
+                        "HTTP {}: {}",
+                        a.status.as_u16(),
+                        String::from_utf8_lossy(&a.body)
+                    ),
+                }),
+                Err(e) => Err(FailedNode {
+                    node: m.node,
+                    error: e.0,
+                }),
+            }
+        });
+    }
+    let mut answers = Vec::new();
+    let mut failed = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined {
+            Ok(Ok(answer)) => answers.push(answer),
+            Ok(Err(f)) => failed.push(f),
+            Err(e) => tracing::error!(error = %e, "management API: a fan-out request task failed"),
+        }
+    }
+    Ok((answers, failed))
+}
+
 /// The rows of a cluster-wide list: this node's from `local(depth)`, the
 /// others' from `path` + `query` (`&node=<id>&page=1&limit=<depth>` added),
 /// all at once.
@@ -222,56 +269,29 @@ pub(crate) async fn gather<T, L>(
     local: L,
 ) -> Result<(Vec<Part<T>>, Vec<FailedNode>), ApiError>
 where
-    T: DeserializeOwned + Send + 'static,
+    T: DeserializeOwned,
     L: FnOnce(usize) -> (Vec<T>, usize),
 {
-    let members = members(state).await?;
-    let mut calls = tokio::task::JoinSet::new();
-    for m in members.into_iter().filter(|m| m.node != state.node) {
-        let state = std::sync::Arc::clone(state);
-        let sep = if query.is_empty() { '?' } else { '&' };
-        let path = format!(
-            "{path}{query}{sep}node={}&page=1&limit={depth}",
-            encode(&m.node)
-        );
-        calls.spawn(async move {
-            let answer = state
-                .peers
-                .call(&state.auth, &m, Method::GET, &path, None)
-                .await;
-            let part = match answer {
-                Ok(a) if a.status.is_success() => serde_json::from_slice::<Answer<T>>(&a.body)
-                    .map(|answer| Part {
-                        total: answer.meta.count.unwrap_or(answer.data.len()),
-                        rows: answer.data,
-                        node: m.node.clone(),
-                    })
-                    .map_err(|e| format!("unreadable answer: {e}")),
-                Ok(a) => Err(format!(
-                    "HTTP {}: {}",
-                    a.status.as_u16(),
-                    String::from_utf8_lossy(&a.body)
-                )),
-                Err(e) => Err(e.0),
-            };
-            part.map_err(|error| FailedNode {
-                node: m.node,
-                error,
-            })
-        });
-    }
+    let sep = if query.is_empty() { '?' } else { '&' };
+    let (answers, mut failed) =
+        ask_all(state, &format!("{path}{query}{sep}page=1&limit={depth}")).await?;
     let (rows, total) = local(depth);
     let mut parts = vec![Part {
         node: state.node.clone(),
         rows,
         total,
     }];
-    let mut failed = Vec::new();
-    while let Some(joined) = calls.join_next().await {
-        match joined {
-            Ok(Ok(part)) => parts.push(part),
-            Ok(Err(f)) => failed.push(f),
-            Err(e) => tracing::error!(error = %e, "management API: a fan-out request task failed"),
+    for (node, body) in answers {
+        match serde_json::from_slice::<Answer<T>>(&body) {
+            Ok(answer) => parts.push(Part {
+                total: answer.meta.count.unwrap_or(answer.data.len()),
+                rows: answer.data,
+                node,
+            }),
+            Err(e) => failed.push(FailedNode {
+                node,
+                error: format!("unreadable answer: {e}"),
+            }),
         }
     }
     parts.sort_by(|a, b| a.node.cmp(&b.node));

@@ -10,6 +10,7 @@ pub mod login;
 pub mod page;
 pub mod publish;
 pub mod retained;
+pub mod stats;
 pub mod status;
 pub mod users;
 
@@ -28,7 +29,7 @@ use crate::state::Shared;
 pub(crate) fn router(state: Shared) -> Router<Shared> {
     let protected = Router::new()
         .route("/api/v1/status", get(status::status))
-        .route("/api/v1/stats", get(status::stats))
+        .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/nodes", get(status::nodes))
         .route("/api/v1/listeners", get(status::listeners))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))

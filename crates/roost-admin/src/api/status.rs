@@ -118,21 +118,6 @@ pub(crate) async fn status(State(state): State<Shared>) -> Json<Status> {
     })
 }
 
-/// The broker's counters (`roost_broker::Stats`, snake_case) and `timestamp_ms`.
-#[utoipa::path(get, path = "/api/v1/stats", tag = "status",
-    responses((status = 200, description = "every field of roost_broker::Stats plus timestamp_ms", body = Object),
-              (status = 401, body = crate::error::ErrorBody)))]
-pub(crate) async fn stats(
-    State(state): State<Shared>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut value = serde_json::to_value(state.broker.stats())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("timestamp_ms".into(), now_ms().into());
-    }
-    Ok(Json(value))
-}
-
 /// The nodes: this one, or in cluster mode every node in Redis's node set
 /// with what it announced at its last lease renewal (read from Redis at
 /// each request).

@@ -41,7 +41,12 @@ pub(crate) struct CtlArgs {
 #[derive(Debug, Subcommand)]
 enum CtlCommand {
     /// Node, version, uptime and the main counters.
-    Status,
+    Status {
+        /// Cluster: another node's counters, or `all` for the cluster's
+        /// (each node's summed; default: the node asked).
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// The nodes (every node of a cluster).
     Nodes,
     /// Connected and parked clients.
@@ -275,9 +280,21 @@ fn enc(s: &str) -> String {
 fn remote_command(c: &client::Client, command: &CtlCommand, json: bool) -> Result<(), String> {
     use serde_json::json;
     match command {
-        CtlCommand::Status => {
-            let mut status = c.get("/api/v1/status")?;
-            let stats = c.get("/api/v1/stats")?;
+        CtlCommand::Status { node } => {
+            // Another node's counters, or the cluster's: shown under that
+            // name, without the answering node's version and uptime.
+            let (mut status, stats) = match node {
+                None => (c.get("/api/v1/status")?, c.get("/api/v1/stats")?),
+                Some(node) => {
+                    let stats = c.get(&format!("/api/v1/stats?node={}", enc(node)))?;
+                    let mut status = json!({ "node": node });
+                    if let Some(nodes) = stats["nodes"].as_array() {
+                        status["nodes_counted"] = nodes.len().into();
+                    }
+                    warn_failed_nodes(&json!({"meta": {"failed_nodes": stats["failed_nodes"]}}));
+                    (status, stats)
+                }
+            };
             if let (Some(s), Some(t)) = (status.as_object_mut(), stats.as_object()) {
                 for key in [
                     "connections_current",
