@@ -1,6 +1,8 @@
 // Overview: the broker's counters, and live charts of connections and of
 // messages in, out and dropped per second, from GET /api/v1/stats every 2 s
-// (rates are the differences between two polls).
+// (rates are the differences between two polls). `node=all`: in a cluster
+// the cluster's counters (every node's added up; a node that did not answer
+// is named), on a single node its own.
 
 import { get } from "../api.js";
 import { h, fmtNumber, errorText } from "../dom.js";
@@ -41,7 +43,7 @@ export default {
 
     async function poll() {
       try {
-        const s = await get("/api/v1/stats");
+        const s = await get("/api/v1/stats?node=all");
         if (stopped) return;
         const t = (s.timestamp_ms || Date.now()) / 1000;
         let rin = 0, rout = 0, rdrop = 0;
@@ -62,7 +64,11 @@ export default {
           card("Dropped (total)", fmtNumber(s.messages_dropped), "dropped"),
           card("Received (total)", fmtNumber(s.messages_received), "received"),
         );
-        status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+        if (Array.isArray(s.nodes)) cards.append(card("Nodes", fmtNumber(s.nodes.length), "nodes"));
+        const failed = (s.failed_nodes || []).map((f) => `${f.node} (${f.error})`);
+        status.textContent = `Updated ${new Date().toLocaleTimeString()}` +
+          (Array.isArray(s.nodes) ? `: the cluster's ${s.nodes.length} nodes` : "") +
+          (failed.length ? `; not counted, no answer: ${failed.join(", ")}` : "");
         if (!conn) conn = chart(connEl, "Connections", [["connections", "#0b5cad"]]);
         if (!msgs) msgs = chart(msgEl, "Messages per second", [["in", "#1d6b32"], ["out", "#0b5cad"], ["dropped", "#a4161a"]]);
         push(conn, t, [s.connections_current]);
