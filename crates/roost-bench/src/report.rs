@@ -133,6 +133,10 @@ pub struct BrokerReport {
     pub cpu_wait_cores_window: Option<f64>,
     /// Broker CPU seconds per million messages in the window.
     pub cpu_s_per_million_msgs: Option<f64>,
+    /// The same per process, in the order of `--broker-pid`, when several
+    /// were given (e.g. each cluster node and Redis): which one the CPU is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpu_s_per_million_msgs_each: Vec<f64>,
     /// What the messages above are: "delivered" (received by subscribers) or "published".
     pub msgs_basis: Option<String>,
     /// Broker CPU milliseconds per connection during the connect phase.
@@ -415,6 +419,14 @@ fn broker_report(raw: &RawResult, samples: &Samples) -> Option<BrokerReport> {
                 (secs > 0.0).then(|| (e.runqueue_wait_s - w.runqueue_wait_s).max(0.0) / secs);
             b.msgs_basis = Some(basis.to_owned());
             b.cpu_s_per_million_msgs = (msgs > 0).then(|| cpu * 1e6 / msgs as f64);
+            let (warm, end) = (samples.each("warm"), samples.each("end"));
+            if msgs > 0 && warm.len() == end.len() {
+                b.cpu_s_per_million_msgs_each = warm
+                    .iter()
+                    .zip(&end)
+                    .map(|(w, e)| (e.cpu_s - w.cpu_s).max(0.0) * 1e6 / msgs as f64)
+                    .collect();
+            }
         }
     }
     let conns = raw.connect.ok;
