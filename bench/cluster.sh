@@ -11,7 +11,8 @@
 #
 # Reported per run: delivered msg/s, CPU per million deliveries of the brokers
 # AND redis-server together (roost-bench --broker-pid sums the processes over
-# the measured window), redis-server's share of it (its CPU over the whole run
+# the measured window), the same split by process (node A, node B, Redis:
+# which one the CPU is), redis-server's share over the whole run (its CPU
 # divided by everything delivered), and Redis commands per delivered message
 # (`INFO commandstats` before and after the run). Method: docs/cluster.md,
 # "Benchmarks".
@@ -207,16 +208,22 @@ def commands(path):
     return out
 
 fmt = lambda v, d=0: "–" if v is None else f"{v:,.{d}f}"
-print("| scenario | mode | delivered msg/s | CPU-s per million (brokers + Redis) | × single | of which Redis | Redis commands per delivery | top commands per delivery |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+print("| scenario | mode | delivered msg/s | CPU-s per million (brokers + Redis) | × single | of it node A / node B / Redis | Redis over the whole run | Redis commands per delivery | top commands per delivery |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for sc in scenarios:
     base = None
     for mode in modes:
-        rates, cpus, redis_share, per_msg, tops = [], [], [], [], []
+        rates, cpus, redis_share, per_msg, tops, each = [], [], [], [], [], []
         for p in sorted(run_dir.glob(f"{sc}.{mode}.[0-9]*.json")):
             doc = json.loads(p.read_text())
             rates.append(doc["receive"]["rate_per_s"])
             cpus.append((doc.get("broker") or {}).get("cpu_s_per_million_msgs"))
+            # --broker-pid lists node A, node B (not in single mode), Redis.
+            split = (doc.get("broker") or {}).get("cpu_s_per_million_msgs_each") or []
+            if len(split) == 2:
+                split = [split[0], None, split[1]]
+            if len(split) == 3:
+                each.append(split)
             received = doc["receive"].get("received") or 0
             stem = str(p)[: -len(".json")]
             rc = Path(stem + ".redis_cpu")
@@ -235,7 +242,8 @@ for sc in scenarios:
         if tops:
             last = tops[-1]
             top = ", ".join(f"{k} {v:.3f}" for k, v in sorted(last.items(), key=lambda kv: -kv[1])[:4])
-        print(f"| {sc} | {mode} | {fmt(rate)} | {fmt(cpu, 2)} | {ratio} | {fmt(med(redis_share), 2)} | {fmt(med(per_msg), 3)} | {top} |")
+        parts = " / ".join(fmt(med([e[i] for e in each]), 3) for i in range(3)) if each else "–"
+        print(f"| {sc} | {mode} | {fmt(rate)} | {fmt(cpu, 2)} | {ratio} | {parts} | {fmt(med(redis_share), 2)} | {fmt(med(per_msg), 3)} | {top} |")
 EOF
 } >"$OUT"
 cat "$OUT"

@@ -20,6 +20,14 @@ impl Samples {
             .find(|(n, _)| n == name)
             .map(|(_, s)| *s)
     }
+
+    /// The last samples taken under `name` of each process, in the order
+    /// of `--broker-pid` (empty for a single process).
+    pub fn each(&self, name: &str) -> Vec<ProcSample> {
+        (0..)
+            .map_while(|i| self.get(&format!("{name}#{i}")))
+            .collect()
+    }
 }
 
 /// Samples the broker process(es).
@@ -45,10 +53,13 @@ impl BrokerProbe {
         }))
     }
 
-    /// Takes a sample under `name`: the sum over the processes. A failure
-    /// (a broker died) is reported, not fatal.
+    /// Takes a sample under `name`: the sum over the processes; with more
+    /// than one process, each one's also, under `name#i` (`i`: its place
+    /// in the list, see [`Samples::each`]). A failure (a broker died) is
+    /// reported, not fatal.
     pub fn sample(&self, name: &str, samples: &mut Samples) {
         let mut sum = ProcSample::default();
+        let mut each = Vec::with_capacity(self.pids.len());
         for &pid in &self.pids {
             match procstat::sample(Some(pid)) {
                 Ok(s) => {
@@ -56,6 +67,7 @@ impl BrokerProbe {
                     sum.rss_bytes += s.rss_bytes;
                     sum.hwm_bytes += s.hwm_bytes;
                     sum.runqueue_wait_s += s.runqueue_wait_s;
+                    each.push(s);
                 }
                 Err(e) => {
                     eprintln!("roost-bench: cannot sample broker pid {pid}: {e:#}");
@@ -64,5 +76,10 @@ impl BrokerProbe {
             }
         }
         samples.0.push((name.to_owned(), sum));
+        if each.len() > 1 {
+            for (i, s) in each.into_iter().enumerate() {
+                samples.0.push((format!("{name}#{i}"), s));
+            }
+        }
     }
 }

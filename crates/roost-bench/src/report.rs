@@ -133,6 +133,10 @@ pub struct BrokerReport {
     pub cpu_wait_cores_window: Option<f64>,
     /// Broker CPU seconds per million messages in the window.
     pub cpu_s_per_million_msgs: Option<f64>,
+    /// The same per process, in the order of `--broker-pid`, when several
+    /// were given (e.g. each cluster node and Redis): which one the CPU is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpu_s_per_million_msgs_each: Vec<f64>,
     /// What the messages above are: "delivered" (received by subscribers) or "published".
     pub msgs_basis: Option<String>,
     /// Broker CPU milliseconds per connection during the connect phase.
@@ -415,6 +419,14 @@ fn broker_report(raw: &RawResult, samples: &Samples) -> Option<BrokerReport> {
                 (secs > 0.0).then(|| (e.runqueue_wait_s - w.runqueue_wait_s).max(0.0) / secs);
             b.msgs_basis = Some(basis.to_owned());
             b.cpu_s_per_million_msgs = (msgs > 0).then(|| cpu * 1e6 / msgs as f64);
+            let (warm, end) = (samples.each("warm"), samples.each("end"));
+            if msgs > 0 && warm.len() == end.len() {
+                b.cpu_s_per_million_msgs_each = warm
+                    .iter()
+                    .zip(&end)
+                    .map(|(w, e)| (e.cpu_s - w.cpu_s).max(0.0) * 1e6 / msgs as f64)
+                    .collect();
+            }
         }
     }
     let conns = raw.connect.ok;
@@ -515,4 +527,49 @@ fn dur(us: f64) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procstat::ProcSample;
+
+    fn cpu(cpu_s: f64) -> ProcSample {
+        ProcSample {
+            cpu_s,
+            ..ProcSample::default()
+        }
+    }
+
+    #[test]
+    fn several_broker_pids_get_their_window_cpu_each_in_the_order_given() {
+        let mut raw = RawResult::default();
+        raw.receive.clients = 1;
+        raw.receive.received = 2_000_000;
+        raw.receive.received_window = 2_000_000;
+        raw.window.warm_ns = 1_000_000_000;
+        raw.window.end_ns = 9_000_000_000;
+        let samples = Samples(vec![
+            ("warm".into(), cpu(10.0)),
+            ("warm#0".into(), cpu(7.0)),
+            ("warm#1".into(), cpu(2.0)),
+            ("warm#2".into(), cpu(1.0)),
+            ("end".into(), cpu(13.1)),
+            ("end#0".into(), cpu(10.0)),
+            ("end#1".into(), cpu(2.0)),
+            ("end#2".into(), cpu(1.1)),
+        ]);
+        let b = broker_report(&raw, &samples).expect("a report");
+        let total = b.cpu_s_per_million_msgs.expect("the sum");
+        assert!((total - 1.55).abs() < 1e-9, "{total}");
+        let each = &b.cpu_s_per_million_msgs_each;
+        assert_eq!(each.len(), 3, "{each:?}");
+        for (got, want) in each.iter().zip([1.5, 0.0, 0.05]) {
+            assert!((got - want).abs() < 1e-9, "{each:?}");
+        }
+        // One process: no split.
+        let one = Samples(vec![("warm".into(), cpu(1.0)), ("end".into(), cpu(2.0))]);
+        let b = broker_report(&raw, &one).expect("a report");
+        assert!(b.cpu_s_per_million_msgs_each.is_empty());
+    }
 }

@@ -447,6 +447,11 @@ impl Cluster {
         wait: bool,
         message: impl FnOnce() -> StoredMessage,
     ) -> (Forward, Vec<Arc<str>>) {
+        // No route cached: nothing goes elsewhere (the local-only case: no
+        // lock taken, no plan built).
+        if !self.shared.routes.any() {
+            return (Forward::Local, Vec::new());
+        }
         let plan = self.shared.routes.plan(topic, publisher_id);
         if plan.to.is_empty() {
             return (Forward::Local, plan.elsewhere);

@@ -218,6 +218,12 @@ pub(crate) struct Dest {
 
 /// The route table cache and this node's published filters.
 pub(crate) struct Routes {
+    /// Whether the cache holds any route (another node's, or a shared one
+    /// of this node): set under the cache's write lock after each change
+    /// ([`Routes::noted`]). While it is false a message goes nowhere else,
+    /// known without the lock, whose cache line every publishing thread
+    /// would write ([`Routes::any`]): local delivery in cluster mode.
+    any: std::sync::atomic::AtomicBool,
     me: String,
     pick: SharedPick,
     cache: RwLock<Cache>,
@@ -233,6 +239,7 @@ pub(crate) struct Routes {
 impl Routes {
     pub(crate) fn new(me: &str, pick: SharedPick) -> Self {
         Self {
+            any: std::sync::atomic::AtomicBool::new(false),
             me: me.to_string(),
             pick,
             cache: RwLock::new(Self::empty(pick)),
@@ -363,6 +370,7 @@ impl Routes {
         } else {
             cache.remove(n, route);
         }
+        self.noted(&cache);
     }
 
     /// Adds a node's whole route set (bootstrap).
@@ -375,6 +383,7 @@ impl Routes {
         for filter in filters {
             cache.add(n, filter);
         }
+        self.noted(&cache);
     }
 
     /// Applies one route log entry (last op wins per node and filter).
@@ -398,6 +407,7 @@ impl Routes {
         for filter in split(entry.field("d")) {
             cache.remove(n, filter);
         }
+        self.noted(&cache);
     }
 
     /// Forgets every other node's route (before a full reload); this
@@ -420,6 +430,20 @@ impl Routes {
                 cache.add(n, route);
             }
         }
+        self.noted(&cache);
+    }
+
+    /// Records whether `cache` (just changed, its write lock held) has a
+    /// route, for [`Routes::any`].
+    fn noted(&self, cache: &Cache) {
+        let any = cache.router.subscription_count() > 0;
+        self.any.store(any, std::sync::atomic::Ordering::Release);
+    }
+
+    /// False while no route is cached: no message goes to another node
+    /// (what [`Routes::plan`] would find, without its lock).
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How many (node, filter) routes the cache holds.
@@ -581,5 +605,36 @@ mod tests {
             routes.other_member_node("$share/g/j", "p", "j"),
             plan.to.first().map(|d| d.node)
         );
+    }
+
+    #[test]
+    fn any_says_whether_a_route_is_cached_through_every_change() {
+        let routes = Routes::new("me", SharedPick::default());
+        assert!(!routes.any(), "a new table");
+        routes.load("me", &["t/1".into()]);
+        routes.own("t/1", true);
+        assert!(
+            !routes.any(),
+            "this node's non-shared routes are not cached"
+        );
+        routes.load("b", &["t/1".into()]);
+        assert!(routes.any());
+        routes.apply(&entry(&[("n", "b"), ("r", "0"), ("d", "t/1")]));
+        assert!(!routes.any(), "b's last route removed");
+        routes.apply(&entry(&[("n", "c"), ("r", "0"), ("a", "t/+")]));
+        assert!(routes.any());
+        routes.apply(&entry(&[("n", "c"), ("r", "down")]));
+        assert!(!routes.any(), "c is down");
+        routes.own("$share/g/j", true);
+        assert!(routes.any(), "this node's shared route");
+        routes.published.lock().insert("$share/g/j".into());
+        routes.clear();
+        assert!(routes.any(), "kept by a reload");
+        routes.published.lock().remove("$share/g/j");
+        routes.own("$share/g/j", false);
+        assert!(!routes.any());
+        routes.load("b", &["t/2".into()]);
+        routes.clear();
+        assert!(!routes.any(), "a reload forgets other nodes' routes");
     }
 }

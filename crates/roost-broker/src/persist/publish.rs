@@ -20,7 +20,9 @@ use crate::slot::SessionSlot;
 impl Persist {
     /// Gives `delivery` the slot's next sequence number and records its
     /// enqueue, when the slot's session is stored. QoS 0 is stored only when
-    /// offline sessions keep it (`queue_qos0_offline`).
+    /// offline sessions keep it (`queue_qos0_offline`). `wall`: the wall
+    /// clock of the message's batch, read at its first enqueue (not at all
+    /// when none of its subscribers' sessions is stored).
     pub(crate) fn stamp(
         &self,
         slot: &SessionSlot,
@@ -28,7 +30,7 @@ impl Persist {
         batch: &mut Vec<Delta>,
         keep_qos0: bool,
         now: Instant,
-        wall: SystemTime,
+        wall: &mut Option<SystemTime>,
     ) {
         if delivery.qos == QoS::AtMostOnce && !keep_qos0 {
             return;
@@ -46,7 +48,11 @@ impl Persist {
         batch.push(Delta::MessageEnqueue {
             client_id: slot.client_id.clone(),
             seq,
-            message: QueuedMessage::from_delivery(delivery, now, wall),
+            message: QueuedMessage::from_delivery(
+                delivery,
+                now,
+                *wall.get_or_insert_with(SystemTime::now),
+            ),
         });
     }
 
