@@ -64,6 +64,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
         match renewed {
             Ok(()) => {
                 renewed_at = started;
+                let since = started.saturating_duration_since(shared.epoch);
+                shared.renewed.store(
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
                 announce::after_renewal(&mut link, &shared);
                 hand_off_due(&link, &shared);
                 if !shared.healthy.swap(true, Ordering::Relaxed) {
@@ -101,6 +106,19 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
+/// This node's lease is surely still its own: its last successful renewal
+/// started less than `lease - lease / 6` ago (the self-fence's bound:
+/// before any other node can see the lease lapse and take its janitor
+/// jobs over) and it is not fenced. A janitor's replay checks it before
+/// each message (`handoff.rs`): a node paused or cut off past that stops
+/// replaying instead of going on alongside the node that takes its job.
+pub(crate) fn fresh(shared: &Shared) -> bool {
+    let lease = shared.options.lease;
+    let renewed = Duration::from_millis(shared.renewed.load(Ordering::Relaxed));
+    let since = shared.epoch.elapsed().saturating_sub(renewed);
+    since < lease - lease / 6 && !shared.fenced.load(Ordering::Relaxed)
+}
+
 /// Fences this node (once per outage): unhealthy, and the broker lets go
 /// of every connection and session.
 fn fence(shared: &Shared) {
@@ -116,7 +134,7 @@ fn fence(shared: &Shared) {
 
 /// One renewal; `Ok(true)` when this node was still in the set (no other
 /// node collected it since the last renewal).
-fn renew(link: &mut Link, shared: &Shared) -> Result<bool, crate::ClusterError> {
+fn renew(link: &mut Link, shared: &Arc<Shared>) -> Result<bool, crate::ClusterError> {
     let keys = &shared.keys;
     let me = &shared.options.node_id;
     let lease_ms = u64::try_from(shared.options.lease.as_millis()).unwrap_or(u64::MAX);

@@ -104,6 +104,24 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 ";
 
+/// A step of a janitor job recorded (`job.rs`: its stage, or how far its
+/// replay got), only while the job is still this janitor's: a janitor cut
+/// off or paused past its lease, whose job another node took over since
+/// (`run` writes the taker's name in the record), records nothing more and
+/// stops its replay. KEYS: the job record. ARGV: the janitor, then field
+/// and value pairs, then `-` and the fields to delete. Returns 1, or 0
+/// when the job is another node's.
+pub(crate) const JOB_STEP: &str = r"
+if redis.call('HGET', KEYS[1], 'janitor') ~= ARGV[1] then return 0 end
+local i = 2
+while i <= #ARGV and ARGV[i] ~= '-' do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for j = i + 1, #ARGV do redis.call('HDEL', KEYS[1], ARGV[j]) end
+return 1
+";
+
 /// The list of a dead node's sessions, set aside for its janitor job
 /// (once: a janitor taking the job over finds it there): a restarted node
 /// of the same id lists its new sessions in a fresh set. KEYS: the node's
