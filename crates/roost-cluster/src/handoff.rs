@@ -24,7 +24,8 @@
 //! node's client ids. A janitor job's replay is fenced: before each page it
 //! checks the job is still this node's (`JOB_STEP`, which also records its
 //! progress), and before each message that this node's lease is fresh
-//! (`lease::fresh`): a janitor paused or cut off past its lease stops
+//! with no gap since the last check (`lease::Gate`): a janitor paused or
+//! cut off past its lease stops
 //! instead of replaying alongside the node that took its job over (which
 //! resumes after the last page recorded).
 
@@ -36,6 +37,7 @@ use smallvec::SmallVec;
 
 use crate::batch;
 use crate::dedupe::Seen;
+use crate::lease::Gate;
 use crate::link::Link;
 use crate::routes::Dest;
 use crate::wire::{self, DATA, KIND};
@@ -207,7 +209,7 @@ pub(crate) fn replay(
     shared: &Shared,
     pending: &Pending,
 ) -> Result<(usize, Option<Pending>), ClusterError> {
-    if !still_janitor(link, shared, pending)? {
+    if !still_janitor(link, shared, pending, &mut Gate::new(shared))? {
         return Ok((0, None));
     }
     // First the sessions nobody resumed: parked on the live nodes (a job's)
@@ -230,10 +232,13 @@ pub(crate) fn replay(
     } else {
         Vec::new()
     };
+    // From here the lease must hold without a gap (the adoption above
+    // may wait for the other adopters longer than a lease).
+    let gate = &mut Gate::new(shared);
     let mut seen = Seen::default();
     let mut replayed = 0;
     if let Some(from) = &pending.from {
-        match replay_from(link, shared, pending, from, &adopters, &mut seen)? {
+        match replay_from(link, shared, pending, from, &adopters, gate, &mut seen)? {
             Some(n) => replayed += n,
             None => return Ok((replayed, None)),
         }
@@ -245,14 +250,14 @@ pub(crate) fn replay(
             .query(c)
     })?;
     if alive.is_none() && claim_into(link, shared, &pending.node, &pending.key, None)?.is_some() {
-        match replay_from(link, shared, pending, "0-0", &adopters, &mut seen)? {
+        match replay_from(link, shared, pending, "0-0", &adopters, gate, &mut seen)? {
             Some(n) => replayed += n,
             None => return Ok((replayed, None)),
         }
     }
     let mut next = None;
     if let (Some(incarnation), false) = (pending.routes_of, pending.late) {
-        if !still_janitor(link, shared, pending)? {
+        if !still_janitor(link, shared, pending, gate)? {
             return Ok((replayed, None));
         }
         let keys = &shared.keys;
@@ -304,11 +309,12 @@ fn still_janitor(
     link: &mut Link,
     shared: &Shared,
     pending: &Pending,
+    gate: &mut Gate,
 ) -> Result<bool, ClusterError> {
     if !pending.job {
         return Ok(true);
     }
-    if crate::lease::fresh(shared) && crate::job::still_mine(link, shared, &pending.node)? {
+    if gate.open(shared) && crate::job::still_mine(link, shared, &pending.node)? {
         return Ok(true);
     }
     cut_off(pending);
@@ -332,8 +338,21 @@ fn replay_from(
     pending: &Pending,
     from: &str,
     adopters: &[u16],
+    gate: &mut Gate,
     seen: &mut Seen,
 ) -> Result<Option<usize>, ClusterError> {
+    // Unless it came back (same node id): its new run's clients get
+    // theirs through its routes.
+    let back: Option<f64> = link.run(|c| {
+        redis::cmd("ZSCORE")
+            .arg(shared.keys.nodes())
+            .arg(&pending.node)
+            .query(c)
+    })?;
+    let dead = back
+        .is_none()
+        .then(|| shared.routes.number_of(&pending.node))
+        .flatten();
     let mut start = if from == "0-0" {
         "-".to_string()
     } else {
@@ -354,7 +373,7 @@ fn replay_from(
         let Some(last) = entries.last().map(|e| e.id.clone()) else {
             break;
         };
-        if !still_janitor(link, shared, pending)? {
+        if !still_janitor(link, shared, pending, gate)? {
             return Ok(None);
         }
         for mut entry in entries {
@@ -375,12 +394,12 @@ fn replay_from(
                     for remote in messages {
                         // Checked per message: a pause (SIGSTOP) may come
                         // in the middle of a page.
-                        if pending.job && !crate::lease::fresh(shared) {
+                        if pending.job && !gate.open(shared) {
                             shared.receiver.settle();
                             cut_off(pending);
                             return Ok(None);
                         }
-                        deliver(shared, remote, &pending.clients, adopters);
+                        deliver(shared, remote, &pending.clients, adopters, dead);
                         replayed += 1;
                     }
                 }
@@ -400,9 +419,18 @@ fn replay_from(
     Ok(Some(replayed))
 }
 
-/// One message of a dead node's inbox, to where the routes say now, and
-/// to `adopters` (nodes that adopted some of the dead node's sessions).
-fn deliver(shared: &Shared, remote: Remote, clients: &[String], adopters: &[u16]) {
+/// One message of a dead node's inbox, to where the routes say now (not
+/// to the dead node itself, `dead`: its routes are still up, but every
+/// client of its is resumed somewhere or adopted by now, and this replay
+/// would take the message out of its inbox again and deliver it twice),
+/// and to `adopters` (nodes that adopted some of the dead node's sessions).
+fn deliver(
+    shared: &Shared,
+    remote: Remote,
+    clients: &[String],
+    adopters: &[u16],
+    dead: Option<u16>,
+) {
     // Handed off twice (the dead node held a handed-off message): still
     // only for the sessions it was meant for.
     let only = if remote.only.is_empty() {
@@ -418,7 +446,7 @@ fn deliver(shared: &Shared, remote: Remote, clients: &[String], adopters: &[u16]
     let plan = shared.routes.plan(&topic, publisher);
     let mut to: SmallVec<[Dest; 4]> = SmallVec::new();
     if direct {
-        for dest in plan.to.iter().filter(|d| d.direct) {
+        for dest in plan.to.iter().filter(|d| d.direct && Some(d.node) != dead) {
             to.push(Dest {
                 node: dest.node,
                 direct: true,

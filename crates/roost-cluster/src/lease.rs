@@ -106,17 +106,41 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
-/// This node's lease is surely still its own: its last successful renewal
-/// started less than `lease - lease / 6` ago (the self-fence's bound:
-/// before any other node can see the lease lapse and take its janitor
-/// jobs over) and it is not fenced. A janitor's replay checks it before
-/// each message (`handoff.rs`): a node paused or cut off past that stops
-/// replaying instead of going on alongside the node that takes its job.
-pub(crate) fn fresh(shared: &Shared) -> bool {
-    let lease = shared.options.lease;
-    let renewed = Duration::from_millis(shared.renewed.load(Ordering::Relaxed));
-    let since = shared.epoch.elapsed().saturating_sub(renewed);
-    since < lease - lease / 6 && !shared.fenced.load(Ordering::Relaxed)
+/// A janitor's replay goes on only while this node's lease is surely its
+/// own, without a gap (`handoff.rs`): open while the last successful
+/// renewal started less than `lease - lease / 6` ago (the self-fence's
+/// bound: before any other node can see the lease lapse and take the job
+/// over) and the node is not fenced. Once that bound passed between two
+/// checks (a pause: SIGSTOP, a stalled host, Redis away), the gate stays
+/// shut, even if the lease thread renews first after the pause: another
+/// node may have taken the job over meanwhile.
+pub(crate) struct Gate {
+    /// Open until then (time after `Shared::epoch`).
+    until: Duration,
+}
+
+impl Gate {
+    /// A gate valid from the last renewal.
+    pub(crate) fn new(shared: &Shared) -> Gate {
+        Gate {
+            until: Self::bound(shared),
+        }
+    }
+
+    fn bound(shared: &Shared) -> Duration {
+        let lease = shared.options.lease;
+        Duration::from_millis(shared.renewed.load(Ordering::Relaxed)) + (lease - lease / 6)
+    }
+
+    /// Whether the replay may go on (checked before each message).
+    pub(crate) fn open(&mut self, shared: &Shared) -> bool {
+        if shared.epoch.elapsed() >= self.until || shared.fenced.load(Ordering::Relaxed) {
+            self.until = Duration::ZERO;
+            return false;
+        }
+        self.until = self.until.max(Self::bound(shared));
+        true
+    }
 }
 
 /// Fences this node (once per outage): unhealthy, and the broker lets go
