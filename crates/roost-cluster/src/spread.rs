@@ -88,6 +88,15 @@ pub(crate) fn adopt_spread(
             .collect()
     };
     let mut adopted = adopt::adopt_sessions(link, shared, node, &share(&|a| a == me))?;
+    // Done as any adopter's: a janitor taking the job over (or this one,
+    // stale, before it sees the job is not its own) does not wait for it.
+    link.run(|c| {
+        redis::cmd("HSETNX")
+            .arg(shared.keys.job_of(node))
+            .arg(share_field(me))
+            .arg(DONE)
+            .query::<()>(c)
+    })?;
     let others: Vec<String> = adopters.iter().filter(|a| *a != me).cloned().collect();
     let (done, _) = wait_for(link, shared, node, others)?;
     let rest = share(&|a| a != me && !done.contains(a));

@@ -1,12 +1,16 @@
 //! A dead node's janitor job taken over by another node (docs/cluster.md,
-//! "The janitor's job"): a delayed will keeps the fire time the first
-//! janitor gave it, and a janitor paused past its lease never replays the
-//! dead node's inbox alongside the node that took its job over. Three
+//! "The janitor's job", "A cut-off janitor stops"): a delayed will keeps
+//! the fire time the first janitor gave it, and a janitor paused past its
+//! lease in the middle of its replay stops when it resumes instead of
+//! replaying the dead node's inbox alongside the node that took its job
+//! over. Three
 //! `roost` processes on a private redis-server, lease 1.5 s; every wait is
 //! on an event (a log line, a message) with a bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roost_codec::{Packet, QoS};
@@ -112,6 +116,11 @@ async fn cluster_a_delayed_will_taken_over_from_a_dead_janitor_fires_at_the_deat
         .expect("the delayed will is published");
     let arrived = Instant::now();
     assert_eq!(&will.payload[..], b"gone");
+    eprintln!(
+        "will delayed {DELAY} s: published {:?} after the death, {:?} after the takeover",
+        arrived - killed,
+        arrived - taken
+    );
     let delay = Duration::from_secs(u64::from(DELAY));
     assert!(
         arrived >= killed + delay,
@@ -171,16 +180,46 @@ async fn publish_while(
     }
 }
 
-/// Durable mode. A is killed -9 while messages for its persistent QoS 1
-/// subscriber pile up in its inbox (nothing reads it); its janitor J is
-/// paused (SIGSTOP) right after it collected A, before its replay, and the
-/// subscriber resumes on the third node S. S declares J dead and takes its
-/// job over (the job record names S from then); J is resumed (SIGCONT)
-/// while S replays, and its replay, due long ago, finds the job is not its
-/// own any more and stops instead of replaying the same inbox alongside S:
-/// the subscriber gets every acknowledged message exactly once.
+/// Receives (acknowledging QoS 1) into `got` (payload → times) until
+/// `stop`; probes are not counted.
+async fn count(
+    mut client: RawClient,
+    got: Arc<Mutex<BTreeMap<String, usize>>>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match client.recv(Duration::from_millis(200)).await {
+            Ok(Packet::Publish(p)) => {
+                if let (QoS::AtLeastOnce, Some(id)) = (p.qos, p.packet_id) {
+                    client.send(packets::puback(id.get())).await.unwrap();
+                }
+                if &p.payload[..] != b"probe" {
+                    *got.lock()
+                        .unwrap()
+                        .entry(String::from_utf8_lossy(&p.payload).into_owned())
+                        .or_default() += 1;
+                }
+            }
+            Ok(_) | Err(roost_testkit::RecvError::Timeout(_)) => {}
+            Err(e) => panic!("the resumed subscriber's connection ended: {e:?}"),
+        }
+    }
+}
+
+/// Durable mode. A is killed -9 while 10,000 messages for its persistent
+/// QoS 1 subscriber pile up in its inbox (nothing reads it); the
+/// subscriber resumes on S. A's janitor J is paused (SIGSTOP) as soon as
+/// the subscriber gets the first message of J's replay (J is in the middle
+/// of it: its first page, whose end it has not recorded), past its lease:
+/// S declares J dead, takes its job over and replays A's inbox from the
+/// start again. J is resumed (SIGCONT) then: it sees at once that its
+/// lease lapsed and stops instead of replaying the rest alongside S. So
+/// only what J delivered before its pause reaches the subscriber twice
+/// (at least once: a few hundred messages here), not the whole inbox as
+/// when J went on.
 #[tokio::test]
-async fn cluster_durable_a_janitor_paused_past_its_lease_does_not_replay_alongside_its_successor() {
+async fn cluster_durable_a_janitor_paused_mid_replay_stops_instead_of_replaying_alongside_its_successor()
+ {
     let redis = RedisSingle::start();
     let run = unique_id("cut");
     // The replayed inbox arrives faster than the subscriber takes it: its
@@ -207,58 +246,51 @@ async fn cluster_durable_a_janitor_paused_past_its_lease_does_not_replay_alongsi
     a.signal(rustix::process::Signal::KILL).unwrap();
     drop(sub);
     // A's routes stay up: what is published now waits in its inbox.
-    let sent = publish_while(&mut publisher, &format!("{base}/t"), "m", 20_000, || {
+    let sent = publish_while(&mut publisher, &format!("{base}/t"), "m", 10_000, || {
         b.log().contains(COLLECTED) || c.log().contains(COLLECTED)
     })
     .await;
     drop(publisher);
     let janitor = logged(&[&b, &c], COLLECTED).await;
-    janitor.signal(rustix::process::Signal::STOP).unwrap();
     let successor = if std::ptr::eq(janitor, &b) { &c } else { &b };
-    // Resumed on S (its session is an orphan: no handover to wait for).
-    let (mut back, connack) =
+    // Resumed on S before J's replay (due a lease after the collection).
+    let (back, connack) =
         RawClient::connect_with(successor.addr(), packets::connect_persistent(&sub_id))
             .await
             .unwrap();
     assert!(connack.session_present);
+    let got = Arc::new(Mutex::new(BTreeMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = tokio::spawn(count(back, Arc::clone(&got), Arc::clone(&stop)));
+    let deadline = Instant::now() + WAIT;
+    while got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "J's replay never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    janitor.signal(rustix::process::Signal::STOP).unwrap();
+    let before_pause = got.lock().unwrap().len();
     logged(&[successor], TAKEN_OVER).await;
     janitor.signal(rustix::process::Signal::CONT).unwrap();
-    let mut got: BTreeMap<String, usize> = BTreeMap::new();
-    let deadline = Instant::now() + WAIT;
     // Every message, then 3 s more for any duplicate still under way.
-    let mut quiet_from: Option<Instant> = None;
-    while Instant::now() < deadline
-        && quiet_from.is_none_or(|t| t.elapsed() < Duration::from_secs(3))
-    {
-        match back.recv(Duration::from_millis(200)).await {
-            Ok(Packet::Publish(p)) => {
-                if let (QoS::AtLeastOnce, Some(id)) = (p.qos, p.packet_id) {
-                    back.send(packets::puback(id.get())).await.unwrap();
-                }
-                if &p.payload[..] != b"probe" {
-                    *got.entry(String::from_utf8_lossy(&p.payload).into_owned())
-                        .or_default() += 1;
-                }
-            }
-            Ok(_) | Err(roost_testkit::RecvError::Timeout(_)) => {}
-            Err(e) => panic!("the resumed subscriber's connection ended: {e:?}"),
-        }
-        if quiet_from.is_none() && sent.iter().all(|p| got.contains_key(p)) {
-            quiet_from = Some(Instant::now());
-        }
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline && !sent.iter().all(|p| got.lock().unwrap().contains_key(p)) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    counting.await.unwrap();
     assert!(
         janitor.log().contains("fencing this node"),
         "J was paused past its lease:\n{}",
         janitor.log()
     );
+    let got = got.lock().unwrap();
     let lost: Vec<&String> = sent.iter().filter(|p| !got.contains_key(*p)).collect();
-    let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    let twice = got.values().filter(|n| **n > 1).count();
     eprintln!(
-        "{} messages acknowledged into the dead node's inbox; {} lost, {} received more than once",
+        "{} messages acknowledged into the dead node's inbox; {before_pause} received before J's pause; {} lost, {twice} received more than once",
         sent.len(),
         lost.len(),
-        twice.len()
     );
     assert!(
         lost.is_empty(),
@@ -269,11 +301,9 @@ async fn cluster_durable_a_janitor_paused_past_its_lease_does_not_replay_alongsi
         successor.log()
     );
     assert!(
-        twice.is_empty(),
-        "{} of {} received more than once (the paused janitor replayed too), e.g. {:?}\njanitor log:\n{}",
-        twice.len(),
+        sent.len() >= 2_000 && twice < sent.len() / 2,
+        "{twice} of {} received twice ({before_pause} before J's pause): the paused janitor went on replaying alongside S\njanitor log:\n{}",
         sent.len(),
-        &twice[..twice.len().min(10)],
         janitor.log()
     );
 }
