@@ -409,6 +409,14 @@ fn replay_from(
             }
         }
         shared.receiver.settle();
+        // The page's forwards are in their inboxes before its end is
+        // recorded: a janitor taking the job over resumes after it, so one
+        // still in this node's writer queue would be lost with this node.
+        if pending.job && !crate::adopt::written(shared) {
+            return Err(ClusterError::Redis(
+                "a replayed page's forwards were not written".into(),
+            ));
+        }
         if pending.job && !crate::job::progress(link, shared, &pending.node, &last)? {
             cut_off(pending);
             return Ok(None);

@@ -206,7 +206,7 @@ async fn count(
     }
 }
 
-/// Durable mode. A is killed -9 while 10,000 messages for its persistent
+/// Durable mode. A is killed -9 while 20,000 messages for its persistent
 /// QoS 1 subscriber pile up in its inbox (nothing reads it); the
 /// subscriber resumes on S. A's janitor J is paused (SIGSTOP) as soon as
 /// the subscriber gets the first message of J's replay (J is in the middle
@@ -215,8 +215,9 @@ async fn count(
 /// start again. J is resumed (SIGCONT) then: it sees at once that its
 /// lease lapsed and stops instead of replaying the rest alongside S. So
 /// only what J delivered before its pause reaches the subscriber twice
-/// (at least once: a few hundred messages here), not the whole inbox as
-/// when J went on.
+/// (at least once: up to 3,000 messages here, what J read before the
+/// signal landed), not most of the inbox as when J went on (7,149 of
+/// 10,000 with the fence disabled).
 #[tokio::test]
 async fn cluster_durable_a_janitor_paused_mid_replay_stops_instead_of_replaying_alongside_its_successor()
  {
@@ -246,7 +247,7 @@ async fn cluster_durable_a_janitor_paused_mid_replay_stops_instead_of_replaying_
     a.signal(rustix::process::Signal::KILL).unwrap();
     drop(sub);
     // A's routes stay up: what is published now waits in its inbox.
-    let sent = publish_while(&mut publisher, &format!("{base}/t"), "m", 10_000, || {
+    let sent = publish_while(&mut publisher, &format!("{base}/t"), "m", 20_000, || {
         b.log().contains(COLLECTED) || c.log().contains(COLLECTED)
     })
     .await;
@@ -301,7 +302,7 @@ async fn cluster_durable_a_janitor_paused_mid_replay_stops_instead_of_replaying_
         successor.log()
     );
     assert!(
-        sent.len() >= 2_000 && twice < sent.len() / 2,
+        sent.len() >= 5_000 && twice < sent.len() / 2,
         "{twice} of {} received twice ({before_pause} before J's pause): the paused janitor went on replaying alongside S\njanitor log:\n{}",
         sent.len(),
         janitor.log()
