@@ -46,7 +46,7 @@ pub(crate) fn adopt_sessions(
         // The adopted subscriptions' routes are queued (the broker
         // subscribed them): written before the dead node's routes go, so
         // no node ever sees neither.
-        routes_written(shared);
+        written(shared);
         shared
             .stats
             .adopted
@@ -100,8 +100,10 @@ fn adopt_one(link: &mut Link, shared: &Shared, client_id: &str) -> Result<bool, 
     Ok(false)
 }
 
-/// Waits (bounded) until the writer wrote everything queued so far.
-fn routes_written(shared: &Shared) {
+/// Waits (bounded) until the writer wrote everything queued so far (the
+/// adopted sessions' routes; a replayed page's forwards, `handoff.rs`);
+/// true when it did.
+pub(crate) fn written(shared: &Shared) -> bool {
     let (done, ack) = crate::done::pair();
     let barrier = Item::Forward {
         to: SmallVec::new(),
@@ -119,11 +121,19 @@ fn routes_written(shared: &Shared) {
         only: Vec::new(),
     };
     if shared.writes.push_within(barrier, usize::MAX).is_err() {
-        return;
+        return false;
     }
     match done.wait(ROUTES_WAIT) {
-        Some(Ok(())) => {}
-        Some(Err(e)) => tracing::debug!(error = %e, "adopted sessions' routes not confirmed"),
-        None => tracing::warn!("adopted sessions' routes not written in time"),
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "cluster writes not confirmed");
+            false
+        }
+        None => {
+            tracing::warn!(
+                "cluster writes (adopted sessions' routes, replayed forwards) not written in time"
+            );
+            false
+        }
     }
 }

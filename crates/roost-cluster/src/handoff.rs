@@ -18,6 +18,16 @@
 //! subscriptions of the dead node's client ids only (`Remote::only`): the
 //! other subscribers got it the first time. A shared group the dead node
 //! was to deliver gets a member picked afresh.
+//!
+//! The sessions nobody resumed are adopted over the live nodes first
+//! (`spread.rs`), and every adopter gets the replayed messages for the dead
+//! node's client ids. A janitor job's replay is fenced: before each page it
+//! checks the job is still this node's (`JOB_STEP`, which also records its
+//! progress), and before each message that this node's lease is fresh
+//! with no gap since the last check (`lease::Gate`): a janitor paused or
+//! cut off past its lease stops
+//! instead of replaying alongside the node that took its job over (which
+//! resumes after the last page recorded).
 
 use std::time::Instant;
 
@@ -27,6 +37,7 @@ use smallvec::SmallVec;
 
 use crate::batch;
 use crate::dedupe::Seen;
+use crate::lease::Gate;
 use crate::link::Link;
 use crate::routes::Dest;
 use crate::wire::{self, DATA, KIND};
@@ -198,15 +209,39 @@ pub(crate) fn replay(
     shared: &Shared,
     pending: &Pending,
 ) -> Result<(usize, Option<Pending>), ClusterError> {
-    // First the sessions nobody resumed: parked here, the replay reaches
-    // them as it reaches a resumed one (`adopt.rs`).
-    if !pending.late || pending.routes_of.is_none() {
-        crate::adopt::adopt_sessions(link, shared, &pending.node, &pending.clients)?;
+    if !still_janitor(link, shared, pending, &mut Gate::new(shared))? {
+        return Ok((0, None));
     }
+    // First the sessions nobody resumed: parked on the live nodes (a job's)
+    // or here (this node's earlier run's), the replay reaches them as it
+    // reaches a resumed one (`spread.rs`, `adopt.rs`).
+    if !pending.late || pending.routes_of.is_none() {
+        if pending.job {
+            crate::spread::adopt_spread(link, shared, &pending.node, &pending.clients)?;
+        } else {
+            crate::adopt::adopt_sessions(link, shared, &pending.node, &pending.clients)?;
+        }
+    }
+    // The other adopters get every replayed message for the dead node's
+    // client ids (their own matching picks what their sessions take).
+    let adopters: Vec<u16> = if pending.job {
+        crate::spread::targets(link, shared, &pending.node)?
+            .iter()
+            .filter_map(|name| shared.routes.number_of(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // From here the lease must hold without a gap (the adoption above
+    // may wait for the other adopters longer than a lease).
+    let gate = &mut Gate::new(shared);
     let mut seen = Seen::default();
     let mut replayed = 0;
     if let Some(from) = &pending.from {
-        replayed += replay_from(link, shared, pending, from, &mut seen)?;
+        match replay_from(link, shared, pending, from, &adopters, gate, &mut seen)? {
+            Some(n) => replayed += n,
+            None => return Ok((replayed, None)),
+        }
     }
     let alive: Option<f64> = link.run(|c| {
         redis::cmd("ZSCORE")
@@ -215,10 +250,16 @@ pub(crate) fn replay(
             .query(c)
     })?;
     if alive.is_none() && claim_into(link, shared, &pending.node, &pending.key, None)?.is_some() {
-        replayed += replay_from(link, shared, pending, "0-0", &mut seen)?;
+        match replay_from(link, shared, pending, "0-0", &adopters, gate, &mut seen)? {
+            Some(n) => replayed += n,
+            None => return Ok((replayed, None)),
+        }
     }
     let mut next = None;
     if let (Some(incarnation), false) = (pending.routes_of, pending.late) {
+        if !still_janitor(link, shared, pending, gate)? {
+            return Ok((replayed, None));
+        }
         let keys = &shared.keys;
         link.run(|c| {
             Script::new(scripts::ROUTE_DOWN_IF)
@@ -232,8 +273,10 @@ pub(crate) fn replay(
         })?;
         tracing::info!(node = %pending.node, "inbox handoff replayed; the dead node's routes removed");
         let after = shared.options.lease / 3;
-        if pending.job {
-            crate::job::advance(link, shared, &pending.node, crate::job::Stage::Late, after)?;
+        if pending.job
+            && !crate::job::advance(link, shared, &pending.node, crate::job::Stage::Late, after)?
+        {
+            return Ok((replayed, None));
         }
         next = Some(Pending {
             node: pending.node.clone(),
@@ -258,14 +301,58 @@ pub(crate) fn replay(
     Ok((replayed, next))
 }
 
-/// Delivers the claimed stream's entries after `from`, then deletes it.
+/// A job's replay goes on only while the job is this node's and its lease
+/// is fresh (false: stop, the job is or will be another node's; if it is
+/// still this node's, its next renewal round runs it again from its
+/// recorded stage, `job::take_over`).
+fn still_janitor(
+    link: &mut Link,
+    shared: &Shared,
+    pending: &Pending,
+    gate: &mut Gate,
+) -> Result<bool, ClusterError> {
+    if !pending.job {
+        return Ok(true);
+    }
+    if gate.open(shared) && crate::job::still_mine(link, shared, &pending.node)? {
+        return Ok(true);
+    }
+    cut_off(pending);
+    Ok(false)
+}
+
+fn cut_off(pending: &Pending) {
+    tracing::warn!(
+        node = %pending.node,
+        "inbox handoff stopped: this node's lease may have lapsed or its janitor job was taken over"
+    );
+}
+
+/// Delivers the claimed stream's entries after `from`, then deletes it
+/// (to the dead node's client ids on the nodes the routes say, and on
+/// `adopters`). `None`: stopped, this node is not (surely) the job's
+/// janitor any more.
 fn replay_from(
     link: &mut Link,
     shared: &Shared,
     pending: &Pending,
     from: &str,
+    adopters: &[u16],
+    gate: &mut Gate,
     seen: &mut Seen,
-) -> Result<usize, ClusterError> {
+) -> Result<Option<usize>, ClusterError> {
+    // Unless it came back (same node id): its new run's clients get
+    // theirs through its routes.
+    let back: Option<f64> = link.run(|c| {
+        redis::cmd("ZSCORE")
+            .arg(shared.keys.nodes())
+            .arg(&pending.node)
+            .query(c)
+    })?;
+    let dead = back
+        .is_none()
+        .then(|| shared.routes.number_of(&pending.node))
+        .flatten();
     let mut start = if from == "0-0" {
         "-".to_string()
     } else {
@@ -286,6 +373,9 @@ fn replay_from(
         let Some(last) = entries.last().map(|e| e.id.clone()) else {
             break;
         };
+        if !still_janitor(link, shared, pending, gate)? {
+            return Ok(None);
+        }
         for mut entry in entries {
             // Kicks and handover answers were for the dead node's connections.
             if entry.text(KIND) != Some("m") {
@@ -302,7 +392,14 @@ fn replay_from(
             match batch::decode(&Bytes::from(data)) {
                 Ok(messages) => {
                     for remote in messages {
-                        deliver(shared, remote, &pending.clients);
+                        // Checked per message: a pause (SIGSTOP) may come
+                        // in the middle of a page.
+                        if pending.job && !gate.open(shared) {
+                            shared.receiver.settle();
+                            cut_off(pending);
+                            return Ok(None);
+                        }
+                        deliver(shared, remote, &pending.clients, adopters, dead);
                         replayed += 1;
                     }
                 }
@@ -312,17 +409,36 @@ fn replay_from(
             }
         }
         shared.receiver.settle();
-        if pending.job {
-            crate::job::progress(link, shared, &pending.node, &last)?;
+        // The page's forwards are in their inboxes before its end is
+        // recorded: a janitor taking the job over resumes after it, so one
+        // still in this node's writer queue would be lost with this node.
+        if pending.job && !crate::adopt::written(shared) {
+            return Err(ClusterError::Redis(
+                "a replayed page's forwards were not written".into(),
+            ));
+        }
+        if pending.job && !crate::job::progress(link, shared, &pending.node, &last)? {
+            cut_off(pending);
+            return Ok(None);
         }
         start = format!("({last}");
     }
     link.run(|c| redis::cmd("DEL").arg(&pending.key).query::<()>(c))?;
-    Ok(replayed)
+    Ok(Some(replayed))
 }
 
-/// One message of a dead node's inbox, to where the routes say now.
-fn deliver(shared: &Shared, remote: Remote, clients: &[String]) {
+/// One message of a dead node's inbox, to where the routes say now (not
+/// to the dead node itself, `dead`: its routes are still up, but every
+/// client of its is resumed somewhere or adopted by now, and this replay
+/// would take the message out of its inbox again and deliver it twice),
+/// and to `adopters` (nodes that adopted some of the dead node's sessions).
+fn deliver(
+    shared: &Shared,
+    remote: Remote,
+    clients: &[String],
+    adopters: &[u16],
+    dead: Option<u16>,
+) {
     // Handed off twice (the dead node held a handed-off message): still
     // only for the sessions it was meant for.
     let only = if remote.only.is_empty() {
@@ -338,12 +454,24 @@ fn deliver(shared: &Shared, remote: Remote, clients: &[String]) {
     let plan = shared.routes.plan(&topic, publisher);
     let mut to: SmallVec<[Dest; 4]> = SmallVec::new();
     if direct {
-        for dest in plan.to.iter().filter(|d| d.direct) {
+        for dest in plan.to.iter().filter(|d| d.direct && Some(d.node) != dead) {
             to.push(Dest {
                 node: dest.node,
                 direct: true,
                 groups: Vec::new(),
             });
+        }
+        // Their routes for the sessions they adopted may not be in this
+        // node's cache yet; once each (their own matching and `only` pick
+        // the sessions).
+        for node in adopters {
+            if !to.iter().any(|d| d.node == *node) {
+                to.push(Dest {
+                    node: *node,
+                    direct: true,
+                    groups: Vec::new(),
+                });
+            }
         }
     }
     let mut here = Vec::new();

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use redis::{Script, Value};
 
 use crate::link::Link;
-use crate::wire::bytes_of;
+use crate::wire::{bytes_of, from_unix_ms, unix_ms};
 use crate::{ClusterError, OrphanWill, Shared, scripts};
 
 /// How long the owner record of an orphaned session without expiry data is
@@ -84,11 +84,13 @@ fn orphan(
     let keys = &shared.keys;
     let owner = keys.owner_of(client_id);
     let rows = keys.rows_of(client_id);
+    let now = SystemTime::now();
     let reply: Value = link.run(|c| {
         Script::new(scripts::ORPHAN)
             .key(&owner)
             .key(&rows[0])
             .arg(node)
+            .arg(unix_ms(now))
             .invoke(c)
     })?;
     let Value::Array(parts) = reply else {
@@ -97,7 +99,10 @@ fn orphan(
     let field = |i: usize| parts.get(i).and_then(bytes_of).unwrap_or_default();
     let (token, will, record) = (field(0), field(1), field(2));
     let token = String::from_utf8_lossy(&token).into_owned();
-    let now = SystemTime::now();
+    // When the death was recorded with the will (an earlier pass, or the
+    // first orphaning before its adopter died too): its delay counts from
+    // then, not from this pass.
+    let died = recorded_time(&field(3)).unwrap_or(now);
     let expiry = if record.is_empty() {
         None
     } else {
@@ -122,7 +127,7 @@ fn orphan(
         tracing::info!(client_id, "will not published: this node's fence was short");
         link.run(|c| redis::cmd("HDEL").arg(&rows[0]).arg("owill").query::<()>(c))?;
     } else if !will.is_empty() {
-        schedule_will(link, shared, client_id, token.clone(), &will, expiry, now)?;
+        schedule_will(link, shared, client_id, token.clone(), &will, expiry, died)?;
     }
     if let Some(ms) = keep_ms {
         link.run(|c| {
@@ -139,7 +144,9 @@ fn orphan(
 }
 
 /// Hands an orphan's will (`owill`) to the broker, due after its delay
-/// counted from `now`. One due now is taken out of Redis here (the
+/// counted from `died` (when its node was declared dead, as recorded with
+/// the will), unless the will has a fire time of its own (its connection
+/// had ended before: `fire_at`). One due now is taken out of Redis here (the
 /// session's keys may expire at once); a delayed one when due, by
 /// whichever janitor comes first (`STILL_ORPHAN`).
 fn schedule_will(
@@ -149,7 +156,7 @@ fn schedule_will(
     token: String,
     will: &[u8],
     expiry: Option<u32>,
-    now: SystemTime,
+    died: SystemTime,
 ) -> Result<(), ClusterError> {
     let w = match roost_store::redis::decode_will(will) {
         Ok(w) => w,
@@ -161,7 +168,7 @@ fn schedule_will(
     let delay = w.delay_interval.min(expiry.unwrap_or(0));
     let at = w
         .fire_at
-        .unwrap_or_else(|| now + Duration::from_secs(u64::from(delay)));
+        .unwrap_or_else(|| died + Duration::from_secs(u64::from(delay)));
     let taken = at <= SystemTime::now();
     if taken {
         let keys = &shared.keys;
@@ -187,9 +194,10 @@ fn schedule_will(
 }
 
 /// A janitor job taken over from a dead janitor (`job.rs`): the wills it
-/// took out and may not have published are scheduled again here (their
-/// delay counted from now: late rather than lost; `STILL_ORPHAN` lets one
-/// out only once).
+/// took out and may not have published are scheduled again here, at the
+/// time the dead janitor had them due (their delay counted from the death
+/// recorded with them, `owhen`; from now only for a will without one:
+/// late rather than lost). `STILL_ORPHAN` lets each out only once.
 pub(crate) fn rearm_wills(
     link: &mut Link,
     shared: &Shared,
@@ -211,21 +219,24 @@ pub(crate) fn rearm_wills(
         let field = |i: usize| parts.get(i).and_then(bytes_of).unwrap_or_default();
         let (token, will) = (field(0), field(1));
         let token = String::from_utf8_lossy(&token).into_owned();
+        let died = recorded_time(&field(2)).unwrap_or_else(SystemTime::now);
         let record: Option<Vec<u8>> =
             link.run(|c| redis::cmd("HGET").arg(&rows[0]).arg("rec").query(c))?;
         let expiry = record
             .and_then(|r| roost_store::redis::decode_session(&r).ok())
             .map(|r| r.expiry_interval);
-        schedule_will(
-            link,
-            shared,
-            client_id,
-            token,
-            &will,
-            expiry,
-            SystemTime::now(),
-        )?;
+        schedule_will(link, shared, client_id, token, &will, expiry, died)?;
         rearmed += 1;
     }
     Ok(rearmed)
+}
+
+/// A time recorded in Redis as unix milliseconds (`owhen`); `None` when
+/// absent or not a number.
+fn recorded_time(text: &[u8]) -> Option<SystemTime> {
+    std::str::from_utf8(text)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .map(from_unix_ms)
 }

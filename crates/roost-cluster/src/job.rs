@@ -29,7 +29,7 @@ use redis::Script;
 
 use crate::link::Link;
 use crate::wire::{from_unix_ms, unix_ms};
-use crate::{ClusterError, Shared, handoff, janitor, scripts};
+use crate::{ClusterError, Shared, handoff, janitor, scripts, spread};
 
 /// A step of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,46 +135,55 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// Records that the job's next step is `stage`, due `after` from now.
+/// Records that the job's next step is `stage`, due `after` from now;
+/// false (nothing recorded) when the job is another node's now.
 pub(crate) fn advance(
     link: &mut Link,
     shared: &Shared,
     node: &str,
     stage: Stage,
     after: Duration,
-) -> Result<(), ClusterError> {
-    let due = unix_ms(SystemTime::now() + after);
-    link.run(|c| {
-        redis::pipe()
-            .cmd("HSET")
-            .arg(shared.keys.job_of(node))
-            .arg("stage")
-            .arg(stage.name())
-            .arg("due")
-            .arg(due)
-            .ignore()
-            .cmd("HDEL")
-            .arg(shared.keys.job_of(node))
-            .arg("pos")
-            .ignore()
-            .query::<()>(c)
-    })
+) -> Result<bool, ClusterError> {
+    let due = unix_ms(SystemTime::now() + after).to_string();
+    step(
+        link,
+        shared,
+        node,
+        &["stage", stage.name(), "due", &due, "-", "pos"],
+    )
 }
 
-/// Records how far the replay got (the last handoff entry delivered).
+/// Records how far the replay got (the last handoff entry delivered);
+/// false (nothing recorded) when the job is another node's now.
 pub(crate) fn progress(
     link: &mut Link,
     shared: &Shared,
     node: &str,
     position: &str,
-) -> Result<(), ClusterError> {
-    link.run(|c| {
-        redis::cmd("HSET")
-            .arg(shared.keys.job_of(node))
-            .arg("pos")
-            .arg(position)
-            .query::<()>(c)
-    })
+) -> Result<bool, ClusterError> {
+    step(link, shared, node, &["pos", position])
+}
+
+/// Whether the job of `node` is still this node's (a janitor's replay
+/// checks it before each page).
+pub(crate) fn still_mine(
+    link: &mut Link,
+    shared: &Shared,
+    node: &str,
+) -> Result<bool, ClusterError> {
+    step(link, shared, node, &[])
+}
+
+/// `JOB_STEP`: `args` written if the job is still this node's.
+fn step(link: &mut Link, shared: &Shared, node: &str, args: &[&str]) -> Result<bool, ClusterError> {
+    let mine: i64 = link.run(|c| {
+        Script::new(scripts::JOB_STEP)
+            .key(shared.keys.job_of(node))
+            .arg(&shared.options.node_id)
+            .arg(args)
+            .invoke(c)
+    })?;
+    Ok(mine == 1)
 }
 
 /// The job is finished: its records go (if it is still this node's).
@@ -209,7 +218,11 @@ pub(crate) fn finish(
 /// Takes over the jobs whose janitor is not alive (`TAKE_JOB`) and runs
 /// each from its stage. Called every renewal round, after this node
 /// collected the nodes it saw die.
-pub(crate) fn take_over(link: &mut Link, shared: &Shared, now: u64) -> Result<(), ClusterError> {
+pub(crate) fn take_over(
+    link: &mut Link,
+    shared: &std::sync::Arc<Shared>,
+    now: u64,
+) -> Result<(), ClusterError> {
     let keys = &shared.keys;
     let me = &shared.options.node_id;
     let jobs: HashMap<String, String> =
@@ -237,6 +250,10 @@ pub(crate) fn take_over(link: &mut Link, shared: &Shared, now: u64) -> Result<()
         if taken == 1 || janitor == *me {
             tracing::warn!(%node, dead_janitor = %janitor, "janitor job of a dead node taken over");
             run(link, shared, &node, janitor != *me)?;
+        } else {
+            // Another node's job, alive: this node may be one of the
+            // adopters of the dead node's sessions (`spread.rs`).
+            spread::look(link, shared, &node)?;
         }
     }
     Ok(())

@@ -64,6 +64,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
         match renewed {
             Ok(()) => {
                 renewed_at = started;
+                let since = started.saturating_duration_since(shared.epoch);
+                shared.renewed.store(
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
                 announce::after_renewal(&mut link, &shared);
                 hand_off_due(&link, &shared);
                 if !shared.healthy.swap(true, Ordering::Relaxed) {
@@ -101,6 +106,43 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     }
 }
 
+/// A janitor's replay goes on only while this node's lease is surely its
+/// own, without a gap (`handoff.rs`): open while the last successful
+/// renewal started less than `lease - lease / 6` ago (the self-fence's
+/// bound: before any other node can see the lease lapse and take the job
+/// over) and the node is not fenced. Once that bound passed between two
+/// checks (a pause: SIGSTOP, a stalled host, Redis away), the gate stays
+/// shut, even if the lease thread renews first after the pause: another
+/// node may have taken the job over meanwhile.
+pub(crate) struct Gate {
+    /// Open until then (time after `Shared::epoch`).
+    until: Duration,
+}
+
+impl Gate {
+    /// A gate valid from the last renewal.
+    pub(crate) fn new(shared: &Shared) -> Gate {
+        Gate {
+            until: Self::bound(shared),
+        }
+    }
+
+    fn bound(shared: &Shared) -> Duration {
+        let lease = shared.options.lease;
+        Duration::from_millis(shared.renewed.load(Ordering::Relaxed)) + (lease - lease / 6)
+    }
+
+    /// Whether the replay may go on (checked before each message).
+    pub(crate) fn open(&mut self, shared: &Shared) -> bool {
+        if shared.epoch.elapsed() >= self.until || shared.fenced.load(Ordering::Relaxed) {
+            self.until = Duration::ZERO;
+            return false;
+        }
+        self.until = self.until.max(Self::bound(shared));
+        true
+    }
+}
+
 /// Fences this node (once per outage): unhealthy, and the broker lets go
 /// of every connection and session.
 fn fence(shared: &Shared) {
@@ -116,7 +158,7 @@ fn fence(shared: &Shared) {
 
 /// One renewal; `Ok(true)` when this node was still in the set (no other
 /// node collected it since the last renewal).
-fn renew(link: &mut Link, shared: &Shared) -> Result<bool, crate::ClusterError> {
+fn renew(link: &mut Link, shared: &Arc<Shared>) -> Result<bool, crate::ClusterError> {
     let keys = &shared.keys;
     let me = &shared.options.node_id;
     let lease_ms = u64::try_from(shared.options.lease.as_millis()).unwrap_or(u64::MAX);

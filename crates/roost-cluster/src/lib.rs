@@ -46,6 +46,7 @@ mod receiver;
 mod rejoin;
 mod routes;
 mod scripts;
+mod spread;
 mod staged;
 mod token;
 mod version;
@@ -192,6 +193,14 @@ struct Shared {
     handoffs: Mutex<Vec<handoff::Pending>>,
     /// Dead nodes whose handoff step runs on the handoff thread now.
     jobs_running: Mutex<std::collections::HashSet<String>>,
+    /// Dead nodes whose sessions this node adopts its share of now
+    /// (`spread.rs`).
+    adopting: Mutex<std::collections::HashSet<String>>,
+    /// When this node's last successful lease renewal started, in ms
+    /// after `epoch` (`lease::fresh`: a janitor's replay stops once its
+    /// lease may have lapsed).
+    renewed: AtomicU64,
+    epoch: std::time::Instant,
     receiver: Arc<dyn Receiver>,
     stats: Stats,
     /// This node's hash for the others' management API (`announce.rs`).
@@ -249,6 +258,9 @@ impl Cluster {
             registering: Mutex::new(()),
             handoffs: Mutex::new(Vec::new()),
             jobs_running: Mutex::new(std::collections::HashSet::new()),
+            adopting: Mutex::new(std::collections::HashSet::new()),
+            renewed: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             receiver,
             stats: Stats::default(),
             announce: announce::Announce::default(),

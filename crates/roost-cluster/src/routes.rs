@@ -450,6 +450,13 @@ impl Routes {
     pub(crate) fn len(&self) -> usize {
         self.cache.read().router.subscription_count()
     }
+
+    /// Node `name`'s number (given one if it has none yet): a destination
+    /// whose routes this cache may not know yet (a replay to the adopters
+    /// of a dead node's sessions, `spread.rs`).
+    pub(crate) fn number_of(&self, name: &str) -> Option<u16> {
+        self.cache.write().number(name)
+    }
 }
 
 /// The `\0`-joined filters of a log field.

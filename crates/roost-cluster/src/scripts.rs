@@ -104,6 +104,24 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 ";
 
+/// A step of a janitor job recorded (`job.rs`: its stage, or how far its
+/// replay got), only while the job is still this janitor's: a janitor cut
+/// off or paused past its lease, whose job another node took over since
+/// (`run` writes the taker's name in the record), records nothing more and
+/// stops its replay. KEYS: the job record. ARGV: the janitor, then field
+/// and value pairs, then `-` and the fields to delete. Returns 1, or 0
+/// when the job is another node's.
+pub(crate) const JOB_STEP: &str = r"
+if redis.call('HGET', KEYS[1], 'janitor') ~= ARGV[1] then return 0 end
+local i = 2
+while i <= #ARGV and ARGV[i] ~= '-' do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for j = i + 1, #ARGV do redis.call('HDEL', KEYS[1], ARGV[j]) end
+return 1
+";
+
 /// The list of a dead node's sessions, set aside for its janitor job
 /// (once: a janitor taking the job over finds it there): a restarted node
 /// of the same id lists its new sessions in a fresh set. KEYS: the node's
@@ -118,13 +136,15 @@ return 1
 /// A will a janitor took (`ORPHAN`) but that a dead janitor may not have
 /// published: the orphan's token and the will, if the session is still an
 /// orphan holding one. KEYS: the owner hash, the session hash. Returns
-/// nil or {token, will}.
+/// nil or {token, will, owhen} (`owhen`: when its node was declared dead,
+/// unix ms; empty when not recorded).
 pub(crate) const PEEK_WILL: &str = r"
 local own = redis.call('HMGET', KEYS[1], 'node', 'token', 'orphan')
 local will = redis.call('HGET', KEYS[2], 'owill')
 if not will then return false end
-if own[1] == '' and own[2] then return {own[2], will} end
-if own[3] then return {own[3], will} end
+local when = redis.call('HGET', KEYS[2], 'owhen') or ''
+if own[1] == '' and own[2] then return {own[2], will, when} end
+if own[3] then return {own[3], will, when} end
 return false
 ";
 
@@ -195,23 +215,29 @@ return 1
 /// moved to `owill` (the orphan's will: published by whichever janitor
 /// takes it out first with `STILL_ORPHAN`, once, even if the janitor that
 /// scheduled it dies; a janitor orphaning it again, after the death of a
-/// node that adopted it, gets it back). KEYS: the owner hash, the
-/// session hash. ARGV: the dead node. Returns nil, or {token, will, record}
-/// (empty strings when absent).
+/// node that adopted it, gets it back). With the will, `owhen` records
+/// when the node was declared dead (what a delay counts from), so a janitor
+/// taking the job over fires it at the same time (a will orphaned again
+/// keeps its first `owhen`). KEYS: the owner hash, the session hash. ARGV:
+/// the dead node, now (unix ms). Returns nil, or {token, will, record,
+/// owhen} (empty strings when absent).
 pub(crate) const ORPHAN: &str = r"
 local own = redis.call('HMGET', KEYS[1], 'node', 'token')
 if own[1] ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'node', '', 'state', 'orphaned')
 redis.call('HDEL', KEYS[1], 'from')
 local will = redis.call('HGET', KEYS[2], 'will')
+local when
 if will then
   redis.call('HDEL', KEYS[2], 'will')
-  redis.call('HSET', KEYS[2], 'owill', will)
+  redis.call('HSET', KEYS[2], 'owill', will, 'owhen', ARGV[2])
+  when = ARGV[2]
 else
   will = redis.call('HGET', KEYS[2], 'owill')
+  when = redis.call('HGET', KEYS[2], 'owhen')
 end
 local rec = redis.call('HGET', KEYS[2], 'rec')
-return {own[2] or '', will or '', rec or ''}
+return {own[2] or '', will or '', rec or '', when or ''}
 ";
 
 /// An orphaned session's keys expire with the session (Redis deletes them:

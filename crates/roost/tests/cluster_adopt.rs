@@ -488,3 +488,102 @@ async fn cluster_kill_9_without_durable_mode_loses_only_what_the_docs_say() {
         &beyond[..beyond.len().min(10)]
     );
 }
+
+/// Publishes `n` QoS 1 messages `{tag}-{i}` on `topic`, each acknowledged.
+async fn publish_n(client: &mut RawClient, topic: &str, tag: &str, n: u16) -> Vec<String> {
+    let mut sent = Vec::new();
+    for i in 1..=n {
+        let payload = format!("{tag}-{i}");
+        let publish = packets::publish(
+            topic,
+            bytes::Bytes::from(payload.clone().into_bytes()),
+            QoS::AtLeastOnce,
+            Some(i),
+        );
+        client.send(publish).await.unwrap();
+        match client.recv(TIMEOUT).await.unwrap() {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id.get(), i),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+        sent.push(payload);
+    }
+    sent
+}
+
+/// Adoption spread over the live nodes (docs/cluster.md, "Adoption"):
+/// durable mode, A holds 16 persistent QoS 1 sessions whose clients are
+/// away, with messages queued for them, and is killed -9; the sessions
+/// nobody resumed end up parked on both B and C (their owner records in
+/// Redis name each of them, not only the janitor's node), and every client
+/// coming back later, on either node, gets what was queued before the
+/// death and what was published after the adoption.
+#[tokio::test]
+async fn cluster_durable_kill_9_spreads_the_dead_nodes_sessions_over_both_survivors() {
+    let redis = roost_testkit::redis::RedisSingle::start();
+    let run = unique_id("spread");
+    let names = ["a", "b", "c"].map(|n| format!("{run}-{n}"));
+    let [a, b, c] = names.clone().map(|n| node(&redis, &n, "durable = true"));
+    let base = unique_id("spread");
+    let ids: Vec<String> = (0..16).map(|i| unique_id(&format!("sp{i}"))).collect();
+    let mut subs = Vec::new();
+    for id in &ids {
+        let (mut sub, _) = connect_persistent(a.addr(), id).await;
+        sub.subscribe_qos1(&format!("{base}/#")).await;
+        subs.push(sub);
+    }
+    let (mut pub_b, _) = RawClient::connect_v5(b.addr(), &unique_id("pub-b"))
+        .await
+        .unwrap();
+    {
+        let mut refs: Vec<&mut RawClient> = subs.iter_mut().collect();
+        roost_testkit::wait_for_route(&mut pub_b, &format!("{base}/probe"), &mut refs, WAIT).await;
+    }
+    // Away: their sessions are parked on A.
+    for mut sub in subs {
+        sub.send(packets::disconnect()).await.unwrap();
+        sub.expect_closed(TIMEOUT).await.unwrap();
+    }
+    // Queued for them on A (durable: in their rows, or in A's inbox).
+    let mut sent = publish_n(&mut pub_b, &format!("{base}/before"), "before", 20).await;
+    a.signal(rustix::process::Signal::KILL).unwrap();
+    logged(&[&b, &c], HANDED_OFF).await;
+    // Where each session is parked now.
+    let owners: BTreeSet<String> = ids
+        .iter()
+        .map(|id| {
+            redis
+                .cli(&["HGET", &format!("roost:cl:{{c:{id}}}:own"), "node"])
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let survivors: BTreeSet<String> = names[1..].iter().cloned().collect();
+    assert_eq!(
+        owners,
+        survivors,
+        "the dead node's sessions are parked on both survivors\nB:\n{}\nC:\n{}",
+        b.log(),
+        c.log()
+    );
+    // Published after the adoption, on both survivors.
+    let (mut pub_c, _) = RawClient::connect_v5(c.addr(), &unique_id("pub-c"))
+        .await
+        .unwrap();
+    sent.extend(publish_n(&mut pub_b, &format!("{base}/after-b"), "after-b", 10).await);
+    sent.extend(publish_n(&mut pub_c, &format!("{base}/after-c"), "after-c", 10).await);
+    let sent: BTreeSet<String> = sent.into_iter().collect();
+    for (i, id) in ids.iter().enumerate() {
+        let on = if i % 2 == 0 { &b } else { &c };
+        let received = Arc::new(Mutex::new(BTreeSet::new()));
+        come_back(on.addr(), id, &received, |got| sent.is_subset(got)).await;
+        let got = received.lock().unwrap();
+        let lost: Vec<&String> = sent.iter().filter(|p| !got.contains(*p)).collect();
+        assert!(
+            lost.is_empty(),
+            "{id}: {} of {} messages lost, e.g. {:?}",
+            lost.len(),
+            sent.len(),
+            &lost[..lost.len().min(10)]
+        );
+    }
+}
