@@ -20,8 +20,11 @@ use crate::wire::unix_ms;
 /// handoff's route removal, and the token-checked session list. 3: the
 /// adoption of a dead node's sessions and the janitor's job (`ADOPT`, an
 /// orphan's will kept as `owill` and taken out by `STILL_ORPHAN`,
-/// `EXPIRE_NODE` recording the janitor in `{sys}:jobs`).
-pub const PROTOCOL: u32 = 3;
+/// `EXPIRE_NODE` recording the janitor in `{sys}:jobs`). 4: adoption
+/// spread over the live nodes (the job record's adopters and their shares,
+/// `spread.rs`), the death time kept with an orphan's will, the replay's
+/// job check with its progress.
+pub const PROTOCOL: u32 = 4;
 
 /// The node hash field carrying it.
 pub(crate) const FIELD: &str = "protocol";
