@@ -29,8 +29,9 @@
 #               cluster_resil.rs; a dead node's sessions adopted: cluster_adopt.rs;
 #               janitor jobs taken over (will times, a paused janitor): cluster_janitor.rs;
 #               rejoin, claim races, protocol versions: cluster_ops.rs),
-#               then the same tests on a
-#               private 3-primary Redis Cluster (tests/cluster_on_redis_cluster.rs) and
+#               then the same tests on a private 3-primary Redis Cluster
+#               (tests/cluster_on_redis_cluster.rs, cluster_adopt_on_redis_cluster.rs,
+#               cluster_janitor_on_redis_cluster.rs) and
 #               on Sentinel (tests/cluster_sentinel.rs), a Redis Cluster primary failover
 #               (tests/cluster_failover.rs); redis-server, redis-cli from deps
 #   fuzz        scripts/fuzz-smoke.sh, when it exists
@@ -124,7 +125,7 @@ have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 # the interop-rs section so that INTEROP=0 leaves them out, except the ones the
 # cluster and management sections run (they need redis-server, promtool).
 NEXTEST_ROOST_TESTS='package(roost) & kind(test)'
-NEXTEST_BINARY_TESTS="$NEXTEST_ROOST_TESTS & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_janitor) & !binary(cluster_on_redis_cluster) & !binary(cluster_sentinel) & !binary(cluster_ops) & !binary(cluster_failover) & !binary(management) & !binary(management_cluster)"
+NEXTEST_BINARY_TESTS="$NEXTEST_ROOST_TESTS & !binary(cluster) & !binary(cluster_resil) & !binary(cluster_adopt) & !binary(cluster_janitor) & !binary(cluster_on_redis_cluster) & !binary(cluster_adopt_on_redis_cluster) & !binary(cluster_janitor_on_redis_cluster) & !binary(cluster_sentinel) & !binary(cluster_ops) & !binary(cluster_failover) & !binary(management) & !binary(management_cluster)"
 
 unit_tests() {
     if have_nextest; then
@@ -209,6 +210,8 @@ cluster_tests() {
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_janitor \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_ops \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_on_redis_cluster \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_adopt_on_redis_cluster \
+        && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_janitor_on_redis_cluster \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_sentinel \
         && timeout -k 30 "$SUITE_TIMEOUT" cargo test -p roost --test cluster_failover
 }

@@ -429,6 +429,61 @@ impl Drop for RedisCluster {
     }
 }
 
+/// The Redis a cluster test's nodes share: one private redis-server, or a
+/// private 3-primary Redis Cluster, so one test file runs on both (a
+/// second test binary includes it as a module named `on_redis_cluster`).
+#[derive(Debug)]
+pub enum SharedRedis {
+    /// One redis-server.
+    Single(RedisSingle),
+    /// A 3-primary Redis Cluster.
+    Cluster(RedisCluster),
+}
+
+impl SharedRedis {
+    /// A Redis Cluster when `cluster`, else one redis-server.
+    pub fn start(cluster: bool) -> Self {
+        if cluster {
+            SharedRedis::Cluster(RedisCluster::start(3))
+        } else {
+            SharedRedis::Single(RedisSingle::start())
+        }
+    }
+
+    /// The URL the nodes are given.
+    pub fn url(&self) -> String {
+        match self {
+            SharedRedis::Single(s) => s.url(),
+            SharedRedis::Cluster(c) => c.url(),
+        }
+    }
+
+    /// `redis-cli` against it (following a cluster's redirections).
+    pub fn cli(&self, args: &[&str]) -> String {
+        match self {
+            SharedRedis::Single(s) => s.cli(args),
+            SharedRedis::Cluster(c) => c.cli(args),
+        }
+    }
+
+    /// Kills the server (every primary of a cluster).
+    pub fn kill(&mut self) {
+        match self {
+            SharedRedis::Single(s) => s.kill(),
+            SharedRedis::Cluster(c) => c.kill(),
+        }
+    }
+
+    /// Starts it again on the same port(s), without data (a single server
+    /// with an append-only file replays it).
+    pub fn restart(&mut self) {
+        match self {
+            SharedRedis::Single(s) => s.restart(),
+            SharedRedis::Cluster(c) => c.restart(),
+        }
+    }
+}
+
 /// One primary, one replica of it and one sentinel watching it under the
 /// master name [`RedisSentinel::MASTER`], with a short failure detection
 /// (1 s) so a failover test ends in seconds.

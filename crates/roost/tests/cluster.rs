@@ -37,42 +37,10 @@ fn on_redis_cluster() -> bool {
 
 /// The Redis the nodes share: one private redis-server, or a private
 /// 3-primary Redis Cluster ([`on_redis_cluster`]).
-enum RedisServer {
-    Single(roost_testkit::redis::RedisSingle),
-    Cluster(roost_testkit::redis::RedisCluster),
-}
+type RedisServer = roost_testkit::redis::SharedRedis;
 
-impl RedisServer {
-    fn start() -> Self {
-        if on_redis_cluster() {
-            RedisServer::Cluster(roost_testkit::redis::RedisCluster::start(3))
-        } else {
-            RedisServer::Single(roost_testkit::redis::RedisSingle::start())
-        }
-    }
-
-    /// Kills the server (every primary of a cluster).
-    fn kill(&mut self) {
-        match self {
-            RedisServer::Single(s) => s.kill(),
-            RedisServer::Cluster(c) => c.kill(),
-        }
-    }
-
-    /// Starts it again on the same port(s), without data.
-    fn restart(&mut self) {
-        match self {
-            RedisServer::Single(s) => s.restart(),
-            RedisServer::Cluster(c) => c.restart(),
-        }
-    }
-
-    fn url(&self) -> String {
-        match self {
-            RedisServer::Single(s) => s.url(),
-            RedisServer::Cluster(c) => c.url(),
-        }
-    }
+fn start_redis() -> RedisServer {
+    RedisServer::start(on_redis_cluster())
 }
 
 /// One node of the cluster on `redis`, named `name` (unique per test run),
@@ -202,7 +170,7 @@ async fn publish(client: &mut RawClient, topic: &str, payload: &'static [u8], qo
 
 #[tokio::test]
 async fn cluster_cross_node_publish_qos_0_1_2_reaches_plus_and_hash_subscribers() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes(&redis);
     let base = unique_id("xn");
     let mut on_b = v5(b.addr(), "sub-b").await;
@@ -239,7 +207,7 @@ async fn cluster_cross_node_publish_qos_0_1_2_reaches_plus_and_hash_subscribers(
 
 #[tokio::test]
 async fn v5_cluster_remote_subscriber_gets_its_subscription_id_and_retain_as_published() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, _c] = three_nodes(&redis);
     let base = unique_id("sid");
     let mut on_b = v5(b.addr(), "sub-b").await;
@@ -273,7 +241,7 @@ async fn v5_cluster_remote_subscriber_gets_its_subscription_id_and_retain_as_pub
 
 #[tokio::test]
 async fn cluster_retained_set_on_a_cleared_on_b_is_seen_right_by_a_wildcard_subscriber_on_c() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes(&redis);
     let base = unique_id("ret");
     let mut on_a = v5(a.addr(), "pub-a").await;
@@ -350,7 +318,7 @@ async fn retained_topics(addr: SocketAddr, filter: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn v5_cluster_same_client_id_on_b_closes_the_connection_on_a_with_0x8e() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, _c] = three_nodes(&redis);
     let id = unique_id("dup");
     let (mut first, _) = RawClient::connect_v5(a.addr(), &id).await.unwrap();
@@ -366,7 +334,7 @@ async fn v5_cluster_same_client_id_on_b_closes_the_connection_on_a_with_0x8e() {
 
 #[tokio::test]
 async fn v311_cluster_same_client_id_on_c_closes_the_connection_on_a() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, _b, c] = three_nodes(&redis);
     let id = unique_id("dup3");
     let (mut first, _) = RawClient::connect_v311(a.addr(), &id).await.unwrap();
@@ -387,7 +355,7 @@ async fn try_connect(addr: SocketAddr, version: ProtocolVersion) -> ConnAck {
 
 #[tokio::test]
 async fn cluster_node_without_redis_refuses_connect_with_0x88_and_recovers() {
-    let mut redis = RedisServer::start();
+    let mut redis = start_redis();
     let n = node(&redis, &unique_id("solo"));
     assert_eq!(
         try_connect(n.addr(), ProtocolVersion::V5).await.reason_code,
@@ -445,7 +413,7 @@ async fn receive_n(client: &mut RawClient, n: usize) -> Vec<Publish> {
 
 #[tokio::test]
 async fn v5_cluster_persistent_session_resumes_on_another_node_with_the_messages_queued_offline() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes(&redis);
     let base = unique_id("mig");
     let id = unique_id("roamer");
@@ -514,7 +482,7 @@ async fn v5_cluster_persistent_session_resumes_on_another_node_with_the_messages
 
 #[tokio::test]
 async fn v5_cluster_takeover_on_another_node_moves_inflight_and_inbound_qos2_state() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes(&redis);
     let base = unique_id("tko");
     let id = unique_id("taken");
@@ -610,7 +578,7 @@ fn with_will(client_id: &str, will_topic: &str) -> roost_codec::Connect {
 #[tokio::test]
 async fn cluster_kill_9_of_a_node_publishes_its_clients_will_once_and_the_session_resumes_elsewhere()
  {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes(&redis);
     let base = unique_id("death");
     let will_topic = format!("{base}/will");
@@ -664,7 +632,7 @@ async fn cluster_kill_9_of_a_node_publishes_its_clients_will_once_and_the_sessio
 
 #[tokio::test]
 async fn cluster_a_paused_node_cannot_overwrite_a_session_taken_over_meanwhile() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [_, b, c] = three_nodes(&redis);
     // `sync`: SUBACK only once the subscription is in Redis, so what A
     // acknowledged before its pause is there for C.
@@ -755,7 +723,7 @@ async fn cluster_a_paused_node_cannot_overwrite_a_session_taken_over_meanwhile()
 
 #[tokio::test]
 async fn v5_cluster_node_cut_off_from_redis_past_its_lease_disconnects_its_clients_with_0x9c() {
-    let mut redis = RedisServer::start();
+    let mut redis = start_redis();
     let n = node(&redis, &unique_id("fence"));
     let (mut client, _) = connect_persistent(n.addr(), &unique_id("cut")).await;
     redis.kill();
@@ -782,7 +750,7 @@ async fn v5_cluster_node_cut_off_from_redis_past_its_lease_disconnects_its_clien
 
 #[tokio::test]
 async fn cluster_a_node_restarted_after_kill_9_publishes_its_clients_will_once() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let run = unique_id("re");
     let a_name = format!("{run}-a");
     let a = node(&redis, &a_name);
@@ -908,7 +876,7 @@ async fn publish_many(client: &mut RawClient, topic: &str, tag: &str, n: u16) {
 
 #[tokio::test]
 async fn cluster_shared_group_on_three_nodes_gets_each_message_once_in_the_cluster() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes(&redis); // round_robin (the default)
     let base = unique_id("sh");
     let topic = format!("{base}/jobs");
@@ -965,7 +933,7 @@ async fn cluster_shared_group_on_three_nodes_gets_each_message_once_in_the_clust
 
 #[tokio::test]
 async fn cluster_local_strategy_keeps_a_nodes_messages_on_its_member_and_falls_back_elsewhere() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let [a, b, c] = three_nodes_with(&redis, "[mqtt]\nshared_subscription_strategy = \"local\"\n");
     let base = unique_id("loc");
     let topic = format!("{base}/jobs");
@@ -1004,7 +972,7 @@ async fn cluster_local_strategy_keeps_a_nodes_messages_on_its_member_and_falls_b
 
 #[tokio::test]
 async fn v5_cluster_a_ban_on_a_refuses_the_client_on_c_and_kicks_it_there() {
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let run = unique_id("ban");
     let victim = unique_id("victim");
     // `[auth.banned]` on every node: the list the cluster's bans apply to.
@@ -1137,7 +1105,7 @@ async fn publish_until(
 async fn cluster_durable_kill_9_loses_no_acknowledged_qos1_message() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let redis = RedisServer::start();
+    let redis = start_redis();
     let run = unique_id("dur");
     let [a, b, c] =
         ["a", "b", "c"].map(|n| node_full(&redis, &format!("{run}-{n}"), "", "durable = true"));

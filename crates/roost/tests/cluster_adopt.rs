@@ -15,9 +15,17 @@ use std::time::{Duration, Instant};
 
 use roost_codec::{Packet, QoS};
 use roost_testkit::packets::{self, unique_id};
+use roost_testkit::redis::SharedRedis;
 use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roost");
+
+/// The Redis the nodes share: one redis-server, or a 3-primary Redis
+/// Cluster in the `cluster_adopt_on_redis_cluster` test binary (which includes this
+/// file as its module `on_redis_cluster`).
+fn start_redis() -> SharedRedis {
+    SharedRedis::start(module_path!().ends_with("on_redis_cluster"))
+}
 
 /// The longest a route, a janitor or a delivery may take here (documented
 /// bounds are a lease or two, 1.5 s in these tests; slack for a loaded
@@ -29,7 +37,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const HANDED_OFF: &str = "inbox handoff replayed";
 
 /// A node named `name`, lease 1.5 s, `cluster` lines added to `[cluster]`.
-fn node(redis: &roost_testkit::redis::RedisSingle, name: &str, cluster: &str) -> BrokerProcess {
+fn node(redis: &SharedRedis, name: &str, cluster: &str) -> BrokerProcess {
     let toml = format!(
         "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n{cluster}\n\
          [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
@@ -128,7 +136,7 @@ async fn logged<'n>(nodes: &[&'n BrokerProcess], line: &str) -> &'n BrokerProces
 /// still up and those published after they went down.
 #[tokio::test]
 async fn cluster_durable_kill_9_a_client_back_after_the_handoff_gets_every_acknowledged_message() {
-    let redis = roost_testkit::redis::RedisSingle::start();
+    let redis = start_redis();
     let run = unique_id("adopt");
     let [a, b, c] = ["a", "b", "c"].map(|n| node(&redis, &format!("{run}-{n}"), "durable = true"));
     let base = unique_id("adopted");
@@ -328,7 +336,7 @@ const COLLECTED: &str = "lease lapsed: its sessions are adoptable";
 #[tokio::test]
 async fn cluster_durable_a_janitor_killed_after_its_claim_leaves_the_handoff_and_delayed_will_to_another_node()
  {
-    let redis = roost_testkit::redis::RedisSingle::start();
+    let redis = start_redis();
     let run = unique_id("jk");
     let [a, b, c] = ["a", "b", "c"].map(|n| node(&redis, &format!("{run}-{n}"), "durable = true"));
     let base = unique_id("taken");
@@ -434,7 +442,7 @@ async fn cluster_durable_a_janitor_killed_after_its_claim_leaves_the_handoff_and
 /// carry it), even for a client back late. Prints the count.
 #[tokio::test]
 async fn cluster_kill_9_without_durable_mode_loses_only_what_the_docs_say() {
-    let redis = roost_testkit::redis::RedisSingle::start();
+    let redis = start_redis();
     let run = unique_id("nd");
     let [a, b, c] = ["a", "b", "c"].map(|n| node(&redis, &format!("{run}-{n}"), ""));
     let base = unique_id("nondurable");
@@ -519,7 +527,7 @@ async fn publish_n(client: &mut RawClient, topic: &str, tag: &str, n: u16) -> Ve
 /// death and what was published after the adoption.
 #[tokio::test]
 async fn cluster_durable_kill_9_spreads_the_dead_nodes_sessions_over_both_survivors() {
-    let redis = roost_testkit::redis::RedisSingle::start();
+    let redis = start_redis();
     let run = unique_id("spread");
     let names = ["a", "b", "c"].map(|n| format!("{run}-{n}"));
     let [a, b, c] = names.clone().map(|n| node(&redis, &n, "durable = true"));

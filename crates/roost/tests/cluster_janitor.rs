@@ -15,10 +15,17 @@ use std::time::{Duration, Instant};
 
 use roost_codec::{Packet, QoS};
 use roost_testkit::packets::{self, unique_id};
-use roost_testkit::redis::RedisSingle;
+use roost_testkit::redis::SharedRedis;
 use roost_testkit::{BrokerProcess, RawClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roost");
+
+/// The Redis the nodes share: one redis-server, or a 3-primary Redis
+/// Cluster in the `cluster_janitor_on_redis_cluster` test binary (which includes this
+/// file as its module `on_redis_cluster`).
+fn start_redis() -> SharedRedis {
+    SharedRedis::start(module_path!().ends_with("on_redis_cluster"))
+}
 
 /// The longest a route, a janitor or a delivery may take here (documented
 /// bounds are a lease or two; slack for a loaded machine).
@@ -31,7 +38,7 @@ const TAKEN_OVER: &str = "janitor job of a dead node taken over";
 
 /// A node named `name`, lease 1.5 s, `cluster` lines added to `[cluster]`
 /// (`top`: sections before it).
-fn node(redis: &RedisSingle, name: &str, top: &str, cluster: &str) -> BrokerProcess {
+fn node(redis: &SharedRedis, name: &str, top: &str, cluster: &str) -> BrokerProcess {
     let toml = format!(
         "{top}\n[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n{cluster}\n\
          [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
@@ -65,7 +72,7 @@ async fn logged<'n>(nodes: &[&'n BrokerProcess], line: &str) -> &'n BrokerProces
 #[tokio::test]
 async fn cluster_a_delayed_will_taken_over_from_a_dead_janitor_fires_at_the_death_plus_its_delay() {
     const DELAY: u32 = 6;
-    let redis = RedisSingle::start();
+    let redis = start_redis();
     let run = unique_id("wt");
     let [a, b, c] = ["a", "b", "c"].map(|n| node(&redis, &format!("{run}-{n}"), "", ""));
     let will_topic = format!("{}/w", unique_id("will"));
@@ -221,7 +228,7 @@ async fn count(
 #[tokio::test]
 async fn cluster_durable_a_janitor_paused_mid_replay_stops_instead_of_replaying_alongside_its_successor()
  {
-    let redis = RedisSingle::start();
+    let redis = start_redis();
     let run = unique_id("cut");
     // The replayed inbox arrives faster than the subscriber takes it: its
     // queue holds all of it.
