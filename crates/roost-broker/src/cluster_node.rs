@@ -279,30 +279,22 @@ impl Receiver for Inbound {
             return;
         };
         let Some(link) = core.cluster() else { return };
+        let id = ByteString::from(kick.client_id.as_str());
         let client_id = kick.client_id.clone();
         let client_id = client_id.as_str();
+        let slot = core.sessions().get(client_id);
         // None: a newer connection of this node holds the id, not for it.
-        let Some(connection_id) = link.kicked_connection(client_id, &kick.token) else {
+        let Some(kicked) = link.kicked_connection(&id, &kick.token, slot.as_deref()) else {
             link.handed(&kick);
             return;
         };
-        let Some(slot) = core.sessions().get(client_id) else {
+        let Some(slot) = slot else {
             link.handed(&kick);
             return;
         };
-        let control = {
-            let inner = slot.inner.lock();
-            inner
-                .link
-                .as_ref()
-                .filter(|l| Some(l.connection_id) == connection_id)
-                .map(|l| l.control.clone())
-        };
-        match control {
-            Some(control) => {
-                if let Some(id) = connection_id {
-                    link.mark_kicked(id, kick);
-                }
+        match kicked {
+            Some((connection_id, Some(control))) => {
+                link.mark_kicked(connection_id, kick);
                 tracing::info!(
                     client_id,
                     "client id taken over on another node; closing with 0x8E"
@@ -311,7 +303,7 @@ impl Receiver for Inbound {
                 let _ = control.try_send(Control::Close(ReasonCode::SESSION_TAKEN_OVER));
             }
             // Parked here: flushed and handed over now.
-            None => {
+            Some((_, None)) | None => {
                 let parked = {
                     let mut inner = slot.inner.lock();
                     if inner.link.is_some() || inner.ended {

@@ -616,10 +616,22 @@ impl Cluster {
         client_id: &ByteString,
         resume: bool,
     ) -> Result<(u128, Done<Claimed>), ClusterError> {
+        self.claim_as(client_id, uuid::Uuid::new_v4().as_u128(), resume)
+    }
+
+    /// [`Cluster::claim`] under a token the caller chose: unique in the
+    /// cluster (the broker spells a connection's from a random per-process
+    /// half and the connection id, so that the connection can stand for
+    /// the claim's record: `roost_store::Fences::go_slim`).
+    pub fn claim_as(
+        &self,
+        client_id: &ByteString,
+        bits: u128,
+        resume: bool,
+    ) -> Result<(u128, Done<Claimed>), ClusterError> {
         if !self.healthy() {
             return Err(ClusterError::Unavailable);
         }
-        let bits = uuid::Uuid::new_v4().as_u128();
         let (done, reply) = done::pair();
         let request = owner::Request::Claim {
             client_id: client_id.clone(),

@@ -33,6 +33,10 @@ pub(crate) struct ClusterLink {
     /// connection holding the claim (the one a kick closes, the one whose
     /// end releases it).
     fences: Arc<Fences>,
+    /// The high half of every CONNECT's claim token, random per process;
+    /// the low half is the connection id ([`Self::slim_token`]), so a
+    /// connection holding a claim slim (no entry in `fences`) is its record.
+    salt: u64,
     /// How long a CONNECT waits for the old node's handover at most.
     handover_wait: Duration,
     /// Bumped each time this node fences itself: acknowledgements waiting
@@ -150,10 +154,38 @@ impl ClusterLink {
             cluster,
             kicked: Mutex::new(HashMap::new()),
             fences,
+            salt: (uuid::Uuid::new_v4().as_u128() >> 64) as u64,
             handover_wait,
             fences_seen: tokio::sync::watch::Sender::new(0),
             lost: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// The token connection `connection_id` claims its client id with:
+    /// unique in the cluster (a random half per process, then the id, which
+    /// this process never reuses), and spelled again from the connection
+    /// alone when its claim is held slim (`Fences::go_slim`).
+    pub(crate) fn slim_token(&self, connection_id: u64) -> u128 {
+        (u128::from(self.salt) << 64) | u128::from(connection_id)
+    }
+
+    /// Connection `connection_id` just attached to a fresh session of
+    /// `client_id` with nothing to write (Clean Start 1, expiry 0, no will;
+    /// the caller holds the slot's lock): its claim leaves the map of
+    /// claims, the connection is its record (RSS per idle connection,
+    /// docs/performance.md). A no-op unless it holds this node's fresh claim.
+    pub(crate) fn attached_slim(&self, client_id: &str, connection_id: u64) {
+        self.fences
+            .go_slim(client_id, self.slim_token(connection_id), connection_id);
+    }
+
+    /// The connection of `slot` that holds a slim claim, if any: its live
+    /// connection (the session not ended). Under the slot's lock.
+    fn slim_holder(inner: &crate::slot::SlotInner) -> Option<u64> {
+        if inner.ended {
+            return None;
+        }
+        inner.link.as_ref().map(|l| l.connection_id)
     }
 
     /// This node just fenced itself (before its connections are closed).
@@ -208,7 +240,8 @@ impl ClusterLink {
             tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
             ReasonCode::SERVER_UNAVAILABLE
         };
-        let claimed = match self.cluster.claim(client_id, resume) {
+        let mine = self.slim_token(connection_id);
+        let claimed = match self.cluster.claim_as(client_id, mine, resume) {
             Ok((token, done)) => done.await.map(|claimed| (token, claimed)),
             Err(e) => Err(e),
         };
@@ -263,13 +296,37 @@ impl ClusterLink {
     }
 
     /// Another node claimed `client_id` with a kick for `token`: the
-    /// connection of this node that held that claim, forgotten here.
-    /// `None`: a newer connection of this node holds the id (the kick is
-    /// not for it); `Some(None)`: no connection here holds it.
-    pub(crate) fn kicked_connection(&self, client_id: &str, token: &str) -> Option<Option<u64>> {
+    /// connection of this node that held that claim, forgotten here, and
+    /// its control line. `None`: a newer connection of this node holds the
+    /// id (the kick is not for it); `Some(None)`: no connection here holds
+    /// it. `slot`: the id's session here, if any (its live connection may
+    /// hold the claim slim).
+    pub(crate) fn kicked_connection(
+        &self,
+        client_id: &ByteString,
+        token: &str,
+        slot: Option<&crate::slot::SessionSlot>,
+    ) -> Option<Option<(u64, Option<crate::link::ControlSender>)>> {
         // A token that is not compact is none of this node's claims.
-        self.fences
-            .kicked(client_id, roost_cluster::compact_token(token))
+        let token = roost_cluster::compact_token(token);
+        let Some(slot) = slot else {
+            let kicked = self.fences.kicked(client_id, token, None)?;
+            return Some(kicked.map(|id| (id, None)));
+        };
+        // Under the slot's lock: its connection cannot end (and look for
+        // its claim) or be replaced between the check and the map. The
+        // fences' lock is a leaf, as in `rejoin.rs`.
+        let inner = slot.inner.lock();
+        let slim = Self::slim_holder(&inner).filter(|&id| Some(self.slim_token(id)) == token);
+        let kicked = self.fences.kicked(client_id, token, slim)?;
+        Some(kicked.map(|id| {
+            let control = inner
+                .link
+                .as_ref()
+                .filter(|l| l.connection_id == id)
+                .map(|l| l.control.clone());
+            (id, control)
+        }))
     }
 
     /// Connection `connection_id` is being closed by `kick`: its session is
@@ -341,8 +398,21 @@ impl ClusterLink {
     /// Connection `connection_id` of `client_id` ended: releases its claim
     /// if it still holds it. `Some`: a kick closed it (its session is
     /// handed over, not parked).
-    pub(crate) fn detached(&self, client_id: &ByteString, connection_id: u64) -> Option<Kicked> {
-        if let Some(token) = self.fences.disconnected(client_id, connection_id) {
+    pub(crate) fn detached(
+        &self,
+        slot: &crate::slot::SessionSlot,
+        connection_id: u64,
+    ) -> Option<Kicked> {
+        let client_id = &slot.client_id;
+        let released = {
+            // Under the slot's lock (see `kicked_connection`): still the
+            // session's live connection, it may hold its claim slim.
+            let inner = slot.inner.lock();
+            let slim = (Self::slim_holder(&inner) == Some(connection_id))
+                .then(|| self.slim_token(connection_id));
+            self.fences.disconnected(client_id, connection_id, slim)
+        };
+        if let Some(token) = released {
             self.cluster.release(client_id, token);
         }
         self.kicked.lock().remove(&connection_id)
@@ -366,7 +436,10 @@ impl ClusterLink {
         connection: Option<u64>,
         persist: Option<&crate::persist::Persist>,
     ) {
-        let Some(token) = self.fences.ending(client_id, connection) else {
+        // The connection still attached (its session ended under it) may
+        // hold the claim slim; the slot is ended, so no other attaches.
+        let slim = connection.map(|id| self.slim_token(id));
+        let Some(token) = self.fences.ending(client_id, connection, slim) else {
             tracing::debug!(%client_id, "session ended while a newer claim holds its client id (or none is held); the claim stays");
             return;
         };
