@@ -102,7 +102,8 @@ pub(crate) async fn leave(core: &Arc<Core>) {
 /// ([`ClusterLink::claim`]: the old node, if any, hands the session over);
 /// then a session to resume (Clean Start 0) that this node does not hold is
 /// loaded from the shared store and parked here, so that attaching resumes
-/// it as a single broker resumes a parked session (Session Present 1).
+/// it as a single broker resumes a parked session (Session Present 1) —
+/// unless the claim found none stored and no other node held the id.
 /// Nothing to do outside cluster mode.
 pub(crate) async fn claim(
     core: &Core,
@@ -113,8 +114,11 @@ pub(crate) async fn claim(
     let Some(link) = core.cluster() else {
         return Ok(());
     };
-    let from_other_node = link.claim(client_id, connection_id, !clean_start).await?;
-    if clean_start || core.sessions().get(client_id).is_some() {
+    let claimed = link.claim(client_id, connection_id, !clean_start).await?;
+    let from_other_node = claimed.from_other_node;
+    // Nothing stored in the cluster for it (a new persistent session): no
+    // load, which would cost a round trip and a blocking thread.
+    if clean_start || !claimed.stored || core.sessions().get(client_id).is_some() {
         return Ok(());
     }
     let Some(persist) = core.persist() else {

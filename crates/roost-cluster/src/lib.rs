@@ -90,6 +90,11 @@ pub struct Claimed {
     /// session's rows and let it go. Wait for it (bounded), then
     /// [`Cluster::settle`].
     pub handover: Option<Done<()>>,
+    /// Redis held a stored session for the client id when it was claimed
+    /// (true when not known). False with no previous node: nothing to load
+    /// (a new persistent session skips the load, a round trip and a
+    /// blocking thread's heap: RSS per connection, docs/performance.md).
+    pub stored: bool,
 }
 
 impl Claimed {

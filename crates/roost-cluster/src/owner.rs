@@ -334,10 +334,14 @@ fn after_claim(
         .and_then(wire::text_of)
         .filter(|n| !n.is_empty() && n != me);
     let old_token = previous.get(1).and_then(wire::text_of);
+    // A reply without the flag counts as stored: the safe side (the
+    // session is loaded).
+    let stored = !matches!(previous.get(3), Some(Value::Int(0)));
     let (Some(node), Some(old_token)) = (node, old_token) else {
         return Ok(Claimed {
             previous_node: None,
             handover: None,
+            stored,
         });
     };
     // It stays on the old node's session list: the old node takes it off
@@ -354,6 +358,7 @@ fn after_claim(
         return Ok(Claimed {
             previous_node: Some(node),
             handover: None,
+            stored,
         });
     }
     let token = token_text(token);
@@ -374,6 +379,7 @@ fn after_claim(
     Ok(Claimed {
         previous_node: Some(node),
         handover: Some(handover),
+        stored,
     })
 }
 

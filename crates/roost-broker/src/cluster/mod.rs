@@ -82,6 +82,16 @@ pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) ->
     })
 }
 
+/// What a CONNECT's claim found ([`ClusterLink::claim`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimOutcome {
+    /// Another node held the client id.
+    pub(crate) from_other_node: bool,
+    /// A stored session may be there to load: Redis held one when the id
+    /// was claimed, or another node held the id (it may hand one over).
+    pub(crate) stored: bool,
+}
+
 /// What [`forward`] did: what a QoS 1/2 publisher's acknowledgement waits
 /// on, whether other nodes deliver it, and the shared groups (`$share/g/f`)
 /// assigned to another node, which this node must skip.
@@ -227,15 +237,14 @@ impl ClusterLink {
     /// and hand the session over; this waits for that (at most
     /// `handover_wait`: a paused or cut-off node's later writes are fenced
     /// off), then settles the claim: from here only this connection's
-    /// token writes the session's rows. True when another node held the
-    /// client id. `Err`: Redis is unreachable, CONNACK 0x88 (3.1.1:
-    /// return code 3).
+    /// token writes the session's rows. `Err`: Redis is unreachable,
+    /// CONNACK 0x88 (3.1.1: return code 3).
     pub(crate) async fn claim(
         &self,
         client_id: &ByteString,
         connection_id: u64,
         resume: bool,
-    ) -> Result<bool, ReasonCode> {
+    ) -> Result<ClaimOutcome, ReasonCode> {
         let unavailable = |e: roost_cluster::ClusterError| {
             tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
             ReasonCode::SERVER_UNAVAILABLE
@@ -251,7 +260,10 @@ impl ClusterLink {
             // token: its rows are not written, no takeover protection).
             Err(e) if self.cluster.available_when_cut_off() => {
                 tracing::info!(%client_id, error = %e, "CONNECT accepted without a cluster claim (availability_over_consistency)");
-                return Ok(false);
+                return Ok(ClaimOutcome {
+                    from_other_node: false,
+                    stored: true,
+                });
             }
             Err(e) => return Err(unavailable(e)),
         };
@@ -261,6 +273,10 @@ impl ClusterLink {
         self.fences.connect(client_id, token, connection_id);
         let token = roost_cluster::token_text(token);
         let settled_by_claim = claimed.settled();
+        let outcome = ClaimOutcome {
+            from_other_node: claimed.previous_node.is_some(),
+            stored: claimed.stored || claimed.previous_node.is_some(),
+        };
         if let Some(handover) = claimed.handover {
             match tokio::time::timeout(self.handover_wait, handover).await {
                 Ok(Ok(())) => {}
@@ -275,7 +291,7 @@ impl ClusterLink {
         // Nobody else held it (the usual CONNECT): the claim settled itself
         // in the same script, one round trip for the CONNECT.
         if settled_by_claim {
-            return Ok(false);
+            return Ok(outcome);
         }
         let settled = match self.cluster.settle(client_id, &token) {
             Ok(done) => done.await,
@@ -292,7 +308,7 @@ impl ClusterLink {
         if !settled {
             tracing::info!(%client_id, "a newer claim took the client id during this CONNECT");
         }
-        Ok(claimed.previous_node.is_some())
+        Ok(outcome)
     }
 
     /// Another node claimed `client_id` with a kick for `token`: the
