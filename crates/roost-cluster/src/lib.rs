@@ -680,13 +680,18 @@ impl Cluster {
     }
 
     /// The session of `client_id` claimed with `token` left this node (ended,
-    /// or handed over): off the node's session list.
-    pub fn session_ended(&self, client_id: &str, token: u128) {
+    /// or handed over): off the node's session list. The answer completes
+    /// once the owner thread took it off (or left it, a newer claim holding
+    /// the id): the claim's entry in `claims` must stay until then, it is
+    /// what that check reads. `None`: not queued (the cluster stopped).
+    pub fn session_ended(&self, client_id: &str, token: u128) -> Option<Done<()>> {
+        let (done, reply) = done::pair();
         let request = owner::Request::Ended {
             client_id: client_id.to_string(),
             token,
+            reply,
         };
-        let _ = self.shared.owners.push(request);
+        self.shared.owners.push(request).ok().map(|()| done)
     }
 
     /// Whether nobody reconnected as `client_id` since a janitor orphaned its

@@ -58,6 +58,9 @@ pub(crate) enum Request {
     Ended {
         client_id: String,
         token: u128,
+        /// Completed once handled: the broker keeps the claim's entry
+        /// until then (the check below reads it).
+        reply: Completer<()>,
     },
     /// Is `client_id` still the orphan of `token`?
     StillOrphan {
@@ -219,7 +222,11 @@ fn handle(shared: &Shared, link: &mut Link, request: Request) {
                 tracing::info!(%client_id, error = %e, "handover answer not sent (the new owner stops waiting)");
             }
         }
-        Request::Ended { client_id, token } => {
+        Request::Ended {
+            client_id,
+            token,
+            reply,
+        } => {
             // Only while it is still this node's latest claim of the id (a
             // newer one is recorded before it is answered, in this thread).
             if shared.claims.holds(&client_id, token) {
@@ -227,6 +234,7 @@ fn handle(shared: &Shared, link: &mut Link, request: Request) {
                 let key = shared.keys.sessions_of(me);
                 let _ = link.run(|c| redis::cmd("SREM").arg(&key).arg(&client_id).query::<()>(c));
             }
+            reply.complete(Ok(()));
         }
         Request::Reclaim(reclaim) => {
             let latest = shared.claims.get(&reclaim.client_id);

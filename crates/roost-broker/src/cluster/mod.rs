@@ -461,15 +461,24 @@ impl ClusterLink {
         };
         // Fenced: the session stays on this node's list in Redis, for the
         // janitor that publishes its will and starts its expiry.
-        if !self.fenced() {
-            self.cluster.session_ended(client_id, token);
-        }
+        let ended = if self.fenced() {
+            None
+        } else {
+            self.cluster.session_ended(client_id, token)
+        };
         let barrier = persist.and_then(crate::persist::Persist::barrier);
         let fences = Arc::clone(&self.fences);
         let client_id = client_id.clone();
+        // The entry goes once the rows are written and the owner thread
+        // checked it: removed before, the check found no claim and left the
+        // id on the node's session list for good (and a newer claim of the
+        // id granted meanwhile could go slim, hiding from that check).
         let forget = async move {
             if let Some(barrier) = barrier {
                 let _ = barrier.await;
+            }
+            if let Some(ended) = ended {
+                let _ = ended.await;
             }
             fences.remove_if(&client_id, token);
         };
