@@ -111,6 +111,12 @@ async fn handshake(spec: &ClientSpec, cfg: &ClientConfig) -> anyhow::Result<Conn
     }
     .context("socket")?;
     if let Some(ip) = spec.source {
+        // Without this, bind reserves an ephemeral port host-wide (the kernel
+        // cannot know the destination yet), so 60,000 clients from one source
+        // address took every port the host had and other programs' connects
+        // failed with EADDRNOTAVAIL. With it, connect picks the port, unique
+        // per 4-tuple only. Best effort: a kernel without it (< 4.2) still works.
+        let _ = roost_sys::set_ip_bind_address_no_port(&socket, true);
         socket
             .bind(SocketAddr::new(ip, 0))
             .with_context(|| format!("bind {ip}"))?;

@@ -102,7 +102,8 @@ pub(crate) async fn leave(core: &Arc<Core>) {
 /// ([`ClusterLink::claim`]: the old node, if any, hands the session over);
 /// then a session to resume (Clean Start 0) that this node does not hold is
 /// loaded from the shared store and parked here, so that attaching resumes
-/// it as a single broker resumes a parked session (Session Present 1).
+/// it as a single broker resumes a parked session (Session Present 1) —
+/// unless the claim found none stored and no other node held the id.
 /// Nothing to do outside cluster mode.
 pub(crate) async fn claim(
     core: &Core,
@@ -113,8 +114,11 @@ pub(crate) async fn claim(
     let Some(link) = core.cluster() else {
         return Ok(());
     };
-    let from_other_node = link.claim(client_id, connection_id, !clean_start).await?;
-    if clean_start || core.sessions().get(client_id).is_some() {
+    let claimed = link.claim(client_id, connection_id, !clean_start).await?;
+    let from_other_node = claimed.from_other_node;
+    // Nothing stored in the cluster for it (a new persistent session): no
+    // load, which would cost a round trip and a blocking thread.
+    if clean_start || !claimed.stored || core.sessions().get(client_id).is_some() {
         return Ok(());
     }
     let Some(persist) = core.persist() else {
@@ -279,30 +283,22 @@ impl Receiver for Inbound {
             return;
         };
         let Some(link) = core.cluster() else { return };
+        let id = ByteString::from(kick.client_id.as_str());
         let client_id = kick.client_id.clone();
         let client_id = client_id.as_str();
+        let slot = core.sessions().get(client_id);
         // None: a newer connection of this node holds the id, not for it.
-        let Some(connection_id) = link.kicked_connection(client_id, &kick.token) else {
+        let Some(kicked) = link.kicked_connection(&id, &kick.token, slot.as_deref()) else {
             link.handed(&kick);
             return;
         };
-        let Some(slot) = core.sessions().get(client_id) else {
+        let Some(slot) = slot else {
             link.handed(&kick);
             return;
         };
-        let control = {
-            let inner = slot.inner.lock();
-            inner
-                .link
-                .as_ref()
-                .filter(|l| Some(l.connection_id) == connection_id)
-                .map(|l| l.control.clone())
-        };
-        match control {
-            Some(control) => {
-                if let Some(id) = connection_id {
-                    link.mark_kicked(id, kick);
-                }
+        match kicked {
+            Some((connection_id, Some(control))) => {
+                link.mark_kicked(connection_id, kick);
                 tracing::info!(
                     client_id,
                     "client id taken over on another node; closing with 0x8E"
@@ -311,7 +307,7 @@ impl Receiver for Inbound {
                 let _ = control.try_send(Control::Close(ReasonCode::SESSION_TAKEN_OVER));
             }
             // Parked here: flushed and handed over now.
-            None => {
+            Some((_, None)) | None => {
                 let parked = {
                     let mut inner = slot.inner.lock();
                     if inner.link.is_some() || inner.ended {

@@ -90,6 +90,11 @@ pub struct Claimed {
     /// session's rows and let it go. Wait for it (bounded), then
     /// [`Cluster::settle`].
     pub handover: Option<Done<()>>,
+    /// Redis held a stored session for the client id when it was claimed
+    /// (true when not known). False with no previous node: nothing to load
+    /// (a new persistent session skips the load, a round trip and a
+    /// blocking thread's heap: RSS per connection, docs/performance.md).
+    pub stored: bool,
 }
 
 impl Claimed {
@@ -616,10 +621,22 @@ impl Cluster {
         client_id: &ByteString,
         resume: bool,
     ) -> Result<(u128, Done<Claimed>), ClusterError> {
+        self.claim_as(client_id, uuid::Uuid::new_v4().as_u128(), resume)
+    }
+
+    /// [`Cluster::claim`] under a token the caller chose: unique in the
+    /// cluster (the broker spells a connection's from a random per-process
+    /// half and the connection id, so that the connection can stand for
+    /// the claim's record: `roost_store::Fences::go_slim`).
+    pub fn claim_as(
+        &self,
+        client_id: &ByteString,
+        bits: u128,
+        resume: bool,
+    ) -> Result<(u128, Done<Claimed>), ClusterError> {
         if !self.healthy() {
             return Err(ClusterError::Unavailable);
         }
-        let bits = uuid::Uuid::new_v4().as_u128();
         let (done, reply) = done::pair();
         let request = owner::Request::Claim {
             client_id: client_id.clone(),
@@ -663,13 +680,18 @@ impl Cluster {
     }
 
     /// The session of `client_id` claimed with `token` left this node (ended,
-    /// or handed over): off the node's session list.
-    pub fn session_ended(&self, client_id: &str, token: u128) {
+    /// or handed over): off the node's session list. The answer completes
+    /// once the owner thread took it off (or left it, a newer claim holding
+    /// the id): the claim's entry in `claims` must stay until then, it is
+    /// what that check reads. `None`: not queued (the cluster stopped).
+    pub fn session_ended(&self, client_id: &str, token: u128) -> Option<Done<()>> {
+        let (done, reply) = done::pair();
         let request = owner::Request::Ended {
             client_id: client_id.to_string(),
             token,
+            reply,
         };
-        let _ = self.shared.owners.push(request);
+        self.shared.owners.push(request).ok().map(|()| done)
     }
 
     /// Whether nobody reconnected as `client_id` since a janitor orphaned its

@@ -58,6 +58,9 @@ pub(crate) enum Request {
     Ended {
         client_id: String,
         token: u128,
+        /// Completed once handled: the broker keeps the claim's entry
+        /// until then (the check below reads it).
+        reply: Completer<()>,
     },
     /// Is `client_id` still the orphan of `token`?
     StillOrphan {
@@ -219,7 +222,11 @@ fn handle(shared: &Shared, link: &mut Link, request: Request) {
                 tracing::info!(%client_id, error = %e, "handover answer not sent (the new owner stops waiting)");
             }
         }
-        Request::Ended { client_id, token } => {
+        Request::Ended {
+            client_id,
+            token,
+            reply,
+        } => {
             // Only while it is still this node's latest claim of the id (a
             // newer one is recorded before it is answered, in this thread).
             if shared.claims.holds(&client_id, token) {
@@ -227,6 +234,7 @@ fn handle(shared: &Shared, link: &mut Link, request: Request) {
                 let key = shared.keys.sessions_of(me);
                 let _ = link.run(|c| redis::cmd("SREM").arg(&key).arg(&client_id).query::<()>(c));
             }
+            reply.complete(Ok(()));
         }
         Request::Reclaim(reclaim) => {
             let latest = shared.claims.get(&reclaim.client_id);
@@ -334,10 +342,14 @@ fn after_claim(
         .and_then(wire::text_of)
         .filter(|n| !n.is_empty() && n != me);
     let old_token = previous.get(1).and_then(wire::text_of);
+    // A reply without the flag counts as stored: the safe side (the
+    // session is loaded).
+    let stored = !matches!(previous.get(3), Some(Value::Int(0)));
     let (Some(node), Some(old_token)) = (node, old_token) else {
         return Ok(Claimed {
             previous_node: None,
             handover: None,
+            stored,
         });
     };
     // It stays on the old node's session list: the old node takes it off
@@ -354,6 +366,7 @@ fn after_claim(
         return Ok(Claimed {
             previous_node: Some(node),
             handover: None,
+            stored,
         });
     }
     let token = token_text(token);
@@ -374,6 +387,7 @@ fn after_claim(
     Ok(Claimed {
         previous_node: Some(node),
         handover: Some(handover),
+        stored,
     })
 }
 

@@ -170,7 +170,8 @@ return 0
 /// settles at once, as `SETTLE` would: the rows lose any expiry a janitor
 /// gave them. One round trip per CONNECT instead of two. KEYS: the owner
 /// hash, then the row keys. ARGV: node, token. Returns {previous node,
-/// previous token, previous state}.
+/// previous token, previous state, 1 when the session hash exists (0: no
+/// stored session to load, unless the previous node hands one over)}.
 ///
 /// Idempotent per token: the answer is kept (`pnode`, `ptoken`, `pstate`),
 /// and a second run with the same token (a pipeline of claims sent again
@@ -180,8 +181,10 @@ return 0
 /// dropping `from`.
 pub(crate) const CLAIM: &str = r"
 local prev = redis.call('HMGET', KEYS[1], 'node', 'token', 'state', 'pnode', 'ptoken', 'pstate')
+local stored = 1
+if KEYS[2] then stored = redis.call('EXISTS', KEYS[2]) end
 if prev[2] == ARGV[2] then
-  return {prev[4] or '', prev[5] or '', prev[6] or ''}
+  return {prev[4] or '', prev[5] or '', prev[6] or '', stored}
 end
 if prev[1] and prev[1] ~= '' and prev[1] ~= ARGV[1] and prev[2] then
   redis.call('HSET', KEYS[1], 'node', ARGV[1], 'token', ARGV[2], 'state', 'taking_over', 'from', prev[2])
@@ -194,7 +197,7 @@ redis.call('HSET', KEYS[1], 'pnode', prev[1] or '', 'ptoken', prev[2] or '', 'ps
 redis.call('HDEL', KEYS[1], 'orphan')
 if KEYS[2] then redis.call('HDEL', KEYS[2], 'owill') end
 redis.call('PERSIST', KEYS[1])
-return {prev[1] or '', prev[2] or '', prev[3] or ''}
+return {prev[1] or '', prev[2] or '', prev[3] or '', stored}
 ";
 
 /// The new owner ends a handover (the old node flushed, or did not answer in

@@ -19,6 +19,22 @@
 //! The key is the client id the session already holds (`ByteString`
 //! clones share its bytes); the token is the 128 bits of its text (a uuid
 //! as 32 lowercase hex digits, [`token_text`]).
+//!
+//! A session with nothing to write (Clean Start 1, expiry 0, no will: most
+//! idle connections) needs no entry while its connection holds the claim:
+//! the store never asks for its token. Such a claim goes *slim* when its
+//! connection attaches ([`Fences::go_slim`]): the entry leaves the map and
+//! the connection itself is the record — the broker's registry maps the
+//! client id to the session's slot, whose live connection holds the
+//! latest claim, and the token is spelled from that connection's id
+//! (the broker's `ClusterLink::slim_token`). The entry comes back (held by
+//! no connection, or by the ending one) when the connection ends, a kick
+//! takes it or its session ends ([`Fences::disconnected`],
+//! [`Fences::kicked`], [`Fences::ending`], each told by the broker, under
+//! the slot's lock, whether the slot's live connection is a slim holder),
+//! so the release, the node's session list and the claim order go on as
+//! for any claim. "No entry" never hides a newer claim: a claim is
+//! recorded here when Redis grants it, before any connection ties to it.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -39,16 +55,24 @@ pub struct Fences {
 #[derive(Debug, Clone, Copy)]
 struct Claim {
     token: [u64; 2],
-    /// The connection holding the claim, or [`CLAIMING`] / [`NO_CONNECTION`].
+    /// The connection holding the claim (with [`FRESH`] set when it may go
+    /// slim), or [`CLAIMING`] / [`CLAIMING_FRESH`] / [`NO_CONNECTION`].
     connection: u64,
 }
 
 /// Granted by Redis, not tied to its connection yet (the CONNECT is still
-/// under way).
+/// under way); an older claim of the id was still recorded here then.
 const CLAIMING: u64 = u64::MAX;
 /// No connection holds the claim any more (the session is parked, handed
 /// over or ending; its rows are still written under the token).
 const NO_CONNECTION: u64 = u64::MAX - 1;
+/// As [`CLAIMING`], with no older claim of the id recorded here: nothing
+/// an earlier session of the id gave the store can still be waiting for
+/// this token, so the claim may go slim ([`Fences::go_slim`]).
+const CLAIMING_FRESH: u64 = u64::MAX - 2;
+/// Set on a holding connection's id when its claim was [`CLAIMING_FRESH`].
+/// Connection ids count up from 1 and never reach it.
+const FRESH: u64 = 1 << 62;
 
 impl Claim {
     fn new(token: u128, connection: u64) -> Self {
@@ -62,9 +86,14 @@ impl Claim {
         (u128::from(self.token[0]) << 64) | u128::from(self.token[1])
     }
 
+    /// The connection holding it (none while claiming or held by none).
+    fn holder(&self) -> Option<u64> {
+        (self.connection < CLAIMING_FRESH).then_some(self.connection & !FRESH)
+    }
+
     /// A connection (not [`CLAIMING`] nor [`NO_CONNECTION`]) holds it.
     fn connected(&self) -> bool {
-        self.connection < NO_CONNECTION
+        self.holder().is_some()
     }
 }
 
@@ -84,8 +113,13 @@ impl Fences {
     /// claim): its rows are written under it from now on; no connection
     /// holds it yet ([`Self::connect`]).
     pub fn claimed(&self, client_id: &ByteString, token: u128) {
-        self.lock()
-            .insert(client_id.clone(), Claim::new(token, CLAIMING));
+        let mut claims = self.lock();
+        let state = if claims.contains_key(&**client_id) {
+            CLAIMING
+        } else {
+            CLAIMING_FRESH
+        };
+        claims.insert(client_id.clone(), Claim::new(token, state));
     }
 
     /// `client_id`'s rows are written under `token` from now on, the claim
@@ -103,40 +137,92 @@ impl Fences {
         let mut claims = self.lock();
         match claims.get_mut(client_id) {
             Some(claim) if claim.token() == token => {
-                claim.connection = connection_id;
+                let fresh = claim.connection == CLAIMING_FRESH
+                    || (claim.connected() && claim.connection & FRESH != 0);
+                claim.connection = if fresh && connection_id < FRESH {
+                    connection_id | FRESH
+                } else {
+                    connection_id
+                };
                 true
             }
             _ => false,
         }
     }
 
+    /// The claim `token` of `client_id`, held by connection `connection_id`
+    /// ([`Self::connect`]), leaves the map: the connection now attached to
+    /// the session, which has nothing to write (the caller knows; the
+    /// slot's lock is held), is the claim's record from here (see the
+    /// module comment). Only a claim granted while no older claim of the id
+    /// was recorded here goes slim: an ended earlier session's last rows
+    /// may still wait for a token of this id. True when it went.
+    pub fn go_slim(&self, client_id: &str, token: u128, connection_id: u64) -> bool {
+        let mut claims = self.lock();
+        let slim = claims.get(client_id).is_some_and(|claim| {
+            claim.token() == token
+                && claim.connection & FRESH != 0
+                && claim.holder() == Some(connection_id)
+        });
+        if slim {
+            claims.remove(client_id);
+        }
+        slim
+    }
+
     /// A kick for the claim `token` of `client_id` (`None`: a token that
     /// is none of this node's): the connection of this node holding it,
     /// which no longer does. `None`: a connection holds another claim of
     /// the id (the kick is not for it); `Some(None)`: no connection here
-    /// holds the id.
-    pub fn kicked(&self, client_id: &str, token: Option<u128>) -> Option<Option<u64>> {
+    /// holds the id. `slim`: the session's live connection, if it holds
+    /// `token` slim (no entry; the caller checked under the slot's lock).
+    pub fn kicked(
+        &self,
+        client_id: &ByteString,
+        token: Option<u128>,
+        slim: Option<u64>,
+    ) -> Option<Option<u64>> {
         let mut claims = self.lock();
-        match claims.get_mut(client_id) {
+        match claims.get_mut(&**client_id) {
             Some(claim) if claim.connected() => {
                 if Some(claim.token()) != token {
                     return None;
                 }
-                let connection = claim.connection;
+                let connection = claim.holder();
                 claim.connection = NO_CONNECTION;
-                Some(Some(connection))
+                Some(connection)
             }
-            _ => Some(None),
+            Some(_) => Some(None),
+            None => match (slim, token) {
+                // The slim claim, held by no connection from here.
+                (Some(connection), Some(token)) => {
+                    claims.insert(client_id.clone(), Claim::new(token, NO_CONNECTION));
+                    Some(Some(connection))
+                }
+                _ => Some(None),
+            },
         }
     }
 
     /// Connection `connection_id` of `client_id` ended: the token of the
     /// claim it held, which no connection holds now (to release it in
     /// Redis). `None`: it held none (a newer claim, or a kick, took it).
-    pub fn disconnected(&self, client_id: &str, connection_id: u64) -> Option<u128> {
+    /// `slim`: the token this connection held slim, if it is still its
+    /// session's live connection (the caller checked under the slot's
+    /// lock); then with no entry here it holds the latest claim.
+    pub fn disconnected(
+        &self,
+        client_id: &ByteString,
+        connection_id: u64,
+        slim: Option<u128>,
+    ) -> Option<u128> {
         let mut claims = self.lock();
-        let claim = claims.get_mut(client_id)?;
-        if !claim.connected() || claim.connection != connection_id {
+        let Some(claim) = claims.get_mut(&**client_id) else {
+            let token = slim?;
+            claims.insert(client_id.clone(), Claim::new(token, NO_CONNECTION));
+            return Some(token);
+        };
+        if claim.holder() != Some(connection_id) {
             return None;
         }
         claim.connection = NO_CONNECTION;
@@ -146,14 +232,25 @@ impl Fences {
     /// The token of the session of `client_id` that ended here, attached
     /// to `connection` as it ended (if it was): `None` when none is held,
     /// or another connection holds (or a CONNECT is claiming) a newer one —
-    /// the ended session is not that claim's, whose entry stays.
-    pub fn ending(&self, client_id: &str, connection: Option<u64>) -> Option<u128> {
-        let claims = self.lock();
-        let claim = claims.get(client_id)?;
+    /// the ended session is not that claim's, whose entry stays. `slim`:
+    /// the token `connection` holds slim (no entry): recorded again, held
+    /// by it, so the rest of the claim's end goes as for any claim.
+    pub fn ending(
+        &self,
+        client_id: &ByteString,
+        connection: Option<u64>,
+        slim: Option<u128>,
+    ) -> Option<u128> {
+        let mut claims = self.lock();
+        let Some(claim) = claims.get(&**client_id) else {
+            let (connection, token) = (connection?, slim?);
+            claims.insert(client_id.clone(), Claim::new(token, connection));
+            return Some(token);
+        };
         let its_own = match claim.connection {
             NO_CONNECTION => true,
-            CLAIMING => false,
-            holder => Some(holder) == connection,
+            CLAIMING | CLAIMING_FRESH => false,
+            _ => claim.holder() == connection,
         };
         its_own.then(|| claim.token())
     }
@@ -240,17 +337,17 @@ mod tests {
         let id = ByteString::from("c");
         f.claimed(&id, T1);
         // Still claiming: no connection here holds it.
-        assert_eq!(f.kicked("c", Some(T1)), Some(None));
+        assert_eq!(f.kicked(&id, Some(T1), None), Some(None));
         assert!(f.connect("c", T1, 7));
         // A kick for another token is not for this connection.
-        assert_eq!(f.kicked("c", Some(T2)), None);
-        assert_eq!(f.kicked("c", None), None);
-        assert_eq!(f.kicked("c", Some(T1)), Some(Some(7)));
+        assert_eq!(f.kicked(&id, Some(T2), None), None);
+        assert_eq!(f.kicked(&id, None, None), None);
+        assert_eq!(f.kicked(&id, Some(T1), None), Some(Some(7)));
         // Once kicked, its end releases nothing; the token stays for the
         // session's last rows.
-        assert_eq!(f.disconnected("c", 7), None);
+        assert_eq!(f.disconnected(&id, 7, None), None);
         assert_eq!(f.get("c"), Some(T1));
-        assert_eq!(f.ending("c", None), Some(T1));
+        assert_eq!(f.ending(&id, None, None), Some(T1));
     }
 
     #[test]
@@ -263,23 +360,101 @@ mod tests {
         // releases nothing, and the ended session is not the new claim's.
         f.claimed(&id, T2);
         assert!(!f.connect("c", T1, 1), "an older claim ties no connection");
-        assert_eq!(f.disconnected("c", 1), None);
-        assert_eq!(f.ending("c", Some(1)), None, "claiming");
+        assert_eq!(f.disconnected(&id, 1, None), None);
+        assert_eq!(f.ending(&id, Some(1), None), None, "claiming");
         assert!(f.connect("c", T2, 2));
-        assert_eq!(f.ending("c", Some(1)), None, "connection 2 holds it");
-        assert_eq!(f.ending("c", None), None, "connection 2 holds it");
+        assert_eq!(f.ending(&id, Some(1), None), None, "connection 2 holds it");
+        assert_eq!(f.ending(&id, None, None), None, "connection 2 holds it");
         // A session ending with its connection still attached is its own.
-        assert_eq!(f.ending("c", Some(2)), Some(T2));
-        assert_eq!(f.disconnected("c", 2), Some(T2));
-        assert_eq!(f.disconnected("c", 2), None, "once");
-        assert_eq!(f.ending("c", None), Some(T2));
+        assert_eq!(f.ending(&id, Some(2), None), Some(T2));
+        assert_eq!(f.disconnected(&id, 2, None), Some(T2));
+        assert_eq!(f.disconnected(&id, 2, None), None, "once");
+        assert_eq!(f.ending(&id, None, None), Some(T2));
         // A parked claim: no connection holds it.
         f.claimed(&id, T1);
         assert!(f.park("c", T1));
         assert!(!f.park("c", T2));
-        assert_eq!(f.kicked("c", Some(T1)), Some(None));
-        assert_eq!(f.ending("c", None), Some(T1));
+        assert_eq!(f.kicked(&id, Some(T1), None), Some(None));
+        assert_eq!(f.ending(&id, None, None), Some(T1));
         assert!(f.holds("c", T1));
         assert!(!f.holds("c", T2));
+    }
+
+    #[test]
+    fn a_fresh_claim_goes_slim_at_attach_and_comes_back_at_its_end() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.claimed(&id, T1);
+        assert!(f.connect("c", T1, 7));
+        assert!(!f.go_slim("c", T2, 7), "another token");
+        assert!(!f.go_slim("c", T1, 8), "another connection");
+        assert!(f.go_slim("c", T1, 7));
+        assert!(f.is_empty(), "a slim claim has no entry");
+        assert_eq!(f.get("c"), None, "the store writes nothing for it");
+        // Its connection ends while still the session's: the entry is back,
+        // held by none, and the claim is released once.
+        assert_eq!(f.disconnected(&id, 7, Some(T1)), Some(T1));
+        assert_eq!(f.disconnected(&id, 7, Some(T1)), None);
+        assert_eq!(f.ending(&id, None, None), Some(T1));
+        assert!(f.holds("c", T1), "the owner thread's Ended sees it");
+        f.remove_if("c", T1);
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_claim_granted_over_an_older_one_of_the_node_stays_in_the_map() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.set("c", T1); // an ended session's last rows still to write
+        f.claimed(&id, T2);
+        assert!(f.connect("c", T2, 3));
+        assert!(!f.go_slim("c", T2, 3));
+        assert_eq!(f.get("c"), Some(T2));
+    }
+
+    #[test]
+    fn a_kick_finds_a_slim_claim_through_its_connection() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.claimed(&id, T1);
+        assert!(f.connect("c", T1, 7));
+        assert!(f.go_slim("c", T1, 7));
+        // Not a slim holder of that token (the caller found none).
+        assert_eq!(f.kicked(&id, Some(T2), None), Some(None));
+        assert!(f.is_empty());
+        assert_eq!(f.kicked(&id, Some(T1), Some(7)), Some(Some(7)));
+        // Kicked: its end releases nothing; the token stays for the
+        // session's last rows.
+        assert_eq!(f.disconnected(&id, 7, None), None);
+        assert_eq!(f.get("c"), Some(T1));
+    }
+
+    #[test]
+    fn a_newer_claim_granted_meanwhile_wins_over_a_slim_holder() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.claimed(&id, T1);
+        assert!(f.connect("c", T1, 1));
+        assert!(f.go_slim("c", T1, 1));
+        // A second CONNECT of the id here: granted, not attached yet.
+        f.claimed(&id, T2);
+        assert_eq!(f.disconnected(&id, 1, Some(T1)), None, "T2 is the latest");
+        assert_eq!(f.ending(&id, Some(1), Some(T1)), None, "claiming");
+        assert_eq!(f.kicked(&id, Some(T1), Some(1)), Some(None));
+        assert_eq!(f.get("c"), Some(T2));
+        assert!(!f.holds("c", T1));
+    }
+
+    #[test]
+    fn a_session_ending_under_its_slim_connection_is_recorded_again() {
+        let f = Fences::default();
+        let id = ByteString::from("c");
+        f.claimed(&id, T1);
+        assert!(f.connect("c", T1, 4));
+        assert!(f.go_slim("c", T1, 4));
+        assert_eq!(f.ending(&id, None, Some(T1)), None, "no connection: none");
+        assert_eq!(f.ending(&id, Some(4), Some(T1)), Some(T1));
+        // Held by that connection until it ends (which releases it).
+        assert_eq!(f.disconnected(&id, 4, None), Some(T1));
     }
 }

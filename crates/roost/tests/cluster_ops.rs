@@ -1,13 +1,14 @@
 //! Cluster operations (docs/cluster.md): a session ending on a node while
-//! a newer claim of its client id on the same node completes, and mixed
-//! builds (the cluster protocol version). Nodes are `roost` processes with
+//! a newer claim of its client id on the same node completes, the claim of
+//! a clean session held by its connection (no entry in the node's map of
+//! claims), and mixed builds (the cluster protocol version). Nodes are `roost` processes with
 //! `[cluster]` on a private redis-server; every wait is on an event with a
 //! bound, never a sleep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use roost_codec::{ProtocolVersion, QoS};
+use roost_codec::{ProtocolVersion, QoS, ReasonCode};
 use roost_testkit::packets::{self, unique_id};
 use roost_testkit::{BrokerProcess, RawClient};
 
@@ -147,6 +148,97 @@ async fn cluster_a_session_ending_while_a_newer_claim_of_its_id_completes_keeps_
 /// cluster protocol version (here: node A's hash says 999, as a build with
 /// another inbox format would) refuses to start, and says why, naming both
 /// versions; a node of the same version joins.
+/// Waits (bounded) until `done` holds for what `redis-cli args` answers.
+async fn until_redis(redis: &RedisServer, args: &[&str], what: &str, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = redis.cli(args);
+        if done(&answer) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {args:?} still answers {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A clean session with nothing to write (Clean Start 1, expiry 0, no
+/// will) holds its claim through its connection alone, with no entry in the
+/// node's map of claims (RSS per connection, docs/performance.md). Redis
+/// must still name its claim while it lives, a second CONNECT of its id on
+/// the same node must still take it over (0x8E) and hold the id, and each
+/// end must release the claim and take the id off the node's session list
+/// (the janitor's), as for any claim.
+#[tokio::test]
+async fn cluster_a_clean_sessions_claim_held_by_its_connection_is_released_at_its_end() {
+    let redis = RedisServer::start();
+    let a_name = unique_id("slim");
+    let a = node(&redis, &a_name, 1000);
+    let list = format!("{PREFIX}{{n:{a_name}}}:sess");
+    let own = |id: &str| format!("{PREFIX}{{c:{id}}}:own");
+    const CLIENTS: usize = 20;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let id = unique_id("slim-c");
+        let (client, connack) = RawClient::connect_v5(a.addr(), &id).await.unwrap();
+        assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
+        clients.push((id, client));
+    }
+    let listed = redis.cli(&["SMEMBERS", &list]);
+    for (id, _) in &clients {
+        assert!(
+            listed.lines().any(|l| l == id),
+            "{id} is off A's session list: {listed:?}"
+        );
+        assert_eq!(redis.cli(&["HGET", &own(id), "node"]).trim(), a_name);
+        assert_eq!(redis.cli(&["HGET", &own(id), "state"]).trim(), "connected");
+    }
+
+    // The last id again on A: the first connection is taken over, the new
+    // one holds a new claim, and the id stays listed.
+    let (taken_id, mut taken) = clients.pop().unwrap();
+    let first_token = redis.cli(&["HGET", &own(&taken_id), "token"]);
+    let (second, connack) = RawClient::connect_v5(a.addr(), &taken_id).await.unwrap();
+    assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
+    let disconnect = taken
+        .expect_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("DISCONNECT");
+    assert_eq!(disconnect.reason_code, ReasonCode::SESSION_TAKEN_OVER);
+    assert_ne!(redis.cli(&["HGET", &own(&taken_id), "token"]), first_token);
+    assert_eq!(
+        redis.cli(&["HGET", &own(&taken_id), "state"]).trim(),
+        "connected"
+    );
+    let listed = redis.cli(&["SMEMBERS", &list]);
+    assert!(
+        listed.lines().any(|l| l == taken_id),
+        "the newer claim's id left the list"
+    );
+
+    // Every end releases its claim and leaves the list.
+    clients.push((taken_id, second));
+    for (_, client) in &mut clients {
+        client.send(packets::disconnect()).await.unwrap();
+    }
+    for (id, _) in &clients {
+        until_redis(
+            &redis,
+            &["HGET", &own(id), "state"],
+            "claim not released",
+            |state| state.trim() == "disconnected",
+        )
+        .await;
+    }
+    until_redis(&redis, &["SCARD", &list], "A's session list", |n| {
+        n.trim() == "0"
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn cluster_a_node_refuses_to_join_live_nodes_of_another_protocol_version() {
     let redis = RedisServer::start();

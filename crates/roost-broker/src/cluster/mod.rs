@@ -33,6 +33,10 @@ pub(crate) struct ClusterLink {
     /// connection holding the claim (the one a kick closes, the one whose
     /// end releases it).
     fences: Arc<Fences>,
+    /// The high half of every CONNECT's claim token, random per process;
+    /// the low half is the connection id ([`Self::slim_token`]), so a
+    /// connection holding a claim slim (no entry in `fences`) is its record.
+    salt: u64,
     /// How long a CONNECT waits for the old node's handover at most.
     handover_wait: Duration,
     /// Bumped each time this node fences itself: acknowledgements waiting
@@ -76,6 +80,16 @@ pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) ->
         addresses,
         release_memory: None,
     })
+}
+
+/// What a CONNECT's claim found ([`ClusterLink::claim`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimOutcome {
+    /// Another node held the client id.
+    pub(crate) from_other_node: bool,
+    /// A stored session may be there to load: Redis held one when the id
+    /// was claimed, or another node held the id (it may hand one over).
+    pub(crate) stored: bool,
 }
 
 /// What [`forward`] did: what a QoS 1/2 publisher's acknowledgement waits
@@ -150,10 +164,38 @@ impl ClusterLink {
             cluster,
             kicked: Mutex::new(HashMap::new()),
             fences,
+            salt: (uuid::Uuid::new_v4().as_u128() >> 64) as u64,
             handover_wait,
             fences_seen: tokio::sync::watch::Sender::new(0),
             lost: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// The token connection `connection_id` claims its client id with:
+    /// unique in the cluster (a random half per process, then the id, which
+    /// this process never reuses), and spelled again from the connection
+    /// alone when its claim is held slim (`Fences::go_slim`).
+    pub(crate) fn slim_token(&self, connection_id: u64) -> u128 {
+        (u128::from(self.salt) << 64) | u128::from(connection_id)
+    }
+
+    /// Connection `connection_id` just attached to a fresh session of
+    /// `client_id` with nothing to write (Clean Start 1, expiry 0, no will;
+    /// the caller holds the slot's lock): its claim leaves the map of
+    /// claims, the connection is its record (RSS per idle connection,
+    /// docs/performance.md). A no-op unless it holds this node's fresh claim.
+    pub(crate) fn attached_slim(&self, client_id: &str, connection_id: u64) {
+        self.fences
+            .go_slim(client_id, self.slim_token(connection_id), connection_id);
+    }
+
+    /// The connection of `slot` that holds a slim claim, if any: its live
+    /// connection (the session not ended). Under the slot's lock.
+    fn slim_holder(inner: &crate::slot::SlotInner) -> Option<u64> {
+        if inner.ended {
+            return None;
+        }
+        inner.link.as_ref().map(|l| l.connection_id)
     }
 
     /// This node just fenced itself (before its connections are closed).
@@ -195,20 +237,20 @@ impl ClusterLink {
     /// and hand the session over; this waits for that (at most
     /// `handover_wait`: a paused or cut-off node's later writes are fenced
     /// off), then settles the claim: from here only this connection's
-    /// token writes the session's rows. True when another node held the
-    /// client id. `Err`: Redis is unreachable, CONNACK 0x88 (3.1.1:
-    /// return code 3).
+    /// token writes the session's rows. `Err`: Redis is unreachable,
+    /// CONNACK 0x88 (3.1.1: return code 3).
     pub(crate) async fn claim(
         &self,
         client_id: &ByteString,
         connection_id: u64,
         resume: bool,
-    ) -> Result<bool, ReasonCode> {
+    ) -> Result<ClaimOutcome, ReasonCode> {
         let unavailable = |e: roost_cluster::ClusterError| {
             tracing::info!(%client_id, error = %e, "CONNECT refused: the cluster is unavailable");
             ReasonCode::SERVER_UNAVAILABLE
         };
-        let claimed = match self.cluster.claim(client_id, resume) {
+        let mine = self.slim_token(connection_id);
+        let claimed = match self.cluster.claim_as(client_id, mine, resume) {
             Ok((token, done)) => done.await.map(|claimed| (token, claimed)),
             Err(e) => Err(e),
         };
@@ -218,7 +260,10 @@ impl ClusterLink {
             // token: its rows are not written, no takeover protection).
             Err(e) if self.cluster.available_when_cut_off() => {
                 tracing::info!(%client_id, error = %e, "CONNECT accepted without a cluster claim (availability_over_consistency)");
-                return Ok(false);
+                return Ok(ClaimOutcome {
+                    from_other_node: false,
+                    stored: true,
+                });
             }
             Err(e) => return Err(unavailable(e)),
         };
@@ -228,6 +273,10 @@ impl ClusterLink {
         self.fences.connect(client_id, token, connection_id);
         let token = roost_cluster::token_text(token);
         let settled_by_claim = claimed.settled();
+        let outcome = ClaimOutcome {
+            from_other_node: claimed.previous_node.is_some(),
+            stored: claimed.stored || claimed.previous_node.is_some(),
+        };
         if let Some(handover) = claimed.handover {
             match tokio::time::timeout(self.handover_wait, handover).await {
                 Ok(Ok(())) => {}
@@ -242,7 +291,7 @@ impl ClusterLink {
         // Nobody else held it (the usual CONNECT): the claim settled itself
         // in the same script, one round trip for the CONNECT.
         if settled_by_claim {
-            return Ok(false);
+            return Ok(outcome);
         }
         let settled = match self.cluster.settle(client_id, &token) {
             Ok(done) => done.await,
@@ -259,17 +308,41 @@ impl ClusterLink {
         if !settled {
             tracing::info!(%client_id, "a newer claim took the client id during this CONNECT");
         }
-        Ok(claimed.previous_node.is_some())
+        Ok(outcome)
     }
 
     /// Another node claimed `client_id` with a kick for `token`: the
-    /// connection of this node that held that claim, forgotten here.
-    /// `None`: a newer connection of this node holds the id (the kick is
-    /// not for it); `Some(None)`: no connection here holds it.
-    pub(crate) fn kicked_connection(&self, client_id: &str, token: &str) -> Option<Option<u64>> {
+    /// connection of this node that held that claim, forgotten here, and
+    /// its control line. `None`: a newer connection of this node holds the
+    /// id (the kick is not for it); `Some(None)`: no connection here holds
+    /// it. `slot`: the id's session here, if any (its live connection may
+    /// hold the claim slim).
+    pub(crate) fn kicked_connection(
+        &self,
+        client_id: &ByteString,
+        token: &str,
+        slot: Option<&crate::slot::SessionSlot>,
+    ) -> Option<Option<(u64, Option<crate::link::ControlSender>)>> {
         // A token that is not compact is none of this node's claims.
-        self.fences
-            .kicked(client_id, roost_cluster::compact_token(token))
+        let token = roost_cluster::compact_token(token);
+        let Some(slot) = slot else {
+            let kicked = self.fences.kicked(client_id, token, None)?;
+            return Some(kicked.map(|id| (id, None)));
+        };
+        // Under the slot's lock: its connection cannot end (and look for
+        // its claim) or be replaced between the check and the map. The
+        // fences' lock is a leaf, as in `rejoin.rs`.
+        let inner = slot.inner.lock();
+        let slim = Self::slim_holder(&inner).filter(|&id| Some(self.slim_token(id)) == token);
+        let kicked = self.fences.kicked(client_id, token, slim)?;
+        Some(kicked.map(|id| {
+            let control = inner
+                .link
+                .as_ref()
+                .filter(|l| l.connection_id == id)
+                .map(|l| l.control.clone());
+            (id, control)
+        }))
     }
 
     /// Connection `connection_id` is being closed by `kick`: its session is
@@ -341,8 +414,21 @@ impl ClusterLink {
     /// Connection `connection_id` of `client_id` ended: releases its claim
     /// if it still holds it. `Some`: a kick closed it (its session is
     /// handed over, not parked).
-    pub(crate) fn detached(&self, client_id: &ByteString, connection_id: u64) -> Option<Kicked> {
-        if let Some(token) = self.fences.disconnected(client_id, connection_id) {
+    pub(crate) fn detached(
+        &self,
+        slot: &crate::slot::SessionSlot,
+        connection_id: u64,
+    ) -> Option<Kicked> {
+        let client_id = &slot.client_id;
+        let released = {
+            // Under the slot's lock (see `kicked_connection`): still the
+            // session's live connection, it may hold its claim slim.
+            let inner = slot.inner.lock();
+            let slim = (Self::slim_holder(&inner) == Some(connection_id))
+                .then(|| self.slim_token(connection_id));
+            self.fences.disconnected(client_id, connection_id, slim)
+        };
+        if let Some(token) = released {
             self.cluster.release(client_id, token);
         }
         self.kicked.lock().remove(&connection_id)
@@ -366,21 +452,33 @@ impl ClusterLink {
         connection: Option<u64>,
         persist: Option<&crate::persist::Persist>,
     ) {
-        let Some(token) = self.fences.ending(client_id, connection) else {
+        // The connection still attached (its session ended under it) may
+        // hold the claim slim; the slot is ended, so no other attaches.
+        let slim = connection.map(|id| self.slim_token(id));
+        let Some(token) = self.fences.ending(client_id, connection, slim) else {
             tracing::debug!(%client_id, "session ended while a newer claim holds its client id (or none is held); the claim stays");
             return;
         };
         // Fenced: the session stays on this node's list in Redis, for the
         // janitor that publishes its will and starts its expiry.
-        if !self.fenced() {
-            self.cluster.session_ended(client_id, token);
-        }
+        let ended = if self.fenced() {
+            None
+        } else {
+            self.cluster.session_ended(client_id, token)
+        };
         let barrier = persist.and_then(crate::persist::Persist::barrier);
         let fences = Arc::clone(&self.fences);
         let client_id = client_id.clone();
+        // The entry goes once the rows are written and the owner thread
+        // checked it: removed before, the check found no claim and left the
+        // id on the node's session list for good (and a newer claim of the
+        // id granted meanwhile could go slim, hiding from that check).
         let forget = async move {
             if let Some(barrier) = barrier {
                 let _ = barrier.await;
+            }
+            if let Some(ended) = ended {
+                let _ = ended.await;
             }
             fences.remove_if(&client_id, token);
         };

@@ -147,9 +147,7 @@ impl Core {
         // Cluster mode: the claim goes. A connection closed because its
         // client id was taken on another node hands its session over; one
         // closed because this node fenced itself lets it go.
-        let kicked = self
-            .cluster()
-            .and_then(|c| c.detached(&slot.client_id, connection_id));
+        let kicked = self.cluster().and_then(|c| c.detached(slot, connection_id));
         // Or another node took the client id while Redis was away
         // (`availability_over_consistency`, `cluster/rejoin.rs`): let go too.
         let fenced = self

@@ -434,12 +434,19 @@ async fn claim_session<W: AsyncWrite + Unpin>(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (control_tx, control_rx) = crate::link::channel();
     let reader = Arc::new(crate::read_acl::Reader::new(Arc::clone(client), grant));
+    // Nothing this session does writes a row (no session record, no will,
+    // no queued message): in cluster mode its claim may be held slim.
+    let rows_free = connect.clean_start
+        && connect.will.is_none()
+        && (!connect.protocol.is_v5()
+            || connect.properties.session_expiry_interval.unwrap_or(0) == 0);
     let claimant = Claimant {
         connection_id,
         control: &control_tx,
         client,
         reader: &reader,
         clean_start: connect.clean_start,
+        slim: core.cluster().map(|c| &**c).filter(|_| rows_free),
     };
     let client_id = &client.client_id;
     // Cluster mode: one connection per client id in the cluster; Redis
@@ -707,6 +714,9 @@ struct Claimant<'a> {
     reader: &'a Arc<crate::read_acl::Reader>,
     /// The CONNECT's Clean Start (shown by the management API).
     clean_start: bool,
+    /// Cluster mode, a session with nothing to write: attaching to a fresh
+    /// slot holds the claim slim (`ClusterLink::attached_slim`).
+    slim: Option<&'a crate::cluster::ClusterLink>,
 }
 
 /// What claiming a slot found.
@@ -758,7 +768,19 @@ fn claim(slot: &SessionSlot, claimant: &Claimant<'_>) -> Claim {
         // A session without a known owner is resumed by nobody: the
         // claimant starts clean (docs/persistence.md, "Upgrading from format 1").
         None if unowned => Claim::Unowned(inner.parked.take()),
-        None => Claim::Parked(inner.parked.take()),
+        None => {
+            let parked = inner.parked.take();
+            // A fresh slot (nothing parked, no row stored): under its lock,
+            // so its connection's end sees the claim held slim.
+            if let Some(cluster) = claimant.slim
+                && parked.is_none()
+                && !inner.store.session
+                && !inner.store.will
+            {
+                cluster.attached_slim(&slot.client_id, claimant.connection_id);
+            }
+            Claim::Parked(parked)
+        }
     }
 }
 
