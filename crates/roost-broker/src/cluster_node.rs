@@ -26,14 +26,9 @@ pub(crate) async fn join(core: &Arc<Core>, addresses: Vec<String>) -> Result<(),
     };
     options.release_memory = core.ext.thread_memory_release;
     let node = options.node_id.clone();
-    let runtime = tokio::runtime::Handle::current();
     let receiver: Arc<dyn Receiver> = Arc::new(Inbound {
         core: Arc::downgrade(core),
-        routing: Some(crate::cluster_routing::Routing::start(
-            Arc::downgrade(core),
-            &runtime,
-        )),
-        runtime,
+        runtime: tokio::runtime::Handle::current(),
         durable: core.config.cluster.durable,
     });
     // The node's one map of claims: the shared store's fences.
@@ -165,24 +160,41 @@ struct Inbound {
     runtime: tokio::runtime::Handle,
     /// Durable mode: [`Receiver::settle`] waits for the store.
     durable: bool,
-    /// The task the reader's batches are routed on (`None`: routed on the
-    /// reader thread).
-    routing: Option<crate::cluster_routing::Routing>,
 }
 
 impl Inbound {
-    /// Routes forwarded messages to this node's subscribers, here (on the
-    /// calling thread).
+    /// Routes forwarded messages to this node's subscribers.
     fn route_all(&self, messages: impl Iterator<Item = Remote>) {
-        if let Some(core) = self.core.upgrade() {
-            crate::cluster_routing::route_all(&core, messages);
-        }
-    }
-
-    /// Returns once the batches handed to the routing task are routed.
-    fn routed(&self) {
-        if let Some(routing) = &self.routing {
-            routing.routed();
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        for remote in messages {
+            let Remote {
+                message: stored,
+                direct,
+                groups,
+                rerouted,
+                only,
+            } = remote;
+            // Moved out of the batch, unless a re-route may need it.
+            let (message, kept) = if groups.is_empty() {
+                (stored.into_message(now, wall), None)
+            } else {
+                (stored.to_message(now, wall), Some(stored))
+            };
+            let (missing, _ticket) = core.route_remote(message, direct, &groups, &only, now);
+            // A group whose last member here left after the sender chose
+            // this node: sent on once to another node with members.
+            if !missing.is_empty() {
+                match (rerouted, core.cluster(), kept) {
+                    (false, Some(link), Some(stored)) => link.reroute(&stored, &missing),
+                    _ => tracing::debug!(
+                        groups = ?missing,
+                        "shared group has no member here after a re-route; message dropped"
+                    ),
+                }
+            }
         }
     }
 }
@@ -192,14 +204,8 @@ impl Receiver for Inbound {
         self.route_all(messages.into_iter());
     }
 
-    /// The reader's batches go to the routing task (`cluster_routing.rs`).
     fn messages_in(&self, messages: &mut Vec<Remote>) {
-        let Some(routing) = &self.routing else {
-            return self.route_all(messages.drain(..));
-        };
-        if let Err(mut left) = routing.hand_over(messages) {
-            self.route_all(left.drain(..));
-        }
+        self.route_all(messages.drain(..));
     }
 
     /// Durable mode: blocks the reader until the queue rows of what it
@@ -214,9 +220,6 @@ impl Receiver for Inbound {
         if !self.durable {
             return;
         }
-        // The queue rows of what the routing task has not routed yet are
-        // not even submitted.
-        self.routed();
         let Some(core) = self.core.upgrade() else {
             return;
         };
@@ -272,8 +275,6 @@ impl Receiver for Inbound {
     }
 
     fn kick(&self, kick: Kicked) {
-        // Messages read before the kick reach the session before it goes.
-        self.routed();
         let Some(core) = self.core.upgrade() else {
             return;
         };

@@ -34,7 +34,6 @@ mod clients;
 mod clock;
 mod cluster;
 mod cluster_node;
-mod cluster_routing;
 pub mod config;
 mod core;
 mod credit;

@@ -111,7 +111,6 @@ impl Core {
     /// chose this node). `only` (an inbox handoff): the non-shared
     /// subscribers are only those of these client ids. Also returns the
     /// store's ticket for the queue rows it wrote (durable mode waits on it).
-    #[cfg(test)]
     pub(crate) fn route_remote(
         &self,
         message: Message,
@@ -125,21 +124,6 @@ impl Core {
             .as_deref()
             .and_then(|id| self.sessions.get(id))
             .map(SessionKey);
-        self.route_remote_from(message, publisher.as_ref(), direct, groups, only, now)
-    }
-
-    /// [`Core::route_remote`] with the publisher's session here (if any)
-    /// already looked up (`cluster_routing.rs` does it once per run of one
-    /// publisher's messages).
-    pub(crate) fn route_remote_from(
-        &self,
-        message: Message,
-        publisher: Option<&SessionKey>,
-        direct: bool,
-        groups: &[String],
-        only: &[String],
-        now: Instant,
-    ) -> (Vec<String>, Option<roost_store::CommitTicket>) {
         let found: SmallVec<[Cell<bool>; 4]> = groups.iter().map(|_| Cell::new(false)).collect();
         let wanted = |group: &str, filter: &str| {
             let at = groups
@@ -154,7 +138,8 @@ impl Core {
             direct,
             group: &wanted,
         };
-        let mut routed = self.route_local(Arc::new(message), publisher, Some(&select), true);
+        let mut routed =
+            self.route_local(Arc::new(message), publisher.as_ref(), Some(&select), true);
         if !only.is_empty() {
             routed
                 .targets
