@@ -32,7 +32,9 @@ thread_local! {
     static PLANS: std::cell::RefCell<Remembered> = std::cell::RefCell::new(Remembered::default());
 }
 
-/// Topics whose plan a thread remembers at most; past it, it starts over.
+/// Topics whose plan a thread remembers at most; past it, no more until the
+/// table changes (topics that never repeat then cost one probe each, not an
+/// insert and an allocation).
 const REMEMBERED: usize = 1024;
 
 /// A thread's plans of one route table at one version, by topic: the
@@ -70,10 +72,13 @@ impl Remembered {
     }
 
     fn remember(&mut self, table: u64, version: u64, topic: &str, plan: &Plan) {
-        if self.table != table || self.version != version || self.plans.len() >= REMEMBERED {
+        if self.table != table || self.version != version {
             self.plans.clear();
             self.table = table;
             self.version = version;
+        }
+        if self.plans.len() >= REMEMBERED {
+            return;
         }
         let nodes = plan.to.iter().map(|d| d.node).collect();
         self.plans.insert(topic.into(), nodes);
@@ -602,6 +607,14 @@ mod tests {
         assert_eq!(nodes(&routes, "t/1").len(), 1);
         routes.clear();
         assert!(nodes(&routes, "t/1").is_empty());
+        // Past the bound, more topics are planned but not remembered.
+        routes.load("c", &["v/1".into()]);
+        for i in 0..REMEMBERED + 10 {
+            assert!(nodes(&routes, &format!("u/{i}")).is_empty());
+        }
+        assert_eq!(PLANS.with_borrow(|p| p.plans.len()), REMEMBERED);
+        routes.load("b", &["u/+".into()]);
+        assert_eq!(nodes(&routes, &format!("u/{}", REMEMBERED + 5)).len(), 1);
         // Another table on the same thread has plans of its own.
         let other = Routes::new("me", SharedPick::default());
         other.load("b", &["t/1".into()]);
