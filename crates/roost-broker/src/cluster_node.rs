@@ -367,6 +367,13 @@ impl Receiver for Inbound {
         });
     }
 
+    /// The writer's answers to waiting publishers: woken from a worker,
+    /// each goes to that worker's run queue (from the writer thread, each
+    /// would be a wake-up from outside the runtime).
+    fn in_runtime(&self, work: Box<dyn FnOnce() + Send>) {
+        self.runtime.spawn(async move { work() });
+    }
+
     fn rejoined(&self) {
         let Some(core) = self.core.upgrade() else {
             return;

@@ -70,6 +70,14 @@ pub trait Receiver: Send + Sync + 'static {
     fn adopt(&self, _client_id: &str, _token: &str) -> bool {
         false
     }
+    /// Runs `work` (answering publishers' waits, which wakes their tasks)
+    /// where waking the broker's tasks is cheapest: a tokio broker runs it
+    /// on its runtime, so the writer thread wakes one task per batch
+    /// instead of every waiting publisher from outside the runtime. The
+    /// default runs it at once on the calling thread.
+    fn in_runtime(&self, work: Box<dyn FnOnce() + Send>) {
+        work();
+    }
 }
 
 /// A kick from the node that took a client id.

@@ -16,8 +16,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use roost_router::{Router, SharedStrategy, Subscription, Target};
 use smallvec::SmallVec;
 
@@ -27,7 +28,66 @@ thread_local! {
     /// [`Routes::plan`]'s match buffer, reused (a broker thread plans one
     /// message at a time; the buffer is emptied after each).
     static TARGETS: std::cell::RefCell<Vec<Target<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// [`Routes::plan`]'s plans remembered per topic (`Remembered`).
+    static PLANS: std::cell::RefCell<Remembered> = std::cell::RefCell::new(Remembered::default());
 }
+
+/// Topics whose plan a thread remembers at most; past it, no more until the
+/// table changes (topics that never repeat then cost one probe each, not an
+/// insert and an allocation).
+const REMEMBERED: usize = 1024;
+
+/// A thread's plans of one route table at one version, by topic: the
+/// destination nodes of a topic matched by no shared group (a group's node
+/// is picked per message, so such a plan is not remembered). Topics repeat
+/// (a device publishes on its own), and one hash probe replaces the trie
+/// match and the table's lock (a cache line every publishing thread
+/// writes) per message.
+#[derive(Default)]
+struct Remembered {
+    /// The table ([`Routes::id`]) and its version these plans are of.
+    table: u64,
+    version: u64,
+    plans: HashMap<Box<str>, SmallVec<[u16; 4]>>,
+}
+
+impl Remembered {
+    /// The remembered plan of `topic` at (`table`, `version`).
+    fn get(&mut self, table: u64, version: u64, topic: &str) -> Option<Plan> {
+        if self.table != table || self.version != version {
+            return None;
+        }
+        let nodes = self.plans.get(topic)?;
+        Some(Plan {
+            to: nodes
+                .iter()
+                .map(|&node| Dest {
+                    node,
+                    direct: true,
+                    groups: Vec::new(),
+                })
+                .collect(),
+            elsewhere: Vec::new(),
+        })
+    }
+
+    fn remember(&mut self, table: u64, version: u64, topic: &str, plan: &Plan) {
+        if self.table != table || self.version != version {
+            self.plans.clear();
+            self.table = table;
+            self.version = version;
+        }
+        if self.plans.len() >= REMEMBERED {
+            return;
+        }
+        let nodes = plan.to.iter().map(|d| d.node).collect();
+        self.plans.insert(topic.into(), nodes);
+    }
+}
+
+/// Numbers route tables for [`Remembered`] (a process normally has one;
+/// tests have many).
+static TABLES: AtomicU64 = AtomicU64::new(1);
 
 /// The most replicas a node gets in a group (its member count, capped: a
 /// node with more members gets the share of this many).
@@ -234,6 +294,11 @@ pub(crate) struct Routes {
     /// This node's route per share group (`$share/g/f` → its weighted
     /// route), held while a weight change is queued.
     pub(crate) group_routes: Mutex<HashMap<String, String>>,
+    /// This table's number (`Remembered`).
+    id: u64,
+    /// Bumped under the cache's write lock by every change: plans
+    /// remembered at an older version are not used.
+    version: AtomicU64,
 }
 
 impl Routes {
@@ -245,7 +310,16 @@ impl Routes {
             cache: RwLock::new(Self::empty(pick)),
             published: Mutex::new(HashSet::new()),
             group_routes: Mutex::new(HashMap::new()),
+            id: TABLES.fetch_add(1, Ordering::Relaxed),
+            version: AtomicU64::new(0),
         }
+    }
+
+    /// The cache, to change it: every plan remembered so far is stale.
+    fn write(&self) -> RwLockWriteGuard<'_, Cache> {
+        let cache = self.cache.write();
+        self.version.fetch_add(1, Ordering::Release);
+        cache
     }
 
     fn empty(pick: SharedPick) -> Cache {
@@ -261,11 +335,18 @@ impl Routes {
     /// cluster one node with members (this one included), picked per
     /// [`SharedPick`]. Nothing is allocated while no node has a route.
     pub(crate) fn plan(&self, topic: &str, publisher_id: &str) -> Plan {
+        let version = self.version.load(Ordering::Acquire);
+        if let Some(plan) = PLANS.with_borrow_mut(|p| p.get(self.id, version, topic)) {
+            return plan;
+        }
         let cache = self.cache.read();
         let mut plan = Plan::default();
         if cache.router.subscription_count() == 0 {
             return plan;
         }
+        // Stable while the read lock is held: the version of this match.
+        let version = self.version.load(Ordering::Acquire);
+        let mut shared = false;
         let me = cache.mine;
         let local = |k: &u32| Some(node_of(*k)) == me;
         // The match's targets go into a buffer kept per thread: this runs
@@ -280,6 +361,7 @@ impl Routes {
                 cache.router.route(topic, None, publisher_id, out);
             }
             for target in out.drain(..) {
+                shared |= target.shared;
                 let group = if target.shared {
                     let Some(name) = target
                         .subscription_ids
@@ -318,6 +400,9 @@ impl Routes {
                 }
             }
         });
+        if !shared {
+            PLANS.with_borrow_mut(|p| p.remember(self.id, version, topic, &plan));
+        }
         plan
     }
 
@@ -360,7 +445,7 @@ impl Routes {
         if split_shared(route).is_none() {
             return;
         }
-        let mut cache = self.cache.write();
+        let mut cache = self.write();
         let Some(n) = cache.number(&self.me) else {
             return;
         };
@@ -378,7 +463,7 @@ impl Routes {
         if node == self.me {
             return;
         }
-        let mut cache = self.cache.write();
+        let mut cache = self.write();
         let Some(n) = cache.number(node) else { return };
         for filter in filters {
             cache.add(n, filter);
@@ -393,7 +478,7 @@ impl Routes {
             return;
         }
         let reset = entry.text("r").unwrap_or("0");
-        let mut cache = self.cache.write();
+        let mut cache = self.write();
         let Some(n) = cache.number(node) else { return };
         if reset != "0" {
             cache.purge(n);
@@ -422,7 +507,7 @@ impl Routes {
             .filter(|r| split_shared(r).is_some())
             .cloned()
             .collect();
-        let mut cache = self.cache.write();
+        let mut cache = self.write();
         *cache = Self::empty(self.pick);
         if let Some(n) = cache.number(&self.me) {
             cache.mine = Some(n);
@@ -505,6 +590,46 @@ mod tests {
         assert_eq!(nodes(&routes, "x/y").len(), 1);
         routes.apply(&entry(&[("n", "b"), ("r", "down")]));
         assert!(nodes(&routes, "x/y").is_empty());
+    }
+
+    #[test]
+    fn a_remembered_plan_follows_every_change_of_the_table() {
+        let routes = Routes::new("me", SharedPick::default());
+        routes.load("b", &["t/1".into()]);
+        assert_eq!(nodes(&routes, "t/1").len(), 1);
+        assert_eq!(nodes(&routes, "t/1").len(), 1, "remembered");
+        assert!(nodes(&routes, "t/2").is_empty());
+        // A new node's route for a topic remembered as going nowhere.
+        routes.load("c", &["t/+".into()]);
+        assert_eq!(nodes(&routes, "t/2").len(), 1);
+        assert_eq!(nodes(&routes, "t/1").len(), 2);
+        routes.apply(&entry(&[("n", "b"), ("r", "0"), ("d", "t/1")]));
+        assert_eq!(nodes(&routes, "t/1").len(), 1);
+        routes.clear();
+        assert!(nodes(&routes, "t/1").is_empty());
+        // Past the bound, more topics are planned but not remembered.
+        routes.load("c", &["v/1".into()]);
+        for i in 0..REMEMBERED + 10 {
+            assert!(nodes(&routes, &format!("u/{i}")).is_empty());
+        }
+        assert_eq!(PLANS.with_borrow(|p| p.plans.len()), REMEMBERED);
+        routes.load("b", &["u/+".into()]);
+        assert_eq!(nodes(&routes, &format!("u/{}", REMEMBERED + 5)).len(), 1);
+        // Another table on the same thread has plans of its own.
+        let other = Routes::new("me", SharedPick::default());
+        other.load("b", &["t/1".into()]);
+        assert_eq!(nodes(&other, "t/1").len(), 1);
+        assert!(nodes(&routes, "t/1").is_empty());
+    }
+
+    #[test]
+    fn a_topic_matched_by_a_shared_group_is_picked_per_message_not_remembered() {
+        let routes = Routes::new("me", SharedPick::default());
+        routes.load("b", &["$share/g/s/1".into()]);
+        routes.load("c", &["$share/g/s/1".into()]);
+        let picked = picks(&routes, "s/1", 4);
+        assert_eq!(picked.get("b"), Some(&2), "{picked:?}");
+        assert_eq!(picked.get("c"), Some(&2), "{picked:?}");
     }
 
     #[test]

@@ -106,9 +106,22 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
                 }
             }
         }
-        for ack in acks {
-            ack.complete(Ok(()));
-        }
+        answer(&shared, acks);
+    }
+}
+
+/// Answers a written batch's waiting publishers: more than one on the
+/// broker's runtime ([`Receiver::in_runtime`](crate::Receiver::in_runtime)),
+/// one wake-up from this thread for all of them.
+fn answer(shared: &Shared, acks: Vec<Completer<()>>) {
+    match acks.len() {
+        0 => {}
+        1 => acks.into_iter().for_each(|ack| ack.complete(Ok(()))),
+        _ => shared.receiver.in_runtime(Box::new(move || {
+            for ack in acks {
+                ack.complete(Ok(()));
+            }
+        })),
     }
 }
 
