@@ -310,8 +310,13 @@ impl Cluster {
                 .query::<()>(c)
         })?;
         // Written again at each renewal: a node collected while alive (a
-        // pause) gets its hash back.
+        // pause), or whose hash Redis lost (a restart without its data),
+        // gets its hash back — with its protocol version, which a joining
+        // node reads (without it, the hash would say version 1).
         shared.announce.fix("started", now.to_string());
+        shared
+            .announce
+            .fix(version::FIELD, version::PROTOCOL.to_string());
         let (routes, added) = gap::reload(&mut link, &shared)?;
         shared.route_log_added.store(added, Ordering::Relaxed);
         let retained = last_id(&mut link, &keys.retained_log())?;

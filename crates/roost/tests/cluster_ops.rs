@@ -144,10 +144,6 @@ async fn cluster_a_session_ending_while_a_newer_claim_of_its_id_completes_keeps_
     drop(live);
 }
 
-/// Mixed builds: a node joining a cluster whose live node announces another
-/// cluster protocol version (here: node A's hash says 999, as a build with
-/// another inbox format would) refuses to start, and says why, naming both
-/// versions; a node of the same version joins.
 /// Waits (bounded) until `done` holds for what `redis-cli args` answers.
 async fn until_redis(redis: &RedisServer, args: &[&str], what: &str, done: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -239,6 +235,10 @@ async fn cluster_a_clean_sessions_claim_held_by_its_connection_is_released_at_it
     .await;
 }
 
+/// Mixed builds: a node joining a cluster whose live node announces another
+/// cluster protocol version (here: node A's hash says 999, as a build with
+/// another inbox format would) refuses to start, and says why, naming both
+/// versions; a node of the same version joins.
 #[tokio::test]
 async fn cluster_a_node_refuses_to_join_live_nodes_of_another_protocol_version() {
     let redis = RedisServer::start();
@@ -280,4 +280,35 @@ async fn cluster_a_node_refuses_to_join_live_nodes_of_another_protocol_version()
         log.contains(&expected),
         "no clear refusal in C's log:\n{log}"
     );
+}
+
+/// A node whose hash Redis lost (a restart without its data, a collection
+/// while it was paused) writes it back at its next lease renewal with its
+/// protocol version: without it the hash would read as version 1, and a
+/// node joining then would refuse to start.
+#[tokio::test]
+async fn cluster_a_node_hash_written_back_at_a_renewal_keeps_its_protocol_version() {
+    let redis = RedisServer::start();
+    let a_name = unique_id("proto");
+    let _a = node(&redis, &a_name, 900);
+    let hash = format!("{PREFIX}{{sys}}:node:{a_name}");
+    until_redis(&redis, &["HGET", &hash, "protocol"], "A's version", |v| {
+        v.trim().parse::<u32>().is_ok_and(|v| v >= 2)
+    })
+    .await;
+    let ours = redis.cli(&["HGET", &hash, "protocol"]).trim().to_string();
+    redis.cli(&["DEL", &hash]);
+    // Back at the next renewal (a third of the lease).
+    until_redis(&redis, &["HGET", &hash, "started"], "A's hash back", |v| {
+        !v.trim().is_empty()
+    })
+    .await;
+    assert_eq!(redis.cli(&["HGET", &hash, "protocol"]).trim(), ours);
+    // And a node joining now joins.
+    let b = node(&redis, &unique_id("proto-b"), 900);
+    let mut client = RawClient::connect_v5(b.addr(), &unique_id("proto-c"))
+        .await
+        .unwrap()
+        .0;
+    client.send(packets::disconnect()).await.unwrap();
 }
