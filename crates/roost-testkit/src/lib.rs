@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod broker_process;
+mod cluster_node;
 mod listener;
 pub mod packets;
 mod raw_client;
@@ -22,6 +23,7 @@ pub mod redis;
 mod route;
 
 pub use broker_process::{BrokerBuilder, BrokerProcess, StartError};
+pub use cluster_node::{cluster_config, cluster_node};
 pub use listener::owns_listener;
 pub use raw_client::{HandshakeError, RawClient, RecvError, SendError};
 pub use route::wait_for_route;

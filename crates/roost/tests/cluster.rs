@@ -56,17 +56,7 @@ fn node_with(redis: &RedisServer, name: &str, extra: &str) -> BrokerProcess {
 
 /// [`node_with`], plus `cluster_extra` lines in `[cluster]`.
 fn node_full(redis: &RedisServer, name: &str, extra: &str, cluster_extra: &str) -> BrokerProcess {
-    let toml = format!(
-        "{extra}\n[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n{cluster_extra}\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-        redis.url()
-    );
-    BrokerProcess::builder(BIN)
-        .config_toml(toml)
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, &redis.url(), name, 1500, extra, cluster_extra)
 }
 
 /// Three nodes on one Redis.

@@ -38,17 +38,7 @@ const HANDED_OFF: &str = "inbox handoff replayed";
 
 /// A node named `name`, lease 1.5 s, `cluster` lines added to `[cluster]`.
 fn node(redis: &SharedRedis, name: &str, cluster: &str) -> BrokerProcess {
-    let toml = format!(
-        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n{cluster}\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-        redis.url()
-    );
-    BrokerProcess::builder(BIN)
-        .config_toml(toml)
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, &redis.url(), name, 1500, "", cluster)
 }
 
 async fn connect_persistent(addr: SocketAddr, client_id: &str) -> (RawClient, bool) {

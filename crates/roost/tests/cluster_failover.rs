@@ -26,17 +26,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const LEASE_MS: u64 = 15_000;
 
 fn node(redis: &RedisCluster, name: &str) -> BrokerProcess {
-    let toml = format!(
-        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = {LEASE_MS}\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-        redis.url()
-    );
-    BrokerProcess::builder(BIN)
-        .config_toml(toml)
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, &redis.url(), name, LEASE_MS, "", "")
 }
 
 async fn v5(node: &BrokerProcess, prefix: &str) -> RawClient {

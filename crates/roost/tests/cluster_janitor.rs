@@ -39,17 +39,7 @@ const TAKEN_OVER: &str = "janitor job of a dead node taken over";
 /// A node named `name`, lease 1.5 s, `cluster` lines added to `[cluster]`
 /// (`top`: sections before it).
 fn node(redis: &SharedRedis, name: &str, top: &str, cluster: &str) -> BrokerProcess {
-    let toml = format!(
-        "{top}\n[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n{cluster}\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-        redis.url()
-    );
-    BrokerProcess::builder(BIN)
-        .config_toml(toml)
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, &redis.url(), name, 1500, top, cluster)
 }
 
 /// The node among `nodes` whose log shows `line` (waits up to [`WAIT`]).

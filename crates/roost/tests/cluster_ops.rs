@@ -24,20 +24,11 @@ type RedisServer = roost_testkit::redis::RedisSingle;
 const PREFIX: &str = "roost:cl:";
 
 fn config(redis: &RedisServer, name: &str, lease_ms: u64) -> String {
-    format!(
-        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = {lease_ms}\n\
-         [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-        redis.url()
-    )
+    roost_testkit::cluster_config(&redis.url(), name, lease_ms, "", "")
 }
 
 fn node(redis: &RedisServer, name: &str, lease_ms: u64) -> BrokerProcess {
-    BrokerProcess::builder(BIN)
-        .config_toml(config(redis, name, lease_ms))
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, &redis.url(), name, lease_ms, "", "")
 }
 
 /// A 5.0 CONNECT, Clean Start 1, session expiry 0, with a will on `will_topic`.

@@ -47,16 +47,7 @@ fn node_with_cluster(
 
 /// [`node_with_cluster`] on the Redis at `url`.
 fn node_at(url: &str, name: &str, lease_ms: u64, extra: &str, cluster: &str) -> BrokerProcess {
-    let toml = format!(
-        "{extra}\n[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = {lease_ms}\n\
-         {cluster}\n[cluster.redis]\nurl = \"{url}\"\ntimeout_ms = 500\n"
-    );
-    BrokerProcess::builder(BIN)
-        .config_toml(toml)
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, url, name, lease_ms, extra, cluster)
 }
 
 /// `sync` durability: what a node acknowledged (SUBACK, PUBACK) is in

@@ -25,16 +25,7 @@ const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// A node on the sentinel's primary. The lease (10 s) outlasts the
 /// failover, so the node does not fence itself meanwhile.
 fn node(url: &str, name: &str) -> BrokerProcess {
-    let toml = format!(
-        "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 10000\n\
-         [cluster.redis]\nurl = \"{url}\"\ntimeout_ms = 500\n"
-    );
-    BrokerProcess::builder(BIN)
-        .config_toml(toml)
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("start a cluster node")
+    roost_testkit::cluster_node(BIN, url, name, 10_000, "", "")
 }
 
 async fn v5(addr: SocketAddr, prefix: &str) -> RawClient {

@@ -26,18 +26,9 @@ fn node(redis: &RedisSingle, name: &str) -> BrokerProcess {
     node_with(redis, name, "")
 }
 
-/// [`node`] with more configuration (tables after `[cluster.redis]`).
+/// [`node`] with more configuration (whole tables, e.g. `[http]`).
 fn node_with(redis: &RedisSingle, name: &str, more: &str) -> BrokerProcess {
-    BrokerProcess::builder(ROOST)
-        .config_toml(format!(
-            "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 1500\n\
-             [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n{more}",
-            redis.url()
-        ))
-        .arg("--store")
-        .arg("memory")
-        .start()
-        .expect("a cluster node")
+    roost_testkit::cluster_node(ROOST, &redis.url(), name, 1500, more, "")
 }
 
 /// `roost ctl` against one node, with an API key made in its data dir
@@ -451,18 +442,8 @@ fn a_node_that_missed_a_lease_renewal_holds_a_cluster_wide_list_for_a_second_not
     let (a, b) = (unique_id("late-a"), unique_id("late-b"));
     // A 9 s lease: renewed every 3 s, a renewal missed 4 s after the stop,
     // the lease lapsed after 9.
-    let long_lease = |name: &str| {
-        BrokerProcess::builder(ROOST)
-            .config_toml(format!(
-                "[cluster]\nenabled = true\nnode_id = \"{name}\"\nlease_ms = 9000\n\
-                 [cluster.redis]\nurl = \"{}\"\ntimeout_ms = 500\n",
-                redis.url()
-            ))
-            .arg("--store")
-            .arg("memory")
-            .start()
-            .expect("a cluster node")
-    };
+    let long_lease =
+        |name: &str| roost_testkit::cluster_node(ROOST, &redis.url(), name, 9_000, "", "");
     let node_a = long_lease(&a);
     let node_b = long_lease(&b);
     let ctl = Ctl::for_node(&node_a);
