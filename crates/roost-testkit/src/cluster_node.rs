@@ -5,6 +5,8 @@
 // A test's own setup: a node that does not start fails the test there.
 #![allow(clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
 use crate::BrokerProcess;
 
 /// A cluster node's configuration: `top` (whole TOML tables, e.g.
@@ -41,4 +43,21 @@ pub fn cluster_node(
         .arg("memory")
         .start()
         .expect("start a cluster node")
+}
+
+/// The node among `nodes` whose log first shows `line`, polled until
+/// `wait` runs out (then the test fails naming the line).
+pub async fn first_to_log<'n>(
+    nodes: &[&'n BrokerProcess],
+    line: &str,
+    wait: Duration,
+) -> &'n BrokerProcess {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(node) = nodes.iter().find(|n| n.log().contains(line)) {
+            return node;
+        }
+        assert!(Instant::now() < deadline, "no node logged {line:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -23,7 +23,7 @@ pub mod redis;
 mod route;
 
 pub use broker_process::{BrokerBuilder, BrokerProcess, StartError};
-pub use cluster_node::{cluster_config, cluster_node};
+pub use cluster_node::{cluster_config, cluster_node, first_to_log};
 pub use listener::owns_listener;
 pub use raw_client::{HandshakeError, RawClient, RecvError, SendError};
 pub use route::wait_for_route;

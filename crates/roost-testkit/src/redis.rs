@@ -450,6 +450,12 @@ impl SharedRedis {
         }
     }
 
+    /// A Redis Cluster for a test module included as `on_redis_cluster`
+    /// (pass `module_path!()`), else one redis-server.
+    pub fn start_for(module_path: &str) -> Self {
+        Self::start(module_path.ends_with("on_redis_cluster"))
+    }
+
     /// The URL the nodes are given.
     pub fn url(&self) -> String {
         match self {

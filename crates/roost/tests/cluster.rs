@@ -1,7 +1,7 @@
 //! Cluster mode (docs/cluster.md) end to end: three `roost` processes with
 //! `--cluster-redis` on one private redis-server, clients on different nodes.
 //! The test binary `cluster_on_redis_cluster` runs the same tests on a
-//! private 3-primary Redis Cluster ([`on_redis_cluster`]).
+//! private 3-primary Redis Cluster ([`start_redis`]).
 //!
 //! Route propagation is asynchronous (a subscription reaches the other
 //! nodes' route caches through the route log, typically within a few ms):
@@ -27,20 +27,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_roost");
 /// a loaded CI machine).
 const ROUTE_WAIT: Duration = Duration::from_secs(10);
 
-/// Whether these tests run against a 3-primary Redis Cluster: they do in
-/// the `cluster_on_redis_cluster` test binary, which includes this file as
-/// its module `on_redis_cluster` (the same tests, parametrised by the
-/// Redis they share).
-fn on_redis_cluster() -> bool {
-    module_path!().ends_with("on_redis_cluster")
-}
-
 /// The Redis the nodes share: one private redis-server, or a private
-/// 3-primary Redis Cluster ([`on_redis_cluster`]).
+/// 3-primary Redis Cluster in the `cluster_on_redis_cluster` test binary,
+/// which includes this file as its module `on_redis_cluster` (the same
+/// tests, parametrised by the Redis they share).
 type RedisServer = roost_testkit::redis::SharedRedis;
 
 fn start_redis() -> RedisServer {
-    RedisServer::start(on_redis_cluster())
+    RedisServer::start_for(module_path!())
 }
 
 /// One node of the cluster on `redis`, named `name` (unique per test run),

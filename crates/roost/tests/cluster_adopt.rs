@@ -20,11 +20,9 @@ use roost_testkit::{BrokerProcess, RawClient, TIMEOUT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roost");
 
-/// The Redis the nodes share: one redis-server, or a 3-primary Redis
-/// Cluster in the `cluster_adopt_on_redis_cluster` test binary (which includes this
-/// file as its module `on_redis_cluster`).
+/// One redis-server, or a 3-primary Redis Cluster in `cluster_adopt_on_redis_cluster`.
 fn start_redis() -> SharedRedis {
-    SharedRedis::start(module_path!().ends_with("on_redis_cluster"))
+    SharedRedis::start_for(module_path!())
 }
 
 /// The longest a route, a janitor or a delivery may take here (documented
@@ -108,14 +106,7 @@ async fn publish_until(
 
 /// The node among `nodes` whose log shows `line` (waits up to [`WAIT`]).
 async fn logged<'n>(nodes: &[&'n BrokerProcess], line: &str) -> &'n BrokerProcess {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(node) = nodes.iter().find(|n| n.log().contains(line)) {
-            return node;
-        }
-        assert!(Instant::now() < deadline, "no node logged {line:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    roost_testkit::first_to_log(nodes, line, WAIT).await
 }
 
 /// Durable mode, kill -9 of A mid-traffic; A's persistent QoS 1
