@@ -46,6 +46,13 @@ use crate::{ClusterError, Remote, Shared, scripts};
 
 /// Entries read per `XRANGE`.
 const PAGE: usize = 512;
+/// Replayed messages a job's janitor hands its writer before waiting until
+/// they are written. What is queued when the janitor is paused is written
+/// when it resumes, before its gate can stop anything: this bounds what
+/// then reaches the successor's sessions a second time (a page holds up to
+/// 512 batches of up to 1,024 messages each, and queueing them takes a few
+/// milliseconds), and the writer's queue of replayed forwards.
+const CHUNK: usize = 1024;
 
 /// A dead node's inbox claimed for handoff, replayed once `due`.
 #[derive(Debug)]
@@ -401,6 +408,11 @@ fn replay_from(
                         }
                         deliver(shared, remote, &pending.clients, adopters, dead);
                         replayed += 1;
+                        if pending.job && replayed % CHUNK == 0 && !crate::adopt::written(shared) {
+                            return Err(ClusterError::Redis(
+                                "a replayed chunk's forwards were not written".into(),
+                            ));
+                        }
                     }
                 }
                 Err(e) => {

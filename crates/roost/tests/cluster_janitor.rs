@@ -203,9 +203,11 @@ async fn count(
 /// start again. J is resumed (SIGCONT) then: it sees at once that its
 /// lease lapsed and stops instead of replaying the rest alongside S. So
 /// only what J delivered before its pause reaches the subscriber twice
-/// (at least once: up to 3,000 messages here, what J read before the
-/// signal landed), not most of the inbox as when J went on (7,149 of
-/// 10,000 with the fence disabled).
+/// (at least once: what J's writer wrote or still held when the signal
+/// landed, at most a chunk of 1,024 past what it wrote; 1,000–3,700 here),
+/// not most of the inbox as when J went on (7,149 of 10,000 with the fence
+/// disabled; 10,000–11,700 of 20,000 with the fence but J's writer
+/// holding a whole page's forwards).
 #[tokio::test]
 async fn cluster_durable_a_janitor_paused_mid_replay_stops_instead_of_replaying_alongside_its_successor()
  {
