@@ -173,6 +173,7 @@ impl Inbound {
             return;
         };
         let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut publishers = crate::core::Publishers::default();
         for remote in messages {
             let Remote {
                 message: stored,
@@ -187,7 +188,8 @@ impl Inbound {
             } else {
                 (stored.to_message(now, wall), Some(stored))
             };
-            let (missing, _ticket) = core.route_remote(message, direct, &groups, &only, now);
+            let (missing, _ticket) =
+                core.route_remote(message, direct, &groups, &only, now, &mut publishers);
             // A group whose last member here left after the sender chose
             // this node: sent on once to another node with members.
             if !missing.is_empty() {
@@ -543,7 +545,14 @@ mod tests {
         // As the inbox reader hands it over: published on another node by
         // the client "origin", whose session here subscribed with No Local.
         let message = Message::from_publish(publish, Some("origin".into()), Instant::now());
-        core.route_remote(message, true, &[], &[], Instant::now());
+        core.route_remote(
+            message,
+            true,
+            &[],
+            &[],
+            Instant::now(),
+            &mut Default::default(),
+        );
         assert!(!me.has_outbox(), "No Local holds for the origin client id");
         assert!(other.has_outbox(), "other subscribers get it");
     }
@@ -568,7 +577,14 @@ mod tests {
         // Tagged for group g (and h, which has no member here), not for
         // the non-shared subscribers.
         let tagged = ["$share/g/sh/#".to_string(), "$share/h/sh/#".to_string()];
-        let (missing, _) = core.route_remote(message(), false, &tagged, &[], Instant::now());
+        let (missing, _) = core.route_remote(
+            message(),
+            false,
+            &tagged,
+            &[],
+            Instant::now(),
+            &mut Default::default(),
+        );
         assert!(member.has_outbox(), "the tagged group's member gets it");
         assert!(
             !plain.has_outbox(),
@@ -581,7 +597,14 @@ mod tests {
         );
         // Direct only: the plain subscriber, not the group.
         let (other, _c3) = subscriber(&core, "member2", "$share/k/sh/#", false);
-        let (missing, _) = core.route_remote(message(), true, &[], &[], Instant::now());
+        let (missing, _) = core.route_remote(
+            message(),
+            true,
+            &[],
+            &[],
+            Instant::now(),
+            &mut Default::default(),
+        );
         assert!(missing.is_empty());
         assert!(plain.has_outbox());
         assert!(!other.has_outbox(), "untagged group k is another node's");
@@ -603,7 +626,14 @@ mod tests {
         };
         let message = Message::from_publish(publish, Some("p".into()), Instant::now());
         let only = ["was-on-dead-node".to_string()];
-        let (missing, _) = core.route_remote(message, true, &[], &only, Instant::now());
+        let (missing, _) = core.route_remote(
+            message,
+            true,
+            &[],
+            &only,
+            Instant::now(),
+            &mut Default::default(),
+        );
         assert!(missing.is_empty());
         assert!(adopted.has_outbox(), "the dead node's client gets it");
         assert!(

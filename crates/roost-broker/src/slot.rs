@@ -192,6 +192,53 @@ impl SessionSlot {
         events: &mut Vec<SessionEvent>,
     ) -> Pushed {
         let mut inner = self.inner.lock();
+        self.push_locked(
+            &mut inner, delivery, max_outbox, high_water, config, now, events,
+        )
+    }
+
+    /// [`SessionSlot::push`], unless the session is stored and `delivery`
+    /// is to be stored with it (`store_it`: not a QoS 0 message offline
+    /// sessions do not keep): then it gets the slot's next sequence number,
+    /// under the same lock, and comes back to be pushed once its enqueue is
+    /// submitted (`persist/publish.rs`). One lock per delivery to a session
+    /// that is not stored, the usual case: a cluster node always runs the
+    /// shared store, and every message a node receives from another one is
+    /// routed on the cluster's reader thread, away from its subscribers'
+    /// drivers, so each lock moves the slot's cache line.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push_unless_stored(
+        &self,
+        mut delivery: Delivery,
+        store_it: bool,
+        max_outbox: usize,
+        high_water: usize,
+        config: &SessionConfig,
+        now: Instant,
+        events: &mut Vec<SessionEvent>,
+    ) -> Result<Pushed, Delivery> {
+        let mut inner = self.inner.lock();
+        if store_it && inner.store.session && !inner.ended {
+            delivery.store_seq = Some(inner.store.next_seq);
+            inner.store.next_seq += 1;
+            return Err(delivery);
+        }
+        Ok(self.push_locked(
+            &mut inner, delivery, max_outbox, high_water, config, now, events,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_locked(
+        &self,
+        inner: &mut SlotInner,
+        delivery: Delivery,
+        max_outbox: usize,
+        high_water: usize,
+        config: &SessionConfig,
+        now: Instant,
+        events: &mut Vec<SessionEvent>,
+    ) -> Pushed {
         if inner.ended {
             return Pushed::Refused(DropCause::SessionEnded, delivery);
         }
@@ -209,7 +256,6 @@ impl SessionSlot {
             max_outbox.saturating_mul(2)
         };
         if len >= limit {
-            drop(inner);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Pushed::Refused(DropCause::QueueFull, delivery);
         }

@@ -9,6 +9,8 @@ mod listing;
 mod read_checks;
 mod route;
 
+pub(crate) use route::Publishers;
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use roost_codec::QoS;
 use roost_router::{Select, Target};
-use roost_session::{Delivery, Message, Session};
+use roost_session::{Delivery, Message, Session, SessionEvent};
 use smallvec::SmallVec;
 
 use super::Core;
@@ -36,6 +36,34 @@ impl Routed {
     /// What a QoS 1/2 publisher's acknowledgement waits on in cluster mode.
     pub(crate) fn take_forwarded(&mut self) -> Option<roost_cluster::Done<()>> {
         self.forwarded.take()
+    }
+}
+
+/// The session here of a remote message's publisher (a subscription of
+/// its with No Local does not get it), looked up once per run of that
+/// publisher's messages: a batch from another node holds each publishing
+/// connection's read together, and the lookup hashes the client id with
+/// SipHash (client ids are the client's to choose) under a shard's lock.
+#[derive(Default)]
+pub(crate) struct Publishers {
+    last: Option<(bytestring::ByteString, Option<SessionKey>)>,
+}
+
+impl Publishers {
+    fn of(
+        &mut self,
+        core: &Core,
+        publisher: Option<&bytestring::ByteString>,
+    ) -> Option<SessionKey> {
+        let id = publisher?;
+        if let Some((last, key)) = &self.last
+            && last == id
+        {
+            return key.clone();
+        }
+        let key = core.sessions.get(id).map(SessionKey);
+        self.last = Some((id.clone(), key.clone()));
+        key
     }
 }
 
@@ -106,7 +134,8 @@ impl Core {
     /// subscribers it names — the non-shared ones when `direct`, one member
     /// of each of `groups` (`$share/g/f`) — never forwarded again (the
     /// retained copy is kept by the retained log). The publisher's client
-    /// id finds its session here, if any, for No Local. Returns the groups
+    /// id finds its session here, if any, for No Local (through `publishers`,
+    /// kept for a batch). Returns the groups
     /// that have no member here any more (the member left after the sender
     /// chose this node). `only` (an inbox handoff): the non-shared
     /// subscribers are only those of these client ids. Also returns the
@@ -118,12 +147,9 @@ impl Core {
         groups: &[String],
         only: &[String],
         now: Instant,
+        publishers: &mut Publishers,
     ) -> (Vec<String>, Option<roost_store::CommitTicket>) {
-        let publisher = message
-            .publisher
-            .as_deref()
-            .and_then(|id| self.sessions.get(id))
-            .map(SessionKey);
+        let publisher = publishers.of(self, message.publisher.as_ref());
         let found: SmallVec<[Cell<bool>; 4]> = groups.iter().map(|_| Cell::new(false)).collect();
         let wanted = |group: &str, filter: &str| {
             let at = groups
@@ -281,10 +307,10 @@ impl Core {
             store_seq: None,
         };
         let mut congested: Option<Arc<SessionSlot>> = None;
-        let mut push = |slot: &Arc<SessionSlot>, delivery: Delivery| {
+        let mut note = |slot: &Arc<SessionSlot>, full: bool| {
             // Back-pressure (issue 21): a full outbox pauses its publisher
             // (not for its own outbox, which it drains itself).
-            if self.push(slot, delivery, now)
+            if full
                 && congested.is_none()
                 && publisher.is_some_and(|own| !Arc::ptr_eq(slot, &own.0))
             {
@@ -293,36 +319,38 @@ impl Core {
         };
         let Some(persist) = &self.persist else {
             for target in &targets {
-                push(&target.key.0, delivery_for(target));
+                let slot = &target.key.0;
+                note(slot, self.push(slot, delivery_for(target), now));
             }
             return (None, congested);
         };
-        // Nothing allocated and no wall clock read for a message none of
-        // whose subscribers' sessions are stored (clean sessions, the usual
-        // case in cluster mode, whose shared store is always on): this runs
-        // for every message routed.
+        // A delivery to a session that is not stored (clean sessions, the
+        // usual case in cluster mode, whose shared store is always on) is
+        // pushed at once, under the one lock that found it not stored: no
+        // allocation, no wall clock read. One to a stored session is
+        // numbered under that lock and pushed after its enqueue is
+        // submitted, so a subscriber's acknowledgement can never reach the
+        // store before it.
+        let keep_qos0 = self.session_config.queue_qos0_offline;
         let mut wall = None;
         let mut batch = Vec::new();
-        let keep_qos0 = self.session_config.queue_qos0_offline;
-        let deliveries: SmallVec<[(&Arc<SessionSlot>, Delivery); 4]> = targets
-            .iter()
-            .map(|target| {
-                let mut delivery = delivery_for(target);
-                persist.stamp(
-                    &target.key.0,
-                    &mut delivery,
-                    &mut batch,
-                    keep_qos0,
-                    now,
-                    &mut wall,
-                );
-                (&target.key.0, delivery)
-            })
-            .collect();
+        let mut stored: SmallVec<[(&Arc<SessionSlot>, Delivery); 2]> = SmallVec::new();
+        for target in &targets {
+            let slot = &target.key.0;
+            let delivery = delivery_for(target);
+            let store_it = crate::persist::Persist::stores(delivery.qos, keep_qos0);
+            match self.push_unless_stored(slot, delivery, store_it, now) {
+                Ok(full) => note(slot, full),
+                Err(delivery) => {
+                    crate::persist::Persist::enqueue(slot, &delivery, &mut batch, now, &mut wall);
+                    stored.push((slot, delivery));
+                }
+            }
+        }
         batch.extend(extra);
         let ticket = persist.submit_publish(batch, message.retain);
-        for (slot, delivery) in deliveries {
-            push(slot, delivery);
+        for (slot, delivery) in stored {
+            note(slot, self.push(slot, delivery, now));
         }
         (ticket, congested)
     }
@@ -341,6 +369,35 @@ impl Core {
             now,
             &mut events,
         );
+        self.pushed(slot, pushed, events)
+    }
+
+    /// [`Core::push`], unless the session is stored and the delivery is to
+    /// be stored with it (`store_it`): then it comes back numbered
+    /// ([`SessionSlot::push_unless_stored`]).
+    fn push_unless_stored(
+        &self,
+        slot: &SessionSlot,
+        delivery: Delivery,
+        store_it: bool,
+        now: Instant,
+    ) -> Result<bool, Delivery> {
+        let mut events = Vec::new();
+        let pushed = slot.push_unless_stored(
+            delivery,
+            store_it,
+            self.config.mqtt.max_outbox,
+            self.config.limits.pause_at(),
+            &self.session_config,
+            now,
+            &mut events,
+        )?;
+        Ok(self.pushed(slot, pushed, events))
+    }
+
+    /// Counts a push's outcome; true when the outbox reached its high-water
+    /// mark.
+    fn pushed(&self, slot: &SessionSlot, pushed: Pushed, events: Vec<SessionEvent>) -> bool {
         if !events.is_empty() {
             self.read_parked_events(&slot.client_id, events);
         }

@@ -1,6 +1,7 @@
 //! The store side of routing one message: every delivery to a stored
-//! session gets its sequence number and a `MessageEnqueue` in the publish's
-//! batch, which is written before any delivery is pushed (so a subscriber's
+//! session gets its sequence number (from its slot, under the lock that
+//! found the session stored) and a `MessageEnqueue` in the publish's batch,
+//! which is submitted before that delivery is pushed (so a subscriber's
 //! acknowledgement can never reach the store before its enqueue).
 
 use std::time::{Instant, SystemTime};
@@ -18,33 +19,27 @@ use super::Persist;
 use crate::slot::SessionSlot;
 
 impl Persist {
-    /// Gives `delivery` the slot's next sequence number and records its
-    /// enqueue, when the slot's session is stored. QoS 0 is stored only when
-    /// offline sessions keep it (`queue_qos0_offline`). `wall`: the wall
-    /// clock of the message's batch, read at its first enqueue (not at all
-    /// when none of its subscribers' sessions is stored).
-    pub(crate) fn stamp(
-        &self,
+    /// Whether a delivery of `qos` to a stored session is stored with it:
+    /// QoS 0 only when offline sessions keep it (`queue_qos0_offline`).
+    pub(crate) fn stores(qos: QoS, keep_qos0: bool) -> bool {
+        qos != QoS::AtMostOnce || keep_qos0
+    }
+
+    /// Records the enqueue of `delivery`, which its stored session's slot
+    /// numbered ([`SessionSlot::push_unless_stored`]), in the publish's
+    /// batch. `wall`: the wall clock of the message's batch, read at its
+    /// first enqueue (not at all when none of its subscribers' sessions is
+    /// stored).
+    pub(crate) fn enqueue(
         slot: &SessionSlot,
-        delivery: &mut Delivery,
+        delivery: &Delivery,
         batch: &mut Vec<Delta>,
-        keep_qos0: bool,
         now: Instant,
         wall: &mut Option<SystemTime>,
     ) {
-        if delivery.qos == QoS::AtMostOnce && !keep_qos0 {
+        let Some(seq) = delivery.store_seq else {
             return;
-        }
-        let seq = {
-            let mut inner = slot.inner.lock();
-            if !inner.store.session || inner.ended {
-                return;
-            }
-            let seq = inner.store.next_seq;
-            inner.store.next_seq += 1;
-            seq
         };
-        delivery.store_seq = Some(seq);
         batch.push(Delta::MessageEnqueue {
             client_id: slot.client_id.clone(),
             seq,
