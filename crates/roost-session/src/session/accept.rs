@@ -11,7 +11,7 @@ use roost_codec::{
 };
 
 use super::outbound::{build_publish, publish_fits};
-use super::{DropReason, PeerLimits, Session};
+use super::{DropReason, PeerLimits, RoomHint, Session};
 use crate::alias::{InboundAliases, OutboundAliases};
 use crate::config::SessionConfig;
 use crate::connect::AuthSuccess;
@@ -133,6 +133,7 @@ impl Session {
             outbound_aliases: OutboundAliases::new(outbound_alias_max),
             inbound_qos1_unacked: 0,
             transmit: VecDeque::new(),
+            transmit_hint: RoomHint::default(),
             closed: false,
             connack_sent: false,
             config,

@@ -8,13 +8,15 @@
 
 use std::collections::VecDeque;
 
-use super::Session;
+use super::{RoomHint, Session};
 
 impl Session {
     /// Frees the allocations of empty queues (packets to transmit, queued
     /// deliveries, the inflight window). Changes no protocol state.
     pub fn release_idle_memory(&mut self) {
         if self.transmit.is_empty() && self.transmit.capacity() > 0 {
+            self.transmit_hint =
+                RoomHint(u8::try_from(self.transmit.capacity().min(128)).unwrap_or(128));
             self.transmit = VecDeque::new();
         }
         if self.state.pending.is_empty() && self.state.pending.capacity() > 0 {

@@ -72,12 +72,32 @@ pub struct Session {
     inbound_qos1_unacked: u16,
     /// Packets to write, in order.
     transmit: VecDeque<Packet>,
+    /// How many packets `transmit` makes room for at its first packet after
+    /// [`Session::release_idle_memory`] freed it: the capacity it had then
+    /// (at most 128). A publisher's acknowledgements come in bursts (a
+    /// read's worth at once in cluster mode, when the forwards are
+    /// written); growing the queue again from nothing at each burst moved
+    /// every packet at each doubling.
+    transmit_hint: RoomHint,
     /// `close` was called: nothing more goes out [MQTT-3.14.4-1].
     closed: bool,
     /// The CONNACK has been handed out by `poll_transmit`; before that no
     /// DISCONNECT may be sent [MQTT-3.14.0-1].
     connack_sent: bool,
     encoder: Encoder,
+}
+
+/// A queue's capacity to allocate at its next first item
+/// (`Session::transmit_hint`). Not session state, like a queue's capacity:
+/// left out of `Debug`, so a session compares equal to itself woken from
+/// its compact form (which keeps no hint).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RoomHint(pub(crate) u8);
+
+impl std::fmt::Debug for RoomHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("_")
+    }
 }
 
 /// What the broker must do after [`Session::handle_packet`].
@@ -328,6 +348,10 @@ impl Session {
 
     fn push(&mut self, packet: Packet) {
         if !self.closed {
+            if self.transmit.capacity() == 0 {
+                self.transmit
+                    .reserve_exact(usize::from(self.transmit_hint.0));
+            }
             self.transmit.push_back(packet);
         }
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytestring::ByteString;
 use roost_codec::{Encoder, LastWill, ProtocolVersion};
 
-use super::{PeerLimits, Session};
+use super::{PeerLimits, RoomHint, Session};
 use crate::alias::{InboundAliases, InboundTopics, OutboundAliases, OutboundAssigned};
 use crate::config::SessionConfig;
 use crate::inflight::Inflight;
@@ -128,6 +128,7 @@ impl Session {
             outbound_aliases,
             inbound_qos1_unacked: _,
             transmit: _,
+            transmit_hint: _,
             closed,
             connack_sent,
             encoder: _,
@@ -243,6 +244,7 @@ impl QuietSession {
             ),
             inbound_qos1_unacked: 0,
             transmit: VecDeque::new(),
+            transmit_hint: RoomHint::default(),
             closed,
             connack_sent,
             // What `Session::accept` builds; nothing changes it later.
