@@ -42,18 +42,69 @@ pub(crate) fn append(body: &mut Vec<u8>, remote: &RemoteOut<'_>) -> Result<(), C
     })
 }
 
-/// The batch of the `count` messages appended to `body`.
-pub(crate) fn finish(count: usize, body: &[u8]) -> Vec<u8> {
-    let mut data = Vec::with_capacity(body.len() + 10);
-    // postcard's sequence length: a LEB128 varint.
-    let mut n = count as u64;
-    while n >= 0x80 {
-        data.push((n as u8) | 0x80);
-        n >>= 7;
+/// Room kept in front of a [`Body`] for its length (a `u64` varint).
+const LEN_ROOM: usize = 10;
+
+/// A batch for one node being built: room for its length first, then its
+/// messages' encodings back to back. [`Body::frame`] writes the length in
+/// front, so the writer sends the bytes where they are; cleared, it keeps
+/// its buffer for the next batch (no regrowth per round trip).
+pub(crate) struct Body {
+    count: usize,
+    bytes: Vec<u8>,
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body {
+            count: 0,
+            bytes: vec![0; LEN_ROOM],
+        }
     }
-    data.push(n as u8);
-    data.extend_from_slice(body);
-    data
+}
+
+impl Body {
+    /// Messages appended since the last clear.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Appends one message (see [`append`]).
+    pub(crate) fn push(&mut self, remote: &RemoteOut<'_>) -> Result<(), ClusterError> {
+        append(&mut self.bytes, remote)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Appends one message encoded already (a staged read's, `staged.rs`).
+    pub(crate) fn push_encoded(&mut self, encoded: &[u8]) {
+        self.bytes.extend_from_slice(encoded);
+        self.count += 1;
+    }
+
+    /// Empty again, its buffer kept.
+    pub(crate) fn clear(&mut self) {
+        self.count = 0;
+        self.bytes.truncate(LEN_ROOM);
+    }
+
+    /// The batch as sent: postcard's sequence length (a LEB128 varint),
+    /// then the messages.
+    pub(crate) fn frame(&mut self) -> &[u8] {
+        let mut len = [0u8; LEN_ROOM];
+        let mut used = 0;
+        let mut n = self.count as u64;
+        while n >= 0x80 {
+            len[used] = (n as u8) | 0x80;
+            n >>= 7;
+            used += 1;
+        }
+        len[used] = n as u8;
+        used += 1;
+        let start = LEN_ROOM - used;
+        self.bytes[start..LEN_ROOM].copy_from_slice(&len[..used]);
+        &self.bytes[start..]
+    }
 }
 
 /// One message of a batch as the writer sends it: [`Remote`]'s fields, in
@@ -285,11 +336,11 @@ mod tests {
                 only: &r.only,
             })
             .collect();
-        let mut body = Vec::new();
+        let mut body = Body::default();
         for out in &outs {
-            append(&mut body, out).expect("encodes");
+            body.push(out).expect("encodes");
         }
-        finish(outs.len(), &body)
+        body.frame().to_vec()
     }
 
     #[test]

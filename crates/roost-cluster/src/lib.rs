@@ -250,7 +250,8 @@ impl Cluster {
         let keys = Keys::new(&options.key_prefix);
         let shared = Arc::new(Shared {
             routes: Routes::new(&options.node_id, options.shared),
-            writes: Queue::weighted(options.forward_buffer, Item::weight),
+            writes: Queue::weighted(options.forward_buffer, Item::weight)
+                .lingering(Some(writer::linger(options.forward_linger))),
             owners: Queue::new(10_000),
             keys,
             stop: Stop::default(),

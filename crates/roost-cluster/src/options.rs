@@ -25,6 +25,9 @@ pub struct Options {
     /// Messages waiting for the writer at most (QoS 0 beyond it is dropped,
     /// QoS 1/2 beyond twice it).
     pub forward_buffer: usize,
+    /// How long the first message waiting for the writer may wait for more
+    /// (`queue::Linger`); zero: not at all.
+    pub forward_linger: Duration,
     /// `availability_over_consistency`: while Redis is unreachable, no
     /// self-fence and no forwards (local delivery only); the broker accepts
     /// CONNECTs without a claim.

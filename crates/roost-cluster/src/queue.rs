@@ -6,10 +6,18 @@
 //! The bound counts weight, not items: an item may stand for several
 //! messages (a connection's read staged as one, `staged.rs`), and weighs
 //! as many.
+//!
+//! A queue may **linger** ([`Linger`]): once an item waits, the taker
+//! waits until `fill` weight is queued or `time` has passed since that
+//! item came, whichever is first (Kafka's `linger.ms`). The writer's costs
+//! are per round trip (a Redis command, the publishers' and subscribers'
+//! socket writes that follow it, the receiving node's read and wake-ups),
+//! so under load fewer, fuller round trips cost less per message; an idle
+//! queue's first item waits at most `time`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -17,7 +25,19 @@ struct State<T> {
     items: VecDeque<T>,
     /// The items' total weight.
     weight: usize,
+    /// When the oldest item waiting came (set as the queue stops being
+    /// empty; kept while some stay after a take).
+    since: Option<Instant>,
     stopped: bool,
+}
+
+/// How long a taker waits for a fuller batch (see the module comment).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Linger {
+    /// At most this long after the first item came.
+    pub(crate) time: Duration,
+    /// Until this much weight waits.
+    pub(crate) fill: usize,
 }
 
 /// The queue; `cap` weight at most.
@@ -27,6 +47,8 @@ pub(crate) struct Queue<T> {
     cap: usize,
     /// What an item weighs (1 unless `weighted`).
     weigh: fn(&T) -> usize,
+    /// `None`: a take takes what waits at once.
+    linger: Option<Linger>,
     /// `weight` as of the last change, readable without the lock (a
     /// producer's admission check against the cap).
     queued: AtomicUsize,
@@ -44,13 +66,21 @@ impl<T> Queue<T> {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 weight: 0,
+                since: None,
                 stopped: false,
             }),
             ready: Condvar::new(),
             cap: cap.max(1),
             weigh,
+            linger: None,
             queued: AtomicUsize::new(0),
         }
+    }
+
+    /// The same queue, its taker lingering (`None` or a zero time: not).
+    pub(crate) fn lingering(mut self, linger: Option<Linger>) -> Self {
+        self.linger = linger.filter(|l| !l.time.is_zero() && l.fill > 1);
+        self
     }
 
     /// Queues `item` unless `limit` weight or more waits (give the cap, or
@@ -61,11 +91,23 @@ impl<T> Queue<T> {
         if state.stopped || state.weight >= limit {
             return Err(item);
         }
+        let before = state.weight;
         state.weight = state.weight.saturating_add((self.weigh)(&item));
+        if state.items.is_empty() {
+            state.since = Some(Instant::now());
+        }
         state.items.push_back(item);
         self.queued.store(state.weight, Ordering::Relaxed);
+        // The taker waits for a first item, or (lingering) for `fill`: a
+        // wake-up per push would cost it a futex call each.
+        let wake = before == 0
+            || self
+                .linger
+                .is_some_and(|l| before < l.fill && state.weight >= l.fill);
         drop(state);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -110,6 +152,14 @@ impl<T> Queue<T> {
         if state.items.is_empty() && state.stopped {
             return false;
         }
+        if let (Some(linger), Some(since)) = (self.linger, state.since) {
+            let until = since + linger.time;
+            while state.weight < linger.fill.min(max) && !state.stopped {
+                if self.ready.wait_until(&mut state, until).timed_out() {
+                    break;
+                }
+            }
+        }
         if state.weight <= max && into.is_empty() {
             std::mem::swap(&mut state.items, into);
             state.weight = 0;
@@ -123,6 +173,9 @@ impl<T> Queue<T> {
                 }
             }
             state.weight = state.weight.saturating_sub(taken);
+        }
+        if state.items.is_empty() {
+            state.since = None;
         }
         self.queued.store(state.weight, Ordering::Relaxed);
         true
@@ -175,6 +228,68 @@ mod tests {
         assert!(q.take_into(3, Duration::ZERO, &mut into));
         assert_eq!(into.drain(..).collect::<Vec<_>>(), vec![5]);
         assert!(!q.take_into(3, Duration::ZERO, &mut into));
+    }
+
+    fn lingering(time: Duration, fill: usize) -> std::sync::Arc<Queue<u32>> {
+        std::sync::Arc::new(Queue::new(100).lingering(Some(Linger { time, fill })))
+    }
+
+    #[test]
+    fn a_lingering_take_waits_for_its_fill_not_its_whole_time() {
+        let q = lingering(Duration::from_secs(30), 4);
+        assert!(q.push(0).is_ok());
+        let pusher = {
+            let q = std::sync::Arc::clone(&q);
+            std::thread::spawn(move || {
+                for i in 1..4 {
+                    assert!(q.push(i).is_ok());
+                }
+            })
+        };
+        let started = Instant::now();
+        assert_eq!(q.take(10, Duration::from_secs(30)), Some(vec![0, 1, 2, 3]));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "woken at the fill, not at the linger's end"
+        );
+        pusher.join().expect("pusher");
+    }
+
+    #[test]
+    fn a_lingering_take_waits_its_time_at_most_from_the_first_item() {
+        let linger = Duration::from_millis(50);
+        let q = lingering(linger, 4);
+        let queued = Instant::now();
+        assert!(q.push(7).is_ok());
+        assert_eq!(q.take(10, Duration::from_secs(30)), Some(vec![7]));
+        let waited = queued.elapsed();
+        assert!(waited >= linger, "lingered for more: {waited:?}");
+        assert!(
+            waited < Duration::from_secs(20),
+            "not past its time: {waited:?}"
+        );
+        // A full batch goes at once; what it left waits out the time of
+        // the first item it came with, not a time of its own.
+        let pushed = Instant::now();
+        for i in 0..6 {
+            assert!(q.push(i).is_ok());
+        }
+        assert_eq!(q.take(4, Duration::ZERO), Some(vec![0, 1, 2, 3]));
+        assert_eq!(q.take(4, Duration::ZERO), Some(vec![4, 5]));
+        let waited = pushed.elapsed();
+        assert!(waited >= linger, "the rest lingered: {waited:?}");
+        assert!(
+            waited < Duration::from_secs(20),
+            "from the first item: {waited:?}"
+        );
+    }
+
+    #[test]
+    fn a_queue_lingers_not_with_a_zero_time() {
+        let q = lingering(Duration::ZERO, 4);
+        assert!(q.linger.is_none());
+        assert!(q.push(1).is_ok());
+        assert_eq!(q.take(10, Duration::ZERO), Some(vec![1]));
     }
 
     #[test]

@@ -13,9 +13,10 @@ use redis::Script;
 use roost_store::StoredMessage;
 use smallvec::SmallVec;
 
-use crate::batch::{self, Names, RemoteOut};
+use crate::batch::{Body, Names, RemoteOut};
 use crate::done::Completer;
 use crate::link::Link;
+use crate::queue::Linger;
 use crate::routes::Dest;
 use crate::wire::{DATA, INCARNATION, KIND, ORIGIN, SEQ, TOPIC};
 use crate::{ClusterError, Shared, scripts};
@@ -23,6 +24,15 @@ use crate::{ClusterError, Shared, scripts};
 /// Messages (queue weight: a staged read is as many as it holds) taken
 /// per round trip at most, past which the last item taken may go.
 const BATCH: usize = 1024;
+/// The writer's queue lingers up to `time` for half a round trip's
+/// messages (`queue::Linger`).
+pub(crate) fn linger(time: Duration) -> Linger {
+    Linger {
+        time,
+        fill: BATCH / 2,
+    }
+}
+
 /// Filters per route script call (each is one Lua argument).
 const ROUTE_CHUNK: usize = 256;
 
@@ -70,6 +80,9 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
     let mut seq: u64 = 0;
     // The queue's buffer and this one trade places at every take.
     let mut items = VecDeque::new();
+    // Kept from round trip to round trip: its per-node bodies keep their
+    // buffers (`Body::clear`).
+    let mut batch = Batch::default();
     while shared
         .writes
         .take_into(BATCH, Duration::from_millis(500), &mut items)
@@ -78,14 +91,8 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link) {
             continue;
         }
         seq += 1;
-        let (mut acks, mut batch) = (
-            Vec::new(),
-            Batch {
-                seq,
-                incarnation: shared.incarnation.load(Ordering::Relaxed),
-                ..Batch::default()
-            },
-        );
+        let mut acks = Vec::new();
+        batch.reset(seq, shared.incarnation.load(Ordering::Relaxed));
         for item in items.drain(..) {
             batch.add(item, &mut acks);
         }
@@ -136,14 +143,6 @@ impl Item {
     }
 }
 
-/// The messages of a batch for one node: how many, and their encodings
-/// back to back (`batch::append`).
-#[derive(Default)]
-struct Body {
-    count: usize,
-    bytes: Vec<u8>,
-}
-
 /// One batch grouped for writing.
 #[derive(Default)]
 struct Batch {
@@ -161,6 +160,17 @@ struct Batch {
 }
 
 impl Batch {
+    /// Empty again for round trip `seq`, its buffers kept.
+    fn reset(&mut self, seq: u64, incarnation: u64) {
+        self.seq = seq;
+        self.incarnation = incarnation;
+        self.forwards.values_mut().for_each(Body::clear);
+        self.routes.clear();
+        self.route_index.clear();
+        self.retained.clear();
+        self.bans.clear();
+    }
+
     fn add(&mut self, item: Item, acks: &mut Vec<Completer<()>>) {
         match item {
             Item::Forward {
@@ -182,8 +192,8 @@ impl Batch {
                         only: &only,
                     };
                     let body = self.forwards.entry(dest.node).or_default();
-                    match batch::append(&mut body.bytes, &out) {
-                        Ok(()) => body.count += 1,
+                    match body.push(&out) {
+                        Ok(()) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "cluster message not encodable; not forwarded")
                         }
@@ -199,9 +209,7 @@ impl Batch {
                 let mut start = 0;
                 for (node, end) in entries {
                     if let Some(encoded) = bytes.get(start..end) {
-                        let body = self.forwards.entry(node).or_default();
-                        body.bytes.extend_from_slice(encoded);
-                        body.count += 1;
+                        self.forwards.entry(node).or_default().push_encoded(encoded);
                     }
                     start = end;
                 }
@@ -219,7 +227,7 @@ impl Batch {
         }
     }
 
-    fn write(&self, link: &mut Link, shared: &Shared) -> Result<(), ClusterError> {
+    fn write(&mut self, link: &mut Link, shared: &Shared) -> Result<(), ClusterError> {
         if !self.routes.is_empty() {
             let adds: Vec<&str> = self
                 .routes
@@ -237,7 +245,8 @@ impl Batch {
                 register(link, shared)?;
             }
         }
-        if self.forwards.is_empty() && self.retained.is_empty() && self.bans.is_empty() {
+        let forwards = self.forwards.values().any(|body| body.count() > 0);
+        if !forwards && self.retained.is_empty() && self.bans.is_empty() {
             return Ok(());
         }
         let keys = &shared.keys;
@@ -284,14 +293,16 @@ impl Batch {
             }
             pipe.add_command(xadd).ignore();
         }
-        for (node, body) in &self.forwards {
-            if body.count == 0 {
+        let mut sent = 0;
+        for (node, body) in &mut self.forwards {
+            if body.count() == 0 {
                 continue;
             }
             let Some(name) = shared.routes.name(*node) else {
                 continue;
             };
-            let data = batch::finish(body.count, &body.bytes);
+            sent += body.count();
+            let data = body.frame();
             pipe.cmd("XADD")
                 .arg(keys.inbox_of(&name))
                 .arg("MAXLEN")
@@ -311,7 +322,6 @@ impl Batch {
                 .ignore();
         }
         link.run(|c| pipe.query::<()>(c))?;
-        let sent: usize = self.forwards.values().map(|b| b.count).sum();
         shared
             .stats
             .forwarded

@@ -68,6 +68,7 @@ pub(crate) fn options(config: &crate::config::Config, addresses: Vec<String>) ->
         inbox_maxlen: c.inbox_maxlen,
         log_maxlen: 1_000_000,
         forward_buffer: c.forward_buffer,
+        forward_linger: Duration::from_micros(c.forward_linger_us),
         available_when_cut_off: c.availability_over_consistency,
         shared: roost_cluster::SharedPick {
             strategy: config
