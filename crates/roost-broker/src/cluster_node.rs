@@ -172,34 +172,60 @@ impl Inbound {
         let Some(core) = self.core.upgrade() else {
             return;
         };
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        let mut publishers = crate::core::Publishers::default();
+        let mut routing = Routing::new();
         for remote in messages {
-            let Remote {
-                message: stored,
-                direct,
-                groups,
-                rerouted,
-                only,
-            } = remote;
-            // Moved out of the batch, unless a re-route may need it.
-            let (message, kept) = if groups.is_empty() {
-                (stored.into_message(now, wall), None)
-            } else {
-                (stored.to_message(now, wall), Some(stored))
-            };
-            let (missing, _ticket) =
-                core.route_remote(message, direct, &groups, &only, now, &mut publishers);
-            // A group whose last member here left after the sender chose
-            // this node: sent on once to another node with members.
-            if !missing.is_empty() {
-                match (rerouted, core.cluster(), kept) {
-                    (false, Some(link), Some(stored)) => link.reroute(&stored, &missing),
-                    _ => tracing::debug!(
-                        groups = ?missing,
-                        "shared group has no member here after a re-route; message dropped"
-                    ),
-                }
+            routing.route(&core, remote);
+        }
+    }
+}
+
+/// What routing one batch from another node keeps from message to message.
+struct Routing {
+    now: Instant,
+    wall: SystemTime,
+    publishers: crate::core::Publishers,
+}
+
+impl Routing {
+    fn new() -> Self {
+        Routing {
+            now: Instant::now(),
+            wall: SystemTime::now(),
+            publishers: crate::core::Publishers::default(),
+        }
+    }
+
+    fn route(&mut self, core: &Core, remote: Remote) {
+        let Remote {
+            message: stored,
+            direct,
+            groups,
+            rerouted,
+            only,
+        } = remote;
+        // Moved out of the batch, unless a re-route may need it.
+        let (message, kept) = if groups.is_empty() {
+            (stored.into_message(self.now, self.wall), None)
+        } else {
+            (stored.to_message(self.now, self.wall), Some(stored))
+        };
+        let (missing, _ticket) = core.route_remote(
+            message,
+            direct,
+            &groups,
+            &only,
+            self.now,
+            &mut self.publishers,
+        );
+        // A group whose last member here left after the sender chose
+        // this node: sent on once to another node with members.
+        if !missing.is_empty() {
+            match (rerouted, core.cluster(), kept) {
+                (false, Some(link), Some(stored)) => link.reroute(&stored, &missing),
+                _ => tracing::debug!(
+                    groups = ?missing,
+                    "shared group has no member here after a re-route; message dropped"
+                ),
             }
         }
     }
@@ -210,8 +236,12 @@ impl Receiver for Inbound {
         self.route_all(messages.into_iter());
     }
 
-    fn messages_in(&self, messages: &mut Vec<Remote>) {
-        self.route_all(messages.drain(..));
+    fn messages_each(&self, batch: &mut roost_cluster::BatchSource<'_>) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let mut routing = Routing::new();
+        batch(&mut |remote| routing.route(&core, remote));
     }
 
     /// Durable mode: blocks the reader until the queue rows of what it

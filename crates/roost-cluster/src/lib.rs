@@ -68,7 +68,9 @@ pub use announce::Probe;
 pub use done::Done;
 pub use members::Member;
 pub use options::{ClusterError, Options};
-pub use receiver::{BanChange, Kicked, OrphanWill, Receiver, Remote, RetainedUpdate};
+pub use receiver::{
+    BanChange, BatchSource, Kicked, OrphanWill, Receiver, Remote, RemoteSink, RetainedUpdate,
+};
 pub use rejoin::Reclaimed;
 pub use routes::SharedPick;
 pub use staged::Staged;

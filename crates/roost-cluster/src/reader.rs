@@ -14,7 +14,7 @@ use crate::batch;
 use crate::dedupe::Seen;
 use crate::link::Link;
 use crate::wire::{self, DATA, Entry, Handed, KIND, Kick, RetainedBlob, TOPIC};
-use crate::{BanChange, Remote, RetainedUpdate, Shared};
+use crate::{BanChange, RetainedUpdate, Shared};
 
 /// How long one `XREAD` blocks (the thread notices a stop this often).
 const BLOCK: Duration = Duration::from_millis(500);
@@ -82,8 +82,6 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
     let mut trimmed_to = String::new();
     let checkpoint = keys.checkpoint_of(&shared.options.node_id);
     let mut seen = Seen::default();
-    // The decoded messages of one batch; its room is kept (`batch::decode_into`).
-    let mut decoded: Vec<Remote> = Vec::new();
     let mut backoff = Duration::from_millis(50);
     while !shared.stop.is_stopped() {
         let read = link.run_blocking(BLOCK, |c| {
@@ -123,7 +121,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
                 Stream::Inbox => {
                     entries
                         .into_iter()
-                        .for_each(|e| inbox_entry(&shared, e, &mut seen, &mut decoded));
+                        .for_each(|e| inbox_entry(&shared, e, &mut seen));
                     // Durable mode: the checkpoint passes these entries only
                     // once the sessions' queue rows they made are in Redis.
                     shared.receiver.settle();
@@ -175,7 +173,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut link: Link, streams: Vec<(Stream, Str
     }
 }
 
-fn inbox_entry(shared: &Shared, mut entry: Entry, seen: &mut Seen, decoded: &mut Vec<Remote>) {
+fn inbox_entry(shared: &Shared, mut entry: Entry, seen: &mut Seen) {
     let Some(data) = entry.take(DATA) else {
         return;
     };
@@ -194,7 +192,7 @@ fn inbox_entry(shared: &Shared, mut entry: Entry, seen: &mut Seen, decoded: &mut
                 );
                 return;
             }
-            messages(shared, origin, data, decoded);
+            messages(shared, origin, data);
         }
         Some("x") => match wire::decode::<Kick>(&data) {
             Ok(kick) => {
@@ -224,21 +222,21 @@ fn inbox_entry(shared: &Shared, mut entry: Entry, seen: &mut Seen, decoded: &mut
     }
 }
 
-/// Hands a batch's messages to the broker; topics and payloads stay in the
-/// reply's buffer (batch.rs). `decoded`: the thread's buffer, empty
-/// between batches.
-fn messages(shared: &Shared, origin: &str, data: Vec<u8>, decoded: &mut Vec<Remote>) {
-    decoded.clear();
-    match batch::decode_into(&Bytes::from(data), decoded) {
-        Ok(()) => {
-            shared
-                .stats
-                .received
-                .fetch_add(decoded.len() as u64, Ordering::Relaxed);
-            shared.receiver.messages_in(decoded);
-            decoded.clear();
+/// Hands a batch's messages to the broker as they are decoded; topics and
+/// payloads stay in the reply's buffer (batch.rs).
+fn messages(shared: &Shared, origin: &str, data: Vec<u8>) {
+    let data = Bytes::from(data);
+    let mut decoded = Ok(0);
+    shared
+        .receiver
+        .messages_each(&mut |each| decoded = batch::decode_each(&data, each));
+    match decoded {
+        Ok(n) => {
+            shared.stats.received.fetch_add(n as u64, Ordering::Relaxed);
         }
-        Err(e) => tracing::warn!(origin, error = %e, "undecodable cluster batch skipped"),
+        Err(e) => {
+            tracing::warn!(origin, error = %e, "undecodable cluster batch: the rest of it skipped")
+        }
     }
 }
 

@@ -23,16 +23,27 @@ pub enum RetainedUpdate {
     },
 }
 
+/// Where one batch's messages go, one at a time, as they are decoded.
+pub type RemoteSink<'a> = dyn FnMut(Remote) + 'a;
+
+/// One batch being decoded ([`Receiver::messages_each`]): it hands each
+/// message to the sink it is called with.
+pub type BatchSource<'a> = dyn FnMut(&mut RemoteSink<'_>) + 'a;
+
 /// The broker's side: called on the cluster's reader thread (never on the
 /// runtime), so it must not block for long.
 pub trait Receiver: Send + Sync + 'static {
     /// Messages other nodes forwarded: route each to the local subscribers
     /// it names (never forward it again, but see [`Cluster::reroute`](crate::Cluster::reroute)).
     fn messages(&self, messages: Vec<Remote>);
-    /// [`Receiver::messages`] for the reader's buffer: the messages are
-    /// taken out (the buffer keeps its room for the next batch).
-    fn messages_in(&self, messages: &mut Vec<Remote>) {
-        self.messages(std::mem::take(messages));
+    /// [`Receiver::messages`] for one batch as the reader decodes it:
+    /// `batch` hands each message to the function it is given, as soon as
+    /// it is read (routing it there moves it once, not into a vector and
+    /// out). The default collects them for [`Receiver::messages`].
+    fn messages_each(&self, batch: &mut BatchSource<'_>) {
+        let mut all = Vec::new();
+        batch(&mut |remote| all.push(remote));
+        self.messages(all);
     }
     /// Another node took a client id: close its connection here if it
     /// still holds the kick's token, flush the session's rows, let the
