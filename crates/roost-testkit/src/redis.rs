@@ -662,3 +662,28 @@ impl Drop for RedisSentinel {
         stop(&mut self.primary);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Redis Cluster node whose bus port another process holds exits at
+    /// start, as when a port [`free_ports`] chose is taken before the
+    /// server binds it; [`started`] starts it again on fresh ports and
+    /// returns it listening on them.
+    #[test]
+    fn a_server_whose_port_was_taken_meanwhile_starts_again_on_fresh_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap().port();
+        let mut attempts = 0;
+        let (mut child, ports) = started(2, "redis-server (cluster)", |p| {
+            attempts += 1;
+            let bus = if attempts == 1 { taken } else { p[1] };
+            RedisCluster::spawn(dir.path(), p[0], bus)
+        });
+        assert_eq!(attempts, 2, "the first start, its bus port taken, failed");
+        assert!(ports.iter().all(|p| crate::owns_listener(child.id(), *p)));
+        stop(&mut child);
+    }
+}
