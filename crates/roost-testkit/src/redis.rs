@@ -14,14 +14,15 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::TIMEOUT;
 
 /// `n` distinct free loopback ports (held together while chosen, so they
-/// differ; another process may still take one before the server binds it,
-/// which [`wait_owned`] notices).
+/// differ; another process may still take one before the server binds it:
+/// a test's other servers, or any outgoing connection given it as its
+/// local port, [`started`] then tries fresh ports).
 fn free_ports(n: usize) -> Vec<u16> {
     let held: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
@@ -31,19 +32,61 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// Waits until the process `child` listens on `port` itself (not another
-/// test's server that took the port meanwhile).
-fn wait_owned(child: &mut Child, port: u16, what: &str) {
+/// How often a server is started on fresh ports when one of its ports was
+/// taken before it bound it (redis-server exits 1 then: "Address already
+/// in use"; a Redis Cluster node binds a second, bus port too). Seen in CI
+/// on a loaded host, where the window between choosing and binding is long.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Waits until the process `child` listens on each of `ports` itself (not
+/// another test's server that took one meanwhile) and answers on the first
+/// (its client port); `Err` with its exit status when it exited instead (it
+/// could not bind a port).
+fn wait_listening(child: &mut Child, ports: &[u16], what: &str) -> Result<(), ExitStatus> {
     let deadline = Instant::now() + TIMEOUT;
+    let port = ports[0];
     while TcpStream::connect(("127.0.0.1", port)).is_err()
-        || !crate::owns_listener(child.id(), port)
+        || !ports.iter().all(|p| crate::owns_listener(child.id(), *p))
     {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} on port {port} exited at start: {status}");
+            return Err(status);
         }
         assert!(Instant::now() < deadline, "{what} not listening on {port}");
         // Nothing to wait on but the port itself.
         std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// [`wait_listening`] for a server restarted on its own port (nothing to
+/// retry on: its clients know that port); panics when it exited.
+fn wait_owned(child: &mut Child, ports: &[u16], what: &str) {
+    if let Err(status) = wait_listening(child, ports, what) {
+        panic!("{what} on ports {ports:?} exited at start: {status}");
+    }
+}
+
+/// A server started by `spawn` on `n` fresh ports (its client port
+/// first) and listening on all of them: `spawn` is called again on other ports, up
+/// to [`PORT_ATTEMPTS`] times, when the server exits at start because one
+/// of its ports was taken meanwhile. Returns the child and its ports.
+fn started(n: usize, what: &str, mut spawn: impl FnMut(&[u16]) -> Child) -> (Child, Vec<u16>) {
+    let mut attempt = 1;
+    loop {
+        let ports = free_ports(n);
+        let mut child = spawn(&ports);
+        match wait_listening(&mut child, &ports, what) {
+            Ok(()) => return (child, ports),
+            Err(status) if attempt < PORT_ATTEMPTS => {
+                eprintln!(
+                    "{what} on ports {ports:?} exited at start ({status}): a port was taken; fresh ports"
+                );
+                attempt += 1;
+            }
+            Err(status) => panic!(
+                "{what} on ports {ports:?} exited at start {PORT_ATTEMPTS} times, last: {status}"
+            ),
+        }
     }
 }
 
@@ -100,15 +143,13 @@ impl RedisSingle {
 
     fn start_as(aof: bool) -> RedisSingle {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
-        let port = free_ports(1)[0];
-        let mut server = RedisSingle {
-            child: Self::spawn(dir.path(), port, aof),
-            port,
+        let (child, ports) = started(1, "redis-server", |p| Self::spawn(dir.path(), p[0], aof));
+        RedisSingle {
+            child,
+            port: ports[0],
             aof,
             dir,
-        };
-        wait_owned(&mut server.child, port, "redis-server");
-        server
+        }
     }
 
     fn spawn(dir: &Path, port: u16, aof: bool) -> Child {
@@ -156,7 +197,7 @@ impl RedisSingle {
     pub fn restart(&mut self) {
         self.kill();
         self.child = Self::spawn(self.dir.path(), self.port, self.aof);
-        wait_owned(&mut self.child, self.port, "redis-server");
+        wait_owned(&mut self.child, &[self.port], "redis-server");
     }
 }
 
@@ -200,18 +241,19 @@ impl RedisCluster {
 
     fn start_as(primaries: usize, replicas: usize) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
-        let ports = free_ports(primaries * (1 + replicas) * 2);
-        let mut nodes: Vec<ClusterNode> = ports
-            .chunks(2)
-            .map(|p| ClusterNode {
-                child: Self::spawn(dir.path(), p[0], p[1]),
-                port: p[0],
-                bus: p[1],
+        // Each on its own client and bus port.
+        let nodes: Vec<ClusterNode> = (0..primaries * (1 + replicas))
+            .map(|_| {
+                let (child, p) = started(2, "redis-server (cluster)", |p| {
+                    Self::spawn(dir.path(), p[0], p[1])
+                });
+                ClusterNode {
+                    child,
+                    port: p[0],
+                    bus: p[1],
+                }
             })
             .collect();
-        for node in &mut nodes {
-            wait_owned(&mut node.child, node.port, "redis-server (cluster)");
-        }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for node in &nodes {
@@ -417,7 +459,11 @@ impl RedisCluster {
             node.child = Self::spawn(self.dir.path(), node.port, node.bus);
         }
         for node in &mut self.nodes {
-            wait_owned(&mut node.child, node.port, "redis-server (cluster)");
+            wait_owned(
+                &mut node.child,
+                &[node.port, node.bus],
+                "redis-server (cluster)",
+            );
         }
         self.wait_ok();
     }
@@ -510,8 +556,6 @@ impl RedisSentinel {
     /// replica.
     pub fn start() -> RedisSentinel {
         let dir = tempfile::tempdir().expect("temp dir for sentinel");
-        let ports = free_ports(3);
-        let [p, r, s] = [ports[0], ports[1], ports[2]];
         let server = |port: u16, extra: &[String]| {
             Command::new("redis-server")
                 .current_dir(dir.path())
@@ -525,35 +569,40 @@ impl RedisSentinel {
                 .spawn()
                 .expect("redis-server (scripts/install-test-deps.sh installs it)")
         };
-        let mut primary = server(p, &[]);
-        wait_owned(&mut primary, p, "redis-server (primary)");
-        let mut replica = server(
-            r,
-            &["--replicaof".into(), "127.0.0.1".into(), p.to_string()],
-        );
-        wait_owned(&mut replica, r, "redis-server (replica)");
+        let (primary, p) = started(1, "redis-server (primary)", |ports| server(ports[0], &[]));
+        let p = p[0];
+        let (replica, r) = started(1, "redis-server (replica)", |ports| {
+            server(
+                ports[0],
+                &["--replicaof".into(), "127.0.0.1".into(), p.to_string()],
+            )
+        });
+        let r = r[0];
         // The sentinel rewrites its configuration file: one of its own.
         let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {s}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 1\n\
-                 sentinel down-after-milliseconds {m} 1000\n\
-                 sentinel failover-timeout {m} 5000\n",
-                m = Self::MASTER
-            ),
-        )
-        .expect("write sentinel.conf");
-        let mut sentinel = Command::new("redis-server")
-            .current_dir(dir.path())
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel");
-        wait_owned(&mut sentinel, s, "redis-sentinel");
+        let (sentinel, s) = started(1, "redis-sentinel", |ports| {
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {s}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 1\n\
+                     sentinel down-after-milliseconds {m} 1000\n\
+                     sentinel failover-timeout {m} 5000\n",
+                    s = ports[0],
+                    m = Self::MASTER
+                ),
+            )
+            .expect("write sentinel.conf");
+            Command::new("redis-server")
+                .current_dir(dir.path())
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel")
+        });
+        let s = s[0];
         let setup = RedisSentinel {
             primary,
             replica,
@@ -611,5 +660,30 @@ impl Drop for RedisSentinel {
         stop(&mut self.sentinel);
         stop(&mut self.replica);
         stop(&mut self.primary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Redis Cluster node whose bus port another process holds exits at
+    /// start, as when a port [`free_ports`] chose is taken before the
+    /// server binds it; [`started`] starts it again on fresh ports and
+    /// returns it listening on them.
+    #[test]
+    fn a_server_whose_port_was_taken_meanwhile_starts_again_on_fresh_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap().port();
+        let mut attempts = 0;
+        let (mut child, ports) = started(2, "redis-server (cluster)", |p| {
+            attempts += 1;
+            let bus = if attempts == 1 { taken } else { p[1] };
+            RedisCluster::spawn(dir.path(), p[0], bus)
+        });
+        assert_eq!(attempts, 2, "the first start, its bus port taken, failed");
+        assert!(ports.iter().all(|p| crate::owns_listener(child.id(), *p)));
+        stop(&mut child);
     }
 }
