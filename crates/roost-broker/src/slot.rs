@@ -146,6 +146,19 @@ pub(crate) struct SessionSlot {
     pub(crate) dropped: AtomicU64,
 }
 
+/// How a push treats a delivery ([`SessionSlot::push`]).
+#[derive(Clone, Copy)]
+pub(crate) struct PushRules<'a> {
+    /// The outbox's bound (QoS 1/2 are kept up to twice it).
+    pub(crate) max_outbox: usize,
+    /// The outbox length at which the publisher is told to pause (0 =
+    /// never; `credit.rs`).
+    pub(crate) high_water: usize,
+    /// A parked session's queue rules.
+    pub(crate) config: &'a SessionConfig,
+    pub(crate) now: Instant,
+}
+
 /// Result of pushing a delivery into a slot.
 #[derive(Debug)]
 pub(crate) enum Pushed {
@@ -180,21 +193,15 @@ impl SessionSlot {
     /// 1/2 are kept up to twice the limit, then dropped too (counted), so a stuck
     /// consumer can never grow memory without bound. A parked session's
     /// events (its drops, for the store and the hooks) are moved to
-    /// `events` (see [`enqueue_parked`]). `high_water`: the outbox length at
-    /// which the publisher is told to pause (0 = never; `credit.rs`).
+    /// `events` (see [`enqueue_parked`]).
     pub(crate) fn push(
         &self,
         delivery: Delivery,
-        max_outbox: usize,
-        high_water: usize,
-        config: &SessionConfig,
-        now: Instant,
+        rules: &PushRules<'_>,
         events: &mut Vec<SessionEvent>,
     ) -> Pushed {
         let mut inner = self.inner.lock();
-        self.push_locked(
-            &mut inner, delivery, max_outbox, high_water, config, now, events,
-        )
+        self.push_locked(&mut inner, delivery, rules, events)
     }
 
     /// [`SessionSlot::push`], unless the session is stored and `delivery`
@@ -206,15 +213,11 @@ impl SessionSlot {
     /// shared store, and every message a node receives from another one is
     /// routed on the cluster's reader thread, away from its subscribers'
     /// drivers, so each lock moves the slot's cache line.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_unless_stored(
         &self,
         mut delivery: Delivery,
         store_it: bool,
-        max_outbox: usize,
-        high_water: usize,
-        config: &SessionConfig,
-        now: Instant,
+        rules: &PushRules<'_>,
         events: &mut Vec<SessionEvent>,
     ) -> Result<Pushed, Delivery> {
         let mut inner = self.inner.lock();
@@ -223,22 +226,22 @@ impl SessionSlot {
             inner.store.next_seq += 1;
             return Err(delivery);
         }
-        Ok(self.push_locked(
-            &mut inner, delivery, max_outbox, high_water, config, now, events,
-        ))
+        Ok(self.push_locked(&mut inner, delivery, rules, events))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push_locked(
         &self,
         inner: &mut SlotInner,
         delivery: Delivery,
-        max_outbox: usize,
-        high_water: usize,
-        config: &SessionConfig,
-        now: Instant,
+        rules: &PushRules<'_>,
         events: &mut Vec<SessionEvent>,
     ) -> Pushed {
+        let PushRules {
+            max_outbox,
+            high_water,
+            config,
+            now,
+        } = *rules;
         if inner.ended {
             return Pushed::Refused(DropCause::SessionEnded, delivery);
         }
@@ -479,7 +482,7 @@ mod tests {
     use roost_codec::{Publish, PublishProperties, QoS};
     use roost_session::{Delivery, Message, SessionConfig};
 
-    use super::{Link, Pushed, SessionSlot};
+    use super::{Link, PushRules, Pushed, SessionSlot};
     use crate::link as control;
 
     fn delivery(topic: &str) -> Delivery {
@@ -518,15 +521,14 @@ mod tests {
     fn the_outbox_hands_deliveries_over_in_order_and_gives_its_memory_back_when_idle() {
         let (slot, _receiver) = attached();
         let config = SessionConfig::default();
+        let rules = PushRules {
+            max_outbox: 10,
+            high_water: 0,
+            config: &config,
+            now: Instant::now(),
+        };
         for topic in ["a", "b", "c"] {
-            let pushed = slot.push(
-                delivery(topic),
-                10,
-                0,
-                &config,
-                Instant::now(),
-                &mut Vec::new(),
-            );
+            let pushed = slot.push(delivery(topic), &rules, &mut Vec::new());
             assert!(matches!(pushed, Pushed::Online), "{pushed:?}");
         }
         assert!(!slot.release_idle_outbox(), "deliveries are waiting");
@@ -538,14 +540,7 @@ mod tests {
         assert!(slot.release_idle_outbox());
         assert!(slot.inner.lock().outbox.0.is_none(), "the queue was freed");
         // And it comes back with the next delivery.
-        slot.push(
-            delivery("d"),
-            10,
-            0,
-            &config,
-            Instant::now(),
-            &mut Vec::new(),
-        );
+        slot.push(delivery("d"), &rules, &mut Vec::new());
         batch.clear();
         slot.drain_outbox(&mut batch, 0, false);
         assert_eq!(batch.len(), 1);

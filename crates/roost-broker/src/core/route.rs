@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use super::Core;
 use crate::metrics::Metrics;
 use crate::read_acl::TopicKey;
-use crate::slot::{Pushed, SessionKey, SessionSlot};
+use crate::slot::{PushRules, Pushed, SessionKey, SessionSlot};
 
 /// A routed message waiting to be delivered (see [`Core::deliver`]).
 pub(crate) struct Routed {
@@ -361,15 +361,18 @@ impl Core {
     pub(crate) fn push(&self, slot: &SessionSlot, delivery: Delivery, now: Instant) -> bool {
         // Filled only by a parked session that dropped something.
         let mut events = Vec::new();
-        let pushed = slot.push(
-            delivery,
-            self.config.mqtt.max_outbox,
-            self.config.limits.pause_at(),
-            &self.session_config,
-            now,
-            &mut events,
-        );
+        let pushed = slot.push(delivery, &self.push_rules(now), &mut events);
         self.pushed(slot, pushed, events)
+    }
+
+    /// This broker's limits for a push at `now`.
+    fn push_rules(&self, now: Instant) -> PushRules<'_> {
+        PushRules {
+            max_outbox: self.config.mqtt.max_outbox,
+            high_water: self.config.limits.pause_at(),
+            config: &self.session_config,
+            now,
+        }
     }
 
     /// [`Core::push`], unless the session is stored and the delivery is to
@@ -383,15 +386,8 @@ impl Core {
         now: Instant,
     ) -> Result<bool, Delivery> {
         let mut events = Vec::new();
-        let pushed = slot.push_unless_stored(
-            delivery,
-            store_it,
-            self.config.mqtt.max_outbox,
-            self.config.limits.pause_at(),
-            &self.session_config,
-            now,
-            &mut events,
-        )?;
+        let pushed =
+            slot.push_unless_stored(delivery, store_it, &self.push_rules(now), &mut events)?;
         Ok(self.pushed(slot, pushed, events))
     }
 
