@@ -250,12 +250,7 @@ pub(crate) fn replay(
             None => return Ok((replayed, None)),
         }
     }
-    let alive: Option<f64> = link.run(|c| {
-        redis::cmd("ZSCORE")
-            .arg(shared.keys.nodes())
-            .arg(&pending.node)
-            .query(c)
-    })?;
+    let alive = crate::lease::until(link, &shared.keys, &pending.node)?;
     if alive.is_none() && claim_into(link, shared, &pending.node, &pending.key, None)?.is_some() {
         match replay_from(link, shared, pending, "0-0", &adopters, gate, &mut seen)? {
             Some(n) => replayed += n,
@@ -350,12 +345,7 @@ fn replay_from(
 ) -> Result<Option<usize>, ClusterError> {
     // Unless it came back (same node id): its new run's clients get
     // theirs through its routes.
-    let back: Option<f64> = link.run(|c| {
-        redis::cmd("ZSCORE")
-            .arg(shared.keys.nodes())
-            .arg(&pending.node)
-            .query(c)
-    })?;
+    let back = crate::lease::until(link, &shared.keys, &pending.node)?;
     let dead = back
         .is_none()
         .then(|| shared.routes.number_of(&pending.node))

@@ -143,6 +143,16 @@ impl Gate {
     }
 }
 
+/// When `node`'s lease ends (ms since the epoch, as the nodes set scores
+/// it); `None`: it is not in the set (declared dead, or never joined).
+pub(crate) fn until(
+    link: &mut Link,
+    keys: &crate::keys::Keys,
+    node: &str,
+) -> Result<Option<f64>, crate::ClusterError> {
+    link.run(|c| redis::cmd("ZSCORE").arg(keys.nodes()).arg(node).query(c))
+}
+
 /// Fences this node (once per outage): unhealthy, and the broker lets go
 /// of every connection and session.
 fn fence(shared: &Shared) {

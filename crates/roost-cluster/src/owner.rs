@@ -356,9 +356,8 @@ fn after_claim(
     // once it let the session go, and if it died meanwhile its janitor finds
     // the record no longer names it (no orphan) but still counts the client
     // among the dead node's for the inbox handoff (`handoff.rs`).
-    let lease: Option<u64> =
-        link.run(|c| redis::cmd("ZSCORE").arg(keys.nodes()).arg(&node).query(c))?;
-    let now = wire::unix_ms(SystemTime::now());
+    let lease = crate::lease::until(link, keys, &node)?;
+    let now = wire::unix_ms(SystemTime::now()) as f64;
     if lease.is_none_or(|deadline| deadline < now) {
         // Dead (or declared so): nobody to wait for; its rows are what it
         // wrote before it died.

@@ -184,12 +184,7 @@ fn adopters(link: &mut Link, shared: &Shared, node: &str) -> Result<Vec<String>,
 
 /// Whether `node`'s lease has not lapsed.
 fn alive(link: &mut Link, shared: &Shared, node: &str) -> Result<bool, ClusterError> {
-    let until: Option<f64> = link.run(|c| {
-        redis::cmd("ZSCORE")
-            .arg(shared.keys.nodes())
-            .arg(node)
-            .query(c)
-    })?;
+    let until = crate::lease::until(link, &shared.keys, node)?;
     let now = unix_ms(SystemTime::now()) as f64;
     Ok(until.is_some_and(|until| until >= now))
 }
